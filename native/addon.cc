@@ -1,0 +1,262 @@
+// N-API wrapper: a Queue object per NFQUEUE queue, driven by uv_poll on the
+// event loop of whichever thread created it (each queue lives in its own
+// worker_thread). JS gets one call per batch and answers by filling the
+// verdict columns before returning.
+#include <napi.h>
+#include <uv.h>
+
+#include <memory>
+
+#include "nfq_socket.h"
+
+namespace nfips {
+
+namespace {
+// Yield to the event loop after this many batches so control messages
+// (reload, stop) are never starved by a busy queue.
+constexpr int kMaxBatchesPerWakeup = 16;
+
+uint32_t U32Opt(const Napi::Object& o, const char* key, uint32_t def) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : def;
+}
+bool BoolOpt(const Napi::Object& o, const char* key, bool def) {
+  Napi::Value v = o.Get(key);
+  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : def;
+}
+}  // namespace
+
+class Queue : public Napi::ObjectWrap<Queue> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Queue",
+                       {
+                           InstanceMethod<&Queue::Start>("start"),
+                           InstanceMethod<&Queue::Close>("close"),
+                           InstanceMethod<&Queue::Warnings>("warnings"),
+                           InstanceAccessor<&Queue::PacketBuffer>("packets"),
+                           InstanceAccessor<&Queue::MetaBuffer>("meta"),
+                           InstanceAccessor<&Queue::BatchSize>("batchSize"),
+                       });
+  }
+
+  explicit Queue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Queue>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      Napi::TypeError::New(env, "Queue(options): options object required").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    QueueOptions opts;
+    opts.queueNum = static_cast<uint16_t>(U32Opt(o, "queue", 0));
+    opts.copyRange = U32Opt(o, "copyRange", opts.copyRange);
+    opts.maxLen = U32Opt(o, "maxLen", opts.maxLen);
+    opts.rcvBuf = U32Opt(o, "rcvBuf", opts.rcvBuf);
+    opts.batchSize = U32Opt(o, "batchSize", opts.batchSize);
+    opts.gso = BoolOpt(o, "gso", opts.gso);
+    opts.failOpen = BoolOpt(o, "failOpen", opts.failOpen);
+    opts.failVerdict = U32Opt(o, "failVerdict", opts.failVerdict);
+    opts.markValue = U32Opt(o, "markValue", opts.markValue);
+    opts.markMask = U32Opt(o, "markMask", opts.markMask);
+    if (opts.batchSize == 0 || opts.batchSize > 4096 || opts.copyRange < 64 || opts.copyRange > 65535) {
+      Napi::RangeError::New(env, "Queue: batchSize must be 1..4096 and copyRange 64..65535")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    if (opts.failVerdict != NF_DROP_V && opts.failVerdict != NF_ACCEPT_V && opts.failVerdict != NF_REPEAT_V) {
+      Napi::RangeError::New(env, "Queue: failVerdict must be NF_DROP, NF_ACCEPT or NF_REPEAT")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    sock_ = std::make_shared<NfqSocket>(opts);
+
+    Napi::Value counters = o.Get("counters");
+    if (counters.IsTypedArray() && counters.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
+      Napi::Float64Array arr = counters.As<Napi::Float64Array>();
+      if (arr.ElementLength() < C_COUNTER_COUNT) {
+        Napi::RangeError::New(env, "Queue: counters array too short").ThrowAsJavaScriptException();
+        return;
+      }
+      countersRef_ = Napi::Persistent(counters.As<Napi::Object>());
+      sock_->SetCounters(arr.Data());
+    }
+
+    // JS views over native memory that never moves. Each buffer co-owns the
+    // socket object, so a view kept past the Queue never dangles.
+    packets_ = Napi::Persistent(ExternalBuffer(env, sock_->packetBuffer(), sock_->packetBufferSize()));
+    meta_ = Napi::Persistent(ExternalBuffer(env, sock_->meta(), sock_->metaBytes()));
+    asyncContext_ = std::make_unique<Napi::AsyncContext>(env, "nfips.queue");
+
+    if (!sock_->Open()) {
+      Napi::Error err = Napi::Error::New(env, "NFQUEUE " + std::to_string(opts.queueNum) + ": " + sock_->error());
+      err.ThrowAsJavaScriptException();
+      return;
+    }
+    env_ = env;
+    napi_add_env_cleanup_hook(env, &Queue::OnEnvCleanup, this);
+    cleanupHooked_ = true;
+  }
+
+  ~Queue() override {
+    if (cleanupHooked_) napi_remove_env_cleanup_hook(env_, &Queue::OnEnvCleanup, this);
+    Shutdown(false);
+  }
+
+ private:
+  Napi::ArrayBuffer ExternalBuffer(Napi::Env env, void* data, size_t len) {
+    auto* owner = new std::shared_ptr<NfqSocket>(sock_);
+    return Napi::ArrayBuffer::New(
+        env, data, len, [](Napi::Env, void*, std::shared_ptr<NfqSocket>* o) { delete o; }, owner);
+  }
+
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!sock_ || !sock_->isOpen()) {
+      Napi::Error::New(env, "queue is closed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (poll_) {
+      Napi::Error::New(env, "queue already started").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) {
+      Napi::TypeError::New(env, "start(onBatch, onError): two functions required").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    onBatch_ = Napi::Persistent(info[0].As<Napi::Function>());
+    onError_ = Napi::Persistent(info[1].As<Napi::Function>());
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    poll_ = new uv_poll_t;
+    poll_->data = this;
+    int rc = uv_poll_init(loop, poll_, sock_->fd());
+    if (rc == 0) rc = uv_poll_start(poll_, UV_READABLE, &Queue::OnReadable);
+    if (rc != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      Napi::Error::New(env, std::string("uv_poll: ") + uv_strerror(rc)).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Ref();  // keep the wrapper alive while the kernel can hand us packets
+    return env.Undefined();
+  }
+
+  // close(): drains what is queued through the normal JS path, then unbinds.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (sock_ && sock_->isOpen() && poll_) {
+      for (int i = 0; i < 64; i++) {
+        if (!RunBatch(env)) break;
+      }
+    }
+    Shutdown(true);
+    return env.Undefined();
+  }
+
+  Napi::Value Warnings(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    if (sock_) {
+      uint32_t i = 0;
+      for (const auto& w : sock_->warnings()) out.Set(i++, Napi::String::New(env, w));
+    }
+    return out;
+  }
+
+  Napi::Value PacketBuffer(const Napi::CallbackInfo&) { return packets_.Value(); }
+  Napi::Value MetaBuffer(const Napi::CallbackInfo&) { return meta_.Value(); }
+  Napi::Value BatchSize(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), sock_ ? sock_->batchSize() : 0);
+  }
+
+  static void OnReadable(uv_poll_t* handle, int status, int) {
+    auto* self = static_cast<Queue*>(handle->data);
+    if (!self || !self->sock_ || !self->sock_->isOpen()) return;
+    Napi::Env env = self->env_;
+    Napi::HandleScope scope(env);
+    // One callback scope per wakeup: microtasks run once, not once per batch.
+    Napi::CallbackScope cbScope(env, *self->asyncContext_);
+    if (status < 0) self->sock_->counters()[C_RECV_ERRORS] += 1;
+    for (int i = 0; i < kMaxBatchesPerWakeup; i++) {
+      if (!self->RunBatch(env)) break;
+      if (!self->poll_) break;  // JS closed the queue from inside the callback
+    }
+  }
+
+  // One receive → JS → verdict round. Returns false when nothing was queued.
+  bool RunBatch(Napi::Env env) {
+    uint32_t n = sock_->RecvBatch();
+    if (n == 0) return false;
+    if (onBatch_.IsEmpty()) {
+      sock_->FailBatch(n);
+      return true;
+    }
+    onBatch_.Call(Value(), {Napi::Number::New(env, n)});
+    if (env.IsExceptionPending()) {
+      Napi::Error e = env.GetAndClearPendingException();
+      sock_->counters()[C_JS_ERRORS] += 1;
+      sock_->FailBatch(n);
+      if (!onError_.IsEmpty()) {
+        onError_.Call(Value(), {e.Value()});
+        if (env.IsExceptionPending()) env.GetAndClearPendingException();
+      }
+      return true;
+    }
+    if (!sock_->isOpen()) return false;
+    sock_->SendVerdicts(n);
+    return true;
+  }
+
+  // Stops polling and unbinds. With no JS to ask (env teardown), whatever is
+  // still readable gets the failure verdict first.
+  void Shutdown(bool fromJs) {
+    if (!sock_) return;
+    if (sock_->isOpen() && !fromJs) {
+      for (int i = 0; i < 64; i++) {
+        uint32_t n = sock_->RecvBatch();
+        if (n == 0) break;
+        sock_->FailBatch(n);
+      }
+    }
+    if (poll_) {
+      uv_poll_stop(poll_);
+      poll_->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+      if (fromJs) Unref();
+    }
+    sock_->Close();
+  }
+
+  static void OnEnvCleanup(void* arg) {
+    auto* self = static_cast<Queue*>(arg);
+    self->cleanupHooked_ = false;
+    self->Shutdown(false);
+  }
+
+  std::shared_ptr<NfqSocket> sock_;
+  std::unique_ptr<Napi::AsyncContext> asyncContext_;
+  uv_poll_t* poll_ = nullptr;
+  napi_env env_ = nullptr;
+  bool cleanupHooked_ = false;
+  Napi::FunctionReference onBatch_;
+  Napi::FunctionReference onError_;
+  Napi::Reference<Napi::ArrayBuffer> packets_;
+  Napi::Reference<Napi::ArrayBuffer> meta_;
+  Napi::ObjectReference countersRef_;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Queue", Queue::Define(env));
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("fieldCount", static_cast<uint32_t>(F_FIELD_COUNT));
+  layout.Set("counterCount", static_cast<uint32_t>(C_COUNTER_COUNT));
+  layout.Set("noOffset", NO_OFFSET);
+  layout.Set("verdictUnset", VERDICT_UNSET);
+  exports.Set("layout", layout);
+  return exports;
+}
+
+NODE_API_MODULE(nfips_nfq, Init)
+
+}  // namespace nfips
