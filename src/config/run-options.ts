@@ -1,0 +1,143 @@
+// Options of `nfips run`: the raw flags, the filled and checked form, and the
+// defaults. Checks live here (not in yargs) so they are testable and give
+// one clear message per mistake.
+import path from 'node:path';
+import { parsePrefix } from '../rules/address';
+import { MarkSpec, parseMarkSpec } from '../verdict/mark';
+import { VerdictMode } from '../verdict/engine';
+
+export type Hook = 'forward' | 'input' | 'both';
+
+export const PACKAGE_ROOT = path.resolve(__dirname, '../../..');
+
+export interface RunFlags {
+  rules?: string;
+  queues?: string;
+  hook?: string;
+  mark?: string;
+  verdictMode?: string;
+  failClosed?: boolean;
+  exclude?: string[];
+  logFile?: string;
+  statsInterval?: number;
+  copyRange?: number;
+  queueMaxlen?: number;
+  batchSize?: number;
+  rcvbufMb?: number;
+  ipv6?: boolean;
+  logLevel?: string;
+  iptables?: string;
+  ip6tables?: string;
+}
+
+export interface RunOptions {
+  rules: string;
+  queues: { first: number; last: number };
+  hook: Hook;
+  mark: MarkSpec;
+  verdictMode: VerdictMode;
+  failClosed: boolean;
+  exclude: string[];
+  logFile: string;
+  statsInterval: number;
+  copyRange: number;
+  queueMaxlen: number;
+  batchSize: number;
+  rcvbufMb: number;
+  ipv6: boolean;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  iptables: string;
+  ip6tables: string;
+}
+
+export const RUN_DEFAULTS = {
+  rules: path.join(PACKAGE_ROOT, 'rules', 'default.json'),
+  queues: '0-1',
+  hook: 'forward',
+  mark: '0x1/0x1',
+  verdictMode: 'repeat',
+  failClosed: false,
+  exclude: [] as string[],
+  logFile: '/var/log/nfips/nfips.json',
+  statsInterval: 10,
+  copyRange: 256,
+  queueMaxlen: 4096,
+  batchSize: 256,
+  rcvbufMb: 8,
+  ipv6: true,
+  logLevel: 'info',
+  iptables: 'iptables',
+  ip6tables: 'ip6tables',
+} as const;
+
+export const MAX_QUEUES = 32;
+
+export function parseQueueRange(text: string): { first: number; last: number } {
+  const m = /^(\d{1,5})(?:[-:](\d{1,5}))?$/.exec(text.trim());
+  if (!m) throw new Error(`invalid --queues "${text}": expected N or A-B, e.g. 0-1`);
+  const first = Number(m[1]);
+  const last = m[2] === undefined ? first : Number(m[2]);
+  if (first > 65535 || last > 65535) throw new Error(`invalid --queues "${text}": queue numbers go from 0 to 65535`);
+  if (first > last) throw new Error(`invalid --queues "${text}": ${first} is greater than ${last}`);
+  if (last - first + 1 > MAX_QUEUES) throw new Error(`invalid --queues "${text}": at most ${MAX_QUEUES} queues (one thread each)`);
+  return { first, last };
+}
+
+function intIn(name: string, v: number, lo: number, hi: number): number {
+  if (!Number.isInteger(v) || v < lo || v > hi) throw new Error(`invalid --${name} ${v}: expected an integer from ${lo} to ${hi}`);
+  return v;
+}
+
+function oneOf<T extends string>(name: string, v: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(v)) throw new Error(`invalid --${name} "${v}": expected one of ${allowed.join(', ')}`);
+  return v as T;
+}
+
+/** Fills defaults and checks every flag; throws Error with one line per mistake. */
+export function resolveRunOptions(flags: RunFlags): RunOptions {
+  const f = { ...RUN_DEFAULTS, ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) } as Required<RunFlags>;
+  const problems: string[] = [];
+  const attempt = <T>(fn: () => T): T | undefined => {
+    try {
+      return fn();
+    } catch (e) {
+      problems.push((e as Error).message);
+      return undefined;
+    }
+  };
+  const queues = attempt(() => parseQueueRange(f.queues));
+  const hook = attempt(() => oneOf('hook', f.hook, ['forward', 'input', 'both'] as const));
+  const mark = attempt(() => parseMarkSpec(f.mark));
+  const verdictMode = attempt(() => oneOf('verdict-mode', f.verdictMode, ['repeat', 'accept'] as const));
+  const logLevel = attempt(() => oneOf('log-level', f.logLevel, ['error', 'warn', 'info', 'debug'] as const));
+  const statsInterval = attempt(() => intIn('stats-interval', f.statsInterval, 0, 86400));
+  const copyRange = attempt(() => intIn('copy-range', f.copyRange, 64, 65535));
+  const queueMaxlen = attempt(() => intIn('queue-maxlen', f.queueMaxlen, 16, 1 << 20));
+  const batchSize = attempt(() => intIn('batch-size', f.batchSize, 1, 4096));
+  const rcvbufMb = attempt(() => intIn('rcvbuf-mb', f.rcvbufMb, 1, 1024));
+  const exclude = f.exclude.map(String);
+  for (const cidr of exclude) {
+    if (!parsePrefix(cidr)) problems.push(`invalid --exclude "${cidr}": expected an IPv4 or IPv6 address or CIDR`);
+    else if (!f.ipv6 && cidr.includes(':')) problems.push(`invalid --exclude "${cidr}": IPv6 network given with --no-ipv6`);
+  }
+  if (problems.length) throw new Error(problems.join('\n'));
+  return {
+    rules: path.resolve(f.rules),
+    queues: queues!,
+    hook: hook!,
+    mark: mark!,
+    verdictMode: verdictMode!,
+    failClosed: Boolean(f.failClosed),
+    exclude,
+    logFile: path.resolve(f.logFile),
+    statsInterval: statsInterval!,
+    copyRange: copyRange!,
+    queueMaxlen: queueMaxlen!,
+    batchSize: batchSize!,
+    rcvbufMb: rcvbufMb!,
+    ipv6: Boolean(f.ipv6),
+    logLevel: logLevel!,
+    iptables: f.iptables,
+    ip6tables: f.ip6tables,
+  };
+}

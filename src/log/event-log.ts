@@ -1,0 +1,67 @@
+// Structured JSON-lines events (winston): one object per line in the log
+// file, a short readable line on the console. Every record carries
+// timestamp and event_type.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import winston from 'winston';
+
+export type Level = 'error' | 'warn' | 'info' | 'debug';
+export type EventFields = Record<string, unknown>;
+
+export interface EventLog {
+  event(eventType: string, fields?: EventFields, level?: Level): void;
+  /** Flushes and closes the transports. */
+  close(): Promise<void>;
+}
+
+export interface EventLogOptions {
+  file?: string;
+  console: boolean;
+  level: Level;
+}
+
+const consoleFormat = winston.format.printf((info) => {
+  const { timestamp, level, event_type: type, message, ...rest } = info as Record<string, unknown>;
+  delete rest.level;
+  const summary = Object.entries(rest)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+    .join(' ');
+  const text = message && message !== type ? ` ${String(message)}` : '';
+  return `${String(timestamp)} ${String(level).padEnd(5)} [${String(type)}]${text} ${summary}`.trimEnd();
+});
+
+export function createEventLog(opts: EventLogOptions): EventLog {
+  const transports: winston.transport[] = [];
+  if (opts.file) {
+    mkdirSync(path.dirname(opts.file), { recursive: true });
+    transports.push(
+      new winston.transports.File({
+        filename: opts.file,
+        format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+      }),
+    );
+  }
+  if (opts.console) {
+    transports.push(
+      new winston.transports.Console({
+        stderrLevels: ['error', 'warn'],
+        format: winston.format.combine(winston.format.timestamp(), consoleFormat),
+      }),
+    );
+  }
+  const logger = winston.createLogger({ level: opts.level, transports, exitOnError: false });
+  return {
+    event(eventType, fields = {}, level = 'info') {
+      // `message` is winston's required key; keep it equal to the type.
+      logger.log({ level, message: eventType, event_type: eventType, ...fields });
+    },
+    close() {
+      return new Promise((resolve) => {
+        if (transports.length === 0) return resolve();
+        logger.on('finish', () => setImmediate(resolve));
+        logger.end();
+      });
+    },
+  };
+}

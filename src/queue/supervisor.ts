@@ -1,0 +1,171 @@
+// Main-thread side of the queue threads: starts one worker per queue, reads
+// their counters from shared memory, swaps rules, restarts a thread that
+// dies, and stops them in order.
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { EventLog } from '../log/event-log';
+import { RuleSet } from '../rules/types';
+import { ENGINE_COUNTERS, EngineCounterName, VerdictMode } from '../verdict/engine';
+import { MarkSpec } from '../verdict/mark';
+import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
+import { NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
+
+const WORKER_FILE = path.join(__dirname, 'worker.js');
+const RESTART_DELAY_MS = 1000;
+
+export interface SupervisorOptions {
+  queues: number[];
+  queue: Omit<QueueOptions, 'queue' | 'counters'>;
+  mode: VerdictMode;
+  mark: MarkSpec;
+  rules: RuleSet;
+  log: EventLog;
+  startTimeoutMs?: number;
+}
+
+export type QueueCounters = { queue: number } & Record<NativeCounterName | EngineCounterName, number>;
+
+interface Slot {
+  queue: number;
+  worker: Worker | null;
+  counters: Float64Array;
+  sab: SharedArrayBuffer;
+  restarts: number;
+}
+
+type Listener = (m: FromQueueWorker) => void;
+
+export class QueueSupervisor {
+  readonly #opts: SupervisorOptions;
+  readonly #slots: Slot[];
+  readonly #listeners = new Set<Listener>();
+  #rules: RuleSet;
+  #rulesVersion = 0;
+  #stopping = false;
+
+  private constructor(opts: SupervisorOptions) {
+    this.#opts = opts;
+    this.#rules = opts.rules;
+    this.#slots = opts.queues.map((queue) => {
+      const sab = new SharedArrayBuffer((NATIVE_COUNTERS.length + ENGINE_COUNTERS.length) * 8);
+      return { queue, worker: null, sab, counters: new Float64Array(sab), restarts: 0 };
+    });
+  }
+
+  /** Binds every queue; if any fails, the others are stopped and the error thrown. */
+  static async start(opts: SupervisorOptions): Promise<QueueSupervisor> {
+    const sup = new QueueSupervisor(opts);
+    const results = await Promise.allSettled(sup.#slots.map((s) => sup.#spawn(s)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await sup.stop();
+      throw failed.reason;
+    }
+    return sup;
+  }
+
+  get rulesVersion(): number {
+    return this.#rulesVersion;
+  }
+
+  snapshot(): QueueCounters[] {
+    return this.#slots.map((s) => {
+      const out = { queue: s.queue } as QueueCounters;
+      NATIVE_COUNTERS.forEach((name, k) => (out[name] = s.counters[k]));
+      ENGINE_COUNTERS.forEach((name, k) => (out[name] = s.counters[NATIVE_COUNTERS.length + k]));
+      return out;
+    });
+  }
+
+  /** Hands a new rule set to every queue thread and waits until all use it. */
+  async setRules(rules: RuleSet, timeoutMs = 5000): Promise<number> {
+    this.#rules = rules;
+    const version = ++this.#rulesVersion;
+    const pending = this.#slots.filter((s) => s.worker).map((s) => this.#await(s.queue, (m) => m.type === 'rules-applied' && m.version === version, timeoutMs));
+    for (const s of this.#slots) s.worker?.postMessage({ type: 'rules', rules, version } satisfies ToQueueWorker);
+    await Promise.all(pending);
+    return version;
+  }
+
+  async stop(timeoutMs = 5000): Promise<void> {
+    this.#stopping = true;
+    await Promise.all(
+      this.#slots.map(async (s) => {
+        const w = s.worker;
+        if (!w) return;
+        const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+        w.postMessage({ type: 'stop' } satisfies ToQueueWorker);
+        const timer = setTimeout(() => {
+          this.#opts.log.event('queue_stop_timeout', { queue: s.queue }, 'warn');
+          void w.terminate();
+        }, timeoutMs);
+        await exited;
+        clearTimeout(timer);
+        s.worker = null;
+      }),
+    );
+  }
+
+  #await(queue: number, pred: (m: FromQueueWorker) => boolean, timeoutMs: number): Promise<FromQueueWorker> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#listeners.delete(fn);
+        reject(new Error(`queue ${queue}: no answer from its thread within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const fn: Listener = (m) => {
+        if (m.queue !== queue || !pred(m)) return;
+        clearTimeout(timer);
+        this.#listeners.delete(fn);
+        resolve(m);
+      };
+      this.#listeners.add(fn);
+    });
+  }
+
+  #spawn(slot: Slot): Promise<void> {
+    const o = this.#opts;
+    const init: QueueWorkerInit = {
+      queue: { ...o.queue, queue: slot.queue },
+      rules: this.#rules,
+      mode: o.mode,
+      mark: o.mark,
+      counters: slot.sab,
+    };
+    const worker = new Worker(WORKER_FILE, { workerData: init, name: `nfips-queue-${slot.queue}` });
+    slot.worker = worker;
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      worker.on('message', (m: FromQueueWorker) => {
+        if (m.type === 'ready') {
+          ready = true;
+          for (const w of m.warnings) o.log.event('queue_warning', { queue: m.queue, warning: w }, 'warn');
+          resolve();
+        } else if (m.type === 'error') {
+          if (m.fatal && !ready) reject(new Error(m.message));
+          else o.log.event('queue_error', { queue: m.queue, error: m.message, suppressed: m.suppressed }, 'error');
+        }
+        for (const l of this.#listeners) l(m);
+      });
+      worker.on('error', (err) => {
+        if (!ready) reject(err);
+        else o.log.event('queue_error', { queue: slot.queue, error: err.stack ?? err.message }, 'error');
+      });
+      worker.on('exit', (code) => {
+        if (slot.worker === worker) slot.worker = null;
+        if (!ready) {
+          reject(new Error(`queue ${slot.queue}: thread exited (code ${code}) before binding the queue`));
+          return;
+        }
+        if (this.#stopping) return;
+        // The kernel unbound the queue with the thread; --queue-bypass (or
+        // fail-closed dropping) covers the gap until the restart binds again.
+        slot.restarts++;
+        o.log.event('queue_restart', { queue: slot.queue, exit_code: code, restarts: slot.restarts }, 'error');
+        setTimeout(() => {
+          if (this.#stopping) return;
+          this.#spawn(slot).catch((e: Error) => o.log.event('queue_error', { queue: slot.queue, error: e.message }, 'error'));
+        }, RESTART_DELAY_MS).unref();
+      });
+    });
+  }
+}

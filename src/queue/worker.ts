@@ -1,0 +1,57 @@
+// Entry point of one queue thread: receive -> decode -> verdict, nothing else.
+import { parentPort, workerData } from 'node:worker_threads';
+import { ENGINE_COUNTERS, VerdictEngine } from '../verdict/engine';
+import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
+import { loadAddon, metaColumns, NATIVE_COUNTERS, NativeQueue } from './native';
+
+const init = workerData as QueueWorkerInit;
+const port = parentPort!;
+const queueNum = init.queue.queue;
+const post = (m: FromQueueWorker) => port.postMessage(m);
+
+const all = new Float64Array(init.counters);
+const nativeCounters = all.subarray(0, NATIVE_COUNTERS.length);
+const engineCounters = all.subarray(NATIVE_COUNTERS.length, NATIVE_COUNTERS.length + ENGINE_COUNTERS.length);
+
+// Errors from the batch callback are reported at most once a second, with a
+// count of the ones held back, so a bug cannot flood the log.
+let lastErrorAt = 0;
+let suppressed = 0;
+function reportBatchError(err: unknown): void {
+  const now = Date.now();
+  if (now - lastErrorAt < 1000) {
+    suppressed++;
+    return;
+  }
+  lastErrorAt = now;
+  const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  post({ type: 'error', queue: queueNum, fatal: false, message, suppressed });
+  suppressed = 0;
+}
+
+function main(): void {
+  let q: NativeQueue;
+  try {
+    q = new (loadAddon().Queue)({ ...init.queue, counters: nativeCounters });
+  } catch (e) {
+    post({ type: 'error', queue: queueNum, fatal: true, message: (e as Error).message, suppressed: 0 });
+    return;
+  }
+  const engine = new VerdictEngine(q.batchSize, init.rules, init.mode, init.mark, engineCounters);
+  const meta = metaColumns(q.meta, q.batchSize);
+  const packets = new Uint8Array(q.packets);
+  q.start((n) => engine.process(n, packets, meta), reportBatchError);
+  port.on('message', (m: ToQueueWorker) => {
+    if (m.type === 'rules') {
+      engine.setRules(m.rules);
+      post({ type: 'rules-applied', queue: queueNum, version: m.version });
+    } else if (m.type === 'stop') {
+      q.close();
+      post({ type: 'stopped', queue: queueNum, rulePackets: Array.from(engine.rulePackets()) });
+      port.close();
+    }
+  });
+  post({ type: 'ready', queue: queueNum, warnings: q.warnings() });
+}
+
+main();
