@@ -1,0 +1,218 @@
+// `nfips run`: wires rules, queue threads, iptables, stats and signals.
+// Start order is queues first, then iptables, so no packet is sent to a
+// queue nobody listens on; stop order is the reverse.
+import { RunOptions } from '../config/run-options';
+import { install, IptablesBinaries, iptablesAvailable, remove } from '../iptables/apply';
+import { buildPlan, Family, IptablesPlan } from '../iptables/plan';
+import { createEventLog, EventLog } from '../log/event-log';
+import { NF_DROP, NF_REPEAT } from '../queue/native';
+import { QueueCounters, QueueSupervisor } from '../queue/supervisor';
+import { readRuleFile } from '../rules/load';
+import { RuleSet } from '../rules/types';
+import { readKernelQueueStats } from '../stats/kernel-queue';
+import { formatMarkSpec } from '../verdict/mark';
+
+export const EXIT_OK = 0;
+export const EXIT_RUNTIME = 1;
+export const EXIT_CONFIG = 2;
+
+export class StartupError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+export function planFor(o: RunOptions): IptablesPlan {
+  const families: Family[] = o.ipv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
+  return buildPlan({ queues: o.queues, hook: o.hook, mark: o.mark, failClosed: o.failClosed, exclude: o.exclude, families });
+}
+
+export function binariesFor(o: RunOptions): IptablesBinaries {
+  return { iptables: o.iptables, ip6tables: o.ip6tables };
+}
+
+function queueNumbers(o: RunOptions): number[] {
+  const out: number[] = [];
+  for (let q = o.queues.first; q <= o.queues.last; q++) out.push(q);
+  return out;
+}
+
+/** The effective configuration, as logged in the start event. */
+function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> {
+  return {
+    rules_file: o.rules,
+    rules_format: rules.origin.format,
+    rules_sha256: rules.origin.sha256,
+    rules_count: rules.rules.length,
+    lock: rules.lock,
+    default_policy: rules.default,
+    queues: o.queues,
+    hook: o.hook,
+    mark: formatMarkSpec(o.mark),
+    verdict_mode: o.verdictMode,
+    fail_closed: o.failClosed,
+    exclude: o.exclude,
+    ipv6: o.ipv6,
+    copy_range: o.copyRange,
+    queue_maxlen: o.queueMaxlen,
+    batch_size: o.batchSize,
+    rcvbuf_mb: o.rcvbufMb,
+    stats_interval: o.statsInterval,
+    log_file: o.logFile,
+    pid: process.pid,
+  };
+}
+
+class StatsReporter {
+  #last = new Map<number, QueueCounters>();
+  #lastAt = Date.now();
+
+  constructor(
+    private readonly sup: QueueSupervisor,
+    private readonly log: EventLog,
+  ) {}
+
+  report(final = false): void {
+    const now = Date.now();
+    const secs = Math.max((now - this.#lastAt) / 1000, 1e-3);
+    this.#lastAt = now;
+    const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
+    for (const c of this.sup.snapshot()) {
+      const prev = this.#last.get(c.queue);
+      this.#last.set(c.queue, c);
+      const d = (k: keyof QueueCounters) => c[k] - (prev?.[k] ?? 0);
+      const batches = d('batches');
+      const k = kernel.get(c.queue);
+      this.log.event(final ? 'stats_final' : 'stats', {
+        queue: c.queue,
+        received: c.received,
+        accepted: c.accepted,
+        dropped: c.dropped,
+        fail_verdicts: c.failVerdicts,
+        malformed: c.malformed,
+        lock_drops: c.lockDrops,
+        rule_matches: c.ruleMatched,
+        js_errors: c.jsErrors,
+        recv_errors: c.recvErrors,
+        enobufs: c.enobufs,
+        send_errors: c.sendErrors,
+        batches: c.batches,
+        interval_s: Number(secs.toFixed(3)),
+        pps: Math.round(d('received') / secs),
+        avg_batch: batches > 0 ? Number((d('received') / batches).toFixed(2)) : 0,
+        max_batch: c.maxBatch,
+        kernel: k
+          ? { queue_depth: k.queueTotal, queue_dropped: k.queueDropped, user_dropped: k.userDropped, id_sequence: k.idSequence, port_id: k.portId }
+          : null,
+      });
+    }
+  }
+}
+
+export interface RunHandle {
+  /** Resolves with the exit code once nfips has stopped and cleaned up. */
+  done: Promise<number>;
+  stop(reason: string): Promise<number>;
+}
+
+/**
+ * Starts nfips. Throws StartupError (nothing left installed) if any step
+ * fails; otherwise runs until stop() or a signal.
+ */
+export async function startRun(o: RunOptions, opts: { console: boolean; handleSignals: boolean }): Promise<RunHandle> {
+  let rules: RuleSet;
+  try {
+    rules = readRuleFile(o.rules);
+  } catch (e) {
+    throw new StartupError((e as Error).message, EXIT_CONFIG);
+  }
+  const plan = planFor(o);
+  const bins = binariesFor(o);
+  const unavailable = await iptablesAvailable(bins, plan.families.map((f) => f.family));
+  if (unavailable) throw new StartupError(`cannot manage iptables: ${unavailable}`, EXIT_RUNTIME);
+
+  const log = createEventLog({ file: o.logFile, console: opts.console, level: o.logLevel });
+  log.event('start', { config: describeConfig(o, rules) });
+
+  let sup: QueueSupervisor;
+  try {
+    sup = await QueueSupervisor.start({
+      queues: queueNumbers(o),
+      queue: {
+        copyRange: o.copyRange,
+        maxLen: o.queueMaxlen,
+        rcvBuf: o.rcvbufMb << 20,
+        batchSize: o.batchSize,
+        gso: true,
+        // GSO stays on either way: fail-open must not cost the TCP fast path.
+        failOpen: !o.failClosed,
+        failVerdict: o.failClosed ? NF_DROP : NF_REPEAT,
+        markValue: o.mark.value,
+        markMask: o.mark.mask,
+      },
+      mode: o.verdictMode,
+      mark: o.mark,
+      rules,
+      log,
+    });
+  } catch (e) {
+    log.event('start_failed', { error: (e as Error).message }, 'error');
+    await log.close();
+    throw new StartupError(`cannot bind NFQUEUE: ${(e as Error).message}`, EXIT_RUNTIME);
+  }
+  log.event('queues_bound', { queues: queueNumbers(o) });
+
+  try {
+    const summary = await install(plan, bins);
+    log.event('iptables_installed', {
+      chain: summary.chain,
+      families: summary.families.map((f) => ({ family: f.family, rules: f.rules, jumps: f.jumps, stale_removed: f.stale.jumpsRemoved.length + (f.stale.chainRemoved ? 1 : 0) })),
+    });
+  } catch (e) {
+    await sup.stop();
+    log.event('start_failed', { error: (e as Error).message }, 'error');
+    await log.close();
+    throw new StartupError((e as Error).message, EXIT_RUNTIME);
+  }
+
+  const stats = new StatsReporter(sup, log);
+  const timer = o.statsInterval > 0 ? setInterval(() => stats.report(), o.statsInterval * 1000) : null;
+  log.event('ready', { queues: queueNumbers(o), rules_count: rules.rules.length });
+
+  let stopping: Promise<number> | null = null;
+  let resolveDone: (code: number) => void = () => undefined;
+  const done = new Promise<number>((r) => (resolveDone = r));
+
+  const stop = (reason: string): Promise<number> => {
+    if (stopping) return stopping;
+    stopping = (async () => {
+      if (timer) clearInterval(timer);
+      log.event('stopping', { reason });
+      let code = EXIT_OK;
+      // Unhook first so no new packet is queued, then drain and unbind.
+      try {
+        const removed = await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins);
+        log.event('iptables_removed', { chain: removed.chain, families: removed.families.map((f) => ({ family: f.family, jumps: f.jumpsRemoved.length, chain_removed: f.chainRemoved })) });
+      } catch (e) {
+        code = EXIT_RUNTIME;
+        log.event('iptables_remove_failed', { error: (e as Error).message, hint: 'run "nfips iptables remove"' }, 'error');
+      }
+      await sup.stop();
+      stats.report(true);
+      log.event('stop', { reason, exit_code: code });
+      await log.close();
+      resolveDone(code);
+      return code;
+    })();
+    return stopping;
+  };
+
+  if (opts.handleSignals) {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stop(sig));
+  }
+  return { done, stop };
+}

@@ -1,0 +1,76 @@
+// Runs `nfips run` inside a namespace as a child process and follows its
+// event log: shared by the demo, the integration tests and the benchmark.
+import { ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PACKAGE_ROOT } from '../config/run-options';
+
+export type LogRecord = { event_type: string; timestamp: string } & Record<string, unknown>;
+
+export interface InlineNfips {
+  readonly proc: ChildProcess;
+  readonly logFile: string;
+  readonly output: () => string;
+  events(type?: string): LogRecord[];
+  waitFor(type: string, timeoutMs: number, pred?: (r: LogRecord) => boolean): Promise<LogRecord>;
+  /** SIGTERM (or the given signal) and wait for exit; resolves with the exit code or signal name. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | string>;
+  cleanup(): void;
+}
+
+export function readLog(file: string): LogRecord[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as LogRecord];
+      } catch {
+        return []; // a line still being written
+      }
+    });
+}
+
+export function startInlineNfips(netns: string, args: string[]): InlineNfips {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nfips-'));
+  const logFile = path.join(dir, 'nfips.json');
+  const bin = path.join(PACKAGE_ROOT, 'bin', 'nfips');
+  const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, bin, 'run', '--log-file', logFile, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+  proc.stderr?.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  const events = (type?: string) => readLog(logFile).filter((r) => type === undefined || r.event_type === type);
+  return {
+    proc,
+    logFile,
+    output: () => out,
+    events,
+    async waitFor(type, timeoutMs, pred = () => true) {
+      const until = Date.now() + timeoutMs;
+      while (Date.now() < until) {
+        const hit = events(type).find(pred);
+        if (hit) return hit;
+        if (proc.exitCode !== null || proc.signalCode !== null) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`nfips did not log "${type}" within ${timeoutMs} ms; exit=${proc.exitCode ?? proc.signalCode}; output:\n${out}`);
+    },
+    async stop(signal = 'SIGTERM', timeoutMs = 15000) {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        // ip netns exec passes signals on; kill the whole child either way.
+        proc.kill(signal);
+        const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+        const r = await exited;
+        clearTimeout(t);
+        return r;
+      }
+      return exited;
+    },
+    cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
