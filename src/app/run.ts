@@ -93,6 +93,7 @@ class StatsReporter {
         accepted: c.accepted,
         dropped: c.dropped,
         fail_verdicts: c.failVerdicts,
+        verdicts: { repeat: c.verdictRepeat, accept: c.verdictAccept, drop: c.verdictDrop, failure: c.failVerdicts },
         malformed: c.malformed,
         lock_drops: c.lockDrops,
         rule_matches: c.ruleMatched,

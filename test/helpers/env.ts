@@ -1,0 +1,44 @@
+// Why an integration test cannot run here, or null. Tests skip with this
+// reason instead of passing silently.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { netnsUnavailableReason } from '../../src/netns/topology';
+
+const ROOT = path.resolve(__dirname, '../../..');
+let cached: Promise<string | null> | undefined;
+
+function has(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function probe(): Promise<string | null> {
+  const ns = await netnsUnavailableReason();
+  if (ns) return ns;
+  if (!existsSync('/proc/net/netfilter/nfnetlink_queue')) {
+    try {
+      execFileSync('modprobe', ['nfnetlink_queue'], { stdio: 'ignore' });
+    } catch {
+      /* reported below */
+    }
+    if (!existsSync('/proc/net/netfilter/nfnetlink_queue')) return 'the kernel has no NFQUEUE support (nfnetlink_queue)';
+  }
+  for (const cmd of ['iptables', 'ip6tables', 'iptables-restore', 'ping', 'curl', 'nc', 'iperf3']) {
+    if (!has(cmd)) return `${cmd} is not installed (run "make deps")`;
+  }
+  if (!existsSync(path.join(ROOT, 'build', 'Release', 'nfips_nfq.node'))) return 'the native addon is not built (run "make build")';
+  return null;
+}
+
+export function integrationSkipReason(): Promise<string | null> {
+  cached ??= probe();
+  return cached;
+}
+
+export const PACKAGE_ROOT = ROOT;
+export const PEER_SERVER = path.join(ROOT, 'dist', 'src', 'netns', 'peer-server.js');
