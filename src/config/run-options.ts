@@ -2,11 +2,11 @@
 // defaults. Checks live here (not in yargs) so they are testable and give
 // one clear message per mistake.
 import path from 'node:path';
+import { Hook } from '../iptables/plan';
 import { parsePrefix } from '../rules/address';
 import { MarkSpec, parseMarkSpec } from '../verdict/mark';
 import { VerdictMode } from '../verdict/engine';
 
-export type Hook = 'forward' | 'input' | 'both';
 
 export const PACKAGE_ROOT = path.resolve(__dirname, '../../..');
 

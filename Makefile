@@ -1,0 +1,49 @@
+# nfips: the two Quick start commands are `make demo` and `make test`.
+# Both install what they need (apt packages, npm ci, native + TypeScript build).
+SHELL := /bin/bash
+NODE_MODULES_STAMP := node_modules/.package-lock.json
+ADDON := build/Release/nfips_nfq.node
+TS_STAMP := dist/.built
+
+.PHONY: all deps build test unit integration demo bench bench-quick clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+$(NODE_MODULES_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+$(ADDON): $(NODE_MODULES_STAMP) binding.gyp $(wildcard native/*.cc native/*.h)
+	npm run --silent build:native
+
+$(TS_STAMP): $(NODE_MODULES_STAMP) tsconfig.json $(shell find src test bench -name '*.ts' 2>/dev/null)
+	npm run --silent build:ts
+	@touch $@
+
+build: deps $(ADDON) $(TS_STAMP)
+
+# Unit and integration tests (integration ones need root and build their own namespaces).
+test: build
+	node --test --test-concurrency=1 dist/test/
+
+unit: build
+	node --test dist/test/unit/
+
+integration: build
+	node --test --test-concurrency=1 dist/test/integration/
+
+demo: build
+	node bin/nfips demo
+
+# Throughput/latency benchmark against a C loop and the npm nfqueue package (not a test).
+bench: build
+	node dist/bench/bench.js
+
+bench-quick: build
+	node dist/bench/bench.js --quick
+
+clean:
+	rm -rf build dist bench/out

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages nfips builds and tests with. Idempotent:
+# apt runs only when something is missing.
+set -euo pipefail
+PACKAGES=(
+  build-essential python3 pkg-config
+  libnetfilter-queue-dev libmnl-dev
+  iptables iproute2 kmod procps
+  iputils-ping curl netcat-openbsd iperf3
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing packages ${missing[*]}; run as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "deps: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# NFQUEUE may be built as a module; loading it is harmless when built in.
+modprobe nfnetlink_queue 2>/dev/null || true
+command -v node >/dev/null || { echo "deps: Node.js 20 or newer is required" >&2; exit 1; }
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { echo "deps: Node.js 20 or newer is required (found $(node -v))" >&2; exit 1; }

@@ -1,0 +1,220 @@
+// What nfips installs into iptables, as data. Everything here is pure except
+// readTemplate(), so the exact rules can be tested, printed and applied from
+// the same source.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import * as path from 'node:path';
+
+export type Hook = 'forward' | 'input' | 'both';
+export type Family = 'ipv4' | 'ipv6';
+
+export interface IptablesPlanOptions {
+  queues: { first: number; last: number };
+  hook: Hook;
+  mark: { value: number; mask: number };
+  failClosed: boolean;
+  exclude: string[];
+  families: Family[];
+  chain?: string;
+}
+
+export type ResolvedPlanOptions = Required<IptablesPlanOptions>;
+
+/** Arguments of one rule after "-A CHAIN" (or "-I CHAIN POS"). */
+export type RuleSpec = readonly string[];
+
+export type ParentChain = 'FORWARD' | 'INPUT';
+
+export interface JumpRule {
+  parent: ParentChain;
+  /** Always inserted at position 1: nfips must see packets before the operator's ACCEPTs. */
+  position: 1;
+  spec: RuleSpec;
+}
+
+export interface FamilyPlan {
+  family: Family;
+  chain: string;
+  body: RuleSpec[];
+  /** Payload for `iptables-restore --noflush`. */
+  restore: string;
+  jumps: JumpRule[];
+}
+
+export interface IptablesPlan {
+  options: ResolvedPlanOptions;
+  chain: string;
+  families: FamilyPlan[];
+}
+
+export const DEFAULT_CHAIN = 'NFIPS';
+/** Every rule nfips installs carries this comment, so they can be recognised. */
+export const NFIPS_COMMENT = 'nfips';
+export const ALL_FAMILIES: readonly Family[] = ['ipv4', 'ipv6'];
+
+/** A fresh copy each call, so callers may modify it. */
+export function defaultPlanOptions(): ResolvedPlanOptions {
+  return {
+    queues: { first: 0, last: 0 },
+    hook: 'forward',
+    mark: { value: 0x1, mask: 0x1 },
+    failClosed: false,
+    exclude: [],
+    families: ['ipv4', 'ipv6'],
+    chain: DEFAULT_CHAIN,
+  };
+}
+
+/** dist/src/iptables/plan.js -> package root. */
+export function packageRoot(): string {
+  return path.resolve(__dirname, '../../..');
+}
+
+export function templatePath(root: string = packageRoot()): string {
+  return path.join(root, 'iptables', 'nfips-chain.rules.in');
+}
+
+/** The only I/O in this module. */
+export function readTemplate(file: string = templatePath()): string {
+  return readFileSync(file, 'utf8');
+}
+
+// Names iptables reserves; a user chain called like this would be ambiguous.
+const RESERVED_NAMES = new Set([
+  'INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING',
+  'ACCEPT', 'DROP', 'RETURN', 'QUEUE', 'NFQUEUE', 'REJECT', 'LOG', 'MARK',
+]);
+
+const U32_MAX = 0xffffffff;
+
+function isIntIn(n: number, lo: number, hi: number): boolean {
+  return Number.isInteger(n) && n >= lo && n <= hi;
+}
+
+/** Family of "ADDR" or "ADDR/PREFIX"; throws on anything else. */
+export function cidrFamily(cidr: string): Family {
+  const [addr, prefix, extra] = cidr.split('/');
+  const v = isIP(addr ?? '');
+  const bits = v === 4 ? 32 : 128;
+  const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
+  if (v === 0 || extra !== undefined || !prefixOk) throw new Error(`invalid exclude CIDR "${cidr}"`);
+  return v === 4 ? 'ipv4' : 'ipv6';
+}
+
+/** Fills defaults and rejects values iptables would refuse (or silently misread). */
+export function resolvePlanOptions(o: IptablesPlanOptions): ResolvedPlanOptions {
+  const chain = o.chain ?? DEFAULT_CHAIN;
+  // 28 = XT_EXTENSION_MAXNAMELEN - 1; a leading '-' or '!' would parse as an option.
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,27}$/.test(chain) || RESERVED_NAMES.has(chain)) {
+    throw new Error(`invalid chain name "${chain}"`);
+  }
+  const { first, last } = o.queues;
+  if (!isIntIn(first, 0, 65535) || !isIntIn(last, 0, 65535) || first > last) {
+    throw new Error(`invalid queue range ${first}:${last}: need 0 <= first <= last <= 65535`);
+  }
+  const { value, mask } = o.mark;
+  if (!isIntIn(value, 0, U32_MAX) || !isIntIn(mask, 1, U32_MAX)) {
+    throw new Error(`invalid repeat mark ${value}/${mask}: need 32-bit value and non-zero mask`);
+  }
+  if (!['forward', 'input', 'both'].includes(o.hook)) throw new Error(`invalid hook "${o.hook}"`);
+  const families = ALL_FAMILIES.filter((f) => o.families.includes(f));
+  if (families.length === 0 || o.families.some((f) => !ALL_FAMILIES.includes(f))) {
+    throw new Error(`invalid families [${o.families.join(', ')}]: use ipv4 and/or ipv6`);
+  }
+  o.exclude.forEach(cidrFamily);
+  return {
+    queues: { first, last },
+    hook: o.hook,
+    mark: { value, mask },
+    failClosed: o.failClosed,
+    exclude: [...o.exclude],
+    families,
+    chain,
+  };
+}
+
+export function formatMark(mark: { value: number; mask: number }): string {
+  return `0x${(mark.value >>> 0).toString(16)}/0x${(mark.mask >>> 0).toString(16)}`;
+}
+
+/** Matches first, then our comment, then the target: the order `iptables -S` prints back. */
+function tagged(matches: string[], target: string[]): RuleSpec {
+  return [...matches, '-m', 'comment', '--comment', NFIPS_COMMENT, ...target];
+}
+
+/** Produces some rules of the chain body. */
+export type BodyPart = (o: ResolvedPlanOptions, family: Family) => RuleSpec[];
+
+/** Packets nfips already judged come back with the repeat mark and must not loop. */
+export const repeatMarkReturn: BodyPart = (o) => [tagged(['-m', 'mark', '--mark', formatMark(o.mark)], ['-j', 'RETURN'])];
+
+export const excludeReturns: BodyPart = (o, family) =>
+  o.exclude
+    .filter((cidr) => cidrFamily(cidr) === family)
+    .flatMap((cidr) => [tagged(['-s', cidr], ['-j', 'RETURN']), tagged(['-d', cidr], ['-j', 'RETURN'])]);
+
+export const queueRule: BodyPart = (o) => {
+  const { first, last } = o.queues;
+  const queue = first === last ? ['--queue-num', String(first)] : ['--queue-balance', `${first}:${last}`];
+  // Without a listener the kernel drops queued packets; bypass lets them through instead.
+  const bypass = o.failClosed ? [] : ['--queue-bypass'];
+  return [tagged([], ['-j', 'NFQUEUE', ...queue, ...bypass])];
+};
+
+// Order matters: the first matching rule decides. Planned later additions:
+// an ipset DROP part before repeatMarkReturn, and a REJECT part keyed on a
+// second mark bit right after it.
+export const BODY_PARTS: readonly BodyPart[] = [repeatMarkReturn, excludeReturns, queueRule];
+
+export function chainBody(o: ResolvedPlanOptions, family: Family, parts: readonly BodyPart[] = BODY_PARTS): RuleSpec[] {
+  return parts.flatMap((part) => part(o, family));
+}
+
+export function jumpRules(hook: Hook, chain: string): JumpRule[] {
+  const forward: JumpRule = { parent: 'FORWARD', position: 1, spec: tagged([], ['-j', chain]) };
+  // Loopback traffic is the host talking to itself (and to nfips' own sockets).
+  const input: JumpRule = { parent: 'INPUT', position: 1, spec: tagged(['!', '-i', 'lo'], ['-j', chain]) };
+  if (hook === 'forward') return [forward];
+  if (hook === 'input') return [input];
+  return [forward, input];
+}
+
+/** Quotes one argument the way iptables-save does, so iptables-restore reads it back intact. */
+export function restoreQuote(arg: string): string {
+  if (arg !== '' && !/[\s"'\\#]/.test(arg)) return arg;
+  return `"${arg.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+export function ruleLine(action: '-A' | '-I' | '-D', chain: string, spec: RuleSpec, quote: (s: string) => string = restoreQuote): string {
+  return [action, chain, ...spec].map(quote).join(' ');
+}
+
+/** Fills the template; template comment lines are dropped. */
+export function renderRestore(template: string, chain: string, body: readonly RuleSpec[]): string {
+  const out: string[] = [];
+  for (const raw of template.split('\n')) {
+    const line = raw.replace(/\r$/, '');
+    if (line.trimStart().startsWith('#') || line.trim() === '') continue;
+    if (line.trim() === '@RULES@') out.push(...body.map((spec) => ruleLine('-A', chain, spec)));
+    else out.push(line.split('@CHAIN@').join(chain));
+  }
+  const left = out.find((l) => /@[A-Z_]+@/.test(l));
+  if (left !== undefined) throw new Error(`iptables template has an unknown placeholder: ${left}`);
+  if (!out.some((l) => l.trim() === 'COMMIT')) throw new Error('iptables template has no COMMIT line');
+  return `${out.join('\n')}\n`;
+}
+
+/** The body as `iptables -S CHAIN` prints it back (without the -N line). */
+export function bodyLines(fp: FamilyPlan): string[] {
+  return fp.body.map((spec) => ruleLine('-A', fp.chain, spec));
+}
+
+export function buildFamilyPlan(o: ResolvedPlanOptions, family: Family, template: string): FamilyPlan {
+  const body = chainBody(o, family);
+  return { family, chain: o.chain, body, restore: renderRestore(template, o.chain, body), jumps: jumpRules(o.hook, o.chain) };
+}
+
+export function buildPlan(options: IptablesPlanOptions, template: string = readTemplate()): IptablesPlan {
+  const o = resolvePlanOptions(options);
+  return { options: o, chain: o.chain, families: o.families.map((f) => buildFamilyPlan(o, f, template)) };
+}

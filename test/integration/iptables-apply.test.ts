@@ -1,0 +1,173 @@
+// Installs the nfips chain for real, inside a throwaway network namespace.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Family, IptablesPlan, bodyLines, buildPlan, defaultPlanOptions } from '../../src/iptables/plan';
+import { IptablesBinaries, install, iptablesAvailable, readCounters, remove, renderPlanText } from '../../src/iptables/apply';
+
+const execFileP = promisify(execFile);
+const NS = `nfipsipt${process.pid}`;
+
+async function sh(file: string, args: string[]): Promise<{ ok: boolean; out: string }> {
+  try {
+    const r = await execFileP(file, args, { timeout: 30_000 });
+    return { ok: true, out: r.stdout };
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    return { ok: false, out: (err.stderr ?? '').trim() || err.message };
+  }
+}
+
+async function ipt(family: Family, ...args: string[]): Promise<string> {
+  const r = await sh('ip', ['netns', 'exec', NS, family === 'ipv4' ? 'iptables' : 'ip6tables', '-w', ...args]);
+  assert.ok(r.ok, `${family} iptables ${args.join(' ')}: ${r.out}`);
+  return r.out;
+}
+
+const lines = (s: string): string[] => s.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+const chainRules = async (f: Family, chain: string): Promise<string[]> => lines(await ipt(f, '-t', 'filter', '-S', chain)).filter((l) => l.startsWith('-A '));
+const hasChain = async (f: Family): Promise<boolean> => lines(await ipt(f, '-t', 'filter', '-S')).includes('-N NFIPS');
+
+async function setupReason(): Promise<string | null> {
+  if (process.platform !== 'linux') return 'needs Linux network namespaces';
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root to create a network namespace and change iptables';
+  const r = await sh('ip', ['netns', 'add', NS]);
+  if (!r.ok) return `cannot create network namespace ${NS}: ${r.out}`;
+  const why = await iptablesAvailable({ iptables: 'iptables', ip6tables: 'ip6tables', netns: NS });
+  return why === null ? null : `iptables unusable in namespace: ${why}`;
+}
+
+function planFor(over: Partial<Parameters<typeof buildPlan>[0]> = {}): IptablesPlan {
+  return buildPlan({ ...defaultPlanOptions(), hook: 'both', queues: { first: 0, last: 3 }, exclude: ['10.9.0.0/16', 'fd09::/32'], ...over });
+}
+
+/** FORWARD/INPUT as installed: operator's ACCEPT below exactly one nfips jump at position 1. */
+async function assertInstalled(plan: IptablesPlan): Promise<void> {
+  for (const fp of plan.families) {
+    const f = fp.family;
+    assert.ok(await hasChain(f), `${f}: chain NFIPS missing`);
+    assert.deepEqual(await chainRules(f, 'NFIPS'), bodyLines(fp), `${f}: NFIPS rules`);
+    assert.deepEqual(await chainRules(f, 'FORWARD'), ['-A FORWARD -m comment --comment nfips -j NFIPS', '-A FORWARD -j ACCEPT'], `${f}: FORWARD`);
+    assert.deepEqual(await chainRules(f, 'INPUT'), ['-A INPUT ! -i lo -m comment --comment nfips -j NFIPS'], `${f}: INPUT`);
+  }
+}
+
+async function assertClean(families: Family[]): Promise<void> {
+  for (const f of families) {
+    assert.ok(!(await hasChain(f)), `${f}: chain NFIPS still there`);
+    const all = lines(await ipt(f, '-t', 'filter', '-S'));
+    assert.deepEqual(all.filter((l) => l.includes('NFIPS')), [], `${f}: nfips leftovers`);
+    assert.deepEqual(await chainRules(f, 'FORWARD'), ['-A FORWARD -j ACCEPT'], `${f}: operator rule must survive`);
+  }
+}
+
+test('iptables install/remove in a network namespace', async (t) => {
+  const reason = await setupReason();
+  if (reason !== null) {
+    await sh('ip', ['netns', 'del', NS]);
+    t.skip(reason);
+    return;
+  }
+  const bins: IptablesBinaries = { iptables: 'iptables', ip6tables: 'ip6tables', netns: NS };
+  try {
+    for (const f of ['ipv4', 'ipv6'] as const) await ipt(f, '-t', 'filter', '-A', 'FORWARD', '-j', 'ACCEPT');
+    const plan = planFor();
+
+    await t.test('install creates the chain and one jump at position 1 (ipv4 and ipv6)', async () => {
+      const s = await install(plan, bins);
+      assert.deepEqual(s.families.map((f) => [f.family, f.rules, f.jumps.join(',')]), [
+        ['ipv4', 4, 'FORWARD,INPUT'],
+        ['ipv6', 4, 'FORWARD,INPUT'],
+      ]);
+      await assertInstalled(plan);
+    });
+
+    await t.test('install again: still one jump each, no duplicate rules', async () => {
+      const s = await install(plan, bins);
+      assert.deepEqual(s.families.map((f) => [f.stale.jumpsRemoved.length, f.stale.chainRemoved]), [[2, true], [2, true]]);
+      await assertInstalled(plan);
+    });
+
+    await t.test('install replaces stale jumps left by a crash, even hand-made ones', async () => {
+      await ipt('ipv4', '-t', 'filter', '-I', 'FORWARD', '2', '-j', 'NFIPS');
+      await ipt('ipv4', '-t', 'filter', '-I', 'FORWARD', '1', '-m', 'comment', '--comment', 'nfips', '-j', 'NFIPS');
+      await ipt('ipv6', '-t', 'filter', '-A', 'INPUT', '-j', 'NFIPS');
+      await install(plan, bins);
+      await assertInstalled(plan);
+    });
+
+    await t.test('counters are readable per rule', async () => {
+      for (const fp of plan.families) {
+        const c = await readCounters(fp.family, bins);
+        assert.deepEqual(c.map((r) => r.target), ['RETURN', 'RETURN', 'RETURN', 'NFQUEUE']);
+        assert.ok(c.every((r) => r.packets === 0 && r.bytes === 0));
+        assert.match(c[0]?.extra ?? '', /mark match 0x1\/0x1/);
+        assert.match(c[3]?.extra ?? '', /NFQUEUE balance 0:3 bypass/);
+        assert.equal(c[1]?.source, fp.family === 'ipv4' ? '10.9.0.0/16' : 'fd09::/32');
+      }
+    });
+
+    await t.test('changing options (hook forward, one queue, fail-closed) replaces the old install', async () => {
+      const p2 = planFor({ hook: 'forward', queues: { first: 5, last: 5 }, failClosed: true, exclude: [] });
+      await install(p2, bins);
+      for (const fp of p2.families) {
+        assert.deepEqual(await chainRules(fp.family, 'NFIPS'), bodyLines(fp));
+        assert.deepEqual(await chainRules(fp.family, 'FORWARD'), ['-A FORWARD -m comment --comment nfips -j NFIPS', '-A FORWARD -j ACCEPT']);
+        assert.deepEqual(await chainRules(fp.family, 'INPUT'), []);
+      }
+      await install(plan, bins);
+      await assertInstalled(plan);
+    });
+
+    await t.test('remove deletes chain and jumps, keeps the operator rule; removing twice is fine', async () => {
+      const s = await remove({}, bins);
+      assert.deepEqual(s.families.map((f) => [f.family, f.jumpsRemoved.length, f.chainRemoved, f.rulesRemoved]), [
+        ['ipv4', 2, true, 4],
+        ['ipv6', 2, true, 4],
+      ]);
+      await assertClean(['ipv4', 'ipv6']);
+      const again = await remove({}, bins);
+      assert.ok(again.families.every((f) => f.jumpsRemoved.length === 0 && !f.chainRemoved && f.skipped === undefined));
+      await assertClean(['ipv4', 'ipv6']);
+    });
+
+    await t.test('the printed plan, run by a shell, gives the same rules as install', async () => {
+      const r = await sh('sh', ['-c', renderPlanText(plan, bins)]);
+      assert.ok(r.ok, r.out);
+      await assertInstalled(plan);
+      await remove({}, bins);
+      await assertClean(['ipv4', 'ipv6']);
+    });
+
+    await t.test('rollback: ipv6 failing after ipv4 succeeded leaves nothing, with a clear error', async (st) => {
+      const broken: IptablesBinaries = { ...bins, ip6tables: '/nonexistent/ip6tables' };
+      await assert.rejects(install(plan, broken), (e: Error) => {
+        assert.match(e.message, /install failed \(ipv6\)/);
+        assert.match(e.message, /\/nonexistent\/ip6tables -w -t filter -S/);
+        assert.match(e.message, /No such file or directory/);
+        assert.match(e.message, /rolled back \(ipv4: removed; ipv6: not touched, its iptables cannot run\)/);
+        st.diagnostic(`error: ${e.message}`);
+        return true;
+      });
+      await assertClean(['ipv4']);
+      assert.ok(!(await hasChain('ipv6')));
+    });
+
+    await t.test('rollback: a failing ip6tables-restore removes the ipv4 part too', async () => {
+      await install(plan, bins);
+      const broken: IptablesBinaries = { ...bins, ip6tablesRestore: '/nonexistent/ip6tables-restore' };
+      await assert.rejects(install(plan, broken), /ip6tables-restore --noflush -w` failed .*nonexistent.*rolled back \(ipv4: removed; ipv6: removed\)/);
+      await assertClean(['ipv4', 'ipv6']);
+    });
+
+    await t.test('iptablesAvailable names the missing binary', async () => {
+      const why = await iptablesAvailable({ ...bins, ip6tables: '/nonexistent/ip6tables' });
+      assert.match(why ?? '', /^\/nonexistent\/ip6tables \(needed for ipv6\) is not usable/);
+      assert.equal(await iptablesAvailable({ ...bins, ip6tables: '/nonexistent/ip6tables' }, ['ipv4']), null);
+    });
+  } finally {
+    const r = await sh('ip', ['netns', 'del', NS]);
+    assert.ok(r.ok, `could not delete namespace ${NS}: ${r.out}`);
+  }
+});
