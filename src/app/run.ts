@@ -9,12 +9,43 @@ import { NF_DROP, NF_REPEAT } from '../queue/native';
 import { QueueCounters, QueueSupervisor } from '../queue/supervisor';
 import { readRuleFile } from '../rules/load';
 import { RuleSet } from '../rules/types';
+import { interfaceNames } from '../rules/interfaces';
 import { readKernelQueueStats } from '../stats/kernel-queue';
+import { RuleEvent } from '../verdict/rule-events';
 import { formatMarkSpec } from '../verdict/mark';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
 export const EXIT_CONFIG = 2;
+
+const FLOW_CAPACITY = 1 << 16;
+
+let ifNames = new Map<number, string>();
+function ifName(index: number): string | null {
+  if (index === 0) return null;
+  if (!ifNames.has(index)) ifNames = interfaceNames();
+  return ifNames.get(index) ?? String(index);
+}
+
+function logRuleEvents(log: EventLog, queue: number, rs: RuleSet, events: RuleEvent[]): void {
+  for (const e of events) {
+    const rule = e.rule_index >= 0 ? rs.rules[e.rule_index] : undefined;
+    log.event(e.action, {
+      queue,
+      rule_id: rule ? rule.id : 'default',
+      ...(rule?.description ? { rule_description: rule.description } : {}),
+      proto: e.proto,
+      src_ip: e.src_ip,
+      src_port: e.src_port,
+      dest_ip: e.dest_ip,
+      dest_port: e.dest_port,
+      in_iface: ifName(e.in_ifindex),
+      out_iface: ifName(e.out_ifindex),
+      length: e.length,
+      suppressed: e.suppressed,
+    }, e.action === 'alert' ? 'warn' : 'info');
+  }
+}
 
 export class StartupError extends Error {
   constructor(
@@ -28,7 +59,7 @@ export class StartupError extends Error {
 
 export function planFor(o: RunOptions): IptablesPlan {
   const families: Family[] = o.ipv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
-  return buildPlan({ queues: o.queues, hook: o.hook, mark: o.mark, failClosed: o.failClosed, exclude: o.exclude, families });
+  return buildPlan({ queues: o.queues, hook: o.hook, mark: o.mark, rejectMark: o.rejectMark, failClosed: o.failClosed, exclude: o.exclude, families });
 }
 
 export function binariesFor(o: RunOptions): IptablesBinaries {
@@ -53,6 +84,8 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     queues: o.queues,
     hook: o.hook,
     mark: formatMarkSpec(o.mark),
+    reject_mark: formatMarkSpec(o.rejectMark),
+    log_rate: o.logRate,
     verdict_mode: o.verdictMode,
     fail_closed: o.failClosed,
     exclude: o.exclude,
@@ -127,7 +160,7 @@ export interface RunHandle {
 export async function startRun(o: RunOptions, opts: { console: boolean; handleSignals: boolean }): Promise<RunHandle> {
   let rules: RuleSet;
   try {
-    rules = readRuleFile(o.rules);
+    rules = readRuleFile(o.rules, o.rulesFormat);
   } catch (e) {
     throw new StartupError((e as Error).message, EXIT_CONFIG);
   }
@@ -155,10 +188,10 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
         markValue: o.mark.value,
         markMask: o.mark.mask,
       },
-      mode: o.verdictMode,
-      mark: o.mark,
+      engine: { mode: o.verdictMode, mark: o.mark, rejectMark: o.rejectMark, eventsPerSecond: o.logRate, flowCapacity: FLOW_CAPACITY },
       rules,
       log,
+      onRuleEvents: (queue, rs, events) => logRuleEvents(log, queue, rs, events),
     });
   } catch (e) {
     log.event('start_failed', { error: (e as Error).message }, 'error');

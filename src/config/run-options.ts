@@ -15,6 +15,9 @@ export interface RunFlags {
   queues?: string;
   hook?: string;
   mark?: string;
+  rejectMark?: string;
+  rulesFormat?: string;
+  logRate?: number;
   verdictMode?: string;
   failClosed?: boolean;
   exclude?: string[];
@@ -35,6 +38,10 @@ export interface RunOptions {
   queues: { first: number; last: number };
   hook: Hook;
   mark: MarkSpec;
+  rejectMark: MarkSpec;
+  rulesFormat: 'auto' | 'native' | '2columns';
+  /** Drop/reject/alert events per rule per second before suppression. */
+  logRate: number;
   verdictMode: VerdictMode;
   failClosed: boolean;
   exclude: string[];
@@ -55,6 +62,9 @@ export const RUN_DEFAULTS = {
   queues: '0-1',
   hook: 'forward',
   mark: '0x1/0x1',
+  rejectMark: '0x2/0x2',
+  rulesFormat: 'auto',
+  logRate: 10,
   verdictMode: 'repeat',
   failClosed: false,
   exclude: [] as string[],
@@ -108,6 +118,10 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   const queues = attempt(() => parseQueueRange(f.queues));
   const hook = attempt(() => oneOf('hook', f.hook, ['forward', 'input', 'both'] as const));
   const mark = attempt(() => parseMarkSpec(f.mark));
+  const rejectMark = attempt(() => parseMarkSpec(f.rejectMark));
+  if (mark && rejectMark && (mark.mask & rejectMark.mask) !== 0) problems.push(`invalid --reject-mark "${f.rejectMark}": its mask shares bits with --mark ${f.mark}`);
+  const rulesFormat = attempt(() => oneOf('rules-format', f.rulesFormat, ['auto', 'native', '2columns'] as const));
+  const logRate = attempt(() => intIn('log-rate', f.logRate, 1, 100000));
   const verdictMode = attempt(() => oneOf('verdict-mode', f.verdictMode, ['repeat', 'accept'] as const));
   const logLevel = attempt(() => oneOf('log-level', f.logLevel, ['error', 'warn', 'info', 'debug'] as const));
   const statsInterval = attempt(() => intIn('stats-interval', f.statsInterval, 0, 86400));
@@ -126,6 +140,9 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     queues: queues!,
     hook: hook!,
     mark: mark!,
+    rejectMark: rejectMark!,
+    rulesFormat: rulesFormat!,
+    logRate: logRate!,
     verdictMode: verdictMode!,
     failClosed: Boolean(f.failClosed),
     exclude,

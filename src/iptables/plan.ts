@@ -16,6 +16,8 @@ export interface IptablesPlanOptions {
   exclude: string[];
   families: Family[];
   chain?: string;
+  /** Second mark bit: packets nfips rejects come back with it and meet a REJECT rule. */
+  rejectMark?: { value: number; mask: number };
 }
 
 export type ResolvedPlanOptions = Required<IptablesPlanOptions>;
@@ -51,6 +53,7 @@ export const DEFAULT_CHAIN = 'NFIPS';
 /** Every rule nfips installs carries this comment, so they can be recognised. */
 export const NFIPS_COMMENT = 'nfips';
 export const ALL_FAMILIES: readonly Family[] = ['ipv4', 'ipv6'];
+export const DEFAULT_REJECT_MARK = Object.freeze({ value: 0x2, mask: 0x2 });
 
 /** A fresh copy each call, so callers may modify it. */
 export function defaultPlanOptions(): ResolvedPlanOptions {
@@ -62,6 +65,7 @@ export function defaultPlanOptions(): ResolvedPlanOptions {
     exclude: [],
     families: ['ipv4', 'ipv6'],
     chain: DEFAULT_CHAIN,
+    rejectMark: { ...DEFAULT_REJECT_MARK },
   };
 }
 
@@ -122,6 +126,10 @@ export function resolvePlanOptions(o: IptablesPlanOptions): ResolvedPlanOptions 
     throw new Error(`invalid families [${o.families.join(', ')}]: use ipv4 and/or ipv6`);
   }
   o.exclude.forEach(cidrFamily);
+  const rejectMark = o.rejectMark ?? DEFAULT_REJECT_MARK;
+  if (!isIntIn(rejectMark.value, 1, U32_MAX) || !isIntIn(rejectMark.mask, 1, U32_MAX) || (rejectMark.mask & mask) !== 0) {
+    throw new Error(`invalid reject mark ${formatMark(rejectMark)}: need a non-zero value and a mask that shares no bit with the repeat mark`);
+  }
   return {
     queues: { first, last },
     hook: o.hook,
@@ -130,6 +138,7 @@ export function resolvePlanOptions(o: IptablesPlanOptions): ResolvedPlanOptions 
     exclude: [...o.exclude],
     families,
     chain,
+    rejectMark: { ...rejectMark },
   };
 }
 
@@ -144,6 +153,13 @@ function tagged(matches: string[], target: string[]): RuleSpec {
 
 /** Produces some rules of the chain body. */
 export type BodyPart = (o: ResolvedPlanOptions, family: Family) => RuleSpec[];
+
+/** TCP gets a reset, everything else an ICMP port unreachable. */
+export const rejectRules: BodyPart = (o, family) => {
+  const m = ['-m', 'mark', '--mark', formatMark(o.rejectMark)];
+  const icmp = family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
+  return [tagged(['-p', 'tcp', ...m], ['-j', 'REJECT', '--reject-with', 'tcp-reset']), tagged(m, ['-j', 'REJECT', '--reject-with', icmp])];
+};
 
 /** Packets nfips already judged come back with the repeat mark and must not loop. */
 export const repeatMarkReturn: BodyPart = (o) => [tagged(['-m', 'mark', '--mark', formatMark(o.mark)], ['-j', 'RETURN'])];
@@ -161,10 +177,9 @@ export const queueRule: BodyPart = (o) => {
   return [tagged([], ['-j', 'NFQUEUE', ...queue, ...bypass])];
 };
 
-// Order matters: the first matching rule decides. Planned later additions:
-// an ipset DROP part before repeatMarkReturn, and a REJECT part keyed on a
-// second mark bit right after it.
-export const BODY_PARTS: readonly BodyPart[] = [repeatMarkReturn, excludeReturns, queueRule];
+// Order matters: the first matching rule decides. Rejected packets carry the
+// repeat bit too, so the REJECT rules come before the repeat RETURN.
+export const BODY_PARTS: readonly BodyPart[] = [rejectRules, repeatMarkReturn, excludeReturns, queueRule];
 
 export function chainBody(o: ResolvedPlanOptions, family: Family, parts: readonly BodyPart[] = BODY_PARTS): RuleSpec[] {
   return parts.flatMap((part) => part(o, family));

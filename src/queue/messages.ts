@@ -1,14 +1,23 @@
 // Messages between the main thread and a queue thread.
-import { MarkSpec } from '../verdict/mark';
-import { VerdictMode } from '../verdict/engine';
 import { RuleSet } from '../rules/types';
+import { VerdictMode } from '../verdict/engine';
+import { MarkSpec } from '../verdict/mark';
+import { RuleEvent } from '../verdict/rule-events';
 import { QueueOptions } from './native';
+
+export interface EngineSettings {
+  mode: VerdictMode;
+  mark: MarkSpec;
+  rejectMark: MarkSpec;
+  eventsPerSecond: number;
+  flowCapacity: number;
+}
 
 export interface QueueWorkerInit {
   queue: Omit<QueueOptions, 'counters'>;
   rules: RuleSet;
-  mode: VerdictMode;
-  mark: MarkSpec;
+  rulesVersion: number;
+  engine: EngineSettings;
   /** NATIVE_COUNTERS then ENGINE_COUNTERS, as float64. */
   counters: SharedArrayBuffer;
 }
@@ -16,7 +25,8 @@ export interface QueueWorkerInit {
 export type ToQueueWorker = { type: 'rules'; rules: RuleSet; version: number } | { type: 'stop' };
 
 export type FromQueueWorker =
-  | { type: 'ready'; queue: number; warnings: string[] }
-  | { type: 'rules-applied'; queue: number; version: number }
+  | { type: 'ready'; queue: number; warnings: string[]; ruleCounters: SharedArrayBuffer }
+  | { type: 'rules-applied'; queue: number; version: number; ruleCounters: SharedArrayBuffer }
+  | { type: 'rule-events'; queue: number; version: number; events: RuleEvent[] }
   | { type: 'error'; queue: number; fatal: boolean; message: string; suppressed: number }
-  | { type: 'stopped'; queue: number; rulePackets: number[] };
+  | { type: 'stopped'; queue: number };

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { EventLog } from '../log/event-log';
 import { RuleSet } from '../rules/types';
-import { ENGINE_COUNTERS, EngineCounterName, VerdictMode } from '../verdict/engine';
-import { MarkSpec } from '../verdict/mark';
-import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
+import { ENGINE_COUNTERS, EngineCounterName } from '../verdict/engine';
+import { RuleEvent } from '../verdict/rule-events';
+import { EngineSettings, FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
 
 const WORKER_FILE = path.join(__dirname, 'worker.js');
@@ -16,14 +16,30 @@ const RESTART_DELAY_MS = 1000;
 export interface SupervisorOptions {
   queues: number[];
   queue: Omit<QueueOptions, 'queue' | 'counters'>;
-  mode: VerdictMode;
-  mark: MarkSpec;
+  engine: EngineSettings;
   rules: RuleSet;
   log: EventLog;
+  /** Drop/reject/alert events from a queue thread, with the rule set they refer to. */
+  onRuleEvents?: (queue: number, rules: RuleSet, events: RuleEvent[]) => void;
   startTimeoutMs?: number;
 }
 
 export type QueueCounters = { queue: number } & Record<NativeCounterName | EngineCounterName, number>;
+
+export interface RuleCounterRow {
+  id: string;
+  action: string;
+  packets: number;
+  bytes: number;
+}
+
+export interface RuleStats {
+  version: number;
+  file: string;
+  sha256: string;
+  rules: RuleCounterRow[];
+  default: { action: string; packets: number; bytes: number };
+}
 
 interface Slot {
   queue: number;
@@ -31,6 +47,9 @@ interface Slot {
   counters: Float64Array;
   sab: SharedArrayBuffer;
   restarts: number;
+  /** Per-rule counters of the rule set the thread runs, and its version. */
+  ruleCounters: Float64Array | null;
+  ruleVersion: number;
 }
 
 type Listener = (m: FromQueueWorker) => void;
@@ -41,14 +60,17 @@ export class QueueSupervisor {
   readonly #listeners = new Set<Listener>();
   #rules: RuleSet;
   #rulesVersion = 0;
+  /** Rule sets that queue threads may still report events for, by version. */
+  #ruleSets = new Map<number, RuleSet>();
   #stopping = false;
 
   private constructor(opts: SupervisorOptions) {
     this.#opts = opts;
     this.#rules = opts.rules;
+    this.#ruleSets.set(0, opts.rules);
     this.#slots = opts.queues.map((queue) => {
       const sab = new SharedArrayBuffer((NATIVE_COUNTERS.length + ENGINE_COUNTERS.length) * 8);
-      return { queue, worker: null, sab, counters: new Float64Array(sab), restarts: 0 };
+      return { queue, worker: null, sab, counters: new Float64Array(sab), restarts: 0, ruleCounters: null, ruleVersion: -1 };
     });
   }
 
@@ -68,6 +90,29 @@ export class QueueSupervisor {
     return this.#rulesVersion;
   }
 
+  get rules(): RuleSet {
+    return this.#rules;
+  }
+
+  /** Per-rule packets and bytes summed over the queues running the current rule set. */
+  ruleStats(): RuleStats {
+    const rs = this.#rules;
+    const n = rs.rules.length;
+    const rows: RuleCounterRow[] = rs.rules.map((r) => ({ id: r.id, action: r.action, packets: 0, bytes: 0 }));
+    const def = { action: rs.default, packets: 0, bytes: 0 };
+    for (const s of this.#slots) {
+      const c = s.ruleCounters;
+      if (!c || s.ruleVersion !== this.#rulesVersion) continue;
+      for (let k = 0; k < n; k++) {
+        rows[k].packets += c[k];
+        rows[k].bytes += c[n + k];
+      }
+      def.packets += c[2 * n];
+      def.bytes += c[2 * n + 1];
+    }
+    return { version: this.#rulesVersion, file: rs.origin.file, sha256: rs.origin.sha256, rules: rows, default: def };
+  }
+
   snapshot(): QueueCounters[] {
     return this.#slots.map((s) => {
       const out = { queue: s.queue } as QueueCounters;
@@ -81,6 +126,8 @@ export class QueueSupervisor {
   async setRules(rules: RuleSet, timeoutMs = 5000): Promise<number> {
     this.#rules = rules;
     const version = ++this.#rulesVersion;
+    this.#ruleSets.set(version, rules);
+    for (const v of this.#ruleSets.keys()) if (v < version - 1) this.#ruleSets.delete(v);
     const pending = this.#slots.filter((s) => s.worker).map((s) => this.#await(s.queue, (m) => m.type === 'rules-applied' && m.version === version, timeoutMs));
     for (const s of this.#slots) s.worker?.postMessage({ type: 'rules', rules, version } satisfies ToQueueWorker);
     await Promise.all(pending);
@@ -127,8 +174,8 @@ export class QueueSupervisor {
     const init: QueueWorkerInit = {
       queue: { ...o.queue, queue: slot.queue },
       rules: this.#rules,
-      mode: o.mode,
-      mark: o.mark,
+      rulesVersion: this.#rulesVersion,
+      engine: o.engine,
       counters: slot.sab,
     };
     const worker = new Worker(WORKER_FILE, { workerData: init, name: `nfips-queue-${slot.queue}` });
@@ -136,7 +183,14 @@ export class QueueSupervisor {
     return new Promise((resolve, reject) => {
       let ready = false;
       worker.on('message', (m: FromQueueWorker) => {
-        if (m.type === 'ready') {
+        if (m.type === 'ready' || m.type === 'rules-applied') {
+          slot.ruleCounters = new Float64Array(m.ruleCounters);
+          slot.ruleVersion = m.type === 'ready' ? init.rulesVersion : m.version;
+        }
+        if (m.type === 'rule-events') {
+          const rs = this.#ruleSets.get(m.version);
+          if (rs) o.onRuleEvents?.(m.queue, rs, m.events);
+        } else if (m.type === 'ready') {
           ready = true;
           for (const w of m.warnings) o.log.event('queue_warning', { queue: m.queue, warning: w }, 'warn');
           resolve();

@@ -1,6 +1,8 @@
 // Entry point of one queue thread: receive -> decode -> verdict, nothing else.
 import { parentPort, workerData } from 'node:worker_threads';
-import { ENGINE_COUNTERS, VerdictEngine } from '../verdict/engine';
+import { ifindexOf } from '../rules/interfaces';
+import { RuleSet } from '../rules/types';
+import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
 import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { loadAddon, metaColumns, NATIVE_COUNTERS, NativeQueue } from './native';
 
@@ -29,6 +31,8 @@ function reportBatchError(err: unknown): void {
   suppressed = 0;
 }
 
+const ruleCountersFor = (rules: RuleSet) => new SharedArrayBuffer(ruleCounterBytes(rules.rules.length));
+
 function main(): void {
   let q: NativeQueue;
   try {
@@ -37,21 +41,26 @@ function main(): void {
     post({ type: 'error', queue: queueNum, fatal: true, message: (e as Error).message, suppressed: 0 });
     return;
   }
-  const engine = new VerdictEngine(q.batchSize, init.rules, init.mode, init.mark, engineCounters);
   const meta = metaColumns(q.meta, q.batchSize);
+  let ruleCounters = ruleCountersFor(init.rules);
+  const engine = new VerdictEngine(q.batchSize, meta, init.rules, init.rulesVersion, ruleCounters, { ...init.engine, ifindex: ifindexOf }, engineCounters);
   const packets = new Uint8Array(q.packets);
-  q.start((n) => engine.process(n, packets, meta), reportBatchError);
+  q.start((n) => {
+    engine.process(n, packets, Date.now() / 1000);
+    if (engine.events.count > 0) post({ type: 'rule-events', queue: queueNum, version: engine.rulesVersion, events: engine.events.drain() });
+  }, reportBatchError);
   port.on('message', (m: ToQueueWorker) => {
     if (m.type === 'rules') {
-      engine.setRules(m.rules);
-      post({ type: 'rules-applied', queue: queueNum, version: m.version });
+      ruleCounters = ruleCountersFor(m.rules);
+      engine.setRules(m.rules, m.version, ruleCounters);
+      post({ type: 'rules-applied', queue: queueNum, version: m.version, ruleCounters });
     } else if (m.type === 'stop') {
       q.close();
-      post({ type: 'stopped', queue: queueNum, rulePackets: Array.from(engine.rulePackets()) });
+      post({ type: 'stopped', queue: queueNum });
       port.close();
     }
   });
-  post({ type: 'ready', queue: queueNum, warnings: q.warnings() });
+  post({ type: 'ready', queue: queueNum, warnings: q.warnings(), ruleCounters });
 }
 
 main();

@@ -60,3 +60,9 @@ export function formatPrefix(p: Prefix): string {
   const s = ipaddr.fromByteArray(bytes).toString();
   return p.bits === 128 ? s : `${s}/${p.bits}`;
 }
+
+/** Formats the address at words[base..base+3] of the given family (4 or 6). */
+export function formatAddress(family: number, words: Uint32Array, base: number): string {
+  if (family !== 6) return formatPrefix({ family: 4, words: [words[base], 0, 0, 0], bits: 32 });
+  return formatPrefix({ family: 6, words: [words[base], words[base + 1], words[base + 2], words[base + 3]], bits: 128 });
+}

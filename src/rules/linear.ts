@@ -1,19 +1,44 @@
-// First-match rule evaluation, one rule after another. Issue-2 engine and,
-// later, the reference the compiled matcher is checked against.
-import { DecodedBatch, DecodeStatus, FragBits, PROTO_SCTP, PROTO_TCP, PROTO_UDP } from '../packet/decoded';
+// What it means for a rule to match a packet, checked field by field, and a
+// matcher that tries the rules one after another. The compiled matcher
+// (compile.ts) must always agree with this one; the property test holds it to that.
+import { DecodedBatch, DecodeStatus, FragBits, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP } from '../packet/decoded';
 import { wordMask } from './address';
-import { AddressMatch, Prefix, Rule } from './types';
+import { AddressMatch, PortRange, Prefix, Rule } from './types';
+
+/** Per-packet inputs besides the decoded headers; columns indexed like DecodedBatch. */
+export interface MatchInput {
+  d: DecodedBatch;
+  inIfindex: Uint32Array;
+  outIfindex: Uint32Array;
+  hook: Uint32Array;
+  /** FLOW_NEW / FLOW_ESTABLISHED from the flow table; 0 when unknown. */
+  flowState: Uint8Array;
+}
+
+/** A rule with interface names resolved to indexes (-1: no such interface, never matches). */
+export interface ResolvedRule extends Rule {
+  inIndex: number;
+  outIndex: number;
+}
 
 export interface Matcher {
-  /** Index of the first rule matching entry i, or -1. */
-  match(d: DecodedBatch, i: number): number;
+  /** Index of the first rule at or after `from` that matches entry i, or -1. */
+  match(m: MatchInput, i: number, from: number): number;
+}
+
+export function resolveRules(rules: readonly Rule[], ifindex: (name: string) => number | undefined): ResolvedRule[] {
+  return rules.map((r) => ({
+    ...r,
+    inIndex: r.in === null ? 0 : (ifindex(r.in) ?? -1),
+    outIndex: r.out === null ? 0 : (ifindex(r.out) ?? -1),
+  }));
 }
 
 export function hasPorts(proto: number): boolean {
   return proto === PROTO_TCP || proto === PROTO_UDP || proto === PROTO_SCTP || proto === 136;
 }
 
-function prefixMatches(p: Prefix, family: number, words: Uint32Array, base: number): boolean {
+export function prefixContains(p: Prefix, family: number, words: Uint32Array, base: number): boolean {
   if (p.family !== family) return false;
   for (let k = 0; k < 4; k++) {
     const m = wordMask(p.bits, k);
@@ -25,8 +50,8 @@ function prefixMatches(p: Prefix, family: number, words: Uint32Array, base: numb
 
 export function addressMatches(a: AddressMatch, family: number, words: Uint32Array, base: number): boolean {
   let hit = false;
-  for (const p of a.prefixes) {
-    if (prefixMatches(p, family, words, base)) {
+  for (let k = 0; k < a.prefixes.length; k++) {
+    if (prefixContains(a.prefixes[k], family, words, base)) {
       hit = true;
       break;
     }
@@ -34,34 +59,53 @@ export function addressMatches(a: AddressMatch, family: number, words: Uint32Arr
   return hit !== a.negate;
 }
 
-export function ruleMatches(r: Rule, d: DecodedBatch, i: number): boolean {
+function portIn(ranges: PortRange[], port: number): boolean {
+  for (let k = 0; k < ranges.length; k++) if (port >= ranges[k].lo && port <= ranges[k].hi) return true;
+  return false;
+}
+
+/** The first field of rule r that entry i fails, or null when the rule matches. */
+export function firstMismatch(r: ResolvedRule, m: MatchInput, i: number): string | null {
+  const d = m.d;
   const proto = d.proto[i];
-  if (r.protocol !== null && r.protocol !== proto) return false;
   const fam = d.family[i];
-  if (r.source && !addressMatches(r.source, fam, d.src, i * 4)) return false;
-  if (r.destination && !addressMatches(r.destination, fam, d.dst, i * 4)) return false;
-  if (r.dport) {
-    if (!hasPorts(proto) || d.frag[i] & FragBits.NonFirst) return false;
-    const port = d.dport[i];
-    let ok = false;
-    for (const pr of r.dport) {
-      if (port >= pr.lo && port <= pr.hi) {
-        ok = true;
-        break;
-      }
-    }
-    if (!ok) return false;
+  if (r.family !== null && r.family !== fam) return 'family';
+  if (r.protocol !== null && r.protocol !== proto) return 'protocol';
+  if (r.hook !== null && r.hook !== m.hook[i]) return 'hook';
+  if (r.in !== null && r.inIndex !== m.inIfindex[i]) return 'in';
+  if (r.out !== null && r.outIndex !== m.outIfindex[i]) return 'out';
+  if (r.source && !addressMatches(r.source, fam, d.src, i * 4)) return 'source';
+  if (r.destination && !addressMatches(r.destination, fam, d.dst, i * 4)) return 'destination';
+  if (r.sport || r.dport) {
+    // Ports exist only in the first fragment of a port-carrying protocol.
+    if (!hasPorts(proto) || d.frag[i] & FragBits.NonFirst) return r.sport ? 'sport' : 'dport';
+    if (r.sport && !portIn(r.sport, d.sport[i])) return 'sport';
+    if (r.dport && !portIn(r.dport, d.dport[i])) return 'dport';
   }
-  return true;
+  if (r.tcpFlags) {
+    if (proto !== PROTO_TCP || d.frag[i] & FragBits.NonFirst) return 'tcpFlags';
+    if ((d.tcpFlags[i] & r.tcpFlags.mask) !== r.tcpFlags.set) return 'tcpFlags';
+  }
+  if (r.icmpType !== null || r.icmpCode !== null) {
+    if ((proto !== PROTO_ICMP && proto !== PROTO_ICMPV6) || d.icmpType[i] === 0xffff) return r.icmpType !== null ? 'icmpType' : 'icmpCode';
+    if (r.icmpType !== null && r.icmpType !== d.icmpType[i]) return 'icmpType';
+    if (r.icmpCode !== null && r.icmpCode !== d.icmpCode[i]) return 'icmpCode';
+  }
+  if (r.state !== null && (r.state & m.flowState[i]) === 0) return 'state';
+  return null;
+}
+
+export function ruleMatches(r: ResolvedRule, m: MatchInput, i: number): boolean {
+  return firstMismatch(r, m, i) === null;
 }
 
 export class LinearMatcher implements Matcher {
-  constructor(private readonly rules: readonly Rule[]) {}
+  constructor(private readonly rules: readonly ResolvedRule[]) {}
 
-  match(d: DecodedBatch, i: number): number {
-    if (d.status[i] !== DecodeStatus.Ok) return -1;
+  match(m: MatchInput, i: number, from: number): number {
+    if (m.d.status[i] !== DecodeStatus.Ok) return -1;
     const rules = this.rules;
-    for (let r = 0; r < rules.length; r++) if (ruleMatches(rules[r], d, i)) return r;
+    for (let r = from; r < rules.length; r++) if (ruleMatches(rules[r], m, i)) return r;
     return -1;
   }
 }

@@ -5,13 +5,20 @@ import Ajv, { ErrorObject } from 'ajv';
 import { parsePrefix } from './address';
 import { PROTOCOL_NUMBERS } from './protocols';
 
+/** Linux interface names: up to 15 characters, no slash or whitespace. */
+const IFNAME_PATTERN = '^[^/\\s]{1,15}$';
+const TCP_FLAG_BITS: Record<string, number> = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80 };
+
 const addressText = { type: 'string', format: 'nfips-address' } as const;
+const addressField = { oneOf: [addressText, { type: 'array', minItems: 1, items: addressText }] } as const;
 const portItem = {
   oneOf: [
     { type: 'integer', minimum: 0, maximum: 65535 },
     { type: 'string', format: 'nfips-port' },
   ],
 } as const;
+const portField = { oneOf: [portItem, { type: 'array', minItems: 1, items: portItem }] } as const;
+const stateName = { enum: ['new', 'established'] } as const;
 
 export const NATIVE_SCHEMA = {
   $id: 'https://nfips.invalid/schema/rules-native.json',
@@ -30,16 +37,52 @@ export const NATIVE_SCHEMA = {
         properties: {
           id: { type: 'string', minLength: 1, maxLength: 128 },
           description: { type: 'string' },
-          action: { enum: ['accept', 'drop'] },
+          action: { enum: ['accept', 'drop', 'reject', 'alert'] },
           protocol: {
             oneOf: [
               { type: 'string', enum: ['any', ...Object.keys(PROTOCOL_NUMBERS)] },
               { type: 'integer', minimum: 0, maximum: 255 },
             ],
           },
-          source: { oneOf: [addressText, { type: 'array', minItems: 1, items: addressText }] },
-          destination: { oneOf: [addressText, { type: 'array', minItems: 1, items: addressText }] },
-          dport: { oneOf: [portItem, { type: 'array', minItems: 1, items: portItem }] },
+          source: addressField,
+          destination: addressField,
+          sport: portField,
+          dport: portField,
+          tcpFlags: { type: 'string', format: 'nfips-tcp-flags' },
+          icmpType: { type: 'integer', minimum: 0, maximum: 255 },
+          icmpCode: { type: 'integer', minimum: 0, maximum: 255 },
+          in: { type: 'string', pattern: IFNAME_PATTERN },
+          out: { type: 'string', pattern: IFNAME_PATTERN },
+          hook: { enum: ['forward', 'input'] },
+          family: { enum: ['ipv4', 'ipv6'] },
+          state: { oneOf: [stateName, { type: 'array', minItems: 1, uniqueItems: true, items: stateName }] },
+        },
+      },
+    },
+  },
+} as const;
+
+/** The rules.json of the 2columnS project, as it installs it. */
+export const TWOCOLUMNS_SCHEMA = {
+  $id: 'https://nfips.invalid/schema/rules-2columns.json',
+  type: 'object',
+  additionalProperties: false,
+  required: ['rules'],
+  properties: {
+    lock: { type: 'string', pattern: '^[Tt][Rr][Uu][Ee]$|^[Ff][Aa][Ll][Ss][Ee]$' },
+    default: { type: 'string' },
+    rules: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['source', 'destination', 'port', 'protocol', 'action'],
+        properties: {
+          source: { type: 'string', format: 'nfips-2columns-address' },
+          destination: { type: 'string', format: 'nfips-2columns-address' },
+          port: { type: 'integer', minimum: 0, maximum: 65535 },
+          protocol: { type: 'integer', minimum: 0, maximum: 255 },
+          action: { enum: [0, 1] },
         },
       },
     },
@@ -49,6 +92,8 @@ export const NATIVE_SCHEMA = {
 const FORMAT_EXPECTED: Record<string, string> = {
   'nfips-address': 'expected "*", an IPv4/IPv6 address or CIDR, optionally with a leading "!"',
   'nfips-port': 'expected a port 0-65535 or a range "lo-hi" with lo <= hi',
+  'nfips-tcp-flags': 'expected a comma list of SYN, ACK, FIN, RST, PSH, URG, ECE, CWR, each optionally prefixed with "!" (must be clear)',
+  'nfips-2columns-address': 'expected an exact dotted-quad IPv4 address or "*" (2columnS format)',
 };
 
 function validAddress(s: string): boolean {
@@ -65,18 +110,36 @@ export function parsePortText(s: string): { lo: number; hi: number } | null {
   return { lo, hi };
 }
 
+/** "SYN,!ACK" -> mask/set over the TCP flag bits; null if malformed or contradictory. */
+export function parseTcpFlags(text: string): { mask: number; set: number } | null {
+  let mask = 0;
+  let set = 0;
+  for (const raw of text.split(',')) {
+    const t = raw.trim().toUpperCase();
+    const clear = t.startsWith('!');
+    const bit = TCP_FLAG_BITS[clear ? t.slice(1) : t];
+    if (bit === undefined || mask & bit) return null;
+    mask |= bit;
+    if (!clear) set |= bit;
+  }
+  return { mask, set };
+}
+
 const ajv = new Ajv({ allErrors: true, strict: true });
 ajv.addFormat('nfips-address', { type: 'string', validate: validAddress });
 ajv.addFormat('nfips-port', { type: 'string', validate: (s: string) => parsePortText(s) !== null });
+ajv.addFormat('nfips-tcp-flags', { type: 'string', validate: (s: string) => parseTcpFlags(s) !== null });
+ajv.addFormat('nfips-2columns-address', { type: 'string', validate: (s: string) => s === '*' || (/^\d{1,3}(\.\d{1,3}){3}$/.test(s) && parsePrefix(s) !== null) });
 
 export const validateNative = ajv.compile(NATIVE_SCHEMA);
+export const validate2Columns = ajv.compile(TWOCOLUMNS_SCHEMA);
 
 /**
  * Turns ajv's errors into one readable line per problem. oneOf produces an
  * error per branch plus a summary; the summary says it best when no branch
  * gave a format error.
  */
-export function describeAjvErrors(errors: ErrorObject[]): { path: string; message: string }[] {
+export function describeAjvErrors(errors: ErrorObject[], fieldExpected: Record<string, string>): { path: string; message: string }[] {
   const byPath = new Map<string, ErrorObject[]>();
   for (const e of errors) {
     const list = byPath.get(e.instancePath) ?? [];
@@ -91,8 +154,8 @@ export function describeAjvErrors(errors: ErrorObject[]): { path: string; messag
       continue;
     }
     const field = fieldOf(path);
-    if (field in FIELD_EXPECTED) {
-      out.push({ path, message: FIELD_EXPECTED[field] });
+    if (field in fieldExpected) {
+      out.push({ path, message: fieldExpected[field] });
       continue;
     }
     for (const e of list) {
@@ -111,12 +174,21 @@ export function describeAjvErrors(errors: ErrorObject[]): { path: string; messag
 }
 
 /** Fields whose schema is a oneOf: one plain sentence beats ajv's per-branch errors. */
-const FIELD_EXPECTED: Record<string, string> = {
+export const NATIVE_FIELD_EXPECTED: Record<string, string> = {
   protocol: 'expected a protocol name (tcp, udp, icmp, icmpv6, sctp, gre, esp, ...), a number 0-255, or "any"',
   source: 'expected an address/CIDR string or a non-empty array of them',
   destination: 'expected an address/CIDR string or a non-empty array of them',
   dport: 'expected a port 0-65535, a "lo-hi" range string, or a non-empty array of them',
+  state: 'expected "new", "established", or a non-empty array of them',
+  lock: 'expected true or false (a JSON boolean)',
   sport: 'expected a port 0-65535, a "lo-hi" range string, or a non-empty array of them',
+};
+
+export const TWOCOLUMNS_FIELD_EXPECTED: Record<string, string> = {
+  lock: 'expected "true" or "false" (any case)',
+  port: 'expected the destination port 0-65535 (0 means any)',
+  protocol: 'expected an IP protocol number 0-255 (250 means any)',
+  action: 'expected 0 (accept) or 1 (drop)',
 };
 
 /** The field a JSON pointer ends in, looking through array indices. */

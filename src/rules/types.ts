@@ -1,8 +1,9 @@
 // The rule set after validation: plain data (structured-clone safe) so the
 // main thread can hand it to every queue thread.
 
-export type RuleAction = 'accept' | 'drop';
+export type RuleAction = 'accept' | 'drop' | 'reject' | 'alert';
 export type DefaultPolicy = 'accept' | 'drop';
+export type RuleFormat = 'native' | '2columns';
 
 /** An address prefix as 4 big-endian words; IPv4 uses word 0 only. */
 export interface Prefix {
@@ -21,6 +22,15 @@ export interface PortRange {
   hi: number;
 }
 
+/** TCP flags that must be set (mask & flags === set). */
+export interface TcpFlagsMatch {
+  mask: number;
+  set: number;
+}
+
+export const FLOW_NEW = 1;
+export const FLOW_ESTABLISHED = 2;
+
 export interface Rule {
   id: string;
   description?: string;
@@ -29,7 +39,19 @@ export interface Rule {
   protocol: number | null;
   source: AddressMatch | null;
   destination: AddressMatch | null;
+  sport: PortRange[] | null;
   dport: PortRange[] | null;
+  tcpFlags: TcpFlagsMatch | null;
+  icmpType: number | null;
+  icmpCode: number | null;
+  /** Interface names; resolved to ifindexes when a rule set is activated. */
+  in: string | null;
+  out: string | null;
+  /** Netfilter hook number (NF_INET_LOCAL_IN = 1, NF_INET_FORWARD = 2), or null. */
+  hook: number | null;
+  family: 4 | 6 | null;
+  /** Bit set of FLOW_NEW / FLOW_ESTABLISHED, or null for any. */
+  state: number | null;
 }
 
 export interface RuleSet {
@@ -37,5 +59,10 @@ export interface RuleSet {
   default: DefaultPolicy;
   rules: Rule[];
   /** Where it came from, for logs. */
-  origin: { file: string; format: 'native' | '2columns'; sha256: string };
+  origin: { file: string; format: RuleFormat; sha256: string };
+}
+
+/** A rule that matches everything; fields are then narrowed by the loaders. */
+export function anyRule(id: string, action: RuleAction): Rule {
+  return { id, action, protocol: null, source: null, destination: null, sport: null, dport: null, tcpFlags: null, icmpType: null, icmpCode: null, in: null, out: null, hook: null, family: null, state: null };
 }

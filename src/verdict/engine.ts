@@ -1,109 +1,183 @@
 // Decides a whole batch: lockdown, then the rules, then the default policy.
-// Runs on the queue thread for every batch; no allocation in process().
+// Runs on the queue thread for every batch; process() allocates nothing
+// except for the few rate-limited events it reports.
+import { FlowTable } from '../flow/flow-table';
 import { decodeBatch } from '../packet/decode';
 import { createDecodedBatch, DecodedBatch, DecodeStatus } from '../packet/decoded';
 import { MetaColumns, NF_ACCEPT, NF_DROP, NF_REPEAT } from '../queue/native';
-import { LinearMatcher, Matcher } from '../rules/linear';
+import { createMatcher } from '../rules/matcher';
+import { MatchInput, Matcher, resolveRules } from '../rules/linear';
 import { RuleSet } from '../rules/types';
 import { applyMark, MarkSpec } from './mark';
+import { RuleEventBuffer } from './rule-events';
 
 export type VerdictMode = 'repeat' | 'accept';
 
-export const ENGINE_COUNTERS = ['accepted', 'dropped', 'malformed', 'lockDrops', 'defaultAccepted', 'defaultDropped', 'ruleMatched', 'bytes'] as const;
+export const ENGINE_COUNTERS = ['accepted', 'dropped', 'rejected', 'alerts', 'malformed', 'lockDrops', 'defaultAccepted', 'defaultDropped', 'ruleMatched', 'bytes', 'flowOverflows'] as const;
 export type EngineCounterName = (typeof ENGINE_COUNTERS)[number];
 const C_ACCEPTED = 0;
 const C_DROPPED = 1;
-const C_MALFORMED = 2;
-const C_LOCK = 3;
-const C_DEF_ACCEPT = 4;
-const C_DEF_DROP = 5;
-const C_RULE = 6;
-const C_BYTES = 7;
+const C_REJECTED = 2;
+const C_ALERTS = 3;
+const C_MALFORMED = 4;
+const C_LOCK = 5;
+const C_DEF_ACCEPT = 6;
+const C_DEF_DROP = 7;
+const C_RULE = 8;
+const C_BYTES = 9;
+const C_FLOW_OVERFLOW = 10;
 
-interface ActiveRules {
-  lock: boolean;
-  defaultAccept: boolean;
-  matcher: Matcher;
-  /** 1 = accept, 0 = drop, per rule index. */
-  ruleAccepts: Uint8Array;
-  rulePackets: Float64Array;
+export const ACT_ACCEPT = 0;
+export const ACT_DROP = 1;
+export const ACT_REJECT = 2;
+export const ACT_ALERT = 3;
+const ACTION_CODES = { accept: ACT_ACCEPT, drop: ACT_DROP, reject: ACT_REJECT, alert: ACT_ALERT } as const;
+
+export interface EngineOptions {
+  mode: VerdictMode;
+  mark: MarkSpec;
+  /** Second mark bit for reject: a REJECT rule in the NFIPS chain catches it. */
+  rejectMark: MarkSpec;
+  /** Drop/alert events per rule per second before suppression. */
+  eventsPerSecond: number;
+  flowCapacity: number;
+  ifindex: (name: string) => number | undefined;
 }
 
-function activate(rs: RuleSet): ActiveRules {
-  const ruleAccepts = new Uint8Array(rs.rules.length);
-  rs.rules.forEach((r, k) => (ruleAccepts[k] = r.action === 'accept' ? 1 : 0));
-  return {
-    lock: rs.lock,
-    defaultAccept: rs.default === 'accept',
-    matcher: new LinearMatcher(rs.rules),
-    ruleAccepts,
-    rulePackets: new Float64Array(rs.rules.length),
-  };
+/** Per-rule packets then bytes, shared with the main thread for `rules stats`. */
+export function ruleCounterBytes(ruleCount: number): number {
+  return (ruleCount * 2 + 2) * 8;
+}
+
+interface ActiveRules {
+  version: number;
+  rules: RuleSet;
+  matcher: Matcher;
+  actions: Uint8Array;
+  /** [packets per rule..., bytes per rule..., default packets, default bytes] */
+  counters: Float64Array;
+  usesState: boolean;
 }
 
 export class VerdictEngine {
   readonly decoded: DecodedBatch;
-  private active: ActiveRules;
+  readonly events: RuleEventBuffer;
+  private active!: ActiveRules;
+  private readonly input: MatchInput;
+  private readonly flowState: Uint8Array;
+  private readonly flows: FlowTable;
   private readonly acceptVerdict: number;
+  private readonly rejectMarkSpec: MarkSpec;
 
   constructor(
     capacity: number,
+    private readonly meta: MetaColumns,
     rules: RuleSet,
-    private readonly mode: VerdictMode,
-    private readonly mark: MarkSpec,
+    rulesVersion: number,
+    ruleCounters: SharedArrayBuffer | ArrayBuffer,
+    private readonly opts: EngineOptions,
     /** Engine counters, in ENGINE_COUNTERS order (often a shared array). */
     private readonly counters: Float64Array,
   ) {
     this.decoded = createDecodedBatch(capacity);
-    this.active = activate(rules);
-    this.acceptVerdict = mode === 'repeat' ? NF_REPEAT : NF_ACCEPT;
+    this.flowState = new Uint8Array(capacity);
+    this.flows = new FlowTable(opts.flowCapacity);
+    this.input = { d: this.decoded, inIfindex: meta.inIfindex, outIfindex: meta.outIfindex, hook: meta.hook, flowState: this.flowState };
+    this.acceptVerdict = opts.mode === 'repeat' ? NF_REPEAT : NF_ACCEPT;
+    // A rejected packet re-enters with both bits, so it also skips the queue.
+    this.rejectMarkSpec = { value: opts.mark.value | opts.rejectMark.value, mask: opts.mark.mask | opts.rejectMark.mask };
+    this.events = new RuleEventBuffer(capacity, opts.eventsPerSecond);
+    this.events.attach(this.decoded, meta);
+    this.setRules(rules, rulesVersion, ruleCounters);
   }
 
   /** Swaps the rule set between two batches; a batch never sees a mix. */
-  setRules(rules: RuleSet): void {
-    this.active = activate(rules);
+  setRules(rules: RuleSet, version: number, ruleCounters: SharedArrayBuffer | ArrayBuffer): void {
+    const resolved = resolveRules(rules.rules, this.opts.ifindex);
+    const counters = new Float64Array(ruleCounters);
+    if (counters.length < rules.rules.length * 2 + 2) throw new RangeError('rule counter buffer too small');
+    this.active = {
+      version,
+      rules,
+      matcher: createMatcher(resolved),
+      actions: Uint8Array.from(rules.rules, (r) => ACTION_CODES[r.action]),
+      counters,
+      usesState: rules.rules.some((r) => r.state !== null),
+    };
+    this.events.reset(rules.rules.length);
   }
 
-  rulePackets(): Float64Array {
-    return this.active.rulePackets;
+  get rulesVersion(): number {
+    return this.active.version;
   }
 
-  process(n: number, packets: Uint8Array, meta: MetaColumns): void {
+  get ruleSet(): RuleSet {
+    return this.active.rules;
+  }
+
+  process(n: number, packets: Uint8Array, nowSeconds: number): void {
     const d = this.decoded;
     const c = this.counters;
     const a = this.active;
+    const meta = this.meta;
+    const rc = a.counters;
+    const nRules = a.actions.length;
     decodeBatch(packets, meta.offset, meta.capLen, n, d);
+    this.events.beginBatch(nowSeconds);
+    if (a.usesState) {
+      const before = this.flows.overflows;
+      for (let i = 0; i < n; i++) this.flowState[i] = d.status[i] === DecodeStatus.Ok ? this.flows.observe(d, i, nowSeconds) : 0;
+      c[C_FLOW_OVERFLOW] += this.flows.overflows - before;
+    }
     const verdict = meta.verdict;
     const vmark = meta.verdictMark;
     const marks = meta.mark;
-    const repeat = this.mode === 'repeat';
+    const repeat = this.opts.mode === 'repeat';
     for (let i = 0; i < n; i++) {
-      let accept: boolean;
-      c[C_BYTES] += meta.origLen[i];
-      if (a.lock) {
-        accept = false;
+      const len = meta.origLen[i];
+      c[C_BYTES] += len;
+      let action = ACT_ACCEPT;
+      let decided = -1;
+      if (a.rules.lock) {
+        action = ACT_DROP;
         c[C_LOCK]++;
-      } else if (d.status[i] !== DecodeStatus.Ok) {
-        c[C_MALFORMED]++;
-        accept = a.defaultAccept;
       } else {
-        const r = a.matcher.match(d, i);
+        let r = -1;
+        if (d.status[i] !== DecodeStatus.Ok) c[C_MALFORMED]++;
+        else r = a.matcher.match(this.input, i, 0);
+        while (r >= 0 && a.actions[r] === ACT_ALERT) {
+          rc[r]++;
+          rc[nRules + r] += len;
+          c[C_ALERTS]++;
+          this.events.record(r, ACT_ALERT, i);
+          r = a.matcher.match(this.input, i, r + 1);
+        }
         if (r >= 0) {
-          accept = a.ruleAccepts[r] === 1;
-          a.rulePackets[r]++;
+          decided = r;
+          action = a.actions[r];
+          rc[r]++;
+          rc[nRules + r] += len;
           c[C_RULE]++;
         } else {
-          accept = a.defaultAccept;
-          c[accept ? C_DEF_ACCEPT : C_DEF_DROP]++;
+          action = a.rules.default === 'accept' ? ACT_ACCEPT : ACT_DROP;
+          rc[2 * nRules]++;
+          rc[2 * nRules + 1] += len;
+          c[action === ACT_ACCEPT ? C_DEF_ACCEPT : C_DEF_DROP]++;
         }
       }
-      if (accept) {
+      if (action === ACT_ACCEPT) {
         verdict[i] = this.acceptVerdict;
-        vmark[i] = repeat ? applyMark(marks[i], this.mark) : marks[i];
+        vmark[i] = repeat ? applyMark(marks[i], this.opts.mark) : marks[i];
         c[C_ACCEPTED]++;
+      } else if (action === ACT_REJECT) {
+        verdict[i] = NF_REPEAT;
+        vmark[i] = applyMark(marks[i], this.rejectMarkSpec);
+        c[C_REJECTED]++;
+        this.events.record(decided, ACT_REJECT, i);
       } else {
         verdict[i] = NF_DROP;
         c[C_DROPPED]++;
+        if (!a.rules.lock) this.events.record(decided, ACT_DROP, i);
       }
     }
   }

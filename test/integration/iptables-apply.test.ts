@@ -77,8 +77,8 @@ test('iptables install/remove in a network namespace', async (t) => {
     await t.test('install creates the chain and one jump at position 1 (ipv4 and ipv6)', async () => {
       const s = await install(plan, bins);
       assert.deepEqual(s.families.map((f) => [f.family, f.rules, f.jumps.join(',')]), [
-        ['ipv4', 4, 'FORWARD,INPUT'],
-        ['ipv6', 4, 'FORWARD,INPUT'],
+        ['ipv4', 6, 'FORWARD,INPUT'],
+        ['ipv6', 6, 'FORWARD,INPUT'],
       ]);
       await assertInstalled(plan);
     });
@@ -100,11 +100,12 @@ test('iptables install/remove in a network namespace', async (t) => {
     await t.test('counters are readable per rule', async () => {
       for (const fp of plan.families) {
         const c = await readCounters(fp.family, bins);
-        assert.deepEqual(c.map((r) => r.target), ['RETURN', 'RETURN', 'RETURN', 'NFQUEUE']);
+        assert.deepEqual(c.map((r) => r.target), ['REJECT', 'REJECT', 'RETURN', 'RETURN', 'RETURN', 'NFQUEUE']);
         assert.ok(c.every((r) => r.packets === 0 && r.bytes === 0));
-        assert.match(c[0]?.extra ?? '', /mark match 0x1\/0x1/);
-        assert.match(c[3]?.extra ?? '', /NFQUEUE balance 0:3 bypass/);
-        assert.equal(c[1]?.source, fp.family === 'ipv4' ? '10.9.0.0/16' : 'fd09::/32');
+        assert.match(c[0]?.extra ?? '', /mark match 0x2\/0x2.*reject-with tcp-reset/);
+        assert.match(c[2]?.extra ?? '', /mark match 0x1\/0x1/);
+        assert.match(c[5]?.extra ?? '', /NFQUEUE balance 0:3 bypass/);
+        assert.equal(c[3]?.source, fp.family === 'ipv4' ? '10.9.0.0/16' : 'fd09::/32');
       }
     });
 
@@ -123,8 +124,8 @@ test('iptables install/remove in a network namespace', async (t) => {
     await t.test('remove deletes chain and jumps, keeps the operator rule; removing twice is fine', async () => {
       const s = await remove({}, bins);
       assert.deepEqual(s.families.map((f) => [f.family, f.jumpsRemoved.length, f.chainRemoved, f.rulesRemoved]), [
-        ['ipv4', 2, true, 4],
-        ['ipv6', 2, true, 4],
+        ['ipv4', 2, true, 6],
+        ['ipv6', 2, true, 6],
       ]);
       await assertClean(['ipv4', 'ipv6']);
       const again = await remove({}, bins);

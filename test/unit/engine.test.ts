@@ -1,78 +1,126 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildPacket } from '../../src/packet/build';
-import { metaColumns, NF_ACCEPT, NF_DROP, NF_REPEAT, Field } from '../../src/queue/native';
+import { TCP_ACK, TCP_SYN } from '../../src/packet/decoded';
+import { Field, metaColumns, NF_ACCEPT, NF_DROP, NF_REPEAT } from '../../src/queue/native';
 import { parseRuleText } from '../../src/rules/load';
-import { ENGINE_COUNTERS, VerdictEngine } from '../../src/verdict/engine';
+import { RuleSet } from '../../src/rules/types';
+import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine, VerdictMode } from '../../src/verdict/engine';
 
 const B = 8;
-function batch(packets: Buffer[], marks: number[] = []) {
-  const meta = metaColumns(new ArrayBuffer(Field.Count * B * 4), B);
-  const buf = new Uint8Array(B * 256);
-  packets.forEach((p, i) => {
-    buf.set(p, i * 256);
-    meta.offset[i] = i * 256;
-    meta.capLen[i] = p.length;
-    meta.origLen[i] = p.length;
-    meta.mark[i] = marks[i] ?? 0;
-  });
-  return { meta, buf };
-}
 const rules = (doc: unknown) => parseRuleText(JSON.stringify(doc), 't.json');
-const counter = (c: Float64Array, name: (typeof ENGINE_COUNTERS)[number]) => c[ENGINE_COUNTERS.indexOf(name)];
 
-const telnet = buildPacket({ src: '10.0.0.5', dst: '192.0.2.7', proto: 6, sport: 40000, dport: 23 });
-const web = buildPacket({ src: '10.0.0.5', dst: '192.0.2.7', proto: 6, sport: 40001, dport: 80 });
+function setup(rs: RuleSet, mode: VerdictMode = 'repeat') {
+  const meta = metaColumns(new ArrayBuffer(Field.Count * B * 4), B);
+  const counters = new Float64Array(ENGINE_COUNTERS.length);
+  const ruleCounters = new ArrayBuffer(ruleCounterBytes(rs.rules.length));
+  const ifaces: Record<string, number> = { lan0: 3, wan0: 4 };
+  const engine = new VerdictEngine(B, meta, rs, 0, ruleCounters, { mode, mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 2, flowCapacity: 1024, ifindex: (n) => ifaces[n] }, counters);
+  const buf = new Uint8Array(B * 256);
+  const run = (packets: Buffer[], extra: { mark?: number[]; in?: number[]; hook?: number[] } = {}, now = 1000) => {
+    packets.forEach((p, i) => {
+      buf.set(p, i * 256);
+      meta.offset[i] = i * 256;
+      meta.capLen[i] = p.length;
+      meta.origLen[i] = p.length;
+      meta.mark[i] = extra.mark?.[i] ?? 0;
+      meta.inIfindex[i] = extra.in?.[i] ?? 3;
+      meta.hook[i] = extra.hook?.[i] ?? 2;
+    });
+    engine.process(packets.length, buf, now);
+    return Array.from(meta.verdict.subarray(0, packets.length));
+  };
+  const counter = (name: (typeof ENGINE_COUNTERS)[number]) => counters[ENGINE_COUNTERS.indexOf(name)];
+  return { engine, meta, run, counter, ruleCounters: new Float64Array(ruleCounters) };
+}
+
+const telnet = buildPacket({ src: '10.0.0.5', dst: '192.0.2.7', proto: 6, sport: 40000, dport: 23, tcpFlags: TCP_SYN });
+const web = buildPacket({ src: '10.0.0.5', dst: '192.0.2.7', proto: 6, sport: 40001, dport: 80, tcpFlags: TCP_ACK });
+const webReply = buildPacket({ src: '192.0.2.7', dst: '10.0.0.5', proto: 6, sport: 80, dport: 40001, tcpFlags: TCP_ACK });
 const dns6 = buildPacket({ src: 'fd00::5', dst: '2001:db8::53', proto: 17, sport: 5000, dport: 53 });
-const ping = buildPacket({ src: '10.0.0.5', dst: '192.0.2.7', proto: 1 });
+const ping = buildPacket({ src: '10.0.0.5', dst: '192.0.2.7', proto: 1, icmpType: 8 });
 
 describe('VerdictEngine', () => {
-  it('applies first match, then the default, with the repeat mark', () => {
-    const c = new Float64Array(ENGINE_COUNTERS.length);
-    const e = new VerdictEngine(B, rules({ default: 'accept', rules: [{ action: 'drop', protocol: 'tcp', dport: 23 }, { action: 'accept', protocol: 'tcp', dport: 23 }] }), 'repeat', { value: 1, mask: 1 }, c);
-    const { meta, buf } = batch([telnet, web, dns6, ping], [0, 0xf0, 0, 0x2]);
-    e.process(4, buf, meta);
-    assert.deepEqual(Array.from(meta.verdict.subarray(0, 4)), [NF_DROP, NF_REPEAT, NF_REPEAT, NF_REPEAT]);
-    assert.equal(meta.verdictMark[1], 0xf1, 'keeps the other mark bits');
-    assert.equal(meta.verdictMark[3], 0x3);
-    assert.equal(counter(c, 'dropped'), 1);
-    assert.equal(counter(c, 'accepted'), 3);
-    assert.equal(counter(c, 'ruleMatched'), 1);
-    assert.equal(counter(c, 'defaultAccepted'), 3);
-    assert.deepEqual(Array.from(e.rulePackets()), [1, 0]);
+  it('applies first match, then the default, with the repeat mark, and counts per rule', () => {
+    const s = setup(rules({ default: 'accept', rules: [{ id: 'd23', action: 'drop', protocol: 'tcp', dport: 23 }, { action: 'accept', protocol: 'tcp', dport: 23 }] }));
+    assert.deepEqual(s.run([telnet, web, dns6, ping], { mark: [0, 0xf0, 0, 0x2] }), [NF_DROP, NF_REPEAT, NF_REPEAT, NF_REPEAT]);
+    assert.equal(s.meta.verdictMark[1], 0xf1, 'keeps the other mark bits');
+    assert.equal(s.meta.verdictMark[3], 0x3);
+    assert.equal(s.counter('dropped'), 1);
+    assert.equal(s.counter('accepted'), 3);
+    assert.equal(s.counter('defaultAccepted'), 3);
+    // [packets r0, packets r1, bytes r0, bytes r1, default packets, default bytes]
+    assert.deepEqual(Array.from(s.ruleCounters), [1, 0, telnet.length, 0, 3, web.length + dns6.length + ping.length]);
+    const ev = s.engine.events.drain();
+    assert.equal(ev.length, 1);
+    assert.deepEqual({ ...ev[0] }, { rule_index: 0, action: 'drop', proto: 'tcp', src_ip: '10.0.0.5', src_port: 40000, dest_ip: '192.0.2.7', dest_port: 23, in_ifindex: 3, out_ifindex: 0, length: telnet.length, suppressed: 0 });
   });
 
-  it('matches CIDRs, negation and IPv6', () => {
-    const c = new Float64Array(ENGINE_COUNTERS.length);
-    const e = new VerdictEngine(B, rules({ default: 'drop', rules: [{ action: 'accept', destination: '2001:db8::/32' }, { action: 'accept', source: '!10.0.0.0/8' }] }), 'repeat', { value: 1, mask: 1 }, c);
-    const other = buildPacket({ src: '172.16.0.1', dst: '192.0.2.7', proto: 6, dport: 80 });
-    const { meta, buf } = batch([dns6, web, other]);
-    e.process(3, buf, meta);
-    assert.deepEqual(Array.from(meta.verdict.subarray(0, 3)), [NF_REPEAT, NF_DROP, NF_REPEAT]);
+  it('rejects with the repeat and reject bits so the chain REJECT rule catches it', () => {
+    const s = setup(rules({ rules: [{ action: 'reject', protocol: 'tcp', dport: 23 }] }));
+    assert.deepEqual(s.run([telnet]), [NF_REPEAT]);
+    assert.equal(s.meta.verdictMark[0], 0x3);
+    assert.equal(s.counter('rejected'), 1);
+    s.run([telnet], {}, 1000);
+    assert.deepEqual(s.run([telnet], {}, 1000), [NF_REPEAT], 'reject works in accept mode too');
+  });
+
+  it('alert logs and goes on to the next rule', () => {
+    const s = setup(rules({ default: 'drop', rules: [{ id: 'a', action: 'alert', protocol: 'tcp' }, { id: 'b', action: 'alert', dport: 80 }, { action: 'accept', dport: 80 }] }));
+    assert.deepEqual(s.run([web, telnet]), [NF_REPEAT, NF_DROP]);
+    assert.equal(s.counter('alerts'), 3);
+    const ev = s.engine.events.drain();
+    assert.deepEqual(ev.map((e) => `${e.action}:${e.rule_index}`), ['alert:0', 'alert:1', 'alert:0', 'drop:-1']);
+  });
+
+  it('matches interfaces, hook, family, tcpFlags, icmp type and flow state', () => {
+    const s = setup(
+      rules({
+        default: 'drop',
+        rules: [
+          { action: 'accept', in: 'wan0', protocol: 'tcp', dport: 80 },
+          { action: 'drop', in: 'lan0', hook: 'input' },
+          { action: 'accept', family: 'ipv6' },
+          { action: 'accept', protocol: 'tcp', tcpFlags: 'SYN,!ACK' },
+          { action: 'accept', protocol: 'icmp', icmpType: 8 },
+          { action: 'accept', state: 'established' },
+          { action: 'accept', in: 'nosuch0' },
+        ],
+      }),
+    );
+    assert.deepEqual(s.run([web], { in: [4] }), [NF_REPEAT], 'in wan0');
+    assert.deepEqual(s.run([dns6], { hook: [1] }), [NF_DROP], 'input hook on lan0 dropped first');
+    assert.deepEqual(s.run([dns6]), [NF_REPEAT], 'ipv6 family');
+    assert.deepEqual(s.run([telnet, ping]), [NF_REPEAT, NF_REPEAT], 'SYN and echo request');
+    assert.deepEqual(s.run([web]), [NF_DROP], 'first packet of a flow is new');
+    assert.deepEqual(s.run([webReply]), [NF_REPEAT], 'the reply makes it established');
+    assert.deepEqual(s.run([web]), [NF_REPEAT], 'and it stays established');
   });
 
   it('uses plain NF_ACCEPT without touching the mark in accept mode', () => {
-    const c = new Float64Array(ENGINE_COUNTERS.length);
-    const e = new VerdictEngine(B, rules({ rules: [] }), 'accept', { value: 1, mask: 1 }, c);
-    const { meta, buf } = batch([web], [0x40]);
-    e.process(1, buf, meta);
-    assert.equal(meta.verdict[0], NF_ACCEPT);
-    assert.equal(meta.verdictMark[0], 0x40);
+    const s = setup(rules({ rules: [] }), 'accept');
+    assert.deepEqual(s.run([web], { mark: [0x40] }), [NF_ACCEPT]);
+    assert.equal(s.meta.verdictMark[0], 0x40);
   });
 
   it('drops everything under lock, and gives malformed packets the default', () => {
-    const c = new Float64Array(ENGINE_COUNTERS.length);
-    const e = new VerdictEngine(B, rules({ lock: true, rules: [{ action: 'accept' }] }), 'repeat', { value: 1, mask: 1 }, c);
-    const { meta, buf } = batch([web, ping]);
-    e.process(2, buf, meta);
-    assert.deepEqual(Array.from(meta.verdict.subarray(0, 2)), [NF_DROP, NF_DROP]);
-    assert.equal(counter(c, 'lockDrops'), 2);
+    const s = setup(rules({ lock: true, rules: [{ action: 'accept' }] }));
+    assert.deepEqual(s.run([web, ping]), [NF_DROP, NF_DROP]);
+    assert.equal(s.counter('lockDrops'), 2);
+    assert.equal(s.engine.events.count, 0, 'lockdown drops are counted, not logged one by one');
+    const rs = rules({ default: 'drop', rules: [{ action: 'accept' }] });
+    s.engine.setRules(rs, 1, new ArrayBuffer(ruleCounterBytes(1)));
+    assert.deepEqual(s.run([Buffer.from([0x45, 0, 0]), web]), [NF_DROP, NF_REPEAT], 'malformed takes the default, not the accept-all rule');
+    assert.equal(s.counter('malformed'), 1);
+  });
 
-    e.setRules(rules({ default: 'drop', rules: [{ action: 'accept' }] }));
-    const junk = Buffer.from([0x45, 0, 0]);
-    const b2 = batch([junk, web]);
-    e.process(2, b2.buf, b2.meta);
-    assert.deepEqual(Array.from(b2.meta.verdict.subarray(0, 2)), [NF_DROP, NF_REPEAT], 'malformed takes the default, not the accept-all rule');
-    assert.equal(counter(c, 'malformed'), 1);
+  it('rate-limits events per rule and reports what it held back', () => {
+    const s = setup(rules({ rules: [{ action: 'drop', dport: 23 }] }));
+    s.run([telnet, telnet, telnet, telnet, telnet], {}, 1000);
+    assert.equal(s.engine.events.drain().length, 2, 'burst of eventsPerSecond');
+    s.run([telnet], {}, 1001);
+    const ev = s.engine.events.drain();
+    assert.equal(ev.length, 1);
+    assert.equal(ev[0].suppressed, 3);
   });
 });

@@ -36,11 +36,14 @@ function fam(p: IptablesPlan, family: Family): FamilyPlan {
 
 const jumpLines = (fp: FamilyPlan): string[] => fp.jumps.map((j) => ruleLine('-I', j.parent, [String(j.position), ...j.spec]));
 
-test('default plan: mark RETURN then single queue with bypass, FORWARD jump, both families', () => {
+test('default plan: reject rules, mark RETURN, then single queue with bypass, FORWARD jump, both families', () => {
   const p = plan();
   assert.deepEqual(p.families.map((f) => f.family), ['ipv4', 'ipv6']);
   for (const fp of p.families) {
+    const icmp = fp.family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
     assert.deepEqual(bodyLines(fp), [
+      '-A NFIPS -p tcp -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with tcp-reset',
+      `-A NFIPS -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with ${icmp}`,
       '-A NFIPS -m mark --mark 0x1/0x1 -m comment --comment nfips -j RETURN',
       '-A NFIPS -m comment --comment nfips -j NFQUEUE --queue-num 0 --queue-bypass',
     ]);
@@ -60,7 +63,7 @@ test('fail-closed drops --queue-bypass', () => {
 
 test('exclude CIDRs go to their own family, source and destination, before the queue rule', () => {
   const p = plan({ exclude: ['10.0.0.0/8', 'fd00::/8', '192.0.2.1', '2001:db8::1/128'] });
-  assert.deepEqual(bodyLines(fam(p, 'ipv4')), [
+  assert.deepEqual(bodyLines(fam(p, 'ipv4')).slice(2), [
     '-A NFIPS -m mark --mark 0x1/0x1 -m comment --comment nfips -j RETURN',
     '-A NFIPS -s 10.0.0.0/8 -m comment --comment nfips -j RETURN',
     '-A NFIPS -d 10.0.0.0/8 -m comment --comment nfips -j RETURN',
@@ -69,7 +72,7 @@ test('exclude CIDRs go to their own family, source and destination, before the q
     '-A NFIPS -m comment --comment nfips -j NFQUEUE --queue-num 0 --queue-bypass',
   ]);
   const v6 = bodyLines(fam(p, 'ipv6'));
-  assert.deepEqual(v6.slice(1, -1), [
+  assert.deepEqual(v6.slice(3, -1), [
     '-A NFIPS -s fd00::/8 -m comment --comment nfips -j RETURN',
     '-A NFIPS -d fd00::/8 -m comment --comment nfips -j RETURN',
     '-A NFIPS -s 2001:db8::1/128 -m comment --comment nfips -j RETURN',
@@ -87,12 +90,17 @@ test('hooks: forward, input (skipping loopback), both', () => {
 });
 
 test('custom mark is printed in hex; custom chain name is used everywhere', () => {
-  const p = plan({ mark: { value: 0x100, mask: 0xff00 }, chain: 'IPS_IN', families: ['ipv4'] });
+  const p = plan({ mark: { value: 0x100, mask: 0xff00 }, rejectMark: { value: 0x10000, mask: 0x10000 }, chain: 'IPS_IN', families: ['ipv4'] });
   const fp = fam(p, 'ipv4');
-  assert.equal(bodyLines(fp)[0], '-A IPS_IN -m mark --mark 0x100/0xff00 -m comment --comment nfips -j RETURN');
+  assert.equal(bodyLines(fp)[0], '-A IPS_IN -p tcp -m mark --mark 0x10000/0x10000 -m comment --comment nfips -j REJECT --reject-with tcp-reset');
+  assert.equal(bodyLines(fp)[2], '-A IPS_IN -m mark --mark 0x100/0xff00 -m comment --comment nfips -j RETURN');
   assert.match(fp.restore, /^:IPS_IN - \[0:0\]$/m);
   assert.deepEqual(jumpLines(fp), ['-I FORWARD 1 -m comment --comment nfips -j IPS_IN']);
   assert.equal(p.families.length, 1);
+});
+
+test('a reject mark that overlaps the repeat mark is refused', () => {
+  assert.throws(() => plan({ rejectMark: { value: 1, mask: 1 } }), /shares no bit with the repeat mark/);
 });
 
 test('every rule carries the nfips comment', () => {
@@ -105,6 +113,8 @@ test('restore payload: template filled, comments dropped, chain created before i
   assert.equal(fp.restore, [
     '*filter',
     ':NFIPS - [0:0]',
+    '-A NFIPS -p tcp -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with tcp-reset',
+    '-A NFIPS -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with icmp-port-unreachable',
     '-A NFIPS -m mark --mark 0x1/0x1 -m comment --comment nfips -j RETURN',
     '-A NFIPS -m comment --comment nfips -j NFQUEUE --queue-balance 1:2 --queue-bypass',
     'COMMIT',

@@ -1,0 +1,141 @@
+// Drop/reject/alert events of one batch, rate-limited per rule with a token
+// bucket so a flood cannot fill the disk. Fields are copied into columns at
+// record time (the decoded batch is reused); objects are made only for the
+// events that pass the limit, after the batch.
+import { DecodedBatch } from '../packet/decoded';
+import { MetaColumns } from '../queue/native';
+import { formatAddress } from '../rules/address';
+import { protocolName } from '../rules/protocols';
+
+export interface RuleEvent {
+  rule_index: number;
+  action: 'drop' | 'reject' | 'alert';
+  proto: string;
+  src_ip: string;
+  src_port: number;
+  dest_ip: string;
+  dest_port: number;
+  in_ifindex: number;
+  out_ifindex: number;
+  length: number;
+  /** Events of this rule held back by the rate limit since the last one reported. */
+  suppressed: number;
+}
+
+const ACTION_NAMES = ['accept', 'drop', 'reject', 'alert'] as const;
+
+export class RuleEventBuffer {
+  count = 0;
+  private readonly rule: Int32Array;
+  private readonly action: Uint8Array;
+  private readonly family: Uint8Array;
+  private readonly proto: Uint8Array;
+  private readonly src: Uint32Array;
+  private readonly dst: Uint32Array;
+  private readonly sport: Uint16Array;
+  private readonly dport: Uint16Array;
+  private readonly inIf: Uint32Array;
+  private readonly outIf: Uint32Array;
+  private readonly length: Uint32Array;
+  private readonly held: Float64Array;
+  private tokens = new Float64Array(1);
+  private refilled = new Float64Array(1);
+  private suppressed = new Float64Array(1);
+  private now = 0;
+  private decoded: DecodedBatch | null = null;
+  private meta: MetaColumns | null = null;
+
+  constructor(
+    capacity: number,
+    private readonly perSecond: number,
+  ) {
+    this.rule = new Int32Array(capacity);
+    this.action = new Uint8Array(capacity);
+    this.family = new Uint8Array(capacity);
+    this.proto = new Uint8Array(capacity);
+    this.src = new Uint32Array(capacity * 4);
+    this.dst = new Uint32Array(capacity * 4);
+    this.sport = new Uint16Array(capacity);
+    this.dport = new Uint16Array(capacity);
+    this.inIf = new Uint32Array(capacity);
+    this.outIf = new Uint32Array(capacity);
+    this.length = new Uint32Array(capacity);
+    this.held = new Float64Array(capacity);
+  }
+
+  attach(decoded: DecodedBatch, meta: MetaColumns): void {
+    this.decoded = decoded;
+    this.meta = meta;
+  }
+
+  /** One bucket per rule plus one for the default policy (index ruleCount). */
+  reset(ruleCount: number): void {
+    this.tokens = new Float64Array(ruleCount + 1).fill(this.perSecond);
+    this.refilled = new Float64Array(ruleCount + 1);
+    this.suppressed = new Float64Array(ruleCount + 1);
+    this.count = 0;
+  }
+
+  beginBatch(nowSeconds: number): void {
+    this.now = nowSeconds;
+  }
+
+  /** rule = -1 for the default policy. */
+  record(rule: number, action: number, i: number): void {
+    const slot = rule < 0 ? this.tokens.length - 1 : rule;
+    const elapsed = this.now - this.refilled[slot];
+    if (elapsed > 0) {
+      this.tokens[slot] = Math.min(this.perSecond, this.tokens[slot] + elapsed * this.perSecond);
+      this.refilled[slot] = this.now;
+    }
+    if (this.tokens[slot] < 1 || this.count >= this.rule.length) {
+      this.suppressed[slot]++;
+      return;
+    }
+    this.tokens[slot]--;
+    const d = this.decoded!;
+    const m = this.meta!;
+    const e = this.count++;
+    this.rule[e] = rule;
+    this.action[e] = action;
+    this.family[e] = d.family[i];
+    this.proto[e] = d.proto[i];
+    for (let k = 0; k < 4; k++) {
+      this.src[e * 4 + k] = d.src[i * 4 + k];
+      this.dst[e * 4 + k] = d.dst[i * 4 + k];
+    }
+    this.sport[e] = d.sport[i];
+    this.dport[e] = d.dport[i];
+    this.inIf[e] = m.inIfindex[i];
+    this.outIf[e] = m.outIfindex[i];
+    this.length[e] = m.origLen[i];
+    this.held[e] = this.suppressed[slot];
+    this.suppressed[slot] = 0;
+  }
+
+  drain(): RuleEvent[] {
+    const out: RuleEvent[] = [];
+    for (let e = 0; e < this.count; e++) {
+      out.push({
+        rule_index: this.rule[e],
+        action: ACTION_NAMES[this.action[e]] as RuleEvent['action'],
+        proto: protocolName(this.proto[e]),
+        src_ip: formatAddress(this.family[e], this.src, e * 4),
+        src_port: this.sport[e],
+        dest_ip: formatAddress(this.family[e], this.dst, e * 4),
+        dest_port: this.dport[e],
+        in_ifindex: this.inIf[e],
+        out_ifindex: this.outIf[e],
+        length: this.length[e],
+        suppressed: this.held[e],
+      });
+    }
+    this.count = 0;
+    return out;
+  }
+
+  /** Suppressed counts not yet reported with an event, per rule slot. */
+  pendingSuppressed(): Float64Array {
+    return this.suppressed;
+  }
+}
