@@ -12,6 +12,8 @@ import { RuleSet } from '../rules/types';
 import { interfaceNames } from '../rules/interfaces';
 import { readKernelQueueStats } from '../stats/kernel-queue';
 import { RuleEvent } from '../verdict/rule-events';
+import { ControlServer } from '../control/server';
+import { RuleReloader } from './reload';
 import { formatMarkSpec } from '../verdict/mark';
 
 export const EXIT_OK = 0;
@@ -147,6 +149,16 @@ class StatsReporter {
   }
 }
 
+function statusOf(sup: QueueSupervisor, startedAt: number): Record<string, unknown> {
+  const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
+  return {
+    pid: process.pid,
+    uptime_s: Math.round((Date.now() - startedAt) / 1000),
+    rules: { version: sup.rulesVersion, file: sup.rules.origin.file, sha256: sup.rules.origin.sha256, count: sup.rules.rules.length, lock: sup.rules.lock, default: sup.rules.default },
+    queues: sup.snapshot().map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null })),
+  };
+}
+
 export interface RunHandle {
   /** Resolves with the exit code once nfips has stopped and cleaned up. */
   done: Promise<number>;
@@ -213,9 +225,25 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     throw new StartupError((e as Error).message, EXIT_RUNTIME);
   }
 
+  const startedAt = Date.now();
   const stats = new StatsReporter(sup, log);
   const timer = o.statsInterval > 0 ? setInterval(() => stats.report(), o.statsInterval * 1000) : null;
-  log.event('ready', { queues: queueNumbers(o), rules_count: rules.rules.length });
+  const reloader = new RuleReloader(o.rules, o.rulesFormat, sup, log);
+  if (o.watchRules) reloader.watch();
+  let control: ControlServer | null = null;
+  if (o.controlSocket) {
+    try {
+      control = await ControlServer.listen(o.controlSocket, async (cmd) => {
+        if (cmd === 'rules.reload') return reloader.reload('control');
+        if (cmd === 'rules.stats') return sup.ruleStats();
+        return statusOf(sup, startedAt);
+      });
+    } catch (e) {
+      // The engine works without it; say so loudly rather than stop a gateway.
+      log.event('control_socket_failed', { path: o.controlSocket, error: (e as Error).message }, 'error');
+    }
+  }
+  log.event('ready', { queues: queueNumbers(o), rules_count: rules.rules.length, control_socket: control?.file ?? null });
 
   let stopping: Promise<number> | null = null;
   let resolveDone: (code: number) => void = () => undefined;
@@ -225,6 +253,8 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     if (stopping) return stopping;
     stopping = (async () => {
       if (timer) clearInterval(timer);
+      reloader.close();
+      await control?.close();
       log.event('stopping', { reason });
       let code = EXIT_OK;
       // Unhook first so no new packet is queued, then drain and unbind.
@@ -247,6 +277,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
 
   if (opts.handleSignals) {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stop(sig));
+    process.on('SIGHUP', () => void reloader.reload('sighup').catch(() => undefined));
   }
   return { done, stop };
 }

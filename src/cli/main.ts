@@ -5,6 +5,12 @@ import { EXIT_CONFIG, EXIT_RUNTIME, binariesFor, planFor, startRun, StartupError
 import { resolveRunOptions, RUN_DEFAULTS, RunFlags, RunOptions } from '../config/run-options';
 import { describeRemoval, install, iptablesAvailable, remove, renderPlanText } from '../iptables/apply';
 import { runDemo } from '../demo/demo';
+import { controlRequest } from '../control/client';
+import { DEFAULT_CONTROL_SOCKET } from '../control/protocol';
+import { explain, formatExplanation } from '../rules/explain';
+import { FormatChoice, readRuleFile } from '../rules/load';
+import { parsePacketText } from '../rules/packet-text';
+import { RuleStats } from '../queue/supervisor';
 
 function die(message: string, code: number): never {
   process.stderr.write(`nfips: ${message.replace(/\n/g, '\nnfips: ')}\n`);
@@ -65,6 +71,33 @@ async function cmdIptables(action: string, flags: RunFlags): Promise<void> {
   }
 }
 
+function loadOrDie(file: string, format: string): ReturnType<typeof readRuleFile> {
+  try {
+    return readRuleFile(file, format as FormatChoice);
+  } catch (e) {
+    die((e as Error).message, EXIT_CONFIG);
+  }
+}
+
+async function ask(socket: string, cmd: 'status' | 'rules.reload' | 'rules.stats'): Promise<unknown> {
+  try {
+    return await controlRequest(socket, cmd);
+  } catch (e) {
+    die((e as Error).message, EXIT_RUNTIME);
+  }
+}
+
+function printRuleStats(s: RuleStats): void {
+  const rows = [...s.rules.map((r, i) => ({ n: `#${i}`, ...r })), { n: '-', id: '(default)', action: s.default.action, packets: s.default.packets, bytes: s.default.bytes }];
+  const w = Math.max(8, ...rows.map((r) => r.id.length));
+  process.stdout.write(`rules version ${s.version} from ${s.file} (sha256 ${s.sha256.slice(0, 12)})\n`);
+  process.stdout.write(`${'#'.padEnd(6)} ${'id'.padEnd(w)} ${'action'.padEnd(7)} ${'packets'.padStart(12)} ${'bytes'.padStart(14)}\n`);
+  for (const r of rows) process.stdout.write(`${r.n.padEnd(6)} ${r.id.padEnd(w)} ${r.action.padEnd(7)} ${String(r.packets).padStart(12)} ${String(r.bytes).padStart(14)}\n`);
+}
+
+const controlFlag = { type: 'string', default: DEFAULT_CONTROL_SOCKET, describe: 'control socket of the running nfips' } as const;
+const formatFlag = { type: 'string', default: 'auto', choices: ['auto', 'native', '2columns'], describe: 'rule file format (auto detects 2columnS files)' } as const;
+
 void yargs(hideBin(process.argv))
   .scriptName('nfips')
   .usage('$0 <command> [options]\n\nInline intrusion prevention over NFQUEUE repeat mode.')
@@ -74,6 +107,11 @@ void yargs(hideBin(process.argv))
     (y) =>
       chainFlags(y)
         .option('rules', { type: 'string', describe: 'JSON rule file (default: rules/default.json shipped with nfips)' })
+        .option('rules-format', formatFlag)
+        .option('reject-mark', { type: 'string', default: RUN_DEFAULTS.rejectMark, describe: 'mark VALUE/MASK for rejected packets; a REJECT rule in the NFIPS chain answers them' })
+        .option('log-rate', { type: 'number', default: RUN_DEFAULTS.logRate, describe: 'drop/reject/alert events logged per rule per second; the rest are counted as suppressed' })
+        .option('control-socket', { type: 'string', default: RUN_DEFAULTS.controlSocket, describe: 'unix socket for "nfips status" and "nfips rules reload|stats" ("" to disable)' })
+        .option('watch-rules', { type: 'boolean', default: RUN_DEFAULTS.watchRules, describe: 'reload the rules when the file changes (also on SIGHUP)' })
         .option('verdict-mode', { type: 'string', default: RUN_DEFAULTS.verdictMode, choices: ['repeat', 'accept'], describe: 'repeat: NF_REPEAT + mark, so the host ruleset still decides; accept: plain NF_ACCEPT' })
         .option('log-file', { type: 'string', default: RUN_DEFAULTS.logFile, describe: 'JSON-lines event log' })
         .option('log-level', { type: 'string', default: RUN_DEFAULTS.logLevel, choices: ['error', 'warn', 'info', 'debug'] })
@@ -90,6 +128,66 @@ void yargs(hideBin(process.argv))
     'print, install or remove the NFIPS chain and its jumps (remove cleans up after kill -9)',
     (y) => chainFlags(y).positional('action', { choices: ['print', 'install', 'remove'] as const, demandOption: true }),
     (argv) => cmdIptables(argv.action, argv as RunFlags),
+  )
+  .command('rules <action>', 'check, test, reload or show counters of rules', (y) =>
+    y
+      .command(
+        'check <file>',
+        'validate a rule file; exit 0 if it would load, 2 with every problem listed otherwise',
+        (yy) => yy.positional('file', { type: 'string', demandOption: true }).option('rules-format', formatFlag),
+        (argv) => {
+          const rs = loadOrDie(argv.file, argv.rulesFormat);
+          process.stdout.write(`${argv.file}: OK (${rs.origin.format} format, ${rs.rules.length} rules, default ${rs.default}${rs.lock ? ', LOCKED' : ''})\n`);
+        },
+      )
+      .command(
+        'test <file>',
+        'show which rule decides a described packet, and why the rules before it did not match',
+        (yy) =>
+          yy
+            .positional('file', { type: 'string', demandOption: true })
+            .option('packet', { type: 'string', demandOption: true, describe: 'e.g. "tcp 10.0.0.5:40000 -> 192.0.2.7:23 flags S in lan0"' })
+            .option('rules-format', formatFlag)
+            .option('verbose', { type: 'boolean', default: false, describe: 'list every non-matching rule' }),
+        (argv) => {
+          const rs = loadOrDie(argv.file, argv.rulesFormat);
+          let p;
+          try {
+            p = parsePacketText(argv.packet);
+          } catch (e) {
+            die((e as Error).message, EXIT_CONFIG);
+          }
+          process.stdout.write(`${formatExplanation(explain(rs, p), argv.verbose)}\n`);
+        },
+      )
+      .command(
+        'reload',
+        'make the running nfips reload its rule file (validated first; on error the old rules stay)',
+        (yy) => yy.option('control-socket', controlFlag),
+        async (argv) => {
+          const r = (await ask(argv.controlSocket, 'rules.reload')) as { version: number; rules_count: number; sha256: string };
+          process.stdout.write(`reloaded: version ${r.version}, ${r.rules_count} rules, sha256 ${r.sha256.slice(0, 12)}\n`);
+        },
+      )
+      .command(
+        'stats',
+        'per-rule packet and byte counters of the running nfips',
+        (yy) => yy.option('control-socket', controlFlag).option('json', { type: 'boolean', default: false }),
+        async (argv) => {
+          const s = (await ask(argv.controlSocket, 'rules.stats')) as RuleStats;
+          if (argv.json) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+          else printRuleStats(s);
+        },
+      )
+      .demandCommand(1, 'say which rules command: check, test, reload or stats'),
+  )
+  .command(
+    'status',
+    'uptime, per-queue counters, kernel queue state and rules version of the running nfips',
+    (y) => y.option('control-socket', controlFlag),
+    async (argv) => {
+      process.stdout.write(`${JSON.stringify(await ask(argv.controlSocket, 'status'), null, 2)}\n`);
+    },
   )
   .command(
     'demo',

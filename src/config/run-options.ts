@@ -18,6 +18,8 @@ export interface RunFlags {
   rejectMark?: string;
   rulesFormat?: string;
   logRate?: number;
+  controlSocket?: string;
+  watchRules?: boolean;
   verdictMode?: string;
   failClosed?: boolean;
   exclude?: string[];
@@ -42,6 +44,9 @@ export interface RunOptions {
   rulesFormat: 'auto' | 'native' | '2columns';
   /** Drop/reject/alert events per rule per second before suppression. */
   logRate: number;
+  /** Unix socket for `nfips status` and `nfips rules ...`; '' turns it off. */
+  controlSocket: string;
+  watchRules: boolean;
   verdictMode: VerdictMode;
   failClosed: boolean;
   exclude: string[];
@@ -65,6 +70,8 @@ export const RUN_DEFAULTS = {
   rejectMark: '0x2/0x2',
   rulesFormat: 'auto',
   logRate: 10,
+  controlSocket: '/run/nfips/nfips.sock',
+  watchRules: true,
   verdictMode: 'repeat',
   failClosed: false,
   exclude: [] as string[],
@@ -143,6 +150,8 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     rejectMark: rejectMark!,
     rulesFormat: rulesFormat!,
     logRate: logRate!,
+    controlSocket: f.controlSocket === '' ? '' : path.resolve(f.controlSocket),
+    watchRules: Boolean(f.watchRules),
     verdictMode: verdictMode!,
     failClosed: Boolean(f.failClosed),
     exclude,

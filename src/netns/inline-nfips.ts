@@ -11,6 +11,7 @@ export type LogRecord = { event_type: string; timestamp: string } & Record<strin
 export interface InlineNfips {
   readonly proc: ChildProcess;
   readonly logFile: string;
+  readonly controlSocket: string;
   readonly output: () => string;
   events(type?: string): LogRecord[];
   waitFor(type: string, timeoutMs: number, pred?: (r: LogRecord) => boolean): Promise<LogRecord>;
@@ -37,7 +38,8 @@ export function startInlineNfips(netns: string, args: string[]): InlineNfips {
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-'));
   const logFile = path.join(dir, 'nfips.json');
   const bin = path.join(PACKAGE_ROOT, 'bin', 'nfips');
-  const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, bin, 'run', '--log-file', logFile, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const controlSocket = path.join(dir, 'control.sock');
+  const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, bin, 'run', '--log-file', logFile, '--control-socket', controlSocket, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr?.on('data', (b: Buffer) => (out += b.toString()));
@@ -46,6 +48,7 @@ export function startInlineNfips(netns: string, args: string[]): InlineNfips {
   return {
     proc,
     logFile,
+    controlSocket,
     output: () => out,
     events,
     async waitFor(type, timeoutMs, pred = () => true) {

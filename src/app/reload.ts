@@ -1,0 +1,84 @@
+// Rule reloads from SIGHUP, the control socket or a change to the file. The
+// new file is validated first; on any problem the old rules stay in force.
+import { createHash } from 'node:crypto';
+import { FSWatcher, readFileSync, watch } from 'node:fs';
+import path from 'node:path';
+import { EventLog } from '../log/event-log';
+import { QueueSupervisor } from '../queue/supervisor';
+import { FormatChoice, readRuleFile } from '../rules/load';
+
+export type ReloadSource = 'sighup' | 'control' | 'watch';
+
+export interface ReloadResult {
+  version: number;
+  changed: boolean;
+  rules_count: number;
+  sha256: string;
+}
+
+const DEBOUNCE_MS = 500;
+
+export class RuleReloader {
+  #chain: Promise<unknown> = Promise.resolve();
+  #watcher: FSWatcher | null = null;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly file: string,
+    private readonly format: FormatChoice,
+    private readonly sup: QueueSupervisor,
+    private readonly log: EventLog,
+  ) {}
+
+  /** Reloads now; calls are serialised so two reloads never interleave. */
+  reload(source: ReloadSource): Promise<ReloadResult> {
+    const next = this.#chain.then(() => this.#reloadOnce(source));
+    this.#chain = next.catch(() => undefined);
+    return next;
+  }
+
+  async #reloadOnce(source: ReloadSource): Promise<ReloadResult> {
+    let rules;
+    try {
+      rules = readRuleFile(this.file, this.format);
+    } catch (e) {
+      this.log.event('rules_reload_failed', { source, file: this.file, error: (e as Error).message, kept_version: this.sup.rulesVersion, kept_sha256: this.sup.rules.origin.sha256 }, 'error');
+      throw e;
+    }
+    if (rules.origin.sha256 === this.sup.rules.origin.sha256 && source === 'watch') {
+      return { version: this.sup.rulesVersion, changed: false, rules_count: rules.rules.length, sha256: rules.origin.sha256 };
+    }
+    const version = await this.sup.setRules(rules);
+    this.log.event('rules_reloaded', { source, file: this.file, version, sha256: rules.origin.sha256, rules_count: rules.rules.length, format: rules.origin.format });
+    return { version, changed: true, rules_count: rules.rules.length, sha256: rules.origin.sha256 };
+  }
+
+  /** Watches the directory: editors and config tools replace files by rename. */
+  watch(): void {
+    const dir = path.dirname(this.file);
+    const base = path.basename(this.file);
+    this.#watcher = watch(dir, (_event, name) => {
+      if (name !== null && name !== base) return;
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#timer = setTimeout(() => {
+        this.#timer = null;
+        if (!this.#changedOnDisk()) return;
+        this.reload('watch').catch(() => undefined);
+      }, DEBOUNCE_MS);
+    });
+    this.#watcher.on('error', (e) => this.log.event('rules_watch_error', { file: this.file, error: e.message }, 'warn'));
+  }
+
+  #changedOnDisk(): boolean {
+    try {
+      return createHash('sha256').update(readFileSync(this.file)).digest('hex') !== this.sup.rules.origin.sha256;
+    } catch {
+      return true; // let the reload report why it cannot read the file
+    }
+  }
+
+  close(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#watcher?.close();
+  }
+}

@@ -1,0 +1,97 @@
+// Unix control socket of a running nfips. Mode 0600: only its owner (root or
+// the service user) may reload rules or read counters.
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, Server, Socket } from 'node:net';
+import path from 'node:path';
+import { CONTROL_COMMANDS, ControlCommand, ControlResponse } from './protocol';
+
+export type ControlHandler = (cmd: ControlCommand) => Promise<unknown>;
+
+const MAX_REQUEST_BYTES = 4096;
+
+/** True when something answers on the socket path (another nfips). */
+function inUse(file: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(file);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export class ControlServer {
+  private constructor(
+    private readonly server: Server,
+    readonly file: string,
+  ) {}
+
+  static async listen(file: string, handler: ControlHandler): Promise<ControlServer> {
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
+    if (existsSync(file)) {
+      if (await inUse(file)) throw new Error(`control socket ${file} is in use: is another nfips running?`);
+      unlinkSync(file); // left behind by a crash
+    }
+    const server = createServer((sock) => serve(sock, handler));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      // umask so the socket is never reachable by others, even briefly.
+      const old = process.umask(0o177);
+      server.listen(file, () => {
+        process.umask(old);
+        resolve();
+      });
+    });
+    chmodSync(file, 0o600);
+    return new ControlServer(server, file);
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    try {
+      unlinkSync(this.file);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+function serve(sock: Socket, handler: ControlHandler): void {
+  let buf = '';
+  sock.setEncoding('utf8');
+  sock.on('error', () => undefined);
+  sock.on('data', (chunk: string) => {
+    buf += chunk;
+    if (buf.length > MAX_REQUEST_BYTES) {
+      reply(sock, { ok: false, error: 'request too long' });
+      return;
+    }
+    const nl = buf.indexOf('\n');
+    if (nl < 0) return;
+    const line = buf.slice(0, nl);
+    buf = '';
+    void answer(line, handler).then((r) => reply(sock, r));
+  });
+}
+
+async function answer(line: string, handler: ControlHandler): Promise<ControlResponse> {
+  let cmd: unknown;
+  try {
+    cmd = (JSON.parse(line) as { cmd?: unknown }).cmd;
+  } catch {
+    return { ok: false, error: 'request is not JSON' };
+  }
+  if (typeof cmd !== 'string' || !(CONTROL_COMMANDS as readonly string[]).includes(cmd)) {
+    return { ok: false, error: `unknown command ${JSON.stringify(cmd)}; known: ${CONTROL_COMMANDS.join(', ')}` };
+  }
+  try {
+    return { ok: true, result: await handler(cmd as ControlCommand) };
+  } catch (e) {
+    return { ok: false, error: (e as Error).message };
+  }
+}
+
+function reply(sock: Socket, r: ControlResponse): void {
+  sock.end(`${JSON.stringify(r)}\n`);
+}
