@@ -48,7 +48,8 @@ export class FlowTable {
    * the table is full around the slot, the packet is reported NEW and counted
    * as an overflow: a full table must not make traffic look established.
    */
-  observe(d: DecodedBatch, i: number, now: number): number {
+  observe(d: DecodedBatch, i: number, clock: Float64Array): number {
+    const now = clock[0];
     const k = this.key;
     const src = d.src;
     const dst = d.dst;

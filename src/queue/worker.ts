@@ -2,7 +2,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { ifindexOf } from '../rules/interfaces';
 import { RuleSet } from '../rules/types';
-import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
+import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
+import { warmUp } from '../verdict/warmup';
 import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { loadAddon, metaColumns, NATIVE_COUNTERS, NativeQueue } from './native';
 
@@ -34,6 +35,8 @@ function reportBatchError(err: unknown): void {
 const ruleCountersFor = (rules: RuleSet) => new SharedArrayBuffer(ruleCounterBytes(rules.rules.length));
 
 function main(): void {
+  const engineOptions: EngineOptions = { ...init.engine, ifindex: ifindexOf };
+  warmUp(init.queue.batchSize, init.rules, engineOptions);
   let q: NativeQueue;
   try {
     q = new (loadAddon().Queue)({ ...init.queue, counters: nativeCounters });
@@ -43,10 +46,10 @@ function main(): void {
   }
   const meta = metaColumns(q.meta, q.batchSize);
   let ruleCounters = ruleCountersFor(init.rules);
-  const engine = new VerdictEngine(q.batchSize, meta, init.rules, init.rulesVersion, ruleCounters, { ...init.engine, ifindex: ifindexOf }, engineCounters);
+  const engine = new VerdictEngine(q.batchSize, meta, init.rules, init.rulesVersion, ruleCounters, engineOptions, engineCounters);
   const packets = new Uint8Array(q.packets);
   q.start((n) => {
-    engine.process(n, packets, Date.now() / 1000);
+    engine.process(n, packets);
     if (engine.events.count > 0) post({ type: 'rule-events', queue: queueNum, version: engine.rulesVersion, events: engine.events.drain() });
   }, reportBatchError);
   port.on('message', (m: ToQueueWorker) => {

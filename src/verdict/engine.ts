@@ -68,6 +68,8 @@ export class VerdictEngine {
   private readonly flows: FlowTable;
   private readonly acceptVerdict: number;
   private readonly rejectMarkSpec: MarkSpec;
+  /** Seconds, for flow idle times and event rate limits. */
+  private readonly clock = new Float64Array(1);
 
   constructor(
     capacity: number,
@@ -86,7 +88,7 @@ export class VerdictEngine {
     this.acceptVerdict = opts.mode === 'repeat' ? NF_REPEAT : NF_ACCEPT;
     // A rejected packet re-enters with both bits, so it also skips the queue.
     this.rejectMarkSpec = { value: opts.mark.value | opts.rejectMark.value, mask: opts.mark.mask | opts.rejectMark.mask };
-    this.events = new RuleEventBuffer(capacity, opts.eventsPerSecond);
+    this.events = new RuleEventBuffer(capacity, opts.eventsPerSecond, this.clock);
     this.events.attach(this.decoded, meta);
     this.setRules(rules, rulesVersion, ruleCounters);
   }
@@ -115,7 +117,13 @@ export class VerdictEngine {
     return this.active.rules;
   }
 
-  process(n: number, packets: Uint8Array, nowSeconds: number): void {
+  /**
+   * Decides n packets. The batch time is the first packet's timestamp from
+   * the native side, kept in a typed array: Date.now() and double arguments
+   * are boxed on every call, and the data path must not allocate.
+   */
+  process(n: number, packets: Uint8Array): void {
+    this.clock[0] = this.meta.tsSec[0] + this.meta.tsNsec[0] * 1e-9;
     const d = this.decoded;
     const c = this.counters;
     const a = this.active;
@@ -123,10 +131,9 @@ export class VerdictEngine {
     const rc = a.counters;
     const nRules = a.actions.length;
     decodeBatch(packets, meta.offset, meta.capLen, n, d);
-    this.events.beginBatch(nowSeconds);
     if (a.usesState) {
       const before = this.flows.overflows;
-      for (let i = 0; i < n; i++) this.flowState[i] = d.status[i] === DecodeStatus.Ok ? this.flows.observe(d, i, nowSeconds) : 0;
+      for (let i = 0; i < n; i++) this.flowState[i] = d.status[i] === DecodeStatus.Ok ? this.flows.observe(d, i, this.clock) : 0;
       c[C_FLOW_OVERFLOW] += this.flows.overflows - before;
     }
     const verdict = meta.verdict;

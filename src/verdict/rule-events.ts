@@ -41,13 +41,14 @@ export class RuleEventBuffer {
   private tokens = new Float64Array(1);
   private refilled = new Float64Array(1);
   private suppressed = new Float64Array(1);
-  private now = 0;
   private decoded: DecodedBatch | null = null;
   private meta: MetaColumns | null = null;
 
   constructor(
     capacity: number,
     private readonly perSecond: number,
+    /** clock[0] = now in seconds, kept by the engine. */
+    private readonly clock: Float64Array,
   ) {
     this.rule = new Int32Array(capacity);
     this.action = new Uint8Array(capacity);
@@ -76,17 +77,14 @@ export class RuleEventBuffer {
     this.count = 0;
   }
 
-  beginBatch(nowSeconds: number): void {
-    this.now = nowSeconds;
-  }
-
   /** rule = -1 for the default policy. */
   record(rule: number, action: number, i: number): void {
     const slot = rule < 0 ? this.tokens.length - 1 : rule;
-    const elapsed = this.now - this.refilled[slot];
+    const now = this.clock[0];
+    const elapsed = now - this.refilled[slot];
     if (elapsed > 0) {
       this.tokens[slot] = Math.min(this.perSecond, this.tokens[slot] + elapsed * this.perSecond);
-      this.refilled[slot] = this.now;
+      this.refilled[slot] = now;
     }
     if (this.tokens[slot] < 1 || this.count >= this.rule.length) {
       this.suppressed[slot]++;

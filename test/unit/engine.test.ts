@@ -26,8 +26,9 @@ function setup(rs: RuleSet, mode: VerdictMode = 'repeat') {
       meta.mark[i] = extra.mark?.[i] ?? 0;
       meta.inIfindex[i] = extra.in?.[i] ?? 3;
       meta.hook[i] = extra.hook?.[i] ?? 2;
+      meta.tsSec[i] = now;
     });
-    engine.process(packets.length, buf, now);
+    engine.process(packets.length, buf);
     return Array.from(meta.verdict.subarray(0, packets.length));
   };
   const counter = (name: (typeof ENGINE_COUNTERS)[number]) => counters[ENGINE_COUNTERS.indexOf(name)];

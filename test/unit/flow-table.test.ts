@@ -10,7 +10,7 @@ const d = createDecodedBatch(1);
 function observe(t: FlowTable, spec: Parameters<typeof buildPacket>[0], now: number): number {
   const p = buildPacket(spec);
   decodePacket(p, 0, p.length, 0, d);
-  return t.observe(d, 0, now);
+  return t.observe(d, 0, Float64Array.of(now));
 }
 const out = (sport: number) => ({ src: '10.0.0.1', dst: '10.0.0.2', proto: 6, sport, dport: 80 });
 const back = (dport: number) => ({ src: '10.0.0.2', dst: '10.0.0.1', proto: 6, sport: 80, dport });
