@@ -102,6 +102,8 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
   };
 }
 
+const RULE_STATS_MAX = 50;
+
 class StatsReporter {
   #last = new Map<number, QueueCounters>();
   #lastAt = Date.now();
@@ -111,7 +113,22 @@ class StatsReporter {
     private readonly log: EventLog,
   ) {}
 
+  /** Cumulative per-rule counters of the current rule set: the busiest rules that matched anything. */
+  reportRules(final: boolean): void {
+    const s = this.sup.ruleStats();
+    const hit = s.rules.filter((r) => r.packets > 0).sort((a, b) => b.packets - a.packets);
+    this.log.event(final ? 'rule_stats_final' : 'rule_stats', {
+      rules_version: s.version,
+      rules_sha256: s.sha256,
+      rules_total: s.rules.length,
+      rules_hit: hit.length,
+      rules: hit.slice(0, RULE_STATS_MAX),
+      default: s.default,
+    });
+  }
+
   report(final = false): void {
+    this.reportRules(final);
     const now = Date.now();
     const secs = Math.max((now - this.#lastAt) / 1000, 1e-3);
     this.#lastAt = now;

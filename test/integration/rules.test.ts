@@ -94,6 +94,8 @@ test('rules on the real kernel path', { timeout: 300_000 }, async (t: TestContex
       assert.ok(byId.get('range-8000-8100')!.packets >= 2 && byId.get('range-8000-8100')!.bytes > 0, 'per-rule counters count drops');
       assert.ok(byId.get('reject-2323')!.packets >= 1);
       assert.ok(byId.get('alert-http')!.packets >= 2, 'alerts are counted too');
+      const rs = await nf.waitFor('rule_stats', 5000, (r) => (r.rules as { id: string }[]).some((x) => x.id === 'range-8000-8100'));
+      assert.equal(rs.rules_total, 5, 'stats events carry the per-rule counters');
     });
 
     await t.test('hot reload under traffic changes a verdict without disturbing other flows', async () => {
