@@ -1,6 +1,7 @@
 // Gateway throughput/latency benchmark: kernel forwarding vs a minimal C
 // NFQUEUE loop vs the npm `nfqueue` binding vs nfips, on a client/gateway/
 // server namespace topology. Run as root: `npm run bench -- [--quick]`.
+import { writeBenchRulesFile } from './rules-file';
 import { ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -27,7 +28,8 @@ const START_TIMEOUT_MS = 5000;
 const STOP_GRACE_MS = 5000;
 const IPERF_PORT = 5201;
 
-type ModeKey = 'a' | 'b' | 'c' | 'd';
+type ModeKey = 'a' | 'b' | 'c' | 'd' | 'e';
+const RULES_E = 1000;
 
 interface Options {
   runs: number;
@@ -100,7 +102,7 @@ const USAGE = `usage: node dist/bench/bench.js [--runs N] [--seconds S] [--quick
   --runs N        runs per measurement, median reported (env BENCH_RUNS, default 3)
   --seconds S     iperf3 duration per run (env BENCH_SECONDS, default 5)
   --quick         1 run of 2 s
-  --modes LIST    subset of a (kernel), b (C loop), c (npm nfqueue), d (nfips)
+  --modes LIST    subset of a (kernel), b (C loop), c (npm nfqueue), d (nfips), e (nfips, 1000 rules)
   --ping-count N  echo requests per ping run (default 200, 5 ms apart)
   --json FILE     where to write results (default bench/out/last.json)
   --keep-logs     keep the nfips log directory
@@ -123,13 +125,13 @@ function parseArgs(argv: string[], root: string): Options {
     runs: process.env.BENCH_RUNS ? positiveInt(process.env.BENCH_RUNS, 'BENCH_RUNS') : 3,
     seconds: process.env.BENCH_SECONDS ? positiveInt(process.env.BENCH_SECONDS, 'BENCH_SECONDS') : 5,
     pingCount: 200,
-    modes: ['a', 'b', 'c', 'd'],
+    modes: ['a', 'b', 'c', 'd', 'e'],
     keepLogs: false,
     // nfips' default --queue-maxlen; a shorter queue would fail open sooner and flatter nfips.
     loopMaxlen: 4096,
     jsonOut: path.join(root, 'bench', 'out', 'last.json'),
   };
-  const names: Record<string, ModeKey> = { a: 'a', kernel: 'a', b: 'b', c: 'c', cloop: 'b', loop: 'b', peer: 'c', nfqueue: 'c', d: 'd', nfips: 'd' };
+  const names: Record<string, ModeKey> = { a: 'a', kernel: 'a', b: 'b', c: 'c', cloop: 'b', loop: 'b', peer: 'c', nfqueue: 'c', d: 'd', nfips: 'd', e: 'e' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     switch (a) {
@@ -147,7 +149,7 @@ function parseArgs(argv: string[], root: string): Options {
       case '--modes': {
         const list = (argv[++i] ?? fail('--modes needs a list')).split(',').map((s) => s.trim().toLowerCase());
         const keys = list.map((s) => names[s] ?? fail(`unknown mode "${s}"`));
-        o.modes = (['a', 'b', 'c', 'd'] as ModeKey[]).filter((k) => keys.includes(k));
+        o.modes = (['a', 'b', 'c', 'd', 'e'] as ModeKey[]).filter((k) => keys.includes(k));
         break;
       }
       case '-h': case '--help': process.stdout.write(`${USAGE}\n`); process.exit(0);
@@ -381,17 +383,25 @@ class Bench {
       },
       {
         key: 'd', label: 'nfips', queued: true,
-        start: () => this.startNfips(),
+        start: () => this.startNfips('rules/default.json'),
+      },
+      {
+        key: 'e', label: `nfips, ${RULES_E} rules`, queued: true,
+        start: () => {
+          const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'nfips-bench-rules-')), 'rules.json');
+          writeBenchRulesFile(file, RULES_E);
+          return this.startNfips(file);
+        },
       },
     ];
   }
 
-  private async startNfips(): Promise<StartResult> {
+  private async startNfips(rulesFile: string): Promise<StartResult> {
     const cli = path.join(this.root, 'bin', 'nfips');
     if (!existsSync(cli)) return { skip: `${path.relative(this.root, cli)} does not exist (nfips CLI not built yet)` };
     this.nfipsLogDir = mkdtempSync(path.join(os.tmpdir(), 'nfips-bench-'));
     const logFile = path.join(this.nfipsLogDir, 'nfips.json');
-    const args = [cli, 'run', '--rules', 'rules/default.json', '--queues', String(QUEUE), '--hook', 'forward',
+    const args = [cli, 'run', '--rules', rulesFile, '--control-socket', path.join(this.nfipsLogDir, 'control.sock'), '--queues', String(QUEUE), '--hook', 'forward',
       '--log-file', logFile, '--stats-interval', '1'];
     const p = this.spawnInGateway('nfips', process.execPath, args);
     const why = await this.waitBound(p, async () => {
@@ -649,6 +659,7 @@ function compare(results: ModeResult[]): { comparisons: Comparison[]; targets: T
   const b = pickMode(results, 'b');
   const c = pickMode(results, 'c');
   const d = pickMode(results, 'd');
+  const e = pickMode(results, 'e');
   const v = (m: ModeSummary | null, def: MetricDef) => (m === null ? null : def.pick(m));
   const comparisons = METRICS.filter((m) => m.name !== 'UDP-64 loss').map((def) => ({
     metric: def.name,
@@ -665,6 +676,9 @@ function compare(results: ModeResult[]): { comparisons: Comparison[]; targets: T
     target('nfips TCP vs C loop', ratio(d?.tcpGbps, b?.tcpGbps), (x) => x >= 0.8, '>= 0.80'),
     target('nfips UDP-64 verdicted pkts/s vs C loop', ratio(d?.udpVerdictedPps, b?.udpVerdictedPps), (x) => x >= 0.8, '>= 0.80'),
     target('nfips ping RTT vs C loop', ratio(d?.pingAvgUs, b?.pingAvgUs), (x) => x <= 1.5, '<= 1.50'),
+    target(`nfips with ${RULES_E} rules: TCP vs C loop`, ratio(e?.tcpGbps, b?.tcpGbps), (x) => x >= 0.8, '>= 0.80'),
+    target(`nfips with ${RULES_E} rules: UDP-64 verdicted pkts/s vs C loop`, ratio(e?.udpVerdictedPps, b?.udpVerdictedPps), (x) => x >= 0.8, '>= 0.80'),
+    target(`nfips with ${RULES_E} rules: ping RTT vs C loop`, ratio(e?.pingAvgUs, b?.pingAvgUs), (x) => x <= 1.5, '<= 1.50'),
   ];
   return { comparisons, targets };
 }

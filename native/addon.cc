@@ -32,6 +32,7 @@ class Queue : public Napi::ObjectWrap<Queue> {
     return DefineClass(env, "Queue",
                        {
                            InstanceMethod<&Queue::Start>("start"),
+                           InstanceMethod<&Queue::Run>("run"),
                            InstanceMethod<&Queue::Close>("close"),
                            InstanceMethod<&Queue::Warnings>("warnings"),
                            InstanceAccessor<&Queue::PacketBuffer>("packets"),
@@ -141,10 +142,50 @@ class Queue : public Napi::ObjectWrap<Queue> {
     return env.Undefined();
   }
 
+  // run(onBatch, flag, timeoutMs): the queue thread's loop, in the shape of
+  // the C reference loop: block in recvmmsg, call JS inline, send verdicts.
+  // Returns to JS when flag[0] != 0 (a control message is waiting), when the
+  // JS side threw (so a terminating thread can unwind), or on close.
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!sock_ || !sock_->isOpen() || poll_) {
+      Napi::Error::New(env, "queue is closed or already started with start()").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (info.Length() < 3 || !info[0].IsFunction() || !info[1].IsTypedArray() || !info[2].IsNumber()) {
+      Napi::TypeError::New(env, "run(onBatch, flag: Int32Array, timeoutMs)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
+    if (ta.TypedArrayType() != napi_int32_array || ta.ElementLength() < 1) {
+      Napi::TypeError::New(env, "run: flag must be an Int32Array").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    auto* flag = reinterpret_cast<volatile int32_t*>(ta.As<Napi::Int32Array>().Data());
+    Napi::Function onBatch = info[0].As<Napi::Function>();
+    if (onBatch_.IsEmpty()) onBatch_ = Napi::Persistent(onBatch);  // close() drains through it
+    sock_->SetRecvTimeout(info[2].As<Napi::Number>().Int32Value());
+    Napi::Value self = Value();
+    while (sock_->isOpen() && __atomic_load_n(flag, __ATOMIC_ACQUIRE) == 0) {
+      Napi::HandleScope scope(env);
+      uint32_t n = sock_->RecvBatchBlocking();
+      // On a receive timeout, an empty call lets a terminating thread unwind.
+      onBatch.Call(self, {Napi::Number::New(env, n)});
+      if (env.IsExceptionPending()) {
+        if (n == 0) return env.Undefined();
+        sock_->counters()[C_JS_ERRORS] += 1;
+        sock_->FailBatch(n);
+        return env.Undefined();  // the exception propagates to run()'s caller
+      }
+      if (n) sock_->SendVerdicts(n);
+    }
+    return env.Undefined();
+  }
+
   // close(): drains what is queued through the normal JS path, then unbinds.
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (sock_ && sock_->isOpen() && poll_) {
+    if (sock_ && sock_->isOpen() && !onBatch_.IsEmpty()) {
       for (int i = 0; i < 64; i++) {
         if (!RunBatch(env)) break;
       }

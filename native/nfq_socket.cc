@@ -202,7 +202,16 @@ void NfqSocket::Close() {
   nl_ = nullptr;
 }
 
-uint32_t NfqSocket::RecvBatch() {
+uint32_t NfqSocket::RecvBatch() { return Receive(MSG_DONTWAIT); }
+uint32_t NfqSocket::RecvBatchBlocking() { return Receive(MSG_WAITFORONE); }
+
+void NfqSocket::SetRecvTimeout(int ms) {
+  if (!nl_) return;
+  timeval tv{ms / 1000, (ms % 1000) * 1000};
+  setsockopt(mnl_socket_get_fd(nl_), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+uint32_t NfqSocket::Receive(int flags) {
   if (!nl_) return 0;
   int fd = mnl_socket_get_fd(nl_);
   timespec now;
@@ -212,7 +221,8 @@ uint32_t NfqSocket::RecvBatch() {
   const uint32_t cap = opts_.batchSize;
   while (slots < cap) {
     unsigned want = cap - slots;
-    int r = recvmmsg(fd, msgs_.data() + slots, want, MSG_DONTWAIT, nullptr);
+    // Only the first call may block: later ones just gather what is queued.
+    int r = recvmmsg(fd, msgs_.data() + slots, want, slots == 0 ? flags : MSG_DONTWAIT, nullptr);
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;

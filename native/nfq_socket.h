@@ -93,6 +93,10 @@ class NfqSocket {
   // Reads up to batchSize queued packets without blocking, fills the metadata
   // columns and presets every verdict to VERDICT_UNSET. Returns the count.
   uint32_t RecvBatch();
+  // Like RecvBatch, but blocks until at least one packet or the receive
+  // timeout (SetRecvTimeout); one recvmmsg(MSG_WAITFORONE) per batch.
+  uint32_t RecvBatchBlocking();
+  void SetRecvTimeout(int ms);
   // Sends the verdicts of the last batch, one netlink message per packet (so
   // each keeps its own mark) packed into as few sendto() calls as fit.
   void SendVerdicts(uint32_t n);
@@ -113,6 +117,7 @@ class NfqSocket {
  private:
   bool Configure();
   bool SendConfigAndWaitAcks(char* buf, size_t len, uint32_t firstSeq, uint32_t count);
+  uint32_t Receive(int flags);
   void ParseDatagram(uint8_t* base, size_t len, uint32_t& n, uint32_t sec, uint32_t nsec);
   bool ParsePacketMsg(const nlmsghdr* nlh, uint8_t* base, uint32_t slot, uint32_t sec, uint32_t nsec);
   void SendFailVerdictNow(uint32_t id, uint32_t mark);

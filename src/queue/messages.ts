@@ -3,6 +3,7 @@ import { RuleSet } from '../rules/types';
 import { VerdictMode } from '../verdict/engine';
 import { MarkSpec } from '../verdict/mark';
 import { RuleEvent } from '../verdict/rule-events';
+import { MessagePort } from 'node:worker_threads';
 import { QueueOptions } from './native';
 
 export interface EngineSettings {
@@ -20,6 +21,10 @@ export interface QueueWorkerInit {
   engine: EngineSettings;
   /** NATIVE_COUNTERS then ENGINE_COUNTERS, as float64. */
   counters: SharedArrayBuffer;
+  /** Int32 flag the main thread raises after posting on `control`. */
+  controlFlag: SharedArrayBuffer;
+  /** Main -> queue thread messages, read synchronously between batches. */
+  control: MessagePort;
 }
 
 export type ToQueueWorker = { type: 'rules'; rules: RuleSet; version: number } | { type: 'stop' };

@@ -61,7 +61,14 @@ export interface NativeQueue {
   readonly packets: ArrayBuffer;
   readonly meta: ArrayBuffer;
   readonly batchSize: number;
+  /** Event-loop mode: uv_poll wakes the thread, one JS call per batch. */
   start(onBatch: (n: number) => void, onError: (err: unknown) => void): void;
+  /**
+   * Dedicated-thread mode: blocks in recvmmsg and calls onBatch inline until
+   * flag[0] != 0, onBatch throws (rethrown here), or the queue closes. The
+   * receive timeout bounds how long a raised flag waits.
+   */
+  run(onBatch: (n: number) => void, flag: Int32Array, timeoutMs: number): void;
   close(): void;
   warnings(): string[];
 }

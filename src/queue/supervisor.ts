@@ -2,7 +2,7 @@
 // their counters from shared memory, swaps rules, restarts a thread that
 // dies, and stops them in order.
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, MessagePort, Worker } from 'node:worker_threads';
 import { EventLog } from '../log/event-log';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineCounterName } from '../verdict/engine';
@@ -50,6 +50,9 @@ interface Slot {
   /** Per-rule counters of the rule set the thread runs, and its version. */
   ruleCounters: Float64Array | null;
   ruleVersion: number;
+  /** Main -> thread messages; the flag tells the thread's native loop to look. */
+  control: MessagePort | null;
+  controlFlag: Int32Array;
 }
 
 type Listener = (m: FromQueueWorker) => void;
@@ -70,7 +73,7 @@ export class QueueSupervisor {
     this.#ruleSets.set(0, opts.rules);
     this.#slots = opts.queues.map((queue) => {
       const sab = new SharedArrayBuffer((NATIVE_COUNTERS.length + ENGINE_COUNTERS.length) * 8);
-      return { queue, worker: null, sab, counters: new Float64Array(sab), restarts: 0, ruleCounters: null, ruleVersion: -1 };
+      return { queue, worker: null, sab, counters: new Float64Array(sab), restarts: 0, ruleCounters: null, ruleVersion: -1, control: null, controlFlag: new Int32Array(new SharedArrayBuffer(4)) };
     });
   }
 
@@ -129,7 +132,7 @@ export class QueueSupervisor {
     this.#ruleSets.set(version, rules);
     for (const v of this.#ruleSets.keys()) if (v < version - 1) this.#ruleSets.delete(v);
     const pending = this.#slots.filter((s) => s.worker).map((s) => this.#await(s.queue, (m) => m.type === 'rules-applied' && m.version === version, timeoutMs));
-    for (const s of this.#slots) s.worker?.postMessage({ type: 'rules', rules, version } satisfies ToQueueWorker);
+    for (const s of this.#slots) if (s.worker) this.#send(s, { type: 'rules', rules, version });
     await Promise.all(pending);
     return version;
   }
@@ -141,7 +144,7 @@ export class QueueSupervisor {
         const w = s.worker;
         if (!w) return;
         const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-        w.postMessage({ type: 'stop' } satisfies ToQueueWorker);
+        this.#send(s, { type: 'stop' });
         const timer = setTimeout(() => {
           this.#opts.log.event('queue_stop_timeout', { queue: s.queue }, 'warn');
           void w.terminate();
@@ -151,6 +154,11 @@ export class QueueSupervisor {
         s.worker = null;
       }),
     );
+  }
+
+  #send(slot: Slot, m: ToQueueWorker): void {
+    slot.control?.postMessage(m);
+    Atomics.store(slot.controlFlag, 0, 1);
   }
 
   #await(queue: number, pred: (m: FromQueueWorker) => boolean, timeoutMs: number): Promise<FromQueueWorker> {
@@ -171,14 +179,20 @@ export class QueueSupervisor {
 
   #spawn(slot: Slot): Promise<void> {
     const o = this.#opts;
+    const channel = new MessageChannel();
+    slot.control?.close();
+    slot.control = channel.port1;
+    Atomics.store(slot.controlFlag, 0, 0);
     const init: QueueWorkerInit = {
       queue: { ...o.queue, queue: slot.queue },
       rules: this.#rules,
       rulesVersion: this.#rulesVersion,
       engine: o.engine,
       counters: slot.sab,
+      controlFlag: slot.controlFlag.buffer as SharedArrayBuffer,
+      control: channel.port2,
     };
-    const worker = new Worker(WORKER_FILE, { workerData: init, name: `nfips-queue-${slot.queue}` });
+    const worker = new Worker(WORKER_FILE, { workerData: init, transferList: [channel.port2], name: `nfips-queue-${slot.queue}` });
     slot.worker = worker;
     return new Promise((resolve, reject) => {
       let ready = false;

@@ -1,5 +1,5 @@
 // Entry point of one queue thread: receive -> decode -> verdict, nothing else.
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { ifindexOf } from '../rules/interfaces';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
@@ -32,6 +32,9 @@ function reportBatchError(err: unknown): void {
   suppressed = 0;
 }
 
+/** Longest a raised control flag waits while no packet arrives. */
+const CONTROL_POLL_MS = 100;
+
 const ruleCountersFor = (rules: RuleSet) => new SharedArrayBuffer(ruleCounterBytes(rules.rules.length));
 
 function main(): void {
@@ -48,22 +51,40 @@ function main(): void {
   let ruleCounters = ruleCountersFor(init.rules);
   const engine = new VerdictEngine(q.batchSize, meta, init.rules, init.rulesVersion, ruleCounters, engineOptions, engineCounters);
   const packets = new Uint8Array(q.packets);
-  q.start((n) => {
+  const onBatch = (n: number) => {
     engine.process(n, packets);
     if (engine.events.count > 0) post({ type: 'rule-events', queue: queueNum, version: engine.rulesVersion, events: engine.events.drain() });
-  }, reportBatchError);
-  port.on('message', (m: ToQueueWorker) => {
-    if (m.type === 'rules') {
-      ruleCounters = ruleCountersFor(m.rules);
-      engine.setRules(m.rules, m.version, ruleCounters);
-      post({ type: 'rules-applied', queue: queueNum, version: m.version, ruleCounters });
-    } else if (m.type === 'stop') {
-      q.close();
-      post({ type: 'stopped', queue: queueNum });
-      port.close();
-    }
-  });
+  };
   post({ type: 'ready', queue: queueNum, warnings: q.warnings(), ruleCounters });
+
+  // The thread lives in the native loop, like a C NFQUEUE loop: no event-loop
+  // round trip per packet. It comes back here only for control messages.
+  const flag = new Int32Array(init.controlFlag);
+  for (;;) {
+    try {
+      q.run(onBatch, flag, CONTROL_POLL_MS);
+    } catch (e) {
+      reportBatchError(e);
+    }
+    // Clear before draining: a message posted meanwhile raises it again.
+    Atomics.store(flag, 0, 0);
+    let stop = false;
+    for (let got = receiveMessageOnPort(init.control); got !== undefined; got = receiveMessageOnPort(init.control)) {
+      const m = got.message as ToQueueWorker;
+      if (m.type === 'rules') {
+        ruleCounters = ruleCountersFor(m.rules);
+        engine.setRules(m.rules, m.version, ruleCounters);
+        post({ type: 'rules-applied', queue: queueNum, version: m.version, ruleCounters });
+      } else if (m.type === 'stop') {
+        stop = true;
+      }
+    }
+    if (stop) break;
+  }
+  q.close();
+  post({ type: 'stopped', queue: queueNum });
+  init.control.close();
+  port.close();
 }
 
 main();
