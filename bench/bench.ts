@@ -53,6 +53,7 @@ interface RunSample {
   udpQueued: number | null;
   udpVerdictedPps: number | null;
   pingAvgUs: number | null;
+  pingMedianUs: number | null;
   pingLossPercent: number | null;
   errors: string[];
 }
@@ -64,6 +65,7 @@ interface ModeSummary {
   udpLossPercent: number | null;
   udpVerdictedPps: number | null;
   pingAvgUs: number | null;
+  pingMedianUs: number | null;
 }
 
 interface ModeResult {
@@ -471,7 +473,7 @@ class Bench {
   private async measure(run: number, queued: boolean): Promise<RunSample> {
     const s: RunSample = {
       run, tcpGbps: null, tcpRetransmits: null, tcpVerdicted: null, tcpQueued: null, udp: null,
-      udpVerdicted: null, udpQueued: null, udpVerdictedPps: null, pingAvgUs: null, pingLossPercent: null, errors: [],
+      udpVerdicted: null, udpQueued: null, udpVerdictedPps: null, pingAvgUs: null, pingMedianUs: null, pingLossPercent: null, errors: [],
     };
     const counters = async () => (queued ? this.readCounters() : { verdicted: null, queued: null });
 
@@ -496,11 +498,12 @@ class Bench {
     const ping = await this.twice('ping', async () => {
       const timeoutMs = this.opts.pingCount * 5 + 30_000;
       const r = await this.topo.exec(this.topo.client, 'ping',
-        ['-c', String(this.opts.pingCount), '-i', '0.005', '-q', '-W', '2', ADDRESSES.server4], { allowFail: true, timeoutMs });
+        ['-c', String(this.opts.pingCount), '-i', '0.005', '-W', '2', ADDRESSES.server4], { allowFail: true, timeoutMs });
       return parsePing(r.stdout + r.stderr);
     }, s.errors);
     if (ping) {
       s.pingAvgUs = ping.rttAvgUs;
+      s.pingMedianUs = ping.rttMedianUs;
       s.pingLossPercent = ping.lossPercent;
     }
     return s;
@@ -543,6 +546,7 @@ class Bench {
       udpLossPercent: median(res.samples.map((s) => s.udp?.lostPercent ?? null)),
       udpVerdictedPps: median(res.samples.map((s) => s.udpVerdictedPps)),
       pingAvgUs: median(res.samples.map((s) => s.pingAvgUs)),
+      pingMedianUs: median(res.samples.map((s) => s.pingMedianUs)),
     };
     return res;
   }
@@ -632,6 +636,7 @@ const METRICS: MetricDef[] = [
   { name: 'UDP-64 loss', unit: '%', digits: 1, scale: 1, pick: (m) => m.udpLossPercent },
   { name: 'UDP-64 verdicted', unit: 'kpps', digits: 1, scale: 1e-3, pick: (m) => m.udpVerdictedPps },
   { name: 'ping avg RTT', unit: 'µs', digits: 0, scale: 1, pick: (m) => m.pingAvgUs },
+  { name: 'ping median RTT', unit: 'µs', digits: 0, scale: 1, pick: (m) => m.pingMedianUs },
 ];
 
 interface Comparison {
@@ -679,6 +684,8 @@ function compare(results: ModeResult[]): { comparisons: Comparison[]; targets: T
     target(`nfips with ${RULES_E} rules: TCP vs C loop`, ratio(e?.tcpGbps, b?.tcpGbps), (x) => x >= 0.8, '>= 0.80'),
     target(`nfips with ${RULES_E} rules: UDP-64 verdicted pkts/s vs C loop`, ratio(e?.udpVerdictedPps, b?.udpVerdictedPps), (x) => x >= 0.8, '>= 0.80'),
     target(`nfips with ${RULES_E} rules: ping RTT vs C loop`, ratio(e?.pingAvgUs, b?.pingAvgUs), (x) => x <= 1.5, '<= 1.50'),
+    // Not the target (that is the average, as stated), shown because the average follows the tail.
+    target('(info) nfips median ping RTT vs C loop', ratio(d?.pingMedianUs, b?.pingMedianUs), (x) => x <= 1.5, '<= 1.50'),
   ];
   return { comparisons, targets };
 }

@@ -30,6 +30,8 @@ export interface PingResult {
   rttAvgUs: number | null;
   rttMaxUs: number | null;
   rttMdevUs: number | null;
+  /** The average is dominated by rare millisecond outliers; the median shows the typical packet. */
+  rttMedianUs: number | null;
 }
 
 export interface IptablesRuleCounter {
@@ -134,7 +136,15 @@ export function parsePing(text: string): PingResult {
     rttAvgUs: us(rtt?.[2]),
     rttMaxUs: us(rtt?.[3]),
     rttMdevUs: us(rtt?.[4]),
+    rttMedianUs: medianReplyUs(text),
   };
+}
+
+/** Median of the per-reply "time=X ms" lines (ping without -q); null if none. */
+function medianReplyUs(text: string): number | null {
+  const t = [...text.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000).sort((a, b) => a - b);
+  if (t.length === 0) return null;
+  return t.length % 2 ? t[(t.length - 1) / 2] : (t[t.length / 2 - 1] + t[t.length / 2]) / 2;
 }
 
 /** Rules of one chain from `iptables -L CHAIN -v -n -x`, in order. */

@@ -101,6 +101,13 @@ test('ping: counts and RTT in microseconds', () => {
   assert.equal(r.rttMdevUs, 6);
 });
 
+test('ping: median of the per-reply times', () => {
+  const lines = [0.05, 0.04, 3.1, 0.06, 0.045].map((t, i) => `64 bytes from 10.77.2.2: icmp_seq=${i + 1} ttl=63 time=${t} ms`).join('\n');
+  const r = parsePing(`PING 10.77.2.2 (10.77.2.2) 56(84) bytes of data.\n${lines}\n${PING_OK.split('\n').slice(2).join('\n')}`);
+  assert.equal(r.rttMedianUs, 50, 'the 3.1 ms outlier moves the average, not the median');
+  assert.equal(parsePing(PING_OK).rttMedianUs, null, 'ping -q prints no per-reply lines');
+});
+
 test('ping: total loss has no RTT', () => {
   const r = parsePing(PING_ALL_LOST);
   assert.equal(r.received, 0);
