@@ -2,21 +2,19 @@
 // NFQUEUE loop vs the npm `nfqueue` binding vs nfips, on a client/gateway/
 // server namespace topology. Run as root: `npm run bench -- [--quick]`.
 import { writeBenchRulesFile } from './rules-file';
+import { parseCounters, RuleCounter } from '../src/iptables/apply';
+import { KernelQueueStats, parseKernelQueueStats } from '../src/stats/kernel-queue';
 import { ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ADDRESSES, Topology, createTopology, destroyTopology, netnsUnavailableReason } from '../src/netns/topology';
 import {
-  IptablesRuleCounter,
-  NfQueueProcEntry,
   UdpResult,
   markAcceptPackets,
   median,
   parseIperfTcp,
   parseIperfUdp,
-  parseIptablesCounters,
-  parseNfQueueProc,
   parsePing,
 } from './iperf';
 
@@ -76,7 +74,7 @@ interface ModeResult {
   warnings: string[];
   /** What the consumer itself said it verdicted over the whole mode, when it says. */
   selfReportedVerdicted: number | null;
-  kernelQueue: NfQueueProcEntry | null;
+  kernelQueue: KernelQueueStats | null;
   median: ModeSummary | null;
   samples: RunSample[];
 }
@@ -260,9 +258,9 @@ class Bench {
     await this.ipt(['-Z']);
   }
 
-  private async listChain(chain: string): Promise<IptablesRuleCounter[] | null> {
+  private async listChain(chain: string): Promise<RuleCounter[] | null> {
     const r = await this.ipt(['-L', chain, '-v', '-n', '-x'], true);
-    return r.code === 0 ? parseIptablesCounters(r.stdout) : null;
+    return r.code === 0 ? parseCounters(r.stdout) : null;
   }
 
   private async readCounters(): Promise<{ verdicted: number | null; queued: number | null }> {
@@ -275,9 +273,9 @@ class Bench {
     };
   }
 
-  private async queueEntry(): Promise<NfQueueProcEntry | null> {
+  private async queueEntry(): Promise<KernelQueueStats | null> {
     const r = await this.gw('cat', ['/proc/net/netfilter/nfnetlink_queue'], true);
-    return parseNfQueueProc(r.stdout).find((q) => q.queue === QUEUE) ?? null;
+    return parseKernelQueueStats(r.stdout).find((q) => q.queue === QUEUE) ?? null;
   }
 
   /** Leftover nfips rules after it was asked to stop, for both families. */

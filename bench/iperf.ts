@@ -1,4 +1,5 @@
 // Pure parsers for what the benchmark reads back from iperf3, ping, iptables
+import { RuleCounter } from '../src/iptables/apply';
 // and /proc. Kept free of I/O so they can be tested on captured output.
 
 export interface TcpResult {
@@ -32,27 +33,6 @@ export interface PingResult {
   rttMdevUs: number | null;
   /** The average is dominated by rare millisecond outliers; the median shows the typical packet. */
   rttMedianUs: number | null;
-}
-
-export interface IptablesRuleCounter {
-  packets: number;
-  bytes: number;
-  target: string;
-  /** Everything after the target column, e.g. "mark match 0x1/0x1". */
-  text: string;
-}
-
-export interface NfQueueProcEntry {
-  queue: number;
-  portId: number;
-  waiting: number;
-  copyMode: number;
-  copyRange: number;
-  /** Queue full: dropped, or passed unjudged under fail-open. */
-  queueDropped: number;
-  /** The netlink socket could not take the message. */
-  userDropped: number;
-  idSequence: number;
 }
 
 type Json = Record<string, unknown>;
@@ -147,36 +127,12 @@ function medianReplyUs(text: string): number | null {
   return t.length % 2 ? t[(t.length - 1) / 2] : (t[t.length / 2 - 1] + t[t.length / 2]) / 2;
 }
 
-/** Rules of one chain from `iptables -L CHAIN -v -n -x`, in order. */
-export function parseIptablesCounters(text: string): IptablesRuleCounter[] {
-  const rules: IptablesRuleCounter[] = [];
-  for (const line of text.split('\n')) {
-    // pkts bytes target prot opt in out source destination [extra...]
-    const m = /^\s*(\d+)\s+(\d+)\s+(\S+)\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s*(.*)$/.exec(line);
-    if (m === null) continue;
-    rules.push({ packets: Number(m[1]), bytes: Number(m[2]), target: m[3], text: m[4].trim() });
-  }
-  return rules;
-}
-
 /** Packets counted by the benchmark's `-m mark --mark VALUE/MASK -j ACCEPT` rule. */
-export function markAcceptPackets(rules: IptablesRuleCounter[], mark: string): number | null {
-  const hits = rules.filter((r) => r.target === 'ACCEPT' && r.text.includes(`mark match ${mark}`));
+export function markAcceptPackets(rules: RuleCounter[], mark: string): number | null {
+  const hits = rules.filter((r) => r.target === 'ACCEPT' && r.extra.includes(`mark match ${mark}`));
   return hits.length === 0 ? null : hits.reduce((s, r) => s + r.packets, 0);
 }
 
-export function parseNfQueueProc(text: string): NfQueueProcEntry[] {
-  const out: NfQueueProcEntry[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.trim().split(/\s+/).map(Number);
-    if (f.length < 8 || f.slice(0, 8).some((x) => !Number.isInteger(x))) continue;
-    out.push({
-      queue: f[0], portId: f[1], waiting: f[2], copyMode: f[3], copyRange: f[4],
-      queueDropped: f[5], userDropped: f[6], idSequence: f[7],
-    });
-  }
-  return out;
-}
 
 /** Median of the finite values; null when there are none. */
 export function median(values: ReadonlyArray<number | null>): number | null {

@@ -1,27 +1,11 @@
 // `nfips demo`: the whole product on a throw-away topology, in about 20 s.
 import { ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { PACKAGE_ROOT } from '../config/run-options';
 import { startInlineNfips } from '../netns/inline-nfips';
+import { startPeers } from '../netns/peers';
 import { createTopology, netnsUnavailableReason, Topology } from '../netns/topology';
-
-const PEER = path.join(PACKAGE_ROOT, 'dist', 'src', 'netns', 'peer-server.js');
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
-}
-
-async function waitListening(p: ChildProcess): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('peer server did not start')), 5000);
-    p.stdout?.on('data', (b: Buffer) => {
-      if (b.toString().includes('listening')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-    p.once('exit', (c) => reject(new Error(`peer server exited (${c})`)));
-  });
 }
 
 interface Check {
@@ -56,15 +40,11 @@ export async function runDemo(opts: { keep: boolean }): Promise<number> {
   }
   say('nfips demo: building namespaces client <-> gateway <-> server');
   const t = await createTopology('nfdemo');
-  const servers: ChildProcess[] = [];
+  let servers: ChildProcess[] = [];
   const nfips = startInlineNfips(t.gateway, ['--queues', '0-1', '--stats-interval', '1']);
   let failures = 0;
   try {
-    for (const [kind, port] of [['http', '80'], ['tcp-echo', '23']] as const) {
-      const p = t.spawn(t.server, process.execPath, [PEER, kind, port]);
-      servers.push(p);
-      await waitListening(p);
-    }
+    servers = await startPeers(t, t.server, [['http', 80], ['tcp-echo', 23]]);
     await nfips.waitFor('ready', 15000);
     say(`nfips is inline on the gateway (queues 0-1, rules/default.json); log: ${nfips.logFile}\n`);
     for (const c of CHECKS) {

@@ -41,4 +41,3 @@ export function integrationSkipReason(): Promise<string | null> {
 }
 
 export const PACKAGE_ROOT = ROOT;
-export const PEER_SERVER = path.join(ROOT, 'dist', 'src', 'netns', 'peer-server.js');

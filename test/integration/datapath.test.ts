@@ -9,23 +9,13 @@ import { promisify } from 'node:util';
 import { readCounters } from '../../src/iptables/apply';
 import { InlineNfips, LogRecord, startInlineNfips } from '../../src/netns/inline-nfips';
 import { createTopology, Topology } from '../../src/netns/topology';
-import { integrationSkipReason, PACKAGE_ROOT, PEER_SERVER } from '../helpers/env';
+import { startPeers } from '../../src/netns/peers';
+import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
 
-async function startServers(t: Topology): Promise<ChildProcess[]> {
-  const procs: ChildProcess[] = [];
-  for (const [kind, port] of [['http', '80'], ['http', '8080'], ['udp-echo', '7'], ['tcp-echo', '9']] as const) {
-    const p = t.spawn(t.server, process.execPath, [PEER_SERVER, kind, port]);
-    procs.push(p);
-    await new Promise<void>((resolve, reject) => {
-      p.stdout?.once('data', () => resolve());
-      p.once('exit', (c) => reject(new Error(`${kind} server exited ${c}`)));
-    });
-  }
-  return procs;
-}
+const startServers = (t: Topology): Promise<ChildProcess[]> => startPeers(t, t.server, [['http', 80], ['http', 8080], ['udp-echo', 7], ['tcp-echo', 9]]);
 
 async function curl(t: Topology, url: string, extra: string[] = []): Promise<string> {
   const r = await t.exec(t.client, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', '--max-time', '10', ...extra, url], { allowFail: true, timeoutMs: 60_000 });

@@ -8,24 +8,14 @@ import { test, TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { InlineNfips, startInlineNfips } from '../../src/netns/inline-nfips';
 import { createTopology, Topology } from '../../src/netns/topology';
-import { integrationSkipReason, PACKAGE_ROOT, PEER_SERVER } from '../helpers/env';
+import { startPeers } from '../../src/netns/peers';
+import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
 const CHATTER = path.join(__dirname, '..', 'helpers', 'tcp-chatter.js');
 
-async function startServers(t: Topology): Promise<ChildProcess[]> {
-  const procs: ChildProcess[] = [];
-  for (const [kind, port] of [['http', '80'], ['http', '8080'], ['tcp-echo', '9'], ['tcp-echo', '2323'], ['udp-echo', '9999'], ['udp-echo', '7']] as const) {
-    const p = t.spawn(t.server, process.execPath, [PEER_SERVER, kind, port]);
-    procs.push(p);
-    await new Promise<void>((resolve, reject) => {
-      p.stdout?.once('data', () => resolve());
-      p.once('exit', (c) => reject(new Error(`${kind} server exited ${c}`)));
-    });
-  }
-  return procs;
-}
+const startServers = (t: Topology): Promise<ChildProcess[]> => startPeers(t, t.server, [['http', 80], ['http', 8080], ['tcp-echo', 9], ['tcp-echo', 2323], ['udp-echo', 9999], ['udp-echo', 7]]);
 
 async function curl(t: Topology, url: string, extra: string[] = []): Promise<{ code: number; out: string }> {
   const r = await t.exec(t.client, 'curl', ['-s', '-S', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', '--max-time', '3', ...extra, url], { allowFail: true, timeoutMs: 60_000 });

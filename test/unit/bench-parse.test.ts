@@ -1,12 +1,12 @@
 import { test } from 'node:test';
+import { parseCounters } from '../../src/iptables/apply';
+import { parseKernelQueueStats } from '../../src/stats/kernel-queue';
 import assert from 'node:assert/strict';
 import {
   markAcceptPackets,
   median,
   parseIperfTcp,
   parseIperfUdp,
-  parseIptablesCounters,
-  parseNfQueueProc,
   parsePing,
 } from '../../bench/iperf';
 
@@ -125,21 +125,21 @@ test('ping: errors and duplicates in the summary line', () => {
 });
 
 test('iptables: rule counters and the repeat-mark ACCEPT', () => {
-  const fwd = parseIptablesCounters(FORWARD_LIST);
+  const fwd = parseCounters(FORWARD_LIST);
   assert.deepEqual(fwd.map((r) => [r.packets, r.target]), [[141382, 'NFIPS'], [60033, 'ACCEPT']]);
-  assert.equal(fwd[1].text, 'mark match 0x1/0x1');
+  assert.equal(fwd[1].extra, 'mark match 0x1/0x1');
   assert.equal(markAcceptPackets(fwd, '0x1/0x1'), 60033);
   assert.equal(markAcceptPackets(fwd, '0x2/0x2'), null);
-  const chain = parseIptablesCounters(NFIPS_LIST);
+  const chain = parseCounters(NFIPS_LIST);
   assert.deepEqual(chain.map((r) => [r.packets, r.bytes, r.target]), [[60033, 5522629, 'RETURN'], [81349, 7483701, 'NFQUEUE']]);
-  assert.equal(chain[1].text, 'NFQUEUE num 0 bypass');
+  assert.equal(chain[1].extra, 'NFQUEUE num 0 bypass');
 });
 
-test('/proc nfnetlink_queue line', () => {
-  assert.deepEqual(parseNfQueueProc(PROC_QUEUE), [{
-    queue: 0, portId: 8304, waiting: 0, copyMode: 2, copyRange: 128, queueDropped: 0, userDropped: 0, idSequence: 60033,
+test('/proc nfnetlink_queue line (the parser the stats events use too)', () => {
+  assert.deepEqual(parseKernelQueueStats(PROC_QUEUE), [{
+    queue: 0, portId: 8304, queueTotal: 0, copyMode: 2, copyRange: 128, queueDropped: 0, userDropped: 0, idSequence: 60033,
   }]);
-  assert.deepEqual(parseNfQueueProc(''), []);
+  assert.deepEqual(parseKernelQueueStats(''), []);
 });
 
 test('median ignores missing values', () => {
