@@ -160,6 +160,25 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
       n.cleanup();
     });
 
+    await t.test('--hook both: packets to the gateway itself go through the queue too', async () => {
+      const hookRules = path.join(rulesDir, 'hook.json');
+      // Drop pings addressed to the gateway on the input hook only; forwarded pings still pass.
+      writeFileSync(hookRules, JSON.stringify({ rules: [{ id: 'no-ping-gw', action: 'drop', protocol: 'icmp', hook: 'input' }] }));
+      const n = startInlineNfips(topo.gateway, ['--rules', hookRules, '--queues', '0', '--hook', 'both', '--stats-interval', '0']);
+      try {
+        await n.waitFor('ready', 20_000);
+        assert.match(await chainState(topo), /-A INPUT ! -i lo .*-j NFIPS/);
+        assert.equal(await ping(topo, topo.addr.gwClient4), false, 'ping to the gateway dropped on INPUT');
+        assert.ok(await ping(topo, topo.addr.server4), 'forwarded ping still passes');
+        const lo = await topo.exec(topo.gateway, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', '127.0.0.1'], { allowFail: true });
+        assert.equal(lo.code, 0, 'loopback is never queued');
+        await n.waitFor('drop', 5000, (r) => r.rule_id === 'no-ping-gw' && r.dest_ip === topo.addr.gwClient4);
+      } finally {
+        await n.stop();
+        n.cleanup();
+      }
+    });
+
     await t.test('SIGTERM removes every chain and jump; kill -9 fails open and "iptables remove" cleans up', async () => {
       const n = startInlineNfips(topo.gateway, ['--rules', rulesFile, '--queues', '0', '--stats-interval', '0']);
       await n.waitFor('ready', 20_000);
