@@ -25,6 +25,8 @@ export class FlowTable {
   private readonly lastSeen: Float64Array;
   private readonly key = new Uint32Array(KEY_WORDS);
   private used = 0;
+  private srcIsA = false;
+  private freeSlot = -1;
   evictions = 0;
   overflows = 0;
 
@@ -44,12 +46,57 @@ export class FlowTable {
   }
 
   /**
-   * Records packet i and returns FLOW_NEW or FLOW_ESTABLISHED for it. When
-   * the table is full around the slot, the packet is reported NEW and counted
-   * as an overflow: a full table must not make traffic look established.
+   * The state packet i would have, without changing the table. Like
+   * conntrack, only accepted packets are recorded (see record()): a dropped
+   * packet must not create a flow nor make one established.
    */
-  observe(d: DecodedBatch, i: number, clock: Float64Array): number {
+  classify(d: DecodedBatch, i: number, clock: Float64Array): number {
+    const s = this.locate(d, i, clock[0]);
+    if (s < 0) return FLOW_NEW;
+    const f = this.flags[s];
+    if (f & F_ESTABLISHED) return FLOW_ESTABLISHED;
+    return ((f & F_INIT_IS_A) !== 0) === this.srcIsA ? FLOW_NEW : FLOW_ESTABLISHED;
+  }
+
+  /**
+   * Records an accepted packet: creates its flow, or marks it established
+   * when it comes from the responder. When the table is full around the
+   * slot, nothing is stored and an overflow is counted: the flow then stays
+   * NEW, and a full table never makes traffic look established.
+   */
+  record(d: DecodedBatch, i: number, clock: Float64Array): void {
     const now = clock[0];
+    const s = this.locate(d, i, now);
+    if (s >= 0) {
+      this.lastSeen[s] = now;
+      const f = this.flags[s];
+      if (!(f & F_ESTABLISHED) && ((f & F_INIT_IS_A) !== 0) !== this.srcIsA) this.flags[s] = f | F_ESTABLISHED;
+      return;
+    }
+    const free = this.freeSlot;
+    if (free < 0) {
+      this.overflows++;
+      return;
+    }
+    if (this.flags[free] & F_USED) this.evictions++;
+    else this.used++;
+    this.keys.set(this.key, free * KEY_WORDS);
+    this.flags[free] = F_USED | (this.srcIsA ? F_INIT_IS_A : 0);
+    this.lastSeen[free] = now;
+  }
+
+  /** classify() then record(), for a packet known to be accepted. */
+  observe(d: DecodedBatch, i: number, clock: Float64Array): number {
+    const state = this.classify(d, i, clock);
+    this.record(d, i, clock);
+    return state;
+  }
+
+  /**
+   * Builds the canonical key of packet i in this.key and finds its slot
+   * (-1 if absent); leaves the first reusable slot in this.freeSlot.
+   */
+  private locate(d: DecodedBatch, i: number, now: number): number {
     const k = this.key;
     const src = d.src;
     const dst = d.dst;
@@ -65,6 +112,7 @@ export class FlowTable {
         break;
       }
     }
+    this.srcIsA = srcIsA;
     k[0] = (d.family[i] << 8) | d.proto[i];
     for (let j = 0; j < 4; j++) {
       k[1 + j] = srcIsA ? src[w + j] : dst[w + j];
@@ -75,35 +123,21 @@ export class FlowTable {
     let h = 2166136261;
     for (let j = 0; j < KEY_WORDS; j++) h = Math.imul(h ^ k[j], 16777619);
     h ^= h >>> 15;
-    let free = -1;
+    this.freeSlot = -1;
     for (let p = 0; p < MAX_PROBE; p++) {
       const s = (h + p) & this.mask;
       const f = this.flags[s];
       if (!(f & F_USED)) {
-        if (free < 0) free = s;
-        break;
+        if (this.freeSlot < 0) this.freeSlot = s;
+        return -1;
       }
       if (now - this.lastSeen[s] > this.idleSeconds) {
-        if (free < 0) free = s;
+        if (this.freeSlot < 0) this.freeSlot = s;
         continue;
       }
-      if (this.sameKey(s)) {
-        this.lastSeen[s] = now;
-        const fromInitiator = ((f & F_INIT_IS_A) !== 0) === srcIsA;
-        if (!fromInitiator && !(f & F_ESTABLISHED)) this.flags[s] = f | F_ESTABLISHED;
-        return this.flags[s] & F_ESTABLISHED ? FLOW_ESTABLISHED : FLOW_NEW;
-      }
+      if (this.sameKey(s)) return s;
     }
-    if (free < 0) {
-      this.overflows++;
-      return FLOW_NEW;
-    }
-    if (this.flags[free] & F_USED) this.evictions++;
-    else this.used++;
-    this.keys.set(k, free * KEY_WORDS);
-    this.flags[free] = F_USED | (srcIsA ? F_INIT_IS_A : 0);
-    this.lastSeen[free] = now;
-    return FLOW_NEW;
+    return -1;
   }
 
   private sameKey(s: number): boolean {

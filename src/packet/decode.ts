@@ -4,7 +4,6 @@
 import { DecodedBatch, DecodeStatus, FragBits, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP } from './decoded';
 
 const NO_ICMP = 0xffff;
-const MAX_V6_EXT_HEADERS = 8;
 
 function u16(b: Uint8Array, o: number): number {
   return (b[o] << 8) | b[o + 1];
@@ -88,7 +87,10 @@ function decodeV6(b: Uint8Array, off: number, end: number, i: number, out: Decod
   let next = b[off + 6];
   let p = off + 40;
   let remaining = payloadLen;
-  for (let n = 0; n < MAX_V6_EXT_HEADERS; n++) {
+  // Walk every extension header: each is at least 8 bytes, so the captured
+  // bytes bound the loop. Stopping early would let a long chain hide the
+  // transport header from the rules.
+  for (;;) {
     if (next === 0 || next === 43 || next === 60) {
       // Hop-by-hop, routing, destination options: length in 8-byte units.
       if (end - p < 2) return (out.proto[i] = next), (out.status[i] = DecodeStatus.Truncated);

@@ -51,15 +51,23 @@ export function prefixContains(p: Prefix, family: number, words: Uint32Array, ba
   return true;
 }
 
+/**
+ * A negated list only speaks for the families it names: "!10.0.0.0/8"
+ * matches IPv4 packets outside 10/8 and no IPv6 packet at all.
+ */
 export function addressMatches(a: AddressMatch, family: number, words: Uint32Array, base: number): boolean {
   let hit = false;
+  let sameFamily = false;
   for (let k = 0; k < a.prefixes.length; k++) {
-    if (prefixContains(a.prefixes[k], family, words, base)) {
+    const p = a.prefixes[k];
+    if (p.family !== family) continue;
+    sameFamily = true;
+    if (prefixContains(p, family, words, base)) {
       hit = true;
       break;
     }
   }
-  return hit !== a.negate;
+  return a.negate ? sameFamily && !hit : hit;
 }
 
 function portIn(ranges: PortRange[], port: number): boolean {

@@ -131,11 +131,8 @@ export class VerdictEngine {
     const rc = a.counters;
     const nRules = a.actions.length;
     decodeBatch(packets, meta.offset, meta.capLen, n, d);
-    if (a.usesState) {
-      const before = this.flows.overflows;
-      for (let i = 0; i < n; i++) this.flowState[i] = d.status[i] === DecodeStatus.Ok ? this.flows.observe(d, i, this.clock) : 0;
-      c[C_FLOW_OVERFLOW] += this.flows.overflows - before;
-    }
+    const usesState = a.usesState;
+    const overflowsBefore = this.flows.overflows;
     const verdict = meta.verdict;
     const vmark = meta.verdictMark;
     const marks = meta.mark;
@@ -151,7 +148,12 @@ export class VerdictEngine {
       } else {
         let r = -1;
         if (d.status[i] !== DecodeStatus.Ok) c[C_MALFORMED]++;
-        else r = a.matcher.match(this.input, i, 0);
+        else {
+          // Classified just before its own match, so a reply later in the
+          // same batch sees the flow its request created.
+          if (usesState) this.flowState[i] = this.flows.classify(d, i, this.clock);
+          r = a.matcher.match(this.input, i, 0);
+        }
         while (r >= 0 && a.actions[r] === ACT_ALERT) {
           rc[r]++;
           rc[nRules + r] += len;
@@ -176,6 +178,7 @@ export class VerdictEngine {
         verdict[i] = this.acceptVerdict;
         vmark[i] = repeat ? applyMark(marks[i], this.opts.mark) : marks[i];
         c[C_ACCEPTED]++;
+        if (usesState && d.status[i] === DecodeStatus.Ok) this.flows.record(d, i, this.clock);
       } else if (action === ACT_REJECT) {
         verdict[i] = NF_REPEAT;
         vmark[i] = applyMark(marks[i], this.rejectMarkSpec);
@@ -187,5 +190,6 @@ export class VerdictEngine {
         if (!a.rules.lock) this.events.record(decided, ACT_DROP, i);
       }
     }
+    if (usesState) c[C_FLOW_OVERFLOW] += this.flows.overflows - overflowsBefore;
   }
 }

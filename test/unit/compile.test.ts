@@ -133,14 +133,20 @@ describe('CompiledMatcher', () => {
     assert.deepEqual(allMatches(c, m, 3), [3]);
   });
 
-  it('honours negated addresses, which also match the other family', () => {
-    const rules = [rule({ source: addr('!', '10.0.0.0/8') }), rule({ source: addr('!', '10.0.0.0/8', '2001:db8::/32'), destination: addr('!', '192.0.2.0/24') }), rule({ source: addr('!') }), rule({ source: addr() })];
+  it('honours negated addresses only within the families they name', () => {
+    const rules = [
+      rule({ source: addr('!', '10.0.0.0/8') }),
+      rule({ source: addr('!', '10.0.0.0/8', '2001:db8::/32'), destination: addr('!', '192.0.2.0/24') }),
+      rule({ source: addr('!') }),
+      rule({ source: addr() }),
+      rule({ source: addr('!', '2001:db8::/32') }),
+    ];
     const m = inputOf([pkt({ src: '10.0.0.1', dst: '198.51.100.1' }), pkt({ src: '172.16.0.1', dst: '192.0.2.1' }), pkt({ src: '2001:db8::1', dst: '2001:db8::2' }), pkt({ src: 'fd00::1', dst: 'fd00::2' })]);
     const c = agree(rules, m);
-    assert.deepEqual(allMatches(c, m, 0), [2]);
-    assert.deepEqual(allMatches(c, m, 1), [0, 2]);
-    assert.deepEqual(allMatches(c, m, 2), [0, 2]);
-    assert.deepEqual(allMatches(c, m, 3), [0, 1, 2]);
+    assert.deepEqual(allMatches(c, m, 0), [], 'inside 10/8');
+    assert.deepEqual(allMatches(c, m, 1), [0], 'outside 10/8; rule 1 fails on its destination');
+    assert.deepEqual(allMatches(c, m, 2), [], 'inside 2001:db8::/32, and an IPv4-only negation says nothing about IPv6');
+    assert.deepEqual(allMatches(c, m, 3), [4], 'only the IPv6 negation speaks for fd00::1; rule 1 names no IPv6 destination');
   });
 
   it('indexes exact ports and overlapping ranges, for any port protocol', () => {

@@ -58,6 +58,23 @@ describe('decodePacket', () => {
     assert.equal(d.l4Offset[0], 48);
   });
 
+  it('walks a chain of many extension headers, and never calls a cut chain Ok', () => {
+    const d = createDecodedBatch(1);
+    const inner = buildPacket({ src: 'fd00::1', dst: 'fd00::2', proto: 6, sport: 1, dport: 22, tcpFlags: TCP_ACK });
+    const chain = (count: number) => {
+      const opts = Array.from({ length: count }, (_, k) => Buffer.from([k === count - 1 ? 6 : 60, 0, 1, 4, 0, 0, 0, 0]));
+      const p = Buffer.concat([inner.subarray(0, 40), ...opts, inner.subarray(40)]);
+      p[6] = 60;
+      p.writeUInt16BE(inner.length - 40 + count * 8, 4);
+      return p;
+    };
+    const long = chain(12);
+    assert.equal(decodePacket(long, 0, long.length, 0, d), DecodeStatus.Ok);
+    assert.equal(d.proto[0], 6, 'twelve headers deep, still TCP');
+    assert.equal(d.dport[0], 22);
+    assert.equal(decodePacket(long, 0, 40 + 8 * 5, 0, d), DecodeStatus.Truncated, 'capture ends inside the chain');
+  });
+
   it('marks IPv4 fragments and leaves ports empty on non-first ones', () => {
     const d = createDecodedBatch(2);
     const first = buildPacket({ src: '10.0.0.1', dst: '10.0.0.2', proto: 17, sport: 9, dport: 99, moreFragments: true });

@@ -98,6 +98,16 @@ describe('VerdictEngine', () => {
     assert.deepEqual(s.run([web]), [NF_REPEAT], 'and it stays established');
   });
 
+  it('learns flows only from accepted packets', () => {
+    // Only replies to flows we accepted may come in; everything else is dropped.
+    const s = setup(rules({ default: 'drop', rules: [{ action: 'accept', state: 'established' }, { action: 'accept', in: 'lan0' }] }));
+    const spoofedReply = buildPacket({ src: '192.0.2.7', dst: '10.0.0.5', proto: 6, sport: 6666, dport: 22, tcpFlags: TCP_ACK });
+    const synFromOutside = buildPacket({ src: '10.0.0.5', dst: '192.0.2.7', proto: 6, sport: 22, dport: 6666, tcpFlags: TCP_SYN });
+    assert.deepEqual(s.run([spoofedReply], { in: [4] }), [NF_DROP], 'dropped on wan0, and not remembered');
+    assert.deepEqual(s.run([synFromOutside], { in: [4] }), [NF_DROP], 'so this is not taken for its reply');
+    assert.deepEqual(s.run([web, webReply], { in: [3, 4] }), [NF_REPEAT, NF_REPEAT], 'an accepted request lets its reply in, even within one batch');
+  });
+
   it('uses plain NF_ACCEPT without touching the mark in accept mode', () => {
     const s = setup(rules({ rules: [] }), 'accept');
     assert.deepEqual(s.run([web], { mark: [0x40] }), [NF_ACCEPT]);
