@@ -165,17 +165,24 @@ class Queue : public Napi::ObjectWrap<Queue> {
     Napi::Function onBatch = info[0].As<Napi::Function>();
     if (onBatch_.IsEmpty()) onBatch_ = Napi::Persistent(onBatch);  // close() drains through it
     sock_->SetRecvTimeout(info[2].As<Napi::Number>().Int32Value());
-    Napi::Value self = Value();
+    napi_value self = Value();
+    napi_value fn = onBatch;
     while (sock_->isOpen() && __atomic_load_n(flag, __ATOMIC_ACQUIRE) == 0) {
       Napi::HandleScope scope(env);
       uint32_t n = sock_->RecvBatchBlocking();
       // On a receive timeout, an empty call lets a terminating thread unwind.
-      onBatch.Call(self, {Napi::Number::New(env, n)});
-      if (env.IsExceptionPending()) {
-        if (n == 0) return env.Undefined();
-        sock_->counters()[C_JS_ERRORS] += 1;
-        sock_->FailBatch(n);
-        return env.Undefined();  // the exception propagates to run()'s caller
+      napi_value arg;
+      napi_value result;
+      napi_create_uint32(env, n, &arg);
+      // The raw call: node-addon-api would abort the process if the thread
+      // is being terminated and the error cannot be thrown.
+      napi_status st = napi_call_function(env, self, fn, 1, &arg, &result);
+      if (st != napi_ok || env.IsExceptionPending()) {
+        if (n) {
+          sock_->counters()[C_JS_ERRORS] += 1;
+          sock_->FailBatch(n);
+        }
+        return env.Undefined();  // a pending exception propagates to run()'s caller
       }
       if (n) sock_->SendVerdicts(n);
     }
@@ -186,7 +193,9 @@ class Queue : public Napi::ObjectWrap<Queue> {
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (sock_ && sock_->isOpen() && !onBatch_.IsEmpty()) {
-      for (int i = 0; i < 64; i++) {
+      // Everything queued before the jumps were removed; the bound covers a
+      // full kernel queue at any batch size.
+      for (uint32_t i = 0; i <= DrainBound(); i++) {
         if (!RunBatch(env)) break;
       }
     }
@@ -253,7 +262,7 @@ class Queue : public Napi::ObjectWrap<Queue> {
   void Shutdown(bool fromJs) {
     if (!sock_) return;
     if (sock_->isOpen() && !fromJs) {
-      for (int i = 0; i < 64; i++) {
+      for (uint32_t i = 0; i <= DrainBound(); i++) {
         uint32_t n = sock_->RecvBatch();
         if (n == 0) break;
         sock_->FailBatch(n);
@@ -268,6 +277,8 @@ class Queue : public Napi::ObjectWrap<Queue> {
     }
     sock_->Close();
   }
+
+  uint32_t DrainBound() const { return sock_->maxLen() / sock_->batchSize() + 1; }
 
   static void OnEnvCleanup(void* arg) {
     auto* self = static_cast<Queue*>(arg);

@@ -162,9 +162,8 @@ bool NfqSocket::SendConfigAndWaitAcks(char* buf, size_t len, uint32_t firstSeq, 
       error_ = ErrnoText("cannot read queue config ack", errno);
       return false;
     }
-    size_t rest = static_cast<size_t>(r);
-    for (auto* nlh = reinterpret_cast<nlmsghdr*>(rbuf.data()); mnl_nlmsg_ok(nlh, static_cast<int>(rest));
-         nlh = mnl_nlmsg_next(nlh, reinterpret_cast<int*>(&rest))) {
+    int rest = static_cast<int>(r);
+    for (auto* nlh = reinterpret_cast<nlmsghdr*>(rbuf.data()); mnl_nlmsg_ok(nlh, rest); nlh = mnl_nlmsg_next(nlh, &rest)) {
       if (nlh->nlmsg_type == NLMSG_ERROR) {
         if (nlh->nlmsg_seq < firstSeq || nlh->nlmsg_seq >= firstSeq + count) continue;
         auto* err = static_cast<nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
@@ -281,6 +280,7 @@ bool NfqSocket::ParsePacketMsg(const nlmsghdr* nlh, uint8_t* base, uint32_t i, u
   nlattr* attr[NFQA_MAX + 1] = {};
   if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR]) {
     counters_[C_PARSE_ERRORS] += 1;
+    FailUnparsed(nlh);
     return false;
   }
   uint32_t* m = meta_.data();
@@ -318,6 +318,19 @@ bool NfqSocket::ParsePacketMsg(const nlmsghdr* nlh, uint8_t* base, uint32_t i, u
     m[col(F_TS_NSEC, i)] = nsec;
   }
   return true;
+}
+
+// A message libmnl refuses (e.g. cut short) may still carry the packet id in
+// its first attribute; if so, the packet gets the failure verdict rather
+// than waiting in the kernel until the queue is unbound.
+void NfqSocket::FailUnparsed(const nlmsghdr* nlh) {
+  size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
+  if (nlh->nlmsg_len < off + sizeof(nlattr) + sizeof(nfqnl_msg_packet_hdr)) return;
+  auto* a = reinterpret_cast<const nlattr*>(reinterpret_cast<const uint8_t*>(nlh) + off);
+  if ((a->nla_type & NLA_TYPE_MASK) != NFQA_PACKET_HDR || a->nla_len < sizeof(nlattr) + sizeof(nfqnl_msg_packet_hdr)) return;
+  auto* ph = reinterpret_cast<const nfqnl_msg_packet_hdr*>(reinterpret_cast<const uint8_t*>(a) + NLA_HDRLEN);
+  counters_[C_RECEIVED] += 1;
+  SendFailVerdictNow(ntohl(ph->packet_id), 0);
 }
 
 void NfqSocket::Flush(char* buf, size_t len) {

@@ -108,6 +108,7 @@ class NfqSocket {
   uint32_t* meta() { return meta_.data(); }
   size_t metaBytes() const { return meta_.size() * sizeof(uint32_t); }
   uint32_t batchSize() const { return opts_.batchSize; }
+  uint32_t maxLen() const { return opts_.maxLen; }
   uint32_t slotSize() const { return slotSize_; }
 
   // Counters live in memory owned by the caller (a JS typed array).
@@ -121,6 +122,7 @@ class NfqSocket {
   void ParseDatagram(uint8_t* base, size_t len, uint32_t& n, uint32_t sec, uint32_t nsec);
   bool ParsePacketMsg(const nlmsghdr* nlh, uint8_t* base, uint32_t slot, uint32_t sec, uint32_t nsec);
   void SendFailVerdictNow(uint32_t id, uint32_t mark);
+  void FailUnparsed(const nlmsghdr* nlh);
   void Flush(char* buf, size_t len);
   uint32_t col(Field f, uint32_t i) const { return f * opts_.batchSize + i; }
 

@@ -187,6 +187,24 @@ export interface RunHandle {
  * fails; otherwise runs until stop() or a signal.
  */
 export async function startRun(o: RunOptions, opts: { console: boolean; handleSignals: boolean }): Promise<RunHandle> {
+  // Signals are caught from the first moment: one arriving while queues are
+  // bound or iptables is being changed must roll back, not kill the process
+  // with the jumps in place. Repeats while stopping are ignored.
+  let signalled: string | null = null;
+  let onStop: ((reason: string) => void) | null = null;
+  let onReload: (() => void) | null = null;
+  if (opts.handleSignals) {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.on(sig, () => {
+        signalled ??= sig;
+        onStop?.(sig);
+      });
+    }
+    process.on('SIGHUP', () => onReload?.());
+  }
+  const abortIfSignalled = () => {
+    if (signalled) throw new StartupError(`stopped by ${signalled} while starting; nothing left installed`, EXIT_OK);
+  };
   let rules: RuleSet;
   try {
     rules = readRuleFile(o.rules, o.rulesFormat);
@@ -230,16 +248,19 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   log.event('queues_bound', { queues: queueNumbers(o) });
 
   try {
+    abortIfSignalled();
     const summary = await install(plan, bins);
     log.event('iptables_installed', {
       chain: summary.chain,
       families: summary.families.map((f) => ({ family: f.family, rules: f.rules, jumps: f.jumps, stale_removed: f.stale.jumpsRemoved.length + (f.stale.chainRemoved ? 1 : 0) })),
     });
+    abortIfSignalled();
   } catch (e) {
+    if (signalled) await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins).catch(() => undefined);
     await sup.stop();
-    log.event('start_failed', { error: (e as Error).message }, 'error');
+    log.event('start_failed', { error: (e as Error).message }, signalled ? 'info' : 'error');
     await log.close();
-    throw new StartupError((e as Error).message, EXIT_RUNTIME);
+    throw e instanceof StartupError ? e : new StartupError((e as Error).message, EXIT_RUNTIME);
   }
 
   const startedAt = Date.now();
@@ -271,7 +292,6 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     stopping = (async () => {
       if (timer) clearInterval(timer);
       reloader.close();
-      await control?.close();
       log.event('stopping', { reason });
       let code = EXIT_OK;
       // Unhook first so no new packet is queued, then drain and unbind.
@@ -282,6 +302,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
         code = EXIT_RUNTIME;
         log.event('iptables_remove_failed', { error: (e as Error).message, hint: 'run "nfips iptables remove"' }, 'error');
       }
+      await control?.close();
       await sup.stop();
       stats.report(true);
       log.event('stop', { reason, exit_code: code });
@@ -292,9 +313,8 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     return stopping;
   };
 
-  if (opts.handleSignals) {
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stop(sig));
-    process.on('SIGHUP', () => void reloader.reload('sighup').catch(() => undefined));
-  }
+  onStop = (reason) => void stop(reason);
+  onReload = () => void reloader.reload('sighup').catch(() => undefined);
+  if (signalled) void stop(signalled);
   return { done, stop };
 }

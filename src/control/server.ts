@@ -8,6 +8,7 @@ import { CONTROL_COMMANDS, ControlCommand, ControlResponse } from './protocol';
 export type ControlHandler = (cmd: ControlCommand) => Promise<unknown>;
 
 const MAX_REQUEST_BYTES = 4096;
+const CLIENT_IDLE_MS = 30_000;
 
 /** True when something answers on the socket path (another nfips). */
 function inUse(file: string): Promise<boolean> {
@@ -25,6 +26,7 @@ export class ControlServer {
   private constructor(
     private readonly server: Server,
     readonly file: string,
+    private readonly clients: Set<Socket>,
   ) {}
 
   static async listen(file: string, handler: ControlHandler): Promise<ControlServer> {
@@ -33,7 +35,14 @@ export class ControlServer {
       if (await inUse(file)) throw new Error(`control socket ${file} is in use: is another nfips running?`);
       unlinkSync(file); // left behind by a crash
     }
-    const server = createServer((sock) => serve(sock, handler));
+    const clients = new Set<Socket>();
+    const server = createServer((sock) => {
+      // A silent client must neither hold a slot forever nor block shutdown.
+      clients.add(sock);
+      sock.once('close', () => clients.delete(sock));
+      sock.setTimeout(CLIENT_IDLE_MS, () => sock.destroy());
+      serve(sock, handler);
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       // umask so the socket is never reachable by others, even briefly.
@@ -44,11 +53,13 @@ export class ControlServer {
       });
     });
     chmodSync(file, 0o600);
-    return new ControlServer(server, file);
+    return new ControlServer(server, file, clients);
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const c of this.clients) c.destroy();
+    await closed;
     try {
       unlinkSync(this.file);
     } catch {

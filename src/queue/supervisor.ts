@@ -12,6 +12,7 @@ import { NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
 
 const WORKER_FILE = path.join(__dirname, 'worker.js');
 const RESTART_DELAY_MS = 1000;
+const RESTART_MAX_DELAY_MS = 30_000;
 
 export interface SupervisorOptions {
   queues: number[];
@@ -177,6 +178,18 @@ export class QueueSupervisor {
     });
   }
 
+  /** Retries with backoff until the queue is bound again or nfips stops. */
+  #restart(slot: Slot, attempt: number): void {
+    const delay = Math.min(RESTART_DELAY_MS * 2 ** attempt, RESTART_MAX_DELAY_MS);
+    setTimeout(() => {
+      if (this.#stopping) return;
+      this.#spawn(slot).catch((e: Error) => {
+        this.#opts.log.event('queue_error', { queue: slot.queue, error: e.message, restart_attempt: attempt + 1 }, 'error');
+        this.#restart(slot, attempt + 1);
+      });
+    }, delay);
+  }
+
   #spawn(slot: Slot): Promise<void> {
     const o = this.#opts;
     const channel = new MessageChannel();
@@ -229,10 +242,7 @@ export class QueueSupervisor {
         // fail-closed dropping) covers the gap until the restart binds again.
         slot.restarts++;
         o.log.event('queue_restart', { queue: slot.queue, exit_code: code, restarts: slot.restarts }, 'error');
-        setTimeout(() => {
-          if (this.#stopping) return;
-          this.#spawn(slot).catch((e: Error) => o.log.event('queue_error', { queue: slot.queue, error: e.message }, 'error'));
-        }, RESTART_DELAY_MS).unref();
+        this.#restart(slot, 0);
       });
     });
   }

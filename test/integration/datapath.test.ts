@@ -1,6 +1,7 @@
 // The data path on a real kernel: client -> gateway (nfips inline) -> server.
 import assert from 'node:assert/strict';
 import { ChildProcess, execFile } from 'node:child_process';
+import { createConnection } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -183,7 +184,12 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
       const n = startInlineNfips(topo.gateway, ['--rules', rulesFile, '--queues', '0', '--stats-interval', '0']);
       await n.waitFor('ready', 20_000);
       assert.match(await chainState(topo), /-A FORWARD .*-j NFIPS/);
-      assert.equal(await n.stop('SIGTERM'), 0, 'clean exit');
+      // A control-socket client that connects and says nothing must not hold up the stop.
+      const idle = createConnection(n.controlSocket);
+      await new Promise<void>((resolve, reject) => idle.once('connect', () => resolve()).once('error', reject));
+      idle.on('error', () => undefined);
+      assert.equal(await n.stop('SIGTERM', 8000), 0, 'clean exit, despite the idle control client');
+      idle.destroy();
       const after = await chainState(topo);
       assert.doesNotMatch(after, /NFIPS/, 'no NFIPS chain or jump after SIGTERM');
       assert.match(after, /operator-accept/, "the operator's rules are untouched");
