@@ -1,7 +1,7 @@
 // IPv4/IPv6 + TCP/UDP/ICMP/ICMPv6/SCTP header decoding straight from the
 // batch buffer. Hand-written rather than a parsing library: it runs for every
 // packet and must not allocate, throw or read past the captured bytes.
-import { DecodedBatch, DecodeStatus, FragBits, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP } from './decoded';
+import { DecodedBatch, DecodeStatus, FragBits, L3Bits, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP } from './decoded';
 
 const NO_ICMP = 0xffff;
 
@@ -14,6 +14,7 @@ function u32(b: Uint8Array, o: number): number {
 
 function clear(out: DecodedBatch, i: number): void {
   out.status[i] = DecodeStatus.Ok;
+  out.l3[i] = 0;
   out.family[i] = 0;
   out.proto[i] = 0;
   const w = i * 4;
@@ -69,6 +70,7 @@ function decodeV4(b: Uint8Array, off: number, end: number, i: number, out: Decod
   out.proto[i] = proto;
   out.src[i * 4] = u32(b, off + 12);
   out.dst[i * 4] = u32(b, off + 16);
+  out.l3[i] = L3Bits.Addresses | L3Bits.Protocol;
   if (fragOffset !== 0) return DecodeStatus.Ok;
   return decodeL4(b, off, off + ihl, end, totalLen - ihl, proto, i, out);
 }
@@ -84,6 +86,7 @@ function decodeV6(b: Uint8Array, off: number, end: number, i: number, out: Decod
     out.src[w + k] = u32(b, off + 8 + k * 4);
     out.dst[w + k] = u32(b, off + 24 + k * 4);
   }
+  out.l3[i] = L3Bits.Addresses;
   let next = b[off + 6];
   let p = off + 40;
   let remaining = payloadLen;
@@ -115,6 +118,7 @@ function decodeV6(b: Uint8Array, off: number, end: number, i: number, out: Decod
       remaining -= 8;
       if (fragOffset !== 0) {
         out.proto[i] = next;
+        out.l3[i] |= L3Bits.Protocol;
         return DecodeStatus.Ok;
       }
     } else if (next === 51) {
@@ -130,6 +134,7 @@ function decodeV6(b: Uint8Array, off: number, end: number, i: number, out: Decod
     }
   }
   out.proto[i] = next;
+  out.l3[i] |= L3Bits.Protocol;
   return decodeL4(b, off, p, end, remaining, next, i, out);
 }
 

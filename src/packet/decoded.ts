@@ -18,6 +18,14 @@ export const enum FragBits {
   First = 8,
 }
 
+/** What is trustworthy in a packet whose status is not Ok. */
+export const enum L3Bits {
+  /** Family and addresses were read from a valid IP header. */
+  Addresses = 1,
+  /** The transport protocol is known (IPv6: the extension chain was walked). */
+  Protocol = 2,
+}
+
 export const TCP_FIN = 0x01;
 export const TCP_SYN = 0x02;
 export const TCP_RST = 0x04;
@@ -36,6 +44,8 @@ export const PROTO_SCTP = 132;
 export interface DecodedBatch {
   readonly capacity: number;
   status: Uint8Array;
+  /** L3Bits: lets rules on addresses still judge packets whose transport header is broken. */
+  l3: Uint8Array;
   /** 4 or 6; 0 when the version nibble is neither. */
   family: Uint8Array;
   /** Transport protocol (after IPv6 extension headers). */
@@ -65,6 +75,7 @@ export function createDecodedBatch(capacity: number): DecodedBatch {
   return {
     capacity,
     status: new Uint8Array(capacity),
+    l3: new Uint8Array(capacity),
     family: new Uint8Array(capacity),
     proto: new Uint8Array(capacity),
     src: new Uint32Array(capacity * 4),

@@ -7,7 +7,7 @@
 // candidate lists; they are merged in rule order from `from`, and each
 // candidate is checked with the reference ruleMatches, so the answer is
 // always the linear matcher's: the indexes only decide which rules are tried.
-import { DecodeStatus, FragBits } from '../packet/decoded';
+import { FragBits, L3Bits } from '../packet/decoded';
 import { wordMask } from './address';
 import { ListBuilder, lowerBound, unionSorted } from './candidate-lists';
 import { hasPorts, Matcher, MatchInput, ResolvedRule, ruleMatches } from './linear';
@@ -200,7 +200,7 @@ export class CompiledMatcher implements Matcher {
 
   match(m: MatchInput, i: number, from: number): number {
     const d = m.d;
-    if (d.status[i] !== DecodeStatus.Ok) return -1;
+    if (!(d.l3[i] & L3Bits.Addresses)) return -1;
     if (from < 0) from = 0;
     const base = i * 4;
     const v6 = d.family[i] === 6;

@@ -1,7 +1,7 @@
 // Why a rule set decides a packet the way it does, for `nfips rules test`.
 import { buildPacket } from '../packet/build';
 import { decodePacket } from '../packet/decode';
-import { createDecodedBatch, DecodeStatus } from '../packet/decoded';
+import { createDecodedBatch, L3Bits } from '../packet/decoded';
 import { createMatcher } from './matcher';
 import { firstMismatch, MatchInput, resolveRules } from './linear';
 import { PacketDescription } from './packet-text';
@@ -22,7 +22,7 @@ export function explain(rs: RuleSet, p: PacketDescription): Explanation {
   const rules = resolveRules(rs.rules, idx);
   const d = createDecodedBatch(1);
   const bytes = buildPacket(p.spec);
-  const status = decodePacket(bytes, 0, bytes.length, 0, d);
+  decodePacket(bytes, 0, bytes.length, 0, d);
   const m: MatchInput = {
     d,
     inIfindex: Uint32Array.of(p.in === null ? 0 : idx(p.in)),
@@ -32,7 +32,7 @@ export function explain(rs: RuleSet, p: PacketDescription): Explanation {
   };
   const base = { alerts: [] as string[], skipped: [] as Explanation['skipped'] };
   if (rs.lock) return { ...base, verdict: 'drop', decidedBy: 'lock' };
-  if (status !== DecodeStatus.Ok) return { ...base, verdict: rs.default, decidedBy: 'malformed' };
+  if (!(d.l3[0] & L3Bits.Addresses)) return { ...base, verdict: rs.default, decidedBy: 'malformed' };
   // The engine's matcher decides; the field-by-field walk only explains.
   const matcher = createMatcher(rules);
   let r = matcher.match(m, 0, 0);

@@ -1,7 +1,7 @@
 // What it means for a rule to match a packet, checked field by field, and a
 // matcher that tries the rules one after another. The compiled matcher
 // (compile.ts) must always agree with this one; the property test holds it to that.
-import { DecodedBatch, DecodeStatus, FragBits, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP } from '../packet/decoded';
+import { DecodedBatch, DecodeStatus, FragBits, L3Bits, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP } from '../packet/decoded';
 import { wordMask } from './address';
 import { AddressMatch, PortRange, Prefix, Rule } from './types';
 
@@ -80,6 +80,15 @@ export function firstMismatch(r: ResolvedRule, m: MatchInput, i: number): string
   const d = m.d;
   const proto = d.proto[i];
   const fam = d.family[i];
+  if (d.status[i] !== DecodeStatus.Ok) {
+    // A broken transport header: only rules that need nothing from it may
+    // judge the packet, so a malformed TCP header cannot slip past an
+    // address rule, and never matches a port rule by accident.
+    const l3 = d.l3[i];
+    if (!(l3 & L3Bits.Addresses)) return 'decode';
+    if (r.protocol !== null && !(l3 & L3Bits.Protocol)) return 'protocol';
+    if (r.sport || r.dport || r.tcpFlags || r.icmpType !== null || r.icmpCode !== null || r.state !== null) return 'transport header (malformed or truncated)';
+  }
   if (r.family !== null && r.family !== fam) return 'family';
   if (r.protocol !== null && r.protocol !== proto) return 'protocol';
   if (r.hook !== null && r.hook !== m.hook[i]) return 'hook';
@@ -114,7 +123,7 @@ export class LinearMatcher implements Matcher {
   constructor(private readonly rules: readonly ResolvedRule[]) {}
 
   match(m: MatchInput, i: number, from: number): number {
-    if (m.d.status[i] !== DecodeStatus.Ok) return -1;
+    if (!(m.d.l3[i] & L3Bits.Addresses)) return -1;
     const rules = this.rules;
     for (let r = from; r < rules.length; r++) if (ruleMatches(rules[r], m, i)) return r;
     return -1;

@@ -146,14 +146,17 @@ export class VerdictEngine {
         action = ACT_DROP;
         c[C_LOCK]++;
       } else {
-        let r = -1;
-        if (d.status[i] !== DecodeStatus.Ok) c[C_MALFORMED]++;
-        else {
+        if (d.status[i] !== DecodeStatus.Ok) {
+          c[C_MALFORMED]++;
+          this.flowState[i] = 0;
+        } else if (usesState) {
           // Classified just before its own match, so a reply later in the
           // same batch sees the flow its request created.
-          if (usesState) this.flowState[i] = this.flows.classify(d, i, this.clock);
-          r = a.matcher.match(this.input, i, 0);
+          this.flowState[i] = this.flows.classify(d, i, this.clock);
         }
+        // Packets with a broken transport header still meet the rules that
+        // need none (addresses, interfaces...); see firstMismatch.
+        let r = a.matcher.match(this.input, i, 0);
         while (r >= 0 && a.actions[r] === ACT_ALERT) {
           rc[r]++;
           rc[nRules + r] += len;

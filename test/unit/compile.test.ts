@@ -213,8 +213,8 @@ describe('CompiledMatcher', () => {
     assert.equal(c.stats.homes.destination, 2, 'a /32 destination beats a /8 source');
   });
 
-  it('matches nothing for packets that did not decode', () => {
-    const rules = [rule(), rule({ source: addr('0.0.0.0/0') })];
+  it('a broken IP header matches nothing; a broken transport header meets only rules that need none of it', () => {
+    const rules = [rule({ dport: ports([0, 65535]) }), rule({ source: addr('0.0.0.0/0') })];
     const good = pkt({ src: '10.0.0.1', dst: '10.0.0.2' });
     const m = inputOf([good, good, buildPacket({ src: '10.0.0.1', dst: '10.0.0.2', proto: 6 }).subarray(0, 30), Buffer.from([0x50, 0, 0, 0])], {}, [good.length, 12]);
     assert.equal(m.d.status[0], DecodeStatus.Ok);
@@ -222,7 +222,7 @@ describe('CompiledMatcher', () => {
     assert.notEqual(m.d.status[2], DecodeStatus.Ok);
     assert.notEqual(m.d.status[3], DecodeStatus.Ok);
     const c = agree(rules, m);
-    assert.deepEqual([0, 1, 2, 3].map((i) => c.match(m, i, 0)), [0, -1, -1, -1]);
+    assert.deepEqual([1, 2, 3].map((i) => c.match(m, i, 0)), [-1, 1, -1], 'cut IP header: none; cut TCP header: the address rule, not the port rule; bad version: none');
   });
 
   it('never matches port or flag rules on non-first fragments', () => {

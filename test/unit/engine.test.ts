@@ -121,8 +121,13 @@ describe('VerdictEngine', () => {
     assert.equal(s.engine.events.count, 0, 'lockdown drops are counted, not logged one by one');
     const rs = rules({ default: 'drop', rules: [{ action: 'accept' }] });
     s.engine.setRules(rs, 1, new ArrayBuffer(ruleCounterBytes(1)));
-    assert.deepEqual(s.run([Buffer.from([0x45, 0, 0]), web]), [NF_DROP, NF_REPEAT], 'malformed takes the default, not the accept-all rule');
+    assert.deepEqual(s.run([Buffer.from([0x45, 0, 0]), web]), [NF_DROP, NF_REPEAT], 'no usable IP header: the default, not the accept-all rule');
     assert.equal(s.counter('malformed'), 1);
+    s.engine.setRules(rules({ default: 'accept', rules: [{ action: 'accept', protocol: 'tcp', dport: 80 }, { action: 'drop', source: '10.0.0.5' }] }), 2, new ArrayBuffer(ruleCounterBytes(2)));
+    const badTcp = Buffer.from(web);
+    badTcp[20 + 12] = 0x10; // data offset 4 words: not a TCP header
+    assert.deepEqual(s.run([badTcp]), [NF_DROP], 'a malformed TCP header skips the port rule but not the address rule');
+    assert.equal(s.counter('malformed'), 2);
   });
 
   it('rate-limits events per rule and reports what it held back', () => {
