@@ -144,6 +144,8 @@ class StatsReporter {
         received: c.received,
         accepted: c.accepted,
         dropped: c.dropped,
+        rejected: c.rejected,
+        alerts: c.alerts,
         fail_verdicts: c.failVerdicts,
         verdicts: { repeat: c.verdictRepeat, accept: c.verdictAccept, drop: c.verdictDrop, failure: c.failVerdicts },
         malformed: c.malformed,
