@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ValidateFunction } from 'ajv';
 import { parsePrefix } from './address';
+import { hasPorts } from './linear';
 import { RuleFileError, RuleProblem } from './errors';
 import { PROTOCOL_NUMBERS } from './protocols';
 import {
@@ -144,8 +145,13 @@ function normaliseNative(doc: NativeFileJson, file: string, sha256: string): Rul
     const at = `/rules/${index}`;
     const id = r.id ?? `rule-${index}`;
     const prev = seen.get(id);
-    if (prev !== undefined) problems.push({ path: `${at}/id`, message: `duplicate id, already used by /rules/${prev}`, value: id });
-    else seen.set(id, index);
+    if (prev !== undefined) {
+      problems.push(
+        r.id === undefined
+          ? { path: at, message: `has no id, and the one generated for it is already used by /rules/${prev}`, value: id }
+          : { path: `${at}/id`, message: `duplicate id, already used by /rules/${prev}`, value: id },
+      );
+    } else seen.set(id, index);
     for (const field of ['source', 'destination'] as const) {
       const v = r[field];
       if (Array.isArray(v) && v.some((s) => s.startsWith('!')) && v.some((s) => !s.startsWith('!'))) {
@@ -153,6 +159,9 @@ function normaliseNative(doc: NativeFileJson, file: string, sha256: string): Rul
       }
     }
     const protocol = protocolNumber(r.protocol);
+    if ((r.sport !== undefined || r.dport !== undefined) && protocol !== null && !hasPorts(protocol)) {
+      problems.push({ path: `${at}/${r.dport !== undefined ? 'dport' : 'sport'}`, message: 'only tcp, udp, sctp and udplite packets have ports, but the rule is for another protocol', value: r.dport ?? r.sport });
+    }
     if (r.tcpFlags !== undefined && protocol !== null && protocol !== 6) {
       problems.push({ path: `${at}/tcpFlags`, message: 'only TCP packets have TCP flags, but the rule is for another protocol', value: r.tcpFlags });
     }

@@ -56,6 +56,8 @@ describe('native rule files', () => {
     ['duplicate ids', { rules: [{ id: 'x', action: 'drop' }, { id: 'x', action: 'accept' }] }, /\/rules\/1\/id: duplicate id, already used by \/rules\/0 \(got "x"\)/],
     ['bad default', { default: 'ACCEPTED', rules: [] }, /\/default: expected one of "accept", "drop"/],
     ['lock not boolean', { lock: 1, rules: [] }, /\/lock: expected true or false \(a JSON boolean\) \(got 1\)/],
+    ['ports on ICMP', { rules: [{ action: 'drop', protocol: 'icmp', dport: 80 }] }, /\/rules\/0\/dport: only tcp, udp, sctp and udplite packets have ports/],
+    ['clash with a generated id', { rules: [{ id: 'rule-1', action: 'drop' }, { action: 'drop' }] }, /\/rules\/1: has no id, and the one generated for it is already used by \/rules\/0 \(got "rule-1"\)/],
     ['tcpFlags on a UDP rule', { rules: [{ action: 'drop', protocol: 'udp', tcpFlags: 'SYN' }] }, /\/rules\/0\/tcpFlags: only TCP packets have TCP flags/],
     ['bad tcpFlags', { rules: [{ action: 'drop', tcpFlags: 'SYN,FOO' }] }, /\/rules\/0\/tcpFlags: expected a comma list of SYN, ACK/],
     ['bad state', { rules: [{ action: 'drop', state: 'related' }] }, /\/rules\/0\/state: expected "new", "established"/],
