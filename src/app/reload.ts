@@ -48,7 +48,14 @@ export class RuleReloader {
     if (rules.origin.sha256 === this.sup.rules.origin.sha256 && source === 'watch') {
       return { version: this.sup.rulesVersion, changed: false, rules_count: rules.rules.length, sha256: rules.origin.sha256 };
     }
-    const version = await this.sup.setRules(rules);
+    let version: number;
+    try {
+      version = await this.sup.setRules(rules);
+    } catch (e) {
+      // Threads that answered run the new set; the others get it when they do.
+      this.log.event('rules_reload_failed', { source, file: this.file, error: (e as Error).message, version: this.sup.rulesVersion }, 'error');
+      throw e;
+    }
     this.log.event('rules_reloaded', { source, file: this.file, version, sha256: rules.origin.sha256, rules_count: rules.rules.length, format: rules.origin.format });
     return { version, changed: true, rules_count: rules.rules.length, sha256: rules.origin.sha256 };
   }

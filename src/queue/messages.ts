@@ -30,7 +30,7 @@ export interface QueueWorkerInit {
 export type ToQueueWorker = { type: 'rules'; rules: RuleSet; version: number } | { type: 'stop' };
 
 export type FromQueueWorker =
-  | { type: 'ready'; queue: number; warnings: string[]; ruleCounters: SharedArrayBuffer }
+  | { type: 'ready'; queue: number; warnings: string[]; ruleCounters: SharedArrayBuffer; rulesVersion: number }
   | { type: 'rules-applied'; queue: number; version: number; ruleCounters: SharedArrayBuffer }
   | { type: 'rule-events'; queue: number; version: number; events: RuleEvent[] }
   | { type: 'error'; queue: number; fatal: boolean; message: string; suppressed: number }

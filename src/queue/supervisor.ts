@@ -132,7 +132,9 @@ export class QueueSupervisor {
     const version = ++this.#rulesVersion;
     this.#ruleSets.set(version, rules);
     for (const v of this.#ruleSets.keys()) if (v < version - 1) this.#ruleSets.delete(v);
-    const pending = this.#slots.filter((s) => s.worker).map((s) => this.#await(s.queue, (m) => m.type === 'rules-applied' && m.version === version, timeoutMs));
+    // A thread restarted meanwhile starts on the new set: its ready counts too.
+    const applied = (m: FromQueueWorker) => (m.type === 'rules-applied' && m.version === version) || (m.type === 'ready' && m.rulesVersion === version);
+    const pending = this.#slots.filter((s) => s.worker).map((s) => this.#await(s.queue, applied, timeoutMs));
     for (const s of this.#slots) if (s.worker) this.#send(s, { type: 'rules', rules, version });
     await Promise.all(pending);
     return version;
@@ -212,7 +214,7 @@ export class QueueSupervisor {
       worker.on('message', (m: FromQueueWorker) => {
         if (m.type === 'ready' || m.type === 'rules-applied') {
           slot.ruleCounters = new Float64Array(m.ruleCounters);
-          slot.ruleVersion = m.type === 'ready' ? init.rulesVersion : m.version;
+          slot.ruleVersion = m.type === 'ready' ? m.rulesVersion : m.version;
         }
         if (m.type === 'rule-events') {
           const rs = this.#ruleSets.get(m.version);

@@ -55,7 +55,7 @@ function main(): void {
     engine.process(n, packets);
     if (engine.events.count > 0) post({ type: 'rule-events', queue: queueNum, version: engine.rulesVersion, events: engine.events.drain() });
   };
-  post({ type: 'ready', queue: queueNum, warnings: q.warnings(), ruleCounters });
+  post({ type: 'ready', queue: queueNum, warnings: q.warnings(), ruleCounters, rulesVersion: init.rulesVersion });
 
   // The thread lives in the native loop, like a C NFQUEUE loop: no event-loop
   // round trip per packet. It comes back here only for control messages.
