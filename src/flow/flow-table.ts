@@ -27,6 +27,7 @@ export class FlowTable {
   private used = 0;
   private srcIsA = false;
   private freeSlot = -1;
+  private victim = -1;
   evictions = 0;
   overflows = 0;
 
@@ -60,9 +61,9 @@ export class FlowTable {
 
   /**
    * Records an accepted packet: creates its flow, or marks it established
-   * when it comes from the responder. When the table is full around the
-   * slot, nothing is stored and an overflow is counted: the flow then stays
-   * NEW, and a full table never makes traffic look established.
+   * when it comes from the responder. When every slot around it holds an
+   * established flow, nothing is stored and an overflow is counted: the flow
+   * then stays NEW, and a full table never makes traffic look established.
    */
   record(d: DecodedBatch, i: number, clock: Float64Array): void {
     const now = clock[0];
@@ -73,7 +74,9 @@ export class FlowTable {
       if (!(f & F_ESTABLISHED) && ((f & F_INIT_IS_A) !== 0) !== this.srcIsA) this.flags[s] = f | F_ESTABLISHED;
       return;
     }
-    const free = this.freeSlot;
+    // Full around the slot: give way to the oldest flow that never saw a
+    // reply, so spoofed SYNs cannot lock new flows out; established ones stay.
+    const free = this.freeSlot >= 0 ? this.freeSlot : this.victim;
     if (free < 0) {
       this.overflows++;
       return;
@@ -124,6 +127,7 @@ export class FlowTable {
     for (let j = 0; j < KEY_WORDS; j++) h = Math.imul(h ^ k[j], 16777619);
     h ^= h >>> 15;
     this.freeSlot = -1;
+    this.victim = -1;
     for (let p = 0; p < MAX_PROBE; p++) {
       const s = (h + p) & this.mask;
       const f = this.flags[s];
@@ -136,6 +140,7 @@ export class FlowTable {
         continue;
       }
       if (this.sameKey(s)) return s;
+      if (!(f & F_ESTABLISHED) && (this.victim < 0 || this.lastSeen[s] < this.lastSeen[this.victim])) this.victim = s;
     }
     return -1;
   }

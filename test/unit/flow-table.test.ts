@@ -12,6 +12,11 @@ function observe(t: FlowTable, spec: Parameters<typeof buildPacket>[0], now: num
   decodePacket(p, 0, p.length, 0, d);
   return t.observe(d, 0, Float64Array.of(now));
 }
+function d0(spec: Parameters<typeof buildPacket>[0]) {
+  const p = buildPacket(spec);
+  decodePacket(p, 0, p.length, 0, d);
+  return d;
+}
 const out = (sport: number) => ({ src: '10.0.0.1', dst: '10.0.0.2', proto: 6, sport, dport: 80 });
 const back = (dport: number) => ({ src: '10.0.0.2', dst: '10.0.0.1', proto: 6, sport: 80, dport });
 
@@ -35,10 +40,26 @@ describe('FlowTable', () => {
     assert.equal(observe(t, out(1000), 30), FLOW_NEW, 'idle longer than 10 s: a new flow');
   });
 
-  it('is bounded: a full neighbourhood counts an overflow and answers new', () => {
+  it('under a flood of unanswered flows, established flows survive and new ones still get in', () => {
+    const t = new FlowTable(1);
+    for (let p = 0; p < 100; p++) {
+      observe(t, out(p), 1);
+      observe(t, back(p), 1);
+    }
+    for (let p = 1000; p < 60000; p++) observe(t, { src: '198.51.100.9', dst: '10.0.0.1', proto: 6, sport: p, dport: 22 }, 2);
+    for (let p = 0; p < 100; p++) assert.equal(t.classify(d0(out(p)), 0, Float64Array.of(3)), FLOW_ESTABLISHED, `established flow ${p} kept`);
+    assert.equal(observe(t, out(5000), 3), FLOW_NEW);
+    assert.equal(observe(t, back(5000), 3), FLOW_ESTABLISHED, 'a new flow could still be recorded');
+    assert.ok(t.evictions > 0);
+  });
+
+  it('is bounded: a neighbourhood full of established flows counts an overflow and answers new', () => {
     const t = new FlowTable(1);
     assert.equal(t.capacity, 1024);
-    for (let p = 0; p < 5000; p++) observe(t, out(p), 1);
+    for (let p = 0; p < 5000; p++) {
+      observe(t, out(p), 1);
+      observe(t, back(p), 1);
+    }
     assert.ok(t.overflows > 0, 'overflow counted');
     assert.ok(t.stats().flows <= t.capacity);
     for (let p = 0; p < 5000; p++) assert.ok(observe(t, back(p), 1) === FLOW_NEW || observe(t, back(p), 1) === FLOW_ESTABLISHED);
