@@ -209,6 +209,18 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
       assert.doesNotMatch(await chainState(topo), /NFIPS/, 'nfips iptables remove cleaned up');
       k.cleanup();
     });
+
+    await t.test('--fail-closed: with nfips killed, packets are dropped instead of bypassing it', async () => {
+      const k = startInlineNfips(topo.gateway, ['--rules', rulesFile, '--queues', '0', '--stats-interval', '0', '--fail-closed']);
+      await k.waitFor('ready', 20_000);
+      assert.ok(await ping(topo, topo.addr.server4), 'traffic flows while nfips runs');
+      assert.doesNotMatch(await chainState(topo), /queue-bypass/, 'no --queue-bypass on the queue rule');
+      assert.equal(await k.stop('SIGKILL'), 'SIGKILL');
+      assert.equal(await ping(topo, topo.addr.server4), false, 'nobody on the queue: dropped');
+      await execFileP('ip', ['netns', 'exec', topo.gateway, process.execPath, NFIPS, 'iptables', 'remove']);
+      assert.ok(await ping(topo, topo.addr.server4), 'flows again once the chain is removed');
+      k.cleanup();
+    });
   } finally {
     for (const s of servers) s.kill();
     await topo.destroy();
