@@ -8,7 +8,8 @@ import { MarkSpec, parseMarkSpec } from '../verdict/mark';
 import { VerdictMode } from '../verdict/engine';
 
 
-export const PACKAGE_ROOT = path.resolve(__dirname, '../../..');
+export { PACKAGE_ROOT } from './paths';
+import { PACKAGE_ROOT } from './paths';
 
 export interface RunFlags {
   rules?: string;

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
+import { PACKAGE_ROOT } from '../config/paths';
 
 export type Hook = 'forward' | 'input' | 'both';
 export type Family = 'ipv4' | 'ipv6';
@@ -69,12 +70,7 @@ export function defaultPlanOptions(): ResolvedPlanOptions {
   };
 }
 
-/** dist/src/iptables/plan.js -> package root. */
-export function packageRoot(): string {
-  return path.resolve(__dirname, '../../..');
-}
-
-export function templatePath(root: string = packageRoot()): string {
+export function templatePath(root: string = PACKAGE_ROOT): string {
   return path.join(root, 'iptables', 'nfips-chain.rules.in');
 }
 

@@ -1,7 +1,7 @@
 // IPv4/IPv6 + TCP/UDP/ICMP/ICMPv6/SCTP header decoding straight from the
 // batch buffer. Hand-written rather than a parsing library: it runs for every
 // packet and must not allocate, throw or read past the captured bytes.
-import { DecodedBatch, DecodeStatus, FragBits, L3Bits, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP } from './decoded';
+import { DecodedBatch, DecodeStatus, FragBits, L3Bits, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE } from './decoded';
 
 const NO_ICMP = 0xffff;
 
@@ -155,7 +155,7 @@ function decodeL4(b: Uint8Array, pktStart: number, p: number, end: number, l4Len
     }
     case PROTO_UDP:
     case PROTO_SCTP:
-    case 136 /* UDP-Lite */: {
+    case PROTO_UDPLITE: {
       const hlen = proto === PROTO_SCTP ? 12 : 8;
       if (l4Len < hlen) return (out.status[i] = DecodeStatus.Malformed);
       if (have < 4) return (out.status[i] = DecodeStatus.Truncated);

@@ -35,11 +35,24 @@ export const TCP_URG = 0x20;
 export const TCP_ECE = 0x40;
 export const TCP_CWR = 0x80;
 
+/** Flag names in the order rule files and tools print them; each also has a one-letter form (its initial). */
+export const TCP_FLAG_NAMES: readonly (readonly [string, number])[] = [
+  ['SYN', TCP_SYN],
+  ['ACK', TCP_ACK],
+  ['FIN', TCP_FIN],
+  ['RST', TCP_RST],
+  ['PSH', TCP_PSH],
+  ['URG', TCP_URG],
+  ['ECE', TCP_ECE],
+  ['CWR', TCP_CWR],
+];
+
 export const PROTO_ICMP = 1;
 export const PROTO_TCP = 6;
 export const PROTO_UDP = 17;
 export const PROTO_ICMPV6 = 58;
 export const PROTO_SCTP = 132;
+export const PROTO_UDPLITE = 136;
 
 export interface DecodedBatch {
   readonly capacity: number;

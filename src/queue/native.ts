@@ -1,6 +1,7 @@
 // Typed face of the native addon (native/addon.cc). The column and counter
 // order mirrors native/nfq_socket.h; keep the two in step.
 import path from 'node:path';
+import { PACKAGE_ROOT } from '../config/paths';
 
 export const NF_DROP = 0;
 export const NF_ACCEPT = 1;
@@ -82,7 +83,7 @@ let cached: Addon | undefined;
 
 export function loadAddon(): Addon {
   if (cached) return cached;
-  const file = path.resolve(__dirname, '../../../build/Release/nfips_nfq.node');
+  const file = path.join(PACKAGE_ROOT, 'build', 'Release', 'nfips_nfq.node');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const addon = require(file) as Addon;
   if (addon.layout.fieldCount !== Field.Count || addon.layout.counterCount !== NATIVE_COUNTERS.length) {

@@ -1,7 +1,7 @@
 // What it means for a rule to match a packet, checked field by field, and a
 // matcher that tries the rules one after another. The compiled matcher
 // (compile.ts) must always agree with this one; the property test holds it to that.
-import { DecodedBatch, DecodeStatus, FragBits, L3Bits, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP } from '../packet/decoded';
+import { DecodedBatch, DecodeStatus, FragBits, L3Bits, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE } from '../packet/decoded';
 import { wordMask } from './address';
 import { AddressMatch, PortRange, Prefix, Rule } from './types';
 
@@ -38,7 +38,7 @@ export function resolveRules(rules: readonly Rule[], ifindex: (name: string) => 
 }
 
 export function hasPorts(proto: number): boolean {
-  return proto === PROTO_TCP || proto === PROTO_UDP || proto === PROTO_SCTP || proto === 136;
+  return proto === PROTO_TCP || proto === PROTO_UDP || proto === PROTO_SCTP || proto === PROTO_UDPLITE;
 }
 
 export function prefixContains(p: Prefix, family: number, words: Uint32Array, base: number): boolean {

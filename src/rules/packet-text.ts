@@ -4,6 +4,7 @@
 //   icmp 10.0.0.5 -> 10.0.0.1 type 8 code 0
 import ipaddr from 'ipaddr.js';
 import { PacketSpec } from '../packet/build';
+import { TCP_FLAG_NAMES } from '../packet/decoded';
 import { FLOW_ESTABLISHED, FLOW_NEW } from './types';
 import { PROTOCOL_NUMBERS } from './protocols';
 
@@ -15,8 +16,8 @@ export interface PacketDescription {
   state: number;
 }
 
-const FLAG_LETTERS: Record<string, number> = { F: 0x01, S: 0x02, R: 0x04, P: 0x08, A: 0x10, U: 0x20, E: 0x40, C: 0x80 };
-const FLAG_NAMES: Record<string, number> = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80 };
+const FLAG_NAMES: Record<string, number> = Object.fromEntries(TCP_FLAG_NAMES);
+const FLAG_LETTERS: Record<string, number> = Object.fromEntries(TCP_FLAG_NAMES.map(([name, bit]) => [name[0], bit]));
 const USAGE = 'expected "PROTO SRC[:PORT] -> DST[:PORT] [flags S|SA|SYN,ACK] [in IF] [out IF] [hook forward|input] [state new|established] [type N] [code N] [len N]"';
 
 function endpoint(text: string): { addr: string; port?: number } {

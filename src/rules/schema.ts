@@ -2,12 +2,13 @@
 // that need parsing (addresses, port ranges) are checked by formats whose
 // messages say what was expected.
 import Ajv, { ErrorObject } from 'ajv';
+import { TCP_FLAG_NAMES } from '../packet/decoded';
 import { parsePrefix } from './address';
 import { PROTOCOL_NUMBERS } from './protocols';
 
 /** Linux interface names: up to 15 characters, no slash or whitespace. */
 const IFNAME_PATTERN = '^[^/\\s]{1,15}$';
-const TCP_FLAG_BITS: Record<string, number> = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80 };
+const TCP_FLAG_BITS: Record<string, number> = Object.fromEntries(TCP_FLAG_NAMES);
 
 const addressText = { type: 'string', format: 'nfips-address' } as const;
 const addressField = { oneOf: [addressText, { type: 'array', minItems: 1, items: addressText }] } as const;

@@ -1,10 +1,10 @@
 // Rule -> native rule file JSON: the inverse of load.ts, for generated rule
 // sets (benchmarks) and for showing a loaded rule set back to an operator.
+import { TCP_FLAG_NAMES } from '../packet/decoded';
 import { formatPrefix } from './address';
 import { protocolName } from './protocols';
 import { AddressMatch, FLOW_ESTABLISHED, FLOW_NEW, PortRange, Rule, RuleSet } from './types';
 
-const FLAG_NAMES: [number, string][] = [[0x02, 'SYN'], [0x10, 'ACK'], [0x01, 'FIN'], [0x04, 'RST'], [0x08, 'PSH'], [0x20, 'URG'], [0x40, 'ECE'], [0x80, 'CWR']];
 
 function addresses(a: AddressMatch): string | string[] {
   if (a.prefixes.length === 0) return a.negate ? '*' : '!*';
@@ -27,8 +27,8 @@ export function ruleToJson(r: Rule): Record<string, unknown> {
   if (r.sport) out.sport = ports(r.sport);
   if (r.dport) out.dport = ports(r.dport);
   if (r.tcpFlags) {
-    out.tcpFlags = FLAG_NAMES.filter(([bit]) => r.tcpFlags!.mask & bit)
-      .map(([bit, name]) => (r.tcpFlags!.set & bit ? name : `!${name}`))
+    out.tcpFlags = TCP_FLAG_NAMES.filter(([, bit]) => r.tcpFlags!.mask & bit)
+      .map(([name, bit]) => (r.tcpFlags!.set & bit ? name : `!${name}`))
       .join(',');
   }
   if (r.icmpType !== null) out.icmpType = r.icmpType;

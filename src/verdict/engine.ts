@@ -113,9 +113,6 @@ export class VerdictEngine {
     return this.active.version;
   }
 
-  get ruleSet(): RuleSet {
-    return this.active.rules;
-  }
 
   /**
    * Decides n packets. The batch time is the first packet's timestamp from

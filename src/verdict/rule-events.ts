@@ -132,8 +132,4 @@ export class RuleEventBuffer {
     return out;
   }
 
-  /** Suppressed counts not yet reported with an event, per rule slot. */
-  pendingSuppressed(): Float64Array {
-    return this.suppressed;
-  }
 }

@@ -3,9 +3,10 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { PACKAGE_ROOT } from '../../src/config/paths';
 import { netnsUnavailableReason } from '../../src/netns/topology';
 
-const ROOT = path.resolve(__dirname, '../../..');
+const ROOT = PACKAGE_ROOT;
 let cached: Promise<string | null> | undefined;
 
 function has(cmd: string): boolean {
@@ -40,4 +41,4 @@ export function integrationSkipReason(): Promise<string | null> {
   return cached;
 }
 
-export const PACKAGE_ROOT = ROOT;
+export { PACKAGE_ROOT };

@@ -5,8 +5,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { PACKAGE_ROOT } from '../../src/config/paths';
 
-const NFIPS = path.resolve(__dirname, '../../../bin/nfips');
+const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
+const DEFAULT_RULES = path.join(PACKAGE_ROOT, 'rules', 'default.json');
 function nfips(...args: string[]) {
   const r = spawnSync(process.execPath, [NFIPS, ...args], { encoding: 'utf8', timeout: 30_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
@@ -36,7 +38,7 @@ describe('nfips command line', () => {
     const bad = nfips('rules', 'check', file);
     assert.equal(bad.code, 2);
     assert.match(bad.err, /\/rules\/0\/source: expected "\*", an IPv4\/IPv6 address or CIDR/);
-    const good = nfips('rules', 'check', path.resolve(__dirname, '../../../rules/default.json'));
+    const good = nfips('rules', 'check', DEFAULT_RULES);
     assert.equal(good.code, 0);
     assert.match(good.out, /OK \(native format, 3 rules, default accept\)/);
   });
@@ -51,7 +53,7 @@ describe('nfips command line', () => {
   });
 
   it('explains a packet, and refuses a bad packet description', () => {
-    const rules = path.resolve(__dirname, '../../../rules/default.json');
+    const rules = DEFAULT_RULES;
     const r = nfips('rules', 'test', rules, '--packet', 'tcp 10.0.0.5:40000 -> 192.0.2.7:23 flags S');
     assert.equal(r.code, 0);
     assert.match(r.out, /verdict: drop by rule #0 "no-telnet"/);
