@@ -1,7 +1,7 @@
 // Decides a whole batch: lockdown, then the rules, then the default policy.
 // Runs on the queue thread for every batch; process() allocates nothing
 // except for the few rate-limited events it reports.
-import { FlowTable } from '../flow/flow-table';
+import { SessionTable } from '../flow/session-table';
 import { decodeBatch } from '../packet/decode';
 import { createDecodedBatch, DecodedBatch, DecodeStatus } from '../packet/decoded';
 import { MetaColumns, NF_ACCEPT, NF_DROP, NF_REPEAT } from '../queue/native';
@@ -41,6 +41,8 @@ export interface EngineOptions {
   /** Drop/alert events per rule per second before suppression. */
   eventsPerSecond: number;
   flowCapacity: number;
+  /** Record every accepted packet in the session table (the features need it), not only when a rule uses `state`. */
+  trackSessions?: boolean;
   ifindex: (name: string) => number | undefined;
 }
 
@@ -62,10 +64,18 @@ interface ActiveRules {
 export class VerdictEngine {
   readonly decoded: DecodedBatch;
   readonly events: RuleEventBuffer;
+  /** Per packet: its session's packet count after it (1: it opened the session), 0 when not recorded. */
+  readonly sessionPackets: Uint32Array;
+  /**
+   * Per packet: 1 when the features should see it. As in 2columnS, packets
+   * an explicit rule dropped or rejected (and lockdown drops) are already
+   * handled and are left out; default-policy decisions are analysed.
+   */
+  readonly analysed: Uint8Array;
+  readonly sessions: SessionTable;
   private active!: ActiveRules;
   private readonly input: MatchInput;
   private readonly flowState: Uint8Array;
-  private readonly flows: FlowTable;
   private readonly acceptVerdict: number;
   private readonly rejectMarkSpec: MarkSpec;
   /** Seconds, for flow idle times and event rate limits. */
@@ -83,7 +93,9 @@ export class VerdictEngine {
   ) {
     this.decoded = createDecodedBatch(capacity);
     this.flowState = new Uint8Array(capacity);
-    this.flows = new FlowTable(opts.flowCapacity);
+    this.sessions = new SessionTable(opts.flowCapacity);
+    this.sessionPackets = new Uint32Array(capacity);
+    this.analysed = new Uint8Array(capacity);
     this.input = { d: this.decoded, inIfindex: meta.inIfindex, outIfindex: meta.outIfindex, hook: meta.hook, flowState: this.flowState };
     this.acceptVerdict = opts.mode === 'repeat' ? NF_REPEAT : NF_ACCEPT;
     // A rejected packet re-enters with both bits, so it also skips the queue.
@@ -129,7 +141,10 @@ export class VerdictEngine {
     const nRules = a.actions.length;
     decodeBatch(packets, meta.offset, meta.capLen, n, d);
     const usesState = a.usesState;
-    const overflowsBefore = this.flows.overflows;
+    const track = usesState || this.opts.trackSessions === true;
+    const sessionPackets = this.sessionPackets;
+    const analysed = this.analysed;
+    const overflowsBefore = this.sessions.overflows;
     const verdict = meta.verdict;
     const vmark = meta.verdictMark;
     const marks = meta.mark;
@@ -149,7 +164,7 @@ export class VerdictEngine {
         } else if (usesState) {
           // Classified just before its own match, so a reply later in the
           // same batch sees the flow its request created.
-          this.flowState[i] = this.flows.classify(d, i, this.clock);
+          this.flowState[i] = this.sessions.classify(d, i, this.clock);
         }
         // Packets with a broken transport header still meet the rules that
         // need none (addresses, interfaces...); see firstMismatch.
@@ -174,11 +189,14 @@ export class VerdictEngine {
           c[action === ACT_ACCEPT ? C_DEF_ACCEPT : C_DEF_DROP]++;
         }
       }
+      sessionPackets[i] = 0;
+      analysed[i] = decided < 0 && !a.rules.lock ? 1 : 0;
       if (action === ACT_ACCEPT) {
         verdict[i] = this.acceptVerdict;
         vmark[i] = repeat ? applyMark(marks[i], this.opts.mark) : marks[i];
         c[C_ACCEPTED]++;
-        if (usesState && d.status[i] === DecodeStatus.Ok) this.flows.record(d, i, this.clock);
+        analysed[i] = 1;
+        if (track && d.status[i] === DecodeStatus.Ok) sessionPackets[i] = this.sessions.record(d, i, this.clock, len);
       } else if (action === ACT_REJECT) {
         verdict[i] = NF_REPEAT;
         vmark[i] = applyMark(marks[i], this.rejectMarkSpec);
@@ -190,6 +208,6 @@ export class VerdictEngine {
         if (!a.rules.lock) this.events.record(decided, ACT_DROP, i);
       }
     }
-    if (usesState) c[C_FLOW_OVERFLOW] += this.flows.overflows - overflowsBefore;
+    if (track) c[C_FLOW_OVERFLOW] += this.sessions.overflows - overflowsBefore;
   }
 }

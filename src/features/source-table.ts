@@ -1,0 +1,109 @@
+// Per-source counters for one window bucket, so an alert can say who is
+// responsible. Exact for up to `maxSources` sources per bucket; packets of
+// further sources go to an "others" row. Buckets last one step (1 s by
+// default) and a heavy hitter sends early in every bucket, so it holds a
+// row even when many light sources share the bucket.
+import { BlameCounter } from './feature-set';
+
+export const SOURCE_COUNTERS: readonly BlameCounter[] = ['packets', 'bytes', 'syn', 'icmpEcho', 'udp', 'newSessions'];
+export const SC_PACKETS = 0;
+export const SC_BYTES = 1;
+export const SC_SYN = 2;
+export const SC_ICMP_ECHO = 3;
+export const SC_UDP = 4;
+export const SC_NEW_SESSIONS = 5;
+export const SC_COUNT = SOURCE_COUNTERS.length;
+
+const MAX_PROBE = 16;
+export const NO_MAC = -1;
+
+export class SourceTable {
+  readonly maxSources: number;
+  readonly slots: number;
+  private readonly mask: number;
+  /** A slot is in use when its stamp equals the table's generation: clear() is O(1). */
+  private readonly stamp: Uint32Array;
+  private generation = 1;
+  readonly hashes: Uint32Array;
+  readonly family: Uint8Array;
+  readonly addr: Uint32Array;
+  /** Source MAC as two 24-bit halves, or NO_MAC in macHi. */
+  readonly macHi: Int32Array;
+  readonly macLo: Int32Array;
+  readonly counts: Float64Array;
+  readonly others = new Float64Array(SC_COUNT);
+  used = 0;
+
+  constructor(maxSources = 256) {
+    this.maxSources = maxSources;
+    let c = 16;
+    while (c < maxSources * 2) c <<= 1;
+    this.slots = c;
+    this.mask = c - 1;
+    this.stamp = new Uint32Array(c);
+    this.hashes = new Uint32Array(c);
+    this.family = new Uint8Array(c);
+    this.addr = new Uint32Array(c * 4);
+    this.macHi = new Int32Array(c);
+    this.macLo = new Int32Array(c);
+    this.counts = new Float64Array(c * SC_COUNT);
+  }
+
+  clear(): void {
+    this.generation = (this.generation + 1) >>> 0 || 1;
+    this.used = 0;
+    this.others.fill(0);
+  }
+
+  inUse(slot: number): boolean {
+    return this.stamp[slot] === this.generation;
+  }
+
+  /**
+   * The row of the source at words[base..] (hash precomputed), created if
+   * there is room; -1 means "count it under others". mac: the packet bytes
+   * and offset of its source MAC, or macOffset < 0.
+   */
+  rowFor(hash: number, family: number, words: Uint32Array, base: number, bytes: Uint8Array, macOffset: number): number {
+    for (let p = 0; p < MAX_PROBE; p++) {
+      const s = (hash + p) & this.mask;
+      if (this.stamp[s] !== this.generation) {
+        if (this.used >= this.maxSources) return -1;
+        this.stamp[s] = this.generation;
+        this.used++;
+        this.hashes[s] = hash;
+        this.family[s] = family;
+        const a = s * 4;
+        this.addr[a] = words[base];
+        this.addr[a + 1] = family === 6 ? words[base + 1] : 0;
+        this.addr[a + 2] = family === 6 ? words[base + 2] : 0;
+        this.addr[a + 3] = family === 6 ? words[base + 3] : 0;
+        if (macOffset >= 0) {
+          this.macHi[s] = (bytes[macOffset] << 16) | (bytes[macOffset + 1] << 8) | bytes[macOffset + 2];
+          this.macLo[s] = (bytes[macOffset + 3] << 16) | (bytes[macOffset + 4] << 8) | bytes[macOffset + 5];
+        } else {
+          this.macHi[s] = NO_MAC;
+        }
+        this.counts.fill(0, s * SC_COUNT, (s + 1) * SC_COUNT);
+        return s;
+      }
+      if (this.hashes[s] === hash && this.family[s] === family && this.sameAddr(s, words, base, family)) return s;
+    }
+    return -1;
+  }
+
+  private sameAddr(s: number, words: Uint32Array, base: number, family: number): boolean {
+    const a = s * 4;
+    if (this.addr[a] !== words[base]) return false;
+    if (family !== 6) return true;
+    return this.addr[a + 1] === words[base + 1] && this.addr[a + 2] === words[base + 2] && this.addr[a + 3] === words[base + 3];
+  }
+}
+
+/** "aa:bb:cc:dd:ee:ff" from the two halves, or undefined. */
+export function formatMac(hi: number, lo: number): string | undefined {
+  if (hi === NO_MAC) return undefined;
+  const hex = (v: number) => v.toString(16).padStart(6, '0');
+  const s = hex(hi) + hex(lo);
+  return s.replace(/(..)(?=.)/g, '$1:');
+}

@@ -1,0 +1,425 @@
+// Sliding windows of traffic features for one queue. Packets land in
+// one-step buckets (1 s by default) in a ring that covers the window (60 s);
+// each time a step ends, the ring is summed into one flow vector. Memory is
+// fixed: counters, HyperLogLog sketches and a bounded per-source table per
+// bucket, whatever the load. observe() runs on the queue thread after the
+// batch's verdicts are sent and allocates nothing; only the once-per-step
+// summary builds objects.
+import { DecodedBatch, DecodeStatus, FragBits, L3Bits, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../packet/decoded';
+import { formatAddress } from '../rules/address';
+import { BlameCounter, FEATURE_COUNT, featureIndex } from './feature-set';
+import { fmix32, hashAddress, mixWord } from './hash';
+import { HLL_REGISTERS, hllAdd, hllEstimate, hllMergeInto } from './hll';
+import { SeenSources } from './seen-sources';
+import { formatMac, SC_BYTES, SC_COUNT, SC_ICMP_ECHO, SC_NEW_SESSIONS, SC_PACKETS, SC_SYN, SC_UDP, SOURCE_COUNTERS, SourceTable } from './source-table';
+
+/** The per-packet inputs the aggregator reads besides the decoded headers. */
+export interface WindowInputs {
+  tsSec: Uint32Array;
+  tsNsec: Uint32Array;
+  origLen: Uint32Array;
+  /** Byte offset of the source MAC in the packet buffer, or >= 0xffffffff when absent. */
+  hwAddrOffset: Uint32Array;
+  /** From the verdict engine: session packet count after the packet, 0 if not recorded. */
+  sessionPackets: Uint32Array;
+  /** From the verdict engine: 1 when the packet should be counted. */
+  analysed: Uint8Array;
+}
+
+export interface WindowSource {
+  ip: string;
+  mac?: string;
+  packets: number;
+  bytes: number;
+  syn: number;
+  icmpEcho: number;
+  udp: number;
+  newSessions: number;
+}
+
+export interface FeatureWindow {
+  queue: number;
+  /** Epoch seconds; the window covers [start, end). */
+  start: number;
+  end: number;
+  packets: number;
+  /** Raw feature values in FEATURES order. */
+  values: number[];
+  /** Window totals of the per-source counters, for shares. */
+  totals: Record<BlameCounter, number>;
+  /** The heaviest sources by each per-source counter, busiest first. */
+  sources: WindowSource[];
+}
+
+export interface WindowOptions {
+  queue: number;
+  windowSeconds: number;
+  stepSeconds: number;
+  /** Sources with their own row per step; the rest are summed. */
+  maxSourcesPerStep?: number;
+  seenSourcesCapacity?: number;
+  /** Sources listed per counter in each window summary. */
+  topSources?: number;
+}
+
+// Bucket counters.
+const B_PACKETS = 0;
+const B_BYTES = 1;
+const B_LEN_SQ = 2;
+const B_SYN = 3;
+const B_SYNACK = 4;
+const B_FIN = 5;
+const B_RST = 6;
+const B_ICMP = 7;
+const B_ICMP_ECHO = 8;
+const B_UDP = 9;
+const B_SMALL = 10;
+const B_OVER_MTU = 11;
+const B_FRAG = 12;
+const B_NEW_SOURCE_PKTS = 13;
+const B_NEW_SESSIONS = 14;
+const B_NEW_TCP_SESSIONS = 15;
+const B_GRADUATED = 16;
+const B_COUNT = 17;
+
+// Sketches per bucket.
+const S_CONNS = 0;
+const S_SYN_CONNS = 1;
+const S_SOURCES = 2;
+const S_DST_PORTS = 3;
+const S_COUNT = 4;
+
+/** A session that reaches this many packets is no longer a "few-packet" one. */
+export const FEW_PACKETS = 3;
+export const SMALL_PACKET = 80;
+export const MTU = 1500;
+const NO_OFFSET = 0xffffffff;
+
+const F = {
+  packets: featureIndex('packets'),
+  connections: featureIndex('connections'),
+  connectionsPerSource: featureIndex('connections_per_source'),
+  synConnections: featureIndex('syn_connections'),
+  meanIpLen: featureIndex('mean_ip_len'),
+  packetsPerConnection: featureIndex('packets_per_connection'),
+  newSourcePackets: featureIndex('new_source_packets'),
+  icmpShare: featureIndex('icmp_share'),
+  fewPacketShare: featureIndex('few_packet_session_share'),
+  newTcpSessions: featureIndex('new_tcp_sessions'),
+  udpShare: featureIndex('udp_share'),
+  smallShare: featureIndex('small_packet_share'),
+  overMtuShare: featureIndex('over_mtu_share'),
+  fragmentShare: featureIndex('fragment_share'),
+  sources: featureIndex('sources'),
+  dstPorts: featureIndex('dst_ports'),
+  pps: featureIndex('packets_per_s'),
+  bps: featureIndex('bytes_per_s'),
+  synPerS: featureIndex('syn_per_s'),
+  newSessionsPerS: featureIndex('new_sessions_per_s'),
+  synSynAck: featureIndex('syn_synack_ratio'),
+  synFin: featureIndex('syn_fin_ratio'),
+  rstPerS: featureIndex('rst_per_s'),
+  echoPerS: featureIndex('icmp_echo_per_s'),
+  udpPerS: featureIndex('udp_per_s'),
+  lenStd: featureIndex('ip_len_std'),
+  topShare: featureIndex('top_source_share'),
+} as const;
+
+/**
+ * Whether the destination of a packet is the server side, guessed per packet
+ * the way the session table guesses per session: a SYN goes to the server;
+ * otherwise a port below 1024; otherwise the lower port.
+ */
+export function towardServer(proto: number, flags: number, sport: number, dport: number): boolean {
+  if (proto === PROTO_TCP && (flags & TCP_SYN)) return (flags & TCP_ACK) === 0;
+  if ((dport < 1024) !== (sport < 1024)) return dport < 1024;
+  return dport <= sport;
+}
+
+export class WindowAggregator {
+  readonly buckets: number;
+  private readonly step: number;
+  private readonly windowSeconds: number;
+  private readonly counts: Float64Array;
+  private readonly sketches: Uint8Array;
+  private readonly merged = new Uint8Array(HLL_REGISTERS);
+  private readonly tables: SourceTable[];
+  private readonly seen: SeenSources;
+  private readonly topSources: number;
+  /** Absolute index (time / step) of the bucket being filled; -1 before the first packet. */
+  private current = -1;
+  private first = -1;
+  /** Packets seen with a timestamp before the current bucket (clock steps back). */
+  lateStamps = 0;
+  windowsEmitted = 0;
+
+  constructor(
+    private readonly opts: WindowOptions,
+    private readonly onWindow: (w: FeatureWindow) => void,
+  ) {
+    if (!(opts.stepSeconds > 0) || !(opts.windowSeconds >= opts.stepSeconds)) throw new RangeError('window must be at least one step, and the step positive');
+    this.step = opts.stepSeconds;
+    this.windowSeconds = opts.windowSeconds;
+    this.buckets = Math.ceil(opts.windowSeconds / opts.stepSeconds);
+    this.counts = new Float64Array(this.buckets * B_COUNT);
+    this.sketches = new Uint8Array(this.buckets * S_COUNT * HLL_REGISTERS);
+    this.tables = Array.from({ length: this.buckets }, () => new SourceTable(opts.maxSourcesPerStep ?? 256));
+    this.seen = new SeenSources(opts.seenSourcesCapacity ?? 65536);
+    this.topSources = opts.topSources ?? 5;
+  }
+
+  /** Counts the analysed packets among 0..n-1, advancing time as their stamps say. */
+  observe(n: number, d: DecodedBatch, m: WindowInputs, bytes: Uint8Array): void {
+    for (let i = 0; i < n; i++) {
+      if (m.analysed[i] === 0) continue;
+      const t = m.tsSec[i] + m.tsNsec[i] * 1e-9;
+      const idx = Math.floor(t / this.step);
+      if (idx !== this.current) {
+        if (idx > this.current) this.advanceToIndex(idx);
+        else this.lateStamps++;
+      }
+      this.count(d, m, bytes, i, t);
+    }
+  }
+
+  /** Moves time forward without packets (an idle queue still closes its steps). */
+  advanceTo(nowSeconds: number): void {
+    const idx = Math.floor(nowSeconds / this.step);
+    if (this.current >= 0 && idx > this.current) this.advanceToIndex(idx);
+  }
+
+  /** Emits the window that ends with the current (partly filled) step; for the end of a capture. */
+  flush(): void {
+    if (this.current >= 0) this.emit(this.current + 1);
+  }
+
+  private count(d: DecodedBatch, m: WindowInputs, bytes: Uint8Array, i: number, t: number): void {
+    const slot = this.current % this.buckets;
+    const c = this.counts;
+    const cb = slot * B_COUNT;
+    const ok = d.status[i] === DecodeStatus.Ok;
+    const len = ok ? d.ipLen[i] : m.origLen[i];
+    c[cb + B_PACKETS]++;
+    c[cb + B_BYTES] += len;
+    c[cb + B_LEN_SQ] += len * len;
+    if (len < SMALL_PACKET) c[cb + B_SMALL]++;
+    else if (len > MTU) c[cb + B_OVER_MTU]++;
+    if (!ok && !(d.l3[i] & L3Bits.Addresses)) return;
+    const fam = d.family[i];
+    const w = i * 4;
+    const srcH = hashAddress(d.src, w, fam);
+    const sk = slot * S_COUNT * HLL_REGISTERS;
+    hllAdd(this.sketches, sk + S_SOURCES * HLL_REGISTERS, srcH);
+    if (this.seen.touch(srcH, t) < this.windowSeconds) c[cb + B_NEW_SOURCE_PKTS]++;
+    if (d.frag[i] & (FragBits.MoreFragments | FragBits.NonFirst)) c[cb + B_FRAG]++;
+
+    const proto = d.proto[i];
+    const flags = d.tcpFlags[i];
+    let syn = 0;
+    let echo = 0;
+    let udp = 0;
+    if (proto === PROTO_TCP) {
+      if (flags & TCP_SYN) {
+        if (flags & TCP_ACK) c[cb + B_SYNACK]++;
+        else syn = 1;
+      }
+      if (flags & TCP_FIN) c[cb + B_FIN]++;
+      if (flags & TCP_RST) c[cb + B_RST]++;
+    } else if (proto === PROTO_ICMP || proto === PROTO_ICMPV6) {
+      c[cb + B_ICMP]++;
+      const type = d.icmpType[i];
+      if (type === 8 || type === 128) echo = 1;
+    } else if (proto === PROTO_UDP) {
+      udp = 1;
+    }
+    c[cb + B_SYN] += syn;
+    c[cb + B_ICMP_ECHO] += echo;
+    c[cb + B_UDP] += udp;
+
+    const ports = ok && (proto === PROTO_TCP || proto === PROTO_UDP || proto === PROTO_SCTP) && !(d.frag[i] & FragBits.NonFirst);
+    const sp = ports ? d.sport[i] : 0;
+    const dp = ports ? d.dport[i] : 0;
+    let conn = mixWord(srcH, hashAddress(d.dst, w, fam));
+    conn = fmix32(mixWord(conn, ((sp << 16) | dp) ^ (proto << 8)));
+    hllAdd(this.sketches, sk + S_CONNS * HLL_REGISTERS, conn);
+    if (syn) hllAdd(this.sketches, sk + S_SYN_CONNS * HLL_REGISTERS, conn);
+    if (ports && towardServer(proto, flags, sp, dp)) hllAdd(this.sketches, sk + S_DST_PORTS * HLL_REGISTERS, fmix32((proto << 16) | dp));
+
+    const sp1 = m.sessionPackets[i];
+    let newSession = 0;
+    if (sp1 === 1) {
+      newSession = 1;
+      c[cb + B_NEW_SESSIONS]++;
+      if (proto === PROTO_TCP) c[cb + B_NEW_TCP_SESSIONS]++;
+    } else if (sp1 === FEW_PACKETS) {
+      c[cb + B_GRADUATED]++;
+    }
+
+    const macOff = m.hwAddrOffset[i];
+    const table = this.tables[slot];
+    const row = table.rowFor(srcH, fam, d.src, w, bytes, macOff >= NO_OFFSET ? -1 : macOff);
+    const sc = table.counts;
+    const o = row * SC_COUNT;
+    if (row < 0) {
+      const x = table.others;
+      x[SC_PACKETS]++;
+      x[SC_BYTES] += len;
+      x[SC_SYN] += syn;
+      x[SC_ICMP_ECHO] += echo;
+      x[SC_UDP] += udp;
+      x[SC_NEW_SESSIONS] += newSession;
+    } else {
+      sc[o + SC_PACKETS]++;
+      sc[o + SC_BYTES] += len;
+      sc[o + SC_SYN] += syn;
+      sc[o + SC_ICMP_ECHO] += echo;
+      sc[o + SC_UDP] += udp;
+      sc[o + SC_NEW_SESSIONS] += newSession;
+    }
+  }
+
+  /** Closes every step before bucket idx, emitting one window per closed step. */
+  private advanceToIndex(idx: number): void {
+    if (this.current < 0) {
+      this.current = idx;
+      this.first = idx;
+      this.clearSlot(idx % this.buckets);
+      return;
+    }
+    // After a gap longer than the window, the windows in between are empty:
+    // emit up to one window's worth of steps, then jump.
+    const last = Math.min(idx, this.current + this.buckets);
+    for (let b = this.current + 1; b <= last; b++) {
+      this.emit(b);
+      this.clearSlot(b % this.buckets);
+    }
+    if (idx > last) for (let s = 0; s < this.buckets; s++) this.clearSlot(s);
+    this.current = idx;
+  }
+
+  private clearSlot(slot: number): void {
+    this.counts.fill(0, slot * B_COUNT, (slot + 1) * B_COUNT);
+    this.sketches.fill(0, slot * S_COUNT * HLL_REGISTERS, (slot + 1) * S_COUNT * HLL_REGISTERS);
+    this.tables[slot].clear();
+  }
+
+  /** Summarises the buckets before absolute index `end` (exclusive). */
+  private emit(end: number): void {
+    const nb = this.buckets;
+    const covered = Math.min(nb, end - this.first);
+    const sum = new Float64Array(B_COUNT);
+    for (let b = end - covered; b < end; b++) {
+      const base = (b % nb) * B_COUNT;
+      for (let k = 0; k < B_COUNT; k++) sum[k] += this.counts[base + k];
+    }
+    const distinct = (sketch: number) => {
+      this.merged.fill(0);
+      for (let b = end - covered; b < end; b++) hllMergeInto(this.merged, this.sketches, ((b % nb) * S_COUNT + sketch) * HLL_REGISTERS);
+      return Math.round(hllEstimate(this.merged));
+    };
+    const span = covered * this.step;
+    const packets = sum[B_PACKETS];
+    const conns = packets > 0 ? Math.max(1, distinct(S_CONNS)) : 0;
+    const sources = packets > 0 ? Math.max(1, distinct(S_SOURCES)) : 0;
+    const mean = packets > 0 ? sum[B_BYTES] / packets : 0;
+    const share = (k: number) => (packets > 0 ? sum[k] / packets : 0);
+    const { list, top, totals } = this.mergeSources(end, covered);
+
+    const v = new Array<number>(FEATURE_COUNT).fill(0);
+    v[F.packets] = packets;
+    v[F.connections] = conns;
+    v[F.connectionsPerSource] = sources > 0 ? conns / sources : 0;
+    v[F.synConnections] = packets > 0 ? distinct(S_SYN_CONNS) : 0;
+    v[F.meanIpLen] = mean;
+    v[F.packetsPerConnection] = conns > 0 ? packets / conns : 0;
+    v[F.newSourcePackets] = sum[B_NEW_SOURCE_PKTS];
+    v[F.icmpShare] = share(B_ICMP);
+    // Sessions opened in the window minus those that reached FEW_PACKETS in
+    // it; a session opened before the window but growing inside it makes
+    // this an underestimate, never more than the opened count.
+    v[F.fewPacketShare] = sum[B_NEW_SESSIONS] > 0 ? Math.max(0, sum[B_NEW_SESSIONS] - sum[B_GRADUATED]) / sum[B_NEW_SESSIONS] : 0;
+    v[F.newTcpSessions] = sum[B_NEW_TCP_SESSIONS];
+    v[F.udpShare] = share(B_UDP);
+    v[F.smallShare] = share(B_SMALL);
+    v[F.overMtuShare] = share(B_OVER_MTU);
+    v[F.fragmentShare] = share(B_FRAG);
+    v[F.sources] = sources;
+    v[F.dstPorts] = packets > 0 ? distinct(S_DST_PORTS) : 0;
+    v[F.pps] = packets / span;
+    v[F.bps] = sum[B_BYTES] / span;
+    v[F.synPerS] = sum[B_SYN] / span;
+    v[F.newSessionsPerS] = sum[B_NEW_SESSIONS] / span;
+    v[F.synSynAck] = sum[B_SYN] / (sum[B_SYNACK] + 1);
+    v[F.synFin] = sum[B_SYN] / (sum[B_FIN] + 1);
+    v[F.rstPerS] = sum[B_RST] / span;
+    v[F.echoPerS] = sum[B_ICMP_ECHO] / span;
+    v[F.udpPerS] = sum[B_UDP] / span;
+    v[F.lenStd] = packets > 0 ? Math.sqrt(Math.max(0, sum[B_LEN_SQ] / packets - mean * mean)) : 0;
+    v[F.topShare] = packets > 0 ? top / packets : 0;
+
+    this.windowsEmitted++;
+    this.onWindow({
+      queue: this.opts.queue,
+      start: (end - covered) * this.step,
+      end: end * this.step,
+      packets,
+      values: v,
+      totals,
+      sources: list,
+    });
+  }
+
+  /** Adds up the per-step source rows of the window; returns the top sources by each counter. */
+  private mergeSources(end: number, covered: number): { list: WindowSource[]; top: number; totals: Record<BlameCounter, number> } {
+    const rows = new Map<string, { family: number; words: Uint32Array; macHi: number; macLo: number; c: Float64Array }>();
+    const totals = new Float64Array(SC_COUNT);
+    for (let b = end - covered; b < end; b++) {
+      const t = this.tables[b % this.buckets];
+      for (let k = 0; k < SC_COUNT; k++) totals[k] += t.others[k];
+      if (t.used === 0) continue;
+      for (let s = 0; s < t.slots; s++) {
+        if (!t.inUse(s)) continue;
+        const a = s * 4;
+        const key = `${t.family[s]}/${t.addr[a]}/${t.addr[a + 1]}/${t.addr[a + 2]}/${t.addr[a + 3]}`;
+        let r = rows.get(key);
+        if (!r) {
+          r = { family: t.family[s], words: t.addr.slice(a, a + 4), macHi: t.macHi[s], macLo: t.macLo[s], c: new Float64Array(SC_COUNT) };
+          rows.set(key, r);
+        }
+        for (let k = 0; k < SC_COUNT; k++) {
+          r.c[k] += t.counts[s * SC_COUNT + k];
+          totals[k] += t.counts[s * SC_COUNT + k];
+        }
+      }
+    }
+    const all = [...rows.values()];
+    const picked = new Set<(typeof all)[number]>();
+    let top = 0;
+    for (const r of all) top = Math.max(top, r.c[SC_PACKETS]);
+    for (let k = 0; k < SC_COUNT; k++) {
+      all
+        .filter((r) => r.c[k] > 0)
+        .sort((x, y) => y.c[k] - x.c[k])
+        .slice(0, this.topSources)
+        .forEach((r) => picked.add(r));
+    }
+    const list = [...picked]
+      .sort((x, y) => y.c[SC_PACKETS] - x.c[SC_PACKETS])
+      .map((r) => {
+        const src: WindowSource = {
+          ip: formatAddress(r.family, r.words, 0),
+          packets: r.c[SC_PACKETS],
+          bytes: r.c[SC_BYTES],
+          syn: r.c[SC_SYN],
+          icmpEcho: r.c[SC_ICMP_ECHO],
+          udp: r.c[SC_UDP],
+          newSessions: r.c[SC_NEW_SESSIONS],
+        };
+        const mac = formatMac(r.macHi, r.macLo);
+        if (mac) src.mac = mac;
+        return src;
+      });
+    const totalsRecord = Object.fromEntries(SOURCE_COUNTERS.map((name, k) => [name, totals[k]])) as Record<BlameCounter, number>;
+    return { list, top, totals: totalsRecord };
+  }
+}

@@ -1,0 +1,282 @@
+// A bounded session table keyed by the 5-tuple in either direction, over
+// typed arrays (no per-session objects). It answers the rules' `state`
+// match and feeds the connection features: per-direction packets and bytes,
+// first and last seen, and which side is the server.
+import { DecodedBatch, FragBits, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, TCP_ACK, TCP_SYN } from '../packet/decoded';
+import { FLOW_ESTABLISHED, FLOW_NEW } from '../rules/types';
+import { hasPorts } from '../rules/linear';
+
+const KEY_WORDS = 10; // famProto, a[4], b[4], ports
+const MAX_PROBE = 16;
+const F_USED = 1;
+const F_INIT_IS_A = 2; // the initiator is endpoint A of the canonical key
+const F_ESTABLISHED = 4;
+const F_SERVER_IS_A = 8;
+const GUESS_SHIFT = 4; // two bits: how the server was guessed (ServerGuess)
+
+/**
+ * How the server side was guessed, weakest first, in eBPF_TrafficAnalyzer's
+ * order: a SYN (or an ICMP echo) says it outright; otherwise a port below
+ * 1024; otherwise the lower port. Stronger evidence seen later replaces a
+ * weaker guess.
+ */
+export const enum ServerGuess {
+  /** No ports and no handshake: the initiator's peer. */
+  Initiator = 0,
+  LowerPort = 1,
+  WellKnownPort = 2,
+  Handshake = 3,
+}
+export const SERVER_GUESS_NAMES = ['initiator', 'lower_port', 'port_below_1024', 'handshake'] as const;
+
+export interface SessionTableStats {
+  sessions: number;
+  evictions: number;
+  overflows: number;
+}
+
+/** One session as plain data, for tests and tools (not used on the data path). */
+export interface SessionInfo {
+  /** Canonical endpoints: A is the lower (address, port). */
+  family: number;
+  proto: number;
+  a: number[];
+  b: number[];
+  portA: number;
+  portB: number;
+  initiatorIsA: boolean;
+  established: boolean;
+  serverIsA: boolean;
+  serverGuess: (typeof SERVER_GUESS_NAMES)[number];
+  packetsAB: number;
+  packetsBA: number;
+  bytesAB: number;
+  bytesBA: number;
+  firstSeen: number;
+  lastSeen: number;
+}
+
+export class SessionTable {
+  readonly capacity: number;
+  private readonly mask: number;
+  private readonly keys: Uint32Array;
+  private readonly flags: Uint8Array;
+  private readonly firstSeen: Float64Array;
+  private readonly lastSeen: Float64Array;
+  private readonly packetsAB: Uint32Array;
+  private readonly packetsBA: Uint32Array;
+  private readonly bytesAB: Float64Array;
+  private readonly bytesBA: Float64Array;
+  private readonly key = new Uint32Array(KEY_WORDS);
+  private used = 0;
+  private srcIsA = false;
+  private freeSlot = -1;
+  private victim = -1;
+  /** Slot of the last record() that stored something, else -1. */
+  lastSlot = -1;
+  evictions = 0;
+  overflows = 0;
+
+  /** capacity is rounded up to a power of two; idleSeconds frees quiet sessions. */
+  constructor(capacity: number, private readonly idleSeconds = 120) {
+    let c = 1024;
+    while (c < capacity) c <<= 1;
+    this.capacity = c;
+    this.mask = c - 1;
+    this.keys = new Uint32Array(c * KEY_WORDS);
+    this.flags = new Uint8Array(c);
+    this.firstSeen = new Float64Array(c);
+    this.lastSeen = new Float64Array(c);
+    this.packetsAB = new Uint32Array(c);
+    this.packetsBA = new Uint32Array(c);
+    this.bytesAB = new Float64Array(c);
+    this.bytesBA = new Float64Array(c);
+  }
+
+  stats(): SessionTableStats {
+    return { sessions: this.used, evictions: this.evictions, overflows: this.overflows };
+  }
+
+  /**
+   * The state packet i would have, without changing the table. Like
+   * conntrack, only accepted packets are recorded (see record()): a dropped
+   * packet must not create a session nor make one established.
+   */
+  classify(d: DecodedBatch, i: number, clock: Float64Array): number {
+    const s = this.locate(d, i, clock[0]);
+    if (s < 0) return FLOW_NEW;
+    const f = this.flags[s];
+    if (f & F_ESTABLISHED) return FLOW_ESTABLISHED;
+    return ((f & F_INIT_IS_A) !== 0) === this.srcIsA ? FLOW_NEW : FLOW_ESTABLISHED;
+  }
+
+  /**
+   * Records an accepted packet of `bytes` bytes and returns the session's
+   * packet count including it (1: this packet created it), or 0 when nothing
+   * could be stored. When every slot around it holds an established session,
+   * an overflow is counted: the session then stays NEW, and a full table
+   * never makes traffic look established.
+   */
+  record(d: DecodedBatch, i: number, clock: Float64Array, bytes: number): number {
+    const now = clock[0];
+    let s = this.locate(d, i, now);
+    const fromA = this.srcIsA;
+    if (s >= 0) {
+      const f = this.flags[s];
+      if (!(f & F_ESTABLISHED) && ((f & F_INIT_IS_A) !== 0) !== fromA) this.flags[s] = f | F_ESTABLISHED;
+      if ((f >> GUESS_SHIFT) < ServerGuess.Handshake) this.guessServer(d, i, s, fromA, false);
+    } else {
+      // Full around the slot: give way to the oldest session that never saw
+      // a reply, so spoofed SYNs cannot lock new ones out; established stay.
+      s = this.freeSlot >= 0 ? this.freeSlot : this.victim;
+      if (s < 0) {
+        this.overflows++;
+        this.lastSlot = -1;
+        return 0;
+      }
+      if (this.flags[s] & F_USED) this.evictions++;
+      else this.used++;
+      this.keys.set(this.key, s * KEY_WORDS);
+      this.flags[s] = F_USED | (fromA ? F_INIT_IS_A : 0);
+      this.firstSeen[s] = now;
+      this.packetsAB[s] = 0;
+      this.packetsBA[s] = 0;
+      this.bytesAB[s] = 0;
+      this.bytesBA[s] = 0;
+      this.guessServer(d, i, s, fromA, true);
+    }
+    this.lastSeen[s] = now;
+    this.lastSlot = s;
+    if (fromA) {
+      this.bytesAB[s] += bytes;
+      return ++this.packetsAB[s] + this.packetsBA[s];
+    }
+    this.bytesBA[s] += bytes;
+    return this.packetsAB[s] + ++this.packetsBA[s];
+  }
+
+  /** classify() then record(), for a packet known to be accepted. */
+  observe(d: DecodedBatch, i: number, clock: Float64Array, bytes = 0): number {
+    const state = this.classify(d, i, clock);
+    this.record(d, i, clock, bytes);
+    return state;
+  }
+
+  /** The session at a slot (e.g. lastSlot), or null if the slot is free. */
+  info(slot: number): SessionInfo | null {
+    if (slot < 0 || slot >= this.capacity || !(this.flags[slot] & F_USED)) return null;
+    const f = this.flags[slot];
+    const k = this.keys.subarray(slot * KEY_WORDS, (slot + 1) * KEY_WORDS);
+    return {
+      family: k[0] >>> 8,
+      proto: k[0] & 0xff,
+      a: Array.from(k.subarray(1, 5)),
+      b: Array.from(k.subarray(5, 9)),
+      portA: k[9] >>> 16,
+      portB: k[9] & 0xffff,
+      initiatorIsA: (f & F_INIT_IS_A) !== 0,
+      established: (f & F_ESTABLISHED) !== 0,
+      serverIsA: (f & F_SERVER_IS_A) !== 0,
+      serverGuess: SERVER_GUESS_NAMES[(f >> GUESS_SHIFT) & 3],
+      packetsAB: this.packetsAB[slot],
+      packetsBA: this.packetsBA[slot],
+      bytesAB: this.bytesAB[slot],
+      bytesBA: this.bytesBA[slot],
+      firstSeen: this.firstSeen[slot],
+      lastSeen: this.lastSeen[slot],
+    };
+  }
+
+  /**
+   * Sets the server side of slot s from packet i when its evidence is
+   * stronger than what is stored (or always, for a new session).
+   */
+  private guessServer(d: DecodedBatch, i: number, s: number, fromA: boolean, fresh: boolean): void {
+    let guess: number = ServerGuess.Initiator;
+    let dstIsServer = true;
+    const proto = d.proto[i];
+    const flags = d.tcpFlags[i];
+    if (proto === PROTO_TCP && (flags & TCP_SYN)) {
+      guess = ServerGuess.Handshake;
+      dstIsServer = (flags & TCP_ACK) === 0; // a SYN/ACK comes from the server
+    } else if (proto === PROTO_ICMP || proto === PROTO_ICMPV6) {
+      const t = d.icmpType[i];
+      if (t === 8 || t === 128) guess = ServerGuess.Handshake;
+      else if (t === 0 || t === 129) {
+        guess = ServerGuess.Handshake;
+        dstIsServer = false;
+      }
+    } else if (this.key[9] !== 0) {
+      const sp = d.sport[i];
+      const dp = d.dport[i];
+      if ((dp < 1024) !== (sp < 1024)) {
+        guess = ServerGuess.WellKnownPort;
+        dstIsServer = dp < 1024;
+      } else {
+        guess = ServerGuess.LowerPort;
+        dstIsServer = dp <= sp;
+      }
+    }
+    const f = this.flags[s];
+    if (!fresh && guess <= (f >> GUESS_SHIFT)) return;
+    const serverIsA = dstIsServer ? !fromA : fromA;
+    this.flags[s] = (f & (F_USED | F_INIT_IS_A | F_ESTABLISHED)) | (serverIsA ? F_SERVER_IS_A : 0) | (guess << GUESS_SHIFT);
+  }
+
+  /**
+   * Builds the canonical key of packet i in this.key and finds its slot
+   * (-1 if absent); leaves the first reusable slot in this.freeSlot.
+   */
+  private locate(d: DecodedBatch, i: number, now: number): number {
+    const k = this.key;
+    const src = d.src;
+    const dst = d.dst;
+    const w = i * 4;
+    const ports = hasPorts(d.proto[i]) && !(d.frag[i] & FragBits.NonFirst);
+    const sp = ports ? d.sport[i] : 0;
+    const dp = ports ? d.dport[i] : 0;
+    // Canonical order: the lower (address, port) endpoint is A.
+    let srcIsA = sp <= dp;
+    for (let j = 0; j < 4; j++) {
+      if (src[w + j] !== dst[w + j]) {
+        srcIsA = src[w + j] < dst[w + j];
+        break;
+      }
+    }
+    this.srcIsA = srcIsA;
+    k[0] = (d.family[i] << 8) | d.proto[i];
+    for (let j = 0; j < 4; j++) {
+      k[1 + j] = srcIsA ? src[w + j] : dst[w + j];
+      k[5 + j] = srcIsA ? dst[w + j] : src[w + j];
+    }
+    k[9] = srcIsA ? ((sp << 16) | dp) >>> 0 : ((dp << 16) | sp) >>> 0;
+
+    let h = 2166136261;
+    for (let j = 0; j < KEY_WORDS; j++) h = Math.imul(h ^ k[j], 16777619);
+    h ^= h >>> 15;
+    this.freeSlot = -1;
+    this.victim = -1;
+    for (let p = 0; p < MAX_PROBE; p++) {
+      const s = (h + p) & this.mask;
+      const f = this.flags[s];
+      if (!(f & F_USED)) {
+        if (this.freeSlot < 0) this.freeSlot = s;
+        return -1;
+      }
+      if (now - this.lastSeen[s] > this.idleSeconds) {
+        if (this.freeSlot < 0) this.freeSlot = s;
+        continue;
+      }
+      if (this.sameKey(s)) return s;
+      if (!(f & F_ESTABLISHED) && (this.victim < 0 || this.lastSeen[s] < this.lastSeen[this.victim])) this.victim = s;
+    }
+    return -1;
+  }
+
+  private sameKey(s: number): boolean {
+    const base = s * KEY_WORDS;
+    const k = this.key;
+    for (let j = 0; j < KEY_WORDS; j++) if (this.keys[base + j] !== k[j]) return false;
+    return true;
+  }
+}

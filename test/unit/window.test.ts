@@ -1,0 +1,252 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { FEATURE_NAMES } from '../../src/features/feature-set';
+import { HLL_REGISTERS, hllAdd, hllEstimate } from '../../src/features/hll';
+import { fmix32 } from '../../src/features/hash';
+import { FeatureWindow, towardServer, WindowAggregator, WindowInputs } from '../../src/features/window';
+import { buildPacket, PacketSpec } from '../../src/packet/build';
+import { decodeBatch } from '../../src/packet/decode';
+import { createDecodedBatch, TCP_ACK, TCP_FIN, TCP_SYN } from '../../src/packet/decoded';
+
+const CAP = 256;
+
+interface Pkt extends PacketSpec {
+  t: number;
+  /** Session packet count the engine would report (default 0). */
+  session?: number;
+  analysed?: boolean;
+  mac?: string;
+}
+
+/** Feeds packets through decode and the aggregator, as the queue thread does, in batches of up to CAP. */
+class Feeder {
+  readonly windows: FeatureWindow[] = [];
+  readonly agg: WindowAggregator;
+  private readonly d = createDecodedBatch(CAP);
+  private readonly buf = new Uint8Array(CAP * 2048);
+  private readonly offset = new Uint32Array(CAP);
+  private readonly capLen = new Uint32Array(CAP);
+  private readonly m: WindowInputs = {
+    tsSec: new Uint32Array(CAP),
+    tsNsec: new Uint32Array(CAP),
+    origLen: new Uint32Array(CAP),
+    hwAddrOffset: new Uint32Array(CAP),
+    sessionPackets: new Uint32Array(CAP),
+    analysed: new Uint8Array(CAP),
+  };
+
+  constructor(windowSeconds: number, stepSeconds = 1, maxSourcesPerStep?: number) {
+    this.agg = new WindowAggregator({ queue: 3, windowSeconds, stepSeconds, maxSourcesPerStep }, (w) => this.windows.push(w));
+  }
+
+  feed(pkts: Pkt[]): void {
+    for (let s = 0; s < pkts.length; s += CAP) {
+      const chunk = pkts.slice(s, s + CAP);
+      let pos = 0;
+      chunk.forEach((p, i) => {
+        const bytes = buildPacket(p);
+        const macLen = p.mac ? 6 : 0;
+        if (p.mac) this.buf.set(p.mac.split(':').map((x) => parseInt(x, 16)), pos);
+        this.m.hwAddrOffset[i] = p.mac ? pos : 0xffffffff;
+        this.buf.set(bytes, pos + macLen);
+        this.offset[i] = pos + macLen;
+        this.capLen[i] = bytes.length;
+        this.m.origLen[i] = bytes.length;
+        this.m.tsSec[i] = Math.floor(p.t);
+        this.m.tsNsec[i] = Math.round((p.t - Math.floor(p.t)) * 1e9);
+        this.m.sessionPackets[i] = p.session ?? 0;
+        this.m.analysed[i] = p.analysed === false ? 0 : 1;
+        pos += macLen + bytes.length;
+      });
+      decodeBatch(this.buf, this.offset, this.capLen, chunk.length, this.d);
+      this.agg.observe(chunk.length, this.d, this.m, this.buf);
+    }
+  }
+}
+
+const val = (w: FeatureWindow, name: string) => w.values[FEATURE_NAMES.indexOf(name)];
+const syn = (src: string, sport: number, t: number, dport = 80): Pkt => ({ src, dst: '10.0.0.9', proto: 6, sport, dport, tcpFlags: TCP_SYN, t });
+
+describe('WindowAggregator', () => {
+  it('computes the 2columnS features of a window with known answers', () => {
+    const f = new Feeder(60);
+    // Second 100: 10 SYNs from one source on 10 ports (10 connections), plus
+    // 2 more packets on the first connection, all 40-byte TCP headers.
+    const pkts: Pkt[] = [];
+    for (let p = 0; p < 10; p++) pkts.push(syn('10.0.0.1', 1000 + p, 100 + p / 100));
+    pkts.push({ src: '10.0.0.1', dst: '10.0.0.9', proto: 6, sport: 1000, dport: 80, tcpFlags: TCP_ACK, t: 100.5 });
+    pkts.push({ src: '10.0.0.1', dst: '10.0.0.9', proto: 6, sport: 1000, dport: 80, tcpFlags: TCP_ACK | TCP_FIN, t: 100.6 });
+    f.feed(pkts);
+    assert.equal(f.windows.length, 0, 'no window before the step ends');
+    f.agg.advanceTo(101.2);
+    assert.equal(f.windows.length, 1);
+    const w = f.windows[0];
+    assert.deepEqual([w.queue, w.start, w.end, w.packets], [3, 100, 101, 12]);
+    assert.equal(val(w, 'packets'), 12);
+    assert.equal(val(w, 'connections'), 10);
+    assert.equal(val(w, 'sources'), 1);
+    assert.equal(val(w, 'connections_per_source'), 10);
+    assert.equal(val(w, 'syn_connections'), 10);
+    assert.equal(val(w, 'mean_ip_len'), 40);
+    assert.equal(val(w, 'ip_len_std'), 0);
+    assert.equal(val(w, 'packets_per_connection'), 1.2);
+    assert.equal(val(w, 'syn_per_s'), 10, 'span is the one covered second');
+    assert.equal(val(w, 'syn_synack_ratio'), 10);
+    assert.equal(val(w, 'syn_fin_ratio'), 5);
+    assert.equal(val(w, 'dst_ports'), 1, 'only the server side port');
+    assert.equal(val(w, 'top_source_share'), 1);
+    assert.equal(val(w, 'small_packet_share'), 1);
+    assert.equal(val(w, 'packets_per_s'), 12);
+    assert.equal(val(w, 'bytes_per_s'), 480);
+    assert.equal(val(w, 'new_source_packets'), 12, 'the source is new within the window');
+  });
+
+  it('slides: each step emits the sum of the last window, rates over the covered span', () => {
+    const f = new Feeder(3);
+    const at = (t: number, k: number) => Array.from({ length: k }, (_, j): Pkt => ({ src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 5000 + j, dport: 53, t: t + j / 1000 }));
+    f.feed([...at(10, 5), ...at(11, 3), ...at(13, 2)]);
+    f.agg.advanceTo(14);
+    assert.deepEqual(f.windows.map((w) => [w.start, w.end, w.packets]), [
+      [10, 11, 5],
+      [10, 12, 8],
+      [10, 13, 8],
+      [11, 14, 5],
+    ]);
+    assert.deepEqual(f.windows.map((w) => val(w, 'packets_per_s')), [5, 4, 8 / 3, 5 / 3]);
+    assert.deepEqual(f.windows.map((w) => val(w, 'udp_share')), [1, 1, 1, 1]);
+    assert.deepEqual(f.windows.map((w) => val(w, 'udp_per_s')), [5, 4, 8 / 3, 5 / 3]);
+  });
+
+  it('after a gap longer than the window emits one window of empty steps, then jumps', () => {
+    const f = new Feeder(3);
+    f.feed([{ src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, t: 10 }]);
+    f.agg.advanceTo(1000);
+    assert.deepEqual(f.windows.map((w) => w.packets), [1, 1, 1]);
+    f.feed([{ src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, t: 1000.5 }]);
+    f.agg.advanceTo(1001);
+    assert.deepEqual(f.windows.at(-1)!.packets, 1);
+    assert.equal(f.windows.at(-1)!.start, 998);
+  });
+
+  it('shares: ICMP and echo requests, small and over-MTU packets, fragments', () => {
+    const f = new Feeder(10);
+    const t = 50;
+    f.feed([
+      { src: '10.0.0.1', dst: '10.0.0.9', proto: 1, icmpType: 8, t },
+      { src: '10.0.0.9', dst: '10.0.0.1', proto: 1, icmpType: 0, t },
+      { src: 'fd00::1', dst: 'fd00::9', proto: 58, icmpType: 128, t },
+      { src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, payloadLen: 2000, t },
+      { src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, payloadLen: 600, fragOffset: 0, moreFragments: true, t },
+      { src: '10.0.0.1', dst: '10.0.0.9', proto: 17, payloadLen: 600, fragOffset: 100, t },
+    ]);
+    f.agg.advanceTo(51);
+    const w = f.windows[0];
+    assert.equal(val(w, 'icmp_share'), 0.5);
+    assert.equal(val(w, 'icmp_echo_per_s'), 2);
+    assert.equal(val(w, 'over_mtu_share'), 1 / 6);
+    assert.equal(val(w, 'small_packet_share'), 0.5);
+    assert.equal(val(w, 'fragment_share'), 2 / 6);
+    assert.equal(val(w, 'sources'), 3);
+    assert.equal(w.totals.icmpEcho, 2);
+  });
+
+  it('few-packet session share and new sessions come from the session counts', () => {
+    const f = new Feeder(10);
+    const s = (sport: number, session: number): Pkt => ({ src: '10.0.0.1', dst: '10.0.0.9', proto: 6, sport, dport: 80, tcpFlags: TCP_ACK, session, t: 7 });
+    // Four sessions open; one of them reaches 3 packets.
+    f.feed([s(1, 1), s(2, 1), s(3, 1), s(4, 1), s(1, 2), s(1, 3), s(1, 4)]);
+    f.agg.advanceTo(8);
+    const w = f.windows[0];
+    assert.equal(val(w, 'few_packet_session_share'), 0.75);
+    assert.equal(val(w, 'new_tcp_sessions'), 4);
+    assert.equal(val(w, 'new_sessions_per_s'), 4);
+    assert.equal(w.totals.newSessions, 4);
+  });
+
+  it('a source counts as new only within one window of its first packet', () => {
+    const f = new Feeder(60);
+    const u = (t: number): Pkt => ({ src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, t });
+    f.feed([u(0), u(30)]);
+    f.agg.advanceTo(31);
+    assert.equal(val(f.windows.at(-1)!, 'new_source_packets'), 2);
+    f.feed([u(70)]);
+    f.agg.advanceTo(71);
+    assert.equal(val(f.windows.at(-1)!, 'new_source_packets'), 1, 'the t=70 packet is 70 s after first sight');
+  });
+
+  it('packets the engine left out are not counted', () => {
+    const f = new Feeder(10);
+    f.feed([
+      { src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, t: 5 },
+      { src: '10.0.0.2', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, t: 5, analysed: false },
+    ]);
+    f.agg.advanceTo(6);
+    assert.equal(f.windows[0].packets, 1);
+    assert.equal(val(f.windows[0], 'sources'), 1);
+  });
+
+  it('names the heaviest sources per counter, with MAC and shares', () => {
+    const f = new Feeder(60);
+    const pkts: Pkt[] = [];
+    for (let k = 0; k < 30; k++) pkts.push({ src: `10.0.1.${k + 1}`, dst: '10.0.0.9', proto: 17, sport: 1000, dport: 53, t: 20 + k / 100 });
+    for (let k = 0; k < 500; k++) pkts.push({ ...syn('10.0.0.66', 2000 + k, 20.5), mac: '02:00:00:00:00:66' });
+    for (let k = 0; k < 40; k++) pkts.push({ src: '10.0.0.77', dst: '10.0.0.9', proto: 1, icmpType: 8, t: 20.7 });
+    f.feed(pkts);
+    f.agg.advanceTo(21);
+    const w = f.windows[0];
+    assert.equal(w.sources[0].ip, '10.0.0.66');
+    assert.equal(w.sources[0].mac, '02:00:00:00:00:66');
+    assert.equal(w.sources[0].syn, 500);
+    assert.ok(w.sources.some((s) => s.ip === '10.0.0.77' && s.icmpEcho === 40), 'top ICMP echo sender listed');
+    assert.ok(w.sources.length <= 5 * 6);
+    assert.equal(val(w, 'top_source_share'), 500 / 570);
+    assert.deepEqual([w.totals.packets, w.totals.syn, w.totals.udp], [570, 500, 30]);
+  });
+
+  it('stays bounded under a spoofed flood: sources beyond the per-step cap are summed, totals stay exact', () => {
+    const f = new Feeder(5, 1, 64);
+    const pkts: Pkt[] = [];
+    for (let k = 0; k < 20000; k++) pkts.push(syn(`10.${(k >> 16) & 255}.${(k >> 8) & 255}.${k & 255}`, 1000, 3 + k / 40000));
+    f.feed(pkts);
+    f.agg.advanceTo(4);
+    const w = f.windows[0];
+    assert.equal(w.totals.packets, 20000);
+    assert.equal(w.totals.syn, 20000);
+    const srcs = val(w, 'sources');
+    assert.ok(Math.abs(srcs - 20000) / 20000 < 0.1, `HyperLogLog estimate ${srcs} within 10%`);
+    assert.ok(w.sources.length <= 6 * 5);
+  });
+
+  it('counts stamps from before the current step as late, into the current step', () => {
+    const f = new Feeder(10);
+    const u = (t: number): Pkt => ({ src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, t });
+    f.feed([u(10), u(9.5)]);
+    f.agg.advanceTo(11);
+    assert.equal(f.agg.lateStamps, 1);
+    assert.equal(f.windows[0].packets, 2);
+  });
+});
+
+describe('towardServer', () => {
+  it('follows the server guess per packet', () => {
+    assert.equal(towardServer(6, TCP_SYN, 40000, 22), true);
+    assert.equal(towardServer(6, TCP_SYN | TCP_ACK, 22, 40000), false);
+    assert.equal(towardServer(6, TCP_SYN, 22, 40000), true, 'a SYN goes to the server even from a low port');
+    assert.equal(towardServer(17, 0, 40000, 53), true);
+    assert.equal(towardServer(17, 0, 53, 40000), false);
+    assert.equal(towardServer(17, 0, 40000, 8080), true);
+    assert.equal(towardServer(17, 0, 8080, 40000), false);
+  });
+});
+
+describe('HyperLogLog', () => {
+  it('is exact-ish for small sets and within 5% for large ones', () => {
+    for (const n of [1, 10, 100, 5000, 200000]) {
+      const regs = new Uint8Array(HLL_REGISTERS);
+      for (let k = 0; k < n; k++) hllAdd(regs, 0, fmix32(k * 7919 + 1));
+      for (let k = 0; k < n; k++) hllAdd(regs, 0, fmix32(k * 7919 + 1)); // duplicates do not count
+      const e = hllEstimate(regs);
+      assert.ok(Math.abs(e - n) / n < (n <= 100 ? 0.03 : 0.05), `n=${n} estimated ${e}`);
+    }
+  });
+});
