@@ -7,6 +7,7 @@ PACKAGES=(
   libnetfilter-queue-dev libmnl-dev
   iptables iproute2 kmod procps
   iputils-ping curl netcat-openbsd iperf3
+  libpcap-dev hping3 nmap tcpdump
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -23,5 +24,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # NFQUEUE may be built as a module; loading it is harmless when built in.
 modprobe nfnetlink_queue 2>/dev/null || true
-command -v node >/dev/null || { echo "deps: Node.js 20 or newer is required" >&2; exit 1; }
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { echo "deps: Node.js 20 or newer is required (found $(node -v))" >&2; exit 1; }
+# 20.19 is the first 20.x that can require() ES modules (ml-kmeans is one).
+command -v node >/dev/null || { echo "deps: Node.js 20.19 or newer is required" >&2; exit 1; }
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' || { echo "deps: Node.js 20.19 or newer is required (found $(node -v))" >&2; exit 1; }
