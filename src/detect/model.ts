@@ -1,0 +1,353 @@
+// The trained model file: its shape, its validation and its atomic save. A
+// model is only meaningful for the exact feature vector it was trained on,
+// so a mismatch is refused with the way out (retrain) in the message.
+import Ajv, { ErrorObject } from 'ajv';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { FEATURE_COUNT, FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES, FeatureTransform } from '../features/feature-set';
+import type { Scaler } from './scale';
+
+export const MODEL_FORMAT = 'nfips-model';
+export const MODEL_VERSION = 1;
+
+export interface KCandidate {
+  k: number;
+  /** Mean silhouette, -1..1. */
+  silhouette: number;
+}
+
+export interface TrainingMeta {
+  /** Windows handed to training, before any filtering. */
+  windows: number;
+  /** Dropped for having fewer than minPackets packets. */
+  thinWindows: number;
+  /** Used to fit scaler, centroids and radii. */
+  trainWindows: number;
+  /** Used only to calibrate the threshold. */
+  heldOutWindows: number;
+  heldOutFalseAlarmRate: number;
+  margin: number;
+  /** ISO 8601: start of the first and end of the last window. */
+  from: string;
+  to: string;
+  spanSeconds: number;
+  source: string;
+  command: string;
+  /** ISO 8601, when the model was trained. */
+  date: string;
+  seed: number;
+  kSelection: { method: string; candidates: KCandidate[] };
+}
+
+export interface Model {
+  format: typeof MODEL_FORMAT;
+  version: typeof MODEL_VERSION;
+  featureSetVersion: number;
+  features: string[];
+  transforms: FeatureTransform[];
+  scaler: Scaler;
+  k: number;
+  /** k × features, in scaled space. */
+  centroids: number[][];
+  radii: number[];
+  threshold: number;
+  falseAlarmRate: number;
+  minPackets: number;
+  windowSeconds: number;
+  stepSeconds: number;
+  queues: number;
+  training: TrainingMeta;
+}
+
+export interface ModelProblem {
+  /** JSON pointer into the file, e.g. /scaler/std/3; '' is the document. */
+  path: string;
+  message: string;
+  value?: unknown;
+}
+
+export class ModelError extends Error {
+  /** Where the first problem is; the message lists them all. */
+  readonly jsonPath: string;
+
+  constructor(
+    readonly file: string,
+    readonly problems: ModelProblem[],
+  ) {
+    super(formatModelProblems(file, problems));
+    this.name = 'ModelError';
+    this.jsonPath = problems[0]?.path ?? '';
+  }
+}
+
+export function formatModelProblems(file: string, problems: ModelProblem[]): string {
+  return problems
+    .map((p) => `${file}: at ${p.path === '' ? '(root)' : p.path}: ${p.message}${p.value === undefined ? '' : `, got ${showValue(p.value)}`}`)
+    .join('\n');
+}
+
+function showValue(v: unknown): string {
+  const s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+const finiteNumber = { type: 'number' } as const;
+const numberArray = { type: 'array', items: finiteNumber } as const;
+const positiveArray = { type: 'array', items: { type: 'number', exclusiveMinimum: 0 } } as const;
+const positive = { type: 'number', exclusiveMinimum: 0 } as const;
+const count = { type: 'integer', minimum: 0 } as const;
+const isoDate = { type: 'string', format: 'nfips-iso-date' } as const;
+
+export const MODEL_SCHEMA = {
+  $id: 'https://nfips.invalid/schema/model.json',
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'format', 'version', 'featureSetVersion', 'features', 'transforms', 'scaler', 'k', 'centroids', 'radii',
+    'threshold', 'falseAlarmRate', 'minPackets', 'windowSeconds', 'stepSeconds', 'queues', 'training',
+  ],
+  properties: {
+    format: { enum: [MODEL_FORMAT] },
+    version: { enum: [MODEL_VERSION] },
+    featureSetVersion: { type: 'integer', minimum: 1 },
+    features: { type: 'array', items: { type: 'string' } },
+    transforms: { type: 'array', items: { enum: ['log1p', 'linear'] } },
+    scaler: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['mean', 'std', 'floor'],
+      properties: { mean: numberArray, std: positiveArray, floor: numberArray },
+    },
+    k: { type: 'integer', minimum: 1 },
+    centroids: { type: 'array', minItems: 1, items: numberArray },
+    radii: positiveArray,
+    threshold: positive,
+    falseAlarmRate: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
+    minPackets: count,
+    windowSeconds: positive,
+    stepSeconds: positive,
+    queues: { type: 'integer', minimum: 1 },
+    training: {
+      type: 'object',
+      additionalProperties: false,
+      required: [
+        'windows', 'thinWindows', 'trainWindows', 'heldOutWindows', 'heldOutFalseAlarmRate', 'margin', 'from', 'to',
+        'spanSeconds', 'source', 'command', 'date', 'seed', 'kSelection',
+      ],
+      properties: {
+        windows: count,
+        thinWindows: count,
+        trainWindows: count,
+        heldOutWindows: count,
+        heldOutFalseAlarmRate: { type: 'number', minimum: 0, maximum: 1 },
+        margin: positive,
+        from: isoDate,
+        to: isoDate,
+        spanSeconds: { type: 'number', minimum: 0 },
+        source: { type: 'string' },
+        command: { type: 'string' },
+        date: isoDate,
+        seed: { type: 'integer' },
+        kSelection: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['method', 'candidates'],
+          properties: {
+            method: { type: 'string' },
+            candidates: {
+              type: 'array',
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['k', 'silhouette'],
+                properties: { k: { type: 'integer', minimum: 2 }, silhouette: { type: 'number', minimum: -1, maximum: 1 } },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+const ajv = new Ajv({ allErrors: true, strict: true });
+ajv.addFormat('nfips-iso-date', { type: 'string', validate: (s: string) => ISO_DATE.test(s) && !Number.isNaN(Date.parse(s)) });
+const validateSchema = ajv.compile(MODEL_SCHEMA);
+
+const TYPE_NAMES: Record<string, string> = {
+  number: 'a number',
+  integer: 'an integer',
+  string: 'a string',
+  array: 'an array',
+  object: 'an object',
+};
+
+/** ajv says "must be > 0"; operators fix files faster from "expected a number > 0, got 0". */
+function describeSchemaErrors(errors: ErrorObject[], doc: unknown): ModelProblem[] {
+  const out: ModelProblem[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const at = e.instancePath;
+    const value = pointerGet(doc, at);
+    let p: ModelProblem;
+    switch (e.keyword) {
+      case 'required':
+        p = { path: at, message: `missing required field "${String(e.params.missingProperty)}"` };
+        break;
+      case 'additionalProperties':
+        p = { path: `${at}/${String(e.params.additionalProperty)}`, message: 'unknown field' };
+        break;
+      case 'type':
+        p = { path: at, message: `expected ${TYPE_NAMES[String(e.params.type)] ?? String(e.params.type)}`, value };
+        break;
+      case 'enum':
+        p = { path: at, message: `expected ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(' or ')}`, value };
+        break;
+      case 'minimum':
+      case 'maximum':
+      case 'exclusiveMinimum':
+      case 'exclusiveMaximum':
+        p = { path: at, message: `expected a number ${String(e.params.comparison)} ${String(e.params.limit)}`, value };
+        break;
+      case 'minItems':
+        p = { path: at, message: `expected at least ${String(e.params.limit)} item(s)`, value };
+        break;
+      case 'format':
+        p = { path: at, message: 'expected an ISO 8601 date-time such as 2024-05-01T12:00:00.000Z', value };
+        break;
+      default:
+        p = { path: at, message: e.message ?? e.keyword, value };
+    }
+    const key = `${p.path}\u0000${p.message}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(p);
+    }
+  }
+  return out;
+}
+
+function pointerGet(doc: unknown, pointer: string): unknown {
+  let cur = doc;
+  for (const raw of pointer.split('/').slice(1)) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[raw.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return cur;
+}
+
+/** JSON cannot carry NaN or Infinity, but a model built in memory can; catch it before it is written as null. */
+function nonFinite(doc: unknown, at: string, out: ModelProblem[]): void {
+  if (typeof doc === 'number') {
+    if (!Number.isFinite(doc)) out.push({ path: at, message: 'expected a finite number', value: doc });
+  } else if (Array.isArray(doc)) {
+    doc.forEach((v, i) => nonFinite(v, `${at}/${i}`, out));
+  } else if (doc !== null && typeof doc === 'object') {
+    for (const [key, v] of Object.entries(doc)) nonFinite(v, `${at}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, out);
+  }
+}
+
+/**
+ * Checked before the schema: a model from another feature set may differ in
+ * any field, and "retrain" is the only useful thing to say about it.
+ */
+function featureSetProblem(doc: unknown): ModelProblem | null {
+  if (doc === null || typeof doc !== 'object') return null;
+  const { featureSetVersion: version, features } = doc as { featureSetVersion?: unknown; features?: unknown };
+  if (typeof version !== 'number' || !Array.isArray(features) || !features.every((x): x is string => typeof x === 'string')) return null;
+  const sameFeatures = features.length === FEATURE_COUNT && features.every((name, i) => name === FEATURE_NAMES[i]);
+  if (version === FEATURE_SET_VERSION && sameFeatures) return null;
+  const firstDiff = FEATURE_NAMES.findIndex((name, i) => features[i] !== name);
+  return {
+    path: version !== FEATURE_SET_VERSION ? '/featureSetVersion' : `/features${firstDiff >= 0 ? `/${firstDiff}` : ''}`,
+    message:
+      `the model was trained for feature set v${version} with features [${features.join(', ')}] ` +
+      `but this nfips uses v${FEATURE_SET_VERSION} with features [${FEATURE_NAMES.join(', ')}]; ` +
+      'retrain the model with `nfips train`',
+  };
+}
+
+function semanticProblems(m: Model): ModelProblem[] {
+  const out: ModelProblem[] = [];
+  nonFinite(m, '', out);
+  const f = FEATURE_COUNT;
+  if (m.transforms.length !== f) {
+    out.push({ path: '/transforms', message: `expected ${f} transforms (one per feature)`, value: m.transforms.length });
+  } else {
+    m.transforms.forEach((t, j) => {
+      if (t !== FEATURES[j].transform) {
+        out.push({ path: `/transforms/${j}`, message: `expected "${FEATURES[j].transform}" (the transform of ${FEATURES[j].name} in feature set v${FEATURE_SET_VERSION})`, value: t });
+      }
+    });
+  }
+  for (const key of ['mean', 'std', 'floor'] as const) {
+    const len = m.scaler[key].length;
+    if (len !== f) out.push({ path: `/scaler/${key}`, message: `expected ${f} numbers (one per feature)`, value: len });
+  }
+  if (m.centroids.length !== m.k) out.push({ path: '/centroids', message: `expected k = ${m.k} centroids`, value: m.centroids.length });
+  m.centroids.forEach((c, i) => {
+    if (c.length !== f) out.push({ path: `/centroids/${i}`, message: `expected ${f} numbers (one per feature)`, value: c.length });
+  });
+  if (m.radii.length !== m.k) out.push({ path: '/radii', message: `expected k = ${m.k} radii`, value: m.radii.length });
+  return out;
+}
+
+/** Validates a parsed document (or an in-memory model) and returns it typed. */
+export function validateModel(doc: unknown, file: string): Model {
+  const foreign = featureSetProblem(doc);
+  if (foreign) throw new ModelError(file, [foreign]);
+  if (!validateSchema(doc)) throw new ModelError(file, describeSchemaErrors(validateSchema.errors ?? [], doc));
+  const m = doc as unknown as Model;
+  const problems = semanticProblems(m);
+  if (problems.length) throw new ModelError(file, problems);
+  return m;
+}
+
+export function parseModel(text: string, file: string): Model {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new ModelError(file, [{ path: '', message: `not valid JSON (${(e as Error).message}); a model file is written by \`nfips train\`` }]);
+  }
+  return validateModel(doc, file);
+}
+
+export function loadModel(file: string): Model {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ModelError(file, [{ path: '', message: `cannot read file: ${(e as Error).message}` }]);
+  }
+  return parseModel(text, file);
+}
+
+/**
+ * Validates, then writes a temporary file in the same directory and renames
+ * it over file, so a running nfips reloading the model never reads half of one.
+ */
+export function saveModel(file: string, m: Model): void {
+  validateModel(m, file);
+  const text = `${JSON.stringify(m, null, 2)}\n`;
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  let fd = -1;
+  try {
+    fd = openSync(tmp, 'wx', 0o644);
+    writeFileSync(fd, text);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = -1;
+    renameSync(tmp, file);
+  } catch (e) {
+    if (fd >= 0) closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never created or already renamed
+    }
+    throw e;
+  }
+}
