@@ -142,8 +142,11 @@ class Queue : public Napi::ObjectWrap<Queue> {
     return env.Undefined();
   }
 
-  // run(onBatch, flag, timeoutMs): the queue thread's loop, in the shape of
-  // the C reference loop: block in recvmmsg, call JS inline, send verdicts.
+  // run(onBatch, flag, timeoutMs[, afterVerdicts]): the queue thread's loop,
+  // in the shape of the C reference loop: block in recvmmsg, call JS inline,
+  // send verdicts. afterVerdicts(n) runs once the verdicts are on their way,
+  // for side work (features) that must not delay them; the batch's bytes and
+  // columns stay valid until the next receive.
   // Returns to JS when flag[0] != 0 (a control message is waiting), when the
   // JS side threw (so a terminating thread can unwind), or on close.
   Napi::Value Run(const Napi::CallbackInfo& info) {
@@ -167,6 +170,8 @@ class Queue : public Napi::ObjectWrap<Queue> {
     sock_->SetRecvTimeout(info[2].As<Napi::Number>().Int32Value());
     napi_value self = Value();
     napi_value fn = onBatch;
+    napi_value after = nullptr;
+    if (info.Length() >= 4 && info[3].IsFunction()) after = info[3];
     while (sock_->isOpen() && __atomic_load_n(flag, __ATOMIC_ACQUIRE) == 0) {
       Napi::HandleScope scope(env);
       uint32_t n = sock_->RecvBatchBlocking();
@@ -185,6 +190,10 @@ class Queue : public Napi::ObjectWrap<Queue> {
         return env.Undefined();  // a pending exception propagates to run()'s caller
       }
       if (n) sock_->SendVerdicts(n);
+      if (after) {
+        st = napi_call_function(env, self, after, 1, &arg, &result);
+        if (st != napi_ok || env.IsExceptionPending()) return env.Undefined();
+      }
     }
     return env.Undefined();
   }

@@ -1,7 +1,10 @@
 // `nfips run`: wires rules, queue threads, iptables, stats and signals.
 // Start order is queues first, then iptables, so no packet is sent to a
 // queue nobody listens on; stop order is the reverse.
-import { RunOptions } from '../config/run-options';
+import { RunOptions, WINDOW_DEFAULTS } from '../config/run-options';
+import { Detector, DetectorQueueStats } from '../detect/detector';
+import { loadModel, Model } from '../detect/model';
+import { FeatureSettings } from '../queue/messages';
 import { install, IptablesBinaries, iptablesAvailable, remove } from '../iptables/apply';
 import { buildPlan, Family, IptablesPlan } from '../iptables/plan';
 import { createEventLog, EventLog } from '../log/event-log';
@@ -9,11 +12,10 @@ import { NF_DROP, NF_REPEAT } from '../queue/native';
 import { QueueCounters, QueueSupervisor } from '../queue/supervisor';
 import { readRuleFile } from '../rules/load';
 import { RuleSet } from '../rules/types';
-import { interfaceNames } from '../rules/interfaces';
 import { readKernelQueueStats } from '../stats/kernel-queue';
-import { RuleEvent } from '../verdict/rule-events';
 import { ControlServer } from '../control/server';
 import { RuleReloader } from './reload';
+import { logRuleEvents } from './rule-event-log';
 import { formatMarkSpec } from '../verdict/mark';
 
 export const EXIT_OK = 0;
@@ -21,33 +23,6 @@ export const EXIT_RUNTIME = 1;
 export const EXIT_CONFIG = 2;
 
 const FLOW_CAPACITY = 1 << 16;
-
-let ifNames = new Map<number, string>();
-function ifName(index: number): string | null {
-  if (index === 0) return null;
-  if (!ifNames.has(index)) ifNames = interfaceNames();
-  return ifNames.get(index) ?? String(index);
-}
-
-function logRuleEvents(log: EventLog, queue: number, rs: RuleSet, events: RuleEvent[]): void {
-  for (const e of events) {
-    const rule = e.rule_index >= 0 ? rs.rules[e.rule_index] : undefined;
-    log.event(e.action, {
-      queue,
-      rule_id: rule ? rule.id : 'default',
-      ...(rule?.description ? { rule_description: rule.description } : {}),
-      proto: e.proto,
-      src_ip: e.src_ip,
-      src_port: e.src_port,
-      dest_ip: e.dest_ip,
-      dest_port: e.dest_port,
-      in_iface: ifName(e.in_ifindex),
-      out_iface: ifName(e.out_ifindex),
-      length: e.length,
-      suppressed: e.suppressed,
-    }, e.action === 'alert' ? 'warn' : 'info');
-  }
-}
 
 export class StartupError extends Error {
   constructor(
@@ -98,7 +73,47 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     rcvbuf_mb: o.rcvbufMb,
     stats_interval: o.statsInterval,
     log_file: o.logFile,
+    mode: o.mode,
+    model: o.mode === 'detect' ? o.model : null,
+    record_features: o.recordFeatures || null,
     pid: process.pid,
+  };
+}
+
+/** Features are computed when detecting or recording. */
+export interface DetectionSetup {
+  features: FeatureSettings | null;
+  model: Model | null;
+  warnings: string[];
+}
+
+/**
+ * Loads the model (detect mode) and settles the window length and step:
+ * the model's unless flags say otherwise, and flags that contradict the
+ * model are an error, since its scores only hold for the windows it was
+ * trained on.
+ */
+export function detectionSetup(o: RunOptions): DetectionSetup {
+  const warnings: string[] = [];
+  let model: Model | null = null;
+  if (o.mode === 'detect') {
+    model = loadModel(o.model);
+    const clash = (flag: string, given: number | undefined, trained: number) =>
+      given !== undefined && given !== trained ? `--${flag} ${given} differs from the model's ${trained} s (${o.model}); drop the flag or train a model with it` : null;
+    const problems = [clash('window-seconds', o.windowSeconds, model.windowSeconds), clash('step-seconds', o.stepSeconds, model.stepSeconds)].filter((x): x is string => x !== null);
+    if (problems.length) throw new Error(problems.join('\n'));
+    const queues = o.queues.last - o.queues.first + 1;
+    if (model.queues !== queues) warnings.push(`the model was trained on windows of ${model.queues} queue(s) and this run has ${queues}: per-queue volumes differ, so scores may be off; train with the same --queues`);
+  }
+  if (o.mode === 'off' && !o.recordFeatures) return { features: null, model: null, warnings };
+  return {
+    features: {
+      windowSeconds: model?.windowSeconds ?? o.windowSeconds ?? WINDOW_DEFAULTS.windowSeconds,
+      stepSeconds: model?.stepSeconds ?? o.stepSeconds ?? WINDOW_DEFAULTS.stepSeconds,
+      maxSourcesPerStep: 256,
+    },
+    model,
+    warnings,
   };
 }
 
@@ -111,6 +126,7 @@ class StatsReporter {
   constructor(
     private readonly sup: QueueSupervisor,
     private readonly log: EventLog,
+    private readonly detector: Detector | null,
   ) {}
 
   /** Cumulative per-rule counters of the current rule set: the busiest rules that matched anything. */
@@ -133,6 +149,7 @@ class StatsReporter {
     const secs = Math.max((now - this.#lastAt) / 1000, 1e-3);
     this.#lastAt = now;
     const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
+    const classifier = this.detector?.stats() ?? {};
     for (const c of this.sup.snapshot()) {
       const prev = this.#last.get(c.queue);
       this.#last.set(c.queue, c);
@@ -160,6 +177,7 @@ class StatsReporter {
         pps: Math.round(d('received') / secs),
         avg_batch: batches > 0 ? Number((d('received') / batches).toFixed(2)) : 0,
         max_batch: c.maxBatch,
+        classifier: classifier[c.queue] ?? null,
         kernel: k
           ? { queue_depth: k.queueTotal, queue_dropped: k.queueDropped, user_dropped: k.userDropped, id_sequence: k.idSequence, port_id: k.portId }
           : null,
@@ -168,13 +186,14 @@ class StatsReporter {
   }
 }
 
-function statusOf(sup: QueueSupervisor, startedAt: number): Record<string, unknown> {
+function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null): Record<string, unknown> {
   const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
+  const classifier: Record<number, DetectorQueueStats> = detector?.stats() ?? {};
   return {
     pid: process.pid,
     uptime_s: Math.round((Date.now() - startedAt) / 1000),
     rules: { version: sup.rulesVersion, file: sup.rules.origin.file, sha256: sup.rules.origin.sha256, count: sup.rules.rules.length, lock: sup.rules.lock, default: sup.rules.default },
-    queues: sup.snapshot().map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null })),
+    queues: sup.snapshot().map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null, classifier: classifier[c.queue] ?? null })),
   };
 }
 
@@ -213,6 +232,12 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   } catch (e) {
     throw new StartupError((e as Error).message, EXIT_CONFIG);
   }
+  let detection: DetectionSetup;
+  try {
+    detection = detectionSetup(o);
+  } catch (e) {
+    throw new StartupError((e as Error).message, EXIT_CONFIG);
+  }
   const plan = planFor(o);
   const bins = binariesFor(o);
   const unavailable = await iptablesAvailable(bins, plan.families.map((f) => f.family));
@@ -220,6 +245,11 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
 
   const log = createEventLog({ file: o.logFile, console: opts.console, level: o.logLevel });
   log.event('start', { config: describeConfig(o, rules) });
+  for (const w of detection.warnings) log.event('config_warning', { warning: w }, 'warn');
+  // Scoring threads start before the queues, so the first window has somewhere to go.
+  const detector = detection.features
+    ? new Detector({ model: detection.model, modelFile: o.model, threads: o.scoringThreads, log, recordFile: o.recordFeatures || undefined, ...detection.features })
+    : null;
 
   let sup: QueueSupervisor;
   try {
@@ -238,12 +268,15 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
         markMask: o.mark.mask,
       },
       engine: { mode: o.verdictMode, mark: o.mark, rejectMark: o.rejectMark, eventsPerSecond: o.logRate, flowCapacity: FLOW_CAPACITY },
+      features: detection.features,
       rules,
       log,
       onRuleEvents: (queue, rs, events) => logRuleEvents(log, queue, rs, events),
+      onWindow: detector ? (w) => detector.onWindow(w) : undefined,
     });
   } catch (e) {
     log.event('start_failed', { error: (e as Error).message }, 'error');
+    await detector?.close();
     await log.close();
     throw new StartupError(`cannot bind NFQUEUE: ${(e as Error).message}`, EXIT_RUNTIME);
   }
@@ -260,13 +293,14 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   } catch (e) {
     if (signalled) await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins).catch(() => undefined);
     await sup.stop();
+    await detector?.close();
     log.event('start_failed', { error: (e as Error).message }, signalled ? 'info' : 'error');
     await log.close();
     throw e instanceof StartupError ? e : new StartupError((e as Error).message, EXIT_RUNTIME);
   }
 
   const startedAt = Date.now();
-  const stats = new StatsReporter(sup, log);
+  const stats = new StatsReporter(sup, log, detector);
   const timer = o.statsInterval > 0 ? setInterval(() => stats.report(), o.statsInterval * 1000) : null;
   const reloader = new RuleReloader(o.rules, o.rulesFormat, sup, log);
   if (o.watchRules) reloader.watch();
@@ -276,7 +310,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       control = await ControlServer.listen(o.controlSocket, async (cmd) => {
         if (cmd === 'rules.reload') return reloader.reload('control');
         if (cmd === 'rules.stats') return sup.ruleStats();
-        return statusOf(sup, startedAt);
+        return statusOf(sup, startedAt, detector);
       });
     } catch (e) {
       // The engine works without it; say so loudly rather than stop a gateway.
@@ -307,6 +341,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       await control?.close();
       await sup.stop();
       stats.report(true);
+      await detector?.close();
       log.event('stop', { reason, exit_code: code });
       await log.close();
       resolveDone(code);

@@ -11,6 +11,9 @@ import { explain, formatExplanation } from '../rules/explain';
 import { FormatChoice, readRuleFile } from '../rules/load';
 import { parsePacketText } from '../rules/packet-text';
 import { RuleStats } from '../queue/supervisor';
+import { runTrain } from '../app/train';
+import { runReplay } from '../app/replay';
+import { createEventLog } from '../log/event-log';
 
 function die(message: string, code: number): never {
   process.stderr.write(`nfips: ${message.replace(/\n/g, '\nnfips: ')}\n`);
@@ -120,6 +123,12 @@ void yargs(hideBin(process.argv))
         .option('queue-maxlen', { type: 'number', default: RUN_DEFAULTS.queueMaxlen, describe: 'kernel queue length, in packets' })
         .option('batch-size', { type: 'number', default: RUN_DEFAULTS.batchSize, describe: 'most packets handed over per native call' })
         .option('rcvbuf-mb', { type: 'number', default: RUN_DEFAULTS.rcvbufMb, describe: 'netlink socket receive buffer, MiB' })
+        .option('mode', { type: 'string', default: RUN_DEFAULTS.mode, choices: ['detect', 'off'], describe: 'detect: score traffic windows and alert on anomalies; off: rules only' })
+        .option('model', { type: 'string', describe: 'anomaly model (default: models/default.json shipped with nfips)' })
+        .option('window-seconds', { type: 'number', describe: 'feature window length (default: the model\'s, 60)' })
+        .option('step-seconds', { type: 'number', describe: 'seconds between windows (default: the model\'s, 1)' })
+        .option('scoring-threads', { type: 'number', default: RUN_DEFAULTS.scoringThreads, describe: 'classifier worker threads (never the queue threads)' })
+        .option('record-features', { type: 'string', describe: 'append every feature window to this JSON-lines file, for "nfips train --features"' })
         .example('$0 run --rules rules/default.json --queues 0-1 --hook forward --log-file /var/log/nfips/nfips.json', ''),
     (argv) => cmdRun(argv as RunFlags),
   )
@@ -187,6 +196,58 @@ void yargs(hideBin(process.argv))
     (y) => y.option('control-socket', controlFlag),
     async (argv) => {
       process.stdout.write(`${JSON.stringify(await ask(argv.controlSocket, 'status'), null, 2)}\n`);
+    },
+  )
+  .command(
+    'train',
+    'train an anomaly model on normal traffic: from pcap files, a live interface, or windows recorded by "nfips run --record-features"',
+    (y) =>
+      y
+        .option('out', { type: 'string', demandOption: true, describe: 'model file to write (e.g. models/site.json)' })
+        .option('pcap', { type: 'string', array: true, default: [] as string[], describe: 'pcap/pcapng file(s) of normal traffic' })
+        .option('iface', { type: 'string', describe: 'capture live on this interface (libpcap; needs root or CAP_NET_RAW)' })
+        .option('seconds', { type: 'number', describe: 'how long to capture with --iface' })
+        .option('features', { type: 'string', array: true, default: [] as string[], describe: 'feature-window recording(s) from "nfips run --record-features"' })
+        .option('rules', { type: 'string', default: RUN_DEFAULTS.rules, describe: 'rules applied before the features (packets an explicit rule drops are not learnt)' })
+        .option('rules-format', formatFlag)
+        .option('window-seconds', { type: 'number', describe: 'window length (default 60; recordings carry their own)' })
+        .option('step-seconds', { type: 'number', describe: 'seconds between windows (default 1)' })
+        .option('queues', { type: 'number', describe: 'queues the model will run on (default: as recorded; 1 for pcap/live)' })
+        .option('false-alarm-rate', { type: 'number', describe: 'target false-alarm rate on held-out windows (default 0.001)' })
+        .option('margin', { type: 'number', describe: 'threshold = margin x that quantile (default 2.5)' })
+        .option('k-max', { type: 'number', describe: 'largest k tried (default 8)' })
+        .option('min-packets', { type: 'number', describe: 'windows with fewer packets are neither learnt nor scored (default 100)' })
+        .option('seed', { type: 'number', describe: 'k-means seed (default 1)' })
+        .example('$0 train --pcap normal.pcap --out models/site.json', '')
+        .example('$0 train --features /var/lib/nfips/windows.jsonl --out models/site.json', ''),
+    async (argv) => {
+      try {
+        await runTrain({ ...argv, rulesFormat: argv.rulesFormat as FormatChoice, command: `nfips ${process.argv.slice(2).join(' ')}` }, (l) => process.stdout.write(`${l}\n`));
+      } catch (e) {
+        die((e as Error).message, EXIT_CONFIG);
+      }
+    },
+  )
+  .command(
+    'replay',
+    'run a pcap through the rules, feature windows and classifier offline (no root), printing verdict counts and alerts as JSON lines',
+    (y) =>
+      y
+        .option('pcap', { type: 'string', demandOption: true, describe: 'pcap or pcapng file' })
+        .option('rules', { type: 'string', default: RUN_DEFAULTS.rules })
+        .option('rules-format', formatFlag)
+        .option('model', { type: 'string', default: RUN_DEFAULTS.model, describe: 'anomaly model' })
+        .option('rules-only', { type: 'boolean', default: false, describe: 'skip the anomaly model' }),
+    async (argv) => {
+      const log = createEventLog({ console: false, stdoutJson: true, level: 'info' });
+      try {
+        const s = runReplay({ pcap: argv.pcap, rules: argv.rules, rulesFormat: argv.rulesFormat as FormatChoice, model: argv.rulesOnly ? null : argv.model }, log);
+        log.event('replay_summary', { ...s });
+        await log.close();
+      } catch (e) {
+        await log.close();
+        die((e as Error).message, EXIT_CONFIG);
+      }
     },
   )
   .command(

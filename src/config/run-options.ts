@@ -34,7 +34,16 @@ export interface RunFlags {
   logLevel?: string;
   iptables?: string;
   ip6tables?: string;
+  mode?: string;
+  model?: string;
+  windowSeconds?: number;
+  stepSeconds?: number;
+  scoringThreads?: number;
+  recordFeatures?: string;
 }
+
+/** detect: anomalies raise alerts; off: rules only, no feature path (unless recording). */
+export type DetectMode = 'detect' | 'off';
 
 export interface RunOptions {
   rules: string;
@@ -61,6 +70,14 @@ export interface RunOptions {
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   iptables: string;
   ip6tables: string;
+  mode: DetectMode;
+  model: string;
+  /** Undefined: take the model's. */
+  windowSeconds: number | undefined;
+  stepSeconds: number | undefined;
+  scoringThreads: number;
+  /** Append every feature window to this file ('' for none). */
+  recordFeatures: string;
 }
 
 export const RUN_DEFAULTS = {
@@ -86,7 +103,14 @@ export const RUN_DEFAULTS = {
   logLevel: 'info',
   iptables: 'iptables',
   ip6tables: 'ip6tables',
+  mode: 'detect',
+  model: path.join(PACKAGE_ROOT, 'models', 'default.json'),
+  scoringThreads: 1,
+  recordFeatures: '',
 } as const;
+
+/** Window length and step when neither a model nor a flag sets them. */
+export const WINDOW_DEFAULTS = { windowSeconds: 60, stepSeconds: 1 } as const;
 
 export const MAX_QUEUES = 32;
 
@@ -137,6 +161,11 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   const queueMaxlen = attempt(() => intIn('queue-maxlen', f.queueMaxlen, 16, 1 << 20));
   const batchSize = attempt(() => intIn('batch-size', f.batchSize, 1, 4096));
   const rcvbufMb = attempt(() => intIn('rcvbuf-mb', f.rcvbufMb, 1, 1024));
+  const mode = attempt(() => oneOf('mode', f.mode, ['detect', 'off'] as const));
+  const scoringThreads = attempt(() => intIn('scoring-threads', f.scoringThreads, 1, 64));
+  const windowSeconds = flags.windowSeconds === undefined ? undefined : attempt(() => intIn('window-seconds', f.windowSeconds, 1, 3600));
+  const stepSeconds = flags.stepSeconds === undefined ? undefined : attempt(() => intIn('step-seconds', f.stepSeconds, 1, 3600));
+  if (windowSeconds !== undefined && stepSeconds !== undefined && stepSeconds > windowSeconds) problems.push(`invalid --step-seconds ${stepSeconds}: longer than --window-seconds ${windowSeconds}`);
   const exclude = f.exclude.map(String);
   for (const cidr of exclude) {
     if (!parsePrefix(cidr)) problems.push(`invalid --exclude "${cidr}": expected an IPv4 or IPv6 address or CIDR`);
@@ -166,5 +195,11 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     logLevel: logLevel!,
     iptables: f.iptables,
     ip6tables: f.ip6tables,
+    mode: mode!,
+    model: path.resolve(f.model),
+    windowSeconds,
+    stepSeconds,
+    scoringThreads: scoringThreads!,
+    recordFeatures: f.recordFeatures === '' ? '' : path.resolve(f.recordFeatures),
   };
 }

@@ -17,6 +17,8 @@ export interface EventLog {
 export interface EventLogOptions {
   file?: string;
   console: boolean;
+  /** Write the file's JSON lines to stdout instead of the readable console form (for `nfips replay`). */
+  stdoutJson?: boolean;
   level: Level;
 }
 
@@ -42,7 +44,14 @@ export function createEventLog(opts: EventLogOptions): EventLog {
       }),
     );
   }
-  if (opts.console) {
+  if (opts.stdoutJson) {
+    transports.push(
+      new winston.transports.Console({
+        stderrLevels: [],
+        format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+      }),
+    );
+  } else if (opts.console) {
     transports.push(
       new winston.transports.Console({
         stderrLevels: ['error', 'warn'],

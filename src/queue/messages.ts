@@ -4,6 +4,7 @@ import { VerdictMode } from '../verdict/engine';
 import { MarkSpec } from '../verdict/mark';
 import { RuleEvent } from '../verdict/rule-events';
 import { MessagePort } from 'node:worker_threads';
+import { FeatureWindow } from '../features/window';
 import { QueueOptions } from './native';
 
 export interface EngineSettings {
@@ -14,11 +15,19 @@ export interface EngineSettings {
   flowCapacity: number;
 }
 
+/** Feature windows on the queue thread; null turns the feature path off. */
+export interface FeatureSettings {
+  windowSeconds: number;
+  stepSeconds: number;
+  maxSourcesPerStep: number;
+}
+
 export interface QueueWorkerInit {
   queue: Omit<QueueOptions, 'counters'>;
   rules: RuleSet;
   rulesVersion: number;
   engine: EngineSettings;
+  features: FeatureSettings | null;
   /** NATIVE_COUNTERS then ENGINE_COUNTERS, as float64. */
   counters: SharedArrayBuffer;
   /** Int32 flag the main thread raises after posting on `control`. */
@@ -34,4 +43,5 @@ export type FromQueueWorker =
   | { type: 'rules-applied'; queue: number; version: number; ruleCounters: SharedArrayBuffer }
   | { type: 'rule-events'; queue: number; version: number; events: RuleEvent[] }
   | { type: 'error'; queue: number; fatal: boolean; message: string; suppressed: number }
+  | { type: 'window'; queue: number; window: FeatureWindow }
   | { type: 'stopped'; queue: number };

@@ -69,7 +69,7 @@ export interface NativeQueue {
    * flag[0] != 0, onBatch throws (rethrown here), or the queue closes. The
    * receive timeout bounds how long a raised flag waits.
    */
-  run(onBatch: (n: number) => void, flag: Int32Array, timeoutMs: number): void;
+  run(onBatch: (n: number) => void, flag: Int32Array, timeoutMs: number, afterVerdicts?: (n: number) => void): void;
   close(): void;
   warnings(): string[];
 }

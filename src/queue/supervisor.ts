@@ -7,7 +7,8 @@ import { EventLog } from '../log/event-log';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineCounterName } from '../verdict/engine';
 import { RuleEvent } from '../verdict/rule-events';
-import { EngineSettings, FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
+import { FeatureWindow } from '../features/window';
+import { EngineSettings, FeatureSettings, FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
 
 const WORKER_FILE = path.join(__dirname, 'worker.js');
@@ -18,8 +19,12 @@ export interface SupervisorOptions {
   queues: number[];
   queue: Omit<QueueOptions, 'queue' | 'counters'>;
   engine: EngineSettings;
+  /** Feature windows per queue thread, or null for none. */
+  features: FeatureSettings | null;
   rules: RuleSet;
   log: EventLog;
+  /** A queue thread's feature window (once per step). */
+  onWindow?: (w: FeatureWindow) => void;
   /** Drop/reject/alert events from a queue thread, with the rule set they refer to. */
   onRuleEvents?: (queue: number, rules: RuleSet, events: RuleEvent[]) => void;
   startTimeoutMs?: number;
@@ -203,6 +208,7 @@ export class QueueSupervisor {
       rules: this.#rules,
       rulesVersion: this.#rulesVersion,
       engine: o.engine,
+      features: o.features,
       counters: slot.sab,
       controlFlag: slot.controlFlag.buffer as SharedArrayBuffer,
       control: channel.port2,
@@ -215,6 +221,10 @@ export class QueueSupervisor {
         if (m.type === 'ready' || m.type === 'rules-applied') {
           slot.ruleCounters = new Float64Array(m.ruleCounters);
           slot.ruleVersion = m.type === 'ready' ? m.rulesVersion : m.version;
+        }
+        if (m.type === 'window') {
+          o.onWindow?.(m.window);
+          return;
         }
         if (m.type === 'rule-events') {
           const rs = this.#ruleSets.get(m.version);

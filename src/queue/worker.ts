@@ -4,6 +4,7 @@ import { ifindexOf } from '../rules/interfaces';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
 import { warmUp } from '../verdict/warmup';
+import { WindowAggregator } from '../features/window';
 import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { loadAddon, metaColumns, NATIVE_COUNTERS, NativeQueue } from './native';
 
@@ -38,7 +39,7 @@ const CONTROL_POLL_MS = 100;
 const ruleCountersFor = (rules: RuleSet) => new SharedArrayBuffer(ruleCounterBytes(rules.rules.length));
 
 function main(): void {
-  const engineOptions: EngineOptions = { ...init.engine, ifindex: ifindexOf };
+  const engineOptions: EngineOptions = { ...init.engine, ifindex: ifindexOf, trackSessions: init.features !== null };
   warmUp(init.queue.batchSize, init.rules, engineOptions);
   let q: NativeQueue;
   try {
@@ -55,6 +56,17 @@ function main(): void {
     engine.process(n, packets);
     if (engine.events.count > 0) post({ type: 'rule-events', queue: queueNum, version: engine.rulesVersion, events: engine.events.drain() });
   };
+  // Side path: after the verdicts are sent, the batch feeds the windows.
+  const fs = init.features;
+  let afterVerdicts: ((n: number) => void) | undefined;
+  if (fs) {
+    const windows = new WindowAggregator({ queue: queueNum, ...fs }, (window) => post({ type: 'window', queue: queueNum, window }));
+    const inputs = { tsSec: meta.tsSec, tsNsec: meta.tsNsec, origLen: meta.origLen, hwAddrOffset: meta.hwAddrOffset, sessionPackets: engine.sessionPackets, analysed: engine.analysed };
+    afterVerdicts = (n: number) => {
+      if (n > 0) windows.observe(n, engine.decoded, inputs, packets);
+      else windows.advanceTo(Date.now() / 1000);
+    };
+  }
   post({ type: 'ready', queue: queueNum, warnings: q.warnings(), ruleCounters, rulesVersion: init.rulesVersion });
 
   // The thread lives in the native loop, like a C NFQUEUE loop: no event-loop
@@ -62,7 +74,7 @@ function main(): void {
   const flag = new Int32Array(init.controlFlag);
   for (;;) {
     try {
-      q.run(onBatch, flag, CONTROL_POLL_MS);
+      q.run(onBatch, flag, CONTROL_POLL_MS, afterVerdicts);
     } catch (e) {
       reportBatchError(e);
     }

@@ -1,0 +1,153 @@
+// `nfips train`: feature windows from pcap files, a live interface or a
+// recording, through the same pipeline as the inline path, into a model.
+import { SingleBar, Presets } from 'cli-progress';
+import { LiveCapture } from '../capture/live';
+import { WINDOW_DEFAULTS } from '../config/run-options';
+import { readFeatureRecords } from '../features/record-file';
+import { FeatureWindow } from '../features/window';
+import { saveModel } from '../detect/model';
+import { trainModel, TrainingWindow } from '../detect/train';
+import { printTrainSummary } from '../detect/train-report';
+import { OfflinePipeline } from '../offline/pipeline';
+import { PcapBatchReader } from '../pcap/reader';
+import { readRuleFile, FormatChoice } from '../rules/load';
+import { RuleSet } from '../rules/types';
+
+export interface TrainCommand {
+  out: string;
+  pcap: string[];
+  iface?: string;
+  seconds?: number;
+  features: string[];
+  rules: string;
+  rulesFormat: FormatChoice;
+  windowSeconds?: number;
+  stepSeconds?: number;
+  queues?: number;
+  falseAlarmRate?: number;
+  margin?: number;
+  kMax?: number;
+  minPackets?: number;
+  seed?: number;
+  command: string;
+}
+
+const BATCH = 256;
+
+/** A progress bar on a terminal; nothing when output goes to a file or pipe. */
+function progressBar(label: string, total: number): { update(v: number): void; stop(): void } {
+  if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
+  const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% | {value}/{total} {unit}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+  bar.start(total, 0, { unit: '' });
+  return { update: (v) => bar.update(v), stop: () => bar.stop() };
+}
+
+function pcapWindows(files: string[], rules: RuleSet, windowSeconds: number, stepSeconds: number, say: (l: string) => void): FeatureWindow[] {
+  const windows: FeatureWindow[] = [];
+  for (const file of files) {
+    const reader = new PcapBatchReader(file, BATCH);
+    try {
+      const pipe = new OfflinePipeline(reader.meta, { rules, batchSize: BATCH, features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256 }, onWindow: (w) => windows.push(w) });
+      const bar = progressBar(file, reader.fileSize);
+      for (let n = reader.next(); n > 0; n = reader.next()) {
+        pipe.process(n, reader.packets);
+        bar.update(reader.bytesRead);
+      }
+      pipe.finish();
+      bar.stop();
+      const st = reader.stats;
+      say(`${file}: ${st.packets} packets${st.skippedNonIp ? `, ${st.skippedNonIp} non-IP skipped` : ''}${st.truncated ? ', file truncated (read up to the cut)' : ''}`);
+      for (const w of st.warnings) say(`${file}: ${w}`);
+    } finally {
+      reader.close();
+    }
+  }
+  return windows;
+}
+
+async function liveWindows(iface: string, seconds: number, rules: RuleSet, windowSeconds: number, stepSeconds: number, say: (l: string) => void): Promise<FeatureWindow[]> {
+  const windows: FeatureWindow[] = [];
+  const cap = new LiveCapture(iface, { batchSize: BATCH });
+  let pipe: OfflinePipeline | null = null;
+  cap.onBatch((n, packets, meta) => {
+    pipe ??= new OfflinePipeline(meta, { rules, batchSize: BATCH, features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256 }, onWindow: (w) => windows.push(w) });
+    pipe.process(n, packets);
+  });
+  say(`capturing on ${iface} for ${seconds} s`);
+  const bar = progressBar(iface, seconds);
+  const started = Date.now();
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      const el = Math.min(seconds, Math.round((Date.now() - started) / 1000));
+      bar.update(el);
+      if (el >= seconds) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 250);
+  });
+  cap.stop();
+  bar.stop();
+  (pipe as OfflinePipeline | null)?.finish();
+  say(`${iface}: ${cap.stats.delivered} IP packets captured`);
+  return windows;
+}
+
+/** Runs the command; returns the lines it printed. Throws on bad input. */
+export async function runTrain(c: TrainCommand, say: (line: string) => void): Promise<void> {
+  const sources = (c.pcap.length ? 1 : 0) + (c.iface ? 1 : 0) + (c.features.length ? 1 : 0);
+  if (sources !== 1) throw new Error('give exactly one kind of input: --pcap FILE..., --iface NAME --seconds N, or --features FILE...');
+  let windowSeconds = c.windowSeconds ?? WINDOW_DEFAULTS.windowSeconds;
+  let stepSeconds = c.stepSeconds ?? WINDOW_DEFAULTS.stepSeconds;
+  let queues = c.queues ?? 1;
+  let windows: TrainingWindow[];
+  let source: string;
+  if (c.features.length) {
+    const recs = c.features.flatMap((f) => readFeatureRecords(f));
+    if (recs.length === 0) throw new Error(`${c.features.join(', ')}: no feature windows recorded`);
+    const shapes = new Set(recs.map((r) => `${r.windowSeconds}/${r.stepSeconds}`));
+    if (shapes.size > 1) throw new Error(`the recordings mix window/step settings (${[...shapes].join(', ')} s); train on one setting at a time`);
+    windowSeconds = recs[0].windowSeconds;
+    stepSeconds = recs[0].stepSeconds;
+    if (c.windowSeconds !== undefined && c.windowSeconds !== windowSeconds) throw new Error(`--window-seconds ${c.windowSeconds}: the recording has ${windowSeconds} s windows`);
+    if (c.stepSeconds !== undefined && c.stepSeconds !== stepSeconds) throw new Error(`--step-seconds ${c.stepSeconds}: the recording has ${stepSeconds} s steps`);
+    queues = c.queues ?? new Set(recs.map((r) => r.queue)).size;
+    windows = recs;
+    source = `feature recording ${c.features.join(', ')}`;
+  } else {
+    const rules = readRuleFile(c.rules, c.rulesFormat);
+    if (c.iface) {
+      if (!c.seconds || c.seconds <= 0) throw new Error('--iface needs --seconds N (how long to capture)');
+      windows = await liveWindows(c.iface, c.seconds, rules, windowSeconds, stepSeconds, say);
+      source = `live capture on ${c.iface}, ${c.seconds} s`;
+    } else {
+      windows = pcapWindows(c.pcap, rules, windowSeconds, stepSeconds, say);
+      source = `pcap ${c.pcap.join(', ')}`;
+    }
+  }
+  windows = [...windows].sort((a, b) => a.end - b.end);
+  const phase = { bar: null as ReturnType<typeof progressBar> | null, name: '' };
+  const { model, summary } = trainModel(windows, {
+    windowSeconds,
+    stepSeconds,
+    queues,
+    source,
+    command: c.command,
+    falseAlarmRate: c.falseAlarmRate,
+    margin: c.margin,
+    kMax: c.kMax,
+    minPackets: c.minPackets,
+    seed: c.seed,
+    onProgress: (name, done, total) => {
+      if (phase.name !== name) {
+        phase.bar?.stop();
+        phase.bar = progressBar(name, total);
+        phase.name = name;
+      }
+      phase.bar?.update(done);
+    },
+  });
+  phase.bar?.stop();
+  saveModel(c.out, model);
+  printTrainSummary(summary, c.out, say);
+}

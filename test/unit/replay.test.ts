@@ -1,0 +1,99 @@
+// nfips train --pcap and nfips replay, as a user runs them (no root needed).
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { PACKAGE_ROOT } from '../../src/config/paths';
+import { writeSyntheticPcap } from '../helpers/synthetic-pcap';
+
+const run = promisify(execFile);
+const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
+const dir = mkdtempSync(path.join(tmpdir(), 'nfips-replay-'));
+const file = (n: string) => path.join(dir, n);
+const ATTACKER = '10.0.9.66';
+
+type Line = Record<string, unknown> & { event_type: string };
+async function replay(pcap: string, extra: string[] = []): Promise<Line[]> {
+  const r = await run(process.execPath, [NFIPS, 'replay', '--pcap', pcap, '--model', file('model.json'), ...extra], { maxBuffer: 64 << 20 });
+  return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Line);
+}
+const summaryOf = (lines: Line[]) => lines.find((l) => l.event_type === 'replay_summary') as Line & { packets: number; anomaly_alerts: number; scored: number; verdicts: Record<string, number> };
+const alertsOf = (lines: Line[]) => lines.filter((l) => l.event_type === 'alert' && l.anomaly) as (Line & { src_ip: string; anomaly: { responsible: { ip: string }[]; blame: string } })[];
+
+describe('nfips train --pcap, then nfips replay', () => {
+  before(async () => {
+    writeSyntheticPcap(file('train.pcap'), { seconds: 600, seed: 1 });
+    writeSyntheticPcap(file('normal.pcap'), { seconds: 300, seed: 2 });
+    for (const kind of ['ping', 'syn', 'udp'] as const) writeSyntheticPcap(file(`${kind}.pcap`), { seconds: 200, seed: 3, flood: { from: ATTACKER, kind, at: 120, seconds: 10, pps: 2000 } });
+    const r = await run(process.execPath, [NFIPS, 'train', '--pcap', file('train.pcap'), '--out', file('model.json')]);
+    assert.match(r.stdout, /model written to/);
+    assert.match(r.stdout, /windows: \d+/);
+    assert.match(r.stdout, /k: \d+/);
+    assert.match(r.stdout, /threshold: [\d.]+/);
+    assert.match(r.stdout, /false-alarm rate on held-out normal windows: [\d.]+%/);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes a model that records how it was made', () => {
+    const m = JSON.parse(readFileSync(file('model.json'), 'utf8')) as { training: { source: string; command: string; windows: number }; queues: number; windowSeconds: number };
+    assert.match(m.training.source, /train\.pcap/);
+    assert.match(m.training.command, /nfips train --pcap/);
+    assert.ok(m.training.windows > 400);
+    assert.deepEqual([m.queues, m.windowSeconds], [1, 60]);
+  });
+
+  it('normal traffic it was not trained on: verdict counts and no alert', async () => {
+    const lines = await replay(file('normal.pcap'));
+    const s = summaryOf(lines);
+    assert.ok(s.packets > 1000);
+    assert.equal(s.verdicts.accepted, s.packets, 'the default rules accept everything here');
+    assert.ok(s.scored > 100, `windows scored: ${s.scored}`);
+    assert.deepEqual(alertsOf(lines), []);
+    assert.equal(s.anomaly_alerts, 0);
+  });
+
+  for (const kind of ['ping', 'syn', 'udp'] as const) {
+    it(`a ${kind} flood: one alert episode naming the flooder`, async () => {
+      const lines = await replay(file(`${kind}.pcap`));
+      const alerts = alertsOf(lines);
+      assert.ok(alerts.length >= 1, 'alerted');
+      const first = alerts[0];
+      assert.equal(first.src_ip, ATTACKER);
+      assert.ok(first.anomaly.responsible.some((x) => x.ip === ATTACKER));
+      const start = Date.parse((first.anomaly as unknown as { window_end: string }).window_end) / 1000;
+      assert.ok(start - (1_700_000_000 + 120) <= 2, 'within 2 s of pcap time of onset');
+      assert.equal(summaryOf(lines).anomaly_alerts, alerts.length);
+      assert.ok(lines.some((l) => l.event_type === 'anomaly_end'), 'the episode closes after the flood leaves the window');
+    });
+  }
+
+  it('rules apply offline: a drop rule counts drops and logs drop events', async () => {
+    const rules = file('rules.json');
+    require('node:fs').writeFileSync(rules, JSON.stringify({ default: 'accept', rules: [{ id: 'no-dns', action: 'drop', protocol: 'udp', dport: 5353 }] }));
+    const lines = await replay(file('normal.pcap'), ['--rules', rules]);
+    const s = summaryOf(lines);
+    assert.ok(s.verdicts.dropped > 0);
+    assert.ok(lines.some((l) => l.event_type === 'drop' && l.rule_id === 'no-dns'));
+  });
+
+  it('bad input: a clear error and exit code 2', async () => {
+    await assert.rejects(run(process.execPath, [NFIPS, 'replay', '--pcap', file('model.json'), '--model', file('model.json')]), (e: { code: number; stderr: string }) => {
+      assert.equal(e.code, 2);
+      assert.match(e.stderr, /not a pcap or pcapng file/);
+      return true;
+    });
+    await assert.rejects(run(process.execPath, [NFIPS, 'replay', '--pcap', file('normal.pcap'), '--model', file('normal.pcap')]), (e: { code: number; stderr: string }) => {
+      assert.equal(e.code, 2);
+      assert.match(e.stderr, /normal\.pcap/);
+      return true;
+    });
+    await assert.rejects(run(process.execPath, [NFIPS, 'train', '--out', file('x.json')]), (e: { code: number; stderr: string }) => {
+      assert.equal(e.code, 2);
+      assert.match(e.stderr, /exactly one kind of input/);
+      return true;
+    });
+  });
+});
