@@ -272,7 +272,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       rules,
       log,
       onRuleEvents: (queue, rs, events) => logRuleEvents(log, queue, rs, events),
-      onWindow: detector ? (w) => detector.onWindow(w) : undefined,
+      onStep: detector ? (s) => detector.onStep(s) : undefined,
     });
   } catch (e) {
     log.event('start_failed', { error: (e as Error).message }, 'error');

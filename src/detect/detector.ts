@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { Piscina } from 'piscina';
 import { FeatureRecorder } from '../features/record-file';
-import { FeatureWindow } from '../features/window';
+import { FeatureWindow, StepRecord, WindowRing } from '../features/window';
 import { EventLog } from '../log/event-log';
 import { WindowJudge } from './judge';
 import { Model } from './model';
@@ -50,6 +50,7 @@ export class Detector {
   readonly #pool: Piscina<ScoreTask, ScoreResult> | null;
   readonly #model: Model | null;
   readonly #queues = new Map<number, QueueState>();
+  readonly #rings = new Map<number, WindowRing>();
   readonly #recorder: FeatureRecorder | null;
   readonly #judge: WindowJudge | null;
   #closed = false;
@@ -73,6 +74,16 @@ export class Detector {
       idleTimeout: Infinity,
     });
     this.#pool.on('error', (e: Error) => this.#opts.log.event('classifier_error', { error: e.message }, 'error'));
+  }
+
+  /** A closed step from a queue thread: summed here, off the verdict path, into that queue's window. */
+  onStep(s: StepRecord): void {
+    let ring = this.#rings.get(s.queue);
+    if (!ring) {
+      ring = new WindowRing(this.#opts, (w) => this.onWindow(w));
+      this.#rings.set(s.queue, ring);
+    }
+    ring.add(s);
   }
 
   onWindow(w: FeatureWindow): void {

@@ -1,10 +1,12 @@
-// Sliding windows of traffic features for one queue. Packets land in
-// one-step buckets (1 s by default) in a ring that covers the window (60 s);
-// each time a step ends, the ring is summed into one flow vector. Memory is
-// fixed: counters, HyperLogLog sketches and a bounded per-source table per
-// bucket, whatever the load. observe() runs on the queue thread after the
-// batch's verdicts are sent and allocates nothing; only the once-per-step
-// summary builds objects.
+// Sliding windows of traffic features for one queue, in two halves.
+// StepCounter runs on the queue thread after a batch's verdicts are sent:
+// it counts packets into the current step (1 s by default) with fixed
+// memory (counters, HyperLogLog sketches, a bounded per-source table) and
+// allocates nothing per packet. When a step ends it hands a StepRecord over
+// (posted, buffers transferred). WindowRing, off the queue thread, keeps the
+// last window's worth of steps (60 s) and sums them into one flow vector per
+// step: that summary costs about a millisecond, which must not stall the
+// verdict path. WindowAggregator joins the two for offline use and tests.
 import { DecodedBatch, DecodeStatus, FragBits, L3Bits, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../packet/decoded';
 import { formatAddress } from '../rules/address';
 import { BlameCounter, FEATURE_COUNT, featureIndex } from './feature-set';
@@ -136,46 +138,64 @@ export function towardServer(proto: number, flags: number, sport: number, dport:
   return dport <= sport;
 }
 
-export class WindowAggregator {
-  readonly buckets: number;
+/** One closed step of one queue: what StepCounter hands to WindowRing. */
+export interface StepRecord {
+  queue: number;
+  /** Absolute step number: floor(time / step). */
+  index: number;
+  counts: Float64Array;
+  /** S_COUNT HyperLogLog register sets, one after the other. */
+  sketches: Uint8Array;
+  /** Per-source rows, compacted: n rows. */
+  sources: { n: number; family: Uint8Array; addr: Uint32Array; macHi: Int32Array; macLo: Int32Array; counts: Float64Array };
+  /** Counters of the sources that found no row. */
+  others: Float64Array;
+}
+
+export interface StepOptions {
+  queue: number;
+  windowSeconds: number;
+  stepSeconds: number;
+  /** Sources with their own row per step; the rest are summed. */
+  maxSourcesPerStep?: number;
+  seenSourcesCapacity?: number;
+}
+
+function checkTiming(o: { windowSeconds: number; stepSeconds: number }): void {
+  if (!(o.stepSeconds > 0) || !(o.windowSeconds >= o.stepSeconds)) throw new RangeError('window must be at least one step, and the step positive');
+}
+
+export class StepCounter {
   private readonly step: number;
   private readonly windowSeconds: number;
-  private readonly counts: Float64Array;
-  private readonly sketches: Uint8Array;
-  private readonly merged = new Uint8Array(HLL_REGISTERS);
-  private readonly tables: SourceTable[];
+  private readonly counts = new Float64Array(B_COUNT);
+  private readonly sketches = new Uint8Array(S_COUNT * HLL_REGISTERS);
+  private readonly table: SourceTable;
   private readonly seen: SeenSources;
-  private readonly topSources: number;
-  /** Absolute index (time / step) of the bucket being filled; -1 before the first packet. */
+  /** Step being filled; -1 before the first packet. */
   private current = -1;
-  private first = -1;
-  /** Packets seen with a timestamp before the current bucket (clock steps back). */
+  /** Packets seen with a timestamp before the current step (clock steps back). */
   lateStamps = 0;
-  windowsEmitted = 0;
 
   constructor(
-    private readonly opts: WindowOptions,
-    private readonly onWindow: (w: FeatureWindow) => void,
+    private readonly opts: StepOptions,
+    private readonly onStep: (r: StepRecord) => void,
   ) {
-    if (!(opts.stepSeconds > 0) || !(opts.windowSeconds >= opts.stepSeconds)) throw new RangeError('window must be at least one step, and the step positive');
+    checkTiming(opts);
     this.step = opts.stepSeconds;
     this.windowSeconds = opts.windowSeconds;
-    this.buckets = Math.ceil(opts.windowSeconds / opts.stepSeconds);
-    this.counts = new Float64Array(this.buckets * B_COUNT);
-    this.sketches = new Uint8Array(this.buckets * S_COUNT * HLL_REGISTERS);
-    this.tables = Array.from({ length: this.buckets }, () => new SourceTable(opts.maxSourcesPerStep ?? 256));
+    this.table = new SourceTable(opts.maxSourcesPerStep ?? 256);
     this.seen = new SeenSources(opts.seenSourcesCapacity ?? 65536);
-    this.topSources = opts.topSources ?? 5;
   }
 
-  /** Counts the analysed packets among 0..n-1, advancing time as their stamps say. */
+  /** Counts the analysed packets among 0..n-1, closing steps as their stamps say. */
   observe(n: number, d: DecodedBatch, m: WindowInputs, bytes: Uint8Array): void {
     for (let i = 0; i < n; i++) {
       if (m.analysed[i] === 0) continue;
       const t = m.tsSec[i] + m.tsNsec[i] * 1e-9;
       const idx = Math.floor(t / this.step);
       if (idx !== this.current) {
-        if (idx > this.current) this.advanceToIndex(idx);
+        if (idx > this.current) this.moveTo(idx);
         else this.lateStamps++;
       }
       this.count(d, m, bytes, i, t);
@@ -185,33 +205,57 @@ export class WindowAggregator {
   /** Moves time forward without packets (an idle queue still closes its steps). */
   advanceTo(nowSeconds: number): void {
     const idx = Math.floor(nowSeconds / this.step);
-    if (this.current >= 0 && idx > this.current) this.advanceToIndex(idx);
+    if (this.current >= 0 && idx > this.current) this.moveTo(idx);
   }
 
-  /** Emits the window that ends with the current (partly filled) step; for the end of a capture. */
+  /** Closes the current, partly filled step; for the end of a capture. */
   flush(): void {
-    if (this.current >= 0) this.emit(this.current + 1);
+    if (this.current >= 0) this.moveTo(this.current + 1);
+  }
+
+  private moveTo(idx: number): void {
+    if (this.current >= 0) this.onStep(this.close());
+    this.current = idx;
+  }
+
+  private close(): StepRecord {
+    const t = this.table;
+    const n = t.used;
+    const sources = { n, family: new Uint8Array(n), addr: new Uint32Array(n * 4), macHi: new Int32Array(n), macLo: new Int32Array(n), counts: new Float64Array(n * SC_COUNT) };
+    let r = 0;
+    for (let s = 0; s < t.slots && r < n; s++) {
+      if (!t.inUse(s)) continue;
+      sources.family[r] = t.family[s];
+      sources.addr.set(t.addr.subarray(s * 4, s * 4 + 4), r * 4);
+      sources.macHi[r] = t.macHi[s];
+      sources.macLo[r] = t.macLo[s];
+      sources.counts.set(t.counts.subarray(s * SC_COUNT, (s + 1) * SC_COUNT), r * SC_COUNT);
+      r++;
+    }
+    const rec: StepRecord = { queue: this.opts.queue, index: this.current, counts: this.counts.slice(), sketches: this.sketches.slice(), sources, others: t.others.slice() };
+    this.counts.fill(0);
+    this.sketches.fill(0);
+    t.clear();
+    return rec;
   }
 
   private count(d: DecodedBatch, m: WindowInputs, bytes: Uint8Array, i: number, t: number): void {
-    const slot = this.current % this.buckets;
     const c = this.counts;
-    const cb = slot * B_COUNT;
     const ok = d.status[i] === DecodeStatus.Ok;
     const len = ok ? d.ipLen[i] : m.origLen[i];
-    c[cb + B_PACKETS]++;
-    c[cb + B_BYTES] += len;
-    c[cb + B_LEN_SQ] += len * len;
-    if (len < SMALL_PACKET) c[cb + B_SMALL]++;
-    else if (len > MTU) c[cb + B_OVER_MTU]++;
+    c[B_PACKETS]++;
+    c[B_BYTES] += len;
+    c[B_LEN_SQ] += len * len;
+    if (len < SMALL_PACKET) c[B_SMALL]++;
+    else if (len > MTU) c[B_OVER_MTU]++;
     if (!ok && !(d.l3[i] & L3Bits.Addresses)) return;
     const fam = d.family[i];
     const w = i * 4;
     const srcH = hashAddress(d.src, w, fam);
-    const sk = slot * S_COUNT * HLL_REGISTERS;
-    hllAdd(this.sketches, sk + S_SOURCES * HLL_REGISTERS, srcH);
-    if (this.seen.touch(srcH, t) < this.windowSeconds) c[cb + B_NEW_SOURCE_PKTS]++;
-    if (d.frag[i] & (FragBits.MoreFragments | FragBits.NonFirst)) c[cb + B_FRAG]++;
+    const sk = this.sketches;
+    hllAdd(sk, S_SOURCES * HLL_REGISTERS, srcH);
+    if (this.seen.touch(srcH, t) < this.windowSeconds) c[B_NEW_SOURCE_PKTS]++;
+    if (d.frag[i] & (FragBits.MoreFragments | FragBits.NonFirst)) c[B_FRAG]++;
 
     const proto = d.proto[i];
     const flags = d.tcpFlags[i];
@@ -220,101 +264,118 @@ export class WindowAggregator {
     let udp = 0;
     if (proto === PROTO_TCP) {
       if (flags & TCP_SYN) {
-        if (flags & TCP_ACK) c[cb + B_SYNACK]++;
+        if (flags & TCP_ACK) c[B_SYNACK]++;
         else syn = 1;
       }
-      if (flags & TCP_FIN) c[cb + B_FIN]++;
-      if (flags & TCP_RST) c[cb + B_RST]++;
+      if (flags & TCP_FIN) c[B_FIN]++;
+      if (flags & TCP_RST) c[B_RST]++;
     } else if (proto === PROTO_ICMP || proto === PROTO_ICMPV6) {
-      c[cb + B_ICMP]++;
+      c[B_ICMP]++;
       const type = d.icmpType[i];
       if (type === 8 || type === 128) echo = 1;
     } else if (proto === PROTO_UDP) {
       udp = 1;
     }
-    c[cb + B_SYN] += syn;
-    c[cb + B_ICMP_ECHO] += echo;
-    c[cb + B_UDP] += udp;
+    c[B_SYN] += syn;
+    c[B_ICMP_ECHO] += echo;
+    c[B_UDP] += udp;
 
     const ports = ok && (proto === PROTO_TCP || proto === PROTO_UDP || proto === PROTO_SCTP) && !(d.frag[i] & FragBits.NonFirst);
     const sp = ports ? d.sport[i] : 0;
     const dp = ports ? d.dport[i] : 0;
     let conn = mixWord(srcH, hashAddress(d.dst, w, fam));
     conn = fmix32(mixWord(conn, ((sp << 16) | dp) ^ (proto << 8)));
-    hllAdd(this.sketches, sk + S_CONNS * HLL_REGISTERS, conn);
-    if (syn) hllAdd(this.sketches, sk + S_SYN_CONNS * HLL_REGISTERS, conn);
-    if (ports && towardServer(proto, flags, sp, dp)) hllAdd(this.sketches, sk + S_DST_PORTS * HLL_REGISTERS, fmix32((proto << 16) | dp));
+    hllAdd(sk, S_CONNS * HLL_REGISTERS, conn);
+    if (syn) hllAdd(sk, S_SYN_CONNS * HLL_REGISTERS, conn);
+    if (ports && towardServer(proto, flags, sp, dp)) hllAdd(sk, S_DST_PORTS * HLL_REGISTERS, fmix32((proto << 16) | dp));
 
     const sp1 = m.sessionPackets[i];
     let newSession = 0;
     if (sp1 === 1) {
       newSession = 1;
-      c[cb + B_NEW_SESSIONS]++;
-      if (proto === PROTO_TCP) c[cb + B_NEW_TCP_SESSIONS]++;
+      c[B_NEW_SESSIONS]++;
+      if (proto === PROTO_TCP) c[B_NEW_TCP_SESSIONS]++;
     } else if (sp1 === FEW_PACKETS) {
-      c[cb + B_GRADUATED]++;
+      c[B_GRADUATED]++;
     }
 
     const macOff = m.hwAddrOffset[i];
-    const table = this.tables[slot];
+    const table = this.table;
     const row = table.rowFor(srcH, fam, d.src, w, bytes, macOff >= NO_OFFSET ? -1 : macOff);
-    const sc = table.counts;
-    const o = row * SC_COUNT;
-    if (row < 0) {
-      const x = table.others;
-      x[SC_PACKETS]++;
-      x[SC_BYTES] += len;
-      x[SC_SYN] += syn;
-      x[SC_ICMP_ECHO] += echo;
-      x[SC_UDP] += udp;
-      x[SC_NEW_SESSIONS] += newSession;
-    } else {
-      sc[o + SC_PACKETS]++;
-      sc[o + SC_BYTES] += len;
-      sc[o + SC_SYN] += syn;
-      sc[o + SC_ICMP_ECHO] += echo;
-      sc[o + SC_UDP] += udp;
-      sc[o + SC_NEW_SESSIONS] += newSession;
-    }
+    const x = row < 0 ? table.others : table.counts;
+    const o = row < 0 ? 0 : row * SC_COUNT;
+    x[o + SC_PACKETS]++;
+    x[o + SC_BYTES] += len;
+    x[o + SC_SYN] += syn;
+    x[o + SC_ICMP_ECHO] += echo;
+    x[o + SC_UDP] += udp;
+    x[o + SC_NEW_SESSIONS] += newSession;
+  }
+}
+
+export interface RingOptions {
+  windowSeconds: number;
+  stepSeconds: number;
+  /** Sources listed per counter in each window summary. */
+  topSources?: number;
+}
+
+/** The last window's worth of steps of one queue; one summary per step. */
+export class WindowRing {
+  readonly buckets: number;
+  private readonly step: number;
+  private readonly slots: (StepRecord | null)[];
+  private readonly merged = new Uint8Array(HLL_REGISTERS);
+  private readonly topSources: number;
+  private last = -1;
+  private first = -1;
+  windowsEmitted = 0;
+
+  constructor(
+    opts: RingOptions,
+    private readonly onWindow: (w: FeatureWindow) => void,
+  ) {
+    checkTiming(opts);
+    this.step = opts.stepSeconds;
+    this.buckets = Math.ceil(opts.windowSeconds / opts.stepSeconds);
+    this.slots = new Array<StepRecord | null>(this.buckets).fill(null);
+    this.topSources = opts.topSources ?? 5;
   }
 
-  /** Closes every step before bucket idx, emitting one window per closed step. */
-  private advanceToIndex(idx: number): void {
-    if (this.current < 0) {
-      this.current = idx;
-      this.first = idx;
-      this.clearSlot(idx % this.buckets);
-      return;
+  /** A closed step; steps in between that never came were empty. */
+  add(r: StepRecord): void {
+    if (r.index <= this.last) return;
+    const nb = this.buckets;
+    if (this.first < 0) this.first = r.index;
+    else {
+      // After a gap longer than the window, the windows in between are
+      // empty: emit up to one window's worth of them, then jump.
+      const upto = Math.min(r.index - 1, this.last + nb);
+      for (let b = this.last + 1; b <= upto; b++) {
+        this.slots[b % nb] = null;
+        this.emit(b + 1, r.queue);
+      }
+      if (r.index - 1 > upto) this.slots.fill(null);
     }
-    // After a gap longer than the window, the windows in between are empty:
-    // emit up to one window's worth of steps, then jump.
-    const last = Math.min(idx, this.current + this.buckets);
-    for (let b = this.current + 1; b <= last; b++) {
-      this.emit(b);
-      this.clearSlot(b % this.buckets);
-    }
-    if (idx > last) for (let s = 0; s < this.buckets; s++) this.clearSlot(s);
-    this.current = idx;
+    this.slots[r.index % nb] = r;
+    this.last = r.index;
+    this.emit(r.index + 1, r.queue);
   }
 
-  private clearSlot(slot: number): void {
-    this.counts.fill(0, slot * B_COUNT, (slot + 1) * B_COUNT);
-    this.sketches.fill(0, slot * S_COUNT * HLL_REGISTERS, (slot + 1) * S_COUNT * HLL_REGISTERS);
-    this.tables[slot].clear();
-  }
-
-  /** Summarises the buckets before absolute index `end` (exclusive). */
-  private emit(end: number): void {
+  /** Summarises the steps before absolute index `end` (exclusive). */
+  private emit(end: number, queue: number): void {
     const nb = this.buckets;
     const covered = Math.min(nb, end - this.first);
-    const sum = new Float64Array(B_COUNT);
+    const steps: StepRecord[] = [];
     for (let b = end - covered; b < end; b++) {
-      const base = (b % nb) * B_COUNT;
-      for (let k = 0; k < B_COUNT; k++) sum[k] += this.counts[base + k];
+      const r = this.slots[b % nb];
+      if (r && r.index === b) steps.push(r);
     }
+    const sum = new Float64Array(B_COUNT);
+    for (const r of steps) for (let k = 0; k < B_COUNT; k++) sum[k] += r.counts[k];
     const distinct = (sketch: number) => {
       this.merged.fill(0);
-      for (let b = end - covered; b < end; b++) hllMergeInto(this.merged, this.sketches, ((b % nb) * S_COUNT + sketch) * HLL_REGISTERS);
+      for (const r of steps) hllMergeInto(this.merged, r.sketches, sketch * HLL_REGISTERS);
       return Math.round(hllEstimate(this.merged));
     };
     const span = covered * this.step;
@@ -323,7 +384,7 @@ export class WindowAggregator {
     const sources = packets > 0 ? Math.max(1, distinct(S_SOURCES)) : 0;
     const mean = packets > 0 ? sum[B_BYTES] / packets : 0;
     const share = (k: number) => (packets > 0 ? sum[k] / packets : 0);
-    const { list, top, totals } = this.mergeSources(end, covered);
+    const { list, top, totals } = this.mergeSources(steps);
 
     const v = new Array<number>(FEATURE_COUNT).fill(0);
     v[F.packets] = packets;
@@ -358,37 +419,28 @@ export class WindowAggregator {
     v[F.topShare] = packets > 0 ? top / packets : 0;
 
     this.windowsEmitted++;
-    this.onWindow({
-      queue: this.opts.queue,
-      start: (end - covered) * this.step,
-      end: end * this.step,
-      packets,
-      values: v,
-      totals,
-      sources: list,
-    });
+    this.onWindow({ queue, start: (end - covered) * this.step, end: end * this.step, packets, values: v, totals, sources: list });
   }
 
   /** Adds up the per-step source rows of the window; returns the top sources by each counter. */
-  private mergeSources(end: number, covered: number): { list: WindowSource[]; top: number; totals: Record<BlameCounter, number> } {
+  private mergeSources(steps: StepRecord[]): { list: WindowSource[]; top: number; totals: Record<BlameCounter, number> } {
     const rows = new Map<string, { family: number; words: Uint32Array; macHi: number; macLo: number; c: Float64Array }>();
     const totals = new Float64Array(SC_COUNT);
-    for (let b = end - covered; b < end; b++) {
-      const t = this.tables[b % this.buckets];
-      for (let k = 0; k < SC_COUNT; k++) totals[k] += t.others[k];
-      if (t.used === 0) continue;
-      for (let s = 0; s < t.slots; s++) {
-        if (!t.inUse(s)) continue;
-        const a = s * 4;
-        const key = `${t.family[s]}/${t.addr[a]}/${t.addr[a + 1]}/${t.addr[a + 2]}/${t.addr[a + 3]}`;
+    for (const st of steps) {
+      for (let k = 0; k < SC_COUNT; k++) totals[k] += st.others[k];
+      const s = st.sources;
+      for (let i = 0; i < s.n; i++) {
+        const a = i * 4;
+        const key = `${s.family[i]}/${s.addr[a]}/${s.addr[a + 1]}/${s.addr[a + 2]}/${s.addr[a + 3]}`;
         let r = rows.get(key);
         if (!r) {
-          r = { family: t.family[s], words: t.addr.slice(a, a + 4), macHi: t.macHi[s], macLo: t.macLo[s], c: new Float64Array(SC_COUNT) };
+          r = { family: s.family[i], words: s.addr.slice(a, a + 4), macHi: s.macHi[i], macLo: s.macLo[i], c: new Float64Array(SC_COUNT) };
           rows.set(key, r);
         }
         for (let k = 0; k < SC_COUNT; k++) {
-          r.c[k] += t.counts[s * SC_COUNT + k];
-          totals[k] += t.counts[s * SC_COUNT + k];
+          const v = s.counts[i * SC_COUNT + k];
+          r.c[k] += v;
+          totals[k] += v;
         }
       }
     }
@@ -422,4 +474,45 @@ export class WindowAggregator {
     const totalsRecord = Object.fromEntries(SOURCE_COUNTERS.map((name, k) => [name, totals[k]])) as Record<BlameCounter, number>;
     return { list, top, totals: totalsRecord };
   }
+}
+
+/** StepCounter and WindowRing in one, synchronously: offline pipeline and tests. */
+export class WindowAggregator {
+  private readonly counter: StepCounter;
+  private readonly ring: WindowRing;
+
+  constructor(opts: WindowOptions, onWindow: (w: FeatureWindow) => void) {
+    this.ring = new WindowRing(opts, onWindow);
+    this.counter = new StepCounter(opts, (r) => this.ring.add(r));
+  }
+
+  get buckets(): number {
+    return this.ring.buckets;
+  }
+
+  get windowsEmitted(): number {
+    return this.ring.windowsEmitted;
+  }
+
+  get lateStamps(): number {
+    return this.counter.lateStamps;
+  }
+
+  observe(n: number, d: DecodedBatch, m: WindowInputs, bytes: Uint8Array): void {
+    this.counter.observe(n, d, m, bytes);
+  }
+
+  advanceTo(nowSeconds: number): void {
+    this.counter.advanceTo(nowSeconds);
+  }
+
+  flush(): void {
+    this.counter.flush();
+  }
+}
+
+/** Buffers to transfer with a posted StepRecord (no copy). */
+export function stepTransferList(r: StepRecord): ArrayBuffer[] {
+  const s = r.sources;
+  return [r.counts.buffer, r.sketches.buffer, r.others.buffer, s.family.buffer, s.addr.buffer, s.macHi.buffer, s.macLo.buffer, s.counts.buffer] as ArrayBuffer[];
 }

@@ -4,7 +4,7 @@ import { VerdictMode } from '../verdict/engine';
 import { MarkSpec } from '../verdict/mark';
 import { RuleEvent } from '../verdict/rule-events';
 import { MessagePort } from 'node:worker_threads';
-import { FeatureWindow } from '../features/window';
+import { StepRecord } from '../features/window';
 import { QueueOptions } from './native';
 
 export interface EngineSettings {
@@ -43,5 +43,5 @@ export type FromQueueWorker =
   | { type: 'rules-applied'; queue: number; version: number; ruleCounters: SharedArrayBuffer }
   | { type: 'rule-events'; queue: number; version: number; events: RuleEvent[] }
   | { type: 'error'; queue: number; fatal: boolean; message: string; suppressed: number }
-  | { type: 'window'; queue: number; window: FeatureWindow }
+  | { type: 'step'; queue: number; step: StepRecord }
   | { type: 'stopped'; queue: number };

@@ -7,7 +7,7 @@ import { EventLog } from '../log/event-log';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineCounterName } from '../verdict/engine';
 import { RuleEvent } from '../verdict/rule-events';
-import { FeatureWindow } from '../features/window';
+import { StepRecord } from '../features/window';
 import { EngineSettings, FeatureSettings, FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
 
@@ -23,8 +23,8 @@ export interface SupervisorOptions {
   features: FeatureSettings | null;
   rules: RuleSet;
   log: EventLog;
-  /** A queue thread's feature window (once per step). */
-  onWindow?: (w: FeatureWindow) => void;
+  /** A queue thread's closed feature step (once per step). */
+  onStep?: (s: StepRecord) => void;
   /** Drop/reject/alert events from a queue thread, with the rule set they refer to. */
   onRuleEvents?: (queue: number, rules: RuleSet, events: RuleEvent[]) => void;
   startTimeoutMs?: number;
@@ -222,8 +222,8 @@ export class QueueSupervisor {
           slot.ruleCounters = new Float64Array(m.ruleCounters);
           slot.ruleVersion = m.type === 'ready' ? m.rulesVersion : m.version;
         }
-        if (m.type === 'window') {
-          o.onWindow?.(m.window);
+        if (m.type === 'step') {
+          o.onStep?.(m.step);
           return;
         }
         if (m.type === 'rule-events') {

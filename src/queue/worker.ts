@@ -4,7 +4,7 @@ import { ifindexOf } from '../rules/interfaces';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
 import { warmUp } from '../verdict/warmup';
-import { WindowAggregator } from '../features/window';
+import { StepCounter, stepTransferList } from '../features/window';
 import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { loadAddon, metaColumns, NATIVE_COUNTERS, NativeQueue } from './native';
 
@@ -40,7 +40,7 @@ const ruleCountersFor = (rules: RuleSet) => new SharedArrayBuffer(ruleCounterByt
 
 function main(): void {
   const engineOptions: EngineOptions = { ...init.engine, ifindex: ifindexOf, trackSessions: init.features !== null };
-  warmUp(init.queue.batchSize, init.rules, engineOptions);
+  warmUp(init.queue.batchSize, init.rules, engineOptions, init.features);
   let q: NativeQueue;
   try {
     q = new (loadAddon().Queue)({ ...init.queue, counters: nativeCounters });
@@ -60,7 +60,9 @@ function main(): void {
   const fs = init.features;
   let afterVerdicts: ((n: number) => void) | undefined;
   if (fs) {
-    const windows = new WindowAggregator({ queue: queueNum, ...fs }, (window) => post({ type: 'window', queue: queueNum, window }));
+    // A closed step goes to the main thread with its buffers transferred; the
+    // window summary over the last 60 steps is computed there.
+    const windows = new StepCounter({ queue: queueNum, ...fs }, (step) => port.postMessage({ type: 'step', queue: queueNum, step } satisfies FromQueueWorker, stepTransferList(step)));
     const inputs = { tsSec: meta.tsSec, tsNsec: meta.tsNsec, origLen: meta.origLen, hwAddrOffset: meta.hwAddrOffset, sessionPackets: engine.sessionPackets, analysed: engine.analysed };
     afterVerdicts = (n: number) => {
       if (n > 0) windows.observe(n, engine.decoded, inputs, packets);

@@ -6,6 +6,8 @@ import { TCP_ACK, TCP_SYN } from '../packet/decoded';
 import { Field, metaColumns } from '../queue/native';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from './engine';
+import { WindowAggregator } from '../features/window';
+import { FeatureSettings } from '../queue/messages';
 
 const SPECS: PacketSpec[] = [
   { src: '198.51.100.1', dst: '203.0.113.1', proto: 6, sport: 40000, dport: 443, tcpFlags: TCP_SYN },
@@ -19,7 +21,7 @@ const SPECS: PacketSpec[] = [
 ];
 const SLOT = 256;
 
-export function warmUp(batchSize: number, rules: RuleSet, opts: EngineOptions, rounds = 3000): void {
+export function warmUp(batchSize: number, rules: RuleSet, opts: EngineOptions, features: FeatureSettings | null = null, rounds = 3000): void {
   const n = Math.min(batchSize, 64);
   const meta = metaColumns(new ArrayBuffer(Field.Count * n * 4), n);
   const buf = new Uint8Array(n * SLOT);
@@ -33,10 +35,16 @@ export function warmUp(batchSize: number, rules: RuleSet, opts: EngineOptions, r
   // One truncated packet keeps the malformed path warm too.
   meta.capLen[n - 1] = 10;
   const engine = new VerdictEngine(n, meta, rules, 0, new ArrayBuffer(ruleCounterBytes(rules.rules.length)), opts, new Float64Array(ENGINE_COUNTERS.length));
+  // The feature path too, windows included (a step every 100 rounds).
+  const windows = features ? new WindowAggregator({ queue: 0, ...features }, () => undefined) : null;
+  const inputs = { tsSec: meta.tsSec, tsNsec: meta.tsNsec, origLen: meta.origLen, hwAddrOffset: meta.hwAddrOffset, sessionPackets: engine.sessionPackets, analysed: engine.analysed };
+  meta.hwAddrOffset.fill(0xffffffff);
   for (let r = 0; r < rounds; r++) {
-    meta.tsSec[0] = r;
     // Vary the batch size the way real traffic does: mostly 1, sometimes more.
-    engine.process(r % 4 === 0 ? n : 1 + (r % 3), buf);
+    const k = r % 4 === 0 ? n : 1 + (r % 3);
+    meta.tsSec.fill(Math.floor(r / 100) * (features?.stepSeconds ?? 1), 0, k);
+    engine.process(k, buf);
     engine.events.drain();
+    windows?.observe(k, engine.decoded, inputs, buf);
   }
 }

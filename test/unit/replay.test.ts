@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/config/paths';
-import { writeSyntheticPcap } from '../helpers/synthetic-pcap';
+import { writeSyntheticPcap } from '../../src/pcap/synthetic';
 
 const run = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { detectionSetup } from '../../src/app/run';
 import { parseQueueRange, resolveRunOptions } from '../../src/config/run-options';
 
 describe('nfips run options', () => {
@@ -36,5 +40,33 @@ describe('nfips run options', () => {
         /--exclude "10\.0\.0\.0\/40"/.test(e.message) &&
         /--verdict-mode "maybe"/.test(e.message),
     );
+  });
+
+  it('detection flags: defaults, checks, and the window settled against the model', () => {
+    const o = resolveRunOptions({});
+    assert.equal(o.mode, 'detect');
+    assert.match(o.model, /models\/default\.json$/);
+    assert.deepEqual([o.windowSeconds, o.stepSeconds, o.scoringThreads, o.recordFeatures], [undefined, undefined, 1, '']);
+    assert.throws(() => resolveRunOptions({ mode: 'block', scoringThreads: 0, windowSeconds: 5, stepSeconds: 10 }), (e: Error) =>
+      /--mode "block": expected one of detect, off/.test(e.message) && /--scoring-threads 0/.test(e.message) && /--step-seconds 10: longer than --window-seconds 5/.test(e.message));
+
+    const off = detectionSetup(resolveRunOptions({ mode: 'off' }));
+    assert.deepEqual([off.features, off.model], [null, null], 'rules only: no feature path at all');
+    const rec = detectionSetup(resolveRunOptions({ mode: 'off', recordFeatures: '/tmp/x.jsonl', windowSeconds: 30 }));
+    assert.deepEqual(rec.features, { windowSeconds: 30, stepSeconds: 1, maxSourcesPerStep: 256 }, 'recording without a model');
+
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-opt-'));
+    const m = path.join(dir, 'm.json');
+    copyFileSync(o.model, m);
+    const det = detectionSetup(resolveRunOptions({ model: m }));
+    assert.ok(det.model);
+    assert.deepEqual(det.features?.windowSeconds, det.model.windowSeconds);
+    assert.throws(() => detectionSetup(resolveRunOptions({ model: m, windowSeconds: det.model!.windowSeconds + 1 })), /--window-seconds \d+ differs from the model's/);
+    const wrongQueues = JSON.parse(readFileSync(m, 'utf8')) as { queues: number };
+    wrongQueues.queues = 5;
+    writeFileSync(m, JSON.stringify(wrongQueues));
+    assert.match(detectionSetup(resolveRunOptions({ model: m })).warnings.join(), /trained on windows of 5 queue\(s\) and this run has 2/);
+    writeFileSync(m, '{"format":"nfips-model"}');
+    assert.throws(() => detectionSetup(resolveRunOptions({ model: m })), /m\.json: at/);
   });
 });

@@ -121,11 +121,19 @@ describe('WindowAggregator', () => {
     const f = new Feeder(3);
     f.feed([{ src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, t: 10 }]);
     f.agg.advanceTo(1000);
-    assert.deepEqual(f.windows.map((w) => w.packets), [1, 1, 1]);
+    assert.deepEqual(f.windows.map((w) => [w.end, w.packets]), [[11, 1]]);
     f.feed([{ src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, t: 1000.5 }]);
     f.agg.advanceTo(1001);
-    assert.deepEqual(f.windows.at(-1)!.packets, 1);
+    // The skipped steps: the packet ages out over one window, then nothing until step 1000.
+    assert.deepEqual(f.windows.map((w) => [w.end, w.packets]), [[11, 1], [12, 1], [13, 1], [14, 0], [1001, 1]]);
     assert.equal(f.windows.at(-1)!.start, 998);
+  });
+
+  it('an idle queue that advances its clock step by step emits one window per step', () => {
+    const f = new Feeder(3);
+    f.feed([{ src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, t: 10 }]);
+    for (let k = 1; k <= 50; k++) f.agg.advanceTo(10 + k / 10);
+    assert.deepEqual(f.windows.map((w) => [w.end, w.packets]), [[11, 1], [12, 1], [13, 1], [14, 0], [15, 0]]);
   });
 
   it('shares: ICMP and echo requests, small and over-MTU packets, fragments', () => {

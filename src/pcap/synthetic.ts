@@ -1,9 +1,9 @@
-// Writes pcaps of synthetic gateway traffic for the offline tests: a few
+// Writes pcaps of synthetic gateway traffic for tests and benchmarks: a few
 // clients talking HTTP-like TCP, DNS-like UDP and the odd ping to a server,
 // at rates that change every 30 s; optionally with a flood from one source.
-import { buildPacket, PacketSpec } from '../../src/packet/build';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../../src/packet/decoded';
-import { PcapWriter } from '../../src/pcap/writer';
+import { buildPacket, PacketSpec } from '../packet/build';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../packet/decoded';
+import { PcapWriter } from './writer';
 
 export interface Flood {
   from: string;

@@ -1,0 +1,105 @@
+// The live detector: piscina scoring with the skip-if-busy policy, alerts and
+// episode ends as log events, thin windows never scored.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Detector } from '../../src/detect/detector';
+import { trainModel } from '../../src/detect/train';
+import { FEATURE_COUNT, FEATURE_NAMES } from '../../src/features/feature-set';
+import { FeatureWindow } from '../../src/features/window';
+import { EventFields } from '../../src/log/event-log';
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const r = prng(9);
+const normalValues = () => FEATURE_NAMES.map((n) => (n.endsWith('share') ? 0.2 + 0.05 * r() : 100 + 20 * r()));
+const model = trainModel(
+  Array.from({ length: 400 }, (_, i) => ({ start: i, end: i + 60, packets: 1000, values: normalValues() })),
+  { windowSeconds: 60, stepSeconds: 1, queues: 1, source: 'test', command: 'test' },
+).model;
+
+const pps = FEATURE_NAMES.indexOf('packets_per_s');
+function win(queue: number, end: number, values: number[], packets = 1000): FeatureWindow {
+  return {
+    queue,
+    start: end - 60,
+    end,
+    packets,
+    values,
+    totals: { packets, bytes: packets * 100, syn: 0, icmpEcho: 0, udp: 0, newSessions: 0 },
+    sources: [{ ip: '10.9.9.9', packets: packets * 0.9, bytes: 0, syn: 0, icmpEcho: 0, udp: 0, newSessions: 0 }, { ip: '10.1.1.1', packets: packets * 0.1, bytes: 0, syn: 0, icmpEcho: 0, udp: 0, newSessions: 0 }],
+  };
+}
+
+function recordingLog() {
+  const events: { type: string; fields: EventFields }[] = [];
+  return { events, log: { event: (type: string, fields: EventFields = {}) => void events.push({ type, fields }), close: async () => undefined } };
+}
+const settle = async (d: Detector, queue: number, scored: number) => {
+  for (let i = 0; i < 200 && (d.stats()[queue]?.scored ?? 0) + (d.stats()[queue]?.errors ?? 0) < scored; i++) await new Promise((res) => setTimeout(res, 10));
+};
+
+describe('Detector', () => {
+  it('skips and counts a window while the queue\'s previous one is still being scored', async () => {
+    const { log } = recordingLog();
+    const d = new Detector({ model, modelFile: 'm.json', threads: 1, log, windowSeconds: 60, stepSeconds: 1 });
+    try {
+      for (let i = 0; i < 50; i++) d.onWindow(win(0, 100 + i, normalValues()));
+      d.onWindow(win(1, 100, normalValues()));
+      await settle(d, 0, 1);
+      await settle(d, 1, 1);
+      const s = d.stats();
+      assert.deepEqual([s[0].windows, s[0].scored, s[0].skipped], [50, 1, 49], 'a burst never queues up work');
+      assert.deepEqual([s[1].scored, s[1].skipped], [1, 0], 'queues are independent');
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('alerts once per episode, naming the source, and ends the episode after quiet windows', async () => {
+    const { log, events } = recordingLog();
+    const d = new Detector({ model, modelFile: 'm.json', threads: 1, log, quietWindows: 3, windowSeconds: 60, stepSeconds: 1 });
+    try {
+      const feed = async (end: number, values: number[], packets = 1000) => {
+        const before = d.stats()[0]?.scored ?? 0;
+        d.onWindow(win(0, end, values, packets));
+        if (packets >= model.minPackets) await settle(d, 0, before + 1);
+      };
+      await feed(1, normalValues());
+      const flood = normalValues();
+      flood[pps] = 1e6;
+      await feed(2, flood);
+      await feed(3, flood);
+      await feed(4, normalValues());
+      await feed(5, normalValues(), 10); // thin: not scored, counts as quiet
+      await feed(6, normalValues());
+      const types = events.map((e) => e.type);
+      assert.deepEqual(types, ['alert', 'anomaly_end']);
+      const alert = events[0].fields as { src_ip: string; alert: { signature_id: number; action: string }; anomaly: { deviations: { feature: string }[]; score: number; threshold: number } };
+      assert.equal(alert.src_ip, '10.9.9.9');
+      assert.equal(alert.alert.action, 'allowed');
+      assert.equal(alert.anomaly.deviations[0].feature, 'packets_per_s');
+      assert.ok(alert.anomaly.score > alert.anomaly.threshold);
+      const s = d.stats()[0];
+      assert.deepEqual([s.scored, s.thin, s.anomalous, s.alerts, s.episode_open], [5, 1, 2, 1, false]);
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('without a model only records (no pool, nothing scored)', async () => {
+    const { log, events } = recordingLog();
+    const d = new Detector({ model: null, modelFile: '', threads: 1, log, windowSeconds: 60, stepSeconds: 1 });
+    d.onWindow(win(0, 1, new Array<number>(FEATURE_COUNT).fill(1e9)));
+    assert.deepEqual([d.stats()[0].windows, d.stats()[0].scored], [1, 0]);
+    assert.deepEqual(events, []);
+    await d.close();
+  });
+});

@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { FEATURE_COUNT, FEATURE_NAMES, FEATURE_SET_VERSION } from '../../src/features/feature-set';
+import { FeatureRecorder, readFeatureRecords } from '../../src/features/record-file';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rec-'));
+const values = Array.from({ length: FEATURE_COUNT }, (_, k) => k * 1.5);
+const window = { queue: 1, start: 100, end: 160, packets: 500, values, totals: { packets: 0, bytes: 0, syn: 0, icmpEcho: 0, udp: 0, newSessions: 0 }, sources: [] };
+
+describe('feature recordings', () => {
+  it('round-trips windows with the run\'s window and step', async () => {
+    const f = path.join(dir, 'a.jsonl');
+    const rec = new FeatureRecorder(f, 60, 1);
+    rec.write(window);
+    rec.write({ ...window, queue: 0, end: 161 });
+    await rec.close();
+    const got = readFeatureRecords(f);
+    assert.equal(got.length, 2);
+    assert.deepEqual(got[0], { queue: 1, windowSeconds: 60, stepSeconds: 1, start: 100, end: 160, packets: 500, values });
+  });
+
+  it('tolerates a torn last line (a crash mid-write) but not a bad line in the middle', () => {
+    const good = JSON.stringify({ feature_set: FEATURE_SET_VERSION, window_seconds: 60, step_seconds: 1, queue: 0, start: 1, end: 2, packets: 3, features: Object.fromEntries(FEATURE_NAMES.map((n) => [n, 1])) });
+    const f = path.join(dir, 'b.jsonl');
+    writeFileSync(f, `${good}\n${good}\n{"feature_se`);
+    assert.equal(readFeatureRecords(f).length, 2);
+    const g = path.join(dir, 'c.jsonl');
+    writeFileSync(g, `${good}\n{oops\n${good}\n${good}\n`);
+    assert.throws(() => readFeatureRecords(g), /c\.jsonl:2: not JSON/);
+  });
+
+  it('names the file, line and JSON path of a wrong value, and refuses another feature set', () => {
+    const base = { feature_set: FEATURE_SET_VERSION, window_seconds: 60, step_seconds: 1, queue: 0, start: 1, end: 2, packets: 3, features: Object.fromEntries(FEATURE_NAMES.map((n) => [n, 1])) };
+    const f = path.join(dir, 'd.jsonl');
+    writeFileSync(f, JSON.stringify({ ...base, features: { ...base.features, udp_share: 'x' } }) + '\n');
+    assert.throws(() => readFeatureRecords(f), /d\.jsonl:1: at \/features\/udp_share: expected a number, got "x"/);
+    writeFileSync(f, JSON.stringify({ ...base, feature_set: 0 }) + '\n');
+    assert.throws(() => readFeatureRecords(f), new RegExp(`at /feature_set: expected ${FEATURE_SET_VERSION}`));
+    writeFileSync(f, JSON.stringify({ ...base, packets: null }) + '\n');
+    assert.throws(() => readFeatureRecords(f), /at \/packets: expected a number, got null/);
+    appendFileSync(f, '');
+    assert.throws(() => readFeatureRecords(path.join(dir, 'missing.jsonl')), /missing\.jsonl: cannot read/);
+  });
+});
