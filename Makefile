@@ -5,7 +5,7 @@ NODE_MODULES_STAMP := node_modules/.package-lock.json
 ADDON := build/Release/nfips_nfq.node
 TS_STAMP := dist/.built
 
-.PHONY: all deps build test unit integration demo bench bench-quick clean
+.PHONY: all deps build test unit integration demo bench bench-quick model soak clean
 
 all: build
 
@@ -38,6 +38,14 @@ integration: build
 
 demo: build
 	node bin/nfips demo
+
+# Regenerates models/default.json: 10 min of the normal-traffic recipe through nfips in namespaces, then training.
+model: build
+	node dist/src/detect/model-recipe.js --minutes 10 --out models/default.json
+
+# The detection tests with 15 min of normal traffic instead of CI's 3 (make test runs the short form).
+soak: build
+	NFIPS_NORMAL_SECONDS=900 node --test dist/test/integration/detection.test.js
 
 # Throughput/latency benchmark against a C loop and the npm nfqueue package (not a test).
 bench: build

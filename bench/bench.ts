@@ -26,7 +26,7 @@ const START_TIMEOUT_MS = 5000;
 const STOP_GRACE_MS = 5000;
 const IPERF_PORT = 5201;
 
-type ModeKey = 'a' | 'b' | 'c' | 'd' | 'e';
+type ModeKey = 'a' | 'b' | 'c' | 'd' | 'e' | 'f';
 const RULES_E = 1000;
 
 interface Options {
@@ -102,7 +102,7 @@ const USAGE = `usage: node dist/bench/bench.js [--runs N] [--seconds S] [--quick
   --runs N        runs per measurement, median reported (env BENCH_RUNS, default 3)
   --seconds S     iperf3 duration per run (env BENCH_SECONDS, default 5)
   --quick         1 run of 2 s
-  --modes LIST    subset of a (kernel), b (C loop), c (npm nfqueue), d (nfips), e (nfips, 1000 rules)
+  --modes LIST    subset of a (kernel), b (C loop), c (npm nfqueue), d (nfips, detection on), e (nfips, 1000 rules, detection on), f (nfips, detection off)
   --ping-count N  echo requests per ping run (default 200, 5 ms apart)
   --json FILE     where to write results (default bench/out/last.json)
   --keep-logs     keep the nfips log directory
@@ -125,13 +125,13 @@ function parseArgs(argv: string[], root: string): Options {
     runs: process.env.BENCH_RUNS ? positiveInt(process.env.BENCH_RUNS, 'BENCH_RUNS') : 3,
     seconds: process.env.BENCH_SECONDS ? positiveInt(process.env.BENCH_SECONDS, 'BENCH_SECONDS') : 5,
     pingCount: 200,
-    modes: ['a', 'b', 'c', 'd', 'e'],
+    modes: ['a', 'b', 'c', 'd', 'e', 'f'],
     keepLogs: false,
     // nfips' default --queue-maxlen; a shorter queue would fail open sooner and flatter nfips.
     loopMaxlen: 4096,
     jsonOut: path.join(root, 'bench', 'out', 'last.json'),
   };
-  const names: Record<string, ModeKey> = { a: 'a', kernel: 'a', b: 'b', c: 'c', cloop: 'b', loop: 'b', peer: 'c', nfqueue: 'c', d: 'd', nfips: 'd', e: 'e' };
+  const names: Record<string, ModeKey> = { a: 'a', kernel: 'a', b: 'b', c: 'c', cloop: 'b', loop: 'b', peer: 'c', nfqueue: 'c', d: 'd', nfips: 'd', e: 'e', f: 'f' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     switch (a) {
@@ -149,7 +149,7 @@ function parseArgs(argv: string[], root: string): Options {
       case '--modes': {
         const list = (argv[++i] ?? fail('--modes needs a list')).split(',').map((s) => s.trim().toLowerCase());
         const keys = list.map((s) => names[s] ?? fail(`unknown mode "${s}"`));
-        o.modes = (['a', 'b', 'c', 'd', 'e'] as ModeKey[]).filter((k) => keys.includes(k));
+        o.modes = (['a', 'b', 'c', 'd', 'e', 'f'] as ModeKey[]).filter((k) => keys.includes(k));
         break;
       }
       case '-h': case '--help': process.stdout.write(`${USAGE}\n`); process.exit(0);
@@ -382,27 +382,31 @@ class Bench {
         },
       },
       {
-        key: 'd', label: 'nfips', queued: true,
+        key: 'd', label: 'nfips (features + classifier)', queued: true,
         start: () => this.startNfips('rules/default.json'),
       },
       {
-        key: 'e', label: `nfips, ${RULES_E} rules`, queued: true,
+        key: 'e', label: `nfips, ${RULES_E} rules (features + classifier)`, queued: true,
         start: () => {
           const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'nfips-bench-rules-')), 'rules.json');
           writeBenchRulesFile(file, RULES_E);
           return this.startNfips(file);
         },
       },
+      {
+        key: 'f', label: 'nfips, detection off (rules only)', queued: true,
+        start: () => this.startNfips('rules/default.json', ['--mode', 'off']),
+      },
     ];
   }
 
-  private async startNfips(rulesFile: string): Promise<StartResult> {
+  private async startNfips(rulesFile: string, extra: string[] = []): Promise<StartResult> {
     const cli = path.join(this.root, 'bin', 'nfips');
     if (!existsSync(cli)) return { skip: `${path.relative(this.root, cli)} does not exist (nfips CLI not built yet)` };
     this.nfipsLogDir = mkdtempSync(path.join(os.tmpdir(), 'nfips-bench-'));
     const logFile = path.join(this.nfipsLogDir, 'nfips.json');
     const args = [cli, 'run', '--rules', rulesFile, '--control-socket', path.join(this.nfipsLogDir, 'control.sock'), '--queues', String(QUEUE), '--hook', 'forward',
-      '--log-file', logFile, '--stats-interval', '1'];
+      '--log-file', logFile, '--stats-interval', '1', ...extra];
     const p = this.spawnInGateway('nfips', process.execPath, args);
     const why = await this.waitBound(p, async () => {
       const r = await this.ipt(['-S', 'FORWARD'], true);
@@ -663,6 +667,7 @@ function compare(results: ModeResult[]): { comparisons: Comparison[]; targets: T
   const c = pickMode(results, 'c');
   const d = pickMode(results, 'd');
   const e = pickMode(results, 'e');
+  const f = pickMode(results, 'f');
   const v = (m: ModeSummary | null, def: MetricDef) => (m === null ? null : def.pick(m));
   const comparisons = METRICS.filter((m) => m.name !== 'UDP-64 loss').map((def) => ({
     metric: def.name,
@@ -682,6 +687,10 @@ function compare(results: ModeResult[]): { comparisons: Comparison[]; targets: T
     target(`nfips with ${RULES_E} rules: TCP vs C loop`, ratio(e?.tcpGbps, b?.tcpGbps), (x) => x >= 0.8, '>= 0.80'),
     target(`nfips with ${RULES_E} rules: UDP-64 verdicted pkts/s vs C loop`, ratio(e?.udpVerdictedPps, b?.udpVerdictedPps), (x) => x >= 0.8, '>= 0.80'),
     target(`nfips with ${RULES_E} rules: ping RTT vs C loop`, ratio(e?.pingAvgUs, b?.pingAvgUs), (x) => x <= 1.5, '<= 1.50'),
+    // What detection costs: nfips with it against nfips without it, same run.
+    target('(info) detection on vs off: TCP', ratio(d?.tcpGbps, f?.tcpGbps), (x) => x >= 0.8, '>= 0.80'),
+    target('(info) detection on vs off: UDP-64 verdicted', ratio(d?.udpVerdictedPps, f?.udpVerdictedPps), (x) => x >= 0.8, '>= 0.80'),
+    target('(info) detection on vs off: ping RTT', ratio(d?.pingAvgUs, f?.pingAvgUs), (x) => x <= 1.5, '<= 1.50'),
     // Not the target (that is the average, as stated), shown because the average follows the tail.
     target('(info) nfips median ping RTT vs C loop', ratio(d?.pingMedianUs, b?.pingMedianUs), (x) => x <= 1.5, '<= 1.50'),
   ];

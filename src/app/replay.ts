@@ -2,6 +2,7 @@
 // classifier as the inline path, on the capture's own clock, without root.
 // Prints the events as the run log would have them, then a summary.
 import { WINDOW_DEFAULTS } from '../config/run-options';
+import { isScoreable } from '../detect/scoreable';
 import { loadModel, Model } from '../detect/model';
 import { WindowJudge } from '../detect/judge';
 import { createScorer } from '../detect/score';
@@ -53,7 +54,7 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>): Repla
       onWindow: (w) => {
         windows++;
         if (!model || !scorer || !judge) return;
-        if (w.packets < model.minPackets) {
+        if (!isScoreable(w, model)) {
           thin++;
           judge.judge(w, null);
           return;

@@ -1,7 +1,8 @@
-// `nfips demo`: the whole product on a throw-away topology, in about 20 s.
+// `nfips demo`: the whole product on a throw-away topology, in about a minute.
 import { ChildProcess } from 'node:child_process';
-import { startInlineNfips } from '../netns/inline-nfips';
+import { InlineNfips, startInlineNfips } from '../netns/inline-nfips';
 import { startPeers } from '../netns/peers';
+import { startNormalTraffic } from '../netns/normal-traffic';
 import { createTopology, netnsUnavailableReason, Topology } from '../netns/topology';
 
 function say(line: string): void {
@@ -32,6 +33,35 @@ const CHECKS: Check[] = [
   },
 ];
 
+/** Normal traffic, then a ping flood from another client address: shows the alert lines. */
+async function anomalyAct(t: Topology, nfips: InlineNfips): Promise<number> {
+  const attacker = t.addr.clientExtra4[3];
+  say('\nanomaly detection (models/default.json): 10 s of normal traffic from 3 clients, then a ping flood from ' + attacker);
+  const traffic = await startNormalTraffic(t, { seconds: 30, seed: 11 });
+  let flood: ChildProcess | null = null;
+  try {
+    await new Promise((r) => setTimeout(r, 10_000));
+    const quiet = nfips.events('alert').filter((a) => a.anomaly).length;
+    say(`  normal traffic: ${quiet === 0 ? 'no alert' : `${quiet} alert(s)  <-- unexpected`}`);
+    const onset = Date.now();
+    flood = t.spawn(t.client, 'ping', ['-f', '-q', '-I', attacker, t.addr.server4]);
+    let alert;
+    try {
+      alert = await nfips.waitFor('alert', 15_000, (a) => a.anomaly !== undefined);
+    } catch {
+      say('  ping flood: NOT detected within 15 s  <-- unexpected');
+      return 1;
+    }
+    say(`  ping flood: alert after ${Date.parse(alert.timestamp) - onset} ms; the alert line (tail -F ${nfips.logFile}):`);
+    say(JSON.stringify(alert, null, 2).split('\n').map((l) => `    ${l}`).join('\n'));
+    return quiet === 0 ? 0 : 1;
+  } finally {
+    flood?.kill('SIGINT');
+    const summary = await traffic.stop();
+    say(`  normal clients meanwhile: ${summary.http.ok} HTTP requests ok, ${summary.http.failed} failed; ${summary.udp.answered}/${summary.udp.sent} UDP answered`);
+  }
+}
+
 export async function runDemo(opts: { keep: boolean }): Promise<number> {
   const reason = await netnsUnavailableReason();
   if (reason) {
@@ -53,6 +83,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<number> {
       if (!ok) failures++;
       say(`  ${passed ? 'PASSED ' : 'DROPPED'}  ${c.what}${ok ? '' : `   <-- expected ${c.expect}`}`);
     }
+    failures += await anomalyAct(t, nfips);
     const fwd = await t.exec(t.gateway, 'iptables', ['-w', '-L', 'NFIPS', '-v', '-n', '-x']);
     say('\nNFIPS chain on the gateway (packet counters):');
     say(fwd.stdout.trim().split('\n').map((l) => `  ${l}`).join('\n'));

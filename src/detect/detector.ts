@@ -8,6 +8,7 @@ import { FeatureRecorder } from '../features/record-file';
 import { FeatureWindow, StepRecord, WindowRing } from '../features/window';
 import { EventLog } from '../log/event-log';
 import { WindowJudge } from './judge';
+import { isScoreable } from './scoreable';
 import { Model } from './model';
 import { ScoreResult } from './score';
 import { ScoreTask, ScoreWorkerData } from './score-worker';
@@ -95,7 +96,7 @@ export class Detector {
     const model = this.#model;
     const judge = this.#judge;
     if (!pool || !model || !judge) return;
-    if (w.packets < model.minPackets) {
+    if (!isScoreable(w, model)) {
       q.stats.thin++;
       judge.judge(w, null);
       return;

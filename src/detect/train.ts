@@ -5,6 +5,7 @@ import { FEATURE_COUNT, FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES, FeatureTra
 import { KCandidate, Model, MODEL_FORMAT, MODEL_VERSION } from './model';
 import { fitScaler, scaleInto } from './scale';
 import { createScorer, excessDistance } from './score';
+import { isScoreable } from './scoreable';
 
 export interface TrainingWindow {
   /** Epoch seconds. */
@@ -205,7 +206,7 @@ export function trainModel(windows: readonly TrainingWindow[], options: TrainOpt
 
   // Thinner windows are never scored: too little traffic to judge, and nothing to prevent.
   const inTime = [...windows].sort((a, b) => a.start - b.start);
-  const used = inTime.filter((w) => w.packets >= minPackets);
+  const used = inTime.filter((w) => isScoreable(w, { minPackets, windowSeconds }));
 
   // Windows overlap (1-s step over 60-s windows), so neighbours are near
   // copies; holding out whole blocks a window long keeps the held-out

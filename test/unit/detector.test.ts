@@ -94,6 +94,23 @@ describe('Detector', () => {
     }
   });
 
+  it('does not score a window that covers less than 10 s (right after start): rates over 2 s swing too far', async () => {
+    const { log, events } = recordingLog();
+    const d = new Detector({ model, modelFile: 'm.json', threads: 1, log, windowSeconds: 60, stepSeconds: 1 });
+    try {
+      const flood = normalValues();
+      flood[pps] = 1e6;
+      d.onWindow({ ...win(0, 102, flood), start: 100 });
+      await new Promise((res) => setTimeout(res, 50));
+      assert.deepEqual([d.stats()[0].thin, d.stats()[0].scored], [1, 0]);
+      d.onWindow({ ...win(0, 110, flood), start: 100 });
+      await settle(d, 0, 1);
+      assert.deepEqual(events.map((e) => e.type), ['alert'], 'from 10 s on it is judged');
+    } finally {
+      await d.close();
+    }
+  });
+
   it('without a model only records (no pool, nothing scored)', async () => {
     const { log, events } = recordingLog();
     const d = new Detector({ model: null, modelFile: '', threads: 1, log, windowSeconds: 60, stepSeconds: 1 });
