@@ -8,6 +8,10 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/config/paths';
 import { writeSyntheticPcap } from '../../src/pcap/synthetic';
+import { FeatureRecorder } from '../../src/features/record-file';
+import { OfflinePipeline } from '../../src/offline/pipeline';
+import { PcapBatchReader } from '../../src/pcap/reader';
+import { readRuleFile } from '../../src/rules/load';
 
 const run = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
@@ -77,6 +81,23 @@ describe('nfips train --pcap, then nfips replay', () => {
     const s = summaryOf(lines);
     assert.ok(s.verdicts.dropped > 0);
     assert.ok(lines.some((l) => l.event_type === 'drop' && l.rule_id === 'no-dns'));
+  });
+
+  it('train --features: learns from windows recorded the way run --record-features writes them', async () => {
+    const rec = new FeatureRecorder(file('windows.jsonl'), 60, 1);
+    const reader = new PcapBatchReader(file('train.pcap'), 256);
+    const rules = readRuleFile(path.join(PACKAGE_ROOT, 'rules', 'default.json'), 'auto');
+    const pipe = new OfflinePipeline(reader.meta, { rules, batchSize: 256, features: { windowSeconds: 60, stepSeconds: 1, maxSourcesPerStep: 256 }, onWindow: (w) => rec.write(w) });
+    for (let n = reader.next(); n > 0; n = reader.next()) pipe.process(n, reader.packets);
+    pipe.finish();
+    reader.close();
+    await rec.close();
+    const r = await run(process.execPath, [NFIPS, 'train', '--features', file('windows.jsonl'), '--out', file('from-features.json')]);
+    assert.match(r.stdout, /windows: 600/);
+    const m = JSON.parse(readFileSync(file('from-features.json'), 'utf8')) as { queues: number; training: { source: string } };
+    assert.equal(m.queues, 1);
+    assert.match(m.training.source, /feature recording/);
+    await assert.rejects(run(process.execPath, [NFIPS, 'train', '--features', file('windows.jsonl'), '--window-seconds', '30', '--out', file('x.json')]), /the recording has 60 s windows/);
   });
 
   it('bad input: a clear error and exit code 2', async () => {
