@@ -7,7 +7,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { StepCounter, StepRecord, WindowRing } from '../src/features/window';
+import { StepCounter, StepRecord, WindowRing, windowInputsOf } from '../src/features/window';
 import { PcapBatchReader } from '../src/pcap/reader';
 import { writeSyntheticPcap } from '../src/pcap/synthetic';
 import { readRuleFile } from '../src/rules/load';
@@ -38,7 +38,7 @@ function round(): { verdictNs: number; featureNs: number; packetNs: number; clos
   const steps: StepRecord[] = [];
   const agg = new StepCounter({ queue: 0, windowSeconds: 60, stepSeconds: 1 }, (r) => steps.push(r));
   const m = reader.meta;
-  const inputs = { tsSec: m.tsSec, tsNsec: m.tsNsec, origLen: m.origLen, hwAddrOffset: m.hwAddrOffset, sessionPackets: engine.sessionPackets, analysed: engine.analysed };
+  const inputs = windowInputsOf(m, engine);
   let tv = 0n;
   let tf = 0n;
   let tQuiet = 0n;
@@ -49,6 +49,7 @@ function round(): { verdictNs: number; featureNs: number; packetNs: number; clos
     engine.process(n, reader.packets);
     const t1 = process.hrtime.bigint();
     const before = steps.length;
+    engine.recordSessions(n);
     agg.observe(n, engine.decoded, inputs, reader.packets);
     const dt = process.hrtime.bigint() - t1;
     tf += dt;

@@ -55,6 +55,8 @@ export function anomalyAlert(
       deviations: s.deviations.map((d) => ({ feature: d.feature, value: r3(d.value), z: r3(d.z), about: DOC.get(d.feature) })),
       blame: a.blame,
       responsible: a.responsible,
+      // No source holds a tenth of it: spread over many (spoofed) addresses.
+      distributed: a.responsible.length === 0,
       new_sources: newSources,
       episode: { id: episode.id, opened: new Date(episode.openedAt * 1000).toISOString(), follow_up: followUp },
     },

@@ -29,7 +29,11 @@ export interface Attribution {
   responsible: ResponsibleSource[];
 }
 
-/** Sources with at least this share are named; at least one always is. */
+/**
+ * Sources with at least this share of the blamed counter are named. With
+ * none (a spoofed, random-source flood), nobody is: naming the top random
+ * address would blame a bystander and raise a new alert every window.
+ */
 export const MIN_SHARE = 0.1;
 export const MAX_RESPONSIBLE = 5;
 
@@ -44,7 +48,7 @@ export function attribute(w: FeatureWindow, deviations: readonly Deviation[]): A
   const ranked = w.sources
     .filter((s) => s[blame] > 0)
     .sort((a, b) => b[blame] - a[blame] || b.packets - a.packets);
-  const pick = ranked.filter((s, k) => k === 0 || s[blame] / total >= MIN_SHARE).slice(0, MAX_RESPONSIBLE);
+  const pick = ranked.filter((s) => s[blame] / total >= MIN_SHARE).slice(0, MAX_RESPONSIBLE);
   return { blame, feature, responsible: pick.map((s) => toResponsible(s, blame, total)) };
 }
 

@@ -4,7 +4,11 @@
 // windows at or below it (thin windows count as quiet). Since a window
 // spans 60 s, an episode outlives its attack by about a window length plus
 // the quiet period. While open, a responsible source not named before
-// raises one follow-up alert, so a second attacker is not hidden.
+// raises one follow-up alert, so a second attacker is not hidden; at most
+// one follow-up per FOLLOW_UP_GAP windows, and at most MAX_NAMED sources
+// remembered per episode.
+export const FOLLOW_UP_GAP = 10;
+export const MAX_NAMED = 64;
 export interface EpisodeState {
   id: number;
   open: boolean;
@@ -14,6 +18,7 @@ export interface EpisodeState {
   windowsAbove: number;
   quiet: number;
   named: Set<string>;
+  windowsSinceAlert: number;
 }
 
 export type EpisodeStep =
@@ -40,7 +45,7 @@ export class EpisodeTracker {
     const e = this.state;
     if (anomalous) {
       if (!e) {
-        const episode: EpisodeState = { id: this.nextId++, open: true, openedAt: end, lastAbove: end, peakScore: score, windowsAbove: 1, quiet: 0, named: new Set(sources) };
+        const episode: EpisodeState = { id: this.nextId++, open: true, openedAt: end, lastAbove: end, peakScore: score, windowsAbove: 1, quiet: 0, named: new Set(sources.slice(0, MAX_NAMED)), windowsSinceAlert: 0 };
         this.state = episode;
         return { kind: 'open', episode, newSources: [...sources] };
       }
@@ -48,12 +53,15 @@ export class EpisodeTracker {
       e.lastAbove = end;
       e.windowsAbove++;
       e.peakScore = Math.max(e.peakScore, score);
+      e.windowsSinceAlert++;
       const fresh = sources.filter((s) => !e.named.has(s));
-      if (fresh.length === 0) return { kind: 'none' };
+      if (fresh.length === 0 || e.windowsSinceAlert < FOLLOW_UP_GAP || e.named.size >= MAX_NAMED) return { kind: 'none' };
       for (const s of fresh) e.named.add(s);
+      e.windowsSinceAlert = 0;
       return { kind: 'new-sources', episode: e, newSources: fresh };
     }
     if (!e) return { kind: 'none' };
+    e.windowsSinceAlert++;
     if (++e.quiet < this.quietWindows) return { kind: 'none' };
     e.open = false;
     this.state = null;

@@ -152,13 +152,30 @@ function nearest(row: ArrayLike<number>, centroids: readonly number[][]): { clus
 }
 
 /** Shortest gap-free capture whose split meets both minimums, with one window per queue per step. */
-function minimumCaptureSeconds(blockWindows: number, stepSeconds: number, windowSeconds: number, queues: number): number {
+/**
+ * Where a window starting `offset` seconds into the capture goes: blocks of
+ * two window lengths, every HOLD_OUT_EVERY-th held out, and training
+ * windows that would overlap a held-out window's time left out ('guard').
+ */
+export function splitRole(offset: number, windowSeconds: number, stepSeconds: number): 'train' | 'held-out' | 'guard' {
+  const blockSeconds = 2 * Math.ceil(windowSeconds / stepSeconds - 1e-9) * stepSeconds;
+  const block = Math.floor(offset / blockSeconds + 1e-9);
+  const held = (b: number) => b >= 0 && b % HOLD_OUT_EVERY === HOLD_OUT_EVERY - 1;
+  if (held(block)) return 'held-out';
+  if (held(block + 1) && offset > (block + 1) * blockSeconds - windowSeconds) return 'guard';
+  // The last held-out window starts one step before this block and lasts a window.
+  if (held(block - 1) && offset < block * blockSeconds - stepSeconds + windowSeconds) return 'guard';
+  return 'train';
+}
+
+function minimumCaptureSeconds(stepSeconds: number, windowSeconds: number, queues: number): number {
   let train = 0;
   let held = 0;
   let steps = 0;
   while (train < MIN_TRAIN_WINDOWS || held < MIN_HELD_OUT_WINDOWS) {
-    if (Math.floor(steps / blockWindows) % HOLD_OUT_EVERY === HOLD_OUT_EVERY - 1) held += queues;
-    else train += queues;
+    const role = splitRole(steps * stepSeconds, windowSeconds, stepSeconds);
+    if (role === 'held-out') held += queues;
+    else if (role === 'train') train += queues;
     steps++;
   }
   return (steps - 1) * stepSeconds + windowSeconds;
@@ -209,23 +226,26 @@ export function trainModel(windows: readonly TrainingWindow[], options: TrainOpt
   const used = inTime.filter((w) => isScoreable(w, { minPackets, windowSeconds }));
 
   // Windows overlap (1-s step over 60-s windows), so neighbours are near
-  // copies; holding out whole blocks a window long keeps the held-out
-  // false-alarm rate honest.
-  const blockWindows = Math.ceil(windowSeconds / stepSeconds - 1e-9);
-  const blockSeconds = blockWindows * stepSeconds;
+  // copies: hold out whole blocks two windows long, and leave out of
+  // training every window that shares time with a held-out one, so the
+  // held-out false-alarm rate is measured on data training never saw.
+  const t0 = used.length ? used[0].start : 0;
   const train: TrainingWindow[] = [];
   const heldOut: TrainingWindow[] = [];
-  const t0 = used.length ? used[0].start : 0;
+  let guarded = 0;
   for (const w of used) {
-    const block = Math.floor((w.start - t0) / blockSeconds + 1e-9);
-    (block % HOLD_OUT_EVERY === HOLD_OUT_EVERY - 1 ? heldOut : train).push(w);
+    const role = splitRole(w.start - t0, windowSeconds, stepSeconds);
+    if (role === 'held-out') heldOut.push(w);
+    else if (role === 'train') train.push(w);
+    else guarded++;
   }
+  const blockWindows = 2 * Math.ceil(windowSeconds / stepSeconds - 1e-9);
   if (train.length < MIN_TRAIN_WINDOWS || heldOut.length < MIN_HELD_OUT_WINDOWS) {
     throw new Error(
       `not enough traffic to train: ${windows.length} windows, ${used.length} of them with at least ${minPackets} packets, ` +
-        `giving ${train.length} training and ${heldOut.length} held-out windows; at least ${MIN_TRAIN_WINDOWS} training and ` +
+        `giving ${train.length} training and ${heldOut.length} held-out windows (${guarded} left out next to held-out ones); at least ${MIN_TRAIN_WINDOWS} training and ` +
         `${MIN_HELD_OUT_WINDOWS} held-out windows are needed (every ${HOLD_OUT_EVERY}th block of ${blockWindows} windows is held out). ` +
-        `A longer capture is required: at least ${minimumCaptureSeconds(blockWindows, stepSeconds, windowSeconds, opts.queues)} s ` +
+        `A longer capture is required: at least ${minimumCaptureSeconds(stepSeconds, windowSeconds, opts.queues)} s ` +
         `of uninterrupted traffic with at least ${minPackets} packets in every window.`,
     );
   }

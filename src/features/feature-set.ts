@@ -37,7 +37,7 @@ export const FEATURES: readonly FeatureDef[] = [
   { name: 'over_mtu_share', transform: 'linear', doc: 'share of packets over 1500 bytes (GSO aggregates count)', blame: 'bytes' },
   { name: 'fragment_share', transform: 'linear', doc: 'share of IP fragments', blame: 'packets' },
   { name: 'sources', transform: 'log1p', doc: 'distinct source addresses', blame: 'packets' },
-  { name: 'dst_ports', transform: 'log1p', doc: 'distinct destination ports', blame: 'syn' },
+  { name: 'dst_ports', transform: 'log1p', doc: 'distinct destination ports on the server side', blame: 'syn' },
   // rates and balances
   { name: 'packets_per_s', transform: 'log1p', doc: 'packets per second', blame: 'packets' },
   { name: 'bytes_per_s', transform: 'log1p', doc: 'bytes per second', blame: 'bytes' },
@@ -49,7 +49,7 @@ export const FEATURES: readonly FeatureDef[] = [
   { name: 'icmp_echo_per_s', transform: 'log1p', doc: 'ICMP/ICMPv6 echo requests per second', blame: 'icmpEcho' },
   { name: 'udp_per_s', transform: 'log1p', doc: 'UDP packets per second', blame: 'udp' },
   { name: 'ip_len_std', transform: 'linear', doc: 'standard deviation of the IP total length', blame: 'bytes' },
-  { name: 'top_source_share', transform: 'linear', doc: 'packet share of the busiest source', blame: 'packets' },
+  { name: 'top_source_share', transform: 'linear', doc: 'share of the busiest client in the packets sent toward servers', blame: 'packets' },
 ];
 
 export const FEATURE_COUNT = FEATURES.length;

@@ -7,7 +7,9 @@
 // last window's worth of steps (60 s) and sums them into one flow vector per
 // step: that summary costs about a millisecond, which must not stall the
 // verdict path. WindowAggregator joins the two for offline use and tests.
-import { DecodedBatch, DecodeStatus, FragBits, L3Bits, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../packet/decoded';
+import { DecodedBatch, DecodeStatus, FragBits, L3Bits, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../packet/decoded';
+import { isEchoRequest } from '../flow/server-guess';
+import { hasPorts } from '../rules/linear';
 import { formatAddress } from '../rules/address';
 import { BlameCounter, FEATURE_COUNT, featureIndex } from './feature-set';
 import { fmix32, hashAddress, mixWord } from './hash';
@@ -26,6 +28,16 @@ export interface WindowInputs {
   sessionPackets: Uint32Array;
   /** From the verdict engine: 1 when the packet should be counted. */
   analysed: Uint8Array;
+  /** From the verdict engine: 1 when the packet went to the server side of its exchange. */
+  toServer: Uint8Array;
+}
+
+/** The inputs from a queue's metadata columns and its verdict engine's per-packet columns. */
+export function windowInputsOf(
+  meta: Pick<WindowInputs, 'tsSec' | 'tsNsec' | 'origLen' | 'hwAddrOffset'>,
+  engine: Pick<WindowInputs, 'sessionPackets' | 'analysed' | 'toServer'>,
+): WindowInputs {
+  return { tsSec: meta.tsSec, tsNsec: meta.tsNsec, origLen: meta.origLen, hwAddrOffset: meta.hwAddrOffset, sessionPackets: engine.sessionPackets, analysed: engine.analysed, toServer: engine.toServer };
 }
 
 export interface WindowSource {
@@ -91,6 +103,8 @@ const S_SOURCES = 2;
 const S_DST_PORTS = 3;
 const S_COUNT = 4;
 
+/** A stamp this many steps before the current one is late; further back, the clock was reset. */
+const LATE_STEPS = 2;
 /** A session that reaches this many packets is no longer a "few-packet" one. */
 export const FEW_PACKETS = 3;
 export const SMALL_PACKET = 80;
@@ -127,17 +141,6 @@ const F = {
   topShare: featureIndex('top_source_share'),
 } as const;
 
-/**
- * Whether the destination of a packet is the server side, guessed per packet
- * the way the session table guesses per session: a SYN goes to the server;
- * otherwise a port below 1024; otherwise the lower port.
- */
-export function towardServer(proto: number, flags: number, sport: number, dport: number): boolean {
-  if (proto === PROTO_TCP && (flags & TCP_SYN)) return (flags & TCP_ACK) === 0;
-  if ((dport < 1024) !== (sport < 1024)) return dport < 1024;
-  return dport <= sport;
-}
-
 /** One closed step of one queue: what StepCounter hands to WindowRing. */
 export interface StepRecord {
   queue: number;
@@ -150,6 +153,9 @@ export interface StepRecord {
   sources: { n: number; family: Uint8Array; addr: Uint32Array; macHi: Int32Array; macLo: Int32Array; counts: Float64Array };
   /** Counters of the sources that found no row. */
   others: Float64Array;
+  /** Since the counter started: packets stamped a little before their step, and clock steps back. */
+  lateStamps: number;
+  clockResets: number;
 }
 
 export interface StepOptions {
@@ -174,8 +180,10 @@ export class StepCounter {
   private readonly seen: SeenSources;
   /** Step being filled; -1 before the first packet. */
   private current = -1;
-  /** Packets seen with a timestamp before the current step (clock steps back). */
+  /** Packets stamped up to LATE_STEPS before the current step: counted into it. */
   lateStamps = 0;
+  /** Times the clock went back further: the window starts over. */
+  clockResets = 0;
 
   constructor(
     private readonly opts: StepOptions,
@@ -190,16 +198,26 @@ export class StepCounter {
 
   /** Counts the analysed packets among 0..n-1, closing steps as their stamps say. */
   observe(n: number, d: DecodedBatch, m: WindowInputs, bytes: Uint8Array): void {
+    let counted = 0;
     for (let i = 0; i < n; i++) {
       if (m.analysed[i] === 0) continue;
       const t = m.tsSec[i] + m.tsNsec[i] * 1e-9;
       const idx = Math.floor(t / this.step);
       if (idx !== this.current) {
         if (idx > this.current) this.moveTo(idx);
-        else this.lateStamps++;
+        else if (this.current - idx > LATE_STEPS) {
+          // The clock stepped back (NTP, a pcap with a bad stamp): counting
+          // into the current step would freeze the windows until the clock
+          // caught up again. Start over from the new time instead.
+          this.clockResets++;
+          this.moveTo(idx);
+        } else this.lateStamps++;
       }
       this.count(d, m, bytes, i, t);
+      counted++;
     }
+    // A batch with nothing to count still tells the time.
+    if (counted === 0 && n > 0) this.advanceTo(m.tsSec[0] + m.tsNsec[0] * 1e-9);
   }
 
   /** Moves time forward without packets (an idle queue still closes its steps). */
@@ -232,7 +250,16 @@ export class StepCounter {
       sources.counts.set(t.counts.subarray(s * SC_COUNT, (s + 1) * SC_COUNT), r * SC_COUNT);
       r++;
     }
-    const rec: StepRecord = { queue: this.opts.queue, index: this.current, counts: this.counts.slice(), sketches: this.sketches.slice(), sources, others: t.others.slice() };
+    const rec: StepRecord = {
+      queue: this.opts.queue,
+      index: this.current,
+      counts: this.counts.slice(),
+      sketches: this.sketches.slice(),
+      sources,
+      others: t.others.slice(),
+      lateStamps: this.lateStamps,
+      clockResets: this.clockResets,
+    };
     this.counts.fill(0);
     this.sketches.fill(0);
     t.clear();
@@ -259,6 +286,7 @@ export class StepCounter {
 
     const proto = d.proto[i];
     const flags = d.tcpFlags[i];
+    const toServer = m.toServer[i] === 1;
     let syn = 0;
     let echo = 0;
     let udp = 0;
@@ -271,8 +299,7 @@ export class StepCounter {
       if (flags & TCP_RST) c[B_RST]++;
     } else if (proto === PROTO_ICMP || proto === PROTO_ICMPV6) {
       c[B_ICMP]++;
-      const type = d.icmpType[i];
-      if (type === 8 || type === 128) echo = 1;
+      if (isEchoRequest(proto, d.icmpType[i])) echo = 1;
     } else if (proto === PROTO_UDP) {
       udp = 1;
     }
@@ -280,14 +307,14 @@ export class StepCounter {
     c[B_ICMP_ECHO] += echo;
     c[B_UDP] += udp;
 
-    const ports = ok && (proto === PROTO_TCP || proto === PROTO_UDP || proto === PROTO_SCTP) && !(d.frag[i] & FragBits.NonFirst);
+    const ports = ok && hasPorts(proto) && !(d.frag[i] & FragBits.NonFirst);
     const sp = ports ? d.sport[i] : 0;
     const dp = ports ? d.dport[i] : 0;
     let conn = mixWord(srcH, hashAddress(d.dst, w, fam));
     conn = fmix32(mixWord(conn, ((sp << 16) | dp) ^ (proto << 8)));
     hllAdd(sk, S_CONNS * HLL_REGISTERS, conn);
     if (syn) hllAdd(sk, S_SYN_CONNS * HLL_REGISTERS, conn);
-    if (ports && towardServer(proto, flags, sp, dp)) hllAdd(sk, S_DST_PORTS * HLL_REGISTERS, fmix32((proto << 16) | dp));
+    if (ports && toServer) hllAdd(sk, S_DST_PORTS * HLL_REGISTERS, fmix32((proto << 16) | dp));
 
     const sp1 = m.sessionPackets[i];
     let newSession = 0;
@@ -299,6 +326,9 @@ export class StepCounter {
       c[B_GRADUATED]++;
     }
 
+    // Per-source rows count what clients send toward servers, so a server
+    // answering a flood is not ranked beside the client sending it.
+    if (!toServer) return;
     const macOff = m.hwAddrOffset[i];
     const table = this.table;
     const row = table.rowFor(srcH, fam, d.src, w, bytes, macOff >= NO_OFFSET ? -1 : macOff);
@@ -344,7 +374,13 @@ export class WindowRing {
 
   /** A closed step; steps in between that never came were empty. */
   add(r: StepRecord): void {
-    if (r.index <= this.last) return;
+    if (r.index <= this.last) {
+      if (this.last - r.index <= LATE_STEPS) return;
+      // The sender's clock went back: start the window over.
+      this.slots.fill(null);
+      this.first = -1;
+      this.last = -1;
+    }
     const nb = this.buckets;
     if (this.first < 0) this.first = r.index;
     else {
@@ -416,7 +452,7 @@ export class WindowRing {
     v[F.echoPerS] = sum[B_ICMP_ECHO] / span;
     v[F.udpPerS] = sum[B_UDP] / span;
     v[F.lenStd] = packets > 0 ? Math.sqrt(Math.max(0, sum[B_LEN_SQ] / packets - mean * mean)) : 0;
-    v[F.topShare] = packets > 0 ? top / packets : 0;
+    v[F.topShare] = totals.packets > 0 ? top / totals.packets : 0;
 
     this.windowsEmitted++;
     this.onWindow({ queue, start: (end - covered) * this.step, end: end * this.step, packets, values: v, totals, sources: list });
@@ -496,6 +532,10 @@ export class WindowAggregator {
 
   get lateStamps(): number {
     return this.counter.lateStamps;
+  }
+
+  get clockResets(): number {
+    return this.counter.clockResets;
   }
 
   observe(n: number, d: DecodedBatch, m: WindowInputs, bytes: Uint8Array): void {

@@ -2,7 +2,8 @@
 // typed arrays (no per-session objects). It answers the rules' `state`
 // match and feeds the connection features: per-direction packets and bytes,
 // first and last seen, and which side is the server.
-import { DecodedBatch, FragBits, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, TCP_ACK, TCP_SYN } from '../packet/decoded';
+import { DecodedBatch, FragBits } from '../packet/decoded';
+import { guessFromPacket, ServerGuess, SERVER_GUESS_NAMES } from './server-guess';
 import { FLOW_ESTABLISHED, FLOW_NEW } from '../rules/types';
 import { hasPorts } from '../rules/linear';
 
@@ -14,20 +15,7 @@ const F_ESTABLISHED = 4;
 const F_SERVER_IS_A = 8;
 const GUESS_SHIFT = 4; // two bits: how the server was guessed (ServerGuess)
 
-/**
- * How the server side was guessed, weakest first, in eBPF_TrafficAnalyzer's
- * order: a SYN (or an ICMP echo) says it outright; otherwise a port below
- * 1024; otherwise the lower port. Stronger evidence seen later replaces a
- * weaker guess.
- */
-export const enum ServerGuess {
-  /** No ports and no handshake: the initiator's peer. */
-  Initiator = 0,
-  LowerPort = 1,
-  WellKnownPort = 2,
-  Handshake = 3,
-}
-export const SERVER_GUESS_NAMES = ['initiator', 'lower_port', 'port_below_1024', 'handshake'] as const;
+export { ServerGuess, SERVER_GUESS_NAMES } from './server-guess';
 
 export interface SessionTableStats {
   sessions: number;
@@ -63,8 +51,8 @@ export class SessionTable {
   private readonly flags: Uint8Array;
   private readonly firstSeen: Float64Array;
   private readonly lastSeen: Float64Array;
-  private readonly packetsAB: Uint32Array;
-  private readonly packetsBA: Uint32Array;
+  private readonly packetsAB: Float64Array;
+  private readonly packetsBA: Float64Array;
   private readonly bytesAB: Float64Array;
   private readonly bytesBA: Float64Array;
   private readonly key = new Uint32Array(KEY_WORDS);
@@ -74,6 +62,8 @@ export class SessionTable {
   private victim = -1;
   /** Slot of the last record() that stored something, else -1. */
   lastSlot = -1;
+  /** Whether the last recorded packet went to its session's server side. */
+  lastToServer = false;
   evictions = 0;
   overflows = 0;
 
@@ -87,8 +77,8 @@ export class SessionTable {
     this.flags = new Uint8Array(c);
     this.firstSeen = new Float64Array(c);
     this.lastSeen = new Float64Array(c);
-    this.packetsAB = new Uint32Array(c);
-    this.packetsBA = new Uint32Array(c);
+    this.packetsAB = new Float64Array(c);
+    this.packetsBA = new Float64Array(c);
     this.bytesAB = new Float64Array(c);
     this.bytesBA = new Float64Array(c);
   }
@@ -147,6 +137,7 @@ export class SessionTable {
     }
     this.lastSeen[s] = now;
     this.lastSlot = s;
+    this.lastToServer = ((this.flags[s] & F_SERVER_IS_A) !== 0) !== fromA;
     if (fromA) {
       this.bytesAB[s] += bytes;
       return ++this.packetsAB[s] + this.packetsBA[s];
@@ -192,34 +183,11 @@ export class SessionTable {
    * stronger than what is stored (or always, for a new session).
    */
   private guessServer(d: DecodedBatch, i: number, s: number, fromA: boolean, fresh: boolean): void {
-    let guess: number = ServerGuess.Initiator;
-    let dstIsServer = true;
-    const proto = d.proto[i];
-    const flags = d.tcpFlags[i];
-    if (proto === PROTO_TCP && (flags & TCP_SYN)) {
-      guess = ServerGuess.Handshake;
-      dstIsServer = (flags & TCP_ACK) === 0; // a SYN/ACK comes from the server
-    } else if (proto === PROTO_ICMP || proto === PROTO_ICMPV6) {
-      const t = d.icmpType[i];
-      if (t === 8 || t === 128) guess = ServerGuess.Handshake;
-      else if (t === 0 || t === 129) {
-        guess = ServerGuess.Handshake;
-        dstIsServer = false;
-      }
-    } else if (this.key[9] !== 0) {
-      const sp = d.sport[i];
-      const dp = d.dport[i];
-      if ((dp < 1024) !== (sp < 1024)) {
-        guess = ServerGuess.WellKnownPort;
-        dstIsServer = dp < 1024;
-      } else {
-        guess = ServerGuess.LowerPort;
-        dstIsServer = dp <= sp;
-      }
-    }
+    const g = guessFromPacket(d.proto[i], d.tcpFlags[i], d.icmpType[i], d.sport[i], d.dport[i], this.key[9] !== 0);
+    const guess = g >> 1;
     const f = this.flags[s];
     if (!fresh && guess <= (f >> GUESS_SHIFT)) return;
-    const serverIsA = dstIsServer ? !fromA : fromA;
+    const serverIsA = (g & 1) !== 0 ? !fromA : fromA;
     this.flags[s] = (f & (F_USED | F_INIT_IS_A | F_ESTABLISHED)) | (serverIsA ? F_SERVER_IS_A : 0) | (guess << GUESS_SHIFT);
   }
 

@@ -6,7 +6,7 @@ import { FeatureSettings } from '../queue/messages';
 import { MetaColumns } from '../queue/native';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineCounterName, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
-import { FeatureWindow, WindowAggregator, WindowInputs } from '../features/window';
+import { FeatureWindow, WindowAggregator, WindowInputs, windowInputsOf } from '../features/window';
 import { RuleEvent } from '../verdict/rule-events';
 
 export interface OfflineOptions {
@@ -26,7 +26,6 @@ const OFFLINE_ENGINE: EngineOptions = {
   rejectMark: { value: 2, mask: 2 },
   eventsPerSecond: 10,
   flowCapacity: 1 << 16,
-  trackSessions: true,
   ifindex: () => undefined,
 };
 
@@ -44,7 +43,7 @@ export class OfflinePipeline {
     this.engine = new VerdictEngine(opts.batchSize, meta, opts.rules, 0, new ArrayBuffer(ruleCounterBytes(opts.rules.rules.length)), OFFLINE_ENGINE, this.counters);
     this.windows = new WindowAggregator({ queue: opts.queue ?? 0, ...opts.features }, opts.onWindow);
     const e = this.engine;
-    this.inputs = { tsSec: meta.tsSec, tsNsec: meta.tsNsec, origLen: meta.origLen, hwAddrOffset: meta.hwAddrOffset, sessionPackets: e.sessionPackets, analysed: e.analysed };
+    this.inputs = windowInputsOf(meta, e);
   }
 
   /** One batch whose columns are in the meta given at construction. */
@@ -53,6 +52,7 @@ export class OfflinePipeline {
     this.packets += n;
     this.engine.process(n, packets);
     if (this.engine.events.count > 0) this.opts.onRuleEvents?.(this.engine.events.drain());
+    this.engine.recordSessions(n);
     this.windows.observe(n, this.engine.decoded, this.inputs, packets);
   }
 

@@ -4,7 +4,7 @@ import { ifindexOf } from '../rules/interfaces';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
 import { warmUp } from '../verdict/warmup';
-import { StepCounter, stepTransferList } from '../features/window';
+import { StepCounter, stepTransferList, windowInputsOf } from '../features/window';
 import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { loadAddon, metaColumns, NATIVE_COUNTERS, NativeQueue } from './native';
 
@@ -39,7 +39,7 @@ const CONTROL_POLL_MS = 100;
 const ruleCountersFor = (rules: RuleSet) => new SharedArrayBuffer(ruleCounterBytes(rules.rules.length));
 
 function main(): void {
-  const engineOptions: EngineOptions = { ...init.engine, ifindex: ifindexOf, trackSessions: init.features !== null };
+  const engineOptions: EngineOptions = { ...init.engine, ifindex: ifindexOf };
   warmUp(init.queue.batchSize, init.rules, engineOptions, init.features);
   let q: NativeQueue;
   try {
@@ -63,9 +63,12 @@ function main(): void {
     // A closed step goes to the main thread with its buffers transferred; the
     // window summary over the last 60 steps is computed there.
     const windows = new StepCounter({ queue: queueNum, ...fs }, (step) => port.postMessage({ type: 'step', queue: queueNum, step } satisfies FromQueueWorker, stepTransferList(step)));
-    const inputs = { tsSec: meta.tsSec, tsNsec: meta.tsNsec, origLen: meta.origLen, hwAddrOffset: meta.hwAddrOffset, sessionPackets: engine.sessionPackets, analysed: engine.analysed };
+    const inputs = windowInputsOf(meta, engine);
     afterVerdicts = (n: number) => {
-      if (n > 0) windows.observe(n, engine.decoded, inputs, packets);
+      if (n > 0) {
+        engine.recordSessions(n);
+        windows.observe(n, engine.decoded, inputs, packets);
+      }
       else windows.advanceTo(Date.now() / 1000);
     };
   }

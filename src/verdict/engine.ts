@@ -3,10 +3,11 @@
 // except for the few rate-limited events it reports.
 import { SessionTable } from '../flow/session-table';
 import { decodeBatch } from '../packet/decode';
-import { createDecodedBatch, DecodedBatch, DecodeStatus } from '../packet/decoded';
+import { createDecodedBatch, DecodedBatch, DecodeStatus, FragBits } from '../packet/decoded';
+import { guessFromPacket } from '../flow/server-guess';
 import { MetaColumns, NF_ACCEPT, NF_DROP, NF_REPEAT } from '../queue/native';
 import { createMatcher } from '../rules/matcher';
-import { MatchInput, Matcher, resolveRules } from '../rules/linear';
+import { hasPorts, MatchInput, Matcher, resolveRules } from '../rules/linear';
 import { RuleSet } from '../rules/types';
 import { applyMark, MarkSpec } from './mark';
 import { RuleEventBuffer } from './rule-events';
@@ -41,8 +42,6 @@ export interface EngineOptions {
   /** Drop/alert events per rule per second before suppression. */
   eventsPerSecond: number;
   flowCapacity: number;
-  /** Record every accepted packet in the session table (the features need it), not only when a rule uses `state`. */
-  trackSessions?: boolean;
   ifindex: (name: string) => number | undefined;
 }
 
@@ -72,7 +71,11 @@ export class VerdictEngine {
    * handled and are left out; default-policy decisions are analysed.
    */
   readonly analysed: Uint8Array;
+  /** Per packet: 1 when it went to the server side (from its session, else guessed from the packet alone). */
+  readonly toServer: Uint8Array;
   readonly sessions: SessionTable;
+  /** Per packet: accepted (sessions are recorded only for those). */
+  private readonly accepted: Uint8Array;
   private active!: ActiveRules;
   private readonly input: MatchInput;
   private readonly flowState: Uint8Array;
@@ -96,6 +99,8 @@ export class VerdictEngine {
     this.sessions = new SessionTable(opts.flowCapacity);
     this.sessionPackets = new Uint32Array(capacity);
     this.analysed = new Uint8Array(capacity);
+    this.toServer = new Uint8Array(capacity);
+    this.accepted = new Uint8Array(capacity);
     this.input = { d: this.decoded, inIfindex: meta.inIfindex, outIfindex: meta.outIfindex, hook: meta.hook, flowState: this.flowState };
     this.acceptVerdict = opts.mode === 'repeat' ? NF_REPEAT : NF_ACCEPT;
     // A rejected packet re-enters with both bits, so it also skips the queue.
@@ -127,8 +132,8 @@ export class VerdictEngine {
 
 
   /**
-   * Decides n packets. The batch time is the first packet's timestamp from
-   * the native side, kept in a typed array: Date.now() and double arguments
+   * Decides n packets. Time is each packet's timestamp from the native side
+   * (or the capture), kept in a typed array: Date.now() and double arguments
    * are boxed on every call, and the data path must not allocate.
    */
   process(n: number, packets: Uint8Array): void {
@@ -141,9 +146,10 @@ export class VerdictEngine {
     const nRules = a.actions.length;
     decodeBatch(packets, meta.offset, meta.capLen, n, d);
     const usesState = a.usesState;
-    const track = usesState || this.opts.trackSessions === true;
-    const sessionPackets = this.sessionPackets;
     const analysed = this.analysed;
+    const accepted = this.accepted;
+    const tsSec = meta.tsSec;
+    const tsNsec = meta.tsNsec;
     const overflowsBefore = this.sessions.overflows;
     const verdict = meta.verdict;
     const vmark = meta.verdictMark;
@@ -152,6 +158,7 @@ export class VerdictEngine {
     for (let i = 0; i < n; i++) {
       const len = meta.origLen[i];
       c[C_BYTES] += len;
+      this.clock[0] = tsSec[i] + tsNsec[i] * 1e-9;
       let action = ACT_ACCEPT;
       let decided = -1;
       if (a.rules.lock) {
@@ -189,14 +196,17 @@ export class VerdictEngine {
           c[action === ACT_ACCEPT ? C_DEF_ACCEPT : C_DEF_DROP]++;
         }
       }
-      sessionPackets[i] = 0;
       analysed[i] = decided < 0 && !a.rules.lock ? 1 : 0;
+      accepted[i] = 0;
       if (action === ACT_ACCEPT) {
         verdict[i] = this.acceptVerdict;
         vmark[i] = repeat ? applyMark(marks[i], this.opts.mark) : marks[i];
         c[C_ACCEPTED]++;
         analysed[i] = 1;
-        if (track && d.status[i] === DecodeStatus.Ok) sessionPackets[i] = this.sessions.record(d, i, this.clock, len);
+        accepted[i] = 1;
+        // A state rule needs the session now: a reply later in this batch
+        // must see the flow its request created.
+        if (usesState) this.recordSession(d, i, len);
       } else if (action === ACT_REJECT) {
         verdict[i] = NF_REPEAT;
         vmark[i] = applyMark(marks[i], this.rejectMarkSpec);
@@ -208,6 +218,36 @@ export class VerdictEngine {
         if (!a.rules.lock) this.events.record(decided, ACT_DROP, i);
       }
     }
-    if (track) c[C_FLOW_OVERFLOW] += this.sessions.overflows - overflowsBefore;
+    c[C_FLOW_OVERFLOW] += this.sessions.overflows - overflowsBefore;
+  }
+
+  /**
+   * Records the batch's accepted packets in the session table for the
+   * features, when no rule needed it during the match: called after the
+   * verdicts are sent, so the bookkeeping stays off the verdict path.
+   * Fills sessionPackets and toServer for every packet either way.
+   */
+  recordSessions(n: number): void {
+    const d = this.decoded;
+    const meta = this.meta;
+    const inline = this.active.usesState;
+    const overflowsBefore = this.sessions.overflows;
+    for (let i = 0; i < n; i++) {
+      const ok = this.accepted[i] === 1 && d.status[i] === DecodeStatus.Ok;
+      const done = inline && ok; // recorded in process()
+      if (!done) this.sessionPackets[i] = 0;
+      if (this.sessionPackets[i] === 0) this.toServer[i] = guessFromPacket(d.proto[i], d.tcpFlags[i], d.icmpType[i], d.sport[i], d.dport[i], hasPorts(d.proto[i]) && !(d.frag[i] & FragBits.NonFirst)) & 1;
+      if (ok && !done) {
+        this.clock[0] = meta.tsSec[i] + meta.tsNsec[i] * 1e-9;
+        this.recordSession(d, i, meta.origLen[i]);
+      }
+    }
+    this.counters[C_FLOW_OVERFLOW] += this.sessions.overflows - overflowsBefore;
+  }
+
+  private recordSession(d: DecodedBatch, i: number, len: number): void {
+    const k = this.sessions.record(d, i, this.clock, len);
+    this.sessionPackets[i] = k;
+    if (k > 0) this.toServer[i] = this.sessions.lastToServer ? 1 : 0;
   }
 }

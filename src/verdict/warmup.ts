@@ -6,7 +6,7 @@ import { TCP_ACK, TCP_SYN } from '../packet/decoded';
 import { Field, metaColumns } from '../queue/native';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from './engine';
-import { WindowAggregator } from '../features/window';
+import { WindowAggregator, windowInputsOf } from '../features/window';
 import { FeatureSettings } from '../queue/messages';
 
 const SPECS: PacketSpec[] = [
@@ -37,7 +37,7 @@ export function warmUp(batchSize: number, rules: RuleSet, opts: EngineOptions, f
   const engine = new VerdictEngine(n, meta, rules, 0, new ArrayBuffer(ruleCounterBytes(rules.rules.length)), opts, new Float64Array(ENGINE_COUNTERS.length));
   // The feature path too, windows included (a step every 100 rounds).
   const windows = features ? new WindowAggregator({ queue: 0, ...features }, () => undefined) : null;
-  const inputs = { tsSec: meta.tsSec, tsNsec: meta.tsNsec, origLen: meta.origLen, hwAddrOffset: meta.hwAddrOffset, sessionPackets: engine.sessionPackets, analysed: engine.analysed };
+  const inputs = windowInputsOf(meta, engine);
   meta.hwAddrOffset.fill(0xffffffff);
   for (let r = 0; r < rounds; r++) {
     // Vary the batch size the way real traffic does: mostly 1, sometimes more.
@@ -45,6 +45,9 @@ export function warmUp(batchSize: number, rules: RuleSet, opts: EngineOptions, f
     meta.tsSec.fill(Math.floor(r / 100) * (features?.stepSeconds ?? 1), 0, k);
     engine.process(k, buf);
     engine.events.drain();
-    windows?.observe(k, engine.decoded, inputs, buf);
+    if (windows) {
+      engine.recordSessions(k);
+      windows.observe(k, engine.decoded, inputs, buf);
+    }
   }
 }

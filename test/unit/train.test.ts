@@ -68,10 +68,16 @@ const BLOB_ROWS = Array.from({ length: 900 }, (_, i) => blobSample(CENTRES[i % 3
 const BLOB_WINDOWS = windowsOf(BLOB_ROWS);
 const blobs = trainModel(BLOB_WINDOWS, { ...BASE, seed: 3 });
 
-/** Windows whose block (of WINDOW_S / STEP_S windows) is every 4th, as the brief specifies. */
+/** Windows in every 4th block of two window lengths. */
 function heldOutOf(ws: TrainingWindow[]): TrainingWindow[] {
   const t0 = Math.min(...ws.map((w) => w.start));
-  return ws.filter((w) => Math.floor((w.start - t0) / WINDOW_S) % 4 === 3);
+  return ws.filter((w) => Math.floor((w.start - t0) / (2 * WINDOW_S)) % 4 === 3);
+}
+/** Training windows: neither held out nor overlapping a held-out window's time. */
+function trainOf(ws: TrainingWindow[]): TrainingWindow[] {
+  const t0 = Math.min(...ws.map((w) => w.start));
+  const held = heldOutOf(ws);
+  return ws.filter((w) => !held.includes(w) && !held.some((h) => w.start < h.end && h.start < w.end) && w.start - t0 >= 0);
 }
 
 describe('trainModel on three blobs', () => {
@@ -90,8 +96,11 @@ describe('trainModel on three blobs', () => {
     const { model, summary } = blobs;
     assert.doesNotThrow(() => validateModel(JSON.parse(JSON.stringify(model)), 'trained.json'));
     assert.equal(summary.windows, 900);
-    assert.equal(summary.heldOutWindows, 224); // 225 blocks of 4, blocks 3, 7, ... 223 held out = 56 blocks
-    assert.equal(summary.trainWindows, 676);
+    // Blocks of 8 windows; blocks 3, 7, ... 111 held out = 28 × 8. Training loses the 3 windows
+    // on each side of a held-out block (they overlap held-out time): 900 - 224 - 168.
+    assert.equal(summary.heldOutWindows, 224);
+    assert.equal(summary.trainWindows, 508);
+    assert.equal(trainOf(BLOB_WINDOWS).length, 508, 'the guard is exactly the overlap');
     assert.equal(model.training.from, '2024-05-01T10:00:00.000Z');
     assert.equal(model.training.to, new Date((T0 + 899 + WINDOW_S) * 1000).toISOString());
     assert.equal(model.training.spanSeconds, 899 + WINDOW_S);
@@ -163,7 +172,7 @@ describe('threshold calibration', () => {
   it('radius of a cluster is the 95th percentile of its members\' distances', () => {
     const { model } = blobs;
     const scale = new Float64Array(FEATURE_COUNT);
-    const train = BLOB_WINDOWS.filter((w) => !heldOutOf(BLOB_WINDOWS).includes(w));
+    const train = trainOf(BLOB_WINDOWS);
     const byCluster: number[][] = model.centroids.map(() => []);
     for (const w of train) {
       const z = scaleInto(w.values, model.scaler, model.transforms, scale);
@@ -186,10 +195,10 @@ describe('trainModel data handling', () => {
     assert.throws(() => trainModel(few, BASE), (e: unknown) => {
       assert.ok(e instanceof Error);
       assert.match(e.message, /30 windows, 30 of them with at least 100 packets/);
-      assert.match(e.message, /giving 24 training and 6 held-out windows/);
+      assert.match(e.message, /giving 21 training and 6 held-out windows \(3 left out next to held-out ones\)/);
       assert.match(e.message, /at least 40 training and 10 held-out windows are needed/);
-      // 52 windows (blocks of 4, every 4th held out) give 40 + 12; the last starts at 51 s and lasts 4 s.
-      assert.match(e.message, /longer capture is required: at least 55 s of uninterrupted traffic with at least 100 packets in every window/);
+      // Over blocks of 8 with 3-window guards: the 40th training window starts at 67 s and lasts 4 s.
+      assert.match(e.message, /longer capture is required: at least 71 s of uninterrupted traffic with at least 100 packets in every window/);
       return true;
     });
   });
@@ -211,7 +220,7 @@ describe('trainModel data handling', () => {
     const { model, summary } = trainModel(mixed, { ...BASE, seed: 3 });
     assert.equal(summary.thinWindows, 300);
     assert.equal(summary.windows, 1200);
-    assert.equal(summary.trainWindows + summary.heldOutWindows, 900);
+    assert.equal(summary.trainWindows + summary.heldOutWindows, 732);
     const strip = (m: Model): unknown => ({ ...m, training: { ...m.training, windows: 0, thinWindows: 0 } });
     assert.deepEqual(strip(model), strip(blobs.model));
   });
@@ -269,7 +278,9 @@ describe('clamping at the training floor', () => {
   const unclamped = createScorer({ ...model, scaler: { ...model.scaler, floor: model.scaler.floor.map(() => -Infinity) } });
 
   it('floor is the per-feature minimum of the scaled training values', () => {
-    const s = fitScaler(rows.filter((_, i) => Math.floor(i / WINDOW_S) % 4 !== 3), model.transforms);
+    const ws = windowsOf(rows);
+    const keep = new Set(trainOf(ws));
+    const s = fitScaler(rows.filter((_, i) => keep.has(ws[i])), model.transforms);
     assert.deepEqual(s, model.scaler);
     const out = new Float64Array(FEATURE_COUNT);
     scaleInto(new Array<number>(FEATURE_COUNT).fill(0), model.scaler, model.transforms, out);

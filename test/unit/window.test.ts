@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { FEATURE_NAMES } from '../../src/features/feature-set';
 import { HLL_REGISTERS, hllAdd, hllEstimate } from '../../src/features/hll';
 import { fmix32 } from '../../src/features/hash';
-import { FeatureWindow, towardServer, WindowAggregator, WindowInputs } from '../../src/features/window';
+import { FeatureWindow, WindowAggregator, WindowInputs } from '../../src/features/window';
+import { guessFromPacket } from '../../src/flow/server-guess';
 import { buildPacket, PacketSpec } from '../../src/packet/build';
 import { decodeBatch } from '../../src/packet/decode';
 import { createDecodedBatch, TCP_ACK, TCP_FIN, TCP_SYN } from '../../src/packet/decoded';
@@ -14,6 +15,8 @@ interface Pkt extends PacketSpec {
   t: number;
   /** Session packet count the engine would report (default 0). */
   session?: number;
+  /** Default: guessed from the packet alone, as the engine does without a session. */
+  toServer?: boolean;
   analysed?: boolean;
   mac?: string;
 }
@@ -33,6 +36,7 @@ class Feeder {
     hwAddrOffset: new Uint32Array(CAP),
     sessionPackets: new Uint32Array(CAP),
     analysed: new Uint8Array(CAP),
+    toServer: new Uint8Array(CAP),
   };
 
   constructor(windowSeconds: number, stepSeconds = 1, maxSourcesPerStep?: number) {
@@ -56,6 +60,8 @@ class Feeder {
         this.m.tsNsec[i] = Math.round((p.t - Math.floor(p.t)) * 1e9);
         this.m.sessionPackets[i] = p.session ?? 0;
         this.m.analysed[i] = p.analysed === false ? 0 : 1;
+        const ports = p.proto === 6 || p.proto === 17;
+        this.m.toServer[i] = p.toServer === undefined ? guessFromPacket(p.proto, p.tcpFlags ?? 0, p.icmpType ?? 0xffff, p.sport ?? 0, p.dport ?? 0, ports) & 1 : p.toServer ? 1 : 0;
         pos += macLen + bytes.length;
       });
       decodeBatch(this.buf, this.offset, this.capLen, chunk.length, this.d);
@@ -160,7 +166,7 @@ describe('WindowAggregator', () => {
 
   it('few-packet session share and new sessions come from the session counts', () => {
     const f = new Feeder(10);
-    const s = (sport: number, session: number): Pkt => ({ src: '10.0.0.1', dst: '10.0.0.9', proto: 6, sport, dport: 80, tcpFlags: TCP_ACK, session, t: 7 });
+    const s = (sport: number, session: number): Pkt => ({ src: '10.0.0.1', dst: '10.0.0.9', proto: 6, sport: 40000 + sport, dport: 80, tcpFlags: TCP_ACK, session, t: 7 });
     // Four sessions open; one of them reaches 3 packets.
     f.feed([s(1, 1), s(2, 1), s(3, 1), s(4, 1), s(1, 2), s(1, 3), s(1, 4)]);
     f.agg.advanceTo(8);
@@ -225,6 +231,41 @@ describe('WindowAggregator', () => {
     assert.ok(w.sources.length <= 6 * 5);
   });
 
+  it('a clock step back of more than two steps starts the window over instead of freezing it', () => {
+    const f = new Feeder(10);
+    const u = (t: number): Pkt => ({ src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, t });
+    f.feed([u(1000), u(1001), u(1002)]);
+    f.feed([u(500), u(501)]);
+    f.agg.advanceTo(502);
+    assert.equal(f.agg.clockResets, 1);
+    const last = f.windows.at(-1)!;
+    assert.deepEqual([last.start, last.end, last.packets], [500, 502, 2], 'only the packets after the step back');
+  });
+
+  it('a batch with nothing to count still advances time', () => {
+    const f = new Feeder(10);
+    const u = (t: number, analysed = true): Pkt => ({ src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, t, analysed });
+    f.feed([u(10)]);
+    f.feed([u(11.5, false), u(11.6, false)]);
+    assert.deepEqual(f.windows.map((w) => w.end), [11]);
+  });
+
+  it('per-source rows count what goes toward servers: the server answering a flood is not a top source', () => {
+    const f = new Feeder(60);
+    const pkts: Pkt[] = [];
+    for (let k = 0; k < 100; k++) {
+      pkts.push({ src: '10.0.0.66', dst: '10.0.0.9', proto: 1, icmpType: 8, t: 30 + k / 1000 });
+      pkts.push({ src: '10.0.0.9', dst: '10.0.0.66', proto: 1, icmpType: 0, t: 30 + k / 1000 });
+    }
+    f.feed(pkts);
+    f.agg.advanceTo(31);
+    const w = f.windows[0];
+    assert.deepEqual(w.sources.map((s) => s.ip), ['10.0.0.66']);
+    assert.equal(w.totals.packets, 100);
+    assert.equal(w.packets, 200);
+    assert.equal(val(w, 'top_source_share'), 1, 'the busiest client among client packets');
+  });
+
   it('counts stamps from before the current step as late, into the current step', () => {
     const f = new Feeder(10);
     const u = (t: number): Pkt => ({ src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, t });
@@ -235,15 +276,27 @@ describe('WindowAggregator', () => {
   });
 });
 
-describe('towardServer', () => {
-  it('follows the server guess per packet', () => {
-    assert.equal(towardServer(6, TCP_SYN, 40000, 22), true);
-    assert.equal(towardServer(6, TCP_SYN | TCP_ACK, 22, 40000), false);
-    assert.equal(towardServer(6, TCP_SYN, 22, 40000), true, 'a SYN goes to the server even from a low port');
-    assert.equal(towardServer(17, 0, 40000, 53), true);
-    assert.equal(towardServer(17, 0, 53, 40000), false);
-    assert.equal(towardServer(17, 0, 40000, 8080), true);
-    assert.equal(towardServer(17, 0, 8080, 40000), false);
+describe('guessFromPacket (server side of one packet)', () => {
+  const dstIsServer = (...a: Parameters<typeof guessFromPacket>) => (guessFromPacket(...a) & 1) === 1;
+  const strength = (...a: Parameters<typeof guessFromPacket>) => guessFromPacket(...a) >> 1;
+  it('follows eBPF_TrafficAnalyzer order', () => {
+    assert.equal(dstIsServer(6, TCP_SYN, 0xffff, 40000, 22, true), true);
+    assert.equal(dstIsServer(6, TCP_SYN | TCP_ACK, 0xffff, 22, 40000, true), false);
+    assert.equal(dstIsServer(6, TCP_SYN, 0xffff, 22, 40000, true), true, 'a SYN goes to the server even from a low port');
+    assert.equal(strength(6, TCP_SYN, 0xffff, 22, 40000, true), 3);
+    assert.equal(dstIsServer(17, 0, 0xffff, 40000, 53, true), true);
+    assert.equal(dstIsServer(17, 0, 0xffff, 53, 40000, true), false);
+    assert.equal(strength(17, 0, 0xffff, 53, 40000, true), 2);
+    assert.equal(dstIsServer(17, 0, 0xffff, 40000, 8080, true), true);
+    assert.equal(dstIsServer(17, 0, 0xffff, 8080, 40000, true), false);
+    assert.equal(strength(17, 0, 0xffff, 8080, 40000, true), 1);
+  });
+  it('ICMP: echo requests go to the server; replies and errors come from it; the type is read per protocol', () => {
+    assert.equal(dstIsServer(1, 0, 8, 0, 0, false), true);
+    assert.equal(dstIsServer(1, 0, 0, 0, 0, false), false);
+    assert.equal(dstIsServer(1, 0, 3, 0, 0, false), false);
+    assert.equal(dstIsServer(58, 0, 128, 0, 0, false), true);
+    assert.equal(dstIsServer(58, 0, 8, 0, 0, false), false, 'type 8 is not an ICMPv6 echo request');
   });
 });
 
