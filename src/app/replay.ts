@@ -32,11 +32,16 @@ export interface ReplaySummary {
   anomaly_alerts: number;
   episodes: number;
   pcap_stats: Record<string, unknown>;
+  warnings: string[];
 }
 
 const BATCH = 256;
 
-export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>): ReplaySummary {
+/**
+ * log: where events go; captureClock, if given, is set to each batch's
+ * first packet time so the events carry the capture's clock.
+ */
+export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captureClock?: { now: Date }): ReplaySummary {
   const rules = readRuleFile(c.rules, c.rulesFormat);
   const model: Model | null = c.model ? loadModel(c.model) : null;
   const scorer = model ? createScorer(model) : null;
@@ -63,7 +68,11 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>): Repla
         judge.judge(w, scorer.score(w.values));
       },
     });
-    for (let n = reader.next(); n > 0; n = reader.next()) pipe.process(n, reader.packets);
+    const m = reader.meta;
+    for (let n = reader.next(); n > 0; n = reader.next()) {
+      if (captureClock) captureClock.now = new Date((m.tsSec[0] + m.tsNsec[0] * 1e-9) * 1000);
+      pipe.process(n, reader.packets);
+    }
     pipe.finish();
     const k = pipe.counts();
     const j = judge?.counts.get(0);
@@ -79,6 +88,9 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>): Repla
       anomaly_alerts: j?.alerts ?? 0,
       episodes: j?.episodes ?? 0,
       pcap_stats: { ...reader.stats },
+      warnings: model && model.queues !== 1
+        ? [`the model was trained on windows of ${model.queues} queues; replay puts the whole capture in one window per step, so per-queue volumes are about ${model.queues}x the model's and scores run high`]
+        : [],
     };
   } finally {
     reader.close();

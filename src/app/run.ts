@@ -75,6 +75,9 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     log_file: o.logFile,
     mode: o.mode,
     model: o.mode === 'detect' ? o.model : null,
+    window_seconds: o.windowSeconds ?? null,
+    step_seconds: o.stepSeconds ?? null,
+    scoring_threads: o.scoringThreads,
     record_features: o.recordFeatures || null,
     pid: process.pid,
   };
@@ -150,6 +153,8 @@ class StatsReporter {
     this.#lastAt = now;
     const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
     const classifier = this.detector?.stats() ?? {};
+    const recording = this.detector?.recording();
+    if (recording) this.log.event(final ? 'record_features_final' : 'record_features', recording);
     for (const c of this.sup.snapshot()) {
       const prev = this.#last.get(c.queue);
       this.#last.set(c.queue, c);
@@ -177,6 +182,7 @@ class StatsReporter {
         pps: Math.round(d('received') / secs),
         avg_batch: batches > 0 ? Number((d('received') / batches).toFixed(2)) : 0,
         max_batch: c.maxBatch,
+        flow_overflows: c.flowOverflows,
         classifier: classifier[c.queue] ?? null,
         kernel: k
           ? { queue_depth: k.queueTotal, queue_dropped: k.queueDropped, user_dropped: k.userDropped, id_sequence: k.idSequence, port_id: k.portId }
@@ -247,9 +253,18 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   log.event('start', { config: describeConfig(o, rules) });
   for (const w of detection.warnings) log.event('config_warning', { warning: w }, 'warn');
   // Scoring threads start before the queues, so the first window has somewhere to go.
-  const detector = detection.features
-    ? new Detector({ model: detection.model, modelFile: o.model, threads: o.scoringThreads, log, recordFile: o.recordFeatures || undefined, ...detection.features })
-    : null;
+  let detector: Detector | null = null;
+  if (detection.features) {
+    try {
+      const queues = o.queues.last - o.queues.first + 1;
+      detector = new Detector({ model: detection.model, modelFile: o.model, threads: o.scoringThreads, log, recordFile: o.recordFeatures || undefined, queues, ...detection.features });
+    } catch (e) {
+      const message = `cannot record features to ${o.recordFeatures}: ${(e as Error).message}`;
+      log.event('start_failed', { error: message }, 'error');
+      await log.close();
+      throw new StartupError(message, EXIT_CONFIG);
+    }
+  }
 
   let sup: QueueSupervisor;
   try {

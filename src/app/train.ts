@@ -42,18 +42,33 @@ function progressBar(label: string, total: number): { update(v: number): void; s
   return { update: (v) => bar.update(v), stop: () => bar.stop() };
 }
 
+/**
+ * Reads the files as one capture, in order of their first packet, through
+ * one pipeline: rotated captures (tcpdump -C/-G) must not restart the
+ * session and source tables at every file boundary.
+ */
 function pcapWindows(files: string[], rules: RuleSet, windowSeconds: number, stepSeconds: number, say: (l: string) => void): FeatureWindow[] {
   const windows: FeatureWindow[] = [];
-  for (const file of files) {
+  const firstStamp = (f: string) => {
+    const r = new PcapBatchReader(f, 1);
+    try {
+      return r.next() > 0 ? r.meta.tsSec[0] + r.meta.tsNsec[0] * 1e-9 : Infinity;
+    } finally {
+      r.close();
+    }
+  };
+  const ordered = files.map((f) => ({ f, t: firstStamp(f) })).sort((a, b) => a.t - b.t).map((x) => x.f);
+  let pipe: OfflinePipeline | null = null;
+  for (const file of ordered) {
     const reader = new PcapBatchReader(file, BATCH);
     try {
-      const pipe = new OfflinePipeline(reader.meta, { rules, batchSize: BATCH, features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256 }, onWindow: (w) => windows.push(w) });
+      if (pipe) pipe.setMeta(reader.meta);
+      else pipe = new OfflinePipeline(reader.meta, { rules, batchSize: BATCH, features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256 }, onWindow: (w) => windows.push(w) });
       const bar = progressBar(file, reader.fileSize);
       for (let n = reader.next(); n > 0; n = reader.next()) {
         pipe.process(n, reader.packets);
         bar.update(reader.bytesRead);
       }
-      pipe.finish();
       bar.stop();
       const st = reader.stats;
       say(`${file}: ${st.packets} packets${st.skippedNonIp ? `, ${st.skippedNonIp} non-IP skipped` : ''}${st.truncated ? ', file truncated (read up to the cut)' : ''}`);
@@ -62,6 +77,7 @@ function pcapWindows(files: string[], rules: RuleSet, windowSeconds: number, ste
       reader.close();
     }
   }
+  (pipe as OfflinePipeline | null)?.finish();
   return windows;
 }
 
@@ -111,7 +127,9 @@ export async function runTrain(c: TrainCommand, say: (line: string) => void): Pr
     stepSeconds = recs[0].stepSeconds;
     if (c.windowSeconds !== undefined && c.windowSeconds !== windowSeconds) throw new Error(`--window-seconds ${c.windowSeconds}: the recording has ${windowSeconds} s windows`);
     if (c.stepSeconds !== undefined && c.stepSeconds !== stepSeconds) throw new Error(`--step-seconds ${c.stepSeconds}: the recording has ${stepSeconds} s steps`);
-    queues = c.queues ?? new Set(recs.map((r) => r.queue)).size;
+    const recordedQueues = new Set(recs.map((r) => r.queues));
+    if (recordedQueues.size > 1) throw new Error(`the recordings come from runs with different queue counts (${[...recordedQueues].join(', ')}); volumes are per queue, so train on one at a time`);
+    queues = c.queues ?? recs[0].queues;
     windows = recs;
     source = `feature recording ${c.features.join(', ')}`;
   } else {

@@ -239,9 +239,13 @@ void yargs(hideBin(process.argv))
         .option('model', { type: 'string', default: RUN_DEFAULTS.model, describe: 'anomaly model' })
         .option('rules-only', { type: 'boolean', default: false, describe: 'skip the anomaly model' }),
     async (argv) => {
-      const log = createEventLog({ console: false, stdoutJson: true, level: 'info' });
+      // `nfips replay ... | head` closes the pipe early: that is a normal end.
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
+      const captureClock = { now: new Date(0) };
+      const log = createEventLog({ console: false, stdoutJson: true, level: 'info', clock: () => captureClock.now });
       try {
-        const s = runReplay({ pcap: argv.pcap, rules: argv.rules, rulesFormat: argv.rulesFormat as FormatChoice, model: argv.rulesOnly ? null : argv.model }, log);
+        const s = runReplay({ pcap: argv.pcap, rules: argv.rules, rulesFormat: argv.rulesFormat as FormatChoice, model: argv.rulesOnly ? null : argv.model }, log, captureClock);
+        for (const w of s.warnings) process.stderr.write(`nfips replay: warning: ${w}\n`);
         log.event('replay_summary', { ...s });
         await log.close();
       } catch (e) {

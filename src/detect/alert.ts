@@ -52,7 +52,8 @@ export function anomalyAlert(
       window_start: new Date(w.start * 1000).toISOString(),
       window_end: new Date(w.end * 1000).toISOString(),
       packets: w.packets,
-      deviations: s.deviations.map((d) => ({ feature: d.feature, value: r3(d.value), z: r3(d.z), about: DOC.get(d.feature) })),
+      // Only the excesses: they are what made the window anomalous.
+      deviations: s.deviations.filter((d) => d.z > 0).map((d) => ({ feature: d.feature, value: r3(d.value), z: r3(d.z), about: DOC.get(d.feature) })),
       blame: a.blame,
       responsible: a.responsible,
       // No source holds a tenth of it: spread over many (spoofed) addresses.

@@ -22,9 +22,10 @@ export interface DetectorOptions {
   /** Quiet windows that close an episode. */
   quietWindows?: number;
   recordFile?: string;
-  /** The windows' length and step, written into the recording. */
+  /** The windows' length and step, and the run's queue count, written into the recording. */
   windowSeconds: number;
   stepSeconds: number;
+  queues: number;
 }
 
 export interface DetectorQueueStats {
@@ -59,7 +60,9 @@ export class Detector {
   constructor(opts: DetectorOptions) {
     this.#opts = opts;
     this.#model = opts.model;
-    this.#recorder = opts.recordFile ? new FeatureRecorder(opts.recordFile, opts.windowSeconds, opts.stepSeconds) : null;
+    this.#recorder = opts.recordFile ? new FeatureRecorder(opts.recordFile, opts, (e) =>
+          opts.log.event('record_features_failed', { file: opts.recordFile, error: e.message, hint: 'recording stopped; detection goes on' }, 'error'),
+        ) : null;
     if (!opts.model) {
       this.#pool = null;
       this.#judge = null;
@@ -97,6 +100,11 @@ export class Detector {
     const judge = this.#judge;
     if (!pool || !model || !judge) return;
     if (!isScoreable(w, model)) {
+      // Judged as quiet, but not past a window still being scored.
+      if (q.busy) {
+        q.stats.skipped++;
+        return;
+      }
       q.stats.thin++;
       judge.judge(w, null);
       return;
@@ -120,6 +128,11 @@ export class Detector {
         },
       )
       .finally(() => (q.busy = false));
+  }
+
+  /** Windows written to and dropped from --record-features. */
+  recording(): { written: number; dropped: number } | null {
+    return this.#recorder ? { written: this.#recorder.written, dropped: this.#recorder.dropped } : null;
   }
 
   stats(): Record<number, DetectorQueueStats> {

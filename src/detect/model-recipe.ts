@@ -18,6 +18,8 @@ import { trainModel } from './train';
 import { printTrainSummary } from './train-report';
 
 export interface RecipeOptions {
+  /** Keep the recorded windows here (default: a temporary file, deleted). */
+  record?: string;
   minutes: number;
   seed: number;
   out: string;
@@ -28,7 +30,7 @@ export async function makeDefaultModel(o: RecipeOptions, say: (line: string) => 
   const reason = await netnsUnavailableReason();
   if (reason) throw new Error(`make model: ${reason}`);
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-model-'));
-  const record = path.join(dir, 'windows.jsonl');
+  const record = o.record ? path.resolve(o.record) : path.join(dir, 'windows.jsonl');
   const t = await createTopology('nfmdl');
   const nfips = startInlineNfips(t.gateway, ['--mode', 'off', '--record-features', record, '--queues', o.queues, '--stats-interval', '0']);
   try {
@@ -66,6 +68,7 @@ if (require.main === module) {
     .option('seed', { type: 'number', default: 1 })
     .option('queues', { type: 'string', default: '0-1' })
     .option('out', { type: 'string', default: path.join(PACKAGE_ROOT, 'models', 'default.json') })
+    .option('record', { type: 'string', describe: 'keep the recorded feature windows in this file' })
     .strict()
     .parseSync();
   makeDefaultModel(argv, (l) => process.stdout.write(`${l}\n`)).catch((e: Error) => {

@@ -124,8 +124,9 @@ export const MODEL_SCHEMA = {
     threshold: positive,
     falseAlarmRate: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
     minPackets: count,
-    windowSeconds: positive,
-    stepSeconds: positive,
+    // The ranges `nfips run --window-seconds/--step-seconds` accept.
+    windowSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
+    stepSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
     queues: { type: 'integer', minimum: 1 },
     training: {
       type: 'object',
@@ -291,6 +292,7 @@ function semanticProblems(m: Model): ModelProblem[] {
     if (c.length !== f) out.push({ path: `/centroids/${i}`, message: `expected ${f} numbers (one per feature)`, value: c.length });
   });
   if (m.radii.length !== m.k) out.push({ path: '/radii', message: `expected k = ${m.k} radii`, value: m.radii.length });
+  if (m.stepSeconds > m.windowSeconds) out.push({ path: '/stepSeconds', message: `expected at most windowSeconds (${m.windowSeconds})`, value: m.stepSeconds });
   return out;
 }
 
@@ -327,7 +329,7 @@ export function loadModel(file: string): Model {
 
 /**
  * Validates, then writes a temporary file in the same directory and renames
- * it over file, so a running nfips reloading the model never reads half of one.
+ * it over file, so a reader (nfips starting, a tool) never sees half of one.
  */
 export function saveModel(file: string, m: Model): void {
   validateModel(m, file);

@@ -18,7 +18,7 @@ export interface ScoreResult {
   cluster: number;
   /** Euclidean distance to the nearest centroid, in scaled space. */
   distance: number;
-  /** Up to TOP_DEVIATIONS features, largest |z| first. */
+  /** Up to TOP_DEVIATIONS features, largest excess (z) first; the tail may be negative when few features exceed. */
   deviations: Deviation[];
 }
 

@@ -20,6 +20,8 @@ export interface EventLogOptions {
   /** Write the file's JSON lines to stdout instead of the readable console form (for `nfips replay`). */
   stdoutJson?: boolean;
   level: Level;
+  /** Time for the records' timestamp (replay: the capture's clock); default now. */
+  clock?: () => Date;
 }
 
 const consoleFormat = winston.format.printf((info) => {
@@ -35,12 +37,14 @@ const consoleFormat = winston.format.printf((info) => {
 
 export function createEventLog(opts: EventLogOptions): EventLog {
   const transports: winston.transport[] = [];
+  const clock = opts.clock;
+  const stamp = () => (clock ? winston.format.timestamp({ format: () => clock().toISOString() }) : winston.format.timestamp());
   if (opts.file) {
     mkdirSync(path.dirname(opts.file), { recursive: true });
     transports.push(
       new winston.transports.File({
         filename: opts.file,
-        format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+        format: winston.format.combine(stamp(), winston.format.json()),
       }),
     );
   }
@@ -48,14 +52,14 @@ export function createEventLog(opts: EventLogOptions): EventLog {
     transports.push(
       new winston.transports.Console({
         stderrLevels: [],
-        format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+        format: winston.format.combine(stamp(), winston.format.json()),
       }),
     );
   } else if (opts.console) {
     transports.push(
       new winston.transports.Console({
         stderrLevels: ['error', 'warn'],
-        format: winston.format.combine(winston.format.timestamp(), consoleFormat),
+        format: winston.format.combine(stamp(), consoleFormat),
       }),
     );
   }

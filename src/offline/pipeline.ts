@@ -33,7 +33,7 @@ export class OfflinePipeline {
   readonly engine: VerdictEngine;
   readonly windows: WindowAggregator;
   private readonly counters = new Float64Array(ENGINE_COUNTERS.length);
-  private readonly inputs: WindowInputs;
+  private inputs: WindowInputs;
   packets = 0;
 
   constructor(
@@ -46,7 +46,13 @@ export class OfflinePipeline {
     this.inputs = windowInputsOf(meta, e);
   }
 
-  /** One batch whose columns are in the meta given at construction. */
+  /** Later batches come in other columns (the next file of a multi-file capture); all state carries over. */
+  setMeta(meta: MetaColumns): void {
+    this.engine.setMeta(meta);
+    this.inputs = windowInputsOf(meta, this.engine);
+  }
+
+  /** One batch whose columns are in the current meta. */
   process(n: number, packets: Uint8Array): void {
     if (n === 0) return;
     this.packets += n;

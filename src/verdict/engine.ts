@@ -86,7 +86,7 @@ export class VerdictEngine {
 
   constructor(
     capacity: number,
-    private readonly meta: MetaColumns,
+    private meta: MetaColumns,
     rules: RuleSet,
     rulesVersion: number,
     ruleCounters: SharedArrayBuffer | ArrayBuffer,
@@ -108,6 +108,18 @@ export class VerdictEngine {
     this.events = new RuleEventBuffer(capacity, opts.eventsPerSecond, this.clock);
     this.events.attach(this.decoded, meta);
     this.setRules(rules, rulesVersion, ruleCounters);
+  }
+
+  /**
+   * Reads later batches from other columns (offline: the next pcap file's
+   * reader), keeping the session table and everything else.
+   */
+  setMeta(meta: MetaColumns): void {
+    this.meta = meta;
+    this.input.inIfindex = meta.inIfindex;
+    this.input.outIfindex = meta.outIfindex;
+    this.input.hook = meta.hook;
+    this.events.attach(this.decoded, meta);
   }
 
   /** Swaps the rule set between two batches; a batch never sees a mix. */

@@ -49,7 +49,7 @@ const settle = async (d: Detector, queue: number, scored: number) => {
 describe('Detector', () => {
   it('skips and counts a window while the queue\'s previous one is still being scored', async () => {
     const { log } = recordingLog();
-    const d = new Detector({ model, modelFile: 'm.json', threads: 1, log, windowSeconds: 60, stepSeconds: 1 });
+    const d = new Detector({ model, modelFile: 'm.json', threads: 1, log, windowSeconds: 60, stepSeconds: 1, queues: 1 });
     try {
       for (let i = 0; i < 50; i++) d.onWindow(win(0, 100 + i, normalValues()));
       d.onWindow(win(1, 100, normalValues()));
@@ -65,7 +65,7 @@ describe('Detector', () => {
 
   it('alerts once per episode, naming the source, and ends the episode after quiet windows', async () => {
     const { log, events } = recordingLog();
-    const d = new Detector({ model, modelFile: 'm.json', threads: 1, log, quietWindows: 3, windowSeconds: 60, stepSeconds: 1 });
+    const d = new Detector({ model, modelFile: 'm.json', threads: 1, log, quietWindows: 3, windowSeconds: 60, stepSeconds: 1, queues: 1 });
     try {
       const feed = async (end: number, values: number[], packets = 1000) => {
         const before = d.stats()[0]?.scored ?? 0;
@@ -96,7 +96,7 @@ describe('Detector', () => {
 
   it('does not score a window that covers less than 10 s (right after start): rates over 2 s swing too far', async () => {
     const { log, events } = recordingLog();
-    const d = new Detector({ model, modelFile: 'm.json', threads: 1, log, windowSeconds: 60, stepSeconds: 1 });
+    const d = new Detector({ model, modelFile: 'm.json', threads: 1, log, windowSeconds: 60, stepSeconds: 1, queues: 1 });
     try {
       const flood = normalValues();
       flood[pps] = 1e6;
@@ -113,7 +113,7 @@ describe('Detector', () => {
 
   it('without a model only records (no pool, nothing scored)', async () => {
     const { log, events } = recordingLog();
-    const d = new Detector({ model: null, modelFile: '', threads: 1, log, windowSeconds: 60, stepSeconds: 1 });
+    const d = new Detector({ model: null, modelFile: '', threads: 1, log, windowSeconds: 60, stepSeconds: 1, queues: 1 });
     d.onWindow(win(0, 1, new Array<number>(FEATURE_COUNT).fill(1e9)));
     assert.deepEqual([d.stats()[0].windows, d.stats()[0].scored], [1, 0]);
     assert.deepEqual(events, []);

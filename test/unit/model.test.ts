@@ -191,6 +191,12 @@ describe('model validation', () => {
     expectProblem(errorFor((d) => { d.radii.pop(); }), '/radii', 'expected k = 2 radii, got 1');
   });
 
+  it('checks window and step: whole seconds as run accepts, step within the window', () => {
+    expectProblem(errorFor((d) => { d.stepSeconds = 120; }), '/stepSeconds', 'expected at most windowSeconds (60), got 120');
+    expectProblem(errorFor((d) => { d.windowSeconds = 1e-9; }), '/windowSeconds', 'expected an integer, got 1e-9');
+    expectProblem(errorFor((d) => { d.windowSeconds = 7200; }), '/windowSeconds', 'expected a number <= 3600, got 7200');
+  });
+
   it('checks transforms match the feature set', () => {
     assert.equal(FEATURES[0].transform, 'log1p');
     expectProblem(errorFor((d) => { d.transforms[0] = 'linear'; }), '/transforms/0', `expected "log1p" (the transform of ${FEATURE_NAMES[0]} in feature set v${FEATURE_SET_VERSION}), got "linear"`);

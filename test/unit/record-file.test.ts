@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -13,17 +13,46 @@ const window = { queue: 1, start: 100, end: 160, packets: 500, values, totals: {
 describe('feature recordings', () => {
   it('round-trips windows with the run\'s window and step', async () => {
     const f = path.join(dir, 'a.jsonl');
-    const rec = new FeatureRecorder(f, 60, 1);
+    const rec = new FeatureRecorder(f, { windowSeconds: 60, stepSeconds: 1, queues: 2 });
     rec.write(window);
     rec.write({ ...window, queue: 0, end: 161 });
     await rec.close();
     const got = readFeatureRecords(f);
     assert.equal(got.length, 2);
-    assert.deepEqual(got[0], { queue: 1, windowSeconds: 60, stepSeconds: 1, start: 100, end: 160, packets: 500, values });
+    assert.deepEqual(got[0], { queue: 1, windowSeconds: 60, stepSeconds: 1, queues: 2, start: 100, end: 160, packets: 500, values });
+  });
+
+  it('appending after a crash mid-line starts on a fresh line, so the file stays readable', async () => {
+    const f = path.join(dir, 'torn.jsonl');
+    const first = new FeatureRecorder(f, { windowSeconds: 60, stepSeconds: 1, queues: 1 });
+    first.write(window);
+    await first.close();
+    writeFileSync(f, readFileSync(f, 'utf8') + '{"feature_set":1,"wind', { flag: 'w' });
+    const second = new FeatureRecorder(f, { windowSeconds: 60, stepSeconds: 1, queues: 1 });
+    second.write(window);
+    second.write(window);
+    await second.close();
+    assert.throws(() => readFeatureRecords(f), /torn\.jsonl:2: not JSON/, 'the torn line is reported where it is');
+    const lines = readFileSync(f, 'utf8').split('\n');
+    assert.equal(lines.length, 5, 'the torn line stayed alone on its line');
+    assert.doesNotThrow(() => JSON.parse(lines[2]));
+  });
+
+  it('a path that cannot be opened fails at once; a later write error is reported, not thrown', async () => {
+    assert.throws(() => new FeatureRecorder(path.join(dir, 'no', 'such', 'dir.jsonl'), { windowSeconds: 60, stepSeconds: 1, queues: 1 }), /ENOENT/);
+    const errors: string[] = [];
+    const r = new FeatureRecorder('/dev/full', { windowSeconds: 60, stepSeconds: 1, queues: 1 }, (e) => errors.push(e.message));
+    for (let k = 0; k < 5; k++) r.write(window);
+    await r.close();
+    await new Promise((res) => setTimeout(res, 50));
+    assert.equal(errors.length, 1, 'reported once');
+    assert.match(errors[0], /ENOSPC/);
+    r.write(window);
+    assert.ok(r.dropped >= 1, 'later windows are counted as dropped');
   });
 
   it('tolerates a torn last line (a crash mid-write) but not a bad line in the middle', () => {
-    const good = JSON.stringify({ feature_set: FEATURE_SET_VERSION, window_seconds: 60, step_seconds: 1, queue: 0, start: 1, end: 2, packets: 3, features: Object.fromEntries(FEATURE_NAMES.map((n) => [n, 1])) });
+    const good = JSON.stringify({ feature_set: FEATURE_SET_VERSION, window_seconds: 60, step_seconds: 1, queues: 1, queue: 0, start: 1, end: 2, packets: 3, features: Object.fromEntries(FEATURE_NAMES.map((n) => [n, 1])) });
     const f = path.join(dir, 'b.jsonl');
     writeFileSync(f, `${good}\n${good}\n{"feature_se`);
     assert.equal(readFeatureRecords(f).length, 2);
@@ -33,7 +62,7 @@ describe('feature recordings', () => {
   });
 
   it('names the file, line and JSON path of a wrong value, and refuses another feature set', () => {
-    const base = { feature_set: FEATURE_SET_VERSION, window_seconds: 60, step_seconds: 1, queue: 0, start: 1, end: 2, packets: 3, features: Object.fromEntries(FEATURE_NAMES.map((n) => [n, 1])) };
+    const base = { feature_set: FEATURE_SET_VERSION, window_seconds: 60, step_seconds: 1, queues: 1, queue: 0, start: 1, end: 2, packets: 3, features: Object.fromEntries(FEATURE_NAMES.map((n) => [n, 1])) };
     const f = path.join(dir, 'd.jsonl');
     writeFileSync(f, JSON.stringify({ ...base, features: { ...base.features, udp_share: 'x' } }) + '\n');
     assert.throws(() => readFeatureRecords(f), /d\.jsonl:1: at \/features\/udp_share: expected a number, got "x"/);
@@ -41,7 +70,6 @@ describe('feature recordings', () => {
     assert.throws(() => readFeatureRecords(f), new RegExp(`at /feature_set: expected ${FEATURE_SET_VERSION}`));
     writeFileSync(f, JSON.stringify({ ...base, packets: null }) + '\n');
     assert.throws(() => readFeatureRecords(f), /at \/packets: expected a number, got null/);
-    appendFileSync(f, '');
     assert.throws(() => readFeatureRecords(path.join(dir, 'missing.jsonl')), /missing\.jsonl: cannot read/);
   });
 });
