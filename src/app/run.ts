@@ -1,6 +1,7 @@
 // `nfips run`: wires rules, queue threads, iptables, stats and signals.
 // Start order is queues first, then iptables, so no packet is sent to a
 // queue nobody listens on; stop order is the reverse.
+import { closeSync, openSync } from 'node:fs';
 import { RunOptions, WINDOW_DEFAULTS } from '../config/run-options';
 import { Detector, DetectorQueueStats } from '../detect/detector';
 import { loadModel, Model } from '../detect/model';
@@ -107,6 +108,14 @@ export function detectionSetup(o: RunOptions): DetectionSetup {
     if (problems.length) throw new Error(problems.join('\n'));
     const queues = o.queues.last - o.queues.first + 1;
     if (model.queues !== queues) warnings.push(`the model was trained on windows of ${model.queues} queue(s) and this run has ${queues}: per-queue volumes differ, so scores may be off; train with the same --queues`);
+  }
+  if (o.recordFeatures) {
+    // Checked with the other settings, before anything is bound or installed.
+    try {
+      closeSync(openSync(o.recordFeatures, 'a', 0o640));
+    } catch (e) {
+      throw new Error(`invalid --record-features ${o.recordFeatures}: cannot open it for appending (${(e as Error).message})`);
+    }
   }
   if (o.mode === 'off' && !o.recordFeatures) return { features: null, model: null, warnings };
   return {

@@ -52,7 +52,7 @@ describe('nfips run options', () => {
 
     const off = detectionSetup(resolveRunOptions({ mode: 'off' }));
     assert.deepEqual([off.features, off.model], [null, null], 'rules only: no feature path at all');
-    const rec = detectionSetup(resolveRunOptions({ mode: 'off', recordFeatures: '/tmp/x.jsonl', windowSeconds: 30 }));
+    const rec = detectionSetup(resolveRunOptions({ mode: 'off', recordFeatures: path.join(mkdtempSync(path.join(tmpdir(), 'nfips-opt-')), 'x.jsonl'), windowSeconds: 30 }));
     assert.deepEqual(rec.features, { windowSeconds: 30, stepSeconds: 1, maxSourcesPerStep: 256 }, 'recording without a model');
 
     const dir = mkdtempSync(path.join(tmpdir(), 'nfips-opt-'));
@@ -66,6 +66,7 @@ describe('nfips run options', () => {
     wrongQueues.queues = 5;
     writeFileSync(m, JSON.stringify(wrongQueues));
     assert.match(detectionSetup(resolveRunOptions({ model: m })).warnings.join(), /trained on windows of 5 queue\(s\) and this run has 2/);
+    assert.throws(() => detectionSetup(resolveRunOptions({ mode: 'off', recordFeatures: path.join(dir, 'no', 'dir.jsonl') })), /invalid --record-features .*no\/dir\.jsonl: cannot open it for appending \(ENOENT/);
     writeFileSync(m, '{"format":"nfips-model"}');
     assert.throws(() => detectionSetup(resolveRunOptions({ model: m })), /m\.json: at/);
   });
