@@ -8,6 +8,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { createSocket, Socket as UdpSocket } from 'node:dgram';
 import { Agent, ClientRequest, get as httpGet } from 'node:http';
 import { connect, isIPv4, isIPv6, Socket } from 'node:net';
+import { mulberry32 } from '../random/mulberry32';
 
 export type LevelName = 'idle' | 'quiet' | 'low' | 'medium' | 'busy';
 export const LEVEL_NAMES: readonly LevelName[] = ['idle', 'quiet', 'low', 'medium', 'busy'];
@@ -70,17 +71,6 @@ export interface TrafficSummary {
   error?: string;
 }
 
-// mulberry32: tiny, seedable, good enough for traffic shapes.
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Rng {
   private readonly next: () => number;

@@ -4,6 +4,7 @@
 import { buildPacket, PacketSpec } from '../packet/build';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../packet/decoded';
 import { PcapWriter } from './writer';
+import { mulberry32 } from '../random/mulberry32';
 
 export interface Flood {
   from: string;
@@ -23,20 +24,10 @@ export interface SyntheticOptions {
 export const SERVER = '10.0.2.2';
 export const CLIENTS = ['10.0.1.2', '10.0.1.3', '10.0.1.4'];
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Writes the pcap; returns the number of packets. */
 export function writeSyntheticPcap(file: string, o: SyntheticOptions): number {
-  const r = rng(o.seed);
+  const r = mulberry32(o.seed);
   const t0 = o.start ?? 1_700_000_000;
   const pkts: { t: number; spec: PacketSpec }[] = [];
   const at = (t: number, spec: PacketSpec) => pkts.push({ t, spec });

@@ -7,18 +7,10 @@ import { trainModel } from '../../src/detect/train';
 import { FEATURE_COUNT, FEATURE_NAMES } from '../../src/features/feature-set';
 import { FeatureWindow } from '../../src/features/window';
 import { EventFields } from '../../src/log/event-log';
+import { mulberry32 } from '../../src/random/mulberry32';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-const r = prng(9);
+const r = mulberry32(9);
 const normalValues = () => FEATURE_NAMES.map((n) => (n.endsWith('share') ? 0.2 + 0.05 * r() : 100 + 20 * r()));
 const model = trainModel(
   Array.from({ length: 400 }, (_, i) => ({ start: i, end: i + 60, packets: 1000, values: normalValues() })),

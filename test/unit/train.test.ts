@@ -5,23 +5,13 @@ import { Model, validateModel } from '../../src/detect/model';
 import { fitScaler, scaleInto, transformValue } from '../../src/detect/scale';
 import { createScorer } from '../../src/detect/score';
 import { meanSilhouette, quantile, trainModel, TrainingWindow, TrainOptions } from '../../src/detect/train';
+import { mulberry32 } from '../../src/random/mulberry32';
 
 const WINDOW_S = 4;
 const STEP_S = 1;
 const T0 = 1_714_557_600; // 2024-05-01T10:00:00Z
 const NOW = new Date('2024-05-02T08:00:00.000Z');
 
-/** Deterministic uniform [0, 1) (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
@@ -62,7 +52,7 @@ function windowsOf(rows: number[][], packets = 1000, first = 0): TrainingWindow[
 const BASE: TrainOptions = { windowSeconds: WINDOW_S, stepSeconds: STEP_S, queues: 1, source: 'synthetic', command: 'unit test', now: NOW };
 
 // Three well separated blobs, windows drawn independently of time.
-const blobRng = prng(7);
+const blobRng = mulberry32(7);
 const CENTRES = blobCentres(3, blobRng);
 const BLOB_ROWS = Array.from({ length: 900 }, (_, i) => blobSample(CENTRES[i % 3], blobRng));
 const BLOB_WINDOWS = windowsOf(BLOB_ROWS);
@@ -112,7 +102,7 @@ describe('trainModel on three blobs', () => {
 
   it('scores fresh samples from the blobs below the threshold', () => {
     const scorer = createScorer(blobs.model);
-    const r = prng(99);
+    const r = mulberry32(99);
     let anomalous = 0;
     for (let i = 0; i < 600; i++) if (scorer.score(blobSample(CENTRES[i % 3], r)).anomalous) anomalous++;
     assert.ok(anomalous <= 3, `${anomalous} of 600 normal windows flagged`);
@@ -190,7 +180,7 @@ describe('threshold calibration', () => {
 
 describe('trainModel data handling', () => {
   it('throws with the counts when the capture is too short', () => {
-    const r = prng(5);
+    const r = mulberry32(5);
     const few = windowsOf(Array.from({ length: 30 }, () => blobSample(CENTRES[0], r)));
     assert.throws(() => trainModel(few, BASE), (e: unknown) => {
       assert.ok(e instanceof Error);
@@ -204,13 +194,13 @@ describe('trainModel data handling', () => {
   });
 
   it('counts thin windows as too few', () => {
-    const r = prng(6);
+    const r = mulberry32(6);
     const thin = windowsOf(Array.from({ length: 400 }, () => blobSample(CENTRES[0], r)), 99);
     assert.throws(() => trainModel(thin, BASE), /400 windows, 0 of them with at least 100 packets/);
   });
 
   it('ignores windows below minPackets', () => {
-    const r = prng(8);
+    const r = mulberry32(8);
     // Interleaved wild thin windows; the used ones keep their times, so the split is unchanged.
     const mixed: TrainingWindow[] = [];
     for (const w of BLOB_WINDOWS) {
@@ -248,7 +238,7 @@ describe('trainModel data handling', () => {
   });
 
   it('uses k = 1 (the mean) when the data has no cluster structure', () => {
-    const r = prng(11);
+    const r = mulberry32(11);
     const centre = blobCentres(1, r)[0];
     const { model, summary } = trainModel(windowsOf(Array.from({ length: 500 }, () => blobSample(centre, r))), { ...BASE, kMax: 4 });
     assert.equal(model.k, 1);
@@ -262,7 +252,7 @@ describe('clamping at the training floor', () => {
   // Day/night traffic: volume features follow one load level, the mix stays the same.
   const VOLUME = new Set(['packets', 'connections', 'syn_connections', 'new_source_packets', 'new_tcp_sessions', 'sources', 'dst_ports',
     'packets_per_s', 'bytes_per_s', 'syn_per_s', 'new_sessions_per_s', 'rst_per_s', 'icmp_echo_per_s', 'udp_per_s']);
-  const r = prng(21);
+  const r = mulberry32(21);
   const offset = Array.from({ length: FEATURE_COUNT }, (_, j) => (VOLUME.has(FEATURE_NAMES[j]) ? r() * 2 - 1 : 0));
   const mix = blobCentres(1, r)[0].map((c, j) => (LOG[j] && !VOLUME.has(FEATURE_NAMES[j]) ? 0.5 + c / 4 : c));
   function loadWindow(level: number, rr: () => number): number[] {
@@ -288,7 +278,7 @@ describe('clamping at the training floor', () => {
   });
 
   it('less traffic than training ever saw, same mix, is not anomalous', () => {
-    const rr = prng(22);
+    const rr = mulberry32(22);
     for (let i = 0; i < 50; i++) {
       const quiet = loadWindow(0.3, rr);
       const s = scorer.score(quiet).score;
@@ -305,7 +295,7 @@ describe('clamping at the training floor', () => {
   });
 
   it('more load than training ever saw, same mix, is anomalous, led by a volume feature', () => {
-    const rr = prng(23);
+    const rr = mulberry32(23);
     const r1 = scorer.score(loadWindow(12, rr));
     assert.ok(r1.anomalous, `score ${r1.score}, threshold ${model.threshold}`);
     assert.ok(VOLUME.has(r1.deviations[0].feature), r1.deviations[0].feature);
