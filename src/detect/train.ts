@@ -187,16 +187,17 @@ function iso(epochSeconds: number): string {
 
 function checkOptions(o: Required<Pick<TrainOptions, 'falseAlarmRate' | 'margin' | 'kMax' | 'minPackets' | 'seed'>> & TrainOptions): void {
   const bad = (what: string, v: number): never => {
-    throw new RangeError(`train: ${what}, got ${v}`);
+    throw new RangeError(`invalid training option: ${what}, got ${v}`);
   };
-  if (!(o.falseAlarmRate >= 0 && o.falseAlarmRate < 1)) bad('falseAlarmRate must be in [0, 1)', o.falseAlarmRate);
-  if (!(o.margin > 0)) bad('margin must be > 0', o.margin);
-  if (!(Number.isInteger(o.kMax) && o.kMax >= 1)) bad('kMax must be an integer >= 1', o.kMax);
-  if (!(o.minPackets >= 0)) bad('minPackets must be >= 0', o.minPackets);
-  if (!(o.windowSeconds > 0)) bad('windowSeconds must be > 0', o.windowSeconds);
-  if (!(o.stepSeconds > 0)) bad('stepSeconds must be > 0', o.stepSeconds);
-  if (!(Number.isInteger(o.queues) && o.queues >= 1)) bad('queues must be an integer >= 1', o.queues);
-  if (!Number.isInteger(o.seed)) bad('seed must be an integer', o.seed);
+  if (!(o.falseAlarmRate >= 0 && o.falseAlarmRate < 1)) bad('--false-alarm-rate must be in [0, 1)', o.falseAlarmRate);
+  if (!(o.margin > 0)) bad('--margin must be > 0', o.margin);
+  if (!(Number.isInteger(o.kMax) && o.kMax >= 1)) bad('--k-max must be an integer >= 1', o.kMax);
+  if (!(o.minPackets >= 0)) bad('--min-packets must be >= 0', o.minPackets);
+  // The ranges `nfips run` accepts, so every model trained here can be run.
+  if (!(Number.isInteger(o.windowSeconds) && o.windowSeconds >= 1 && o.windowSeconds <= 3600)) bad('--window-seconds must be an integer from 1 to 3600', o.windowSeconds);
+  if (!(Number.isInteger(o.stepSeconds) && o.stepSeconds >= 1 && o.stepSeconds <= o.windowSeconds)) bad('--step-seconds must be an integer from 1 to --window-seconds', o.stepSeconds);
+  if (!(Number.isInteger(o.queues) && o.queues >= 1)) bad('--queues must be an integer >= 1', o.queues);
+  if (!Number.isInteger(o.seed)) bad('--seed must be an integer', o.seed);
 }
 
 export function trainModel(windows: readonly TrainingWindow[], options: TrainOptions): { model: Model; summary: TrainSummary } {
