@@ -1,7 +1,8 @@
-// Offline micro-benchmark of the feature path: the cost per packet of
-// WindowAggregator.observe (after the verdicts, on the queue thread), next
-// to the verdict path itself (decode + rules + session table), on the same
-// synthetic gateway traffic read from a pcap. One core, no kernel.
+// Offline micro-benchmark of the feature path: the cost per packet of what
+// the queue thread does after the verdicts (session recording and counting
+// into the current step), next to the verdict path itself (decode + rules),
+// and the once-per-step costs, on synthetic gateway traffic read from a
+// pcap. One core, no kernel.
 //
 //   node dist/bench/features-bench.js [--rounds 5] [--seconds 300] [--out FILE]
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -80,7 +81,7 @@ const result = {
   packets: total,
   windows_per_round: runs[0].windows,
   verdict_ns_per_packet: Number(median(runs.map((r) => r.verdictNs)).toFixed(1)),
-  /** observe() per packet, in batches where no step ended. */
+  /** recordSessions() + StepCounter.observe() per packet, in batches where no step ended. */
   feature_ns_per_packet: Number(median(runs.map((r) => r.packetNs)).toFixed(1)),
   /** Closing a step on the queue thread (copying it out for the main thread), once per step. */
   step_close_us: Number(median(runs.map((r) => r.closeUs)).toFixed(1)),
