@@ -1,8 +1,7 @@
-// Per-source counters for one window bucket, so an alert can say who is
-// responsible. Exact for up to `maxSources` sources per bucket; packets of
-// further sources go to an "others" row. Buckets last one step (1 s by
-// default) and a heavy hitter sends early in every bucket, so it holds a
-// row even when many light sources share the bucket.
+// Per-source counters for one step, so an alert can say who is responsible.
+// Exact for up to `maxSources` sources per step; beyond that the lightest
+// rows give way to new sources and their counts move to an "others" row,
+// so heavy hitters keep exact rows and the totals stay exact.
 import { BlameCounter } from './feature-set';
 
 export const SOURCE_COUNTERS: readonly BlameCounter[] = ['packets', 'bytes', 'syn', 'icmpEcho', 'udp', 'newSessions'];
@@ -33,6 +32,8 @@ export class SourceTable {
   readonly counts: Float64Array;
   readonly others = new Float64Array(SC_COUNT);
   used = 0;
+  /** Rows handed from a light source to a new one since the last clear. */
+  evictions = 0;
 
   constructor(maxSources = 256) {
     this.maxSources = maxSources;
@@ -52,6 +53,7 @@ export class SourceTable {
   clear(): void {
     this.generation = (this.generation + 1) >>> 0 || 1;
     this.used = 0;
+    this.evictions = 0;
     this.others.fill(0);
   }
 
@@ -60,36 +62,51 @@ export class SourceTable {
   }
 
   /**
-   * The row of the source at words[base..] (hash precomputed), created if
-   * there is room; -1 means "count it under others". mac: the packet bytes
-   * and offset of its source MAC, or macOffset < 0.
+   * The row of the source at words[base..] (hash precomputed); -1 means
+   * "count it under others". mac: the packet bytes and offset of its source
+   * MAC, or macOffset < 0. When the table is full, the lightest row met on
+   * the probe path is folded into "others" and given to the new source
+   * (Space-Saving style, over the probe path only so a miss costs at most
+   * MAX_PROBE compares): light sources churn, heavy ones keep their rows.
    */
   rowFor(hash: number, family: number, words: Uint32Array, base: number, bytes: Uint8Array, macOffset: number): number {
+    let victim = -1;
+    let slot = -1;
     for (let p = 0; p < MAX_PROBE; p++) {
       const s = (hash + p) & this.mask;
       if (this.stamp[s] !== this.generation) {
-        if (this.used >= this.maxSources) return -1;
-        this.stamp[s] = this.generation;
-        this.used++;
-        this.hashes[s] = hash;
-        this.family[s] = family;
-        const a = s * 4;
-        this.addr[a] = words[base];
-        this.addr[a + 1] = family === 6 ? words[base + 1] : 0;
-        this.addr[a + 2] = family === 6 ? words[base + 2] : 0;
-        this.addr[a + 3] = family === 6 ? words[base + 3] : 0;
-        if (macOffset >= 0) {
-          this.macHi[s] = (bytes[macOffset] << 16) | (bytes[macOffset + 1] << 8) | bytes[macOffset + 2];
-          this.macLo[s] = (bytes[macOffset + 3] << 16) | (bytes[macOffset + 4] << 8) | bytes[macOffset + 5];
-        } else {
-          this.macHi[s] = NO_MAC;
+        if (this.used < this.maxSources) {
+          this.stamp[s] = this.generation;
+          this.used++;
+          slot = s;
         }
-        this.counts.fill(0, s * SC_COUNT, (s + 1) * SC_COUNT);
-        return s;
+        break;
       }
       if (this.hashes[s] === hash && this.family[s] === family && this.sameAddr(s, words, base, family)) return s;
+      if (victim < 0 || this.counts[s * SC_COUNT + SC_PACKETS] < this.counts[victim * SC_COUNT + SC_PACKETS]) victim = s;
     }
-    return -1;
+    if (slot < 0) {
+      if (victim < 0) return -1;
+      slot = victim;
+      const o = slot * SC_COUNT;
+      for (let k = 0; k < SC_COUNT; k++) this.others[k] += this.counts[o + k];
+      this.evictions++;
+    }
+    this.hashes[slot] = hash;
+    this.family[slot] = family;
+    const a = slot * 4;
+    this.addr[a] = words[base];
+    this.addr[a + 1] = family === 6 ? words[base + 1] : 0;
+    this.addr[a + 2] = family === 6 ? words[base + 2] : 0;
+    this.addr[a + 3] = family === 6 ? words[base + 3] : 0;
+    if (macOffset >= 0) {
+      this.macHi[slot] = (bytes[macOffset] << 16) | (bytes[macOffset + 1] << 8) | bytes[macOffset + 2];
+      this.macLo[slot] = (bytes[macOffset + 3] << 16) | (bytes[macOffset + 4] << 8) | bytes[macOffset + 5];
+    } else {
+      this.macHi[slot] = NO_MAC;
+    }
+    this.counts.fill(0, slot * SC_COUNT, (slot + 1) * SC_COUNT);
+    return slot;
   }
 
   private sameAddr(s: number, words: Uint32Array, base: number, family: number): boolean {

@@ -266,6 +266,25 @@ describe('WindowAggregator', () => {
     assert.equal(val(w, 'top_source_share'), 1, 'the busiest client among client packets');
   });
 
+  it('a heavy source that starts after the per-step table is full still gets an exact row', () => {
+    const f = new Feeder(5, 1, 64);
+    const pkts: Pkt[] = [];
+    // 5,000 spoofed one-packet sources fill the table first; then the real attacker mixes in.
+    for (let k = 0; k < 5000; k++) pkts.push(syn(`10.${(k >> 16) & 255}.${(k >> 8) & 255}.${k & 255}`, 1000, 3 + k / 20000));
+    for (let k = 0; k < 3000; k++) {
+      pkts.push(syn('192.0.2.66', 2000 + k, 3.5 + k / 10000));
+      pkts.push(syn(`10.200.${(k >> 8) & 255}.${k & 255}`, 1000, 3.5 + k / 10000));
+    }
+    f.feed(pkts);
+    f.agg.advanceTo(4);
+    const w = f.windows[0];
+    const heavy = w.sources.find((x) => x.ip === '192.0.2.66');
+    assert.ok(heavy, 'named');
+    assert.equal(heavy.syn, 3000, 'its row was never given away');
+    assert.equal(w.totals.syn, 11000, 'totals stay exact');
+    assert.equal(w.sources[0].ip, '192.0.2.66');
+  });
+
   it('counts stamps from before the current step as late, into the current step', () => {
     const f = new Feeder(10);
     const u = (t: number): Pkt => ({ src: '10.0.0.1', dst: '10.0.0.9', proto: 17, sport: 1, dport: 2, t });
