@@ -14,6 +14,7 @@ import { RuleStats } from '../queue/supervisor';
 import { runTrain } from '../app/train';
 import { runReplay } from '../app/replay';
 import { createEventLog } from '../log/event-log';
+import { runLogs } from './logs';
 
 function die(message: string, code: number): never {
   process.stderr.write(`nfips: ${message.replace(/\n/g, '\nnfips: ')}\n`);
@@ -250,6 +251,28 @@ void yargs(hideBin(process.argv))
         await log.close();
       } catch (e) {
         await log.close();
+        die((e as Error).message, EXIT_CONFIG);
+      }
+    },
+  )
+  .command(
+    'logs',
+    'show the event log, one readable line per record (alerts, drops, stats...)',
+    (y) =>
+      y
+        .option('file', { type: 'string', default: RUN_DEFAULTS.logFile, describe: 'the log file (nfips run --log-file)' })
+        .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new records, across rotation (like tail -F)' })
+        .option('type', { type: 'string', array: true, default: [] as string[], describe: 'only these event types (repeatable or comma-separated), e.g. alert,drop' })
+        .option('json', { type: 'boolean', default: false, describe: 'print the matching JSON lines unchanged' })
+        .example('$0 logs -f --type alert', ''),
+    async (argv) => {
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
+      try {
+        const h = runLogs({ file: argv.file, follow: argv.follow, types: argv.type, json: argv.json }, (s) => process.stdout.write(s));
+        process.once('SIGINT', () => h.stop());
+        process.once('SIGTERM', () => h.stop());
+        await h.done;
+      } catch (e) {
         die((e as Error).message, EXIT_CONFIG);
       }
     },

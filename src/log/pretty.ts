@@ -1,0 +1,65 @@
+// One log record as one line for a person at a terminal (`nfips logs`).
+// The JSON lines stay the interface for tools; this is only a view.
+type Rec = Record<string, unknown>;
+
+const str = (v: unknown): string => (v === undefined || v === null ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+const endpoint = (ip: unknown, port: unknown) => (port === undefined || port === null || port === 0 ? str(ip) : `${str(ip)}:${str(port)}`);
+const time = (r: Rec) => {
+  const t = typeof r.timestamp === 'string' ? r.timestamp : '';
+  return t.replace('T', ' ').replace(/\.\d+Z$/, 'Z') || '-';
+};
+
+interface AnomalyFields {
+  queue?: number;
+  score?: number;
+  threshold?: number;
+  deviations?: { feature: string; z: number }[];
+  responsible?: { ip: string; share: number }[];
+  distributed?: boolean;
+  episode?: { id: number; follow_up?: boolean };
+  peak_score?: number;
+  windows_above?: number;
+  sources?: string[];
+}
+
+function anomalyLine(r: Rec, a: AnomalyFields): string {
+  const lead = (a.deviations ?? []).slice(0, 3).map((d) => `${d.feature} z=${d.z}`).join(', ');
+  const who = a.distributed ? 'many sources (distributed)' : (a.responsible ?? []).map((s) => `${s.ip} (${Math.round(s.share * 100)}%)`).join(', ');
+  const sig = (r.alert as { signature?: string } | undefined)?.signature ?? 'anomaly';
+  const follow = a.episode?.follow_up ? ', follow-up' : '';
+  return `ALERT  q${str(a.queue)} ${sig}: score ${str(a.score)} > ${str(a.threshold)}; ${lead}; from ${who || '-'} [episode ${str(a.episode?.id)}${follow}]`;
+}
+
+export function formatRecord(r: Rec): string {
+  const type = str(r.event_type);
+  let body: string;
+  const anomaly = r.anomaly as AnomalyFields | undefined;
+  if (type === 'alert' && anomaly) {
+    body = anomalyLine(r, anomaly);
+  } else if (type === 'anomaly_end' && anomaly) {
+    body = `END    q${str(anomaly.queue)} episode ${str(anomaly.episode?.id)} over: peak score ${str(anomaly.peak_score)}, ${str(anomaly.windows_above)} windows above, sources ${(anomaly.sources ?? []).join(', ') || '-'}`;
+  } else if (type === 'drop' || type === 'reject' || type === 'alert') {
+    const iface = r.in_iface ? ` in ${str(r.in_iface)}` : '';
+    const sup = typeof r.suppressed === 'number' && r.suppressed > 0 ? ` (+${r.suppressed} suppressed)` : '';
+    body = `${type.toUpperCase().padEnd(6)} rule ${str(r.rule_id)} ${str(r.proto)} ${endpoint(r.src_ip, r.src_port)} -> ${endpoint(r.dest_ip, r.dest_port)}${iface}${sup}`;
+  } else if (type === 'stats' || type === 'stats_final') {
+    const k = r.kernel as { queue_depth?: number; queue_dropped?: number; user_dropped?: number } | null | undefined;
+    const c = r.classifier as { scored?: number; skipped?: number; alerts?: number } | null | undefined;
+    const cls = c ? `; windows scored ${str(c.scored)}, skipped ${str(c.skipped)}, alerts ${str(c.alerts)}` : '';
+    const kern = k ? `; kernel queue ${str(k.queue_depth)}, dropped ${str(k.queue_dropped)}/${str(k.user_dropped)}` : '';
+    body = `${type === 'stats' ? 'STATS ' : 'FINAL '} q${str(r.queue)} received ${str(r.received)}, accepted ${str(r.accepted)}, dropped ${str(r.dropped)}, rejected ${str(r.rejected)}, ${str(r.pps)} pps${kern}${cls}`;
+  } else {
+    const skip = new Set(['timestamp', 'event_type', 'level', 'message']);
+    const rest = Object.entries(r)
+      .filter(([k]) => !skip.has(k))
+      .map(([k, v]) => `${k}=${str(v)}`)
+      .join(' ');
+    body = `${type}${rest ? ` ${rest}` : ''}`;
+  }
+  return `${time(r)} ${body}`;
+}
+
+/** Whether a record passes `--type` (an empty list passes everything). */
+export function typeMatches(r: Rec, types: readonly string[]): boolean {
+  return types.length === 0 || types.includes(str(r.event_type));
+}
