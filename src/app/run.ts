@@ -229,6 +229,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   let signalled: string | null = null;
   let onStop: ((reason: string) => void) | null = null;
   let onReload: (() => void) | null = null;
+  let onReopen: (() => void) | null = null;
   if (opts.handleSignals) {
     for (const sig of ['SIGINT', 'SIGTERM'] as const) {
       process.on(sig, () => {
@@ -237,6 +238,8 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       });
     }
     process.on('SIGHUP', () => onReload?.());
+    // logrotate: move the file, then SIGUSR1 makes nfips write to a new one.
+    process.on('SIGUSR1', () => onReopen?.());
   }
   const abortIfSignalled = () => {
     if (signalled) throw new StartupError(`stopped by ${signalled} while starting; nothing left installed`, EXIT_OK);
@@ -376,6 +379,10 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
 
   onStop = (reason) => void stop(reason);
   onReload = () => void reloader.reload('sighup').catch(() => undefined);
+  onReopen = () => {
+    log.reopen();
+    log.event('log_reopened', { file: o.logFile });
+  };
   if (signalled) void stop(signalled);
   return { done, stop };
 }

@@ -10,6 +10,12 @@ export type EventFields = Record<string, unknown>;
 
 export interface EventLog {
   event(eventType: string, fields?: EventFields, level?: Level): void;
+  /**
+   * Reopens the log file by name (after logrotate moved it): records logged
+   * from now on go to the new file; the old transport finishes writing what
+   * it holds to the moved file, so no line is lost.
+   */
+  reopen(): void;
   /** Flushes and closes the transports. */
   close(): Promise<void>;
 }
@@ -39,14 +45,12 @@ export function createEventLog(opts: EventLogOptions): EventLog {
   const transports: winston.transport[] = [];
   const clock = opts.clock;
   const stamp = () => (clock ? winston.format.timestamp({ format: () => clock().toISOString() }) : winston.format.timestamp());
+  const fileTransport = (file: string) => new winston.transports.File({ filename: file, format: winston.format.combine(stamp(), winston.format.json()) });
+  let file: winston.transport | null = null;
   if (opts.file) {
     mkdirSync(path.dirname(opts.file), { recursive: true });
-    transports.push(
-      new winston.transports.File({
-        filename: opts.file,
-        format: winston.format.combine(stamp(), winston.format.json()),
-      }),
-    );
+    file = fileTransport(opts.file);
+    transports.push(file);
   }
   if (opts.stdoutJson) {
     transports.push(
@@ -65,6 +69,15 @@ export function createEventLog(opts: EventLogOptions): EventLog {
   }
   const logger = winston.createLogger({ level: opts.level, transports, exitOnError: false });
   return {
+    reopen() {
+      if (!file || !opts.file) return;
+      // Swapped within one tick: no record can fall between the two.
+      const old = file;
+      file = fileTransport(opts.file);
+      logger.remove(old);
+      logger.add(file);
+      old.close?.();
+    },
     event(eventType, fields = {}, level = 'info') {
       // `message` is winston's required key; keep it equal to the type.
       logger.log({ level, message: eventType, event_type: eventType, ...fields });

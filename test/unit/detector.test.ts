@@ -32,7 +32,7 @@ function win(queue: number, end: number, values: number[], packets = 1000): Feat
 
 function recordingLog() {
   const events: { type: string; fields: EventFields }[] = [];
-  return { events, log: { event: (type: string, fields: EventFields = {}) => void events.push({ type, fields }), close: async () => undefined } };
+  return { events, log: { event: (type: string, fields: EventFields = {}) => void events.push({ type, fields }), close: async () => undefined, reopen: () => undefined } };
 }
 const settle = async (d: Detector, queue: number, scored: number) => {
   for (let i = 0; i < 200 && (d.stats()[queue]?.scored ?? 0) + (d.stats()[queue]?.errors ?? 0) < scored; i++) await new Promise((res) => setTimeout(res, 10));
