@@ -5,7 +5,7 @@ NODE_MODULES_STAMP := node_modules/.package-lock.json
 ADDON := build/Release/nfips_nfq.node
 TS_STAMP := dist/.built
 
-.PHONY: all deps build test unit integration demo bench bench-quick model soak clean
+.PHONY: all deps build test unit integration demo bench bench-quick model soak install uninstall clean
 
 all: build
 
@@ -53,6 +53,29 @@ bench: build
 
 bench-quick: build
 	node dist/bench/bench.js --quick
+
+# Installs the built tree under $(PREFIX)/lib/nfips (production modules only), the nfips
+# command, the systemd unit and logrotate file; the operator's /etc/nfips/rules.json and
+# /etc/default/nfips are created only when absent. DESTDIR stages it elsewhere.
+PREFIX ?= /usr/local
+LIBDIR = $(DESTDIR)$(PREFIX)/lib/nfips
+
+install: build
+	install -d $(LIBDIR)/dist $(LIBDIR)/build/Release $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/systemd/system \
+		$(DESTDIR)/etc/nfips $(DESTDIR)/etc/default $(DESTDIR)/etc/logrotate.d
+	rm -rf $(LIBDIR)/dist/src $(LIBDIR)/node_modules
+	cp -a package.json package-lock.json README.md bin rules models node_modules $(LIBDIR)/
+	cp -a dist/src $(LIBDIR)/dist/
+	install -m 0755 $(ADDON) $(LIBDIR)/build/Release/
+	cd $(LIBDIR) && npm prune --omit=dev --no-audit --no-fund >/dev/null
+	ln -sfn $(PREFIX)/lib/nfips/bin/nfips $(DESTDIR)$(PREFIX)/bin/nfips
+	sed 's|@PREFIX@|$(PREFIX)|g' packaging/nfips.service.in > $(DESTDIR)/etc/systemd/system/nfips.service
+	install -m 0644 packaging/nfips.logrotate $(DESTDIR)/etc/logrotate.d/nfips
+	[ -e $(DESTDIR)/etc/nfips/rules.json ] || install -m 0644 rules/default.json $(DESTDIR)/etc/nfips/rules.json
+	[ -e $(DESTDIR)/etc/default/nfips ] || install -m 0644 packaging/nfips.default $(DESTDIR)/etc/default/nfips
+
+uninstall:
+	rm -rf $(LIBDIR) $(DESTDIR)$(PREFIX)/bin/nfips $(DESTDIR)/etc/systemd/system/nfips.service $(DESTDIR)/etc/logrotate.d/nfips
 
 clean:
 	rm -rf build dist bench/out
