@@ -4,6 +4,7 @@
 import { Field, metaColumns, MetaColumns } from '../queue/native';
 import {
   createLinkInfo,
+  fillCapturedColumns,
   ipLengthField,
   isSupportedLinkType,
   LINKTYPE_EN10MB,
@@ -11,7 +12,6 @@ import {
   LINKTYPE_NULL,
   LINKTYPE_RAW,
   LinkStatus,
-  NO_OFFSET,
   parseLink,
   supportedLinkTypes,
 } from '../pcap/link';
@@ -194,22 +194,9 @@ export class LiveCapture {
       st.cutBySnaplen++;
       orig = Math.max(cap, ipLengthField(f, hl, cap));
     }
-    m.offset[i] = base + hl;
-    m.capLen[i] = cap;
-    m.origLen[i] = orig;
-    m.hwAddrOffset[i] = this.link.macOffset < 0 ? NO_OFFSET : base + this.link.macOffset;
-    m.hwProto[i] = this.link.ethertype;
     const ms = this.anchorMs + (performance.now() - this.anchorHr);
     const s = Math.floor(ms / 1000);
-    m.tsSec[i] = this.anchorSec + s;
-    m.tsNsec[i] = Math.min(999_999_999, Math.floor((ms - s * 1000) * 1e6));
-    m.id[i] = 0;
-    m.mark[i] = 0;
-    m.hook[i] = 0;
-    m.inIfindex[i] = 0;
-    m.outIfindex[i] = 0;
-    m.verdict[i] = 0;
-    m.verdictMark[i] = 0;
+    fillCapturedColumns(m, i, base, this.link, cap, orig, this.anchorSec + s, Math.min(999_999_999, Math.floor((ms - s * 1000) * 1e6)));
     this.n = i + 1;
     if (this.n === this.batchSize) this.flush();
   }

@@ -2,6 +2,8 @@
 // IP header inside a captured frame so both feed the same batch columns as
 // the inline path (which receives bare IP packets from NFQUEUE).
 
+import { MetaColumns } from '../queue/native';
+
 /** Mirrors NO_OFFSET in native/nfq_socket.h: "no source MAC for this packet". */
 export const NO_OFFSET = 0xffffffff;
 
@@ -173,6 +175,30 @@ export function parseLink(linkType: number, b: Uint8Array, start: number, capLen
  * IP-level length announced by the IP header at b[p], or 0 when it cannot
  * tell (IPv4 total length 0 is what TSO super-packets carry).
  */
+/**
+ * Writes packet i's batch columns for a captured frame whose link header
+ * (parsed into link) starts at byte `base` of the packet buffer, and clears
+ * the columns only NFQUEUE fills (id, mark, hook, interfaces, verdicts).
+ * Shared by the pcap reader and live capture, so both look to the
+ * pipeline exactly like a queue's batch.
+ */
+export function fillCapturedColumns(m: MetaColumns, i: number, base: number, link: LinkInfo, capLen: number, origLen: number, tsSec: number, tsNsec: number): void {
+  m.offset[i] = base + link.headerLen;
+  m.capLen[i] = capLen;
+  m.origLen[i] = origLen;
+  m.hwAddrOffset[i] = link.macOffset < 0 ? NO_OFFSET : base + link.macOffset;
+  m.hwProto[i] = link.ethertype;
+  m.tsSec[i] = tsSec;
+  m.tsNsec[i] = tsNsec;
+  m.id[i] = 0;
+  m.mark[i] = 0;
+  m.hook[i] = 0;
+  m.inIfindex[i] = 0;
+  m.outIfindex[i] = 0;
+  m.verdict[i] = 0;
+  m.verdictMark[i] = 0;
+}
+
 export function ipLengthField(b: Uint8Array, p: number, have: number): number {
   if (have < 1) return 0;
   const v = b[p] >> 4;

@@ -3,7 +3,7 @@
 // offline pipeline runs the inline decode/rules/feature code unchanged.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { Field, metaColumns, MetaColumns } from '../queue/native';
-import { createLinkInfo, isSupportedLinkType, LinkInfo, LinkStatus, NO_OFFSET, parseLink, supportedLinkTypes } from './link';
+import { createLinkInfo, fillCapturedColumns, isSupportedLinkType, LinkInfo, LinkStatus, parseLink, supportedLinkTypes } from './link';
 
 export interface PcapReaderOptions {
   /** Bytes read from the file at a time (default 1 MiB); the buffer grows for larger records. */
@@ -154,14 +154,8 @@ export class PcapBatchReader {
       if (status === LinkStatus.Ip) {
         out.set(this.buf.subarray(this.recData, this.recData + copy), used);
         const hl = this.link.headerLen;
-        m.offset[n] = used + hl;
-        m.capLen[n] = copy - hl;
         // Some writers leave the original length 0 or below the captured one.
-        m.origLen[n] = Math.max(this.recOrig, this.recCap) - hl;
-        m.hwAddrOffset[n] = this.link.macOffset < 0 ? NO_OFFSET : used + this.link.macOffset;
-        m.hwProto[n] = this.link.ethertype;
-        m.tsSec[n] = this.recSec;
-        m.tsNsec[n] = this.recNsec;
+        fillCapturedColumns(m, n, used, this.link, copy - hl, Math.max(this.recOrig, this.recCap) - hl, this.recSec, this.recNsec);
         if (copy < this.recCap) st.clipped++;
         used += copy;
         n++;
@@ -174,13 +168,6 @@ export class PcapBatchReader {
       this.consume();
       this.advance();
     }
-    m.id.fill(0, 0, n);
-    m.mark.fill(0, 0, n);
-    m.hook.fill(0, 0, n);
-    m.inIfindex.fill(0, 0, n);
-    m.outIfindex.fill(0, 0, n);
-    m.verdict.fill(0, 0, n);
-    m.verdictMark.fill(0, 0, n);
     return n;
   }
 
