@@ -9,7 +9,8 @@ import { netnsUnavailableReason } from '../../src/netns/topology';
 const ROOT = PACKAGE_ROOT;
 let cached: Promise<string | null> | undefined;
 
-function has(cmd: string): boolean {
+/** Whether a command is on PATH. */
+export function has(cmd: string): boolean {
   try {
     execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
     return true;

@@ -1,27 +1,19 @@
 // `make install` into a staging directory, as a packager would run it, and
 // the systemd unit it installs: hardening, and `systemd-analyze verify`.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it, TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/config/paths';
+import { has } from '../helpers/env';
 
 const run = promisify(execFile);
 const dest = mkdtempSync(path.join(tmpdir(), 'nfips-install-'));
 const lib = path.join(dest, 'usr/local/lib/nfips');
 const unitFile = path.join(dest, 'etc/systemd/system/nfips.service');
-
-function has(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('make install and the systemd unit', () => {
   before(async () => {
