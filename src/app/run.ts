@@ -269,7 +269,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   if (detection.features) {
     try {
       const queues = o.queues.last - o.queues.first + 1;
-      detector = new Detector({ model: detection.model, modelFile: o.model, threads: o.scoringThreads, log, recordFile: o.recordFeatures || undefined, queues, ...detection.features });
+      detector = new Detector({ model: detection.model, threads: o.scoringThreads, log, recordFile: o.recordFeatures || undefined, queues, ...detection.features });
     } catch (e) {
       const message = `cannot record features to ${o.recordFeatures}: ${(e as Error).message}`;
       log.event('start_failed', { error: message }, 'error');

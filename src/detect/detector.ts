@@ -16,7 +16,6 @@ import { ScoreTask, ScoreWorkerData } from './score-worker';
 export interface DetectorOptions {
   /** null: only record windows (e.g. to train the first model). */
   model: Model | null;
-  modelFile: string;
   threads: number;
   log: EventLog;
   /** Quiet windows that close an episode. */
@@ -40,6 +39,9 @@ export interface DetectorQueueStats {
   errors: number;
   episode_open: boolean;
   last_score: number | null;
+  /** From the queue thread: packets stamped a little before their step, and clock steps back that restarted the window. */
+  late_stamps: number;
+  clock_resets: number;
 }
 
 interface QueueState {
@@ -87,6 +89,9 @@ export class Detector {
       ring = new WindowRing(this.#opts, (w) => this.onWindow(w));
       this.#rings.set(s.queue, ring);
     }
+    const q = this.#queue(s.queue);
+    q.stats.late_stamps = s.lateStamps;
+    q.stats.clock_resets = s.clockResets;
     ring.add(s);
   }
 
@@ -155,7 +160,7 @@ export class Detector {
     if (!q) {
       q = {
         busy: false,
-        stats: { windows: 0, scored: 0, skipped: 0, thin: 0, anomalous: 0, alerts: 0, errors: 0, episode_open: false, last_score: null },
+        stats: { windows: 0, scored: 0, skipped: 0, thin: 0, anomalous: 0, alerts: 0, errors: 0, episode_open: false, last_score: null, late_stamps: 0, clock_resets: 0 },
       };
       this.#queues.set(queue, q);
     }

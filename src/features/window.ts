@@ -359,7 +359,6 @@ export class WindowRing {
   private readonly topSources: number;
   private last = -1;
   private first = -1;
-  windowsEmitted = 0;
 
   constructor(
     opts: RingOptions,
@@ -454,7 +453,6 @@ export class WindowRing {
     v[F.lenStd] = packets > 0 ? Math.sqrt(Math.max(0, sum[B_LEN_SQ] / packets - mean * mean)) : 0;
     v[F.topShare] = totals.packets > 0 ? top / totals.packets : 0;
 
-    this.windowsEmitted++;
     this.onWindow({ queue, start: (end - covered) * this.step, end: end * this.step, packets, values: v, totals, sources: list });
   }
 
@@ -520,14 +518,6 @@ export class WindowAggregator {
   constructor(opts: WindowOptions, onWindow: (w: FeatureWindow) => void) {
     this.ring = new WindowRing(opts, onWindow);
     this.counter = new StepCounter(opts, (r) => this.ring.add(r));
-  }
-
-  get buckets(): number {
-    return this.ring.buckets;
-  }
-
-  get windowsEmitted(): number {
-    return this.ring.windowsEmitted;
   }
 
   get lateStamps(): number {

@@ -5,7 +5,8 @@ import { describe, it } from 'node:test';
 import { Detector } from '../../src/detect/detector';
 import { trainModel } from '../../src/detect/train';
 import { FEATURE_COUNT, FEATURE_NAMES } from '../../src/features/feature-set';
-import { FeatureWindow } from '../../src/features/window';
+import { FeatureWindow, StepCounter } from '../../src/features/window';
+import { createDecodedBatch } from '../../src/packet/decoded';
 import { EventFields } from '../../src/log/event-log';
 import { mulberry32 } from '../../src/random/mulberry32';
 
@@ -41,7 +42,7 @@ const settle = async (d: Detector, queue: number, scored: number) => {
 describe('Detector', () => {
   it('skips and counts a window while the queue\'s previous one is still being scored', async () => {
     const { log } = recordingLog();
-    const d = new Detector({ model, modelFile: 'm.json', threads: 1, log, windowSeconds: 60, stepSeconds: 1, queues: 1 });
+    const d = new Detector({ model, threads: 1, log, windowSeconds: 60, stepSeconds: 1, queues: 1 });
     try {
       for (let i = 0; i < 50; i++) d.onWindow(win(0, 100 + i, normalValues()));
       d.onWindow(win(1, 100, normalValues()));
@@ -57,7 +58,7 @@ describe('Detector', () => {
 
   it('alerts once per episode, naming the source, and ends the episode after quiet windows', async () => {
     const { log, events } = recordingLog();
-    const d = new Detector({ model, modelFile: 'm.json', threads: 1, log, quietWindows: 3, windowSeconds: 60, stepSeconds: 1, queues: 1 });
+    const d = new Detector({ model, threads: 1, log, quietWindows: 3, windowSeconds: 60, stepSeconds: 1, queues: 1 });
     try {
       const feed = async (end: number, values: number[], packets = 1000) => {
         const before = d.stats()[0]?.scored ?? 0;
@@ -88,7 +89,7 @@ describe('Detector', () => {
 
   it('does not score a window that covers less than 10 s (right after start): rates over 2 s swing too far', async () => {
     const { log, events } = recordingLog();
-    const d = new Detector({ model, modelFile: 'm.json', threads: 1, log, windowSeconds: 60, stepSeconds: 1, queues: 1 });
+    const d = new Detector({ model, threads: 1, log, windowSeconds: 60, stepSeconds: 1, queues: 1 });
     try {
       const flood = normalValues();
       flood[pps] = 1e6;
@@ -103,9 +104,22 @@ describe('Detector', () => {
     }
   });
 
+  it('reports the queue thread\'s late stamps and clock resets from its steps', async () => {
+    const { log } = recordingLog();
+    const d = new Detector({ model: null, threads: 1, log, windowSeconds: 60, stepSeconds: 1, queues: 1 });
+    const counter = new StepCounter({ queue: 2, windowSeconds: 60, stepSeconds: 1 }, (r) => d.onStep(r));
+    const inputs = { tsSec: new Uint32Array(3), tsNsec: new Uint32Array(3), origLen: new Uint32Array(3), hwAddrOffset: new Uint32Array(3).fill(0xffffffff), sessionPackets: new Uint32Array(3), analysed: new Uint8Array(3).fill(1), toServer: new Uint8Array(3) };
+    const decoded = createDecodedBatch(3);
+    inputs.tsSec.set([100, 99, 50]); // one late stamp, then a step back of 50 s
+    counter.observe(3, decoded, inputs, new Uint8Array(0));
+    counter.advanceTo(60);
+    assert.deepEqual([d.stats()[2].late_stamps, d.stats()[2].clock_resets], [1, 1]);
+    await d.close();
+  });
+
   it('without a model only records (no pool, nothing scored)', async () => {
     const { log, events } = recordingLog();
-    const d = new Detector({ model: null, modelFile: '', threads: 1, log, windowSeconds: 60, stepSeconds: 1, queues: 1 });
+    const d = new Detector({ model: null, threads: 1, log, windowSeconds: 60, stepSeconds: 1, queues: 1 });
     d.onWindow(win(0, 1, new Array<number>(FEATURE_COUNT).fill(1e9)));
     assert.deepEqual([d.stats()[0].windows, d.stats()[0].scored], [1, 0]);
     assert.deepEqual(events, []);
