@@ -247,12 +247,15 @@ export class VerdictEngine {
     for (let i = 0; i < n; i++) {
       const ok = this.accepted[i] === 1 && d.status[i] === DecodeStatus.Ok;
       const done = inline && ok; // recorded in process()
-      if (!done) this.sessionPackets[i] = 0;
-      if (this.sessionPackets[i] === 0) this.toServer[i] = guessFromPacket(d.proto[i], d.tcpFlags[i], d.icmpType[i], d.sport[i], d.dport[i], hasPorts(d.proto[i]) && !(d.frag[i] & FragBits.NonFirst)) & 1;
-      if (ok && !done) {
-        this.clock[0] = meta.tsSec[i] + meta.tsNsec[i] * 1e-9;
-        this.recordSession(d, i, meta.origLen[i]);
+      if (!done) {
+        this.sessionPackets[i] = 0;
+        if (ok) {
+          this.clock[0] = meta.tsSec[i] + meta.tsNsec[i] * 1e-9;
+          this.recordSession(d, i, meta.origLen[i]);
+        }
       }
+      // No session to ask: guess the direction from the packet alone.
+      if (this.sessionPackets[i] === 0) this.toServer[i] = guessFromPacket(d.proto[i], d.tcpFlags[i], d.icmpType[i], d.sport[i], d.dport[i], hasPorts(d.proto[i]) && !(d.frag[i] & FragBits.NonFirst)) & 1;
     }
     this.counters[C_FLOW_OVERFLOW] += this.sessions.overflows - overflowsBefore;
   }
@@ -260,6 +263,6 @@ export class VerdictEngine {
   private recordSession(d: DecodedBatch, i: number, len: number): void {
     const k = this.sessions.record(d, i, this.clock, len);
     this.sessionPackets[i] = k;
-    if (k > 0) this.toServer[i] = this.sessions.lastToServer ? 1 : 0;
+    this.toServer[i] = k > 0 && this.sessions.lastToServer ? 1 : 0;
   }
 }
