@@ -9,6 +9,7 @@ import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { PACKAGE_ROOT } from '../config/paths';
+import { parseQueueRange, WINDOW_DEFAULTS } from '../config/run-options';
 import { readFeatureRecords } from '../features/record-file';
 import { startInlineNfips } from '../netns/inline-nfips';
 import { startNormalTraffic } from '../netns/normal-traffic';
@@ -27,6 +28,7 @@ export interface RecipeOptions {
 }
 
 export async function makeDefaultModel(o: RecipeOptions, say: (line: string) => void): Promise<void> {
+  const range = parseQueueRange(o.queues); // a bad --queues fails before anything is built
   const reason = await netnsUnavailableReason();
   if (reason) throw new Error(`make model: ${reason}`);
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-model-'));
@@ -43,12 +45,9 @@ export async function makeDefaultModel(o: RecipeOptions, say: (line: string) => 
     say(`traffic: ${JSON.stringify(summary)}`);
     await nfips.stop();
     const windows = readFeatureRecords(record);
-    const [first, last] = o.queues.split('-').map(Number);
-    const queues = (last ?? first) - first + 1;
     const { model, summary: s } = trainModel(windows, {
-      windowSeconds: 60,
-      stepSeconds: 1,
-      queues,
+      ...WINDOW_DEFAULTS,
+      queues: range.last - range.first + 1,
       source: `normal traffic recipe (src/netns/normal-traffic.ts), ${o.minutes} min, seed ${o.seed}, recorded inline by nfips run --record-features`,
       command: `make model (node dist/src/detect/model-recipe.js --minutes ${o.minutes} --seed ${o.seed} --queues ${o.queues})`,
     });
