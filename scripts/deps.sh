@@ -7,7 +7,7 @@ PACKAGES=(
   libnetfilter-queue-dev libmnl-dev
   iptables iproute2 kmod procps
   iputils-ping curl netcat-openbsd iperf3
-  libpcap-dev hping3 nmap tcpdump
+  libpcap-dev hping3 nmap tcpdump ipset
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,7 +1,7 @@
 // `nfips run`: wires rules, queue threads, iptables, stats and signals.
 // Start order is queues first, then iptables, so no packet is sent to a
 // queue nobody listens on; stop order is the reverse.
-import { closeSync, openSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync } from 'node:fs';
 import { RunOptions, WINDOW_DEFAULTS } from '../config/run-options';
 import { Detector, DetectorQueueStats } from '../detect/detector';
 import { loadModel, Model } from '../detect/model';
@@ -18,6 +18,12 @@ import { ControlServer } from '../control/server';
 import { RuleReloader } from './reload';
 import { logRuleEvents } from './rule-event-log';
 import { formatMarkSpec } from '../verdict/mark';
+import { Allowlist } from '../blocks/allowlist';
+import { setPrefixFor } from '../blocks/ipset';
+import { BlockManager } from '../blocks/manager';
+import { BlockState, readBlockState, stateFilePath } from '../blocks/state-file';
+import { ControlRequest } from '../control/protocol';
+import { readBlockCounters } from '../blocks/kernel-counters';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -41,7 +47,7 @@ export function planFor(o: RunOptions): IptablesPlan {
 }
 
 export function binariesFor(o: RunOptions): IptablesBinaries {
-  return { iptables: o.iptables, ip6tables: o.ip6tables };
+  return { iptables: o.iptables, ip6tables: o.ip6tables, ipset: o.ipset };
 }
 
 function queueNumbers(o: RunOptions): number[] {
@@ -75,11 +81,16 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     stats_interval: o.statsInterval,
     log_file: o.logFile,
     mode: o.mode,
-    model: o.mode === 'detect' ? o.model : null,
+    model: o.mode === 'off' ? null : o.model,
     window_seconds: o.windowSeconds ?? null,
     step_seconds: o.stepSeconds ?? null,
     scoring_threads: o.scoringThreads,
     record_features: o.recordFeatures || null,
+    allow: o.allow,
+    block_ttl: o.blockTtl,
+    block_max_ttl: o.blockMaxTtl,
+    max_blocks: o.maxBlocks,
+    state_dir: o.stateDir,
     pid: process.pid,
   };
 }
@@ -100,7 +111,7 @@ export interface DetectionSetup {
 export function detectionSetup(o: RunOptions): DetectionSetup {
   const warnings: string[] = [];
   let model: Model | null = null;
-  if (o.mode === 'detect') {
+  if (o.mode !== 'off') {
     model = loadModel(o.model);
     const clash = (flag: string, given: number | undefined, trained: number) =>
       given !== undefined && given !== trained ? `--${flag} ${given} differs from the model's ${trained} s (${o.model}); drop the flag or train a model with it` : null;
@@ -192,6 +203,8 @@ class StatsReporter {
         avg_batch: batches > 0 ? Number((d('received') / batches).toFixed(2)) : 0,
         max_batch: c.maxBatch,
         flow_overflows: c.flowOverflows,
+        // Suricata EVE's stats.ips, so eve.json dashboards read it as is.
+        stats: { ips: { accepted: c.accepted, blocked: c.dropped, rejected: c.rejected } },
         classifier: classifier[c.queue] ?? null,
         kernel: k
           ? { queue_depth: k.queueTotal, queue_dropped: k.queueDropped, user_dropped: k.userDropped, id_sequence: k.idSequence, port_id: k.portId }
@@ -201,14 +214,40 @@ class StatsReporter {
   }
 }
 
-function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null): Record<string, unknown> {
+/** Blocks in force and what they stopped, for `status` and the block_stats event. */
+async function blockSummary(blocks: BlockManager, o: RunOptions, plan: IptablesPlan): Promise<Record<string, unknown>> {
+  let kernel: Record<string, unknown> | null = null;
+  try {
+    kernel = { ...(await readBlockCounters(plan.families.map((f) => f.family), binariesFor(o), plan.chain)) };
+  } catch (e) {
+    kernel = { error: (e as Error).message };
+  }
+  const list = await blocks.list();
+  return {
+    mode: o.mode,
+    active: list.length,
+    since_start: { ...blocks.counts },
+    // Packets the block DROP rules stopped before the queue.
+    kernel_dropped: kernel,
+    blocks: list,
+  };
+}
+
+async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan): Promise<Record<string, unknown>> {
   const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
   const classifier: Record<number, DetectorQueueStats> = detector?.stats() ?? {};
   return {
     pid: process.pid,
     uptime_s: Math.round((Date.now() - startedAt) / 1000),
+    mode: o.mode,
     rules: { version: sup.rulesVersion, file: sup.rules.origin.file, sha256: sup.rules.origin.sha256, count: sup.rules.rules.length, lock: sup.rules.lock, default: sup.rules.default },
-    queues: sup.snapshot().map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null, classifier: classifier[c.queue] ?? null })),
+    queues: sup.snapshot().map((c) => ({
+      ...c,
+      fail_open: c.failVerdicts,
+      kernel: kernel.get(c.queue) ?? null,
+      classifier: classifier[c.queue] ?? null,
+    })),
+    blocks: await blockSummary(blocks, o, plan),
   };
 }
 
@@ -256,6 +295,21 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   } catch (e) {
     throw new StartupError((e as Error).message, EXIT_CONFIG);
   }
+  const stateFile = stateFilePath(o.stateDir);
+  let saved: BlockState;
+  let allowlist: Allowlist;
+  try {
+    saved = readBlockState(stateFile);
+    allowlist = new Allowlist(o.allow, o.exclude);
+    try {
+      mkdirSync(o.stateDir, { recursive: true, mode: 0o750 });
+      accessSync(o.stateDir, constants.W_OK);
+    } catch (e) {
+      throw new Error(`invalid --state-dir ${o.stateDir}: blocks could not be saved there (${(e as Error).message})`);
+    }
+  } catch (e) {
+    throw new StartupError((e as Error).message, EXIT_CONFIG);
+  }
   const plan = planFor(o);
   const bins = binariesFor(o);
   const unavailable = await iptablesAvailable(bins, plan.families.map((f) => f.family));
@@ -264,12 +318,23 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   const log = createEventLog({ file: o.logFile, console: opts.console, level: o.logLevel });
   log.event('start', { config: describeConfig(o, rules) });
   for (const w of detection.warnings) log.event('config_warning', { warning: w }, 'warn');
+  const blocks = new BlockManager({
+    policy: { ttlSeconds: o.blockTtl, maxTtlSeconds: o.blockMaxTtl, maxBlocks: o.maxBlocks },
+    allowlist,
+    saved,
+    stateFile,
+    setPrefix: setPrefixFor(plan.chain),
+    families: plan.families.map((f) => f.family),
+    bins,
+    log,
+  });
   // Scoring threads start before the queues, so the first window has somewhere to go.
   let detector: Detector | null = null;
   if (detection.features) {
     try {
       const queues = o.queues.last - o.queues.first + 1;
-      detector = new Detector({ model: detection.model, threads: o.scoringThreads, log, recordFile: o.recordFeatures || undefined, queues, ...detection.features });
+      const respond = o.mode === 'prevent' ? blocks.respondToAnomaly.bind(blocks) : undefined;
+      detector = new Detector({ model: detection.model, threads: o.scoringThreads, log, recordFile: o.recordFeatures || undefined, queues, respond, ...detection.features });
     } catch (e) {
       const message = `cannot record features to ${o.recordFeatures}: ${(e as Error).message}`;
       log.event('start_failed', { error: message }, 'error');
@@ -311,11 +376,18 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
 
   try {
     abortIfSignalled();
-    const summary = await install(plan, bins);
+    const summary = await install(plan, bins, blocks.restoredBlocks());
     log.event('iptables_installed', {
       chain: summary.chain,
-      families: summary.families.map((f) => ({ family: f.family, rules: f.rules, jumps: f.jumps, stale_removed: f.stale.jumpsRemoved.length + (f.stale.chainRemoved ? 1 : 0) })),
+      families: summary.families.map((f) => ({
+        family: f.family,
+        rules: f.rules,
+        jumps: f.jumps,
+        block_sets: f.sets,
+        stale_removed: f.stale.jumpsRemoved.length + (f.stale.chainRemoved ? 1 : 0) + f.stale.setsRemoved.length,
+      })),
     });
+    blocks.start();
     abortIfSignalled();
   } catch (e) {
     if (signalled) await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins).catch(() => undefined);
@@ -328,16 +400,38 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
 
   const startedAt = Date.now();
   const stats = new StatsReporter(sup, log, detector);
-  const timer = o.statsInterval > 0 ? setInterval(() => stats.report(), o.statsInterval * 1000) : null;
+  const reportBlocks = async (final: boolean) => {
+    const summary = await blockSummary(blocks, o, plan);
+    delete summary.blocks;
+    log.event(final ? 'block_stats_final' : 'block_stats', summary);
+  };
+  const timer = o.statsInterval > 0
+    ? setInterval(() => {
+      stats.report();
+      void reportBlocks(false);
+    }, o.statsInterval * 1000)
+    : null;
   const reloader = new RuleReloader(o.rules, o.rulesFormat, sup, log);
   if (o.watchRules) reloader.watch();
   let control: ControlServer | null = null;
   if (o.controlSocket) {
     try {
-      control = await ControlServer.listen(o.controlSocket, async (cmd) => {
-        if (cmd === 'rules.reload') return reloader.reload('control');
-        if (cmd === 'rules.stats') return sup.ruleStats();
-        return statusOf(sup, startedAt, detector);
+      control = await ControlServer.listen(o.controlSocket, async (req: ControlRequest) => {
+        switch (req.cmd) {
+          case 'rules.reload':
+            return reloader.reload('control');
+          case 'rules.stats':
+            return sup.ruleStats();
+          case 'blocks.list':
+            return blocks.list();
+          case 'blocks.add':
+            return blocks.addManual(req);
+          case 'blocks.del':
+            if (typeof req.key !== 'string') throw new Error('blocks del needs the block, as "nfips blocks list" shows it');
+            return blocks.remove(req.key, 'manual');
+          case 'status':
+            return statusOf(sup, startedAt, detector, blocks, o, plan);
+        }
       });
     } catch (e) {
       // The engine works without it; say so loudly rather than stop a gateway.
@@ -356,11 +450,17 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       if (timer) clearInterval(timer);
       reloader.close();
       log.event('stopping', { reason });
+      await blocks.close();
+      await reportBlocks(true).catch(() => undefined);
       let code = EXIT_OK;
       // Unhook first so no new packet is queued, then drain and unbind.
       try {
         const removed = await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins);
-        log.event('iptables_removed', { chain: removed.chain, families: removed.families.map((f) => ({ family: f.family, jumps: f.jumpsRemoved.length, chain_removed: f.chainRemoved })) });
+        log.event('iptables_removed', {
+          chain: removed.chain,
+          families: removed.families.map((f) => ({ family: f.family, jumps: f.jumpsRemoved.length, chain_removed: f.chainRemoved, block_sets_removed: f.setsRemoved })),
+          blocks_saved: blocks.size,
+        });
       } catch (e) {
         code = EXIT_RUNTIME;
         log.event('iptables_remove_failed', { error: (e as Error).message, hint: 'run "nfips iptables remove"' }, 'error');

@@ -6,7 +6,9 @@ import { resolveRunOptions, RUN_DEFAULTS, RunFlags, RunOptions } from '../config
 import { describeRemoval, install, iptablesAvailable, remove, renderPlanText } from '../iptables/apply';
 import { runDemo } from '../demo/demo';
 import { controlRequest } from '../control/client';
-import { DEFAULT_CONTROL_SOCKET } from '../control/protocol';
+import { ControlRequest, DEFAULT_CONTROL_SOCKET } from '../control/protocol';
+import { BlockView } from '../blocks/manager';
+import { formatBlocks, formatStatus } from './status-text';
 import { explain, formatExplanation } from '../rules/explain';
 import { FormatChoice, readRuleFile } from '../rules/load';
 import { parsePacketText } from '../rules/packet-text';
@@ -83,9 +85,9 @@ function loadOrDie(file: string, format: string): ReturnType<typeof readRuleFile
   }
 }
 
-async function ask(socket: string, cmd: 'status' | 'rules.reload' | 'rules.stats'): Promise<unknown> {
+async function ask(socket: string, req: ControlRequest): Promise<unknown> {
   try {
-    return await controlRequest(socket, cmd);
+    return await controlRequest(socket, req);
   } catch (e) {
     die((e as Error).message, EXIT_RUNTIME);
   }
@@ -124,12 +126,18 @@ void yargs(hideBin(process.argv))
         .option('queue-maxlen', { type: 'number', default: RUN_DEFAULTS.queueMaxlen, describe: 'kernel queue length, in packets' })
         .option('batch-size', { type: 'number', default: RUN_DEFAULTS.batchSize, describe: 'most packets handed over per native call' })
         .option('rcvbuf-mb', { type: 'number', default: RUN_DEFAULTS.rcvbufMb, describe: 'netlink socket receive buffer, MiB' })
-        .option('mode', { type: 'string', default: RUN_DEFAULTS.mode, choices: ['detect', 'off'], describe: 'detect: score traffic windows and alert on anomalies; off: rules only' })
+        .option('mode', { type: 'string', default: RUN_DEFAULTS.mode, choices: ['prevent', 'detect', 'off'], describe: 'prevent: score traffic windows, alert on anomalies and block their sources; detect: alert only; off: rules only' })
         .option('model', { type: 'string', describe: 'anomaly model (default: models/default.json shipped with nfips)' })
         .option('window-seconds', { type: 'number', describe: 'feature window length (default: the model\'s, 60)' })
         .option('step-seconds', { type: 'number', describe: 'seconds between windows (default: the model\'s, 1)' })
         .option('scoring-threads', { type: 'number', default: RUN_DEFAULTS.scoringThreads, describe: 'classifier worker threads (never the queue threads)' })
         .option('record-features', { type: 'string', describe: 'append every feature window to this JSON-lines file, for "nfips train --features"' })
+        .option('allow', { type: 'string', array: true, default: [] as string[], describe: 'CIDR never blocked (repeatable); the gateway\'s own addresses and --exclude networks never are either' })
+        .option('block-ttl', { type: 'number', default: RUN_DEFAULTS.blockTtl, describe: 'seconds a first anomaly block lasts; each repeat offence doubles it' })
+        .option('block-max-ttl', { type: 'number', default: RUN_DEFAULTS.blockMaxTtl, describe: 'cap on a block\'s time to live, seconds' })
+        .option('max-blocks', { type: 'number', default: RUN_DEFAULTS.maxBlocks, describe: 'most blocks in force at once; more are refused and logged' })
+        .option('state-dir', { type: 'string', default: RUN_DEFAULTS.stateDir, describe: 'directory of blocks.json: blocks survive a restart with their remaining time' })
+        .option('ipset', { type: 'string', default: RUN_DEFAULTS.ipset, describe: 'ipset binary (blocks are ipsets matched before the queue)' })
         .example('$0 run --rules rules/default.json --queues 0-1 --hook forward --log-file /var/log/nfips/nfips.json', ''),
     (argv) => cmdRun(argv as RunFlags),
   )
@@ -175,7 +183,7 @@ void yargs(hideBin(process.argv))
         'make the running nfips reload its rule file (validated first; on error the old rules stay)',
         (yy) => yy.option('control-socket', controlFlag),
         async (argv) => {
-          const r = (await ask(argv.controlSocket, 'rules.reload')) as { version: number; rules_count: number; sha256: string };
+          const r = (await ask(argv.controlSocket, { cmd: 'rules.reload' })) as { version: number; rules_count: number; sha256: string };
           process.stdout.write(`reloaded: version ${r.version}, ${r.rules_count} rules, sha256 ${r.sha256.slice(0, 12)}\n`);
         },
       )
@@ -184,19 +192,58 @@ void yargs(hideBin(process.argv))
         'per-rule packet and byte counters of the running nfips',
         (yy) => yy.option('control-socket', controlFlag).option('json', { type: 'boolean', default: false }),
         async (argv) => {
-          const s = (await ask(argv.controlSocket, 'rules.stats')) as RuleStats;
+          const s = (await ask(argv.controlSocket, { cmd: 'rules.stats' })) as RuleStats;
           if (argv.json) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
           else printRuleStats(s);
         },
       )
       .demandCommand(1, 'say which rules command: check, test, reload or stats'),
   )
+  .command('blocks <action>', 'list, add or remove blocks of the running nfips (enforced in the kernel before the queue)', (y) =>
+    y
+      .command(
+        'list',
+        'blocks in force: scope, origin, time left, packets the kernel dropped',
+        (yy) => yy.option('control-socket', controlFlag).option('json', { type: 'boolean', default: false }),
+        async (argv) => {
+          const list = (await ask(argv.controlSocket, { cmd: 'blocks.list' })) as BlockView[];
+          process.stdout.write(argv.json ? `${JSON.stringify(list, null, 2)}\n` : formatBlocks(list));
+        },
+      )
+      .command(
+        'add <net>',
+        'block an address or CIDR: everything from it, one protocol (--proto), or one service (--proto and --port)',
+        (yy) =>
+          yy
+            .positional('net', { type: 'string', demandOption: true, describe: 'IPv4/IPv6 address or CIDR' })
+            .option('proto', { type: 'string', choices: ['tcp', 'udp', 'icmp'], describe: 'only this protocol' })
+            .option('port', { type: 'number', describe: 'only this destination port (with --proto tcp or udp)' })
+            .option('ttl', { type: 'number', describe: 'seconds (default: --block-ttl of the running nfips)' })
+            .option('reason', { type: 'string', describe: 'logged with the block' })
+            .option('control-socket', controlFlag),
+        async (argv) => {
+          const v = (await ask(argv.controlSocket, { cmd: 'blocks.add', net: argv.net, proto: argv.proto, port: argv.port, ttl_seconds: argv.ttl, reason: argv.reason })) as BlockView;
+          process.stdout.write(`blocked ${v.key} (${v.scope}) until ${v.expires_at}\n`);
+        },
+      )
+      .command(
+        'del <block>',
+        'lift a block, named as "blocks list" shows it (e.g. 10.0.0.6, or "10.0.0.6 tcp:22")',
+        (yy) => yy.positional('block', { type: 'string', demandOption: true }).option('control-socket', controlFlag),
+        async (argv) => {
+          const v = (await ask(argv.controlSocket, { cmd: 'blocks.del', key: argv.block })) as BlockView;
+          process.stdout.write(`unblocked ${v.key}\n`);
+        },
+      )
+      .demandCommand(1, 'say which blocks command: list, add or del'),
+  )
   .command(
     'status',
-    'uptime, per-queue counters, kernel queue state and rules version of the running nfips',
-    (y) => y.option('control-socket', controlFlag),
+    'uptime, per-queue counters, kernel queue state, classifier, rules version and blocks of the running nfips',
+    (y) => y.option('control-socket', controlFlag).option('json', { type: 'boolean', default: false, describe: 'the full status as JSON' }),
     async (argv) => {
-      process.stdout.write(`${JSON.stringify(await ask(argv.controlSocket, 'status'), null, 2)}\n`);
+      const s = await ask(argv.controlSocket, { cmd: 'status' });
+      process.stdout.write(argv.json ? `${JSON.stringify(s, null, 2)}\n` : formatStatus(s as Parameters<typeof formatStatus>[0]));
     },
   )
   .command(

@@ -40,10 +40,20 @@ export interface RunFlags {
   stepSeconds?: number;
   scoringThreads?: number;
   recordFeatures?: string;
+  allow?: string[];
+  blockTtl?: number;
+  blockMaxTtl?: number;
+  maxBlocks?: number;
+  stateDir?: string;
+  ipset?: string;
 }
 
-/** detect: anomalies raise alerts; off: rules only, no feature path (unless recording). */
-export type DetectMode = 'detect' | 'off';
+/**
+ * prevent: anomalies raise alerts and block their sources; detect: alerts
+ * only; off: rules only, no feature path (unless recording).
+ */
+export type DetectMode = 'prevent' | 'detect' | 'off';
+export const DETECT_MODES: readonly DetectMode[] = ['prevent', 'detect', 'off'];
 
 export interface RunOptions {
   rules: string;
@@ -78,6 +88,14 @@ export interface RunOptions {
   scoringThreads: number;
   /** Append every feature window to this file ('' for none). */
   recordFeatures: string;
+  /** Networks never blocked (besides --exclude and the gateway's own addresses). */
+  allow: string[];
+  blockTtl: number;
+  blockMaxTtl: number;
+  maxBlocks: number;
+  /** Where blocks are saved across restarts. */
+  stateDir: string;
+  ipset: string;
 }
 
 export const RUN_DEFAULTS = {
@@ -103,10 +121,16 @@ export const RUN_DEFAULTS = {
   logLevel: 'info',
   iptables: 'iptables',
   ip6tables: 'ip6tables',
-  mode: 'detect',
+  mode: 'prevent',
   model: path.join(PACKAGE_ROOT, 'models', 'default.json'),
   scoringThreads: 1,
   recordFeatures: '',
+  allow: [] as string[],
+  blockTtl: 600,
+  blockMaxTtl: 86_400,
+  maxBlocks: 4096,
+  stateDir: '/var/lib/nfips',
+  ipset: 'ipset',
 } as const;
 
 /** Window length and step when neither a model nor a flag sets them. */
@@ -161,7 +185,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   const queueMaxlen = attempt(() => intIn('queue-maxlen', f.queueMaxlen, 16, 1 << 20));
   const batchSize = attempt(() => intIn('batch-size', f.batchSize, 1, 4096));
   const rcvbufMb = attempt(() => intIn('rcvbuf-mb', f.rcvbufMb, 1, 1024));
-  const mode = attempt(() => oneOf('mode', f.mode, ['detect', 'off'] as const));
+  const mode = attempt(() => oneOf('mode', f.mode, DETECT_MODES));
   const scoringThreads = attempt(() => intIn('scoring-threads', f.scoringThreads, 1, 64));
   const windowSeconds = flags.windowSeconds === undefined ? undefined : attempt(() => intIn('window-seconds', f.windowSeconds, 1, 3600));
   const stepSeconds = flags.stepSeconds === undefined ? undefined : attempt(() => intIn('step-seconds', f.stepSeconds, 1, 3600));
@@ -171,6 +195,16 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     if (!parsePrefix(cidr)) problems.push(`invalid --exclude "${cidr}": expected an IPv4 or IPv6 address or CIDR`);
     else if (!f.ipv6 && cidr.includes(':')) problems.push(`invalid --exclude "${cidr}": IPv6 network given with --no-ipv6`);
   }
+  const allow = f.allow.map(String);
+  for (const cidr of allow) {
+    if (!parsePrefix(cidr)) problems.push(`invalid --allow "${cidr}": expected an IPv4 or IPv6 address or CIDR`);
+  }
+  // The kernel's ipset timeout tops out at 2^31/1000 s (24.8 days).
+  const blockMaxTtl = attempt(() => intIn('block-max-ttl', f.blockMaxTtl, 1, 2_147_483));
+  const blockTtl = attempt(() => intIn('block-ttl', f.blockTtl, 1, 2_147_483));
+  if (blockTtl !== undefined && blockMaxTtl !== undefined && blockTtl > blockMaxTtl) problems.push(`invalid --block-ttl ${blockTtl}: longer than --block-max-ttl ${blockMaxTtl}`);
+  const maxBlocks = attempt(() => intIn('max-blocks', f.maxBlocks, 1, 65536));
+  if (f.stateDir === '') problems.push('invalid --state-dir "": blocks need a directory to survive restarts');
   if (problems.length) throw new Error(problems.join('\n'));
   return {
     rules: path.resolve(f.rules),
@@ -201,5 +235,11 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     stepSeconds,
     scoringThreads: scoringThreads!,
     recordFeatures: f.recordFeatures === '' ? '' : path.resolve(f.recordFeatures),
+    allow,
+    blockTtl: blockTtl!,
+    blockMaxTtl: blockMaxTtl!,
+    maxBlocks: maxBlocks!,
+    stateDir: path.resolve(f.stateDir),
+    ipset: f.ipset,
   };
 }

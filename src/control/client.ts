@@ -1,8 +1,8 @@
 // Asks a running nfips over its control socket.
 import { createConnection } from 'node:net';
-import { ControlCommand, ControlResponse } from './protocol';
+import { ControlRequest, ControlResponse } from './protocol';
 
-export function controlRequest(file: string, cmd: ControlCommand, timeoutMs = 10_000): Promise<unknown> {
+export function controlRequest(file: string, req: ControlRequest, timeoutMs = 10_000): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const sock = createConnection(file);
     let buf = '';
@@ -11,7 +11,7 @@ export function controlRequest(file: string, cmd: ControlCommand, timeoutMs = 10
       reject(new Error(`no answer on ${file} within ${timeoutMs} ms`));
     }, timeoutMs);
     sock.setEncoding('utf8');
-    sock.on('connect', () => sock.write(`${JSON.stringify({ cmd })}\n`));
+    sock.on('connect', () => sock.write(`${JSON.stringify(req)}\n`));
     sock.on('data', (c: string) => (buf += c));
     sock.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);

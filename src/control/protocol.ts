@@ -1,7 +1,22 @@
 // The control socket speaks one JSON object per line each way.
-export type ControlRequest = { cmd: 'status' } | { cmd: 'rules.reload' } | { cmd: 'rules.stats' };
+export interface BlockAddArgs {
+  net: string;
+  scope?: string;
+  proto?: string;
+  port?: number;
+  ttl_seconds?: number;
+  reason?: string;
+}
+
+export type ControlRequest =
+  | { cmd: 'status' }
+  | { cmd: 'rules.reload' }
+  | { cmd: 'rules.stats' }
+  | { cmd: 'blocks.list' }
+  | ({ cmd: 'blocks.add' } & BlockAddArgs)
+  | { cmd: 'blocks.del'; key: string };
 export type ControlCommand = ControlRequest['cmd'];
-export const CONTROL_COMMANDS: readonly ControlCommand[] = ['status', 'rules.reload', 'rules.stats'];
+export const CONTROL_COMMANDS: readonly ControlCommand[] = ['status', 'rules.reload', 'rules.stats', 'blocks.list', 'blocks.add', 'blocks.del'];
 
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string };
 

@@ -3,9 +3,10 @@
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, Server, Socket } from 'node:net';
 import path from 'node:path';
-import { CONTROL_COMMANDS, ControlCommand, ControlResponse } from './protocol';
+import { CONTROL_COMMANDS, ControlRequest, ControlResponse } from './protocol';
 
-export type ControlHandler = (cmd: ControlCommand) => Promise<unknown>;
+/** Gets the request with a known `cmd`; checks its other fields itself. */
+export type ControlHandler = (req: ControlRequest) => Promise<unknown>;
 
 const MAX_REQUEST_BYTES = 4096;
 const CLIENT_IDLE_MS = 30_000;
@@ -87,17 +88,19 @@ function serve(sock: Socket, handler: ControlHandler): void {
 }
 
 async function answer(line: string, handler: ControlHandler): Promise<ControlResponse> {
-  let cmd: unknown;
+  let req: unknown;
   try {
-    cmd = (JSON.parse(line) as { cmd?: unknown }).cmd;
+    req = JSON.parse(line);
   } catch {
     return { ok: false, error: 'request is not JSON' };
   }
+  if (req === null || typeof req !== 'object' || Array.isArray(req)) return { ok: false, error: 'request is not a JSON object' };
+  const cmd = (req as { cmd?: unknown }).cmd;
   if (typeof cmd !== 'string' || !(CONTROL_COMMANDS as readonly string[]).includes(cmd)) {
     return { ok: false, error: `unknown command ${JSON.stringify(cmd)}; known: ${CONTROL_COMMANDS.join(', ')}` };
   }
   try {
-    return { ok: true, result: await handler(cmd as ControlCommand) };
+    return { ok: true, result: await handler(req as ControlRequest) };
   } catch (e) {
     return { ok: false, error: (e as Error).message };
   }

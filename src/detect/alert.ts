@@ -32,12 +32,15 @@ export function anomalyAlert(
   episode: EpisodeState,
   newSources: readonly string[],
   followUp: boolean,
-  action: 'allowed' | 'blocked' = 'allowed',
+  response?: { action: 'allowed' | 'blocked'; blocks: unknown[] },
 ): Record<string, unknown> {
+  const action = response?.action ?? 'allowed';
   const sig = ANOMALY_SIGNATURES[a.blame];
   const lead = a.responsible[0];
   return {
     ...(lead ? { src_ip: lead.ip } : {}),
+    ...(lead?.protocols.length === 1 && lead.protocols[0] !== 'other' ? { proto: lead.protocols[0].toUpperCase() } : {}),
+    ...(lead?.service ? { dest_port: lead.service.port } : {}),
     alert: {
       action,
       signature_id: sig.id,
@@ -60,6 +63,7 @@ export function anomalyAlert(
       distributed: a.responsible.length === 0,
       new_sources: newSources,
       episode: { id: episode.id, opened: new Date(episode.openedAt * 1000).toISOString(), follow_up: followUp },
+      ...(response ? { blocks: response.blocks } : {}),
     },
   };
 }

@@ -4,7 +4,9 @@
 // that counter rather than by packets keeps a server answering a flood
 // from being named instead of the client sending it.
 import { BlameCounter, FEATURES } from '../features/feature-set';
+import { PROTO_BIT_ICMP, PROTO_BIT_OTHER, PROTO_BIT_TCP, PROTO_BIT_UDP } from '../features/source-table';
 import { FeatureWindow, WindowSource } from '../features/window';
+import { PROTO_TCP, PROTO_UDP } from '../packet/decoded';
 
 export interface Deviation {
   feature: string;
@@ -20,7 +22,18 @@ export interface ResponsibleSource {
   packets: number;
   /** The blamed counter's value for this source. */
   count: number;
+  /** What it sent toward servers in the window. */
+  protocols: ('tcp' | 'udp' | 'icmp' | 'other')[];
+  /** Set when all its TCP/UDP packets went to one destination port. */
+  service?: { proto: 'tcp' | 'udp'; port: number };
 }
+
+const PROTO_NAMES = [
+  [PROTO_BIT_TCP, 'tcp'],
+  [PROTO_BIT_UDP, 'udp'],
+  [PROTO_BIT_ICMP, 'icmp'],
+  [PROTO_BIT_OTHER, 'other'],
+] as const;
 
 export interface Attribution {
   blame: BlameCounter;
@@ -53,8 +66,13 @@ export function attribute(w: FeatureWindow, deviations: readonly Deviation[]): A
 }
 
 function toResponsible(s: WindowSource, blame: BlameCounter, total: number): ResponsibleSource {
-  const r: ResponsibleSource = { ip: s.ip, share: total > 0 ? round(s[blame] / total) : 0, packets: s.packets, count: s[blame] };
+  const protocols = PROTO_NAMES.filter(([bit]) => s.protos & bit).map(([, name]) => name);
+  const r: ResponsibleSource = { ip: s.ip, share: total > 0 ? round(s[blame] / total) : 0, packets: s.packets, count: s[blame], protocols };
   if (s.mac) r.mac = s.mac;
+  if (s.target >= 0) {
+    const proto = s.target >>> 16;
+    if (proto === PROTO_TCP || proto === PROTO_UDP) r.service = { proto: proto === PROTO_TCP ? 'tcp' : 'udp', port: s.target & 0xffff };
+  }
   return r;
 }
 

@@ -7,7 +7,7 @@ import { Piscina } from 'piscina';
 import { FeatureRecorder } from '../features/record-file';
 import { FeatureWindow, StepRecord, WindowRing } from '../features/window';
 import { EventLog } from '../log/event-log';
-import { WindowJudge } from './judge';
+import { Respond, WindowJudge } from './judge';
 import { isScoreable } from './scoreable';
 import { Model } from './model';
 import { ScoreResult } from './score';
@@ -25,6 +25,8 @@ export interface DetectorOptions {
   windowSeconds: number;
   stepSeconds: number;
   queues: number;
+  /** Prevent mode: turns anomalous windows into blocks. */
+  respond?: Respond;
 }
 
 export interface DetectorQueueStats {
@@ -70,7 +72,7 @@ export class Detector {
       this.#judge = null;
       return;
     }
-    this.#judge = new WindowJudge(opts.model.threshold, (type, fields, level) => opts.log.event(type, fields, level), opts.quietWindows);
+    this.#judge = new WindowJudge(opts.model.threshold, (type, fields, level) => opts.log.event(type, fields, level), opts.quietWindows, opts.respond);
     const workerData: ScoreWorkerData = { model: opts.model };
     this.#pool = new Piscina<ScoreTask, ScoreResult>({
       filename: path.join(__dirname, 'score-worker.js'),

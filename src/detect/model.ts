@@ -1,9 +1,8 @@
 // The trained model file: its shape, its validation and its atomic save. A
 // model is only meaningful for the exact feature vector it was trained on,
 // so a mismatch is refused with the way out (retrain) in the message.
-import Ajv, { ErrorObject } from 'ajv';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { describeSchemaErrors, formatJsonProblems, JsonProblem, strictAjv, writeFileAtomic } from '../config/json-file';
 import { FEATURE_COUNT, FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES, FeatureTransform } from '../features/feature-set';
 import type { Scaler } from './scale';
 
@@ -59,12 +58,7 @@ export interface Model {
   training: TrainingMeta;
 }
 
-export interface ModelProblem {
-  /** JSON pointer into the file, e.g. /scaler/std/3; '' is the document. */
-  path: string;
-  message: string;
-  value?: unknown;
-}
+export type ModelProblem = JsonProblem;
 
 export class ModelError extends Error {
   /** Where the first problem is; the message lists them all. */
@@ -74,21 +68,10 @@ export class ModelError extends Error {
     readonly file: string,
     readonly problems: ModelProblem[],
   ) {
-    super(formatModelProblems(file, problems));
+    super(formatJsonProblems(file, problems));
     this.name = 'ModelError';
     this.jsonPath = problems[0]?.path ?? '';
   }
-}
-
-export function formatModelProblems(file: string, problems: ModelProblem[]): string {
-  return problems
-    .map((p) => `${file}: at ${p.path === '' ? '(root)' : p.path}: ${p.message}${p.value === undefined ? '' : `, got ${showValue(p.value)}`}`)
-    .join('\n');
-}
-
-function showValue(v: unknown): string {
-  const s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v);
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 const finiteNumber = { type: 'number' } as const;
@@ -171,73 +154,7 @@ export const MODEL_SCHEMA = {
   },
 } as const;
 
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-
-const ajv = new Ajv({ allErrors: true, strict: true });
-ajv.addFormat('nfips-iso-date', { type: 'string', validate: (s: string) => ISO_DATE.test(s) && !Number.isNaN(Date.parse(s)) });
-const validateSchema = ajv.compile(MODEL_SCHEMA);
-
-const TYPE_NAMES: Record<string, string> = {
-  number: 'a number',
-  integer: 'an integer',
-  string: 'a string',
-  array: 'an array',
-  object: 'an object',
-};
-
-/** ajv says "must be > 0"; operators fix files faster from "expected a number > 0, got 0". */
-function describeSchemaErrors(errors: ErrorObject[], doc: unknown): ModelProblem[] {
-  const out: ModelProblem[] = [];
-  const seen = new Set<string>();
-  for (const e of errors) {
-    const at = e.instancePath;
-    const value = pointerGet(doc, at);
-    let p: ModelProblem;
-    switch (e.keyword) {
-      case 'required':
-        p = { path: at, message: `missing required field "${String(e.params.missingProperty)}"` };
-        break;
-      case 'additionalProperties':
-        p = { path: `${at}/${String(e.params.additionalProperty)}`, message: 'unknown field' };
-        break;
-      case 'type':
-        p = { path: at, message: `expected ${TYPE_NAMES[String(e.params.type)] ?? String(e.params.type)}`, value };
-        break;
-      case 'enum':
-        p = { path: at, message: `expected ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(' or ')}`, value };
-        break;
-      case 'minimum':
-      case 'maximum':
-      case 'exclusiveMinimum':
-      case 'exclusiveMaximum':
-        p = { path: at, message: `expected a number ${String(e.params.comparison)} ${String(e.params.limit)}`, value };
-        break;
-      case 'minItems':
-        p = { path: at, message: `expected at least ${String(e.params.limit)} item(s)`, value };
-        break;
-      case 'format':
-        p = { path: at, message: 'expected an ISO 8601 date-time such as 2024-05-01T12:00:00.000Z', value };
-        break;
-      default:
-        p = { path: at, message: e.message ?? e.keyword, value };
-    }
-    const key = `${p.path}\u0000${p.message}`;
-    if (!seen.has(key)) {
-      seen.add(key);
-      out.push(p);
-    }
-  }
-  return out;
-}
-
-function pointerGet(doc: unknown, pointer: string): unknown {
-  let cur = doc;
-  for (const raw of pointer.split('/').slice(1)) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string, unknown>)[raw.replace(/~1/g, '/').replace(/~0/g, '~')];
-  }
-  return cur;
-}
+const validateSchema = strictAjv().compile(MODEL_SCHEMA);
 
 /** JSON cannot carry NaN or Infinity, but a model built in memory can; catch it before it is written as null. */
 function nonFinite(doc: unknown, at: string, out: ModelProblem[]): void {
@@ -333,23 +250,5 @@ export function loadModel(file: string): Model {
  */
 export function saveModel(file: string, m: Model): void {
   validateModel(m, file);
-  const text = `${JSON.stringify(m, null, 2)}\n`;
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  let fd = -1;
-  try {
-    fd = openSync(tmp, 'wx', 0o644);
-    writeFileSync(fd, text);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = -1;
-    renameSync(tmp, file);
-  } catch (e) {
-    if (fd >= 0) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never created or already renamed
-    }
-    throw e;
-  }
+  writeFileAtomic(file, `${JSON.stringify(m, null, 2)}\n`);
 }

@@ -16,6 +16,22 @@ export const SC_COUNT = SOURCE_COUNTERS.length;
 const MAX_PROBE = 16;
 export const NO_MAC = -1;
 
+/** Protocol bits of a source's packets toward servers. */
+export const PROTO_BIT_TCP = 1;
+export const PROTO_BIT_UDP = 2;
+export const PROTO_BIT_ICMP = 4;
+export const PROTO_BIT_OTHER = 8;
+/** Destination of a source's port-carrying packets: (proto << 16) | port, or one of these. */
+export const TARGET_NONE = -1;
+export const TARGET_MANY = -2;
+
+/** Folds one more destination into a source's: the same one stays, a second makes it "many". */
+export function mergeTarget(cur: number, next: number): number {
+  if (cur === TARGET_NONE) return next;
+  if (next === TARGET_NONE || next === cur) return cur;
+  return TARGET_MANY;
+}
+
 export class SourceTable {
   readonly maxSources: number;
   readonly slots: number;
@@ -30,6 +46,10 @@ export class SourceTable {
   readonly macHi: Int32Array;
   readonly macLo: Int32Array;
   readonly counts: Float64Array;
+  /** PROTO_BIT_* of the source's packets: a block can be narrowed to one protocol. */
+  readonly protos: Uint8Array;
+  /** The single (protocol, destination port) it sent to, or TARGET_*: a block can be narrowed to one service. */
+  readonly target: Int32Array;
   readonly others = new Float64Array(SC_COUNT);
   used = 0;
   /** Rows handed from a light source to a new one since the last clear. */
@@ -48,6 +68,8 @@ export class SourceTable {
     this.macHi = new Int32Array(c);
     this.macLo = new Int32Array(c);
     this.counts = new Float64Array(c * SC_COUNT);
+    this.protos = new Uint8Array(c);
+    this.target = new Int32Array(c);
   }
 
   clear(): void {
@@ -106,6 +128,8 @@ export class SourceTable {
       this.macHi[slot] = NO_MAC;
     }
     this.counts.fill(0, slot * SC_COUNT, (slot + 1) * SC_COUNT);
+    this.protos[slot] = 0;
+    this.target[slot] = TARGET_NONE;
     return slot;
   }
 

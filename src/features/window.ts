@@ -15,7 +15,10 @@ import { BlameCounter, FEATURE_COUNT, featureIndex } from './feature-set';
 import { fmix32, hashAddress, mixWord } from './hash';
 import { HLL_REGISTERS, hllAdd, hllEstimate, hllMergeInto } from './hll';
 import { SeenSources } from './seen-sources';
-import { formatMac, SC_BYTES, SC_COUNT, SC_ICMP_ECHO, SC_NEW_SESSIONS, SC_PACKETS, SC_SYN, SC_UDP, SOURCE_COUNTERS, SourceTable } from './source-table';
+import {
+  formatMac, mergeTarget, PROTO_BIT_ICMP, PROTO_BIT_OTHER, PROTO_BIT_TCP, PROTO_BIT_UDP, SC_BYTES, SC_COUNT, SC_ICMP_ECHO, SC_NEW_SESSIONS, SC_PACKETS, SC_SYN, SC_UDP,
+  SOURCE_COUNTERS, SourceTable, TARGET_NONE,
+} from './source-table';
 
 /** The per-packet inputs the aggregator reads besides the decoded headers. */
 export interface WindowInputs {
@@ -49,6 +52,10 @@ export interface WindowSource {
   icmpEcho: number;
   udp: number;
   newSessions: number;
+  /** PROTO_BIT_* of what it sent toward servers. */
+  protos: number;
+  /** (protocol << 16) | destination port when all its port-carrying packets went to one service; else TARGET_*. */
+  target: number;
 }
 
 export interface FeatureWindow {
@@ -150,7 +157,7 @@ export interface StepRecord {
   /** S_COUNT HyperLogLog register sets, one after the other. */
   sketches: Uint8Array;
   /** Per-source rows, compacted: n rows. */
-  sources: { n: number; family: Uint8Array; addr: Uint32Array; macHi: Int32Array; macLo: Int32Array; counts: Float64Array };
+  sources: { n: number; family: Uint8Array; addr: Uint32Array; macHi: Int32Array; macLo: Int32Array; counts: Float64Array; protos: Uint8Array; target: Int32Array };
   /** Counters of the sources that found no row. */
   others: Float64Array;
   /** Since the counter started: packets stamped a little before their step, and clock steps back. */
@@ -239,7 +246,16 @@ export class StepCounter {
   private close(): StepRecord {
     const t = this.table;
     const n = t.used;
-    const sources = { n, family: new Uint8Array(n), addr: new Uint32Array(n * 4), macHi: new Int32Array(n), macLo: new Int32Array(n), counts: new Float64Array(n * SC_COUNT) };
+    const sources = {
+      n,
+      family: new Uint8Array(n),
+      addr: new Uint32Array(n * 4),
+      macHi: new Int32Array(n),
+      macLo: new Int32Array(n),
+      counts: new Float64Array(n * SC_COUNT),
+      protos: new Uint8Array(n),
+      target: new Int32Array(n),
+    };
     let r = 0;
     for (let s = 0; s < t.slots && r < n; s++) {
       if (!t.inUse(s)) continue;
@@ -248,6 +264,8 @@ export class StepCounter {
       sources.macHi[r] = t.macHi[s];
       sources.macLo[r] = t.macLo[s];
       sources.counts.set(t.counts.subarray(s * SC_COUNT, (s + 1) * SC_COUNT), r * SC_COUNT);
+      sources.protos[r] = t.protos[s];
+      sources.target[r] = t.target[s];
       r++;
     }
     const rec: StepRecord = {
@@ -340,6 +358,10 @@ export class StepCounter {
     x[o + SC_ICMP_ECHO] += echo;
     x[o + SC_UDP] += udp;
     x[o + SC_NEW_SESSIONS] += newSession;
+    if (row >= 0) {
+      table.protos[row] |= proto === PROTO_TCP ? PROTO_BIT_TCP : proto === PROTO_UDP ? PROTO_BIT_UDP : proto === PROTO_ICMP || proto === PROTO_ICMPV6 ? PROTO_BIT_ICMP : PROTO_BIT_OTHER;
+      if (ports) table.target[row] = mergeTarget(table.target[row], (proto << 16) | dp);
+    }
   }
 }
 
@@ -458,7 +480,7 @@ export class WindowRing {
 
   /** Adds up the per-step source rows of the window; returns the top sources by each counter. */
   private mergeSources(steps: StepRecord[]): { list: WindowSource[]; top: number; totals: Record<BlameCounter, number> } {
-    const rows = new Map<string, { family: number; words: Uint32Array; macHi: number; macLo: number; c: Float64Array }>();
+    const rows = new Map<string, { family: number; words: Uint32Array; macHi: number; macLo: number; c: Float64Array; protos: number; target: number }>();
     const totals = new Float64Array(SC_COUNT);
     for (const st of steps) {
       for (let k = 0; k < SC_COUNT; k++) totals[k] += st.others[k];
@@ -468,9 +490,11 @@ export class WindowRing {
         const key = `${s.family[i]}/${s.addr[a]}/${s.addr[a + 1]}/${s.addr[a + 2]}/${s.addr[a + 3]}`;
         let r = rows.get(key);
         if (!r) {
-          r = { family: s.family[i], words: s.addr.slice(a, a + 4), macHi: s.macHi[i], macLo: s.macLo[i], c: new Float64Array(SC_COUNT) };
+          r = { family: s.family[i], words: s.addr.slice(a, a + 4), macHi: s.macHi[i], macLo: s.macLo[i], c: new Float64Array(SC_COUNT), protos: 0, target: TARGET_NONE };
           rows.set(key, r);
         }
+        r.protos |= s.protos[i];
+        r.target = mergeTarget(r.target, s.target[i]);
         for (let k = 0; k < SC_COUNT; k++) {
           const v = s.counts[i * SC_COUNT + k];
           r.c[k] += v;
@@ -500,6 +524,8 @@ export class WindowRing {
           icmpEcho: r.c[SC_ICMP_ECHO],
           udp: r.c[SC_UDP],
           newSessions: r.c[SC_NEW_SESSIONS],
+          protos: r.protos,
+          target: r.target,
         };
         const mac = formatMac(r.macHi, r.macLo);
         if (mac) src.mac = mac;
@@ -544,5 +570,5 @@ export class WindowAggregator {
 /** Buffers to transfer with a posted StepRecord (no copy). */
 export function stepTransferList(r: StepRecord): ArrayBuffer[] {
   const s = r.sources;
-  return [r.counts.buffer, r.sketches.buffer, r.others.buffer, s.family.buffer, s.addr.buffer, s.macHi.buffer, s.macLo.buffer, s.counts.buffer] as ArrayBuffer[];
+  return [r.counts.buffer, r.sketches.buffer, r.others.buffer, s.family.buffer, s.addr.buffer, s.macHi.buffer, s.macLo.buffer, s.counts.buffer, s.protos.buffer, s.target.buffer] as ArrayBuffer[];
 }

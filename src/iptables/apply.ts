@@ -2,6 +2,8 @@
 // removal, counters, and the text `nfips iptables print` shows. Commands run
 // through execFile, never a shell.
 import { execFile } from 'node:child_process';
+import { Block } from '../blocks/block';
+import { blockSets, restoreScript, setPrefixFor } from '../blocks/ipset';
 import {
   ALL_FAMILIES,
   DEFAULT_CHAIN,
@@ -19,6 +21,8 @@ export interface IptablesBinaries {
   /** Default: "<iptables>-restore", which also fits iptables-legacy / iptables-nft. */
   iptablesRestore?: string;
   ip6tablesRestore?: string;
+  /** The ipset binary for the block sets; default "ipset". */
+  ipset?: string;
 }
 
 export const DEFAULT_BINARIES: Readonly<IptablesBinaries> = Object.freeze({ iptables: 'iptables', ip6tables: 'ip6tables' });
@@ -53,7 +57,7 @@ export function restoreBinaryFor(family: Family, bins: IptablesBinaries): string
   return explicit ?? `${binaryFor(family, bins)}-restore`;
 }
 
-function wrap(bins: IptablesBinaries, binary: string, args: string[], input?: string): Command {
+export function wrap(bins: IptablesBinaries, binary: string, args: string[], input?: string): Command {
   const cmd: Command = bins.netns === undefined
     ? { file: binary, args }
     : { file: 'ip', args: ['netns', 'exec', bins.netns, binary, ...args] };
@@ -63,6 +67,15 @@ function wrap(bins: IptablesBinaries, binary: string, args: string[], input?: st
 /** `<iptables> -w -t filter ARGS`: -w so a concurrent firewall tool makes us wait, not fail. */
 export function iptablesCommand(family: Family, bins: IptablesBinaries, args: string[]): Command {
   return wrap(bins, binaryFor(family, bins), ['-w', '-t', 'filter', ...args]);
+}
+
+export function ipsetCommand(bins: IptablesBinaries, args: string[], input?: string): Command {
+  return wrap(bins, bins.ipset ?? 'ipset', args, input);
+}
+
+/** Creates the family's block sets (they must not exist) and fills them with the blocks. */
+export function setsCommand(fp: FamilyPlan, bins: IptablesBinaries, blocks: readonly Block[] = [], now = Date.now()): Command {
+  return ipsetCommand(bins, ['restore'], restoreScript(setPrefixFor(fp.chain), [fp.family], blocks, now));
 }
 
 export function restoreCommand(fp: FamilyPlan, bins: IptablesBinaries): Command {
@@ -95,12 +108,15 @@ export function renderPlanText(plan: IptablesPlan, bins: IptablesBinaries = DEFA
   const queues = o.queues.first === o.queues.last ? `${o.queues.first}` : `${o.queues.first}:${o.queues.last}`;
   const out = [
     `# nfips iptables plan: chain ${plan.chain}, hook ${o.hook}, queue ${queues}, ${o.failClosed ? 'fail-closed' : 'fail-open (--queue-bypass)'}`,
-    `# install first deletes any ${plan.chain} jumps from FORWARD/INPUT and the ${plan.chain} chain left by an earlier run, then runs:`,
+    `# install first deletes any ${plan.chain} jumps from FORWARD/INPUT, the ${plan.chain} chain and its block sets left by an earlier run, then runs:`,
   ];
   for (const fp of plan.families) {
+    const sets = setsCommand(fp, bins);
     const restore = restoreCommand(fp, bins);
     const delim = heredocDelimiter(fp.restore);
-    out.push('', `# ${fp.family}`, `${commandLine(restore)} <<'${delim}'`, ...fp.restore.replace(/\n$/, '').split('\n'), delim);
+    out.push('', `# ${fp.family}: the block sets (then the saved blocks are added), the chain, the jumps`);
+    out.push(`${commandLine(sets)} <<'${delim}'`, ...(sets.input ?? '').replace(/\n$/, '').split('\n'), delim);
+    out.push(`${commandLine(restore)} <<'${delim}'`, ...fp.restore.replace(/\n$/, '').split('\n'), delim);
     out.push(...jumpCommands(fp, bins).map(commandLine));
   }
   return `${out.join('\n')}\n`;
@@ -221,6 +237,8 @@ export interface FamilyRemoval {
   /** The `-S` lines of the jumps deleted. */
   jumpsRemoved: string[];
   chainRemoved: boolean;
+  /** Block sets destroyed. */
+  setsRemoved: string[];
   /** Rules the chain held when it was flushed. */
   rulesRemoved: number;
   /** Set when the family was not touched because its binary cannot be run. */
@@ -235,7 +253,7 @@ export interface RemovalSummary {
 /** Deletes every jump to `chain` and the chain itself; throws on any failure other than "nothing there". */
 async function clearFamily(family: Family, chain: string, bins: IptablesBinaries): Promise<FamilyRemoval> {
   const list = iptablesCommand(family, bins, ['-S']);
-  const res: FamilyRemoval = { family, jumpsRemoved: [], chainRemoved: false, rulesRemoved: 0 };
+  const res: FamilyRemoval = { family, jumpsRemoved: [], chainRemoved: false, setsRemoved: [], rulesRemoved: 0 };
   let save = (await must(list)).stdout;
   const existed = chainExists(save, chain);
   res.rulesRemoved = parseSaveRules(save).filter((r) => r.chain === chain).length;
@@ -249,15 +267,39 @@ async function clearFamily(family: Family, chain: string, bins: IptablesBinaries
     }
     save = (await must(list)).stdout;
   }
-  if (!existed) return res;
+  if (existed) {
+    await deleteChain(family, chain, bins, save);
+    res.chainRemoved = true;
+  }
+  // Only once no rule of ours refers to them.
+  res.setsRemoved = await destroySets(family, chain, bins);
+  return res;
+}
+
+async function deleteChain(family: Family, chain: string, bins: IptablesBinaries, save: string): Promise<void> {
   const others = parseSaveRules(save).filter((r) => r.chain !== chain && targetOf(r.spec) === chain);
   if (others.length > 0) {
     throw new IptablesError(`cannot delete chain ${chain} (${family}): still referenced by rules nfips does not manage: ${others.map((r) => r.line).join('; ')}`);
   }
   await must(iptablesCommand(family, bins, ['-F', chain]));
   await must(iptablesCommand(family, bins, ['-X', chain]));
-  res.chainRemoved = true;
-  return res;
+}
+
+/** Destroys the family's block sets that exist; the kernel refuses while anything still uses one. */
+async function destroySets(family: Family, chain: string, bins: IptablesBinaries): Promise<string[]> {
+  const listCmd = ipsetCommand(bins, ['list', '-n']);
+  const listed = await run(listCmd);
+  // No ipset tool: nothing nfips could have created either.
+  if (listed.code === null) return [];
+  if (listed.code !== 0) throw failure(listCmd, listed);
+  const existing = new Set(listed.stdout.split('\n').map((l) => l.trim()));
+  const gone: string[] = [];
+  for (const set of blockSets(setPrefixFor(chain), family)) {
+    if (!existing.has(set.name)) continue;
+    await must(ipsetCommand(bins, ['destroy', set.name]));
+    gone.push(set.name);
+  }
+  return gone;
 }
 
 async function familyUnavailable(family: Family, bins: IptablesBinaries): Promise<string | null> {
@@ -269,7 +311,7 @@ async function familyUnavailable(family: Family, bins: IptablesBinaries): Promis
 /** Like clearFamily, but a family whose binary is missing is skipped rather than an error. */
 async function removeFamily(family: Family, chain: string, bins: IptablesBinaries): Promise<FamilyRemoval> {
   const reason = await familyUnavailable(family, bins);
-  if (reason !== null) return { family, jumpsRemoved: [], chainRemoved: false, rulesRemoved: 0, skipped: reason };
+  if (reason !== null) return { family, jumpsRemoved: [], chainRemoved: false, setsRemoved: [], rulesRemoved: 0, skipped: reason };
   return clearFamily(family, chain, bins);
 }
 
@@ -300,6 +342,7 @@ export function describeRemoval(s: RemovalSummary): string {
       if (f.skipped !== undefined) return `${f.family}: skipped (${f.skipped})`;
       const parts = [`${f.jumpsRemoved.length} jump(s) removed`];
       parts.push(f.chainRemoved ? `chain ${s.chain} with ${f.rulesRemoved} rule(s) removed` : `no chain ${s.chain}`);
+      if (f.setsRemoved.length) parts.push(`block sets ${f.setsRemoved.join(', ')} destroyed`);
       return `${f.family}: ${parts.join(', ')}`;
     })
     .join('\n');
@@ -313,6 +356,7 @@ export interface FamilyInstall {
   stale: FamilyRemoval;
   rules: number;
   jumps: ParentChain[];
+  sets: string[];
 }
 
 export interface InstallSummary {
@@ -320,24 +364,26 @@ export interface InstallSummary {
   families: FamilyInstall[];
 }
 
-async function installFamily(fp: FamilyPlan, bins: IptablesBinaries): Promise<FamilyInstall> {
+async function installFamily(fp: FamilyPlan, bins: IptablesBinaries, blocks: readonly Block[]): Promise<FamilyInstall> {
   const stale = await clearFamily(fp.family, fp.chain, bins);
+  await must(setsCommand(fp, bins, blocks));
   await must(restoreCommand(fp, bins));
   for (const cmd of jumpCommands(fp, bins)) await must(cmd);
-  return { family: fp.family, stale, rules: fp.body.length, jumps: fp.jumps.map((j) => j.parent) };
+  return { family: fp.family, stale, rules: fp.body.length, jumps: fp.jumps.map((j) => j.parent), sets: fp.sets.map((x) => x.name) };
 }
 
 /**
- * Installs the plan in every family, replacing whatever an earlier run left.
+ * Installs the plan in every family, replacing whatever an earlier run left;
+ * the block sets start with `blocks` (saved ones being restored).
  * All or nothing: on any failure every family of the plan is cleared again.
  */
-export async function install(plan: IptablesPlan, bins: IptablesBinaries = DEFAULT_BINARIES): Promise<InstallSummary> {
+export async function install(plan: IptablesPlan, bins: IptablesBinaries = DEFAULT_BINARIES, blocks: readonly Block[] = []): Promise<InstallSummary> {
   const families: FamilyInstall[] = [];
   let current: Family | undefined;
   try {
     for (const fp of plan.families) {
       current = fp.family;
-      families.push(await installFamily(fp, bins));
+      families.push(await installFamily(fp, bins, blocks));
     }
     return { chain: plan.chain, families };
   } catch (e) {
@@ -378,6 +424,10 @@ export async function iptablesAvailable(
     const r = await run(probe);
     if (r.code !== 0) return `${binaryFor(family, opts)} cannot read the filter table: ${failure(probe, r).message}`;
   }
+  // Blocks live in ipsets; without them nfips could not enforce any.
+  const sets = ipsetCommand(opts, ['list', '-n']);
+  const r = await run(sets);
+  if (r.code !== 0) return `${opts.ipset ?? 'ipset'} is not usable (install the ipset package): ${failure(sets, r).message}`;
   return null;
 }
 

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../config/paths';
+import { blockSets, BlockSet, setPrefixFor } from '../blocks/ipset';
 
 export type Hook = 'forward' | 'input' | 'both';
 export type Family = 'ipv4' | 'ipv6';
@@ -38,6 +39,8 @@ export interface JumpRule {
 export interface FamilyPlan {
   family: Family;
   chain: string;
+  /** The ipsets of blocks, created before the chain that refers to them. */
+  sets: BlockSet[];
   body: RuleSpec[];
   /** Payload for `iptables-restore --noflush`. */
   restore: string;
@@ -157,6 +160,9 @@ export const rejectRules: BodyPart = (o, family) => {
   return [tagged(['-p', 'tcp', ...m], ['-j', 'REJECT', '--reject-with', 'tcp-reset']), tagged(m, ['-j', 'REJECT', '--reject-with', icmp])];
 };
 
+/** Blocked sources are dropped before the queue: a flood from them never reaches user space. */
+export const blockDrops: BodyPart = (o, family) => blockSets(setPrefixFor(o.chain), family).map((set) => tagged(set.match, ['-j', 'DROP']));
+
 /** Packets nfips already judged come back with the repeat mark and must not loop. */
 export const repeatMarkReturn: BodyPart = (o) => [tagged(['-m', 'mark', '--mark', formatMark(o.mark)], ['-j', 'RETURN'])];
 
@@ -173,9 +179,10 @@ export const queueRule: BodyPart = (o) => {
   return [tagged([], ['-j', 'NFQUEUE', ...queue, ...bypass])];
 };
 
-// Order matters: the first matching rule decides. Rejected packets carry the
-// repeat bit too, so the REJECT rules come before the repeat RETURN.
-export const BODY_PARTS: readonly BodyPart[] = [rejectRules, repeatMarkReturn, excludeReturns, queueRule];
+// Order matters: the first matching rule decides. Blocks come first; rejected
+// packets carry the repeat bit too, so the REJECT rules come before the
+// repeat RETURN.
+export const BODY_PARTS: readonly BodyPart[] = [blockDrops, rejectRules, repeatMarkReturn, excludeReturns, queueRule];
 
 export function chainBody(o: ResolvedPlanOptions, family: Family, parts: readonly BodyPart[] = BODY_PARTS): RuleSpec[] {
   return parts.flatMap((part) => part(o, family));
@@ -222,7 +229,7 @@ export function bodyLines(fp: FamilyPlan): string[] {
 
 export function buildFamilyPlan(o: ResolvedPlanOptions, family: Family, template: string): FamilyPlan {
   const body = chainBody(o, family);
-  return { family, chain: o.chain, body, restore: renderRestore(template, o.chain, body), jumps: jumpRules(o.hook, o.chain) };
+  return { family, chain: o.chain, sets: blockSets(setPrefixFor(o.chain), family), body, restore: renderRestore(template, o.chain, body), jumps: jumpRules(o.hook, o.chain) };
 }
 
 export function buildPlan(options: IptablesPlanOptions, template: string = readTemplate()): IptablesPlan {

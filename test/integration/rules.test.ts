@@ -126,7 +126,7 @@ test('rules on the real kernel path', { timeout: 300_000 }, async (t: TestContex
       assert.equal(failed.kept_version, 2);
       assert.equal(await tcpConnect(topo, 8080), 'timeout', 'old rules still drop 8080');
       assert.equal((await curl(topo, `http://${topo.addr.server4}/`)).out.split(' ')[0], '200', 'and pass 80');
-      const status = JSON.parse((await execFileP(process.execPath, [NFIPS, 'status', '--control-socket', nf.controlSocket])).stdout) as { rules: { version: number } };
+      const status = JSON.parse((await execFileP(process.execPath, [NFIPS, 'status', '--json', '--control-socket', nf.controlSocket])).stdout) as { rules: { version: number } };
       assert.equal(status.rules.version, 2);
     });
   } finally {

@@ -14,6 +14,8 @@ import {
 } from '../../src/iptables/plan';
 import {
   commandLine,
+  DEFAULT_BINARIES,
+  setsCommand,
   findJumps,
   chainExists,
   jumpCommands,
@@ -36,12 +38,34 @@ function fam(p: IptablesPlan, family: Family): FamilyPlan {
 
 const jumpLines = (fp: FamilyPlan): string[] => fp.jumps.map((j) => ruleLine('-I', j.parent, [String(j.position), ...j.spec]));
 
-test('default plan: reject rules, mark RETURN, then single queue with bypass, FORWARD jump, both families', () => {
+function blockLines(chain: string, family: 'ipv4' | 'ipv6'): string[] {
+  const f = family === 'ipv4' ? '4' : '6';
+  const prefix = chain.toLowerCase();
+  const icmp = family === 'ipv4' ? 'icmp' : 'ipv6-icmp';
+  return [
+    `-A ${chain} -m set --match-set ${prefix}-src${f} src -m comment --comment nfips -j DROP`,
+    `-A ${chain} -p tcp -m set --match-set ${prefix}-tcp${f} src -m comment --comment nfips -j DROP`,
+    `-A ${chain} -p udp -m set --match-set ${prefix}-udp${f} src -m comment --comment nfips -j DROP`,
+    `-A ${chain} -p ${icmp} -m set --match-set ${prefix}-icmp${f} src -m comment --comment nfips -j DROP`,
+    `-A ${chain} -m set --match-set ${prefix}-svc${f} src,dst -m comment --comment nfips -j DROP`,
+  ];
+}
+const BLOCK_LINES = 5;
+
+test('default plan: block drops, reject rules, mark RETURN, then single queue with bypass, FORWARD jump, both families', () => {
   const p = plan();
   assert.deepEqual(p.families.map((f) => f.family), ['ipv4', 'ipv6']);
   for (const fp of p.families) {
     const icmp = fp.family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
+    assert.deepEqual(fp.sets.map((x) => [x.name, x.type]), [
+      [`nfips-src${fp.family.slice(-1)}`, 'hash:net'],
+      [`nfips-tcp${fp.family.slice(-1)}`, 'hash:net'],
+      [`nfips-udp${fp.family.slice(-1)}`, 'hash:net'],
+      [`nfips-icmp${fp.family.slice(-1)}`, 'hash:net'],
+      [`nfips-svc${fp.family.slice(-1)}`, 'hash:net,port'],
+    ]);
     assert.deepEqual(bodyLines(fp), [
+      ...blockLines('NFIPS', fp.family),
       '-A NFIPS -p tcp -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with tcp-reset',
       `-A NFIPS -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with ${icmp}`,
       '-A NFIPS -m mark --mark 0x1/0x1 -m comment --comment nfips -j RETURN',
@@ -63,7 +87,7 @@ test('fail-closed drops --queue-bypass', () => {
 
 test('exclude CIDRs go to their own family, source and destination, before the queue rule', () => {
   const p = plan({ exclude: ['10.0.0.0/8', 'fd00::/8', '192.0.2.1', '2001:db8::1/128'] });
-  assert.deepEqual(bodyLines(fam(p, 'ipv4')).slice(2), [
+  assert.deepEqual(bodyLines(fam(p, 'ipv4')).slice(BLOCK_LINES + 2), [
     '-A NFIPS -m mark --mark 0x1/0x1 -m comment --comment nfips -j RETURN',
     '-A NFIPS -s 10.0.0.0/8 -m comment --comment nfips -j RETURN',
     '-A NFIPS -d 10.0.0.0/8 -m comment --comment nfips -j RETURN',
@@ -72,7 +96,7 @@ test('exclude CIDRs go to their own family, source and destination, before the q
     '-A NFIPS -m comment --comment nfips -j NFQUEUE --queue-num 0 --queue-bypass',
   ]);
   const v6 = bodyLines(fam(p, 'ipv6'));
-  assert.deepEqual(v6.slice(3, -1), [
+  assert.deepEqual(v6.slice(BLOCK_LINES + 3, -1), [
     '-A NFIPS -s fd00::/8 -m comment --comment nfips -j RETURN',
     '-A NFIPS -d fd00::/8 -m comment --comment nfips -j RETURN',
     '-A NFIPS -s 2001:db8::1/128 -m comment --comment nfips -j RETURN',
@@ -92,8 +116,9 @@ test('hooks: forward, input (skipping loopback), both', () => {
 test('custom mark is printed in hex; custom chain name is used everywhere', () => {
   const p = plan({ mark: { value: 0x100, mask: 0xff00 }, rejectMark: { value: 0x10000, mask: 0x10000 }, chain: 'IPS_IN', families: ['ipv4'] });
   const fp = fam(p, 'ipv4');
-  assert.equal(bodyLines(fp)[0], '-A IPS_IN -p tcp -m mark --mark 0x10000/0x10000 -m comment --comment nfips -j REJECT --reject-with tcp-reset');
-  assert.equal(bodyLines(fp)[2], '-A IPS_IN -m mark --mark 0x100/0xff00 -m comment --comment nfips -j RETURN');
+  assert.deepEqual(bodyLines(fp).slice(0, BLOCK_LINES), blockLines('IPS_IN', 'ipv4'));
+  assert.equal(bodyLines(fp)[BLOCK_LINES], '-A IPS_IN -p tcp -m mark --mark 0x10000/0x10000 -m comment --comment nfips -j REJECT --reject-with tcp-reset');
+  assert.equal(bodyLines(fp)[BLOCK_LINES + 2], '-A IPS_IN -m mark --mark 0x100/0xff00 -m comment --comment nfips -j RETURN');
   assert.match(fp.restore, /^:IPS_IN - \[0:0\]$/m);
   assert.deepEqual(jumpLines(fp), ['-I FORWARD 1 -m comment --comment nfips -j IPS_IN']);
   assert.equal(p.families.length, 1);
@@ -113,6 +138,7 @@ test('restore payload: template filled, comments dropped, chain created before i
   assert.equal(fp.restore, [
     '*filter',
     ':NFIPS - [0:0]',
+    ...blockLines('NFIPS', 'ipv4'),
     '-A NFIPS -p tcp -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with tcp-reset',
     '-A NFIPS -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with icmp-port-unreachable',
     '-A NFIPS -m mark --mark 0x1/0x1 -m comment --comment nfips -j RETURN',
@@ -144,7 +170,10 @@ test('print text shows the restore payload and jump commands per family, shell-r
   const text = renderPlanText(p);
   for (const fp of p.families) {
     const bin = fp.family === 'ipv4' ? 'iptables' : 'ip6tables';
-    const block = `# ${fp.family}\n${bin}-restore --noflush -w <<'NFIPS_RULES'\n${fp.restore}NFIPS_RULES\n`
+    const sets = setsCommand(fp, DEFAULT_BINARIES).input ?? '';
+    assert.match(sets, new RegExp(`^create nfips-svc${fp.family.slice(-1)} hash:net,port family inet6? timeout 0 counters`, 'm'));
+    const block = `ipset restore <<'NFIPS_RULES'\n${sets}NFIPS_RULES\n`
+      + `${bin}-restore --noflush -w <<'NFIPS_RULES'\n${fp.restore}NFIPS_RULES\n`
       + `${bin} -w -t filter -I FORWARD 1 -m comment --comment nfips -j NFIPS\n`
       + `${bin} -w -t filter -I INPUT 1 ! -i lo -m comment --comment nfips -j NFIPS\n`;
     assert.ok(text.includes(block), `missing block:\n${block}\nin:\n${text}`);

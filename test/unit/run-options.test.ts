@@ -42,13 +42,26 @@ describe('nfips run options', () => {
     );
   });
 
+  it('block flags: defaults and checks', () => {
+    const o = resolveRunOptions({});
+    assert.deepEqual([o.allow, o.blockTtl, o.blockMaxTtl, o.maxBlocks, o.stateDir, o.ipset], [[], 600, 86400, 4096, '/var/lib/nfips', 'ipset']);
+    assert.throws(
+      () => resolveRunOptions({ allow: ['10.0.0.0/33', 'fd00::/8'], blockTtl: 7200, blockMaxTtl: 3600, maxBlocks: 0, stateDir: '' }),
+      (e: Error) =>
+        /--allow "10\.0\.0\.0\/33"/.test(e.message) && !/fd00/.test(e.message) &&
+        /--block-ttl 7200: longer than --block-max-ttl 3600/.test(e.message) &&
+        /--max-blocks 0/.test(e.message) && /--state-dir ""/.test(e.message),
+    );
+    assert.throws(() => resolveRunOptions({ blockMaxTtl: 3_000_000 }), /--block-max-ttl 3000000: expected an integer from 1 to 2147483/);
+  });
+
   it('detection flags: defaults, checks, and the window settled against the model', () => {
     const o = resolveRunOptions({});
-    assert.equal(o.mode, 'detect');
+    assert.equal(o.mode, 'prevent');
     assert.match(o.model, /models\/default\.json$/);
     assert.deepEqual([o.windowSeconds, o.stepSeconds, o.scoringThreads, o.recordFeatures], [undefined, undefined, 1, '']);
     assert.throws(() => resolveRunOptions({ mode: 'block', scoringThreads: 0, windowSeconds: 5, stepSeconds: 10 }), (e: Error) =>
-      /--mode "block": expected one of detect, off/.test(e.message) && /--scoring-threads 0/.test(e.message) && /--step-seconds 10: longer than --window-seconds 5/.test(e.message));
+      /--mode "block": expected one of prevent, detect, off/.test(e.message) && /--scoring-threads 0/.test(e.message) && /--step-seconds 10: longer than --window-seconds 5/.test(e.message));
 
     const off = detectionSetup(resolveRunOptions({ mode: 'off' }));
     assert.deepEqual([off.features, off.model], [null, null], 'rules only: no feature path at all');

@@ -1,0 +1,51 @@
+// Networks nfips never blocks: the operator's --allow and --exclude lists,
+// the gateway's own addresses (read fresh each time, so an address added
+// later is protected too) and addresses no attacker can own.
+import { networkInterfaces } from 'node:os';
+import { formatPrefix, parsePrefix } from '../rules/address';
+import { Prefix } from '../rules/types';
+import { prefixesOverlap } from './block';
+
+// Loopback, unspecified, multicast, IPv6 link-local (neighbour discovery).
+const ALWAYS = ['127.0.0.0/8', '0.0.0.0/32', '224.0.0.0/4', '255.255.255.255/32', '::1/128', '::/128', 'ff00::/8', 'fe80::/10'];
+
+export interface AllowEntry {
+  prefix: Prefix;
+  why: 'allow' | 'exclude' | 'own address' | 'reserved';
+}
+
+export function ownAddresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flatMap((list) => list ?? [])
+    .map((i) => i.address.replace(/%.*$/, ''));
+}
+
+export class Allowlist {
+  readonly #fixed: AllowEntry[];
+
+  /** Throws on a CIDR that does not parse (flags are checked before this). */
+  constructor(allow: readonly string[], exclude: readonly string[], private readonly own: () => string[] = ownAddresses) {
+    const parse = (text: string, why: AllowEntry['why']): AllowEntry => {
+      const prefix = parsePrefix(text);
+      if (!prefix) throw new Error(`invalid allowlist network "${text}"`);
+      return { prefix, why };
+    };
+    this.#fixed = [...allow.map((c) => parse(c, 'allow')), ...exclude.map((c) => parse(c, 'exclude')), ...ALWAYS.map((c) => parse(c, 'reserved'))];
+  }
+
+  /** Why the network may not be blocked (it overlaps an allowlisted one), or null. */
+  conflict(p: Prefix): string | null {
+    for (const e of this.entries()) {
+      if (prefixesOverlap(e.prefix, p)) return `${formatPrefix(p)} overlaps ${formatPrefix(e.prefix)} (${e.why})`;
+    }
+    return null;
+  }
+
+  entries(): AllowEntry[] {
+    const own = this.own().flatMap((a) => {
+      const prefix = parsePrefix(a);
+      return prefix ? [{ prefix, why: 'own address' as const }] : [];
+    });
+    return [...this.#fixed, ...own];
+  }
+}

@@ -1,0 +1,173 @@
+// Blocks saved across restarts: <state-dir>/blocks.json, replaced atomically
+// on every change. Times are absolute (expires_at), so a restore keeps the
+// remaining time instead of granting a fresh one.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describeSchemaErrors, formatJsonProblems, JsonProblem, strictAjv, writeFileAtomic } from '../config/json-file';
+import { Block, BLOCK_PROTOS, BLOCK_SCOPES, BlockScope, makeTarget, targetKey } from './block';
+import { Offences } from './table';
+
+export const STATE_FORMAT = 'nfips-blocks';
+export const STATE_VERSION = 1;
+export const STATE_FILE_NAME = 'blocks.json';
+
+export interface BlockState {
+  blocks: Block[];
+  offences: Offences[];
+}
+
+interface SavedBlock {
+  net: string;
+  scope: BlockScope;
+  proto?: string;
+  port?: number;
+  origin: 'anomaly' | 'manual';
+  reason: string;
+  created_at: string;
+  expires_at: string;
+  ttl_seconds: number;
+  offence: number;
+  signature_id?: number;
+  episode?: number;
+  queue?: number;
+}
+
+interface SavedState {
+  format: string;
+  version: number;
+  saved_at: string;
+  blocks: SavedBlock[];
+  offences: { net: string; count: number; last_ends: string }[];
+}
+
+const isoDate = { type: 'string', format: 'nfips-iso-date' } as const;
+const count = { type: 'integer', minimum: 0 } as const;
+
+const STATE_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['format', 'version', 'saved_at', 'blocks', 'offences'],
+  properties: {
+    format: { enum: [STATE_FORMAT] },
+    version: { enum: [STATE_VERSION] },
+    saved_at: isoDate,
+    blocks: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['net', 'scope', 'origin', 'reason', 'created_at', 'expires_at', 'ttl_seconds', 'offence'],
+        properties: {
+          net: { type: 'string' },
+          scope: { enum: BLOCK_SCOPES },
+          proto: { enum: BLOCK_PROTOS },
+          port: { type: 'integer', minimum: 1, maximum: 65535 },
+          origin: { enum: ['anomaly', 'manual'] },
+          reason: { type: 'string' },
+          created_at: isoDate,
+          expires_at: isoDate,
+          ttl_seconds: { type: 'integer', minimum: 1 },
+          offence: { type: 'integer', minimum: 1 },
+          signature_id: count,
+          episode: count,
+          queue: count,
+        },
+      },
+    },
+    offences: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['net', 'count', 'last_ends'],
+        properties: { net: { type: 'string' }, count: { type: 'integer', minimum: 1 }, last_ends: isoDate },
+      },
+    },
+  },
+} as const;
+
+const validate = strictAjv().compile(STATE_SCHEMA);
+
+export class StateFileError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: JsonProblem[],
+  ) {
+    super(`${formatJsonProblems(file, problems)}\n(fix the file or move it away to start without the saved blocks)`);
+    this.name = 'StateFileError';
+  }
+}
+
+export function stateFilePath(stateDir: string): string {
+  return path.join(stateDir, STATE_FILE_NAME);
+}
+
+/** The saved blocks, or none when the file does not exist yet. Throws StateFileError. */
+export function readBlockState(file: string): BlockState {
+  if (!existsSync(file)) return { blocks: [], offences: [] };
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new StateFileError(file, [{ path: '', message: `not readable JSON (${(e as Error).message})` }]);
+  }
+  if (!validate(doc)) throw new StateFileError(file, describeSchemaErrors(validate.errors ?? [], doc));
+  const s = doc as unknown as SavedState;
+  const problems: JsonProblem[] = [];
+  const blocks: Block[] = [];
+  s.blocks.forEach((b, i) => {
+    try {
+      const t = makeTarget(b.net, b.scope, b.proto, b.port);
+      const block: Block = {
+        ...t,
+        key: '',
+        origin: b.origin,
+        reason: b.reason,
+        createdAt: Date.parse(b.created_at),
+        expiresAt: Date.parse(b.expires_at),
+        ttlSeconds: b.ttl_seconds,
+        offence: b.offence,
+      };
+      block.key = targetKey(block);
+      if (b.signature_id !== undefined) block.signatureId = b.signature_id;
+      if (b.episode !== undefined) block.episode = b.episode;
+      if (b.queue !== undefined) block.queue = b.queue;
+      blocks.push(block);
+    } catch (e) {
+      problems.push({ path: `/blocks/${i}`, message: (e as Error).message });
+    }
+  });
+  if (problems.length) throw new StateFileError(file, problems);
+  return { blocks, offences: s.offences.map((o) => ({ net: o.net, count: o.count, lastEnds: Date.parse(o.last_ends) })) };
+}
+
+export function writeBlockState(file: string, state: BlockState, now: number): void {
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
+  const doc: SavedState = {
+    format: STATE_FORMAT,
+    version: STATE_VERSION,
+    saved_at: new Date(now).toISOString(),
+    blocks: state.blocks.map(savedBlock),
+    offences: state.offences.map((o) => ({ net: o.net, count: o.count, last_ends: new Date(o.lastEnds).toISOString() })),
+  };
+  writeFileAtomic(file, `${JSON.stringify(doc, null, 2)}\n`, 0o600);
+}
+
+export function savedBlock(b: Block): SavedBlock {
+  const out: SavedBlock = {
+    net: b.net,
+    scope: b.scope,
+    origin: b.origin,
+    reason: b.reason,
+    created_at: new Date(b.createdAt).toISOString(),
+    expires_at: new Date(b.expiresAt).toISOString(),
+    ttl_seconds: b.ttlSeconds,
+    offence: b.offence,
+  };
+  if (b.proto !== undefined) out.proto = b.proto;
+  if (b.port !== undefined) out.port = b.port;
+  if (b.signatureId !== undefined) out.signature_id = b.signatureId;
+  if (b.episode !== undefined) out.episode = b.episode;
+  if (b.queue !== undefined) out.queue = b.queue;
+  return out;
+}

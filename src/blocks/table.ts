@@ -1,0 +1,152 @@
+// The userspace copy of the blocks: dedupe, cap, time to live and repeat
+// offenders. Pure: time comes in as an argument; the kernel set is kept in
+// step by the BlockManager.
+import { Block, BlockOrigin, BlockTarget, covers, targetKey } from './block';
+
+export interface BlockPolicy {
+  /** A first offence. */
+  ttlSeconds: number;
+  /** Repeat offences double the time to live up to this. */
+  maxTtlSeconds: number;
+  maxBlocks: number;
+}
+
+export const BLOCK_POLICY_DEFAULTS: BlockPolicy = { ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 4096 };
+
+export interface BlockRequest {
+  origin: BlockOrigin;
+  reason: string;
+  /** Manual blocks may set their own; anomaly blocks follow the policy. */
+  ttlSeconds?: number;
+  signatureId?: number;
+  episode?: number;
+  queue?: number;
+}
+
+export type BlockOutcome =
+  | { kind: 'added'; block: Block; replaced?: Block }
+  | { kind: 'covered'; by: Block }
+  | { kind: 'refused'; reason: string };
+
+/** How often an address was blocked for anomalies, remembered for a while after its last block ends. */
+export interface Offences {
+  net: string;
+  count: number;
+  /** Epoch ms when the last block of the address ends. */
+  lastEnds: number;
+}
+
+export class BlockTable {
+  readonly #blocks = new Map<string, Block>();
+  readonly #offences = new Map<string, Offences>();
+
+  constructor(readonly policy: BlockPolicy) {}
+
+  get size(): number {
+    return this.#blocks.size;
+  }
+
+  list(): Block[] {
+    return [...this.#blocks.values()].sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  get(key: string): Block | undefined {
+    return this.#blocks.get(key);
+  }
+
+  offences(): Offences[] {
+    return [...this.#offences.values()];
+  }
+
+  /** Time to live of the n-th anomaly block of an address: doubling from ttlSeconds, capped. */
+  ttlFor(offence: number): number {
+    const p = this.policy;
+    return Math.min(p.maxTtlSeconds, p.ttlSeconds * 2 ** Math.min(offence - 1, 30));
+  }
+
+  add(target: BlockTarget, req: BlockRequest, now: number): BlockOutcome {
+    this.forget(now);
+    const key = targetKey(target);
+    const same = this.#blocks.get(key);
+    if (req.origin === 'anomaly') {
+      // An anomaly never shortens or stretches what is already in place.
+      const by = same ?? this.list().find((b) => covers(b, target));
+      if (by) return { kind: 'covered', by };
+    }
+    if (!same && this.#blocks.size >= this.policy.maxBlocks) {
+      return { kind: 'refused', reason: `the block list is full (${this.policy.maxBlocks} blocks, --max-blocks)` };
+    }
+    let offence = 1;
+    let ttl = req.ttlSeconds ?? this.policy.ttlSeconds;
+    if (req.origin === 'anomaly') {
+      offence = (this.#offences.get(target.net)?.count ?? 0) + 1;
+      ttl = this.ttlFor(offence);
+    }
+    const block: Block = {
+      ...target,
+      key,
+      origin: req.origin,
+      reason: req.reason,
+      createdAt: now,
+      expiresAt: now + ttl * 1000,
+      ttlSeconds: ttl,
+      offence,
+    };
+    if (req.signatureId !== undefined) block.signatureId = req.signatureId;
+    if (req.episode !== undefined) block.episode = req.episode;
+    if (req.queue !== undefined) block.queue = req.queue;
+    this.#blocks.set(key, block);
+    if (req.origin === 'anomaly') {
+      const prev = this.#offences.get(target.net);
+      this.#offences.set(target.net, { net: target.net, count: offence, lastEnds: Math.max(prev?.lastEnds ?? 0, block.expiresAt) });
+    }
+    return same ? { kind: 'added', block, replaced: same } : { kind: 'added', block };
+  }
+
+  remove(key: string): Block | undefined {
+    const b = this.#blocks.get(key);
+    if (b) this.#blocks.delete(key);
+    return b;
+  }
+
+  /** Removes and returns the blocks whose time is up. */
+  expire(now: number): Block[] {
+    const out: Block[] = [];
+    for (const b of this.#blocks.values()) if (b.expiresAt <= now) out.push(b);
+    for (const b of out) this.#blocks.delete(b.key);
+    this.forget(now);
+    return out;
+  }
+
+  nextExpiry(): number | null {
+    let t: number | null = null;
+    for (const b of this.#blocks.values()) if (t === null || b.expiresAt < t) t = b.expiresAt;
+    return t;
+  }
+
+  /**
+   * Takes blocks and offences back from a saved state; the ones whose time
+   * ran out while nfips was down are returned as expired, not restored.
+   */
+  restore(blocks: readonly Block[], offences: readonly Offences[], now: number): { restored: Block[]; expired: Block[]; dropped: Block[] } {
+    const restored: Block[] = [];
+    const expired: Block[] = [];
+    const dropped: Block[] = [];
+    for (const o of offences) this.#offences.set(o.net, { ...o });
+    for (const b of blocks) {
+      if (b.expiresAt <= now) expired.push(b);
+      else if (this.#blocks.size >= this.policy.maxBlocks && !this.#blocks.has(b.key)) dropped.push(b);
+      else {
+        this.#blocks.set(b.key, { ...b });
+        restored.push(b);
+      }
+    }
+    this.forget(now);
+    return { restored, expired, dropped };
+  }
+
+  /** An address with no offence for maxTtl after its last block starts afresh. */
+  private forget(now: number): void {
+    for (const [net, o] of this.#offences) if (now - o.lastEnds > this.policy.maxTtlSeconds * 1000) this.#offences.delete(net);
+  }
+}

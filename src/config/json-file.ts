@@ -1,0 +1,117 @@
+// Shared by the files nfips reads and writes (model, block state): problems
+// reported as file + JSON pointer + what was expected, a strict ajv, and an
+// atomic write (temp file, fsync, rename) so a crash never leaves half a file.
+import Ajv, { ErrorObject } from 'ajv';
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface JsonProblem {
+  /** JSON pointer into the file, e.g. /scaler/std/3; '' is the document. */
+  path: string;
+  message: string;
+  value?: unknown;
+}
+
+export function formatJsonProblems(file: string, problems: readonly JsonProblem[]): string {
+  return problems
+    .map((p) => `${file}: at ${p.path === '' ? '(root)' : p.path}: ${p.message}${p.value === undefined ? '' : `, got ${showValue(p.value)}`}`)
+    .join('\n');
+}
+
+function showValue(v: unknown): string {
+  const s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** allErrors + strict, with the 'nfips-iso-date' format. */
+export function strictAjv(): Ajv {
+  const ajv = new Ajv({ allErrors: true, strict: true });
+  ajv.addFormat('nfips-iso-date', { type: 'string', validate: (s: string) => ISO_DATE.test(s) && !Number.isNaN(Date.parse(s)) });
+  return ajv;
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  number: 'a number',
+  integer: 'an integer',
+  string: 'a string',
+  array: 'an array',
+  object: 'an object',
+};
+
+/** ajv says "must be > 0"; operators fix files faster from "expected a number > 0, got 0". */
+export function describeSchemaErrors(errors: ErrorObject[], doc: unknown): JsonProblem[] {
+  const out: JsonProblem[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const at = e.instancePath;
+    const value = pointerGet(doc, at);
+    let p: JsonProblem;
+    switch (e.keyword) {
+      case 'required':
+        p = { path: at, message: `missing required field "${String(e.params.missingProperty)}"` };
+        break;
+      case 'additionalProperties':
+        p = { path: `${at}/${String(e.params.additionalProperty)}`, message: 'unknown field' };
+        break;
+      case 'type':
+        p = { path: at, message: `expected ${TYPE_NAMES[String(e.params.type)] ?? String(e.params.type)}`, value };
+        break;
+      case 'enum':
+        p = { path: at, message: `expected ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(' or ')}`, value };
+        break;
+      case 'minimum':
+      case 'maximum':
+      case 'exclusiveMinimum':
+      case 'exclusiveMaximum':
+        p = { path: at, message: `expected a number ${String(e.params.comparison)} ${String(e.params.limit)}`, value };
+        break;
+      case 'minItems':
+        p = { path: at, message: `expected at least ${String(e.params.limit)} item(s)`, value };
+        break;
+      case 'format':
+        p = { path: at, message: 'expected an ISO 8601 date-time such as 2024-05-01T12:00:00.000Z', value };
+        break;
+      default:
+        p = { path: at, message: e.message ?? e.keyword, value };
+    }
+    const key = `${p.path}\u0000${p.message}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(p);
+    }
+  }
+  return out;
+}
+
+function pointerGet(doc: unknown, pointer: string): unknown {
+  let cur = doc;
+  for (const raw of pointer.split('/').slice(1)) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[raw.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return cur;
+}
+
+/** Replaces `file` with `text` in one rename: readers see the old file or the new one, never a mix. */
+export function writeFileAtomic(file: string, text: string, mode = 0o644): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  let fd = -1;
+  try {
+    fd = openSync(tmp, 'wx', mode);
+    writeFileSync(fd, text);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = -1;
+    renameSync(tmp, file);
+  } catch (e) {
+    if (fd >= 0) closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never created or already renamed
+    }
+    throw e;
+  }
+}

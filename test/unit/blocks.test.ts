@@ -1,0 +1,187 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { Allowlist } from '../../src/blocks/allowlist';
+import { covers, makeTarget, targetKey } from '../../src/blocks/block';
+import { entryOf, parseSave, remainingSeconds, restoreScript } from '../../src/blocks/ipset';
+import { anomalyTarget } from '../../src/blocks/scope';
+import { readBlockState, StateFileError, writeBlockState } from '../../src/blocks/state-file';
+import { BlockTable } from '../../src/blocks/table';
+
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+const policy = { ttlSeconds: 600, maxTtlSeconds: 3600, maxBlocks: 3 };
+
+describe('block targets', () => {
+  it('canonicalise and reject what does not make sense', () => {
+    assert.equal(makeTarget('10.0.0.6/32').net, '10.0.0.6');
+    assert.equal(makeTarget('10.0.0.77/24').net, '10.0.0.0/24');
+    assert.equal(makeTarget('2001:DB8:0:0::1').net, '2001:db8::1');
+    assert.equal(targetKey(makeTarget('10.0.0.6', 'service', 'tcp', 8080)), '10.0.0.6 tcp:8080');
+    assert.equal(targetKey(makeTarget('10.0.0.6', 'protocol', 'icmp')), '10.0.0.6 icmp');
+    assert.throws(() => makeTarget('10.0.0'), /not an IPv4 or IPv6 address/);
+    assert.throws(() => makeTarget('10.0.0.6', 'service', 'icmp', 1), /needs a protocol: one of tcp, udp/);
+    assert.throws(() => makeTarget('10.0.0.6', 'service', 'tcp'), /destination port from 1 to 65535/);
+    assert.throws(() => makeTarget('10.0.0.6', 'protocol', 'tcp', 80), /takes no port/);
+    assert.throws(() => makeTarget('10.0.0.6', 'source', 'tcp'), /takes no protocol/);
+  });
+
+  it('a wider block covers a narrower one, never the other way', () => {
+    const src = makeTarget('10.0.0.0/24');
+    const tcp = makeTarget('10.0.0.6', 'protocol', 'tcp');
+    const svc = makeTarget('10.0.0.6', 'service', 'tcp', 22);
+    assert.ok(covers(src, tcp) && covers(src, svc) && covers(tcp, svc));
+    assert.ok(!covers(tcp, src) && !covers(svc, tcp));
+    assert.ok(!covers(makeTarget('10.0.0.6', 'protocol', 'udp'), svc));
+    assert.ok(!covers(makeTarget('10.0.0.6', 'service', 'tcp', 23), svc));
+    assert.ok(!covers(makeTarget('10.0.1.0/24'), tcp));
+  });
+});
+
+describe('anomaly block scope', () => {
+  it('service for one TCP/UDP destination, protocol for one protocol, source otherwise', () => {
+    assert.equal(targetKey(anomalyTarget({ ip: '10.0.0.6', protocols: ['tcp'], service: { proto: 'tcp', port: 8080 } })), '10.0.0.6 tcp:8080');
+    assert.equal(targetKey(anomalyTarget({ ip: '10.0.0.6', protocols: ['tcp'] })), '10.0.0.6 tcp');
+    assert.equal(targetKey(anomalyTarget({ ip: '10.0.0.6', protocols: ['icmp'] })), '10.0.0.6 icmp');
+    assert.equal(targetKey(anomalyTarget({ ip: '10.0.0.6', protocols: ['tcp', 'icmp'], service: { proto: 'tcp', port: 80 } })), '10.0.0.6');
+    assert.equal(targetKey(anomalyTarget({ ip: '10.0.0.6', protocols: ['other'] })), '10.0.0.6');
+    assert.equal(targetKey(anomalyTarget({ ip: 'fd00::6', protocols: ['udp'], service: { proto: 'udp', port: 53 } })), 'fd00::6 udp:53');
+  });
+});
+
+describe('allowlist', () => {
+  it('refuses networks overlapping --allow, --exclude, own addresses and reserved ones', () => {
+    const a = new Allowlist(['192.0.2.0/24'], ['198.51.100.7'], () => ['10.77.1.1', 'fe80::1%eth0']);
+    const why = (net: string) => a.conflict(makeTarget(net).prefix);
+    assert.match(why('192.0.2.9') ?? '', /\(allow\)/);
+    assert.match(why('198.51.100.0/24') ?? '', /\(exclude\)/, 'a network containing an excluded host');
+    assert.match(why('10.77.0.0/16') ?? '', /10\.77\.1\.1 \(own address\)/);
+    assert.match(why('127.0.0.1') ?? '', /reserved/);
+    assert.match(why('ff02::1') ?? '', /reserved/);
+    assert.equal(why('10.77.1.6'), null);
+    assert.equal(why('2001:db8::6'), null);
+  });
+});
+
+describe('block table', () => {
+  it('adds, dedupes, respects coverage for anomalies, caps the count', () => {
+    const t = new BlockTable(policy);
+    const a = t.add(makeTarget('10.0.0.6', 'protocol', 'tcp'), { origin: 'anomaly', reason: 'syn' }, T0);
+    assert.equal(a.kind, 'added');
+    assert.equal(t.add(makeTarget('10.0.0.6', 'protocol', 'tcp'), { origin: 'anomaly', reason: 'syn' }, T0 + 1).kind, 'covered');
+    const c = t.add(makeTarget('10.0.0.6', 'service', 'tcp', 80), { origin: 'anomaly', reason: 'syn' }, T0 + 2);
+    assert.equal(c.kind, 'covered');
+    assert.equal(c.kind === 'covered' && c.by.key, '10.0.0.6 tcp');
+    // A manual block of the same key replaces (new TTL); that is the operator's call.
+    const m = t.add(makeTarget('10.0.0.6', 'protocol', 'tcp'), { origin: 'manual', reason: 'op', ttlSeconds: 60 }, T0 + 3);
+    assert.ok(m.kind === 'added' && m.replaced && m.block.ttlSeconds === 60);
+    t.add(makeTarget('10.0.0.7'), { origin: 'anomaly', reason: 'x' }, T0);
+    t.add(makeTarget('10.0.0.8'), { origin: 'anomaly', reason: 'x' }, T0);
+    const full = t.add(makeTarget('10.0.0.9'), { origin: 'anomaly', reason: 'x' }, T0);
+    assert.equal(full.kind, 'refused');
+    assert.match(full.kind === 'refused' ? full.reason : '', /full \(3 blocks, --max-blocks\)/);
+    assert.equal(t.size, 3);
+  });
+
+  it('repeat offenders get twice the time each offence, up to the cap; offences are forgotten after the cap', () => {
+    const t = new BlockTable(policy);
+    const ttls: number[] = [];
+    let now = T0;
+    for (let i = 0; i < 5; i++) {
+      const r = t.add(makeTarget('10.0.0.6'), { origin: 'anomaly', reason: 'x' }, now);
+      assert.equal(r.kind, 'added');
+      if (r.kind === 'added') {
+        ttls.push(r.block.ttlSeconds);
+        assert.equal(r.block.offence, i + 1);
+        now = r.block.expiresAt;
+      }
+      assert.equal(t.expire(now).length, 1);
+    }
+    assert.deepEqual(ttls, [600, 1200, 2400, 3600, 3600]);
+    now += 3600 * 1000 + 1;
+    const fresh = t.add(makeTarget('10.0.0.6'), { origin: 'anomaly', reason: 'x' }, now);
+    assert.ok(fresh.kind === 'added' && fresh.block.offence === 1 && fresh.block.ttlSeconds === 600);
+  });
+
+  it('expires blocks at their time and restores saved ones with their remaining time', () => {
+    const t = new BlockTable(policy);
+    const r = t.add(makeTarget('10.0.0.6'), { origin: 'anomaly', reason: 'x' }, T0);
+    t.add(makeTarget('10.0.0.7'), { origin: 'manual', reason: 'x', ttlSeconds: 30 }, T0);
+    assert.equal(t.nextExpiry(), T0 + 30_000);
+    assert.deepEqual(t.expire(T0 + 29_999).length, 0);
+    assert.deepEqual(t.expire(T0 + 30_000).map((b) => b.key), ['10.0.0.7']);
+    const u = new BlockTable(policy);
+    const later = T0 + 100_000;
+    const res = u.restore(t.list(), t.offences(), later);
+    assert.deepEqual(res.restored.map((b) => b.key), ['10.0.0.6']);
+    assert.equal(u.get('10.0.0.6')?.expiresAt, r.kind === 'added' ? r.block.expiresAt : -1, 'the expiry is kept, not renewed');
+    assert.equal(remainingSeconds(u.get('10.0.0.6')!, later), 500);
+    const gone = new BlockTable(policy).restore(t.list(), [], T0 + 700_000);
+    assert.deepEqual([gone.restored.length, gone.expired.length], [0, 1]);
+    // The offence history came along: the next block is a second offence.
+    u.expire(T0 + 600_000);
+    const again = u.add(makeTarget('10.0.0.6'), { origin: 'anomaly', reason: 'x' }, T0 + 600_000);
+    assert.ok(again.kind === 'added' && again.block.offence === 2 && again.block.ttlSeconds === 1200);
+  });
+});
+
+describe('block state file', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nfips-blocks-'));
+  it('round-trips blocks and offences, writing atomically', () => {
+    const t = new BlockTable(policy);
+    t.add(makeTarget('10.0.0.6', 'service', 'udp', 53), { origin: 'anomaly', reason: 'udp', signatureId: 9100005, episode: 2, queue: 1 }, T0);
+    t.add(makeTarget('fd00::/64'), { origin: 'manual', reason: 'op', ttlSeconds: 90 }, T0);
+    const file = path.join(dir, 'sub', 'blocks.json');
+    writeBlockState(file, { blocks: t.list(), offences: t.offences() }, T0);
+    assert.deepEqual(readdirSync(path.dirname(file)), ['blocks.json'], 'no temp file left behind');
+    const back = readBlockState(file);
+    assert.deepEqual(back.blocks, t.list());
+    assert.deepEqual(back.offences, t.offences());
+    assert.deepEqual(readBlockState(path.join(dir, 'absent.json')), { blocks: [], offences: [] });
+  });
+
+  it('a damaged file is refused with the file, the JSON path and what was expected', () => {
+    const file = path.join(dir, 'bad.json');
+    const good = JSON.parse(readFileSync(path.join(dir, 'sub', 'blocks.json'), 'utf8')) as { blocks: Record<string, unknown>[] };
+    const cases: [unknown, RegExp][] = [
+      [{ ...good, blocks: [{ ...good.blocks[0], scope: 'everything' }] }, /bad\.json: at \/blocks\/0\/scope: expected "source" or "protocol" or "service", got "everything"/],
+      [{ ...good, blocks: [{ ...good.blocks[0], expires_at: 'tomorrow' }] }, /at \/blocks\/0\/expires_at: expected an ISO 8601 date-time/],
+      [{ ...good, blocks: [{ ...good.blocks[0], net: '10.0.0.300' }] }, /at \/blocks\/0: "10\.0\.0\.300" is not an IPv4 or IPv6 address/],
+      [{ ...good, blocks: [{ ...good.blocks[0], port: undefined }] }, /at \/blocks\/0: a service block needs a destination port/],
+      [{ ...good, version: 9 }, /at \/version: expected 1, got 9/],
+    ];
+    for (const [doc, re] of cases) {
+      writeFileSync(file, JSON.stringify(doc));
+      assert.throws(() => readBlockState(file), (e: Error) => e instanceof StateFileError && re.test(e.message) && /move it away/.test(e.message), String(re));
+    }
+    writeFileSync(file, '{"format": "nfips-blocks", ');
+    assert.throws(() => readBlockState(file), /bad\.json: at \(root\): not readable JSON/);
+  });
+});
+
+describe('ipset entries', () => {
+  it('one set per kind and family; restore script creates sets then adds with remaining time', () => {
+    const t = new BlockTable(policy);
+    t.add(makeTarget('10.0.0.6', 'service', 'tcp', 8080), { origin: 'anomaly', reason: 'x' }, T0);
+    t.add(makeTarget('fd00::6', 'protocol', 'icmp'), { origin: 'anomaly', reason: 'x' }, T0);
+    t.add(makeTarget('10.1.0.0/16'), { origin: 'manual', reason: 'x', ttlSeconds: 100 }, T0);
+    assert.deepEqual(t.list().map((b) => entryOf('nfips', b)), [
+      { set: 'nfips-svc4', member: '10.0.0.6,tcp:8080' },
+      { set: 'nfips-icmp6', member: 'fd00::6' },
+      { set: 'nfips-src4', member: '10.1.0.0/16' },
+    ]);
+    const script = restoreScript('nfips', ['ipv4'], t.list(), T0 + 10_000).trim().split('\n');
+    assert.equal(script.length, 5 + 2, 'five v4 sets and the two v4 blocks');
+    assert.equal(script[0], 'create nfips-src4 hash:net family inet timeout 0 counters maxelem 65536');
+    assert.deepEqual(script.slice(5), ['add nfips-svc4 10.0.0.6,tcp:8080 timeout 590', 'add nfips-src4 10.1.0.0/16 timeout 90']);
+  });
+
+  it('parses ipset save lines with timeout and counters', () => {
+    const text = 'create nfips-src4 hash:net family inet hashsize 1024 maxelem 65536 timeout 0 counters bucketsize 12 initval 0x1\nadd nfips-src4 10.0.0.1 timeout 29 packets 1234 bytes 5678\nadd nfips-svc4 10.0.0.1,tcp:8080 timeout 19 packets 0 bytes 0\n';
+    assert.deepEqual(parseSave(text), [
+      { set: 'nfips-src4', member: '10.0.0.1', timeout: 29, packets: 1234, bytes: 5678 },
+      { set: 'nfips-svc4', member: '10.0.0.1,tcp:8080', timeout: 19, packets: 0, bytes: 0 },
+    ]);
+  });
+});
