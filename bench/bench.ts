@@ -383,14 +383,14 @@ class Bench {
       },
       {
         key: 'd', label: 'nfips (features + classifier)', queued: true,
-        start: () => this.startNfips('rules/default.json'),
+        start: () => this.startNfips('rules/default.json', ['--mode', 'detect']),
       },
       {
         key: 'e', label: `nfips, ${RULES_E} rules (features + classifier)`, queued: true,
         start: () => {
           const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'nfips-bench-rules-')), 'rules.json');
           writeBenchRulesFile(file, RULES_E);
-          return this.startNfips(file);
+          return this.startNfips(file, ['--mode', 'detect']);
         },
       },
       {
@@ -406,7 +406,7 @@ class Bench {
     this.nfipsLogDir = mkdtempSync(path.join(os.tmpdir(), 'nfips-bench-'));
     const logFile = path.join(this.nfipsLogDir, 'nfips.json');
     const args = [cli, 'run', '--rules', rulesFile, '--control-socket', path.join(this.nfipsLogDir, 'control.sock'), '--queues', String(QUEUE), '--hook', 'forward',
-      '--log-file', logFile, '--stats-interval', '1', ...extra];
+      '--log-file', logFile, '--stats-interval', '1', '--state-dir', path.join(this.nfipsLogDir, 'state'), ...extra];
     const p = this.spawnInGateway('nfips', process.execPath, args);
     const why = await this.waitBound(p, async () => {
       const r = await this.ipt(['-S', 'FORWARD'], true);

@@ -89,6 +89,7 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     allow: o.allow,
     block_ttl: o.blockTtl,
     block_max_ttl: o.blockMaxTtl,
+    block_min_packets: o.blockMinPackets,
     max_blocks: o.maxBlocks,
     state_dir: o.stateDir,
     pid: process.pid,
@@ -320,6 +321,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   for (const w of detection.warnings) log.event('config_warning', { warning: w }, 'warn');
   const blocks = new BlockManager({
     policy: { ttlSeconds: o.blockTtl, maxTtlSeconds: o.blockMaxTtl, maxBlocks: o.maxBlocks },
+    minEvidence: o.blockMinPackets,
     allowlist,
     saved,
     stateFile,

@@ -16,6 +16,12 @@ import { BlockAddArgs } from '../control/protocol';
 
 export interface BlockManagerOptions {
   policy: BlockPolicy;
+  /**
+   * A responsible source is blocked only when it sent at least this many of
+   * the packets the anomaly is about (SYNs for a SYN excess, ...) in the
+   * window: an alert on thin evidence stays an alert.
+   */
+  minEvidence: number;
   allowlist: Allowlist;
   /** What the state file held at start (readBlockState); saved back to stateFile on every change. */
   saved: BlockState;
@@ -50,7 +56,7 @@ export interface BlockView {
 
 export interface AnomalyResponse {
   action: 'allowed' | 'blocked';
-  blocks: { key: string; outcome: 'added' | 'already blocked' | 'refused'; ttl_seconds?: number; reason?: string }[];
+  blocks: { key: string; outcome: 'added' | 'already blocked' | 'refused' | 'not blocked'; ttl_seconds?: number; reason?: string }[];
 }
 
 const SWEEP_MS = 1000;
@@ -108,6 +114,10 @@ export class BlockManager {
       try {
         target = anomalyTarget(r);
       } catch {
+        continue;
+      }
+      if (r.count < this.#o.minEvidence) {
+        res.blocks.push({ key: targetKey(target), outcome: 'not blocked', reason: `${r.count} ${a.blame} packets in the window, under --block-min-packets ${this.#o.minEvidence}` });
         continue;
       }
       const out = this.#decide(target, { origin: 'anomaly', reason: meta.signature, signatureId: meta.signatureId, episode: meta.episode, queue: meta.queue });

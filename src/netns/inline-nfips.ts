@@ -39,7 +39,9 @@ export function startInlineNfips(netns: string, args: string[]): InlineNfips {
   const logFile = path.join(dir, 'nfips.json');
   const bin = path.join(PACKAGE_ROOT, 'bin', 'nfips');
   const controlSocket = path.join(dir, 'control.sock');
-  const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, bin, 'run', '--log-file', logFile, '--control-socket', controlSocket, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Blocks saved by one test run must not greet the next one.
+  const state = args.includes('--state-dir') ? [] : ['--state-dir', path.join(dir, 'state')];
+  const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, bin, 'run', '--log-file', logFile, '--control-socket', controlSocket, ...state, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr?.on('data', (b: Buffer) => (out += b.toString()));

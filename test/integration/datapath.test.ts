@@ -63,7 +63,7 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
   }
   try {
     await t.test('ping, TCP and UDP pass through the queue and re-enter the ruleset', async () => {
-      const n = startInlineNfips(topo.gateway, ['--rules', rulesFile, '--queues', '0-1', '--stats-interval', '1']);
+      const n = startInlineNfips(topo.gateway, ['--mode', 'detect', '--rules', rulesFile, '--queues', '0-1', '--stats-interval', '1']);
       try {
         await n.waitFor('ready', 20_000);
         assert.ok(await ping(topo, topo.addr.server4), 'IPv4 ping');
@@ -83,7 +83,7 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
     });
 
     await t.test('a drop rule drops its port and nothing else', async () => {
-      const n = startInlineNfips(topo.gateway, ['--rules', rulesFile, '--queues', '0', '--stats-interval', '0']);
+      const n = startInlineNfips(topo.gateway, ['--mode', 'detect', '--rules', rulesFile, '--queues', '0', '--stats-interval', '0']);
       try {
         await n.waitFor('ready', 20_000);
         assert.equal(await curl(topo, `http://${topo.addr.server4}:8080/`, ['--max-time', '2']), '000 0', 'port 8080 is dropped');
@@ -98,7 +98,7 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
     });
 
     await t.test('IPv6 goes through the queue', async () => {
-      const n = startInlineNfips(topo.gateway, ['--rules', rulesFile, '--queues', '0', '--stats-interval', '0']);
+      const n = startInlineNfips(topo.gateway, ['--mode', 'detect', '--rules', rulesFile, '--queues', '0', '--stats-interval', '0']);
       try {
         await n.waitFor('ready', 20_000);
         await topo.exec(topo.gateway, 'ip6tables', ['-w', '-Z']);
@@ -115,7 +115,7 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
     });
 
     await t.test('many thousands of packets: every one verdicted, none dropped by the kernel', async () => {
-      const n = startInlineNfips(topo.gateway, ['--rules', rulesFile, '--queues', '0-1', '--stats-interval', '1']);
+      const n = startInlineNfips(topo.gateway, ['--mode', 'detect', '--rules', rulesFile, '--queues', '0-1', '--stats-interval', '1']);
       const iperfSrv = topo.spawn(topo.server, 'iperf3', ['-s', '-1', '-p', '5201']);
       try {
         await n.waitFor('ready', 20_000);
@@ -145,7 +145,7 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
     });
 
     await t.test('two queues both get traffic when several flows run', async () => {
-      const n = startInlineNfips(topo.gateway, ['--rules', rulesFile, '--queues', '0-1', '--stats-interval', '0']);
+      const n = startInlineNfips(topo.gateway, ['--mode', 'detect', '--rules', rulesFile, '--queues', '0-1', '--stats-interval', '0']);
       try {
         await n.waitFor('ready', 20_000);
         // --queue-balance hashes addresses and protocol: vary the source address.
@@ -165,7 +165,7 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
       const hookRules = path.join(rulesDir, 'hook.json');
       // Drop pings addressed to the gateway on the input hook only; forwarded pings still pass.
       writeFileSync(hookRules, JSON.stringify({ rules: [{ id: 'no-ping-gw', action: 'drop', protocol: 'icmp', hook: 'input' }] }));
-      const n = startInlineNfips(topo.gateway, ['--rules', hookRules, '--queues', '0', '--hook', 'both', '--stats-interval', '0']);
+      const n = startInlineNfips(topo.gateway, ['--mode', 'detect', '--rules', hookRules, '--queues', '0', '--hook', 'both', '--stats-interval', '0']);
       try {
         await n.waitFor('ready', 20_000);
         assert.match(await chainState(topo), /-A INPUT ! -i lo .*-j NFIPS/);
@@ -181,7 +181,7 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
     });
 
     await t.test('SIGTERM removes every chain and jump; kill -9 fails open and "iptables remove" cleans up', async () => {
-      const n = startInlineNfips(topo.gateway, ['--rules', rulesFile, '--queues', '0', '--stats-interval', '0']);
+      const n = startInlineNfips(topo.gateway, ['--mode', 'detect', '--rules', rulesFile, '--queues', '0', '--stats-interval', '0']);
       await n.waitFor('ready', 20_000);
       assert.match(await chainState(topo), /-A FORWARD .*-j NFIPS/);
       // A control-socket client that connects and says nothing must not hold up the stop.
@@ -195,7 +195,7 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
       assert.match(after, /operator-accept/, "the operator's rules are untouched");
       n.cleanup();
 
-      const k = startInlineNfips(topo.gateway, ['--rules', rulesFile, '--queues', '0', '--stats-interval', '0']);
+      const k = startInlineNfips(topo.gateway, ['--mode', 'detect', '--rules', rulesFile, '--queues', '0', '--stats-interval', '0']);
       await k.waitFor('ready', 20_000);
       // A transfer in flight when nfips dies must still complete.
       const transfer = curl(topo, `http://${topo.addr.server4}/bytes/20000000`, ['--limit-rate', '10M', '--max-time', '20']);
@@ -211,7 +211,7 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
     });
 
     await t.test('--fail-closed: with nfips killed, packets are dropped instead of bypassing it', async () => {
-      const k = startInlineNfips(topo.gateway, ['--rules', rulesFile, '--queues', '0', '--stats-interval', '0', '--fail-closed']);
+      const k = startInlineNfips(topo.gateway, ['--mode', 'detect', '--rules', rulesFile, '--queues', '0', '--stats-interval', '0', '--fail-closed']);
       await k.waitFor('ready', 20_000);
       assert.ok(await ping(topo, topo.addr.server4), 'traffic flows while nfips runs');
       assert.doesNotMatch(await chainState(topo), /queue-bypass/, 'no --queue-bypass on the queue rule');

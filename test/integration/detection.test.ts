@@ -54,7 +54,7 @@ test('anomaly detection on the real kernel path', { timeout: 1_200_000 }, async 
   const attacker = topo.addr.clientExtra4[3];
   try {
     await t.test(`normal traffic for ${NORMAL_SECONDS} s at varied rates raises no alert`, async () => {
-      const nf = startInlineNfips(topo.gateway, ['--stats-interval', '5']);
+      const nf = startInlineNfips(topo.gateway, ['--mode', 'detect', '--stats-interval', '5']);
       try {
         await nf.waitFor('ready', 20_000);
         // A seed the default model was not trained on.
@@ -73,7 +73,7 @@ test('anomaly detection on the real kernel path', { timeout: 1_200_000 }, async 
 
     for (const attack of ATTACKS) {
       await t.test(`${attack.name} is detected within ${DETECT_WITHIN_MS / 1000} s and the alert names ${attacker}`, async () => {
-        const nf = startInlineNfips(topo.gateway, ['--stats-interval', '1']);
+        const nf = startInlineNfips(topo.gateway, ['--mode', 'detect', '--stats-interval', '1']);
         let tool: ChildProcess | null = null;
         try {
           await nf.waitFor('ready', 20_000);

@@ -53,6 +53,12 @@ async function assertInstalled(plan: IptablesPlan): Promise<void> {
   }
 }
 
+async function setNames(): Promise<string[]> {
+  const r = await sh('ip', ['netns', 'exec', NS, 'ipset', 'list', '-n']);
+  assert.ok(r.ok, r.out);
+  return lines(r.out).filter((l) => l.startsWith('nfips-')).sort();
+}
+
 async function assertClean(families: Family[]): Promise<void> {
   for (const f of families) {
     assert.ok(!(await hasChain(f)), `${f}: chain NFIPS still there`);
@@ -77,16 +83,18 @@ test('iptables install/remove in a network namespace', async (t) => {
     await t.test('install creates the chain and one jump at position 1 (ipv4 and ipv6)', async () => {
       const s = await install(plan, bins);
       assert.deepEqual(s.families.map((f) => [f.family, f.rules, f.jumps.join(',')]), [
-        ['ipv4', 6, 'FORWARD,INPUT'],
-        ['ipv6', 6, 'FORWARD,INPUT'],
+        ['ipv4', 11, 'FORWARD,INPUT'],
+        ['ipv6', 11, 'FORWARD,INPUT'],
       ]);
       await assertInstalled(plan);
+      assert.deepEqual(await setNames(), ['nfips-icmp4', 'nfips-icmp6', 'nfips-src4', 'nfips-src6', 'nfips-svc4', 'nfips-svc6', 'nfips-tcp4', 'nfips-tcp6', 'nfips-udp4', 'nfips-udp6']);
     });
 
     await t.test('install again: still one jump each, no duplicate rules', async () => {
       const s = await install(plan, bins);
-      assert.deepEqual(s.families.map((f) => [f.stale.jumpsRemoved.length, f.stale.chainRemoved]), [[2, true], [2, true]]);
+      assert.deepEqual(s.families.map((f) => [f.stale.jumpsRemoved.length, f.stale.chainRemoved, f.stale.setsRemoved.length]), [[2, true, 5], [2, true, 5]]);
       await assertInstalled(plan);
+      assert.equal((await setNames()).length, 10, 'block sets recreated, not doubled');
     });
 
     await t.test('install replaces stale jumps left by a crash, even hand-made ones', async () => {
@@ -100,12 +108,14 @@ test('iptables install/remove in a network namespace', async (t) => {
     await t.test('counters are readable per rule', async () => {
       for (const fp of plan.families) {
         const c = await readCounters(fp.family, bins);
-        assert.deepEqual(c.map((r) => r.target), ['REJECT', 'REJECT', 'RETURN', 'RETURN', 'RETURN', 'NFQUEUE']);
+        assert.deepEqual(c.map((r) => r.target), ['DROP', 'DROP', 'DROP', 'DROP', 'DROP', 'REJECT', 'REJECT', 'RETURN', 'RETURN', 'RETURN', 'NFQUEUE']);
         assert.ok(c.every((r) => r.packets === 0 && r.bytes === 0));
-        assert.match(c[0]?.extra ?? '', /mark match 0x2\/0x2.*reject-with tcp-reset/);
-        assert.match(c[2]?.extra ?? '', /mark match 0x1\/0x1/);
-        assert.match(c[5]?.extra ?? '', /NFQUEUE balance 0:3 bypass/);
-        assert.equal(c[3]?.source, fp.family === 'ipv4' ? '10.9.0.0/16' : 'fd09::/32');
+        assert.match(c[0]?.extra ?? '', /match-set nfips-src[46] src/);
+        assert.match(c[4]?.extra ?? '', /match-set nfips-svc[46] src,dst/);
+        assert.match(c[5]?.extra ?? '', /mark match 0x2\/0x2.*reject-with tcp-reset/);
+        assert.match(c[7]?.extra ?? '', /mark match 0x1\/0x1/);
+        assert.match(c[10]?.extra ?? '', /NFQUEUE balance 0:3 bypass/);
+        assert.equal(c[8]?.source, fp.family === 'ipv4' ? '10.9.0.0/16' : 'fd09::/32');
       }
     });
 
@@ -124,10 +134,11 @@ test('iptables install/remove in a network namespace', async (t) => {
     await t.test('remove deletes chain and jumps, keeps the operator rule; removing twice is fine', async () => {
       const s = await remove({}, bins);
       assert.deepEqual(s.families.map((f) => [f.family, f.jumpsRemoved.length, f.chainRemoved, f.rulesRemoved]), [
-        ['ipv4', 2, true, 6],
-        ['ipv6', 2, true, 6],
+        ['ipv4', 2, true, 11],
+        ['ipv6', 2, true, 11],
       ]);
       await assertClean(['ipv4', 'ipv6']);
+      assert.deepEqual(await setNames(), [], 'block sets destroyed');
       const again = await remove({}, bins);
       assert.ok(again.families.every((f) => f.jumpsRemoved.length === 0 && !f.chainRemoved && f.skipped === undefined));
       await assertClean(['ipv4', 'ipv6']);

@@ -63,7 +63,7 @@ test('rules on the real kernel path', { timeout: 300_000 }, async (t: TestContex
   writeFileSync(file, JSON.stringify(RULES_A));
   let n: InlineNfips | null = null;
   try {
-    n = startInlineNfips(topo.gateway, ['--rules', file, '--queues', '0-1', '--stats-interval', '1', '--no-watch-rules']);
+    n = startInlineNfips(topo.gateway, ['--mode', 'detect', '--rules', file, '--queues', '0-1', '--stats-interval', '1', '--no-watch-rules']);
     await n.waitFor('ready', 20_000);
     const nf = n;
 
@@ -148,7 +148,7 @@ test('a changed rules file is picked up by the watcher', { timeout: 120_000 }, a
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rules-'));
   const file = path.join(dir, 'rules.json');
   writeFileSync(file, JSON.stringify({ rules: [] }));
-  const n = startInlineNfips(topo.gateway, ['--rules', file, '--queues', '0', '--stats-interval', '0']);
+  const n = startInlineNfips(topo.gateway, ['--mode', 'detect', '--rules', file, '--queues', '0', '--stats-interval', '0']);
   try {
     await n.waitFor('ready', 20_000);
     assert.equal(await tcpConnect(topo, 8080), 'open');

@@ -185,3 +185,38 @@ describe('ipset entries', () => {
     ]);
   });
 });
+
+describe('anomaly response (decisions only; the kernel side is in test/integration/prevent.test.ts)', () => {
+  it('blocks responsible sources with enough evidence, in the narrowest scope, and never allowlisted ones', async () => {
+    const { BlockManager } = await import('../../src/blocks/manager');
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-resp-'));
+    const events: [string, Record<string, unknown>][] = [];
+    const m = new BlockManager({
+      policy,
+      minEvidence: 100,
+      allowlist: new Allowlist(['10.0.0.9'], [], () => []),
+      saved: { blocks: [], offences: [] },
+      stateFile: path.join(dir, 'blocks.json'),
+      setPrefix: 'nfips',
+      families: ['ipv4'],
+      // Decisions are synchronous; `true` stands in for ipset so no kernel state is touched here.
+      bins: { iptables: 'iptables', ip6tables: 'ip6tables', ipset: 'true' },
+      log: { event: (type, fields = {}) => void events.push([type, fields]) },
+      clock: () => T0,
+    });
+    const src = (ip: string, count: number, protocols: ('tcp' | 'udp' | 'icmp')[], service?: { proto: 'tcp' | 'udp'; port: number }) => ({ ip, share: 0.5, packets: count, count, protocols, service });
+    const meta = { signatureId: 9100003, signature: 'nfips anomaly: TCP SYN excess', episode: 1, queue: 0 };
+    const r = m.respondToAnomaly({ blame: 'syn', feature: 'syn_per_s', responsible: [src('10.0.0.6', 5000, ['tcp'], { proto: 'tcp', port: 80 }), src('10.0.0.7', 40, ['tcp']), src('10.0.0.9', 900, ['tcp'])] }, meta);
+    assert.equal(r.action, 'blocked');
+    assert.deepEqual(r.blocks.map((b) => [b.key, b.outcome]), [['10.0.0.6 tcp:80', 'added'], ['10.0.0.7 tcp', 'not blocked'], ['10.0.0.9 tcp', 'refused']]);
+    assert.match(r.blocks[1]?.reason ?? '', /40 syn packets in the window, under --block-min-packets 100/);
+    const again = m.respondToAnomaly({ blame: 'syn', feature: 'syn_per_s', responsible: [src('10.0.0.6', 9000, ['tcp'], { proto: 'tcp', port: 80 })] }, meta);
+    assert.deepEqual(again.blocks.map((b) => b.outcome), ['already blocked']);
+    assert.equal(again.action, 'blocked');
+    const none = m.respondToAnomaly({ blame: 'syn', feature: 'syn_per_s', responsible: [src('10.0.0.7', 40, ['tcp'])] }, meta);
+    assert.equal(none.action, 'allowed');
+    assert.deepEqual(events.map(([type, f]) => `${type} ${String(f.src_ip)}`), ['block 10.0.0.6', 'block_refused 10.0.0.9']);
+    assert.deepEqual(readBlockState(path.join(dir, 'blocks.json')).blocks.map((b) => b.key), ['10.0.0.6 tcp:80'], 'saved at once');
+    await m.close();
+  });
+});
