@@ -12,14 +12,27 @@ function ifName(index: number): string | null {
   return ifNames.get(index) ?? String(index);
 }
 
+/** signature_id of a rule: its position in the file plus this (ids are strings; EVE wants a number). */
+export const RULE_SIGNATURE_BASE = 1_000_000;
+export const DEFAULT_POLICY_SIGNATURE = RULE_SIGNATURE_BASE - 1;
+
 export function logRuleEvents(log: Pick<EventLog, 'event'>, queue: number, rs: RuleSet, events: RuleEvent[]): void {
   for (const e of events) {
     const rule = e.rule_index >= 0 ? rs.rules[e.rule_index] : undefined;
+    const ruleId = rule ? rule.id : 'default';
     log.event(e.action, {
       queue,
-      rule_id: rule ? rule.id : 'default',
+      rule_id: ruleId,
       ...(rule?.description ? { rule_description: rule.description } : {}),
-      proto: e.proto,
+      // Suricata EVE's alert object: allowed for alert rules, blocked for drop and reject.
+      alert: {
+        action: e.action === 'alert' ? 'allowed' : 'blocked',
+        signature_id: e.rule_index < 0 ? DEFAULT_POLICY_SIGNATURE : RULE_SIGNATURE_BASE + e.rule_index,
+        signature: rule?.description ?? `nfips rule ${ruleId}`,
+        category: e.rule_index < 0 ? 'nfips default policy' : 'nfips rule',
+        severity: e.action === 'alert' ? 3 : 2,
+      },
+      proto: e.proto.toUpperCase(),
       src_ip: e.src_ip,
       src_port: e.src_port,
       dest_ip: e.dest_ip,

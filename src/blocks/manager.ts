@@ -116,6 +116,12 @@ export class BlockManager {
       } catch {
         continue;
       }
+      // The window remembers a minute: a source silent now (blocked, or
+      // stopped) is not blocked again on what it did earlier.
+      if (r.recent === 0) {
+        res.blocks.push({ key: targetKey(target), outcome: 'not blocked', reason: 'silent in the newest step' });
+        continue;
+      }
       if (r.count < this.#o.minEvidence) {
         res.blocks.push({ key: targetKey(target), outcome: 'not blocked', reason: `${r.count} ${a.blame} packets in the window, under --block-min-packets ${this.#o.minEvidence}` });
         continue;

@@ -26,6 +26,8 @@ export interface ResponsibleSource {
   protocols: ('tcp' | 'udp' | 'icmp' | 'other')[];
   /** Set when all its TCP/UDP packets went to one destination port. */
   service?: { proto: 'tcp' | 'udp'; port: number };
+  /** Packets in the window's newest step. */
+  recent: number;
 }
 
 const PROTO_NAMES = [
@@ -67,7 +69,7 @@ export function attribute(w: FeatureWindow, deviations: readonly Deviation[]): A
 
 function toResponsible(s: WindowSource, blame: BlameCounter, total: number): ResponsibleSource {
   const protocols = PROTO_NAMES.filter(([bit]) => s.protos & bit).map(([, name]) => name);
-  const r: ResponsibleSource = { ip: s.ip, share: total > 0 ? round(s[blame] / total) : 0, packets: s.packets, count: s[blame], protocols };
+  const r: ResponsibleSource = { ip: s.ip, share: total > 0 ? round(s[blame] / total) : 0, packets: s.packets, count: s[blame], protocols, recent: s.recent };
   if (s.mac) r.mac = s.mac;
   if (s.target >= 0) {
     const proto = s.target >>> 16;

@@ -56,6 +56,8 @@ export interface WindowSource {
   protos: number;
   /** (protocol << 16) | destination port when all its port-carrying packets went to one service; else TARGET_*. */
   target: number;
+  /** Packets it sent toward servers in the window's newest step: 0 when it has gone quiet (or is blocked already). */
+  recent: number;
 }
 
 export interface FeatureWindow {
@@ -441,7 +443,7 @@ export class WindowRing {
     const sources = packets > 0 ? Math.max(1, distinct(S_SOURCES)) : 0;
     const mean = packets > 0 ? sum[B_BYTES] / packets : 0;
     const share = (k: number) => (packets > 0 ? sum[k] / packets : 0);
-    const { list, top, totals } = this.mergeSources(steps);
+    const { list, top, totals } = this.mergeSources(steps, end - 1);
 
     const v = new Array<number>(FEATURE_COUNT).fill(0);
     v[F.packets] = packets;
@@ -479,8 +481,8 @@ export class WindowRing {
   }
 
   /** Adds up the per-step source rows of the window; returns the top sources by each counter. */
-  private mergeSources(steps: StepRecord[]): { list: WindowSource[]; top: number; totals: Record<BlameCounter, number> } {
-    const rows = new Map<string, { family: number; words: Uint32Array; macHi: number; macLo: number; c: Float64Array; protos: number; target: number }>();
+  private mergeSources(steps: StepRecord[], newest: number): { list: WindowSource[]; top: number; totals: Record<BlameCounter, number> } {
+    const rows = new Map<string, { family: number; words: Uint32Array; macHi: number; macLo: number; c: Float64Array; protos: number; target: number; recent: number }>();
     const totals = new Float64Array(SC_COUNT);
     for (const st of steps) {
       for (let k = 0; k < SC_COUNT; k++) totals[k] += st.others[k];
@@ -490,10 +492,11 @@ export class WindowRing {
         const key = `${s.family[i]}/${s.addr[a]}/${s.addr[a + 1]}/${s.addr[a + 2]}/${s.addr[a + 3]}`;
         let r = rows.get(key);
         if (!r) {
-          r = { family: s.family[i], words: s.addr.slice(a, a + 4), macHi: s.macHi[i], macLo: s.macLo[i], c: new Float64Array(SC_COUNT), protos: 0, target: TARGET_NONE };
+          r = { family: s.family[i], words: s.addr.slice(a, a + 4), macHi: s.macHi[i], macLo: s.macLo[i], c: new Float64Array(SC_COUNT), protos: 0, target: TARGET_NONE, recent: 0 };
           rows.set(key, r);
         }
         r.protos |= s.protos[i];
+        if (st.index === newest) r.recent += s.counts[i * SC_COUNT + SC_PACKETS];
         r.target = mergeTarget(r.target, s.target[i]);
         for (let k = 0; k < SC_COUNT; k++) {
           const v = s.counts[i * SC_COUNT + k];
@@ -526,6 +529,7 @@ export class WindowRing {
           newSessions: r.c[SC_NEW_SESSIONS],
           protos: r.protos,
           target: r.target,
+          recent: r.recent,
         };
         const mac = formatMac(r.macHi, r.macLo);
         if (mac) src.mac = mac;

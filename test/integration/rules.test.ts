@@ -77,7 +77,7 @@ test('rules on the real kernel path', { timeout: 300_000 }, async (t: TestContex
       assert.equal((await curl(topo, `http://${topo.addr.server4}/`, ['--interface', topo.addr.clientExtra4[1]])).out.split(' ')[0], '000', 'CIDR rule drops 10.77.1.4');
       assert.equal((await curl(topo, `http://${topo.addr.server4}/`, ['--interface', topo.addr.clientExtra4[0]])).out.split(' ')[0], '200', 'its neighbour 10.77.1.3 passes');
       await nf.waitFor('drop', 5000, (r) => r.rule_id === 'range-8000-8100' && r.dest_port === 8080 && r.in_iface === topo.gwClientIf);
-      await nf.waitFor('reject', 5000, (r) => r.rule_id === 'reject-2323' && r.proto === 'tcp');
+      await nf.waitFor('reject', 5000, (r) => r.rule_id === 'reject-2323' && r.proto === 'TCP');
       await nf.waitFor('alert', 5000, (r) => r.rule_id === 'alert-http' && r.dest_port === 80 && r.src_ip === topo.addr.client4);
       const stats = JSON.parse((await execFileP(process.execPath, [NFIPS, 'rules', 'stats', '--json', '--control-socket', nf.controlSocket])).stdout) as { rules: { id: string; packets: number; bytes: number }[] };
       const byId = new Map(stats.rules.map((r) => [r.id, r]));

@@ -204,7 +204,7 @@ describe('anomaly response (decisions only; the kernel side is in test/integrati
       log: { event: (type, fields = {}) => void events.push([type, fields]) },
       clock: () => T0,
     });
-    const src = (ip: string, count: number, protocols: ('tcp' | 'udp' | 'icmp')[], service?: { proto: 'tcp' | 'udp'; port: number }) => ({ ip, share: 0.5, packets: count, count, protocols, service });
+    const src = (ip: string, count: number, protocols: ('tcp' | 'udp' | 'icmp')[], service?: { proto: 'tcp' | 'udp'; port: number }, recent = 10) => ({ ip, share: 0.5, packets: count, count, protocols, service, recent });
     const meta = { signatureId: 9100003, signature: 'nfips anomaly: TCP SYN excess', episode: 1, queue: 0 };
     const r = m.respondToAnomaly({ blame: 'syn', feature: 'syn_per_s', responsible: [src('10.0.0.6', 5000, ['tcp'], { proto: 'tcp', port: 80 }), src('10.0.0.7', 40, ['tcp']), src('10.0.0.9', 900, ['tcp'])] }, meta);
     assert.equal(r.action, 'blocked');
@@ -215,6 +215,8 @@ describe('anomaly response (decisions only; the kernel side is in test/integrati
     assert.equal(again.action, 'blocked');
     const none = m.respondToAnomaly({ blame: 'syn', feature: 'syn_per_s', responsible: [src('10.0.0.7', 40, ['tcp'])] }, meta);
     assert.equal(none.action, 'allowed');
+    const quiet = m.respondToAnomaly({ blame: 'syn', feature: 'syn_per_s', responsible: [src('10.0.0.8', 5000, ['tcp'], undefined, 0)] }, meta);
+    assert.deepEqual(quiet.blocks.map((b) => [b.outcome, b.reason]), [['not blocked', 'silent in the newest step']], 'a source that went quiet is not blocked on its past');
     assert.deepEqual(events.map(([type, f]) => `${type} ${String(f.src_ip)}`), ['block 10.0.0.6', 'block_refused 10.0.0.9']);
     assert.deepEqual(readBlockState(path.join(dir, 'blocks.json')).blocks.map((b) => b.key), ['10.0.0.6 tcp:80'], 'saved at once');
     await m.close();

@@ -27,7 +27,7 @@ function win(queue: number, end: number, values: number[], packets = 1000): Feat
     packets,
     values,
     totals: { packets, bytes: packets * 100, syn: 0, icmpEcho: 0, udp: 0, newSessions: 0 },
-    sources: [{ ip: '10.9.9.9', packets: packets * 0.9, bytes: 0, syn: 0, icmpEcho: 0, udp: 0, newSessions: 0, protos: 0, target: -1 }, { ip: '10.1.1.1', packets: packets * 0.1, bytes: 0, syn: 0, icmpEcho: 0, udp: 0, newSessions: 0, protos: 0, target: -1 }],
+    sources: [{ ip: '10.9.9.9', packets: packets * 0.9, bytes: 0, syn: 0, icmpEcho: 0, udp: 0, newSessions: 0, protos: 0, target: -1, recent: 0 }, { ip: '10.1.1.1', packets: packets * 0.1, bytes: 0, syn: 0, icmpEcho: 0, udp: 0, newSessions: 0, protos: 0, target: -1, recent: 0 }],
   };
 }
 

@@ -45,7 +45,7 @@ describe('EpisodeTracker', () => {
   });
 });
 
-const src = (ip: string, o: Partial<WindowSource>): WindowSource => ({ ip, packets: 0, bytes: 0, syn: 0, icmpEcho: 0, udp: 0, newSessions: 0, protos: 0, target: -1, ...o });
+const src = (ip: string, o: Partial<WindowSource>): WindowSource => ({ ip, packets: 0, bytes: 0, syn: 0, icmpEcho: 0, udp: 0, newSessions: 0, protos: 0, target: -1, recent: 0, ...o });
 function win(sources: WindowSource[]): FeatureWindow {
   const totals = { packets: 0, bytes: 0, syn: 0, icmpEcho: 0, udp: 0, newSessions: 0 };
   for (const s of sources) for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += s[k];

@@ -4,6 +4,7 @@ import { FEATURE_NAMES } from '../../src/features/feature-set';
 import { HLL_REGISTERS, hllAdd, hllEstimate } from '../../src/features/hll';
 import { fmix32 } from '../../src/features/hash';
 import { FeatureWindow, WindowAggregator, WindowInputs } from '../../src/features/window';
+import { PROTO_BIT_ICMP, PROTO_BIT_TCP, PROTO_BIT_UDP, TARGET_MANY } from '../../src/features/source-table';
 import { guessFromPacket } from '../../src/flow/server-guess';
 import { buildPacket, PacketSpec } from '../../src/packet/build';
 import { decodeBatch } from '../../src/packet/decode';
@@ -215,6 +216,26 @@ describe('WindowAggregator', () => {
     assert.ok(w.sources.length <= 5 * 6);
     assert.equal(val(w, 'top_source_share'), 500 / 570);
     assert.deepEqual([w.totals.packets, w.totals.syn, w.totals.udp], [570, 500, 30]);
+  });
+
+  it('per source: the protocols it used, its single service if it had one, and its packets in the newest step', () => {
+    const f = new Feeder(60);
+    const pkts: Pkt[] = [];
+    for (let k = 0; k < 50; k++) pkts.push(syn('10.0.0.66', 2000 + k, 20.1, 8080));
+    for (let k = 0; k < 50; k++) pkts.push(syn('10.0.0.67', 2000, 20.1, 1000 + k));
+    for (let k = 0; k < 20; k++) pkts.push({ src: '10.0.0.68', dst: '10.0.0.9', proto: 1, icmpType: 8, t: 20.2 });
+    pkts.push({ src: '10.0.0.68', dst: '10.0.0.9', proto: 17, sport: 5000, dport: 53, t: 20.3 });
+    pkts.push(syn('10.0.0.66', 3000, 21.5, 8080));
+    f.feed(pkts);
+    f.agg.advanceTo(22);
+    const at = (w: FeatureWindow, ip: string) => w.sources.find((s) => s.ip === ip)!;
+    const [w1, w2] = [f.windows[0]!, f.windows[1]!];
+    assert.deepEqual([at(w1, '10.0.0.66').protos, at(w1, '10.0.0.66').target], [PROTO_BIT_TCP, (6 << 16) | 8080], 'one service');
+    assert.deepEqual([at(w1, '10.0.0.67').protos, at(w1, '10.0.0.67').target], [PROTO_BIT_TCP, TARGET_MANY], 'a scan: many ports');
+    assert.deepEqual([at(w1, '10.0.0.68').protos, at(w1, '10.0.0.68').target], [PROTO_BIT_ICMP | PROTO_BIT_UDP, (17 << 16) | 53]);
+    assert.deepEqual([at(w1, '10.0.0.66').recent, at(w1, '10.0.0.67').recent], [50, 50]);
+    // One second later: only 10.0.0.66 sent anything in the newest step.
+    assert.deepEqual([at(w2, '10.0.0.66').recent, at(w2, '10.0.0.67').recent, at(w2, '10.0.0.66').syn], [1, 0, 51]);
   });
 
   it('stays bounded under a spoofed flood: sources beyond the per-step cap are summed, totals stay exact', () => {
