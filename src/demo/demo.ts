@@ -1,4 +1,4 @@
-// `nfips demo`: the whole product on a throw-away topology, in about a minute.
+// `nfips demo`: the whole product on a throw-away topology, in about two minutes.
 import { ChildProcess } from 'node:child_process';
 import { InlineNfips, startInlineNfips } from '../netns/inline-nfips';
 import { startPeers } from '../netns/peers';
@@ -33,33 +33,73 @@ const CHECKS: Check[] = [
   },
 ];
 
-/** Normal traffic, then a ping flood from another client address: shows the alert lines. */
-async function anomalyAct(t: Topology, nfips: InlineNfips): Promise<number> {
-  const attacker = t.addr.clientExtra4[3];
-  say('\nanomaly detection (models/default.json): 10 s of normal traffic from 3 clients, then a ping flood from ' + attacker);
-  const traffic = await startNormalTraffic(t, { seconds: 30, seed: 11 });
-  let flood: ChildProcess | null = null;
+/** Lines of the NFIPS chain whose DROP rules match the block sets, with their counters. */
+async function blockRuleLines(t: Topology): Promise<string[]> {
+  const r = await t.exec(t.gateway, 'iptables', ['-w', '-L', 'NFIPS', '-v', '-n', '-x'], { allowFail: true });
+  return r.stdout.split('\n').filter((l) => /match-set/.test(l) && /\d/.test(l.trim().split(/\s+/)[0] ?? ''));
+}
+
+function show(label: string, r: object): void {
+  say(`  ${label}:`);
+  say(JSON.stringify(r, null, 2).split('\n').map((l) => `    ${l}`).join('\n'));
+}
+
+/**
+ * Prevention: normal traffic, then a SYN flood and a ping flood from another
+ * client address. Shows the alert and block lines, the kernel dropping the
+ * attacker before the queue, and the block expiring.
+ */
+async function preventionAct(t: Topology, nfips: InlineNfips, ttl: number): Promise<number> {
+  const attacker = t.addr.clientExtra4[3]!;
+  say(`\nprevention (models/default.json, --block-ttl ${ttl}): 12 s of normal traffic from 3 clients, then a SYN flood and a ping flood from ${attacker}`);
+  const traffic = await startNormalTraffic(t, { seconds: 40, seed: 11 });
+  const floods: ChildProcess[] = [];
+  let failures = 0;
   try {
-    await new Promise((r) => setTimeout(r, 10_000));
+    await new Promise((r) => setTimeout(r, 12_000));
     const quiet = nfips.events('alert').filter((a) => a.anomaly).length;
     say(`  normal traffic: ${quiet === 0 ? 'no alert' : `${quiet} alert(s)  <-- unexpected`}`);
+    if (quiet) failures++;
     const onset = Date.now();
-    flood = t.spawn(t.client, 'ping', ['-f', '-q', '-I', attacker, t.addr.server4]);
+    floods.push(t.spawn(t.client, 'hping3', ['-S', '--flood', '-q', '-a', attacker, '-p', '80', t.addr.server4]));
+    floods.push(t.spawn(t.client, 'ping', ['-f', '-q', '-I', attacker, t.addr.server4]));
     let alert;
+    let block;
     try {
       alert = await nfips.waitFor('alert', 15_000, (a) => a.anomaly !== undefined);
+      block = await nfips.waitFor('block', 15_000, (b) => b.src_ip === attacker);
     } catch {
-      say('  ping flood: NOT detected within 15 s  <-- unexpected');
-      return 1;
+      say('  floods: NOT blocked within 15 s  <-- unexpected');
+      return failures + 1;
     }
-    say(`  ping flood: alert after ${Date.parse(alert.timestamp) - onset} ms; the alert line (tail -F ${nfips.logFile}):`);
-    say(JSON.stringify(alert, null, 2).split('\n').map((l) => `    ${l}`).join('\n'));
-    return quiet === 0 ? 0 : 1;
+    say(`  floods: alert after ${Date.parse(alert.timestamp) - onset} ms, block after ${Date.parse(block.timestamp) - onset} ms (tail -F ${nfips.logFile}):`);
+    show('alert line', alert);
+    show('block line', block);
+    await new Promise((r) => setTimeout(r, 3000));
+    const set = await t.exec(t.gateway, 'ipset', ['list', 'nfips-src4'], { allowFail: true });
+    say('  the kernel set and the DROP rules before the queue, 3 s later (nfips blocks list shows the same):');
+    say(set.stdout.trim().split('\n').filter((l) => /^Name|^\d|^Members/.test(l)).map((l) => `    ${l}`).join('\n'));
+    say((await blockRuleLines(t)).map((l) => `    ${l.trim()}`).join('\n'));
+    const stats = nfips.events('stats').slice(-2);
+    say(`  queue rate now: ${stats.reduce((n, r) => n + Number(r.pps), 0)} packets/s (the floods no longer reach user space)`);
   } finally {
-    flood?.kill('SIGINT');
+    for (const f of floods) f.kill('SIGINT');
     const summary = await traffic.stop();
     say(`  normal clients meanwhile: ${summary.http.ok} HTTP requests ok, ${summary.http.failed} failed; ${summary.udp.answered}/${summary.udp.sent} UDP answered`);
   }
+  const keys = new Set(nfips.events('block').map((b) => (b.block as { key: string }).key));
+  say(`  waiting for the block${keys.size > 1 ? 's' : ''} to expire (${ttl} s TTL)...`);
+  const until = Date.now() + (ttl + 10) * 1000;
+  while (Date.now() < until && nfips.events('unblock').length < keys.size) await new Promise((r) => setTimeout(r, 500));
+  const unblocks = nfips.events('unblock');
+  if (unblocks.length < keys.size) {
+    say('  the block did not expire  <-- unexpected');
+    return failures + 1;
+  }
+  show('unblock line', unblocks[0]!);
+  const ping = await t.exec(t.client, 'ping', ['-c', '2', '-i', '0.2', '-W', '1', '-I', attacker, t.addr.server4], { allowFail: true });
+  say(`  ping from ${attacker} after expiry: ${ping.code === 0 ? 'passes again' : 'still dropped  <-- unexpected'}`);
+  return failures + (ping.code === 0 ? 0 : 1);
 }
 
 export async function runDemo(opts: { keep: boolean }): Promise<number> {
@@ -71,7 +111,8 @@ export async function runDemo(opts: { keep: boolean }): Promise<number> {
   say('nfips demo: building namespaces client <-> gateway <-> server');
   const t = await createTopology('nfdemo');
   let servers: ChildProcess[] = [];
-  const nfips = startInlineNfips(t.gateway, ['--queues', '0-1', '--stats-interval', '1']);
+  const ttl = 75;
+  const nfips = startInlineNfips(t.gateway, ['--queues', '0-1', '--stats-interval', '1', '--block-ttl', String(ttl)]);
   let failures = 0;
   try {
     servers = await startPeers(t, t.server, [['http', 80], ['tcp-echo', 23]]);
@@ -83,7 +124,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<number> {
       if (!ok) failures++;
       say(`  ${passed ? 'PASSED ' : 'DROPPED'}  ${c.what}${ok ? '' : `   <-- expected ${c.expect}`}`);
     }
-    failures += await anomalyAct(t, nfips);
+    failures += await preventionAct(t, nfips, ttl);
     const fwd = await t.exec(t.gateway, 'iptables', ['-w', '-L', 'NFIPS', '-v', '-n', '-x']);
     say('\nNFIPS chain on the gateway (packet counters):');
     say(fwd.stdout.trim().split('\n').map((l) => `  ${l}`).join('\n'));
