@@ -27,7 +27,8 @@ function anomalyLine(r: Rec, a: AnomalyFields): string {
   const who = a.distributed ? 'many sources (distributed)' : (a.responsible ?? []).map((s) => `${s.ip} (${Math.round(s.share * 100)}%)`).join(', ');
   const sig = (r.alert as { signature?: string } | undefined)?.signature ?? 'anomaly';
   const follow = a.episode?.follow_up ? ', follow-up' : '';
-  return `ALERT  q${str(a.queue)} ${sig}: score ${str(a.score)} > ${str(a.threshold)}; ${lead}; from ${who || '-'} [episode ${str(a.episode?.id)}${follow}]`;
+  const action = (r.alert as { action?: string } | undefined)?.action === 'blocked' ? ' BLOCKED' : '';
+  return `ALERT  q${str(a.queue)} ${sig}: score ${str(a.score)} > ${str(a.threshold)}; ${lead}; from ${who || '-'} [episode ${str(a.episode?.id)}${follow}]${action}`;
 }
 
 export function formatRecord(r: Rec): string {
@@ -42,6 +43,11 @@ export function formatRecord(r: Rec): string {
     const iface = r.in_iface ? ` in ${str(r.in_iface)}` : '';
     const sup = typeof r.suppressed === 'number' && r.suppressed > 0 ? ` (+${r.suppressed} suppressed)` : '';
     body = `${type.toUpperCase().padEnd(6)} rule ${str(r.rule_id)} ${str(r.proto)} ${endpoint(r.src_ip, r.src_port)} -> ${endpoint(r.dest_ip, r.dest_port)}${iface}${sup}`;
+  } else if ((type === 'block' || type === 'unblock') && r.block) {
+    const b = r.block as { key?: string; origin?: string; ttl_seconds?: number; expires_at?: string; offence?: number; reason?: string };
+    body = type === 'block'
+      ? `BLOCK  ${str(b.key)} (${str(r.action)}, ${str(b.origin)}: ${str(b.reason)}) for ${str(b.ttl_seconds)} s until ${str(b.expires_at)}, offence ${str(b.offence)}`
+      : `UNBLK  ${str(b.key)} (${str(r.reason)})`;
   } else if (type === 'stats' || type === 'stats_final') {
     const k = r.kernel as { queue_depth?: number; queue_dropped?: number; user_dropped?: number } | null | undefined;
     const c = r.classifier as { scored?: number; skipped?: number; alerts?: number } | null | undefined;

@@ -34,6 +34,13 @@ describe('log lines for people', () => {
     assert.equal(formatRecord(STATS), '2026-11-22 09:44:30Z STATS  q1 received 100, accepted 98, dropped 2, rejected 0, 10 pps; kernel queue 0, dropped 0/0; windows scored 9, skipped 0, alerts 1');
     assert.equal(formatRecord(START), '2026-11-22 09:44:00Z ready queues=[0,1] rules_count=4');
     assert.match(formatRecord({ ...ALERT, anomaly: { ...ALERT.anomaly, responsible: [], distributed: true } }), /from many sources \(distributed\)/);
+    assert.match(formatRecord({ ...ALERT, alert: { ...ALERT.alert, action: 'blocked' } }), /\[episode 1\] BLOCKED$/);
+    const block = { key: '10.77.1.6 tcp:8080', origin: 'anomaly', reason: 'nfips anomaly: TCP SYN excess (flood or scan)', ttl_seconds: 600, expires_at: '2026-11-22T09:54:26.000Z', offence: 1 };
+    assert.equal(
+      formatRecord({ timestamp: '2026-11-22T09:44:26.000Z', event_type: 'block', action: 'added', src_ip: '10.77.1.6', block }),
+      '2026-11-22 09:44:26Z BLOCK  10.77.1.6 tcp:8080 (added, anomaly: nfips anomaly: TCP SYN excess (flood or scan)) for 600 s until 2026-11-22T09:54:26.000Z, offence 1',
+    );
+    assert.equal(formatRecord({ timestamp: '2026-11-22T09:54:26.100Z', event_type: 'unblock', reason: 'expired', block }), '2026-11-22 09:54:26Z UNBLK  10.77.1.6 tcp:8080 (expired)');
   });
 
   it('nfips logs --type and --json', async () => {
