@@ -4,7 +4,8 @@
 // while the normal client keeps working, and the block lifts after its TTL.
 import assert from 'node:assert/strict';
 import { ChildProcess, execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -246,3 +247,42 @@ function groupPps(stats: LogRecord[]): { at: number; pps: number }[] {
   }
   return [...by.entries()].map(([at, pps]) => ({ at, pps }));
 }
+
+test('a bad rules file, model, state file or ipset at start: a clear error, a non-zero exit, nothing installed', { timeout: 120_000 }, async (t: TestContext) => {
+  const reason = await integrationSkipReason();
+  if (reason) {
+    t.skip(reason);
+    return;
+  }
+  const topo = await createTopology('nfbs');
+  const dir = mkdtempSync(path.join(tmpdir(), 'nfips-badstart-'));
+  const file = (name: string, text: string) => {
+    const f = path.join(dir, name);
+    writeFileSync(f, text);
+    return f;
+  };
+  const stateDir = path.join(dir, 'bad-state');
+  mkdirSync(stateDir);
+  writeFileSync(path.join(stateDir, 'blocks.json'), JSON.stringify({ format: 'nfips-blocks', version: 1, saved_at: '2026-01-01T00:00:00Z', blocks: [{ net: '10.0.0.1', scope: 'service', proto: 'tcp', origin: 'anomaly', reason: 'x', created_at: '2026-01-01T00:00:00Z', expires_at: '2026-01-01T00:10:00Z', ttl_seconds: 600, offence: 1 }], offences: [] }));
+  const cases: { what: string; args: string[]; code: number; message: RegExp }[] = [
+    { what: 'rules', args: ['--rules', file('rules.json', '{"default": "accept", "rules": [{"id": "x", "action": "explode"}]}')], code: 2, message: /rules\.json.*\/rules\/0\/action/ },
+    { what: 'model', args: ['--model', file('model.json', '{"format": "nfips-model", "version": 1}')], code: 2, message: /model\.json: at \(root\): missing required field/ },
+    { what: 'state file', args: ['--state-dir', stateDir], code: 2, message: /blocks\.json: at \/blocks\/0: a service block needs a destination port/ },
+    { what: 'ipset', args: ['--ipset', '/nonexistent/ipset'], code: 1, message: /\/nonexistent\/ipset is not usable \(install the ipset package\)/ },
+  ];
+  try {
+    for (const c of cases) {
+      const nf = startInlineNfips(topo.gateway, c.args);
+      const code = nf.proc.exitCode ?? (await once(nf.proc, 'exit'))[0];
+      t.diagnostic(`${c.what}: exit ${String(code)}: ${nf.output().trim().split('\n')[0]}`);
+      assert.equal(code, c.code, `${c.what}: exit code; output:\n${nf.output()}`);
+      assert.match(nf.output(), c.message, c.what);
+      const save = (await topo.exec(topo.gateway, 'iptables', ['-w', '-S'])).stdout;
+      assert.ok(!save.includes('NFIPS'), `${c.what}: nothing installed in iptables`);
+      assert.equal((await topo.exec(topo.gateway, 'ipset', ['list', '-n'])).stdout.trim(), '', `${c.what}: no ipset left`);
+      nf.cleanup();
+    }
+  } finally {
+    await topo.destroy();
+  }
+});
