@@ -144,7 +144,7 @@ void yargs(hideBin(process.argv))
   )
   .command(
     'iptables <action>',
-    'print, install or remove the NFIPS chain and its jumps (remove cleans up after kill -9)',
+    'print, install or remove the NFIPS chain, its block sets and its jumps (remove cleans up after kill -9)',
     (y) => chainFlags(y).positional('action', { choices: ['print', 'install', 'remove'] as const, demandOption: true }),
     (argv) => cmdIptables(argv.action, argv as RunFlags),
   )

@@ -94,6 +94,15 @@ test('blocks over the control socket: kernel ipset, allowlist, kill -9 and resto
     assert.equal(blockEvent.src_ip, client);
     assert.equal(blockEvent.action, 'added');
 
+    // IPv6 goes through its own sets.
+    const ping6 = async () => (await topo.exec(topo.client, 'ping', ['-6', '-c', '2', '-i', '0.2', '-W', '1', topo.addr.server6], { allowFail: true })).code === 0;
+    assert.ok(await ping6(), 'IPv6 ping works before its block');
+    assert.equal((await cli(nf, 'blocks', 'add', topo.addr.client6, '--ttl', '60')).code, 0);
+    assert.equal(await ping6(), false, 'IPv6 source block drops it');
+    assert.deepEqual((await kernelEntries(topo)).filter((e) => e.set === 'nfips-src6').map((e) => e.member), [topo.addr.client6]);
+    assert.equal((await cli(nf, 'blocks', 'del', topo.addr.client6)).code, 0);
+    assert.ok(await ping6(), 'and passes once lifted');
+
     // Refusals: allowlisted, own address, nonsense.
     for (const [net, why] of [['10.77.1.5', /allowlisted: 10\.77\.1\.5 overlaps 10\.77\.1\.5 \(allow\)/], [topo.addr.gwClient4, /10\.77\.1\.1 \(own address\)/], ['10.77.1.300', /not an IPv4 or IPv6 address/]] as const) {
       const r = await cli(nf, 'blocks', 'add', net);
