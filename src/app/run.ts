@@ -216,21 +216,20 @@ class StatsReporter {
 }
 
 /** Blocks in force and what they stopped, for `status` and the block_stats event. */
-async function blockSummary(blocks: BlockManager, o: RunOptions, plan: IptablesPlan): Promise<Record<string, unknown>> {
+async function blockSummary(blocks: BlockManager, o: RunOptions, plan: IptablesPlan, withList: boolean): Promise<Record<string, unknown>> {
   let kernel: Record<string, unknown> | null = null;
   try {
     kernel = { ...(await readBlockCounters(plan.families.map((f) => f.family), binariesFor(o), plan.chain)) };
   } catch (e) {
     kernel = { error: (e as Error).message };
   }
-  const list = await blocks.list();
   return {
     mode: o.mode,
-    active: list.length,
+    active: blocks.size,
     since_start: { ...blocks.counts },
     // Packets the block DROP rules stopped before the queue.
     kernel_dropped: kernel,
-    blocks: list,
+    ...(withList ? { blocks: await blocks.list() } : {}),
   };
 }
 
@@ -242,13 +241,18 @@ async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detec
     uptime_s: Math.round((Date.now() - startedAt) / 1000),
     mode: o.mode,
     rules: { version: sup.rulesVersion, file: sup.rules.origin.file, sha256: sup.rules.origin.sha256, count: sup.rules.rules.length, lock: sup.rules.lock, default: sup.rules.default },
-    queues: sup.snapshot().map((c) => ({
-      ...c,
-      fail_open: c.failVerdicts,
-      kernel: kernel.get(c.queue) ?? null,
-      classifier: classifier[c.queue] ?? null,
-    })),
-    blocks: await blockSummary(blocks, o, plan),
+    queues: sup.snapshot().map((c) => {
+      const k = kernel.get(c.queue);
+      return {
+        ...c,
+        // Under fail-open the kernel passes overflow without counting it anywhere but the id
+        // sequence, which numbers every packet it tried to queue: the difference is an estimate.
+        fail_open_passed: k && !o.failClosed ? Math.max(0, k.idSequence - c.received - k.queueTotal) : 0,
+        kernel: k ?? null,
+        classifier: classifier[c.queue] ?? null,
+      };
+    }),
+    blocks: await blockSummary(blocks, o, plan, true),
   };
 }
 
@@ -403,8 +407,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   const startedAt = Date.now();
   const stats = new StatsReporter(sup, log, detector);
   const reportBlocks = async (final: boolean) => {
-    const summary = await blockSummary(blocks, o, plan);
-    delete summary.blocks;
+    const summary = await blockSummary(blocks, o, plan, false);
     log.event(final ? 'block_stats_final' : 'block_stats', summary);
   };
   const timer = o.statsInterval > 0

@@ -8,7 +8,8 @@ interface StatusQueue {
   accepted: number;
   dropped: number;
   rejected: number;
-  fail_open: number;
+  fail_verdicts: number;
+  fail_open_passed: number;
   kernel: { queueTotal: number; queueDropped: number; userDropped: number } | null;
   classifier: { windows: number; scored: number; skipped: number; thin: number; anomalous: number; alerts: number } | null;
 }
@@ -42,14 +43,15 @@ export function formatStatus(s: StatusView): string {
   out.push('');
   out.push(
     table(
-      ['queue', 'received', 'accepted', 'dropped', 'rejected', 'fail-open', 'kernel depth', 'kernel drops', 'socket drops', 'windows', 'skipped', 'alerts'],
+      ['queue', 'received', 'accepted', 'dropped', 'rejected', 'fail verdicts', 'fail-open passed', 'kernel depth', 'kernel drops', 'socket drops', 'windows', 'skipped', 'alerts'],
       s.queues.map((q) => [
         q.queue,
         q.received,
         q.accepted,
         q.dropped,
         q.rejected,
-        q.fail_open,
+        q.fail_verdicts,
+        q.fail_open_passed,
         q.kernel?.queueTotal ?? '-',
         q.kernel?.queueDropped ?? '-',
         q.kernel?.userDropped ?? '-',
