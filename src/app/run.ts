@@ -23,7 +23,7 @@ import { setPrefixFor } from '../blocks/ipset';
 import { BlockManager } from '../blocks/manager';
 import { BlockState, readBlockState, stateFilePath } from '../blocks/state-file';
 import { ControlRequest } from '../control/protocol';
-import { readBlockCounters } from '../blocks/kernel-counters';
+import { ChainCounters, readChainCounters } from '../iptables/chain-counters';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -215,20 +215,22 @@ class StatsReporter {
   }
 }
 
-/** Blocks in force and what they stopped, for `status` and the block_stats event. */
-async function blockSummary(blocks: BlockManager, o: RunOptions, plan: IptablesPlan, withList: boolean): Promise<Record<string, unknown>> {
-  let kernel: Record<string, unknown> | null = null;
+async function chainCounters(o: RunOptions, plan: IptablesPlan): Promise<ChainCounters | { error: string }> {
   try {
-    kernel = { ...(await readBlockCounters(plan.families.map((f) => f.family), binariesFor(o), plan.chain)) };
+    return await readChainCounters(plan.families.map((f) => f.family), binariesFor(o), plan.chain);
   } catch (e) {
-    kernel = { error: (e as Error).message };
+    return { error: (e as Error).message };
   }
+}
+
+/** Blocks in force and what they stopped, for `status` and the block_stats event. */
+async function blockSummary(blocks: BlockManager, o: RunOptions, chain: ChainCounters | { error: string }, withList: boolean): Promise<Record<string, unknown>> {
   return {
     mode: o.mode,
     active: blocks.size,
     since_start: { ...blocks.counts },
     // Packets the block DROP rules stopped before the queue.
-    kernel_dropped: kernel,
+    kernel_dropped: 'error' in chain ? chain : chain.blockDrops,
     ...(withList ? { blocks: await blocks.list() } : {}),
   };
 }
@@ -236,23 +238,22 @@ async function blockSummary(blocks: BlockManager, o: RunOptions, plan: IptablesP
 async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan): Promise<Record<string, unknown>> {
   const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
   const classifier: Record<number, DetectorQueueStats> = detector?.stats() ?? {};
+  const queues = sup.snapshot();
+  const chain = await chainCounters(o, plan);
+  const received = queues.reduce((n, c) => n + c.received, 0);
+  const waiting = queues.reduce((n, c) => n + (kernel.get(c.queue)?.queueTotal ?? 0), 0);
   return {
     pid: process.pid,
     uptime_s: Math.round((Date.now() - startedAt) / 1000),
     mode: o.mode,
+    fail_closed: o.failClosed,
     rules: { version: sup.rulesVersion, file: sup.rules.origin.file, sha256: sup.rules.origin.sha256, count: sup.rules.rules.length, lock: sup.rules.lock, default: sup.rules.default },
-    queues: sup.snapshot().map((c) => {
-      const k = kernel.get(c.queue);
-      return {
-        ...c,
-        // Under fail-open the kernel passes overflow without counting it anywhere but the id
-        // sequence, which numbers every packet it tried to queue: the difference is an estimate.
-        fail_open_passed: k && !o.failClosed ? Math.max(0, k.idSequence - c.received - k.queueTotal) : 0,
-        kernel: k ?? null,
-        classifier: classifier[c.queue] ?? null,
-      };
-    }),
-    blocks: await blockSummary(blocks, o, plan, true),
+    queues: queues.map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null, classifier: classifier[c.queue] ?? null })),
+    // Sent to the queue but never received by nfips: under fail-open they passed
+    // uninspected (the kernel counts them nowhere else); under fail-closed they
+    // were dropped (also in each queue's kernel.queueDropped).
+    unverdicted: 'error' in chain ? chain : { queue_rule_packets: chain.queued, received, waiting, packets: Math.max(0, chain.queued - received - waiting), meaning: o.failClosed ? 'dropped' : 'passed uninspected' },
+    blocks: await blockSummary(blocks, o, chain, true),
   };
 }
 
@@ -407,7 +408,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   const startedAt = Date.now();
   const stats = new StatsReporter(sup, log, detector);
   const reportBlocks = async (final: boolean) => {
-    const summary = await blockSummary(blocks, o, plan, false);
+    const summary = await blockSummary(blocks, o, await chainCounters(o, plan), false);
     log.event(final ? 'block_stats_final' : 'block_stats', summary);
   };
   const timer = o.statsInterval > 0

@@ -8,8 +8,7 @@ interface StatusQueue {
   accepted: number;
   dropped: number;
   rejected: number;
-  fail_verdicts: number;
-  fail_open_passed: number;
+  failVerdicts: number;
   kernel: { queueTotal: number; queueDropped: number; userDropped: number } | null;
   classifier: { windows: number; scored: number; skipped: number; thin: number; anomalous: number; alerts: number } | null;
 }
@@ -19,6 +18,7 @@ export interface StatusView {
   uptime_s: number;
   mode: string;
   rules: { version: number; file: string; sha256: string; count: number; lock: boolean; default: string };
+  unverdicted: { packets: number; meaning: string; queue_rule_packets: number } | { error: string };
   queues: StatusQueue[];
   blocks: { active: number; kernel_dropped: { packets?: number; bytes?: number; error?: string } | null; blocks: BlockView[] };
 }
@@ -43,15 +43,14 @@ export function formatStatus(s: StatusView): string {
   out.push('');
   out.push(
     table(
-      ['queue', 'received', 'accepted', 'dropped', 'rejected', 'fail verdicts', 'fail-open passed', 'kernel depth', 'kernel drops', 'socket drops', 'windows', 'skipped', 'alerts'],
+      ['queue', 'received', 'accepted', 'dropped', 'rejected', 'fail verdicts', 'kernel depth', 'kernel drops', 'socket drops', 'windows', 'skipped', 'alerts'],
       s.queues.map((q) => [
         q.queue,
         q.received,
         q.accepted,
         q.dropped,
         q.rejected,
-        q.fail_verdicts,
-        q.fail_open_passed,
+        q.failVerdicts,
         q.kernel?.queueTotal ?? '-',
         q.kernel?.queueDropped ?? '-',
         q.kernel?.userDropped ?? '-',
@@ -61,6 +60,8 @@ export function formatStatus(s: StatusView): string {
       ]),
     ),
   );
+  const u = s.unverdicted;
+  out.push('error' in u ? `unverdicted: counters unreadable: ${u.error}` : `unverdicted: ${u.packets} of ${u.queue_rule_packets} packets sent to the queue ${u.meaning} (fail-${u.meaning === 'dropped' ? 'closed' : 'open'})`);
   out.push('');
   const k = s.blocks.kernel_dropped;
   const dropped = k?.error !== undefined ? `kernel counters unreadable: ${k.error}` : `${k?.packets ?? 0} packets dropped before the queue`;
