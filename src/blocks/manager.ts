@@ -10,7 +10,7 @@ import { Allowlist } from './allowlist';
 import { Block, BlockTarget, makeTarget, targetKey } from './block';
 import { blockSets, entryOf, familyOf, parseSave, remainingSeconds } from './ipset';
 import { anomalyTarget } from './scope';
-import { BlockState, writeBlockState } from './state-file';
+import { BlockState, SavedBlock, savedBlock, writeBlockState } from './state-file';
 import { BlockOutcome, BlockPolicy, BlockRequest, BlockTable } from './table';
 import { BlockAddArgs } from '../control/protocol';
 
@@ -33,26 +33,13 @@ export interface BlockManagerOptions {
   clock?: () => number;
 }
 
-/** A block as the control socket and the log show it. */
-export interface BlockView {
+/** A block as the control socket and the log show it: the saved form plus its key and time left. */
+export type BlockView = SavedBlock & {
   key: string;
-  net: string;
-  scope: string;
-  proto?: string;
-  port?: number;
-  origin: string;
-  reason: string;
-  created_at: string;
-  expires_at: string;
-  ttl_seconds: number;
   remaining_s: number;
-  offence: number;
-  signature_id?: number;
-  episode?: number;
-  queue?: number;
   /** Kernel counters of the set entry: packets and bytes it dropped. */
   kernel?: { packets: number; bytes: number; timeout_s: number } | null;
-}
+};
 
 export interface AnomalyResponse {
   action: 'allowed' | 'blocked';
@@ -276,22 +263,5 @@ function eveOf(b: Block): Record<string, unknown> {
 }
 
 export function view(b: Block, now: number): BlockView {
-  const v: BlockView = {
-    key: b.key,
-    net: b.net,
-    scope: b.scope,
-    origin: b.origin,
-    reason: b.reason,
-    created_at: new Date(b.createdAt).toISOString(),
-    expires_at: new Date(b.expiresAt).toISOString(),
-    ttl_seconds: b.ttlSeconds,
-    remaining_s: Math.max(0, Math.round((b.expiresAt - now) / 1000)),
-    offence: b.offence,
-  };
-  if (b.proto !== undefined) v.proto = b.proto;
-  if (b.port !== undefined) v.port = b.port;
-  if (b.signatureId !== undefined) v.signature_id = b.signatureId;
-  if (b.episode !== undefined) v.episode = b.episode;
-  if (b.queue !== undefined) v.queue = b.queue;
-  return v;
+  return { key: b.key, ...savedBlock(b), remaining_s: Math.max(0, Math.round((b.expiresAt - now) / 1000)) };
 }

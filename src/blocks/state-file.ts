@@ -16,7 +16,8 @@ export interface BlockState {
   offences: Offences[];
 }
 
-interface SavedBlock {
+/** A block as blocks.json stores it. */
+export interface SavedBlock {
   net: string;
   scope: BlockScope;
   proto?: string;

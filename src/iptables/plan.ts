@@ -179,10 +179,11 @@ export const queueRule: BodyPart = (o) => {
   return [tagged([], ['-j', 'NFQUEUE', ...queue, ...bypass])];
 };
 
-// Order matters: the first matching rule decides. Blocks come first; rejected
-// packets carry the repeat bit too, so the REJECT rules come before the
-// repeat RETURN.
-export const BODY_PARTS: readonly BodyPart[] = [blockDrops, rejectRules, repeatMarkReturn, excludeReturns, queueRule];
+// Order matters: the first matching rule decides. Rejected packets carry the
+// repeat bit too, so the REJECT rules come before the repeat RETURN. Blocks
+// come after it and the excludes (never blocked anyway), so a packet nfips
+// already accepted does not pay the set lookups again on re-entry.
+export const BODY_PARTS: readonly BodyPart[] = [rejectRules, repeatMarkReturn, excludeReturns, blockDrops, queueRule];
 
 export function chainBody(o: ResolvedPlanOptions, family: Family, parts: readonly BodyPart[] = BODY_PARTS): RuleSpec[] {
   return parts.flatMap((part) => part(o, family));

@@ -52,7 +52,7 @@ function blockLines(chain: string, family: 'ipv4' | 'ipv6'): string[] {
 }
 const BLOCK_LINES = 5;
 
-test('default plan: block drops, reject rules, mark RETURN, then single queue with bypass, FORWARD jump, both families', () => {
+test('default plan: reject rules, mark RETURN, block drops, then single queue with bypass, FORWARD jump, both families', () => {
   const p = plan();
   assert.deepEqual(p.families.map((f) => f.family), ['ipv4', 'ipv6']);
   for (const fp of p.families) {
@@ -65,10 +65,10 @@ test('default plan: block drops, reject rules, mark RETURN, then single queue wi
       [`nfips-svc${fp.family.slice(-1)}`, 'hash:net,port'],
     ]);
     assert.deepEqual(bodyLines(fp), [
-      ...blockLines('NFIPS', fp.family),
       '-A NFIPS -p tcp -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with tcp-reset',
       `-A NFIPS -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with ${icmp}`,
       '-A NFIPS -m mark --mark 0x1/0x1 -m comment --comment nfips -j RETURN',
+      ...blockLines('NFIPS', fp.family),
       '-A NFIPS -m comment --comment nfips -j NFQUEUE --queue-num 0 --queue-bypass',
     ]);
     assert.deepEqual(jumpLines(fp), ['-I FORWARD 1 -m comment --comment nfips -j NFIPS']);
@@ -87,16 +87,17 @@ test('fail-closed drops --queue-bypass', () => {
 
 test('exclude CIDRs go to their own family, source and destination, before the queue rule', () => {
   const p = plan({ exclude: ['10.0.0.0/8', 'fd00::/8', '192.0.2.1', '2001:db8::1/128'] });
-  assert.deepEqual(bodyLines(fam(p, 'ipv4')).slice(BLOCK_LINES + 2), [
+  assert.deepEqual(bodyLines(fam(p, 'ipv4')).slice(2), [
     '-A NFIPS -m mark --mark 0x1/0x1 -m comment --comment nfips -j RETURN',
     '-A NFIPS -s 10.0.0.0/8 -m comment --comment nfips -j RETURN',
     '-A NFIPS -d 10.0.0.0/8 -m comment --comment nfips -j RETURN',
     '-A NFIPS -s 192.0.2.1 -m comment --comment nfips -j RETURN',
     '-A NFIPS -d 192.0.2.1 -m comment --comment nfips -j RETURN',
+    ...blockLines('NFIPS', 'ipv4'),
     '-A NFIPS -m comment --comment nfips -j NFQUEUE --queue-num 0 --queue-bypass',
   ]);
   const v6 = bodyLines(fam(p, 'ipv6'));
-  assert.deepEqual(v6.slice(BLOCK_LINES + 3, -1), [
+  assert.deepEqual(v6.slice(3, -1 - BLOCK_LINES), [
     '-A NFIPS -s fd00::/8 -m comment --comment nfips -j RETURN',
     '-A NFIPS -d fd00::/8 -m comment --comment nfips -j RETURN',
     '-A NFIPS -s 2001:db8::1/128 -m comment --comment nfips -j RETURN',
@@ -116,9 +117,9 @@ test('hooks: forward, input (skipping loopback), both', () => {
 test('custom mark is printed in hex; custom chain name is used everywhere', () => {
   const p = plan({ mark: { value: 0x100, mask: 0xff00 }, rejectMark: { value: 0x10000, mask: 0x10000 }, chain: 'IPS_IN', families: ['ipv4'] });
   const fp = fam(p, 'ipv4');
-  assert.deepEqual(bodyLines(fp).slice(0, BLOCK_LINES), blockLines('IPS_IN', 'ipv4'));
-  assert.equal(bodyLines(fp)[BLOCK_LINES], '-A IPS_IN -p tcp -m mark --mark 0x10000/0x10000 -m comment --comment nfips -j REJECT --reject-with tcp-reset');
-  assert.equal(bodyLines(fp)[BLOCK_LINES + 2], '-A IPS_IN -m mark --mark 0x100/0xff00 -m comment --comment nfips -j RETURN');
+  assert.deepEqual(bodyLines(fp).slice(3, 3 + BLOCK_LINES), blockLines('IPS_IN', 'ipv4'));
+  assert.equal(bodyLines(fp)[0], '-A IPS_IN -p tcp -m mark --mark 0x10000/0x10000 -m comment --comment nfips -j REJECT --reject-with tcp-reset');
+  assert.equal(bodyLines(fp)[2], '-A IPS_IN -m mark --mark 0x100/0xff00 -m comment --comment nfips -j RETURN');
   assert.match(fp.restore, /^:IPS_IN - \[0:0\]$/m);
   assert.deepEqual(jumpLines(fp), ['-I FORWARD 1 -m comment --comment nfips -j IPS_IN']);
   assert.equal(p.families.length, 1);
@@ -138,10 +139,10 @@ test('restore payload: template filled, comments dropped, chain created before i
   assert.equal(fp.restore, [
     '*filter',
     ':NFIPS - [0:0]',
-    ...blockLines('NFIPS', 'ipv4'),
     '-A NFIPS -p tcp -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with tcp-reset',
     '-A NFIPS -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with icmp-port-unreachable',
     '-A NFIPS -m mark --mark 0x1/0x1 -m comment --comment nfips -j RETURN',
+    ...blockLines('NFIPS', 'ipv4'),
     '-A NFIPS -m comment --comment nfips -j NFQUEUE --queue-balance 1:2 --queue-bypass',
     'COMMIT',
     '',
