@@ -2,9 +2,12 @@
 // classifier as the inline path, on the capture's own clock, without root.
 // Prints the events as the run log would have them, then a summary.
 import { WINDOW_DEFAULTS } from '../config/run-options';
-import { isScoreable } from '../detect/scoreable';
+import { comparable } from '../detect/detector';
+import { Thresholds } from '../detect/envelope';
 import { loadModel, Model } from '../detect/model';
 import { WindowJudge } from '../detect/judge';
+import { EpisodeIds, SourceJudge } from '../detect/source-judge';
+import { SourceTracker } from '../detect/source-tracker';
 import { createScorer } from '../detect/score';
 import { EventLog } from '../log/event-log';
 import { OfflinePipeline } from '../offline/pipeline';
@@ -31,6 +34,8 @@ export interface ReplaySummary {
   thin: number;
   anomaly_alerts: number;
   episodes: number;
+  source_alerts: number;
+  distributed_alerts: number;
   pcap_stats: Record<string, unknown>;
   warnings: string[];
 }
@@ -45,7 +50,29 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
   const rules = readRuleFile(c.rules, c.rulesFormat);
   const model: Model | null = c.model ? loadModel(c.model) : null;
   const scorer = model ? createScorer(model) : null;
-  const judge = model ? new WindowJudge(model.threshold, (t, f, l) => log.event(t, f, l)) : null;
+  const emit = (t: string, f: Record<string, unknown>, l?: 'error' | 'warn' | 'info' | 'debug') => log.event(t, f, l);
+  const ids = new EpisodeIds();
+  const sources = model ? new SourceJudge(emit, model.stepSeconds, ids, undefined, () => captureClock?.now.getTime() ?? Date.now()) : null;
+  let lastFinding = -Infinity;
+  const windowSeconds = model?.windowSeconds ?? WINDOW_DEFAULTS.windowSeconds;
+  const stepSeconds = model?.stepSeconds ?? WINDOW_DEFAULTS.stepSeconds;
+  const tracker = model
+    ? new SourceTracker({
+        windowSeconds,
+        stepSeconds,
+        thresholds: new Thresholds(model.sources),
+        onFinding: (f) => {
+          lastFinding = Math.max(lastFinding, f.step);
+          sources?.onFinding(f);
+        },
+        onAggregate: (a) => {
+          if (a.distributed) lastFinding = Math.max(lastFinding, a.step);
+          sources?.onAggregate(a);
+        },
+        onStepFinal: (k) => sources?.onStepFinal(k),
+      })
+    : null;
+  const judge = model ? new WindowJudge({ threshold: model.threshold, ids, explained: (end) => end / stepSeconds - 1 - lastFinding <= windowSeconds / stepSeconds }, emit) : null;
   let windows = 0;
   let scored = 0;
   let thin = 0;
@@ -54,12 +81,13 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
     const pipe = new OfflinePipeline(reader.meta, {
       rules,
       batchSize: BATCH,
-      features: { windowSeconds: model?.windowSeconds ?? WINDOW_DEFAULTS.windowSeconds, stepSeconds: model?.stepSeconds ?? WINDOW_DEFAULTS.stepSeconds, maxSourcesPerStep: 256 },
+      features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256, flags: model?.flags ?? null },
+      onStep: (st) => tracker?.add(st),
       onRuleEvents: (events) => logRuleEvents(log, 0, rules, events),
       onWindow: (w) => {
         windows++;
         if (!model || !scorer || !judge) return;
-        if (!isScoreable(w, model)) {
+        if (!comparable(w, model)) {
           thin++;
           judge.judge(w, null);
           return;
@@ -74,8 +102,8 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
       pipe.process(n, reader.packets);
     }
     pipe.finish();
+    tracker?.flush();
     const k = pipe.counts();
-    const j = judge?.counts.get(0);
     return {
       pcap: c.pcap,
       packets: pipe.packets,
@@ -85,8 +113,10 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
       windows,
       scored,
       thin,
-      anomaly_alerts: j?.alerts ?? 0,
-      episodes: j?.episodes ?? 0,
+      anomaly_alerts: judge?.total.alerts ?? 0,
+      episodes: judge?.total.episodes ?? 0,
+      source_alerts: sources?.counts.alerts ?? 0,
+      distributed_alerts: sources?.counts.distributed_alerts ?? 0,
       pcap_stats: { ...reader.stats },
       warnings: model && model.queues !== 1
         ? [`the model was trained on windows of ${model.queues} queues; replay puts the whole capture in one window per step, so per-queue volumes are about ${model.queues}x the model's and scores run high`]

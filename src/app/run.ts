@@ -89,7 +89,6 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     allow: o.allow,
     block_ttl: o.blockTtl,
     block_max_ttl: o.blockMaxTtl,
-    block_min_packets: o.blockMinPackets,
     max_blocks: o.maxBlocks,
     state_dir: o.stateDir,
     pid: process.pid,
@@ -135,6 +134,7 @@ export function detectionSetup(o: RunOptions): DetectionSetup {
       windowSeconds: model?.windowSeconds ?? o.windowSeconds ?? WINDOW_DEFAULTS.windowSeconds,
       stepSeconds: model?.stepSeconds ?? o.stepSeconds ?? WINDOW_DEFAULTS.stepSeconds,
       maxSourcesPerStep: 256,
+      flags: model?.flags ?? null,
     },
     model,
     warnings,
@@ -173,7 +173,7 @@ class StatsReporter {
     const secs = Math.max((now - this.#lastAt) / 1000, 1e-3);
     this.#lastAt = now;
     const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
-    const classifier = this.detector?.stats() ?? {};
+    const classifier: Record<number, DetectorQueueStats> = this.detector?.queueStats() ?? {};
     const recording = this.detector?.recording();
     if (recording) this.log.event(final ? 'record_features_final' : 'record_features', recording);
     for (const c of this.sup.snapshot()) {
@@ -237,7 +237,7 @@ async function blockSummary(blocks: BlockManager, o: RunOptions, chain: ChainCou
 
 async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan): Promise<Record<string, unknown>> {
   const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
-  const classifier: Record<number, DetectorQueueStats> = detector?.stats() ?? {};
+  const classifier: Record<number, DetectorQueueStats> = detector?.queueStats() ?? {};
   const queues = sup.snapshot();
   const chain = await chainCounters(o, plan);
   const received = queues.reduce((n, c) => n + c.received, 0);
@@ -249,6 +249,7 @@ async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detec
     fail_closed: o.failClosed,
     rules: { version: sup.rulesVersion, file: sup.rules.origin.file, sha256: sup.rules.origin.sha256, count: sup.rules.rules.length, lock: sup.rules.lock, default: sup.rules.default },
     queues: queues.map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null, classifier: classifier[c.queue] ?? null })),
+    detection: detector ? { sources: detector.stats().sources, traffic_episode_open: detector.stats().traffic_episode_open } : null,
     // Sent to the queue but never received by nfips: under fail-open they passed
     // uninspected (the kernel counts them nowhere else); under fail-closed they
     // were dropped (also in each queue's kernel.queueDropped).
@@ -326,7 +327,6 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   for (const w of detection.warnings) log.event('config_warning', { warning: w }, 'warn');
   const blocks = new BlockManager({
     policy: { ttlSeconds: o.blockTtl, maxTtlSeconds: o.blockMaxTtl, maxBlocks: o.maxBlocks },
-    minEvidence: o.blockMinPackets,
     allowlist,
     saved,
     stateFile,
@@ -340,7 +340,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   if (detection.features) {
     try {
       const queues = o.queues.last - o.queues.first + 1;
-      const respond = o.mode === 'prevent' ? blocks.respondToAnomaly.bind(blocks) : undefined;
+      const respond = o.mode === 'prevent' ? blocks.respondToSource.bind(blocks) : undefined;
       detector = new Detector({ model: detection.model, threads: o.scoringThreads, log, recordFile: o.recordFeatures || undefined, queues, respond, ...detection.features });
     } catch (e) {
       const message = `cannot record features to ${o.recordFeatures}: ${(e as Error).message}`;

@@ -3,8 +3,10 @@
 import { SingleBar, Presets } from 'cli-progress';
 import { LiveCapture } from '../capture/live';
 import { WINDOW_DEFAULTS } from '../config/run-options';
-import { readFeatureRecords } from '../features/record-file';
+import { readRecording } from '../features/record-file';
 import { FeatureWindow } from '../features/window';
+import { EnvelopeStats } from '../detect/envelope';
+import { SourceTracker } from '../detect/source-tracker';
 import { saveModel } from '../detect/model';
 import { trainModel, TrainingWindow } from '../detect/train';
 import { printTrainSummary } from '../detect/train-report';
@@ -34,6 +36,18 @@ export interface TrainCommand {
 
 const BATCH = 256;
 
+/** Windows and per-source behaviour of normal traffic, gathered through the same pipeline as the inline path. */
+interface Learnt {
+  windows: FeatureWindow[];
+  behaviour: EnvelopeStats;
+  tracker: SourceTracker;
+}
+
+function learner(windowSeconds: number, stepSeconds: number): Learnt {
+  const behaviour = new EnvelopeStats();
+  return { windows: [], behaviour, tracker: new SourceTracker({ windowSeconds, stepSeconds, thresholds: null, stats: behaviour }) };
+}
+
 /** A progress bar on a terminal; nothing when output goes to a file or pipe. */
 function progressBar(label: string, total: number): { update(v: number): void; stop(): void } {
   if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
@@ -47,8 +61,8 @@ function progressBar(label: string, total: number): { update(v: number): void; s
  * one pipeline: rotated captures (tcpdump -C/-G) must not restart the
  * session and source tables at every file boundary.
  */
-function pcapWindows(files: string[], rules: RuleSet, windowSeconds: number, stepSeconds: number, say: (l: string) => void): FeatureWindow[] {
-  const windows: FeatureWindow[] = [];
+function pcapWindows(files: string[], rules: RuleSet, windowSeconds: number, stepSeconds: number, say: (l: string) => void): Learnt {
+  const out = learner(windowSeconds, stepSeconds);
   const firstStamp = (f: string) => {
     const r = new PcapBatchReader(f, 1);
     try {
@@ -63,7 +77,7 @@ function pcapWindows(files: string[], rules: RuleSet, windowSeconds: number, ste
     const reader = new PcapBatchReader(file, BATCH);
     try {
       if (pipe) pipe.setMeta(reader.meta);
-      else pipe = new OfflinePipeline(reader.meta, { rules, batchSize: BATCH, features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256 }, onWindow: (w) => windows.push(w) });
+      else pipe = new OfflinePipeline(reader.meta, { rules, batchSize: BATCH, features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256, flags: null }, onWindow: (w) => out.windows.push(w), onStep: (st) => out.tracker.add(st) });
       const bar = progressBar(file, reader.fileSize);
       for (let n = reader.next(); n > 0; n = reader.next()) {
         pipe.process(n, reader.packets);
@@ -78,15 +92,16 @@ function pcapWindows(files: string[], rules: RuleSet, windowSeconds: number, ste
     }
   }
   (pipe as OfflinePipeline | null)?.finish();
-  return windows;
+  out.tracker.flush();
+  return out;
 }
 
-async function liveWindows(iface: string, seconds: number, rules: RuleSet, windowSeconds: number, stepSeconds: number, say: (l: string) => void): Promise<FeatureWindow[]> {
-  const windows: FeatureWindow[] = [];
+async function liveWindows(iface: string, seconds: number, rules: RuleSet, windowSeconds: number, stepSeconds: number, say: (l: string) => void): Promise<Learnt> {
+  const out = learner(windowSeconds, stepSeconds);
   const cap = new LiveCapture(iface, { batchSize: BATCH });
   let pipe: OfflinePipeline | null = null;
   cap.onBatch((n, packets, meta) => {
-    pipe ??= new OfflinePipeline(meta, { rules, batchSize: BATCH, features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256 }, onWindow: (w) => windows.push(w) });
+    pipe ??= new OfflinePipeline(meta, { rules, batchSize: BATCH, features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256, flags: null }, onWindow: (w) => out.windows.push(w), onStep: (st) => out.tracker.add(st) });
     pipe.process(n, packets);
   });
   say(`capturing on ${iface} for ${seconds} s`);
@@ -105,8 +120,9 @@ async function liveWindows(iface: string, seconds: number, rules: RuleSet, windo
   cap.stop();
   bar.stop();
   (pipe as OfflinePipeline | null)?.finish();
+  out.tracker.flush();
   say(`${iface}: ${cap.stats.delivered} IP packets captured`);
-  return windows;
+  return out;
 }
 
 /** Runs the command; returns the lines it printed. Throws on bad input. */
@@ -117,10 +133,19 @@ export async function runTrain(c: TrainCommand, say: (line: string) => void): Pr
   let stepSeconds = c.stepSeconds ?? WINDOW_DEFAULTS.stepSeconds;
   let queues = c.queues ?? 1;
   let windows: TrainingWindow[];
+  let behaviour: EnvelopeStats;
   let source: string;
   if (c.features.length) {
-    const recs = c.features.flatMap((f) => readFeatureRecords(f));
+    const recordings = c.features.map((f) => ({ file: f, r: readRecording(f) }));
+    const recs = recordings.flatMap((x) => x.r.windows);
     if (recs.length === 0) throw new Error(`${c.features.join(', ')}: no feature windows recorded`);
+    behaviour = new EnvelopeStats();
+    for (const { file, r } of recordings) {
+      if (r.behaviour.empty) throw new Error(`${file}: no per-source behaviour in it (recorded by an older nfips, which kept windows only); record the normal traffic again with this nfips`);
+      const off = r.behaviourShapes.find((b) => b.windowSeconds !== r.windows[0]?.windowSeconds || b.stepSeconds !== r.windows[0]?.stepSeconds);
+      if (off) throw new Error(`${file}: its behaviour was recorded with ${off.windowSeconds}/${off.stepSeconds} s windows/steps and its windows with others; train on one setting at a time`);
+      behaviour.merge(r.behaviour);
+    }
     const shapes = new Set(recs.map((r) => `${r.windowSeconds}/${r.stepSeconds}`));
     if (shapes.size > 1) throw new Error(`the recordings mix window/step settings (${[...shapes].join(', ')} s); train on one setting at a time`);
     windowSeconds = recs[0].windowSeconds;
@@ -134,18 +159,21 @@ export async function runTrain(c: TrainCommand, say: (line: string) => void): Pr
     source = `feature recording ${c.features.join(', ')}`;
   } else {
     const rules = readRuleFile(c.rules, c.rulesFormat);
+    let got: Learnt;
     if (c.iface) {
       if (!c.seconds || c.seconds <= 0) throw new Error('--iface needs --seconds N (how long to capture)');
-      windows = await liveWindows(c.iface, c.seconds, rules, windowSeconds, stepSeconds, say);
+      got = await liveWindows(c.iface, c.seconds, rules, windowSeconds, stepSeconds, say);
       source = `live capture on ${c.iface}, ${c.seconds} s`;
     } else {
-      windows = pcapWindows(c.pcap, rules, windowSeconds, stepSeconds, say);
+      got = pcapWindows(c.pcap, rules, windowSeconds, stepSeconds, say);
       source = `pcap ${c.pcap.join(', ')}`;
     }
+    windows = got.windows;
+    behaviour = got.behaviour;
   }
   windows = [...windows].sort((a, b) => a.end - b.end);
   const phase = { bar: null as ReturnType<typeof progressBar> | null, name: '' };
-  const { model, summary } = trainModel(windows, {
+  const { model, summary } = trainModel(windows, behaviour, {
     windowSeconds,
     stepSeconds,
     queues,

@@ -1,7 +1,7 @@
 // Blocks at run time: decides (allowlist, dedupe, cap, time to live), keeps
 // the kernel sets, the state file and the log in step with the table.
 // Kernel commands run one at a time, in the order they were decided.
-import { Attribution } from '../detect/attribution';
+import type { SourceFinding } from '../detect/source-tracker';
 import { IptablesBinaries, ipsetCommand, run } from '../iptables/apply';
 import { Family } from '../iptables/plan';
 import { EventLog } from '../log/event-log';
@@ -9,19 +9,13 @@ import { parsePrefix, formatPrefix } from '../rules/address';
 import { Allowlist } from './allowlist';
 import { Block, BlockTarget, makeTarget, targetKey } from './block';
 import { blockSets, entryOf, familyOf, parseSave, remainingSeconds } from './ipset';
-import { anomalyTarget } from './scope';
+import { evidenceTargets } from './scope';
 import { BlockState, SavedBlock, savedBlock, writeBlockState } from './state-file';
 import { BlockOutcome, BlockPolicy, BlockRequest, BlockTable } from './table';
 import { BlockAddArgs } from '../control/protocol';
 
 export interface BlockManagerOptions {
   policy: BlockPolicy;
-  /**
-   * A responsible source is blocked only when it sent at least this many of
-   * the packets the anomaly is about (SYNs for a SYN excess, ...) in the
-   * window: an alert on thin evidence stays an alert.
-   */
-  minEvidence: number;
   allowlist: Allowlist;
   /** What the state file held at start (readBlockState); saved back to stateFile on every change. */
   saved: BlockState;
@@ -43,7 +37,16 @@ export type BlockView = SavedBlock & {
 
 export interface AnomalyResponse {
   action: 'allowed' | 'blocked';
-  blocks: { key: string; outcome: 'added' | 'already blocked' | 'refused' | 'not blocked'; ttl_seconds?: number; reason?: string }[];
+  blocks: { key: string; outcome: 'added' | 'already blocked' | 'refused'; ttl_seconds?: number; reason?: string }[];
+}
+
+/** What the source judge tells prevent mode about a finding it acts on. */
+export interface SourceResponseMeta {
+  signatureId: number;
+  signature: string;
+  episode: number;
+  /** Epoch ms the source's episode opened (one episode is one offence). */
+  episodeOpened: number;
 }
 
 const SWEEP_MS = 1000;
@@ -91,29 +94,14 @@ export class BlockManager {
   }
 
   /**
-   * Called for every anomalous window: blocks its responsible sources.
-   * Synchronous, so the alert can say what was done; the kernel follows.
+   * Blocks what a source was caught at (its own evidence far outside what
+   * single sources do), in the narrowest scope that stops it. Synchronous,
+   * so the alert can say what was done; the kernel follows.
    */
-  respondToAnomaly(a: Attribution, meta: { signatureId: number; episode: number; queue: number; signature: string }): AnomalyResponse {
+  respondToSource(f: Pick<SourceFinding, 'ip' | 'exceeded' | 'evProtos' | 'evTcp' | 'evUdp'>, meta: SourceResponseMeta): AnomalyResponse {
     const res: AnomalyResponse = { action: 'allowed', blocks: [] };
-    for (const r of a.responsible) {
-      let target: BlockTarget;
-      try {
-        target = anomalyTarget(r);
-      } catch {
-        continue;
-      }
-      // The window remembers a minute: a source silent now (blocked, or
-      // stopped) is not blocked again on what it did earlier.
-      if (r.recent === 0) {
-        res.blocks.push({ key: targetKey(target), outcome: 'not blocked', reason: 'silent in the newest step' });
-        continue;
-      }
-      if (r.count < this.#o.minEvidence) {
-        res.blocks.push({ key: targetKey(target), outcome: 'not blocked', reason: `${r.count} ${a.blame} packets in the window, under --block-min-packets ${this.#o.minEvidence}` });
-        continue;
-      }
-      const out = this.#decide(target, { origin: 'anomaly', reason: meta.signature, signatureId: meta.signatureId, episode: meta.episode, queue: meta.queue });
+    for (const target of evidenceTargets(f)) {
+      const out = this.#decide(target, { origin: 'anomaly', reason: `nfips: ${meta.signature}`, signatureId: meta.signatureId, episode: meta.episode, episodeOpened: meta.episodeOpened });
       if (out.kind === 'added') res.blocks.push({ key: out.block.key, outcome: 'added', ttl_seconds: out.block.ttlSeconds });
       else if (out.kind === 'covered') res.blocks.push({ key: targetKey(target), outcome: 'already blocked' });
       else res.blocks.push({ key: targetKey(target), outcome: 'refused', reason: out.reason });

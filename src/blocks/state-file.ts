@@ -38,7 +38,7 @@ interface SavedState {
   version: number;
   saved_at: string;
   blocks: SavedBlock[];
-  offences: { net: string; count: number; last_ends: string }[];
+  offences: { net: string; count: number; last_ends: string; last_episode?: string }[];
 }
 
 const isoDate = { type: 'string', format: 'nfips-iso-date' } as const;
@@ -81,7 +81,7 @@ const STATE_SCHEMA = {
         type: 'object',
         additionalProperties: false,
         required: ['net', 'count', 'last_ends'],
-        properties: { net: { type: 'string' }, count: { type: 'integer', minimum: 1 }, last_ends: isoDate },
+        properties: { net: { type: 'string' }, count: { type: 'integer', minimum: 1 }, last_ends: isoDate, last_episode: isoDate },
       },
     },
   },
@@ -139,7 +139,12 @@ export function readBlockState(file: string): BlockState {
     }
   });
   if (problems.length) throw new StateFileError(file, problems);
-  return { blocks, offences: s.offences.map((o) => ({ net: o.net, count: o.count, lastEnds: Date.parse(o.last_ends) })) };
+  const offences = s.offences.map((o) => {
+    const out: Offences = { net: o.net, count: o.count, lastEnds: Date.parse(o.last_ends) };
+    if (o.last_episode !== undefined) out.lastEpisode = Date.parse(o.last_episode);
+    return out;
+  });
+  return { blocks, offences };
 }
 
 export function writeBlockState(file: string, state: BlockState, now: number): void {
@@ -149,7 +154,12 @@ export function writeBlockState(file: string, state: BlockState, now: number): v
     version: STATE_VERSION,
     saved_at: new Date(now).toISOString(),
     blocks: state.blocks.map(savedBlock),
-    offences: state.offences.map((o) => ({ net: o.net, count: o.count, last_ends: new Date(o.lastEnds).toISOString() })),
+    offences: state.offences.map((o) => ({
+      net: o.net,
+      count: o.count,
+      last_ends: new Date(o.lastEnds).toISOString(),
+      ...(o.lastEpisode !== undefined ? { last_episode: new Date(o.lastEpisode).toISOString() } : {}),
+    })),
   };
   writeFileAtomic(file, `${JSON.stringify(doc, null, 2)}\n`, 0o600);
 }

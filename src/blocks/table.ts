@@ -20,6 +20,8 @@ export interface BlockRequest {
   ttlSeconds?: number;
   signatureId?: number;
   episode?: number;
+  /** Epoch ms the episode opened: blocks of one episode are one offence. */
+  episodeOpened?: number;
   queue?: number;
 }
 
@@ -34,6 +36,8 @@ export interface Offences {
   count: number;
   /** Epoch ms when the last block of the address ends. */
   lastEnds: number;
+  /** Epoch ms the episode of its last offence opened. */
+  lastEpisode?: number;
 }
 
 export class BlockTable {
@@ -79,7 +83,11 @@ export class BlockTable {
     let offence = 1;
     let ttl = req.ttlSeconds ?? this.policy.ttlSeconds;
     if (req.origin === 'anomaly') {
-      offence = (this.#offences.get(target.net)?.count ?? 0) + 1;
+      // Blocks raised by one episode (a SYN flood and a ping flood from one
+      // attacker, say) are one offence; only a new episode escalates.
+      const prev = this.#offences.get(target.net);
+      const sameEpisode = prev !== undefined && req.episodeOpened !== undefined && prev.lastEpisode === req.episodeOpened;
+      offence = sameEpisode ? prev.count : (prev?.count ?? 0) + 1;
       ttl = this.ttlFor(offence);
     }
     const block: Block = {
@@ -98,7 +106,9 @@ export class BlockTable {
     this.#blocks.set(key, block);
     if (req.origin === 'anomaly') {
       const prev = this.#offences.get(target.net);
-      this.#offences.set(target.net, { net: target.net, count: offence, lastEnds: Math.max(prev?.lastEnds ?? 0, block.expiresAt) });
+      const o: Offences = { net: target.net, count: offence, lastEnds: Math.max(prev?.lastEnds ?? 0, block.expiresAt) };
+      if (req.episodeOpened !== undefined) o.lastEpisode = req.episodeOpened;
+      this.#offences.set(target.net, o);
     }
     return same ? { kind: 'added', block, replaced: same } : { kind: 'added', block };
   }

@@ -43,7 +43,6 @@ export interface RunFlags {
   allow?: string[];
   blockTtl?: number;
   blockMaxTtl?: number;
-  blockMinPackets?: number;
   maxBlocks?: number;
   stateDir?: string;
   ipset?: string;
@@ -93,8 +92,6 @@ export interface RunOptions {
   allow: string[];
   blockTtl: number;
   blockMaxTtl: number;
-  /** Evidence a source needs before an anomaly blocks it. */
-  blockMinPackets: number;
   maxBlocks: number;
   /** Where blocks are saved across restarts. */
   stateDir: string;
@@ -131,7 +128,6 @@ export const RUN_DEFAULTS = {
   allow: [] as string[],
   blockTtl: 600,
   blockMaxTtl: 86_400,
-  blockMinPackets: 100,
   maxBlocks: 4096,
   stateDir: '/var/lib/nfips',
   ipset: 'ipset',
@@ -208,7 +204,6 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   const blockTtl = attempt(() => intIn('block-ttl', f.blockTtl, 1, 2_147_483));
   if (blockTtl !== undefined && blockMaxTtl !== undefined && blockTtl > blockMaxTtl) problems.push(`invalid --block-ttl ${blockTtl}: longer than --block-max-ttl ${blockMaxTtl}`);
   const maxBlocks = attempt(() => intIn('max-blocks', f.maxBlocks, 1, 65536));
-  const blockMinPackets = attempt(() => intIn('block-min-packets', f.blockMinPackets, 1, 1e9));
   if (f.stateDir === '') problems.push('invalid --state-dir "": blocks need a directory to survive restarts');
   if (problems.length) throw new Error(problems.join('\n'));
   return {
@@ -243,7 +238,6 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     allow,
     blockTtl: blockTtl!,
     blockMaxTtl: blockMaxTtl!,
-    blockMinPackets: blockMinPackets!,
     maxBlocks: maxBlocks!,
     stateDir: path.resolve(f.stateDir),
     ipset: f.ipset,

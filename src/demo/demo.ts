@@ -57,9 +57,9 @@ async function preventionAct(t: Topology, nfips: InlineNfips, ttl: number): Prom
   let failures = 0;
   try {
     await new Promise((r) => setTimeout(r, 12_000));
-    const quiet = nfips.events('alert').filter((a) => a.anomaly).length;
-    say(`  normal traffic: ${quiet === 0 ? 'no alert' : `${quiet} alert(s)  <-- unexpected`}`);
-    if (quiet) failures++;
+    const quiet = nfips.events('alert').filter((a) => a.anomaly);
+    say(`  normal traffic: ${quiet.length === 0 ? 'no alert' : `${quiet.length} alert(s)  <-- unexpected: ${quiet.map((a) => `${String(a.src_ip ?? 'traffic')}: ${(a.alert as { signature: string }).signature}`).join('; ')}`}`);
+    if (quiet.length) failures++;
     const onset = Date.now();
     floods.push(t.spawn(t.client, 'hping3', ['-S', '--flood', '-q', '-a', attacker, '-p', '80', t.addr.server4]));
     floods.push(t.spawn(t.client, 'ping', ['-f', '-q', '-I', attacker, t.addr.server4]));
@@ -87,9 +87,12 @@ async function preventionAct(t: Topology, nfips: InlineNfips, ttl: number): Prom
     const summary = await traffic.stop();
     say(`  normal clients meanwhile: ${summary.http.ok} HTTP requests ok, ${summary.http.failed} failed; ${summary.udp.answered}/${summary.udp.sent} UDP answered`);
   }
-  const keys = new Set(nfips.events('block').map((b) => (b.block as { key: string }).key));
-  say(`  waiting for the block${keys.size > 1 ? 's' : ''} to expire (${ttl} s TTL)...`);
-  const until = Date.now() + (ttl + 10) * 1000;
+  const placed = nfips.events('block').map((b) => b.block as { key: string; expires_at: string; ttl_seconds: number });
+  const keys = new Set(placed.map((b) => b.key));
+  // The wait follows the blocks' own expiry, not the flag: a repeat offence would double it.
+  const lastExpiry = Math.max(...placed.map((b) => Date.parse(b.expires_at)));
+  say(`  waiting for the block${keys.size > 1 ? 's' : ''} to expire (${[...new Set(placed.map((b) => b.ttl_seconds))].join(', ')} s TTL, --block-ttl ${ttl})...`);
+  const until = lastExpiry + 10_000;
   while (Date.now() < until && nfips.events('unblock').length < keys.size) await new Promise((r) => setTimeout(r, 500));
   const unblocks = nfips.events('unblock');
   if (unblocks.length < keys.size) {

@@ -32,9 +32,7 @@ export function anomalyAlert(
   episode: EpisodeState,
   newSources: readonly string[],
   followUp: boolean,
-  response?: { action: 'allowed' | 'blocked'; blocks: unknown[] },
 ): Record<string, unknown> {
-  const action = response?.action ?? 'allowed';
   const sig = ANOMALY_SIGNATURES[a.blame];
   const lead = a.responsible[0];
   return {
@@ -42,13 +40,14 @@ export function anomalyAlert(
     ...(lead?.protocols.length === 1 && lead.protocols[0] !== 'other' ? { proto: lead.protocols[0].toUpperCase() } : {}),
     ...(lead?.service ? { dest_port: lead.service.port } : {}),
     alert: {
-      action,
+      action: 'allowed',
       signature_id: sig.id,
       signature: `nfips anomaly: ${sig.name}`,
       category: 'Anomalous traffic',
       severity: 2,
     },
     anomaly: {
+      kind: 'traffic',
       queue: w.queue,
       score: r3(s.score),
       threshold: r3(s.threshold),
@@ -59,11 +58,10 @@ export function anomalyAlert(
       deviations: s.deviations.filter((d) => d.z > 0).map((d) => ({ feature: d.feature, value: r3(d.value), z: r3(d.z), about: DOC.get(d.feature) })),
       blame: a.blame,
       responsible: a.responsible,
-      // No source holds a tenth of it: spread over many (spoofed) addresses.
+      // No source holds half of it: spread over many (perhaps spoofed) addresses.
       distributed: a.responsible.length === 0,
       new_sources: newSources,
       episode: { id: episode.id, opened: new Date(episode.openedAt * 1000).toISOString(), follow_up: followUp },
-      ...(response ? { blocks: response.blocks } : {}),
     },
   };
 }
@@ -71,6 +69,7 @@ export function anomalyAlert(
 export function anomalyEnd(queue: number, e: EpisodeState, end: number): Record<string, unknown> {
   return {
     anomaly: {
+      kind: 'traffic',
       queue,
       episode: { id: e.id, opened: new Date(e.openedAt * 1000).toISOString(), last_above: new Date(e.lastAbove * 1000).toISOString(), closed: new Date(end * 1000).toISOString() },
       peak_score: r3(e.peakScore),

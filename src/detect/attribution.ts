@@ -45,11 +45,13 @@ export interface Attribution {
 }
 
 /**
- * Sources with at least this share of the blamed counter are named. With
- * none (a spoofed, random-source flood), nobody is: naming the top random
- * address would blame a bystander and raise a new alert every window.
+ * Sources with at least this share of the blamed counter are named in a
+ * traffic alert: a window-level excess is no evidence against a source
+ * that is one of several busy ones (these alerts never block; the
+ * per-source detector decides that). With none (a spoofed, random-source
+ * flood), nobody is named.
  */
-export const MIN_SHARE = 0.1;
+export const MIN_SHARE = 0.5;
 export const MAX_RESPONSIBLE = 5;
 
 const BLAME_OF = new Map(FEATURES.map((f) => [f.name, f.blame]));

@@ -1,32 +1,45 @@
-// Main-thread side of anomaly detection: takes the queue threads' windows,
-// scores them on a piscina pool, and turns scores into episodes and alerts.
-// A queue whose previous window is still being scored has the new one
-// skipped and counted (the 2columnS policy), so a flood never piles up work.
+// Main-thread side of detection. The queue threads' closed steps feed two
+// detectors:
+//   - per source (source-tracker, source-judge): each source's own evidence
+//     (failed attempts, unanswered datagrams, echo requests, improbable flag
+//     sequences, stalled sessions, distinct failed destinations, bursts of
+//     sessions to one service) against what single sources do in normal
+//     traffic. Only this blocks.
+//   - per traffic window (judge): the window's feature vector scored on a
+//     piscina pool against the one-class model; alerts only. A queue whose
+//     previous window is still being scored has the new one skipped and
+//     counted (the 2columnS policy), so a flood never piles up work.
+// When recording (or learning), windows and the per-source behaviour go to
+// the recording.
 import path from 'node:path';
 import { Piscina } from 'piscina';
 import { FeatureRecorder } from '../features/record-file';
 import { FeatureWindow, StepRecord, WindowRing } from '../features/window';
 import { EventLog } from '../log/event-log';
-import { Respond, WindowJudge } from './judge';
-import { isScoreable } from './scoreable';
+import { EnvelopeStats, Thresholds } from './envelope';
+import { WindowJudge } from './judge';
 import { Model } from './model';
 import { ScoreResult } from './score';
 import { ScoreTask, ScoreWorkerData } from './score-worker';
+import { EpisodeIds, RespondToSource, SourceJudge, SourceJudgeCounts } from './source-judge';
+import { SourceTracker } from './source-tracker';
 
 export interface DetectorOptions {
-  /** null: only record windows (e.g. to train the first model). */
+  /** null: only record (e.g. to train the first model). */
   model: Model | null;
   threads: number;
-  log: EventLog;
-  /** Quiet windows that close an episode. */
+  log: Pick<EventLog, 'event'>;
+  /** Quiet windows that close a traffic episode. */
   quietWindows?: number;
   recordFile?: string;
   /** The windows' length and step, and the run's queue count, written into the recording. */
   windowSeconds: number;
   stepSeconds: number;
   queues: number;
-  /** Prevent mode: turns anomalous windows into blocks. */
-  respond?: Respond;
+  /** Prevent mode: acts on per-source findings. */
+  respond?: RespondToSource;
+  /** Collects the per-source behaviour into this (learning), besides any recording. */
+  collect?: EnvelopeStats;
 }
 
 export interface DetectorQueueStats {
@@ -34,22 +47,32 @@ export interface DetectorQueueStats {
   scored: number;
   /** Windows dropped because the queue's previous window was still being scored. */
   skipped: number;
-  /** Windows under the model's minimum packet count: not scored. */
+  /** Windows not comparable to what the model learnt (too few packets, or shorter than a full window after start): not scored. */
   thin: number;
   anomalous: number;
+  /** Anomalous windows the per-source findings already explained (no traffic alert). */
+  explained: number;
   alerts: number;
   errors: number;
-  episode_open: boolean;
   last_score: number | null;
   /** From the queue thread: packets stamped a little before their step, and clock steps back that restarted the window. */
   late_stamps: number;
   clock_resets: number;
 }
 
+export interface DetectorStats {
+  queues: Record<number, DetectorQueueStats>;
+  sources: SourceJudgeCounts & { tracked: number; evicted: number };
+  traffic_episode_open: boolean;
+}
+
 interface QueueState {
   busy: boolean;
   stats: DetectorQueueStats;
 }
+
+/** Behaviour is written to the recording once a minute of steps. */
+const BEHAVIOUR_EVERY_SECONDS = 60;
 
 export class Detector {
   readonly #opts: DetectorOptions;
@@ -59,6 +82,12 @@ export class Detector {
   readonly #rings = new Map<number, WindowRing>();
   readonly #recorder: FeatureRecorder | null;
   readonly #judge: WindowJudge | null;
+  readonly #sources: SourceJudge | null;
+  readonly #tracker: SourceTracker;
+  /** The recording's behaviour since its last line. */
+  #pending: EnvelopeStats | null;
+  #lastWritten = -1;
+  #lastFinding = -Infinity;
   #closed = false;
 
   constructor(opts: DetectorOptions) {
@@ -67,12 +96,42 @@ export class Detector {
     this.#recorder = opts.recordFile ? new FeatureRecorder(opts.recordFile, opts, (e) =>
           opts.log.event('record_features_failed', { file: opts.recordFile, error: e.message, hint: 'recording stopped; detection goes on' }, 'error'),
         ) : null;
+    this.#pending = this.#recorder || opts.collect ? new EnvelopeStats() : null;
+    const ids = new EpisodeIds();
+    const emit = (type: string, fields: Record<string, unknown>, level?: 'error' | 'warn' | 'info' | 'debug') => opts.log.event(type, fields, level);
+    this.#sources = opts.model ? new SourceJudge(emit, opts.stepSeconds, ids, opts.respond) : null;
+    this.#tracker = new SourceTracker({
+      windowSeconds: opts.windowSeconds,
+      stepSeconds: opts.stepSeconds,
+      thresholds: opts.model ? new Thresholds(opts.model.sources) : null,
+      stats: this.#pending,
+      onFinding: (f) => {
+        this.#lastFinding = Math.max(this.#lastFinding, f.step);
+        this.#sources?.onFinding(f);
+      },
+      onAggregate: (a) => {
+        if (a.distributed) this.#lastFinding = Math.max(this.#lastFinding, a.step);
+        this.#sources?.onAggregate(a);
+      },
+      onStepFinal: (k) => this.#stepFinal(k),
+    });
     if (!opts.model) {
       this.#pool = null;
       this.#judge = null;
       return;
     }
-    this.#judge = new WindowJudge(opts.model.threshold, (type, fields, level) => opts.log.event(type, fields, level), opts.quietWindows, opts.respond);
+    const windowSteps = opts.windowSeconds / opts.stepSeconds;
+    this.#judge = new WindowJudge(
+      {
+        threshold: opts.model.threshold,
+        quietWindows: opts.quietWindows,
+        queues: opts.queues,
+        ids,
+        // A finding within the last window explains the window (it still holds the attack).
+        explained: (end) => end / opts.stepSeconds - 1 - this.#lastFinding <= windowSteps,
+      },
+      emit,
+    );
     const workerData: ScoreWorkerData = { model: opts.model };
     this.#pool = new Piscina<ScoreTask, ScoreResult>({
       filename: path.join(__dirname, 'score-worker.js'),
@@ -84,8 +143,11 @@ export class Detector {
     this.#pool.on('error', (e: Error) => this.#opts.log.event('classifier_error', { error: e.message }, 'error'));
   }
 
-  /** A closed step from a queue thread: summed here, off the verdict path, into that queue's window. */
+  /** A closed step from a queue thread: judged per source, then summed into that queue's window, off the verdict path. */
   onStep(s: StepRecord): void {
+    if (this.#closed) return;
+    // Per source first: a finding made now explains a traffic anomaly of the same step.
+    this.#tracker.add(s);
     let ring = this.#rings.get(s.queue);
     if (!ring) {
       ring = new WindowRing(this.#opts, (w) => this.onWindow(w));
@@ -106,7 +168,7 @@ export class Detector {
     const model = this.#model;
     const judge = this.#judge;
     if (!pool || !model || !judge) return;
-    if (!isScoreable(w, model)) {
+    if (!comparable(w, model)) {
       // Judged as quiet, but not past a window still being scored.
       if (q.busy) {
         q.stats.skipped++;
@@ -138,23 +200,50 @@ export class Detector {
   }
 
   /** Windows written to and dropped from --record-features. */
-  recording(): { written: number; dropped: number } | null {
-    return this.#recorder ? { written: this.#recorder.written, dropped: this.#recorder.dropped } : null;
+  recording(): { written: number; dropped: number; behaviour_lines: number } | null {
+    return this.#recorder ? { written: this.#recorder.written, dropped: this.#recorder.dropped, behaviour_lines: this.#recorder.behaviourLines } : null;
   }
 
-  stats(): Record<number, DetectorQueueStats> {
-    return Object.fromEntries(
+  stats(): DetectorStats {
+    const queues = Object.fromEntries(
       [...this.#queues].map(([k, q]) => {
         const c = this.#judge?.counts.get(k);
-        return [k, { ...q.stats, anomalous: c?.anomalous ?? 0, alerts: c?.alerts ?? 0, episode_open: this.#judge?.episodeOpen(k) ?? false }];
+        return [k, { ...q.stats, anomalous: c?.anomalous ?? 0, explained: c?.explained ?? 0, alerts: c?.alerts ?? 0 }];
       }),
     );
+    const s = this.#sources?.counts ?? { findings: 0, alerts: 0, episodes: 0, open: 0, distributed_alerts: 0 };
+    return { queues, sources: { ...s, tracked: this.#tracker.size, evicted: this.#tracker.evicted }, traffic_episode_open: this.#judge?.episodeOpen ?? false };
+  }
+
+  /** Per-queue stats only (the shape `stats` events carry per queue). */
+  queueStats(): Record<number, DetectorQueueStats> {
+    return this.stats().queues;
   }
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#tracker.flush();
+    this.#writeBehaviour(Infinity);
     await this.#pool?.destroy();
     await this.#recorder?.close();
+  }
+
+  #stepFinal(k: number): void {
+    this.#sources?.onStepFinal(k);
+    if (this.#lastWritten < 0) this.#lastWritten = k;
+    if ((k - this.#lastWritten) * this.#opts.stepSeconds >= BEHAVIOUR_EVERY_SECONDS) this.#writeBehaviour(k);
+  }
+
+  /** Hands the behaviour collected since the last time to the recording and to `collect`. */
+  #writeBehaviour(k: number): void {
+    const p = this.#pending;
+    if (!p) return;
+    if (p.empty && p.sessions === 0) return;
+    this.#opts.collect?.merge(p);
+    if (this.#recorder) this.#recorder.writeBehaviour(p, Number.isFinite(k) ? (k + 1) * this.#opts.stepSeconds : Date.now() / 1000);
+    this.#pending = new EnvelopeStats();
+    this.#tracker.setStats(this.#pending);
+    if (Number.isFinite(k)) this.#lastWritten = k;
   }
 
   #queue(queue: number): QueueState {
@@ -162,10 +251,20 @@ export class Detector {
     if (!q) {
       q = {
         busy: false,
-        stats: { windows: 0, scored: 0, skipped: 0, thin: 0, anomalous: 0, alerts: 0, errors: 0, episode_open: false, last_score: null, late_stamps: 0, clock_resets: 0 },
+        stats: { windows: 0, scored: 0, skipped: 0, thin: 0, anomalous: 0, explained: 0, alerts: 0, errors: 0, last_score: null, late_stamps: 0, clock_resets: 0 },
       };
       this.#queues.set(queue, q);
     }
     return q;
   }
+}
+
+/**
+ * Which windows the traffic classifier judges: enough packets (as in
+ * training), and a full window. Right after start a window covers a few
+ * seconds only; its rates and shares are not what a 60 s window of the
+ * same traffic looks like, so it is not compared.
+ */
+export function comparable(w: { start: number; end: number; packets: number }, m: { minPackets: number; windowSeconds: number; stepSeconds: number }): boolean {
+  return w.packets >= m.minPackets && w.end - w.start >= m.windowSeconds;
 }

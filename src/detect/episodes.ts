@@ -31,7 +31,11 @@ export class EpisodeTracker {
   private nextId = 1;
   private state: EpisodeState | null = null;
 
-  constructor(private readonly quietWindows = 10) {}
+  /** ids: a run-wide source of episode ids (else this tracker counts its own). */
+  constructor(
+    private readonly quietWindows = 10,
+    private readonly ids?: { next(): number },
+  ) {}
 
   get current(): EpisodeState | null {
     return this.state;
@@ -45,7 +49,7 @@ export class EpisodeTracker {
     const e = this.state;
     if (anomalous) {
       if (!e) {
-        const episode: EpisodeState = { id: this.nextId++, open: true, openedAt: end, lastAbove: end, peakScore: score, windowsAbove: 1, quiet: 0, named: new Set(sources.slice(0, MAX_NAMED)), windowsSinceAlert: 0 };
+        const episode: EpisodeState = { id: this.ids ? this.ids.next() : this.nextId++, open: true, openedAt: end, lastAbove: end, peakScore: score, windowsAbove: 1, quiet: 0, named: new Set(sources.slice(0, MAX_NAMED)), windowsSinceAlert: 0 };
         this.state = episode;
         return { kind: 'open', episode, newSources: [...sources] };
       }

@@ -1,70 +1,100 @@
-// From window scores to alert and anomaly_end events, per queue. Shared by
-// the live detector and `nfips replay`, so both report alike.
+// From window scores to alert and anomaly_end events: the traffic-level
+// classifier. Its alerts say the traffic as a whole looks unlike the
+// normal traffic it learnt (volume, mix); they never block anyone, since a
+// window-level excess says nothing about which source misbehaved (see
+// source-judge for what blocks). One episode spans all queues, so a flood
+// spread over the queues raises one alert. Shared by the live detector and
+// `nfips replay`, so both report alike.
 import { FeatureWindow } from '../features/window';
 import { EventFields, Level } from '../log/event-log';
 import { ANOMALY_SIGNATURES, anomalyAlert, anomalyEnd, AnomalyScore } from './alert';
-import { Attribution, attribute } from './attribution';
+import { attribute } from './attribution';
 import { EpisodeTracker } from './episodes';
 import { ScoreResult } from './score';
+import type { EpisodeIds } from './source-judge';
 
 export type Emit = (eventType: string, fields: EventFields, level?: Level) => void;
 
-/** What prevent mode did about an anomalous window's sources. */
-export interface Response {
-  action: 'allowed' | 'blocked';
-  blocks: unknown[];
-}
-
-/** Called for every anomalous window, alert or not, so a source named earlier is still blocked. */
-export type Respond = (a: Attribution, meta: { signatureId: number; signature: string; episode: number; queue: number }) => Response;
-
 export interface JudgeCounts {
   anomalous: number;
+  /** Anomalous windows not alerted because per-source findings already explain the traffic. */
+  explained: number;
   alerts: number;
   episodes: number;
 }
 
+export interface WindowJudgeOptions {
+  threshold: number;
+  /** Quiet windows (of all queues together) that close an episode. */
+  quietWindows?: number;
+  queues?: number;
+  /** True while per-source detection has findings for this time (or had within a window): they say more. */
+  explained?: (end: number) => boolean;
+  ids?: EpisodeIds;
+  /**
+   * Consecutive anomalous windows of one queue before an episode opens: a
+   * traffic anomaly must last (5 s at 1-s steps), which also gives the
+   * per-source detector time to explain it first.
+   */
+  confirmWindows?: number;
+}
+
+/** Default for WindowJudgeOptions.confirmWindows. */
+export const CONFIRM_WINDOWS = 5;
+
 export class WindowJudge {
-  readonly #trackers = new Map<number, EpisodeTracker>();
+  readonly #tracker: EpisodeTracker;
+  /** Per queue: anomalous windows in a row. */
+  readonly #streak = new Map<number, number>();
+  /** Per queue: anomalous windows. */
   readonly counts = new Map<number, JudgeCounts>();
+  readonly total: JudgeCounts = { anomalous: 0, explained: 0, alerts: 0, episodes: 0 };
 
   constructor(
-    private readonly threshold: number,
+    private readonly o: WindowJudgeOptions,
     private readonly emit: Emit,
-    private readonly quietWindows = 10,
-    private readonly respond?: Respond,
-  ) {}
+  ) {
+    this.#tracker = new EpisodeTracker((o.quietWindows ?? 10) * (o.queues ?? 1), o.ids);
+  }
 
-  episodeOpen(queue: number): boolean {
-    return this.#trackers.get(queue)?.current != null;
+  get episodeOpen(): boolean {
+    return this.#tracker.current != null;
   }
 
   /** r is null for a window too thin to score; it counts as quiet. */
   judge(w: FeatureWindow, r: ScoreResult | null): void {
-    let t = this.#trackers.get(w.queue);
     let c = this.counts.get(w.queue);
-    if (!t || !c) {
-      t = new EpisodeTracker(this.quietWindows);
-      c = { anomalous: 0, alerts: 0, episodes: 0 };
-      this.#trackers.set(w.queue, t);
-      this.counts.set(w.queue, c);
-    }
-    if (r === null || !(r.score > this.threshold)) {
+    if (!c) this.counts.set(w.queue, (c = { anomalous: 0, explained: 0, alerts: 0, episodes: 0 }));
+    const t = this.#tracker;
+    if (r === null || !(r.score > this.o.threshold)) {
+      this.#streak.set(w.queue, 0);
       const step = t.step(false, w.end, 0, []);
       if (step.kind === 'close') this.emit('anomaly_end', anomalyEnd(w.queue, step.episode, w.end));
       return;
     }
     c.anomalous++;
-    const score: AnomalyScore = { score: r.score, threshold: this.threshold, cluster: r.cluster, deviations: r.deviations };
+    this.total.anomalous++;
+    const streak = (this.#streak.get(w.queue) ?? 0) + 1;
+    this.#streak.set(w.queue, streak);
+    if (!t.current && streak < (this.o.confirmWindows ?? CONFIRM_WINDOWS)) return;
+    if (!t.current && this.o.explained?.(w.end)) {
+      c.explained++;
+      this.total.explained++;
+      return;
+    }
+    const score: AnomalyScore = { score: r.score, threshold: this.o.threshold, cluster: r.cluster, deviations: r.deviations };
     const a = attribute(w, r.deviations);
     const step = t.step(true, w.end, r.score, a.responsible.map((s) => s.ip));
-    const sig = ANOMALY_SIGNATURES[a.blame];
-    const episode = t.current?.id ?? 0;
-    const response = this.respond?.(a, { signatureId: sig.id, signature: `nfips anomaly: ${sig.name}`, episode, queue: w.queue });
     if (step.kind === 'open' || step.kind === 'new-sources') {
       c.alerts++;
-      if (step.kind === 'open') c.episodes++;
-      this.emit('alert', anomalyAlert(w, score, a, step.episode, step.newSources, step.kind === 'new-sources', response), 'warn');
+      this.total.alerts++;
+      if (step.kind === 'open') {
+        c.episodes++;
+        this.total.episodes++;
+      }
+      this.emit('alert', anomalyAlert(w, score, a, step.episode, step.newSources, step.kind === 'new-sources'), 'warn');
     }
   }
 }
+
+export { ANOMALY_SIGNATURES };

@@ -10,7 +10,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { PACKAGE_ROOT } from '../config/paths';
 import { parseQueueRange, WINDOW_DEFAULTS } from '../config/run-options';
-import { readFeatureRecords } from '../features/record-file';
+import { readRecording } from '../features/record-file';
 import { startInlineNfips } from '../netns/inline-nfips';
 import { startNormalTraffic } from '../netns/normal-traffic';
 import { createTopology, netnsUnavailableReason } from '../netns/topology';
@@ -44,8 +44,8 @@ export async function makeDefaultModel(o: RecipeOptions, say: (line: string) => 
     const summary = await traffic.done.finally(() => clearInterval(ticker));
     say(`traffic: ${JSON.stringify(summary)}`);
     await nfips.stop();
-    const windows = readFeatureRecords(record);
-    const { model, summary: s } = trainModel(windows, {
+    const recording = readRecording(record);
+    const { model, summary: s } = trainModel(recording.windows, recording.behaviour, {
       ...WINDOW_DEFAULTS,
       queues: range.last - range.first + 1,
       source: `normal traffic recipe (src/netns/normal-traffic.ts), ${o.minutes} min, seed ${o.seed}, recorded inline by nfips run --record-features`,

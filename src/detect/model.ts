@@ -5,9 +5,12 @@ import { readFileSync } from 'node:fs';
 import { describeSchemaErrors, formatJsonProblems, JsonProblem, strictAjv, writeFileAtomic } from '../config/json-file';
 import { FEATURE_COUNT, FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES, FeatureTransform } from '../features/feature-set';
 import type { Scaler } from './scale';
+import { SOURCE_ENVELOPE_SCHEMA, SourceEnvelope } from './envelope';
+import { FLAG_MODEL_SCHEMA, FlagModel } from './flag-model';
 
 export const MODEL_FORMAT = 'nfips-model';
-export const MODEL_VERSION = 1;
+/** 2: adds the per-source envelope (`sources`) and the TCP flag-sequence model (`flags`). */
+export const MODEL_VERSION = 2;
 
 export interface KCandidate {
   k: number;
@@ -56,6 +59,10 @@ export interface Model {
   stepSeconds: number;
   queues: number;
   training: TrainingMeta;
+  /** What single sources do in normal traffic: blocks need a source far outside it. */
+  sources: SourceEnvelope;
+  /** TCP flag sequences of normal sessions. */
+  flags: FlagModel;
 }
 
 export type ModelProblem = JsonProblem;
@@ -87,7 +94,7 @@ export const MODEL_SCHEMA = {
   additionalProperties: false,
   required: [
     'format', 'version', 'featureSetVersion', 'features', 'transforms', 'scaler', 'k', 'centroids', 'radii',
-    'threshold', 'falseAlarmRate', 'minPackets', 'windowSeconds', 'stepSeconds', 'queues', 'training',
+    'threshold', 'falseAlarmRate', 'minPackets', 'windowSeconds', 'stepSeconds', 'queues', 'training', 'sources', 'flags',
   ],
   properties: {
     format: { enum: [MODEL_FORMAT] },
@@ -111,6 +118,8 @@ export const MODEL_SCHEMA = {
     windowSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
     stepSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
     queues: { type: 'integer', minimum: 1 },
+    sources: SOURCE_ENVELOPE_SCHEMA,
+    flags: FLAG_MODEL_SCHEMA,
     training: {
       type: 'object',
       additionalProperties: false,
@@ -213,8 +222,26 @@ function semanticProblems(m: Model): ModelProblem[] {
   return out;
 }
 
+/** A model from an older nfips: say so and how to get a current one, rather than list every field it lacks. */
+function versionProblem(doc: unknown): ModelProblem | null {
+  if (doc === null || typeof doc !== 'object') return null;
+  const { format, version } = doc as { format?: unknown; version?: unknown };
+  if (format !== MODEL_FORMAT || typeof version !== 'number' || version === MODEL_VERSION) return null;
+  return {
+    path: '/version',
+    message:
+      version < MODEL_VERSION
+        ? `this model was trained by an older nfips (model format ${version}: window classifier only, no per-source envelope or flag-sequence model); ` +
+          'retrain it: `nfips train` on a capture or a recording of normal traffic, `nfips run --learn 24h` on the gateway, or `make model` for the shipped one'
+        : `this model is format ${version}, newer than this nfips reads (${MODEL_VERSION}); upgrade nfips or retrain the model with this one`,
+    value: version,
+  };
+}
+
 /** Validates a parsed document (or an in-memory model) and returns it typed. */
 export function validateModel(doc: unknown, file: string): Model {
+  const old = versionProblem(doc);
+  if (old) throw new ModelError(file, [old]);
   const foreign = featureSetProblem(doc);
   if (foreign) throw new ModelError(file, [foreign]);
   if (!validateSchema(doc)) throw new ModelError(file, describeSchemaErrors(validateSchema.errors ?? [], doc));

@@ -6,6 +6,8 @@ import { KCandidate, Model, MODEL_FORMAT, MODEL_VERSION } from './model';
 import { fitScaler, scaleInto } from './scale';
 import { createScorer, excessDistance } from './score';
 import { isScoreable } from './scoreable';
+import { DEFAULT_MARGIN, DEFAULT_QUANTILE, EnvelopeStats, learnEnvelope, SourceEnvelope } from './envelope';
+import { buildFlagModel, FlagModel } from './flag-model';
 
 export interface TrainingWindow {
   /** Epoch seconds. */
@@ -29,6 +31,9 @@ export interface TrainOptions {
   seed?: number;
   /** Recorded as training.date; fixed in tests so identical input gives identical JSON. */
   now?: Date;
+  /** Per-source envelope: quantile learnt and margin over it (defaults 0.999 and 3). */
+  sourceQuantile?: number;
+  sourceMargin?: number;
   onProgress?: (phase: string, done: number, total: number) => void;
 }
 
@@ -41,6 +46,8 @@ export interface TrainSummary {
   threshold: number;
   heldOutFalseAlarmRate: number;
   silhouettes: KCandidate[];
+  sources: SourceEnvelope;
+  flags: Pick<FlagModel, 'threshold' | 'sessions' | 'symbols'> & { nodes: number };
 }
 
 export const DEFAULTS = { falseAlarmRate: 0.001, margin: 2.5, kMax: 8, minPackets: 100, seed: 1 } as const;
@@ -198,9 +205,16 @@ function checkOptions(o: Required<Pick<TrainOptions, 'falseAlarmRate' | 'margin'
   if (!(Number.isInteger(o.stepSeconds) && o.stepSeconds >= 1 && o.stepSeconds <= o.windowSeconds)) bad('--step-seconds must be an integer from 1 to --window-seconds', o.stepSeconds);
   if (!(Number.isInteger(o.queues) && o.queues >= 1)) bad('--queues must be an integer >= 1', o.queues);
   if (!Number.isInteger(o.seed)) bad('--seed must be an integer', o.seed);
+  if (o.sourceQuantile !== undefined && !(o.sourceQuantile > 0.5 && o.sourceQuantile < 1)) bad('--source-quantile must be between 0.5 and 1', o.sourceQuantile);
+  if (o.sourceMargin !== undefined && !(o.sourceMargin >= 1)) bad('--source-margin must be >= 1', o.sourceMargin);
 }
 
-export function trainModel(windows: readonly TrainingWindow[], options: TrainOptions): { model: Model; summary: TrainSummary } {
+/**
+ * Trains a model: the window classifier from `windows`, the per-source
+ * envelope and the flag-sequence model from `behaviour` (collected over the
+ * same traffic).
+ */
+export function trainModel(windows: readonly TrainingWindow[], behaviour: EnvelopeStats, options: TrainOptions): { model: Model; summary: TrainSummary } {
   // ?? rather than spread: a CLI passes unset flags as explicit undefined.
   const opts = {
     ...options,
@@ -314,6 +328,12 @@ export function trainModel(windows: readonly TrainingWindow[], options: TrainOpt
   const heldOutFalseAlarmRate = heldOutScores.filter((s) => s > threshold).length / heldOutScores.length;
   progress('calibrating', 1, 1);
 
+  if (behaviour.empty) {
+    throw new Error('no per-source behaviour in the training data (it was recorded by an older nfips, which kept windows only); record the normal traffic again with this nfips');
+  }
+  const sources = learnEnvelope(behaviour, opts.sourceQuantile ?? DEFAULT_QUANTILE, opts.sourceMargin ?? DEFAULT_MARGIN);
+  const flags = buildFlagModel(behaviour.sequences, behaviour.sessions);
+
   const from = inTime[0].start;
   const to = inTime.reduce((m, w) => Math.max(m, w.end), -Infinity);
   const method =
@@ -352,6 +372,8 @@ export function trainModel(windows: readonly TrainingWindow[], options: TrainOpt
       seed,
       kSelection: { method, candidates },
     },
+    sources,
+    flags,
   };
   return {
     model,
@@ -364,6 +386,8 @@ export function trainModel(windows: readonly TrainingWindow[], options: TrainOpt
       threshold,
       heldOutFalseAlarmRate,
       silhouettes: candidates,
+      sources,
+      flags: { threshold: flags.threshold, sessions: flags.sessions, symbols: flags.symbols, nodes: flags.nodes.length },
     },
   };
 }

@@ -1,6 +1,11 @@
-// Feature windows recorded by `nfips run --record-features FILE`, one JSON
-// object per line, for `nfips train --features FILE`.
+// Normal traffic recorded by `nfips run --record-features FILE` (and by
+// --learn), one JSON object per line, for `nfips train --features FILE`:
+// every feature window, and once a minute the per-source behaviour seen
+// since the previous such line (histograms and flag-sequence counts; they
+// add up, so a recording resumed after a restart loses nothing).
 import { closeSync, createWriteStream, fstatSync, openSync, readFileSync, readSync, writeSync, WriteStream } from 'node:fs';
+import { describeSchemaErrors, strictAjv } from '../config/json-file';
+import { ENVELOPE_STATS_SCHEMA, EnvelopeStats, EnvelopeStatsDoc } from '../detect/envelope';
 import { FEATURE_NAMES, FEATURE_SET_VERSION } from './feature-set';
 import { FeatureWindow } from './window';
 
@@ -17,6 +22,8 @@ export interface RecordedWindow {
 }
 
 interface RecordLine {
+  /** Absent in recordings of older versions, which held windows only. */
+  type?: 'window';
   feature_set: number;
   window_seconds: number;
   step_seconds: number;
@@ -27,6 +34,19 @@ interface RecordLine {
   packets: number;
   features: Record<string, number>;
 }
+
+interface BehaviourLine {
+  type: 'behaviour';
+  feature_set: number;
+  window_seconds: number;
+  step_seconds: number;
+  queues: number;
+  /** Epoch seconds: the end of the last step it covers. */
+  end: number;
+  stats: EnvelopeStatsDoc;
+}
+
+const validateStats = strictAjv().compile(ENVELOPE_STATS_SCHEMA);
 
 /** Lines held in memory while the disk is slow, before windows are dropped (and counted). */
 const MAX_BUFFERED_BYTES = 8 << 20;
@@ -75,6 +95,7 @@ export class FeatureRecorder {
     }
     const features = Object.fromEntries(FEATURE_NAMES.map((n, k) => [n, w.values[k]]));
     const line: RecordLine = {
+      type: 'window',
       feature_set: FEATURE_SET_VERSION,
       window_seconds: this.shape.windowSeconds,
       step_seconds: this.shape.stepSeconds,
@@ -89,6 +110,29 @@ export class FeatureRecorder {
     this.written++;
   }
 
+  /** The per-source behaviour since the last call (nothing when it is empty). */
+  writeBehaviour(stats: EnvelopeStats, end: number): void {
+    if (stats.empty) return;
+    if (this.failed) {
+      this.dropped++;
+      return;
+    }
+    const line: BehaviourLine = {
+      type: 'behaviour',
+      feature_set: FEATURE_SET_VERSION,
+      window_seconds: this.shape.windowSeconds,
+      step_seconds: this.shape.stepSeconds,
+      queues: this.shape.queues,
+      end,
+      stats: stats.toJSON(),
+    };
+    // Not dropped under back-pressure like windows: it is the only copy of a minute's behaviour.
+    this.out.write(JSON.stringify(line) + '\n');
+    this.behaviourLines++;
+  }
+
+  behaviourLines = 0;
+
   close(): Promise<void> {
     return new Promise((resolve) => {
       if (this.out.destroyed) return resolve();
@@ -98,8 +142,22 @@ export class FeatureRecorder {
   }
 }
 
-/** Reads a recording; errors name the file, the line and what was expected. */
+export interface Recording {
+  windows: RecordedWindow[];
+  behaviour: EnvelopeStats;
+  /** Shapes of the behaviour lines, to check against the windows'. */
+  behaviourShapes: { windowSeconds: number; stepSeconds: number; queues: number }[];
+  /** Epoch seconds of the last step covered by behaviour lines, or null. */
+  behaviourEnd: number | null;
+}
+
+/** Reads the windows of a recording (see readRecording). */
 export function readFeatureRecords(file: string): RecordedWindow[] {
+  return readRecording(file).windows;
+}
+
+/** Reads a recording; errors name the file, the line and what was expected. */
+export function readRecording(file: string): Recording {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -107,6 +165,9 @@ export function readFeatureRecords(file: string): RecordedWindow[] {
     throw new Error(`${file}: cannot read: ${(e as Error).message}`);
   }
   const out: RecordedWindow[] = [];
+  const behaviour = new EnvelopeStats();
+  const behaviourShapes: Recording['behaviourShapes'] = [];
+  let behaviourEnd: number | null = null;
   const lines = text.split('\n');
   lines.forEach((raw, k) => {
     const line = raw.trim();
@@ -121,6 +182,22 @@ export function readFeatureRecords(file: string): RecordedWindow[] {
       throw new Error(`${where}: not JSON (${(e as Error).message})`);
     }
     if (r.feature_set !== FEATURE_SET_VERSION) throw new Error(`${where}: at /feature_set: expected ${FEATURE_SET_VERSION} (this nfips' feature set), got ${JSON.stringify(r.feature_set)}; record again with this version`);
+    const kind = (r as { type?: unknown }).type;
+    if (kind === 'behaviour') {
+      const b = r as unknown as Partial<BehaviourLine>;
+      for (const key of ['window_seconds', 'step_seconds', 'queues', 'end'] as const) {
+        if (typeof b[key] !== 'number' || !Number.isFinite(b[key])) throw new Error(`${where}: at /${key}: expected a number, got ${JSON.stringify(b[key])}`);
+      }
+      if (!validateStats(b.stats)) {
+        const p = describeSchemaErrors(validateStats.errors ?? [], b.stats)[0];
+        throw new Error(`${where}: at /stats${p?.path ?? ''}: ${p?.message ?? 'not a behaviour record'}`);
+      }
+      behaviour.merge(EnvelopeStats.from(b.stats as EnvelopeStatsDoc));
+      behaviourShapes.push({ windowSeconds: b.window_seconds!, stepSeconds: b.step_seconds!, queues: b.queues! });
+      behaviourEnd = Math.max(behaviourEnd ?? -Infinity, b.end!);
+      return;
+    }
+    if (kind !== undefined && kind !== 'window') throw new Error(`${where}: at /type: expected "window" or "behaviour", got ${JSON.stringify(kind)}`);
     for (const key of ['window_seconds', 'step_seconds', 'queues', 'queue', 'start', 'end', 'packets'] as const) {
       if (typeof r[key] !== 'number' || !Number.isFinite(r[key])) throw new Error(`${where}: at /${key}: expected a number, got ${JSON.stringify(r[key])}`);
     }
@@ -133,5 +210,5 @@ export function readFeatureRecords(file: string): RecordedWindow[] {
     });
     out.push({ queue: r.queue!, windowSeconds: r.window_seconds!, stepSeconds: r.step_seconds!, queues: r.queues!, start: r.start!, end: r.end!, packets: r.packets!, values });
   });
-  return out;
+  return { windows: out, behaviour, behaviourShapes, behaviourEnd };
 }

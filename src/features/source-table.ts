@@ -13,6 +13,26 @@ export const SC_UDP = 4;
 export const SC_NEW_SESSIONS = 5;
 export const SC_COUNT = SOURCE_COUNTERS.length;
 
+/**
+ * Evidence counters per source (see flow/session-evidence): what marks an
+ * attack rather than volume. Besides these, rows keep distinct-destination
+ * bitmaps of failed attempts and the busiest service of new attempts.
+ */
+export const EVIDENCE_COUNTERS = ['tcp_failed', 'udp_failed', 'udp_unanswered', 'echo_requests', 'odd_sessions', 'stalled_sessions'] as const;
+export type EvidenceCounter = (typeof EVIDENCE_COUNTERS)[number];
+export const EV_TCP_FAILED = 0;
+export const EV_UDP_FAILED = 1;
+export const EV_UDP_UNANSWERED = 2;
+export const EV_ECHO = 3;
+export const EV_ODD = 4;
+export const EV_STALLED = 5;
+export const EV_COUNT = EVIDENCE_COUNTERS.length;
+/** Bitmap words per row: distinct (server, protocol, port) and distinct servers of failed attempts. */
+export const PORT_BITS_WORDS = 8;
+export const HOST_BITS_WORDS = 2;
+/** Services tracked per row for its new working sessions (Misra-Gries): the busiest one's count is a lower bound. */
+export const SVC_SLOTS = 2;
+
 const MAX_PROBE = 16;
 export const NO_MAC = -1;
 
@@ -51,6 +71,22 @@ export class SourceTable {
   /** The single (protocol, destination port) it sent to, or TARGET_*: a block can be narrowed to one service. */
   readonly target: Int32Array;
   readonly others = new Float64Array(SC_COUNT);
+  readonly ev: Float64Array;
+  readonly othersEv = new Float64Array(EV_COUNT);
+  readonly portBits: Uint32Array;
+  readonly hostBits: Uint32Array;
+  /** Service keys ((proto << 16) | port, -1 for none) and new-attempt counts. */
+  readonly svcKey: Int32Array;
+  readonly svcCount: Uint32Array;
+  /** PROTO_BIT_* of the row's failed, improbable or stalled sessions. */
+  readonly evProtos: Uint8Array;
+  /** The single TCP and UDP (proto << 16) | port its evidence was about, or TARGET_*: a block can be narrowed to it. */
+  readonly evTcp: Int32Array;
+  readonly evUdp: Int32Array;
+  /** One improbable session of the row: its packed symbols, their number and the surprisal that tripped it. */
+  readonly oddSeq: Uint32Array;
+  readonly oddLen: Uint8Array;
+  readonly oddSurprisal: Float32Array;
   used = 0;
   /** Rows handed from a light source to a new one since the last clear. */
   evictions = 0;
@@ -70,6 +106,17 @@ export class SourceTable {
     this.counts = new Float64Array(c * SC_COUNT);
     this.protos = new Uint8Array(c);
     this.target = new Int32Array(c);
+    this.ev = new Float64Array(c * EV_COUNT);
+    this.portBits = new Uint32Array(c * PORT_BITS_WORDS);
+    this.hostBits = new Uint32Array(c * HOST_BITS_WORDS);
+    this.svcKey = new Int32Array(c * SVC_SLOTS);
+    this.svcCount = new Uint32Array(c * SVC_SLOTS);
+    this.evProtos = new Uint8Array(c);
+    this.evTcp = new Int32Array(c);
+    this.evUdp = new Int32Array(c);
+    this.oddSeq = new Uint32Array(c);
+    this.oddLen = new Uint8Array(c);
+    this.oddSurprisal = new Float32Array(c);
   }
 
   clear(): void {
@@ -77,6 +124,7 @@ export class SourceTable {
     this.used = 0;
     this.evictions = 0;
     this.others.fill(0);
+    this.othersEv.fill(0);
   }
 
   inUse(slot: number): boolean {
@@ -112,6 +160,8 @@ export class SourceTable {
       slot = victim;
       const o = slot * SC_COUNT;
       for (let k = 0; k < SC_COUNT; k++) this.others[k] += this.counts[o + k];
+      const e = slot * EV_COUNT;
+      for (let k = 0; k < EV_COUNT; k++) this.othersEv[k] += this.ev[e + k];
       this.evictions++;
     }
     this.hashes[slot] = hash;
@@ -130,7 +180,43 @@ export class SourceTable {
     this.counts.fill(0, slot * SC_COUNT, (slot + 1) * SC_COUNT);
     this.protos[slot] = 0;
     this.target[slot] = TARGET_NONE;
+    this.ev.fill(0, slot * EV_COUNT, (slot + 1) * EV_COUNT);
+    this.portBits.fill(0, slot * PORT_BITS_WORDS, (slot + 1) * PORT_BITS_WORDS);
+    this.hostBits.fill(0, slot * HOST_BITS_WORDS, (slot + 1) * HOST_BITS_WORDS);
+    this.svcKey.fill(-1, slot * SVC_SLOTS, (slot + 1) * SVC_SLOTS);
+    this.svcCount.fill(0, slot * SVC_SLOTS, (slot + 1) * SVC_SLOTS);
+    this.evProtos[slot] = 0;
+    this.evTcp[slot] = TARGET_NONE;
+    this.evUdp[slot] = TARGET_NONE;
+    this.oddLen[slot] = 0;
     return slot;
+  }
+
+  /** A new working session of row r with service key svc (Misra-Gries over SVC_SLOTS counters). */
+  countService(r: number, svc: number): void {
+    const b = r * SVC_SLOTS;
+    const keys = this.svcKey;
+    const c = this.svcCount;
+    if (keys[b] === svc) c[b]++;
+    else if (keys[b + 1] === svc) c[b + 1]++;
+    else if (c[b] === 0) {
+      keys[b] = svc;
+      c[b] = 1;
+    } else if (c[b + 1] === 0) {
+      keys[b + 1] = svc;
+      c[b + 1] = 1;
+    } else {
+      c[b]--;
+      c[b + 1]--;
+    }
+  }
+
+  /** Marks a failed attempt of row r toward a server (address hash) on proto/port in the distinct bitmaps. */
+  markFailure(r: number, serverHash: number, portHash: number): void {
+    const p = portHash & 255;
+    this.portBits[r * PORT_BITS_WORDS + (p >>> 5)] |= 1 << (p & 31);
+    const h = serverHash & 63;
+    this.hostBits[r * HOST_BITS_WORDS + (h >>> 5)] |= 1 << (h & 31);
   }
 
   private sameAddr(s: number, words: Uint32Array, base: number, family: number): boolean {
@@ -139,6 +225,27 @@ export class SourceTable {
     if (family !== 6) return true;
     return this.addr[a + 1] === words[base + 1] && this.addr[a + 2] === words[base + 2] && this.addr[a + 3] === words[base + 3];
   }
+}
+
+/**
+ * Distinct values estimated from a bitmap of `words` 32-bit words by linear
+ * counting (Whang et al. 1990): -m ln(zero bits / m); a full map gives
+ * m ln m, its limit.
+ */
+export function bitmapDistinct(bits: ArrayLike<number>, base: number, words: number): number {
+  const m = words * 32;
+  let ones = 0;
+  for (let k = 0; k < words; k++) ones += popcount(bits[base + k]);
+  const zeros = m - ones;
+  if (zeros === m) return 0;
+  return Math.round(zeros === 0 ? m * Math.log(m) : -m * Math.log(zeros / m));
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  x = (x + (x >>> 4)) & 0x0f0f0f0f;
+  return Math.imul(x, 0x01010101) >>> 24;
 }
 
 /** "aa:bb:cc:dd:ee:ff" from the two halves, or undefined. */

@@ -16,9 +16,11 @@ import { fmix32, hashAddress, mixWord } from './hash';
 import { HLL_REGISTERS, hllAdd, hllEstimate, hllMergeInto } from './hll';
 import { SeenSources } from './seen-sources';
 import {
-  formatMac, mergeTarget, PROTO_BIT_ICMP, PROTO_BIT_OTHER, PROTO_BIT_TCP, PROTO_BIT_UDP, SC_BYTES, SC_COUNT, SC_ICMP_ECHO, SC_NEW_SESSIONS, SC_PACKETS, SC_SYN, SC_UDP,
-  SOURCE_COUNTERS, SourceTable, TARGET_NONE,
+  EV_COUNT, EV_ECHO, EV_ODD, EV_STALLED, EV_TCP_FAILED, EV_UDP_FAILED, EV_UDP_UNANSWERED, formatMac, HOST_BITS_WORDS, mergeTarget, PORT_BITS_WORDS,
+  PROTO_BIT_ICMP, PROTO_BIT_OTHER, PROTO_BIT_TCP, PROTO_BIT_UDP, SC_BYTES, SC_COUNT, SC_ICMP_ECHO, SC_NEW_SESSIONS, SC_PACKETS, SC_SYN, SC_UDP,
+  SOURCE_COUNTERS, SourceTable, SVC_SLOTS, TARGET_NONE,
 } from './source-table';
+import * as Ev from '../flow/session-evidence';
 
 /** The per-packet inputs the aggregator reads besides the decoded headers. */
 export interface WindowInputs {
@@ -33,14 +35,32 @@ export interface WindowInputs {
   analysed: Uint8Array;
   /** From the verdict engine: 1 when the packet went to the server side of its exchange. */
   toServer: Uint8Array;
+  /** From the verdict engine: the session evidence bits of the packet (flow/session-evidence EV_*). */
+  evBits: Uint8Array;
+  /** With EV_ODD: the improbable session's symbols, their number and the surprisal that tripped it. */
+  oddSeq: Uint32Array;
+  oddLen: Uint8Array;
+  oddSurprisal: Float32Array;
 }
 
 /** The inputs from a queue's metadata columns and its verdict engine's per-packet columns. */
 export function windowInputsOf(
   meta: Pick<WindowInputs, 'tsSec' | 'tsNsec' | 'origLen' | 'hwAddrOffset'>,
-  engine: Pick<WindowInputs, 'sessionPackets' | 'analysed' | 'toServer'>,
+  engine: Pick<WindowInputs, 'sessionPackets' | 'analysed' | 'toServer' | 'evBits' | 'oddSeq' | 'oddLen' | 'oddSurprisal'>,
 ): WindowInputs {
-  return { tsSec: meta.tsSec, tsNsec: meta.tsNsec, origLen: meta.origLen, hwAddrOffset: meta.hwAddrOffset, sessionPackets: engine.sessionPackets, analysed: engine.analysed, toServer: engine.toServer };
+  return {
+    tsSec: meta.tsSec,
+    tsNsec: meta.tsNsec,
+    origLen: meta.origLen,
+    hwAddrOffset: meta.hwAddrOffset,
+    sessionPackets: engine.sessionPackets,
+    analysed: engine.analysed,
+    toServer: engine.toServer,
+    evBits: engine.evBits,
+    oddSeq: engine.oddSeq,
+    oddLen: engine.oddLen,
+    oddSurprisal: engine.oddSurprisal,
+  };
 }
 
 export interface WindowSource {
@@ -119,6 +139,7 @@ export const FEW_PACKETS = 3;
 export const SMALL_PACKET = 80;
 export const MTU = 1500;
 const NO_OFFSET = 0xffffffff;
+const EMPTY = new Uint8Array(0);
 
 const F = {
   packets: featureIndex('packets'),
@@ -159,12 +180,40 @@ export interface StepRecord {
   /** S_COUNT HyperLogLog register sets, one after the other. */
   sketches: Uint8Array;
   /** Per-source rows, compacted: n rows. */
-  sources: { n: number; family: Uint8Array; addr: Uint32Array; macHi: Int32Array; macLo: Int32Array; counts: Float64Array; protos: Uint8Array; target: Int32Array };
+  sources: StepSources;
   /** Counters of the sources that found no row. */
   others: Float64Array;
+  /** Evidence counters of the sources that found no row. */
+  othersEv: Float64Array;
+  /** (context, symbol) counts of the TCP flag sequences scored in the step, sparse, and the sessions begun: the flag model's training data. */
+  sequences: { index: Uint32Array; count: Uint32Array; sessions: number };
   /** Since the counter started: packets stamped a little before their step, and clock steps back. */
   lateStamps: number;
   clockResets: number;
+}
+
+/** The per-source rows of one step, in columns (n rows). */
+export interface StepSources {
+  n: number;
+  family: Uint8Array;
+  addr: Uint32Array;
+  macHi: Int32Array;
+  macLo: Int32Array;
+  counts: Float64Array;
+  protos: Uint8Array;
+  target: Int32Array;
+  /** EV_COUNT evidence counters per row. */
+  ev: Float64Array;
+  portBits: Uint32Array;
+  hostBits: Uint32Array;
+  svcKey: Int32Array;
+  svcCount: Uint32Array;
+  evProtos: Uint8Array;
+  evTcp: Int32Array;
+  evUdp: Int32Array;
+  oddSeq: Uint32Array;
+  oddLen: Uint8Array;
+  oddSurprisal: Float32Array;
 }
 
 export interface StepOptions {
@@ -180,7 +229,7 @@ function checkTiming(o: { windowSeconds: number; stepSeconds: number }): void {
   if (!(o.stepSeconds > 0) || !(o.windowSeconds >= o.stepSeconds)) throw new RangeError('window must be at least one step, and the step positive');
 }
 
-export class StepCounter {
+export class StepCounter implements Ev.EvidenceSink {
   private readonly step: number;
   private readonly windowSeconds: number;
   private readonly counts = new Float64Array(B_COUNT);
@@ -193,6 +242,7 @@ export class StepCounter {
   lateStamps = 0;
   /** Times the clock went back further: the window starts over. */
   clockResets = 0;
+  private evidence: Ev.SessionEvidence | null = null;
 
   constructor(
     private readonly opts: StepOptions,
@@ -203,6 +253,11 @@ export class StepCounter {
     this.windowSeconds = opts.windowSeconds;
     this.table = new SourceTable(opts.maxSourcesPerStep ?? 256);
     this.seen = new SeenSources(opts.seenSourcesCapacity ?? 65536);
+  }
+
+  /** The sessions' evidence to sweep at every step's end (unanswered attempts, stalled sessions). */
+  attachEvidence(ev: Ev.SessionEvidence): void {
+    this.evidence = ev;
   }
 
   /** Counts the analysed packets among 0..n-1, closing steps as their stamps say. */
@@ -246,9 +301,12 @@ export class StepCounter {
   }
 
   private close(): StepRecord {
+    // What the step's end decides: attempts that stayed unanswered, stalled sessions.
+    const ev = this.evidence;
+    if (ev) ev.sweep((this.current + 1) * this.step, this);
     const t = this.table;
     const n = t.used;
-    const sources = {
+    const sources: StepSources = {
       n,
       family: new Uint8Array(n),
       addr: new Uint32Array(n * 4),
@@ -257,6 +315,17 @@ export class StepCounter {
       counts: new Float64Array(n * SC_COUNT),
       protos: new Uint8Array(n),
       target: new Int32Array(n),
+      ev: new Float64Array(n * EV_COUNT),
+      portBits: new Uint32Array(n * PORT_BITS_WORDS),
+      hostBits: new Uint32Array(n * HOST_BITS_WORDS),
+      svcKey: new Int32Array(n * SVC_SLOTS),
+      svcCount: new Uint32Array(n * SVC_SLOTS),
+      evProtos: new Uint8Array(n),
+      evTcp: new Int32Array(n),
+      evUdp: new Int32Array(n),
+      oddSeq: new Uint32Array(n),
+      oddLen: new Uint8Array(n),
+      oddSurprisal: new Float32Array(n),
     };
     let r = 0;
     for (let s = 0; s < t.slots && r < n; s++) {
@@ -268,6 +337,17 @@ export class StepCounter {
       sources.counts.set(t.counts.subarray(s * SC_COUNT, (s + 1) * SC_COUNT), r * SC_COUNT);
       sources.protos[r] = t.protos[s];
       sources.target[r] = t.target[s];
+      sources.ev.set(t.ev.subarray(s * EV_COUNT, (s + 1) * EV_COUNT), r * EV_COUNT);
+      sources.portBits.set(t.portBits.subarray(s * PORT_BITS_WORDS, (s + 1) * PORT_BITS_WORDS), r * PORT_BITS_WORDS);
+      sources.hostBits.set(t.hostBits.subarray(s * HOST_BITS_WORDS, (s + 1) * HOST_BITS_WORDS), r * HOST_BITS_WORDS);
+      sources.svcKey.set(t.svcKey.subarray(s * SVC_SLOTS, (s + 1) * SVC_SLOTS), r * SVC_SLOTS);
+      sources.svcCount.set(t.svcCount.subarray(s * SVC_SLOTS, (s + 1) * SVC_SLOTS), r * SVC_SLOTS);
+      sources.evProtos[r] = t.evProtos[s];
+      sources.evTcp[r] = t.evTcp[s];
+      sources.evUdp[r] = t.evUdp[s];
+      sources.oddSeq[r] = t.oddSeq[s];
+      sources.oddLen[r] = t.oddLen[s];
+      sources.oddSurprisal[r] = t.oddSurprisal[s];
       r++;
     }
     const rec: StepRecord = {
@@ -277,6 +357,8 @@ export class StepCounter {
       sketches: this.sketches.slice(),
       sources,
       others: t.others.slice(),
+      othersEv: t.othersEv.slice(),
+      sequences: ev ? ev.takeSequenceCounts() : { index: new Uint32Array(0), count: new Uint32Array(0), sessions: 0 },
       lateStamps: this.lateStamps,
       clockResets: this.clockResets,
     };
@@ -284,6 +366,78 @@ export class StepCounter {
     this.sketches.fill(0);
     t.clear();
     return rec;
+  }
+
+  /**
+   * Credits packet i's session evidence to its owner: the packet's source,
+   * or its destination when a server's answer decided it (a RST refusing a
+   * SYN). The failed attempt's target is the other endpoint.
+   */
+  private creditPacket(bits: number, d: DecodedBatch, m: WindowInputs, i: number, srcH: number, fam: number, w: number, proto: number, sp: number, dp: number, bytes: Uint8Array): void {
+    const ownerIsDst = (bits & Ev.EV_OWNER_IS_DST) !== 0;
+    const ownerH = ownerIsDst ? hashAddress(d.dst, w, fam) : srcH;
+    const macOff = m.hwAddrOffset[i];
+    const table = this.table;
+    const row = table.rowFor(ownerH, fam, ownerIsDst ? d.dst : d.src, w, bytes, ownerIsDst || macOff >= NO_OFFSET ? -1 : macOff);
+    const servicePort = ownerIsDst ? sp : dp;
+    if (row < 0) {
+      const o = table.othersEv;
+      if (bits & Ev.EV_TCP_FAILED) o[EV_TCP_FAILED]++;
+      if (bits & Ev.EV_UDP_UNANSWERED) o[EV_UDP_UNANSWERED]++;
+      if (bits & Ev.EV_ODD) o[EV_ODD]++;
+      return;
+    }
+    const e = row * EV_COUNT;
+    const svc = (proto << 16) | servicePort;
+    if (bits & (Ev.EV_TCP_FAILED | Ev.EV_ODD)) {
+      table.evProtos[row] |= PROTO_BIT_TCP;
+      table.evTcp[row] = mergeTarget(table.evTcp[row], svc);
+    }
+    if (bits & Ev.EV_UDP_UNANSWERED) table.evUdp[row] = mergeTarget(table.evUdp[row], svc);
+    if (bits & Ev.EV_TCP_FAILED) {
+      table.ev[e + EV_TCP_FAILED]++;
+      const serverH = ownerIsDst ? srcH : hashAddress(d.dst, w, fam);
+      table.markFailure(row, serverH, portHashOf(serverH, proto, servicePort));
+    }
+    if (bits & Ev.EV_UDP_UNANSWERED) table.ev[e + EV_UDP_UNANSWERED]++;
+    if (bits & Ev.EV_SESSION) table.countService(row, svc);
+    if (bits & Ev.EV_ODD) {
+      table.ev[e + EV_ODD]++;
+      if (table.oddLen[row] === 0 || m.oddSurprisal[i] > table.oddSurprisal[row]) {
+        table.oddSeq[row] = m.oddSeq[i];
+        table.oddLen[row] = m.oddLen[i];
+        table.oddSurprisal[row] = m.oddSurprisal[i];
+      }
+    }
+  }
+
+  /** EvidenceSink: an attempt of the host at words that failed (unanswered, or evicted unanswered). */
+  failure(family: number, words: Uint32Array, proto: number, serverHash: number, serverPort: number): void {
+    const table = this.table;
+    const row = table.rowFor(hashAddress(words, 0, family), family, words, 0, EMPTY, -1);
+    const k = proto === PROTO_TCP ? EV_TCP_FAILED : proto === PROTO_UDP ? EV_UDP_FAILED : -1;
+    if (row < 0) {
+      if (k >= 0) table.othersEv[k]++;
+      return;
+    }
+    if (k >= 0) table.ev[row * EV_COUNT + k]++;
+    table.evProtos[row] |= protoBit(proto);
+    if (proto === PROTO_TCP) table.evTcp[row] = mergeTarget(table.evTcp[row], (proto << 16) | serverPort);
+    else if (proto === PROTO_UDP) table.evUdp[row] = mergeTarget(table.evUdp[row], (proto << 16) | serverPort);
+    table.markFailure(row, serverHash, portHashOf(serverHash, proto, serverPort));
+  }
+
+  /** EvidenceSink: one stalled session of the host at words. */
+  stalled(family: number, words: Uint32Array, proto: number, serverPort: number): void {
+    const table = this.table;
+    const row = table.rowFor(hashAddress(words, 0, family), family, words, 0, EMPTY, -1);
+    if (row < 0) {
+      table.othersEv[EV_STALLED]++;
+      return;
+    }
+    table.ev[row * EV_COUNT + EV_STALLED]++;
+    table.evProtos[row] |= protoBit(proto);
+    table.evTcp[row] = mergeTarget(table.evTcp[row], (proto << 16) | serverPort);
   }
 
   private count(d: DecodedBatch, m: WindowInputs, bytes: Uint8Array, i: number, t: number): void {
@@ -346,6 +500,9 @@ export class StepCounter {
       c[B_GRADUATED]++;
     }
 
+    const evBits = m.evBits[i];
+    if (evBits !== 0) this.creditPacket(evBits, d, m, i, srcH, fam, w, proto, sp, dp, bytes);
+
     // Per-source rows count what clients send toward servers, so a server
     // answering a flood is not ranked beside the client sending it.
     if (!toServer) return;
@@ -360,11 +517,26 @@ export class StepCounter {
     x[o + SC_ICMP_ECHO] += echo;
     x[o + SC_UDP] += udp;
     x[o + SC_NEW_SESSIONS] += newSession;
+    if (echo) {
+      if (row >= 0) {
+        table.ev[row * EV_COUNT + EV_ECHO]++;
+        table.evProtos[row] |= PROTO_BIT_ICMP;
+      } else table.othersEv[EV_ECHO]++;
+    }
     if (row >= 0) {
       table.protos[row] |= proto === PROTO_TCP ? PROTO_BIT_TCP : proto === PROTO_UDP ? PROTO_BIT_UDP : proto === PROTO_ICMP || proto === PROTO_ICMPV6 ? PROTO_BIT_ICMP : PROTO_BIT_OTHER;
       if (ports) table.target[row] = mergeTarget(table.target[row], (proto << 16) | dp);
     }
   }
+}
+
+/** The bitmap hash of a failed attempt's (server, protocol, port). */
+function portHashOf(serverHash: number, proto: number, port: number): number {
+  return fmix32(mixWord(serverHash, (proto << 16) | port));
+}
+
+function protoBit(proto: number): number {
+  return proto === PROTO_TCP ? PROTO_BIT_TCP : proto === PROTO_UDP ? PROTO_BIT_UDP : proto === PROTO_ICMP || proto === PROTO_ICMPV6 ? PROTO_BIT_ICMP : PROTO_BIT_OTHER;
 }
 
 export interface RingOptions {
@@ -545,9 +717,17 @@ export class WindowAggregator {
   private readonly counter: StepCounter;
   private readonly ring: WindowRing;
 
-  constructor(opts: WindowOptions, onWindow: (w: FeatureWindow) => void) {
+  /** onStep sees each closed step before its window is summed (the per-source tracker takes them). */
+  constructor(opts: WindowOptions, onWindow: (w: FeatureWindow) => void, onStep?: (r: StepRecord) => void) {
     this.ring = new WindowRing(opts, onWindow);
-    this.counter = new StepCounter(opts, (r) => this.ring.add(r));
+    this.counter = new StepCounter(opts, (r) => {
+      onStep?.(r);
+      this.ring.add(r);
+    });
+  }
+
+  attachEvidence(ev: Ev.SessionEvidence): void {
+    this.counter.attachEvidence(ev);
   }
 
   get lateStamps(): number {
@@ -574,5 +754,9 @@ export class WindowAggregator {
 /** Buffers to transfer with a posted StepRecord (no copy). */
 export function stepTransferList(r: StepRecord): ArrayBuffer[] {
   const s = r.sources;
-  return [r.counts.buffer, r.sketches.buffer, r.others.buffer, s.family.buffer, s.addr.buffer, s.macHi.buffer, s.macLo.buffer, s.counts.buffer, s.protos.buffer, s.target.buffer] as ArrayBuffer[];
+  return [
+    r.counts.buffer, r.sketches.buffer, r.others.buffer, r.othersEv.buffer, r.sequences.index.buffer, r.sequences.count.buffer,
+    s.family.buffer, s.addr.buffer, s.macHi.buffer, s.macLo.buffer, s.counts.buffer, s.protos.buffer, s.target.buffer,
+    s.ev.buffer, s.portBits.buffer, s.hostBits.buffer, s.svcKey.buffer, s.svcCount.buffer, s.evProtos.buffer, s.evTcp.buffer, s.evUdp.buffer, s.oddSeq.buffer, s.oddLen.buffer, s.oddSurprisal.buffer,
+  ] as ArrayBuffer[];
 }

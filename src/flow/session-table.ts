@@ -64,6 +64,14 @@ export class SessionTable {
   lastSlot = -1;
   /** Whether the last recorded packet went to its session's server side. */
   lastToServer = false;
+  /** Whether the last recorded packet came from the side that opened its session. */
+  lastFromInitiator = false;
+  /**
+   * Called with a slot about to hold a new session while it still holds an
+   * old one (evicted, or idle past the timeout): its owner may want to
+   * account for the old session first.
+   */
+  onReuse: ((slot: number) => void) | null = null;
   evictions = 0;
   overflows = 0;
 
@@ -124,8 +132,10 @@ export class SessionTable {
         this.lastSlot = -1;
         return 0;
       }
-      if (this.flags[s] & F_USED) this.evictions++;
-      else this.used++;
+      if (this.flags[s] & F_USED) {
+        this.evictions++;
+        this.onReuse?.(s);
+      } else this.used++;
       this.keys.set(this.key, s * KEY_WORDS);
       this.flags[s] = F_USED | (fromA ? F_INIT_IS_A : 0);
       this.firstSeen[s] = now;
@@ -138,6 +148,7 @@ export class SessionTable {
     this.lastSeen[s] = now;
     this.lastSlot = s;
     this.lastToServer = ((this.flags[s] & F_SERVER_IS_A) !== 0) !== fromA;
+    this.lastFromInitiator = ((this.flags[s] & F_INIT_IS_A) !== 0) === fromA;
     if (fromA) {
       this.bytesAB[s] += bytes;
       return ++this.packetsAB[s] + this.packetsBA[s];
@@ -151,6 +162,46 @@ export class SessionTable {
     const state = this.classify(d, i, clock);
     this.record(d, i, clock, bytes);
     return state;
+  }
+
+  isUsed(slot: number): boolean {
+    return (this.flags[slot] & F_USED) !== 0;
+  }
+
+  /** Transport protocol of the session at a slot. */
+  protoAt(slot: number): number {
+    return this.keys[slot * KEY_WORDS] & 0xff;
+  }
+
+  familyAt(slot: number): number {
+    return this.keys[slot * KEY_WORDS] >>> 8;
+  }
+
+  firstSeenAt(slot: number): number {
+    return this.firstSeen[slot];
+  }
+
+  lastSeenAt(slot: number): number {
+    return this.lastSeen[slot];
+  }
+
+  /** True when the side that opened the session is its client by the server guess. */
+  initiatorIsClient(slot: number): boolean {
+    const f = this.flags[slot];
+    return ((f & F_INIT_IS_A) !== 0) !== ((f & F_SERVER_IS_A) !== 0);
+  }
+
+  /**
+   * Copies the address of the side that opened the session (or of the other
+   * side) to out[0..3]; returns that side's port (0 without ports).
+   */
+  endpointAt(slot: number, initiator: boolean, out: Uint32Array): number {
+    const base = slot * KEY_WORDS;
+    const sideA = ((this.flags[slot] & F_INIT_IS_A) !== 0) === initiator;
+    const from = base + (sideA ? 1 : 5);
+    for (let j = 0; j < 4; j++) out[j] = this.keys[from + j];
+    const ports = this.keys[base + 9];
+    return sideA ? ports >>> 16 : ports & 0xffff;
   }
 
   /** The session at a slot (e.g. lastSlot), or null if the slot is free. */

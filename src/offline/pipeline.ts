@@ -6,7 +6,8 @@ import { FeatureSettings } from '../queue/messages';
 import { MetaColumns } from '../queue/native';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineCounterName, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
-import { FeatureWindow, WindowAggregator, WindowInputs, windowInputsOf } from '../features/window';
+import { FeatureWindow, StepRecord, WindowAggregator, WindowInputs, windowInputsOf } from '../features/window';
+import { compileFlagModel } from '../detect/flag-model';
 import { RuleEvent } from '../verdict/rule-events';
 
 export interface OfflineOptions {
@@ -16,6 +17,8 @@ export interface OfflineOptions {
   /** The queue number the windows are reported under. */
   queue?: number;
   onWindow: (w: FeatureWindow) => void;
+  /** Each closed step, before its window (per-source detection and learning). */
+  onStep?: (s: StepRecord) => void;
   onRuleEvents?: (events: RuleEvent[]) => void;
 }
 
@@ -41,8 +44,10 @@ export class OfflinePipeline {
     private readonly opts: OfflineOptions,
   ) {
     this.engine = new VerdictEngine(opts.batchSize, meta, opts.rules, 0, new ArrayBuffer(ruleCounterBytes(opts.rules.rules.length)), OFFLINE_ENGINE, this.counters);
-    this.windows = new WindowAggregator({ queue: opts.queue ?? 0, ...opts.features }, opts.onWindow);
+    this.windows = new WindowAggregator({ queue: opts.queue ?? 0, ...opts.features }, opts.onWindow, opts.onStep);
     const e = this.engine;
+    e.setFlagModel(opts.features.flags ? compileFlagModel(opts.features.flags) : null);
+    this.windows.attachEvidence(e.evidence);
     this.inputs = windowInputsOf(meta, e);
   }
 

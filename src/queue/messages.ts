@@ -6,6 +6,7 @@ import { RuleEvent } from '../verdict/rule-events';
 import { MessagePort } from 'node:worker_threads';
 import { StepRecord } from '../features/window';
 import { QueueOptions } from './native';
+import type { FlagModel } from '../detect/flag-model';
 
 export interface EngineSettings {
   mode: VerdictMode;
@@ -20,6 +21,8 @@ export interface FeatureSettings {
   windowSeconds: number;
   stepSeconds: number;
   maxSourcesPerStep: number;
+  /** The model's TCP flag-sequence part, compiled by each queue thread; null: sequences are only counted. */
+  flags: FlagModel | null;
 }
 
 export interface QueueWorkerInit {

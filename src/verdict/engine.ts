@@ -2,6 +2,9 @@
 // Runs on the queue thread for every batch; process() allocates nothing
 // except for the few rate-limited events it reports.
 import { SessionTable } from '../flow/session-table';
+import { SessionEvidence } from '../flow/session-evidence';
+import { CompiledFlagModel } from '../detect/flag-model';
+import { hashAddress } from '../features/hash';
 import { decodeBatch } from '../packet/decode';
 import { createDecodedBatch, DecodedBatch, DecodeStatus, FragBits } from '../packet/decoded';
 import { guessFromPacket } from '../flow/server-guess';
@@ -74,6 +77,14 @@ export class VerdictEngine {
   /** Per packet: 1 when it went to the server side (from its session, else guessed from the packet alone). */
   readonly toServer: Uint8Array;
   readonly sessions: SessionTable;
+  /** What sessions say about the hosts that open them (answered, refused, improbable, stalled). */
+  readonly evidence: SessionEvidence;
+  /** Per packet: EV_* bits from the session evidence (0 when nothing). */
+  readonly evBits: Uint8Array;
+  /** Per packet with EV_ODD: the session's first symbols, their number, and the surprisal that tripped it. */
+  readonly oddSeq: Uint32Array;
+  readonly oddLen: Uint8Array;
+  readonly oddSurprisal: Float32Array;
   /** Per packet: accepted (sessions are recorded only for those). */
   private readonly accepted: Uint8Array;
   private active!: ActiveRules;
@@ -97,6 +108,11 @@ export class VerdictEngine {
     this.decoded = createDecodedBatch(capacity);
     this.flowState = new Uint8Array(capacity);
     this.sessions = new SessionTable(opts.flowCapacity);
+    this.evidence = new SessionEvidence(this.sessions, hashAddress);
+    this.evBits = new Uint8Array(capacity);
+    this.oddSeq = new Uint32Array(capacity);
+    this.oddLen = new Uint8Array(capacity);
+    this.oddSurprisal = new Float32Array(capacity);
     this.sessionPackets = new Uint32Array(capacity);
     this.analysed = new Uint8Array(capacity);
     this.toServer = new Uint8Array(capacity);
@@ -136,6 +152,11 @@ export class VerdictEngine {
       usesState: rules.rules.some((r) => r.state !== null),
     };
     this.events.reset(rules.rules.length);
+  }
+
+  /** The flag-sequence model sessions are scored with (null: sequences are only counted). */
+  setFlagModel(m: CompiledFlagModel | null): void {
+    this.evidence.setModel(m);
   }
 
   get rulesVersion(): number {
@@ -249,6 +270,7 @@ export class VerdictEngine {
       const done = inline && ok; // recorded in process()
       if (!done) {
         this.sessionPackets[i] = 0;
+        this.evBits[i] = 0;
         if (ok) {
           this.clock[0] = meta.tsSec[i] + meta.tsNsec[i] * 1e-9;
           this.recordSession(d, i, meta.origLen[i]);
@@ -261,8 +283,22 @@ export class VerdictEngine {
   }
 
   private recordSession(d: DecodedBatch, i: number, len: number): void {
-    const k = this.sessions.record(d, i, this.clock, len);
+    const t = this.sessions;
+    const k = t.record(d, i, this.clock, len);
     this.sessionPackets[i] = k;
-    this.toServer[i] = k > 0 && this.sessions.lastToServer ? 1 : 0;
+    this.toServer[i] = k > 0 && t.lastToServer ? 1 : 0;
+    if (k === 0) {
+      this.evBits[i] = 0;
+      return;
+    }
+    const ev = this.evidence;
+    const bits = ev.onPacket(t.lastSlot, k === 1, t.lastFromInitiator, d.proto[i], d.tcpFlags[i], d.icmpType[i], d.l4PayloadLen[i]);
+    this.evBits[i] = bits;
+    if (bits !== 0 && ev.oddLen > 0) {
+      this.oddSeq[i] = ev.oddSeq;
+      this.oddLen[i] = ev.oddLen;
+      this.oddSurprisal[i] = ev.oddSurprisal;
+      ev.oddLen = 0;
+    }
   }
 }

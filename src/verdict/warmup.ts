@@ -8,6 +8,7 @@ import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from './engine';
 import { WindowAggregator, windowInputsOf } from '../features/window';
 import { FeatureSettings } from '../queue/messages';
+import { compileFlagModel } from '../detect/flag-model';
 
 const SPECS: PacketSpec[] = [
   { src: '198.51.100.1', dst: '203.0.113.1', proto: 6, sport: 40000, dport: 443, tcpFlags: TCP_SYN },
@@ -37,6 +38,10 @@ export function warmUp(batchSize: number, rules: RuleSet, opts: EngineOptions, f
   const engine = new VerdictEngine(n, meta, rules, 0, new ArrayBuffer(ruleCounterBytes(rules.rules.length)), opts, new Float64Array(ENGINE_COUNTERS.length));
   // The feature path too, windows included (a step every 100 rounds).
   const windows = features ? new WindowAggregator({ queue: 0, ...features }, () => undefined) : null;
+  if (windows && features) {
+    engine.setFlagModel(features.flags ? compileFlagModel(features.flags) : null);
+    windows.attachEvidence(engine.evidence);
+  }
   const inputs = windowInputsOf(meta, engine);
   meta.hwAddrOffset.fill(0xffffffff);
   for (let r = 0; r < rounds; r++) {

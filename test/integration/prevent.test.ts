@@ -178,13 +178,15 @@ test('prevent mode: a SYN flood and a ping flood are blocked in the kernel, the 
   const TTL = 90;
   const nf = startInlineNfips(topo.gateway, ['--queues', '0-1', '--stats-interval', '1', '--block-ttl', String(TTL)]);
   const tools: ChildProcess[] = [];
+  let traffic: Awaited<ReturnType<typeof startNormalTraffic>> | null = null;
   try {
     await nf.waitFor('ready', 20_000);
-    const traffic = await startNormalTraffic(topo, { seconds: 60, seed: 77 });
+    traffic = await startNormalTraffic(topo, { seconds: 60, seed: 77 });
     // A paced 40 MB download that spans the attack.
     const transfer = topo.exec(topo.client, 'curl', ['-s', '-m', '120', '--limit-rate', '2M', '-o', '/dev/null', '-w', '%{size_download}', `http://${topo.addr.server4}:8080/bytes/40000000`], { timeoutMs: 130_000, allowFail: true });
     await sleep(12_000);
     assert.deepEqual(nf.events('block'), [], 'nothing blocked on normal traffic');
+    assert.deepEqual(nf.events('alert'), [], 'no alert on normal traffic, the first seconds after start included');
     const onset = Date.now();
     tools.push(topo.spawn(topo.client, 'hping3', ['-S', '--flood', '-q', '-a', attacker, '-p', '8080', topo.addr.server4]));
     tools.push(topo.spawn(topo.client, 'ping', ['-f', '-q', '-I', attacker, topo.addr.server4]));
@@ -241,6 +243,7 @@ test('prevent mode: a SYN flood and a ping flood are blocked in the kernel, the 
     t.diagnostic(`blocks: ${nf.events('block').map((r) => `${(r.block as BlockView).key} ttl ${(r.block as BlockView).ttl_seconds}s`).join('; ')}`);
   } finally {
     for (const tool of tools) tool.kill('SIGKILL');
+    await traffic?.stop().catch(() => undefined);
     await nf.stop();
     nf.cleanup();
     await topo.destroy();
@@ -275,7 +278,8 @@ test('a bad rules file, model, state file or ipset at start: a clear error, a no
   writeFileSync(path.join(stateDir, 'blocks.json'), JSON.stringify({ format: 'nfips-blocks', version: 1, saved_at: '2026-01-01T00:00:00Z', blocks: [{ net: '10.0.0.1', scope: 'service', proto: 'tcp', origin: 'anomaly', reason: 'x', created_at: '2026-01-01T00:00:00Z', expires_at: '2026-01-01T00:10:00Z', ttl_seconds: 600, offence: 1 }], offences: [] }));
   const cases: { what: string; args: string[]; code: number; message: RegExp }[] = [
     { what: 'rules', args: ['--rules', file('rules.json', '{"default": "accept", "rules": [{"id": "x", "action": "explode"}]}')], code: 2, message: /rules\.json.*\/rules\/0\/action/ },
-    { what: 'model', args: ['--model', file('model.json', '{"format": "nfips-model", "version": 1}')], code: 2, message: /model\.json: at \(root\): missing required field/ },
+    { what: 'model', args: ['--model', file('model.json', '{"format": "nfips-model", "version": 2}')], code: 2, message: /model\.json: at \(root\): missing required field/ },
+    { what: 'older model', args: ['--model', file('old-model.json', '{"format": "nfips-model", "version": 1}')], code: 2, message: /old-model\.json: at \/version: this model was trained by an older nfips .*retrain it/ },
     { what: 'state file', args: ['--state-dir', stateDir], code: 2, message: /blocks\.json: at \/blocks\/0: a service block needs a destination port/ },
     { what: 'ipset', args: ['--ipset', '/nonexistent/ipset'], code: 1, message: /\/nonexistent\/ipset is not usable \(install the ipset package\)/ },
   ];

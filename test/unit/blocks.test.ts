@@ -6,7 +6,9 @@ import { describe, it } from 'node:test';
 import { Allowlist } from '../../src/blocks/allowlist';
 import { covers, makeTarget, targetKey } from '../../src/blocks/block';
 import { entryOf, parseSave, remainingSeconds, restoreScript } from '../../src/blocks/ipset';
-import { anomalyTarget } from '../../src/blocks/scope';
+import { evidenceTargets } from '../../src/blocks/scope';
+import type { Exceeded } from '../../src/detect/source-tracker';
+import { PROTO_BIT_ICMP, PROTO_BIT_TCP, PROTO_BIT_UDP, TARGET_MANY, TARGET_NONE } from '../../src/features/source-table';
 import { readBlockState, StateFileError, writeBlockState } from '../../src/blocks/state-file';
 import { BlockTable } from '../../src/blocks/table';
 
@@ -39,14 +41,24 @@ describe('block targets', () => {
   });
 });
 
-describe('anomaly block scope', () => {
-  it('service for one TCP/UDP destination, protocol for one protocol, source otherwise', () => {
-    assert.equal(targetKey(anomalyTarget({ ip: '10.0.0.6', protocols: ['tcp'], service: { proto: 'tcp', port: 8080 } })), '10.0.0.6 tcp:8080');
-    assert.equal(targetKey(anomalyTarget({ ip: '10.0.0.6', protocols: ['tcp'] })), '10.0.0.6 tcp');
-    assert.equal(targetKey(anomalyTarget({ ip: '10.0.0.6', protocols: ['icmp'] })), '10.0.0.6 icmp');
-    assert.equal(targetKey(anomalyTarget({ ip: '10.0.0.6', protocols: ['tcp', 'icmp'], service: { proto: 'tcp', port: 80 } })), '10.0.0.6');
-    assert.equal(targetKey(anomalyTarget({ ip: '10.0.0.6', protocols: ['other'] })), '10.0.0.6');
-    assert.equal(targetKey(anomalyTarget({ ip: 'fd00::6', protocols: ['udp'], service: { proto: 'udp', port: 53 } })), 'fd00::6 udp:53');
+const ex = (measure: Exceeded['measure'], service?: string): Exceeded => ({ measure, scale: 'second', value: 100, threshold: { value: 10, learnt: 1, margin: 3, floor: 10 }, ...(service ? { service } : {}) });
+const svc = (proto: number, port: number) => (proto << 16) | port;
+
+describe('evidence block scope', () => {
+  const keys = (f: Parameters<typeof evidenceTargets>[0]) => evidenceTargets(f).map(targetKey);
+  const base = { ip: '10.0.0.6', evProtos: 0, evTcp: TARGET_NONE, evUdp: TARGET_NONE };
+  it('one service when all the evidence of its protocol went to one port, else the protocol', () => {
+    assert.deepEqual(keys({ ...base, exceeded: [ex('tcp_failed')], evProtos: PROTO_BIT_TCP, evTcp: svc(6, 8080) }), ['10.0.0.6 tcp:8080'], 'SYN flood at one port');
+    assert.deepEqual(keys({ ...base, exceeded: [ex('tcp_failed')], evProtos: PROTO_BIT_TCP, evTcp: TARGET_MANY }), ['10.0.0.6 tcp'], 'SYN scan');
+    assert.deepEqual(keys({ ...base, exceeded: [ex('udp_unanswered')], evUdp: svc(17, 9) }), ['10.0.0.6 udp:9']);
+    assert.deepEqual(keys({ ...base, exceeded: [ex('service_sessions', 'tcp/22')] }), ['10.0.0.6 tcp:22'], 'brute force');
+    assert.deepEqual(keys({ ...base, exceeded: [ex('echo_requests')] }), ['10.0.0.6 icmp']);
+    assert.deepEqual(keys({ ...base, ip: 'fd00::6', exceeded: [ex('odd_sessions')], evTcp: svc(6, 80) }), ['fd00::6 tcp'], 'probes are about ports: the protocol');
+  });
+  it('a scan over several protocols blocks the source; wider targets absorb narrower ones', () => {
+    assert.deepEqual(keys({ ...base, exceeded: [ex('failed_ports')], evProtos: PROTO_BIT_TCP | PROTO_BIT_UDP }), ['10.0.0.6']);
+    assert.deepEqual(keys({ ...base, exceeded: [ex('failed_hosts')], evProtos: PROTO_BIT_ICMP }), ['10.0.0.6 icmp']);
+    assert.deepEqual(keys({ ...base, exceeded: [ex('tcp_failed'), ex('failed_ports'), ex('echo_requests')], evProtos: PROTO_BIT_TCP, evTcp: svc(6, 80) }), ['10.0.0.6 tcp', '10.0.0.6 icmp']);
   });
 });
 
@@ -102,6 +114,19 @@ describe('block table', () => {
     now += 3600 * 1000 + 1;
     const fresh = t.add(makeTarget('10.0.0.6'), { origin: 'anomaly', reason: 'x' }, now);
     assert.ok(fresh.kind === 'added' && fresh.block.offence === 1 && fresh.block.ttlSeconds === 600);
+  });
+
+  it('blocks from one episode are one offence; the next episode doubles', () => {
+    const t = new BlockTable(policy);
+    const ep1 = { origin: 'anomaly' as const, reason: 'x', episodeOpened: T0 };
+    const a = t.add(makeTarget('10.0.0.6', 'protocol', 'tcp'), ep1, T0);
+    const b = t.add(makeTarget('10.0.0.6', 'protocol', 'icmp'), ep1, T0 + 500);
+    assert.ok(a.kind === 'added' && b.kind === 'added');
+    assert.deepEqual([a.block.offence, a.block.ttlSeconds, b.block.offence, b.block.ttlSeconds], [1, 600, 1, 600], 'a SYN flood and a ping flood of one attack');
+    t.expire(T0 + 700_000);
+    const c = t.add(makeTarget('10.0.0.6', 'protocol', 'tcp'), { ...ep1, episodeOpened: T0 + 800_000 }, T0 + 800_000);
+    assert.ok(c.kind === 'added' && c.block.offence === 2 && c.block.ttlSeconds === 1200);
+    assert.equal(t.offences()[0]?.lastEpisode, T0 + 800_000);
   });
 
   it('expires blocks at their time and restores saved ones with their remaining time', () => {
@@ -186,14 +211,13 @@ describe('ipset entries', () => {
   });
 });
 
-describe('anomaly response (decisions only; the kernel side is in test/integration/prevent.test.ts)', () => {
-  it('blocks responsible sources with enough evidence, in the narrowest scope, and never allowlisted ones', async () => {
+describe('source response (decisions only; the kernel side is in test/integration/prevent.test.ts)', () => {
+  it('blocks what the source was caught at, in the narrowest scope, and never an allowlisted one', async () => {
     const { BlockManager } = await import('../../src/blocks/manager');
     const dir = mkdtempSync(path.join(tmpdir(), 'nfips-resp-'));
     const events: [string, Record<string, unknown>][] = [];
     const m = new BlockManager({
       policy,
-      minEvidence: 100,
       allowlist: new Allowlist(['10.0.0.9'], [], () => []),
       saved: { blocks: [], offences: [] },
       stateFile: path.join(dir, 'blocks.json'),
@@ -204,21 +228,19 @@ describe('anomaly response (decisions only; the kernel side is in test/integrati
       log: { event: (type, fields = {}) => void events.push([type, fields]) },
       clock: () => T0,
     });
-    const src = (ip: string, count: number, protocols: ('tcp' | 'udp' | 'icmp')[], service?: { proto: 'tcp' | 'udp'; port: number }, recent = 10) => ({ ip, share: 0.5, packets: count, count, protocols, service, recent });
-    const meta = { signatureId: 9100003, signature: 'nfips anomaly: TCP SYN excess', episode: 1, queue: 0 };
-    const r = m.respondToAnomaly({ blame: 'syn', feature: 'syn_per_s', responsible: [src('10.0.0.6', 5000, ['tcp'], { proto: 'tcp', port: 80 }), src('10.0.0.7', 40, ['tcp']), src('10.0.0.9', 900, ['tcp'])] }, meta);
+    const meta = { signatureId: 9100101, signature: 'failed TCP connections', episode: 1, episodeOpened: T0 };
+    const flood = { ip: '10.0.0.6', exceeded: [ex('tcp_failed'), ex('echo_requests')], evProtos: PROTO_BIT_TCP, evTcp: svc(6, 80), evUdp: TARGET_NONE };
+    const r = m.respondToSource(flood, meta);
     assert.equal(r.action, 'blocked');
-    assert.deepEqual(r.blocks.map((b) => [b.key, b.outcome]), [['10.0.0.6 tcp:80', 'added'], ['10.0.0.7 tcp', 'not blocked'], ['10.0.0.9 tcp', 'refused']]);
-    assert.match(r.blocks[1]?.reason ?? '', /40 syn packets in the window, under --block-min-packets 100/);
-    const again = m.respondToAnomaly({ blame: 'syn', feature: 'syn_per_s', responsible: [src('10.0.0.6', 9000, ['tcp'], { proto: 'tcp', port: 80 })] }, meta);
-    assert.deepEqual(again.blocks.map((b) => b.outcome), ['already blocked']);
+    assert.deepEqual(r.blocks.map((b) => [b.key, b.outcome, b.ttl_seconds]), [['10.0.0.6 tcp:80', 'added', 600], ['10.0.0.6 icmp', 'added', 600]], 'one episode, one offence: both 600 s');
+    const again = m.respondToSource(flood, meta);
+    assert.deepEqual(again.blocks.map((b) => b.outcome), ['already blocked', 'already blocked']);
     assert.equal(again.action, 'blocked');
-    const none = m.respondToAnomaly({ blame: 'syn', feature: 'syn_per_s', responsible: [src('10.0.0.7', 40, ['tcp'])] }, meta);
-    assert.equal(none.action, 'allowed');
-    const quiet = m.respondToAnomaly({ blame: 'syn', feature: 'syn_per_s', responsible: [src('10.0.0.8', 5000, ['tcp'], undefined, 0)] }, meta);
-    assert.deepEqual(quiet.blocks.map((b) => [b.outcome, b.reason]), [['not blocked', 'silent in the newest step']], 'a source that went quiet is not blocked on its past');
-    assert.deepEqual(events.map(([type, f]) => `${type} ${String(f.src_ip)}`), ['block 10.0.0.6', 'block_refused 10.0.0.9']);
-    assert.deepEqual(readBlockState(path.join(dir, 'blocks.json')).blocks.map((b) => b.key), ['10.0.0.6 tcp:80'], 'saved at once');
+    const refused = m.respondToSource({ ...flood, ip: '10.0.0.9' }, meta);
+    assert.equal(refused.action, 'allowed');
+    assert.match(refused.blocks[0]?.reason ?? '', /allowlisted: 10\.0\.0\.9 overlaps 10\.0\.0\.9 \(allow\)/);
+    assert.deepEqual(events.map(([type, f]) => `${type} ${String(f.src_ip)}`), ['block 10.0.0.6', 'block 10.0.0.6', 'block_refused 10.0.0.9', 'block_refused 10.0.0.9']);
+    assert.deepEqual(readBlockState(path.join(dir, 'blocks.json')).blocks.map((b) => b.key), ['10.0.0.6 tcp:80', '10.0.0.6 icmp'], 'saved at once');
     await m.close();
   });
 });

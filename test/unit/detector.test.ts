@@ -3,18 +3,21 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Detector } from '../../src/detect/detector';
+import { CONFIRM_WINDOWS } from '../../src/detect/judge';
 import { trainModel } from '../../src/detect/train';
 import { FEATURE_COUNT, FEATURE_NAMES } from '../../src/features/feature-set';
 import { FeatureWindow, StepCounter } from '../../src/features/window';
 import { createDecodedBatch } from '../../src/packet/decoded';
 import { EventFields } from '../../src/log/event-log';
 import { mulberry32 } from '../../src/random/mulberry32';
+import { quietBehaviour } from '../helpers/behaviour';
 
 
 const r = mulberry32(9);
 const normalValues = () => FEATURE_NAMES.map((n) => (n.endsWith('share') ? 0.2 + 0.05 * r() : 100 + 20 * r()));
 const model = trainModel(
   Array.from({ length: 400 }, (_, i) => ({ start: i, end: i + 60, packets: 1000, values: normalValues() })),
+  quietBehaviour(),
   { windowSeconds: 60, stepSeconds: 1, queues: 1, source: 'test', command: 'test' },
 ).model;
 
@@ -36,7 +39,7 @@ function recordingLog() {
   return { events, log: { event: (type: string, fields: EventFields = {}) => void events.push({ type, fields }), close: async () => undefined, reopen: () => undefined } };
 }
 const settle = async (d: Detector, queue: number, scored: number) => {
-  for (let i = 0; i < 200 && (d.stats()[queue]?.scored ?? 0) + (d.stats()[queue]?.errors ?? 0) < scored; i++) await new Promise((res) => setTimeout(res, 10));
+  for (let i = 0; i < 200 && (d.queueStats()[queue]?.scored ?? 0) + (d.queueStats()[queue]?.errors ?? 0) < scored; i++) await new Promise((res) => setTimeout(res, 10));
 };
 
 describe('Detector', () => {
@@ -48,7 +51,7 @@ describe('Detector', () => {
       d.onWindow(win(1, 100, normalValues()));
       await settle(d, 0, 1);
       await settle(d, 1, 1);
-      const s = d.stats();
+      const s = d.queueStats();
       assert.deepEqual([s[0].windows, s[0].scored, s[0].skipped], [50, 1, 49], 'a burst never queues up work');
       assert.deepEqual([s[1].scored, s[1].skipped], [1, 0], 'queues are independent');
     } finally {
@@ -61,7 +64,7 @@ describe('Detector', () => {
     const d = new Detector({ model, threads: 1, log, quietWindows: 3, windowSeconds: 60, stepSeconds: 1, queues: 1 });
     try {
       const feed = async (end: number, values: number[], packets = 1000) => {
-        const before = d.stats()[0]?.scored ?? 0;
+        const before = d.queueStats()[0]?.scored ?? 0;
         d.onWindow(win(0, end, values, packets));
         if (packets >= model.minPackets) await settle(d, 0, before + 1);
       };
@@ -69,10 +72,12 @@ describe('Detector', () => {
       const flood = normalValues();
       flood[pps] = 1e6;
       await feed(2, flood);
-      await feed(3, flood);
-      await feed(4, normalValues());
-      await feed(5, normalValues(), 10); // thin: not scored, counts as quiet
-      await feed(6, normalValues());
+      await feed(3, normalValues());
+      assert.equal(events.length, 0, 'one anomalous window is not an episode: it must last CONFIRM_WINDOWS');
+      for (let t = 4; t < 4 + CONFIRM_WINDOWS + 1; t++) await feed(t, flood);
+      await feed(20, normalValues());
+      await feed(21, normalValues(), 10); // thin: not scored, counts as quiet
+      await feed(22, normalValues());
       const types = events.map((e) => e.type);
       assert.deepEqual(types, ['alert', 'anomaly_end']);
       const alert = events[0].fields as { src_ip: string; alert: { signature_id: number; action: string }; anomaly: { deviations: { feature: string }[]; score: number; threshold: number } };
@@ -80,25 +85,28 @@ describe('Detector', () => {
       assert.equal(alert.alert.action, 'allowed');
       assert.equal(alert.anomaly.deviations[0].feature, 'packets_per_s');
       assert.ok(alert.anomaly.score > alert.anomaly.threshold);
-      const s = d.stats()[0];
-      assert.deepEqual([s.scored, s.thin, s.anomalous, s.alerts, s.episode_open], [5, 1, 2, 1, false]);
+      const s = d.queueStats()[0];
+      assert.deepEqual([s.scored, s.thin, s.anomalous, s.alerts, d.stats().traffic_episode_open], [11, 1, 1 + CONFIRM_WINDOWS + 1, 1, false]);
     } finally {
       await d.close();
     }
   });
 
-  it('does not score a window that covers less than 10 s (right after start): rates over 2 s swing too far', async () => {
+  it('does not score a window shorter than the model\'s (the first minute after start): it is not comparable', async () => {
     const { log, events } = recordingLog();
     const d = new Detector({ model, threads: 1, log, windowSeconds: 60, stepSeconds: 1, queues: 1 });
     try {
       const flood = normalValues();
       flood[pps] = 1e6;
       d.onWindow({ ...win(0, 102, flood), start: 100 });
+      d.onWindow({ ...win(0, 159, flood), start: 100 });
       await new Promise((res) => setTimeout(res, 50));
-      assert.deepEqual([d.stats()[0].thin, d.stats()[0].scored], [1, 0]);
-      d.onWindow({ ...win(0, 110, flood), start: 100 });
-      await settle(d, 0, 1);
-      assert.deepEqual(events.map((e) => e.type), ['alert'], 'from 10 s on it is judged');
+      assert.deepEqual([d.queueStats()[0].thin, d.queueStats()[0].scored], [2, 0]);
+      for (let t = 0; t < CONFIRM_WINDOWS; t++) {
+        d.onWindow({ ...win(0, 160 + t, flood), start: 100 + t });
+        await settle(d, 0, t + 1);
+      }
+      assert.deepEqual(events.map((e) => e.type), ['alert'], 'full windows are judged');
     } finally {
       await d.close();
     }
@@ -108,12 +116,12 @@ describe('Detector', () => {
     const { log } = recordingLog();
     const d = new Detector({ model: null, threads: 1, log, windowSeconds: 60, stepSeconds: 1, queues: 1 });
     const counter = new StepCounter({ queue: 2, windowSeconds: 60, stepSeconds: 1 }, (r) => d.onStep(r));
-    const inputs = { tsSec: new Uint32Array(3), tsNsec: new Uint32Array(3), origLen: new Uint32Array(3), hwAddrOffset: new Uint32Array(3).fill(0xffffffff), sessionPackets: new Uint32Array(3), analysed: new Uint8Array(3).fill(1), toServer: new Uint8Array(3) };
+    const inputs = { tsSec: new Uint32Array(3), tsNsec: new Uint32Array(3), origLen: new Uint32Array(3), hwAddrOffset: new Uint32Array(3).fill(0xffffffff), sessionPackets: new Uint32Array(3), analysed: new Uint8Array(3).fill(1), toServer: new Uint8Array(3), evBits: new Uint8Array(3), oddSeq: new Uint32Array(3), oddLen: new Uint8Array(3), oddSurprisal: new Float32Array(3) };
     const decoded = createDecodedBatch(3);
     inputs.tsSec.set([100, 99, 50]); // one late stamp, then a step back of 50 s
     counter.observe(3, decoded, inputs, new Uint8Array(0));
     counter.advanceTo(60);
-    assert.deepEqual([d.stats()[2].late_stamps, d.stats()[2].clock_resets], [1, 1]);
+    assert.deepEqual([d.queueStats()[2].late_stamps, d.queueStats()[2].clock_resets], [1, 1]);
     await d.close();
   });
 
@@ -121,7 +129,7 @@ describe('Detector', () => {
     const { log, events } = recordingLog();
     const d = new Detector({ model: null, threads: 1, log, windowSeconds: 60, stepSeconds: 1, queues: 1 });
     d.onWindow(win(0, 1, new Array<number>(FEATURE_COUNT).fill(1e9)));
-    assert.deepEqual([d.stats()[0].windows, d.stats()[0].scored], [1, 0]);
+    assert.deepEqual([d.queueStats()[0].windows, d.queueStats()[0].scored], [1, 0]);
     assert.deepEqual(events, []);
     await d.close();
   });

@@ -5,6 +5,9 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { FEATURE_COUNT, FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES } from '../../src/features/feature-set';
 import { loadModel, Model, ModelError, parseModel, saveModel } from '../../src/detect/model';
+import { learnEnvelope } from '../../src/detect/envelope';
+import { buildFlagModel } from '../../src/detect/flag-model';
+import { quietBehaviour } from '../helpers/behaviour';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'nfips-model-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -13,7 +16,7 @@ function validModel(): Model {
   const f = FEATURE_COUNT;
   return {
     format: 'nfips-model',
-    version: 1,
+    version: 2,
     featureSetVersion: FEATURE_SET_VERSION,
     features: [...FEATURE_NAMES],
     transforms: FEATURES.map((d) => d.transform),
@@ -47,6 +50,8 @@ function validModel(): Model {
       seed: 1,
       kSelection: { method: 'max mean silhouette', candidates: [{ k: 2, silhouette: 0.61 }, { k: 3, silhouette: 0.4 }] },
     },
+    sources: learnEnvelope(quietBehaviour()),
+    flags: buildFlagModel(new Map([[0, 50]]), 50),
   };
 }
 
@@ -168,7 +173,8 @@ describe('model validation', () => {
 
   it('checks format, version and dates', () => {
     expectProblem(errorFor((d) => { (d as Record<string, unknown>).format = 'other'; }), '/format', 'expected "nfips-model", got "other"');
-    expectProblem(errorFor((d) => { (d as Record<string, unknown>).version = 2; }), '/version', 'expected 1, got 2');
+    expectProblem(errorFor((d) => { (d as Record<string, unknown>).version = 3; }), '/version', /newer than this nfips reads \(2\)/);
+    expectProblem(errorFor((d) => { (d as Record<string, unknown>).version = 1; }), '/version', /trained by an older nfips \(model format 1.*retrain it: `nfips train`/);
     expectProblem(errorFor((d) => { d.training.date = 'yesterday'; }), '/training/date', 'expected an ISO 8601 date-time');
     expectProblem(errorFor((d) => { d.training.kSelection.candidates[1].silhouette = 1.5; }), '/training/kSelection/candidates/1/silhouette', 'expected a number <= 1, got 1.5');
     expectProblem(errorFor((d) => { d.falseAlarmRate = 1; }), '/falseAlarmRate', 'expected a number < 1, got 1');

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/config/paths';
 import { writeSyntheticPcap } from '../../src/pcap/synthetic';
-import { FeatureRecorder } from '../../src/features/record-file';
+import { Detector } from '../../src/detect/detector';
 import { OfflinePipeline } from '../../src/offline/pipeline';
 import { PcapBatchReader } from '../../src/pcap/reader';
 import { readRuleFile } from '../../src/rules/load';
@@ -24,8 +24,8 @@ async function replay(pcap: string, extra: string[] = []): Promise<Line[]> {
   const r = await run(process.execPath, [NFIPS, 'replay', '--pcap', pcap, '--model', file('model.json'), ...extra], { maxBuffer: 64 << 20 });
   return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Line);
 }
-const summaryOf = (lines: Line[]) => lines.find((l) => l.event_type === 'replay_summary') as Line & { packets: number; anomaly_alerts: number; scored: number; verdicts: Record<string, number> };
-const alertsOf = (lines: Line[]) => lines.filter((l) => l.event_type === 'alert' && l.anomaly) as (Line & { src_ip: string; anomaly: { responsible: { ip: string }[]; blame: string } })[];
+const summaryOf = (lines: Line[]) => lines.find((l) => l.event_type === 'replay_summary') as Line & { packets: number; anomaly_alerts: number; source_alerts: number; scored: number; verdicts: Record<string, number> };
+const alertsOf = (lines: Line[]) => lines.filter((l) => l.event_type === 'alert' && l.anomaly) as (Line & { src_ip: string; alert: { signature: string }; anomaly: { kind: string; responsible: { ip: string }[]; step_start: string; evidence: { measure: string }[] } })[];
 
 describe('nfips train --pcap, then nfips replay', () => {
   before(async () => {
@@ -65,23 +65,29 @@ describe('nfips train --pcap, then nfips replay', () => {
     assert.ok(s.scored > 100, `windows scored: ${s.scored}`);
     assert.deepEqual(alertsOf(lines), []);
     assert.equal(s.anomaly_alerts, 0);
+    assert.equal(s.source_alerts, 0);
   });
 
+  // A SYN flood nobody answers fails by time: 2 s without an answer.
+  const expected = { ping: ['echo_requests', 1], syn: ['tcp_failed', 3], udp: ['udp_unanswered', 1] } as const;
   for (const kind of ['ping', 'syn', 'udp'] as const) {
-    it(`a ${kind} flood: one alert episode naming the flooder`, async () => {
+    it(`a ${kind} flood: one alert episode naming the flooder, on its own evidence`, async () => {
       const lines = await replay(file(`${kind}.pcap`));
       const alerts = alertsOf(lines);
-      assert.ok(alerts.length >= 1, 'alerted');
+      assert.equal(alerts.length, 1, `one alert: ${JSON.stringify(alerts.map((a) => a.alert.signature))}`);
       const first = alerts[0];
       assert.equal(first.src_ip, ATTACKER);
-      assert.ok(first.anomaly.responsible.some((x) => x.ip === ATTACKER));
-      const end = Date.parse((first.anomaly as unknown as { window_end: string }).window_end) / 1000;
+      assert.equal(first.anomaly.kind, 'source');
+      assert.deepEqual(first.anomaly.responsible.map((x) => x.ip), [ATTACKER]);
+      assert.equal(first.anomaly.evidence[0]?.measure, expected[kind][0]);
+      const at = Date.parse(first.anomaly.step_start) / 1000;
       const onset = 1_700_000_000 + 120;
-      assert.ok(end > onset && end - onset <= 2, `window ${end - onset} s after onset`);
+      assert.ok(at >= onset && at - onset <= expected[kind][1], `found ${at - onset} s after onset`);
       const logged = Date.parse(first.timestamp as string) / 1000;
-      assert.ok(Math.abs(logged - onset) <= 3, 'events carry the capture clock');
-      assert.equal(summaryOf(lines).anomaly_alerts, alerts.length);
-      assert.ok(lines.some((l) => l.event_type === 'anomaly_end'), 'the episode closes after the flood leaves the window');
+      assert.ok(Math.abs(logged - onset) <= 5, 'events carry the capture clock');
+      assert.equal(summaryOf(lines).source_alerts, 1);
+      assert.equal(summaryOf(lines).anomaly_alerts, 0, 'the traffic classifier stays quiet: the source finding explains the windows');
+      assert.ok(lines.some((l) => l.event_type === 'anomaly_end' && l.src_ip === ATTACKER), 'the episode closes after the flood');
     });
   }
 
@@ -94,19 +100,25 @@ describe('nfips train --pcap, then nfips replay', () => {
     assert.ok(lines.some((l) => l.event_type === 'drop' && l.rule_id === 'no-dns'));
   });
 
-  it('train --features: learns from windows recorded the way run --record-features writes them', async () => {
-    const rec = new FeatureRecorder(file('windows.jsonl'), { windowSeconds: 60, stepSeconds: 1, queues: 1 });
+  it('train --features: learns from windows and behaviour recorded the way run --record-features writes them', async () => {
+    // The detector run uses, without a model: it only records.
+    const d = new Detector({ model: null, threads: 1, log: { event: () => undefined }, recordFile: file('windows.jsonl'), windowSeconds: 60, stepSeconds: 1, queues: 1 });
     const reader = new PcapBatchReader(file('train.pcap'), 256);
     const rules = readRuleFile(path.join(PACKAGE_ROOT, 'rules', 'default.json'), 'auto');
-    const pipe = new OfflinePipeline(reader.meta, { rules, batchSize: 256, features: { windowSeconds: 60, stepSeconds: 1, maxSourcesPerStep: 256 }, onWindow: (w) => rec.write(w) });
+    const pipe = new OfflinePipeline(reader.meta, { rules, batchSize: 256, features: { windowSeconds: 60, stepSeconds: 1, maxSourcesPerStep: 256, flags: null }, onWindow: () => undefined, onStep: (st) => d.onStep(st) });
     for (let n = reader.next(); n > 0; n = reader.next()) pipe.process(n, reader.packets);
     pipe.finish();
     reader.close();
-    await rec.close();
+    await d.close();
+    const lines = readFileSync(file('windows.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    const behaviour = lines.filter((l) => l.type === 'behaviour').length;
+    assert.ok(behaviour >= 10 && behaviour <= 11, `one behaviour line per minute of steps, the rest at the end: ${behaviour}`);
     const r = await run(process.execPath, [NFIPS, 'train', '--features', file('windows.jsonl'), '--out', file('from-features.json')]);
     assert.match(r.stdout, /windows: 600/);
-    const m = JSON.parse(readFileSync(file('from-features.json'), 'utf8')) as { queues: number; training: { source: string } };
+    const m = JSON.parse(readFileSync(file('from-features.json'), 'utf8')) as { queues: number; training: { source: string }; sources: { steps: number; sourceSteps: number }; flags: { sessions: number } };
     assert.equal(m.queues, 1);
+    assert.ok(m.sources.steps >= 598 && m.sources.sourceSteps > m.sources.steps, `per-source behaviour learnt: ${JSON.stringify(m.sources)}`);
+    assert.ok(m.flags.sessions > 1000, 'and the flag sequences of its TCP sessions');
     assert.match(m.training.source, /feature recording/);
     await assert.rejects(run(process.execPath, [NFIPS, 'train', '--features', file('windows.jsonl'), '--window-seconds', '30', '--out', file('x.json')]), /the recording has 60 s windows/);
   });

@@ -66,7 +66,7 @@ describe('nfips run options', () => {
     const off = detectionSetup(resolveRunOptions({ mode: 'off' }));
     assert.deepEqual([off.features, off.model], [null, null], 'rules only: no feature path at all');
     const rec = detectionSetup(resolveRunOptions({ mode: 'off', recordFeatures: path.join(mkdtempSync(path.join(tmpdir(), 'nfips-opt-')), 'x.jsonl'), windowSeconds: 30 }));
-    assert.deepEqual(rec.features, { windowSeconds: 30, stepSeconds: 1, maxSourcesPerStep: 256 }, 'recording without a model');
+    assert.deepEqual(rec.features, { windowSeconds: 30, stepSeconds: 1, maxSourcesPerStep: 256, flags: null }, 'recording without a model');
 
     const dir = mkdtempSync(path.join(tmpdir(), 'nfips-opt-'));
     const m = path.join(dir, 'm.json');

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { quietBehaviour } from '../helpers/behaviour';
 import { FEATURE_COUNT, FEATURE_NAMES, FEATURES, featureIndex } from '../../src/features/feature-set';
 import { Model, validateModel } from '../../src/detect/model';
 import { fitScaler, scaleInto, transformValue } from '../../src/detect/scale';
@@ -56,7 +57,7 @@ const blobRng = mulberry32(7);
 const CENTRES = blobCentres(3, blobRng);
 const BLOB_ROWS = Array.from({ length: 900 }, (_, i) => blobSample(CENTRES[i % 3], blobRng));
 const BLOB_WINDOWS = windowsOf(BLOB_ROWS);
-const blobs = trainModel(BLOB_WINDOWS, { ...BASE, seed: 3 });
+const blobs = trainModel(BLOB_WINDOWS, quietBehaviour(), { ...BASE, seed: 3 });
 
 /** Windows in every 4th block of two window lengths. */
 function heldOutOf(ws: TrainingWindow[]): TrainingWindow[] {
@@ -142,7 +143,7 @@ describe('threshold calibration', () => {
   });
 
   it('threshold = margin × the (1 − falseAlarmRate) quantile of held-out scores', () => {
-    const { model, summary } = trainModel(BLOB_WINDOWS, { ...BASE, seed: 3, falseAlarmRate: 0.2, margin: 1 });
+    const { model, summary } = trainModel(BLOB_WINDOWS, quietBehaviour(), { ...BASE, seed: 3, falseAlarmRate: 0.2, margin: 1 });
     const scorer = createScorer(model);
     const held = heldOutOf(BLOB_WINDOWS);
     assert.equal(summary.heldOutWindows, held.length);
@@ -155,7 +156,7 @@ describe('threshold calibration', () => {
     // Scores strictly above an interpolated quantile: within one window of the rate.
     assert.ok(Math.abs(far - 0.2) <= 1 / scores.length, `held-out FAR ${far}`);
 
-    const wide = trainModel(BLOB_WINDOWS, { ...BASE, seed: 3, falseAlarmRate: 0.2, margin: 2.5 });
+    const wide = trainModel(BLOB_WINDOWS, quietBehaviour(), { ...BASE, seed: 3, falseAlarmRate: 0.2, margin: 2.5 });
     assert.ok(Math.abs(wide.model.threshold - 2.5 * byHand) < 1e-12);
   });
 
@@ -182,7 +183,7 @@ describe('trainModel data handling', () => {
   it('throws with the counts when the capture is too short', () => {
     const r = mulberry32(5);
     const few = windowsOf(Array.from({ length: 30 }, () => blobSample(CENTRES[0], r)));
-    assert.throws(() => trainModel(few, BASE), (e: unknown) => {
+    assert.throws(() => trainModel(few, quietBehaviour(), BASE), (e: unknown) => {
       assert.ok(e instanceof Error);
       assert.match(e.message, /30 windows, 30 of them with at least 100 packets/);
       assert.match(e.message, /giving 21 training and 6 held-out windows \(3 left out next to held-out ones\)/);
@@ -196,7 +197,7 @@ describe('trainModel data handling', () => {
   it('counts thin windows as too few', () => {
     const r = mulberry32(6);
     const thin = windowsOf(Array.from({ length: 400 }, () => blobSample(CENTRES[0], r)), 99);
-    assert.throws(() => trainModel(thin, BASE), /400 windows, 0 of them with at least 100 packets/);
+    assert.throws(() => trainModel(thin, quietBehaviour(), BASE), /400 windows, 0 of them with at least 100 packets/);
   });
 
   it('ignores windows below minPackets', () => {
@@ -207,7 +208,7 @@ describe('trainModel data handling', () => {
       mixed.push(w);
       if (w.start % 3 === 0) mixed.push({ ...w, packets: 50, values: blobSample(CENTRES[0], r).map((v) => v * 1e4 + 7) });
     }
-    const { model, summary } = trainModel(mixed, { ...BASE, seed: 3 });
+    const { model, summary } = trainModel(mixed, quietBehaviour(), { ...BASE, seed: 3 });
     assert.equal(summary.thinWindows, 300);
     assert.equal(summary.windows, 1200);
     assert.equal(summary.trainWindows + summary.heldOutWindows, 732);
@@ -216,31 +217,31 @@ describe('trainModel data handling', () => {
   });
 
   it('takes explicit undefined options as defaults', () => {
-    const { model } = trainModel(BLOB_WINDOWS, { ...BASE, seed: 3, falseAlarmRate: undefined, margin: undefined, kMax: undefined, minPackets: undefined });
+    const { model } = trainModel(BLOB_WINDOWS, quietBehaviour(), { ...BASE, seed: 3, falseAlarmRate: undefined, margin: undefined, kMax: undefined, minPackets: undefined });
     assert.equal(JSON.stringify(model), JSON.stringify(blobs.model));
   });
 
   it('honours a custom minPackets', () => {
     const ws = BLOB_WINDOWS.map((w, i) => ({ ...w, packets: i % 2 ? 10 : 5 }));
-    const { summary } = trainModel(ws, { ...BASE, minPackets: 8 });
+    const { summary } = trainModel(ws, quietBehaviour(), { ...BASE, minPackets: 8 });
     assert.equal(summary.thinWindows, 450);
   });
 
   it('is deterministic for a seed', () => {
-    const again = trainModel([...BLOB_WINDOWS].reverse(), { ...BASE, seed: 3 });
+    const again = trainModel([...BLOB_WINDOWS].reverse(), quietBehaviour(), { ...BASE, seed: 3 });
     assert.equal(JSON.stringify(again.model), JSON.stringify(blobs.model));
   });
 
   it('refuses non-finite feature values', () => {
     const ws = BLOB_WINDOWS.map((w) => ({ ...w }));
     ws[10] = { ...ws[10], values: Array.from(ws[10].values, (v, j) => (j === 4 ? NaN : v)) };
-    assert.throws(() => trainModel(ws, BASE), /window 10 .*mean_ip_len is NaN/);
+    assert.throws(() => trainModel(ws, quietBehaviour(), BASE), /window 10 .*mean_ip_len is NaN/);
   });
 
   it('uses k = 1 (the mean) when the data has no cluster structure', () => {
     const r = mulberry32(11);
     const centre = blobCentres(1, r)[0];
-    const { model, summary } = trainModel(windowsOf(Array.from({ length: 500 }, () => blobSample(centre, r))), { ...BASE, kMax: 4 });
+    const { model, summary } = trainModel(windowsOf(Array.from({ length: 500 }, () => blobSample(centre, r))), quietBehaviour(), { ...BASE, kMax: 4 });
     assert.equal(model.k, 1);
     assert.deepEqual(summary.silhouettes.map((c) => c.k), [2, 3, 4]);
     assert.ok(summary.silhouettes.every((c) => c.silhouette < 0.25));
@@ -263,7 +264,7 @@ describe('clamping at the training floor', () => {
     });
   }
   const rows = Array.from({ length: 800 }, () => loadWindow(3 + 3 * r(), r));
-  const { model } = trainModel(windowsOf(rows), { ...BASE, seed: 2 });
+  const { model } = trainModel(windowsOf(rows), quietBehaviour(), { ...BASE, seed: 2 });
   const scorer = createScorer(model);
   const unclamped = createScorer({ ...model, scaler: { ...model.scaler, floor: model.scaler.floor.map(() => -Infinity) } });
 

@@ -38,6 +38,10 @@ class Feeder {
     sessionPackets: new Uint32Array(CAP),
     analysed: new Uint8Array(CAP),
     toServer: new Uint8Array(CAP),
+    evBits: new Uint8Array(CAP),
+    oddSeq: new Uint32Array(CAP),
+    oddLen: new Uint8Array(CAP),
+    oddSurprisal: new Float32Array(CAP),
   };
 
   constructor(windowSeconds: number, stepSeconds = 1, maxSourcesPerStep?: number) {

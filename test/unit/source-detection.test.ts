@@ -1,0 +1,210 @@
+// Per-source detection through the real data path (decode, sessions,
+// session evidence, step counter, tracker): what attacks look like from
+// their own source, what normal clients never do, and who is never named.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildFlagModel, compileFlagModel, flagClass, formatSequence, SYM_NULL, SYM_ODD, SYM_SYN, SYM_SYNACK, symbolOf } from '../../src/detect/flag-model';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG } from '../../src/packet/decoded';
+import { exchange, runPackets, Timed } from '../helpers/packets';
+
+const SERVER = '10.0.2.2';
+const SERVER2 = '10.0.2.3';
+const CLIENTS = ['10.0.1.2', '10.0.1.3', '10.0.1.4'];
+const ATTACKER = '10.0.1.66';
+
+/** Minutes of ordinary clients: web exchanges, DNS answered at once, pings answered. */
+function normal(seconds: number, seed = 1): Timed[] {
+  const out: Timed[] = [];
+  let port = 30000 + seed * 1000;
+  for (let s = 0; s < seconds; s++) {
+    for (const [k, c] of CLIENTS.entries()) {
+      for (let j = 0; j < 3; j++) exchange(c, SERVER, port++, 8080, s + 0.1 * j + 0.03 * k, out);
+      const sp = 40000 + ((s * 7 + k) % 20000);
+      out.push({ src: c, dst: SERVER, proto: 17, sport: sp, dport: 53, payloadLen: 40, t: s + 0.5 + 0.01 * k });
+      out.push({ src: SERVER, dst: c, proto: 17, sport: 53, dport: sp, payloadLen: 120, t: s + 0.502 + 0.01 * k });
+      if (s % 2 === 0) {
+        out.push({ src: c, dst: SERVER, proto: 1, icmpType: 8, payloadLen: 56, t: s + 0.7 });
+        out.push({ src: SERVER, dst: c, proto: 1, icmpType: 0, payloadLen: 56, t: s + 0.7005 });
+      }
+    }
+  }
+  return out;
+}
+
+const named = (r: ReturnType<typeof runPackets>) => [...new Set(r.findings.map((f) => f.ip))];
+const measures = (r: ReturnType<typeof runPackets>, ip: string) => [...new Set(r.findings.filter((f) => f.ip === ip).flatMap((f) => f.exceeded.map((x) => x.measure)))].sort();
+const firstAt = (r: ReturnType<typeof runPackets>, ip: string) => Math.min(...r.findings.filter((f) => f.ip === ip).map((f) => f.step)) - 1_700_000_000;
+
+describe('per-source detection', () => {
+  it('ordinary clients are never named: everything they start is answered', () => {
+    const r = runPackets(normal(90));
+    assert.deepEqual(named(r), []);
+    assert.deepEqual(r.aggregates, []);
+    assert.ok(r.behaviour.sourceSteps >= 3 * 85, 'each client counted as a source every second');
+  });
+
+  it('a SYN scan of closed ports: failed connections and many failed ports, the scanner only', () => {
+    const pk = normal(30);
+    for (let p = 1; p <= 300; p++) {
+      const t = 10 + p * 0.01;
+      pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport: 45000, dport: p, tcpFlags: TCP_SYN, t });
+      pk.push({ src: SERVER, dst: ATTACKER, proto: 6, sport: p, dport: 45000, tcpFlags: TCP_RST | TCP_ACK, t: t + 0.0002 });
+    }
+    const r = runPackets(pk);
+    assert.deepEqual(named(r), [ATTACKER], 'the server that sent the RSTs is never named');
+    assert.deepEqual(measures(r, ATTACKER), ['failed_ports', 'tcp_failed']);
+    assert.ok(firstAt(r, ATTACKER) <= 11, 'found in the second it started');
+    const f = r.findings.find((x) => x.ip === ATTACKER)!;
+    assert.ok(f.evTcp < 0, 'many ports: no single service to narrow the block to');
+  });
+
+  it('a slow scan (5 ports a second) is found by its distinct failed ports within the window', () => {
+    const pk = normal(60);
+    for (let p = 1; p <= 250; p++) {
+      const t = 5 + p * 0.2;
+      pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport: 45000, dport: 1000 + p, tcpFlags: TCP_SYN, t });
+      pk.push({ src: SERVER, dst: ATTACKER, proto: 6, sport: 1000 + p, dport: 45000, tcpFlags: TCP_RST | TCP_ACK, t: t + 0.0002 });
+    }
+    const r = runPackets(pk);
+    assert.deepEqual(named(r), [ATTACKER]);
+    const first = r.findings.find((f) => f.ip === ATTACKER)!;
+    assert.deepEqual(first.exceeded.map((x) => x.measure), ['failed_ports'], 'first by its failed ports; later its failures add up too');
+    const at = firstAt(r, ATTACKER);
+    assert.ok(at >= 8 && at <= 15, `30 distinct ports take about 6 s at 5 a second: found at ${at} s`);
+  });
+
+  it('a SYN flood at an open port: handshakes the attacker abandons (RST after SYN-ACK), narrowed to the service', () => {
+    const pk = normal(20);
+    for (let k = 0; k < 2000; k++) {
+      const t = 5 + k * 0.001;
+      const sport = 1024 + k;
+      pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport, dport: 8080, tcpFlags: TCP_SYN, t });
+      pk.push({ src: SERVER, dst: ATTACKER, proto: 6, sport: 8080, dport: sport, tcpFlags: TCP_SYN | TCP_ACK, t: t + 0.0001 });
+      pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport, dport: 8080, tcpFlags: TCP_RST, t: t + 0.0002 });
+    }
+    const r = runPackets(pk);
+    assert.deepEqual(named(r), [ATTACKER]);
+    assert.deepEqual(measures(r, ATTACKER), ['tcp_failed']);
+    const f = r.findings.find((x) => x.ip === ATTACKER)!;
+    assert.equal(f.evTcp, (6 << 16) | 8080);
+    assert.equal(firstAt(r, ATTACKER), 5);
+  });
+
+  it('SYNs nobody answers fail after 2 s (and so do the ones a full table evicts)', () => {
+    // Normal traffic goes on (steps close on time, as the live queue's idle poll makes them).
+    const pk = normal(12);
+    for (let k = 0; k < 3000; k++) pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport: 1024 + (k % 60000), dport: 8080, tcpFlags: TCP_SYN, t: 3 + k * 0.0005 });
+    const r = runPackets(pk);
+    assert.deepEqual(named(r), [ATTACKER]);
+    const at = firstAt(r, ATTACKER);
+    assert.ok(at >= 4 && at <= 6, `failed once unanswered for 2 s: ${at}`);
+    const total = r.steps.reduce((n, s) => n + Array.from({ length: s.sources.n }, (_, i) => s.sources.ev[i * 6]).reduce((a, b) => a + b, 0) + s.othersEv[0], 0);
+    assert.equal(total, 3000, 'every attempt failed exactly once');
+  });
+
+  it('a UDP flood is found at once by datagrams nobody answers; DNS answered at once is not', () => {
+    const pk = normal(20);
+    for (let k = 0; k < 3000; k++) pk.push({ src: ATTACKER, dst: SERVER, proto: 17, sport: 1024 + k, dport: 9, payloadLen: 10, t: 6 + k * 0.0003 });
+    const r = runPackets(pk);
+    assert.deepEqual(named(r), [ATTACKER]);
+    assert.ok(measures(r, ATTACKER).includes('udp_unanswered'));
+    assert.equal(firstAt(r, ATTACKER), 6);
+    assert.equal(r.findings.find((x) => x.ip === ATTACKER)!.evUdp, (17 << 16) | 9);
+  });
+
+  it('a ping flood: echo requests, even answered ones', () => {
+    const pk = normal(20);
+    for (let k = 0; k < 2000; k++) {
+      pk.push({ src: ATTACKER, dst: SERVER, proto: 1, icmpType: 8, payloadLen: 56, t: 4 + k * 0.0005 });
+      pk.push({ src: SERVER, dst: ATTACKER, proto: 1, icmpType: 0, payloadLen: 56, t: 4 + k * 0.0005 + 0.0001 });
+    }
+    const r = runPackets(pk);
+    assert.deepEqual(named(r), [ATTACKER]);
+    assert.deepEqual(measures(r, ATTACKER), ['echo_requests']);
+  });
+
+  it('a horizontal scan spread over two queues is added up per source', () => {
+    const pk: Timed[] = [];
+    for (let h = 0; h < 40; h++) {
+      const dst = `10.0.3.${h + 1}`;
+      pk.push({ src: ATTACKER, dst, proto: 6, sport: 45000, dport: 22, tcpFlags: TCP_SYN, t: 2 + h * 0.02 });
+      pk.push({ src: dst, dst: ATTACKER, proto: 6, sport: 22, dport: 45000, tcpFlags: TCP_RST | TCP_ACK, t: 2 + h * 0.02 + 0.0001 });
+    }
+    // NFQUEUE balances on addresses: each host's exchange on its own queue.
+    const r = runPackets(pk, { queues: (p) => (Number((p.dst === ATTACKER ? p.src : p.dst).split('.')[3]) % 2) });
+    assert.deepEqual(named(r), [ATTACKER]);
+    assert.ok(measures(r, ATTACKER).includes('failed_hosts'), `40 hosts over two queues: ${measures(r, ATTACKER).join(', ')}`);
+  });
+
+  it('slowloris: many sessions the server never answers with data are stalled', () => {
+    const pk = normal(40);
+    for (let k = 0; k < 40; k++) {
+      const sport = 50000 + k;
+      const t = 2 + k * 0.01;
+      pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport, dport: 8080, tcpFlags: TCP_SYN, t });
+      pk.push({ src: SERVER, dst: ATTACKER, proto: 6, sport: 8080, dport: sport, tcpFlags: TCP_SYN | TCP_ACK, t: t + 0.0001 });
+      pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport, dport: 8080, tcpFlags: TCP_ACK, t: t + 0.0002 });
+      for (let j = 0; j < 4; j++) {
+        pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport, dport: 8080, tcpFlags: TCP_PSH | TCP_ACK, payloadLen: 20, t: t + 0.001 + j * 8 });
+        pk.push({ src: SERVER, dst: ATTACKER, proto: 6, sport: 8080, dport: sport, tcpFlags: TCP_ACK, t: t + 0.0012 + j * 8 });
+      }
+    }
+    const r = runPackets(pk);
+    assert.deepEqual(named(r), [ATTACKER]);
+    assert.deepEqual(measures(r, ATTACKER), ['service_sessions', 'stalled_sessions'], '40 sessions in 0.4 s are also a burst');
+    const stalled = Math.min(...r.findings.filter((f) => f.exceeded.some((x) => x.measure === 'stalled_sessions')).map((f) => f.step)) - 1_700_000_000;
+    assert.ok(stalled >= 7 && stalled <= 9, `stalled once 5 s old: ${stalled}`);
+  });
+
+  it('who only received is never named: backscatter of spoofed SYNs, a server refusing, sessions picked up mid-stream', () => {
+    const pk: Timed[] = [];
+    // SYN-ACKs to a client that never sent the SYNs (someone spoofed it); it resets them, as its kernel does.
+    for (let k = 0; k < 2000; k++) {
+      pk.push({ src: SERVER, dst: CLIENTS[0], proto: 6, sport: 8080, dport: 2000 + k, tcpFlags: TCP_SYN | TCP_ACK, t: 2 + k * 0.001 });
+      pk.push({ src: CLIENTS[0], dst: SERVER, proto: 6, sport: 2000 + k, dport: 8080, tcpFlags: TCP_RST, t: 2 + k * 0.001 + 0.0001 });
+    }
+    // A server that sends data on sessions nfips only sees from the middle (as after a restart).
+    for (let k = 0; k < 500; k++) pk.push({ src: SERVER2, dst: CLIENTS[1], proto: 6, sport: 443, dport: 3000 + k, tcpFlags: TCP_ACK | TCP_PSH, payloadLen: 1400, t: 2 + k * 0.002 });
+    // UDP answers to queries nfips never saw.
+    for (let k = 0; k < 2000; k++) pk.push({ src: SERVER, dst: CLIENTS[2], proto: 17, sport: 53, dport: 5000 + k, payloadLen: 100, t: 2 + k * 0.001 });
+    const r = runPackets(pk);
+    assert.deepEqual(named(r), []);
+  });
+});
+
+describe('TCP flag-sequence model', () => {
+  it('classes and symbols', () => {
+    assert.equal(flagClass(TCP_SYN, 0), SYM_SYN);
+    assert.equal(flagClass(TCP_SYN | TCP_ACK, 0), SYM_SYNACK);
+    assert.equal(flagClass(0, 0), SYM_NULL);
+    assert.equal(flagClass(TCP_FIN | TCP_PSH | TCP_URG, 0), SYM_ODD, 'XMAS');
+    assert.equal(flagClass(TCP_FIN, 0), SYM_ODD, 'FIN without ACK');
+    assert.equal(flagClass(TCP_SYN | TCP_FIN, 0), SYM_ODD);
+    assert.equal(flagClass(0x40 | TCP_SYN, 0), SYM_SYN, 'ECN bits do not make a SYN odd');
+    assert.equal(symbolOf(TCP_SYN | TCP_ACK, 0, false), SYM_SYNACK + 8);
+  });
+
+  it('learnt from normal sessions: NULL, FIN and XMAS probes are improbable, the normal handshake is not', () => {
+    const learn = runPackets(normal(60), { behaviour: null });
+    const m = buildFlagModel(learn.behaviour.sequences, learn.behaviour.sessions);
+    assert.ok(m.sessions >= 500 && m.threshold >= 9.2);
+    const c = compileFlagModel(m);
+    const first = (sym: number) => c.surprisal[((16 * 17 + 16) * 17 + 16) * 16 + sym];
+    assert.ok(first(SYM_SYN) < 0.1, `a session opening with a SYN is expected: ${first(SYM_SYN)}`);
+    for (const s of [SYM_NULL, SYM_ODD]) assert.ok(first(s) > m.threshold, `${formatSequence(s, 1)}: ${first(s)} > ${m.threshold}`);
+
+    const pk = normal(30, 2);
+    const probes = [0, TCP_FIN, TCP_FIN | TCP_PSH | TCP_URG];
+    for (let p = 1; p <= 90; p++) {
+      const t = 8 + p * 0.01;
+      pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport: 46000, dport: p, tcpFlags: probes[p % 3], t });
+      // Closed ports answer RST; open ones say nothing.
+      if (p % 2) pk.push({ src: SERVER, dst: ATTACKER, proto: 6, sport: p, dport: 46000, tcpFlags: TCP_RST | TCP_ACK, t: t + 0.0002 });
+    }
+    const r = runPackets(pk, { flags: m });
+    assert.deepEqual(named(r), [ATTACKER]);
+    assert.deepEqual(measures(r, ATTACKER), ['odd_sessions']);
+    const f = r.findings.find((x) => x.ip === ATTACKER)!;
+    assert.match(f.sequence?.symbols ?? '', /^o:(NULL|ODD)/, `the sequence that tripped it is reported: ${f.sequence?.symbols}`);
+  });
+});
