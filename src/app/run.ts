@@ -24,6 +24,8 @@ import { BlockManager } from '../blocks/manager';
 import { BlockState, readBlockState, stateFilePath } from '../blocks/state-file';
 import { ControlRequest } from '../control/protocol';
 import { ChainCounters, readChainCounters } from '../iptables/chain-counters';
+import { LearningController, LearningPlan, prepareLearning } from '../detect/learning';
+import { formatDuration } from '../config/duration';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -91,14 +93,18 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     block_max_ttl: o.blockMaxTtl,
     max_blocks: o.maxBlocks,
     state_dir: o.stateDir,
+    learn_s: o.learnSeconds,
     pid: process.pid,
   };
 }
 
-/** Features are computed when detecting or recording. */
+/** Features are computed when detecting, recording or learning. */
 export interface DetectionSetup {
   features: FeatureSettings | null;
+  /** The model detection starts with: --model, the one learning uses to alert meanwhile, or the one it learnt. */
   model: Model | null;
+  /** --learn: where learning stands (done: plan.done holds the learnt model, which is `model`). */
+  learning: LearningPlan | null;
   warnings: string[];
 }
 
@@ -111,13 +117,25 @@ export interface DetectionSetup {
 export function detectionSetup(o: RunOptions): DetectionSetup {
   const warnings: string[] = [];
   let model: Model | null = null;
+  const queues = o.queues.last - o.queues.first + 1;
+  if (o.learnSeconds !== null) {
+    // Learning records with the flags' window settings (else the model's); the
+    // model alerts meanwhile only if its windows are the same.
+    const current = loadModel(o.model);
+    const windowSeconds = o.windowSeconds ?? current.windowSeconds;
+    const stepSeconds = o.stepSeconds ?? current.stepSeconds;
+    const plan = prepareLearning({ stateDir: o.stateDir, learnSeconds: o.learnSeconds, windowSeconds, stepSeconds, queues });
+    if (plan.done) model = plan.done.model;
+    else if (current.windowSeconds === windowSeconds && current.stepSeconds === stepSeconds) model = current;
+    else warnings.push(`no alerts while learning: ${o.model} was trained on ${current.windowSeconds} s windows / ${current.stepSeconds} s steps and this learning records ${windowSeconds} s / ${stepSeconds} s`);
+    return { features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256, flags: model?.flags ?? null }, model, learning: plan, warnings };
+  }
   if (o.mode !== 'off') {
     model = loadModel(o.model);
     const clash = (flag: string, given: number | undefined, trained: number) =>
       given !== undefined && given !== trained ? `--${flag} ${given} differs from the model's ${trained} s (${o.model}); drop the flag or train a model with it` : null;
     const problems = [clash('window-seconds', o.windowSeconds, model.windowSeconds), clash('step-seconds', o.stepSeconds, model.stepSeconds)].filter((x): x is string => x !== null);
     if (problems.length) throw new Error(problems.join('\n'));
-    const queues = o.queues.last - o.queues.first + 1;
     if (model.queues !== queues) warnings.push(`the model was trained on windows of ${model.queues} queue(s) and this run has ${queues}: per-queue volumes differ, so scores may be off; train with the same --queues`);
   }
   if (o.recordFeatures) {
@@ -128,7 +146,7 @@ export function detectionSetup(o: RunOptions): DetectionSetup {
       throw new Error(`invalid --record-features ${o.recordFeatures}: cannot open it for appending (${(e as Error).message})`);
     }
   }
-  if (o.mode === 'off' && !o.recordFeatures) return { features: null, model: null, warnings };
+  if (o.mode === 'off' && !o.recordFeatures) return { features: null, model: null, learning: null, warnings };
   return {
     features: {
       windowSeconds: model?.windowSeconds ?? o.windowSeconds ?? WINDOW_DEFAULTS.windowSeconds,
@@ -137,6 +155,7 @@ export function detectionSetup(o: RunOptions): DetectionSetup {
       flags: model?.flags ?? null,
     },
     model,
+    learning: null,
     warnings,
   };
 }
@@ -235,7 +254,7 @@ async function blockSummary(blocks: BlockManager, o: RunOptions, chain: ChainCou
   };
 }
 
-async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan): Promise<Record<string, unknown>> {
+async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan, learning: Record<string, unknown> | null): Promise<Record<string, unknown>> {
   const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
   const classifier: Record<number, DetectorQueueStats> = detector?.queueStats() ?? {};
   const queues = sup.snapshot();
@@ -250,6 +269,7 @@ async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detec
     rules: { version: sup.rulesVersion, file: sup.rules.origin.file, sha256: sup.rules.origin.sha256, count: sup.rules.rules.length, lock: sup.rules.lock, default: sup.rules.default },
     queues: queues.map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null, classifier: classifier[c.queue] ?? null })),
     detection: detector ? { sources: detector.stats().sources, traffic_episode_open: detector.stats().traffic_episode_open } : null,
+    learning,
     // Sent to the queue but never received by nfips: under fail-open they passed
     // uninspected (the kernel counts them nowhere else); under fail-closed they
     // were dropped (also in each queue's kernel.queueDropped).
@@ -336,12 +356,44 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     log,
   });
   // Scoring threads start before the queues, so the first window has somewhere to go.
+  const learnPlan = detection.learning;
+  const respondFor = (mode: RunOptions['mode']) => (mode === 'prevent' ? blocks.respondToSource.bind(blocks) : undefined);
+  let learning: LearningController | null = null;
   let detector: Detector | null = null;
+  let supRef: QueueSupervisor | null = null;
+  if (learnPlan && !learnPlan.done) {
+    learning = new LearningController(learnPlan, log, {
+      command: `nfips ${process.argv.slice(2).join(' ')}`,
+      onModel: (model) => {
+        void (async () => {
+          // From now on: the configured mode, with the site's model.
+          await detector?.useModel(model, respondFor(o.mode));
+          supRef?.setFlags(model.flags);
+          await detector?.stopRecording();
+          log.event('mode_changed', { mode: o.mode, model: learnPlan.files.model, reason: 'site model learnt' }, 'warn');
+        })();
+      },
+    });
+    log.event('learning', { state: learnPlan.resumed ? 'resumed' : 'started', learnt_s: Math.round(learnPlan.learntSeconds), duration_s: learnPlan.durationSeconds, recording: learnPlan.files.recording, then: o.mode, hint: `alerts only until ${formatDuration(learnPlan.durationSeconds)} of this site's traffic is learnt` }, 'warn');
+  } else if (learnPlan?.done) {
+    log.event('learning', { state: 'done', finished_at: learnPlan.done.finishedAt, model: learnPlan.files.model, hint: `running ${o.mode} with the learnt model; remove ${learnPlan.files.dir} to learn again` });
+  }
   if (detection.features) {
     try {
       const queues = o.queues.last - o.queues.first + 1;
-      const respond = o.mode === 'prevent' ? blocks.respondToSource.bind(blocks) : undefined;
-      detector = new Detector({ model: detection.model, threads: o.scoringThreads, log, recordFile: o.recordFeatures || undefined, queues, respond, ...detection.features });
+      const learningNow = learning !== null;
+      detector = new Detector({
+        model: detection.model,
+        threads: o.scoringThreads,
+        log,
+        recordFile: learningNow ? learnPlan!.files.recording : o.recordFeatures || undefined,
+        queues,
+        respond: learningNow ? undefined : respondFor(o.mode),
+        // Learning keeps its progress in the recording: write it often enough that a restart loses little.
+        behaviourEverySeconds: learningNow ? Math.max(5, Math.min(60, learnPlan!.durationSeconds / 20)) : undefined,
+        onBehaviour: learningNow ? (steps) => learning?.progress(steps) : undefined,
+        ...detection.features,
+      });
     } catch (e) {
       const message = `cannot record features to ${o.recordFeatures}: ${(e as Error).message}`;
       log.event('start_failed', { error: message }, 'error');
@@ -379,6 +431,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     await log.close();
     throw new StartupError(`cannot bind NFQUEUE: ${(e as Error).message}`, EXIT_RUNTIME);
   }
+  supRef = sup;
   log.event('queues_bound', { queues: queueNumbers(o) });
 
   try {
@@ -406,6 +459,8 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   }
 
   const startedAt = Date.now();
+  const learningStatus = (): Record<string, unknown> | null =>
+    learning ? learning.status() : learnPlan?.done ? { state: 'done', finished_at: learnPlan.done.finishedAt, model: learnPlan.files.model } : null;
   const stats = new StatsReporter(sup, log, detector);
   const reportBlocks = async (final: boolean) => {
     const summary = await blockSummary(blocks, o, await chainCounters(o, plan), false);
@@ -436,7 +491,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
             if (typeof req.key !== 'string') throw new Error('blocks del needs the block, as "nfips blocks list" shows it');
             return blocks.remove(req.key, 'manual');
           case 'status':
-            return statusOf(sup, startedAt, detector, blocks, o, plan);
+            return statusOf(sup, startedAt, detector, blocks, o, plan, learningStatus());
         }
       });
     } catch (e) {
@@ -474,6 +529,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       await control?.close();
       await sup.stop();
       stats.report(true);
+      await learning?.close();
       await detector?.close();
       log.event('stop', { reason, exit_code: code });
       await log.close();

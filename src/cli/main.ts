@@ -136,7 +136,8 @@ void yargs(hideBin(process.argv))
         .option('block-ttl', { type: 'number', default: RUN_DEFAULTS.blockTtl, describe: 'seconds a first anomaly block lasts; each repeat offence doubles it' })
         .option('block-max-ttl', { type: 'number', default: RUN_DEFAULTS.blockMaxTtl, describe: 'cap on a block\'s time to live, seconds' })
         .option('max-blocks', { type: 'number', default: RUN_DEFAULTS.maxBlocks, describe: 'most blocks in force at once; more are refused and logged' })
-        .option('state-dir', { type: 'string', default: RUN_DEFAULTS.stateDir, describe: 'directory of blocks.json: blocks survive a restart with their remaining time' })
+        .option('state-dir', { type: 'string', default: RUN_DEFAULTS.stateDir, describe: 'directory of blocks.json (blocks survive a restart with their remaining time) and of --learn\'s recording and model' })
+        .option('learn', { type: 'string', describe: 'learn this site first: for DURATION (e.g. 24h) enforce the rules, only alert, and record the traffic; then train a site model (written to --state-dir/model.json) and run in --mode with it. A restart resumes the learning' })
         .option('ipset', { type: 'string', default: RUN_DEFAULTS.ipset, describe: 'ipset binary (blocks are ipsets matched before the queue)' })
         .example('$0 run --rules rules/default.json --queues 0-1 --hook forward --log-file /var/log/nfips/nfips.json', ''),
     (argv) => cmdRun(argv as RunFlags),

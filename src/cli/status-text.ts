@@ -21,6 +21,8 @@ export interface StatusView {
   unverdicted: { packets: number; meaning: string; queue_rule_packets: number } | { error: string };
   queues: StatusQueue[];
   blocks: { active: number; kernel_dropped: { packets?: number; bytes?: number; error?: string } | null; blocks: BlockView[] };
+  detection?: { sources: { alerts: number; open: number; distributed_alerts: number; tracked: number } } | null;
+  learning?: { state: string; learnt_s?: number; duration_s?: number; percent?: number; training?: { phase: string; done: number; total: number }; error?: string; finished_at?: string; model?: string } | null;
 }
 
 function duration(s: number): string {
@@ -38,7 +40,19 @@ function table(head: string[], rows: (string | number)[][]): string {
 
 export function formatStatus(s: StatusView): string {
   const out: string[] = [];
-  out.push(`nfips pid ${s.pid}, up ${duration(s.uptime_s)}, mode ${s.mode}`);
+  const l = s.learning;
+  const learningNow = l && l.state !== 'done';
+  out.push(`nfips pid ${s.pid}, up ${duration(s.uptime_s)}, mode ${learningNow ? `learning (then ${s.mode})` : s.mode}`);
+  if (l) {
+    if (l.state === 'done') out.push(`learning: done at ${l.finished_at ?? '?'}, running with ${l.model ?? 'the learnt model'}`);
+    else {
+      const training = l.training ? `, training: ${l.training.phase} ${l.training.done}/${l.training.total}` : '';
+      const failed = l.state === 'failed' ? `, last training failed: ${l.error ?? '?'}` : '';
+      out.push(`learning: ${duration(l.learnt_s ?? 0)} of ${duration(l.duration_s ?? 0)} learnt (${l.percent ?? 0}%), alerts only until then${training}${failed}`);
+    }
+  }
+  const d = s.detection?.sources;
+  if (d) out.push(`per-source detection: ${d.alerts} alerts, ${d.open} sources in an episode now, ${d.distributed_alerts} distributed alerts, ${d.tracked} sources tracked`);
   out.push(`rules version ${s.rules.version}: ${s.rules.count} rules from ${s.rules.file} (sha256 ${s.rules.sha256.slice(0, 12)}), default ${s.rules.default}${s.rules.lock ? ', LOCKDOWN' : ''}`);
   out.push('');
   out.push(

@@ -6,6 +6,7 @@ import { Hook } from '../iptables/plan';
 import { parsePrefix } from '../rules/address';
 import { MarkSpec, parseMarkSpec } from '../verdict/mark';
 import { VerdictMode } from '../verdict/engine';
+import { parseDuration } from './duration';
 
 
 export { PACKAGE_ROOT } from './paths';
@@ -46,6 +47,7 @@ export interface RunFlags {
   maxBlocks?: number;
   stateDir?: string;
   ipset?: string;
+  learn?: string;
 }
 
 /**
@@ -96,6 +98,8 @@ export interface RunOptions {
   /** Where blocks are saved across restarts. */
   stateDir: string;
   ipset: string;
+  /** --learn: seconds of this site's traffic to learn a model from before running in `mode`; null: no learning. */
+  learnSeconds: number | null;
 }
 
 export const RUN_DEFAULTS = {
@@ -137,6 +141,7 @@ export const RUN_DEFAULTS = {
 export const WINDOW_DEFAULTS = { windowSeconds: 60, stepSeconds: 1 } as const;
 
 export const MAX_QUEUES = 32;
+export const MAX_LEARN_SECONDS = 30 * 86400;
 
 export function parseQueueRange(text: string): { first: number; last: number } {
   const m = /^(\d{1,5})(?:[-:](\d{1,5}))?$/.exec(text.trim());
@@ -205,6 +210,13 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   if (blockTtl !== undefined && blockMaxTtl !== undefined && blockTtl > blockMaxTtl) problems.push(`invalid --block-ttl ${blockTtl}: longer than --block-max-ttl ${blockMaxTtl}`);
   const maxBlocks = attempt(() => intIn('max-blocks', f.maxBlocks, 1, 65536));
   if (f.stateDir === '') problems.push('invalid --state-dir "": blocks need a directory to survive restarts');
+  let learnSeconds: number | null = null;
+  if (flags.learn !== undefined) {
+    learnSeconds = attempt(() => parseDuration('learn', flags.learn!)) ?? null;
+    if (learnSeconds !== null && learnSeconds > MAX_LEARN_SECONDS) problems.push(`invalid --learn "${flags.learn}": at most 30 days`);
+    if (f.mode === 'off') problems.push('invalid --learn with --mode off: learning needs the feature path; drop --mode off (the mode applies once the model is learnt)');
+    if (flags.recordFeatures) problems.push('invalid --learn with --record-features: learning keeps its own recording under --state-dir/learning');
+  }
   if (problems.length) throw new Error(problems.join('\n'));
   return {
     rules: path.resolve(f.rules),
@@ -241,5 +253,6 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     maxBlocks: maxBlocks!,
     stateDir: path.resolve(f.stateDir),
     ipset: f.ipset,
+    learnSeconds,
   };
 }

@@ -38,8 +38,12 @@ export interface DetectorOptions {
   queues: number;
   /** Prevent mode: acts on per-source findings. */
   respond?: RespondToSource;
-  /** Collects the per-source behaviour into this (learning), besides any recording. */
+  /** Collects the per-source behaviour into this, besides any recording. */
   collect?: EnvelopeStats;
+  /** How often the behaviour goes to the recording (default 60 s of steps). */
+  behaviourEverySeconds?: number;
+  /** After behaviour covering `steps` steps went to the recording (learning progress). */
+  onBehaviour?: (steps: number) => void;
 }
 
 export interface DetectorQueueStats {
@@ -76,14 +80,15 @@ const BEHAVIOUR_EVERY_SECONDS = 60;
 
 export class Detector {
   readonly #opts: DetectorOptions;
-  readonly #pool: Piscina<ScoreTask, ScoreResult> | null;
-  readonly #model: Model | null;
+  #pool: Piscina<ScoreTask, ScoreResult> | null = null;
+  #model: Model | null = null;
   readonly #queues = new Map<number, QueueState>();
   readonly #rings = new Map<number, WindowRing>();
-  readonly #recorder: FeatureRecorder | null;
-  readonly #judge: WindowJudge | null;
-  readonly #sources: SourceJudge | null;
+  #recorder: FeatureRecorder | null;
+  #judge: WindowJudge | null = null;
+  #sources: SourceJudge | null = null;
   readonly #tracker: SourceTracker;
+  readonly #ids = new EpisodeIds();
   /** The recording's behaviour since its last line. */
   #pending: EnvelopeStats | null;
   #lastWritten = -1;
@@ -92,18 +97,14 @@ export class Detector {
 
   constructor(opts: DetectorOptions) {
     this.#opts = opts;
-    this.#model = opts.model;
     this.#recorder = opts.recordFile ? new FeatureRecorder(opts.recordFile, opts, (e) =>
           opts.log.event('record_features_failed', { file: opts.recordFile, error: e.message, hint: 'recording stopped; detection goes on' }, 'error'),
         ) : null;
     this.#pending = this.#recorder || opts.collect ? new EnvelopeStats() : null;
-    const ids = new EpisodeIds();
-    const emit = (type: string, fields: Record<string, unknown>, level?: 'error' | 'warn' | 'info' | 'debug') => opts.log.event(type, fields, level);
-    this.#sources = opts.model ? new SourceJudge(emit, opts.stepSeconds, ids, opts.respond) : null;
     this.#tracker = new SourceTracker({
       windowSeconds: opts.windowSeconds,
       stepSeconds: opts.stepSeconds,
-      thresholds: opts.model ? new Thresholds(opts.model.sources) : null,
+      thresholds: null,
       stats: this.#pending,
       onFinding: (f) => {
         this.#lastFinding = Math.max(this.#lastFinding, f.step);
@@ -115,32 +116,60 @@ export class Detector {
       },
       onStepFinal: (k) => this.#stepFinal(k),
     });
-    if (!opts.model) {
-      this.#pool = null;
-      this.#judge = null;
-      return;
+    if (opts.model) this.#install(opts.model, opts.respond);
+  }
+
+  /**
+   * Judges with another model from now on (a model learnt on this site):
+   * new thresholds, a new scoring pool; windows and per-source history carry
+   * over. respond: what prevent mode does with findings (undefined: alerts only).
+   */
+  async useModel(model: Model, respond: RespondToSource | undefined): Promise<void> {
+    const old = this.#pool;
+    this.#install(model, respond);
+    await old?.destroy();
+  }
+
+  /** Ends the recording (learning is over). */
+  async stopRecording(): Promise<void> {
+    this.#writeBehaviour(Infinity);
+    const r = this.#recorder;
+    this.#recorder = null;
+    if (!this.#opts.collect) {
+      this.#pending = null;
+      this.#tracker.setStats(null);
     }
+    await r?.close();
+  }
+
+  #install(model: Model, respond: RespondToSource | undefined): void {
+    const opts = this.#opts;
+    const emit = (type: string, fields: Record<string, unknown>, level?: 'error' | 'warn' | 'info' | 'debug') => opts.log.event(type, fields, level);
+    this.#model = model;
+    this.#sources = new SourceJudge(emit, opts.stepSeconds, this.#ids, respond);
+    this.#tracker.setThresholds(new Thresholds(model.sources));
     const windowSteps = opts.windowSeconds / opts.stepSeconds;
     this.#judge = new WindowJudge(
       {
-        threshold: opts.model.threshold,
+        threshold: model.threshold,
         quietWindows: opts.quietWindows,
         queues: opts.queues,
-        ids,
+        ids: this.#ids,
         // A finding within the last window explains the window (it still holds the attack).
         explained: (end) => end / opts.stepSeconds - 1 - this.#lastFinding <= windowSteps,
       },
       emit,
     );
-    const workerData: ScoreWorkerData = { model: opts.model };
-    this.#pool = new Piscina<ScoreTask, ScoreResult>({
+    const workerData: ScoreWorkerData = { model };
+    const pool = new Piscina<ScoreTask, ScoreResult>({
       filename: path.join(__dirname, 'score-worker.js'),
       workerData,
       minThreads: opts.threads,
       maxThreads: opts.threads,
       idleTimeout: Infinity,
     });
-    this.#pool.on('error', (e: Error) => this.#opts.log.event('classifier_error', { error: e.message }, 'error'));
+    pool.on('error', (e: Error) => opts.log.event('classifier_error', { error: e.message }, 'error'));
+    this.#pool = pool;
   }
 
   /** A closed step from a queue thread: judged per source, then summed into that queue's window, off the verdict path. */
@@ -231,7 +260,7 @@ export class Detector {
   #stepFinal(k: number): void {
     this.#sources?.onStepFinal(k);
     if (this.#lastWritten < 0) this.#lastWritten = k;
-    if ((k - this.#lastWritten) * this.#opts.stepSeconds >= BEHAVIOUR_EVERY_SECONDS) this.#writeBehaviour(k);
+    if ((k - this.#lastWritten) * this.#opts.stepSeconds >= (this.#opts.behaviourEverySeconds ?? BEHAVIOUR_EVERY_SECONDS)) this.#writeBehaviour(k);
   }
 
   /** Hands the behaviour collected since the last time to the recording and to `collect`. */
@@ -244,6 +273,7 @@ export class Detector {
     this.#pending = new EnvelopeStats();
     this.#tracker.setStats(this.#pending);
     if (Number.isFinite(k)) this.#lastWritten = k;
+    if (this.#recorder) this.#opts.onBehaviour?.(p.steps);
   }
 
   #queue(queue: number): QueueState {

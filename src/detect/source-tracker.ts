@@ -111,12 +111,14 @@ export class SourceTracker {
   readonly #portsScratch = new Uint32Array(PORT_BITS_WORDS);
   readonly #hostsScratch = new Uint32Array(HOST_BITS_WORDS);
   #stats: EnvelopeStats | null;
+  #thresholds: Thresholds | null;
   /** Sources dropped to stay within maxSources. */
   evicted = 0;
 
   constructor(o: TrackerOptions) {
     this.#o = o;
     this.#stats = o.stats ?? null;
+    this.#thresholds = o.thresholds;
     this.#w = Math.max(1, Math.ceil(o.windowSeconds / o.stepSeconds));
     this.#bucket = Math.max(1, Math.ceil(this.#w / (BUCKETS - 1)));
     this.#max = o.maxSources ?? MAX_TRACKED_SOURCES;
@@ -163,7 +165,7 @@ export class SourceTracker {
       if (k > e.lastStep) e.lastStep = k;
       touched.push(e);
     }
-    const th = this.#o.thresholds;
+    const th = this.#thresholds;
     if (th) {
       for (const e of touched) {
         const f = this.#judge(e, k, th);
@@ -175,6 +177,11 @@ export class SourceTracker {
       this.#newest = k;
       this.#finalizeUpTo(k - FINAL_LAG);
     }
+  }
+
+  /** Judges with these thresholds from now on (null: judges nothing). */
+  setThresholds(t: Thresholds | null): void {
+    this.#thresholds = t;
   }
 
   /** Where the learning statistics go from now on (null: nowhere). */

@@ -39,7 +39,7 @@ export interface QueueWorkerInit {
   control: MessagePort;
 }
 
-export type ToQueueWorker = { type: 'rules'; rules: RuleSet; version: number } | { type: 'stop' };
+export type ToQueueWorker = { type: 'rules'; rules: RuleSet; version: number } | { type: 'flags'; flags: FlagModel | null } | { type: 'stop' };
 
 export type FromQueueWorker =
   | { type: 'ready'; queue: number; warnings: string[]; ruleCounters: SharedArrayBuffer; rulesVersion: number }

@@ -10,6 +10,7 @@ import { RuleEvent } from '../verdict/rule-events';
 import { StepRecord } from '../features/window';
 import { EngineSettings, FeatureSettings, FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
+import type { FlagModel } from '../detect/flag-model';
 
 const WORKER_FILE = path.join(__dirname, 'worker.js');
 const RESTART_DELAY_MS = 1000;
@@ -69,6 +70,7 @@ export class QueueSupervisor {
   readonly #listeners = new Set<Listener>();
   #rules: RuleSet;
   #rulesVersion = 0;
+  #features: FeatureSettings | null;
   /** Rule sets that queue threads may still report events for, by version. */
   #ruleSets = new Map<number, RuleSet>();
   #stopping = false;
@@ -76,6 +78,7 @@ export class QueueSupervisor {
   private constructor(opts: SupervisorOptions) {
     this.#opts = opts;
     this.#rules = opts.rules;
+    this.#features = opts.features;
     this.#ruleSets.set(0, opts.rules);
     this.#slots = opts.queues.map((queue) => {
       const sab = new SharedArrayBuffer((NATIVE_COUNTERS.length + ENGINE_COUNTERS.length) * 8);
@@ -129,6 +132,12 @@ export class QueueSupervisor {
       ENGINE_COUNTERS.forEach((name, k) => (out[name] = s.counters[NATIVE_COUNTERS.length + k]));
       return out;
     });
+  }
+
+  /** A new TCP flag-sequence model for every queue thread (and for threads started later). */
+  setFlags(flags: FlagModel | null): void {
+    if (this.#features) this.#features = { ...this.#features, flags };
+    for (const s of this.#slots) if (s.worker) this.#send(s, { type: 'flags', flags });
   }
 
   /** Hands a new rule set to every queue thread and waits until all use it. */
@@ -208,7 +217,7 @@ export class QueueSupervisor {
       rules: this.#rules,
       rulesVersion: this.#rulesVersion,
       engine: o.engine,
-      features: o.features,
+      features: this.#features,
       counters: slot.sab,
       controlFlag: slot.controlFlag.buffer as SharedArrayBuffer,
       control: channel.port2,

@@ -95,6 +95,9 @@ function main(): void {
         ruleCounters = ruleCountersFor(m.rules);
         engine.setRules(m.rules, m.version, ruleCounters);
         post({ type: 'rules-applied', queue: queueNum, version: m.version, ruleCounters });
+      } else if (m.type === 'flags') {
+        // A model learnt on this site replaces the one the thread started with.
+        engine.setFlagModel(m.flags ? compileFlagModel(m.flags) : null);
       } else if (m.type === 'stop') {
         stop = true;
       }
