@@ -64,7 +64,7 @@ install: build
 	install -d $(LIBDIR)/dist $(LIBDIR)/build/Release $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/systemd/system \
 		$(DESTDIR)/etc/nfips $(DESTDIR)/etc/default $(DESTDIR)/etc/logrotate.d
 	rm -rf $(LIBDIR)/dist/src $(LIBDIR)/node_modules
-	cp -a package.json package-lock.json README.md bin rules models node_modules $(LIBDIR)/
+	cp -a package.json package-lock.json README.md bin rules models iptables node_modules $(LIBDIR)/
 	cp -a dist/src $(LIBDIR)/dist/
 	install -m 0755 $(ADDON) $(LIBDIR)/build/Release/
 	cd $(LIBDIR) && npm prune --omit=dev --no-audit --no-fund >/dev/null
@@ -79,3 +79,19 @@ uninstall:
 
 clean:
 	rm -rf build dist bench/out
+
+# Detection benchmark with real programs (lab/: not installed, not part of make test):
+# normal traffic from curl, dig, ssh/scp and ping, then hping3, nmap, hydra and
+# slowhttptest attacks, each timed to nfips' alert and block. Writes bench/out/eval-*.md/.json.
+.PHONY: eval eval-quick
+LAB_STAMP := dist/lab/.built
+
+$(LAB_STAMP): $(TS_STAMP) $(shell find lab -name '*.ts' 2>/dev/null)
+	npm run --silent build:ts
+	@touch $@
+
+eval: build $(LAB_STAMP)
+	node dist/lab/eval/eval.js --normal-minutes 30 --attack-seconds 30
+
+eval-quick: build $(LAB_STAMP)
+	node dist/lab/eval/eval.js --normal-minutes 2 --attack-seconds 20 --max-pause-seconds 60

@@ -8,6 +8,9 @@ PACKAGES=(
   iptables iproute2 kmod procps
   iputils-ping curl netcat-openbsd iperf3
   libpcap-dev hping3 nmap tcpdump ipset
+  # lab/ (make eval): real programs for normal traffic and attacks
+  hydra slowhttptest dnsmasq-base openssh-server openssh-client
+  python3-scapy bind9-dnsutils nftables
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -19,8 +22,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   echo "deps: installing ${missing[*]}"
+  # openssh-server's postinst would start sshd on this host: the lab runs its own
+  # sshd inside a namespace only. A policy-rc.d answering 101 stops invoke-rc.d and
+  # deb-systemd-invoke from starting any service during the install; it is ours to
+  # remove only if there was none before.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# temporary, from nfips scripts/deps.sh: no service starts during the install\nexit 101\n' > "$policy"
+    chmod 0755 "$policy"
+    own_policy=1
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$own_policy" = 1 ]; then rm -f "$policy"; trap - EXIT; fi
 fi
 # NFQUEUE may be built as a module; loading it is harmless when built in.
 modprobe nfnetlink_queue 2>/dev/null || true

@@ -193,6 +193,9 @@ class StatsReporter {
     this.#lastAt = now;
     const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
     const classifier: Record<number, DetectorQueueStats> = this.detector?.queueStats() ?? {};
+    const ds = this.detector?.stats();
+    // Run-wide, repeated in each queue's record: per-source episodes span the queues.
+    const detection = ds ? { sources: ds.sources, traffic_episode_open: ds.traffic_episode_open } : null;
     const recording = this.detector?.recording();
     if (recording) this.log.event(final ? 'record_features_final' : 'record_features', recording);
     for (const c of this.sup.snapshot()) {
@@ -226,6 +229,7 @@ class StatsReporter {
         // Suricata EVE's stats.ips, so eve.json dashboards read it as is.
         stats: { ips: { accepted: c.accepted, blocked: c.dropped, rejected: c.rejected } },
         classifier: classifier[c.queue] ?? null,
+        detection,
         kernel: k
           ? { queue_depth: k.queueTotal, queue_dropped: k.queueDropped, user_dropped: k.userDropped, id_sequence: k.idSequence, port_id: k.portId }
           : null,

@@ -76,9 +76,10 @@ async function preventionAct(t: Topology, nfips: InlineNfips, ttl: number): Prom
     show('alert line', alert);
     show('block line', block);
     await new Promise((r) => setTimeout(r, 3000));
-    const set = await t.exec(t.gateway, 'ipset', ['list', 'nfips-src4'], { allowFail: true });
-    say('  the kernel set and the DROP rules before the queue, 3 s later (nfips blocks list shows the same):');
-    say(set.stdout.trim().split('\n').filter((l) => /^Name|^\d|^Members/.test(l)).map((l) => `    ${l}`).join('\n'));
+    // The members of nfips' sets (ipset save: one "add SET MEMBER ..." line each).
+    const saved = await t.exec(t.gateway, 'ipset', ['save'], { allowFail: true });
+    say('  the kernel sets and the DROP rules before the queue, 3 s later (nfips blocks list shows the same):');
+    say(saved.stdout.split('\n').filter((l) => /^add nfips-/.test(l)).map((l) => `    ${l}`).join('\n'));
     say((await blockRuleLines(t)).map((l) => `    ${l.trim()}`).join('\n'));
     const stats = nfips.events('stats').slice(-2);
     say(`  queue rate now: ${stats.reduce((n, r) => n + Number(r.pps), 0)} packets/s (the floods no longer reach user space)`);

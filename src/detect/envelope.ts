@@ -33,9 +33,9 @@ export const MEASURES: readonly MeasureDef[] = [
   { name: 'echo_requests', kind: 'sum', about: 'ICMP/ICMPv6 echo requests it sent', floorStep: 50, floorWindow: 600, signatureId: 9100104, signature: 'ICMP echo flood' },
   { name: 'odd_sessions', kind: 'sum', about: 'TCP sessions it opened with an improbable flag sequence', floorStep: 10, floorWindow: 30, signatureId: 9100105, signature: 'improbable TCP flag sequences (stealth scan: NULL, FIN, XMAS...)' },
   { name: 'stalled_sessions', kind: 'gauge', about: 'its TCP sessions open 5 s or more in which the server has sent no data and it little', floorStep: 20, floorWindow: 20, signatureId: 9100106, signature: 'stalled sessions (slow DoS such as slowloris)' },
-  { name: 'failed_ports', kind: 'distinct', about: 'distinct (server, protocol, port) of its failed attempts', floorStep: 15, floorWindow: 30, signatureId: 9100107, signature: 'port scan: failed attempts to many ports' },
+  { name: 'failed_ports', kind: 'distinct', about: 'distinct (server, protocol, port) of its failed attempts', floorStep: 10, floorWindow: 20, signatureId: 9100107, signature: 'port scan: failed attempts to many ports' },
   { name: 'failed_hosts', kind: 'distinct', about: 'distinct servers of its failed attempts', floorStep: 10, floorWindow: 20, signatureId: 9100108, signature: 'host sweep: failed attempts to many hosts' },
-  { name: 'service_sessions', kind: 'service', about: 'sessions it opened and got going (TCP handshake done, UDP answered) with its busiest service', floorStep: 30, floorWindow: 500, signatureId: 9100109, signature: 'connection burst to one service (brute force)' },
+  { name: 'service_sessions', kind: 'service', about: 'sessions it opened and got going (TCP handshake done, UDP answered) with its busiest service', floorStep: 10, floorWindow: 30, signatureId: 9100109, signature: 'connection burst to one service (brute force)' },
 ];
 export const MEASURE_COUNT = MEASURES.length;
 export const MEASURE_INDEX: Readonly<Record<MeasureName, number>> = Object.fromEntries(MEASURES.map((m, i) => [m.name, i])) as Record<MeasureName, number>;

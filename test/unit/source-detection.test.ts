@@ -31,13 +31,17 @@ function normal(seconds: number, seed = 1): Timed[] {
   return out;
 }
 
+// What these clients do, learnt once: thresholds come from it, as from a trained model.
+const NORMAL = runPackets(normal(120, 9), { behaviour: null }).behaviour;
+const run = (pk: Timed[], o: Parameters<typeof runPackets>[1] = {}) => runPackets(pk, { behaviour: NORMAL, ...o });
+
 const named = (r: ReturnType<typeof runPackets>) => [...new Set(r.findings.map((f) => f.ip))];
 const measures = (r: ReturnType<typeof runPackets>, ip: string) => [...new Set(r.findings.filter((f) => f.ip === ip).flatMap((f) => f.exceeded.map((x) => x.measure)))].sort();
 const firstAt = (r: ReturnType<typeof runPackets>, ip: string) => Math.min(...r.findings.filter((f) => f.ip === ip).map((f) => f.step)) - 1_700_000_000;
 
 describe('per-source detection', () => {
   it('ordinary clients are never named: everything they start is answered', () => {
-    const r = runPackets(normal(90));
+    const r = run(normal(90));
     assert.deepEqual(named(r), []);
     assert.deepEqual(r.aggregates, []);
     assert.ok(r.behaviour.sourceSteps >= 3 * 85, 'each client counted as a source every second');
@@ -50,7 +54,7 @@ describe('per-source detection', () => {
       pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport: 45000, dport: p, tcpFlags: TCP_SYN, t });
       pk.push({ src: SERVER, dst: ATTACKER, proto: 6, sport: p, dport: 45000, tcpFlags: TCP_RST | TCP_ACK, t: t + 0.0002 });
     }
-    const r = runPackets(pk);
+    const r = run(pk);
     assert.deepEqual(named(r), [ATTACKER], 'the server that sent the RSTs is never named');
     assert.deepEqual(measures(r, ATTACKER), ['failed_ports', 'tcp_failed']);
     assert.ok(firstAt(r, ATTACKER) <= 11, 'found in the second it started');
@@ -65,7 +69,7 @@ describe('per-source detection', () => {
       pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport: 45000, dport: 1000 + p, tcpFlags: TCP_SYN, t });
       pk.push({ src: SERVER, dst: ATTACKER, proto: 6, sport: 1000 + p, dport: 45000, tcpFlags: TCP_RST | TCP_ACK, t: t + 0.0002 });
     }
-    const r = runPackets(pk);
+    const r = run(pk);
     assert.deepEqual(named(r), [ATTACKER]);
     const first = r.findings.find((f) => f.ip === ATTACKER)!;
     assert.deepEqual(first.exceeded.map((x) => x.measure), ['failed_ports'], 'first by its failed ports; later its failures add up too');
@@ -82,7 +86,7 @@ describe('per-source detection', () => {
       pk.push({ src: SERVER, dst: ATTACKER, proto: 6, sport: 8080, dport: sport, tcpFlags: TCP_SYN | TCP_ACK, t: t + 0.0001 });
       pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport, dport: 8080, tcpFlags: TCP_RST, t: t + 0.0002 });
     }
-    const r = runPackets(pk);
+    const r = run(pk);
     assert.deepEqual(named(r), [ATTACKER]);
     assert.deepEqual(measures(r, ATTACKER), ['tcp_failed']);
     const f = r.findings.find((x) => x.ip === ATTACKER)!;
@@ -94,7 +98,7 @@ describe('per-source detection', () => {
     // Normal traffic goes on (steps close on time, as the live queue's idle poll makes them).
     const pk = normal(12);
     for (let k = 0; k < 3000; k++) pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport: 1024 + (k % 60000), dport: 8080, tcpFlags: TCP_SYN, t: 3 + k * 0.0005 });
-    const r = runPackets(pk);
+    const r = run(pk);
     assert.deepEqual(named(r), [ATTACKER]);
     const at = firstAt(r, ATTACKER);
     assert.ok(at >= 4 && at <= 6, `failed once unanswered for 2 s: ${at}`);
@@ -105,7 +109,7 @@ describe('per-source detection', () => {
   it('a UDP flood is found at once by datagrams nobody answers; DNS answered at once is not', () => {
     const pk = normal(20);
     for (let k = 0; k < 3000; k++) pk.push({ src: ATTACKER, dst: SERVER, proto: 17, sport: 1024 + k, dport: 9, payloadLen: 10, t: 6 + k * 0.0003 });
-    const r = runPackets(pk);
+    const r = run(pk);
     assert.deepEqual(named(r), [ATTACKER]);
     assert.ok(measures(r, ATTACKER).includes('udp_unanswered'));
     assert.equal(firstAt(r, ATTACKER), 6);
@@ -118,7 +122,7 @@ describe('per-source detection', () => {
       pk.push({ src: ATTACKER, dst: SERVER, proto: 1, icmpType: 8, payloadLen: 56, t: 4 + k * 0.0005 });
       pk.push({ src: SERVER, dst: ATTACKER, proto: 1, icmpType: 0, payloadLen: 56, t: 4 + k * 0.0005 + 0.0001 });
     }
-    const r = runPackets(pk);
+    const r = run(pk);
     assert.deepEqual(named(r), [ATTACKER]);
     assert.deepEqual(measures(r, ATTACKER), ['echo_requests']);
   });
@@ -131,7 +135,7 @@ describe('per-source detection', () => {
       pk.push({ src: dst, dst: ATTACKER, proto: 6, sport: 22, dport: 45000, tcpFlags: TCP_RST | TCP_ACK, t: 2 + h * 0.02 + 0.0001 });
     }
     // NFQUEUE balances on addresses: each host's exchange on its own queue.
-    const r = runPackets(pk, { queues: (p) => (Number((p.dst === ATTACKER ? p.src : p.dst).split('.')[3]) % 2) });
+    const r = run(pk, { queues: (p) => (Number((p.dst === ATTACKER ? p.src : p.dst).split('.')[3]) % 2) });
     assert.deepEqual(named(r), [ATTACKER]);
     assert.ok(measures(r, ATTACKER).includes('failed_hosts'), `40 hosts over two queues: ${measures(r, ATTACKER).join(', ')}`);
   });
@@ -149,7 +153,7 @@ describe('per-source detection', () => {
         pk.push({ src: SERVER, dst: ATTACKER, proto: 6, sport: 8080, dport: sport, tcpFlags: TCP_ACK, t: t + 0.0012 + j * 8 });
       }
     }
-    const r = runPackets(pk);
+    const r = run(pk);
     assert.deepEqual(named(r), [ATTACKER]);
     assert.deepEqual(measures(r, ATTACKER), ['service_sessions', 'stalled_sessions'], '40 sessions in 0.4 s are also a burst');
     const stalled = Math.min(...r.findings.filter((f) => f.exceeded.some((x) => x.measure === 'stalled_sessions')).map((f) => f.step)) - 1_700_000_000;
@@ -167,7 +171,7 @@ describe('per-source detection', () => {
     for (let k = 0; k < 500; k++) pk.push({ src: SERVER2, dst: CLIENTS[1], proto: 6, sport: 443, dport: 3000 + k, tcpFlags: TCP_ACK | TCP_PSH, payloadLen: 1400, t: 2 + k * 0.002 });
     // UDP answers to queries nfips never saw.
     for (let k = 0; k < 2000; k++) pk.push({ src: SERVER, dst: CLIENTS[2], proto: 17, sport: 53, dport: 5000 + k, payloadLen: 100, t: 2 + k * 0.001 });
-    const r = runPackets(pk);
+    const r = run(pk);
     assert.deepEqual(named(r), []);
   });
 });
@@ -201,7 +205,7 @@ describe('TCP flag-sequence model', () => {
       // Closed ports answer RST; open ones say nothing.
       if (p % 2) pk.push({ src: SERVER, dst: ATTACKER, proto: 6, sport: p, dport: 46000, tcpFlags: TCP_RST | TCP_ACK, t: t + 0.0002 });
     }
-    const r = runPackets(pk, { flags: m });
+    const r = run(pk, { flags: m });
     assert.deepEqual(named(r), [ATTACKER]);
     assert.deepEqual(measures(r, ATTACKER), ['odd_sessions']);
     const f = r.findings.find((x) => x.ip === ATTACKER)!;
