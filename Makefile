@@ -4,8 +4,9 @@ SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 ADDON := build/Release/nfips_nfq.node
 TS_STAMP := dist/.built
+LAB_STAMP := dist/lab/.built
 
-.PHONY: all deps build test unit integration demo bench bench-quick model soak install uninstall clean
+.PHONY: all deps build test unit integration demo bench bench-quick model soak install uninstall clean eval eval-quick
 
 all: build
 
@@ -39,9 +40,9 @@ integration: build
 demo: build
 	node bin/nfips demo
 
-# Regenerates models/default.json: 10 min of the normal-traffic recipe through nfips in namespaces, then training.
-model: build
-	node dist/src/detect/model-recipe.js --minutes 10 --out models/default.json
+# Regenerates models/default.json: 15 min of normal traffic (scripted recipe + real programs) through nfips in namespaces, then training.
+model: build $(LAB_STAMP)
+	node dist/lab/model-recipe.js --minutes 15 --out models/default.json
 
 # The detection tests with 15 min of normal traffic instead of CI's 3 (make test runs the short form).
 soak: build
@@ -83,9 +84,6 @@ clean:
 # Detection benchmark with real programs (lab/: not installed, not part of make test):
 # normal traffic from curl, dig, ssh/scp and ping, then hping3, nmap, hydra and
 # slowhttptest attacks, each timed to nfips' alert and block. Writes bench/out/eval-*.md/.json.
-.PHONY: eval eval-quick
-LAB_STAMP := dist/lab/.built
-
 $(LAB_STAMP): $(TS_STAMP) $(shell find lab -name '*.ts' 2>/dev/null)
 	npm run --silent build:ts
 	@touch $@

@@ -10,6 +10,9 @@ const time = (r: Rec) => {
 };
 
 interface AnomalyFields {
+  kind?: 'source' | 'distributed' | 'traffic';
+  evidence?: { measure: string; service?: string; scale: string; value: number; threshold: number }[];
+  sequence?: { symbols: string };
   queue?: number;
   score?: number;
   threshold?: number;
@@ -22,7 +25,19 @@ interface AnomalyFields {
   sources?: string[];
 }
 
+function evidenceLine(r: Rec, a: AnomalyFields): string {
+  const per = (x: { scale: string }) => (x.scale === 'second' ? '/s' : ' in the window');
+  const ev = (a.evidence ?? []).map((x) => `${x.measure}${x.service ? ` ${x.service}` : ''} ${x.value}${per(x)} > ${x.threshold}`).join(', ');
+  const seq = a.sequence ? `; sequence ${a.sequence.symbols}` : '';
+  const sig = (r.alert as { signature?: string } | undefined)?.signature ?? 'anomaly';
+  const who = a.kind === 'distributed' ? 'many sources (distributed, nobody blocked)' : str(r.src_ip);
+  const follow = a.episode?.follow_up ? ', follow-up' : '';
+  const action = (r.alert as { action?: string } | undefined)?.action === 'blocked' ? ' BLOCKED' : '';
+  return `ALERT  ${who} ${sig}: ${ev}${seq} [episode ${str(a.episode?.id)}${follow}]${action}`;
+}
+
 function anomalyLine(r: Rec, a: AnomalyFields): string {
+  if (a.kind === 'source' || a.kind === 'distributed') return evidenceLine(r, a);
   const lead = (a.deviations ?? []).slice(0, 3).map((d) => `${d.feature} z=${d.z}`).join(', ');
   const who = a.distributed ? 'many sources (distributed)' : (a.responsible ?? []).map((s) => `${s.ip} (${Math.round(s.share * 100)}%)`).join(', ');
   const sig = (r.alert as { signature?: string } | undefined)?.signature ?? 'anomaly';
@@ -37,6 +52,8 @@ export function formatRecord(r: Rec): string {
   const anomaly = r.anomaly as AnomalyFields | undefined;
   if (type === 'alert' && anomaly) {
     body = anomalyLine(r, anomaly);
+  } else if (type === 'anomaly_end' && anomaly && (anomaly.kind === 'source' || anomaly.kind === 'distributed')) {
+    body = `END    ${anomaly.kind === 'source' ? str(r.src_ip) : 'distributed'} episode ${str(anomaly.episode?.id)} over`;
   } else if (type === 'anomaly_end' && anomaly) {
     body = `END    q${str(anomaly.queue)} episode ${str(anomaly.episode?.id)} over: peak score ${str(anomaly.peak_score)}, ${str(anomaly.windows_above)} windows above, sources ${(anomaly.sources ?? []).join(', ') || '-'}`;
   } else if (type === 'drop' || type === 'reject' || type === 'alert') {

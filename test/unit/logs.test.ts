@@ -35,6 +35,13 @@ describe('log lines for people', () => {
     assert.equal(formatRecord(START), '2026-11-22 09:44:00Z ready queues=[0,1] rules_count=4');
     assert.match(formatRecord({ ...ALERT, anomaly: { ...ALERT.anomaly, responsible: [], distributed: true } }), /from many sources \(distributed\)/);
     assert.match(formatRecord({ ...ALERT, alert: { ...ALERT.alert, action: 'blocked' } }), /\[episode 1\] BLOCKED$/);
+    const source = {
+      ...ALERT,
+      alert: { action: 'blocked', signature_id: 9100105, signature: 'nfips: improbable TCP flag sequences (stealth scan: NULL, FIN, XMAS...)', category: 'Attack behaviour', severity: 1 },
+      anomaly: { kind: 'source', responsible: [{ ip: '10.77.1.6' }], evidence: [{ measure: 'odd_sessions', scale: 'second', value: 997, threshold: 10 }, { measure: 'failed_ports', scale: 'window', value: 40, threshold: 20 }], sequence: { symbols: 'o:ODD r:R' }, episode: { id: 3, follow_up: false } },
+    };
+    assert.equal(formatRecord(source), '2026-11-22 09:44:26Z ALERT  10.77.1.6 nfips: improbable TCP flag sequences (stealth scan: NULL, FIN, XMAS...): odd_sessions 997/s > 10, failed_ports 40 in the window > 20; sequence o:ODD r:R [episode 3] BLOCKED');
+    assert.match(formatRecord({ event_type: 'alert', alert: { action: 'allowed', signature: 'nfips: distributed: x' }, anomaly: { kind: 'distributed', evidence: [], episode: { id: 4 } } }), /ALERT  many sources \(distributed, nobody blocked\) nfips: distributed: x/);
     const block = { key: '10.77.1.6 tcp:8080', origin: 'anomaly', reason: 'nfips anomaly: TCP SYN excess (flood or scan)', ttl_seconds: 600, expires_at: '2026-11-22T09:54:26.000Z', offence: 1 };
     assert.equal(
       formatRecord({ timestamp: '2026-11-22T09:44:26.000Z', event_type: 'block', action: 'added', src_ip: '10.77.1.6', block }),
