@@ -282,6 +282,8 @@ export class StepCounter implements Ev.EvidenceSink {
     }
     // A batch with nothing to count still tells the time.
     if (counted === 0 && n > 0) this.advanceTo(m.tsSec[0] + m.tsNsec[0] * 1e-9);
+    // Attempts that failed out of band in this batch (ICMP errors, evictions) count in this step.
+    if (this.current >= 0) this.evidence?.drain(this);
   }
 
   /** Moves time forward without packets (an idle queue still closes its steps). */

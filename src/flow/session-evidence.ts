@@ -55,6 +55,10 @@ export type AddressHasher = (words: Uint32Array, base: number, family: number) =
 
 const PENDING_MAX = 1024;
 
+function word(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
+
 export class SessionEvidence {
   private readonly st: Uint8Array;
   private readonly ctx: Uint16Array;
@@ -67,7 +71,7 @@ export class SessionEvidence {
   private readonly touched = new Uint32Array(CONTEXTS * SYMBOLS);
   private nTouched = 0;
   private sessionsScored = 0;
-  // Attempts evicted before their outcome: credited at the next drain.
+  // Attempts that failed out of band (evicted before their outcome, refused by an ICMP error): credited at the next drain.
   private readonly pendFamily = new Uint8Array(PENDING_MAX);
   private readonly pendWords = new Uint32Array(PENDING_MAX * 4);
   private readonly pendProto = new Uint8Array(PENDING_MAX);
@@ -150,6 +154,51 @@ export class SessionEvidence {
       if (!fromInitiator && isEchoReply(proto, icmpType)) this.st[slot] |= ST_ANSWERED | ST_OUTCOME;
     }
     return ev;
+  }
+
+  /**
+   * An ICMP/ICMPv6 destination unreachable at bytes[at..end) (its ICMP
+   * header): the quoted packet's session, if it is an attempt still waiting
+   * and the quote comes from the side that opened it, has failed (a closed
+   * UDP port, a host or a filter refusing). Off-path spoofing would have to
+   * guess a pending attempt's addresses and ports exactly.
+   */
+  onIcmpError(bytes: Uint8Array, at: number, end: number, family: number, now: number): void {
+    const q = at + 8;
+    const src = this.scratch;
+    const dst = this.scratch2;
+    let proto: number;
+    let l4: number;
+    if (family === 4) {
+      if (q + 20 > end || bytes[q] >> 4 !== 4) return;
+      const ihl = (bytes[q] & 0x0f) * 4;
+      // A quoted non-first fragment has no ports to find its session by.
+      if (ihl < 20 || ((bytes[q + 6] << 8) | bytes[q + 7]) & 0x1fff) return;
+      proto = bytes[q + 9];
+      src.fill(0);
+      dst.fill(0);
+      src[0] = word(bytes, q + 12);
+      dst[0] = word(bytes, q + 16);
+      l4 = q + ihl;
+    } else {
+      if (q + 40 > end || bytes[q] >> 4 !== 6) return;
+      proto = bytes[q + 6];
+      for (let j = 0; j < 4; j++) {
+        src[j] = word(bytes, q + 8 + 4 * j);
+        dst[j] = word(bytes, q + 24 + 4 * j);
+      }
+      l4 = q + 40;
+    }
+    if ((proto !== PROTO_TCP && proto !== PROTO_UDP) || l4 + 4 > end) return;
+    const sport = (bytes[l4] << 8) | bytes[l4 + 1];
+    const dport = (bytes[l4 + 2] << 8) | bytes[l4 + 3];
+    const t = this.table;
+    const slot = t.lookup(family, proto, src, dst, sport, dport, now);
+    if (slot < 0 || t.lookedUpFromA !== t.initiatorIsA(slot)) return;
+    const b = this.st[slot];
+    if ((b & (ST_ATTEMPT | ST_OUTCOME)) !== ST_ATTEMPT) return;
+    this.st[slot] = b | ST_OUTCOME | ST_ANSWERED;
+    this.pend(slot);
   }
 
   /**
@@ -266,6 +315,11 @@ export class SessionEvidence {
     const b = this.st[slot];
     this.st[slot] = 0;
     if ((b & (ST_ATTEMPT | ST_OUTCOME)) !== ST_ATTEMPT) return;
+    this.pend(slot);
+  }
+
+  /** Holds the failure of the attempt in `slot` until the next drain (its addresses may be overwritten before). */
+  private pend(slot: number): void {
     if (this.nPending >= PENDING_MAX) {
       this.pendingLost++;
       return;

@@ -185,6 +185,15 @@ export class SessionTable {
     return this.lastSeen[slot];
   }
 
+  /** Whether the last lookup() found its packet going from the session's A side (see initiatorIsA). */
+  get lookedUpFromA(): boolean {
+    return this.srcIsA;
+  }
+
+  initiatorIsA(slot: number): boolean {
+    return (this.flags[slot] & F_INIT_IS_A) !== 0;
+  }
+
   /** True when the side that opened the session is its client by the server guess. */
   initiatorIsClient(slot: number): boolean {
     const f = this.flags[slot];
@@ -247,13 +256,25 @@ export class SessionTable {
    * (-1 if absent); leaves the first reusable slot in this.freeSlot.
    */
   private locate(d: DecodedBatch, i: number, now: number): number {
-    const k = this.key;
-    const src = d.src;
-    const dst = d.dst;
-    const w = i * 4;
     const ports = hasPorts(d.proto[i]) && !(d.frag[i] & FragBits.NonFirst);
-    const sp = ports ? d.sport[i] : 0;
-    const dp = ports ? d.dport[i] : 0;
+    this.buildKey(d.family[i], d.proto[i], d.src, d.dst, i * 4, ports ? d.sport[i] : 0, ports ? d.dport[i] : 0);
+    return this.probe(now);
+  }
+
+  /**
+   * The slot of the session (family, proto, src -> dst, ports), or -1: for
+   * packets described elsewhere than in a batch (the packet an ICMP error
+   * quotes). Changes no session.
+   */
+  lookup(family: number, proto: number, src: Uint32Array, dst: Uint32Array, sport: number, dport: number, now: number): number {
+    const ports = hasPorts(proto);
+    this.buildKey(family, proto, src, dst, 0, ports ? sport : 0, ports ? dport : 0);
+    return this.probe(now);
+  }
+
+  /** this.key and this.srcIsA for src[w..] -> dst[w..]. */
+  private buildKey(family: number, proto: number, src: Uint32Array, dst: Uint32Array, w: number, sp: number, dp: number): void {
+    const k = this.key;
     // Canonical order: the lower (address, port) endpoint is A.
     let srcIsA = sp <= dp;
     for (let j = 0; j < 4; j++) {
@@ -263,13 +284,17 @@ export class SessionTable {
       }
     }
     this.srcIsA = srcIsA;
-    k[0] = (d.family[i] << 8) | d.proto[i];
+    k[0] = (family << 8) | proto;
     for (let j = 0; j < 4; j++) {
       k[1 + j] = srcIsA ? src[w + j] : dst[w + j];
       k[5 + j] = srcIsA ? dst[w + j] : src[w + j];
     }
     k[9] = srcIsA ? ((sp << 16) | dp) >>> 0 : ((dp << 16) | sp) >>> 0;
+  }
 
+  /** Finds this.key's slot (-1 if absent); leaves the first reusable slot in this.freeSlot. */
+  private probe(now: number): number {
+    const k = this.key;
     let h = 2166136261;
     for (let j = 0; j < KEY_WORDS; j++) h = Math.imul(h ^ k[j], 16777619);
     h ^= h >>> 15;

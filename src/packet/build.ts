@@ -15,6 +15,8 @@ export interface PacketSpec {
   icmpType?: number;
   icmpCode?: number;
   payloadLen?: number;
+  /** Exact payload bytes (e.g. the packet an ICMP error quotes); overrides payloadLen. */
+  payload?: Uint8Array;
   ttl?: number;
   /** IPv4 fragment offset in 8-byte units, and the MF bit. */
   fragOffset?: number;
@@ -37,7 +39,7 @@ function l4Header(spec: PacketSpec): Buffer {
       const h = Buffer.alloc(8);
       h.writeUInt16BE(spec.sport ?? 0, 0);
       h.writeUInt16BE(spec.dport ?? 0, 2);
-      h.writeUInt16BE(8 + (spec.payloadLen ?? 0), 4);
+      h.writeUInt16BE(8 + (spec.payload?.length ?? spec.payloadLen ?? 0), 4);
       return h;
     }
     case PROTO_ICMP:
@@ -58,7 +60,7 @@ export function buildPacket(spec: PacketSpec): Buffer {
   if (src.kind() !== dst.kind()) throw new Error(`source ${spec.src} and destination ${spec.dst} are of different families`);
   const nonFirst = (spec.fragOffset ?? 0) !== 0;
   const l4 = nonFirst ? Buffer.alloc(0) : l4Header(spec);
-  const payload = Buffer.alloc(spec.payloadLen ?? 0, 0x61);
+  const payload = spec.payload ? Buffer.from(spec.payload) : Buffer.alloc(spec.payloadLen ?? 0, 0x61);
   if (src.kind() === 'ipv4') {
     const ip = Buffer.alloc(20);
     ip[0] = 0x45;

@@ -6,7 +6,7 @@ import { SessionEvidence } from '../flow/session-evidence';
 import { CompiledFlagModel } from '../detect/flag-model';
 import { hashAddress } from '../features/hash';
 import { decodeBatch } from '../packet/decode';
-import { createDecodedBatch, DecodedBatch, DecodeStatus, FragBits } from '../packet/decoded';
+import { createDecodedBatch, DecodedBatch, DecodeStatus, FragBits, PROTO_ICMP, PROTO_ICMPV6 } from '../packet/decoded';
 import { guessFromPacket } from '../flow/server-guess';
 import { MetaColumns, NF_ACCEPT, NF_DROP, NF_REPEAT } from '../queue/native';
 import { createMatcher } from '../rules/matcher';
@@ -94,6 +94,8 @@ export class VerdictEngine {
   private readonly rejectMarkSpec: MarkSpec;
   /** Seconds, for flow idle times and event rate limits. */
   private readonly clock = new Float64Array(1);
+  /** The packet buffer of the batch being decided (ICMP errors are read again after the verdicts). */
+  private packets: Uint8Array = new Uint8Array(0);
 
   constructor(
     capacity: number,
@@ -170,6 +172,7 @@ export class VerdictEngine {
    * are boxed on every call, and the data path must not allocate.
    */
   process(n: number, packets: Uint8Array): void {
+    this.packets = packets;
     this.clock[0] = this.meta.tsSec[0] + this.meta.tsNsec[0] * 1e-9;
     const d = this.decoded;
     const c = this.counters;
@@ -292,7 +295,13 @@ export class VerdictEngine {
       return;
     }
     const ev = this.evidence;
-    const bits = ev.onPacket(t.lastSlot, k === 1, t.lastFromInitiator, d.proto[i], d.tcpFlags[i], d.icmpType[i], d.l4PayloadLen[i]);
+    const proto = d.proto[i];
+    const bits = ev.onPacket(t.lastSlot, k === 1, t.lastFromInitiator, proto, d.tcpFlags[i], d.icmpType[i], d.l4PayloadLen[i]);
+    // Destination unreachable: the attempt it quotes has failed.
+    if ((proto === PROTO_ICMP && d.icmpType[i] === 3) || (proto === PROTO_ICMPV6 && d.icmpType[i] === 1)) {
+      const start = this.meta.offset[i];
+      ev.onIcmpError(this.packets, start + d.l4Offset[i], start + this.meta.capLen[i], d.family[i], this.clock[0]);
+    }
     this.evBits[i] = bits;
     if (bits !== 0 && ev.oddLen > 0) {
       this.oddSeq[i] = ev.oddSeq;

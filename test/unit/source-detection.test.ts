@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildFlagModel, compileFlagModel, flagClass, formatSequence, SYM_NULL, SYM_ODD, SYM_SYN, SYM_SYNACK, symbolOf } from '../../src/detect/flag-model';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG } from '../../src/packet/decoded';
+import { buildPacket } from '../../src/packet/build';
 import { exchange, runPackets, Timed } from '../helpers/packets';
 
 const SERVER = '10.0.2.2';
@@ -114,6 +115,28 @@ describe('per-source detection', () => {
     assert.ok(measures(r, ATTACKER).includes('udp_unanswered'));
     assert.equal(firstAt(r, ATTACKER), 6);
     assert.equal(r.findings.find((x) => x.ip === ATTACKER)!.evUdp, (17 << 16) | 9);
+  });
+
+  it('a UDP scan answered by ICMP port unreachables fails at once; forged or mismatched unreachables count for nothing', () => {
+    const pk = normal(20);
+    for (let p = 1; p <= 40; p++) {
+      const t = 5 + p * 0.02;
+      const probe = { src: ATTACKER, dst: SERVER, proto: 17, sport: 47000, dport: p, payloadLen: 0 };
+      pk.push({ ...probe, t });
+      // The quote: the probe's IP header and its first 8 bytes.
+      pk.push({ src: SERVER, dst: ATTACKER, proto: 1, icmpType: 3, icmpCode: 3, payload: buildPacket(probe).subarray(0, 28), t: t + 0.0002 });
+    }
+    // Unreachables quoting attempts that never happened, or in the wrong direction, framing a client.
+    for (let p = 1; p <= 40; p++) {
+      const fake = { src: CLIENTS[0], dst: SERVER, proto: 17, sport: 5000 + p, dport: 53, payloadLen: 0 };
+      pk.push({ src: SERVER, dst: CLIENTS[0], proto: 1, icmpType: 3, icmpCode: 3, payload: buildPacket(fake).subarray(0, 28), t: 6 + p * 0.01 });
+      const reversed = { src: SERVER, dst: CLIENTS[1], proto: 17, sport: 53, dport: 40000 + ((5 * 7 + 1) % 20000), payloadLen: 0 };
+      pk.push({ src: CLIENTS[1], dst: SERVER, proto: 1, icmpType: 3, icmpCode: 3, payload: buildPacket(reversed).subarray(0, 28), t: 6 + p * 0.01 });
+    }
+    const r = run(pk);
+    assert.deepEqual(named(r), [ATTACKER]);
+    assert.ok(measures(r, ATTACKER).includes('failed_ports'));
+    assert.equal(firstAt(r, ATTACKER), 5, 'refused in the second it was probed, not 2 s later');
   });
 
   it('a ping flood: echo requests, even answered ones', () => {
