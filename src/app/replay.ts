@@ -5,6 +5,7 @@ import { WINDOW_DEFAULTS } from '../config/run-options';
 import { comparable } from '../detect/detector';
 import { Thresholds } from '../detect/envelope';
 import { loadModel, Model } from '../detect/model';
+import { shareFlagModel } from '../detect/flag-model';
 import { WindowJudge } from '../detect/judge';
 import { EpisodeIds, SourceJudge } from '../detect/source-judge';
 import { SourceTracker } from '../detect/source-tracker';
@@ -81,7 +82,7 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
     const pipe = new OfflinePipeline(reader.meta, {
       rules,
       batchSize: BATCH,
-      features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256, flags: model?.flags ?? null },
+      features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256, flags: model ? shareFlagModel(model.flags) : null },
       onStep: (st) => tracker?.add(st),
       onRuleEvents: (events) => logRuleEvents(log, 0, rules, events),
       onWindow: (w) => {

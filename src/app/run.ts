@@ -26,6 +26,7 @@ import { ControlRequest } from '../control/protocol';
 import { ChainCounters, readChainCounters } from '../iptables/chain-counters';
 import { LearningController, LearningPlan, prepareLearning } from '../detect/learning';
 import { formatDuration } from '../config/duration';
+import { shareFlagModel } from '../detect/flag-model';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -128,7 +129,7 @@ export function detectionSetup(o: RunOptions): DetectionSetup {
     if (plan.done) model = plan.done.model;
     else if (current.windowSeconds === windowSeconds && current.stepSeconds === stepSeconds) model = current;
     else warnings.push(`no alerts while learning: ${o.model} was trained on ${current.windowSeconds} s windows / ${current.stepSeconds} s steps and this learning records ${windowSeconds} s / ${stepSeconds} s`);
-    return { features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256, flags: model?.flags ?? null }, model, learning: plan, warnings };
+    return { features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256, flags: model ? shareFlagModel(model.flags) : null }, model, learning: plan, warnings };
   }
   if (o.mode !== 'off') {
     model = loadModel(o.model);
@@ -152,7 +153,7 @@ export function detectionSetup(o: RunOptions): DetectionSetup {
       windowSeconds: model?.windowSeconds ?? o.windowSeconds ?? WINDOW_DEFAULTS.windowSeconds,
       stepSeconds: model?.stepSeconds ?? o.stepSeconds ?? WINDOW_DEFAULTS.stepSeconds,
       maxSourcesPerStep: 256,
-      flags: model?.flags ?? null,
+      flags: model ? shareFlagModel(model.flags) : null,
     },
     model,
     learning: null,
@@ -372,7 +373,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
         void (async () => {
           // From now on: the configured mode, with the site's model.
           await detector?.useModel(model, respondFor(o.mode));
-          supRef?.setFlags(model.flags);
+          supRef?.setFlags(shareFlagModel(model.flags));
           await detector?.stopRecording();
           log.event('mode_changed', { mode: o.mode, model: learnPlan.files.model, reason: 'site model learnt' }, 'warn');
         })();

@@ -29,13 +29,13 @@ export type MeasureName = (typeof MEASURE_NAMES)[number];
 export const MEASURES: readonly MeasureDef[] = [
   { name: 'tcp_failed', kind: 'sum', about: 'TCP connection attempts refused (RST), abandoned after the SYN-ACK, or unanswered for 2 s', floorStep: 20, floorWindow: 200, signatureId: 9100101, signature: 'failed TCP connections from one source (SYN flood or scan)' },
   { name: 'udp_failed', kind: 'sum', about: 'UDP flows it opened that got no answer within 2 s', floorStep: 20, floorWindow: 200, signatureId: 9100102, signature: 'unanswered UDP flows from one source (scan or flood)' },
-  { name: 'udp_unanswered', kind: 'sum', about: 'UDP datagrams it sent in flows the server had not answered', floorStep: 500, floorWindow: 6000, signatureId: 9100103, signature: 'UDP flood: datagrams nobody answers' },
-  { name: 'echo_requests', kind: 'sum', about: 'ICMP/ICMPv6 echo requests it sent', floorStep: 50, floorWindow: 600, signatureId: 9100104, signature: 'ICMP echo flood' },
-  { name: 'odd_sessions', kind: 'sum', about: 'TCP sessions it opened with an improbable flag sequence', floorStep: 10, floorWindow: 30, signatureId: 9100105, signature: 'improbable TCP flag sequences (stealth scan: NULL, FIN, XMAS...)' },
+  { name: 'udp_unanswered', kind: 'sum', about: 'UDP datagrams it sent into flows still unanswered 2 s after they began', floorStep: 5000, floorWindow: 100000, signatureId: 9100103, signature: 'UDP flood: datagrams nobody answers' },
+  { name: 'echo_requests', kind: 'sum', about: 'ICMP/ICMPv6 echo requests it sent', floorStep: 100, floorWindow: 1200, signatureId: 9100104, signature: 'ICMP echo flood' },
+  { name: 'odd_sessions', kind: 'sum', about: 'TCP sessions it opened whose flags it sent are improbable', floorStep: 10, floorWindow: 60, signatureId: 9100105, signature: 'improbable TCP flag sequences (stealth scan: NULL, FIN, XMAS...)' },
   { name: 'stalled_sessions', kind: 'gauge', about: 'its TCP sessions open 5 s or more in which the server has sent no data and it little', floorStep: 20, floorWindow: 20, signatureId: 9100106, signature: 'stalled sessions (slow DoS such as slowloris)' },
   { name: 'failed_ports', kind: 'distinct', about: 'distinct (server, protocol, port) of its failed attempts', floorStep: 10, floorWindow: 20, signatureId: 9100107, signature: 'port scan: failed attempts to many ports' },
   { name: 'failed_hosts', kind: 'distinct', about: 'distinct servers of its failed attempts', floorStep: 10, floorWindow: 20, signatureId: 9100108, signature: 'host sweep: failed attempts to many hosts' },
-  { name: 'service_sessions', kind: 'service', about: 'sessions it opened and got going (TCP handshake done, UDP answered) with its busiest service', floorStep: 10, floorWindow: 30, signatureId: 9100109, signature: 'connection burst to one service (brute force)' },
+  { name: 'service_sessions', kind: 'service', about: 'TCP sessions it opened and got going (handshake done) with one server\'s service', floorStep: 10, floorWindow: 30, signatureId: 9100109, signature: 'connection burst to one service (brute force)' },
 ];
 export const MEASURE_COUNT = MEASURES.length;
 export const MEASURE_INDEX: Readonly<Record<MeasureName, number>> = Object.fromEntries(MEASURES.map((m, i) => [m.name, i])) as Record<MeasureName, number>;
@@ -241,7 +241,7 @@ export interface SourceEnvelope {
   quantile: number;
   margin: number;
   measures: Record<MeasureName, LearntLevel>;
-  /** service_sessions per service seen often enough; other services use measures.service_sessions. */
+  /** service_sessions per TCP service seen often enough; other services use measures.service_sessions (all services pooled) with higher floors. */
   services: Record<string, LearntLevel>;
   /** All-source totals per step. */
   aggregate: Record<AggregateMeasure, number>;
@@ -249,8 +249,14 @@ export interface SourceEnvelope {
   sourceSteps: number;
 }
 
-/** Services with fewer (source, step) samples than this use the pooled level. */
+/** Services with fewer (source, server, second) samples than this use the pooled level. */
 export const MIN_SERVICE_SAMPLES = 300;
+/**
+ * Floors for a service the model never learnt: its threshold is the pooled
+ * level of all services, and at least these, since nothing says how busy
+ * that service normally is.
+ */
+export const UNLEARNT_SERVICE_FLOORS = { step: 30, window: 300 } as const;
 
 export function learnEnvelope(s: EnvelopeStats, quantile = DEFAULT_QUANTILE, margin = DEFAULT_MARGIN): SourceEnvelope {
   const level = (m: MeasureStats): LearntLevel => ({ step: round3(m.step.quantile(quantile)), window: round3(m.window.quantile(quantile)) });
@@ -308,9 +314,10 @@ export class Thresholds {
     if (!t) {
       const learnt = this.env.services[name];
       const i = MEASURE_INDEX.service_sessions;
+      const pooled = this.env.measures.service_sessions;
       t = learnt
         ? { step: threshold(learnt.step, this.env.margin, MEASURES[i].floorStep), window: threshold(learnt.window, this.env.margin, MEASURES[i].floorWindow) }
-        : { step: this.step[i], window: this.window[i] };
+        : { step: threshold(pooled.step, this.env.margin, UNLEARNT_SERVICE_FLOORS.step), window: threshold(pooled.window, this.env.margin, UNLEARNT_SERVICE_FLOORS.window) };
       this.#services.set(name, t);
     }
     return t;

@@ -31,14 +31,11 @@ export const CTX_BASE = SYMBOLS + 1;
 /** Symbols of context. */
 export const ORDER = 3;
 export const CONTEXTS = CTX_BASE ** ORDER;
-/** Packets of a session that are scored (the opening is where probes and odd handshakes show). */
-export const SCORED_SYMBOLS = 10;
-/** Symbols kept per session for the alert: 8 of 4 bits in a uint32. */
+/** Packets of a session that are scored (the opening is where probes and odd handshakes show); all are kept for the alert, 4 bits each in a uint32. */
+export const SCORED_SYMBOLS = 8;
 export const KEPT_SYMBOLS = 8;
 /** A context with fewer observations than this backs off to its shorter suffix. */
 export const MIN_CONTEXT_COUNT = 20;
-/** Weight of the shorter suffix's distribution in a context's estimate (interpolated smoothing). */
-const BACKOFF_WEIGHT = 1;
 /** Surprisal below this never flags, whatever the training data (about p = 1e-4). */
 export const MIN_THRESHOLD = 9.2;
 /** Normal symbols allowed above the threshold, as a share of all normal symbols. */
@@ -193,10 +190,12 @@ export interface CompiledFlagModel {
 
 /**
  * Dense surprisal table. Each context's distribution interpolates its own
- * counts with its suffix's distribution (Witten-Bell style with a fixed
- * weight), from the empty context (add-one smoothed) up: a transition never
- * seen after a well-known context gets about weight / (n + weight) of what
- * the shorter context says, so it stays possible but very improbable.
+ * counts with its suffix's distribution (Witten-Bell: the suffix weighs as
+ * much as the number of distinct symbols the context was seen followed by),
+ * from the empty context (add-one smoothed) up. A transition never seen
+ * after a context that was always followed by the same thing gets about
+ * 1 / n of what the shorter context says; after a context seen followed by
+ * many different things, several times more.
  */
 export function compileFlagModel(m: FlagModel): CompiledFlagModel {
   const nodes = new Map(m.nodes.map((n) => [n.ctx.join(','), n.counts]));
@@ -217,8 +216,9 @@ export function compileFlagModel(m: FlagModel): CompiledFlagModel {
       return lower;
     }
     const n = sum(counts);
+    const distinct = counts.filter((c) => c > 0).length;
     const p = new Float64Array(SYMBOLS);
-    for (let s = 0; s < SYMBOLS; s++) p[s] = (counts[s] + BACKOFF_WEIGHT * lower[s]) / (n + BACKOFF_WEIGHT);
+    for (let s = 0; s < SYMBOLS; s++) p[s] = (counts[s] + distinct * lower[s]) / (n + distinct);
     prob.set(key, p);
     return p;
   };
@@ -228,6 +228,24 @@ export function compileFlagModel(m: FlagModel): CompiledFlagModel {
     for (let s = 0; s < SYMBOLS; s++) surprisal[c * SYMBOLS + s] = -Math.log(p[s]);
   }
   return { surprisal, threshold: m.threshold, scoredSymbols: m.scoredSymbols };
+}
+
+/** A compiled model in shared memory: compiled once on the main thread, read by every queue thread. */
+export interface SharedFlagModel {
+  surprisal: SharedArrayBuffer;
+  threshold: number;
+  scoredSymbols: number;
+}
+
+export function shareFlagModel(m: FlagModel): SharedFlagModel {
+  const c = compileFlagModel(m);
+  const surprisal = new SharedArrayBuffer(c.surprisal.byteLength);
+  new Float32Array(surprisal).set(c.surprisal);
+  return { surprisal, threshold: c.threshold, scoredSymbols: c.scoredSymbols };
+}
+
+export function openFlagModel(s: SharedFlagModel): CompiledFlagModel {
+  return { surprisal: new Float32Array(s.surprisal), threshold: s.threshold, scoredSymbols: s.scoredSymbols };
 }
 
 /** The JSON schema of the model file's `flags` section. */

@@ -13,6 +13,7 @@ import { formatDuration } from '../config/duration';
 import { EventLog } from '../log/event-log';
 import { loadModel, Model, saveModel } from './model';
 import { TrainSummary } from './train';
+import { forEachLine } from '../features/record-file';
 import type { TrainJob, TrainReply } from './train-worker';
 
 export const LEARNING_FORMAT = 'nfips-learning';
@@ -81,15 +82,15 @@ export interface LearningPlan {
 export function recordedSeconds(recording: string): number {
   if (!existsSync(recording)) return 0;
   let seconds = 0;
-  for (const line of readFileSync(recording, 'utf8').split('\n')) {
-    if (!line.startsWith('{"type":"behaviour"')) continue;
+  forEachLine(recording, (line) => {
+    if (!line.startsWith('{"type":"behaviour"')) return;
     try {
       const r = JSON.parse(line) as { step_seconds: number; stats: { steps: number } };
       seconds += r.stats.steps * r.step_seconds;
     } catch {
       // a line torn by a crash
     }
-  }
+  });
   return seconds;
 }
 

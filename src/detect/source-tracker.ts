@@ -15,7 +15,8 @@ import { formatSequence } from './flag-model';
 
 /** Steps after which a step counts as reported by every queue. */
 const FINAL_LAG = 2;
-const BUCKETS = 5;
+/** Distinct-destination bitmaps are kept in buckets of about a twelfth of the window. */
+const BUCKETS = 13;
 const STEP_BITS = FINAL_LAG + 1;
 export const MAX_TRACKED_SOURCES = 2048;
 /** A share of an all-source total under which no source explains it: spread over many addresses. */
@@ -80,6 +81,7 @@ interface Entry {
   idx: Int32Array;
   v: Float64Array;
   svcKey: Int32Array;
+  svcService: Int32Array;
   svcN: Float64Array;
   evProtos: Uint8Array;
   evTcp: Int32Array;
@@ -112,6 +114,9 @@ export class SourceTracker {
   readonly #hostsScratch = new Uint32Array(HOST_BITS_WORDS);
   #stats: EnvelopeStats | null;
   #thresholds: Thresholds | null;
+  readonly #scratchAgg: Float64Array;
+  /** Times the clock jumped (back past the window, or forward by more than one) and the history was dropped. */
+  clockJumps = 0;
   /** Sources dropped to stay within maxSources. */
   evicted = 0;
 
@@ -121,6 +126,7 @@ export class SourceTracker {
     this.#thresholds = o.thresholds;
     this.#w = Math.max(1, Math.ceil(o.windowSeconds / o.stepSeconds));
     this.#bucket = Math.max(1, Math.ceil(this.#w / (BUCKETS - 1)));
+    this.#scratchAgg = new Float64Array(EV_COUNT);
     this.#max = o.maxSources ?? MAX_TRACKED_SOURCES;
   }
 
@@ -131,9 +137,16 @@ export class SourceTracker {
   /** One queue's closed step. */
   add(rec: StepRecord): void {
     const k = rec.index;
-    if (k < this.#final - this.#w) return; // far in the past (a clock reset elsewhere): ignore
+    if (this.#newest >= 0 && (k < this.#final - this.#w || k > this.#newest + this.#w)) {
+      // The clock stepped (NTP, a capture's gap): the ring no longer
+      // describes the time around k. Start over rather than judge on a
+      // stale ring, or count a gap of nothing as seconds of traffic learnt.
+      this.#finalizeUpTo(this.#newest);
+      this.#reset();
+    }
     const s = rec.sources;
-    const agg = this.#aggFor(k);
+    // A record for a step already finalised still counts per source; its all-source total is gone.
+    const agg = k > this.#final ? this.#aggFor(k) : this.#scratchAgg.fill(0);
     for (let c = 0; c < EV_COUNT; c++) agg[c] += rec.othersEv[c];
     if (this.#stats) this.#stats.addSequences(rec.sequences.index, rec.sequences.count, rec.sequences.sessions);
     const touched: Entry[] = [];
@@ -141,6 +154,7 @@ export class SourceTracker {
       const e = this.#entry(s.family[r], s.addr, r * 4);
       if (e.mac === undefined) e.mac = formatMac(s.macHi[r], s.macLo[r]);
       const slot = this.#slot(e, k);
+      if (slot < 0) continue; // older than what this source's ring holds
       const vb = slot * EV_COUNT;
       for (let c = 0; c < EV_COUNT; c++) {
         // Stalled sessions are a level per queue; the queues' levels add up too.
@@ -150,7 +164,7 @@ export class SourceTracker {
       }
       for (let j = 0; j < SVC_SLOTS; j++) {
         const n = s.svcCount[r * SVC_SLOTS + j];
-        if (n > 0) mergeService(e, slot, s.svcKey[r * SVC_SLOTS + j], n);
+        if (n > 0) mergeService(e, slot, s.svcKey[r * SVC_SLOTS + j], s.svcService[r * SVC_SLOTS + j], n);
       }
       e.evProtos[slot] |= s.evProtos[r];
       e.evTcp[slot] = mergeTarget(e.evTcp[slot], s.evTcp[r]);
@@ -224,6 +238,7 @@ export class SourceTracker {
       idx: new Int32Array(w).fill(-1),
       v: new Float64Array(w * EV_COUNT),
       svcKey: new Int32Array(w * SVC_SLOTS).fill(-1),
+      svcService: new Int32Array(w * SVC_SLOTS),
       svcN: new Float64Array(w * SVC_SLOTS),
       evProtos: new Uint8Array(w),
       evTcp: new Int32Array(w).fill(TARGET_NONE),
@@ -244,13 +259,15 @@ export class SourceTracker {
     return e;
   }
 
-  /** The ring slot of step k, cleared if it held an older step. */
+  /** The ring slot of step k, cleared if it held an older step; -1 if it holds a newer one. */
   #slot(e: Entry, k: number): number {
     const slot = k % this.#w;
+    if (e.idx[slot] > k) return -1;
     if (e.idx[slot] !== k) {
       e.idx[slot] = k;
       e.v.fill(0, slot * EV_COUNT, (slot + 1) * EV_COUNT);
       e.svcKey.fill(-1, slot * SVC_SLOTS, (slot + 1) * SVC_SLOTS);
+      e.svcService.fill(0, slot * SVC_SLOTS, (slot + 1) * SVC_SLOTS);
       e.svcN.fill(0, slot * SVC_SLOTS, (slot + 1) * SVC_SLOTS);
       e.evProtos[slot] = 0;
       e.evTcp[slot] = TARGET_NONE;
@@ -260,26 +277,27 @@ export class SourceTracker {
   }
 
   #orBits(e: Entry, k: number, ports: Uint32Array, pBase: number, hosts: Uint32Array, hBase: number): void {
+    // A late record never wipes a newer bucket or step.
     const b = Math.floor(k / this.#bucket);
     const bs = b % BUCKETS;
-    if (e.bIdx[bs] !== b) {
+    if (e.bIdx[bs] < b) {
       e.bIdx[bs] = b;
       e.ports.fill(0, bs * PORT_BITS_WORDS, (bs + 1) * PORT_BITS_WORDS);
       e.hosts.fill(0, bs * HOST_BITS_WORDS, (bs + 1) * HOST_BITS_WORDS);
     }
+    if (e.bIdx[bs] === b) {
+      for (let j = 0; j < PORT_BITS_WORDS; j++) e.ports[bs * PORT_BITS_WORDS + j] |= ports[pBase + j];
+      for (let j = 0; j < HOST_BITS_WORDS; j++) e.hosts[bs * HOST_BITS_WORDS + j] |= hosts[hBase + j];
+    }
     const ss = k % STEP_BITS;
-    if (e.sIdx[ss] !== k) {
+    if (e.sIdx[ss] < k) {
       e.sIdx[ss] = k;
       e.sPorts.fill(0, ss * PORT_BITS_WORDS, (ss + 1) * PORT_BITS_WORDS);
       e.sHosts.fill(0, ss * HOST_BITS_WORDS, (ss + 1) * HOST_BITS_WORDS);
     }
-    for (let j = 0; j < PORT_BITS_WORDS; j++) {
-      e.ports[bs * PORT_BITS_WORDS + j] |= ports[pBase + j];
-      e.sPorts[ss * PORT_BITS_WORDS + j] |= ports[pBase + j];
-    }
-    for (let j = 0; j < HOST_BITS_WORDS; j++) {
-      e.hosts[bs * HOST_BITS_WORDS + j] |= hosts[hBase + j];
-      e.sHosts[ss * HOST_BITS_WORDS + j] |= hosts[hBase + j];
+    if (e.sIdx[ss] === k) {
+      for (let j = 0; j < PORT_BITS_WORDS; j++) e.sPorts[ss * PORT_BITS_WORDS + j] |= ports[pBase + j];
+      for (let j = 0; j < HOST_BITS_WORDS; j++) e.sHosts[ss * HOST_BITS_WORDS + j] |= hosts[hBase + j];
     }
   }
 
@@ -316,9 +334,9 @@ export class SourceTracker {
     return { second, window };
   }
 
-  /** New sessions per service of e at step k and over the window: per service. */
-  #services(e: Entry, k: number): Map<number, { second: number; window: number }> {
-    const out = new Map<number, { second: number; window: number }>();
+  /** Working sessions of e per (server, service) pair at step k and over the window. */
+  #services(e: Entry, k: number): Map<number, { service: number; second: number; window: number }> {
+    const out = new Map<number, { service: number; second: number; window: number }>();
     const w = this.#w;
     for (let slot = 0; slot < w; slot++) {
       const at = e.idx[slot];
@@ -328,7 +346,7 @@ export class SourceTracker {
         const n = e.svcN[slot * SVC_SLOTS + j];
         if (key < 0 || n <= 0) continue;
         let x = out.get(key);
-        if (!x) out.set(key, (x = { second: 0, window: 0 }));
+        if (!x) out.set(key, (x = { service: e.svcService[slot * SVC_SLOTS + j], second: 0, window: 0 }));
         x.window += n;
         if (at === k) x.second += n;
       }
@@ -349,6 +367,8 @@ export class SourceTracker {
   #judge(e: Entry, k: number, th: Thresholds): SourceFinding | null {
     const exceeded: Exceeded[] = [];
     const push = (measure: MeasureName, v: { second: number; window: number }, t: { step: Threshold; window: Threshold }, service?: string) => {
+      // Only what it is doing now counts: a source that stopped is not judged on what the window remembers.
+      if (!(v.second > 0)) return;
       const rs = v.second / t.step.value;
       const rw = v.window / t.window.value;
       if (rs <= 1 && rw <= 1) return;
@@ -360,8 +380,8 @@ export class SourceTracker {
       if (def.kind === 'service') return;
       push(def.name, this.#measure(e, k, m), { step: th.step[m], window: th.window[m] });
     });
-    for (const [key, v] of this.#services(e, k)) {
-      const name = serviceName(key);
+    for (const v of this.#services(e, k).values()) {
+      const name = serviceName(v.service);
       push('service_sessions', v, th.service(name), name);
     }
     if (exceeded.length === 0) return null;
@@ -401,6 +421,14 @@ export class SourceTracker {
     }
   }
 
+  #reset(): void {
+    this.#entries.clear();
+    this.#agg.clear();
+    this.#newest = -1;
+    this.#final = -1;
+    this.clockJumps++;
+  }
+
   #finalizeUpTo(k: number): void {
     if (this.#final < 0) this.#final = k - 1;
     for (let j = this.#final + 1; j <= k; j++) this.#finalize(j);
@@ -427,8 +455,8 @@ export class SourceTracker {
           });
           let topSecond = 0;
           let topWindow = 0;
-          for (const [key, v] of this.#services(e, j)) {
-            const s = stats.service(serviceName(key));
+          for (const v of this.#services(e, j).values()) {
+            const s = stats.service(serviceName(v.service));
             s.step.add(v.second);
             s.window.add(v.window);
             topSecond = Math.max(topSecond, v.second);
@@ -462,8 +490,8 @@ export class SourceTracker {
   }
 }
 
-/** Adds a (service, count) to step slot of e: the same key adds up; else an empty or the smaller slot takes it. */
-function mergeService(e: Entry, slot: number, key: number, n: number): void {
+/** Adds a (server-service key, count) to step slot of e: the same key adds up; else an empty or the smaller slot takes it. */
+function mergeService(e: Entry, slot: number, key: number, service: number, n: number): void {
   const b = slot * SVC_SLOTS;
   for (let j = 0; j < SVC_SLOTS; j++) {
     if (e.svcKey[b + j] === key) {
@@ -475,14 +503,16 @@ function mergeService(e: Entry, slot: number, key: number, n: number): void {
   for (let j = 0; j < SVC_SLOTS; j++) {
     if (e.svcKey[b + j] < 0) {
       e.svcKey[b + j] = key;
+      e.svcService[b + j] = service;
       e.svcN[b + j] = n;
       return;
     }
     if (e.svcN[b + j] < e.svcN[min]) min = b + j;
   }
-  // Both taken by other services: keep the larger, as Misra-Gries would.
+  // Both taken by other pairs: keep the larger, as Misra-Gries would.
   if (n > e.svcN[min]) {
     e.svcKey[min] = key;
+    e.svcService[min] = service;
     e.svcN[min] = n;
   }
 }

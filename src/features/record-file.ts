@@ -3,7 +3,7 @@
 // every feature window, and once a minute the per-source behaviour seen
 // since the previous such line (histograms and flag-sequence counts; they
 // add up, so a recording resumed after a restart loses nothing).
-import { closeSync, createWriteStream, fstatSync, openSync, readFileSync, readSync, writeSync, WriteStream } from 'node:fs';
+import { closeSync, createWriteStream, fstatSync, openSync, readSync, writeSync, WriteStream } from 'node:fs';
 import { describeSchemaErrors, strictAjv } from '../config/json-file';
 import { ENVELOPE_STATS_SCHEMA, EnvelopeStats, EnvelopeStatsDoc } from '../detect/envelope';
 import { FEATURE_NAMES, FEATURE_SET_VERSION } from './feature-set';
@@ -157,28 +157,69 @@ export function readFeatureRecords(file: string): RecordedWindow[] {
 }
 
 /** Reads a recording; errors name the file, the line and what was expected. */
-export function readRecording(file: string): Recording {
-  let text: string;
+/**
+ * Calls fn(line, lineNumber, isLast) for each line of the file, reading it a
+ * megabyte at a time: a recording of weeks is larger than a string can be.
+ */
+export function forEachLine(file: string, fn: (line: string, n: number, last: boolean) => void): void {
+  let fd: number;
   try {
-    text = readFileSync(file, 'utf8');
+    fd = openSync(file, 'r');
   } catch (e) {
     throw new Error(`${file}: cannot read: ${(e as Error).message}`);
   }
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    let carry = '';
+    let n = 0;
+    let pending: string | null = null;
+    for (;;) {
+      const got = readSync(fd, buf, 0, buf.length, null);
+      if (got === 0) break;
+      const parts = (carry + buf.toString('utf8', 0, got)).split('\n');
+      carry = parts.pop() ?? '';
+      for (const part of parts) {
+        if (pending !== null) fn(pending, n, false);
+        pending = part;
+        n++;
+      }
+    }
+    if (carry !== '') {
+      if (pending !== null) fn(pending, n, false);
+      pending = carry;
+      n++;
+    }
+    if (pending !== null) fn(pending, n, true);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Windows kept for training at most: a longer recording is thinned evenly in time. */
+export const MAX_TRAINING_WINDOWS = 200_000;
+
+/** Reads a recording; errors name the file, the line and what was expected. */
+export function readRecording(file: string, maxWindows = MAX_TRAINING_WINDOWS): Recording {
+  let windowLines = 0;
+  forEachLine(file, (line) => {
+    if (line.startsWith('{"type":"window"') || line.startsWith('{"feature_set"')) windowLines++;
+  });
+  const stride = Math.max(1, Math.ceil(windowLines / maxWindows));
+  let seenWindows = 0;
   const out: RecordedWindow[] = [];
   const behaviour = new EnvelopeStats();
   const behaviourShapes: Recording['behaviourShapes'] = [];
   let behaviourEnd: number | null = null;
-  const lines = text.split('\n');
-  lines.forEach((raw, k) => {
+  forEachLine(file, (raw, k, last) => {
     const line = raw.trim();
     if (line === '') return;
-    const where = `${file}:${k + 1}`;
+    const where = `${file}:${k}`;
     let r: Partial<RecordLine>;
     try {
       r = JSON.parse(line) as Partial<RecordLine>;
     } catch (e) {
       // The last line of a recording cut short by a crash may be partial.
-      if (k >= lines.length - 2) return;
+      if (last) return;
       throw new Error(`${where}: not JSON (${(e as Error).message})`);
     }
     if (r.feature_set !== FEATURE_SET_VERSION) throw new Error(`${where}: at /feature_set: expected ${FEATURE_SET_VERSION} (this nfips' feature set), got ${JSON.stringify(r.feature_set)}; record again with this version`);
@@ -208,6 +249,7 @@ export function readRecording(file: string): Recording {
       if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${where}: at /features/${n}: expected a number, got ${JSON.stringify(v)}`);
       return v;
     });
+    if (seenWindows++ % stride !== 0) return;
     out.push({ queue: r.queue!, windowSeconds: r.window_seconds!, stepSeconds: r.step_seconds!, queues: r.queues!, start: r.start!, end: r.end!, packets: r.packets!, values });
   });
   return { windows: out, behaviour, behaviourShapes, behaviourEnd };

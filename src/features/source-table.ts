@@ -75,8 +75,9 @@ export class SourceTable {
   readonly othersEv = new Float64Array(EV_COUNT);
   readonly portBits: Uint32Array;
   readonly hostBits: Uint32Array;
-  /** Service keys ((proto << 16) | port, -1 for none) and new-attempt counts. */
+  /** Per (server, service) of its working TCP sessions: a 31-bit key (-1 for none), the service ((proto << 16) | port) and the count. */
   readonly svcKey: Int32Array;
+  readonly svcService: Int32Array;
   readonly svcCount: Uint32Array;
   /** PROTO_BIT_* of the row's failed, improbable or stalled sessions. */
   readonly evProtos: Uint8Array;
@@ -110,6 +111,7 @@ export class SourceTable {
     this.portBits = new Uint32Array(c * PORT_BITS_WORDS);
     this.hostBits = new Uint32Array(c * HOST_BITS_WORDS);
     this.svcKey = new Int32Array(c * SVC_SLOTS);
+    this.svcService = new Int32Array(c * SVC_SLOTS);
     this.svcCount = new Uint32Array(c * SVC_SLOTS);
     this.evProtos = new Uint8Array(c);
     this.evTcp = new Int32Array(c);
@@ -192,18 +194,24 @@ export class SourceTable {
     return slot;
   }
 
-  /** A new working session of row r with service key svc (Misra-Gries over SVC_SLOTS counters). */
-  countService(r: number, svc: number): void {
+  /**
+   * A new working session of row r with one server's service: key (31 bits)
+   * names the pair, service is (proto << 16) | port. Misra-Gries over
+   * SVC_SLOTS counters: the busiest pair's count is a lower bound.
+   */
+  countService(r: number, key: number, service: number): void {
     const b = r * SVC_SLOTS;
     const keys = this.svcKey;
     const c = this.svcCount;
-    if (keys[b] === svc) c[b]++;
-    else if (keys[b + 1] === svc) c[b + 1]++;
+    if (keys[b] === key) c[b]++;
+    else if (keys[b + 1] === key) c[b + 1]++;
     else if (c[b] === 0) {
-      keys[b] = svc;
+      keys[b] = key;
+      this.svcService[b] = service;
       c[b] = 1;
     } else if (c[b + 1] === 0) {
-      keys[b + 1] = svc;
+      keys[b + 1] = key;
+      this.svcService[b + 1] = service;
       c[b + 1] = 1;
     } else {
       c[b]--;

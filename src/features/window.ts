@@ -207,6 +207,7 @@ export interface StepSources {
   portBits: Uint32Array;
   hostBits: Uint32Array;
   svcKey: Int32Array;
+  svcService: Int32Array;
   svcCount: Uint32Array;
   evProtos: Uint8Array;
   evTcp: Int32Array;
@@ -321,6 +322,7 @@ export class StepCounter implements Ev.EvidenceSink {
       portBits: new Uint32Array(n * PORT_BITS_WORDS),
       hostBits: new Uint32Array(n * HOST_BITS_WORDS),
       svcKey: new Int32Array(n * SVC_SLOTS),
+      svcService: new Int32Array(n * SVC_SLOTS),
       svcCount: new Uint32Array(n * SVC_SLOTS),
       evProtos: new Uint8Array(n),
       evTcp: new Int32Array(n),
@@ -343,6 +345,7 @@ export class StepCounter implements Ev.EvidenceSink {
       sources.portBits.set(t.portBits.subarray(s * PORT_BITS_WORDS, (s + 1) * PORT_BITS_WORDS), r * PORT_BITS_WORDS);
       sources.hostBits.set(t.hostBits.subarray(s * HOST_BITS_WORDS, (s + 1) * HOST_BITS_WORDS), r * HOST_BITS_WORDS);
       sources.svcKey.set(t.svcKey.subarray(s * SVC_SLOTS, (s + 1) * SVC_SLOTS), r * SVC_SLOTS);
+      sources.svcService.set(t.svcService.subarray(s * SVC_SLOTS, (s + 1) * SVC_SLOTS), r * SVC_SLOTS);
       sources.svcCount.set(t.svcCount.subarray(s * SVC_SLOTS, (s + 1) * SVC_SLOTS), r * SVC_SLOTS);
       sources.evProtos[r] = t.evProtos[s];
       sources.evTcp[r] = t.evTcp[s];
@@ -402,7 +405,11 @@ export class StepCounter implements Ev.EvidenceSink {
       table.markFailure(row, serverH, portHashOf(serverH, proto, servicePort));
     }
     if (bits & Ev.EV_UDP_UNANSWERED) table.ev[e + EV_UDP_UNANSWERED]++;
-    if (bits & Ev.EV_SESSION) table.countService(row, svc);
+    if (bits & Ev.EV_SESSION) {
+      // Per server and service: a burst of sessions aims at one server (password guessing); a proxy's spread over many.
+      const serverH = ownerIsDst ? srcH : hashAddress(d.dst, w, fam);
+      table.countService(row, fmix32(mixWord(serverH, svc)) >>> 1, svc);
+    }
     if (bits & Ev.EV_ODD) {
       table.ev[e + EV_ODD]++;
       if (table.oddLen[row] === 0 || m.oddSurprisal[i] > table.oddSurprisal[row]) {
@@ -520,10 +527,8 @@ export class StepCounter implements Ev.EvidenceSink {
     x[o + SC_UDP] += udp;
     x[o + SC_NEW_SESSIONS] += newSession;
     if (echo) {
-      if (row >= 0) {
-        table.ev[row * EV_COUNT + EV_ECHO]++;
-        table.evProtos[row] |= PROTO_BIT_ICMP;
-      } else table.othersEv[EV_ECHO]++;
+      if (row >= 0) table.ev[row * EV_COUNT + EV_ECHO]++;
+      else table.othersEv[EV_ECHO]++;
     }
     if (row >= 0) {
       table.protos[row] |= proto === PROTO_TCP ? PROTO_BIT_TCP : proto === PROTO_UDP ? PROTO_BIT_UDP : proto === PROTO_ICMP || proto === PROTO_ICMPV6 ? PROTO_BIT_ICMP : PROTO_BIT_OTHER;
@@ -759,6 +764,6 @@ export function stepTransferList(r: StepRecord): ArrayBuffer[] {
   return [
     r.counts.buffer, r.sketches.buffer, r.others.buffer, r.othersEv.buffer, r.sequences.index.buffer, r.sequences.count.buffer,
     s.family.buffer, s.addr.buffer, s.macHi.buffer, s.macLo.buffer, s.counts.buffer, s.protos.buffer, s.target.buffer,
-    s.ev.buffer, s.portBits.buffer, s.hostBits.buffer, s.svcKey.buffer, s.svcCount.buffer, s.evProtos.buffer, s.evTcp.buffer, s.evUdp.buffer, s.oddSeq.buffer, s.oddLen.buffer, s.oddSurprisal.buffer,
+    s.ev.buffer, s.portBits.buffer, s.hostBits.buffer, s.svcKey.buffer, s.svcService.buffer, s.svcCount.buffer, s.evProtos.buffer, s.evTcp.buffer, s.evUdp.buffer, s.oddSeq.buffer, s.oddLen.buffer, s.oddSurprisal.buffer,
   ] as ArrayBuffer[];
 }

@@ -8,7 +8,7 @@
 // its client: a host that only answered (a server, a victim of spoofed
 // SYNs) or that a session was picked up from mid-stream (after a restart)
 // is never credited with anything.
-import { CompiledFlagModel, CONTEXTS, flagClass, KEPT_SYMBOLS, nextContext, SCORED_SYMBOLS, START_CONTEXT, SYM_ACK, SYM_DATA, SYM_NULL, SYM_ODD, SYM_RST, SYM_SYN, SYM_SYNACK, SYMBOLS, symbolOf } from '../detect/flag-model';
+import { CLASSES, CompiledFlagModel, CONTEXTS, flagClass, KEPT_SYMBOLS, nextContext, SCORED_SYMBOLS, START_CONTEXT, SYM_ACK, SYM_DATA, SYM_FIN, SYM_NULL, SYM_ODD, SYM_RST, SYM_SYN, SYM_SYNACK, SYMBOLS, symbolOf } from '../detect/flag-model';
 import { PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from '../packet/decoded';
 import { isEchoReply, isEchoRequest } from './server-guess';
 import { SessionTable } from './session-table';
@@ -41,6 +41,8 @@ const ST_OUTCOME = 8; // failure counted, or success seen: nothing more to count
 const ST_SERVER_DATA = 16; // the server sent payload
 const ST_SCORED = 32; // flag sequence scored (TCP opened by SYN or by a probe)
 const ST_ODD = 64; // flag sequence found improbable
+const ST_CLOSED = 128; // TCP: a FIN or RST was seen
+const ST_PROBE = 256; // TCP: opened by a NULL, FIN, XMAS or other odd packet
 
 /** Where swept and evicted sessions' evidence goes (the step's per-source table). */
 export interface EvidenceSink {
@@ -60,7 +62,7 @@ function word(b: Uint8Array, o: number): number {
 }
 
 export class SessionEvidence {
-  private readonly st: Uint8Array;
+  private readonly st: Uint16Array;
   private readonly ctx: Uint16Array;
   private readonly nsym: Uint8Array;
   private readonly seq: Uint32Array;
@@ -92,7 +94,7 @@ export class SessionEvidence {
     private readonly hashAddress: AddressHasher,
   ) {
     const c = table.capacity;
-    this.st = new Uint8Array(c);
+    this.st = new Uint16Array(c);
     this.ctx = new Uint16Array(c);
     this.nsym = new Uint8Array(c);
     this.seq = new Uint32Array(c);
@@ -109,16 +111,29 @@ export class SessionEvidence {
    * One recorded packet of the session in `slot`; created: it opened the
    * session. Returns EV_* bits for the packet (0 almost always).
    */
-  onPacket(slot: number, created: boolean, fromInitiator: boolean, proto: number, flags: number, icmpType: number, payloadLen: number): number {
+  onPacket(slot: number, created: boolean, fromInitiator: boolean, proto: number, flags: number, icmpType: number, payloadLen: number, nonFirstFragment: boolean, now: number): number {
+    // A non-first fragment has no ports: it is keyed apart from its datagram
+    // and its direction cannot be told, so it says nothing about anyone.
+    if (nonFirstFragment) {
+      if (created) this.st[slot] = 0;
+      return 0;
+    }
     if (created) this.reset(slot, proto, flags, icmpType, payloadLen);
-    const st = this.st[slot];
+    let st = this.st[slot];
     let ev = 0;
     if (proto === PROTO_TCP) {
+      const c = flagClass(flags, payloadLen);
+      // A new SYN on the 4-tuple of a finished exchange is a new attempt.
+      // (Retransmitted SYNs of an attempt still open do not: one connect is one attempt.)
+      if (!created && fromInitiator && c === SYM_SYN && st & ST_CLOSED) {
+        this.reset(slot, proto, flags, icmpType, payloadLen);
+        st = this.st[slot];
+      }
       if (st & ST_SCORED) ev |= this.score(slot, fromInitiator, flags, payloadLen);
+      if (c === SYM_FIN || c === SYM_RST) this.st[slot] |= ST_CLOSED;
       if (fromInitiator) {
         if (payloadLen > 0) this.clientBytes[slot] = Math.min(0xffffffff, this.clientBytes[slot] + payloadLen);
         if ((st & (ST_ATTEMPT | ST_OUTCOME | ST_ANSWERED)) === (ST_ATTEMPT | ST_ANSWERED)) {
-          const c = flagClass(flags, payloadLen);
           if (c === SYM_RST) {
             // It gave up on a handshake the server had answered (nmap -sS, hping3 -S).
             this.st[slot] |= ST_OUTCOME;
@@ -132,7 +147,6 @@ export class SessionEvidence {
         let s = this.st[slot] | ST_ANSWERED;
         if (payloadLen > 0) s |= ST_SERVER_DATA;
         if ((st & (ST_ATTEMPT | ST_OUTCOME)) === ST_ATTEMPT) {
-          const c = flagClass(flags, payloadLen);
           if (c === SYM_RST) {
             s |= ST_OUTCOME;
             ev |= EV_TCP_FAILED | EV_OWNER_IS_DST;
@@ -145,9 +159,10 @@ export class SessionEvidence {
       }
     } else if (proto === PROTO_UDP) {
       if (fromInitiator) {
-        if ((st & (ST_ATTEMPT | ST_ANSWERED)) === ST_ATTEMPT) ev |= EV_UDP_UNANSWERED;
+        // Datagrams into a flow still unanswered 2 s after it began: a client's
+        // first query is not evidence, a one-flow flood soon is.
+        if ((st & (ST_ATTEMPT | ST_ANSWERED)) === ST_ATTEMPT && now - this.table.firstSeenAt(slot) >= UNANSWERED_SECONDS) ev |= EV_UDP_UNANSWERED;
       } else {
-        if ((st & (ST_ATTEMPT | ST_ANSWERED)) === ST_ATTEMPT) ev |= EV_SESSION | EV_OWNER_IS_DST;
         this.st[slot] |= ST_ANSWERED | ST_OUTCOME;
       }
     } else if (proto === PROTO_ICMP || proto === PROTO_ICMPV6) {
@@ -157,13 +172,14 @@ export class SessionEvidence {
   }
 
   /**
-   * An ICMP/ICMPv6 destination unreachable at bytes[at..end) (its ICMP
-   * header): the quoted packet's session, if it is an attempt still waiting
-   * and the quote comes from the side that opened it, has failed (a closed
-   * UDP port, a host or a filter refusing). Off-path spoofing would have to
-   * guess a pending attempt's addresses and ports exactly.
+   * An ICMP/ICMPv6 error at bytes[at..end) (its ICMP header) quoting an
+   * attempt still waiting, sent by the side that opened it. Destination
+   * unreachable: the attempt has failed (a closed UDP port, a host or a
+   * filter refusing). Time exceeded: a router answered it (traceroute's
+   * probes are answered, not failed). Off-path spoofing would have to guess
+   * a pending attempt's addresses and ports exactly.
    */
-  onIcmpError(bytes: Uint8Array, at: number, end: number, family: number, now: number): void {
+  onIcmpError(bytes: Uint8Array, at: number, end: number, family: number, now: number, unreachable: boolean): void {
     const q = at + 8;
     const src = this.scratch;
     const dst = this.scratch2;
@@ -198,7 +214,7 @@ export class SessionEvidence {
     const b = this.st[slot];
     if ((b & (ST_ATTEMPT | ST_OUTCOME)) !== ST_ATTEMPT) return;
     this.st[slot] = b | ST_OUTCOME | ST_ANSWERED;
-    this.pend(slot);
+    if (unreachable) this.pend(slot);
   }
 
   /**
@@ -219,7 +235,7 @@ export class SessionEvidence {
         if (now - t.firstSeenAt(s) < UNANSWERED_SECONDS) continue;
         st[s] = b | ST_OUTCOME;
         this.credit(s, sink);
-      } else if ((b & (ST_HANDSHAKE | ST_SERVER_DATA)) === ST_HANDSHAKE) {
+      } else if ((b & (ST_HANDSHAKE | ST_SERVER_DATA | ST_CLOSED)) === ST_HANDSHAKE) {
         const bytes = this.clientBytes[s];
         if (bytes === 0 || bytes >= STALL_MAX_CLIENT_BYTES) continue;
         if (now - t.firstSeenAt(s) < STALL_SECONDS || now - t.lastSeenAt(s) > STALL_MAX_IDLE_SECONDS) continue;
@@ -269,6 +285,8 @@ export class SessionEvidence {
         st |= ST_SCORED;
         this.sessionsScored++;
         if (c === SYM_SYN && t.initiatorIsClient(slot)) st |= ST_ATTEMPT;
+        // A first packet with no ACK and no SYN is nobody's answer: its sender probes, whatever its ports.
+        if (c !== SYM_SYN) st |= ST_PROBE;
       }
     } else if (proto === PROTO_UDP) {
       if (t.initiatorIsClient(slot)) st |= ST_ATTEMPT;
@@ -293,7 +311,15 @@ export class SessionEvidence {
     if (k < KEPT_SYMBOLS) this.seq[slot] |= sym << (4 * k);
     this.nsym[slot] = k + 1;
     this.ctx[slot] = nextContext(ctx, sym);
-    if (!m || this.st[slot] & ST_ODD) return 0;
+    // Only what the opener sends can make it improbable (a server's odd
+    // answer is the server's doing), and only a flag combination no TCP
+    // stack sends in the course of things (NULL, FIN without ACK, XMAS...):
+    // ordinary flags in an unusual order (a RST close, a retransmitted
+    // SYN-ACK, a server that speaks first) are habits no training traffic
+    // covers completely, and never a reason to block anyone.
+    if (!m || !fromInitiator || this.st[slot] & ST_ODD) return 0;
+    const cls = sym % CLASSES;
+    if (cls !== SYM_NULL && cls !== SYM_ODD) return 0;
     const surprisal = m.surprisal[idx];
     if (!(surprisal > m.threshold)) return 0;
     // An attempt whose handshake never completed (SYN then RST, SYN then
@@ -302,12 +328,12 @@ export class SessionEvidence {
     const st = this.st[slot];
     if ((st & (ST_ATTEMPT | ST_HANDSHAKE)) === ST_ATTEMPT) return 0;
     this.st[slot] = st | ST_ODD;
-    // Credited to whoever opened it, if that is its client (see the header).
-    if (!this.table.initiatorIsClient(slot)) return 0;
+    // Credited to whoever opened it: its client, or a prober whatever its ports (see the header).
+    if (!(st & ST_PROBE) && !this.table.initiatorIsClient(slot)) return 0;
     this.oddSeq = this.seq[slot];
     this.oddLen = k + 1;
     this.oddSurprisal = surprisal;
-    return EV_ODD | (fromInitiator ? 0 : EV_OWNER_IS_DST);
+    return EV_ODD;
   }
 
   /** An attempt still waiting for its outcome is about to be overwritten: it failed. */

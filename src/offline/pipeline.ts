@@ -7,7 +7,7 @@ import { MetaColumns } from '../queue/native';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineCounterName, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
 import { FeatureWindow, StepRecord, WindowAggregator, WindowInputs, windowInputsOf } from '../features/window';
-import { compileFlagModel } from '../detect/flag-model';
+import { openFlagModel } from '../detect/flag-model';
 import { RuleEvent } from '../verdict/rule-events';
 
 export interface OfflineOptions {
@@ -46,7 +46,7 @@ export class OfflinePipeline {
     this.engine = new VerdictEngine(opts.batchSize, meta, opts.rules, 0, new ArrayBuffer(ruleCounterBytes(opts.rules.rules.length)), OFFLINE_ENGINE, this.counters);
     this.windows = new WindowAggregator({ queue: opts.queue ?? 0, ...opts.features }, opts.onWindow, opts.onStep);
     const e = this.engine;
-    e.setFlagModel(opts.features.flags ? compileFlagModel(opts.features.flags) : null);
+    e.setFlagModel(opts.features.flags ? openFlagModel(opts.features.flags) : null);
     this.windows.attachEvidence(e.evidence);
     this.inputs = windowInputsOf(meta, e);
   }

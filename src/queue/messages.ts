@@ -6,7 +6,7 @@ import { RuleEvent } from '../verdict/rule-events';
 import { MessagePort } from 'node:worker_threads';
 import { StepRecord } from '../features/window';
 import { QueueOptions } from './native';
-import type { FlagModel } from '../detect/flag-model';
+import type { SharedFlagModel } from '../detect/flag-model';
 
 export interface EngineSettings {
   mode: VerdictMode;
@@ -21,8 +21,8 @@ export interface FeatureSettings {
   windowSeconds: number;
   stepSeconds: number;
   maxSourcesPerStep: number;
-  /** The model's TCP flag-sequence part, compiled by each queue thread; null: sequences are only counted. */
-  flags: FlagModel | null;
+  /** The model's TCP flag-sequence part, compiled once on the main thread; null: sequences are only counted. */
+  flags: SharedFlagModel | null;
 }
 
 export interface QueueWorkerInit {
@@ -39,7 +39,7 @@ export interface QueueWorkerInit {
   control: MessagePort;
 }
 
-export type ToQueueWorker = { type: 'rules'; rules: RuleSet; version: number } | { type: 'flags'; flags: FlagModel | null } | { type: 'stop' };
+export type ToQueueWorker = { type: 'rules'; rules: RuleSet; version: number } | { type: 'flags'; flags: SharedFlagModel | null } | { type: 'stop' };
 
 export type FromQueueWorker =
   | { type: 'ready'; queue: number; warnings: string[]; ruleCounters: SharedArrayBuffer; rulesVersion: number }

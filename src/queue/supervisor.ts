@@ -10,7 +10,7 @@ import { RuleEvent } from '../verdict/rule-events';
 import { StepRecord } from '../features/window';
 import { EngineSettings, FeatureSettings, FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
-import type { FlagModel } from '../detect/flag-model';
+import type { SharedFlagModel } from '../detect/flag-model';
 
 const WORKER_FILE = path.join(__dirname, 'worker.js');
 const RESTART_DELAY_MS = 1000;
@@ -135,7 +135,7 @@ export class QueueSupervisor {
   }
 
   /** A new TCP flag-sequence model for every queue thread (and for threads started later). */
-  setFlags(flags: FlagModel | null): void {
+  setFlags(flags: SharedFlagModel | null): void {
     if (this.#features) this.#features = { ...this.#features, flags };
     for (const s of this.#slots) if (s.worker) this.#send(s, { type: 'flags', flags });
   }

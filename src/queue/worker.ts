@@ -5,7 +5,7 @@ import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
 import { warmUp } from '../verdict/warmup';
 import { StepCounter, stepTransferList, windowInputsOf } from '../features/window';
-import { compileFlagModel } from '../detect/flag-model';
+import { openFlagModel } from '../detect/flag-model';
 import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { loadAddon, metaColumns, NATIVE_COUNTERS, NativeQueue } from './native';
 
@@ -64,7 +64,7 @@ function main(): void {
     // A closed step goes to the main thread with its buffers transferred; the
     // window summary over the last 60 steps is computed there.
     const windows = new StepCounter({ queue: queueNum, ...fs }, (step) => port.postMessage({ type: 'step', queue: queueNum, step } satisfies FromQueueWorker, stepTransferList(step)));
-    engine.setFlagModel(fs.flags ? compileFlagModel(fs.flags) : null);
+    engine.setFlagModel(fs.flags ? openFlagModel(fs.flags) : null);
     windows.attachEvidence(engine.evidence);
     const inputs = windowInputsOf(meta, engine);
     afterVerdicts = (n: number) => {
@@ -97,7 +97,7 @@ function main(): void {
         post({ type: 'rules-applied', queue: queueNum, version: m.version, ruleCounters });
       } else if (m.type === 'flags') {
         // A model learnt on this site replaces the one the thread started with.
-        engine.setFlagModel(m.flags ? compileFlagModel(m.flags) : null);
+        engine.setFlagModel(m.flags ? openFlagModel(m.flags) : null);
       } else if (m.type === 'stop') {
         stop = true;
       }

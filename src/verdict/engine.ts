@@ -296,11 +296,13 @@ export class VerdictEngine {
     }
     const ev = this.evidence;
     const proto = d.proto[i];
-    const bits = ev.onPacket(t.lastSlot, k === 1, t.lastFromInitiator, proto, d.tcpFlags[i], d.icmpType[i], d.l4PayloadLen[i]);
-    // Destination unreachable: the attempt it quotes has failed.
-    if ((proto === PROTO_ICMP && d.icmpType[i] === 3) || (proto === PROTO_ICMPV6 && d.icmpType[i] === 1)) {
+    const bits = ev.onPacket(t.lastSlot, k === 1, t.lastFromInitiator, proto, d.tcpFlags[i], d.icmpType[i], d.l4PayloadLen[i], (d.frag[i] & FragBits.NonFirst) !== 0, this.clock[0]);
+    // An ICMP error decides the attempt it quotes: unreachable fails it, time exceeded answers it.
+    const type = d.icmpType[i];
+    const unreachable = (proto === PROTO_ICMP && type === 3) || (proto === PROTO_ICMPV6 && type === 1);
+    if (unreachable || (proto === PROTO_ICMP && type === 11) || (proto === PROTO_ICMPV6 && type === 3)) {
       const start = this.meta.offset[i];
-      ev.onIcmpError(this.packets, start + d.l4Offset[i], start + this.meta.capLen[i], d.family[i], this.clock[0]);
+      ev.onIcmpError(this.packets, start + d.l4Offset[i], start + this.meta.capLen[i], d.family[i], this.clock[0], unreachable);
     }
     this.evBits[i] = bits;
     if (bits !== 0 && ev.oddLen > 0) {

@@ -8,7 +8,7 @@ import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from './engine';
 import { WindowAggregator, windowInputsOf } from '../features/window';
 import { FeatureSettings } from '../queue/messages';
-import { compileFlagModel } from '../detect/flag-model';
+import { openFlagModel } from '../detect/flag-model';
 
 const SPECS: PacketSpec[] = [
   { src: '198.51.100.1', dst: '203.0.113.1', proto: 6, sport: 40000, dport: 443, tcpFlags: TCP_SYN },
@@ -39,7 +39,7 @@ export function warmUp(batchSize: number, rules: RuleSet, opts: EngineOptions, f
   // The feature path too, windows included (a step every 100 rounds).
   const windows = features ? new WindowAggregator({ queue: 0, ...features }, () => undefined) : null;
   if (windows && features) {
-    engine.setFlagModel(features.flags ? compileFlagModel(features.flags) : null);
+    engine.setFlagModel(features.flags ? openFlagModel(features.flags) : null);
     windows.attachEvidence(engine.evidence);
   }
   const inputs = windowInputsOf(meta, engine);

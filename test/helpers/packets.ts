@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { EnvelopeStats, Thresholds, learnEnvelope } from '../../src/detect/envelope';
-import { FlagModel } from '../../src/detect/flag-model';
+import { FlagModel, shareFlagModel } from '../../src/detect/flag-model';
 import { AggregateFinding, SourceFinding, SourceTracker } from '../../src/detect/source-tracker';
 import { StepRecord } from '../../src/features/window';
 import { OfflinePipeline } from '../../src/offline/pipeline';
@@ -32,7 +32,7 @@ export interface Run {
  * the given behaviour (default: quiet sources, so every threshold is its
  * floor); null judges nothing and only learns.
  */
-export function runPackets(pkts: Timed[], o: { behaviour?: EnvelopeStats | null; flags?: FlagModel | null; queues?: (p: Timed) => number } = {}): Run {
+export function runPackets(pkts: Timed[], o: { behaviour?: EnvelopeStats | null; flags?: FlagModel | null; queues?: (p: Timed) => number; arrivalOrder?: boolean } = {}): Run {
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-pk-'));
   const out: Run = { findings: [], aggregates: [], steps: [], behaviour: new EnvelopeStats() };
   const learnt = o.behaviour === null ? null : learnEnvelope(o.behaviour ?? quietBehaviour());
@@ -47,7 +47,7 @@ export function runPackets(pkts: Timed[], o: { behaviour?: EnvelopeStats | null;
   try {
     // One pipeline per queue, as each queue thread has its own session table.
     const byQueue = new Map<number, Timed[]>();
-    for (const p of [...pkts].sort((a, b) => a.t - b.t)) {
+    for (const p of o.arrivalOrder ? pkts : [...pkts].sort((a, b) => a.t - b.t)) {
       const q = o.queues?.(p) ?? 0;
       byQueue.set(q, [...(byQueue.get(q) ?? []), p]);
     }
@@ -62,7 +62,7 @@ export function runPackets(pkts: Timed[], o: { behaviour?: EnvelopeStats | null;
       }
       w.close();
       const reader = new PcapBatchReader(file, 64);
-      const pipe = new OfflinePipeline(reader.meta, { rules: ACCEPT_ALL, batchSize: 64, queue: q, features: { windowSeconds: 60, stepSeconds: 1, maxSourcesPerStep: 256, flags: o.flags ?? null }, onWindow: () => undefined, onStep: (s) => steps.push(s) });
+      const pipe = new OfflinePipeline(reader.meta, { rules: ACCEPT_ALL, batchSize: 64, queue: q, features: { windowSeconds: 60, stepSeconds: 1, maxSourcesPerStep: 256, flags: o.flags ? shareFlagModel(o.flags) : null }, onWindow: () => undefined, onStep: (s) => steps.push(s) });
       for (let n = reader.next(); n > 0; n = reader.next()) pipe.process(n, reader.packets);
       // A few idle seconds so unanswered attempts time out and the last steps close.
       const last = list[list.length - 1]?.t ?? 0;
@@ -70,8 +70,8 @@ export function runPackets(pkts: Timed[], o: { behaviour?: EnvelopeStats | null;
       pipe.finish();
       reader.close();
     }
-    // Queues report their steps interleaved in time, as they do live.
-    steps.sort((a, b) => a.index - b.index || a.queue - b.queue);
+    // Queues report their steps interleaved in time, as they do live (or as they came, across a clock step).
+    if (!o.arrivalOrder) steps.sort((a, b) => a.index - b.index || a.queue - b.queue);
     for (const s of steps) tracker.add(s);
     tracker.flush();
     out.steps = steps;

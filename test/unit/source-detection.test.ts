@@ -107,14 +107,18 @@ describe('per-source detection', () => {
     assert.equal(total, 3000, 'every attempt failed exactly once');
   });
 
-  it('a UDP flood is found at once by datagrams nobody answers; DNS answered at once is not', () => {
+  it('UDP floods: new flows nobody answers fail after 2 s; one flow nobody answers counts its datagrams after 2 s; DNS answered at once is neither', () => {
     const pk = normal(20);
     for (let k = 0; k < 3000; k++) pk.push({ src: ATTACKER, dst: SERVER, proto: 17, sport: 1024 + k, dport: 9, payloadLen: 10, t: 6 + k * 0.0003 });
+    const one = '10.0.1.67';
+    for (let k = 0; k < 30000; k++) pk.push({ src: one, dst: SERVER, proto: 17, sport: 4444, dport: 9, payloadLen: 10, t: 6 + k * 0.0001 });
     const r = run(pk);
-    assert.deepEqual(named(r), [ATTACKER]);
-    assert.ok(measures(r, ATTACKER).includes('udp_unanswered'));
-    assert.equal(firstAt(r, ATTACKER), 6);
+    assert.deepEqual(named(r).sort(), [ATTACKER, one].sort());
+    assert.ok(measures(r, ATTACKER).includes('udp_failed'));
+    assert.equal(firstAt(r, ATTACKER), 8);
     assert.equal(r.findings.find((x) => x.ip === ATTACKER)!.evUdp, (17 << 16) | 9);
+    assert.deepEqual(measures(r, one), ['udp_unanswered']);
+    assert.equal(firstAt(r, one), 8, 'a single flow is judged once it has gone unanswered for 2 s');
   });
 
   it('a UDP scan answered by ICMP port unreachables fails at once; forged or mismatched unreachables count for nothing', () => {
@@ -196,6 +200,99 @@ describe('per-source detection', () => {
     for (let k = 0; k < 2000; k++) pk.push({ src: SERVER, dst: CLIENTS[2], proto: 17, sport: 53, dport: 5000 + k, payloadLen: 100, t: 2 + k * 0.001 });
     const r = run(pk);
     assert.deepEqual(named(r), []);
+  });
+});
+
+describe('what normal clients and servers do is never evidence (review cases)', () => {
+  const FLAGS = buildFlagModel(runPackets(normal(60), { behaviour: null }).behaviour.sequences, runPackets(normal(60), { behaviour: null }).behaviour.sessions);
+  /** 80 sessions a minute of the given shape from one client: above every floor, were they evidence. */
+  function sessions(shape: (c: (f: number, len?: number) => void, sv: (f: number, len?: number) => void) => void, client = CLIENTS[0]): Timed[] {
+    const out: Timed[] = [];
+    for (let k = 0; k < 80; k++) {
+      let t = 2 + k * 0.75;
+      const sport = 52000 + k;
+      const c = (f: number, len = 0) => out.push({ src: client, dst: SERVER, proto: 6, sport, dport: 2222, tcpFlags: f, payloadLen: len, t: (t += 0.001) });
+      const sv = (f: number, len = 0) => out.push({ src: SERVER, dst: client, proto: 6, sport: 2222, dport: sport, tcpFlags: f, payloadLen: len, t: (t += 0.001) });
+      shape(c, sv);
+    }
+    return out;
+  }
+  const shapes: Record<string, Parameters<typeof sessions>[0]> = {
+    'a server that speaks first (SSH, SMTP)': (c, sv) => { c(TCP_SYN); sv(TCP_SYN | TCP_ACK); c(TCP_ACK); sv(TCP_PSH | TCP_ACK, 40); c(TCP_PSH | TCP_ACK, 40); sv(TCP_ACK); c(TCP_FIN | TCP_ACK); sv(TCP_FIN | TCP_ACK); c(TCP_ACK); },
+    'a client that closes with a RST': (c, sv) => { c(TCP_SYN); sv(TCP_SYN | TCP_ACK); c(TCP_ACK); c(TCP_PSH | TCP_ACK, 300); sv(TCP_PSH | TCP_ACK, 900); c(TCP_RST | TCP_ACK); },
+    'a retransmitted SYN-ACK': (c, sv) => { c(TCP_SYN); sv(TCP_SYN | TCP_ACK); c(TCP_ACK); sv(TCP_SYN | TCP_ACK); c(TCP_ACK); c(TCP_PSH | TCP_ACK, 200); sv(TCP_PSH | TCP_ACK, 500); c(TCP_FIN | TCP_ACK); sv(TCP_FIN | TCP_ACK); },
+    'a hostile server sending NULL packets into the client\'s sessions': (c, sv) => { c(TCP_SYN); sv(TCP_SYN | TCP_ACK); c(TCP_ACK); c(TCP_PSH | TCP_ACK, 100); sv(0); sv(TCP_RST); },
+    'short sessions closed before the server says anything (graphite, syslog over TCP)': (c, sv) => { c(TCP_SYN); sv(TCP_SYN | TCP_ACK); c(TCP_ACK); c(TCP_PSH | TCP_ACK, 300); sv(TCP_ACK); c(TCP_FIN | TCP_ACK); sv(TCP_FIN | TCP_ACK); c(TCP_ACK); },
+  };
+  for (const [name, shape] of Object.entries(shapes)) {
+    it(`${name}: nobody named`, () => {
+      const r = run([...normal(70, 3), ...sessions(shape)], { flags: FLAGS });
+      assert.deepEqual(named(r), [], JSON.stringify(r.findings.map((f) => [f.ip, f.exceeded.map((x) => x.measure), f.sequence])));
+    });
+  }
+
+  it('fragmented answers of a server (DNS over UDP) to many clients: the server is not named', () => {
+    const pk = normal(20);
+    for (let k = 0; k < 1500; k++) {
+      const t = 3 + k * 0.006;
+      const client = `10.0.5.${2 + (k % 60)}`;
+      pk.push({ src: SERVER, dst: client, proto: 17, sport: 53, dport: 40000 + k, payloadLen: 1400, moreFragments: true, t });
+      pk.push({ src: SERVER, dst: client, proto: 17, payloadLen: 300, fragOffset: 176, t: t + 0.0001 });
+    }
+    assert.deepEqual(named(run(pk)), []);
+  });
+
+  it('traceroute: probes answered by routers (time exceeded) are not failures', () => {
+    const pk = normal(20);
+    for (let p = 0; p < 45; p++) {
+      const probe = { src: CLIENTS[0], dst: SERVER, proto: 17, sport: 45000, dport: 33434 + p, payloadLen: 32 };
+      const t = 5 + p * 0.01;
+      pk.push({ ...probe, t });
+      const router = `10.0.9.${1 + Math.floor(p / 3)}`;
+      pk.push({ src: router, dst: CLIENTS[0], proto: 1, icmpType: 11, icmpCode: 0, payload: buildPacket(probe).subarray(0, 28), t: t + 0.001 });
+    }
+    assert.deepEqual(named(run(pk)), []);
+  });
+
+  it('a busy resolver (120 answered queries a second to one upstream) is not named', () => {
+    const pk = normal(20);
+    for (let k = 0; k < 2000; k++) {
+      const t = 3 + k / 120;
+      pk.push({ src: CLIENTS[1], dst: SERVER2, proto: 17, sport: 10000 + k, dport: 53, payloadLen: 40, t });
+      pk.push({ src: SERVER2, dst: CLIENTS[1], proto: 17, sport: 53, dport: 10000 + k, payloadLen: 120, t: t + 0.003 });
+    }
+    assert.deepEqual(named(run(pk)), []);
+  });
+
+  it('a NULL scan from a low source port (nmap -sN -g 53) is still credited to the prober', () => {
+    const pk = normal(20);
+    for (let p = 1000; p < 1300; p++) pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport: 53, dport: p, tcpFlags: 0, t: 4 + (p - 1000) * 0.005 });
+    const r = run(pk, { flags: FLAGS });
+    assert.deepEqual(named(r), [ATTACKER]);
+    assert.ok(measures(r, ATTACKER).includes('odd_sessions'));
+  });
+
+  it('a source that stopped attacking is not found again on what the window remembers', () => {
+    const pk = normal(40);
+    for (let p = 1; p <= 300; p++) {
+      pk.push({ src: CLIENTS[2], dst: SERVER, proto: 6, sport: 45000, dport: p, tcpFlags: TCP_SYN, t: 5 + p * 0.003 });
+      pk.push({ src: SERVER, dst: CLIENTS[2], proto: 6, sport: p, dport: 45000, tcpFlags: TCP_RST | TCP_ACK, t: 5 + p * 0.003 + 0.0001 });
+    }
+    const r = run(pk);
+    const steps = [...new Set(r.findings.filter((f) => f.ip === CLIENTS[2]).map((f) => f.step - 1_700_000_000))];
+    assert.deepEqual(steps, [5], 'found while scanning (5.0-5.9 s); its normal traffic afterwards is not judged on the scan');
+  });
+
+  it('after the clock steps back, detection goes on from the new time', () => {
+    const before = normal(10);
+    const after = normal(20).map((p) => ({ ...p, t: p.t - 1000 }));
+    for (let p = 1; p <= 300; p++) {
+      after.push({ src: ATTACKER, dst: SERVER, proto: 6, sport: 45000, dport: p, tcpFlags: TCP_SYN, t: -990 + p * 0.003 });
+      after.push({ src: SERVER, dst: ATTACKER, proto: 6, sport: p, dport: 45000, tcpFlags: TCP_RST | TCP_ACK, t: -990 + p * 0.003 + 0.0001 });
+    }
+    // One queue that sees the jump as it happens: packets in arrival order, not time order.
+    const r = runPackets([...before, ...after], { behaviour: NORMAL, arrivalOrder: true });
+    assert.deepEqual(named(r), [ATTACKER]);
   });
 });
 
