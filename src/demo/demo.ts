@@ -115,7 +115,7 @@ export async function runDemo(opts: { keep: boolean }): Promise<number> {
   say('nfips demo: building namespaces client <-> gateway <-> server');
   const t = await createTopology('nfdemo');
   let servers: ChildProcess[] = [];
-  const ttl = 75;
+  const ttl = 45;
   const nfips = startInlineNfips(t.gateway, ['--queues', '0-1', '--stats-interval', '1', '--block-ttl', String(ttl)]);
   let failures = 0;
   try {

@@ -13,7 +13,7 @@ import { integrationSkipReason } from '../helpers/env';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Seconds of normal traffic in the no-alert test; `make soak` runs longer. */
-const NORMAL_SECONDS = Number(process.env.NFIPS_NORMAL_SECONDS ?? 180);
+const NORMAL_SECONDS = Number(process.env.NFIPS_NORMAL_SECONDS ?? 90);
 const FOUND_WITHIN_MS = 15_000;
 
 interface Anomaly {

@@ -175,7 +175,7 @@ test('prevent mode: a SYN flood and a ping flood are blocked in the kernel, the 
   }
   const topo = await createTopology('nfpv');
   const attacker = topo.addr.clientExtra4[3]!;
-  const TTL = 90;
+  const TTL = 40;
   const nf = startInlineNfips(topo.gateway, ['--queues', '0-1', '--stats-interval', '1', '--block-ttl', String(TTL)]);
   const tools: ChildProcess[] = [];
   let traffic: Awaited<ReturnType<typeof startNormalTraffic>> | null = null;
