@@ -66,7 +66,7 @@ export interface DetectorQueueStats {
 
 export interface DetectorStats {
   queues: Record<number, DetectorQueueStats>;
-  sources: SourceJudgeCounts & { tracked: number; evicted: number };
+  sources: SourceJudgeCounts & { tracked: number; evicted: number; crowd: number; clock_jumps: number };
   traffic_episode_open: boolean;
 }
 
@@ -241,7 +241,8 @@ export class Detector {
       }),
     );
     const s = this.#sources?.counts ?? { findings: 0, alerts: 0, episodes: 0, open: 0, distributed_alerts: 0 };
-    return { queues, sources: { ...s, tracked: this.#tracker.size, evicted: this.#tracker.evicted }, traffic_episode_open: this.#judge?.episodeOpen ?? false };
+    const t = this.#tracker;
+    return { queues, sources: { ...s, tracked: t.size, evicted: t.evicted, crowd: t.crowd, clock_jumps: t.clockJumps }, traffic_episode_open: this.#judge?.episodeOpen ?? false };
   }
 
   /** Per-queue stats only (the shape `stats` events carry per queue). */

@@ -21,6 +21,7 @@ const STEP_BITS = FINAL_LAG + 1;
 export const MAX_TRACKED_SOURCES = 2048;
 /** A share of an all-source total under which no source explains it: spread over many addresses. */
 export const MIN_SHARE = 0.1;
+const AGGREGATE_INDEX = new Map<MeasureName, { m: AggregateMeasure; c: number }>(AGGREGATE_MEASURES.map((m) => [m, { m, c: MEASURE_INDEX[m] }]));
 
 export interface Exceeded {
   measure: MeasureName;
@@ -119,6 +120,8 @@ export class SourceTracker {
   clockJumps = 0;
   /** Sources dropped to stay within maxSources. */
   evicted = 0;
+  /** Per-source excesses not reported because the source held a small share of a distributed flood. */
+  crowd = 0;
 
   constructor(o: TrackerOptions) {
     this.#o = o;
@@ -182,7 +185,7 @@ export class SourceTracker {
     const th = this.#thresholds;
     if (th) {
       for (const e of touched) {
-        const f = this.#judge(e, k, th);
+        const f = this.#judge(e, k, th, agg);
         if (f) this.#o.onFinding?.(f);
       }
       this.#judgeAggregate(k, agg, th);
@@ -364,11 +367,19 @@ export class SourceTracker {
     return { second, window };
   }
 
-  #judge(e: Entry, k: number, th: Thresholds): SourceFinding | null {
+  #judge(e: Entry, k: number, th: Thresholds, agg: Float64Array): SourceFinding | null {
     const exceeded: Exceeded[] = [];
     const push = (measure: MeasureName, v: { second: number; window: number }, t: { step: Threshold; window: Threshold }, service?: string) => {
       // Only what it is doing now counts: a source that stopped is not judged on what the window remembers.
       if (!(v.second > 0)) return;
+      // In a flood spread over many addresses, a source holding a small share
+      // of it may only be a spoofed address (its own kernel resets the
+      // SYN-ACKs meant for the attacker): the distributed alert covers it.
+      const a = AGGREGATE_INDEX.get(measure);
+      if (a !== undefined && agg[a.c] > th.aggregate[a.m].value && v.second < MIN_SHARE * agg[a.c]) {
+        this.crowd++;
+        return;
+      }
       const rs = v.second / t.step.value;
       const rw = v.window / t.window.value;
       if (rs <= 1 && rw <= 1) return;

@@ -187,6 +187,29 @@ describe('per-source detection', () => {
     assert.ok(stalled >= 7 && stalled <= 9, `stalled once 5 s old: ${stalled}`);
   });
 
+  it('a SYN flood from random spoofed sources: real hosts among them reset the SYN-ACKs, yet only the distributed alert comes; a real flooder beside it is named', () => {
+    const pk = normal(20);
+    const spoofed = [...CLIENTS, ...Array.from({ length: 197 }, (_, k) => `10.0.7.${k + 2}`)];
+    for (let k = 0; k < 20000; k++) {
+      const t = 4 + k * 0.0001;
+      const src = spoofed[k % spoofed.length];
+      const sport = 1024 + (k % 50000);
+      pk.push({ src, dst: SERVER, proto: 6, sport, dport: 8080, tcpFlags: TCP_SYN, t });
+      pk.push({ src: SERVER, dst: src, proto: 6, sport: 8080, dport: sport, tcpFlags: TCP_SYN | TCP_ACK, t: t + 0.00002 });
+      // The real hosts' kernels reset handshakes they never began.
+      if (CLIENTS.includes(src)) pk.push({ src, dst: SERVER, proto: 6, sport, dport: 8080, tcpFlags: TCP_RST, t: t + 0.00004 });
+    }
+    for (let k = 0; k < 3000; k++) {
+      const t = 4 + k * 0.0005;
+      pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport: 2000 + k, dport: 8080, tcpFlags: TCP_SYN, t });
+      pk.push({ src: SERVER, dst: ATTACKER, proto: 6, sport: 8080, dport: 2000 + k, tcpFlags: TCP_SYN | TCP_ACK, t: t + 0.00002 });
+      pk.push({ src: ATTACKER, dst: SERVER, proto: 6, sport: 2000 + k, dport: 8080, tcpFlags: TCP_RST, t: t + 0.00004 });
+    }
+    const r = run(pk);
+    assert.deepEqual(named(r), [ATTACKER], 'the hosts whose addresses were spoofed are not named');
+    assert.ok(r.aggregates.some((a) => a.distributed && a.measure === 'tcp_failed'), 'the flood itself is seen, spread over many addresses');
+  });
+
   it('who only received is never named: backscatter of spoofed SYNs, a server refusing, sessions picked up mid-stream', () => {
     const pk: Timed[] = [];
     // SYN-ACKs to a client that never sent the SYNs (someone spoofed it); it resets them, as its kernel does.
