@@ -40,11 +40,29 @@ export const MEASURES: readonly MeasureDef[] = [
 export const MEASURE_COUNT = MEASURES.length;
 export const MEASURE_INDEX: Readonly<Record<MeasureName, number>> = Object.fromEntries(MEASURES.map((m, i) => [m.name, i])) as Record<MeasureName, number>;
 
-/** Measures summed over all sources per step, for floods spread over many (spoofed) addresses. */
-export const AGGREGATE_MEASURES = ['tcp_failed', 'udp_failed', 'udp_unanswered', 'echo_requests', 'odd_sessions'] as const satisfies readonly MeasureName[];
+/**
+ * Totals over all sources per step, for floods spread over many (spoofed)
+ * addresses: the evidence measures that add up, and the attempts behind
+ * them (TCP SYNs and UDP datagrams toward servers), which show a spoofed
+ * flood at once, before any of its attempts has had time to fail.
+ */
+export const AGGREGATE_MEASURES = ['tcp_failed', 'udp_failed', 'udp_unanswered', 'echo_requests', 'odd_sessions', 'tcp_attempts', 'udp_attempts'] as const;
 export type AggregateMeasure = (typeof AGGREGATE_MEASURES)[number];
 /** Floors of the all-source totals per second. */
-export const AGGREGATE_FLOORS: Readonly<Record<AggregateMeasure, number>> = { tcp_failed: 500, udp_failed: 500, udp_unanswered: 5000, echo_requests: 1000, odd_sessions: 200 };
+export const AGGREGATE_FLOORS: Readonly<Record<AggregateMeasure, number>> = { tcp_failed: 500, udp_failed: 500, udp_unanswered: 5000, echo_requests: 1000, odd_sessions: 200, tcp_attempts: 2000, udp_attempts: 20000 };
+/** What each aggregate is about, for the distributed alert. */
+export const AGGREGATE_ABOUT: Readonly<Record<'tcp_attempts' | 'udp_attempts', { about: string; signatureId: number; signature: string }>> = {
+  tcp_attempts: { about: 'TCP SYNs sent toward servers', signatureId: 9100210, signature: 'TCP connection attempts from many addresses (spoofed SYN flood)' },
+  udp_attempts: { about: 'UDP datagrams sent toward servers', signatureId: 9100211, signature: 'UDP datagrams from many addresses (spoofed UDP flood)' },
+};
+/** The all-source total a spoofed address's evidence of a measure is weighed against. */
+export const CROWD_OF: Readonly<Partial<Record<MeasureName, AggregateMeasure>>> = {
+  tcp_failed: 'tcp_attempts',
+  odd_sessions: 'tcp_attempts',
+  udp_failed: 'udp_attempts',
+  udp_unanswered: 'udp_attempts',
+  echo_requests: 'echo_requests',
+};
 
 export const DEFAULT_QUANTILE = 0.999;
 export const DEFAULT_MARGIN = 3;

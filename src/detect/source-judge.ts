@@ -8,7 +8,7 @@
 // source explains (a spoofed flood) raise one "distributed" alert per
 // episode and never block anyone.
 import { EventFields, Level } from '../log/event-log';
-import { MEASURES, MeasureName } from './envelope';
+import { AGGREGATE_ABOUT, MEASURES, MeasureName } from './envelope';
 import { AggregateFinding, Exceeded, SourceFinding } from './source-tracker';
 import { PROTO_BIT_ICMP, PROTO_BIT_TCP, PROTO_BIT_UDP } from '../features/source-table';
 
@@ -42,6 +42,13 @@ interface Episode {
 }
 
 const DISTRIBUTED = 'distributed';
+
+/** The distributed form of an all-source measure: 100 above the per-source signature, or the attempts' own. */
+function distributedSignature(m: AggregateFinding['measure']): { signatureId: number; signature: string; about: string } {
+  if (m === 'tcp_attempts' || m === 'udp_attempts') return AGGREGATE_ABOUT[m];
+  const d = MEASURES.find((x) => x.name === m)!;
+  return { signatureId: d.signatureId + 100, signature: d.signature, about: d.about };
+}
 const SIG = new Map(MEASURES.map((m) => [m.name, m]));
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
@@ -172,11 +179,11 @@ export class SourceJudge {
     ep = { id: this.ids.next(), opened: this.clock(), openedStep: a.step, lastStep: a.step, lastRespondStep: a.step, kinds: new Set([a.measure]), acted: new Set(), findings: 1, peak: a.total / a.threshold.value };
     this.#distributed.set(DISTRIBUTED, ep);
     this.counts.distributed_alerts++;
-    const sig = SIG.get(a.measure)!;
+    const sig = distributedSignature(a.measure);
     this.emit(
       'alert',
       {
-        alert: { action: 'allowed', signature_id: sig.signatureId + 100, signature: `nfips: distributed: ${sig.signature}`, category: 'Attack behaviour', severity: 2 },
+        alert: { action: 'allowed', signature_id: sig.signatureId, signature: `nfips: distributed: ${sig.signature}`, category: 'Attack behaviour', severity: 2 },
         anomaly: {
           kind: 'distributed',
           distributed: true,

@@ -10,7 +10,8 @@ import {
   bitmapDistinct, EV_COUNT, formatMac, HOST_BITS_WORDS, mergeTarget, PORT_BITS_WORDS, SVC_SLOTS, TARGET_NONE,
 } from '../features/source-table';
 import { StepRecord } from '../features/window';
-import { AGGREGATE_MEASURES, AggregateMeasure, EnvelopeStats, MEASURE_INDEX, MEASURES, MeasureName, serviceName, Threshold, Thresholds } from './envelope';
+import { AGGREGATE_MEASURES, AggregateMeasure, CROWD_OF, EnvelopeStats, MEASURE_INDEX, MEASURES, MeasureName, serviceName, Threshold, Thresholds } from './envelope';
+import { SC_COUNT, SC_SYN, SC_UDP } from '../features/source-table';
 import { formatSequence } from './flag-model';
 
 /** Steps after which a step counts as reported by every queue. */
@@ -21,7 +22,19 @@ const STEP_BITS = FINAL_LAG + 1;
 export const MAX_TRACKED_SOURCES = 2048;
 /** A share of an all-source total under which no source explains it: spread over many addresses. */
 export const MIN_SHARE = 0.1;
-const AGGREGATE_INDEX = new Map<MeasureName, { m: AggregateMeasure; c: number }>(AGGREGATE_MEASURES.map((m) => [m, { m, c: MEASURE_INDEX[m] }]));
+/** Per-step all-source totals: the EV_COUNT evidence counters, then TCP and UDP attempts. */
+const AGG_TCP = EV_COUNT;
+const AGG_UDP = EV_COUNT + 1;
+const AGG_LEN = EV_COUNT + 2;
+/**
+ * Steps over which a source's share of a spoofed flood is weighed: its
+ * attempts fail up to 2 s after they were made, and a queue may report a
+ * step a second late.
+ */
+const CROWD_STEPS = 4;
+const AGG_INDEX: Readonly<Record<AggregateMeasure, number>> = Object.fromEntries(
+  AGGREGATE_MEASURES.map((m) => [m, m === 'tcp_attempts' ? AGG_TCP : m === 'udp_attempts' ? AGG_UDP : MEASURE_INDEX[m]]),
+) as Record<AggregateMeasure, number>;
 
 export interface Exceeded {
   measure: MeasureName;
@@ -84,6 +97,8 @@ interface Entry {
   svcKey: Int32Array;
   svcService: Int32Array;
   svcN: Float64Array;
+  /** Per step: its TCP SYNs and UDP datagrams toward servers (its share of a flood). */
+  att: Float64Array;
   evProtos: Uint8Array;
   evTcp: Int32Array;
   evUdp: Int32Array;
@@ -116,6 +131,9 @@ export class SourceTracker {
   #stats: EnvelopeStats | null;
   #thresholds: Thresholds | null;
   readonly #scratchAgg: Float64Array;
+  /** All-source TCP and UDP attempts of the last CROWD_STEPS steps (a ring, by step). */
+  readonly #attIdx = new Int32Array(CROWD_STEPS).fill(-1);
+  readonly #att = new Float64Array(CROWD_STEPS * 2);
   /** Times the clock jumped (back past the window, or forward by more than one) and the history was dropped. */
   clockJumps = 0;
   /** Sources dropped to stay within maxSources. */
@@ -129,7 +147,7 @@ export class SourceTracker {
     this.#thresholds = o.thresholds;
     this.#w = Math.max(1, Math.ceil(o.windowSeconds / o.stepSeconds));
     this.#bucket = Math.max(1, Math.ceil(this.#w / (BUCKETS - 1)));
-    this.#scratchAgg = new Float64Array(EV_COUNT);
+    this.#scratchAgg = new Float64Array(AGG_LEN);
     this.#max = o.maxSources ?? MAX_TRACKED_SOURCES;
   }
 
@@ -151,6 +169,13 @@ export class SourceTracker {
     // A record for a step already finalised still counts per source; its all-source total is gone.
     const agg = k > this.#final ? this.#aggFor(k) : this.#scratchAgg.fill(0);
     for (let c = 0; c < EV_COUNT; c++) agg[c] += rec.othersEv[c];
+    agg[AGG_TCP] += rec.others[SC_SYN];
+    agg[AGG_UDP] += rec.others[SC_UDP];
+    const ca = this.#attSlot(k);
+    if (ca >= 0) {
+      this.#att[ca * 2] += rec.others[SC_SYN];
+      this.#att[ca * 2 + 1] += rec.others[SC_UDP];
+    }
     if (this.#stats) this.#stats.addSequences(rec.sequences.index, rec.sequences.count, rec.sequences.sessions);
     const touched: Entry[] = [];
     for (let r = 0; r < s.n; r++) {
@@ -164,6 +189,16 @@ export class SourceTracker {
         const x = s.ev[r * EV_COUNT + c];
         e.v[vb + c] += x;
         agg[c] += x;
+      }
+      const syn = s.counts[r * SC_COUNT + SC_SYN];
+      const udp = s.counts[r * SC_COUNT + SC_UDP];
+      e.att[slot * 2] += syn;
+      e.att[slot * 2 + 1] += udp;
+      agg[AGG_TCP] += syn;
+      agg[AGG_UDP] += udp;
+      if (ca >= 0) {
+        this.#att[ca * 2] += syn;
+        this.#att[ca * 2 + 1] += udp;
       }
       for (let j = 0; j < SVC_SLOTS; j++) {
         const n = s.svcCount[r * SVC_SLOTS + j];
@@ -224,7 +259,7 @@ export class SourceTracker {
 
   #aggFor(k: number): Float64Array {
     let a = this.#agg.get(k);
-    if (!a) this.#agg.set(k, (a = new Float64Array(EV_COUNT)));
+    if (!a) this.#agg.set(k, (a = new Float64Array(AGG_LEN)));
     return a;
   }
 
@@ -243,6 +278,7 @@ export class SourceTracker {
       svcKey: new Int32Array(w * SVC_SLOTS).fill(-1),
       svcService: new Int32Array(w * SVC_SLOTS),
       svcN: new Float64Array(w * SVC_SLOTS),
+      att: new Float64Array(w * 2),
       evProtos: new Uint8Array(w),
       evTcp: new Int32Array(w).fill(TARGET_NONE),
       evUdp: new Int32Array(w).fill(TARGET_NONE),
@@ -272,6 +308,8 @@ export class SourceTracker {
       e.svcKey.fill(-1, slot * SVC_SLOTS, (slot + 1) * SVC_SLOTS);
       e.svcService.fill(0, slot * SVC_SLOTS, (slot + 1) * SVC_SLOTS);
       e.svcN.fill(0, slot * SVC_SLOTS, (slot + 1) * SVC_SLOTS);
+      e.att[slot * 2] = 0;
+      e.att[slot * 2 + 1] = 0;
       e.evProtos[slot] = 0;
       e.evTcp[slot] = TARGET_NONE;
       e.evUdp[slot] = TARGET_NONE;
@@ -375,8 +413,8 @@ export class SourceTracker {
       // In a flood spread over many addresses, a source holding a small share
       // of it may only be a spoofed address (its own kernel resets the
       // SYN-ACKs meant for the attacker): the distributed alert covers it.
-      const a = AGGREGATE_INDEX.get(measure);
-      if (a !== undefined && agg[a.c] > th.aggregate[a.m].value && v.second < MIN_SHARE * agg[a.c]) {
+      const crowd = CROWD_OF[measure];
+      if (crowd && this.#inCrowd(e, k, th, agg, crowd, v.second)) {
         this.crowd++;
         return;
       }
@@ -413,9 +451,46 @@ export class SourceTracker {
     return f;
   }
 
+  /**
+   * Whether e's evidence on a measure judged against `crowd` may be a
+   * spoofed address's: over the last CROWD_STEPS steps the all-source
+   * attempts (echo requests for echo) exceeded their envelope, and e made
+   * under MIN_SHARE of them.
+   */
+  #inCrowd(e: Entry, k: number, th: Thresholds, agg: Float64Array, crowd: AggregateMeasure, own: number): boolean {
+    const limit = th.aggregate[crowd].value;
+    if (crowd === 'echo_requests') return agg[AGG_INDEX.echo_requests] > limit && own < MIN_SHARE * agg[AGG_INDEX.echo_requests];
+    const col = crowd === 'tcp_attempts' ? 0 : 1;
+    let mine = 0;
+    let all = 0;
+    let peak = 0;
+    for (let j = k - CROWD_STEPS + 1; j <= k; j++) {
+      const cs = ((j % CROWD_STEPS) + CROWD_STEPS) % CROWD_STEPS;
+      if (this.#attIdx[cs] === j) {
+        all += this.#att[cs * 2 + col];
+        peak = Math.max(peak, this.#att[cs * 2 + col]);
+      }
+      const slot = ((j % this.#w) + this.#w) % this.#w;
+      if (e.idx[slot] === j) mine += e.att[slot * 2 + col];
+    }
+    return peak > limit && mine < MIN_SHARE * all;
+  }
+
+  /** The crowd ring's slot of step k (cleared if it held an older one), or -1 if it holds a newer one. */
+  #attSlot(k: number): number {
+    const cs = ((k % CROWD_STEPS) + CROWD_STEPS) % CROWD_STEPS;
+    if (this.#attIdx[cs] > k) return -1;
+    if (this.#attIdx[cs] !== k) {
+      this.#attIdx[cs] = k;
+      this.#att[cs * 2] = 0;
+      this.#att[cs * 2 + 1] = 0;
+    }
+    return cs;
+  }
+
   #judgeAggregate(k: number, agg: Float64Array, th: Thresholds): void {
     for (const m of AGGREGATE_MEASURES) {
-      const c = MEASURE_INDEX[m];
+      const c = AGG_INDEX[m];
       const total = agg[c];
       const t = th.aggregate[m];
       if (!(total > t.value)) continue;
@@ -423,7 +498,7 @@ export class SourceTracker {
       for (const e of this.#entries.values()) {
         const slot = k % this.#w;
         if (e.idx[slot] !== k) continue;
-        const value = e.v[slot * EV_COUNT + c];
+        const value = c === AGG_TCP ? e.att[slot * 2] : c === AGG_UDP ? e.att[slot * 2 + 1] : e.v[slot * EV_COUNT + c];
         if (value > 0) top.push({ ip: e.ip, value, share: Math.round((value / total) * 1000) / 1000 });
       }
       top.sort((a, b) => b.value - a.value);
@@ -435,6 +510,7 @@ export class SourceTracker {
   #reset(): void {
     this.#entries.clear();
     this.#agg.clear();
+    this.#attIdx.fill(-1);
     this.#newest = -1;
     this.#final = -1;
     this.clockJumps++;
@@ -453,7 +529,7 @@ export class SourceTracker {
     this.#agg.delete(j);
     if (stats) {
       stats.steps++;
-      for (const m of AGGREGATE_MEASURES) stats.aggregate.get(m)!.add(agg ? agg[MEASURE_INDEX[m]] : 0);
+      for (const m of AGGREGATE_MEASURES) stats.aggregate.get(m)!.add(agg ? agg[AGG_INDEX[m]] : 0);
       if (agg) {
         for (const e of this.#entries.values()) {
           if (e.idx[j % this.#w] !== j) continue;
