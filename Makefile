@@ -5,7 +5,7 @@ NODE_MODULES_STAMP := node_modules/.package-lock.json
 ADDON := build/Release/nfips_nfq.node
 TS_STAMP := dist/.built
 
-.PHONY: all deps build test unit integration demo bench bench-quick model soak install uninstall clean
+.PHONY: all deps build test unit integration demo bench bench-quick model soak fuzz install uninstall clean
 
 all: build
 
@@ -46,6 +46,10 @@ model: build
 # The detection tests with 15 min of normal traffic instead of CI's 3 (make test runs the short form).
 soak: build
 	NFIPS_NORMAL_SECONDS=900 node --test dist/test/integration/detection.test.js
+
+# One million randomly mutated packets through nfips in namespaces (make test sends the short form, 50,000).
+fuzz: build
+	NFIPS_FUZZ_PACKETS=1000000 node --test dist/test/integration/evasion-fuzz.test.js
 
 # Throughput/latency benchmark against a C loop and the npm nfqueue package (not a test).
 bench: build

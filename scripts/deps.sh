@@ -7,7 +7,7 @@ PACKAGES=(
   libnetfilter-queue-dev libmnl-dev
   iptables iproute2 kmod procps
   iputils-ping curl netcat-openbsd iperf3
-  libpcap-dev hping3 nmap tcpdump ipset
+  libpcap-dev hping3 nmap tcpdump ipset python3-scapy
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
