@@ -16,41 +16,42 @@ function u32(b: Uint8Array, o: number): number {
   return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 }
 
+// Per protocol number, looked up once per header: tables cost one load
+// where chains of comparisons cost up to ten on every IPv6 packet.
+
 /**
  * Bytes of transport header the rules read from (the fixed header); 0 for
  * protocols nfips reads nothing from. A fragment must carry all of them in
  * its first piece, and no later piece may start inside them.
  */
+const L4_HEADER = new Uint8Array(256);
+L4_HEADER[PROTO_TCP] = 20;
+L4_HEADER[PROTO_SCTP] = 12;
+L4_HEADER[PROTO_UDP] = L4_HEADER[PROTO_UDPLITE] = L4_HEADER[PROTO_ICMP] = L4_HEADER[PROTO_ICMPV6] = 8;
+
 export function transportHeaderLength(proto: number): number {
-  switch (proto) {
-    case PROTO_TCP:
-      return 20;
-    case PROTO_SCTP:
-      return 12;
-    case PROTO_UDP:
-    case PROTO_UDPLITE:
-    case PROTO_ICMP:
-    case PROTO_ICMPV6:
-      return 8;
-    default:
-      return 0;
-  }
+  return L4_HEADER[proto];
 }
 
+// V6_KIND: 0 for a final protocol (TCP, UDP, ESP, no next header...), else:
 /**
  * IPv6 extension headers in the generic form of RFC 8200 section 4 (next
  * header, length in 8-octet units after the first 8): hop-by-hop, routing,
  * destination options, mobility, HIP, shim6 and the two experimental values
- * (RFC 7045). Fragment (44) and AH (51) have their own length rules.
+ * (RFC 7045).
  */
-function isGenericExtension(next: number): boolean {
-  return next === 0 || next === 43 || next === 60 || next === 135 || next === 139 || next === 140 || next === 253 || next === 254;
-}
-
-/** Protocol numbers IANA has not assigned (146-252, 255): an endpoint may know it as a header nfips cannot walk. */
-function isUnassigned(next: number): boolean {
-  return (next > 145 && next < 253) || next === 255;
-}
+const V6_GENERIC = 1;
+/** Fragment (44) and AH (51) have their own length rules. */
+const V6_FRAGMENT = 2;
+const V6_AH = 3;
+/** Protocol numbers IANA has not assigned (146-252, 255): an endpoint may know one as a header nfips cannot walk. */
+const V6_UNASSIGNED = 4;
+const V6_KIND = new Uint8Array(256);
+for (const h of [0, 43, 60, 135, 139, 140, 253, 254]) V6_KIND[h] = V6_GENERIC;
+V6_KIND[44] = V6_FRAGMENT;
+V6_KIND[51] = V6_AH;
+for (let h = 146; h < 253; h++) V6_KIND[h] = V6_UNASSIGNED;
+V6_KIND[255] = V6_UNASSIGNED;
 
 function clear(out: DecodedBatch, i: number): void {
   out.status[i] = DecodeStatus.Ok;
@@ -119,7 +120,7 @@ function decodeV4(b: Uint8Array, off: number, end: number, i: number, out: Decod
   out.l3[i] = L3Bits.Addresses | L3Bits.Protocol;
   if (fragOffset !== 0) {
     // Offset 1 or 2 of TCP lands on the flags and data offset (RFC 1858).
-    if (fragOffset * 8 < transportHeaderLength(proto)) out.hidden[i] = Hidden.FragmentOverlap;
+    if (fragOffset * 8 < L4_HEADER[proto]) out.hidden[i] = Hidden.FragmentOverlap;
     return DecodeStatus.Ok;
   }
   return decodeL4(b, off, off + ihl, end, totalLen - ihl, proto, (frag & FragBits.First) !== 0, i, out);
@@ -147,14 +148,15 @@ function decodeV6(b: Uint8Array, off: number, end: number, i: number, out: Decod
   // bytes bound the loop. Stopping early would let a long chain hide the
   // transport header from the rules.
   for (;;) {
-    if (isGenericExtension(next)) {
+    const kind = V6_KIND[next];
+    if (kind === V6_GENERIC) {
       if (end - p < 2) return (out.proto[i] = next), fail(out, i, DecodeStatus.Truncated, Hidden.BeyondCopy);
       const len = (b[p + 1] + 1) * 8;
       if (len > remaining) return (out.proto[i] = next), fail(out, i, DecodeStatus.Malformed, firstFragment ? Hidden.TinyFragment : Hidden.BadIp);
       next = b[p];
       p += len;
       remaining -= len;
-    } else if (next === 44) {
+    } else if (kind === V6_FRAGMENT) {
       if (end - p < 8) return (out.proto[i] = next), fail(out, i, DecodeStatus.Truncated, Hidden.BeyondCopy);
       if (remaining < 8) return (out.proto[i] = next), fail(out, i, DecodeStatus.Malformed, Hidden.BadIp);
       const fw = u16(b, p + 2);
@@ -173,12 +175,12 @@ function decodeV6(b: Uint8Array, off: number, end: number, i: number, out: Decod
         out.l3[i] |= L3Bits.Protocol;
         // Stateless: only a transport header right after the fragment
         // header has a known place to be overlapped.
-        if (fragOffset * 8 < transportHeaderLength(next)) out.hidden[i] = Hidden.FragmentOverlap;
-        else if (isUnassigned(next)) out.hidden[i] = Hidden.UnknownHeader;
+        if (fragOffset * 8 < L4_HEADER[next]) out.hidden[i] = Hidden.FragmentOverlap;
+        else if (V6_KIND[next] === V6_UNASSIGNED) out.hidden[i] = Hidden.UnknownHeader;
         return DecodeStatus.Ok;
       }
       if (fw & 1) firstFragment = true;
-    } else if (next === 51) {
+    } else if (kind === V6_AH) {
       // AH: length in 4-byte units, minus 2.
       if (end - p < 2) return (out.proto[i] = next), fail(out, i, DecodeStatus.Truncated, Hidden.BeyondCopy);
       const len = (b[p + 1] + 2) * 4;
@@ -194,13 +196,13 @@ function decodeV6(b: Uint8Array, off: number, end: number, i: number, out: Decod
   out.l3[i] |= L3Bits.Protocol;
   // Not a header nfips knows: an endpoint that does could find a transport
   // header behind it. Rules on the number itself still see it.
-  if (isUnassigned(next)) out.hidden[i] = Hidden.UnknownHeader;
+  if (V6_KIND[next] === V6_UNASSIGNED) out.hidden[i] = Hidden.UnknownHeader;
   return decodeL4(b, off, p, end, remaining, next, firstFragment, i, out);
 }
 
 function decodeL4(b: Uint8Array, pktStart: number, p: number, end: number, l4Len: number, proto: number, firstFragment: boolean, i: number, out: DecodedBatch): DecodeStatus {
   const have = end - p;
-  const need = transportHeaderLength(proto);
+  const need = L4_HEADER[proto];
   // Shorter than its own header: in a first fragment that is the tiny
   // fragment attack, in a whole packet a header that cannot be right.
   if (l4Len < need) return fail(out, i, DecodeStatus.Malformed, firstFragment ? Hidden.TinyFragment : Hidden.BadTransport);
