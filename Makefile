@@ -6,7 +6,7 @@ ADDON := build/Release/nfips_nfq.node
 TS_STAMP := dist/.built
 LAB_STAMP := dist/lab/.built
 
-.PHONY: all deps build test unit integration demo bench bench-quick model soak install uninstall clean eval eval-quick
+.PHONY: all deps build test unit integration demo bench bench-quick model soak fuzz install uninstall clean eval eval-quick
 
 all: build
 
@@ -47,6 +47,10 @@ model: build $(LAB_STAMP)
 # The detection tests with 15 min of normal traffic instead of CI's 3 (make test runs the short form).
 soak: build
 	NFIPS_NORMAL_SECONDS=900 node --test dist/test/integration/detection.test.js
+
+# One million randomly mutated packets through nfips in namespaces (make test sends the short form, 50,000).
+fuzz: build
+	NFIPS_FUZZ_PACKETS=1000000 node --test dist/test/integration/evasion-fuzz.test.js
 
 # Throughput/latency benchmark against a C loop and the npm nfqueue package (not a test).
 bench: build

@@ -59,9 +59,15 @@ class Queue : public Napi::ObjectWrap<Queue> {
     opts.failVerdict = U32Opt(o, "failVerdict", opts.failVerdict);
     opts.markValue = U32Opt(o, "markValue", opts.markValue);
     opts.markMask = U32Opt(o, "markMask", opts.markMask);
+    opts.recvBytes = U32Opt(o, "recvBytes", opts.recvBytes);
     if (opts.batchSize == 0 || opts.batchSize > 4096 || opts.copyRange < 64 || opts.copyRange > 65535) {
       Napi::RangeError::New(env, "Queue: batchSize must be 1..4096 and copyRange 64..65535")
           .ThrowAsJavaScriptException();
+      return;
+    }
+    // Below the packet header attribute no message could name its packet.
+    if (opts.recvBytes != 0 && opts.recvBytes < 32) {
+      Napi::RangeError::New(env, "Queue: recvBytes must be 0 (whole slots) or at least 32").ThrowAsJavaScriptException();
       return;
     }
     if (opts.failVerdict != NF_DROP_V && opts.failVerdict != NF_ACCEPT_V && opts.failVerdict != NF_REPEAT_V) {

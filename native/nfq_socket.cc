@@ -37,6 +37,47 @@ constexpr int kConfigTimeoutMs = 2000;
 std::string ErrnoText(const char* what, int err) {
   return std::string(what) + ": " + strerror(err);
 }
+
+constexpr size_t kAttrStart = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
+
+bool IsPacketMsg(const nlmsghdr* nlh) {
+  return (nlh->nlmsg_type >> 8) == NFNL_SUBSYS_QUEUE && (nlh->nlmsg_type & 0xff) == NFQNL_MSG_PACKET;
+}
+
+// Walks the attributes in the first `avail` bytes of a packet message,
+// checking every length against what is really there.
+MsgFacts ScanMsg(const nlmsghdr* nlh, size_t avail) {
+  MsgFacts f;
+  size_t end = nlh->nlmsg_len < avail ? nlh->nlmsg_len : avail;
+  const auto* p = reinterpret_cast<const uint8_t*>(nlh);
+  size_t off = kAttrStart;
+  bool whole = true;
+  while (off + NLA_HDRLEN <= end) {
+    const auto* a = reinterpret_cast<const nlattr*>(p + off);
+    if (a->nla_len < NLA_HDRLEN) return f;  // garbage: trust nothing further
+    int type = a->nla_type & NLA_TYPE_MASK;
+    if (off + a->nla_len > end) {
+      f.cutType = type;
+      f.cutLen = a->nla_len;
+      whole = false;
+      break;
+    }
+    if (type == NFQA_PACKET_HDR && a->nla_len >= NLA_HDRLEN + sizeof(nfqnl_msg_packet_hdr)) {
+      f.haveId = true;
+      f.id = ntohl(reinterpret_cast<const nfqnl_msg_packet_hdr*>(p + off + NLA_HDRLEN)->packet_id);
+    } else if (type == NFQA_MARK && a->nla_len >= NLA_HDRLEN + sizeof(uint32_t)) {
+      uint32_t v;
+      memcpy(&v, p + off + NLA_HDRLEN, sizeof(v));
+      f.mark = ntohl(v);
+      f.markKnown = true;
+    }
+    off += NLA_ALIGN(a->nla_len);
+  }
+  if (off < end && f.cutType < 0) whole = false;  // a cut attribute header
+  if (whole && end == nlh->nlmsg_len) f.markKnown = true;
+  if (f.cutType == NFQA_PAYLOAD) f.markKnown = true;
+  return f;
+}
 }  // namespace
 
 NfqSocket::NfqSocket(const QueueOptions& opts) : opts_(opts) {
@@ -46,9 +87,10 @@ NfqSocket::NfqSocket(const QueueOptions& opts) : opts_(opts) {
   sendBuf_.resize(kVerdictMsgMax * opts_.batchSize + kSendChunk);
   msgs_.resize(opts_.batchSize);
   iovs_.resize(opts_.batchSize);
+  size_t offered = opts_.recvBytes && opts_.recvBytes < slotSize_ ? opts_.recvBytes : slotSize_;
   for (uint32_t i = 0; i < opts_.batchSize; i++) {
     iovs_[i].iov_base = pkt_.data() + static_cast<size_t>(i) * slotSize_;
-    iovs_[i].iov_len = slotSize_;
+    iovs_[i].iov_len = offered;
     memset(&msgs_[i], 0, sizeof(mmsghdr));
     msgs_[i].msg_hdr.msg_iov = &iovs_[i];
     msgs_[i].msg_hdr.msg_iovlen = 1;
@@ -234,8 +276,9 @@ uint32_t NfqSocket::Receive(int flags) {
     }
     for (int i = 0; i < r; i++) {
       mmsghdr& m = msgs_[slots + i];
-      if (m.msg_hdr.msg_flags & MSG_TRUNC) counters_[C_TRUNCATED_MSGS] += 1;
-      ParseDatagram(static_cast<uint8_t*>(iovs_[slots + i].iov_base), m.msg_len, n,
+      bool cut = (m.msg_hdr.msg_flags & MSG_TRUNC) != 0;
+      if (cut) counters_[C_TRUNCATED_MSGS] += 1;
+      ParseDatagram(static_cast<uint8_t*>(iovs_[slots + i].iov_base), m.msg_len, cut, n,
                     static_cast<uint32_t>(now.tv_sec), static_cast<uint32_t>(now.tv_nsec));
     }
     slots += static_cast<uint32_t>(r);
@@ -252,11 +295,11 @@ uint32_t NfqSocket::Receive(int flags) {
   return n;
 }
 
-void NfqSocket::ParseDatagram(uint8_t* base, size_t len, uint32_t& n, uint32_t sec, uint32_t nsec) {
+void NfqSocket::ParseDatagram(uint8_t* base, size_t len, bool cut, uint32_t& n, uint32_t sec, uint32_t nsec) {
   int rest = static_cast<int>(len);
-  for (auto* nlh = reinterpret_cast<nlmsghdr*>(base); mnl_nlmsg_ok(nlh, rest);
-       nlh = mnl_nlmsg_next(nlh, &rest)) {
-    if ((nlh->nlmsg_type >> 8) != NFNL_SUBSYS_QUEUE || (nlh->nlmsg_type & 0xff) != NFQNL_MSG_PACKET) continue;
+  auto* nlh = reinterpret_cast<nlmsghdr*>(base);
+  for (; mnl_nlmsg_ok(nlh, rest); nlh = mnl_nlmsg_next(nlh, &rest)) {
+    if (!IsPacketMsg(nlh)) continue;
     if (n < opts_.batchSize) {
       if (ParsePacketMsg(nlh, base, n, sec, nsec)) n++;
     } else {
@@ -273,14 +316,47 @@ void NfqSocket::ParseDatagram(uint8_t* base, size_t len, uint32_t& n, uint32_t s
       }
     }
   }
+  // The receive buffer cut the last message: libmnl stops before it, but
+  // its packet waits in the kernel for a verdict all the same.
+  if (cut && rest >= static_cast<int>(sizeof(nlmsghdr)) && nlh->nlmsg_len > static_cast<uint32_t>(rest) &&
+      IsPacketMsg(nlh)) {
+    ParseCutMsg(nlh, static_cast<size_t>(rest), n, sec, nsec);
+  }
 }
 
-bool NfqSocket::ParsePacketMsg(const nlmsghdr* nlh, uint8_t* base, uint32_t i, uint32_t sec, uint32_t nsec) {
+// When only the payload (always the last attribute) was cut, the packet is
+// read like any other with fewer bytes copied, and the rules decide it (the
+// decoder then says what could not be seen). A cut anywhere else leaves
+// metadata unknown: the failure verdict, keeping the mark if it is known.
+void NfqSocket::ParseCutMsg(nlmsghdr* nlh, size_t avail, uint32_t& n, uint32_t sec, uint32_t nsec) {
+  MsgFacts f = ScanMsg(nlh, avail);
+  if (f.cutType == NFQA_PAYLOAD && n < opts_.batchSize) {
+    size_t payloadAt = avail;
+    // Find the payload attribute again and shorten it to what arrived.
+    auto* p = reinterpret_cast<uint8_t*>(nlh);
+    for (size_t off = kAttrStart; off + NLA_HDRLEN <= avail;) {
+      auto* a = reinterpret_cast<nlattr*>(p + off);
+      if (off + a->nla_len > avail) {
+        payloadAt = off;
+        break;
+      }
+      off += NLA_ALIGN(a->nla_len);
+    }
+    if (payloadAt + NLA_HDRLEN <= avail) {
+      reinterpret_cast<nlattr*>(p + payloadAt)->nla_len = static_cast<uint16_t>(avail - payloadAt);
+      nlh->nlmsg_len = static_cast<uint32_t>(avail);
+      if (ParsePacketMsg(nlh, pkt_.data(), n, sec, nsec, f.cutLen - NLA_HDRLEN)) n++;
+      return;
+    }
+  }
+  FailUnparsed(nlh, avail);
+}
+
+bool NfqSocket::ParsePacketMsg(const nlmsghdr* nlh, uint8_t* base, uint32_t i, uint32_t sec, uint32_t nsec, uint32_t origLen) {
   (void)base;
   nlattr* attr[NFQA_MAX + 1] = {};
   if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR]) {
-    counters_[C_PARSE_ERRORS] += 1;
-    FailUnparsed(nlh);
+    FailUnparsed(nlh, nlh->nlmsg_len);
     return false;
   }
   uint32_t* m = meta_.data();
@@ -299,7 +375,9 @@ bool NfqSocket::ParsePacketMsg(const nlmsghdr* nlh, uint8_t* base, uint32_t i, u
   }
   m[col(F_CAP_LEN, i)] = capLen;
   m[col(F_OFFSET, i)] = off;
-  m[col(F_ORIG_LEN, i)] = attr[NFQA_CAP_LEN] ? ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) : capLen;
+  // Without NFQA_CAP_LEN the kernel copied the whole packet; a payload cut
+  // here (origLen) was that long.
+  m[col(F_ORIG_LEN, i)] = attr[NFQA_CAP_LEN] ? ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) : origLen > capLen ? origLen : capLen;
   if (attr[NFQA_HWADDR]) {
     auto* hw = static_cast<nfqnl_msg_packet_hw*>(mnl_attr_get_payload(attr[NFQA_HWADDR]));
     m[col(F_HWADDR_OFF, i)] = ntohs(hw->hw_addrlen) >= 6
@@ -320,17 +398,17 @@ bool NfqSocket::ParsePacketMsg(const nlmsghdr* nlh, uint8_t* base, uint32_t i, u
   return true;
 }
 
-// A message libmnl refuses (e.g. cut short) may still carry the packet id in
-// its first attribute; if so, the packet gets the failure verdict rather
-// than waiting in the kernel until the queue is unbound.
-void NfqSocket::FailUnparsed(const nlmsghdr* nlh) {
-  size_t off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
-  if (nlh->nlmsg_len < off + sizeof(nlattr) + sizeof(nfqnl_msg_packet_hdr)) return;
-  auto* a = reinterpret_cast<const nlattr*>(reinterpret_cast<const uint8_t*>(nlh) + off);
-  if ((a->nla_type & NLA_TYPE_MASK) != NFQA_PACKET_HDR || a->nla_len < sizeof(nlattr) + sizeof(nfqnl_msg_packet_hdr)) return;
-  auto* ph = reinterpret_cast<const nfqnl_msg_packet_hdr*>(reinterpret_cast<const uint8_t*>(a) + NLA_HDRLEN);
+// A message that cannot be read as a packet (libmnl refuses it, or it was cut
+// before its payload) still names its packet; that packet gets the failure
+// verdict rather than waiting in the kernel until the queue is unbound.
+void NfqSocket::FailUnparsed(const nlmsghdr* nlh, size_t avail) {
+  MsgFacts f = ScanMsg(nlh, avail);
+  if (!f.haveId) {
+    counters_[C_PARSE_ERRORS] += 1;
+    return;
+  }
   counters_[C_RECEIVED] += 1;
-  SendFailVerdictNow(ntohl(ph->packet_id), 0);
+  SendFailVerdictNow(f.id, f.mark, f.markKnown);
 }
 
 void NfqSocket::Flush(char* buf, size_t len) {
@@ -341,12 +419,18 @@ void NfqSocket::Flush(char* buf, size_t len) {
   counters_[C_SEND_ERRORS] += 1;
 }
 
-void NfqSocket::SendFailVerdictNow(uint32_t id, uint32_t mark) {
+void NfqSocket::SendFailVerdictNow(uint32_t id, uint32_t mark, bool markKnown) {
   if (!nl_) return;
   char buf[kVerdictMsgMax];
   nlmsghdr* nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, opts_.queueNum);
-  nfq_nlmsg_verdict_put(nlh, static_cast<int>(id), static_cast<int>(opts_.failVerdict));
-  if (opts_.failVerdict == NF_REPEAT_V) {
+  uint32_t v = opts_.failVerdict;
+  // Repeat needs our bit in the mark, and a verdict's mark replaces the
+  // whole field: with the packet's own mark unknown, setting one would wipe
+  // the operator's bits, and leaving it out would queue the packet again
+  // forever. Accept leaves the mark as it is.
+  if (v == NF_REPEAT_V && !markKnown) v = NF_ACCEPT_V;
+  nfq_nlmsg_verdict_put(nlh, static_cast<int>(id), static_cast<int>(v));
+  if (v == NF_REPEAT_V) {
     nfq_nlmsg_verdict_put_mark(nlh, (mark & ~opts_.markMask) | (opts_.markValue & opts_.markMask));
   }
   counters_[C_FAIL_VERDICTS] += 1;

@@ -48,7 +48,7 @@ enum Counter : uint32_t {
   C_PARSE_ERRORS,   // messages we could not read a packet id from
   C_JS_ERRORS,
   C_MAX_BATCH,
-  C_TRUNCATED_MSGS,
+  C_TRUNCATED_MSGS,  // datagrams cut short by the receive buffer (their packet still gets a verdict)
   C_COUNTER_COUNT
 };
 
@@ -69,6 +69,25 @@ struct QueueOptions {
   uint32_t failVerdict = NF_REPEAT_V;
   uint32_t markValue = 0x1;
   uint32_t markMask = 0x1;
+  // For tests only: offer just this many bytes of each receive slot to the
+  // kernel (0: the whole slot), so that messages arrive cut short.
+  uint32_t recvBytes = 0;
+};
+
+// What a packet message says about its packet, read attribute by attribute
+// without trusting the message to be whole.
+struct MsgFacts {
+  bool haveId = false;
+  uint32_t id = 0;
+  // True when the mark below is the packet's: the attribute was read, or
+  // every attribute was (the kernel leaves it out when the mark is 0), or
+  // only the payload, which comes last, was cut.
+  bool markKnown = false;
+  uint32_t mark = 0;
+  // Type of the attribute the end of the received bytes cut, or -1.
+  int cutType = -1;
+  // Its length as the kernel wrote it (for the payload: bytes copied).
+  uint32_t cutLen = 0;
 };
 
 class NfqSocket {
@@ -119,10 +138,11 @@ class NfqSocket {
   bool Configure();
   bool SendConfigAndWaitAcks(char* buf, size_t len, uint32_t firstSeq, uint32_t count);
   uint32_t Receive(int flags);
-  void ParseDatagram(uint8_t* base, size_t len, uint32_t& n, uint32_t sec, uint32_t nsec);
-  bool ParsePacketMsg(const nlmsghdr* nlh, uint8_t* base, uint32_t slot, uint32_t sec, uint32_t nsec);
-  void SendFailVerdictNow(uint32_t id, uint32_t mark);
-  void FailUnparsed(const nlmsghdr* nlh);
+  void ParseDatagram(uint8_t* base, size_t len, bool cut, uint32_t& n, uint32_t sec, uint32_t nsec);
+  void ParseCutMsg(nlmsghdr* nlh, size_t avail, uint32_t& n, uint32_t sec, uint32_t nsec);
+  bool ParsePacketMsg(const nlmsghdr* nlh, uint8_t* base, uint32_t slot, uint32_t sec, uint32_t nsec, uint32_t origLen = 0);
+  void SendFailVerdictNow(uint32_t id, uint32_t mark, bool markKnown = true);
+  void FailUnparsed(const nlmsghdr* nlh, size_t avail);
   void Flush(char* buf, size_t len);
   uint32_t col(Field f, uint32_t i) const { return f * opts_.batchSize + i; }
 

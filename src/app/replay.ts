@@ -30,6 +30,8 @@ export interface ReplaySummary {
   verdicts: { accepted: number; dropped: number; rejected: number };
   rule_alerts: number;
   malformed: number;
+  /** Hidden transport headers dropped because a drop rule could have matched them (--malformed drop). */
+  evasion_drops: number;
   windows: number;
   scored: number;
   thin: number;
@@ -111,6 +113,7 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
       verdicts: { accepted: k.accepted, dropped: k.dropped, rejected: k.rejected },
       rule_alerts: k.alerts,
       malformed: k.malformed,
+      evasion_drops: k.evasionDrops,
       windows,
       scored,
       thin,

@@ -3,6 +3,7 @@
 import { EventLog } from '../log/event-log';
 import { interfaceNames } from '../rules/interfaces';
 import { RuleSet } from '../rules/types';
+import { HIDDEN_REASONS } from '../packet/decoded';
 import { RuleEvent } from '../verdict/rule-events';
 
 let ifNames = new Map<number, string>();
@@ -15,11 +16,17 @@ function ifName(index: number): string | null {
 /** signature_id of a rule: its position in the file plus this (ids are strings; EVE wants a number). */
 export const RULE_SIGNATURE_BASE = 1_000_000;
 export const DEFAULT_POLICY_SIGNATURE = RULE_SIGNATURE_BASE - 1;
+/** signature_id of an evasion drop: this plus the reason's code (packet/decoded.ts Hidden). */
+export const EVASION_SIGNATURE_BASE = 9_200_000;
 
 export function logRuleEvents(log: Pick<EventLog, 'event'>, queue: number, rs: RuleSet, events: RuleEvent[]): void {
   for (const e of events) {
     const rule = e.rule_index >= 0 ? rs.rules[e.rule_index] : undefined;
     const ruleId = rule ? rule.id : 'default';
+    if (e.reason !== undefined) {
+      logEvasion(log, queue, ruleId, e);
+      continue;
+    }
     log.event(e.action, {
       queue,
       rule_id: ruleId,
@@ -43,4 +50,34 @@ export function logRuleEvents(log: Pick<EventLog, 'event'>, queue: number, rs: R
       suppressed: e.suppressed,
     }, e.action === 'alert' ? 'warn' : 'info');
   }
+}
+
+/**
+ * A packet dropped because its transport header was out of sight and the
+ * rule named could have matched it (`--malformed drop`).
+ */
+function logEvasion(log: Pick<EventLog, 'event'>, queue: number, ruleId: string, e: RuleEvent): void {
+  const reason = e.reason ?? 'none';
+  log.event('evasion', {
+    queue,
+    reason,
+    rule_id: ruleId,
+    alert: {
+      action: 'blocked',
+      signature_id: EVASION_SIGNATURE_BASE + HIDDEN_REASONS.indexOf(reason),
+      signature: `nfips evasion: ${reason}`,
+      category: 'Evasion attempt or malformed packet',
+      severity: 2,
+    },
+    proto: e.proto.toUpperCase(),
+    src_ip: e.src_ip,
+    // Ports are 0 when the header that holds them was not seen.
+    src_port: e.src_port,
+    dest_ip: e.dest_ip,
+    dest_port: e.dest_port,
+    in_iface: ifName(e.in_ifindex),
+    out_iface: ifName(e.out_ifindex),
+    length: e.length,
+    suppressed: e.suppressed,
+  }, 'warn');
 }

@@ -95,6 +95,7 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     max_blocks: o.maxBlocks,
     state_dir: o.stateDir,
     learn_s: o.learnSeconds,
+    malformed: o.malformed,
     pid: process.pid,
   };
 }
@@ -215,6 +216,7 @@ class StatsReporter {
         fail_verdicts: c.failVerdicts,
         verdicts: { repeat: c.verdictRepeat, accept: c.verdictAccept, drop: c.verdictDrop, failure: c.failVerdicts },
         malformed: c.malformed,
+        evasion_drops: c.evasionDrops,
         lock_drops: c.lockDrops,
         rule_matches: c.ruleMatched,
         js_errors: c.jsErrors,
@@ -423,7 +425,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
         markValue: o.mark.value,
         markMask: o.mark.mask,
       },
-      engine: { mode: o.verdictMode, mark: o.mark, rejectMark: o.rejectMark, eventsPerSecond: o.logRate, flowCapacity: FLOW_CAPACITY },
+      engine: { mode: o.verdictMode, mark: o.mark, rejectMark: o.rejectMark, eventsPerSecond: o.logRate, flowCapacity: FLOW_CAPACITY, malformed: o.malformed },
       features: detection.features,
       rules,
       log,

@@ -8,6 +8,8 @@ interface StatusQueue {
   accepted: number;
   dropped: number;
   rejected: number;
+  /** Dropped because their transport header was hidden and a drop rule could have matched (absent from older versions). */
+  evasionDrops?: number;
   failVerdicts: number;
   kernel: { queueTotal: number; queueDropped: number; userDropped: number } | null;
   classifier: { windows: number; scored: number; skipped: number; thin: number; anomalous: number; alerts: number } | null;
@@ -57,13 +59,14 @@ export function formatStatus(s: StatusView): string {
   out.push('');
   out.push(
     table(
-      ['queue', 'received', 'accepted', 'dropped', 'rejected', 'fail verdicts', 'kernel depth', 'kernel drops', 'socket drops', 'windows', 'skipped', 'alerts'],
+      ['queue', 'received', 'accepted', 'dropped', 'rejected', 'evasion drops', 'fail verdicts', 'kernel depth', 'kernel drops', 'socket drops', 'windows', 'skipped', 'alerts'],
       s.queues.map((q) => [
         q.queue,
         q.received,
         q.accepted,
         q.dropped,
         q.rejected,
+        q.evasionDrops ?? '-',
         q.failVerdicts,
         q.kernel?.queueTotal ?? '-',
         q.kernel?.queueDropped ?? '-',

@@ -6,6 +6,7 @@ import { Hook } from '../iptables/plan';
 import { parsePrefix } from '../rules/address';
 import { MarkSpec, parseMarkSpec } from '../verdict/mark';
 import { VerdictMode } from '../verdict/engine';
+import { MALFORMED_POLICIES, MalformedPolicy } from '../verdict/hidden-guard';
 import { parseDuration } from './duration';
 
 
@@ -48,6 +49,7 @@ export interface RunFlags {
   stateDir?: string;
   ipset?: string;
   learn?: string;
+  malformed?: string;
 }
 
 /**
@@ -100,6 +102,8 @@ export interface RunOptions {
   ipset: string;
   /** --learn: seconds of this site's traffic to learn a model from before running in `mode`; null: no learning. */
   learnSeconds: number | null;
+  /** Packets whose transport header nfips cannot see: dropped when a drop rule could have matched them, or left to the rules. */
+  malformed: MalformedPolicy;
 }
 
 export const RUN_DEFAULTS = {
@@ -135,6 +139,7 @@ export const RUN_DEFAULTS = {
   maxBlocks: 4096,
   stateDir: '/var/lib/nfips',
   ipset: 'ipset',
+  malformed: 'drop',
 } as const;
 
 /** Window length and step when neither a model nor a flag sets them. */
@@ -191,6 +196,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   const batchSize = attempt(() => intIn('batch-size', f.batchSize, 1, 4096));
   const rcvbufMb = attempt(() => intIn('rcvbuf-mb', f.rcvbufMb, 1, 1024));
   const mode = attempt(() => oneOf('mode', f.mode, DETECT_MODES));
+  const malformed = attempt(() => oneOf('malformed', f.malformed, MALFORMED_POLICIES));
   const scoringThreads = attempt(() => intIn('scoring-threads', f.scoringThreads, 1, 64));
   const windowSeconds = flags.windowSeconds === undefined ? undefined : attempt(() => intIn('window-seconds', f.windowSeconds, 1, 3600));
   const stepSeconds = flags.stepSeconds === undefined ? undefined : attempt(() => intIn('step-seconds', f.stepSeconds, 1, 3600));
@@ -254,5 +260,6 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     stateDir: path.resolve(f.stateDir),
     ipset: f.ipset,
     learnSeconds,
+    malformed: malformed!,
   };
 }

@@ -1,7 +1,7 @@
 // Builds raw IPv4/IPv6 packets from a description. Used off the hot path:
 // tests, benchmarks, and operators' `rules test --packet`.
 import ipaddr from 'ipaddr.js';
-import { PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from './decoded';
+import { PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP } from './decoded';
 
 export interface PacketSpec {
   src: string;
@@ -40,6 +40,13 @@ function l4Header(spec: PacketSpec): Buffer {
       h.writeUInt16BE(spec.sport ?? 0, 0);
       h.writeUInt16BE(spec.dport ?? 0, 2);
       h.writeUInt16BE(8 + (spec.payload?.length ?? spec.payloadLen ?? 0), 4);
+      return h;
+    }
+    case PROTO_SCTP: {
+      // Common header only: ports, verification tag, checksum.
+      const h = Buffer.alloc(12);
+      h.writeUInt16BE(spec.sport ?? 0, 0);
+      h.writeUInt16BE(spec.dport ?? 0, 2);
       return h;
     }
     case PROTO_ICMP:

@@ -18,6 +18,31 @@ export const enum FragBits {
   First = 8,
 }
 
+/**
+ * Why nfips cannot see (or trust) a packet's transport header; 0 when it
+ * can. Such a packet must not be accepted when a drop rule could have
+ * matched it (src/verdict/hidden-guard.ts): each of these is a known way to
+ * slip a packet past rules on ports, flags or ICMP types.
+ */
+export const enum Hidden {
+  None = 0,
+  /** The copied bytes end before the transport header does (long IPv6 extension chains). */
+  BeyondCopy = 1,
+  /** A first fragment without the whole transport header, or for IPv6 without the whole header chain (RFC 1858, RFC 7112). */
+  TinyFragment = 2,
+  /** A later fragment whose offset lies inside the transport header: it would rewrite what the rules read (RFC 1858). */
+  FragmentOverlap = 3,
+  /** An IPv6 next header that is neither a known extension header nor an assigned protocol: what follows is unknown. */
+  UnknownHeader = 4,
+  /** A transport header that cannot be right (TCP data offset, lengths shorter than the header). */
+  BadTransport = 5,
+  /** No usable IP header, or an extension header longer than the packet. */
+  BadIp = 6,
+}
+
+/** Event names of Hidden reasons, indexed by code. */
+export const HIDDEN_REASONS = ['none', 'beyond-copy-range', 'tiny-first-fragment', 'fragment-overlap', 'unknown-next-header', 'bad-transport-header', 'bad-ip-header'] as const;
+
 /** What is trustworthy in a packet whose status is not Ok. */
 export const enum L3Bits {
   /** Family and addresses were read from a valid IP header. */
@@ -57,6 +82,8 @@ export const PROTO_UDPLITE = 136;
 export interface DecodedBatch {
   readonly capacity: number;
   status: Uint8Array;
+  /** Hidden reason; never 0 when status is not Ok. */
+  hidden: Uint8Array;
   /** L3Bits: lets rules on addresses still judge packets whose transport header is broken. */
   l3: Uint8Array;
   /** 4 or 6; 0 when the version nibble is neither. */
@@ -88,6 +115,7 @@ export function createDecodedBatch(capacity: number): DecodedBatch {
   return {
     capacity,
     status: new Uint8Array(capacity),
+    hidden: new Uint8Array(capacity),
     l3: new Uint8Array(capacity),
     family: new Uint8Array(capacity),
     proto: new Uint8Array(capacity),

@@ -1,6 +1,7 @@
 // Messages between the main thread and a queue thread.
 import { RuleSet } from '../rules/types';
 import { VerdictMode } from '../verdict/engine';
+import { MalformedPolicy } from '../verdict/hidden-guard';
 import { MarkSpec } from '../verdict/mark';
 import { RuleEvent } from '../verdict/rule-events';
 import { MessagePort } from 'node:worker_threads';
@@ -14,6 +15,7 @@ export interface EngineSettings {
   rejectMark: MarkSpec;
   eventsPerSecond: number;
   flowCapacity: number;
+  malformed: MalformedPolicy;
 }
 
 /** Feature windows on the queue thread; null turns the feature path off. */

@@ -56,6 +56,8 @@ export interface QueueOptions {
   markMask: number;
   /** Float64Array of at least NATIVE_COUNTERS.length, written by native code. */
   counters: Float64Array;
+  /** Tests only: bytes of each receive slot offered to the kernel (0 or absent: all), to get messages cut short. */
+  recvBytes?: number;
 }
 
 export interface NativeQueue {

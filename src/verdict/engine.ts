@@ -13,11 +13,12 @@ import { createMatcher } from '../rules/matcher';
 import { hasPorts, MatchInput, Matcher, resolveRules } from '../rules/linear';
 import { RuleSet } from '../rules/types';
 import { applyMark, MarkSpec } from './mark';
+import { HiddenGuard, MalformedPolicy } from './hidden-guard';
 import { RuleEventBuffer } from './rule-events';
 
 export type VerdictMode = 'repeat' | 'accept';
 
-export const ENGINE_COUNTERS = ['accepted', 'dropped', 'rejected', 'alerts', 'malformed', 'lockDrops', 'defaultAccepted', 'defaultDropped', 'ruleMatched', 'bytes', 'flowOverflows'] as const;
+export const ENGINE_COUNTERS = ['accepted', 'dropped', 'rejected', 'alerts', 'malformed', 'lockDrops', 'defaultAccepted', 'defaultDropped', 'ruleMatched', 'bytes', 'flowOverflows', 'evasionDrops'] as const;
 export type EngineCounterName = (typeof ENGINE_COUNTERS)[number];
 const C_ACCEPTED = 0;
 const C_DROPPED = 1;
@@ -30,6 +31,7 @@ const C_DEF_DROP = 7;
 const C_RULE = 8;
 const C_BYTES = 9;
 const C_FLOW_OVERFLOW = 10;
+const C_EVASION_DROPS = 11;
 
 export const ACT_ACCEPT = 0;
 export const ACT_DROP = 1;
@@ -46,6 +48,8 @@ export interface EngineOptions {
   eventsPerSecond: number;
   flowCapacity: number;
   ifindex: (name: string) => number | undefined;
+  /** What to do with packets whose transport header is hidden; 'drop' when absent. */
+  malformed?: MalformedPolicy;
 }
 
 /** Per-rule packets then bytes, shared with the main thread for `rules stats`. */
@@ -92,6 +96,7 @@ export class VerdictEngine {
   private readonly flowState: Uint8Array;
   private readonly acceptVerdict: number;
   private readonly rejectMarkSpec: MarkSpec;
+  private readonly hidden: HiddenGuard;
   /** Seconds, for flow idle times and event rate limits. */
   private readonly clock = new Float64Array(1);
   /** The packet buffer of the batch being decided (ICMP errors are read again after the verdicts). */
@@ -124,6 +129,7 @@ export class VerdictEngine {
     // A rejected packet re-enters with both bits, so it also skips the queue.
     this.rejectMarkSpec = { value: opts.mark.value | opts.rejectMark.value, mask: opts.mark.mask | opts.rejectMark.mask };
     this.events = new RuleEventBuffer(capacity, opts.eventsPerSecond, this.clock);
+    this.hidden = new HiddenGuard(opts.malformed ?? 'drop');
     this.events.attach(this.decoded, meta);
     this.setRules(rules, rulesVersion, ruleCounters);
   }
@@ -154,6 +160,7 @@ export class VerdictEngine {
       usesState: rules.rules.some((r) => r.state !== null),
     };
     this.events.reset(rules.rules.length);
+    this.hidden.setRules(rules, resolved);
   }
 
   /** The flag-sequence model sessions are scored with (null: sequences are only counted). */
@@ -197,6 +204,7 @@ export class VerdictEngine {
       this.clock[0] = tsSec[i] + tsNsec[i] * 1e-9;
       let action = ACT_ACCEPT;
       let decided = -1;
+      let hiddenBy = -1;
       if (a.rules.lock) {
         action = ACT_DROP;
         c[C_LOCK]++;
@@ -219,7 +227,13 @@ export class VerdictEngine {
           this.events.record(r, ACT_ALERT, i);
           r = a.matcher.match(this.input, i, r + 1);
         }
-        if (r >= 0) {
+        if (d.hidden[i] !== 0) hiddenBy = this.hidden.overrules(this.input, i, r);
+        if (hiddenBy >= 0) {
+          // The accept would rest on headers nfips could not read (hidden-guard.ts).
+          action = ACT_DROP;
+          c[C_EVASION_DROPS]++;
+          this.events.record(hiddenBy, ACT_DROP, i, d.hidden[i]);
+        } else if (r >= 0) {
           decided = r;
           action = a.actions[r];
           rc[r]++;
@@ -251,7 +265,7 @@ export class VerdictEngine {
       } else {
         verdict[i] = NF_DROP;
         c[C_DROPPED]++;
-        if (!a.rules.lock) this.events.record(decided, ACT_DROP, i);
+        if (!a.rules.lock && hiddenBy < 0) this.events.record(decided, ACT_DROP, i);
       }
     }
     c[C_FLOW_OVERFLOW] += this.sessions.overflows - overflowsBefore;

@@ -2,7 +2,7 @@
 // bucket so a flood cannot fill the disk. Fields are copied into columns at
 // record time (the decoded batch is reused); objects are made only for the
 // events that pass the limit, after the batch.
-import { DecodedBatch } from '../packet/decoded';
+import { DecodedBatch, HIDDEN_REASONS } from '../packet/decoded';
 import { MetaColumns } from '../queue/native';
 import { formatAddress } from '../rules/address';
 import { protocolName } from '../rules/protocols';
@@ -20,6 +20,11 @@ export interface RuleEvent {
   length: number;
   /** Events of this rule held back by the rate limit since the last one reported. */
   suppressed: number;
+  /**
+   * Set on drops of packets whose transport header was hidden (HIDDEN_REASONS):
+   * the rule did not match, it could have, and accepting was refused.
+   */
+  reason?: (typeof HIDDEN_REASONS)[number];
 }
 
 const ACTION_NAMES = ['accept', 'drop', 'reject', 'alert'] as const;
@@ -37,6 +42,7 @@ export class RuleEventBuffer {
   private readonly inIf: Uint32Array;
   private readonly outIf: Uint32Array;
   private readonly length: Uint32Array;
+  private readonly reason: Uint8Array;
   private readonly held: Float64Array;
   private tokens = new Float64Array(1);
   private refilled = new Float64Array(1);
@@ -61,6 +67,7 @@ export class RuleEventBuffer {
     this.inIf = new Uint32Array(capacity);
     this.outIf = new Uint32Array(capacity);
     this.length = new Uint32Array(capacity);
+    this.reason = new Uint8Array(capacity);
     this.held = new Float64Array(capacity);
   }
 
@@ -77,8 +84,8 @@ export class RuleEventBuffer {
     this.count = 0;
   }
 
-  /** rule = -1 for the default policy. */
-  record(rule: number, action: number, i: number): void {
+  /** rule = -1 for the default policy; reason: the packet's Hidden code when that is why it was dropped. */
+  record(rule: number, action: number, i: number, reason = 0): void {
     const slot = rule < 0 ? this.tokens.length - 1 : rule;
     const now = this.clock[0];
     const elapsed = now - this.refilled[slot];
@@ -107,6 +114,7 @@ export class RuleEventBuffer {
     this.inIf[e] = m.inIfindex[i];
     this.outIf[e] = m.outIfindex[i];
     this.length[e] = m.origLen[i];
+    this.reason[e] = reason;
     this.held[e] = this.suppressed[slot];
     this.suppressed[slot] = 0;
   }
@@ -126,6 +134,7 @@ export class RuleEventBuffer {
         out_ifindex: this.outIf[e],
         length: this.length[e],
         suppressed: this.held[e],
+        ...(this.reason[e] !== 0 ? { reason: HIDDEN_REASONS[this.reason[e]] } : {}),
       });
     }
     this.count = 0;

@@ -19,6 +19,8 @@ const SPECS: PacketSpec[] = [
   { src: '2001:db8::1', dst: '2001:db8::2', proto: 17, sport: 4000, dport: 4001 },
   { src: '2001:db8::1', dst: '2001:db8::2', proto: 58, icmpType: 128 },
   { src: '198.51.100.4', dst: '203.0.113.1', proto: 47 },
+  // A fragment inside the TCP header: keeps the hidden-header check warm.
+  { src: '198.51.100.5', dst: '203.0.113.1', proto: 6, fragOffset: 1, moreFragments: true, payloadLen: 8 },
 ];
 const SLOT = 256;
 

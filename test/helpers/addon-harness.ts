@@ -1,10 +1,12 @@
 // Drives the native addon directly inside a namespace, for tests of the
 // failure paths that nfips itself never takes on purpose.
-// usage: node addon-harness.js <throw|unset|repeat> QUEUE SECONDS
+// usage: node addon-harness.js <throw|unset|repeat> QUEUE SECONDS [RECV_BYTES]
+// RECV_BYTES offers only that many bytes of each receive slot to the kernel,
+// so packet messages arrive cut short.
 import { loadAddon, metaColumns, NATIVE_COUNTERS, NF_REPEAT } from '../../src/queue/native';
 import { applyMark } from '../../src/verdict/mark';
 
-const [mode, queueText, secondsText] = process.argv.slice(2);
+const [mode, queueText, secondsText, recvText] = process.argv.slice(2);
 const counters = new Float64Array(NATIVE_COUNTERS.length);
 const q = new (loadAddon().Queue)({
   queue: Number(queueText),
@@ -18,14 +20,22 @@ const q = new (loadAddon().Queue)({
   markValue: 1,
   markMask: 1,
   counters,
+  recvBytes: recvText === undefined ? 0 : Number(recvText),
 });
 const meta = metaColumns(q.meta, q.batchSize);
 let errors = 0;
+// What JavaScript was given: packets, and the fewest and most bytes copied.
+let jsPackets = 0;
+let minCapLen = Infinity;
+let maxCapLen = 0;
 q.start(
   (n) => {
     if (mode === 'throw') throw new Error('handler failure on purpose');
     if (mode === 'unset') return;
     for (let i = 0; i < n; i++) {
+      jsPackets++;
+      minCapLen = Math.min(minCapLen, meta.capLen[i]);
+      maxCapLen = Math.max(maxCapLen, meta.capLen[i]);
       meta.verdict[i] = NF_REPEAT;
       meta.verdictMark[i] = applyMark(meta.mark[i], { value: 1, mask: 1 });
     }
@@ -35,7 +45,7 @@ q.start(
 process.stdout.write('ready\n');
 setTimeout(() => {
   q.close();
-  const out: Record<string, number> = { onErrorCalls: errors };
+  const out: Record<string, number> = { onErrorCalls: errors, jsPackets, minCapLen: jsPackets ? minCapLen : 0, maxCapLen };
   NATIVE_COUNTERS.forEach((k, i) => (out[k] = counters[i]));
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }, Number(secondsText) * 1000);

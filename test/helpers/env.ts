@@ -43,3 +43,21 @@ export function integrationSkipReason(): Promise<string | null> {
 }
 
 export { PACKAGE_ROOT };
+
+/** The Python with scapy the evasion tests craft packets with (Debian's, not a pyenv one). */
+export const SCAPY_PYTHON = '/usr/bin/python3';
+
+/**
+ * Why the evasion tests cannot craft or capture packets here, naming the
+ * Debian package to install, or null. These tests fail on it rather than
+ * skip: a missing tool must not pass for a passed test.
+ */
+export function evasionToolsProblem(): string | null {
+  try {
+    execFileSync(SCAPY_PYTHON, ['-c', 'import scapy.all'], { stdio: 'ignore' });
+  } catch {
+    return `${SCAPY_PYTHON} cannot import scapy: install the python3-scapy package (make deps)`;
+  }
+  if (!has('tcpdump')) return 'tcpdump is not installed: install the tcpdump package (make deps)';
+  return null;
+}

@@ -1,16 +1,42 @@
 // The addon's promise: no packet is left without a verdict, even when the
-// JavaScript side throws or forgets to answer.
+// JavaScript side throws or forgets to answer, or when the receive buffer
+// cuts a packet's message short; and a failure verdict keeps the mark bits
+// that are not nfips' own.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test, TestContext } from 'node:test';
 import { install } from '../../src/iptables/apply';
 import { buildPlan } from '../../src/iptables/plan';
-import { createTopology } from '../../src/netns/topology';
+import { createTopology, Topology } from '../../src/netns/topology';
 import { integrationSkipReason } from '../helpers/env';
 
 const HARNESS = path.join(__dirname, '..', 'helpers', 'addon-harness.js');
+/** The operator's own mark bit, set before the queue; nfips' repeat bit is 0x1. */
+const OPERATOR_BIT = '0x100';
 
-test('addon failure verdicts', { timeout: 120_000 }, async (t: TestContext) => {
+type Counters = Record<string, number>;
+
+/** Runs the harness for `seconds` while the client pings; the harness's counters, the ping's exit code and the mark counters after the verdicts. */
+async function harnessRun(topo: Topology, mode: string, seconds: number, recvBytes?: number, pingArgs: string[] = []): Promise<{ c: Counters; ping: number; kept: number; lost: number }> {
+  await topo.exec(topo.gateway, 'iptables', ['-w', '-t', 'mangle', '-Z', 'POSTROUTING']);
+  const h = topo.spawn(topo.gateway, process.execPath, [HARNESS, mode, '0', String(seconds), ...(recvBytes === undefined ? [] : [String(recvBytes)])]);
+  let out = '';
+  h.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+  h.stderr?.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<void>((r) => h.once('exit', () => r()));
+  while (!out.includes('ready')) {
+    if (h.exitCode !== null) throw new Error(`harness exited: ${out}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const ping = await topo.exec(topo.client, 'ping', ['-c', '5', '-i', '0.2', '-W', '1', ...pingArgs, topo.addr.server4], { allowFail: true });
+  await exited;
+  const c = JSON.parse(out.trim().split('\n').pop()!) as Counters;
+  const r = await topo.exec(topo.gateway, 'iptables', ['-w', '-t', 'mangle', '-L', 'POSTROUTING', '-v', '-n', '-x']);
+  const count = (tag: string) => Number(r.stdout.split('\n').find((l) => l.includes(tag))?.trim().split(/\s+/)[0] ?? NaN);
+  return { c, ping: ping.code, kept: count('kept-operator-bit'), lost: count('lost-operator-bit') };
+}
+
+test('addon failure verdicts', { timeout: 180_000 }, async (t: TestContext) => {
   const reason = await integrationSkipReason();
   if (reason) {
     t.skip(reason);
@@ -20,20 +46,18 @@ test('addon failure verdicts', { timeout: 120_000 }, async (t: TestContext) => {
   try {
     const plan = buildPlan({ queues: { first: 0, last: 0 }, hook: 'forward', mark: { value: 1, mask: 1 }, failClosed: false, exclude: [], families: ['ipv4'] });
     await install(plan, { iptables: 'iptables', ip6tables: 'ip6tables', netns: topo.gateway });
+    // The operator marks every packet with a bit of their own before nfips sees it;
+    // after the verdicts, count which packets still carry it.
+    const mangle = (args: string[]) => topo.exec(topo.gateway, 'iptables', ['-w', '-t', 'mangle', ...args]);
+    await mangle(['-A', 'PREROUTING', '-j', 'MARK', '--set-xmark', `${OPERATOR_BIT}/${OPERATOR_BIT}`]);
+    await mangle(['-A', 'POSTROUTING', '-m', 'mark', '--mark', `${OPERATOR_BIT}/${OPERATOR_BIT}`, '-m', 'comment', '--comment', 'kept-operator-bit']);
+    await mangle(['-A', 'POSTROUTING', '-m', 'mark', '--mark', `0x0/${OPERATOR_BIT}`, '-m', 'comment', '--comment', 'lost-operator-bit']);
 
     for (const mode of ['throw', 'unset'] as const) {
-      await t.test(`handler that ${mode === 'throw' ? 'throws' : 'leaves verdicts unset'}: every packet gets the failure verdict`, async () => {
-        const h = topo.spawn(topo.gateway, process.execPath, [HARNESS, mode, '0', '3']);
-        let out = '';
-        h.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-        h.stderr?.on('data', (b: Buffer) => (out += b.toString()));
-        const exited = new Promise<void>((r) => h.once('exit', () => r()));
-        while (!out.includes('ready')) await new Promise((r) => setTimeout(r, 20));
+      await t.test(`handler that ${mode === 'throw' ? 'throws' : 'leaves verdicts unset'}: every packet gets the failure verdict, marks kept`, async () => {
         // Failure verdict is NF_REPEAT + mark (fail-open), so traffic still flows.
-        const ping = await topo.exec(topo.client, 'ping', ['-c', '5', '-i', '0.2', '-W', '1', topo.addr.server4], { allowFail: true });
-        await exited;
-        assert.equal(ping.code, 0, `ping passes on failure verdicts: ${ping.stdout}`);
-        const c = JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
+        const { c, ping, kept, lost } = await harnessRun(topo, mode, 3);
+        assert.equal(ping, 0, 'ping passes on failure verdicts');
         assert.ok(c.received >= 10, `received ${c.received}`);
         assert.equal(c.failVerdicts, c.received, 'every packet got the failure verdict');
         assert.equal(c.verdictRepeat + c.verdictDrop + c.verdictAccept, 0);
@@ -43,20 +67,54 @@ test('addon failure verdicts', { timeout: 120_000 }, async (t: TestContext) => {
         } else {
           assert.equal(c.jsErrors, 0);
         }
+        assert.equal(lost, 0, 'no failure verdict cleared the operator bit');
+        assert.ok(kept >= c.received, `every forwarded packet kept it (${kept} of ${c.received})`);
       });
     }
 
     await t.test('a well-behaved handler: verdicts sent, none failed', async () => {
-      const h = topo.spawn(topo.gateway, process.execPath, [HARNESS, 'repeat', '0', '2']);
-      let out = '';
-      h.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-      const exited = new Promise<void>((r) => h.once('exit', () => r()));
-      while (!out.includes('ready')) await new Promise((r) => setTimeout(r, 20));
-      await topo.exec(topo.client, 'ping', ['-c', '3', '-i', '0.2', topo.addr.server4]);
-      await exited;
-      const c = JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
+      const { c, lost } = await harnessRun(topo, 'repeat', 2);
       assert.equal(c.verdictRepeat, c.received);
       assert.equal(c.failVerdicts, 0);
+      assert.equal(c.truncatedMsgs, 0);
+      assert.equal(lost, 0);
+    });
+
+    await t.test('messages cut in the payload by the receive buffer reach the handler, shorter, and get its verdict', async () => {
+      // 1000-byte pings: the 256 copied bytes plus the attributes are far more than 200.
+      const { c, ping, kept, lost } = await harnessRun(topo, 'repeat', 3, 200, ['-s', '1000']);
+      assert.equal(ping, 0);
+      assert.ok(c.received >= 10, `received ${c.received}`);
+      assert.equal(c.truncatedMsgs, c.received, 'every message was cut');
+      assert.equal(c.jsPackets, c.received, 'and still handed to JavaScript');
+      assert.equal(c.verdictRepeat, c.received);
+      assert.equal(c.failVerdicts, 0);
+      assert.ok(c.maxCapLen < 200 && c.minCapLen > 20, `with what arrived of the payload (${c.minCapLen}-${c.maxCapLen} bytes)`);
+      assert.equal(lost, 0);
+      assert.ok(kept >= c.received);
+    });
+
+    await t.test('messages cut before the mark: the failure verdict, which then leaves the mark alone', async () => {
+      // 36 bytes hold the netlink header and the packet id, not the attributes after it.
+      const { c, ping, kept, lost } = await harnessRun(topo, 'repeat', 3, 36);
+      assert.equal(ping, 0, 'fail-open: the packets pass');
+      assert.ok(c.received >= 10, `received ${c.received}`);
+      assert.equal(c.failVerdicts, c.received, 'every packet got a verdict');
+      assert.equal(c.jsPackets, 0);
+      assert.equal(c.parseErrors, 0);
+      assert.equal(lost, 0, 'the unknown mark was not overwritten');
+      assert.ok(kept >= c.received);
+    });
+
+    await t.test('a cut anywhere: exactly one verdict per packet, no mark lost', async () => {
+      for (const bytes of [40, 48, 56, 64, 80, 96, 128]) {
+        const { c, ping, lost } = await harnessRun(topo, 'repeat', 2, bytes);
+        const verdicts = c.verdictRepeat + c.verdictAccept + c.verdictDrop + c.failVerdicts;
+        assert.equal(ping, 0, `${bytes} bytes: ping passes`);
+        assert.ok(c.received >= 10, `${bytes} bytes: received ${c.received}`);
+        assert.equal(verdicts, c.received, `${bytes} bytes: one verdict each (${JSON.stringify(c)})`);
+        assert.equal(lost, 0, `${bytes} bytes: marks kept`);
+      }
     });
   } finally {
     await topo.destroy();

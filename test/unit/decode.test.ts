@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { buildPacket } from '../../src/packet/build';
+import { buildPacket, PacketSpec } from '../../src/packet/build';
 import { decodeBatch, decodePacket } from '../../src/packet/decode';
-import { createDecodedBatch, DecodeStatus, FragBits, TCP_ACK, TCP_SYN } from '../../src/packet/decoded';
+import { createDecodedBatch, DecodeStatus, FragBits, Hidden, L3Bits, TCP_ACK, TCP_SYN } from '../../src/packet/decoded';
+import { fragment4, fragment6, withExtensions } from '../helpers/evasive-packets';
 
 const ip4 = (s: string) => s.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
 
@@ -135,5 +136,122 @@ describe('decodePacket', () => {
       }
     }
     assert.ok(bad > 0, 'random input must produce some rejected packets');
+  });
+});
+
+describe('decodePacket: transport headers out of sight', () => {
+  const d = createDecodedBatch(1);
+  const dec = (p: Buffer, cap = p.length) => {
+    decodePacket(p, 0, cap, 0, d);
+    return { status: d.status[0], hidden: d.hidden[0], proto: d.proto[0], dport: d.dport[0], protoKnown: (d.l3[0] & L3Bits.Protocol) !== 0 };
+  };
+  const syn4 = buildPacket({ src: '10.0.0.1', dst: '10.0.0.2', proto: 6, sport: 40000, dport: 23, tcpFlags: TCP_SYN });
+  const syn6: PacketSpec = { src: 'fd00::1', dst: 'fd00::2', proto: 6, sport: 40000, dport: 23, tcpFlags: TCP_SYN };
+
+  it('an IPv6 SYN behind a 264-byte destination options header: seen when copied, hidden when the copy ends first', () => {
+    const p = withExtensions(syn6, [{ type: 60, bytes: 264 }]);
+    assert.deepEqual(dec(p), { status: DecodeStatus.Ok, hidden: Hidden.None, proto: 6, dport: 23, protoKnown: true });
+    const cut = dec(p, 256);
+    assert.equal(cut.status, DecodeStatus.Truncated);
+    assert.equal(cut.hidden, Hidden.BeyondCopy);
+    assert.equal(cut.protoKnown, true, 'the chain ends inside the copy; the TCP header does not');
+    const deeper = withExtensions(syn6, [{ type: 0, bytes: 8 }, { type: 60, bytes: 256 }, { type: 43, bytes: 16 }]);
+    const c2 = dec(deeper, 256);
+    assert.equal(c2.hidden, Hidden.BeyondCopy);
+    assert.equal(c2.protoKnown, false, 'the chain itself goes past the copy');
+  });
+
+  it('walks RFC 7045 headers (mobility, HIP, shim6, experimental) in the generic format', () => {
+    for (const type of [135, 139, 140, 253, 254]) {
+      const r = dec(withExtensions(syn6, [{ type, bytes: 16 }]));
+      assert.deepEqual([r.status, r.hidden, r.proto, r.dport], [DecodeStatus.Ok, Hidden.None, 6, 23], `next header ${type}`);
+    }
+  });
+
+  it('an unassigned IPv6 next header is decoded as its number and marked unknown', () => {
+    const p = buildPacket({ src: 'fd00::1', dst: 'fd00::2', proto: 200, payloadLen: 40 });
+    const r = dec(p);
+    assert.deepEqual([r.status, r.hidden, r.proto], [DecodeStatus.Ok, Hidden.UnknownHeader, 200]);
+    const v4 = buildPacket({ src: '10.0.0.1', dst: '10.0.0.2', proto: 200, payloadLen: 40 });
+    assert.equal(dec(v4).hidden, Hidden.None, 'IPv4 has no chain to hide behind');
+  });
+
+  it('IPv4 tiny first fragments (RFC 1858) and offsets inside the TCP header', () => {
+    for (const size of [8, 16]) {
+      const [first, ...rest] = fragment4(syn4, [size, 8, 8]);
+      assert.equal(dec(first).hidden, Hidden.TinyFragment, `${size}-byte first fragment`);
+      assert.equal(d.status[0], DecodeStatus.Malformed);
+      for (const f of rest) dec(f);
+    }
+    const frags = fragment4(syn4, [8, 8, 8]);
+    assert.equal(dec(frags[1]).hidden, Hidden.FragmentOverlap, 'offset 1 lands on the data offset and flags');
+    assert.equal(d.status[0], DecodeStatus.Ok);
+    assert.equal(dec(frags[2]).hidden, Hidden.FragmentOverlap, 'offset 2 still inside the 20-byte header');
+    const big = buildPacket({ src: '10.0.0.1', dst: '10.0.0.2', proto: 6, dport: 80, tcpFlags: TCP_ACK, payloadLen: 100 });
+    const whole = fragment4(big, [24, 48, 48]);
+    assert.equal(dec(whole[0]).hidden, Hidden.None, 'a first fragment with the whole header');
+    assert.equal(d.dport[0], 80);
+    assert.equal(dec(whole[1]).hidden, Hidden.None, 'offset 3: past the header');
+  });
+
+  it('UDP, SCTP and ICMP fragments: the header each protocol needs', () => {
+    const udp = buildPacket({ src: '10.0.0.1', dst: '10.0.0.2', proto: 17, sport: 1, dport: 137, payloadLen: 30 });
+    const [u0, u1] = fragment4(udp, [8, 32]);
+    assert.deepEqual([dec(u0).hidden, d.dport[0]], [Hidden.None, 137], 'an 8-byte first fragment holds the whole UDP header');
+    assert.equal(dec(u1).hidden, Hidden.None);
+    const sctp = buildPacket({ src: '10.0.0.1', dst: '10.0.0.2', proto: 132, sport: 1, dport: 2905, payloadLen: 20 });
+    const [s0, s1] = fragment4(sctp, [8, 24]);
+    assert.equal(dec(s0).hidden, Hidden.TinyFragment);
+    assert.equal(dec(s1).hidden, Hidden.FragmentOverlap, 'offset 1 is inside the 12-byte SCTP header');
+    assert.deepEqual([dec(sctp).hidden, d.dport[0]], [Hidden.None, 2905]);
+    const icmp = buildPacket({ src: '10.0.0.1', dst: '10.0.0.2', proto: 1, icmpType: 8, payloadLen: 40 });
+    const [i0, i1] = fragment4(icmp, [8, 40]);
+    assert.deepEqual([dec(i0).hidden, d.icmpType[0]], [Hidden.None, 8]);
+    assert.equal(dec(i1).hidden, Hidden.None);
+  });
+
+  it('IPv6 first fragments must hold the whole chain and transport header (RFC 7112)', () => {
+    const plain = buildPacket(syn6);
+    const [f0, f1, f2] = fragment6(plain, [8, 8, 8]);
+    assert.equal(dec(f0).hidden, Hidden.TinyFragment);
+    assert.equal(dec(f1).hidden, Hidden.FragmentOverlap);
+    assert.equal(dec(f2).hidden, Hidden.FragmentOverlap);
+    const chained = withExtensions(syn6, [{ type: 60, bytes: 264 }]);
+    const [c0, c1] = fragment6(chained, [256, 64]);
+    const r = dec(c0);
+    assert.deepEqual([r.hidden, r.protoKnown], [Hidden.TinyFragment, false], 'the chain does not end in the first fragment');
+    assert.equal(dec(c1).hidden, Hidden.None, 'a later fragment names the destination options header: nothing to overlap that it can know of');
+    const ok = fragment6(buildPacket({ ...syn6, payloadLen: 64 }), [24, 60]);
+    assert.deepEqual([dec(ok[0]).hidden, d.dport[0]], [Hidden.None, 23]);
+  });
+
+  it('bad TCP data offsets and short ICMP headers are bad transport headers', () => {
+    for (const doff of [0, 4, 15]) {
+      const p = Buffer.from(syn4);
+      p[20 + 12] = doff << 4;
+      assert.equal(dec(p).hidden, Hidden.BadTransport, `data offset ${doff}`);
+    }
+    const icmp = buildPacket({ src: '10.0.0.1', dst: '10.0.0.2', proto: 1, icmpType: 8 }).subarray(0, 24);
+    icmp.writeUInt16BE(24, 2);
+    assert.equal(dec(icmp).hidden, Hidden.BadTransport);
+  });
+
+  it('IPv4 options are skipped, not hidden behind', () => {
+    const p = Buffer.concat([syn4.subarray(0, 20), Buffer.alloc(40, 1), syn4.subarray(20)]);
+    p[0] = 0x4f;
+    p.writeUInt16BE(p.length, 2);
+    assert.deepEqual([dec(p).status, d.hidden[0], d.dport[0]], [DecodeStatus.Ok, Hidden.None, 23]);
+  });
+
+  it('never leaves a packet it could not decode unexplained', () => {
+    const buf = new Uint8Array(4096);
+    const seeds = [syn4, withExtensions(syn6, [{ type: 60, bytes: 64 }, { type: 44, bytes: 8 }])];
+    for (let round = 0; round < 5000; round++) {
+      const s = seeds[round % 2];
+      buf.set(s);
+      for (let k = 0; k < 3; k++) buf[Math.floor(Math.random() * s.length)] = Math.floor(Math.random() * 256);
+      const st = decodePacket(buf, 0, 1 + Math.floor(Math.random() * s.length), 0, d);
+      if (st !== DecodeStatus.Ok) assert.notEqual(d.hidden[0], Hidden.None, `status ${st} with no reason`);
+    }
   });
 });

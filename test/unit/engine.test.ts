@@ -6,22 +6,25 @@ import { Field, metaColumns, NF_ACCEPT, NF_DROP, NF_REPEAT } from '../../src/que
 import { parseRuleText } from '../../src/rules/load';
 import { RuleSet } from '../../src/rules/types';
 import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine, VerdictMode } from '../../src/verdict/engine';
+import { MalformedPolicy } from '../../src/verdict/hidden-guard';
+import { fragment4, withExtensions } from '../helpers/evasive-packets';
 
 const B = 8;
 const rules = (doc: unknown) => parseRuleText(JSON.stringify(doc), 't.json');
 
-function setup(rs: RuleSet, mode: VerdictMode = 'repeat') {
+function setup(rs: RuleSet, mode: VerdictMode = 'repeat', malformed?: MalformedPolicy) {
   const meta = metaColumns(new ArrayBuffer(Field.Count * B * 4), B);
   const counters = new Float64Array(ENGINE_COUNTERS.length);
   const ruleCounters = new ArrayBuffer(ruleCounterBytes(rs.rules.length));
   const ifaces: Record<string, number> = { lan0: 3, wan0: 4 };
-  const engine = new VerdictEngine(B, meta, rs, 0, ruleCounters, { mode, mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 2, flowCapacity: 1024, ifindex: (n) => ifaces[n] }, counters);
+  const engine = new VerdictEngine(B, meta, rs, 0, ruleCounters, { mode, mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 2, flowCapacity: 1024, ifindex: (n) => ifaces[n], malformed }, counters);
   const buf = new Uint8Array(B * 256);
   const run = (packets: Buffer[], extra: { mark?: number[]; in?: number[]; hook?: number[] } = {}, now = 1000) => {
     packets.forEach((p, i) => {
-      buf.set(p, i * 256);
+      // A 256-byte copy range, as nfips' default.
+      buf.set(p.subarray(0, 256), i * 256);
       meta.offset[i] = i * 256;
-      meta.capLen[i] = p.length;
+      meta.capLen[i] = Math.min(p.length, 256);
       meta.origLen[i] = p.length;
       meta.mark[i] = extra.mark?.[i] ?? 0;
       meta.inIfindex[i] = extra.in?.[i] ?? 3;
@@ -138,5 +141,60 @@ describe('VerdictEngine', () => {
     const ev = s.engine.events.drain();
     assert.equal(ev.length, 1);
     assert.equal(ev[0].suppressed, 3);
+  });
+});
+
+describe('VerdictEngine: packets that hide their transport header', () => {
+  const telnet6 = { src: 'fd00::5', dst: '2001:db8::7', proto: 6, sport: 40000, dport: 23, tcpFlags: TCP_SYN };
+  const hiddenSyn6 = withExtensions(telnet6, [{ type: 60, bytes: 264 }]);
+  const tinySyn4 = fragment4(telnet, [8, 16])[0];
+  const overlap4 = fragment4(telnet, [8, 16])[1];
+  const defaultRules = { default: 'accept', rules: [{ id: 'no-telnet', action: 'drop', protocol: 'tcp', dport: [23, 2323] }, { id: 'no-netbios', action: 'drop', protocol: 'udp', dport: '137-138' }] };
+
+  it('drops a hidden packet a drop rule could have matched, counts it and says why', () => {
+    const s = setup(rules(defaultRules));
+    assert.deepEqual(s.run([hiddenSyn6, tinySyn4, overlap4, web]), [NF_DROP, NF_DROP, NF_DROP, NF_REPEAT]);
+    assert.equal(s.counter('evasionDrops'), 3);
+    assert.equal(s.counter('dropped'), 3);
+    assert.equal(s.counter('defaultAccepted'), 1, 'the evasion drops are not default-policy decisions');
+    assert.deepEqual(Array.from(s.ruleCounters.subarray(0, 2)), [0, 0], 'nor matches of the rule that could have matched');
+    const ev = s.engine.events.drain();
+    // Two events a second per rule in this setup: the third waits for the next one.
+    assert.deepEqual(ev.map((e) => [e.rule_index, e.action, e.reason]), [[0, 'drop', 'beyond-copy-range'], [0, 'drop', 'tiny-first-fragment']]);
+    assert.equal(ev[0].dest_ip, '2001:db8::7');
+    s.run([overlap4], {}, 1001);
+    assert.deepEqual(s.engine.events.drain().map((e) => [e.reason, e.suppressed]), [['fragment-overlap', 1]]);
+  });
+
+  it('--malformed policy leaves them to the rules and default, as before', () => {
+    const s = setup(rules(defaultRules), 'repeat', 'policy');
+    assert.deepEqual(s.run([hiddenSyn6, tinySyn4, overlap4]), [NF_REPEAT, NF_REPEAT, NF_REPEAT]);
+    assert.equal(s.counter('evasionDrops'), 0);
+  });
+
+  it('accepts a hidden packet no drop rule could have matched', () => {
+    const s = setup(rules({ default: 'accept', rules: [{ action: 'drop', protocol: 'udp', dport: 137 }, { action: 'drop', protocol: 'tcp', dport: 23, destination: '198.51.100.0/24' }, { action: 'drop', protocol: 'icmp', icmpType: 8 }] }));
+    assert.deepEqual(s.run([tinySyn4, hiddenSyn6]), [NF_REPEAT, NF_REPEAT], 'TCP to another network; UDP and ICMP rules cannot match TCP');
+    assert.equal(s.counter('evasionDrops'), 0);
+  });
+
+  it('only drop and reject rules before the accepting rule count', () => {
+    const s = setup(rules({ default: 'accept', rules: [{ action: 'accept', source: '10.0.0.0/8' }, { action: 'drop', protocol: 'tcp', dport: 23 }] }));
+    assert.deepEqual(s.run([tinySyn4, hiddenSyn6]), [NF_REPEAT, NF_DROP], 'the IPv4 fragment is accepted by address before any port rule');
+    const alertOnly = setup(rules({ default: 'accept', rules: [{ action: 'alert', protocol: 'tcp', dport: 23 }] }));
+    assert.deepEqual(alertOnly.run([tinySyn4]), [NF_REPEAT]);
+    const reject = setup(rules({ default: 'accept', rules: [{ action: 'reject', protocol: 'tcp', dport: 23 }, { action: 'accept' }] }));
+    assert.deepEqual(reject.run([tinySyn4]), [NF_DROP], 'a reject rule that could match: dropped (no reset for a header nfips cannot read)');
+    const byDefault = setup(rules({ default: 'drop', rules: [{ action: 'accept', protocol: 'tcp', dport: 80 }] }));
+    assert.deepEqual(byDefault.run([tinySyn4]), [NF_DROP]);
+    assert.equal(byDefault.counter('evasionDrops'), 0, 'the default dropped it; nothing to overrule');
+  });
+
+  it('covers ICMP type rules and unknown IPv6 next headers', () => {
+    const s = setup(rules({ default: 'accept', rules: [{ action: 'drop', protocol: 'icmpv6', icmpType: 128 }] }));
+    const echo6 = withExtensions({ src: 'fd00::5', dst: '2001:db8::7', proto: 58, icmpType: 128 }, [{ type: 0, bytes: 8 }, { type: 60, bytes: 256 }]);
+    const unknown = buildPacket({ src: 'fd00::5', dst: '2001:db8::7', proto: 200, payloadLen: 40 });
+    assert.deepEqual(s.run([echo6, unknown, hiddenSyn6]), [NF_DROP, NF_DROP, NF_REPEAT], 'a TCP header cannot be an echo request; behind header 200 anything can');
+    assert.deepEqual(s.engine.events.drain().map((e) => e.reason), ['beyond-copy-range', 'unknown-next-header']);
   });
 });

@@ -42,6 +42,12 @@ describe('nfips run options', () => {
     );
   });
 
+  it('--malformed: drop by default in every mode, policy on request, anything else refused', () => {
+    for (const mode of ['prevent', 'detect', 'off']) assert.equal(resolveRunOptions({ mode }).malformed, 'drop');
+    assert.equal(resolveRunOptions({ malformed: 'policy' }).malformed, 'policy');
+    assert.throws(() => resolveRunOptions({ malformed: 'accept' }), /invalid --malformed "accept": expected one of drop, policy/);
+  });
+
   it('block flags: defaults and checks', () => {
     const o = resolveRunOptions({});
     assert.deepEqual([o.allow, o.blockTtl, o.blockMaxTtl, o.maxBlocks, o.stateDir, o.ipset], [[], 600, 86400, 4096, '/var/lib/nfips', 'ipset']);

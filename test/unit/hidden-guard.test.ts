@@ -1,0 +1,113 @@
+// Hiding a transport header must never turn a drop into an accept: the same
+// packet, seen whole and seen through each hiding trick, over random rule
+// sets. couldMatch must hold wherever the whole packet matches.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { generatePackets, generateRules, resolved, Rng } from '../../bench/rule-gen';
+import { buildPacket, PacketSpec } from '../../src/packet/build';
+import { decodePacket } from '../../src/packet/decode';
+import { createDecodedBatch, Hidden } from '../../src/packet/decoded';
+import { Field, metaColumns, NF_DROP, NF_REPEAT } from '../../src/queue/native';
+import { couldMatch } from '../../src/rules/could-match';
+import { MatchInput, ruleMatches } from '../../src/rules/linear';
+import { anyRule, Rule, RuleSet } from '../../src/rules/types';
+import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine } from '../../src/verdict/engine';
+import { fragment4, fragment6, withExtensions } from '../helpers/evasive-packets';
+
+/** Every way this suite hides the transport header of a packet, each with the reason the decoder must give. */
+function hiddenVariants(spec: PacketSpec): { name: string; bytes: Buffer; cap: number; reason: Hidden }[] {
+  const whole = buildPacket(spec);
+  const out: { name: string; bytes: Buffer; cap: number; reason: Hidden }[] = [];
+  if (whole[0] >> 4 === 4) {
+    if (spec.proto === 6) {
+      const f = fragment4(whole, [8, 8, whole.length]);
+      out.push({ name: 'tiny first fragment', bytes: f[0], cap: f[0].length, reason: Hidden.TinyFragment });
+      out.push({ name: 'offset-1 fragment', bytes: f[1], cap: f[1].length, reason: Hidden.FragmentOverlap });
+    }
+    return out;
+  }
+  const long = withExtensions(spec, [{ type: 60, bytes: 264 }]);
+  out.push({ name: 'transport header past the copy', bytes: long, cap: 256, reason: Hidden.BeyondCopy });
+  const longer = withExtensions(spec, [{ type: 0, bytes: 8 }, { type: 60, bytes: 256 }, { type: 43, bytes: 8 }]);
+  out.push({ name: 'chain past the copy', bytes: longer, cap: 256, reason: Hidden.BeyondCopy });
+  const f = fragment6(whole, [8, whole.length]);
+  if (spec.proto === 6 || spec.proto === 132) out.push({ name: 'tiny first fragment', bytes: f[0], cap: f[0].length, reason: Hidden.TinyFragment });
+  const chained = fragment6(withExtensions(spec, [{ type: 60, bytes: 64 }]), [56, 200]);
+  out.push({ name: 'first fragment ends inside the chain', bytes: chained[0], cap: chained[0].length, reason: Hidden.TinyFragment });
+  return out;
+}
+
+/** A rule set: the generated blocklist with some accept rules in between, default accept. */
+function ruleSet(seed: number): RuleSet {
+  const rng = new Rng(seed);
+  const rules: Rule[] = generateRules(40, seed).map((r) => Object.assign(anyRule(r.id, r.action), r));
+  for (let k = 0; k < 6; k++) {
+    const a = anyRule(`acc${k}`, 'accept');
+    const pick = rng.int(0, 3);
+    if (pick === 0) a.source = rules[rng.int(0, rules.length - 1)].source ?? null;
+    else if (pick === 1) Object.assign(a, { protocol: 6, dport: [{ lo: 80, hi: 80 }] });
+    else if (pick === 2) Object.assign(a, { protocol: 17 });
+    else a.destination = rules[rng.int(0, rules.length - 1)].destination ?? null;
+    rules.splice(rng.int(0, rules.length), 0, a);
+  }
+  return { lock: false, default: 'accept', rules, origin: { file: 'gen', format: 'native', sha256: '' } };
+}
+
+describe('hidden transport headers', () => {
+  it('couldMatch holds for every rule the whole packet matches', () => {
+    const d = createDecodedBatch(2);
+    const one = new Uint32Array(2);
+    const m: MatchInput = { d, inIfindex: one, outIfindex: one, hook: Uint32Array.of(2, 2), flowState: new Uint8Array(2) };
+    let checked = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      const rules = generateRules(60, seed).map((r) => resolved(r));
+      for (const spec of generatePackets(rules, 60, seed + 100, 0.6)) {
+        const whole = buildPacket({ ...spec, payloadLen: 48 });
+        decodePacket(whole, 0, whole.length, 0, d);
+        for (const v of hiddenVariants({ ...spec, payloadLen: 48 })) {
+          decodePacket(v.bytes, 0, v.cap, 1, d);
+          assert.equal(d.hidden[1], v.reason, `${v.name}: decoder's reason`);
+          for (const r of rules) {
+            if (!ruleMatches(r, m, 0)) continue;
+            checked++;
+            assert.ok(couldMatch(r, m, 1), `${v.name} of ${JSON.stringify(spec)}: rule ${r.id} matches the whole packet, so it could match this one`);
+          }
+        }
+      }
+    }
+    assert.ok(checked > 500, `enough matching pairs were checked (${checked})`);
+  });
+
+  it('a packet dropped or rejected whole is never accepted through a hiding trick', () => {
+    const B = 8;
+    let drops = 0;
+    for (let seed = 1; seed <= 15; seed++) {
+      const rs = ruleSet(seed);
+      const meta = metaColumns(new ArrayBuffer(Field.Count * B * 4), B);
+      const engine = new VerdictEngine(B, meta, rs, 0, new ArrayBuffer(ruleCounterBytes(rs.rules.length)), { mode: 'repeat', mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 10, flowCapacity: 1024, ifindex: () => undefined }, new Float64Array(ENGINE_COUNTERS.length));
+      const buf = new Uint8Array(B * 512);
+      const verdictOf = (p: Buffer, cap: number): number => {
+        buf.set(p.subarray(0, cap), 0);
+        meta.offset[0] = 0;
+        meta.capLen[0] = cap;
+        meta.origLen[0] = p.length;
+        meta.hook[0] = 2;
+        engine.process(1, buf);
+        engine.events.drain();
+        return meta.verdict[0];
+      };
+      for (const spec of generatePackets(rs.rules, 80, seed + 500, 0.6)) {
+        const s = { ...spec, payloadLen: 48 };
+        const whole = buildPacket(s);
+        if (verdictOf(whole, whole.length) === NF_REPEAT && meta.verdictMark[0] !== 3) continue;
+        drops++;
+        for (const v of hiddenVariants(s)) {
+          const got = verdictOf(v.bytes, v.cap);
+          const stopped = got === NF_DROP || (got === NF_REPEAT && meta.verdictMark[0] === 3);
+          assert.ok(stopped, `${v.name} of ${JSON.stringify(s)} was accepted though the whole packet was not`);
+        }
+      }
+    }
+    assert.ok(drops > 100, `enough dropped packets were tried (${drops})`);
+  });
+});
