@@ -45,7 +45,7 @@ export class StartupError extends Error {
 
 export function planFor(o: RunOptions): IptablesPlan {
   const families: Family[] = o.ipv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
-  return buildPlan({ queues: o.queues, hook: o.hook, mark: o.mark, rejectMark: o.rejectMark, failClosed: o.failClosed, exclude: o.exclude, families });
+  return buildPlan({ queues: o.queues, hook: o.hook, table: o.table, mark: o.mark, rejectMark: o.rejectMark, failClosed: o.failClosed, exclude: o.exclude, families });
 }
 
 export function binariesFor(o: RunOptions): IptablesBinaries {
@@ -69,6 +69,7 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     default_policy: rules.default,
     queues: o.queues,
     hook: o.hook,
+    table: o.table,
     mark: formatMarkSpec(o.mark),
     reject_mark: formatMarkSpec(o.rejectMark),
     log_rate: o.logRate,
@@ -236,7 +237,7 @@ class StatsReporter {
 
 async function chainCounters(o: RunOptions, plan: IptablesPlan): Promise<ChainCounters | { error: string }> {
   try {
-    return await readChainCounters(plan.families.map((f) => f.family), binariesFor(o), plan.chain);
+    return await readChainCounters(plan.families.map((f) => f.family), binariesFor(o), plan.chain, plan.options.table);
   } catch (e) {
     return { error: (e as Error).message };
   }

@@ -36,6 +36,7 @@ function chainFlags<T>(y: Argv<T>) {
   return y
     .option('queues', { type: 'string', default: RUN_DEFAULTS.queues, describe: 'NFQUEUE queue number N or range A-B; one thread per queue, flows spread with --queue-balance' })
     .option('hook', { type: 'string', default: RUN_DEFAULTS.hook, choices: ['forward', 'input', 'both'], describe: 'which packets: forwarded ones, ones addressed to this host (INPUT, lo excluded), or both' })
+    .option('table', { type: 'string', default: RUN_DEFAULTS.table, choices: ['mangle', 'filter'], describe: 'table nfips queues from: mangle keeps the host\'s filter rules in force for packets that fail open; filter puts nfips in front of them (a fail-open accept then skips them)' })
     .option('mark', { type: 'string', default: RUN_DEFAULTS.mark, describe: 'repeat mark VALUE/MASK set on accepted packets; marked packets skip the queue on re-entry' })
     .option('fail-closed', { type: 'boolean', default: false, describe: 'drop packets when nfips is not running or the queue is full (default: let them pass)' })
     .option('exclude', { type: 'string', array: true, default: [] as string[], describe: 'CIDR whose traffic never goes to the queue (repeatable)' })

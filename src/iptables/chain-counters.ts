@@ -4,7 +4,7 @@
 // it anywhere else, so the NFQUEUE rule's count minus what nfips received is
 // the only measure of packets that passed uninspected.
 import { IptablesBinaries, readCounters } from './apply';
-import { Family } from './plan';
+import { Family, QueueTable } from './plan';
 
 export interface ChainCounters {
   blockDrops: { packets: number; bytes: number; sets: Record<string, { packets: number; bytes: number }> };
@@ -12,10 +12,11 @@ export interface ChainCounters {
   queued: number;
 }
 
-export async function readChainCounters(families: readonly Family[], bins: IptablesBinaries, chain: string): Promise<ChainCounters> {
+/** `table`: the one whose chain queues (and holds the block DROPs). */
+export async function readChainCounters(families: readonly Family[], bins: IptablesBinaries, chain: string, table: QueueTable): Promise<ChainCounters> {
   const out: ChainCounters = { blockDrops: { packets: 0, bytes: 0, sets: {} }, queued: 0 };
   for (const family of families) {
-    for (const r of await readCounters(family, bins, chain)) {
+    for (const r of await readCounters(family, bins, chain, table)) {
       if (r.target === 'NFQUEUE') out.queued += r.packets;
       const m = /match-set (\S+) /.exec(r.extra);
       if (!m || r.target !== 'DROP') continue;
