@@ -26,6 +26,7 @@ import { ControlRequest } from '../control/protocol';
 import { ChainCounters, readChainCounters } from '../iptables/chain-counters';
 import { LearningController, LearningPlan, prepareLearning } from '../detect/learning';
 import { formatDuration } from '../config/duration';
+import { ChainGuard } from './chain-guard';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -255,13 +256,11 @@ async function blockSummary(blocks: BlockManager, o: RunOptions, chain: ChainCou
   };
 }
 
-async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan, learning: Record<string, unknown> | null): Promise<Record<string, unknown>> {
+async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan, learning: Record<string, unknown> | null, guard: ChainGuard): Promise<Record<string, unknown>> {
   const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
   const classifier: Record<number, DetectorQueueStats> = detector?.queueStats() ?? {};
   const queues = sup.snapshot();
   const chain = await chainCounters(o, plan);
-  const received = queues.reduce((n, c) => n + c.received, 0);
-  const waiting = queues.reduce((n, c) => n + (kernel.get(c.queue)?.queueTotal ?? 0), 0);
   return {
     pid: process.pid,
     uptime_s: Math.round((Date.now() - startedAt) / 1000),
@@ -271,10 +270,12 @@ async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detec
     queues: queues.map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null, classifier: classifier[c.queue] ?? null })),
     detection: detector ? { sources: detector.stats().sources, traffic_episode_open: detector.stats().traffic_episode_open } : null,
     learning,
+    // Whether nfips' chains are in place, i.e. whether it sees traffic at all.
+    iptables: { table: o.table, ...(await guard.chainStatus()) },
     // Sent to the queue but never received by nfips: under fail-open they passed
     // uninspected (the kernel counts them nowhere else); under fail-closed they
     // were dropped (also in each queue's kernel.queueDropped).
-    unverdicted: 'error' in chain ? chain : { queue_rule_packets: chain.queued, received, waiting, packets: Math.max(0, chain.queued - received - waiting), meaning: o.failClosed ? 'dropped' : 'passed uninspected' },
+    unverdicted: guard.unverdicted(),
     blocks: await blockSummary(blocks, o, chain, true),
   };
 }
@@ -460,6 +461,8 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   }
 
   const startedAt = Date.now();
+  const guard = new ChainGuard({ plan, bins, log, blocks, sup, failClosed: o.failClosed });
+  guard.start();
   const learningStatus = (): Record<string, unknown> | null =>
     learning ? learning.status() : learnPlan?.done ? { state: 'done', finished_at: learnPlan.done.finishedAt, model: learnPlan.files.model } : null;
   const stats = new StatsReporter(sup, log, detector);
@@ -492,7 +495,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
             if (typeof req.key !== 'string') throw new Error('blocks del needs the block, as "nfips blocks list" shows it');
             return blocks.remove(req.key, 'manual');
           case 'status':
-            return statusOf(sup, startedAt, detector, blocks, o, plan, learningStatus());
+            return statusOf(sup, startedAt, detector, blocks, o, plan, learningStatus(), guard);
         }
       });
     } catch (e) {
@@ -512,6 +515,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       if (timer) clearInterval(timer);
       reloader.close();
       log.event('stopping', { reason });
+      await guard.close();
       await blocks.close();
       await reportBlocks(true).catch(() => undefined);
       let code = EXIT_OK;
