@@ -35,6 +35,8 @@ export interface UnverdictedStatus {
   meaning: 'passed uninspected' | 'dropped';
   /** The last minute or so: what the most recent checks saw. */
   recent: { packets: number; queue_rule_packets: number; share: number; seconds: number };
+  /** When the counters were last read (the watchdog reads them every check), null before the first. */
+  as_of: string | null;
 }
 
 interface Sample {
@@ -161,6 +163,7 @@ export class FailOpenMonitor {
         share: round(recentPackets / Math.max(1, recentQueued)),
         seconds: first && last ? Math.round((last.at - first.at) / 1000) : 0,
       },
+      as_of: last ? new Date(last.at).toISOString() : null,
     };
   }
 }
