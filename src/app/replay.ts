@@ -4,7 +4,8 @@
 import { WINDOW_DEFAULTS } from '../config/run-options';
 import { comparable } from '../detect/detector';
 import { Thresholds } from '../detect/envelope';
-import { loadModel, Model } from '../detect/model';
+import { Model } from '../detect/model';
+import { loadModelBounded } from './model-input';
 import { WindowJudge } from '../detect/judge';
 import { EpisodeIds, SourceJudge } from '../detect/source-judge';
 import { SourceTracker } from '../detect/source-tracker';
@@ -48,7 +49,7 @@ const BATCH = 256;
  */
 export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captureClock?: { now: Date }): ReplaySummary {
   const rules = readRuleFile(c.rules, c.rulesFormat);
-  const model: Model | null = c.model ? loadModel(c.model) : null;
+  const model: Model | null = c.model ? loadModelBounded(c.model) : null;
   const scorer = model ? createScorer(model) : null;
   const emit = (t: string, f: Record<string, unknown>, l?: 'error' | 'warn' | 'info' | 'debug') => log.event(t, f, l);
   const ids = new EpisodeIds();

@@ -27,6 +27,7 @@ import { ChainCounters, readChainCounters } from '../iptables/chain-counters';
 import { LearningController, LearningPlan, prepareLearning } from '../detect/learning';
 import { formatDuration } from '../config/duration';
 import { ChainGuard } from './chain-guard';
+import { checkRunFiles } from './file-checks';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -320,6 +321,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   }
   let detection: DetectionSetup;
   try {
+    checkRunFiles(o);
     detection = detectionSetup(o);
   } catch (e) {
     throw new StartupError((e as Error).message, EXIT_CONFIG);
@@ -344,7 +346,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   const unavailable = await iptablesAvailable(bins, plan.families.map((f) => f.family));
   if (unavailable) throw new StartupError(`cannot manage iptables: ${unavailable}`, EXIT_RUNTIME);
 
-  const log = createEventLog({ file: o.logFile, console: opts.console, level: o.logLevel });
+  const log = createEventLog({ file: o.logFile, fileLabel: '--log-file', console: opts.console, level: o.logLevel });
   log.event('start', { config: describeConfig(o, rules) });
   for (const w of detection.warnings) log.event('config_warning', { warning: w }, 'warn');
   const blocks = new BlockManager({
