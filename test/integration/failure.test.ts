@@ -36,8 +36,11 @@ async function get(t: Topology, bytes: number, timeoutS = 3): Promise<number> {
   return Number(r.stdout.trim() || 0);
 }
 
+/** Jumps to and rules of NFIPS in both tables nfips uses (it queues from mangle, rejects in filter). */
 async function chainState(t: Topology): Promise<{ jumps: number; rules: number }> {
-  const save = (await t.exec(t.gateway, 'iptables', ['-w', '-S'])).stdout.split('\n');
+  let text = '';
+  for (const table of ['mangle', 'filter']) text += (await t.exec(t.gateway, 'iptables', ['-w', '-t', table, '-S'])).stdout;
+  const save = text.split('\n');
   return { jumps: save.filter((l) => / -j NFIPS$/.test(l.trim())).length, rules: save.filter((l) => l.startsWith('-A NFIPS ')).length };
 }
 
