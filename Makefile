@@ -60,14 +60,17 @@ bench-quick: build
 	node dist/bench/bench.js --quick
 
 # Installs the built tree under $(PREFIX)/lib/nfips (production modules only), the nfips
-# command, the systemd unit and logrotate file; the operator's /etc/nfips/rules.json and
-# /etc/default/nfips are created only when absent. DESTDIR stages it elsewhere.
+# command, the systemd unit and logrotate file, and the sysusers.d/tmpfiles.d entries for
+# the service user; the operator's /etc/nfips/rules.json and /etc/default/nfips are created
+# only when absent. Without DESTDIR it also creates the nfips system user the unit runs as
+# (with DESTDIR, a package's install scripts do that from the sysusers.d entry).
 PREFIX ?= /usr/local
 LIBDIR = $(DESTDIR)$(PREFIX)/lib/nfips
 
 install: build
 	install -d $(LIBDIR)/dist $(LIBDIR)/build/Release $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/systemd/system \
-		$(DESTDIR)/etc/nfips $(DESTDIR)/etc/default $(DESTDIR)/etc/logrotate.d
+		$(DESTDIR)/etc/nfips $(DESTDIR)/etc/default $(DESTDIR)/etc/logrotate.d \
+		$(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
 	rm -rf $(LIBDIR)/dist/src $(LIBDIR)/node_modules
 	cp -a package.json package-lock.json README.md bin rules models iptables node_modules $(LIBDIR)/
 	cp -a dist/src $(LIBDIR)/dist/
@@ -76,11 +79,19 @@ install: build
 	ln -sfn $(PREFIX)/lib/nfips/bin/nfips $(DESTDIR)$(PREFIX)/bin/nfips
 	sed 's|@PREFIX@|$(PREFIX)|g' packaging/nfips.service.in > $(DESTDIR)/etc/systemd/system/nfips.service
 	install -m 0644 packaging/nfips.logrotate $(DESTDIR)/etc/logrotate.d/nfips
+	install -m 0644 packaging/nfips.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/nfips.conf
+	install -m 0644 packaging/nfips.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/nfips.conf
+	@if [ -z "$(DESTDIR)" ]; then \
+		getent passwd nfips >/dev/null || useradd --system --user-group --home-dir /var/lib/nfips --no-create-home \
+			--shell /usr/sbin/nologin --comment "nfips inline IPS" nfips; \
+		systemd-tmpfiles --create $(PREFIX)/lib/tmpfiles.d/nfips.conf; \
+	fi
 	[ -e $(DESTDIR)/etc/nfips/rules.json ] || install -m 0644 rules/default.json $(DESTDIR)/etc/nfips/rules.json
 	[ -e $(DESTDIR)/etc/default/nfips ] || install -m 0644 packaging/nfips.default $(DESTDIR)/etc/default/nfips
 
 uninstall:
-	rm -rf $(LIBDIR) $(DESTDIR)$(PREFIX)/bin/nfips $(DESTDIR)/etc/systemd/system/nfips.service $(DESTDIR)/etc/logrotate.d/nfips
+	rm -rf $(LIBDIR) $(DESTDIR)$(PREFIX)/bin/nfips $(DESTDIR)/etc/systemd/system/nfips.service $(DESTDIR)/etc/logrotate.d/nfips \
+		$(DESTDIR)$(PREFIX)/lib/sysusers.d/nfips.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/nfips.conf
 
 clean:
 	rm -rf build dist bench/out

@@ -27,6 +27,8 @@ import { ChainCounters, readChainCounters } from '../iptables/chain-counters';
 import { LearningController, LearningPlan, prepareLearning } from '../detect/learning';
 import { formatDuration } from '../config/duration';
 import { shareFlagModel } from '../detect/flag-model';
+import { ChainGuard } from './chain-guard';
+import { checkRunFiles } from './file-checks';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -46,7 +48,7 @@ export class StartupError extends Error {
 
 export function planFor(o: RunOptions): IptablesPlan {
   const families: Family[] = o.ipv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
-  return buildPlan({ queues: o.queues, hook: o.hook, mark: o.mark, rejectMark: o.rejectMark, failClosed: o.failClosed, exclude: o.exclude, families });
+  return buildPlan({ queues: o.queues, hook: o.hook, table: o.table, mark: o.mark, rejectMark: o.rejectMark, failClosed: o.failClosed, exclude: o.exclude, families });
 }
 
 export function binariesFor(o: RunOptions): IptablesBinaries {
@@ -70,6 +72,7 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     default_policy: rules.default,
     queues: o.queues,
     hook: o.hook,
+    table: o.table,
     mark: formatMarkSpec(o.mark),
     reject_mark: formatMarkSpec(o.rejectMark),
     log_rate: o.logRate,
@@ -243,7 +246,7 @@ class StatsReporter {
 
 async function chainCounters(o: RunOptions, plan: IptablesPlan): Promise<ChainCounters | { error: string }> {
   try {
-    return await readChainCounters(plan.families.map((f) => f.family), binariesFor(o), plan.chain);
+    return await readChainCounters(plan.families.map((f) => f.family), binariesFor(o), plan.chain, plan.options.table);
   } catch (e) {
     return { error: (e as Error).message };
   }
@@ -261,13 +264,11 @@ async function blockSummary(blocks: BlockManager, o: RunOptions, chain: ChainCou
   };
 }
 
-async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan, learning: Record<string, unknown> | null): Promise<Record<string, unknown>> {
+async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan, learning: Record<string, unknown> | null, guard: ChainGuard): Promise<Record<string, unknown>> {
   const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
   const classifier: Record<number, DetectorQueueStats> = detector?.queueStats() ?? {};
   const queues = sup.snapshot();
   const chain = await chainCounters(o, plan);
-  const received = queues.reduce((n, c) => n + c.received, 0);
-  const waiting = queues.reduce((n, c) => n + (kernel.get(c.queue)?.queueTotal ?? 0), 0);
   return {
     pid: process.pid,
     uptime_s: Math.round((Date.now() - startedAt) / 1000),
@@ -277,10 +278,12 @@ async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detec
     queues: queues.map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null, classifier: classifier[c.queue] ?? null })),
     detection: detector ? { sources: detector.stats().sources, traffic_episode_open: detector.stats().traffic_episode_open } : null,
     learning,
+    // Whether nfips' chains are in place, i.e. whether it sees traffic at all.
+    iptables: { table: o.table, ...(await guard.chainStatus()) },
     // Sent to the queue but never received by nfips: under fail-open they passed
     // uninspected (the kernel counts them nowhere else); under fail-closed they
     // were dropped (also in each queue's kernel.queueDropped).
-    unverdicted: 'error' in chain ? chain : { queue_rule_packets: chain.queued, received, waiting, packets: Math.max(0, chain.queued - received - waiting), meaning: o.failClosed ? 'dropped' : 'passed uninspected' },
+    unverdicted: guard.unverdicted(),
     blocks: await blockSummary(blocks, o, chain, true),
   };
 }
@@ -325,6 +328,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   }
   let detection: DetectionSetup;
   try {
+    checkRunFiles(o);
     detection = detectionSetup(o);
   } catch (e) {
     throw new StartupError((e as Error).message, EXIT_CONFIG);
@@ -349,7 +353,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   const unavailable = await iptablesAvailable(bins, plan.families.map((f) => f.family));
   if (unavailable) throw new StartupError(`cannot manage iptables: ${unavailable}`, EXIT_RUNTIME);
 
-  const log = createEventLog({ file: o.logFile, console: opts.console, level: o.logLevel });
+  const log = createEventLog({ file: o.logFile, fileLabel: '--log-file', console: opts.console, level: o.logLevel });
   log.event('start', { config: describeConfig(o, rules) });
   for (const w of detection.warnings) log.event('config_warning', { warning: w }, 'warn');
   const blocks = new BlockManager({
@@ -394,6 +398,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
         threads: o.scoringThreads,
         log,
         recordFile: learningNow ? learnPlan!.files.recording : o.recordFeatures || undefined,
+        recordLabel: learningNow ? 'the --learn recording' : undefined,
         queues,
         respond: learningNow ? undefined : respondFor(o.mode),
         // Learning keeps its progress in the recording: write it often enough that a restart loses little.
@@ -466,6 +471,8 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   }
 
   const startedAt = Date.now();
+  const guard = new ChainGuard({ plan, bins, log, blocks, sup, failClosed: o.failClosed });
+  guard.start();
   const learningStatus = (): Record<string, unknown> | null =>
     learning ? learning.status() : learnPlan?.done ? { state: 'done', finished_at: learnPlan.done.finishedAt, model: learnPlan.files.model } : null;
   const stats = new StatsReporter(sup, log, detector);
@@ -498,7 +505,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
             if (typeof req.key !== 'string') throw new Error('blocks del needs the block, as "nfips blocks list" shows it');
             return blocks.remove(req.key, 'manual');
           case 'status':
-            return statusOf(sup, startedAt, detector, blocks, o, plan, learningStatus());
+            return statusOf(sup, startedAt, detector, blocks, o, plan, learningStatus(), guard);
         }
       });
     } catch (e) {
@@ -518,6 +525,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       if (timer) clearInterval(timer);
       reloader.close();
       log.event('stopping', { reason });
+      await guard.close();
       await blocks.close();
       await reportBlocks(true).catch(() => undefined);
       let code = EXIT_OK;

@@ -78,6 +78,11 @@ export class BlockManager {
     return this.#table.list();
   }
 
+  /** The blocks the kernel sets should hold now: what the chain watchdog refills a destroyed set with. */
+  inForce(): Block[] {
+    return this.#table.list();
+  }
+
   /** Once the sets exist: logs what was restored and starts expiring. */
   start(): void {
     const now = this.#now();

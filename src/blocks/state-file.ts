@@ -1,9 +1,10 @@
 // Blocks saved across restarts: <state-dir>/blocks.json, replaced atomically
 // on every change. Times are absolute (expires_at), so a restore keeps the
 // remaining time instead of granting a fresh one.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { describeSchemaErrors, formatJsonProblems, JsonProblem, strictAjv, writeFileAtomic } from '../config/json-file';
+import { describeSchemaErrors, formatJsonProblems, JsonProblem, parseJsonBounded, strictAjv, writeFileAtomic } from '../config/json-file';
+import { readFileBounded } from '../config/safe-file';
 import { Block, BLOCK_PROTOS, BLOCK_SCOPES, BlockScope, makeTarget, targetKey } from './block';
 import { Offences } from './table';
 
@@ -103,15 +104,22 @@ export function stateFilePath(stateDir: string): string {
   return path.join(stateDir, STATE_FILE_NAME);
 }
 
+/** 65,536 blocks (the most --max-blocks allows) take about 25 MB. */
+export const MAX_STATE_BYTES = 64 << 20;
+
 /** The saved blocks, or none when the file does not exist yet. Throws StateFileError. */
 export function readBlockState(file: string): BlockState {
-  if (!existsSync(file)) return { blocks: [], offences: [] };
-  let doc: unknown;
+  let text: string;
   try {
-    doc = JSON.parse(readFileSync(file, 'utf8'));
+    // nfips wrote it: a link or a FIFO in its place was put there by someone else.
+    text = readFileBounded(file, 'state file', { maxBytes: MAX_STATE_BYTES, noFollow: true });
   } catch (e) {
-    throw new StateFileError(file, [{ path: '', message: `not readable JSON (${(e as Error).message})` }]);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { blocks: [], offences: [] };
+    throw new StateFileError(file, [{ path: '', message: (e as Error).message }]);
   }
+  const parsed = parseJsonBounded(text);
+  if ('problem' in parsed) throw new StateFileError(file, [parsed.problem]);
+  const doc = parsed.doc;
   if (!validate(doc)) throw new StateFileError(file, describeSchemaErrors(validate.errors ?? [], doc));
   const s = doc as unknown as SavedState;
   const problems: JsonProblem[] = [];

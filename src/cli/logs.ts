@@ -1,6 +1,7 @@
 // `nfips logs`: the event log, one readable line per record.
 import { existsSync } from 'node:fs';
 import { openLineReader } from '../log/follow';
+import { escapeJsonLine } from '../log/escape';
 import { formatRecord, typeMatches } from '../log/pretty';
 
 export interface LogsCommand {
@@ -22,7 +23,7 @@ export function runLogs(c: LogsCommand, write: (s: string) => void): { stop(): v
       return; // not a record (a torn line, or not our file)
     }
     if (!typeMatches(rec, types)) return;
-    write(`${c.json ? line : formatRecord(rec)}\n`);
+    write(`${c.json ? escapeJsonLine(line) : formatRecord(rec)}\n`);
   });
   reader.poll();
   if (!c.follow) {

@@ -17,6 +17,7 @@ import { runTrain } from '../app/train';
 import { runReplay } from '../app/replay';
 import { createEventLog } from '../log/event-log';
 import { runLogs } from './logs';
+import { escapeControl } from '../log/escape';
 
 function die(message: string, code: number): never {
   process.stderr.write(`nfips: ${message.replace(/\n/g, '\nnfips: ')}\n`);
@@ -36,6 +37,7 @@ function chainFlags<T>(y: Argv<T>) {
   return y
     .option('queues', { type: 'string', default: RUN_DEFAULTS.queues, describe: 'NFQUEUE queue number N or range A-B; one thread per queue, flows spread with --queue-balance' })
     .option('hook', { type: 'string', default: RUN_DEFAULTS.hook, choices: ['forward', 'input', 'both'], describe: 'which packets: forwarded ones, ones addressed to this host (INPUT, lo excluded), or both' })
+    .option('table', { type: 'string', default: RUN_DEFAULTS.table, choices: ['mangle', 'filter'], describe: 'table nfips queues from: mangle keeps the host\'s filter rules in force for packets that fail open; filter puts nfips in front of them (a fail-open accept then skips them)' })
     .option('mark', { type: 'string', default: RUN_DEFAULTS.mark, describe: 'repeat mark VALUE/MASK set on accepted packets; marked packets skip the queue on re-entry' })
     .option('fail-closed', { type: 'boolean', default: false, describe: 'drop packets when nfips is not running or the queue is full (default: let them pass)' })
     .option('exclude', { type: 'string', array: true, default: [] as string[], describe: 'CIDR whose traffic never goes to the queue (repeatable)' })
@@ -95,10 +97,11 @@ async function ask(socket: string, req: ControlRequest): Promise<unknown> {
 
 function printRuleStats(s: RuleStats): void {
   const rows = [...s.rules.map((r, i) => ({ n: `#${i}`, ...r })), { n: '-', id: '(default)', action: s.default.action, packets: s.default.packets, bytes: s.default.bytes }];
-  const w = Math.max(8, ...rows.map((r) => r.id.length));
+  const w = Math.max(8, ...rows.map((r) => escapeControl(r.id).length));
   process.stdout.write(`rules version ${s.version} from ${s.file} (sha256 ${s.sha256.slice(0, 12)})\n`);
   process.stdout.write(`${'#'.padEnd(6)} ${'id'.padEnd(w)} ${'action'.padEnd(7)} ${'packets'.padStart(12)} ${'bytes'.padStart(14)}\n`);
-  for (const r of rows) process.stdout.write(`${r.n.padEnd(6)} ${r.id.padEnd(w)} ${r.action.padEnd(7)} ${String(r.packets).padStart(12)} ${String(r.bytes).padStart(14)}\n`);
+  // Rule ids come from the rules file: escaped so one rule stays one line.
+  for (const r of rows) process.stdout.write(`${r.n.padEnd(6)} ${escapeControl(r.id).padEnd(w)} ${r.action.padEnd(7)} ${String(r.packets).padStart(12)} ${String(r.bytes).padStart(14)}\n`);
 }
 
 const controlFlag = { type: 'string', default: DEFAULT_CONTROL_SOCKET, describe: 'control socket of the running nfips' } as const;

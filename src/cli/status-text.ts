@@ -1,6 +1,7 @@
 // `nfips status` and `nfips blocks list` for a person at a terminal; --json
 // gives the full objects.
 import { BlockView } from '../blocks/manager';
+import { escapeControl } from '../log/escape';
 
 interface StatusQueue {
   queue: number;
@@ -20,7 +21,17 @@ export interface StatusView {
   uptime_s: number;
   mode: string;
   rules: { version: number; file: string; sha256: string; count: number; lock: boolean; default: string };
-  unverdicted: { packets: number; meaning: string; queue_rule_packets: number } | { error: string };
+  iptables?: {
+    table: string;
+    intact: boolean;
+    damage: { detail: string; kind: string }[];
+    errors: string[];
+    repairs: number;
+    last_repair: { at: string; damage: { detail: string }[] } | null;
+    last_failure: { at: string; error: string } | null;
+    check_interval_s: number;
+  };
+  unverdicted: { packets: number; meaning: string; queue_rule_packets: number; share?: number; recent?: { packets: number; queue_rule_packets: number; share: number; seconds: number } } | { error: string };
   queues: StatusQueue[];
   blocks: { active: number; kernel_dropped: { packets?: number; bytes?: number; error?: string } | null; blocks: BlockView[] };
   detection?: { sources: { alerts: number; open: number; distributed_alerts: number; tracked: number } } | null;
@@ -34,10 +45,13 @@ function duration(s: number): string {
   return `${d ? `${d}d ` : ''}${d || h ? `${h}h ` : ''}${m}m ${s % 60}s`;
 }
 
-function table(head: string[], rows: (string | number)[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (r: (string | number)[]) => r.map((c, i) => (i === 0 ? String(c).padEnd(w[i] ?? 0) : String(c).padStart(w[i] ?? 0))).join('  ');
-  return [line(head), ...rows.map(line)].join('\n');
+/** One string per line. */
+function table(head: string[], rows: (string | number)[][]): string[] {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => escapeControl(String(r[i])).length)));
+  // Keys and reasons come from outside (a manual block's --reason): one row stays one line.
+  const cells = rows.map((r) => r.map((c) => escapeControl(String(c))));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i] ?? 0) : c.padStart(w[i] ?? 0))).join('  ');
+  return [line(head), ...cells.map(line)];
 }
 
 export function formatStatus(s: StatusView): string {
@@ -55,10 +69,11 @@ export function formatStatus(s: StatusView): string {
   }
   const d = s.detection?.sources;
   if (d) out.push(`per-source detection: ${d.alerts} alerts, ${d.open} sources in an episode now, ${d.distributed_alerts} distributed alerts, ${d.tracked} sources tracked`);
+  if (s.iptables) out.push(...chainLines(s.iptables));
   out.push(`rules version ${s.rules.version}: ${s.rules.count} rules from ${s.rules.file} (sha256 ${s.rules.sha256.slice(0, 12)}), default ${s.rules.default}${s.rules.lock ? ', LOCKDOWN' : ''}`);
   out.push('');
   out.push(
-    table(
+    ...table(
       ['queue', 'received', 'accepted', 'dropped', 'rejected', 'evasion drops', 'fail verdicts', 'kernel depth', 'kernel drops', 'socket drops', 'windows', 'skipped', 'alerts'],
       s.queues.map((q) => [
         q.queue,
@@ -78,19 +93,49 @@ export function formatStatus(s: StatusView): string {
     ),
   );
   const u = s.unverdicted;
-  out.push('error' in u ? `unverdicted: counters unreadable: ${u.error}` : `unverdicted: ${u.packets} of ${u.queue_rule_packets} packets sent to the queue ${u.meaning} (fail-${u.meaning === 'dropped' ? 'closed' : 'open'})`);
+  if ('error' in u) out.push(`unverdicted: counters unreadable: ${u.error}`);
+  else {
+    const recent = u.recent && u.recent.seconds > 0 ? `; last ${u.recent.seconds} s: ${u.recent.packets} of ${u.recent.queue_rule_packets} (${percent(u.recent.share)})` : '';
+    out.push(`unverdicted: ${u.packets} of ${u.queue_rule_packets} packets sent to the queue ${u.meaning} (${percent(u.share ?? 0)}, fail-${u.meaning === 'dropped' ? 'closed' : 'open'})${recent}`);
+  }
   out.push('');
   const k = s.blocks.kernel_dropped;
   const dropped = k?.error !== undefined ? `kernel counters unreadable: ${k.error}` : `${k?.packets ?? 0} packets dropped before the queue`;
   out.push(`blocks: ${s.blocks.active} active, ${dropped}`);
-  if (s.blocks.blocks.length) out.push(formatBlocks(s.blocks.blocks).trimEnd());
-  return `${out.join('\n')}\n`;
+  if (s.blocks.blocks.length) out.push(...blockLines(s.blocks.blocks));
+  // File names, rule-set details and iptables lines come from outside: every entry of out is one line.
+  return `${out.map(escapeControl).join('\n')}\n`;
+}
+
+function percent(share: number): string {
+  return `${(share * 100).toFixed(share > 0 && share < 0.001 ? 3 : 1)}%`;
+}
+
+/** Says first and plainly when nfips is not seeing traffic because its chain or jump is gone. */
+function chainLines(c: NonNullable<StatusView['iptables']>): string[] {
+  const repaired = c.repairs > 0 && c.last_repair
+    ? `; repaired ${c.repairs} time(s) since start, last at ${c.last_repair.at}: ${c.last_repair.damage.map((d) => d.detail).join('; ')}`
+    : '';
+  const damage = c.damage.filter((d) => d.kind !== 'set_entries');
+  if (c.intact) return [`iptables: chain in place (queueing from ${c.table})${repaired}`];
+  const out: string[] = [];
+  if (damage.length > 0) {
+    out.push(`iptables: CHAIN DAMAGED, packets are NOT being inspected: ${damage.map((d) => d.detail).join('; ')}`);
+    out.push(`  nfips re-installs it within ${c.check_interval_s} s${c.last_failure ? `; the last attempt failed at ${c.last_failure.at}: ${c.last_failure.error}` : ''}`);
+  }
+  if (c.errors.length > 0) out.push(`iptables: could not check the chain: ${c.errors.join('; ')}`);
+  if (repaired) out.push(`  ${repaired.slice(2)}`);
+  return out;
+}
+
+function blockLines(list: readonly BlockView[]): string[] {
+  return table(
+    ['block', 'scope', 'origin', 'left', 'ttl', 'offence', 'packets', 'reason'],
+    list.map((b) => [b.key, b.scope, b.origin, `${b.remaining_s}s`, `${b.ttl_seconds}s`, b.offence, b.kernel?.packets ?? '-', b.reason]),
+  );
 }
 
 export function formatBlocks(list: readonly BlockView[]): string {
   if (list.length === 0) return 'no blocks\n';
-  return `${table(
-    ['block', 'scope', 'origin', 'left', 'ttl', 'offence', 'packets', 'reason'],
-    list.map((b) => [b.key, b.scope, b.origin, `${b.remaining_s}s`, `${b.ttl_seconds}s`, b.offence, b.kernel?.packets ?? '-', b.reason]),
-  )}\n`;
+  return `${blockLines(list).join('\n')}\n`;
 }

@@ -19,8 +19,81 @@ export function formatJsonProblems(file: string, problems: readonly JsonProblem[
 }
 
 function showValue(v: unknown): string {
-  const s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v);
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+  return previewJson(v);
+}
+
+/** A value as short JSON for an error message; never throws, even for a value too deep to print. */
+export function previewJson(v: unknown, max = 80): string {
+  let s: string;
+  try {
+    s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
+  } catch {
+    s = Array.isArray(v) ? '[...]' : typeof v === 'object' && v !== null ? '{...}' : String(v);
+  }
+  return s.length > max ? `${s.slice(0, max - 3)}...` : s;
+}
+
+/** Deepest nesting of arrays and objects accepted in a JSON input; nfips' own files nest a handful of levels. */
+export const MAX_JSON_DEPTH = 64;
+
+function pointerPart(key: string | number): string {
+  return `/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`;
+}
+
+/**
+ * Where `text` first nests deeper than maxDepth arrays and objects, as a JSON
+ * pointer to the container that goes too deep, or null. A flat scan, so a
+ * file nested 200,000 deep gets a located error instead of exhausting the
+ * stack of whatever walks the parsed value next (validation, messages).
+ */
+export function jsonTooDeep(text: string, maxDepth = MAX_JSON_DEPTH): string | null {
+  // Per open container: the array index, or the object key being read.
+  const stack: { array: boolean; key: string | number }[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      let j = i + 1;
+      while (j < text.length && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
+      const top = stack.at(-1);
+      if (expectKey && top && !top.array) {
+        const literal = text.slice(i, j + 1);
+        try {
+          top.key = JSON.parse(literal) as string;
+        } catch {
+          top.key = literal.slice(1, -1);
+        }
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (stack.length >= maxDepth) return stack.map((f) => pointerPart(f.key)).join('');
+      stack.push({ array: c === 0x5b, key: c === 0x5b ? 0 : '' });
+      expectKey = c === 0x7b;
+    } else if (c === 0x7d || c === 0x5d) {
+      stack.pop();
+      expectKey = false;
+    } else if (c === 0x2c) {
+      const top = stack.at(-1);
+      if (top?.array) top.key = Number(top.key) + 1;
+      else if (top) expectKey = true;
+    }
+  }
+  return null;
+}
+
+/**
+ * Parses a JSON input with nfips' limits: a located problem (JSON pointer and
+ * what was expected) for nesting deeper than MAX_JSON_DEPTH or invalid JSON.
+ */
+export function parseJsonBounded(text: string, maxDepth = MAX_JSON_DEPTH): { doc: unknown } | { problem: JsonProblem } {
+  const deep = jsonTooDeep(text, maxDepth);
+  if (deep !== null) return { problem: { path: deep, message: `nested deeper than ${maxDepth} levels of arrays and objects (expected at most ${maxDepth})` } };
+  try {
+    return { doc: JSON.parse(text) as unknown };
+  } catch (e) {
+    return { problem: { path: '', message: `not valid JSON (${(e as Error).message})` } };
+  }
 }
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;

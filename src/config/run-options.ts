@@ -2,7 +2,7 @@
 // defaults. Checks live here (not in yargs) so they are testable and give
 // one clear message per mistake.
 import path from 'node:path';
-import { Hook } from '../iptables/plan';
+import { Hook, QUEUE_TABLES, QueueTable } from '../iptables/plan';
 import { parsePrefix } from '../rules/address';
 import { MarkSpec, parseMarkSpec } from '../verdict/mark';
 import { VerdictMode } from '../verdict/engine';
@@ -17,6 +17,7 @@ export interface RunFlags {
   rules?: string;
   queues?: string;
   hook?: string;
+  table?: string;
   mark?: string;
   rejectMark?: string;
   rulesFormat?: string;
@@ -63,6 +64,8 @@ export interface RunOptions {
   rules: string;
   queues: { first: number; last: number };
   hook: Hook;
+  /** Table the queueing chain lives in (rejects are always in filter). */
+  table: QueueTable;
   mark: MarkSpec;
   rejectMark: MarkSpec;
   rulesFormat: 'auto' | 'native' | '2columns';
@@ -110,6 +113,7 @@ export const RUN_DEFAULTS = {
   rules: path.join(PACKAGE_ROOT, 'rules', 'default.json'),
   queues: '0-1',
   hook: 'forward',
+  table: 'mangle',
   mark: '0x1/0x1',
   rejectMark: '0x2/0x2',
   rulesFormat: 'auto',
@@ -183,6 +187,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   };
   const queues = attempt(() => parseQueueRange(f.queues));
   const hook = attempt(() => oneOf('hook', f.hook, ['forward', 'input', 'both'] as const));
+  const table = attempt(() => oneOf('table', f.table, QUEUE_TABLES));
   const mark = attempt(() => parseMarkSpec(f.mark));
   const rejectMark = attempt(() => parseMarkSpec(f.rejectMark));
   if (mark && rejectMark && (mark.mask & rejectMark.mask) !== 0) problems.push(`invalid --reject-mark "${f.rejectMark}": its mask shares bits with --mark ${f.mark}`);
@@ -228,6 +233,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     rules: path.resolve(f.rules),
     queues: queues!,
     hook: hook!,
+    table: table!,
     mark: mark!,
     rejectMark: rejectMark!,
     rulesFormat: rulesFormat!,

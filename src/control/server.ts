@@ -9,7 +9,15 @@ import { CONTROL_COMMANDS, ControlRequest, ControlResponse } from './protocol';
 export type ControlHandler = (req: ControlRequest) => Promise<unknown>;
 
 const MAX_REQUEST_BYTES = 4096;
-const CLIENT_IDLE_MS = 30_000;
+/**
+ * From connect to the last byte of the answer, whatever the client does: a
+ * timer that restarted on every byte let a client dribbling one byte at a
+ * time hold its connection forever. Long enough for the slowest command
+ * (a rules reload waits for every queue thread, up to 5 s).
+ */
+export const CLIENT_DEADLINE_MS = 15_000;
+/** Connections served at once; more are answered with an error and closed. The CLI uses one. */
+export const MAX_CLIENTS = 16;
 
 /** True when something answers on the socket path (another nfips). */
 function inUse(file: string): Promise<boolean> {
@@ -38,10 +46,19 @@ export class ControlServer {
     }
     const clients = new Set<Socket>();
     const server = createServer((sock) => {
-      // A silent client must neither hold a slot forever nor block shutdown.
+      if (clients.size >= MAX_CLIENTS) {
+        sock.on('error', () => undefined);
+        reply(sock, { ok: false, error: `too many control connections (${MAX_CLIENTS}); try again` });
+        sock.destroySoon();
+        return;
+      }
+      // A silent or slow client must neither hold a slot forever nor block shutdown.
       clients.add(sock);
-      sock.once('close', () => clients.delete(sock));
-      sock.setTimeout(CLIENT_IDLE_MS, () => sock.destroy());
+      const deadline = setTimeout(() => sock.destroy(), CLIENT_DEADLINE_MS);
+      sock.once('close', () => {
+        clearTimeout(deadline);
+        clients.delete(sock);
+      });
       serve(sock, handler);
     });
     await new Promise<void>((resolve, reject) => {
@@ -69,18 +86,24 @@ export class ControlServer {
   }
 }
 
+/** One request per connection: the first line is answered, the rest ignored. */
 function serve(sock: Socket, handler: ControlHandler): void {
   let buf = '';
+  let done = false;
   sock.setEncoding('utf8');
   sock.on('error', () => undefined);
   sock.on('data', (chunk: string) => {
+    if (done) return;
     buf += chunk;
-    if (buf.length > MAX_REQUEST_BYTES) {
-      reply(sock, { ok: false, error: 'request too long' });
+    const nl = buf.indexOf('\n');
+    if ((nl < 0 ? buf.length : nl) > MAX_REQUEST_BYTES) {
+      done = true;
+      buf = '';
+      reply(sock, { ok: false, error: `request too long (more than ${MAX_REQUEST_BYTES} bytes)` });
       return;
     }
-    const nl = buf.indexOf('\n');
     if (nl < 0) return;
+    done = true;
     const line = buf.slice(0, nl);
     buf = '';
     void answer(line, handler).then((r) => reply(sock, r));
@@ -107,5 +130,6 @@ async function answer(line: string, handler: ControlHandler): Promise<ControlRes
 }
 
 function reply(sock: Socket, r: ControlResponse): void {
+  if (sock.destroyed) return;
   sock.end(`${JSON.stringify(r)}\n`);
 }

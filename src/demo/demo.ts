@@ -33,9 +33,9 @@ const CHECKS: Check[] = [
   },
 ];
 
-/** Lines of the NFIPS chain whose DROP rules match the block sets, with their counters. */
+/** Lines of the NFIPS chain (mangle, where nfips queues) whose DROP rules match the block sets, with their counters. */
 async function blockRuleLines(t: Topology): Promise<string[]> {
-  const r = await t.exec(t.gateway, 'iptables', ['-w', '-L', 'NFIPS', '-v', '-n', '-x'], { allowFail: true });
+  const r = await t.exec(t.gateway, 'iptables', ['-w', '-t', 'mangle', '-L', 'NFIPS', '-v', '-n', '-x'], { allowFail: true });
   return r.stdout.split('\n').filter((l) => /match-set/.test(l) && /\d/.test(l.trim().split(/\s+/)[0] ?? ''));
 }
 
@@ -129,16 +129,17 @@ export async function runDemo(opts: { keep: boolean }): Promise<number> {
       say(`  ${passed ? 'PASSED ' : 'DROPPED'}  ${c.what}${ok ? '' : `   <-- expected ${c.expect}`}`);
     }
     failures += await preventionAct(t, nfips, ttl);
-    const fwd = await t.exec(t.gateway, 'iptables', ['-w', '-L', 'NFIPS', '-v', '-n', '-x']);
-    say('\nNFIPS chain on the gateway (packet counters):');
+    const fwd = await t.exec(t.gateway, 'iptables', ['-w', '-t', 'mangle', '-L', 'NFIPS', '-v', '-n', '-x']);
+    say('\nNFIPS chain (mangle table) on the gateway (packet counters):');
     say(fwd.stdout.trim().split('\n').map((l) => `  ${l}`).join('\n'));
   } finally {
     const code = await nfips.stop();
     const finals = nfips.events('stats_final');
     say('\nnfips per-queue totals:');
     for (const s of finals) say(`  queue ${String(s.queue)}: received ${String(s.received)}, accepted ${String(s.accepted)}, dropped ${String(s.dropped)}, malformed ${String(s.malformed)}`);
-    const left = await t.exec(t.gateway, 'iptables', ['-w', '-S'], { allowFail: true });
-    say(`nfips exited with ${String(code)}; NFIPS chain left behind: ${left.stdout.includes('NFIPS') ? 'YES (bug)' : 'none'}`);
+    let left = '';
+    for (const table of ['mangle', 'filter']) left += (await t.exec(t.gateway, 'iptables', ['-w', '-t', table, '-S'], { allowFail: true })).stdout;
+    say(`nfips exited with ${String(code)}; NFIPS chain left behind: ${left.includes('NFIPS') ? 'YES (bug)' : 'none'}`);
     for (const p of servers) p.kill();
     if (!opts.keep) {
       await t.destroy();

@@ -32,6 +32,8 @@ export interface DetectorOptions {
   /** Quiet windows that close a traffic episode. */
   quietWindows?: number;
   recordFile?: string;
+  /** How errors name the recording (default --record-features). */
+  recordLabel?: string;
   /** The windows' length and step, and the run's queue count, written into the recording. */
   windowSeconds: number;
   stepSeconds: number;
@@ -99,7 +101,7 @@ export class Detector {
     this.#opts = opts;
     this.#recorder = opts.recordFile ? new FeatureRecorder(opts.recordFile, opts, (e) =>
           opts.log.event('record_features_failed', { file: opts.recordFile, error: e.message, hint: 'recording stopped; detection goes on' }, 'error'),
-        ) : null;
+        opts.recordLabel) : null;
     this.#pending = this.#recorder || opts.collect ? new EnvelopeStats() : null;
     this.#tracker = new SourceTracker({
       windowSeconds: opts.windowSeconds,

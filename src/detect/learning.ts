@@ -5,7 +5,8 @@
 // main thread keeps serving), written atomically to <state-dir>/model.json,
 // and from then on nfips runs in the configured mode with it. A restart
 // during learning resumes from the recording: what it holds counts.
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { checkAppendable } from '../config/safe-file';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describeSchemaErrors, formatJsonProblems, strictAjv, writeFileAtomic } from '../config/json-file';
@@ -103,7 +104,7 @@ export function prepareLearning(o: { stateDir: string; learnSeconds: number; win
   const files = learningFiles(o.stateDir);
   try {
     mkdirSync(files.dir, { recursive: true, mode: 0o750 });
-    closeSync(openSync(files.recording, 'a', 0o640));
+    checkAppendable(files.recording, 'the --learn recording', { mode: 0o640 });
   } catch (e) {
     throw new Error(`invalid --state-dir ${o.stateDir}: cannot keep the --learn recording there (${(e as Error).message})`);
   }

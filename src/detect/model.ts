@@ -1,8 +1,8 @@
 // The trained model file: its shape, its validation and its atomic save. A
 // model is only meaningful for the exact feature vector it was trained on,
 // so a mismatch is refused with the way out (retrain) in the message.
-import { readFileSync } from 'node:fs';
-import { describeSchemaErrors, formatJsonProblems, JsonProblem, strictAjv, writeFileAtomic } from '../config/json-file';
+import { describeSchemaErrors, formatJsonProblems, JsonProblem, parseJsonBounded, strictAjv, writeFileAtomic } from '../config/json-file';
+import { readFileBounded } from '../config/safe-file';
 import { FEATURE_COUNT, FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES, FeatureTransform } from '../features/feature-set';
 import type { Scaler } from './scale';
 import { SOURCE_ENVELOPE_SCHEMA, SourceEnvelope } from './envelope';
@@ -261,13 +261,23 @@ export function parseModel(text: string, file: string): Model {
   return validateModel(doc, file);
 }
 
+/** Models are tens of kilobytes; learnt ones with a flag model a few megabytes at most. */
+export const MAX_MODEL_BYTES = 16 << 20;
+
+/**
+ * Reads, bounds and validates a model file: capped in size and nesting
+ * before validation walks it, so a huge or absurdly nested file gets a
+ * located error instead of exhausting memory or the stack.
+ */
 export function loadModel(file: string): Model {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readFileBounded(file, 'model file', { maxBytes: MAX_MODEL_BYTES });
   } catch (e) {
     throw new ModelError(file, [{ path: '', message: `cannot read file: ${(e as Error).message}` }]);
   }
+  const parsed = parseJsonBounded(text);
+  if ('problem' in parsed) throw new ModelError(file, [parsed.problem]);
   return parseModel(text, file);
 }
 

@@ -3,7 +3,8 @@
 // every feature window, and once a minute the per-source behaviour seen
 // since the previous such line (histograms and flag-sequence counts; they
 // add up, so a recording resumed after a restart loses nothing).
-import { closeSync, createWriteStream, fstatSync, openSync, readSync, writeSync, WriteStream } from 'node:fs';
+import { closeSync, constants, createWriteStream, fstatSync, openSync, readSync, writeSync, WriteStream } from 'node:fs';
+import { openForAppend } from '../config/safe-file';
 import { describeSchemaErrors, strictAjv } from '../config/json-file';
 import { ENVELOPE_STATS_SCHEMA, EnvelopeStats, EnvelopeStatsDoc } from '../detect/envelope';
 import { FEATURE_NAMES, FEATURE_SET_VERSION } from './feature-set';
@@ -66,14 +67,21 @@ export class FeatureRecorder {
     readonly file: string,
     private readonly shape: { windowSeconds: number; stepSeconds: number; queues: number },
     onError: (e: Error) => void = () => undefined,
+    label = '--record-features',
   ) {
-    const fd = openSync(file, 'a+', 0o640);
+    // No symbolic link, FIFO or shared directory (config/safe-file).
+    const fd = openForAppend(file, label, { mode: 0o640 });
     try {
       // A run that died mid-line left a torn last line: start on a fresh one.
       const size = fstatSync(fd).size;
       if (size > 0) {
+        const rd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
         const last = Buffer.alloc(1);
-        readSync(fd, last, 0, 1, size - 1);
+        try {
+          readSync(rd, last, 0, 1, size - 1);
+        } finally {
+          closeSync(rd);
+        }
         if (last[0] !== 0x0a) writeSync(fd, '\n');
       }
     } catch (e) {

@@ -11,6 +11,10 @@ import {
   FamilyPlan,
   IptablesPlan,
   ParentChain,
+  QUEUE_TABLES,
+  QueueTable,
+  queueTable,
+  TablePlan,
 } from './plan';
 
 export interface IptablesBinaries {
@@ -64,9 +68,9 @@ export function wrap(bins: IptablesBinaries, binary: string, args: string[], inp
   return input === undefined ? cmd : { ...cmd, input };
 }
 
-/** `<iptables> -w -t filter ARGS`: -w so a concurrent firewall tool makes us wait, not fail. */
-export function iptablesCommand(family: Family, bins: IptablesBinaries, args: string[]): Command {
-  return wrap(bins, binaryFor(family, bins), ['-w', '-t', 'filter', ...args]);
+/** `<iptables> -w -t TABLE ARGS`: -w so a concurrent firewall tool makes us wait, not fail. */
+export function iptablesCommand(family: Family, bins: IptablesBinaries, args: string[], table: QueueTable = 'filter'): Command {
+  return wrap(bins, binaryFor(family, bins), ['-w', '-t', table, ...args]);
 }
 
 export function ipsetCommand(bins: IptablesBinaries, args: string[], input?: string): Command {
@@ -78,12 +82,17 @@ export function setsCommand(fp: FamilyPlan, bins: IptablesBinaries, blocks: read
   return ipsetCommand(bins, ['restore'], restoreScript(setPrefixFor(fp.chain), [fp.family], blocks, now));
 }
 
-export function restoreCommand(fp: FamilyPlan, bins: IptablesBinaries): Command {
-  return wrap(bins, restoreBinaryFor(fp.family, bins), ['--noflush', '-w'], fp.restore);
+/** `iptables-restore --noflush` with a payload for one family (the payload names its table). */
+export function restorePayloadCommand(family: Family, bins: IptablesBinaries, payload: string): Command {
+  return wrap(bins, restoreBinaryFor(family, bins), ['--noflush', '-w'], payload);
 }
 
-export function jumpCommands(fp: FamilyPlan, bins: IptablesBinaries): Command[] {
-  return fp.jumps.map((j) => iptablesCommand(fp.family, bins, ['-I', j.parent, String(j.position), ...j.spec]));
+export function restoreCommand(fp: FamilyPlan, tp: TablePlan, bins: IptablesBinaries): Command {
+  return restorePayloadCommand(fp.family, bins, tp.restore);
+}
+
+export function jumpCommands(fp: FamilyPlan, tp: TablePlan, bins: IptablesBinaries): Command[] {
+  return tp.jumps.map((j) => iptablesCommand(fp.family, bins, ['-I', j.parent, String(j.position), ...j.spec], tp.table));
 }
 
 export function shellQuote(arg: string): string {
@@ -106,18 +115,21 @@ function heredocDelimiter(payload: string): string {
 export function renderPlanText(plan: IptablesPlan, bins: IptablesBinaries = DEFAULT_BINARIES): string {
   const o = plan.options;
   const queues = o.queues.first === o.queues.last ? `${o.queues.first}` : `${o.queues.first}:${o.queues.last}`;
+  const where = o.table === 'filter' ? 'queued from the filter table' : 'queued from the mangle table, rejects in the filter table';
   const out = [
-    `# nfips iptables plan: chain ${plan.chain}, hook ${o.hook}, queue ${queues}, ${o.failClosed ? 'fail-closed' : 'fail-open (--queue-bypass)'}`,
-    `# install first deletes any ${plan.chain} jumps from FORWARD/INPUT, the ${plan.chain} chain and its block sets left by an earlier run, then runs:`,
+    `# nfips iptables plan: chain ${plan.chain}, hook ${o.hook}, queue ${queues}, ${where}, ${o.failClosed ? 'fail-closed' : 'fail-open (--queue-bypass)'}`,
+    `# install first deletes any ${plan.chain} jumps from FORWARD/INPUT (mangle and filter), the ${plan.chain} chains and the block sets left by an earlier run, then runs:`,
   ];
   for (const fp of plan.families) {
     const sets = setsCommand(fp, bins);
-    const restore = restoreCommand(fp, bins);
-    const delim = heredocDelimiter(fp.restore);
-    out.push('', `# ${fp.family}: the block sets (then the saved blocks are added), the chain, the jumps`);
-    out.push(`${commandLine(sets)} <<'${delim}'`, ...(sets.input ?? '').replace(/\n$/, '').split('\n'), delim);
-    out.push(`${commandLine(restore)} <<'${delim}'`, ...fp.restore.replace(/\n$/, '').split('\n'), delim);
-    out.push(...jumpCommands(fp, bins).map(commandLine));
+    out.push('', `# ${fp.family}: the block sets (then the saved blocks are added), then per table the chain and its jumps`);
+    out.push(`${commandLine(sets)} <<'${heredocDelimiter(sets.input ?? '')}'`, ...(sets.input ?? '').replace(/\n$/, '').split('\n'), heredocDelimiter(sets.input ?? ''));
+    for (const tp of fp.tables) {
+      const restore = restoreCommand(fp, tp, bins);
+      const delim = heredocDelimiter(tp.restore);
+      out.push(`${commandLine(restore)} <<'${delim}'`, ...tp.restore.replace(/\n$/, '').split('\n'), delim);
+      out.push(...jumpCommands(fp, tp, bins).map(commandLine));
+    }
   }
   return `${out.join('\n')}\n`;
 }
@@ -164,7 +176,8 @@ function failure(cmd: Command, r: RunResult): IptablesError {
   return new IptablesError(`\`${commandLine(cmd)}\` ${how}${text ? `: ${text}` : ''}${failingLine(r, cmd.input)}`, commandLine(cmd), text);
 }
 
-async function must(cmd: Command): Promise<RunResult> {
+/** Runs cmd; throws an IptablesError naming the command and its output unless it exits 0. */
+export async function must(cmd: Command): Promise<RunResult> {
   const r = await run(cmd);
   if (r.code !== 0) throw failure(cmd, r);
   return r;
@@ -250,39 +263,46 @@ export interface RemovalSummary {
   families: FamilyRemoval[];
 }
 
-/** Deletes every jump to `chain` and the chain itself; throws on any failure other than "nothing there". */
+/**
+ * Deletes every jump to `chain` and the chain itself, in mangle and filter
+ * whatever the current --table (an earlier run may have used the other), the
+ * queueing table first; then the block sets. Throws on any failure other
+ * than "nothing there".
+ */
 async function clearFamily(family: Family, chain: string, bins: IptablesBinaries): Promise<FamilyRemoval> {
-  const list = iptablesCommand(family, bins, ['-S']);
   const res: FamilyRemoval = { family, jumpsRemoved: [], chainRemoved: false, setsRemoved: [], rulesRemoved: 0 };
-  let save = (await must(list)).stdout;
-  const existed = chainExists(save, chain);
-  res.rulesRemoved = parseSaveRules(save).filter((r) => r.chain === chain).length;
-  for (let pass = 0; ; pass++) {
-    const jumps = findJumps(save, chain);
-    if (jumps.length === 0) break;
-    if (pass === MAX_REMOVE_PASSES) throw new IptablesError(`jumps to ${chain} keep reappearing in ${family}: ${jumps[0]?.line}`);
-    for (const j of jumps) {
-      await must(iptablesCommand(family, bins, ['-D', j.chain, ...j.spec]));
-      res.jumpsRemoved.push(j.line);
+  for (const table of QUEUE_TABLES) {
+    const list = iptablesCommand(family, bins, ['-S'], table);
+    let save = (await must(list)).stdout;
+    const existed = chainExists(save, chain);
+    res.rulesRemoved += parseSaveRules(save).filter((r) => r.chain === chain).length;
+    for (let pass = 0; ; pass++) {
+      const jumps = findJumps(save, chain);
+      if (jumps.length === 0) break;
+      if (pass === MAX_REMOVE_PASSES) throw new IptablesError(`jumps to ${chain} keep reappearing in ${family} ${table}: ${jumps[0]?.line}`);
+      for (const j of jumps) {
+        await must(iptablesCommand(family, bins, ['-D', j.chain, ...j.spec], table));
+        res.jumpsRemoved.push(table === 'filter' ? j.line : `-t ${table} ${j.line}`);
+      }
+      save = (await must(list)).stdout;
     }
-    save = (await must(list)).stdout;
-  }
-  if (existed) {
-    await deleteChain(family, chain, bins, save);
-    res.chainRemoved = true;
+    if (existed) {
+      await deleteChain(family, chain, bins, save, table);
+      res.chainRemoved = true;
+    }
   }
   // Only once no rule of ours refers to them.
   res.setsRemoved = await destroySets(family, chain, bins);
   return res;
 }
 
-async function deleteChain(family: Family, chain: string, bins: IptablesBinaries, save: string): Promise<void> {
+async function deleteChain(family: Family, chain: string, bins: IptablesBinaries, save: string, table: QueueTable): Promise<void> {
   const others = parseSaveRules(save).filter((r) => r.chain !== chain && targetOf(r.spec) === chain);
   if (others.length > 0) {
-    throw new IptablesError(`cannot delete chain ${chain} (${family}): still referenced by rules nfips does not manage: ${others.map((r) => r.line).join('; ')}`);
+    throw new IptablesError(`cannot delete chain ${chain} (${family} ${table}): still referenced by rules nfips does not manage: ${others.map((r) => r.line).join('; ')}`);
   }
-  await must(iptablesCommand(family, bins, ['-F', chain]));
-  await must(iptablesCommand(family, bins, ['-X', chain]));
+  await must(iptablesCommand(family, bins, ['-F', chain], table));
+  await must(iptablesCommand(family, bins, ['-X', chain], table));
 }
 
 /** Destroys the family's block sets that exist; the kernel refuses while anything still uses one. */
@@ -354,8 +374,12 @@ export interface FamilyInstall {
   family: Family;
   /** What an earlier run had left behind. */
   stale: FamilyRemoval;
+  /** Rules in nfips' chains, all tables. */
   rules: number;
+  /** Hook chains that jump to the queueing chain. */
   jumps: ParentChain[];
+  /** The table that queues. */
+  table: QueueTable;
   sets: string[];
 }
 
@@ -367,9 +391,19 @@ export interface InstallSummary {
 async function installFamily(fp: FamilyPlan, bins: IptablesBinaries, blocks: readonly Block[]): Promise<FamilyInstall> {
   const stale = await clearFamily(fp.family, fp.chain, bins);
   await must(setsCommand(fp, bins, blocks));
-  await must(restoreCommand(fp, bins));
-  for (const cmd of jumpCommands(fp, bins)) await must(cmd);
-  return { family: fp.family, stale, rules: fp.body.length, jumps: fp.jumps.map((j) => j.parent), sets: fp.sets.map((x) => x.name) };
+  for (const tp of fp.tables) {
+    await must(restoreCommand(fp, tp, bins));
+    for (const cmd of jumpCommands(fp, tp, bins)) await must(cmd);
+  }
+  const q = queueTable(fp);
+  return {
+    family: fp.family,
+    stale,
+    rules: fp.tables.reduce((n, tp) => n + tp.body.length, 0),
+    jumps: q.jumps.map((j) => j.parent),
+    table: q.table,
+    sets: fp.sets.map((x) => x.name),
+  };
 }
 
 /**
@@ -412,6 +446,7 @@ export async function install(plan: IptablesPlan, bins: IptablesBinaries = DEFAU
 export async function iptablesAvailable(
   opts: IptablesBinaries = DEFAULT_BINARIES,
   families: readonly Family[] = ALL_FAMILIES,
+  tables: readonly QueueTable[] = QUEUE_TABLES,
 ): Promise<string | null> {
   for (const family of families) {
     for (const binary of [binaryFor(family, opts), restoreBinaryFor(family, opts)]) {
@@ -420,9 +455,11 @@ export async function iptablesAvailable(
       if (r.code !== 0) return `${binary} (needed for ${family}) is not usable: ${failure(cmd, r).message}`;
     }
     // Lists nothing we need, but proves permissions and kernel support.
-    const probe = iptablesCommand(family, opts, ['-S', 'INPUT']);
-    const r = await run(probe);
-    if (r.code !== 0) return `${binaryFor(family, opts)} cannot read the filter table: ${failure(probe, r).message}`;
+    for (const table of tables) {
+      const probe = iptablesCommand(family, opts, ['-S', 'INPUT'], table);
+      const r = await run(probe);
+      if (r.code !== 0) return `${binaryFor(family, opts)} cannot read the ${table} table: ${failure(probe, r).message}`;
+    }
   }
   // Blocks live in ipsets; without them nfips could not enforce any.
   const sets = ipsetCommand(opts, ['list', '-n']);
@@ -489,8 +526,9 @@ export async function readCounters(
   family: Family,
   bins: IptablesBinaries = DEFAULT_BINARIES,
   chain: string = DEFAULT_CHAIN,
+  table: QueueTable = 'filter',
 ): Promise<RuleCounter[]> {
-  const r = await must(iptablesCommand(family, bins, ['-L', chain, '-v', '-n', '-x']));
+  const r = await must(iptablesCommand(family, bins, ['-L', chain, '-v', '-n', '-x'], table));
   return parseCounters(r.stdout);
 }
 

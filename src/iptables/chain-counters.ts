@@ -1,22 +1,18 @@
-// What the NFIPS chain's own counters say: packets the block DROP rules
-// stopped before the queue, and packets the NFQUEUE rule sent toward the
-// queue. Under fail-open the kernel passes queue overflow without counting
-// it anywhere else, so the NFQUEUE rule's count minus what nfips received is
-// the only measure of packets that passed uninspected.
+// What the NFIPS chain's own counters say about blocks: packets the block
+// DROP rules stopped before the queue. (The NFQUEUE rule's counter, the
+// measure of packets that failed open, is read by the chain watchdog.)
 import { IptablesBinaries, readCounters } from './apply';
-import { Family } from './plan';
+import { Family, QueueTable } from './plan';
 
 export interface ChainCounters {
   blockDrops: { packets: number; bytes: number; sets: Record<string, { packets: number; bytes: number }> };
-  /** Packets that hit the NFQUEUE rule, all families. */
-  queued: number;
 }
 
-export async function readChainCounters(families: readonly Family[], bins: IptablesBinaries, chain: string): Promise<ChainCounters> {
-  const out: ChainCounters = { blockDrops: { packets: 0, bytes: 0, sets: {} }, queued: 0 };
+/** `table`: the one whose chain queues (and holds the block DROPs). */
+export async function readChainCounters(families: readonly Family[], bins: IptablesBinaries, chain: string, table: QueueTable): Promise<ChainCounters> {
+  const out: ChainCounters = { blockDrops: { packets: 0, bytes: 0, sets: {} } };
   for (const family of families) {
-    for (const r of await readCounters(family, bins, chain)) {
-      if (r.target === 'NFQUEUE') out.queued += r.packets;
+    for (const r of await readCounters(family, bins, chain, table)) {
       const m = /match-set (\S+) /.exec(r.extra);
       if (!m || r.target !== 'DROP') continue;
       out.blockDrops.packets += r.packets;

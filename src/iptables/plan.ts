@@ -9,6 +9,15 @@ import { blockSets, BlockSet, setPrefixFor } from '../blocks/ipset';
 
 export type Hook = 'forward' | 'input' | 'both';
 export type Family = 'ipv4' | 'ipv6';
+/**
+ * Where packets are queued from. mangle (the default): a packet the kernel
+ * lets through uninspected (fail-open, no nfips bound) only skips the rest of
+ * mangle, and the operator's filter rules still judge it. filter: nfips sits
+ * in front of the operator's filter rules, and a fail-open accept ends the
+ * filter table for that packet.
+ */
+export type QueueTable = 'mangle' | 'filter';
+export const QUEUE_TABLES: readonly QueueTable[] = ['mangle', 'filter'];
 
 export interface IptablesPlanOptions {
   queues: { first: number; last: number };
@@ -20,6 +29,8 @@ export interface IptablesPlanOptions {
   chain?: string;
   /** Second mark bit: packets nfips rejects come back with it and meet a REJECT rule. */
   rejectMark?: { value: number; mask: number };
+  /** Default 'mangle'. */
+  table?: QueueTable;
 }
 
 export type ResolvedPlanOptions = Required<IptablesPlanOptions>;
@@ -36,15 +47,27 @@ export interface JumpRule {
   spec: RuleSpec;
 }
 
+/** The chain nfips keeps in one table, and the jumps to it. */
+export interface TablePlan {
+  table: QueueTable;
+  /** Whether this table's chain holds the NFQUEUE rule (the other only rejects). */
+  queues: boolean;
+  body: RuleSpec[];
+  /** Payload for `iptables-restore --noflush`. */
+  restore: string;
+  jumps: JumpRule[];
+}
+
 export interface FamilyPlan {
   family: Family;
   chain: string;
   /** The ipsets of blocks, created before the chain that refers to them. */
   sets: BlockSet[];
-  body: RuleSpec[];
-  /** Payload for `iptables-restore --noflush`. */
-  restore: string;
-  jumps: JumpRule[];
+  /**
+   * In install order: the filter chain that rejects comes before the chain
+   * that queues, so a packet nfips rejects always finds its REJECT rule.
+   */
+  tables: TablePlan[];
 }
 
 export interface IptablesPlan {
@@ -70,6 +93,7 @@ export function defaultPlanOptions(): ResolvedPlanOptions {
     families: ['ipv4', 'ipv6'],
     chain: DEFAULT_CHAIN,
     rejectMark: { ...DEFAULT_REJECT_MARK },
+    table: 'mangle',
   };
 }
 
@@ -129,6 +153,8 @@ export function resolvePlanOptions(o: IptablesPlanOptions): ResolvedPlanOptions 
   if (!isIntIn(rejectMark.value, 1, U32_MAX) || !isIntIn(rejectMark.mask, 1, U32_MAX) || (rejectMark.mask & mask) !== 0) {
     throw new Error(`invalid reject mark ${formatMark(rejectMark)}: need a non-zero value and a mask that shares no bit with the repeat mark`);
   }
+  const table = o.table ?? 'mangle';
+  if (!QUEUE_TABLES.includes(table)) throw new Error(`invalid table "${String(table)}": use mangle or filter`);
   return {
     queues: { first, last },
     hook: o.hook,
@@ -138,6 +164,7 @@ export function resolvePlanOptions(o: IptablesPlanOptions): ResolvedPlanOptions 
     families,
     chain,
     rejectMark: { ...rejectMark },
+    table,
   };
 }
 
@@ -184,15 +211,17 @@ export const queueRule: BodyPart = (o) => {
 // come after it and the excludes (never blocked anyway), so a packet nfips
 // already accepted does not pay the set lookups again on re-entry.
 export const BODY_PARTS: readonly BodyPart[] = [rejectRules, repeatMarkReturn, excludeReturns, blockDrops, queueRule];
+/** Queueing from mangle: the same without the REJECT rules, which only the filter table allows. */
+export const MANGLE_BODY_PARTS: readonly BodyPart[] = [repeatMarkReturn, excludeReturns, blockDrops, queueRule];
 
 export function chainBody(o: ResolvedPlanOptions, family: Family, parts: readonly BodyPart[] = BODY_PARTS): RuleSpec[] {
   return parts.flatMap((part) => part(o, family));
 }
 
-export function jumpRules(hook: Hook, chain: string): JumpRule[] {
-  const forward: JumpRule = { parent: 'FORWARD', position: 1, spec: tagged([], ['-j', chain]) };
+export function jumpRules(hook: Hook, chain: string, matches: readonly string[] = []): JumpRule[] {
+  const forward: JumpRule = { parent: 'FORWARD', position: 1, spec: tagged([...matches], ['-j', chain]) };
   // Loopback traffic is the host talking to itself (and to nfips' own sockets).
-  const input: JumpRule = { parent: 'INPUT', position: 1, spec: tagged(['!', '-i', 'lo'], ['-j', chain]) };
+  const input: JumpRule = { parent: 'INPUT', position: 1, spec: tagged(['!', '-i', 'lo', ...matches], ['-j', chain]) };
   if (hook === 'forward') return [forward];
   if (hook === 'input') return [input];
   return [forward, input];
@@ -209,13 +238,13 @@ export function ruleLine(action: '-A' | '-I' | '-D', chain: string, spec: RuleSp
 }
 
 /** Fills the template; template comment lines are dropped. */
-export function renderRestore(template: string, chain: string, body: readonly RuleSpec[]): string {
+export function renderRestore(template: string, chain: string, body: readonly RuleSpec[], table: QueueTable = 'filter'): string {
   const out: string[] = [];
   for (const raw of template.split('\n')) {
     const line = raw.replace(/\r$/, '');
     if (line.trimStart().startsWith('#') || line.trim() === '') continue;
     if (line.trim() === '@RULES@') out.push(...body.map((spec) => ruleLine('-A', chain, spec)));
-    else out.push(line.split('@CHAIN@').join(chain));
+    else out.push(line.split('@CHAIN@').join(chain).split('@TABLE@').join(table));
   }
   const left = out.find((l) => /@[A-Z_]+@/.test(l));
   if (left !== undefined) throw new Error(`iptables template has an unknown placeholder: ${left}`);
@@ -224,13 +253,35 @@ export function renderRestore(template: string, chain: string, body: readonly Ru
 }
 
 /** The body as `iptables -S CHAIN` prints it back (without the -N line). */
-export function bodyLines(fp: FamilyPlan): string[] {
-  return fp.body.map((spec) => ruleLine('-A', fp.chain, spec));
+export function bodyLines(tp: TablePlan, chain: string): string[] {
+  return tp.body.map((spec) => ruleLine('-A', chain, spec));
+}
+
+/** The table whose chain holds the NFQUEUE rule (and the block DROPs). */
+export function queueTable(fp: FamilyPlan): TablePlan {
+  const tp = fp.tables.find((t) => t.queues);
+  if (!tp) throw new Error(`plan for ${fp.family} has no queueing chain`);
+  return tp;
+}
+
+function tablePlan(o: ResolvedPlanOptions, table: QueueTable, queues: boolean, body: RuleSpec[], jumps: JumpRule[], template: string): TablePlan {
+  return { table, queues, body, restore: renderRestore(template, o.chain, body, table), jumps };
 }
 
 export function buildFamilyPlan(o: ResolvedPlanOptions, family: Family, template: string): FamilyPlan {
-  const body = chainBody(o, family);
-  return { family, chain: o.chain, sets: blockSets(setPrefixFor(o.chain), family), body, restore: renderRestore(template, o.chain, body), jumps: jumpRules(o.hook, o.chain) };
+  const sets = blockSets(setPrefixFor(o.chain), family);
+  if (o.table === 'filter') {
+    const tables = [tablePlan(o, 'filter', true, chainBody(o, family), jumpRules(o.hook, o.chain), template)];
+    return { family, chain: o.chain, sets, tables };
+  }
+  // Only packets carrying the reject mark enter the filter chain, so every
+  // other packet pays one mark test there.
+  const rejectJumps = jumpRules(o.hook, o.chain, ['-m', 'mark', '--mark', formatMark(o.rejectMark)]);
+  const tables = [
+    tablePlan(o, 'filter', false, chainBody(o, family, [rejectRules]), rejectJumps, template),
+    tablePlan(o, 'mangle', true, chainBody(o, family, MANGLE_BODY_PARTS), jumpRules(o.hook, o.chain), template),
+  ];
+  return { family, chain: o.chain, sets, tables };
 }
 
 export function buildPlan(options: IptablesPlanOptions, template: string = readTemplate()): IptablesPlan {

@@ -1,9 +1,10 @@
 // Structured JSON-lines events (winston): one object per line in the log
 // file, a short readable line on the console. Every record carries
 // timestamp and event_type.
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
+import { createWriteStream, WriteStream } from 'node:fs';
 import winston from 'winston';
+import { openForAppend } from '../config/safe-file';
+import { escapeControl } from './escape';
 
 export type Level = 'error' | 'warn' | 'info' | 'debug';
 export type EventFields = Record<string, unknown>;
@@ -28,6 +29,8 @@ export interface EventLogOptions {
   level: Level;
   /** Time for the records' timestamp (replay: the capture's clock); default now. */
   clock?: () => Date;
+  /** How the file is named in errors (the flag that set it). */
+  fileLabel?: string;
 }
 
 const consoleFormat = winston.format.printf((info) => {
@@ -38,19 +41,40 @@ const consoleFormat = winston.format.printf((info) => {
     .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
     .join(' ');
   const text = message && message !== type ? ` ${String(message)}` : '';
-  return `${String(timestamp)} ${String(level).padEnd(5)} [${String(type)}]${text} ${summary}`.trimEnd();
+  return escapeControl(`${String(timestamp)} ${String(level).padEnd(5)} [${String(type)}]${text} ${summary}`.trimEnd());
 });
+
+/** The log file's stream and the transport writing to it. */
+interface FileSink {
+  stream: WriteStream;
+  transport: winston.transport;
+}
+
+/** Resolves once everything written to the stream is on disk and its descriptor closed. */
+function endStream(stream: WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.closed || stream.destroyed) return resolve();
+    stream.once('close', () => resolve());
+    stream.once('error', () => resolve());
+    stream.end();
+  });
+}
 
 export function createEventLog(opts: EventLogOptions): EventLog {
   const transports: winston.transport[] = [];
   const clock = opts.clock;
   const stamp = () => (clock ? winston.format.timestamp({ format: () => clock().toISOString() }) : winston.format.timestamp());
-  const fileTransport = (file: string) => new winston.transports.File({ filename: file, format: winston.format.combine(stamp(), winston.format.json()) });
-  let file: winston.transport | null = null;
+  // nfips opens the file itself (winston's File transport follows symlinks and creates files 0644).
+  const fileSink = (file: string): FileSink => {
+    const fd = openForAppend(file, opts.fileLabel ?? 'log file', { mode: 0o640, dirMode: 0o750 });
+    const stream = createWriteStream('', { fd, autoClose: true });
+    stream.on('error', () => undefined);
+    return { stream, transport: new winston.transports.Stream({ stream, format: winston.format.combine(stamp(), winston.format.json()) }) };
+  };
+  let file: FileSink | null = null;
   if (opts.file) {
-    mkdirSync(path.dirname(opts.file), { recursive: true });
-    file = fileTransport(opts.file);
-    transports.push(file);
+    file = fileSink(opts.file);
+    transports.push(file.transport);
   }
   if (opts.stdoutJson) {
     transports.push(
@@ -71,23 +95,30 @@ export function createEventLog(opts: EventLogOptions): EventLog {
   return {
     reopen() {
       if (!file || !opts.file) return;
-      // Swapped within one tick: no record can fall between the two.
+      // Swapped within one tick: no record can fall between the two. The old
+      // stream writes out what it holds to the moved file, then closes.
       const old = file;
-      file = fileTransport(opts.file);
-      logger.remove(old);
-      logger.add(file);
-      old.close?.();
+      try {
+        file = fileSink(opts.file);
+      } catch (e) {
+        // Keep writing to the old file rather than lose records.
+        logger.log({ level: 'error', message: 'log_reopen_failed', event_type: 'log_reopen_failed', file: opts.file, error: (e as Error).message });
+        return;
+      }
+      logger.remove(old.transport);
+      logger.add(file.transport);
+      void endStream(old.stream);
     },
     event(eventType, fields = {}, level = 'info') {
       // `message` is winston's required key; keep it equal to the type.
       logger.log({ level, message: eventType, event_type: eventType, ...fields });
     },
     close() {
-      return new Promise((resolve) => {
+      return new Promise<void>((resolve) => {
         if (transports.length === 0) return resolve();
         logger.on('finish', () => setImmediate(resolve));
         logger.end();
-      });
+      }).then(() => (file ? endStream(file.stream) : undefined));
     },
   };
 }

@@ -1,5 +1,7 @@
 // One log record as one line for a person at a terminal (`nfips logs`).
 // The JSON lines stay the interface for tools; this is only a view.
+import { escapeControl } from './escape';
+
 type Rec = Record<string, unknown>;
 
 const str = (v: unknown): string => (v === undefined || v === null ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v));
@@ -79,7 +81,8 @@ export function formatRecord(r: Rec): string {
       .join(' ');
     body = `${type}${rest ? ` ${rest}` : ''}`;
   }
-  return `${time(r)} ${body}`;
+  // Rule ids, descriptions and block reasons come from outside: one record stays one line.
+  return escapeControl(`${time(r)} ${body}`);
 }
 
 /** Whether a record passes `--type` (an empty list passes everything). */

@@ -1,7 +1,7 @@
 // Runs `nfips run` inside a namespace as a child process and follows its
 // event log: shared by the demo, the integration tests and the benchmark.
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../config/run-options';
@@ -34,14 +34,24 @@ export function readLog(file: string): LogRecord[] {
     });
 }
 
-export function startInlineNfips(netns: string, args: string[]): InlineNfips {
+export interface InlineOptions {
+  /** Run nfips as `PREFIX... node bin/nfips run ...` inside the namespace (e.g. setpriv to another user). */
+  prefix?: string[];
+  /** Owner of the directory holding the log, control socket and state, for nfips run as another user. */
+  owner?: { uid: number; gid: number };
+  /** Instead of a log file in the temporary directory. */
+  logFile?: string;
+}
+
+export function startInlineNfips(netns: string, args: string[], opts: InlineOptions = {}): InlineNfips {
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-'));
-  const logFile = path.join(dir, 'nfips.json');
+  if (opts.owner) chownSync(dir, opts.owner.uid, opts.owner.gid);
+  const logFile = opts.logFile ?? path.join(dir, 'nfips.json');
   const bin = path.join(PACKAGE_ROOT, 'bin', 'nfips');
   const controlSocket = path.join(dir, 'control.sock');
   // Blocks saved by one test run must not greet the next one.
   const state = args.includes('--state-dir') ? [] : ['--state-dir', path.join(dir, 'state')];
-  const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, bin, 'run', '--log-file', logFile, '--control-socket', controlSocket, ...state, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn('ip', ['netns', 'exec', netns, ...(opts.prefix ?? []), process.execPath, bin, 'run', '--log-file', logFile, '--control-socket', controlSocket, ...state, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr?.on('data', (b: Buffer) => (out += b.toString()));

@@ -20,6 +20,7 @@ export interface TopologyAddresses {
 }
 
 export interface Topology {
+  /** The caller's prefix plus this process's tag: namespaces are <prefix>c/g/s, interfaces <prefix>c0, g0... */
   readonly prefix: string;
   readonly client: string;
   readonly gateway: string;
@@ -85,11 +86,21 @@ export async function destroyTopology(prefix: string): Promise<void> {
 }
 
 /**
+ * A short tag of this process added to every topology's names: test runs of
+ * two checkouts on one host (same test, same prefix) must not tear down each
+ * other's namespaces. Base 36 of the pid, 3 characters.
+ */
+export const PROCESS_TAG = (process.pid % 36 ** 3).toString(36).padStart(3, '0');
+
+/**
  * Builds client <-> gateway <-> server. The gateway forwards IPv4 and IPv6;
  * nothing else is configured in it, so callers install what they test.
+ * Names are `prefix` plus PROCESS_TAG (Topology.prefix has both).
  */
-export async function createTopology(prefix: string): Promise<Topology> {
-  if (!/^[a-z][a-z0-9]{0,7}$/.test(prefix)) throw new Error(`topology prefix must be 1-8 lowercase alphanumerics: ${prefix}`);
+export async function createTopology(base: string): Promise<Topology> {
+  if (!/^[a-z][a-z0-9]{0,7}$/.test(base)) throw new Error(`topology prefix must be 1-8 lowercase alphanumerics: ${base}`);
+  // At most 11 characters, so "<prefix>g0" stays within the 15 of an interface name.
+  const prefix = `${base}${PROCESS_TAG}`;
   const client = `${prefix}c`;
   const gateway = `${prefix}g`;
   const server = `${prefix}s`;

@@ -1,8 +1,9 @@
 // Reads, validates and normalises a rule file, native or 2columnS. Any
 // problem rejects the whole file: a gateway must never run on half a rule set.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { ValidateFunction } from 'ajv';
+import { parseJsonBounded } from '../config/json-file';
+import { readFileBounded } from '../config/safe-file';
 import { parsePrefix } from './address';
 import { hasPorts } from './linear';
 import { RuleFileError, RuleProblem } from './errors';
@@ -78,10 +79,13 @@ function pointerGet(doc: unknown, path: string): unknown {
   return cur;
 }
 
+/** Far above any real rule set (10,000 rules take about 2 MB); bounds what a mistaken path can make nfips read. */
+export const MAX_RULES_BYTES = 32 << 20;
+
 export function readRuleFile(file: string, format: FormatChoice = 'auto'): RuleSet {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readFileBounded(file, 'rules file', { maxBytes: MAX_RULES_BYTES });
   } catch (e) {
     throw new RuleFileError(file, [{ path: '', message: `cannot read file: ${(e as Error).message}` }]);
   }
@@ -96,12 +100,9 @@ function check(doc: unknown, file: string, validate: ValidateFunction, expected:
 }
 
 export function parseRuleText(text: string, file: string, format: FormatChoice = 'auto'): RuleSet {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (e) {
-    throw new RuleFileError(file, [{ path: '', message: `not valid JSON: ${(e as Error).message}` }]);
-  }
+  const parsed = parseJsonBounded(text);
+  if ('problem' in parsed) throw new RuleFileError(file, [parsed.problem]);
+  const doc = parsed.doc;
   const sha256 = createHash('sha256').update(text).digest('hex');
   const chosen = format === 'auto' ? detectFormat(doc) : format;
   if (chosen === '2columns') {

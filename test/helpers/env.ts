@@ -37,6 +37,15 @@ async function probe(): Promise<string | null> {
   return null;
 }
 
+/**
+ * Fails (never skips) when a tool a test needs is missing, naming the
+ * Debian package that has it: a missing prerequisite must not pass quietly.
+ */
+export function requireTools(tools: Readonly<Record<string, string>>): void {
+  const missing = Object.entries(tools).filter(([cmd]) => !has(cmd));
+  if (missing.length > 0) throw new Error(`missing ${missing.map(([c]) => c).join(', ')}: apt-get install ${[...new Set(missing.map(([, p]) => p))].join(' ')}`);
+}
+
 export function integrationSkipReason(): Promise<string | null> {
   cached ??= probe();
   return cached;

@@ -32,10 +32,13 @@ function finals(n: InlineNfips): Map<number, LogRecord> {
   return new Map(n.events('stats_final').map((r) => [Number(r.queue), r]));
 }
 
+/** Both families, both tables nfips uses (it queues from mangle, rejects in filter). */
 async function chainState(t: Topology): Promise<string> {
-  const v4 = await t.exec(t.gateway, 'iptables', ['-w', '-S'], { allowFail: true });
-  const v6 = await t.exec(t.gateway, 'ip6tables', ['-w', '-S'], { allowFail: true });
-  return v4.stdout + v6.stdout;
+  let out = '';
+  for (const bin of ['iptables', 'ip6tables']) {
+    for (const table of ['mangle', 'filter']) out += (await t.exec(t.gateway, bin, ['-w', '-t', table, '-S'], { allowFail: true })).stdout;
+  }
+  return out;
 }
 
 /** Packets counted by the operator's ACCEPT rule that sits after nfips' jump. */
@@ -70,7 +73,7 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
         assert.equal(await curl(topo, `http://${topo.addr.server4}/bytes/3000000`), '200 3000000', 'TCP download');
         const udp = await topo.exec(topo.client, 'sh', ['-c', `for i in 1 2 3 4 5; do echo hello-$i; done | nc -u -w 1 ${topo.addr.server4} 7`], { allowFail: true });
         assert.match(udp.stdout, /hello-1/, 'UDP echo came back');
-        const counters = await readCounters('ipv4', { iptables: 'iptables', ip6tables: 'ip6tables', netns: topo.gateway });
+        const counters = await readCounters('ipv4', { iptables: 'iptables', ip6tables: 'ip6tables', netns: topo.gateway }, 'NFIPS', 'mangle');
         const queued = counters.find((c) => c.target === 'NFQUEUE');
         assert.ok(queued && queued.packets > 100, `NFQUEUE rule saw the traffic: ${JSON.stringify(counters)}`);
         const accepted = await acceptAfterJump(topo, 'iptables');
@@ -101,10 +104,10 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
       const n = startInlineNfips(topo.gateway, ['--mode', 'detect', '--rules', rulesFile, '--queues', '0', '--stats-interval', '0']);
       try {
         await n.waitFor('ready', 20_000);
-        await topo.exec(topo.gateway, 'ip6tables', ['-w', '-Z']);
+        for (const table of ['mangle', 'filter']) await topo.exec(topo.gateway, 'ip6tables', ['-w', '-t', table, '-Z']);
         assert.ok(await ping(topo, topo.addr.server6, ['-6']), 'IPv6 ping');
         assert.equal(await curl(topo, `http://[${topo.addr.server6}]/bytes/100000`), '200 100000', 'IPv6 TCP');
-        const c6 = await readCounters('ipv6', { iptables: 'iptables', ip6tables: 'ip6tables', netns: topo.gateway });
+        const c6 = await readCounters('ipv6', { iptables: 'iptables', ip6tables: 'ip6tables', netns: topo.gateway }, 'NFIPS', 'mangle');
         const q = c6.find((c) => c.target === 'NFQUEUE');
         assert.ok(q && q.packets >= 6, `ip6tables NFQUEUE rule counted the IPv6 packets: ${JSON.stringify(c6)}`);
         assert.ok((await acceptAfterJump(topo, 'ip6tables')) >= q.packets);
@@ -205,7 +208,7 @@ test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
       assert.match(await chainState(topo), /-j NFIPS/, 'rules stay after kill -9');
       assert.ok(await ping(topo, topo.addr.server4), 'traffic flows with nobody on the queue');
       const rm = await execFileP('ip', ['netns', 'exec', topo.gateway, process.execPath, NFIPS, 'iptables', 'remove']);
-      assert.match(rm.stdout, /ipv4: 1 jump\(s\) removed, chain NFIPS/);
+      assert.match(rm.stdout, /ipv4: 2 jump\(s\) removed, chain NFIPS/, 'the mangle jump that queues and the filter jump that rejects');
       assert.doesNotMatch(await chainState(topo), /NFIPS/, 'nfips iptables remove cleaned up');
       k.cleanup();
     });

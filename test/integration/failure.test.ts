@@ -13,7 +13,7 @@ import { test, TestContext } from 'node:test';
 import { InlineNfips, LogRecord, startInlineNfips } from '../../src/netns/inline-nfips';
 import { startPeers } from '../../src/netns/peers';
 import { createTopology, Topology } from '../../src/netns/topology';
-import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
+import { integrationSkipReason, PACKAGE_ROOT, requireTools } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -36,8 +36,11 @@ async function get(t: Topology, bytes: number, timeoutS = 3): Promise<number> {
   return Number(r.stdout.trim() || 0);
 }
 
+/** Jumps to and rules of NFIPS in both tables nfips uses (it queues from mangle, rejects in filter). */
 async function chainState(t: Topology): Promise<{ jumps: number; rules: number }> {
-  const save = (await t.exec(t.gateway, 'iptables', ['-w', '-S'])).stdout.split('\n');
+  let text = '';
+  for (const table of ['mangle', 'filter']) text += (await t.exec(t.gateway, 'iptables', ['-w', '-t', table, '-S'])).stdout;
+  const save = text.split('\n');
   return { jumps: save.filter((l) => / -j NFIPS$/.test(l.trim())).length, rules: save.filter((l) => l.startsWith('-A NFIPS ')).length };
 }
 
@@ -162,7 +165,8 @@ for (const failClosed of [false, true]) {
           }
         }
         flood.kill('SIGINT');
-        await sleep(2500);
+        // status reports the counters of the watchdog's last check (every 2 s): wait for one after the flood.
+        await sleep(4500);
         assert.equal(nf.proc.exitCode, null, 'nfips is still running');
         assert.ok(statusOk >= 3, `it answered status during the flood (${statusOk}/4)`);
         const status = JSON.parse((await execFileP(process.execPath, [NFIPS, 'status', '--json', '--control-socket', nf.controlSocket])).stdout) as {
@@ -191,6 +195,68 @@ for (const failClosed of [false, true]) {
           assert.ok(Math.abs(u.packets - (got - inspected)) <= (got - inspected) * 0.1 + 100, `status counts the uninspected packets (${u.packets}) as the server saw them (${got - inspected})`);
         }
         assert.equal(await nf.stop(), 0, 'clean stop after the flood');
+      } finally {
+        await nf.stop();
+        nf.cleanup();
+      }
+    });
+  });
+}
+
+/** Packets the gateway's own filter rule with this comment matched. */
+async function operatorRule(t: Topology, comment: string): Promise<number> {
+  const r = await t.exec(t.gateway, 'iptables', ['-w', '-L', 'FORWARD', '-v', '-n', '-x']);
+  const line = r.stdout.split('\n').find((l) => l.includes(`/* ${comment} */`));
+  assert.ok(line, `rule ${comment} missing:\n${r.stdout}`);
+  return Number(line.trim().split(/\s+/)[0]);
+}
+
+// The host's own filter rules must still judge packets nfips never saw. From
+// mangle (the default) a fail-open accept ends only mangle; from filter it
+// ends filter, and the host's DROP rule is skipped for the overflow.
+for (const table of ['mangle', 'filter'] as const) {
+  const claim = table === 'mangle'
+    ? 'the host\'s own filter DROP rule still drops every packet, inspected or not'
+    : 'the overflow skips the host\'s filter DROP rule (why mangle is the default)';
+  test(`fail-open overflow queued from ${table}: ${claim}; fail_open events say how many passed uninspected`, { timeout: 120_000 }, async (t) => {
+    await withTopology(t, table === 'mangle' ? 'nffm' : 'nfff', async (topo) => {
+      requireTools({ hping3: 'hping3' });
+      await topo.exec(topo.gateway, 'iptables', ['-w', '-A', 'FORWARD', '-p', 'udp', '--dport', '9', '-m', 'comment', '--comment', 'operator-drop', '-j', 'DROP']);
+      await topo.exec(topo.server, 'iptables', ['-w', '-A', 'INPUT', '-p', 'udp', '--dport', '9', '-j', 'ACCEPT']);
+      const args = ['--rules', rulesFile(), '--mode', 'off', '--queues', '0', '--queue-maxlen', '16', '--stats-interval', '0', '--table', table];
+      const nf = startInlineNfips(topo.gateway, args);
+      try {
+        await nf.waitFor('ready', 20_000);
+        const flood = topo.spawn(topo.client, 'hping3', ['--udp', '--flood', '-q', '-d', '32', '-p', '9', topo.addr.server4]);
+        await sleep(8000);
+        flood.kill('SIGINT');
+        await sleep(4500);
+        const status = JSON.parse((await execFileP(process.execPath, [NFIPS, 'status', '--json', '--control-socket', nf.controlSocket])).stdout) as {
+          queues: { received: number; accepted: number }[];
+          unverdicted: { queue_rule_packets: number; packets: number; share: number; meaning: string };
+        };
+        const u = status.unverdicted;
+        const accepted = status.queues[0]!.accepted;
+        const got = await delivered(topo);
+        const dropped = await operatorRule(topo, 'operator-drop');
+        const events = nf.events('fail_open');
+        t.diagnostic(`${table}: queued ${u.queue_rule_packets}, nfips accepted ${accepted}, unverdicted ${u.packets} (${(u.share * 100).toFixed(1)}%), ` +
+          `operator DROP matched ${dropped}, server got ${got}; fail_open events ${events.length}: ${events.map((e) => `${String(e.packets)} (${String(e.share)})`).join(', ')}`);
+        assert.equal(u.meaning, 'passed uninspected');
+        assert.ok(u.packets > 1000, `the queue overflowed and failed open (${u.packets} unverdicted)`);
+        assert.ok(u.share > 0 && u.share < 1, `status gives the share (${u.share})`);
+        if (table === 'mangle') {
+          assert.equal(got, 0, 'nothing reached the server: the operator\'s DROP judged every packet');
+          assert.ok(dropped >= accepted + u.packets * 0.9, `the DROP rule saw the packets nfips accepted and those that failed open (${dropped} vs ${accepted} + ${u.packets})`);
+        } else {
+          assert.ok(got > u.packets * 0.9, `the overflow reached the server past the DROP rule (${got} delivered, ${u.packets} unverdicted)`);
+        }
+        // Rate-limited: one at once, then at most one per 10 s; together they account for what status counts.
+        assert.ok(events.length >= 1 && events.length <= 3, `fail_open events: ${events.length}`);
+        assert.equal(events[0]?.level, 'warn');
+        const reported = events.reduce((n, e) => n + Number(e.packets), 0);
+        assert.ok(reported <= u.packets && reported >= u.packets * 0.5, `the events report ${reported} of ${u.packets}`);
+        assert.equal(await nf.stop(), 0);
       } finally {
         await nf.stop();
         nf.cleanup();

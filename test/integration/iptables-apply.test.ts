@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { Family, IptablesPlan, bodyLines, buildPlan, defaultPlanOptions } from '../../src/iptables/plan';
+import { Family, IptablesPlan, JumpRule, QueueTable, bodyLines, buildPlan, defaultPlanOptions, queueTable, ruleLine } from '../../src/iptables/plan';
 import { IptablesBinaries, install, iptablesAvailable, readCounters, remove, renderPlanText } from '../../src/iptables/apply';
 
 const execFileP = promisify(execFile);
@@ -26,8 +26,9 @@ async function ipt(family: Family, ...args: string[]): Promise<string> {
 }
 
 const lines = (s: string): string[] => s.split('\n').map((l) => l.trim()).filter((l) => l !== '');
-const chainRules = async (f: Family, chain: string): Promise<string[]> => lines(await ipt(f, '-t', 'filter', '-S', chain)).filter((l) => l.startsWith('-A '));
-const hasChain = async (f: Family): Promise<boolean> => lines(await ipt(f, '-t', 'filter', '-S')).includes('-N NFIPS');
+const TABLES: readonly QueueTable[] = ['mangle', 'filter'];
+const chainRules = async (f: Family, chain: string, table: QueueTable = 'filter'): Promise<string[]> => lines(await ipt(f, '-t', table, '-S', chain)).filter((l) => l.startsWith('-A '));
+const hasChain = async (f: Family, table: QueueTable = 'filter'): Promise<boolean> => lines(await ipt(f, '-t', table, '-S')).includes('-N NFIPS');
 
 async function setupReason(): Promise<string | null> {
   if (process.platform !== 'linux') return 'needs Linux network namespaces';
@@ -42,14 +43,24 @@ function planFor(over: Partial<Parameters<typeof buildPlan>[0]> = {}): IptablesP
   return buildPlan({ ...defaultPlanOptions(), hook: 'both', queues: { first: 0, last: 3 }, exclude: ['10.9.0.0/16', 'fd09::/32'], ...over });
 }
 
-/** FORWARD/INPUT as installed: operator's ACCEPT below exactly one nfips jump at position 1. */
+/** Every table's chain as planned; each hook chain with exactly one nfips jump at position 1, the operator's filter ACCEPT below it. */
 async function assertInstalled(plan: IptablesPlan): Promise<void> {
   for (const fp of plan.families) {
     const f = fp.family;
-    assert.ok(await hasChain(f), `${f}: chain NFIPS missing`);
-    assert.deepEqual(await chainRules(f, 'NFIPS'), bodyLines(fp), `${f}: NFIPS rules`);
-    assert.deepEqual(await chainRules(f, 'FORWARD'), ['-A FORWARD -m comment --comment nfips -j NFIPS', '-A FORWARD -j ACCEPT'], `${f}: FORWARD`);
-    assert.deepEqual(await chainRules(f, 'INPUT'), ['-A INPUT ! -i lo -m comment --comment nfips -j NFIPS'], `${f}: INPUT`);
+    for (const table of TABLES) {
+      const tp = fp.tables.find((x) => x.table === table);
+      if (!tp) {
+        assert.ok(!(await hasChain(f, table)), `${f} ${table}: no NFIPS chain expected`);
+        continue;
+      }
+      assert.ok(await hasChain(f, table), `${f} ${table}: chain NFIPS missing`);
+      assert.deepEqual(await chainRules(f, 'NFIPS', table), bodyLines(tp, fp.chain), `${f} ${table}: NFIPS rules`);
+      for (const parent of ['FORWARD', 'INPUT'] as const) {
+        const jump: JumpRule | undefined = tp.jumps.find((j) => j.parent === parent);
+        const operator = table === 'filter' && parent === 'FORWARD' ? ['-A FORWARD -j ACCEPT'] : [];
+        assert.deepEqual(await chainRules(f, parent, table), [...(jump ? [ruleLine('-A', parent, jump.spec)] : []), ...operator], `${f} ${table}: ${parent}`);
+      }
+    }
   }
 }
 
@@ -61,9 +72,11 @@ async function setNames(): Promise<string[]> {
 
 async function assertClean(families: Family[]): Promise<void> {
   for (const f of families) {
-    assert.ok(!(await hasChain(f)), `${f}: chain NFIPS still there`);
-    const all = lines(await ipt(f, '-t', 'filter', '-S'));
-    assert.deepEqual(all.filter((l) => l.includes('NFIPS')), [], `${f}: nfips leftovers`);
+    for (const table of TABLES) {
+      assert.ok(!(await hasChain(f, table)), `${f} ${table}: chain NFIPS still there`);
+      const all = lines(await ipt(f, '-t', table, '-S'));
+      assert.deepEqual(all.filter((l) => l.includes('NFIPS')), [], `${f} ${table}: nfips leftovers`);
+    }
     assert.deepEqual(await chainRules(f, 'FORWARD'), ['-A FORWARD -j ACCEPT'], `${f}: operator rule must survive`);
   }
 }
@@ -82,9 +95,9 @@ test('iptables install/remove in a network namespace', async (t) => {
 
     await t.test('install creates the chain and one jump at position 1 (ipv4 and ipv6)', async () => {
       const s = await install(plan, bins);
-      assert.deepEqual(s.families.map((f) => [f.family, f.rules, f.jumps.join(',')]), [
-        ['ipv4', 11, 'FORWARD,INPUT'],
-        ['ipv6', 11, 'FORWARD,INPUT'],
+      assert.deepEqual(s.families.map((f) => [f.family, f.rules, f.jumps.join(','), f.table]), [
+        ['ipv4', 11, 'FORWARD,INPUT', 'mangle'],
+        ['ipv6', 11, 'FORWARD,INPUT', 'mangle'],
       ]);
       await assertInstalled(plan);
       assert.deepEqual(await setNames(), ['nfips-icmp4', 'nfips-icmp6', 'nfips-src4', 'nfips-src6', 'nfips-svc4', 'nfips-svc6', 'nfips-tcp4', 'nfips-tcp6', 'nfips-udp4', 'nfips-udp6']);
@@ -92,7 +105,7 @@ test('iptables install/remove in a network namespace', async (t) => {
 
     await t.test('install again: still one jump each, no duplicate rules', async () => {
       const s = await install(plan, bins);
-      assert.deepEqual(s.families.map((f) => [f.stale.jumpsRemoved.length, f.stale.chainRemoved, f.stale.setsRemoved.length]), [[2, true, 5], [2, true, 5]]);
+      assert.deepEqual(s.families.map((f) => [f.stale.jumpsRemoved.length, f.stale.chainRemoved, f.stale.setsRemoved.length]), [[4, true, 5], [4, true, 5]]);
       await assertInstalled(plan);
       assert.equal((await setNames()).length, 10, 'block sets recreated, not doubled');
     });
@@ -107,26 +120,32 @@ test('iptables install/remove in a network namespace', async (t) => {
 
     await t.test('counters are readable per rule', async () => {
       for (const fp of plan.families) {
-        const c = await readCounters(fp.family, bins);
-        assert.deepEqual(c.map((r) => r.target), ['REJECT', 'REJECT', 'RETURN', 'RETURN', 'RETURN', 'DROP', 'DROP', 'DROP', 'DROP', 'DROP', 'NFQUEUE']);
+        const c = await readCounters(fp.family, bins, 'NFIPS', 'mangle');
+        assert.deepEqual(c.map((r) => r.target), ['RETURN', 'RETURN', 'RETURN', 'DROP', 'DROP', 'DROP', 'DROP', 'DROP', 'NFQUEUE']);
         assert.ok(c.every((r) => r.packets === 0 && r.bytes === 0));
-        assert.match(c[0]?.extra ?? '', /mark match 0x2\/0x2.*reject-with tcp-reset/);
-        assert.match(c[2]?.extra ?? '', /mark match 0x1\/0x1/);
-        assert.equal(c[3]?.source, fp.family === 'ipv4' ? '10.9.0.0/16' : 'fd09::/32');
-        assert.match(c[5]?.extra ?? '', /match-set nfips-src[46] src/);
-        assert.match(c[9]?.extra ?? '', /match-set nfips-svc[46] src,dst/);
-        assert.match(c[10]?.extra ?? '', /NFQUEUE balance 0:3 bypass/);
+        assert.match(c[0]?.extra ?? '', /mark match 0x1\/0x1/);
+        assert.equal(c[1]?.source, fp.family === 'ipv4' ? '10.9.0.0/16' : 'fd09::/32');
+        assert.match(c[3]?.extra ?? '', /match-set nfips-src[46] src/);
+        assert.match(c[7]?.extra ?? '', /match-set nfips-svc[46] src,dst/);
+        assert.match(c[8]?.extra ?? '', /NFQUEUE balance 0:3 bypass/);
+        const r = await readCounters(fp.family, bins, 'NFIPS', 'filter');
+        assert.deepEqual(r.map((x) => x.target), ['REJECT', 'REJECT']);
+        assert.match(r[0]?.extra ?? '', /mark match 0x2\/0x2.*reject-with tcp-reset/);
       }
     });
 
-    await t.test('changing options (hook forward, one queue, fail-closed) replaces the old install', async () => {
+    await t.test('changing options (hook forward, one queue, fail-closed, --table filter and back) replaces the old install', async () => {
       const p2 = planFor({ hook: 'forward', queues: { first: 5, last: 5 }, failClosed: true, exclude: [] });
       await install(p2, bins);
+      await assertInstalled(p2);
       for (const fp of p2.families) {
-        assert.deepEqual(await chainRules(fp.family, 'NFIPS'), bodyLines(fp));
-        assert.deepEqual(await chainRules(fp.family, 'FORWARD'), ['-A FORWARD -m comment --comment nfips -j NFIPS', '-A FORWARD -j ACCEPT']);
-        assert.deepEqual(await chainRules(fp.family, 'INPUT'), []);
+        assert.match((await chainRules(fp.family, 'NFIPS', 'mangle')).at(-1) ?? '', /-j NFQUEUE --queue-num 5$/);
+        assert.deepEqual(await chainRules(fp.family, 'INPUT', 'mangle'), []);
       }
+      const p3 = planFor({ table: 'filter' });
+      await install(p3, bins);
+      await assertInstalled(p3);
+      for (const fp of p3.families) assert.deepEqual(await chainRules(fp.family, 'NFIPS'), bodyLines(queueTable(fp), 'NFIPS'));
       await install(plan, bins);
       await assertInstalled(plan);
     });
@@ -134,8 +153,8 @@ test('iptables install/remove in a network namespace', async (t) => {
     await t.test('remove deletes chain and jumps, keeps the operator rule; removing twice is fine', async () => {
       const s = await remove({}, bins);
       assert.deepEqual(s.families.map((f) => [f.family, f.jumpsRemoved.length, f.chainRemoved, f.rulesRemoved]), [
-        ['ipv4', 2, true, 11],
-        ['ipv6', 2, true, 11],
+        ['ipv4', 4, true, 11],
+        ['ipv6', 4, true, 11],
       ]);
       await assertClean(['ipv4', 'ipv6']);
       assert.deepEqual(await setNames(), [], 'block sets destroyed');
@@ -156,7 +175,7 @@ test('iptables install/remove in a network namespace', async (t) => {
       const broken: IptablesBinaries = { ...bins, ip6tables: '/nonexistent/ip6tables' };
       await assert.rejects(install(plan, broken), (e: Error) => {
         assert.match(e.message, /install failed \(ipv6\)/);
-        assert.match(e.message, /\/nonexistent\/ip6tables -w -t filter -S/);
+        assert.match(e.message, /\/nonexistent\/ip6tables -w -t (mangle|filter) -S/);
         assert.match(e.message, /No such file or directory/);
         assert.match(e.message, /rolled back \(ipv4: removed; ipv6: not touched, its iptables cannot run\)/);
         st.diagnostic(`error: ${e.message}`);

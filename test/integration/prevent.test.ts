@@ -44,9 +44,9 @@ async function kernelEntries(t: Topology): Promise<ReturnType<typeof parseSave>>
   return parseSave(r.stdout).filter((e) => e.set.startsWith('nfips-'));
 }
 
-/** Packets the block DROP rules at the top of NFIPS stopped (IPv4). */
+/** Packets the block DROP rules of NFIPS (in mangle, where nfips queues) stopped (IPv4). */
 async function blockDrops(t: Topology): Promise<number> {
-  const r = await t.exec(t.gateway, 'iptables', ['-w', '-L', 'NFIPS', '-v', '-n', '-x']);
+  const r = await t.exec(t.gateway, 'iptables', ['-w', '-t', 'mangle', '-L', 'NFIPS', '-v', '-n', '-x']);
   return parseCounters(r.stdout).filter((c) => c.target === 'DROP' && /match-set/.test(c.extra)).reduce((n, c) => n + c.packets, 0);
 }
 
@@ -136,7 +136,7 @@ test('blocks over the control socket: kernel ipset, allowlist, kill -9 and resto
     assert.ok(after.remaining_s <= before.remaining_s - 3, `remaining ${after.remaining_s} s after ${before.remaining_s} s and a 3 s outage`);
     const k = (await kernelEntries(topo)).find((e) => e.member === client);
     assert.ok(k && k.timeout <= before.remaining_s - 3 && k.timeout > 0, `kernel timeout follows the saved expiry: ${JSON.stringify(k)}`);
-    const save = (await topo.exec(topo.gateway, 'iptables', ['-w', '-S'])).stdout.split('\n');
+    const save = (await topo.exec(topo.gateway, 'iptables', ['-w', '-t', 'mangle', '-S'])).stdout.split('\n');
     assert.equal(save.filter((l) => l.includes('-j NFIPS')).length, 1, 'one jump, no duplicate');
     assert.equal(save.filter((l) => l.includes('match-set nfips-icmp4')).length, 1, 'one block rule per set, no duplicate');
     assert.equal(await pings(topo, client), false, 'still blocked after the restart');

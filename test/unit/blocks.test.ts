@@ -181,7 +181,7 @@ describe('block state file', () => {
       assert.throws(() => readBlockState(file), (e: Error) => e instanceof StateFileError && re.test(e.message) && /move it away/.test(e.message), String(re));
     }
     writeFileSync(file, '{"format": "nfips-blocks", ');
-    assert.throws(() => readBlockState(file), /bad\.json: at \(root\): not readable JSON/);
+    assert.throws(() => readBlockState(file), /bad\.json: at \(root\): not valid JSON/);
   });
 });
 

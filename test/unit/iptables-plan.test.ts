@@ -8,9 +8,11 @@ import {
   bodyLines,
   buildPlan,
   defaultPlanOptions,
+  queueTable,
   readTemplate,
   renderRestore,
   ruleLine,
+  TablePlan,
 } from '../../src/iptables/plan';
 import {
   commandLine,
@@ -26,8 +28,9 @@ import {
   splitSaveLine,
 } from '../../src/iptables/apply';
 
+/** The filter-table layout unless a test asks for mangle: most tests are about the queueing chain's rules. */
 function plan(over: Partial<IptablesPlanOptions> = {}): IptablesPlan {
-  return buildPlan({ ...defaultPlanOptions(), ...over });
+  return buildPlan({ ...defaultPlanOptions(), table: 'filter', ...over });
 }
 
 function fam(p: IptablesPlan, family: Family): FamilyPlan {
@@ -36,7 +39,9 @@ function fam(p: IptablesPlan, family: Family): FamilyPlan {
   return fp;
 }
 
-const jumpLines = (fp: FamilyPlan): string[] => fp.jumps.map((j) => ruleLine('-I', j.parent, [String(j.position), ...j.spec]));
+const q = (fp: FamilyPlan): TablePlan => queueTable(fp);
+const jumpLines = (fp: FamilyPlan, tp: TablePlan = q(fp)): string[] => tp.jumps.map((j) => ruleLine('-I', j.parent, [String(j.position), ...j.spec]));
+const lines = (fp: FamilyPlan, tp: TablePlan = q(fp)): string[] => bodyLines(tp, fp.chain);
 
 function blockLines(chain: string, family: 'ipv4' | 'ipv6'): string[] {
   const f = family === 'ipv4' ? '4' : '6';
@@ -52,8 +57,9 @@ function blockLines(chain: string, family: 'ipv4' | 'ipv6'): string[] {
 }
 const BLOCK_LINES = 5;
 
-test('default plan: reject rules, mark RETURN, block drops, then single queue with bypass, FORWARD jump, both families', () => {
+test('--table filter: reject rules, mark RETURN, block drops, then single queue with bypass, FORWARD jump, both families', () => {
   const p = plan();
+  assert.deepEqual(p.families.map((f) => f.tables.map((t) => t.table)), [['filter'], ['filter']]);
   assert.deepEqual(p.families.map((f) => f.family), ['ipv4', 'ipv6']);
   for (const fp of p.families) {
     const icmp = fp.family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
@@ -64,7 +70,7 @@ test('default plan: reject rules, mark RETURN, block drops, then single queue wi
       [`nfips-icmp${fp.family.slice(-1)}`, 'hash:net'],
       [`nfips-svc${fp.family.slice(-1)}`, 'hash:net,port'],
     ]);
-    assert.deepEqual(bodyLines(fp), [
+    assert.deepEqual(lines(fp), [
       '-A NFIPS -p tcp -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with tcp-reset',
       `-A NFIPS -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with ${icmp}`,
       '-A NFIPS -m mark --mark 0x1/0x1 -m comment --comment nfips -j RETURN',
@@ -75,19 +81,58 @@ test('default plan: reject rules, mark RETURN, block drops, then single queue wi
   }
 });
 
+test('default (mangle): the queueing chain in mangle without REJECT; a filter chain of REJECTs entered only with the reject mark', () => {
+  const p = buildPlan(defaultPlanOptions());
+  assert.equal(p.options.table, 'mangle');
+  for (const fp of p.families) {
+    const icmp = fp.family === 'ipv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
+    assert.deepEqual(fp.tables.map((t) => [t.table, t.queues]), [['filter', false], ['mangle', true]], 'filter first: a rejected packet always finds its REJECT');
+    const [filter, mangle] = fp.tables as [TablePlan, TablePlan];
+    assert.deepEqual(lines(fp, filter), [
+      '-A NFIPS -p tcp -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with tcp-reset',
+      `-A NFIPS -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with ${icmp}`,
+    ]);
+    assert.deepEqual(jumpLines(fp, filter), ['-I FORWARD 1 -m mark --mark 0x2/0x2 -m comment --comment nfips -j NFIPS']);
+    assert.deepEqual(lines(fp, mangle), [
+      '-A NFIPS -m mark --mark 0x1/0x1 -m comment --comment nfips -j RETURN',
+      ...blockLines('NFIPS', fp.family),
+      '-A NFIPS -m comment --comment nfips -j NFQUEUE --queue-num 0 --queue-bypass',
+    ]);
+    assert.ok(!mangle.body.some((spec) => spec.includes('REJECT')), 'REJECT is only valid in filter');
+    assert.deepEqual(jumpLines(fp, mangle), ['-I FORWARD 1 -m comment --comment nfips -j NFIPS']);
+    assert.match(mangle.restore, /^\*mangle\n:NFIPS - \[0:0\]\n/);
+    assert.match(filter.restore, /^\*filter\n:NFIPS - \[0:0\]\n/);
+  }
+  const both = fam(buildPlan({ ...defaultPlanOptions(), hook: 'both' }), 'ipv4');
+  assert.deepEqual(jumpLines(both, both.tables[0]), [
+    '-I FORWARD 1 -m mark --mark 0x2/0x2 -m comment --comment nfips -j NFIPS',
+    '-I INPUT 1 ! -i lo -m mark --mark 0x2/0x2 -m comment --comment nfips -j NFIPS',
+  ]);
+  assert.throws(() => buildPlan({ ...defaultPlanOptions(), table: 'nat' as 'mangle' }), /invalid table "nat"/);
+});
+
+test('print text of the mangle plan: sets, then the filter chain and jumps, then the mangle chain and jumps', () => {
+  const text = renderPlanText(buildPlan({ ...defaultPlanOptions(), families: ['ipv4'] }));
+  const order = ['ipset restore', '*filter', 'iptables -w -t filter -I FORWARD 1 -m mark --mark 0x2/0x2', '*mangle', 'iptables -w -t mangle -I FORWARD 1 -m comment'];
+  const at = order.map((x) => text.indexOf(x));
+  assert.ok(at.every((i) => i >= 0), text);
+  assert.deepEqual([...at].sort((a, b) => a - b), at, text);
+  assert.match(text, /queued from the mangle table, rejects in the filter table/);
+});
+
 test('queue range uses --queue-balance, a single queue --queue-num', () => {
-  assert.match(bodyLines(fam(plan({ queues: { first: 2, last: 5 } }), 'ipv4')).at(-1) ?? '', / -j NFQUEUE --queue-balance 2:5 --queue-bypass$/);
-  assert.match(bodyLines(fam(plan({ queues: { first: 7, last: 7 } }), 'ipv4')).at(-1) ?? '', / -j NFQUEUE --queue-num 7 --queue-bypass$/);
+  assert.match(lines(fam(plan({ queues: { first: 2, last: 5 } }), 'ipv4')).at(-1) ?? '', / -j NFQUEUE --queue-balance 2:5 --queue-bypass$/);
+  assert.match(lines(fam(plan({ queues: { first: 7, last: 7 } }), 'ipv4')).at(-1) ?? '', / -j NFQUEUE --queue-num 7 --queue-bypass$/);
 });
 
 test('fail-closed drops --queue-bypass', () => {
-  const last = bodyLines(fam(plan({ failClosed: true, queues: { first: 0, last: 3 } }), 'ipv6')).at(-1) ?? '';
+  const last = lines(fam(plan({ failClosed: true, queues: { first: 0, last: 3 } }), 'ipv6')).at(-1) ?? '';
   assert.equal(last, '-A NFIPS -m comment --comment nfips -j NFQUEUE --queue-balance 0:3');
 });
 
 test('exclude CIDRs go to their own family, source and destination, before the queue rule', () => {
   const p = plan({ exclude: ['10.0.0.0/8', 'fd00::/8', '192.0.2.1', '2001:db8::1/128'] });
-  assert.deepEqual(bodyLines(fam(p, 'ipv4')).slice(2), [
+  assert.deepEqual(lines(fam(p, 'ipv4')).slice(2), [
     '-A NFIPS -m mark --mark 0x1/0x1 -m comment --comment nfips -j RETURN',
     '-A NFIPS -s 10.0.0.0/8 -m comment --comment nfips -j RETURN',
     '-A NFIPS -d 10.0.0.0/8 -m comment --comment nfips -j RETURN',
@@ -96,7 +141,7 @@ test('exclude CIDRs go to their own family, source and destination, before the q
     ...blockLines('NFIPS', 'ipv4'),
     '-A NFIPS -m comment --comment nfips -j NFQUEUE --queue-num 0 --queue-bypass',
   ]);
-  const v6 = bodyLines(fam(p, 'ipv6'));
+  const v6 = lines(fam(p, 'ipv6'));
   assert.deepEqual(v6.slice(3, -1 - BLOCK_LINES), [
     '-A NFIPS -s fd00::/8 -m comment --comment nfips -j RETURN',
     '-A NFIPS -d fd00::/8 -m comment --comment nfips -j RETURN',
@@ -117,10 +162,10 @@ test('hooks: forward, input (skipping loopback), both', () => {
 test('custom mark is printed in hex; custom chain name is used everywhere', () => {
   const p = plan({ mark: { value: 0x100, mask: 0xff00 }, rejectMark: { value: 0x10000, mask: 0x10000 }, chain: 'IPS_IN', families: ['ipv4'] });
   const fp = fam(p, 'ipv4');
-  assert.deepEqual(bodyLines(fp).slice(3, 3 + BLOCK_LINES), blockLines('IPS_IN', 'ipv4'));
-  assert.equal(bodyLines(fp)[0], '-A IPS_IN -p tcp -m mark --mark 0x10000/0x10000 -m comment --comment nfips -j REJECT --reject-with tcp-reset');
-  assert.equal(bodyLines(fp)[2], '-A IPS_IN -m mark --mark 0x100/0xff00 -m comment --comment nfips -j RETURN');
-  assert.match(fp.restore, /^:IPS_IN - \[0:0\]$/m);
+  assert.deepEqual(lines(fp).slice(3, 3 + BLOCK_LINES), blockLines('IPS_IN', 'ipv4'));
+  assert.equal(lines(fp)[0], '-A IPS_IN -p tcp -m mark --mark 0x10000/0x10000 -m comment --comment nfips -j REJECT --reject-with tcp-reset');
+  assert.equal(lines(fp)[2], '-A IPS_IN -m mark --mark 0x100/0xff00 -m comment --comment nfips -j RETURN');
+  assert.match(q(fp).restore, /^:IPS_IN - \[0:0\]$/m);
   assert.deepEqual(jumpLines(fp), ['-I FORWARD 1 -m comment --comment nfips -j IPS_IN']);
   assert.equal(p.families.length, 1);
 });
@@ -131,12 +176,14 @@ test('a reject mark that overlaps the repeat mark is refused', () => {
 
 test('every rule carries the nfips comment', () => {
   const fp = fam(plan({ hook: 'both', exclude: ['10.1.0.0/16'] }), 'ipv4');
-  for (const spec of [...fp.body, ...fp.jumps.map((j) => j.spec)]) assert.match(spec.join(' '), /-m comment --comment nfips /);
+  for (const spec of [...q(fp).body, ...q(fp).jumps.map((j) => j.spec)]) assert.match(spec.join(' '), /-m comment --comment nfips /);
+  const m = fam(plan({ hook: 'both', table: 'mangle' }), 'ipv6');
+  for (const tp of m.tables) for (const spec of [...tp.body, ...tp.jumps.map((j) => j.spec)]) assert.match(spec.join(' '), /-m comment --comment nfips /);
 });
 
 test('restore payload: template filled, comments dropped, chain created before its rules', () => {
   const fp = fam(plan({ queues: { first: 1, last: 2 } }), 'ipv4');
-  assert.equal(fp.restore, [
+  assert.equal(q(fp).restore, [
     '*filter',
     ':NFIPS - [0:0]',
     '-A NFIPS -p tcp -m mark --mark 0x2/0x2 -m comment --comment nfips -j REJECT --reject-with tcp-reset',
@@ -174,7 +221,7 @@ test('print text shows the restore payload and jump commands per family, shell-r
     const sets = setsCommand(fp, DEFAULT_BINARIES).input ?? '';
     assert.match(sets, new RegExp(`^create nfips-svc${fp.family.slice(-1)} hash:net,port family inet6? timeout 0 counters`, 'm'));
     const block = `ipset restore <<'NFIPS_RULES'\n${sets}NFIPS_RULES\n`
-      + `${bin}-restore --noflush -w <<'NFIPS_RULES'\n${fp.restore}NFIPS_RULES\n`
+      + `${bin}-restore --noflush -w <<'NFIPS_RULES'\n${q(fp).restore}NFIPS_RULES\n`
       + `${bin} -w -t filter -I FORWARD 1 -m comment --comment nfips -j NFIPS\n`
       + `${bin} -w -t filter -I INPUT 1 ! -i lo -m comment --comment nfips -j NFIPS\n`;
     assert.ok(text.includes(block), `missing block:\n${block}\nin:\n${text}`);
@@ -187,12 +234,12 @@ test('print text with a namespace and custom binaries matches the commands insta
   const p = plan({ families: ['ipv4'] });
   const bins = { iptables: 'iptables-legacy', ip6tables: 'ip6tables-legacy', netns: 'ns 1' };
   const fp = fam(p, 'ipv4');
-  const restore = restoreCommand(fp, bins);
+  const restore = restoreCommand(fp, q(fp), bins);
   assert.deepEqual([restore.file, ...restore.args], ['ip', 'netns', 'exec', 'ns 1', 'iptables-legacy-restore', '--noflush', '-w']);
-  assert.equal(restore.input, fp.restore);
+  assert.equal(restore.input, q(fp).restore);
   const text = renderPlanText(p, bins);
   assert.ok(text.includes(`ip netns exec 'ns 1' iptables-legacy-restore --noflush -w <<'NFIPS_RULES'\n`));
-  for (const cmd of jumpCommands(fp, bins)) assert.ok(text.includes(`${commandLine(cmd)}\n`));
+  for (const cmd of jumpCommands(fp, q(fp), bins)) assert.ok(text.includes(`${commandLine(cmd)}\n`));
   assert.ok(!text.includes('ipv6'));
 });
 

@@ -2,13 +2,13 @@
 // the systemd unit it installs: hardening, and `systemd-analyze verify`.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it, TestContext } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/config/paths';
-import { has } from '../helpers/env';
+import { requireTools } from '../helpers/env';
 
 const run = promisify(execFile);
 const dest = mkdtempSync(path.join(tmpdir(), 'nfips-install-'));
@@ -39,27 +39,50 @@ describe('make install and the systemd unit', () => {
     assert.equal(readFileSync(path.join(dest, 'etc/nfips/rules.json'), 'utf8'), '{"default":"drop","rules":[]}');
   });
 
-  it('the unit validates rules first, restarts on failure and is bounded to CAP_NET_ADMIN and CAP_NET_RAW', () => {
+  it('the unit validates rules first, restarts on failure, runs as the nfips user with only CAP_NET_ADMIN and CAP_NET_RAW', () => {
     const u = readFileSync(unitFile, 'utf8');
     const val = (key: string) => u.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
     assert.deepEqual(val('ExecStartPre'), ['/usr/local/lib/nfips/bin/nfips rules check /etc/nfips/rules.json']);
     assert.match(val('ExecStart')[0], /^\/usr\/local\/lib\/nfips\/bin\/nfips run --rules \/etc\/nfips\/rules\.json /);
     assert.deepEqual(val('Restart'), ['on-failure']);
+    assert.deepEqual(val('User'), ['nfips']);
+    assert.deepEqual(val('Group'), ['nfips']);
     assert.deepEqual(val('CapabilityBoundingSet')[0].split(' ').sort(), ['CAP_NET_ADMIN', 'CAP_NET_RAW']);
-    assert.deepEqual(val('NoNewPrivileges'), ['yes']);
+    assert.deepEqual(val('AmbientCapabilities')[0].split(' ').sort(), ['CAP_NET_ADMIN', 'CAP_NET_RAW']);
+    for (const key of ['NoNewPrivileges', 'PrivateTmp', 'PrivateDevices', 'ProtectHome', 'ProtectKernelTunables', 'ProtectKernelModules', 'ProtectControlGroups']) {
+      assert.deepEqual(val(key), ['yes'], key);
+    }
     assert.deepEqual(val('ProtectSystem'), ['strict']);
-    assert.deepEqual(val('PrivateTmp'), ['yes']);
-    assert.deepEqual(val('ProtectHome'), ['yes']);
-    assert.ok(val('ReadWritePaths')[0].split(' ').includes('/var/log/nfips'));
-    assert.ok(val('ReadWritePaths')[0].split(' ').includes('/var/lib/nfips'));
+    // Nothing else writable: not /run as a whole.
+    assert.deepEqual(val('ReadWritePaths')[0].split(' ').sort(), ['-/run/xtables.lock', '/run/nfips', '/var/lib/nfips', '/var/log/nfips']);
+    assert.deepEqual(val('LogsDirectoryMode'), ['0750']);
+    assert.deepEqual(val('RuntimeDirectoryMode'), ['0700']);
     assert.ok(!u.includes('@PREFIX@'));
   });
 
-  it('systemd-analyze verify accepts the unit', async (t: TestContext) => {
-    if (!has('systemd-analyze')) {
-      t.skip('systemd-analyze is not installed');
-      return;
+  it('installs the nfips user for systemd-sysusers and the iptables lock for it in tmpfiles.d', async () => {
+    const sysusers = readFileSync(path.join(dest, 'usr/local/lib/sysusers.d/nfips.conf'), 'utf8');
+    assert.match(sysusers, /^u nfips - "nfips inline IPS" \/var\/lib\/nfips \/usr\/sbin\/nologin$/m);
+    assert.match(readFileSync(path.join(dest, 'usr/local/lib/tmpfiles.d/nfips.conf'), 'utf8'), /^z \/run\/xtables\.lock 0640 root nfips -$/m);
+    requireTools({ 'systemd-sysusers': 'systemd' });
+    // Applied to an empty root, the entry creates a system user and group named nfips.
+    const root = mkdtempSync(path.join(tmpdir(), 'wt11b-sysusers-'));
+    mkdirSync(path.join(root, 'etc'));
+    try {
+      await run('systemd-sysusers', [`--root=${root}`, path.join(dest, 'usr/local/lib/sysusers.d/nfips.conf')]);
+      const passwd = readFileSync(path.join(root, 'etc/passwd'), 'utf8').split('\n').find((l) => l.startsWith('nfips:'));
+      assert.ok(passwd, 'nfips user created');
+      const [, , uid, gid, , home, shell] = passwd.split(':');
+      assert.ok(Number(uid) > 0 && Number(uid) < 1000, `a system uid (${uid})`);
+      assert.equal(uid, gid);
+      assert.deepEqual([home, shell], ['/var/lib/nfips', '/usr/sbin/nologin']);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
+  });
+
+  it('systemd-analyze verify accepts the unit', async () => {
+    requireTools({ 'systemd-analyze': 'systemd' });
     // The installed paths exist only under DESTDIR: verify a copy pointing there.
     const copy = path.join(dest, 'nfips.service');
     writeFileSync(copy, readFileSync(unitFile, 'utf8').replaceAll('/usr/local/lib/nfips', lib));
