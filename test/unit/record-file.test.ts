@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -40,13 +40,16 @@ describe('feature recordings', () => {
 
   it('a path that cannot be opened fails at once; a later write error is reported, not thrown', async () => {
     assert.throws(() => new FeatureRecorder(path.join(dir, 'no', 'such', 'dir.jsonl'), { windowSeconds: 60, stepSeconds: 1, queues: 1 }), /ENOENT/);
+    assert.throws(() => new FeatureRecorder('/dev/full', { windowSeconds: 60, stepSeconds: 1, queues: 1 }), /--record-features \/dev\/full is a device, not a regular file/);
     const errors: string[] = [];
-    const r = new FeatureRecorder('/dev/full', { windowSeconds: 60, stepSeconds: 1, queues: 1 }, (e) => errors.push(e.message));
+    const r = new FeatureRecorder(path.join(dir, 'failing.jsonl'), { windowSeconds: 60, stepSeconds: 1, queues: 1 }, (e) => errors.push(e.message));
+    // The descriptor goes away under the recorder, as a disk error would make every write fail.
+    closeSync((r as unknown as { out: { fd: number } }).out.fd);
     for (let k = 0; k < 5; k++) r.write(window);
     await r.close();
     await new Promise((res) => setTimeout(res, 50));
     assert.equal(errors.length, 1, 'reported once');
-    assert.match(errors[0], /ENOSPC/);
+    assert.match(errors[0], /EBADF/);
     r.write(window);
     assert.ok(r.dropped >= 1, 'later windows are counted as dropped');
   });
