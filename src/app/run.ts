@@ -407,7 +407,8 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
         ...detection.features,
       });
     } catch (e) {
-      const message = `cannot record features to ${o.recordFeatures}: ${(e as Error).message}`;
+      const file = learning !== null ? learnPlan!.files.recording : o.recordFeatures;
+      const message = `cannot record features to ${file}: ${(e as Error).message}`;
       log.event('start_failed', { error: message }, 'error');
       await log.close();
       throw new StartupError(message, EXIT_CONFIG);
