@@ -24,6 +24,8 @@ function u32(b: Uint8Array, o: number): number {
  * protocols nfips reads nothing from. A fragment must carry all of them in
  * its first piece, and no later piece may start inside them.
  */
+/** Fragmentable bytes a first IPv6 fragment holds at the minimum MTU: 1280 - 40 (IPv6) - 8 (fragment header). */
+const V6_FIRST_FRAGMENT_MAX = 1232;
 const L4_HEADER = new Uint8Array(256);
 L4_HEADER[PROTO_TCP] = 20;
 L4_HEADER[PROTO_SCTP] = 12;
@@ -173,9 +175,12 @@ function decodeV6(b: Uint8Array, off: number, end: number, i: number, out: Decod
       if (fragOffset !== 0) {
         out.proto[i] = next;
         out.l3[i] |= L3Bits.Protocol;
-        // Stateless: only a transport header right after the fragment
-        // header has a known place to be overlapped.
-        if (fragOffset * 8 < L4_HEADER[next]) out.hidden[i] = Hidden.FragmentOverlap;
+        // Reassembly takes the chain and the transport header from the
+        // first fragment and ignores this one's next header, so neither can
+        // be trusted: any offset inside the most a first fragment can carry
+        // at the minimum MTU may land on them (RFC 8200 5, RFC 7112). Real
+        // senders fragment at 1280 bytes or more, so their offsets start at 1232.
+        if (fragOffset * 8 < V6_FIRST_FRAGMENT_MAX) out.hidden[i] = Hidden.FragmentOverlap;
         else if (V6_KIND[next] === V6_UNASSIGNED) out.hidden[i] = Hidden.UnknownHeader;
         return DecodeStatus.Ok;
       }

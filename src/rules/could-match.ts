@@ -3,8 +3,17 @@
 // is missing as a mismatch, which is right for choosing a rule but would let
 // a hidden header pass every port rule; this answers "could it, given only
 // what is known?", treating what is missing as a match.
-import { Hidden, L3Bits, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP } from '../packet/decoded';
+import { Hidden, L3Bits, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE } from '../packet/decoded';
 import { addressMatches, hasPorts, MatchInput, ResolvedRule } from './linear';
+
+/** Whether the rule's protocol, if any, is all that is known of the packet (see couldMatch). */
+export function protocolUnknown(m: MatchInput, i: number): boolean {
+  const d = m.d;
+  const h = d.hidden[i];
+  // An IPv6 fragment's own next header is the sender's word only: the
+  // first fragment's decides what the endpoint reassembles.
+  return !(d.l3[i] & L3Bits.Protocol) || h === Hidden.UnknownHeader || (h === Hidden.FragmentOverlap && d.family[i] === 6);
+}
 
 export function couldMatch(r: ResolvedRule, m: MatchInput, i: number): boolean {
   // Metadata from the kernel is always known.
@@ -20,7 +29,7 @@ export function couldMatch(r: ResolvedRule, m: MatchInput, i: number): boolean {
     if (r.destination && !addressMatches(r.destination, fam, d.dst, i * 4)) return false;
   }
   // Behind an unknown IPv6 header any protocol may follow.
-  if (!(l3 & L3Bits.Protocol) || d.hidden[i] === Hidden.UnknownHeader) return true;
+  if (protocolUnknown(m, i)) return true;
   const proto = d.proto[i];
   if (r.protocol !== null && r.protocol !== proto) return false;
   // Ports, flags, types and flow state are unknown: only the protocol can
@@ -29,4 +38,43 @@ export function couldMatch(r: ResolvedRule, m: MatchInput, i: number): boolean {
   if (r.tcpFlags && proto !== PROTO_TCP) return false;
   if ((r.icmpType !== null || r.icmpCode !== null) && proto !== PROTO_ICMP && proto !== PROTO_ICMPV6) return false;
   return true;
+}
+
+const PORT_PROTOCOLS = [PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_UDPLITE];
+const ICMP_PROTOCOLS = [PROTO_ICMP, PROTO_ICMPV6];
+
+/**
+ * The protocols a packet with a hidden transport header must carry for rule
+ * r to possibly match it (couldMatch, protocol known): [null] for any, [] for
+ * none (a port rule for ICMP, say).
+ */
+export function possibleProtocols(r: ResolvedRule): (number | null)[] {
+  const ports = r.sport !== null || r.dport !== null;
+  const icmp = r.icmpType !== null || r.icmpCode !== null;
+  let set: (number | null)[] = r.protocol !== null ? [r.protocol] : [null];
+  if (ports) set = set[0] === null ? PORT_PROTOCOLS : set.filter((p) => p !== null && hasPorts(p));
+  if (r.tcpFlags) set = set[0] === null ? [PROTO_TCP] : set.filter((p) => p === PROTO_TCP);
+  if (icmp) set = set[0] === null ? ICMP_PROTOCOLS : set.filter((p) => p === PROTO_ICMP || p === PROTO_ICMPV6);
+  return set;
+}
+
+/**
+ * Rules that match exactly where couldMatch does, for packets whose protocol
+ * is known (`protocolKnown`) or not, so an indexed matcher can answer
+ * couldMatch without walking every rule: transport fields and flow state are
+ * cleared, and a rule that needs a protocol for them is split into one copy
+ * per protocol it allows. origin[k] is the index in `rules` copy k came from;
+ * copies keep the rules' order.
+ */
+export function transportBlindRules(rules: readonly ResolvedRule[], protocolKnown: boolean): { rules: ResolvedRule[]; origin: Int32Array } {
+  const out: ResolvedRule[] = [];
+  const origin: number[] = [];
+  rules.forEach((r, k) => {
+    const blind = { sport: null, dport: null, tcpFlags: null, icmpType: null, icmpCode: null, state: null };
+    for (const protocol of protocolKnown ? possibleProtocols(r) : [null]) {
+      out.push(Object.assign({}, r, blind, { protocol }));
+      origin.push(k);
+    }
+  });
+  return { rules: out, origin: Int32Array.from(origin) };
 }

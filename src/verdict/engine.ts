@@ -212,6 +212,10 @@ export class VerdictEngine {
         if (d.status[i] !== DecodeStatus.Ok) {
           c[C_MALFORMED]++;
           this.flowState[i] = 0;
+        } else if (d.hidden[i] !== 0) {
+          // A fragment that may rewrite its transport header must not create
+          // or advance a flow on the strength of that header.
+          this.flowState[i] = 0;
         } else if (usesState) {
           // Classified just before its own match, so a reply later in the
           // same batch sees the flow its request created.

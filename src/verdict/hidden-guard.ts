@@ -3,31 +3,49 @@
 // placed before the rule or default that would accept it could have matched
 // it. Without this, the rules skip every port/flag/type rule for such a
 // packet and the accept that follows is exactly what the attacker wanted.
-// Only hidden packets come here, so its linear walk costs ordinary traffic
-// nothing; it allocates nothing either.
-import { couldMatch } from '../rules/could-match';
-import { MatchInput, ResolvedRule } from '../rules/linear';
+//
+// Hidden packets are the attacker's to send, so the question "could any drop
+// rule have matched?" must not cost a walk over every rule: it is answered by
+// the same indexed matcher as the rules, over copies of the drop and reject
+// rules with the unseen fields cleared (transportBlindRules). Those matchers
+// are built on the first hidden packet after a rule set arrives, so ordinary
+// traffic never pays for them.
+import { transportBlindRules, protocolUnknown } from '../rules/could-match';
+import { L3Bits } from '../packet/decoded';
+import { MatchInput, Matcher, ResolvedRule } from '../rules/linear';
+import { createMatcher } from '../rules/matcher';
 import { RuleSet } from '../rules/types';
 
 /** drop: hidden packets that a drop/reject rule could have matched are dropped; policy: the rules and default decide as usual. */
 export type MalformedPolicy = 'drop' | 'policy';
 export const MALFORMED_POLICIES: readonly MalformedPolicy[] = ['drop', 'policy'];
 
+interface BlindMatcher {
+  matcher: Matcher;
+  /** Rule index in the full rule set of each blind copy. */
+  origin: Int32Array;
+}
+
 export class HiddenGuard {
-  private rules: readonly ResolvedRule[] = [];
-  /** Indexes of drop and reject rules, ascending. */
+  private stopperRules: readonly ResolvedRule[] = [];
+  /** Index in the full rule set of each drop or reject rule, ascending. */
   private stoppers = new Int32Array(0);
   /** 1 where the rule accepts. */
   private accepts = new Uint8Array(0);
   private defaultAccepts = true;
+  private known: BlindMatcher | null = null;
+  private unknown: BlindMatcher | null = null;
 
   constructor(private readonly policy: MalformedPolicy) {}
 
   setRules(rs: RuleSet, resolved: readonly ResolvedRule[]): void {
-    this.rules = resolved;
-    this.stoppers = Int32Array.from(rs.rules.flatMap((r, k) => (r.action === 'drop' || r.action === 'reject' ? [k] : [])));
+    const stoppers = rs.rules.flatMap((r, k) => (r.action === 'drop' || r.action === 'reject' ? [k] : []));
+    this.stoppers = Int32Array.from(stoppers);
+    this.stopperRules = stoppers.map((k) => resolved[k]);
     this.accepts = Uint8Array.from(rs.rules, (r) => (r.action === 'accept' ? 1 : 0));
     this.defaultAccepts = rs.default === 'accept';
+    this.known = null;
+    this.unknown = null;
   }
 
   /**
@@ -38,11 +56,22 @@ export class HiddenGuard {
   overrules(m: MatchInput, i: number, decided: number): number {
     if (this.policy !== 'drop') return -1;
     if (decided >= 0 ? this.accepts[decided] === 0 : !this.defaultAccepts) return -1;
-    const limit = decided >= 0 ? decided : this.rules.length;
     const s = this.stoppers;
-    for (let k = 0; k < s.length && s[k] < limit; k++) {
-      if (couldMatch(this.rules[s[k]], m, i)) return s[k];
-    }
-    return -1;
+    if (s.length === 0) return -1;
+    const limit = decided >= 0 ? decided : this.accepts.length;
+    // Without addresses only the kernel's metadata is known; such a packet
+    // (which the kernel's own IP checks should already have stopped) is held
+    // by the first drop rule that comes before the accept.
+    if (!(m.d.l3[i] & L3Bits.Addresses)) return s[0] < limit ? s[0] : -1;
+    const b = protocolUnknown(m, i) ? (this.unknown ??= this.build(false)) : (this.known ??= this.build(true));
+    const k = b.matcher.match(m, i, 0);
+    if (k < 0) return -1;
+    const rule = s[b.origin[k]];
+    return rule < limit ? rule : -1;
+  }
+
+  private build(protocolKnown: boolean): BlindMatcher {
+    const blind = transportBlindRules(this.stopperRules, protocolKnown);
+    return { matcher: createMatcher(blind.rules), origin: blind.origin };
   }
 }

@@ -220,7 +220,15 @@ describe('decodePacket: transport headers out of sight', () => {
     const [c0, c1] = fragment6(chained, [256, 64]);
     const r = dec(c0);
     assert.deepEqual([r.hidden, r.protoKnown], [Hidden.TinyFragment, false], 'the chain does not end in the first fragment');
-    assert.equal(dec(c1).hidden, Hidden.None, 'a later fragment names the destination options header: nothing to overlap that it can know of');
+    assert.equal(dec(c1).hidden, Hidden.FragmentOverlap, 'offset 256 may still land on a chain the first fragment carries');
+    // A later fragment's next header is ignored by reassembly, so claiming
+    // UDP (or anything without a header worth overlapping) does not help.
+    const claimsUdp = Buffer.from(f1);
+    claimsUdp[40] = 17;
+    const u = dec(claimsUdp);
+    assert.deepEqual([u.hidden, d.proto[0]], [Hidden.FragmentOverlap, 17]);
+    const big = fragment6(buildPacket({ ...syn6, payloadLen: 1400 }), [1232, 188]);
+    assert.equal(dec(big[1]).hidden, Hidden.None, 'offset 1232, where fragments at the minimum MTU start, is past anything a first fragment holds');
     const ok = fragment6(buildPacket({ ...syn6, payloadLen: 64 }), [24, 60]);
     assert.deepEqual([dec(ok[0]).hidden, d.dport[0]], [Hidden.None, 23]);
   });

@@ -12,6 +12,7 @@ import { couldMatch } from '../../src/rules/could-match';
 import { MatchInput, ruleMatches } from '../../src/rules/linear';
 import { anyRule, Rule, RuleSet } from '../../src/rules/types';
 import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine } from '../../src/verdict/engine';
+import { HiddenGuard } from '../../src/verdict/hidden-guard';
 import { fragment4, fragment6, withExtensions } from '../helpers/evasive-packets';
 
 /** Every way this suite hides the transport header of a packet, each with the reason the decoder must give. */
@@ -76,6 +77,69 @@ describe('hidden transport headers', () => {
       }
     }
     assert.ok(checked > 500, `enough matching pairs were checked (${checked})`);
+  });
+
+  it('the indexed guard names the same drop rule as a walk over every rule would', () => {
+    // The walk is the specification (couldMatch on each drop or reject rule
+    // before the accept); the guard answers from matchers over blind copies.
+    const d = createDecodedBatch(1);
+    const m: MatchInput = { d, inIfindex: Uint32Array.of(2), outIfindex: Uint32Array.of(3), hook: Uint32Array.of(2), flowState: new Uint8Array(1) };
+    let named = 0;
+    let compared = 0;
+    for (let seed = 1; seed <= 12; seed++) {
+      const rng = new Rng(seed * 31);
+      const rs = ruleSet(seed);
+      // Some rules only for an interface, a hook, a family, or a protocol
+      // that cannot carry their ports, flags or ICMP types.
+      for (const r of rs.rules) {
+        const k = rng.int(0, 11);
+        if (k === 0) r.in = 'eth2';
+        else if (k === 1) r.out = 'eth9';
+        else if (k === 2) r.hook = 1;
+        else if (k === 3) r.family = 6;
+        else if (k === 4 && r.dport) r.protocol = 1;
+        else if (k === 5) Object.assign(r, { protocol: null, tcpFlags: { mask: 0x3f, set: 0x29 } });
+        else if (k === 6) Object.assign(r, { protocol: null, icmpType: 13 });
+      }
+      const idx: Record<string, number> = { eth2: 2, eth9: 9 };
+      const res = rs.rules.map((r) => resolved(r, r.in === null ? 0 : idx[r.in], r.out === null ? 0 : idx[r.out]));
+      const guard = new HiddenGuard('drop');
+      guard.setRules(rs, res);
+      const walk = (decided: number): number => {
+        if (decided >= 0 && rs.rules[decided].action !== 'accept') return -1;
+        const limit = decided >= 0 ? decided : res.length;
+        for (let k = 0; k < limit; k++) if ((res[k].action === 'drop' || res[k].action === 'reject') && couldMatch(res[k], m, 0)) return k;
+        return -1;
+      };
+      for (const spec of generatePackets(res, 60, seed + 900, 0.7)) {
+        for (const v of hiddenVariants({ ...spec, payloadLen: 48 })) {
+          decodePacket(v.bytes, 0, v.cap, 0, d);
+          for (const decided of [-1, ...rs.rules.flatMap((r, k) => (r.action === 'accept' ? [k] : []))]) {
+            const want = walk(decided);
+            assert.equal(guard.overrules(m, 0, decided), want, `${v.name} of ${JSON.stringify(spec)}, accepted by ${decided}`);
+            compared++;
+            if (want >= 0) named++;
+          }
+        }
+      }
+    }
+    assert.ok(compared > 2000 && named > 300, `enough answers compared (${compared}, ${named} naming a rule)`);
+  });
+
+  it('an IPv6 fragment that overlaps cannot choose its protocol to dodge a port rule', () => {
+    const rs: RuleSet = { lock: false, default: 'accept', rules: [Object.assign(anyRule('telnet', 'drop'), { protocol: 6, dport: [{ lo: 23, hi: 23 }] })], origin: { file: 't', format: 'native', sha256: '' } };
+    const guard = new HiddenGuard('drop');
+    guard.setRules(rs, rs.rules.map((r) => resolved(r)));
+    const d = createDecodedBatch(1);
+    const m: MatchInput = { d, inIfindex: new Uint32Array(1), outIfindex: new Uint32Array(1), hook: Uint32Array.of(2), flowState: new Uint8Array(1) };
+    const [, second] = fragment6(buildPacket({ src: 'fd00::1', dst: 'fd00::2', proto: 6, sport: 1000, dport: 23, tcpFlags: 0x02, payloadLen: 48 }), [8, 60]);
+    for (const claimed of [6, 17, 58, 59]) {
+      const f = Buffer.from(second);
+      f[40] = claimed;
+      decodePacket(f, 0, f.length, 0, d);
+      assert.equal(d.hidden[0], Hidden.FragmentOverlap);
+      assert.equal(guard.overrules(m, 0, -1), 0, `next header ${claimed} in a later fragment`);
+    }
   });
 
   it('a packet dropped or rejected whole is never accepted through a hiding trick', () => {
