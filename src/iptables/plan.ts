@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../config/paths';
 import { blockSets, BlockSet, setPrefixFor } from '../blocks/ipset';
+import { formatPrefix, parsePrefix } from '../rules/address';
 
 export type Hook = 'forward' | 'input' | 'both';
 export type Family = 'ipv4' | 'ipv6';
@@ -128,6 +129,31 @@ export function cidrFamily(cidr: string): Family {
   return v === 4 ? 'ipv4' : 'ipv6';
 }
 
+/**
+ * The form `iptables -S` prints a CIDR back in (host bits cleared, the
+ * length always given, IPv6 compressed), so the chain nfips installs reads
+ * back exactly as planned and the watchdog does not see "10.0.0.1" vs
+ * "10.0.0.1/32" as damage to repair every check.
+ */
+export function canonicalCidr(cidr: string): string {
+  cidrFamily(cidr);
+  const p = parsePrefix(cidr);
+  if (p === null) throw new Error(`invalid exclude CIDR "${cidr}"`);
+  // iptables drops "-s 0.0.0.0/0" altogether, and it would exempt all traffic.
+  if (p.bits === 0) throw new Error(`invalid exclude CIDR "${cidr}": a /0 would exempt every packet from nfips`);
+  const w = p.words;
+  // glibc's inet_ntop writes IPv4-mapped (::ffff:a.b.c.d) and -compatible
+  // (::a.b.c.d) addresses with a dotted tail; ip6tables prints through it.
+  const mapped = w[2] === 0xffff;
+  const compatible = w[2] === 0 && w[3] >>> 16 !== 0;
+  if (p.family === 6 && w[0] === 0 && w[1] === 0 && (mapped || compatible)) {
+    const v4 = `${w[3] >>> 24}.${(w[3] >>> 16) & 255}.${(w[3] >>> 8) & 255}.${w[3] & 255}`;
+    return `::${mapped ? 'ffff:' : ''}${v4}/${p.bits}`;
+  }
+  const text = formatPrefix(p);
+  return text.includes('/') ? text : `${text}/${p.bits}`;
+}
+
 /** Fills defaults and rejects values iptables would refuse (or silently misread). */
 export function resolvePlanOptions(o: IptablesPlanOptions): ResolvedPlanOptions {
   const chain = o.chain ?? DEFAULT_CHAIN;
@@ -148,7 +174,7 @@ export function resolvePlanOptions(o: IptablesPlanOptions): ResolvedPlanOptions 
   if (families.length === 0 || o.families.some((f) => !ALL_FAMILIES.includes(f))) {
     throw new Error(`invalid families [${o.families.join(', ')}]: use ipv4 and/or ipv6`);
   }
-  o.exclude.forEach(cidrFamily);
+  const exclude = [...new Set(o.exclude.map(canonicalCidr))];
   const rejectMark = o.rejectMark ?? DEFAULT_REJECT_MARK;
   if (!isIntIn(rejectMark.value, 1, U32_MAX) || !isIntIn(rejectMark.mask, 1, U32_MAX) || (rejectMark.mask & mask) !== 0) {
     throw new Error(`invalid reject mark ${formatMark(rejectMark)}: need a non-zero value and a mask that shares no bit with the repeat mark`);
@@ -160,7 +186,7 @@ export function resolvePlanOptions(o: IptablesPlanOptions): ResolvedPlanOptions 
     hook: o.hook,
     mark: { value, mask },
     failClosed: o.failClosed,
-    exclude: [...o.exclude],
+    exclude,
     families,
     chain,
     rejectMark: { ...rejectMark },

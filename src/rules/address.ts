@@ -11,6 +11,16 @@ function wordsOf(bytes: number[]): [number, number, number, number] {
   return w;
 }
 
+/**
+ * IPv6 text with a dotted IPv4 tail in plain hex groups: ipaddr.js reads
+ * "::1.2.3.4" as "::ffff:1.2.3.4", a different address. The WHATWG URL
+ * parser (RFC 4291 2.2) reads it right; invalid text throws.
+ */
+function embeddedV4(addr: string): string {
+  if (!addr.includes(':') || !addr.includes('.')) return addr;
+  return new URL(`http://[${addr}]/`).hostname.slice(1, -1);
+}
+
 /** Parses "192.0.2.0/24", "2001:db8::/32" or a bare address. Returns null if invalid. */
 export function parsePrefix(text: string): Prefix | null {
   try {
@@ -18,10 +28,11 @@ export function parsePrefix(text: string): Prefix | null {
     let bits: number;
     if (text.includes('/')) {
       if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(text)) return null;
-      [addr, bits] = ipaddr.parseCIDR(text);
+      const [a, b] = text.split('/');
+      [addr, bits] = ipaddr.parseCIDR(`${embeddedV4(a)}/${b}`);
     } else {
       if (!ipaddr.isValid(text)) return null;
-      addr = ipaddr.parse(text);
+      addr = ipaddr.parse(embeddedV4(text));
       bits = addr.kind() === 'ipv4' ? 32 : 128;
     }
     // ipaddr.js also accepts shorthand like "10.1" for IPv4; operators mean dotted quads.

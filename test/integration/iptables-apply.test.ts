@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Family, IptablesPlan, JumpRule, QueueTable, bodyLines, buildPlan, defaultPlanOptions, queueTable, ruleLine } from '../../src/iptables/plan';
+import { inspectTable } from '../../src/iptables/chain-check';
 import { IptablesBinaries, install, iptablesAvailable, readCounters, remove, renderPlanText } from '../../src/iptables/apply';
 
 const execFileP = promisify(execFile);
@@ -132,6 +133,20 @@ test('iptables install/remove in a network namespace', async (t) => {
         assert.deepEqual(r.map((x) => x.target), ['REJECT', 'REJECT']);
         assert.match(r[0]?.extra ?? '', /mark match 0x2\/0x2.*reject-with tcp-reset/);
       }
+    });
+
+    await t.test('excludes written in any form read back as planned, so the watchdog sees no damage', async () => {
+      // Each of these reads back differently from how it was typed.
+      const odd = planFor({ exclude: ['10.9.1.2/16', '10.8.0.1', 'FD09:0:0::/32', '::1.2.3.4', '::ffff:10.7.0.0/112', '10.8.0.1/32'] });
+      await install(odd, bins);
+      await assertInstalled(odd);
+      for (const fp of odd.families) {
+        for (const tp of fp.tables) {
+          const listing = await ipt(fp.family, '-t', tp.table, '-v', '-S');
+          assert.deepEqual(inspectTable(fp, tp, listing).damage, [], `${fp.family} ${tp.table}`);
+        }
+      }
+      await install(plan, bins);
     });
 
     await t.test('changing options (hook forward, one queue, fail-closed, --table filter and back) replaces the old install', async () => {

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   IptablesPlan,
@@ -7,6 +7,8 @@ import {
   Family,
   bodyLines,
   buildPlan,
+  canonicalCidr,
+  resolvePlanOptions,
   defaultPlanOptions,
   queueTable,
   readTemplate,
@@ -136,8 +138,8 @@ test('exclude CIDRs go to their own family, source and destination, before the q
     '-A NFIPS -m mark --mark 0x1/0x1 -m comment --comment nfips -j RETURN',
     '-A NFIPS -s 10.0.0.0/8 -m comment --comment nfips -j RETURN',
     '-A NFIPS -d 10.0.0.0/8 -m comment --comment nfips -j RETURN',
-    '-A NFIPS -s 192.0.2.1 -m comment --comment nfips -j RETURN',
-    '-A NFIPS -d 192.0.2.1 -m comment --comment nfips -j RETURN',
+    '-A NFIPS -s 192.0.2.1/32 -m comment --comment nfips -j RETURN',
+    '-A NFIPS -d 192.0.2.1/32 -m comment --comment nfips -j RETURN',
     ...blockLines('NFIPS', 'ipv4'),
     '-A NFIPS -m comment --comment nfips -j NFQUEUE --queue-num 0 --queue-bypass',
   ]);
@@ -302,4 +304,33 @@ test('counter parsing: iptables-nft v4 and legacy ip6tables (blank opt column)',
     [2, 5, 'NFQUEUE', 'eth0', '::/0', '::/0'],
   ]);
   assert.deepEqual(parseCounters('Chain NFIPS (0 references)\n    pkts      bytes target     prot opt in     out     source               destination\n'), []);
+});
+
+describe('excludes in the form iptables prints them', () => {
+  it('host bits cleared, the length always given, IPv6 compressed, IPv4 tails as glibc writes them', () => {
+    // Each pair was read back from `iptables -S` / `ip6tables -S` on Debian 12.
+    const seen: [string, string][] = [
+      ['10.0.0.1', '10.0.0.1/32'],
+      ['10.1.2.3/8', '10.0.0.0/8'],
+      ['FD00::1', 'fd00::1/128'],
+      ['fd00:0:0:0::/64', 'fd00::/64'],
+      ['2001:db8:0:0:1:0:0:0/80', '2001:db8:0:0:1::/80'],
+      ['::ffff:1.2.3.4', '::ffff:1.2.3.4/128'],
+      ['::ffff:1.2.3.4/96', '::ffff:0.0.0.0/96'],
+      ['::1.2.3.4', '::1.2.3.4/128'],
+      ['::1', '::1/128'],
+      ['fe80::/10', 'fe80::/10'],
+    ];
+    for (const [typed, printed] of seen) assert.equal(canonicalCidr(typed), printed, typed);
+  });
+
+  it('a /0 is refused: iptables would drop the match and exempt everything', () => {
+    assert.throws(() => canonicalCidr('0.0.0.0/0'), /\/0 would exempt every packet/);
+    assert.throws(() => canonicalCidr('::/0'), /\/0/);
+  });
+
+  it('the plan lists each exclude once, canonical', () => {
+    const o = resolvePlanOptions({ ...defaultPlanOptions(), exclude: ['10.0.0.1', '10.0.0.1/32', 'FD00::/8'] });
+    assert.deepEqual(o.exclude, ['10.0.0.1/32', 'fd00::/8']);
+  });
 });
