@@ -28,7 +28,7 @@ const FAILURE_REPEAT_MS = 60_000;
 export interface Observation {
   at: number;
   damage: Damage[];
-  /** NFQUEUE rule packets per family; null when the queueing chain could not be read or is missing. */
+  /** NFQUEUE rule packets per family; null when the queueing chain is missing, absent when it could not be read. */
   queued: Partial<Record<Family, number | null>>;
   /** Listings that could not be read (iptables or ipset failed). */
   errors: string[];
@@ -149,7 +149,8 @@ export class ChainWatchdog {
         const r = await run(iptablesCommand(fp.family, bins, ['-v', '-S'], tp.table));
         if (r.code !== 0) {
           obs.errors.push(`${key(fp.family, tp.table)}: ${(r.stderr || r.error || `exit ${r.code}`).trim()}`);
-          if (tp.queues) obs.queued[fp.family] = null;
+          // Unreadable is not gone: the counter runs on, and counting it
+          // as reset would add it twice at the next reading.
           continue;
         }
         obs.saves.set(key(fp.family, tp.table), r.stdout);

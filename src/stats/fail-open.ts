@@ -89,7 +89,8 @@ export class FailOpenMonitor {
 
   /**
    * Takes the NFQUEUE rule counters just read (null: that family's chain is
-   * missing or unreadable, its count so far is kept), then the received and
+   * missing, its count so far is kept and a new chain starts from 0; absent:
+   * not read this time, nothing changes), then the received and
    * waiting counts, in that order: a packet counted by the rule is by then
    * received, waiting, or never verdicted.
    */

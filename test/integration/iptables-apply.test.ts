@@ -2,7 +2,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { ChainWatchdog } from '../../src/iptables/watchdog';
+import { FailOpenMonitor } from '../../src/stats/fail-open';
 import { Family, IptablesPlan, JumpRule, QueueTable, bodyLines, buildPlan, defaultPlanOptions, queueTable, ruleLine } from '../../src/iptables/plan';
 import { inspectTable } from '../../src/iptables/chain-check';
 import { IptablesBinaries, install, iptablesAvailable, readCounters, remove, renderPlanText } from '../../src/iptables/apply';
@@ -147,6 +152,37 @@ test('iptables install/remove in a network namespace', async (t) => {
         }
       }
       await install(plan, bins);
+    });
+
+    await t.test('a listing that fails once does not count the queued packets twice', async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'nfips-ipt-'));
+      const flag = path.join(dir, 'fail');
+      const wrapper = path.join(dir, 'iptables');
+      // Fails while the flag file exists, as a busy xtables lock or an OOM would.
+      writeFileSync(wrapper, `#!/bin/sh\n[ -e ${flag} ] && { echo "flaky listing" >&2; exit 4; }\nexec iptables "$@"\n`, { mode: 0o755 });
+      const monitor = new FailOpenMonitor({ failClosed: false, log: { event: () => undefined }, received: () => 0, waiting: () => 0 });
+      const dog = new ChainWatchdog({ plan, bins: { ...bins, iptables: wrapper }, log: { event: () => undefined }, blocks: () => [], onObservation: (o) => monitor.observe(o.queued) });
+      try {
+        // Give the IPv4 NFQUEUE rule a count, as traffic would (iptables -R -c
+        // sets a rule's counters; ip6tables-nft 1.8.9 ignores -c, so IPv4 only).
+        const fp = plan.families.find((f) => f.family === 'ipv4');
+        const tp = fp?.tables.find((x) => x.queues);
+        assert.ok(fp && tp);
+        const body = bodyLines(tp, fp.chain);
+        await ipt('ipv4', '-t', tp.table, '-R', fp.chain, String(body.length), '-c', '50', '5000', ...(body.at(-1) ?? '').split(' ').slice(2));
+        await dog.check();
+        const counted = monitor.queued;
+        assert.equal(counted, 50, `the NFQUEUE rule's count: ${JSON.stringify(dog.last?.queued)} ${dog.last?.errors}`);
+        writeFileSync(flag, '');
+        await dog.check();
+        assert.ok((dog.last?.errors ?? []).some((e) => /flaky listing/.test(e)), 'the failed listing is reported');
+        rmSync(flag);
+        await dog.check();
+        assert.equal(monitor.queued, counted, 'the counter is the same one, read again');
+      } finally {
+        await dog.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     await t.test('changing options (hook forward, one queue, fail-closed, --table filter and back) replaces the old install', async () => {
