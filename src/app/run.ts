@@ -6,7 +6,7 @@ import { RunOptions, WINDOW_DEFAULTS } from '../config/run-options';
 import { Detector, DetectorQueueStats } from '../detect/detector';
 import { loadModel, Model } from '../detect/model';
 import { FeatureSettings } from '../queue/messages';
-import { install, IptablesBinaries, iptablesAvailable, remove } from '../iptables/apply';
+import { install, IptablesBinaries, iptablesAvailable, remove, stopQueueing } from '../iptables/apply';
 import { buildPlan, Family, IptablesPlan } from '../iptables/plan';
 import { createEventLog, EventLog } from '../log/event-log';
 import { NF_DROP, NF_REPEAT } from '../queue/native';
@@ -530,7 +530,14 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       await blocks.close();
       await reportBlocks(true).catch(() => undefined);
       let code = EXIT_OK;
-      // Unhook first so no new packet is queued, then drain and unbind.
+      // Stop queueing first, then drain and unbind while the REJECT rules
+      // still stand for the verdicts on the way, then remove the rest.
+      try {
+        await stopQueueing(plan, bins);
+      } catch (e) {
+        log.event('iptables_remove_failed', { error: (e as Error).message, hint: 'packets are still queued; the queues are drained and the chain removed next' }, 'warn');
+      }
+      await sup.stop();
       try {
         const removed = await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins);
         log.event('iptables_removed', {
@@ -543,7 +550,6 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
         log.event('iptables_remove_failed', { error: (e as Error).message, hint: 'run "nfips iptables remove"' }, 'error');
       }
       await control?.close();
-      await sup.stop();
       stats.report(true);
       await learning?.close();
       await detector?.close();

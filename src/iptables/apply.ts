@@ -356,6 +356,26 @@ export async function remove(opts: RemoveOptions = {}, bins: IptablesBinaries = 
   return { chain, families };
 }
 
+/**
+ * Deletes only the NFQUEUE rule of each family's queueing chain, the first
+ * step of a shutdown: no new packet is queued, while the REJECT rules and
+ * the repeat-mark RETURN stay for the packets still in the queue, whose
+ * verdicts (rejects included) come back once nfips drains it. Removing the
+ * chains first would turn those rejects into accepts. A rule already gone is
+ * fine; other failures are collected and thrown after every family was tried.
+ */
+export async function stopQueueing(plan: IptablesPlan, bins: IptablesBinaries = DEFAULT_BINARIES): Promise<void> {
+  const errors: string[] = [];
+  for (const fp of plan.families) {
+    const tp = queueTable(fp);
+    const rule = tp.body.find((spec) => targetOf(spec) === 'NFQUEUE');
+    if (!rule) continue;
+    const r = await run(iptablesCommand(fp.family, bins, ['-D', fp.chain, ...rule], tp.table));
+    if (r.code !== 0 && !/does a matching rule exist|No chain\/target\/match|does not exist/i.test(r.stderr)) errors.push(`${fp.family}: ${(r.stderr || r.error || `exit ${r.code}`).trim()}`);
+  }
+  if (errors.length > 0) throw new IptablesError(`could not stop queueing: ${errors.join('; ')}`);
+}
+
 export function describeRemoval(s: RemovalSummary): string {
   return s.families
     .map((f) => {

@@ -237,8 +237,16 @@ export const queueRule: BodyPart = (o) => {
 // come after it and the excludes (never blocked anyway), so a packet nfips
 // already accepted does not pay the set lookups again on re-entry.
 export const BODY_PARTS: readonly BodyPart[] = [rejectRules, repeatMarkReturn, excludeReturns, blockDrops, queueRule];
-/** Queueing from mangle: the same without the REJECT rules, which only the filter table allows. */
-export const MANGLE_BODY_PARTS: readonly BodyPart[] = [repeatMarkReturn, excludeReturns, blockDrops, queueRule];
+/**
+ * From mangle, a packet nfips rejected leaves the mangle table at once
+ * (ACCEPT ends only this table's hook): otherwise an operator's later
+ * MARK or CONNMARK --restore-mark rule could overwrite the reject bit, and
+ * filter, not seeing it, would pass what nfips rejected.
+ */
+export const rejectHold: BodyPart = (o) => [tagged(['-m', 'mark', '--mark', formatMark(o.rejectMark)], ['-j', 'ACCEPT'])];
+
+/** Queueing from mangle: the REJECT rules live in filter, the only table that allows them; here the mark is held for them. */
+export const MANGLE_BODY_PARTS: readonly BodyPart[] = [rejectHold, repeatMarkReturn, excludeReturns, blockDrops, queueRule];
 
 export function chainBody(o: ResolvedPlanOptions, family: Family, parts: readonly BodyPart[] = BODY_PARTS): RuleSpec[] {
   return parts.flatMap((part) => part(o, family));

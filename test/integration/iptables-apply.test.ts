@@ -102,8 +102,8 @@ test('iptables install/remove in a network namespace', async (t) => {
     await t.test('install creates the chain and one jump at position 1 (ipv4 and ipv6)', async () => {
       const s = await install(plan, bins);
       assert.deepEqual(s.families.map((f) => [f.family, f.rules, f.jumps.join(','), f.table]), [
-        ['ipv4', 11, 'FORWARD,INPUT', 'mangle'],
-        ['ipv6', 11, 'FORWARD,INPUT', 'mangle'],
+        ['ipv4', 12, 'FORWARD,INPUT', 'mangle'],
+        ['ipv6', 12, 'FORWARD,INPUT', 'mangle'],
       ]);
       await assertInstalled(plan);
       assert.deepEqual(await setNames(), ['nfips-icmp4', 'nfips-icmp6', 'nfips-src4', 'nfips-src6', 'nfips-svc4', 'nfips-svc6', 'nfips-tcp4', 'nfips-tcp6', 'nfips-udp4', 'nfips-udp6']);
@@ -127,13 +127,14 @@ test('iptables install/remove in a network namespace', async (t) => {
     await t.test('counters are readable per rule', async () => {
       for (const fp of plan.families) {
         const c = await readCounters(fp.family, bins, 'NFIPS', 'mangle');
-        assert.deepEqual(c.map((r) => r.target), ['RETURN', 'RETURN', 'RETURN', 'DROP', 'DROP', 'DROP', 'DROP', 'DROP', 'NFQUEUE']);
+        assert.deepEqual(c.map((r) => r.target), ['ACCEPT', 'RETURN', 'RETURN', 'RETURN', 'DROP', 'DROP', 'DROP', 'DROP', 'DROP', 'NFQUEUE']);
         assert.ok(c.every((r) => r.packets === 0 && r.bytes === 0));
-        assert.match(c[0]?.extra ?? '', /mark match 0x1\/0x1/);
-        assert.equal(c[1]?.source, fp.family === 'ipv4' ? '10.9.0.0/16' : 'fd09::/32');
-        assert.match(c[3]?.extra ?? '', /match-set nfips-src[46] src/);
-        assert.match(c[7]?.extra ?? '', /match-set nfips-svc[46] src,dst/);
-        assert.match(c[8]?.extra ?? '', /NFQUEUE balance 0:3 bypass/);
+        assert.match(c[0]?.extra ?? '', /mark match 0x2\/0x2/);
+        assert.match(c[1]?.extra ?? '', /mark match 0x1\/0x1/);
+        assert.equal(c[2]?.source, fp.family === 'ipv4' ? '10.9.0.0/16' : 'fd09::/32');
+        assert.match(c[4]?.extra ?? '', /match-set nfips-src[46] src/);
+        assert.match(c[8]?.extra ?? '', /match-set nfips-svc[46] src,dst/);
+        assert.match(c[9]?.extra ?? '', /NFQUEUE balance 0:3 bypass/);
         const r = await readCounters(fp.family, bins, 'NFIPS', 'filter');
         assert.deepEqual(r.map((x) => x.target), ['REJECT', 'REJECT']);
         assert.match(r[0]?.extra ?? '', /mark match 0x2\/0x2.*reject-with tcp-reset/);
@@ -204,8 +205,8 @@ test('iptables install/remove in a network namespace', async (t) => {
     await t.test('remove deletes chain and jumps, keeps the operator rule; removing twice is fine', async () => {
       const s = await remove({}, bins);
       assert.deepEqual(s.families.map((f) => [f.family, f.jumpsRemoved.length, f.chainRemoved, f.rulesRemoved]), [
-        ['ipv4', 4, true, 11],
-        ['ipv6', 4, true, 11],
+        ['ipv4', 4, true, 12],
+        ['ipv6', 4, true, 12],
       ]);
       await assertClean(['ipv4', 'ipv6']);
       assert.deepEqual(await setNames(), [], 'block sets destroyed');

@@ -88,6 +88,21 @@ test('rules on the real kernel path', { timeout: 300_000 }, async (t: TestContex
       assert.equal(rs.rules_total, 5, 'stats events carry the per-rule counters');
     });
 
+    await t.test("a reject stays a reject when the operator's mangle rules rewrite the mark", async () => {
+      // What a policy-routing or QoS set-up does after nfips' jump: the whole mark replaced.
+      await topo.exec(topo.gateway, 'iptables', ['-w', '-t', 'mangle', '-A', 'FORWARD', '-j', 'MARK', '--set-xmark', '0x10/0xffffffff']);
+      try {
+        assert.equal(await tcpConnect(topo, 2323), 'refused', 'still answered by a reset, not let through to the echo server');
+        assert.equal(await udpProbe(topo, 9999), 'unreachable');
+        assert.equal(await udpProbe(topo, 7), 'reply', 'other traffic passes the rewrite as before');
+        const listed = (await topo.exec(topo.gateway, 'iptables', ['-w', '-t', 'mangle', '-v', '-S', 'FORWARD'])).stdout;
+        const counted = /-c (\d+) \d+ -j MARK/.exec(listed);
+        assert.ok(counted && Number(counted[1]) > 0, `the rewrite ran on the packets it saw: ${listed}`);
+      } finally {
+        await topo.exec(topo.gateway, 'iptables', ['-w', '-t', 'mangle', '-D', 'FORWARD', '-j', 'MARK', '--set-xmark', '0x10/0xffffffff']);
+      }
+    });
+
     await t.test('hot reload under traffic changes a verdict without disturbing other flows', async () => {
       const chatter = topo.spawn(topo.client, process.execPath, [CHATTER, topo.addr.server4, '9', '6']);
       let chat = '';

@@ -79,9 +79,9 @@ test('a rule missing, reordered or extra in the chain is found and the chain rew
   const body = mangle.body.map((spec) => ruleLine('-A', 'NFIPS', spec));
   const missing = inspectTable(fp, mangle, listing(mangle, { chain: body.slice(0, -1) }));
   assert.deepEqual(missing.damage.map((d) => d.kind), ['chain_rules']);
-  assert.match(missing.damage[0]?.detail ?? '', /rule 7 ".*NFQUEUE.*" missing \(6 of 7 present\)/);
+  assert.match(missing.damage[0]?.detail ?? '', /rule 8 ".*NFQUEUE.*" missing \(7 of 8 present\)/);
   const swapped = [body[1], body[0], ...body.slice(2)] as string[];
-  assert.match(inspectTable(fp, mangle, listing(mangle, { chain: swapped })).damage[0]?.detail ?? '', /rule 1 is ".*match-set nfips-src4.*" instead of ".*--mark 0x1\/0x1.*"/);
+  assert.match(inspectTable(fp, mangle, listing(mangle, { chain: swapped })).damage[0]?.detail ?? '', /rule 1 is ".*--mark 0x1\/0x1.*" instead of ".*--mark 0x2\/0x2.*ACCEPT"/);
   const extra = inspectTable(fp, mangle, listing(mangle, { chain: [...body, '-A NFIPS -j ACCEPT'] }));
   assert.match(extra.damage[0]?.detail ?? '', /1 rule\(s\) too many, first "-A NFIPS -j ACCEPT"/);
   const payload = tableRepairPayload(fp, mangle, listing(mangle, { chain: swapped }), extra.damage);

@@ -96,6 +96,7 @@ test('default (mangle): the queueing chain in mangle without REJECT; a filter ch
     ]);
     assert.deepEqual(jumpLines(fp, filter), ['-I FORWARD 1 -m mark --mark 0x2/0x2 -m comment --comment nfips -j NFIPS']);
     assert.deepEqual(lines(fp, mangle), [
+      '-A NFIPS -m mark --mark 0x2/0x2 -m comment --comment nfips -j ACCEPT',
       '-A NFIPS -m mark --mark 0x1/0x1 -m comment --comment nfips -j RETURN',
       ...blockLines('NFIPS', fp.family),
       '-A NFIPS -m comment --comment nfips -j NFQUEUE --queue-num 0 --queue-bypass',
