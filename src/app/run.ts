@@ -1,7 +1,8 @@
 // `nfips run`: wires rules, queue threads, iptables, stats and signals.
 // Start order is queues first, then iptables, so no packet is sent to a
 // queue nobody listens on; stop order is the reverse.
-import { accessSync, closeSync, constants, mkdirSync, openSync } from 'node:fs';
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { checkAppendable } from '../config/safe-file';
 import { RunOptions, WINDOW_DEFAULTS } from '../config/run-options';
 import { Detector, DetectorQueueStats } from '../detect/detector';
 import { loadModel, Model } from '../detect/model';
@@ -145,10 +146,11 @@ export function detectionSetup(o: RunOptions): DetectionSetup {
   }
   if (o.recordFeatures) {
     // Checked with the other settings, before anything is bound or installed.
+    // As the recorder will open it: no links followed, no FIFO or device.
     try {
-      closeSync(openSync(o.recordFeatures, 'a', 0o640));
+      checkAppendable(o.recordFeatures, '--record-features');
     } catch (e) {
-      throw new Error(`invalid --record-features ${o.recordFeatures}: cannot open it for appending (${(e as Error).message})`);
+      throw new Error(`invalid ${(e as Error).message}`);
     }
   }
   if (o.mode === 'off' && !o.recordFeatures) return { features: null, model: null, learning: null, warnings };

@@ -5,11 +5,11 @@
 // main thread keeps serving), written atomically to <state-dir>/model.json,
 // and from then on nfips runs in the configured mode with it. A restart
 // during learning resumes from the recording: what it holds counts.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { checkAppendable } from '../config/safe-file';
+import { existsSync, mkdirSync } from 'node:fs';
+import { checkAppendable, readFileBounded } from '../config/safe-file';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { describeSchemaErrors, formatJsonProblems, strictAjv, writeFileAtomic } from '../config/json-file';
+import { describeSchemaErrors, formatJsonProblems, parseJsonBounded, strictAjv, writeFileAtomic } from '../config/json-file';
 import { formatDuration } from '../config/duration';
 import { EventLog } from '../log/event-log';
 import { loadModel, Model, saveModel } from './model';
@@ -19,6 +19,8 @@ import type { TrainJob, TrainReply } from './train-worker';
 
 export const LEARNING_FORMAT = 'nfips-learning';
 export const LEARNING_VERSION = 1;
+/** The learning state is a few hundred bytes; anything near this is not ours. */
+const MAX_LEARNING_STATE_BYTES = 1 << 20;
 
 export interface LearningFiles {
   dir: string;
@@ -120,12 +122,16 @@ export function prepareLearning(o: { stateDir: string; learnSeconds: number; win
     done: null,
   };
   if (existsSync(files.state)) {
-    let doc: unknown;
+    let text: string;
     try {
-      doc = JSON.parse(readFileSync(files.state, 'utf8'));
+      // nfips writes it: a link there is not ours.
+      text = readFileBounded(files.state, 'learning state', { maxBytes: MAX_LEARNING_STATE_BYTES, noFollow: true });
     } catch (e) {
-      throw new Error(`${files.state}: at (root): not readable JSON (${(e as Error).message}); remove ${files.dir} to learn from scratch`);
+      throw new Error(`${files.state}: ${(e as Error).message}; remove ${files.dir} to learn from scratch`);
     }
+    const parsed = parseJsonBounded(text);
+    if ('problem' in parsed) throw new Error(`${formatJsonProblems(files.state, [parsed.problem])}\n(remove ${files.dir} to learn from scratch)`);
+    const doc = parsed.doc;
     if (!validate(doc)) throw new Error(`${formatJsonProblems(files.state, describeSchemaErrors(validate.errors ?? [], doc))}\n(remove ${files.dir} to learn from scratch)`);
     const s = doc as LearningDoc;
     if (s.window_seconds !== o.windowSeconds || s.step_seconds !== o.stepSeconds || s.queues !== o.queues) {

@@ -1,7 +1,7 @@
 // --learn: the duration flag, the learning state under --state-dir, resuming
 // from the recording, and refusing a learning that does not match the run.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -66,6 +66,13 @@ describe('learning state', () => {
     assert.throws(() => prepareLearning({ ...base, stateDir }), /learning\.json: at \(root\): missing required field "started_at"/);
     writeFileSync(files.state, JSON.stringify({ format: 'nfips-learning', version: 1, started_at: '2026-01-01T00:00:00Z', duration_s: 60, window_seconds: 60, step_seconds: 1, queues: 2, status: 'done', finished_at: '2026-01-01T01:00:00Z' }));
     assert.throws(() => prepareLearning({ ...base, stateDir }), /its model .*model\.json is gone/);
+    // Bounded like every other JSON input: a located error, not a stack overflow.
+    writeFileSync(files.state, '['.repeat(200_000));
+    assert.throws(() => prepareLearning({ ...base, stateDir }), /learning\.json: at .*nested deeper than/);
+    // nfips writes the state itself: a link put there is refused, not followed.
+    rmSync(files.state);
+    symlinkSync('/etc/passwd', files.state);
+    assert.throws(() => prepareLearning({ ...base, stateDir }), /learning state .*learning\.json.*(link|ELOOP)/);
   });
 
   it('a state directory that cannot take the recording is a start error naming it', () => {

@@ -85,7 +85,7 @@ describe('nfips run options', () => {
     wrongQueues.queues = 5;
     writeFileSync(m, JSON.stringify(wrongQueues));
     assert.match(detectionSetup(resolveRunOptions({ model: m })).warnings.join(), /trained on windows of 5 queue\(s\) and this run has 2/);
-    assert.throws(() => detectionSetup(resolveRunOptions({ mode: 'off', recordFeatures: path.join(dir, 'no', 'dir.jsonl') })), /invalid --record-features .*no\/dir\.jsonl: cannot open it for appending \(ENOENT/);
+    assert.throws(() => detectionSetup(resolveRunOptions({ mode: 'off', recordFeatures: path.join(dir, 'no', 'dir.jsonl') })), /invalid --record-features .*no\/dir\.jsonl: cannot use its directory .*ENOENT/);
     writeFileSync(m, '{"format":"nfips-model"}');
     assert.throws(() => detectionSetup(resolveRunOptions({ model: m })), /m\.json: at/);
   });
