@@ -1,6 +1,6 @@
 // Unix control socket of a running nfips. Mode 0600: only its owner (root or
 // the service user) may reload rules or read counters.
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, Server, Socket } from 'node:net';
 import path from 'node:path';
 import { CONTROL_COMMANDS, ControlRequest, ControlResponse } from './protocol';
@@ -39,7 +39,16 @@ export class ControlServer {
   ) {}
 
   static async listen(file: string, handler: ControlHandler): Promise<ControlServer> {
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o750 });
+    const dir = path.dirname(file);
+    mkdirSync(dir, { recursive: true, mode: 0o750 });
+    // Whoever may write the directory may swap the socket for a link or
+    // their own listener: only a directory others cannot write (or a
+    // sticky one like /tmp, where they cannot touch our entry) will do.
+    const ds = lstatSync(dir);
+    if (!ds.isDirectory()) throw new Error(`control socket ${file}: ${dir} is not a directory`);
+    if ((ds.mode & 0o022) !== 0 && (ds.mode & 0o1000) === 0) {
+      throw new Error(`control socket ${file}: its directory ${dir} is writable by others (mode ${(ds.mode & 0o7777).toString(8)}); use a directory only nfips' user can write`);
+    }
     if (existsSync(file)) {
       if (await inUse(file)) throw new Error(`control socket ${file} is in use: is another nfips running?`);
       unlinkSync(file); // left behind by a crash
@@ -70,7 +79,12 @@ export class ControlServer {
         resolve();
       });
     });
-    chmodSync(file, 0o600);
+    // The umask made it 0600; a chmod by path could follow a link put there meanwhile.
+    const st = lstatSync(file);
+    if (!st.isSocket() || (st.mode & 0o077) !== 0) {
+      server.close();
+      throw new Error(`control socket ${file}: not the socket nfips just created (mode ${(st.mode & 0o7777).toString(8)})`);
+    }
     return new ControlServer(server, file, clients);
   }
 

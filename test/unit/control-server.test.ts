@@ -3,14 +3,14 @@
 // byte at a time cannot push back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createConnection, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { controlRequest } from '../../src/control/client';
 import { CLIENT_DEADLINE_MS, ControlServer, MAX_CLIENTS } from '../../src/control/server';
 
-const dir = mkdtempSync(path.join(tmpdir(), 'wt11b-ctl-'));
+const dir = mkdtempSync(path.join(tmpdir(), 'nfips-ctl-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 function connect(file: string): Promise<Socket> {
@@ -95,4 +95,15 @@ test('a request longer than 4096 bytes is refused and nothing more is read', asy
   } finally {
     await server.close();
   }
+});
+
+test('a directory others can write (not sticky) is refused; a sticky one like /tmp is fine', async () => {
+  const open = path.join(dir, 'open');
+  mkdirSync(open);
+  chmodSync(open, 0o777);
+  await assert.rejects(ControlServer.listen(path.join(open, 'c.sock'), async () => ({})), /its directory .*open is writable by others \(mode 777\)/);
+  chmodSync(open, 0o1777);
+  const s = await ControlServer.listen(path.join(open, 'c.sock'), async () => ({}));
+  assert.equal(statSync(path.join(open, 'c.sock')).mode & 0o777, 0o600);
+  await s.close();
 });
