@@ -17,10 +17,11 @@ import { runTrain } from '../app/train';
 import { runReplay } from '../app/replay';
 import { createEventLog } from '../log/event-log';
 import { runLogs } from './logs';
-import { escapeControl } from '../log/escape';
+import { escapeControl, escapeJsonLine } from '../log/escape';
 
 function die(message: string, code: number): never {
-  process.stderr.write(`nfips: ${message.replace(/\n/g, '\nnfips: ')}\n`);
+  // Messages quote file names, ids and flag values: no escape sequence from them reaches the terminal.
+  process.stderr.write(`nfips: ${message.split('\n').map(escapeControl).join('\nnfips: ')}\n`);
   process.exit(code);
 }
 
@@ -160,7 +161,7 @@ void yargs(hideBin(process.argv))
         (yy) => yy.positional('file', { type: 'string', demandOption: true }).option('rules-format', formatFlag),
         (argv) => {
           const rs = loadOrDie(argv.file, argv.rulesFormat);
-          process.stdout.write(`${argv.file}: OK (${rs.origin.format} format, ${rs.rules.length} rules, default ${rs.default}${rs.lock ? ', LOCKED' : ''})\n`);
+          process.stdout.write(`${escapeControl(argv.file)}: OK (${rs.origin.format} format, ${rs.rules.length} rules, default ${rs.default}${rs.lock ? ', LOCKED' : ''})\n`);
         },
       )
       .command(
@@ -198,7 +199,7 @@ void yargs(hideBin(process.argv))
         (yy) => yy.option('control-socket', controlFlag).option('json', { type: 'boolean', default: false }),
         async (argv) => {
           const s = (await ask(argv.controlSocket, { cmd: 'rules.stats' })) as RuleStats;
-          if (argv.json) process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+          if (argv.json) process.stdout.write(`${escapeJsonLine(JSON.stringify(s, null, 2))}\n`);
           else printRuleStats(s);
         },
       )
@@ -212,7 +213,7 @@ void yargs(hideBin(process.argv))
         (yy) => yy.option('control-socket', controlFlag).option('json', { type: 'boolean', default: false }),
         async (argv) => {
           const list = (await ask(argv.controlSocket, { cmd: 'blocks.list' })) as BlockView[];
-          process.stdout.write(argv.json ? `${JSON.stringify(list, null, 2)}\n` : formatBlocks(list));
+          process.stdout.write(argv.json ? `${escapeJsonLine(JSON.stringify(list, null, 2))}\n` : formatBlocks(list));
         },
       )
       .command(
@@ -248,7 +249,7 @@ void yargs(hideBin(process.argv))
     (y) => y.option('control-socket', controlFlag).option('json', { type: 'boolean', default: false, describe: 'the full status as JSON' }),
     async (argv) => {
       const s = await ask(argv.controlSocket, { cmd: 'status' });
-      process.stdout.write(argv.json ? `${JSON.stringify(s, null, 2)}\n` : formatStatus(s as Parameters<typeof formatStatus>[0]));
+      process.stdout.write(argv.json ? `${escapeJsonLine(JSON.stringify(s, null, 2))}\n` : formatStatus(s as Parameters<typeof formatStatus>[0]));
     },
   )
   .command(

@@ -6,6 +6,7 @@ import { createMatcher } from './matcher';
 import { firstMismatch, MatchInput, resolveRules } from './linear';
 import { PacketDescription } from './packet-text';
 import { RuleSet } from './types';
+import { escapeControl } from '../log/escape';
 
 export interface Explanation {
   verdict: 'accept' | 'drop' | 'reject';
@@ -55,10 +56,10 @@ export function formatExplanation(e: Explanation, verbose: boolean): string {
   if (by === 'lock') lines.push('verdict: drop (lock is on: every packet is dropped)');
   else if (by === 'malformed') lines.push(`verdict: ${e.verdict} (the packet could not be decoded; the default policy applies)`);
   else if (by === 'default') lines.push(`verdict: ${e.verdict} (no rule matched; default policy)`);
-  else lines.push(`verdict: ${e.verdict} by rule #${by.index} "${by.id}"${by.description ? ` (${by.description})` : ''}`);
-  for (const a of e.alerts) lines.push(`alert: rule "${a}" matched and logs an alert`);
+  else lines.push(`verdict: ${e.verdict} by rule #${by.index} "${escapeControl(by.id)}"${by.description ? ` (${escapeControl(by.description)})` : ''}`);
+  for (const a of e.alerts) lines.push(`alert: rule "${escapeControl(a)}" matched and logs an alert`);
   const shown = verbose ? e.skipped : e.skipped.slice(-20);
   if (shown.length < e.skipped.length) lines.push(`(${e.skipped.length - shown.length} earlier non-matching rules not shown; --verbose shows all)`);
-  for (const s of shown) lines.push(`  rule #${s.index} "${s.id}" did not match: ${s.field}`);
+  for (const s of shown) lines.push(`  rule #${s.index} "${escapeControl(s.id)}" did not match: ${s.field}`);
   return lines.join('\n');
 }

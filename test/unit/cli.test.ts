@@ -62,6 +62,22 @@ describe('nfips command line', () => {
     assert.match(bad.err, /"nowhere" is not an address/);
   });
 
+  it('shows control characters from files and flags as escapes, never raw', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-cli-'));
+    const file = path.join(dir, 'forge.json');
+    // A description and an id that would start a fake line or recolour the terminal.
+    writeFileSync(file, JSON.stringify({ default: 'accept', rules: [{ id: 'a\u001b[31mred', action: 'drop', protocol: 'tcp', dport: 23, description: 'x\nverdict: accept by rule #9 "fake"' }] }));
+    const r = nfips('rules', 'test', file, '--packet', 'tcp 10.0.0.5:40000 -> 192.0.2.7:23 flags S');
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out.split('\n').filter((l) => l.startsWith('verdict:')).length, 1, r.out);
+    assert.match(r.out, /"a\\x1b\[31mred" \(x\\nverdict: accept/);
+    assert.doesNotMatch(r.out, /\u001b/);
+    const bad = nfips('rules', 'check', path.join(dir, 'no\u001b[2Jfile.json'));
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /no\\x1b\[2Jfile\.json/);
+    assert.doesNotMatch(bad.err, /\u001b/);
+  });
+
   it('says clearly when no nfips is running', () => {
     const r = nfips('status', '--control-socket', '/nonexistent/nfips.sock');
     assert.equal(r.code, 1);
