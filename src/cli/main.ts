@@ -99,7 +99,7 @@ async function ask(socket: string, req: ControlRequest): Promise<unknown> {
 function printRuleStats(s: RuleStats): void {
   const rows = [...s.rules.map((r, i) => ({ n: `#${i}`, ...r })), { n: '-', id: '(default)', action: s.default.action, packets: s.default.packets, bytes: s.default.bytes }];
   const w = Math.max(8, ...rows.map((r) => escapeControl(r.id).length));
-  process.stdout.write(`rules version ${s.version} from ${s.file} (sha256 ${s.sha256.slice(0, 12)})\n`);
+  process.stdout.write(`rules version ${s.version} from ${escapeControl(s.file)} (sha256 ${s.sha256.slice(0, 12)})\n`);
   process.stdout.write(`${'#'.padEnd(6)} ${'id'.padEnd(w)} ${'action'.padEnd(7)} ${'packets'.padStart(12)} ${'bytes'.padStart(14)}\n`);
   // Rule ids come from the rules file: escaped so one rule stays one line.
   for (const r of rows) process.stdout.write(`${r.n.padEnd(6)} ${escapeControl(r.id).padEnd(w)} ${r.action.padEnd(7)} ${String(r.packets).padStart(12)} ${String(r.bytes).padStart(14)}\n`);
@@ -276,7 +276,7 @@ void yargs(hideBin(process.argv))
         .example('$0 train --features /var/lib/nfips/windows.jsonl --out models/site.json', ''),
     async (argv) => {
       try {
-        await runTrain({ ...argv, rulesFormat: argv.rulesFormat as FormatChoice, command: `nfips ${process.argv.slice(2).join(' ')}` }, (l) => process.stdout.write(`${l}\n`));
+        await runTrain({ ...argv, rulesFormat: argv.rulesFormat as FormatChoice, command: `nfips ${process.argv.slice(2).join(' ')}` }, (l) => process.stdout.write(`${escapeControl(l)}\n`));
       } catch (e) {
         die((e as Error).message, EXIT_CONFIG);
       }
@@ -299,7 +299,7 @@ void yargs(hideBin(process.argv))
       const log = createEventLog({ console: false, stdoutJson: true, level: 'info', clock: () => captureClock.now });
       try {
         const s = runReplay({ pcap: argv.pcap, rules: argv.rules, rulesFormat: argv.rulesFormat as FormatChoice, model: argv.rulesOnly ? null : argv.model }, log, captureClock);
-        for (const w of s.warnings) process.stderr.write(`nfips replay: warning: ${w}\n`);
+        for (const w of s.warnings) process.stderr.write(`nfips replay: warning: ${escapeControl(w)}\n`);
         log.event('replay_summary', { ...s });
         await log.close();
       } catch (e) {

@@ -46,6 +46,8 @@ export class ControlServer {
     // sticky one like /tmp, where they cannot touch our entry) will do.
     const ds = lstatSync(dir);
     if (!ds.isDirectory()) throw new Error(`control socket ${file}: ${dir} is not a directory`);
+    const me = process.geteuid?.() ?? 0;
+    if (ds.uid !== me && ds.uid !== 0) throw new Error(`control socket ${file}: its directory ${dir} belongs to uid ${ds.uid}, who could replace the socket; use a directory of nfips' user or root`);
     if ((ds.mode & 0o022) !== 0 && (ds.mode & 0o1000) === 0) {
       throw new Error(`control socket ${file}: its directory ${dir} is writable by others (mode ${(ds.mode & 0o7777).toString(8)}); use a directory only nfips' user can write`);
     }
@@ -71,9 +73,12 @@ export class ControlServer {
       serve(sock, handler);
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
       // umask so the socket is never reachable by others, even briefly.
       const old = process.umask(0o177);
+      server.once('error', (e) => {
+        process.umask(old);
+        reject(e);
+      });
       server.listen(file, () => {
         process.umask(old);
         resolve();

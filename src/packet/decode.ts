@@ -24,8 +24,8 @@ function u32(b: Uint8Array, o: number): number {
  * protocols nfips reads nothing from. A fragment must carry all of them in
  * its first piece, and no later piece may start inside them.
  */
-/** Fragmentable bytes a first IPv6 fragment holds at the minimum MTU: 1280 - 40 (IPv6) - 8 (fragment header). */
-const V6_FIRST_FRAGMENT_MAX = 1232;
+/** IPv6's minimum MTU: every first fragment can hold this much, so no real later fragment starts before it. */
+const V6_MIN_MTU = 1280;
 const L4_HEADER = new Uint8Array(256);
 L4_HEADER[PROTO_TCP] = 20;
 L4_HEADER[PROTO_SCTP] = 12;
@@ -177,10 +177,11 @@ function decodeV6(b: Uint8Array, off: number, end: number, i: number, out: Decod
         out.l3[i] |= L3Bits.Protocol;
         // Reassembly takes the chain and the transport header from the
         // first fragment and ignores this one's next header, so neither can
-        // be trusted: any offset inside the most a first fragment can carry
-        // at the minimum MTU may land on them (RFC 8200 5, RFC 7112). Real
-        // senders fragment at 1280 bytes or more, so their offsets start at 1232.
-        if (fragOffset * 8 < V6_FIRST_FRAGMENT_MAX) out.hidden[i] = Hidden.FragmentOverlap;
+        // be trusted: any offset inside what a first fragment carries at the
+        // minimum MTU may land on them (RFC 8200 5, RFC 7112). Real senders
+        // fragment at 1280 bytes or more, so their offsets start beyond it
+        // (1232 with no header before the fragment header).
+        if (fragOffset * 8 < V6_MIN_MTU - (p - off)) out.hidden[i] = Hidden.FragmentOverlap;
         else if (V6_KIND[next] === V6_UNASSIGNED) out.hidden[i] = Hidden.UnknownHeader;
         return DecodeStatus.Ok;
       }
@@ -202,6 +203,9 @@ function decodeV6(b: Uint8Array, off: number, end: number, i: number, out: Decod
   // Not a header nfips knows: an endpoint that does could find a transport
   // header behind it. Rules on the number itself still see it.
   if (V6_KIND[next] === V6_UNASSIGNED) out.hidden[i] = Hidden.UnknownHeader;
+  // A first fragment whose chain and transport header reach past the minimum
+  // MTU: a later fragment that the check above lets through could overlap them.
+  else if (firstFragment && p - off + L4_HEADER[next] > V6_MIN_MTU) out.hidden[i] = Hidden.TinyFragment;
   return decodeL4(b, off, p, end, remaining, next, firstFragment, i, out);
 }
 

@@ -13,7 +13,7 @@ import { createMatcher } from '../rules/matcher';
 import { hasPorts, MatchInput, Matcher, resolveRules } from '../rules/linear';
 import { RuleSet } from '../rules/types';
 import { applyMark, MarkSpec } from './mark';
-import { HiddenGuard, MalformedPolicy } from './hidden-guard';
+import { HiddenGuard, MalformedPolicy, UNTRUSTED_ACCEPT } from './hidden-guard';
 import { RuleEventBuffer } from './rule-events';
 
 export type VerdictMode = 'repeat' | 'accept';
@@ -232,11 +232,11 @@ export class VerdictEngine {
           r = a.matcher.match(this.input, i, r + 1);
         }
         if (d.hidden[i] !== 0) hiddenBy = this.hidden.overrules(this.input, i, r);
-        if (hiddenBy >= 0) {
+        if (hiddenBy >= 0 || hiddenBy === UNTRUSTED_ACCEPT) {
           // The accept would rest on headers nfips could not read (hidden-guard.ts).
           action = ACT_DROP;
           c[C_EVASION_DROPS]++;
-          this.events.record(hiddenBy, ACT_DROP, i, d.hidden[i]);
+          this.events.record(hiddenBy >= 0 ? hiddenBy : -1, ACT_DROP, i, d.hidden[i]);
         } else if (r >= 0) {
           decided = r;
           action = a.actions[r];
@@ -259,8 +259,8 @@ export class VerdictEngine {
         analysed[i] = 1;
         accepted[i] = 1;
         // A state rule needs the session now: a reply later in this batch
-        // must see the flow its request created.
-        if (usesState) this.recordSession(d, i, len);
+        // must see the flow its request created. A hidden header makes none.
+        if (usesState && d.hidden[i] === 0) this.recordSession(d, i, len);
       } else if (action === ACT_REJECT) {
         verdict[i] = NF_REPEAT;
         vmark[i] = applyMark(marks[i], this.rejectMarkSpec);
@@ -269,7 +269,7 @@ export class VerdictEngine {
       } else {
         verdict[i] = NF_DROP;
         c[C_DROPPED]++;
-        if (!a.rules.lock && hiddenBy < 0) this.events.record(decided, ACT_DROP, i);
+        if (!a.rules.lock && hiddenBy === -1) this.events.record(decided, ACT_DROP, i);
       }
     }
     c[C_FLOW_OVERFLOW] += this.sessions.overflows - overflowsBefore;
@@ -287,7 +287,7 @@ export class VerdictEngine {
     const inline = this.active.usesState;
     const overflowsBefore = this.sessions.overflows;
     for (let i = 0; i < n; i++) {
-      const ok = this.accepted[i] === 1 && d.status[i] === DecodeStatus.Ok;
+      const ok = this.accepted[i] === 1 && d.status[i] === DecodeStatus.Ok && d.hidden[i] === 0;
       const done = inline && ok; // recorded in process()
       if (!done) {
         this.sessionPackets[i] = 0;

@@ -3,7 +3,7 @@
 // byte at a time cannot push back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createConnection, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -106,4 +106,15 @@ test('a directory others can write (not sticky) is refused; a sticky one like /t
   const s = await ControlServer.listen(path.join(open, 'c.sock'), async () => ({}));
   assert.equal(statSync(path.join(open, 'c.sock')).mode & 0o777, 0o600);
   await s.close();
+});
+
+test("a directory owned by another unprivileged user is refused: its owner could swap the socket", async (t) => {
+  if (process.geteuid?.() !== 0) {
+    assert.fail('needs root to hand a directory to another user (run the unit tests as root, as make test does)');
+  }
+  const theirs = path.join(dir, 'theirs');
+  mkdirSync(theirs, { mode: 0o755 });
+  chownSync(theirs, 65534, 65534);
+  await assert.rejects(ControlServer.listen(path.join(theirs, 'c.sock'), async () => ({})), /belongs to uid 65534, who could replace the socket/);
+  t.diagnostic('refused as expected');
 });

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { buildPacket, PacketSpec } from '../../src/packet/build';
 import { decodeBatch, decodePacket } from '../../src/packet/decode';
 import { createDecodedBatch, DecodeStatus, FragBits, Hidden, L3Bits, TCP_ACK, TCP_SYN } from '../../src/packet/decoded';
-import { fragment4, fragment6, withExtensions } from '../helpers/evasive-packets';
+import { fragment4, fragment6, fragment6At, withExtensions } from '../helpers/evasive-packets';
 
 const ip4 = (s: string) => s.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
 
@@ -229,6 +229,22 @@ describe('decodePacket: transport headers out of sight', () => {
     assert.deepEqual([u.hidden, d.proto[0]], [Hidden.FragmentOverlap, 17]);
     const big = fragment6(buildPacket({ ...syn6, payloadLen: 1400 }), [1232, 188]);
     assert.equal(dec(big[1]).hidden, Hidden.None, 'offset 1232, where fragments at the minimum MTU start, is past anything a first fragment holds');
+    // A 24-byte routing header before the fragment header leaves 1208 bytes for the first fragment.
+    const routed = (frag: Buffer): Buffer => {
+      const rh = Buffer.alloc(24);
+      rh[0] = 44;
+      rh[1] = 2;
+      const h = Buffer.from(frag.subarray(0, 40));
+      h[6] = 43;
+      h.writeUInt16BE(frag.readUInt16BE(4) + 24, 4);
+      return Buffer.concat([h, rh, frag.subarray(40)]);
+    };
+    const whole = buildPacket({ ...syn6, payloadLen: 1400 });
+    assert.equal(dec(routed(fragment6At(whole, 1208, 64, false))).hidden, Hidden.None, 'at 1208, a routed sender\'s real later fragment');
+    assert.equal(dec(routed(fragment6At(whole, 1200, 64, false))).hidden, Hidden.FragmentOverlap, 'below it, a possible overlap');
+    // A first fragment whose chain ends past the minimum MTU could be overlapped by a later one at 1232.
+    const longChain = fragment6(withExtensions({ ...syn6, payloadLen: 64 }, [{ type: 60, bytes: 1264 }]), [1296, 56]);
+    assert.equal(dec(longChain[0]).hidden, Hidden.TinyFragment);
     const ok = fragment6(buildPacket({ ...syn6, payloadLen: 64 }), [24, 60]);
     assert.deepEqual([dec(ok[0]).hidden, d.dport[0]], [Hidden.None, 23]);
   });

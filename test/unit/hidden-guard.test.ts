@@ -8,11 +8,11 @@ import { buildPacket, PacketSpec } from '../../src/packet/build';
 import { decodePacket } from '../../src/packet/decode';
 import { createDecodedBatch, Hidden } from '../../src/packet/decoded';
 import { Field, metaColumns, NF_DROP, NF_REPEAT } from '../../src/queue/native';
-import { couldMatch } from '../../src/rules/could-match';
+import { couldMatch, protocolUnknown } from '../../src/rules/could-match';
 import { MatchInput, ruleMatches } from '../../src/rules/linear';
 import { anyRule, Rule, RuleSet } from '../../src/rules/types';
 import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine } from '../../src/verdict/engine';
-import { HiddenGuard } from '../../src/verdict/hidden-guard';
+import { HiddenGuard, UNTRUSTED_ACCEPT } from '../../src/verdict/hidden-guard';
 import { fragment4, fragment6, withExtensions } from '../helpers/evasive-packets';
 
 /** Every way this suite hides the transport header of a packet, each with the reason the decoder must give. */
@@ -89,10 +89,11 @@ describe('hidden transport headers', () => {
     for (let seed = 1; seed <= 12; seed++) {
       const rng = new Rng(seed * 31);
       const rs = ruleSet(seed);
+      if (seed % 2 === 0) rs.default = 'drop';
       // Some rules only for an interface, a hook, a family, or a protocol
       // that cannot carry their ports, flags or ICMP types.
       for (const r of rs.rules) {
-        const k = rng.int(0, 11);
+        const k = rng.int(0, 13);
         if (k === 0) r.in = 'eth2';
         else if (k === 1) r.out = 'eth9';
         else if (k === 2) r.hook = 1;
@@ -100,25 +101,44 @@ describe('hidden transport headers', () => {
         else if (k === 4 && r.dport) r.protocol = 1;
         else if (k === 5) Object.assign(r, { protocol: null, tcpFlags: { mask: 0x3f, set: 0x29 } });
         else if (k === 6) Object.assign(r, { protocol: null, icmpType: 13 });
+        else if (k === 7 && r.action === 'accept') r.protocol = 58;
+        else if (k === 8 && r.source) r.source = { ...r.source, negate: true };
+        else if (k === 9 && r.dport) r.protocol = null;
       }
       const idx: Record<string, number> = { eth2: 2, eth9: 9 };
       const res = rs.rules.map((r) => resolved(r, r.in === null ? 0 : idx[r.in], r.out === null ? 0 : idx[r.out]));
       const guard = new HiddenGuard('drop');
       guard.setRules(rs, res);
       const walk = (decided: number): number => {
-        if (decided >= 0 && rs.rules[decided].action !== 'accept') return -1;
-        const limit = decided >= 0 ? decided : res.length;
+        if (decided >= 0 ? rs.rules[decided].action !== 'accept' : rs.default !== 'accept') return -1;
+        // An accept on a protocol the packet only claims cannot be trusted.
+        const untrusted = decided >= 0 && protocolUnknown(m, 0) && res[decided].protocol !== null;
+        const limit = decided >= 0 && !untrusted ? decided : res.length;
         for (let k = 0; k < limit; k++) if ((res[k].action === 'drop' || res[k].action === 'reject') && couldMatch(res[k], m, 0)) return k;
-        return -1;
+        return untrusted && rs.default !== 'accept' ? UNTRUSTED_ACCEPT : -1;
       };
       for (const spec of generatePackets(res, 60, seed + 900, 0.7)) {
-        for (const v of hiddenVariants({ ...spec, payloadLen: 48 })) {
+        const variants = hiddenVariants({ ...spec, payloadLen: 48 });
+        if (spec.src.includes(':')) {
+          // Later fragments that overlap and claim another protocol, and an unknown next header.
+          const [, later] = fragment6(buildPacket({ ...spec, payloadLen: 48 }), [8, 60]);
+          for (const claimed of [58, 17, 6]) {
+            const f = Buffer.from(later);
+            f[40] = claimed;
+            variants.push({ name: `overlap claiming ${claimed}`, bytes: f, cap: f.length, reason: Hidden.FragmentOverlap });
+          }
+          const odd = Buffer.from(buildPacket({ ...spec, payloadLen: 48 }));
+          odd[6] = 200;
+          variants.push({ name: 'unknown next header', bytes: odd, cap: odd.length, reason: Hidden.UnknownHeader });
+        }
+        for (const v of variants) {
           decodePacket(v.bytes, 0, v.cap, 0, d);
+          assert.equal(d.hidden[0], v.reason, v.name);
           for (const decided of [-1, ...rs.rules.flatMap((r, k) => (r.action === 'accept' ? [k] : []))]) {
             const want = walk(decided);
             assert.equal(guard.overrules(m, 0, decided), want, `${v.name} of ${JSON.stringify(spec)}, accepted by ${decided}`);
             compared++;
-            if (want >= 0) named++;
+            if (want >= 0 || want === UNTRUSTED_ACCEPT) named++;
           }
         }
       }
@@ -139,6 +159,23 @@ describe('hidden transport headers', () => {
       decodePacket(f, 0, f.length, 0, d);
       assert.equal(d.hidden[0], Hidden.FragmentOverlap);
       assert.equal(guard.overrules(m, 0, -1), 0, `next header ${claimed} in a later fragment`);
+    }
+  });
+
+  it('an accept on the protocol an overlapping fragment claims does not let it pass', () => {
+    const accept58 = Object.assign(anyRule('icmpv6', 'accept'), { protocol: 58 });
+    const telnet = Object.assign(anyRule('telnet', 'drop'), { protocol: 6, dport: [{ lo: 23, hi: 23 }] });
+    const d = createDecodedBatch(1);
+    const m: MatchInput = { d, inIfindex: new Uint32Array(1), outIfindex: new Uint32Array(1), hook: Uint32Array.of(2), flowState: new Uint8Array(1) };
+    const [, second] = fragment6(buildPacket({ src: 'fd00::1', dst: 'fd00::2', proto: 6, sport: 1000, dport: 23, tcpFlags: 0x02, payloadLen: 48 }), [8, 60]);
+    const f = Buffer.from(second);
+    f[40] = 58;
+    decodePacket(f, 0, f.length, 0, d);
+    for (const [rules, dflt, want] of [[[accept58, telnet], 'accept', 1], [[accept58], 'drop', UNTRUSTED_ACCEPT], [[accept58], 'accept', -1]] as const) {
+      const rs: RuleSet = { lock: false, default: dflt, rules: [...rules], origin: { file: 't', format: 'native', sha256: '' } };
+      const guard = new HiddenGuard('drop');
+      guard.setRules(rs, rs.rules.map((r) => resolved(r)));
+      assert.equal(guard.overrules(m, 0, 0), want, `${rules.map((r) => r.id).join(',')} default ${dflt}`);
     }
   });
 

@@ -30,7 +30,7 @@ describe('make install and the systemd unit', () => {
     const r = await run(process.execPath, [path.join(lib, 'bin/nfips'), 'rules', 'check', path.join(dest, 'etc/nfips/rules.json')]);
     assert.match(r.stdout, /OK/);
     assert.match(readFileSync(path.join(dest, 'etc/default/nfips'), 'utf8'), /^NFIPS_ARGS=/m);
-    assert.match(readFileSync(path.join(dest, 'etc/logrotate.d/nfips'), 'utf8'), /su nfips nfips[^]*MainPID --value nfips\.service[^]*kill -USR1 "\$pid"/);
+    assert.match(readFileSync(path.join(dest, 'etc/logrotate.d/nfips'), 'utf8'), /su nfips nfips[^]*systemctl kill --kill-whom=main -s USR1 nfips\.service/);
   });
 
   it('keeps the operator\'s rules and defaults on a second install', async () => {
