@@ -191,18 +191,23 @@ export class BlockManager {
     }
     if (out.kind === 'covered') return out;
     this.counts.added++;
-    this.#kernel(out.block, 'add');
+    const block = out.block;
+    const action = out.replaced ? 'replaced' : 'added';
+    // Logged once the kernel holds it: a block event means packets are being dropped.
+    this.#kernel(block, 'add', () => this.#o.log.event('block', { ...eveOf(block), action, block: view(block, now) }, 'warn'));
     this.#save();
-    this.#o.log.event('block', { ...eveOf(out.block), action: out.replaced ? 'replaced' : 'added', block: view(out.block, now) }, 'warn');
     return out;
   }
 
-  #kernel(b: Block, op: 'add' | 'del'): void {
+  #kernel(b: Block, op: 'add' | 'del', done?: () => void): void {
     const e = entryOf(this.#o.setPrefix, b);
     const args = op === 'add' ? ['add', e.set, e.member, 'timeout', String(remainingSeconds(b, this.#now())), '-exist'] : ['del', e.set, e.member, '-exist'];
     this.#chain = this.#chain.then(async () => {
       const r = await run(ipsetCommand(this.#o.bins, args));
-      if (r.code === 0) return;
+      if (r.code === 0) {
+        done?.();
+        return;
+      }
       const error = (r.stderr.trim() || r.error || `exit code ${r.code}`).replace(/\s*\n\s*/g, ' / ');
       this.counts.failed++;
       this.#o.log.event('block_failed', { src_ip: b.net, target: b.key, op, error }, 'error');
