@@ -147,7 +147,10 @@ export class CompiledMatcher implements Matcher {
     this.rules = rules.map((r) => Object.assign({}, r));
     const lists = new ListBuilder();
     const homes: Record<Home, number[]> = { source: [], destination: [], dport: [], sport: [], protocol: [] };
-    rules.forEach((r, i) => homes[chooseHome(r)].push(i));
+    // A disabled rule is filed nowhere, so it is never even a candidate.
+    rules.forEach((r, i) => {
+      if (r.enabled) homes[chooseHome(r)].push(i);
+    });
 
     [this.src4, this.src6] = buildAddressIndexes(rules, homes.source, (r) => r.source, lists);
     [this.dst4, this.dst6] = buildAddressIndexes(rules, homes.destination, (r) => r.destination, lists);

@@ -77,6 +77,8 @@ function portIn(ranges: PortRange[], port: number): boolean {
 
 /** The first field of rule r that entry i fails, or null when the rule matches. */
 export function firstMismatch(r: ResolvedRule, m: MatchInput, i: number): string | null {
+  // The compiled matcher never files a disabled rule; the reference must agree.
+  if (!r.enabled) return 'enabled';
   const d = m.d;
   const proto = d.proto[i];
   const fam = d.family[i];
