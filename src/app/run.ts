@@ -100,6 +100,8 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     state_dir: o.stateDir,
     learn_s: o.learnSeconds,
     malformed: o.malformed,
+    rules_mode: o.rulesMode,
+    suppress: o.suppress || null,
     pid: process.pid,
   };
 }
@@ -433,7 +435,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
         markValue: o.mark.value,
         markMask: o.mark.mask,
       },
-      engine: { mode: o.verdictMode, mark: o.mark, rejectMark: o.rejectMark, eventsPerSecond: o.logRate, flowCapacity: FLOW_CAPACITY, malformed: o.malformed },
+      engine: { mode: o.verdictMode, mark: o.mark, rejectMark: o.rejectMark, eventsPerSecond: o.logRate, flowCapacity: FLOW_CAPACITY, malformed: o.malformed, rulesMode: o.rulesMode },
       features: detection.features,
       rules,
       log,

@@ -143,6 +143,8 @@ void yargs(hideBin(process.argv))
         .option('state-dir', { type: 'string', default: RUN_DEFAULTS.stateDir, describe: 'directory of blocks.json (blocks survive a restart with their remaining time) and of --learn\'s recording and model' })
         .option('learn', { type: 'string', describe: 'learn this site first: for DURATION (e.g. 24h) enforce the rules, only alert, and record the traffic; then train a site model (written to --state-dir/model.json) and run in --mode with it. A restart resumes the learning' })
         .option('malformed', { type: 'string', default: RUN_DEFAULTS.malformed, choices: ['drop', 'policy'], describe: 'packets whose transport header nfips cannot see (IPv6 headers past --copy-range, tiny or overlapping fragments, unknown next header, bad TCP offset): drop them when a drop/reject rule could have matched, or leave them to the rules and default policy' })
+        .option('rules-mode', { type: 'string', default: RUN_DEFAULTS.rulesMode, choices: ['enforce', 'log'], describe: 'enforce: the rules decide; log: a dry run, every packet a rule, the default policy or lock would drop or reject is accepted and logged with alert.action would-drop/would-reject (anomaly blocks follow --mode)' })
+        .option('suppress', { type: 'string', describe: 'JSON file of anomaly suppressions (by signature_id and/or source network): a suppressed anomaly neither alerts nor blocks' })
         .option('ipset', { type: 'string', default: RUN_DEFAULTS.ipset, describe: 'ipset binary (blocks are ipsets matched before the queue)' })
         .example('$0 run --rules rules/default.json --queues 0-1 --hook forward --log-file /var/log/nfips/nfips.json', ''),
     (argv) => cmdRun(argv as RunFlags),
