@@ -17,6 +17,7 @@ import { RuleSet } from '../rules/types';
 import { readKernelQueueStats } from '../stats/kernel-queue';
 import { ControlServer } from '../control/server';
 import { RuleReloader } from './reload';
+import { logRuleWarnings } from './rule-warnings';
 import { logRuleEvents } from './rule-event-log';
 import { formatMarkSpec } from '../verdict/mark';
 import { Allowlist } from '../blocks/allowlist';
@@ -450,6 +451,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   }
   supRef = sup;
   log.event('queues_bound', { queues: queueNumbers(o) });
+  logRuleWarnings(log, rules, sup.rulesVersion);
 
   try {
     abortIfSignalled();

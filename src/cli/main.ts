@@ -12,6 +12,8 @@ import { formatBlocks, formatStatus } from './status-text';
 import { explain, formatExplanation } from '../rules/explain';
 import { FormatChoice, readRuleFile } from '../rules/load';
 import { parsePacketText } from '../rules/packet-text';
+import { describeMissing, describeShadowed, missingInterfaces, shadowedRules } from '../rules/lint';
+import { ifindexOf } from '../rules/interfaces';
 import { RuleStats } from '../queue/supervisor';
 import { runTrain } from '../app/train';
 import { runReplay } from '../app/replay';
@@ -163,7 +165,11 @@ void yargs(hideBin(process.argv))
         (yy) => yy.positional('file', { type: 'string', demandOption: true }).option('rules-format', formatFlag),
         (argv) => {
           const rs = loadOrDie(argv.file, argv.rulesFormat);
-          process.stdout.write(`${escapeControl(argv.file)}: OK (${rs.origin.format} format, ${rs.rules.length} rules, default ${rs.default}${rs.lock ? ', LOCKED' : ''})\n`);
+          const disabled = rs.rules.filter((r) => !r.enabled).length;
+          process.stdout.write(`${escapeControl(argv.file)}: OK (${rs.origin.format} format, ${rs.rules.length} rules${disabled ? ` (${disabled} disabled)` : ''}, default ${rs.default}${rs.lock ? ', LOCKED' : ''})\n`);
+          // Warnings go to stderr and leave the exit code at 0: the file loads.
+          const warnings = [...missingInterfaces(rs, (n) => ifindexOf(n) !== undefined).map(describeMissing), ...shadowedRules(rs).map(describeShadowed)];
+          for (const w of warnings) process.stderr.write(`nfips: warning: ${escapeControl(w)}\n`);
         },
       )
       .command(
