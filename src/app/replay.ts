@@ -15,6 +15,8 @@ import { OfflinePipeline } from '../offline/pipeline';
 import { PcapBatchReader } from '../pcap/reader';
 import { FormatChoice, readRuleFile } from '../rules/load';
 import { logRuleEvents } from './rule-event-log';
+import { offlineIfindexes } from '../offline/pipeline';
+import { RuleSet } from '../rules/types';
 
 export interface ReplayCommand {
   pcap: string;
@@ -22,7 +24,35 @@ export interface ReplayCommand {
   rulesFormat: FormatChoice;
   /** null: rules only. */
   model: string | null;
+  /** --iface-in / --iface-out: the interfaces the captured packets are taken to have used (a capture carries none). */
+  ifaceIn?: string | null;
+  ifaceOut?: string | null;
 }
+
+/**
+ * Rules that name an interface the replay was not given: they never match a
+ * captured packet, which with a default drop can turn a whole capture into drops.
+ */
+export function interfaceWarnings(rules: RuleSet, ifaceIn: string | null, ifaceOut: string | null): string[] {
+  const out: string[] = [];
+  for (const field of ['in', 'out'] as const) {
+    const stated = field === 'in' ? ifaceIn : ifaceOut;
+    if (stated) continue;
+    const byName = new Map<string, string[]>();
+    rules.rules.forEach((r, k) => {
+      const name = r[field];
+      if (r.enabled && name !== null) byName.set(name, [...(byName.get(name) ?? []), `#${k} "${r.id}"`]);
+    });
+    for (const [name, who] of byName) {
+      out.push(`rule${who.length === 1 ? '' : 's'} ${who.join(', ')} need${who.length === 1 ? 's' : ''} ${field} interface ${name}, which a capture does not carry: never matched here; give --iface-${field} ${name} to replay the packets as if they came ${field === 'in' ? 'in on' : 'out of'} it`);
+    }
+  }
+  const hooks = rules.rules.flatMap((r, k) => (r.enabled && r.hook !== null ? [`#${k} "${r.id}"`] : []));
+  if (hooks.length) out.push(`rule${hooks.length === 1 ? '' : 's'} ${hooks.join(', ')} name${hooks.length === 1 ? 's' : ''} a hook, which a capture does not carry: never matched here`);
+  return out;
+}
+
+const IFNAME = /^[^/\s]{1,15}$/;
 
 export interface ReplaySummary {
   pcap: string;
@@ -50,6 +80,9 @@ const BATCH = 256;
  * first packet time so the events carry the capture's clock.
  */
 export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captureClock?: { now: Date }): ReplaySummary {
+  for (const [flag, v] of [['--iface-in', c.ifaceIn], ['--iface-out', c.ifaceOut]] as const) {
+    if (v != null && !IFNAME.test(v)) throw new Error(`invalid ${flag} "${v}": expected an interface name of 1 to 15 characters without "/" or spaces`);
+  }
   const rules = readRuleFile(c.rules, c.rulesFormat);
   const model: Model | null = c.model ? loadModel(c.model) : null;
   const scorer = model ? createScorer(model) : null;
@@ -79,6 +112,10 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
   let windows = 0;
   let scored = 0;
   let thin = 0;
+  const interfaces = { in: c.ifaceIn ?? null, out: c.ifaceOut ?? null };
+  const indexes = offlineIfindexes(interfaces);
+  const names = new Map([...indexes.names].map(([n, k]) => [k, n]));
+  const ifaceName = (k: number) => names.get(k) ?? null;
   const reader = new PcapBatchReader(c.pcap, BATCH);
   try {
     const pipe = new OfflinePipeline(reader.meta, {
@@ -86,7 +123,8 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
       batchSize: BATCH,
       features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256, flags: model ? shareFlagModel(model.flags) : null },
       onStep: (st) => tracker?.add(st),
-      onRuleEvents: (events) => logRuleEvents(log, 0, rules, events),
+      interfaces,
+      onRuleEvents: (events) => logRuleEvents(log, 0, rules, events, ifaceName),
       onWindow: (w) => {
         windows++;
         if (!model || !scorer || !judge) return;
@@ -122,9 +160,12 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
       source_alerts: sources?.counts.alerts ?? 0,
       distributed_alerts: sources?.counts.distributed_alerts ?? 0,
       pcap_stats: { ...reader.stats },
-      warnings: model && model.queues !== 1
-        ? [`the model was trained on windows of ${model.queues} queues; replay puts the whole capture in one window per step, so per-queue volumes are about ${model.queues}x the model's and scores run high`]
-        : [],
+      warnings: [
+        ...interfaceWarnings(rules, interfaces.in, interfaces.out),
+        ...(model && model.queues !== 1
+          ? [`the model was trained on windows of ${model.queues} queues; replay puts the whole capture in one window per step, so per-queue volumes are about ${model.queues}x the model's and scores run high`]
+          : []),
+      ],
     };
   } finally {
     reader.close();

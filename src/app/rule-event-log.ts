@@ -38,13 +38,14 @@ function eventType(action: RuleEvent['action']): string {
 /** signature_id of an evasion drop: this plus the reason's code (packet/decoded.ts Hidden). */
 export const EVASION_SIGNATURE_BASE = 9_200_000;
 
-export function logRuleEvents(log: Pick<EventLog, 'event'>, queue: number, rs: RuleSet, events: RuleEvent[]): void {
+/** ifaceName: names of interface indexes (replay states its own); the host's by default. */
+export function logRuleEvents(log: Pick<EventLog, 'event'>, queue: number, rs: RuleSet, events: RuleEvent[], ifaceName: (index: number) => string | null = ifName): void {
   for (const e of events) {
     const rule = e.rule_index >= 0 ? rs.rules[e.rule_index] : undefined;
     const lock = e.rule_index === LOCK_RULE;
     const ruleId = rule ? rule.id : lock ? 'lock' : 'default';
     if (e.reason !== undefined) {
-      logEvasion(log, queue, ruleId, e);
+      logEvasion(log, queue, ruleId, e, ifaceName);
       continue;
     }
     const quiet = e.action === 'alert' || e.action === 'accept';
@@ -66,8 +67,8 @@ export function logRuleEvents(log: Pick<EventLog, 'event'>, queue: number, rs: R
       src_port: e.src_port,
       dest_ip: e.dest_ip,
       dest_port: e.dest_port,
-      in_iface: ifName(e.in_ifindex),
-      out_iface: ifName(e.out_ifindex),
+      in_iface: ifaceName(e.in_ifindex),
+      out_iface: ifaceName(e.out_ifindex),
       length: e.length,
       suppressed: e.suppressed,
     }, e.action === 'alert' ? 'warn' : 'info');
@@ -78,7 +79,7 @@ export function logRuleEvents(log: Pick<EventLog, 'event'>, queue: number, rs: R
  * A packet dropped because its transport header was out of sight and the
  * rule named could have matched it (`--malformed drop`).
  */
-function logEvasion(log: Pick<EventLog, 'event'>, queue: number, ruleId: string, e: RuleEvent): void {
+function logEvasion(log: Pick<EventLog, 'event'>, queue: number, ruleId: string, e: RuleEvent, ifaceName: (index: number) => string | null): void {
   const reason = e.reason ?? 'none';
   log.event('evasion', {
     queue,
@@ -97,8 +98,8 @@ function logEvasion(log: Pick<EventLog, 'event'>, queue: number, ruleId: string,
     src_port: e.src_port,
     dest_ip: e.dest_ip,
     dest_port: e.dest_port,
-    in_iface: ifName(e.in_ifindex),
-    out_iface: ifName(e.out_ifindex),
+    in_iface: ifaceName(e.in_ifindex),
+    out_iface: ifaceName(e.out_ifindex),
     length: e.length,
     suppressed: e.suppressed,
   }, 'warn');
