@@ -15,6 +15,7 @@ import { OfflinePipeline } from '../offline/pipeline';
 import { PcapBatchReader } from '../pcap/reader';
 import { FormatChoice, readRuleFile } from '../rules/load';
 import { logRuleEvents } from './rule-event-log';
+import { readSuppressionFile, Suppressions } from '../detect/suppress';
 import { offlineIfindexes } from '../offline/pipeline';
 import { RuleSet } from '../rules/types';
 
@@ -27,6 +28,8 @@ export interface ReplayCommand {
   /** --iface-in / --iface-out: the interfaces the captured packets are taken to have used (a capture carries none). */
   ifaceIn?: string | null;
   ifaceOut?: string | null;
+  /** --suppress: anomaly suppression list file. */
+  suppress?: string | null;
 }
 
 /**
@@ -67,6 +70,8 @@ export interface ReplaySummary {
   thin: number;
   anomaly_alerts: number;
   episodes: number;
+  /** Anomalies (windows and per-source findings) the suppression list silenced. */
+  suppressed: number;
   source_alerts: number;
   distributed_alerts: number;
   pcap_stats: Record<string, unknown>;
@@ -84,11 +89,12 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
     if (v != null && !IFNAME.test(v)) throw new Error(`invalid ${flag} "${v}": expected an interface name of 1 to 15 characters without "/" or spaces`);
   }
   const rules = readRuleFile(c.rules, c.rulesFormat);
+  const suppress = c.suppress ? readSuppressionFile(c.suppress) : new Suppressions();
   const model: Model | null = c.model ? loadModel(c.model) : null;
   const scorer = model ? createScorer(model) : null;
   const emit = (t: string, f: Record<string, unknown>, l?: 'error' | 'warn' | 'info' | 'debug') => log.event(t, f, l);
   const ids = new EpisodeIds();
-  const sources = model ? new SourceJudge(emit, model.stepSeconds, ids, undefined, () => captureClock?.now.getTime() ?? Date.now()) : null;
+  const sources = model ? new SourceJudge(emit, model.stepSeconds, ids, undefined, () => captureClock?.now.getTime() ?? Date.now(), suppress) : null;
   let lastFinding = -Infinity;
   const windowSeconds = model?.windowSeconds ?? WINDOW_DEFAULTS.windowSeconds;
   const stepSeconds = model?.stepSeconds ?? WINDOW_DEFAULTS.stepSeconds;
@@ -108,7 +114,7 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
         onStepFinal: (k) => sources?.onStepFinal(k),
       })
     : null;
-  const judge = model ? new WindowJudge({ threshold: model.threshold, ids, explained: (end) => end / stepSeconds - 1 - lastFinding <= windowSeconds / stepSeconds }, emit) : null;
+  const judge = model ? new WindowJudge({ threshold: model.threshold, ids, suppress, explained: (end) => end / stepSeconds - 1 - lastFinding <= windowSeconds / stepSeconds }, emit) : null;
   let windows = 0;
   let scored = 0;
   let thin = 0;
@@ -157,6 +163,7 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
       thin,
       anomaly_alerts: judge?.total.alerts ?? 0,
       episodes: judge?.total.episodes ?? 0,
+      suppressed: (judge?.total.suppressed ?? 0) + (sources?.counts.suppressed ?? 0),
       source_alerts: sources?.counts.alerts ?? 0,
       distributed_alerts: sources?.counts.distributed_alerts ?? 0,
       pcap_stats: { ...reader.stats },

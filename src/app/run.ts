@@ -31,6 +31,7 @@ import { formatDuration } from '../config/duration';
 import { shareFlagModel } from '../detect/flag-model';
 import { ChainGuard } from './chain-guard';
 import { checkRunFiles } from './file-checks';
+import { readSuppressionFile, Suppressions } from '../detect/suppress';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -332,7 +333,10 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     throw new StartupError((e as Error).message, EXIT_CONFIG);
   }
   let detection: DetectionSetup;
+  let suppress: Suppressions;
   try {
+    // Validated with the rules, before any file is created or checked for writing.
+    suppress = o.suppress ? readSuppressionFile(o.suppress) : new Suppressions();
     checkRunFiles(o);
     detection = detectionSetup(o);
   } catch (e) {
@@ -361,6 +365,9 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   const log = createEventLog({ file: o.logFile, fileLabel: '--log-file', console: opts.console, level: o.logLevel });
   log.event('start', { config: describeConfig(o, rules) });
   for (const w of detection.warnings) log.event('config_warning', { warning: w }, 'warn');
+  if (!suppress.empty) {
+    log.event('suppressions', { file: o.suppress, entries: suppress.entries.length, ...(detection.features && detection.model !== null ? {} : { warning: 'no anomaly detection in this mode: the list has nothing to suppress' }) });
+  }
   const blocks = new BlockManager({
     policy: { ttlSeconds: o.blockTtl, maxTtlSeconds: o.blockMaxTtl, maxBlocks: o.maxBlocks },
     allowlist,
@@ -406,6 +413,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
         recordLabel: learningNow ? 'the --learn recording' : undefined,
         queues,
         respond: learningNow ? undefined : respondFor(o.mode),
+        suppress,
         // Learning keeps its progress in the recording: write it often enough that a restart loses little.
         behaviourEverySeconds: learningNow ? Math.max(5, Math.min(60, learnPlan!.durationSeconds / 20)) : undefined,
         onBehaviour: learningNow ? (steps) => learning?.progress(steps) : undefined,

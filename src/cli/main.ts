@@ -301,14 +301,15 @@ void yargs(hideBin(process.argv))
         .option('model', { type: 'string', default: RUN_DEFAULTS.model, describe: 'anomaly model' })
         .option('rules-only', { type: 'boolean', default: false, describe: 'skip the anomaly model' })
         .option('iface-in', { type: 'string', describe: 'take every packet to have come in on this interface, so "in" rules can match (a capture carries none)' })
-        .option('iface-out', { type: 'string', describe: 'take every packet to go out on this interface, so "out" rules can match' }),
+        .option('iface-out', { type: 'string', describe: 'take every packet to go out on this interface, so "out" rules can match' })
+        .option('suppress', { type: 'string', describe: 'anomaly suppression list (JSON), as for nfips run' }),
     async (argv) => {
       // `nfips replay ... | head` closes the pipe early: that is a normal end.
       process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
       const captureClock = { now: new Date(0) };
       const log = createEventLog({ console: false, stdoutJson: true, level: 'info', clock: () => captureClock.now });
       try {
-        const s = runReplay({ pcap: argv.pcap, rules: argv.rules, rulesFormat: argv.rulesFormat as FormatChoice, model: argv.rulesOnly ? null : argv.model, ifaceIn: argv.ifaceIn ?? null, ifaceOut: argv.ifaceOut ?? null }, log, captureClock);
+        const s = runReplay({ pcap: argv.pcap, rules: argv.rules, rulesFormat: argv.rulesFormat as FormatChoice, model: argv.rulesOnly ? null : argv.model, ifaceIn: argv.ifaceIn ?? null, ifaceOut: argv.ifaceOut ?? null, suppress: argv.suppress ?? null }, log, captureClock);
         for (const w of s.warnings) process.stderr.write(`nfips replay: warning: ${w}\n`);
         log.event('replay_summary', { ...s });
         await log.close();
