@@ -226,6 +226,8 @@ class StatsReporter {
         verdicts: { repeat: c.verdictRepeat, accept: c.verdictAccept, drop: c.verdictDrop, failure: c.failVerdicts },
         malformed: c.malformed,
         evasion_drops: c.evasionDrops,
+        // --rules-mode log: packets dropped/rejected above that passed all the same.
+        dry_run_passed: c.dryRunPassed,
         lock_drops: c.lockDrops,
         rule_matches: c.ruleMatched,
         js_errors: c.jsErrors,
@@ -279,6 +281,7 @@ async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detec
     pid: process.pid,
     uptime_s: Math.round((Date.now() - startedAt) / 1000),
     mode: o.mode,
+    rules_mode: o.rulesMode,
     fail_closed: o.failClosed,
     rules: { version: sup.rulesVersion, file: sup.rules.origin.file, sha256: sup.rules.origin.sha256, count: sup.rules.rules.length, lock: sup.rules.lock, default: sup.rules.default },
     queues: queues.map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null, classifier: classifier[c.queue] ?? null })),

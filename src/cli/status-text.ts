@@ -20,6 +20,7 @@ export interface StatusView {
   pid: number;
   uptime_s: number;
   mode: string;
+  rules_mode?: string;
   rules: { version: number; file: string; sha256: string; count: number; lock: boolean; default: string };
   iptables?: {
     table: string;
@@ -59,6 +60,7 @@ export function formatStatus(s: StatusView): string {
   const l = s.learning;
   const learningNow = l && l.state !== 'done';
   out.push(`nfips pid ${s.pid}, up ${duration(s.uptime_s)}, mode ${learningNow ? `learning (then ${s.mode})` : s.mode}`);
+  if (s.rules_mode === 'log') out.push('rules: DRY RUN (--rules-mode log): nothing is dropped or rejected by the rules; would-drop/would-reject events say what would have been');
   if (l) {
     if (l.state === 'done') out.push(`learning: done at ${l.finished_at ?? '?'}, running with ${l.model ?? 'the learnt model'}`);
     else {
