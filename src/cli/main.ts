@@ -180,7 +180,7 @@ void yargs(hideBin(process.argv))
             .positional('file', { type: 'string', demandOption: true })
             .option('packet', { type: 'string', demandOption: true, describe: 'e.g. "tcp 10.0.0.5:40000 -> 192.0.2.7:23 flags S in lan0"' })
             .option('rules-format', formatFlag)
-            .option('verbose', { type: 'boolean', default: false, describe: 'list every non-matching rule' }),
+            .option('verbose', { type: 'boolean', default: false, describe: 'list every non-matching rule, with what it wants in the field that failed and what the packet has there' }),
         (argv) => {
           const rs = loadOrDie(argv.file, argv.rulesFormat);
           let p;

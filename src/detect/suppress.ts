@@ -2,7 +2,9 @@
 // monitoring host's ping sweeps, a backup's burst of sessions). A suppressed
 // anomaly neither alerts nor blocks; it is only counted. Independent of the
 // rule file; parsed from a plain object so a config file can embed it (its
-// problems are then located under the config's own JSON path).
+// problems are then located under the config's own JSON path): a list under
+// /detection/suppress of a config document is parseSuppressions({ suppress:
+// list }, file, '/detection').
 //
 //   { "suppress": [
 //       { "signature_id": 9100104, "source": "10.0.5.0/24", "comment": "monitoring" },
