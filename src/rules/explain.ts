@@ -105,7 +105,7 @@ export function explain(rs: RuleSet, p: PacketDescription): Explanation {
   let from = 0;
   while (true) {
     for (let k = from; k < (r < 0 ? rules.length : r); k++) {
-      const field = firstMismatch(rules[k], m, 0) ?? '?';
+      const field = rules[k].enabled ? (firstMismatch(rules[k], m, 0) ?? '?') : 'enabled';
       base.skipped.push({ index: k, id: rules[k].id, field, want: ruleValue(field, rs.rules[k]), got: packetValue(field, d, p) });
     }
     if (r < 0 || rules[r].action !== 'alert') break;
