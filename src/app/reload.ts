@@ -6,6 +6,7 @@ import path from 'node:path';
 import { EventLog } from '../log/event-log';
 import { QueueSupervisor } from '../queue/supervisor';
 import { FormatChoice, readRuleFile } from '../rules/load';
+import { logRuleWarnings } from './rule-warnings';
 
 export type ReloadSource = 'sighup' | 'control' | 'watch';
 
@@ -57,6 +58,7 @@ export class RuleReloader {
       throw e;
     }
     this.log.event('rules_reloaded', { source, file: this.file, version, sha256: rules.origin.sha256, rules_count: rules.rules.length, format: rules.origin.format });
+    logRuleWarnings(this.log, rules, version);
     return { version, changed: true, rules_count: rules.rules.length, sha256: rules.origin.sha256 };
   }
 

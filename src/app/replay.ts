@@ -15,6 +15,9 @@ import { OfflinePipeline } from '../offline/pipeline';
 import { PcapBatchReader } from '../pcap/reader';
 import { FormatChoice, readRuleFile } from '../rules/load';
 import { logRuleEvents } from './rule-event-log';
+import { readSuppressionFile, Suppressions } from '../detect/suppress';
+import { offlineIfindexes } from '../offline/pipeline';
+import { RuleSet } from '../rules/types';
 
 export interface ReplayCommand {
   pcap: string;
@@ -22,7 +25,37 @@ export interface ReplayCommand {
   rulesFormat: FormatChoice;
   /** null: rules only. */
   model: string | null;
+  /** --iface-in / --iface-out: the interfaces the captured packets are taken to have used (a capture carries none). */
+  ifaceIn?: string | null;
+  ifaceOut?: string | null;
+  /** --suppress: anomaly suppression list file. */
+  suppress?: string | null;
 }
+
+/**
+ * Rules that name an interface the replay was not given: they never match a
+ * captured packet, which with a default drop can turn a whole capture into drops.
+ */
+export function interfaceWarnings(rules: RuleSet, ifaceIn: string | null, ifaceOut: string | null): string[] {
+  const out: string[] = [];
+  for (const field of ['in', 'out'] as const) {
+    const stated = field === 'in' ? ifaceIn : ifaceOut;
+    if (stated) continue;
+    const byName = new Map<string, string[]>();
+    rules.rules.forEach((r, k) => {
+      const name = r[field];
+      if (r.enabled && name !== null) byName.set(name, [...(byName.get(name) ?? []), `#${k} "${r.id}"`]);
+    });
+    for (const [name, who] of byName) {
+      out.push(`rule${who.length === 1 ? '' : 's'} ${who.join(', ')} need${who.length === 1 ? 's' : ''} ${field} interface ${name}, which a capture does not carry: never matched here; give --iface-${field} ${name} to replay the packets as if they came ${field === 'in' ? 'in on' : 'out of'} it`);
+    }
+  }
+  const hooks = rules.rules.flatMap((r, k) => (r.enabled && r.hook !== null ? [`#${k} "${r.id}"`] : []));
+  if (hooks.length) out.push(`rule${hooks.length === 1 ? '' : 's'} ${hooks.join(', ')} name${hooks.length === 1 ? 's' : ''} a hook, which a capture does not carry: never matched here`);
+  return out;
+}
+
+const IFNAME = /^[^/\s]{1,15}$/;
 
 export interface ReplaySummary {
   pcap: string;
@@ -37,6 +70,8 @@ export interface ReplaySummary {
   thin: number;
   anomaly_alerts: number;
   episodes: number;
+  /** Anomalies (windows and per-source findings) the suppression list silenced. */
+  suppressed: number;
   source_alerts: number;
   distributed_alerts: number;
   pcap_stats: Record<string, unknown>;
@@ -50,12 +85,16 @@ const BATCH = 256;
  * first packet time so the events carry the capture's clock.
  */
 export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captureClock?: { now: Date }): ReplaySummary {
+  for (const [flag, v] of [['--iface-in', c.ifaceIn], ['--iface-out', c.ifaceOut]] as const) {
+    if (v != null && !IFNAME.test(v)) throw new Error(`invalid ${flag} "${v}": expected an interface name of 1 to 15 characters without "/" or spaces`);
+  }
   const rules = readRuleFile(c.rules, c.rulesFormat);
+  const suppress = c.suppress ? readSuppressionFile(c.suppress) : new Suppressions();
   const model: Model | null = c.model ? loadModel(c.model) : null;
   const scorer = model ? createScorer(model) : null;
   const emit = (t: string, f: Record<string, unknown>, l?: 'error' | 'warn' | 'info' | 'debug') => log.event(t, f, l);
   const ids = new EpisodeIds();
-  const sources = model ? new SourceJudge(emit, model.stepSeconds, ids, undefined, () => captureClock?.now.getTime() ?? Date.now()) : null;
+  const sources = model ? new SourceJudge(emit, model.stepSeconds, ids, undefined, () => captureClock?.now.getTime() ?? Date.now(), suppress) : null;
   let lastFinding = -Infinity;
   const windowSeconds = model?.windowSeconds ?? WINDOW_DEFAULTS.windowSeconds;
   const stepSeconds = model?.stepSeconds ?? WINDOW_DEFAULTS.stepSeconds;
@@ -75,10 +114,14 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
         onStepFinal: (k) => sources?.onStepFinal(k),
       })
     : null;
-  const judge = model ? new WindowJudge({ threshold: model.threshold, ids, explained: (end) => end / stepSeconds - 1 - lastFinding <= windowSeconds / stepSeconds }, emit) : null;
+  const judge = model ? new WindowJudge({ threshold: model.threshold, ids, suppress, explained: (end) => end / stepSeconds - 1 - lastFinding <= windowSeconds / stepSeconds }, emit) : null;
   let windows = 0;
   let scored = 0;
   let thin = 0;
+  const interfaces = { in: c.ifaceIn ?? null, out: c.ifaceOut ?? null };
+  const indexes = offlineIfindexes(interfaces);
+  const names = new Map([...indexes.names].map(([n, k]) => [k, n]));
+  const ifaceName = (k: number) => names.get(k) ?? null;
   const reader = new PcapBatchReader(c.pcap, BATCH);
   try {
     const pipe = new OfflinePipeline(reader.meta, {
@@ -86,7 +129,8 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
       batchSize: BATCH,
       features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256, flags: model ? shareFlagModel(model.flags) : null },
       onStep: (st) => tracker?.add(st),
-      onRuleEvents: (events) => logRuleEvents(log, 0, rules, events),
+      interfaces,
+      onRuleEvents: (events) => logRuleEvents(log, 0, rules, events, ifaceName),
       onWindow: (w) => {
         windows++;
         if (!model || !scorer || !judge) return;
@@ -119,12 +163,16 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
       thin,
       anomaly_alerts: judge?.total.alerts ?? 0,
       episodes: judge?.total.episodes ?? 0,
+      suppressed: (judge?.total.suppressed ?? 0) + (sources?.counts.suppressed ?? 0),
       source_alerts: sources?.counts.alerts ?? 0,
       distributed_alerts: sources?.counts.distributed_alerts ?? 0,
       pcap_stats: { ...reader.stats },
-      warnings: model && model.queues !== 1
-        ? [`the model was trained on windows of ${model.queues} queues; replay puts the whole capture in one window per step, so per-queue volumes are about ${model.queues}x the model's and scores run high`]
-        : [],
+      warnings: [
+        ...interfaceWarnings(rules, interfaces.in, interfaces.out),
+        ...(model && model.queues !== 1
+          ? [`the model was trained on windows of ${model.queues} queues; replay puts the whole capture in one window per step, so per-queue volumes are about ${model.queues}x the model's and scores run high`]
+          : []),
+      ],
     };
   } finally {
     reader.close();

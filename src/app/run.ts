@@ -17,6 +17,7 @@ import { RuleSet } from '../rules/types';
 import { readKernelQueueStats } from '../stats/kernel-queue';
 import { ControlServer } from '../control/server';
 import { RuleReloader } from './reload';
+import { logRuleWarnings } from './rule-warnings';
 import { logRuleEvents } from './rule-event-log';
 import { formatMarkSpec } from '../verdict/mark';
 import { Allowlist } from '../blocks/allowlist';
@@ -30,6 +31,7 @@ import { formatDuration } from '../config/duration';
 import { shareFlagModel } from '../detect/flag-model';
 import { ChainGuard } from './chain-guard';
 import { checkRunFiles } from './file-checks';
+import { readSuppressionFile, Suppressions } from '../detect/suppress';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -100,6 +102,8 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     state_dir: o.stateDir,
     learn_s: o.learnSeconds,
     malformed: o.malformed,
+    rules_mode: o.rulesMode,
+    suppress: o.suppress || null,
     pid: process.pid,
   };
 }
@@ -222,6 +226,8 @@ class StatsReporter {
         verdicts: { repeat: c.verdictRepeat, accept: c.verdictAccept, drop: c.verdictDrop, failure: c.failVerdicts },
         malformed: c.malformed,
         evasion_drops: c.evasionDrops,
+        // --rules-mode log: packets dropped/rejected above that passed all the same.
+        dry_run_passed: c.dryRunPassed,
         lock_drops: c.lockDrops,
         rule_matches: c.ruleMatched,
         js_errors: c.jsErrors,
@@ -275,6 +281,7 @@ async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detec
     pid: process.pid,
     uptime_s: Math.round((Date.now() - startedAt) / 1000),
     mode: o.mode,
+    rules_mode: o.rulesMode,
     fail_closed: o.failClosed,
     rules: { version: sup.rulesVersion, file: sup.rules.origin.file, sha256: sup.rules.origin.sha256, count: sup.rules.rules.length, lock: sup.rules.lock, default: sup.rules.default },
     queues: queues.map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null, classifier: classifier[c.queue] ?? null })),
@@ -329,7 +336,10 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     throw new StartupError((e as Error).message, EXIT_CONFIG);
   }
   let detection: DetectionSetup;
+  let suppress: Suppressions;
   try {
+    // Validated with the rules, before any file is created or checked for writing.
+    suppress = o.suppress ? readSuppressionFile(o.suppress) : new Suppressions();
     checkRunFiles(o);
     detection = detectionSetup(o);
   } catch (e) {
@@ -358,6 +368,9 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   const log = createEventLog({ file: o.logFile, fileLabel: '--log-file', console: opts.console, level: o.logLevel });
   log.event('start', { config: describeConfig(o, rules) });
   for (const w of detection.warnings) log.event('config_warning', { warning: w }, 'warn');
+  if (!suppress.empty) {
+    log.event('suppressions', { file: o.suppress, entries: suppress.entries.length, ...(detection.features && detection.model !== null ? {} : { warning: 'no anomaly detection in this mode: the list has nothing to suppress' }) });
+  }
   const blocks = new BlockManager({
     policy: { ttlSeconds: o.blockTtl, maxTtlSeconds: o.blockMaxTtl, maxBlocks: o.maxBlocks },
     allowlist,
@@ -403,6 +416,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
         recordLabel: learningNow ? 'the --learn recording' : undefined,
         queues,
         respond: learningNow ? undefined : respondFor(o.mode),
+        suppress,
         // Learning keeps its progress in the recording: write it often enough that a restart loses little.
         behaviourEverySeconds: learningNow ? Math.max(5, Math.min(60, learnPlan!.durationSeconds / 20)) : undefined,
         onBehaviour: learningNow ? (steps) => learning?.progress(steps) : undefined,
@@ -433,7 +447,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
         markValue: o.mark.value,
         markMask: o.mark.mask,
       },
-      engine: { mode: o.verdictMode, mark: o.mark, rejectMark: o.rejectMark, eventsPerSecond: o.logRate, flowCapacity: FLOW_CAPACITY, malformed: o.malformed },
+      engine: { mode: o.verdictMode, mark: o.mark, rejectMark: o.rejectMark, eventsPerSecond: o.logRate, flowCapacity: FLOW_CAPACITY, malformed: o.malformed, rulesMode: o.rulesMode },
       features: detection.features,
       rules,
       log,
@@ -448,6 +462,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   }
   supRef = sup;
   log.event('queues_bound', { queues: queueNumbers(o) });
+  logRuleWarnings(log, rules, sup.rulesVersion);
 
   try {
     abortIfSignalled();

@@ -12,6 +12,8 @@ import { formatBlocks, formatStatus } from './status-text';
 import { explain, formatExplanation } from '../rules/explain';
 import { FormatChoice, readRuleFile } from '../rules/load';
 import { parsePacketText } from '../rules/packet-text';
+import { describeMissing, describeShadowed, missingInterfaces, shadowedRules } from '../rules/lint';
+import { ifindexOf } from '../rules/interfaces';
 import { RuleStats } from '../queue/supervisor';
 import { runTrain } from '../app/train';
 import { runReplay } from '../app/replay';
@@ -143,6 +145,8 @@ void yargs(hideBin(process.argv))
         .option('state-dir', { type: 'string', default: RUN_DEFAULTS.stateDir, describe: 'directory of blocks.json (blocks survive a restart with their remaining time) and of --learn\'s recording and model' })
         .option('learn', { type: 'string', describe: 'learn this site first: for DURATION (e.g. 24h) enforce the rules, only alert, and record the traffic; then train a site model (written to --state-dir/model.json) and run in --mode with it. A restart resumes the learning' })
         .option('malformed', { type: 'string', default: RUN_DEFAULTS.malformed, choices: ['drop', 'policy'], describe: 'packets whose transport header nfips cannot see (IPv6 headers past --copy-range, tiny or overlapping fragments, unknown next header, bad TCP offset): drop them when a drop/reject rule could have matched, or leave them to the rules and default policy' })
+        .option('rules-mode', { type: 'string', default: RUN_DEFAULTS.rulesMode, choices: ['enforce', 'log'], describe: 'enforce: the rules decide; log: a dry run, every packet a rule, the default policy or lock would drop or reject is accepted and logged with alert.action would-drop/would-reject (anomaly blocks follow --mode)' })
+        .option('suppress', { type: 'string', describe: 'JSON file of anomaly suppressions (by signature_id and/or source network): a suppressed anomaly neither alerts nor blocks' })
         .option('ipset', { type: 'string', default: RUN_DEFAULTS.ipset, describe: 'ipset binary (blocks are ipsets matched before the queue)' })
         .example('$0 run --rules rules/default.json --queues 0-1 --hook forward --log-file /var/log/nfips/nfips.json', ''),
     (argv) => cmdRun(argv as RunFlags),
@@ -161,7 +165,11 @@ void yargs(hideBin(process.argv))
         (yy) => yy.positional('file', { type: 'string', demandOption: true }).option('rules-format', formatFlag),
         (argv) => {
           const rs = loadOrDie(argv.file, argv.rulesFormat);
-          process.stdout.write(`${escapeControl(argv.file)}: OK (${rs.origin.format} format, ${rs.rules.length} rules, default ${rs.default}${rs.lock ? ', LOCKED' : ''})\n`);
+          const disabled = rs.rules.filter((r) => !r.enabled).length;
+          process.stdout.write(`${escapeControl(argv.file)}: OK (${rs.origin.format} format, ${rs.rules.length} rules${disabled ? ` (${disabled} disabled)` : ''}, default ${rs.default}${rs.lock ? ', LOCKED' : ''})\n`);
+          // Warnings go to stderr and leave the exit code at 0: the file loads.
+          const warnings = [...missingInterfaces(rs, (n) => ifindexOf(n) !== undefined).map(describeMissing), ...shadowedRules(rs).map(describeShadowed)];
+          for (const w of warnings) process.stderr.write(`nfips: warning: ${escapeControl(w)}\n`);
         },
       )
       .command(
@@ -172,7 +180,7 @@ void yargs(hideBin(process.argv))
             .positional('file', { type: 'string', demandOption: true })
             .option('packet', { type: 'string', demandOption: true, describe: 'e.g. "tcp 10.0.0.5:40000 -> 192.0.2.7:23 flags S in lan0"' })
             .option('rules-format', formatFlag)
-            .option('verbose', { type: 'boolean', default: false, describe: 'list every non-matching rule' }),
+            .option('verbose', { type: 'boolean', default: false, describe: 'list every non-matching rule, with what it wants in the field that failed and what the packet has there' }),
         (argv) => {
           const rs = loadOrDie(argv.file, argv.rulesFormat);
           let p;
@@ -291,14 +299,17 @@ void yargs(hideBin(process.argv))
         .option('rules', { type: 'string', default: RUN_DEFAULTS.rules })
         .option('rules-format', formatFlag)
         .option('model', { type: 'string', default: RUN_DEFAULTS.model, describe: 'anomaly model' })
-        .option('rules-only', { type: 'boolean', default: false, describe: 'skip the anomaly model' }),
+        .option('rules-only', { type: 'boolean', default: false, describe: 'skip the anomaly model' })
+        .option('iface-in', { type: 'string', describe: 'take every packet to have come in on this interface, so "in" rules can match (a capture carries none)' })
+        .option('iface-out', { type: 'string', describe: 'take every packet to go out on this interface, so "out" rules can match' })
+        .option('suppress', { type: 'string', describe: 'anomaly suppression list (JSON), as for nfips run' }),
     async (argv) => {
       // `nfips replay ... | head` closes the pipe early: that is a normal end.
       process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
       const captureClock = { now: new Date(0) };
       const log = createEventLog({ console: false, stdoutJson: true, level: 'info', clock: () => captureClock.now });
       try {
-        const s = runReplay({ pcap: argv.pcap, rules: argv.rules, rulesFormat: argv.rulesFormat as FormatChoice, model: argv.rulesOnly ? null : argv.model }, log, captureClock);
+        const s = runReplay({ pcap: argv.pcap, rules: argv.rules, rulesFormat: argv.rulesFormat as FormatChoice, model: argv.rulesOnly ? null : argv.model, ifaceIn: argv.ifaceIn ?? null, ifaceOut: argv.ifaceOut ?? null, suppress: argv.suppress ?? null }, log, captureClock);
         for (const w of s.warnings) process.stderr.write(`nfips replay: warning: ${escapeControl(w)}\n`);
         log.event('replay_summary', { ...s });
         await log.close();

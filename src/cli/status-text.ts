@@ -20,6 +20,7 @@ export interface StatusView {
   pid: number;
   uptime_s: number;
   mode: string;
+  rules_mode?: string;
   rules: { version: number; file: string; sha256: string; count: number; lock: boolean; default: string };
   iptables?: {
     table: string;
@@ -34,7 +35,7 @@ export interface StatusView {
   unverdicted: { packets: number; meaning: string; queue_rule_packets: number; share?: number; recent?: { packets: number; queue_rule_packets: number; share: number; seconds: number } } | { error: string };
   queues: StatusQueue[];
   blocks: { active: number; kernel_dropped: { packets?: number; bytes?: number; error?: string } | null; blocks: BlockView[] };
-  detection?: { sources: { alerts: number; open: number; distributed_alerts: number; tracked: number } } | null;
+  detection?: { sources: { alerts: number; open: number; distributed_alerts: number; tracked: number; suppressed?: number } } | null;
   learning?: { state: string; learnt_s?: number; duration_s?: number; percent?: number; training?: { phase: string; done: number; total: number }; error?: string; finished_at?: string; model?: string } | null;
 }
 
@@ -59,6 +60,7 @@ export function formatStatus(s: StatusView): string {
   const l = s.learning;
   const learningNow = l && l.state !== 'done';
   out.push(`nfips pid ${s.pid}, up ${duration(s.uptime_s)}, mode ${learningNow ? `learning (then ${s.mode})` : s.mode}`);
+  if (s.rules_mode === 'log') out.push('rules: DRY RUN (--rules-mode log): nothing is dropped or rejected by the rules; would-drop/would-reject events say what would have been');
   if (l) {
     if (l.state === 'done') out.push(`learning: done at ${l.finished_at ?? '?'}, running with ${l.model ?? 'the learnt model'}`);
     else {
@@ -68,7 +70,7 @@ export function formatStatus(s: StatusView): string {
     }
   }
   const d = s.detection?.sources;
-  if (d) out.push(`per-source detection: ${d.alerts} alerts, ${d.open} sources in an episode now, ${d.distributed_alerts} distributed alerts, ${d.tracked} sources tracked`);
+  if (d) out.push(`per-source detection: ${d.alerts} alerts, ${d.open} sources in an episode now, ${d.distributed_alerts} distributed alerts, ${d.tracked} sources tracked${d.suppressed ? `, ${d.suppressed} suppressed (--suppress)` : ''}`);
   if (s.iptables) out.push(...chainLines(s.iptables));
   out.push(`rules version ${s.rules.version}: ${s.rules.count} rules from ${s.rules.file} (sha256 ${s.rules.sha256.slice(0, 12)}), default ${s.rules.default}${s.rules.lock ? ', LOCKDOWN' : ''}`);
   out.push('');

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Hook, QUEUE_TABLES, QueueTable } from '../iptables/plan';
 import { parsePrefix } from '../rules/address';
 import { MarkSpec, parseMarkSpec } from '../verdict/mark';
-import { VerdictMode } from '../verdict/engine';
+import { RULES_MODES, RulesMode, VerdictMode } from '../verdict/engine';
 import { MALFORMED_POLICIES, MalformedPolicy } from '../verdict/hidden-guard';
 import { parseDuration } from './duration';
 
@@ -51,6 +51,8 @@ export interface RunFlags {
   ipset?: string;
   learn?: string;
   malformed?: string;
+  rulesMode?: string;
+  suppress?: string;
 }
 
 /**
@@ -107,6 +109,10 @@ export interface RunOptions {
   learnSeconds: number | null;
   /** Packets whose transport header nfips cannot see: dropped when a drop rule could have matched them, or left to the rules. */
   malformed: MalformedPolicy;
+  /** log: a dry run; drops and rejects are logged as would-drop/would-reject and the packets accepted. */
+  rulesMode: RulesMode;
+  /** Anomaly suppression list (JSON file), '' for none. */
+  suppress: string;
 }
 
 export const RUN_DEFAULTS = {
@@ -144,6 +150,8 @@ export const RUN_DEFAULTS = {
   stateDir: '/var/lib/nfips',
   ipset: 'ipset',
   malformed: 'drop',
+  rulesMode: 'enforce',
+  suppress: '',
 } as const;
 
 /** Window length and step when neither a model nor a flag sets them. */
@@ -202,6 +210,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   const rcvbufMb = attempt(() => intIn('rcvbuf-mb', f.rcvbufMb, 1, 1024));
   const mode = attempt(() => oneOf('mode', f.mode, DETECT_MODES));
   const malformed = attempt(() => oneOf('malformed', f.malformed, MALFORMED_POLICIES));
+  const rulesMode = attempt(() => oneOf('rules-mode', f.rulesMode, RULES_MODES));
   const scoringThreads = attempt(() => intIn('scoring-threads', f.scoringThreads, 1, 64));
   const windowSeconds = flags.windowSeconds === undefined ? undefined : attempt(() => intIn('window-seconds', f.windowSeconds, 1, 3600));
   const stepSeconds = flags.stepSeconds === undefined ? undefined : attempt(() => intIn('step-seconds', f.stepSeconds, 1, 3600));
@@ -267,5 +276,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     ipset: f.ipset,
     learnSeconds,
     malformed: malformed!,
+    rulesMode: rulesMode!,
+    suppress: f.suppress === '' ? '' : path.resolve(f.suppress),
   };
 }

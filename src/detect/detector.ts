@@ -23,6 +23,7 @@ import { ScoreResult } from './score';
 import { ScoreTask, ScoreWorkerData } from './score-worker';
 import { EpisodeIds, RespondToSource, SourceJudge, SourceJudgeCounts } from './source-judge';
 import { SourceTracker } from './source-tracker';
+import { Suppressions } from './suppress';
 
 export interface DetectorOptions {
   /** null: only record (e.g. to train the first model). */
@@ -40,6 +41,8 @@ export interface DetectorOptions {
   queues: number;
   /** Prevent mode: acts on per-source findings. */
   respond?: RespondToSource;
+  /** Anomalies that neither alert nor block (--suppress); kept across model changes. */
+  suppress?: Suppressions;
   /** Collects the per-source behaviour into this, besides any recording. */
   collect?: EnvelopeStats;
   /** How often the behaviour goes to the recording (default 60 s of steps). */
@@ -58,6 +61,8 @@ export interface DetectorQueueStats {
   anomalous: number;
   /** Anomalous windows the per-source findings already explained (no traffic alert). */
   explained: number;
+  /** Anomalous windows whose alert was on the suppression list. */
+  suppressed: number;
   alerts: number;
   errors: number;
   last_score: number | null;
@@ -148,7 +153,7 @@ export class Detector {
     const opts = this.#opts;
     const emit = (type: string, fields: Record<string, unknown>, level?: 'error' | 'warn' | 'info' | 'debug') => opts.log.event(type, fields, level);
     this.#model = model;
-    this.#sources = new SourceJudge(emit, opts.stepSeconds, this.#ids, respond);
+    this.#sources = new SourceJudge(emit, opts.stepSeconds, this.#ids, respond, undefined, opts.suppress);
     this.#tracker.setThresholds(new Thresholds(model.sources));
     const windowSteps = opts.windowSeconds / opts.stepSeconds;
     this.#judge = new WindowJudge(
@@ -157,6 +162,7 @@ export class Detector {
         quietWindows: opts.quietWindows,
         queues: opts.queues,
         ids: this.#ids,
+        suppress: opts.suppress,
         // A finding within the last window explains the window (it still holds the attack).
         explained: (end) => end / opts.stepSeconds - 1 - this.#lastFinding <= windowSteps,
       },
@@ -239,10 +245,10 @@ export class Detector {
     const queues = Object.fromEntries(
       [...this.#queues].map(([k, q]) => {
         const c = this.#judge?.counts.get(k);
-        return [k, { ...q.stats, anomalous: c?.anomalous ?? 0, explained: c?.explained ?? 0, alerts: c?.alerts ?? 0 }];
+        return [k, { ...q.stats, anomalous: c?.anomalous ?? 0, explained: c?.explained ?? 0, suppressed: c?.suppressed ?? 0, alerts: c?.alerts ?? 0 }];
       }),
     );
-    const s = this.#sources?.counts ?? { findings: 0, alerts: 0, episodes: 0, open: 0, distributed_alerts: 0 };
+    const s = this.#sources?.counts ?? { findings: 0, alerts: 0, episodes: 0, open: 0, distributed_alerts: 0, suppressed: 0 };
     const t = this.#tracker;
     return { queues, sources: { ...s, tracked: t.size, evicted: t.evicted, crowd: t.crowd, clock_jumps: t.clockJumps }, traffic_episode_open: this.#judge?.episodeOpen ?? false };
   }
@@ -284,7 +290,7 @@ export class Detector {
     if (!q) {
       q = {
         busy: false,
-        stats: { windows: 0, scored: 0, skipped: 0, thin: 0, anomalous: 0, explained: 0, alerts: 0, errors: 0, last_score: null, late_stamps: 0, clock_resets: 0 },
+        stats: { windows: 0, scored: 0, skipped: 0, thin: 0, anomalous: 0, explained: 0, suppressed: 0, alerts: 0, errors: 0, last_score: null, late_stamps: 0, clock_resets: 0 },
       };
       this.#queues.set(queue, q);
     }

@@ -12,6 +12,7 @@ import { attribute } from './attribution';
 import { EpisodeTracker } from './episodes';
 import { ScoreResult } from './score';
 import type { EpisodeIds } from './source-judge';
+import { Suppressions } from './suppress';
 
 export type Emit = (eventType: string, fields: EventFields, level?: Level) => void;
 
@@ -21,6 +22,8 @@ export interface JudgeCounts {
   explained: number;
   alerts: number;
   episodes: number;
+  /** Anomalous windows whose alert was on the suppression list. */
+  suppressed: number;
 }
 
 export interface WindowJudgeOptions {
@@ -37,6 +40,7 @@ export interface WindowJudgeOptions {
    * per-source detector time to explain it first.
    */
   confirmWindows?: number;
+  suppress?: Suppressions;
 }
 
 /** Default for WindowJudgeOptions.confirmWindows. */
@@ -48,7 +52,7 @@ export class WindowJudge {
   readonly #streak = new Map<number, number>();
   /** Per queue: anomalous windows. */
   readonly counts = new Map<number, JudgeCounts>();
-  readonly total: JudgeCounts = { anomalous: 0, explained: 0, alerts: 0, episodes: 0 };
+  readonly total: JudgeCounts = { anomalous: 0, explained: 0, alerts: 0, episodes: 0, suppressed: 0 };
 
   constructor(
     private readonly o: WindowJudgeOptions,
@@ -64,7 +68,7 @@ export class WindowJudge {
   /** r is null for a window too thin to score; it counts as quiet. */
   judge(w: FeatureWindow, r: ScoreResult | null): void {
     let c = this.counts.get(w.queue);
-    if (!c) this.counts.set(w.queue, (c = { anomalous: 0, explained: 0, alerts: 0, episodes: 0 }));
+    if (!c) this.counts.set(w.queue, (c = { anomalous: 0, explained: 0, alerts: 0, episodes: 0, suppressed: 0 }));
     const t = this.#tracker;
     if (r === null || !(r.score > this.o.threshold)) {
       this.#streak.set(w.queue, 0);
@@ -84,6 +88,12 @@ export class WindowJudge {
     }
     const score: AnomalyScore = { score: r.score, threshold: this.o.threshold, cluster: r.cluster, deviations: r.deviations };
     const a = attribute(w, r.deviations);
+    // Suppressed before the episode opens, so no anomaly_end follows either.
+    if (!t.current && this.o.suppress?.check(ANOMALY_SIGNATURES[a.blame].id, a.responsible[0]?.ip ?? null)) {
+      c.suppressed++;
+      this.total.suppressed++;
+      return;
+    }
     const step = t.step(true, w.end, r.score, a.responsible.map((s) => s.ip));
     if (step.kind === 'open' || step.kind === 'new-sources') {
       c.alerts++;

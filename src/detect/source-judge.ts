@@ -11,6 +11,7 @@ import { EventFields, Level } from '../log/event-log';
 import { AGGREGATE_ABOUT, MEASURES, MeasureName } from './envelope';
 import { AggregateFinding, Exceeded, SourceFinding } from './source-tracker';
 import { PROTO_BIT_ICMP, PROTO_BIT_TCP, PROTO_BIT_UDP } from '../features/source-table';
+import { Suppressions } from './suppress';
 
 export type Emit = (eventType: string, fields: EventFields, level?: Level) => void;
 
@@ -66,6 +67,8 @@ export interface SourceJudgeCounts {
   episodes: number;
   open: number;
   distributed_alerts: number;
+  /** Findings (and distributed floods) whose every measure was on the suppression list: no alert, no block. */
+  suppressed: number;
 }
 
 function measureKey(x: Exceeded): string {
@@ -119,7 +122,7 @@ function kindOf(x: Exceeded, f: SourceFinding): string {
 export class SourceJudge {
   readonly #episodes = new Map<string, Episode>();
   readonly #distributed = new Map<string, Episode>();
-  readonly counts: SourceJudgeCounts = { findings: 0, alerts: 0, episodes: 0, open: 0, distributed_alerts: 0 };
+  readonly counts: SourceJudgeCounts = { findings: 0, alerts: 0, episodes: 0, open: 0, distributed_alerts: 0, suppressed: 0 };
 
   constructor(
     private readonly emit: Emit,
@@ -127,10 +130,22 @@ export class SourceJudge {
     private readonly ids: EpisodeIds,
     private readonly respond?: RespondToSource,
     private readonly clock: () => number = Date.now,
+    private readonly suppress: Suppressions = new Suppressions(),
   ) {}
 
-  onFinding(f: SourceFinding): void {
+  onFinding(found: SourceFinding): void {
     this.counts.findings++;
+    // Suppressed measures are left out before anything else: what remains
+    // alerts and blocks as usual; nothing remaining, nothing happens.
+    let f = found;
+    if (!this.suppress.empty) {
+      const kept = found.exceeded.filter((x) => !this.suppress.check(SIG.get(x.measure)!.signatureId, found.ip));
+      if (kept.length === 0) {
+        this.counts.suppressed++;
+        return;
+      }
+      if (kept.length !== found.exceeded.length) f = { ...found, exceeded: kept };
+    }
     let ep = this.#episodes.get(f.ip);
     const lead = f.exceeded[0];
     const ratio = lead.value / lead.threshold.value;
@@ -169,6 +184,11 @@ export class SourceJudge {
   onAggregate(a: AggregateFinding): void {
     if (!a.distributed) return;
     let ep = this.#distributed.get(DISTRIBUTED);
+    // No source to name: only entries without one can suppress it.
+    if (!ep && this.suppress.check(distributedSignature(a.measure).signatureId, null)) {
+      this.counts.suppressed++;
+      return;
+    }
     if (ep) {
       ep.lastStep = a.step;
       ep.findings++;

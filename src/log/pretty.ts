@@ -58,10 +58,12 @@ export function formatRecord(r: Rec): string {
     body = `END    ${anomaly.kind === 'source' ? str(r.src_ip) : 'distributed'} episode ${str(anomaly.episode?.id)} over`;
   } else if (type === 'anomaly_end' && anomaly) {
     body = `END    q${str(anomaly.queue)} episode ${str(anomaly.episode?.id)} over: peak score ${str(anomaly.peak_score)}, ${str(anomaly.windows_above)} windows above, sources ${(anomaly.sources ?? []).join(', ') || '-'}`;
-  } else if (type === 'drop' || type === 'reject' || type === 'alert') {
+  } else if (type === 'drop' || type === 'reject' || type === 'alert' || type === 'accept') {
     const iface = r.in_iface ? ` in ${str(r.in_iface)}` : '';
     const sup = typeof r.suppressed === 'number' && r.suppressed > 0 ? ` (+${r.suppressed} suppressed)` : '';
-    body = `${type.toUpperCase().padEnd(6)} rule ${str(r.rule_id)} ${str(r.proto)} ${endpoint(r.src_ip, r.src_port)} -> ${endpoint(r.dest_ip, r.dest_port)}${iface}${sup}`;
+    // A dry run (--rules-mode log) did not do it: say so.
+    const would = String((r.alert as { action?: string } | undefined)?.action ?? '').startsWith('would-');
+    body = `${(would ? `WOULD-${type.toUpperCase()}` : type.toUpperCase()).padEnd(6)} rule ${str(r.rule_id)} ${str(r.proto)} ${endpoint(r.src_ip, r.src_port)} -> ${endpoint(r.dest_ip, r.dest_port)}${iface}${sup}`;
   } else if ((type === 'block' || type === 'unblock') && r.block) {
     const b = r.block as { key?: string; origin?: string; ttl_seconds?: number; expires_at?: string; offence?: number; reason?: string };
     body = type === 'block'

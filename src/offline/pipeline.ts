@@ -20,6 +20,20 @@ export interface OfflineOptions {
   /** Each closed step, before its window (per-source detection and learning). */
   onStep?: (s: StepRecord) => void;
   onRuleEvents?: (events: RuleEvent[]) => void;
+  /**
+   * Interfaces every packet is taken to have come in and go out on (a
+   * capture carries none): lets in/out rules match. null: none, so such
+   * rules never match.
+   */
+  interfaces?: { in: string | null; out: string | null };
+}
+
+/** Index 1 for the in interface, 2 for the out (1 if it is the same one); 0 is "none", as in the kernel's metadata. */
+export function offlineIfindexes(i: { in: string | null; out: string | null } | undefined): { in: number; out: number; names: Map<string, number> } {
+  const names = new Map<string, number>();
+  if (i?.in) names.set(i.in, 1);
+  if (i?.out && !names.has(i.out)) names.set(i.out, 2);
+  return { in: i?.in ? 1 : 0, out: i?.out ? (names.get(i.out) ?? 0) : 0, names };
 }
 
 /** Engine settings offline: no marks matter, interfaces are unknown. */
@@ -37,13 +51,20 @@ export class OfflinePipeline {
   readonly windows: WindowAggregator;
   private readonly counters = new Float64Array(ENGINE_COUNTERS.length);
   private inputs: WindowInputs;
+  private meta: MetaColumns;
+  private readonly ifIn: number;
+  private readonly ifOut: number;
   packets = 0;
 
   constructor(
     meta: MetaColumns,
     private readonly opts: OfflineOptions,
   ) {
-    this.engine = new VerdictEngine(opts.batchSize, meta, opts.rules, 0, new ArrayBuffer(ruleCounterBytes(opts.rules.rules.length)), OFFLINE_ENGINE, this.counters);
+    const ifs = offlineIfindexes(opts.interfaces);
+    this.ifIn = ifs.in;
+    this.ifOut = ifs.out;
+    this.meta = meta;
+    this.engine = new VerdictEngine(opts.batchSize, meta, opts.rules, 0, new ArrayBuffer(ruleCounterBytes(opts.rules.rules.length)), { ...OFFLINE_ENGINE, ifindex: (n) => ifs.names.get(n) }, this.counters);
     this.windows = new WindowAggregator({ queue: opts.queue ?? 0, ...opts.features }, opts.onWindow, opts.onStep);
     const e = this.engine;
     e.setFlagModel(opts.features.flags ? openFlagModel(opts.features.flags) : null);
@@ -53,6 +74,7 @@ export class OfflinePipeline {
 
   /** Later batches come in other columns (the next file of a multi-file capture); all state carries over. */
   setMeta(meta: MetaColumns): void {
+    this.meta = meta;
     this.engine.setMeta(meta);
     this.inputs = windowInputsOf(meta, this.engine);
   }
@@ -61,6 +83,9 @@ export class OfflinePipeline {
   process(n: number, packets: Uint8Array): void {
     if (n === 0) return;
     this.packets += n;
+    // The reader leaves these columns at 0 (no interface); stated ones go in whole.
+    if (this.ifIn !== 0) this.meta.inIfindex.fill(this.ifIn, 0, n);
+    if (this.ifOut !== 0) this.meta.outIfindex.fill(this.ifOut, 0, n);
     this.engine.process(n, packets);
     if (this.engine.events.count > 0) this.opts.onRuleEvents?.(this.engine.events.drain());
     this.engine.recordSessions(n);

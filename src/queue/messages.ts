@@ -1,6 +1,6 @@
 // Messages between the main thread and a queue thread.
 import { RuleSet } from '../rules/types';
-import { VerdictMode } from '../verdict/engine';
+import { RulesMode, VerdictMode } from '../verdict/engine';
 import { MalformedPolicy } from '../verdict/hidden-guard';
 import { MarkSpec } from '../verdict/mark';
 import { RuleEvent } from '../verdict/rule-events';
@@ -16,6 +16,7 @@ export interface EngineSettings {
   eventsPerSecond: number;
   flowCapacity: number;
   malformed: MalformedPolicy;
+  rulesMode: RulesMode;
 }
 
 /** Feature windows on the queue thread; null turns the feature path off. */

@@ -16,8 +16,10 @@ import {
   TWOCOLUMNS_FIELD_EXPECTED,
   validate2Columns,
   validateNative,
+  VAR_NAME,
+  VAR_REF,
 } from './schema';
-import { AddressMatch, anyRule, FLOW_ESTABLISHED, FLOW_NEW, PortRange, Rule, RuleFormat, RuleSet } from './types';
+import { AddressMatch, anyRule, FLOW_ESTABLISHED, FLOW_NEW, logsByDefault, PortRange, Rule, RuleFormat, RuleSet } from './types';
 
 type PortJson = number | string | (number | string)[];
 interface NativeRuleJson {
@@ -37,10 +39,15 @@ interface NativeRuleJson {
   hook?: 'forward' | 'input';
   family?: 'ipv4' | 'ipv6';
   state?: 'new' | 'established' | ('new' | 'established')[];
+  enabled?: boolean;
+  log?: boolean;
+  severity?: number;
+  sid?: number;
 }
 interface NativeFileJson {
   lock?: boolean;
   default?: 'accept' | 'drop';
+  vars?: Record<string, (number | string)[]>;
   rules: NativeRuleJson[];
 }
 interface TwoColumnsRuleJson {
@@ -139,11 +146,82 @@ function stateBits(v: NativeRuleJson['state']): number | null {
   return (Array.isArray(v) ? v : [v]).reduce((bits, s) => bits | (s === 'new' ? FLOW_NEW : FLOW_ESTABLISHED), 0);
 }
 
+type VarKind = 'address' | 'port';
+interface VarSet {
+  kind: VarKind;
+  items: (number | string)[];
+}
+
+/** Sorts each var into an address set or a port set (by its entries); a mix is a problem. */
+function readVars(vars: NativeFileJson['vars'], problems: RuleProblem[]): Map<string, VarSet> {
+  const out = new Map<string, VarSet>();
+  for (const [name, items] of Object.entries(vars ?? {})) {
+    if (!VAR_NAME.test(name)) {
+      problems.push({ path: `/vars/${name.replace(/~/g, '~0').replace(/\//g, '~1')}`, message: 'expected a var name of letters, digits and _ (not starting with a digit), at most 64 characters', value: name });
+      continue;
+    }
+    // The schema let each item through as an address or a port; "*" is an address.
+    const kinds = items.map((v): VarKind => (typeof v === 'string' && (v === '*' || parsePrefix(v) !== null) ? 'address' : 'port'));
+    const mixed = kinds.findIndex((k) => k !== kinds[0]);
+    if (mixed >= 0) {
+      problems.push({ path: `/vars/${name}/${mixed}`, message: `expected ${kinds[0] === 'address' ? 'an address or CIDR' : 'a port or "lo-hi" range'} like the var's first entry: a var is either an address set or a port set`, value: items[mixed] });
+      continue;
+    }
+    out.set(name, { kind: kinds[0], items });
+  }
+  return out;
+}
+
+/**
+ * Replaces "$NAME" (and "!$NAME" for addresses) by the var's entries, so the
+ * rest of loading, and the engine, never see a var. Problems are located at
+ * the reference.
+ */
+function expandVars<T extends number | string>(v: T | T[] | undefined, kind: VarKind, vars: Map<string, VarSet>, at: string, problems: RuleProblem[]): T | T[] | undefined {
+  if (v === undefined) return undefined;
+  const list = Array.isArray(v) ? v : [v];
+  if (!list.some((x) => typeof x === 'string' && x.includes('$'))) return v;
+  const out: T[] = [];
+  list.forEach((x, k) => {
+    if (typeof x !== 'string') return void out.push(x);
+    const negate = kind === 'address' && x.startsWith('!');
+    const m = VAR_REF.exec(negate ? x.slice(1) : x);
+    if (!m) return void out.push(x);
+    const where = Array.isArray(v) ? `${at}/${k}` : at;
+    const set = vars.get(m[1]);
+    if (!set) {
+      const known = [...vars.entries()].filter(([, s]) => s.kind === kind).map(([n]) => `$${n}`);
+      problems.push({ path: where, message: `unknown var; expected one of the ${kind} vars defined under /vars${known.length ? ` (${known.join(', ')})` : ' (there are none)'}`, value: x });
+      return;
+    }
+    if (set.kind !== kind) {
+      problems.push({ path: where, message: `$${m[1]} is ${set.kind === 'port' ? 'a port' : 'an address'} set; expected ${kind === 'port' ? 'a port' : 'an address'} var here`, value: x });
+      return;
+    }
+    for (const item of set.items) out.push((negate ? `!${String(item)}` : item) as T);
+  });
+  return out;
+}
+
 function normaliseNative(doc: NativeFileJson, file: string, sha256: string): RuleSet {
   const problems: RuleProblem[] = [];
   const seen = new Map<string, number>();
-  const rules: Rule[] = doc.rules.map((r, index) => {
+  const sids = new Map<number, number>();
+  const vars = readVars(doc.vars, problems);
+  const rules: Rule[] = doc.rules.map((raw, index) => {
     const at = `/rules/${index}`;
+    const r: NativeRuleJson = {
+      ...raw,
+      source: expandVars(raw.source, 'address', vars, `${at}/source`, problems),
+      destination: expandVars(raw.destination, 'address', vars, `${at}/destination`, problems),
+      sport: expandVars(raw.sport, 'port', vars, `${at}/sport`, problems),
+      dport: expandVars(raw.dport, 'port', vars, `${at}/dport`, problems),
+    };
+    if (r.sid !== undefined) {
+      const prevSid = sids.get(r.sid);
+      if (prevSid !== undefined) problems.push({ path: `${at}/sid`, message: `duplicate sid, already used by /rules/${prevSid}; sids must be unique within the file`, value: r.sid });
+      else sids.set(r.sid, index);
+    }
     const id = r.id ?? `rule-${index}`;
     const prev = seen.get(id);
     if (prev !== undefined) {
@@ -185,6 +263,10 @@ function normaliseNative(doc: NativeFileJson, file: string, sha256: string): Rul
       hook: r.hook === undefined ? null : r.hook === 'input' ? 1 : 2,
       family: r.family === undefined ? null : r.family === 'ipv4' ? 4 : 6,
       state: stateBits(r.state),
+      enabled: r.enabled ?? true,
+      log: r.log ?? logsByDefault(r.action),
+      severity: r.severity ?? null,
+      sid: r.sid ?? null,
     };
     return rule;
   });

@@ -20,6 +20,16 @@ const portItem = {
 } as const;
 const portField = { oneOf: [portItem, { type: 'array', minItems: 1, items: portItem }] } as const;
 const stateName = { enum: ['new', 'established'] } as const;
+/** A var entry: an address or a port, never a reference or a negation (load.ts decides which kind of set a var is). */
+const varItem = {
+  oneOf: [
+    { type: 'integer', minimum: 0, maximum: 65535 },
+    { type: 'string', format: 'nfips-var-item' },
+  ],
+} as const;
+
+/** Highest sid a rule file may give; nfips' own signature ids start above it (lock, default policy, rule positions, anomalies). */
+export const MAX_RULE_SID = 999_997;
 
 export const NATIVE_SCHEMA = {
   $id: 'https://nfips.invalid/schema/rules-native.json',
@@ -29,6 +39,7 @@ export const NATIVE_SCHEMA = {
   properties: {
     lock: { type: 'boolean' },
     default: { enum: ['accept', 'drop'] },
+    vars: { type: 'object', additionalProperties: { type: 'array', minItems: 1, items: varItem } },
     rules: {
       type: 'array',
       items: {
@@ -57,6 +68,10 @@ export const NATIVE_SCHEMA = {
           hook: { enum: ['forward', 'input'] },
           family: { enum: ['ipv4', 'ipv6'] },
           state: { oneOf: [stateName, { type: 'array', minItems: 1, uniqueItems: true, items: stateName }] },
+          enabled: { type: 'boolean' },
+          log: { type: 'boolean' },
+          severity: { type: 'integer', minimum: 1, maximum: 4 },
+          sid: { type: 'integer', minimum: 1, maximum: MAX_RULE_SID },
         },
       },
     },
@@ -91,15 +106,20 @@ export const TWOCOLUMNS_SCHEMA = {
 } as const;
 
 const FORMAT_EXPECTED: Record<string, string> = {
-  'nfips-address': 'expected "*", an IPv4/IPv6 address or CIDR, optionally with a leading "!"',
-  'nfips-port': 'expected a port 0-65535 or a range "lo-hi" with lo <= hi',
+  'nfips-address': 'expected "*", an IPv4/IPv6 address or CIDR, or "$NAME" of an address var, optionally with a leading "!"',
+  'nfips-port': 'expected a port 0-65535, a range "lo-hi" with lo <= hi, or "$NAME" of a port var',
+  'nfips-var-item': 'expected an IPv4/IPv6 address or CIDR, "*", a port 0-65535 or a port range "lo-hi" (vars hold no "!" and no other var)',
   'nfips-tcp-flags': 'expected a comma list of SYN, ACK, FIN, RST, PSH, URG, ECE, CWR, each optionally prefixed with "!" (must be clear)',
   'nfips-2columns-address': 'expected an exact dotted-quad IPv4 address or "*" (2columnS format)',
 };
 
+/** "$NAME": a var of the file's `vars`, resolved by load.ts. */
+export const VAR_REF = /^\$([A-Za-z_][A-Za-z0-9_]{0,63})$/;
+export const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
 function validAddress(s: string): boolean {
   const t = s.startsWith('!') ? s.slice(1) : s;
-  return t === '*' || parsePrefix(t) !== null;
+  return t === '*' || VAR_REF.test(t) || parsePrefix(t) !== null;
 }
 
 export function parsePortText(s: string): { lo: number; hi: number } | null {
@@ -128,7 +148,8 @@ export function parseTcpFlags(text: string): { mask: number; set: number } | nul
 
 const ajv = new Ajv({ allErrors: true, strict: true });
 ajv.addFormat('nfips-address', { type: 'string', validate: validAddress });
-ajv.addFormat('nfips-port', { type: 'string', validate: (s: string) => parsePortText(s) !== null });
+ajv.addFormat('nfips-port', { type: 'string', validate: (s: string) => VAR_REF.test(s) || parsePortText(s) !== null });
+ajv.addFormat('nfips-var-item', { type: 'string', validate: (s: string) => s === '*' || parsePrefix(s) !== null || parsePortText(s) !== null });
 ajv.addFormat('nfips-tcp-flags', { type: 'string', validate: (s: string) => parseTcpFlags(s) !== null });
 ajv.addFormat('nfips-2columns-address', { type: 'string', validate: (s: string) => s === '*' || (/^\d{1,3}(\.\d{1,3}){3}$/.test(s) && parsePrefix(s) !== null) });
 
@@ -154,7 +175,8 @@ export function describeAjvErrors(errors: ErrorObject[], fieldExpected: Record<s
       out.push({ path, message: FORMAT_EXPECTED[String(format.params.format)] ?? String(format.message) });
       continue;
     }
-    const field = fieldOf(path);
+    // Under /vars/NAME the field is the user's var name: the item is what matters.
+    const field = /^\/vars\/[^/]+\/\d+$/.test(path) ? 'vars item' : fieldOf(path);
     if (field in fieldExpected) {
       out.push({ path, message: fieldExpected[field] });
       continue;
@@ -177,12 +199,13 @@ export function describeAjvErrors(errors: ErrorObject[], fieldExpected: Record<s
 /** Fields whose schema is a oneOf: one plain sentence beats ajv's per-branch errors. */
 export const NATIVE_FIELD_EXPECTED: Record<string, string> = {
   protocol: 'expected a protocol name (tcp, udp, icmp, icmpv6, sctp, gre, esp, ...), a number 0-255, or "any"',
-  source: 'expected an address/CIDR string or a non-empty array of them',
-  destination: 'expected an address/CIDR string or a non-empty array of them',
-  dport: 'expected a port 0-65535, a "lo-hi" range string, or a non-empty array of them',
+  source: 'expected an address/CIDR string or "$NAME" of an address var, or a non-empty array of them',
+  destination: 'expected an address/CIDR string or "$NAME" of an address var, or a non-empty array of them',
+  dport: 'expected a port 0-65535, a "lo-hi" range string or "$NAME" of a port var, or a non-empty array of them',
   state: 'expected "new", "established", or a non-empty array of them',
   lock: 'expected true or false (a JSON boolean)',
-  sport: 'expected a port 0-65535, a "lo-hi" range string, or a non-empty array of them',
+  sport: 'expected a port 0-65535, a "lo-hi" range string or "$NAME" of a port var, or a non-empty array of them',
+  'vars item': 'expected an IPv4/IPv6 address or CIDR, "*", a port 0-65535 or a port range "lo-hi"',
 };
 
 export const TWOCOLUMNS_FIELD_EXPECTED: Record<string, string> = {

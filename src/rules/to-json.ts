@@ -3,7 +3,7 @@
 import { TCP_FLAG_NAMES } from '../packet/decoded';
 import { formatPrefix } from './address';
 import { protocolName } from './protocols';
-import { AddressMatch, FLOW_ESTABLISHED, FLOW_NEW, PortRange, Rule, RuleSet } from './types';
+import { AddressMatch, FLOW_ESTABLISHED, FLOW_NEW, logsByDefault, PortRange, Rule, RuleSet } from './types';
 
 
 function addresses(a: AddressMatch): string | string[] {
@@ -41,6 +41,10 @@ export function ruleToJson(r: Rule): Record<string, unknown> {
     const s = [...(r.state & FLOW_NEW ? ['new'] : []), ...(r.state & FLOW_ESTABLISHED ? ['established'] : [])];
     out.state = s.length === 1 ? s[0] : s;
   }
+  if (!r.enabled) out.enabled = false;
+  if (r.log !== logsByDefault(r.action)) out.log = r.log;
+  if (r.severity !== null) out.severity = r.severity;
+  if (r.sid !== null) out.sid = r.sid;
   return out;
 }
 

@@ -52,6 +52,14 @@ export interface Rule {
   family: 4 | 6 | null;
   /** Bit set of FLOW_NEW / FLOW_ESTABLISHED, or null for any. */
   state: number | null;
+  /** false: loaded and counted, but never matches (the compiled matcher never even tries it). */
+  enabled: boolean;
+  /** Whether drop/reject/accept events are logged for this rule (alerts always are). */
+  log: boolean;
+  /** alert.severity of the rule's events (1 highest .. 4), or null for nfips' default. */
+  severity: number | null;
+  /** alert.signature_id of the rule's events, or null to derive it from the rule's position. */
+  sid: number | null;
 }
 
 export interface RuleSet {
@@ -62,7 +70,12 @@ export interface RuleSet {
   origin: { file: string; format: RuleFormat; sha256: string };
 }
 
+/** Whether a rule's events are logged when the file does not say: drops and rejects are, accepts are not. */
+export function logsByDefault(action: RuleAction): boolean {
+  return action !== 'accept';
+}
+
 /** A rule that matches everything; fields are then narrowed by the loaders. */
 export function anyRule(id: string, action: RuleAction): Rule {
-  return { id, action, protocol: null, source: null, destination: null, sport: null, dport: null, tcpFlags: null, icmpType: null, icmpCode: null, in: null, out: null, hook: null, family: null, state: null };
+  return { id, action, protocol: null, source: null, destination: null, sport: null, dport: null, tcpFlags: null, icmpType: null, icmpCode: null, in: null, out: null, hook: null, family: null, state: null, enabled: true, log: logsByDefault(action), severity: null, sid: null };
 }

@@ -17,8 +17,11 @@ import { HiddenGuard, MalformedPolicy, UNTRUSTED_ACCEPT } from './hidden-guard';
 import { RuleEventBuffer } from './rule-events';
 
 export type VerdictMode = 'repeat' | 'accept';
+/** enforce: verdicts as decided; log: a dry run, every drop and reject is logged as would-drop/would-reject and accepted. */
+export type RulesMode = 'enforce' | 'log';
+export const RULES_MODES: readonly RulesMode[] = ['enforce', 'log'];
 
-export const ENGINE_COUNTERS = ['accepted', 'dropped', 'rejected', 'alerts', 'malformed', 'lockDrops', 'defaultAccepted', 'defaultDropped', 'ruleMatched', 'bytes', 'flowOverflows', 'evasionDrops'] as const;
+export const ENGINE_COUNTERS = ['accepted', 'dropped', 'rejected', 'alerts', 'malformed', 'lockDrops', 'defaultAccepted', 'defaultDropped', 'ruleMatched', 'bytes', 'flowOverflows', 'evasionDrops', 'dryRunPassed'] as const;
 export type EngineCounterName = (typeof ENGINE_COUNTERS)[number];
 const C_ACCEPTED = 0;
 const C_DROPPED = 1;
@@ -32,11 +35,17 @@ const C_RULE = 8;
 const C_BYTES = 9;
 const C_FLOW_OVERFLOW = 10;
 const C_EVASION_DROPS = 11;
+const C_DRY_RUN_PASSED = 12;
 
 export const ACT_ACCEPT = 0;
 export const ACT_DROP = 1;
 export const ACT_REJECT = 2;
 export const ACT_ALERT = 3;
+/** Event codes only (--rules-mode log): what the verdict would have been. */
+export const ACT_WOULD_DROP = 4;
+export const ACT_WOULD_REJECT = 5;
+/** Rule index of events about lock drops (-1 is the default policy). */
+export const LOCK_RULE = -2;
 const ACTION_CODES = { accept: ACT_ACCEPT, drop: ACT_DROP, reject: ACT_REJECT, alert: ACT_ALERT } as const;
 
 export interface EngineOptions {
@@ -50,6 +59,8 @@ export interface EngineOptions {
   ifindex: (name: string) => number | undefined;
   /** What to do with packets whose transport header is hidden; 'drop' when absent. */
   malformed?: MalformedPolicy;
+  /** 'enforce' when absent. */
+  rulesMode?: RulesMode;
 }
 
 /** Per-rule packets then bytes, shared with the main thread for `rules stats`. */
@@ -62,6 +73,8 @@ interface ActiveRules {
   rules: RuleSet;
   matcher: Matcher;
   actions: Uint8Array;
+  /** 1 where the rule's drop/reject/accept events are logged (the rule's `log`). */
+  logs: Uint8Array;
   /** [packets per rule..., bytes per rule..., default packets, default bytes] */
   counters: Float64Array;
   usesState: boolean;
@@ -156,6 +169,7 @@ export class VerdictEngine {
       rules,
       matcher: createMatcher(resolved),
       actions: Uint8Array.from(rules.rules, (r) => ACTION_CODES[r.action]),
+      logs: Uint8Array.from(rules.rules, (r) => (r.log ? 1 : 0)),
       counters,
       usesState: rules.rules.some((r) => r.state !== null),
     };
@@ -198,6 +212,8 @@ export class VerdictEngine {
     const vmark = meta.verdictMark;
     const marks = meta.mark;
     const repeat = this.opts.mode === 'repeat';
+    const dryRun = this.opts.rulesMode === 'log';
+    const logs = a.logs;
     for (let i = 0; i < n; i++) {
       const len = meta.origLen[i];
       c[C_BYTES] += len;
@@ -236,7 +252,6 @@ export class VerdictEngine {
           // The accept would rest on headers nfips could not read (hidden-guard.ts).
           action = ACT_DROP;
           c[C_EVASION_DROPS]++;
-          this.events.record(hiddenBy >= 0 ? hiddenBy : -1, ACT_DROP, i, d.hidden[i]);
         } else if (r >= 0) {
           decided = r;
           action = a.actions[r];
@@ -252,10 +267,22 @@ export class VerdictEngine {
       }
       analysed[i] = decided < 0 && !a.rules.lock ? 1 : 0;
       accepted[i] = 0;
-      if (action === ACT_ACCEPT) {
+      if (action === ACT_ACCEPT || dryRun) {
+        if (action === ACT_ACCEPT) {
+          c[C_ACCEPTED]++;
+          if (decided >= 0 && logs[decided] === 1) this.events.record(decided, ACT_ACCEPT, i);
+        } else {
+          // Dry run: the counters say what would have happened, the event
+          // says it was not done, and the packet passes like an accepted one.
+          // Every would-drop is logged, whatever the rule's `log`: seeing
+          // them is the point of a dry run.
+          c[action === ACT_REJECT ? C_REJECTED : C_DROPPED]++;
+          c[C_DRY_RUN_PASSED]++;
+          const by = a.rules.lock ? LOCK_RULE : hiddenBy >= 0 ? hiddenBy : decided;
+          this.events.record(by, action === ACT_REJECT ? ACT_WOULD_REJECT : ACT_WOULD_DROP, i, hiddenBy !== -1 ? d.hidden[i] : 0);
+        }
         verdict[i] = this.acceptVerdict;
         vmark[i] = repeat ? applyMark(marks[i], this.opts.mark) : marks[i];
-        c[C_ACCEPTED]++;
         analysed[i] = 1;
         accepted[i] = 1;
         // A state rule needs the session now: a reply later in this batch
@@ -265,11 +292,12 @@ export class VerdictEngine {
         verdict[i] = NF_REPEAT;
         vmark[i] = applyMark(marks[i], this.rejectMarkSpec);
         c[C_REJECTED]++;
-        this.events.record(decided, ACT_REJECT, i);
+        if (logs[decided] === 1) this.events.record(decided, ACT_REJECT, i);
       } else {
         verdict[i] = NF_DROP;
         c[C_DROPPED]++;
-        if (!a.rules.lock && hiddenBy === -1) this.events.record(decided, ACT_DROP, i);
+        if (hiddenBy !== -1) this.events.record(hiddenBy >= 0 ? hiddenBy : -1, ACT_DROP, i, d.hidden[i]);
+        else if (!a.rules.lock && (decided < 0 || logs[decided] === 1)) this.events.record(decided, ACT_DROP, i);
       }
     }
     c[C_FLOW_OVERFLOW] += this.sessions.overflows - overflowsBefore;

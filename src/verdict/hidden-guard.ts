@@ -44,7 +44,7 @@ export class HiddenGuard {
   constructor(private readonly policy: MalformedPolicy) {}
 
   setRules(rs: RuleSet, resolved: readonly ResolvedRule[]): void {
-    const stoppers = rs.rules.flatMap((r, k) => (r.action === 'drop' || r.action === 'reject' ? [k] : []));
+    const stoppers = rs.rules.flatMap((r, k) => (r.enabled && (r.action === 'drop' || r.action === 'reject') ? [k] : []));
     this.stoppers = Int32Array.from(stoppers);
     this.stopperRules = stoppers.map((k) => resolved[k]);
     this.accepts = Uint8Array.from(rs.rules, (r) => (r.action === 'accept' ? 1 : 0));

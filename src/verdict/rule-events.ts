@@ -9,7 +9,8 @@ import { protocolName } from '../rules/protocols';
 
 export interface RuleEvent {
   rule_index: number;
-  action: 'drop' | 'reject' | 'alert';
+  /** would-*: --rules-mode log let the packet pass. */
+  action: 'accept' | 'drop' | 'reject' | 'alert' | 'would-drop' | 'would-reject';
   proto: string;
   src_ip: string;
   src_port: number;
@@ -27,7 +28,8 @@ export interface RuleEvent {
   reason?: (typeof HIDDEN_REASONS)[number];
 }
 
-const ACTION_NAMES = ['accept', 'drop', 'reject', 'alert'] as const;
+/** Indexed by the engine's ACT_* codes. */
+const ACTION_NAMES = ['accept', 'drop', 'reject', 'alert', 'would-drop', 'would-reject'] as const;
 
 export class RuleEventBuffer {
   count = 0;
@@ -76,17 +78,17 @@ export class RuleEventBuffer {
     this.meta = meta;
   }
 
-  /** One bucket per rule plus one for the default policy (index ruleCount). */
+  /** One bucket per rule plus one for the default policy (index ruleCount) and one for lock (ruleCount + 1). */
   reset(ruleCount: number): void {
-    this.tokens = new Float64Array(ruleCount + 1).fill(this.perSecond);
-    this.refilled = new Float64Array(ruleCount + 1);
-    this.suppressed = new Float64Array(ruleCount + 1);
+    this.tokens = new Float64Array(ruleCount + 2).fill(this.perSecond);
+    this.refilled = new Float64Array(ruleCount + 2);
+    this.suppressed = new Float64Array(ruleCount + 2);
     this.count = 0;
   }
 
-  /** rule = -1 for the default policy; reason: the packet's Hidden code when that is why it was dropped. */
+  /** rule = -1 for the default policy, -2 for lock; reason: the packet's Hidden code when that is why it was dropped. */
   record(rule: number, action: number, i: number, reason = 0): void {
-    const slot = rule < 0 ? this.tokens.length - 1 : rule;
+    const slot = rule < 0 ? this.tokens.length - 3 - rule : rule;
     const now = this.clock[0];
     const elapsed = now - this.refilled[slot];
     if (elapsed > 0) {
@@ -124,7 +126,7 @@ export class RuleEventBuffer {
     for (let e = 0; e < this.count; e++) {
       out.push({
         rule_index: this.rule[e],
-        action: ACTION_NAMES[this.action[e]] as RuleEvent['action'],
+        action: ACTION_NAMES[this.action[e]],
         proto: protocolName(this.proto[e]),
         src_ip: formatAddress(this.family[e], this.src, e * 4),
         src_port: this.sport[e],

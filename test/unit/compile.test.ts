@@ -402,6 +402,8 @@ function randomRule(rng: Rng, n: number): ResolvedRule {
   if (rng.chance(0.06)) r.hook = rng.pick([1, 2, 3]);
   if (rng.chance(0.06)) r.family = rng.pick([4, 6] as const);
   if (rng.chance(0.06)) r.state = rng.pick([1, 2, 3]);
+  // Disabled rules: never filed by the compiled matcher, refused by the reference.
+  if (rng.chance(0.05)) r.enabled = false;
   return r;
 }
 

@@ -53,7 +53,7 @@ describe('explain', () => {
     assert.equal(e.verdict, 'reject');
     assert.deepEqual(e.decidedBy, { index: 3, id: 'no-telnet', description: 'clear text' });
     assert.deepEqual(e.alerts, ['watch']);
-    assert.deepEqual(e.skipped, [{ index: 0, id: 'v6-only', field: 'family' }, { index: 2, id: 'wan-ssh', field: 'in' }]);
+    assert.deepEqual(e.skipped, [{ index: 0, id: 'v6-only', field: 'family', want: 'ipv6', got: 'ipv4' }, { index: 2, id: 'wan-ssh', field: 'in', want: 'wan0', got: 'lan0' }]);
     assert.match(formatExplanation(e, false), /^verdict: reject by rule #3 "no-telnet" \(clear text\)\nalert: rule "watch"/);
   });
 
@@ -62,6 +62,27 @@ describe('explain', () => {
     assert.equal(e.decidedBy, 'default');
     assert.equal(e.skipped.at(-1)?.field, 'tcpFlags');
     assert.match(formatExplanation(e, false), /no rule matched; default policy/);
+  });
+
+  it('--verbose shows each non-matching rule\'s field, what it wants and what the packet has, even below 20 rules', () => {
+    const e = explain(rs, parsePacketText('tcp 10.0.0.5:40000 -> 192.0.2.7:23 flags SA in lan0'));
+    const quiet = formatExplanation(e, false);
+    const verbose = formatExplanation(e, true);
+    assert.notEqual(verbose, quiet);
+    assert.match(quiet, /rule #0 "v6-only" did not match: family$/m);
+    assert.match(verbose, /rule #0 "v6-only" did not match: family \(rule: ipv6; packet: ipv4\)$/m);
+    assert.match(verbose, /rule #2 "wan-ssh" did not match: in \(rule: wan0; packet: lan0\)$/m);
+    assert.match(verbose, /rule #3 "no-telnet" did not match: tcpFlags \(rule: SYN,!ACK; packet: SYN,ACK\)$/m);
+    const ports = explain(rs, parsePacketText('tcp 10.0.0.5:40000 -> 192.0.2.7:80 in wan0'));
+    assert.match(formatExplanation(ports, true), /rule #2 "wan-ssh" did not match: dport \(rule: 22; packet: 80\)$/m);
+    const off = parseRuleText(JSON.stringify({ rules: [{ id: 'off', action: 'drop', enabled: false }] }), 'r.json');
+    assert.match(formatExplanation(explain(off, parsePacketText('udp 10.0.0.5 -> 10.0.0.6')), true), /rule #0 "off" did not match: enabled \(the rule is disabled\)/);
+  });
+
+  it('says when a rule needs an interface the packet does not name', () => {
+    const e = explain(rs, parsePacketText('tcp 10.0.0.5:4 -> 10.0.0.9:22'));
+    assert.deepEqual(e.missingInterfaces, [{ index: 2, id: 'wan-ssh', field: 'in', name: 'wan0' }]);
+    assert.match(formatExplanation(e, false), /rule #2 "wan-ssh" did not match: in \(the rule needs in interface wan0 and the packet names none; add "in wan0" to --packet\)/);
   });
 
   it('matches interface names between packet and rules', () => {

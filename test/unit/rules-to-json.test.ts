@@ -37,6 +37,10 @@ describe('rule set -> JSON -> loader', () => {
       hook: 2,
       family: 4,
       state: FLOW_NEW | FLOW_ESTABLISHED,
+      enabled: false,
+      log: false,
+      severity: 4,
+      sid: 99,
     };
     const icmp: Rule = { ...anyRule('icmp', 'alert'), protocol: 58, icmpType: 128, icmpCode: 0, hook: 1, state: FLOW_NEW };
     const json = ruleSetToJson({ lock: true, default: 'drop', rules: [r, icmp] });
