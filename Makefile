@@ -70,7 +70,7 @@ LIBDIR = $(DESTDIR)$(PREFIX)/lib/nfips
 install: build
 	install -d $(LIBDIR)/dist $(LIBDIR)/build/Release $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/systemd/system \
 		$(DESTDIR)/etc/nfips $(DESTDIR)/etc/default $(DESTDIR)/etc/logrotate.d \
-		$(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
+		$(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(PREFIX)/share/nfips
 	rm -rf $(LIBDIR)/dist/src $(LIBDIR)/node_modules
 	cp -a package.json package-lock.json README.md bin rules models iptables node_modules $(LIBDIR)/
 	cp -a dist/src $(LIBDIR)/dist/
@@ -81,6 +81,7 @@ install: build
 	install -m 0644 packaging/nfips.logrotate $(DESTDIR)/etc/logrotate.d/nfips
 	install -m 0644 packaging/nfips.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/nfips.conf
 	install -m 0644 packaging/nfips.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/nfips.conf
+	install -m 0644 packaging/nfips-grafana.json $(DESTDIR)$(PREFIX)/share/nfips/nfips-grafana.json
 	@if [ -z "$(DESTDIR)" ]; then \
 		getent passwd nfips >/dev/null || useradd --system --user-group --home-dir /var/lib/nfips --no-create-home \
 			--shell /usr/sbin/nologin --comment "nfips inline IPS" nfips; \
@@ -91,7 +92,7 @@ install: build
 
 uninstall:
 	rm -rf $(LIBDIR) $(DESTDIR)$(PREFIX)/bin/nfips $(DESTDIR)/etc/systemd/system/nfips.service $(DESTDIR)/etc/logrotate.d/nfips \
-		$(DESTDIR)$(PREFIX)/lib/sysusers.d/nfips.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/nfips.conf
+		$(DESTDIR)$(PREFIX)/lib/sysusers.d/nfips.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/nfips.conf $(DESTDIR)$(PREFIX)/share/nfips
 
 clean:
 	rm -rf build dist bench/out

@@ -30,6 +30,8 @@ import { formatDuration } from '../config/duration';
 import { shareFlagModel } from '../detect/flag-model';
 import { ChainGuard } from './chain-guard';
 import { checkRunFiles } from './file-checks';
+import type { MetricsServer } from '../stats/metrics';
+import { formatListenAddress } from '../config/listen-address';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -100,6 +102,7 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     state_dir: o.stateDir,
     learn_s: o.learnSeconds,
     malformed: o.malformed,
+    metrics_listen: o.metricsListen ? formatListenAddress(o.metricsListen) : null,
     pid: process.pid,
   };
 }
@@ -350,10 +353,28 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   } catch (e) {
     throw new StartupError((e as Error).message, EXIT_CONFIG);
   }
+  // Bound before anything is installed: a port in use is a configuration error.
+  let metricsServer: MetricsServer | null = null;
+  if (o.metricsListen) {
+    try {
+      // Loaded only when asked for: the other commands need no prom-client.
+      const { MetricsServer: Server } = await import('../stats/metrics');
+      metricsServer = await Server.listen(o.metricsListen);
+    } catch (e) {
+      throw new StartupError((e as Error).message, EXIT_CONFIG);
+    }
+  }
+  const closeMetrics = async () => {
+    await metricsServer?.close();
+    metricsServer = null;
+  };
   const plan = planFor(o);
   const bins = binariesFor(o);
   const unavailable = await iptablesAvailable(bins, plan.families.map((f) => f.family));
-  if (unavailable) throw new StartupError(`cannot manage iptables: ${unavailable}`, EXIT_RUNTIME);
+  if (unavailable) {
+    await closeMetrics();
+    throw new StartupError(`cannot manage iptables: ${unavailable}`, EXIT_RUNTIME);
+  }
 
   const log = createEventLog({ file: o.logFile, fileLabel: '--log-file', console: opts.console, level: o.logLevel });
   log.event('start', { config: describeConfig(o, rules) });
@@ -413,6 +434,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       const message = `cannot record features to ${file}: ${(e as Error).message}`;
       log.event('start_failed', { error: message }, 'error');
       await log.close();
+      await closeMetrics();
       throw new StartupError(message, EXIT_CONFIG);
     }
   }
@@ -444,6 +466,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     log.event('start_failed', { error: (e as Error).message }, 'error');
     await detector?.close();
     await log.close();
+    await closeMetrics();
     throw new StartupError(`cannot bind NFQUEUE: ${(e as Error).message}`, EXIT_RUNTIME);
   }
   supRef = sup;
@@ -470,6 +493,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     await detector?.close();
     log.event('start_failed', { error: (e as Error).message }, signalled ? 'info' : 'error');
     await log.close();
+    await closeMetrics();
     throw e instanceof StartupError ? e : new StartupError((e as Error).message, EXIT_RUNTIME);
   }
 
@@ -489,7 +513,19 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       void reportBlocks(false);
     }, o.statsInterval * 1000)
     : null;
-  const reloader = new RuleReloader(o.rules, o.rulesFormat, sup, log);
+  const reloader = new RuleReloader(o.rules, o.rulesFormat, sup, log, metricsServer ? (result, s) => metricsServer?.metrics.reloaded(result, s) : undefined);
+  metricsServer?.metrics.attach({
+    queues: () => sup.snapshot(),
+    kernelQueues: () => readKernelQueueStats(),
+    unverdicted: () => guard.unverdicted(),
+    ruleStats: () => sup.ruleStats(),
+    detector: () => detector?.stats() ?? null,
+    blocks: () => ({ active: blocks.size, counts: { ...blocks.counts } }),
+    blockDrops: async () => {
+      const c = await chainCounters(o, plan);
+      return 'error' in c ? null : c.blockDrops;
+    },
+  });
   if (o.watchRules) reloader.watch();
   let control: ControlServer | null = null;
   if (o.controlSocket) {
@@ -516,7 +552,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       log.event('control_socket_failed', { path: o.controlSocket, error: (e as Error).message }, 'error');
     }
   }
-  log.event('ready', { queues: queueNumbers(o), rules_count: rules.rules.length, control_socket: control?.file ?? null });
+  log.event('ready', { queues: queueNumbers(o), rules_count: rules.rules.length, control_socket: control?.file ?? null, metrics: o.metricsListen && metricsServer ? `http://${formatListenAddress(o.metricsListen)}/metrics` : null });
 
   let stopping: Promise<number> | null = null;
   let resolveDone: (code: number) => void = () => undefined;
@@ -552,6 +588,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
         log.event('iptables_remove_failed', { error: (e as Error).message, hint: 'run "nfips iptables remove"' }, 'error');
       }
       await control?.close();
+      await closeMetrics();
       stats.report(true);
       await learning?.close();
       await detector?.close();

@@ -8,6 +8,7 @@ import { MarkSpec, parseMarkSpec } from '../verdict/mark';
 import { VerdictMode } from '../verdict/engine';
 import { MALFORMED_POLICIES, MalformedPolicy } from '../verdict/hidden-guard';
 import { parseDuration } from './duration';
+import { ListenAddress, parseListenAddress } from './listen-address';
 
 
 export { PACKAGE_ROOT } from './paths';
@@ -51,6 +52,7 @@ export interface RunFlags {
   ipset?: string;
   learn?: string;
   malformed?: string;
+  metricsListen?: string;
 }
 
 /**
@@ -107,6 +109,8 @@ export interface RunOptions {
   learnSeconds: number | null;
   /** Packets whose transport header nfips cannot see: dropped when a drop rule could have matched them, or left to the rules. */
   malformed: MalformedPolicy;
+  /** --metrics-listen: where the Prometheus endpoint listens; null: no endpoint. */
+  metricsListen: ListenAddress | null;
 }
 
 export const RUN_DEFAULTS = {
@@ -228,6 +232,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     if (f.mode === 'off') problems.push('invalid --learn with --mode off: learning needs the feature path; drop --mode off (the mode applies once the model is learnt)');
     if (flags.recordFeatures) problems.push('invalid --learn with --record-features: learning keeps its own recording under --state-dir/learning');
   }
+  const metricsListen = flags.metricsListen === undefined ? null : attempt(() => parseListenAddress(String(flags.metricsListen))) ?? null;
   if (problems.length) throw new Error(problems.join('\n'));
   return {
     rules: path.resolve(f.rules),
@@ -267,5 +272,6 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     ipset: f.ipset,
     learnSeconds,
     malformed: malformed!,
+    metricsListen,
   };
 }
