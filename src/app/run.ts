@@ -543,6 +543,8 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
           case 'blocks.del':
             if (typeof req.key !== 'string') throw new Error('blocks del needs the block, as "nfips blocks list" shows it');
             return blocks.remove(req.key, 'manual');
+          case 'blocks.flush':
+            return blocks.flush('manual');
           case 'status':
             return statusOf(sup, startedAt, detector, blocks, o, plan, learningStatus(), guard);
         }

@@ -5,9 +5,10 @@ import { EXIT_CONFIG, EXIT_RUNTIME, binariesFor, planFor, startRun, StartupError
 import { resolveRunOptions, RUN_DEFAULTS, RunFlags, RunOptions } from '../config/run-options';
 import { describeRemoval, install, iptablesAvailable, remove, renderPlanText } from '../iptables/apply';
 import { runDemo } from '../demo/demo';
-import { controlRequest } from '../control/client';
+import path from 'node:path';
+import { controlRequest, notRunning } from '../control/client';
+import { OfflineBlocks } from '../blocks/offline';
 import { ControlRequest, DEFAULT_CONTROL_SOCKET } from '../control/protocol';
-import { BlockView } from '../blocks/manager';
 import { formatBlocks, formatStatus } from './status-text';
 import { explain, formatExplanation } from '../rules/explain';
 import { FormatChoice, readRuleFile } from '../rules/load';
@@ -103,6 +104,35 @@ function printRuleStats(s: RuleStats): void {
   process.stdout.write(`${'#'.padEnd(6)} ${'id'.padEnd(w)} ${'action'.padEnd(7)} ${'packets'.padStart(12)} ${'bytes'.padStart(14)}\n`);
   // Rule ids come from the rules file: escaped so one rule stays one line.
   for (const r of rows) process.stdout.write(`${r.n.padEnd(6)} ${escapeControl(r.id).padEnd(w)} ${r.action.padEnd(7)} ${String(r.packets).padStart(12)} ${String(r.bytes).padStart(14)}\n`);
+}
+
+/** Flags of the blocks commands: the running instance's socket, and the state directory used when it is stopped. */
+function blockFlags<T>(y: Argv<T>) {
+  return y
+    .option('control-socket', controlFlag)
+    .option('state-dir', { type: 'string', default: RUN_DEFAULTS.stateDir, describe: 'state directory of nfips run (blocks.json), edited when nfips is not running' });
+}
+
+/**
+ * A blocks command: over the control socket when nfips answers there, else
+ * on the state file, saying so (the next start applies it).
+ */
+async function onBlocks<R>(argv: { controlSocket: string; stateDir: string }, req: ControlRequest, offline: (o: OfflineBlocks) => R): Promise<R> {
+  try {
+    return (await controlRequest(argv.controlSocket, req)) as R;
+  } catch (e) {
+    if (!notRunning(e)) die((e as Error).message, EXIT_RUNTIME);
+  }
+  let result: R;
+  try {
+    const o = new OfflineBlocks(path.resolve(argv.stateDir), RUN_DEFAULTS.blockTtl);
+    result = offline(o);
+    // stderr, so `blocks list --json` stays parseable.
+    process.stderr.write(`nfips is not running (nothing answers on ${argv.controlSocket}); ${req.cmd === 'blocks.list' ? 'read' : 'edited'} the state file ${o.file}${req.cmd === 'blocks.list' ? '' : ', applied at next start'}\n`);
+  } catch (e) {
+    die((e as Error).message, EXIT_CONFIG);
+  }
+  return result;
 }
 
 const controlFlag = { type: 'string', default: DEFAULT_CONTROL_SOCKET, describe: 'control socket of the running nfips' } as const;
@@ -206,14 +236,14 @@ void yargs(hideBin(process.argv))
       )
       .demandCommand(1, 'say which rules command: check, test, reload or stats'),
   )
-  .command('blocks <action>', 'list, add or remove blocks of the running nfips (enforced in the kernel before the queue)', (y) =>
+  .command('blocks <action>', 'list, add, remove or flush blocks (enforced in the kernel before the queue); while nfips is stopped, in its state file', (y) =>
     y
       .command(
         'list',
         'blocks in force: scope, origin, time left, packets the kernel dropped',
-        (yy) => yy.option('control-socket', controlFlag).option('json', { type: 'boolean', default: false }),
+        (yy) => blockFlags(yy).option('json', { type: 'boolean', default: false }),
         async (argv) => {
-          const list = (await ask(argv.controlSocket, { cmd: 'blocks.list' })) as BlockView[];
+          const list = await onBlocks(argv, { cmd: 'blocks.list' }, (o) => o.list());
           process.stdout.write(argv.json ? `${escapeJsonLine(JSON.stringify(list, null, 2))}\n` : formatBlocks(list));
         },
       )
@@ -221,28 +251,42 @@ void yargs(hideBin(process.argv))
         'add <net>',
         'block an address or CIDR: everything from it, one protocol (--proto), or one service (--proto and --port)',
         (yy) =>
-          yy
+          blockFlags(yy)
             .positional('net', { type: 'string', demandOption: true, describe: 'IPv4/IPv6 address or CIDR' })
             .option('proto', { type: 'string', choices: ['tcp', 'udp', 'icmp'], describe: 'only this protocol' })
             .option('port', { type: 'number', describe: 'only this destination port (with --proto tcp or udp)' })
-            .option('ttl', { type: 'number', describe: 'seconds (default: --block-ttl of the running nfips)' })
-            .option('reason', { type: 'string', describe: 'logged with the block' })
-            .option('control-socket', controlFlag),
+            .option('ttl', { type: 'number', describe: `seconds (default: --block-ttl of the running nfips; ${RUN_DEFAULTS.blockTtl} while it is stopped)` })
+            .option('reason', { type: 'string', describe: 'logged with the block' }),
         async (argv) => {
-          const v = (await ask(argv.controlSocket, { cmd: 'blocks.add', net: argv.net, proto: argv.proto, port: argv.port, ttl_seconds: argv.ttl, reason: argv.reason })) as BlockView;
-          process.stdout.write(`blocked ${v.key} (${v.scope}) until ${v.expires_at}\n`);
+          const args = { net: argv.net, proto: argv.proto, port: argv.port, ttl_seconds: argv.ttl, reason: argv.reason };
+          const v = await onBlocks(argv, { cmd: 'blocks.add', ...args }, (o) => o.add(args));
+          if (v.replaced) {
+            const r = v.replaced;
+            process.stdout.write(`replaced ${v.key} (${v.scope}): reason ${JSON.stringify(r.reason)} -> ${JSON.stringify(v.reason)}, ttl ${r.ttl_seconds} s (${r.remaining_s} s left, until ${r.expires_at}) -> ${v.ttl_seconds} s, until ${v.expires_at}\n`);
+          } else {
+            process.stdout.write(`blocked ${v.key} (${v.scope}) until ${v.expires_at}\n`);
+          }
         },
       )
       .command(
         'del <block>',
         'lift a block, named as "blocks list" shows it (e.g. 10.0.0.6, or "10.0.0.6 tcp:22")',
-        (yy) => yy.positional('block', { type: 'string', demandOption: true }).option('control-socket', controlFlag),
+        (yy) => blockFlags(yy).positional('block', { type: 'string', demandOption: true }),
         async (argv) => {
-          const v = (await ask(argv.controlSocket, { cmd: 'blocks.del', key: argv.block })) as BlockView;
+          const v = await onBlocks(argv, { cmd: 'blocks.del', key: argv.block }, (o) => o.del(argv.block));
           process.stdout.write(`unblocked ${v.key}\n`);
         },
       )
-      .demandCommand(1, 'say which blocks command: list, add or del'),
+      .command(
+        'flush',
+        'lift every block (running: the kernel sets are emptied too)',
+        (yy) => blockFlags(yy),
+        async (argv) => {
+          const gone = await onBlocks(argv, { cmd: 'blocks.flush' }, (o) => o.flush());
+          process.stdout.write(`unblocked ${gone.length} block${gone.length === 1 ? '' : 's'}${gone.length ? `: ${gone.map((b) => b.key).join(', ')}` : ''}\n`);
+        },
+      )
+      .demandCommand(1, 'say which blocks command: list, add, del or flush'),
   )
   .command(
     'status',
