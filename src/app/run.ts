@@ -31,6 +31,7 @@ import { shareFlagModel } from '../detect/flag-model';
 import { ChainGuard } from './chain-guard';
 import { checkRunFiles } from './file-checks';
 import type { MetricsServer } from '../stats/metrics';
+import { summaryLine } from '../stats/summary';
 import { formatListenAddress } from '../config/listen-address';
 
 export const EXIT_OK = 0;
@@ -504,13 +505,32 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     learning ? learning.status() : learnPlan?.done ? { state: 'done', finished_at: learnPlan.done.finishedAt, model: learnPlan.files.model } : null;
   const stats = new StatsReporter(sup, log, detector);
   const reportBlocks = async (final: boolean) => {
-    const summary = await blockSummary(blocks, o, await chainCounters(o, plan), false);
-    log.event(final ? 'block_stats_final' : 'block_stats', summary);
+    const chain = await chainCounters(o, plan);
+    log.event(final ? 'block_stats_final' : 'block_stats', await blockSummary(blocks, o, chain, false));
+    return chain;
+  };
+  let summarised = { received: 0, at: Date.now() };
+  /** The console's one line per interval (at info level; the JSON log has the full records). */
+  const summarise = (chain: ChainCounters | { error: string }) => {
+    const queues = sup.snapshot();
+    const now = Date.now();
+    const ds = detector?.stats();
+    const alerts = queues.reduce((n, c) => n + c.alerts, 0) + (ds ? ds.sources.alerts + ds.sources.distributed_alerts + Object.values(ds.queues).reduce((n, q) => n + q.alerts, 0) : 0);
+    const text = summaryLine({
+      queues,
+      previousReceived: summarised.received,
+      seconds: (now - summarised.at) / 1000,
+      alerts,
+      blocks: { active: blocks.size, kernelDropped: 'error' in chain ? null : chain.blockDrops.packets },
+      uninspected: guard.unverdicted(),
+    });
+    summarised = { received: queues.reduce((n, c) => n + c.received, 0), at: now };
+    log.event('summary', { console_only: true, console_text: text });
   };
   const timer = o.statsInterval > 0
     ? setInterval(() => {
       stats.report();
-      void reportBlocks(false);
+      void reportBlocks(false).then(summarise);
     }, o.statsInterval * 1000)
     : null;
   const reloader = new RuleReloader(o.rules, o.rulesFormat, sup, log, metricsServer ? (result, s) => metricsServer?.metrics.reloaded(result, s) : undefined);

@@ -17,7 +17,7 @@ import { RuleStats } from '../queue/supervisor';
 import { runTrain } from '../app/train';
 import { runReplay } from '../app/replay';
 import { createEventLog } from '../log/event-log';
-import { runLogs } from './logs';
+import { checkLines, parseSince, runLogs } from './logs';
 import { escapeControl, escapeJsonLine } from '../log/escape';
 
 function die(message: string, code: number): never {
@@ -362,11 +362,22 @@ void yargs(hideBin(process.argv))
         .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new records, across rotation (like tail -F)' })
         .option('type', { type: 'string', array: true, default: [] as string[], describe: 'only these event types (repeatable or comma-separated), e.g. alert,drop' })
         .option('json', { type: 'boolean', default: false, describe: 'print the matching JSON lines unchanged' })
-        .example('$0 logs -f --type alert', ''),
+        .option('lines', { alias: 'n', type: 'number', describe: 'only the last N matching records (with -f: then every new one)' })
+        .option('since', { type: 'string', describe: 'only records from this time on: a duration back from now (10m, 2h, 1d) or an ISO time' })
+        .example('$0 logs -f --type alert', '')
+        .example('$0 logs -n 20 --since 1h --type alert,block', ''),
     async (argv) => {
       process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
       try {
-        const h = runLogs({ file: argv.file, follow: argv.follow, types: argv.type, json: argv.json }, (s) => process.stdout.write(s));
+        let lines: number | null = null;
+        let since: number | null = null;
+        try {
+          if (argv.lines !== undefined) lines = checkLines(argv.lines);
+          if (argv.since !== undefined) since = parseSince(argv.since);
+        } catch (e) {
+          die((e as Error).message, EXIT_CONFIG);
+        }
+        const h = runLogs({ file: argv.file, follow: argv.follow, types: argv.type, json: argv.json, lines, since }, (s) => process.stdout.write(s));
         process.once('SIGINT', () => h.stop());
         process.once('SIGTERM', () => h.stop());
         await h.done;

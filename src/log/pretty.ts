@@ -61,7 +61,8 @@ export function formatRecord(r: Rec): string {
   } else if (type === 'drop' || type === 'reject' || type === 'alert') {
     const iface = r.in_iface ? ` in ${str(r.in_iface)}` : '';
     const sup = typeof r.suppressed === 'number' && r.suppressed > 0 ? ` (+${r.suppressed} suppressed)` : '';
-    body = `${type.toUpperCase().padEnd(6)} rule ${str(r.rule_id)} ${str(r.proto)} ${endpoint(r.src_ip, r.src_port)} -> ${endpoint(r.dest_ip, r.dest_port)}${iface}${sup}`;
+    const icmp = r.icmp_type !== undefined ? ` type ${str(r.icmp_type)} code ${str(r.icmp_code)}` : '';
+    body = `${type.toUpperCase().padEnd(6)} rule ${str(r.rule_id)} ${str(r.proto)} ${endpoint(r.src_ip, r.src_port)} -> ${endpoint(r.dest_ip, r.dest_port)}${icmp}${iface}${sup}`;
   } else if ((type === 'block' || type === 'unblock') && r.block) {
     const b = r.block as { key?: string; origin?: string; ttl_seconds?: number; expires_at?: string; offence?: number; reason?: string };
     body = type === 'block'
