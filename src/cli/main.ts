@@ -50,6 +50,8 @@ function chainFlags<T>(y: Argv<T>) {
 }
 
 async function cmdRun(flags: RunFlags): Promise<void> {
+  // Named for ps, top and `pidof nfips` (else it is one more "node"); only the daemon, not the other commands.
+  process.title = 'nfips';
   const o = resolveOrDie(flags);
   try {
     const h = await startRun(o, { console: true, handleSignals: true });
