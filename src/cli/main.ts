@@ -396,6 +396,8 @@ void yargs(hideBin(process.argv))
       process.exitCode = await runDemo({ keep: argv.keep });
     },
   )
+  // yargs' own: `nfips completion` prints a bash/zsh script that asks `nfips --get-yargs-completions`.
+  .completion('completion', 'print a bash or zsh completion script (e.g. nfips completion > /etc/bash_completion.d/nfips)')
   .demandCommand(1, 'say which command to run')
   .strict()
   .recommendCommands()
