@@ -85,6 +85,23 @@ describe('log lines for people', () => {
     }
   });
 
+  it('nfips logs -n N -f: the last N records, then every new one', async () => {
+    const f = path.join(dir, 'nf.json');
+    writeFileSync(f, lines(...['a', 'b', 'c', 'd'].map((id) => ({ ...DROP, rule_id: id }))));
+    const p = spawn(process.execPath, [NFIPS, 'logs', '-n', '2', '-f', '--file', f]);
+    let out = '';
+    p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const ids = () => out.trim().split('\n').filter(Boolean).map((l) => /rule (\S+)/.exec(l)?.[1]);
+    try {
+      for (let i = 0; i < 100 && ids().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      appendFileSync(f, lines({ ...DROP, rule_id: 'e' }));
+      for (let i = 0; i < 100 && ids().length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(ids(), ['c', 'd', 'e']);
+    } finally {
+      p.kill('SIGINT');
+    }
+  });
+
   it('nfips logs -f keeps printing new records, across a rotation', async () => {
     const f = path.join(dir, 'b.json');
     writeFileSync(f, lines(START));
