@@ -7,7 +7,7 @@ import { describeRemoval, install, iptablesAvailable, remove, renderPlanText } f
 import { runDemo } from '../demo/demo';
 import path from 'node:path';
 import { controlRequest, notRunning } from '../control/client';
-import { OfflineBlocks } from '../blocks/offline';
+import { liveBlockSets, OfflineBlocks } from '../blocks/offline';
 import { ControlRequest, DEFAULT_CONTROL_SOCKET } from '../control/protocol';
 import { formatBlocks, formatStatus } from './status-text';
 import { explain, formatExplanation } from '../rules/explain';
@@ -134,6 +134,10 @@ async function onBlocks<R>(argv: { controlSocket: string; stateDir: string }, re
     process.stderr.write(`nfips is not running (nothing answers on ${argv.controlSocket}); ${req.cmd === 'blocks.list' ? 'read' : 'edited'} the state file ${o.file}${req.cmd === 'blocks.list' ? '' : ', applied at next start'}\n`);
   } catch (e) {
     die((e as Error).message, EXIT_CONFIG);
+  }
+  const sets = await liveBlockSets();
+  if (sets.length) {
+    process.stderr.write(`nfips: warning: nfips' block sets are in the kernel (${sets.join(', ')}): if an nfips runs with another --control-socket (or none), it does not see this and will overwrite the state file; give its socket instead. If none runs (it was killed), the sets are stale and the next start replaces them\n`);
   }
   return result;
 }

@@ -43,6 +43,10 @@ test('blocks add/flush through the running nfips, and add while it is stopped, a
   const kernel = async () => parseSave((await nsExec(NS, 'ipset', ['save'])).stdout).filter((e) => e.set.startsWith('nfips-'));
   try {
     await nf.waitFor('ready', 20_000);
+    // Asked on another socket, inside the namespace: taken as stopped, but warned that nfips' sets are live.
+    const elsewhere = await execFileP('ip', ['netns', 'exec', NS, process.execPath, NFIPS, 'blocks', 'add', '192.0.2.99', '--control-socket', path.join(dir, 'other.sock'), '--state-dir', path.join(dir, 'other-state')]);
+    assert.match(elsewhere.stderr, /nfips is not running \(nothing answers on .*other\.sock\)/);
+    assert.match(elsewhere.stderr, /warning: nfips' block sets are in the kernel \(nfips-src4, .*\): if an nfips runs with another --control-socket \(or none\), it does not see this/);
     const add = await cli('add', '192.0.2.7', '--ttl', '300', '--reason', 'first');
     assert.equal(add.code, 0, add.err);
     assert.match(add.out, /^blocked 192\.0\.2\.7 \(source\) until /);
