@@ -6,7 +6,7 @@ ADDON := build/Release/nfips_nfq.node
 TS_STAMP := dist/.built
 LAB_STAMP := dist/lab/.built
 
-.PHONY: all deps build test unit integration demo bench bench-quick model soak fuzz install uninstall clean eval eval-quick
+.PHONY: all deps build test unit integration demo bench bench-quick model soak fuzz install uninstall clean eval eval-quick man
 
 all: build
 
@@ -25,6 +25,13 @@ $(TS_STAMP): $(NODE_MODULES_STAMP) tsconfig.json $(shell find src test bench -na
 	@touch $@
 
 build: deps $(ADDON) $(TS_STAMP)
+
+# The man page, generated from the command line's --help texts.
+MAN := dist/nfips.1
+$(MAN): $(TS_STAMP) $(ADDON)
+	node dist/src/cli/man.js > $@.tmp && mv $@.tmp $@
+
+man: build $(MAN)
 
 # Unit and integration tests (integration ones need root and build their own namespaces).
 # Files are named explicitly: node 20 would also run the helpers under dist/test/.
@@ -67,10 +74,11 @@ bench-quick: build
 PREFIX ?= /usr/local
 LIBDIR = $(DESTDIR)$(PREFIX)/lib/nfips
 
-install: build
+install: build $(MAN)
 	install -d $(LIBDIR)/dist $(LIBDIR)/build/Release $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/systemd/system \
 		$(DESTDIR)/etc/nfips $(DESTDIR)/etc/default $(DESTDIR)/etc/logrotate.d \
-		$(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
+		$(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(PREFIX)/share/nfips \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	rm -rf $(LIBDIR)/dist/src $(LIBDIR)/node_modules
 	cp -a package.json package-lock.json README.md bin rules models iptables node_modules $(LIBDIR)/
 	cp -a dist/src $(LIBDIR)/dist/
@@ -81,6 +89,9 @@ install: build
 	install -m 0644 packaging/nfips.logrotate $(DESTDIR)/etc/logrotate.d/nfips
 	install -m 0644 packaging/nfips.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/nfips.conf
 	install -m 0644 packaging/nfips.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/nfips.conf
+	install -m 0644 packaging/nfips-grafana.json $(DESTDIR)$(PREFIX)/share/nfips/nfips-grafana.json
+	install -m 0644 $(MAN) $(DESTDIR)$(PREFIX)/share/man/man1/nfips.1
+	node bin/nfips completion > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/nfips
 	@if [ -z "$(DESTDIR)" ]; then \
 		getent passwd nfips >/dev/null || useradd --system --user-group --home-dir /var/lib/nfips --no-create-home \
 			--shell /usr/sbin/nologin --comment "nfips inline IPS" nfips; \
@@ -91,7 +102,8 @@ install: build
 
 uninstall:
 	rm -rf $(LIBDIR) $(DESTDIR)$(PREFIX)/bin/nfips $(DESTDIR)/etc/systemd/system/nfips.service $(DESTDIR)/etc/logrotate.d/nfips \
-		$(DESTDIR)$(PREFIX)/lib/sysusers.d/nfips.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/nfips.conf
+		$(DESTDIR)$(PREFIX)/lib/sysusers.d/nfips.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/nfips.conf $(DESTDIR)$(PREFIX)/share/nfips \
+		$(DESTDIR)$(PREFIX)/share/man/man1/nfips.1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/nfips
 
 clean:
 	rm -rf build dist bench/out

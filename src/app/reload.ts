@@ -29,11 +29,24 @@ export class RuleReloader {
     private readonly format: FormatChoice,
     private readonly sup: QueueSupervisor,
     private readonly log: EventLog,
+    /** Told of every reload's result and how long it took (for --metrics-listen). */
+    private readonly onResult?: (result: 'ok' | 'unchanged' | 'failed', seconds: number) => void,
   ) {}
 
   /** Reloads now; calls are serialised so two reloads never interleave. */
   reload(source: ReloadSource): Promise<ReloadResult> {
-    const next = this.#chain.then(() => this.#reloadOnce(source));
+    const next = this.#chain.then(async () => {
+      const started = process.hrtime.bigint();
+      const took = () => Number(process.hrtime.bigint() - started) / 1e9;
+      try {
+        const r = await this.#reloadOnce(source);
+        this.onResult?.(r.changed ? 'ok' : 'unchanged', took());
+        return r;
+      } catch (e) {
+        this.onResult?.('failed', took());
+        throw e;
+      }
+    });
     this.#chain = next.catch(() => undefined);
     return next;
   }

@@ -32,6 +32,9 @@ import { shareFlagModel } from '../detect/flag-model';
 import { ChainGuard } from './chain-guard';
 import { checkRunFiles } from './file-checks';
 import { readSuppressionFile, Suppressions } from '../detect/suppress';
+import type { MetricsServer } from '../stats/metrics';
+import { summaryLine } from '../stats/summary';
+import { formatListenAddress } from '../config/listen-address';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -104,6 +107,7 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     malformed: o.malformed,
     rules_mode: o.rulesMode,
     suppress: o.suppress || null,
+    metrics_listen: o.metricsListen ? formatListenAddress(o.metricsListen) : null,
     pid: process.pid,
   };
 }
@@ -360,10 +364,28 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   } catch (e) {
     throw new StartupError((e as Error).message, EXIT_CONFIG);
   }
+  // Bound before anything is installed: a port in use is a configuration error.
+  let metricsServer: MetricsServer | null = null;
+  if (o.metricsListen) {
+    try {
+      // Loaded only when asked for: the other commands need no prom-client.
+      const { MetricsServer: Server } = await import('../stats/metrics');
+      metricsServer = await Server.listen(o.metricsListen);
+    } catch (e) {
+      throw new StartupError((e as Error).message, EXIT_CONFIG);
+    }
+  }
+  const closeMetrics = async () => {
+    await metricsServer?.close();
+    metricsServer = null;
+  };
   const plan = planFor(o);
   const bins = binariesFor(o);
   const unavailable = await iptablesAvailable(bins, plan.families.map((f) => f.family));
-  if (unavailable) throw new StartupError(`cannot manage iptables: ${unavailable}`, EXIT_RUNTIME);
+  if (unavailable) {
+    await closeMetrics();
+    throw new StartupError(`cannot manage iptables: ${unavailable}`, EXIT_RUNTIME);
+  }
 
   const log = createEventLog({ file: o.logFile, fileLabel: '--log-file', console: opts.console, level: o.logLevel });
   log.event('start', { config: describeConfig(o, rules) });
@@ -427,6 +449,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       const message = `cannot record features to ${file}: ${(e as Error).message}`;
       log.event('start_failed', { error: message }, 'error');
       await log.close();
+      await closeMetrics();
       throw new StartupError(message, EXIT_CONFIG);
     }
   }
@@ -458,6 +481,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     log.event('start_failed', { error: (e as Error).message }, 'error');
     await detector?.close();
     await log.close();
+    await closeMetrics();
     throw new StartupError(`cannot bind NFQUEUE: ${(e as Error).message}`, EXIT_RUNTIME);
   }
   supRef = sup;
@@ -485,6 +509,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     await detector?.close();
     log.event('start_failed', { error: (e as Error).message }, signalled ? 'info' : 'error');
     await log.close();
+    await closeMetrics();
     throw e instanceof StartupError ? e : new StartupError((e as Error).message, EXIT_RUNTIME);
   }
 
@@ -495,16 +520,47 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     learning ? learning.status() : learnPlan?.done ? { state: 'done', finished_at: learnPlan.done.finishedAt, model: learnPlan.files.model } : null;
   const stats = new StatsReporter(sup, log, detector);
   const reportBlocks = async (final: boolean) => {
-    const summary = await blockSummary(blocks, o, await chainCounters(o, plan), false);
-    log.event(final ? 'block_stats_final' : 'block_stats', summary);
+    const chain = await chainCounters(o, plan);
+    log.event(final ? 'block_stats_final' : 'block_stats', await blockSummary(blocks, o, chain, false));
+    return chain;
+  };
+  let summarised = { received: 0, at: Date.now() };
+  /** The console's one line per interval (at info level; the JSON log has the full records). */
+  const summarise = (chain: ChainCounters | { error: string }) => {
+    const queues = sup.snapshot();
+    const now = Date.now();
+    const ds = detector?.stats();
+    const alerts = queues.reduce((n, c) => n + c.alerts, 0) + (ds ? ds.sources.alerts + ds.sources.distributed_alerts + Object.values(ds.queues).reduce((n, q) => n + q.alerts, 0) : 0);
+    const text = summaryLine({
+      queues,
+      previousReceived: summarised.received,
+      seconds: (now - summarised.at) / 1000,
+      alerts,
+      blocks: { active: blocks.size, kernelDropped: 'error' in chain ? null : chain.blockDrops.packets },
+      uninspected: guard.unverdicted(),
+    });
+    summarised = { received: queues.reduce((n, c) => n + c.received, 0), at: now };
+    log.event('summary', { console_only: true, console_text: text });
   };
   const timer = o.statsInterval > 0
     ? setInterval(() => {
       stats.report();
-      void reportBlocks(false);
+      void reportBlocks(false).then(summarise);
     }, o.statsInterval * 1000)
     : null;
-  const reloader = new RuleReloader(o.rules, o.rulesFormat, sup, log);
+  const reloader = new RuleReloader(o.rules, o.rulesFormat, sup, log, metricsServer ? (result, s) => metricsServer?.metrics.reloaded(result, s) : undefined);
+  metricsServer?.metrics.attach({
+    queues: () => sup.snapshot(),
+    kernelQueues: () => readKernelQueueStats(),
+    unverdicted: () => guard.unverdicted(),
+    ruleStats: () => sup.ruleStats(),
+    detector: () => detector?.stats() ?? null,
+    blocks: () => ({ active: blocks.size, counts: { ...blocks.counts } }),
+    blockDrops: async () => {
+      const c = await chainCounters(o, plan);
+      return 'error' in c ? null : c.blockDrops;
+    },
+  });
   if (o.watchRules) reloader.watch();
   let control: ControlServer | null = null;
   if (o.controlSocket) {
@@ -522,6 +578,8 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
           case 'blocks.del':
             if (typeof req.key !== 'string') throw new Error('blocks del needs the block, as "nfips blocks list" shows it');
             return blocks.remove(req.key, 'manual');
+          case 'blocks.flush':
+            return blocks.flush('manual');
           case 'status':
             return statusOf(sup, startedAt, detector, blocks, o, plan, learningStatus(), guard);
         }
@@ -531,7 +589,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       log.event('control_socket_failed', { path: o.controlSocket, error: (e as Error).message }, 'error');
     }
   }
-  log.event('ready', { queues: queueNumbers(o), rules_count: rules.rules.length, control_socket: control?.file ?? null });
+  log.event('ready', { queues: queueNumbers(o), rules_count: rules.rules.length, control_socket: control?.file ?? null, metrics: o.metricsListen && metricsServer ? `http://${formatListenAddress(o.metricsListen)}/metrics` : null });
 
   let stopping: Promise<number> | null = null;
   let resolveDone: (code: number) => void = () => undefined;
@@ -567,6 +625,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
         log.event('iptables_remove_failed', { error: (e as Error).message, hint: 'run "nfips iptables remove"' }, 'error');
       }
       await control?.close();
+      await closeMetrics();
       stats.report(true);
       await learning?.close();
       await detector?.close();

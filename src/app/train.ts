@@ -8,7 +8,7 @@ import { FeatureWindow } from '../features/window';
 import { EnvelopeStats } from '../detect/envelope';
 import { SourceTracker } from '../detect/source-tracker';
 import { saveModel } from '../detect/model';
-import { trainModel, TrainingWindow } from '../detect/train';
+import { DEFAULTS, minimumCaptureSeconds, trainModel, TrainingWindow } from '../detect/train';
 import { printTrainSummary } from '../detect/train-report';
 import { OfflinePipeline } from '../offline/pipeline';
 import { PcapBatchReader } from '../pcap/reader';
@@ -162,6 +162,9 @@ export async function runTrain(c: TrainCommand, say: (line: string) => void): Pr
     let got: Learnt;
     if (c.iface) {
       if (!c.seconds || c.seconds <= 0) throw new Error('--iface needs --seconds N (how long to capture)');
+      // Said before capturing for minutes rather than after.
+      const least = minimumCaptureSeconds(stepSeconds, windowSeconds, queues);
+      if (c.seconds < least) throw new Error(`invalid --seconds ${c.seconds}: training needs at least ${least} s of uninterrupted traffic (with ${windowSeconds} s windows every ${stepSeconds} s on ${queues} queue${queues === 1 ? '' : 's'}), with at least ${c.minPackets ?? DEFAULTS.minPackets} packets in every window`);
       got = await liveWindows(c.iface, c.seconds, rules, windowSeconds, stepSeconds, say);
       source = `live capture on ${c.iface}, ${c.seconds} s`;
     } else {

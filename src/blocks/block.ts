@@ -93,3 +93,11 @@ export function covers(a: BlockTarget, b: BlockTarget): boolean {
   if (a.scope === 'protocol') return true;
   return b.scope === 'service' && a.port === b.port;
 }
+
+/** Accepts "10.0.0.6", "10.0.0.6/32 tcp", "2001:db8::1 tcp:22" in any spelling of the address. */
+export function canonicalKey(key: string): string {
+  const [net, rest] = key.trim().split(/\s+/, 2);
+  const p = parsePrefix(net ?? '');
+  if (!p) return key;
+  return rest === undefined ? formatPrefix(p) : `${formatPrefix(p)} ${rest}`;
+}

@@ -7,7 +7,7 @@ import { Family } from '../iptables/plan';
 import { EventLog } from '../log/event-log';
 import { parsePrefix, formatPrefix } from '../rules/address';
 import { Allowlist } from './allowlist';
-import { Block, BlockTarget, makeTarget, targetKey } from './block';
+import { Block, BlockTarget, canonicalKey, makeTarget, targetKey } from './block';
 import { blockSets, entryOf, familyOf, parseSave, remainingSeconds } from './ipset';
 import { evidenceTargets } from './scope';
 import { BlockState, SavedBlock, savedBlock, writeBlockState } from './state-file';
@@ -34,6 +34,21 @@ export type BlockView = SavedBlock & {
   /** Kernel counters of the set entry: packets and bytes it dropped. */
   kernel?: { packets: number; bytes: number; timeout_s: number } | null;
 };
+
+/** What a manual add answers: the block, and the one of the same key it replaced (its reason and time to live). */
+export type BlockAddResult = BlockView & { replaced?: ReplacedBlock };
+
+export interface ReplacedBlock {
+  origin: 'anomaly' | 'manual';
+  reason: string;
+  ttl_seconds: number;
+  remaining_s: number;
+  expires_at: string;
+}
+
+export function replacedOf(b: Block, now: number): ReplacedBlock {
+  return { origin: b.origin, reason: b.reason, ttl_seconds: b.ttlSeconds, remaining_s: Math.max(0, Math.round((b.expiresAt - now) / 1000)), expires_at: new Date(b.expiresAt).toISOString() };
+}
 
 export interface AnomalyResponse {
   action: 'allowed' | 'blocked';
@@ -116,7 +131,7 @@ export class BlockManager {
   }
 
   /** A manual block from the control socket. Resolves once the kernel has it. */
-  async addManual(args: BlockAddArgs): Promise<BlockView> {
+  async addManual(args: BlockAddArgs): Promise<BlockAddResult> {
     if (typeof args.net !== 'string') throw new Error('blocks add needs an address or CIDR');
     if (args.port !== undefined && typeof args.port !== 'number') throw new Error('port must be a number');
     const target = makeTarget(args.net, (args.scope ?? (args.port !== undefined ? 'service' : args.proto !== undefined ? 'protocol' : 'source')) as BlockTarget['scope'], args.proto, args.port);
@@ -127,7 +142,29 @@ export class BlockManager {
     if (out.kind === 'covered') throw new Error(`already blocked by ${out.by.key}`);
     await this.#chain;
     if (!this.#table.get(out.block.key)) throw new Error(`the kernel refused the block ${out.block.key}; see the block_failed event`);
-    return view(out.block, this.#now());
+    const now = this.#now();
+    return out.replaced ? { ...view(out.block, now), replaced: replacedOf(out.replaced, now) } : view(out.block, now);
+  }
+
+  /** Lifts every block: the sets are flushed in the kernel, the state file emptied. Resolves once the kernel has done it. */
+  async flush(reason: string): Promise<BlockView[]> {
+    const now = this.#now();
+    const gone = this.#table.list();
+    for (const b of gone) this.#table.remove(b.key);
+    this.counts.removed += gone.length;
+    const sets = this.#o.families.flatMap((f) => blockSets(this.#o.setPrefix, f).map((x) => x.name));
+    this.#chain = this.#chain.then(async () => {
+      for (const set of sets) {
+        const r = await run(ipsetCommand(this.#o.bins, ['flush', set]));
+        if (r.code === 0) continue;
+        this.counts.failed++;
+        this.#o.log.event('block_failed', { target: set, op: 'flush', error: (r.stderr.trim() || r.error || `exit code ${r.code}`).replace(/\s*\n\s*/g, ' / ') }, 'error');
+      }
+    });
+    this.#save();
+    for (const b of gone) this.#o.log.event('unblock', { ...eveOf(b), reason, block: view(b, now) });
+    await this.#chain;
+    return gone.map((b) => view(b, now));
   }
 
   /** Removes a block by its key (as `blocks list` shows it) or by its network for a source block. */
@@ -193,8 +230,9 @@ export class BlockManager {
     this.counts.added++;
     const block = out.block;
     const action = out.replaced ? 'replaced' : 'added';
+    const replaced = out.replaced ? { replaced: replacedOf(out.replaced, now) } : {};
     // Logged once the kernel holds it: a block event means packets are being dropped.
-    this.#kernel(block, 'add', () => this.#o.log.event('block', { ...eveOf(block), action, block: view(block, now) }, 'warn'));
+    this.#kernel(block, 'add', () => this.#o.log.event('block', { ...eveOf(block), action, block: view(block, now), ...replaced }, 'warn'));
     this.#save();
     return out;
   }
@@ -242,14 +280,6 @@ function canonicalMember(member: string): string {
   const p = parsePrefix(net ?? '');
   const canon = p ? formatPrefix(p) : (net ?? '');
   return rest === undefined ? canon : `${canon},${rest}`;
-}
-
-/** Accepts "10.0.0.6", "10.0.0.6/32 tcp", "2001:db8::1 tcp:22" in any spelling of the address. */
-function canonicalKey(key: string): string {
-  const [net, rest] = key.trim().split(/\s+/, 2);
-  const p = parsePrefix(net ?? '');
-  if (!p) return key;
-  return rest === undefined ? formatPrefix(p) : `${formatPrefix(p)} ${rest}`;
 }
 
 /** EVE-style top-level fields of a block event. */

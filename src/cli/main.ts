@@ -5,9 +5,10 @@ import { EXIT_CONFIG, EXIT_RUNTIME, binariesFor, planFor, startRun, StartupError
 import { resolveRunOptions, RUN_DEFAULTS, RunFlags, RunOptions } from '../config/run-options';
 import { describeRemoval, install, iptablesAvailable, remove, renderPlanText } from '../iptables/apply';
 import { runDemo } from '../demo/demo';
-import { controlRequest } from '../control/client';
+import path from 'node:path';
+import { controlRequest, notRunning } from '../control/client';
+import { liveBlockSets, OfflineBlocks } from '../blocks/offline';
 import { ControlRequest, DEFAULT_CONTROL_SOCKET } from '../control/protocol';
-import { BlockView } from '../blocks/manager';
 import { formatBlocks, formatStatus } from './status-text';
 import { explain, formatExplanation } from '../rules/explain';
 import { FormatChoice, readRuleFile } from '../rules/load';
@@ -18,7 +19,7 @@ import { RuleStats } from '../queue/supervisor';
 import { runTrain } from '../app/train';
 import { runReplay } from '../app/replay';
 import { createEventLog } from '../log/event-log';
-import { runLogs } from './logs';
+import { checkLines, parseSince, runLogs } from './logs';
 import { escapeControl, escapeJsonLine } from '../log/escape';
 
 function die(message: string, code: number): never {
@@ -42,6 +43,7 @@ function chainFlags<T>(y: Argv<T>) {
     .option('hook', { type: 'string', default: RUN_DEFAULTS.hook, choices: ['forward', 'input', 'both'], describe: 'which packets: forwarded ones, ones addressed to this host (INPUT, lo excluded), or both' })
     .option('table', { type: 'string', default: RUN_DEFAULTS.table, choices: ['mangle', 'filter'], describe: 'table nfips queues from: mangle keeps the host\'s filter rules in force for packets that fail open; filter puts nfips in front of them (a fail-open accept then skips them)' })
     .option('mark', { type: 'string', default: RUN_DEFAULTS.mark, describe: 'repeat mark VALUE/MASK set on accepted packets; marked packets skip the queue on re-entry' })
+    .option('reject-mark', { type: 'string', default: RUN_DEFAULTS.rejectMark, describe: 'mark VALUE/MASK for rejected packets; a REJECT rule in the NFIPS chain answers them' })
     .option('fail-closed', { type: 'boolean', default: false, describe: 'drop packets when nfips is not running or the queue is full (default: let them pass)' })
     .option('exclude', { type: 'string', array: true, default: [] as string[], describe: 'CIDR whose traffic never goes to the queue (repeatable)' })
     .option('ipv6', { type: 'boolean', default: RUN_DEFAULTS.ipv6, describe: 'also inspect IPv6 (ip6tables); --no-ipv6 for IPv4 only' })
@@ -50,6 +52,8 @@ function chainFlags<T>(y: Argv<T>) {
 }
 
 async function cmdRun(flags: RunFlags): Promise<void> {
+  // Named for ps, top and `pidof nfips` (else it is one more "node"); only the daemon, not the other commands.
+  process.title = 'nfips';
   const o = resolveOrDie(flags);
   try {
     const h = await startRun(o, { console: true, handleSignals: true });
@@ -107,6 +111,39 @@ function printRuleStats(s: RuleStats): void {
   for (const r of rows) process.stdout.write(`${r.n.padEnd(6)} ${escapeControl(r.id).padEnd(w)} ${r.action.padEnd(7)} ${String(r.packets).padStart(12)} ${String(r.bytes).padStart(14)}\n`);
 }
 
+/** Flags of the blocks commands: the running instance's socket, and the state directory used when it is stopped. */
+function blockFlags<T>(y: Argv<T>) {
+  return y
+    .option('control-socket', controlFlag)
+    .option('state-dir', { type: 'string', default: RUN_DEFAULTS.stateDir, describe: 'state directory of nfips run (blocks.json), edited when nfips is not running' });
+}
+
+/**
+ * A blocks command: over the control socket when nfips answers there, else
+ * on the state file, saying so (the next start applies it).
+ */
+async function onBlocks<R>(argv: { controlSocket: string; stateDir: string }, req: ControlRequest, offline: (o: OfflineBlocks) => R): Promise<R> {
+  try {
+    return (await controlRequest(argv.controlSocket, req)) as R;
+  } catch (e) {
+    if (!notRunning(e)) die((e as Error).message, EXIT_RUNTIME);
+  }
+  let result: R;
+  try {
+    const o = new OfflineBlocks(path.resolve(argv.stateDir), RUN_DEFAULTS.blockTtl);
+    result = offline(o);
+    // stderr, so `blocks list --json` stays parseable.
+    process.stderr.write(`nfips is not running (nothing answers on ${argv.controlSocket}); ${req.cmd === 'blocks.list' ? 'read' : 'edited'} the state file ${o.file}${req.cmd === 'blocks.list' ? '' : ', applied at next start'}\n`);
+  } catch (e) {
+    die((e as Error).message, EXIT_CONFIG);
+  }
+  const sets = await liveBlockSets();
+  if (sets.length) {
+    process.stderr.write(`nfips: warning: nfips' block sets are in the kernel (${sets.join(', ')}): if an nfips runs with another --control-socket (or none), it does not see this and will overwrite the state file; give its socket instead. If none runs (it was killed), the sets are stale and the next start replaces them\n`);
+  }
+  return result;
+}
+
 const controlFlag = { type: 'string', default: DEFAULT_CONTROL_SOCKET, describe: 'control socket of the running nfips' } as const;
 const formatFlag = { type: 'string', default: 'auto', choices: ['auto', 'native', '2columns'], describe: 'rule file format (auto detects 2columnS files)' } as const;
 
@@ -120,7 +157,6 @@ void yargs(hideBin(process.argv))
       chainFlags(y)
         .option('rules', { type: 'string', describe: 'JSON rule file (default: rules/default.json shipped with nfips)' })
         .option('rules-format', formatFlag)
-        .option('reject-mark', { type: 'string', default: RUN_DEFAULTS.rejectMark, describe: 'mark VALUE/MASK for rejected packets; a REJECT rule in the NFIPS chain answers them' })
         .option('log-rate', { type: 'number', default: RUN_DEFAULTS.logRate, describe: 'drop/reject/alert events logged per rule per second; the rest are counted as suppressed' })
         .option('control-socket', { type: 'string', default: RUN_DEFAULTS.controlSocket, describe: 'unix socket for "nfips status" and "nfips rules reload|stats" ("" to disable)' })
         .option('watch-rules', { type: 'boolean', default: RUN_DEFAULTS.watchRules, describe: 'reload the rules when the file changes (also on SIGHUP)' })
@@ -148,6 +184,7 @@ void yargs(hideBin(process.argv))
         .option('rules-mode', { type: 'string', default: RUN_DEFAULTS.rulesMode, choices: ['enforce', 'log'], describe: 'enforce: the rules decide; log: a dry run, every packet a rule, the default policy or lock would drop or reject is accepted and logged with alert.action would-drop/would-reject (anomaly blocks follow --mode)' })
         .option('suppress', { type: 'string', describe: 'JSON file of anomaly suppressions (by signature_id and/or source network): a suppressed anomaly neither alerts nor blocks' })
         .option('ipset', { type: 'string', default: RUN_DEFAULTS.ipset, describe: 'ipset binary (blocks are ipsets matched before the queue)' })
+        .option('metrics-listen', { type: 'string', describe: 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9808; off by default)' })
         .example('$0 run --rules rules/default.json --queues 0-1 --hook forward --log-file /var/log/nfips/nfips.json', ''),
     (argv) => cmdRun(argv as RunFlags),
   )
@@ -213,14 +250,14 @@ void yargs(hideBin(process.argv))
       )
       .demandCommand(1, 'say which rules command: check, test, reload or stats'),
   )
-  .command('blocks <action>', 'list, add or remove blocks of the running nfips (enforced in the kernel before the queue)', (y) =>
+  .command('blocks <action>', 'list, add, remove or flush blocks (enforced in the kernel before the queue); while nfips is stopped, in its state file', (y) =>
     y
       .command(
         'list',
         'blocks in force: scope, origin, time left, packets the kernel dropped',
-        (yy) => yy.option('control-socket', controlFlag).option('json', { type: 'boolean', default: false }),
+        (yy) => blockFlags(yy).option('json', { type: 'boolean', default: false }),
         async (argv) => {
-          const list = (await ask(argv.controlSocket, { cmd: 'blocks.list' })) as BlockView[];
+          const list = await onBlocks(argv, { cmd: 'blocks.list' }, (o) => o.list());
           process.stdout.write(argv.json ? `${escapeJsonLine(JSON.stringify(list, null, 2))}\n` : formatBlocks(list));
         },
       )
@@ -228,28 +265,42 @@ void yargs(hideBin(process.argv))
         'add <net>',
         'block an address or CIDR: everything from it, one protocol (--proto), or one service (--proto and --port)',
         (yy) =>
-          yy
+          blockFlags(yy)
             .positional('net', { type: 'string', demandOption: true, describe: 'IPv4/IPv6 address or CIDR' })
             .option('proto', { type: 'string', choices: ['tcp', 'udp', 'icmp'], describe: 'only this protocol' })
             .option('port', { type: 'number', describe: 'only this destination port (with --proto tcp or udp)' })
-            .option('ttl', { type: 'number', describe: 'seconds (default: --block-ttl of the running nfips)' })
-            .option('reason', { type: 'string', describe: 'logged with the block' })
-            .option('control-socket', controlFlag),
+            .option('ttl', { type: 'number', describe: `seconds (default: --block-ttl of the running nfips; ${RUN_DEFAULTS.blockTtl} while it is stopped)` })
+            .option('reason', { type: 'string', describe: 'logged with the block' }),
         async (argv) => {
-          const v = (await ask(argv.controlSocket, { cmd: 'blocks.add', net: argv.net, proto: argv.proto, port: argv.port, ttl_seconds: argv.ttl, reason: argv.reason })) as BlockView;
-          process.stdout.write(`blocked ${v.key} (${v.scope}) until ${v.expires_at}\n`);
+          const args = { net: argv.net, proto: argv.proto, port: argv.port, ttl_seconds: argv.ttl, reason: argv.reason };
+          const v = await onBlocks(argv, { cmd: 'blocks.add', ...args }, (o) => o.add(args));
+          if (v.replaced) {
+            const r = v.replaced;
+            process.stdout.write(`replaced ${v.key} (${v.scope}): reason ${JSON.stringify(r.reason)} -> ${JSON.stringify(v.reason)}, ttl ${r.ttl_seconds} s (${r.remaining_s} s left, until ${r.expires_at}) -> ${v.ttl_seconds} s, until ${v.expires_at}\n`);
+          } else {
+            process.stdout.write(`blocked ${v.key} (${v.scope}) until ${v.expires_at}\n`);
+          }
         },
       )
       .command(
         'del <block>',
         'lift a block, named as "blocks list" shows it (e.g. 10.0.0.6, or "10.0.0.6 tcp:22")',
-        (yy) => yy.positional('block', { type: 'string', demandOption: true }).option('control-socket', controlFlag),
+        (yy) => blockFlags(yy).positional('block', { type: 'string', demandOption: true }),
         async (argv) => {
-          const v = (await ask(argv.controlSocket, { cmd: 'blocks.del', key: argv.block })) as BlockView;
+          const v = await onBlocks(argv, { cmd: 'blocks.del', key: argv.block }, (o) => o.del(argv.block));
           process.stdout.write(`unblocked ${v.key}\n`);
         },
       )
-      .demandCommand(1, 'say which blocks command: list, add or del'),
+      .command(
+        'flush',
+        'lift every block (running: the kernel sets are emptied too)',
+        (yy) => blockFlags(yy),
+        async (argv) => {
+          const gone = await onBlocks(argv, { cmd: 'blocks.flush' }, (o) => o.flush());
+          process.stdout.write(`unblocked ${gone.length} block${gone.length === 1 ? '' : 's'}${gone.length ? `: ${gone.map((b) => b.key).join(', ')}` : ''}\n`);
+        },
+      )
+      .demandCommand(1, 'say which blocks command: list, add, del or flush'),
   )
   .command(
     'status',
@@ -268,7 +319,7 @@ void yargs(hideBin(process.argv))
         .option('out', { type: 'string', demandOption: true, describe: 'model file to write (e.g. models/site.json)' })
         .option('pcap', { type: 'string', array: true, default: [] as string[], describe: 'pcap/pcapng file(s) of normal traffic' })
         .option('iface', { type: 'string', describe: 'capture live on this interface (libpcap; needs root or CAP_NET_RAW)' })
-        .option('seconds', { type: 'number', describe: 'how long to capture with --iface' })
+        .option('seconds', { type: 'number', describe: 'how long to capture with --iface: at least 429 (the shortest capture training accepts with 60 s windows on one queue)' })
         .option('features', { type: 'string', array: true, default: [] as string[], describe: 'feature-window recording(s) from "nfips run --record-features"' })
         .option('rules', { type: 'string', default: RUN_DEFAULTS.rules, describe: 'rules applied before the features (packets an explicit rule drops are not learnt)' })
         .option('rules-format', formatFlag)
@@ -328,11 +379,22 @@ void yargs(hideBin(process.argv))
         .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new records, across rotation (like tail -F)' })
         .option('type', { type: 'string', array: true, default: [] as string[], describe: 'only these event types (repeatable or comma-separated), e.g. alert,drop' })
         .option('json', { type: 'boolean', default: false, describe: 'print the matching JSON lines unchanged' })
-        .example('$0 logs -f --type alert', ''),
+        .option('lines', { alias: 'n', type: 'number', describe: 'only the last N matching records (with -f: then every new one)' })
+        .option('since', { type: 'string', describe: 'only records from this time on: a duration back from now (10m, 2h, 1d) or an ISO time' })
+        .example('$0 logs -f --type alert', '')
+        .example('$0 logs -n 20 --since 1h --type alert,block', ''),
     async (argv) => {
       process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
       try {
-        const h = runLogs({ file: argv.file, follow: argv.follow, types: argv.type, json: argv.json }, (s) => process.stdout.write(s));
+        let lines: number | null = null;
+        let since: number | null = null;
+        try {
+          if (argv.lines !== undefined) lines = checkLines(argv.lines);
+          if (argv.since !== undefined) since = parseSince(argv.since);
+        } catch (e) {
+          die((e as Error).message, EXIT_CONFIG);
+        }
+        const h = runLogs({ file: argv.file, follow: argv.follow, types: argv.type, json: argv.json, lines, since }, (s) => process.stdout.write(s));
         process.once('SIGINT', () => h.stop());
         process.once('SIGTERM', () => h.stop());
         await h.done;
@@ -349,6 +411,8 @@ void yargs(hideBin(process.argv))
       process.exitCode = await runDemo({ keep: argv.keep });
     },
   )
+  // yargs' own: `nfips completion` prints a bash/zsh script that asks `nfips --get-yargs-completions`.
+  .completion('completion', 'print a bash or zsh completion script (e.g. nfips completion > /etc/bash_completion.d/nfips)')
   .demandCommand(1, 'say which command to run')
   .strict()
   .recommendCommands()

@@ -8,6 +8,7 @@ import { MarkSpec, parseMarkSpec } from '../verdict/mark';
 import { RULES_MODES, RulesMode, VerdictMode } from '../verdict/engine';
 import { MALFORMED_POLICIES, MalformedPolicy } from '../verdict/hidden-guard';
 import { parseDuration } from './duration';
+import { ListenAddress, parseListenAddress } from './listen-address';
 
 
 export { PACKAGE_ROOT } from './paths';
@@ -53,6 +54,7 @@ export interface RunFlags {
   malformed?: string;
   rulesMode?: string;
   suppress?: string;
+  metricsListen?: string;
 }
 
 /**
@@ -113,6 +115,8 @@ export interface RunOptions {
   rulesMode: RulesMode;
   /** Anomaly suppression list (JSON file), '' for none. */
   suppress: string;
+  /** --metrics-listen: where the Prometheus endpoint listens; null: no endpoint. */
+  metricsListen: ListenAddress | null;
 }
 
 export const RUN_DEFAULTS = {
@@ -237,6 +241,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     if (f.mode === 'off') problems.push('invalid --learn with --mode off: learning needs the feature path; drop --mode off (the mode applies once the model is learnt)');
     if (flags.recordFeatures) problems.push('invalid --learn with --record-features: learning keeps its own recording under --state-dir/learning');
   }
+  const metricsListen = flags.metricsListen === undefined ? null : attempt(() => parseListenAddress(String(flags.metricsListen))) ?? null;
   if (problems.length) throw new Error(problems.join('\n'));
   return {
     rules: path.resolve(f.rules),
@@ -278,5 +283,6 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     malformed: malformed!,
     rulesMode: rulesMode!,
     suppress: f.suppress === '' ? '' : path.resolve(f.suppress),
+    metricsListen,
   };
 }

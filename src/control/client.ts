@@ -16,7 +16,8 @@ export function controlRequest(file: string, req: ControlRequest, timeoutMs = 10
     sock.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       const hint = e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? ` (is nfips running with --control-socket ${file}?)` : '';
-      reject(new Error(`cannot reach nfips at ${file}: ${e.message}${hint}`));
+      // The code stays on the error: `blocks` tells "not running" from other failures by it.
+      reject(Object.assign(new Error(`cannot reach nfips at ${file}: ${e.message}${hint}`), { code: e.code }));
     });
     sock.on('end', () => {
       clearTimeout(timer);
@@ -29,4 +30,10 @@ export function controlRequest(file: string, req: ControlRequest, timeoutMs = 10
       }
     });
   });
+}
+
+/** Whether an error from controlRequest means nobody listens on the socket (nfips is not running). */
+export function notRunning(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ECONNREFUSED';
 }

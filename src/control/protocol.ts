@@ -14,9 +14,10 @@ export type ControlRequest =
   | { cmd: 'rules.stats' }
   | { cmd: 'blocks.list' }
   | ({ cmd: 'blocks.add' } & BlockAddArgs)
-  | { cmd: 'blocks.del'; key: string };
+  | { cmd: 'blocks.del'; key: string }
+  | { cmd: 'blocks.flush' };
 export type ControlCommand = ControlRequest['cmd'];
-export const CONTROL_COMMANDS: readonly ControlCommand[] = ['status', 'rules.reload', 'rules.stats', 'blocks.list', 'blocks.add', 'blocks.del'];
+export const CONTROL_COMMANDS: readonly ControlCommand[] = ['status', 'rules.reload', 'rules.stats', 'blocks.list', 'blocks.add', 'blocks.del', 'blocks.flush'];
 
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string };
 

@@ -175,7 +175,7 @@ export function splitRole(offset: number, windowSeconds: number, stepSeconds: nu
   return 'train';
 }
 
-function minimumCaptureSeconds(stepSeconds: number, windowSeconds: number, queues: number): number {
+export function minimumCaptureSeconds(stepSeconds: number, windowSeconds: number, queues: number): number {
   let train = 0;
   let held = 0;
   let steps = 0;

@@ -5,6 +5,7 @@ import { createWriteStream, WriteStream } from 'node:fs';
 import winston from 'winston';
 import { openForAppend } from '../config/safe-file';
 import { escapeControl } from './escape';
+import { PERIODIC_EVENTS } from '../stats/summary';
 
 export type Level = 'error' | 'warn' | 'info' | 'debug';
 export type EventFields = Record<string, unknown>;
@@ -34,7 +35,9 @@ export interface EventLogOptions {
 }
 
 const consoleFormat = winston.format.printf((info) => {
-  const { timestamp, level, event_type: type, message, ...rest } = info as Record<string, unknown>;
+  const { timestamp, level, event_type: type, message, console_text: text0, console_only: _only, ...rest } = info as Record<string, unknown>;
+  // A line written for people (the periodic summary): as it is.
+  if (typeof text0 === 'string') return escapeControl(`${String(timestamp)} ${String(level).padEnd(5)} [${String(type)}] ${text0}`);
   delete rest.level;
   const summary = Object.entries(rest)
     .filter(([, v]) => v !== undefined)
@@ -43,6 +46,11 @@ const consoleFormat = winston.format.printf((info) => {
   const text = message && message !== type ? ` ${String(message)}` : '';
   return escapeControl(`${String(timestamp)} ${String(level).padEnd(5)} [${String(type)}]${text} ${summary}`.trimEnd());
 });
+
+/** Records meant for the console only (the summary line) stay out of the JSON log. */
+const notConsoleOnly = winston.format((info) => ((info as Record<string, unknown>).console_only ? false : info));
+/** Below debug, the periodic dumps give way to the summary line on the console (the JSON log keeps them). */
+const consoleQuiet = winston.format((info) => (PERIODIC_EVENTS.has(String((info as Record<string, unknown>).event_type)) ? false : info));
 
 /** The log file's stream and the transport writing to it. */
 interface FileSink {
@@ -69,7 +77,7 @@ export function createEventLog(opts: EventLogOptions): EventLog {
     const fd = openForAppend(file, opts.fileLabel ?? 'log file', { mode: 0o640, dirMode: 0o750 });
     const stream = createWriteStream('', { fd, autoClose: true });
     stream.on('error', () => undefined);
-    return { stream, transport: new winston.transports.Stream({ stream, format: winston.format.combine(stamp(), winston.format.json()) }) };
+    return { stream, transport: new winston.transports.Stream({ stream, format: winston.format.combine(notConsoleOnly(), stamp(), winston.format.json()) }) };
   };
   let file: FileSink | null = null;
   if (opts.file) {
@@ -80,14 +88,14 @@ export function createEventLog(opts: EventLogOptions): EventLog {
     transports.push(
       new winston.transports.Console({
         stderrLevels: [],
-        format: winston.format.combine(stamp(), winston.format.json()),
+        format: winston.format.combine(notConsoleOnly(), stamp(), winston.format.json()),
       }),
     );
   } else if (opts.console) {
     transports.push(
       new winston.transports.Console({
         stderrLevels: ['error', 'warn'],
-        format: winston.format.combine(stamp(), consoleFormat),
+        format: opts.level === 'debug' ? winston.format.combine(notConsoleOnly(), stamp(), consoleFormat) : winston.format.combine(consoleQuiet(), stamp(), consoleFormat),
       }),
     );
   }

@@ -63,7 +63,8 @@ export function formatRecord(r: Rec): string {
     const sup = typeof r.suppressed === 'number' && r.suppressed > 0 ? ` (+${r.suppressed} suppressed)` : '';
     // A dry run (--rules-mode log) did not do it: say so.
     const would = String((r.alert as { action?: string } | undefined)?.action ?? '').startsWith('would-');
-    body = `${(would ? `WOULD-${type.toUpperCase()}` : type.toUpperCase()).padEnd(6)} rule ${str(r.rule_id)} ${str(r.proto)} ${endpoint(r.src_ip, r.src_port)} -> ${endpoint(r.dest_ip, r.dest_port)}${iface}${sup}`;
+    const icmp = r.icmp_type !== undefined ? ` type ${str(r.icmp_type)} code ${str(r.icmp_code)}` : '';
+    body = `${(would ? `WOULD-${type.toUpperCase()}` : type.toUpperCase()).padEnd(6)} rule ${str(r.rule_id)} ${str(r.proto)} ${endpoint(r.src_ip, r.src_port)} -> ${endpoint(r.dest_ip, r.dest_port)}${icmp}${iface}${sup}`;
   } else if ((type === 'block' || type === 'unblock') && r.block) {
     const b = r.block as { key?: string; origin?: string; ttl_seconds?: number; expires_at?: string; offence?: number; reason?: string };
     body = type === 'block'

@@ -13,9 +13,13 @@ export interface RuleEvent {
   action: 'accept' | 'drop' | 'reject' | 'alert' | 'would-drop' | 'would-reject';
   proto: string;
   src_ip: string;
-  src_port: number;
+  /** TCP, UDP, SCTP and UDP-Lite only (0 when a hidden header kept them out of sight). */
+  src_port?: number;
   dest_ip: string;
-  dest_port: number;
+  dest_port?: number;
+  /** ICMP and ICMPv6, when the header was seen (Suricata EVE's names). */
+  icmp_type?: number;
+  icmp_code?: number;
   in_ifindex: number;
   out_ifindex: number;
   length: number;
@@ -30,6 +34,10 @@ export interface RuleEvent {
 
 /** Indexed by the engine's ACT_* codes. */
 const ACTION_NAMES = ['accept', 'drop', 'reject', 'alert', 'would-drop', 'would-reject'] as const;
+/** Protocols with ports: TCP, UDP, SCTP, UDP-Lite. */
+const PORT_PROTOS = new Set([6, 17, 132, 136]);
+/** decode's "not ICMP" in the icmpType column. */
+const NO_ICMP = 0xffff;
 
 export class RuleEventBuffer {
   count = 0;
@@ -41,6 +49,8 @@ export class RuleEventBuffer {
   private readonly dst: Uint32Array;
   private readonly sport: Uint16Array;
   private readonly dport: Uint16Array;
+  private readonly icmpType: Uint16Array;
+  private readonly icmpCode: Uint16Array;
   private readonly inIf: Uint32Array;
   private readonly outIf: Uint32Array;
   private readonly length: Uint32Array;
@@ -66,6 +76,8 @@ export class RuleEventBuffer {
     this.dst = new Uint32Array(capacity * 4);
     this.sport = new Uint16Array(capacity);
     this.dport = new Uint16Array(capacity);
+    this.icmpType = new Uint16Array(capacity);
+    this.icmpCode = new Uint16Array(capacity);
     this.inIf = new Uint32Array(capacity);
     this.outIf = new Uint32Array(capacity);
     this.length = new Uint32Array(capacity);
@@ -113,6 +125,9 @@ export class RuleEventBuffer {
     }
     this.sport[e] = d.sport[i];
     this.dport[e] = d.dport[i];
+    // A hidden header leaves the column as decode reset it (NO_ICMP).
+    this.icmpType[e] = d.icmpType[i];
+    this.icmpCode[e] = d.icmpCode[i];
     this.inIf[e] = m.inIfindex[i];
     this.outIf[e] = m.outIfindex[i];
     this.length[e] = m.origLen[i];
@@ -129,9 +144,10 @@ export class RuleEventBuffer {
         action: ACTION_NAMES[this.action[e]],
         proto: protocolName(this.proto[e]),
         src_ip: formatAddress(this.family[e], this.src, e * 4),
-        src_port: this.sport[e],
+        ...(PORT_PROTOS.has(this.proto[e]) ? { src_port: this.sport[e] } : {}),
         dest_ip: formatAddress(this.family[e], this.dst, e * 4),
-        dest_port: this.dport[e],
+        ...(PORT_PROTOS.has(this.proto[e]) ? { dest_port: this.dport[e] } : {}),
+        ...(this.icmpType[e] !== NO_ICMP ? { icmp_type: this.icmpType[e], icmp_code: this.icmpCode[e] } : {}),
         in_ifindex: this.inIf[e],
         out_ifindex: this.outIf[e],
         length: this.length[e],

@@ -60,6 +60,22 @@ describe('VerdictEngine', () => {
     assert.deepEqual({ ...ev[0] }, { rule_index: 0, action: 'drop', proto: 'tcp', src_ip: '10.0.0.5', src_port: 40000, dest_ip: '192.0.2.7', dest_port: 23, in_ifindex: 3, out_ifindex: 0, length: telnet.length, suppressed: 0 });
   });
 
+  it('ICMP and ICMPv6 events carry icmp_type and icmp_code and no ports; GRE none of them', () => {
+    const s = setup(rules({ default: 'drop', rules: [] }));
+    const unreach6 = buildPacket({ src: 'fd00::5', dst: '2001:db8::1', proto: 58, icmpType: 1, icmpCode: 4 });
+    const gre = buildPacket({ src: '10.0.0.5', dst: '192.0.2.7', proto: 47 });
+    // Two events a second per rule here: GRE comes a second later.
+    s.run([ping, unreach6]);
+    s.run([gre], {}, 1001);
+    const ev = s.engine.events.drain().map((e) => ({ ...e }));
+    assert.deepEqual(ev.map(({ proto, src_port, dest_port, icmp_type, icmp_code }) => ({ proto, src_port, dest_port, icmp_type, icmp_code })), [
+      { proto: 'icmp', src_port: undefined, dest_port: undefined, icmp_type: 8, icmp_code: 0 },
+      { proto: 'icmpv6', src_port: undefined, dest_port: undefined, icmp_type: 1, icmp_code: 4 },
+      { proto: 'gre', src_port: undefined, dest_port: undefined, icmp_type: undefined, icmp_code: undefined },
+    ]);
+    assert.ok(ev.every((e) => !('src_port' in e) && !('dest_port' in e)), 'no port fields at all');
+  });
+
   it('rejects with the repeat and reject bits so the chain REJECT rule catches it', () => {
     const s = setup(rules({ rules: [{ action: 'reject', protocol: 'tcp', dport: 23 }] }));
     assert.deepEqual(s.run([telnet]), [NF_REPEAT]);

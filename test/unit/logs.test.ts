@@ -62,6 +62,46 @@ describe('log lines for people', () => {
     await assert.rejects(run(process.execPath, [NFIPS, 'logs', '--file', path.join(dir, 'none.json')]), (e: { code: number; stderr: string }) => e.code === 2 && /no such log file/.test(e.stderr));
   });
 
+  it('ICMP drops show their type and code instead of ports', () => {
+    const icmp = { timestamp: '2026-11-22T09:44:27.100Z', event_type: 'drop', rule_id: 'no-ping', proto: 'ICMP', src_ip: '10.77.1.2', dest_ip: '10.77.2.2', icmp_type: 8, icmp_code: 0, in_iface: 'g0' };
+    assert.equal(formatRecord(icmp), '2026-11-22 09:44:27Z DROP   rule no-ping ICMP 10.77.1.2 -> 10.77.2.2 type 8 code 0 in g0');
+  });
+
+  it('nfips logs -n N and --since (a duration or an ISO time)', async () => {
+    const f = path.join(dir, 'n.json');
+    const now = Date.now();
+    const at = (msAgo: number, rule: string) => ({ ...DROP, rule_id: rule, timestamp: new Date(now - msAgo).toISOString() });
+    writeFileSync(f, lines(at(3 * 3600_000, 'old'), at(2 * 3600_000, 'two-hours'), { ...STATS, timestamp: new Date(now - 3600_000).toISOString() }, at(20 * 60_000, 'twenty-min'), at(5 * 60_000, 'five-min'), at(1000, 'now')));
+    const rules = async (...a: string[]) => (await run(process.execPath, [NFIPS, 'logs', '--file', f, ...a])).stdout.trim().split('\n').filter(Boolean).map((l) => /rule (\S+)/.exec(l)?.[1] ?? 'stats');
+    assert.deepEqual(await rules('-n', '2'), ['five-min', 'now']);
+    assert.deepEqual(await rules('-n', '2', '--type', 'stats,drop', '--since', '90m'), ['five-min', 'now']);
+    assert.deepEqual(await rules('--lines', '3', '--type', 'drop'), ['twenty-min', 'five-min', 'now']);
+    assert.deepEqual(await rules('-n', '0'), []);
+    assert.deepEqual(await rules('--since', '30m'), ['twenty-min', 'five-min', 'now']);
+    assert.deepEqual(await rules('--since', '2h30m'), ['two-hours', 'stats', 'twenty-min', 'five-min', 'now']);
+    assert.deepEqual(await rules('--since', new Date(now - 10 * 60_000).toISOString()), ['five-min', 'now']);
+    for (const [flag, value, message] of [['--since', 'yesterday', /invalid --since "yesterday": expected a duration back from now such as 10m/], ['-n', '-3', /invalid -n\/--lines -3/], ['-n', 'x', /invalid -n\/--lines NaN/]] as const) {
+      await assert.rejects(run(process.execPath, [NFIPS, 'logs', '--file', f, flag, value]), (e: { code: number; stderr: string }) => e.code === 2 && message.test(e.stderr), `${flag} ${value}`);
+    }
+  });
+
+  it('nfips logs -n N -f: the last N records, then every new one', async () => {
+    const f = path.join(dir, 'nf.json');
+    writeFileSync(f, lines(...['a', 'b', 'c', 'd'].map((id) => ({ ...DROP, rule_id: id }))));
+    const p = spawn(process.execPath, [NFIPS, 'logs', '-n', '2', '-f', '--file', f]);
+    let out = '';
+    p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const ids = () => out.trim().split('\n').filter(Boolean).map((l) => /rule (\S+)/.exec(l)?.[1]);
+    try {
+      for (let i = 0; i < 100 && ids().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      appendFileSync(f, lines({ ...DROP, rule_id: 'e' }));
+      for (let i = 0; i < 100 && ids().length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(ids(), ['c', 'd', 'e']);
+    } finally {
+      p.kill('SIGINT');
+    }
+  });
+
   it('nfips logs -f keeps printing new records, across a rotation', async () => {
     const f = path.join(dir, 'b.json');
     writeFileSync(f, lines(START));
