@@ -30,6 +30,7 @@ import { formatDuration } from '../config/duration';
 import { shareFlagModel } from '../detect/flag-model';
 import { ChainGuard } from './chain-guard';
 import { checkRunFiles } from './file-checks';
+import { acquireInstanceLock, InstanceLock, InstanceLockedError } from './instance-lock';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -98,6 +99,7 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     block_max_ttl: o.blockMaxTtl,
     max_blocks: o.maxBlocks,
     state_dir: o.stateDir,
+    lock_dir: o.lockDir,
     learn_s: o.learnSeconds,
     malformed: o.malformed,
     pid: process.pid,
@@ -319,8 +321,11 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     // logrotate: move the file, then SIGUSR1 makes nfips write to a new one.
     process.on('SIGUSR1', () => onReopen?.());
   }
-  const abortIfSignalled = () => {
-    if (signalled) throw new StartupError(`stopped by ${signalled} while starting; nothing left installed`, EXIT_OK);
+  const signals: SignalHooks = {
+    signalled: () => signalled,
+    onStop: (fn) => (onStop = fn),
+    onReload: (fn) => (onReload = fn),
+    onReopen: (fn) => (onReopen = fn),
   };
   let rules: RuleSet;
   try {
@@ -328,9 +333,42 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   } catch (e) {
     throw new StartupError((e as Error).message, EXIT_CONFIG);
   }
-  let detection: DetectionSetup;
   try {
     checkRunFiles(o);
+  } catch (e) {
+    throw new StartupError((e as Error).message, EXIT_CONFIG);
+  }
+  const plan = planFor(o);
+  // Before anything shared is touched (learning files, block state, iptables,
+  // sets, the control socket): a second instance must change nothing.
+  let instanceLock: InstanceLock;
+  try {
+    instanceLock = acquireInstanceLock({ stateDir: o.stateDir, chain: plan.chain, lockDir: o.lockDir });
+  } catch (e) {
+    throw new StartupError((e as Error).message, e instanceof InstanceLockedError ? EXIT_RUNTIME : EXIT_CONFIG);
+  }
+  try {
+    return await startLocked(o, opts, rules, plan, instanceLock, signals);
+  } catch (e) {
+    instanceLock.release();
+    throw e;
+  }
+}
+
+interface SignalHooks {
+  signalled(): string | null;
+  onStop(fn: (reason: string) => void): void;
+  onReload(fn: () => void): void;
+  onReopen(fn: () => void): void;
+}
+
+async function startLocked(o: RunOptions, opts: { console: boolean; handleSignals: boolean }, rules: RuleSet, plan: IptablesPlan, instanceLock: InstanceLock, signals: SignalHooks): Promise<RunHandle> {
+  const abortIfSignalled = () => {
+    const sig = signals.signalled();
+    if (sig) throw new StartupError(`stopped by ${sig} while starting; nothing left installed`, EXIT_OK);
+  };
+  let detection: DetectionSetup;
+  try {
     detection = detectionSetup(o);
   } catch (e) {
     throw new StartupError((e as Error).message, EXIT_CONFIG);
@@ -350,7 +388,6 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   } catch (e) {
     throw new StartupError((e as Error).message, EXIT_CONFIG);
   }
-  const plan = planFor(o);
   const bins = binariesFor(o);
   const unavailable = await iptablesAvailable(bins, plan.families.map((f) => f.family));
   if (unavailable) throw new StartupError(`cannot manage iptables: ${unavailable}`, EXIT_RUNTIME);
@@ -465,10 +502,10 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     blocks.start();
     abortIfSignalled();
   } catch (e) {
-    if (signalled) await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins).catch(() => undefined);
+    if (signals.signalled()) await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins).catch(() => undefined);
     await sup.stop();
     await detector?.close();
-    log.event('start_failed', { error: (e as Error).message }, signalled ? 'info' : 'error');
+    log.event('start_failed', { error: (e as Error).message }, signals.signalled() ? 'info' : 'error');
     await log.close();
     throw e instanceof StartupError ? e : new StartupError((e as Error).message, EXIT_RUNTIME);
   }
@@ -557,18 +594,21 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       await detector?.close();
       log.event('stop', { reason, exit_code: code });
       await log.close();
+      // Last: the chain and sets are gone, so the next instance finds nothing of ours.
+      instanceLock.release();
       resolveDone(code);
       return code;
     })();
     return stopping;
   };
 
-  onStop = (reason) => void stop(reason);
-  onReload = () => void reloader.reload('sighup').catch(() => undefined);
-  onReopen = () => {
+  signals.onStop((reason) => void stop(reason));
+  signals.onReload(() => void reloader.reload('sighup').catch(() => undefined));
+  signals.onReopen(() => {
     log.reopen();
     log.event('log_reopened', { file: o.logFile });
-  };
-  if (signalled) void stop(signalled);
+  });
+  const sig = signals.signalled();
+  if (sig) void stop(sig);
   return { done, stop };
 }

@@ -18,6 +18,7 @@ import { runReplay } from '../app/replay';
 import { createEventLog } from '../log/event-log';
 import { runLogs } from './logs';
 import { escapeControl, escapeJsonLine } from '../log/escape';
+import { chainLockHolder } from '../app/instance-lock';
 
 function die(message: string, code: number): never {
   // Messages quote file names, ids and flag values: no escape sequence from them reaches the terminal.
@@ -44,7 +45,8 @@ function chainFlags<T>(y: Argv<T>) {
     .option('exclude', { type: 'string', array: true, default: [] as string[], describe: 'CIDR whose traffic never goes to the queue (repeatable)' })
     .option('ipv6', { type: 'boolean', default: RUN_DEFAULTS.ipv6, describe: 'also inspect IPv6 (ip6tables); --no-ipv6 for IPv4 only' })
     .option('iptables', { type: 'string', default: RUN_DEFAULTS.iptables, describe: 'iptables binary (e.g. iptables-legacy)' })
-    .option('ip6tables', { type: 'string', default: RUN_DEFAULTS.ip6tables, describe: 'ip6tables binary' });
+    .option('ip6tables', { type: 'string', default: RUN_DEFAULTS.ip6tables, describe: 'ip6tables binary' })
+    .option('lock-dir', { type: 'string', default: RUN_DEFAULTS.lockDir, describe: 'directory of the per-chain instance locks, shared by every nfips on this host (one nfips per chain and network namespace)' });
 }
 
 async function cmdRun(flags: RunFlags): Promise<void> {
@@ -65,6 +67,10 @@ async function cmdIptables(action: string, flags: RunFlags): Promise<void> {
     process.stdout.write(renderPlanText(plan, bins));
     return;
   }
+  // The chain of a running nfips is its own: replacing or removing it under
+  // it would leave it running with nothing queued to it.
+  const holder = chainLockHolder(o.lockDir, plan.chain);
+  if (holder) die(`nfips (pid ${holder.pid ?? 'unknown'}) is running with chain ${plan.chain} in this network namespace (lock ${holder.file}); stop it instead, it removes its chain itself`, EXIT_RUNTIME);
   const reason = await iptablesAvailable(bins, plan.families.map((f) => f.family));
   if (reason) die(`cannot manage iptables: ${reason}`, EXIT_RUNTIME);
   try {

@@ -48,6 +48,7 @@ export interface RunFlags {
   blockMaxTtl?: number;
   maxBlocks?: number;
   stateDir?: string;
+  lockDir?: string;
   ipset?: string;
   learn?: string;
   malformed?: string;
@@ -102,6 +103,8 @@ export interface RunOptions {
   maxBlocks: number;
   /** Where blocks are saved across restarts. */
   stateDir: string;
+  /** Where the per-chain instance locks live (shared by every nfips on the host). */
+  lockDir: string;
   ipset: string;
   /** --learn: seconds of this site's traffic to learn a model from before running in `mode`; null: no learning. */
   learnSeconds: number | null;
@@ -142,6 +145,7 @@ export const RUN_DEFAULTS = {
   blockMaxTtl: 86_400,
   maxBlocks: 4096,
   stateDir: '/var/lib/nfips',
+  lockDir: '/run/nfips',
   ipset: 'ipset',
   malformed: 'drop',
 } as const;
@@ -221,6 +225,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   if (blockTtl !== undefined && blockMaxTtl !== undefined && blockTtl > blockMaxTtl) problems.push(`invalid --block-ttl ${blockTtl}: longer than --block-max-ttl ${blockMaxTtl}`);
   const maxBlocks = attempt(() => intIn('max-blocks', f.maxBlocks, 1, 65536));
   if (f.stateDir === '') problems.push('invalid --state-dir "": blocks need a directory to survive restarts');
+  if (f.lockDir === '') problems.push('invalid --lock-dir "": the instance lock needs a directory every nfips on this host shares');
   let learnSeconds: number | null = null;
   if (flags.learn !== undefined) {
     learnSeconds = attempt(() => parseDuration('learn', flags.learn!)) ?? null;
@@ -264,6 +269,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     blockMaxTtl: blockMaxTtl!,
     maxBlocks: maxBlocks!,
     stateDir: path.resolve(f.stateDir),
+    lockDir: path.resolve(f.lockDir),
     ipset: f.ipset,
     learnSeconds,
     malformed: malformed!,
