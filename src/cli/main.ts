@@ -19,6 +19,7 @@ import { createEventLog } from '../log/event-log';
 import { runLogs } from './logs';
 import { escapeControl, escapeJsonLine } from '../log/escape';
 import { chainLockHolder } from '../app/instance-lock';
+import { repeatedFlags } from './repeated-flags';
 
 function die(message: string, code: number): never {
   // Messages quote file names, ids and flag values: no escape sequence from them reaches the terminal.
@@ -344,6 +345,11 @@ void yargs(hideBin(process.argv))
       process.exitCode = await runDemo({ keep: argv.keep });
     },
   )
+  // Before any command's handler: a flag given twice is a mistake to name, not an array to crash on.
+  .middleware((argv) => {
+    const repeated = repeatedFlags(argv);
+    if (repeated.length > 0) die(repeated.join('\n'), EXIT_CONFIG);
+  })
   .demandCommand(1, 'say which command to run')
   .strict()
   .recommendCommands()
