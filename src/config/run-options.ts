@@ -21,32 +21,32 @@ export interface RunFlags {
   mark?: string;
   rejectMark?: string;
   rulesFormat?: string;
-  logRate?: number;
+  logRate?: number | string;
   controlSocket?: string;
   watchRules?: boolean;
   verdictMode?: string;
   failClosed?: boolean;
   exclude?: string[];
   logFile?: string;
-  statsInterval?: number;
-  copyRange?: number;
-  queueMaxlen?: number;
-  batchSize?: number;
-  rcvbufMb?: number;
+  statsInterval?: number | string;
+  copyRange?: number | string;
+  queueMaxlen?: number | string;
+  batchSize?: number | string;
+  rcvbufMb?: number | string;
   ipv6?: boolean;
   logLevel?: string;
   iptables?: string;
   ip6tables?: string;
   mode?: string;
   model?: string;
-  windowSeconds?: number;
-  stepSeconds?: number;
-  scoringThreads?: number;
+  windowSeconds?: number | string;
+  stepSeconds?: number | string;
+  scoringThreads?: number | string;
   recordFeatures?: string;
   allow?: string[];
-  blockTtl?: number;
-  blockMaxTtl?: number;
-  maxBlocks?: number;
+  blockTtl?: number | string;
+  blockMaxTtl?: number | string;
+  maxBlocks?: number | string;
   stateDir?: string;
   lockDir?: string;
   ipset?: string;
@@ -167,8 +167,18 @@ export function parseQueueRange(text: string): { first: number; last: number } {
   return { first, last };
 }
 
-function intIn(name: string, v: number, lo: number, hi: number): number {
-  if (!Number.isInteger(v) || v < lo || v > hi) throw new Error(`invalid --${name} ${v}: expected an integer from ${lo} to ${hi}`);
+/**
+ * An integer flag: a number from a config file, or the text given on the
+ * command line (read here, not by yargs, which turned "abc" into NaN and
+ * left the message saying only "NaN").
+ */
+function intIn(name: string, given: number | string, lo: number, hi: number): number {
+  const text = String(given).trim();
+  const v = typeof given === 'number' ? given : /^[+-]?\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(v) || v < lo || v > hi) {
+    const shown = typeof given === 'number' ? String(given) : JSON.stringify(given);
+    throw new Error(`invalid --${name} ${shown}: expected an integer from ${lo} to ${hi}${Number.isNaN(v) ? ' (a whole number in decimal)' : ''}`);
+  }
   return v;
 }
 
