@@ -132,6 +132,10 @@ function printRuleStats(s: RuleStats): void {
 const controlFlag = { type: 'string', default: DEFAULT_CONTROL_SOCKET, describe: 'control socket of the running nfips' } as const;
 const formatFlag = { type: 'string', default: 'auto', choices: ['auto', 'native', '2columns'], describe: 'rule file format (auto detects 2columnS files)' } as const;
 
+// `nfips rules stats | head -1` closes the pipe early: for every command that
+// is a normal end, not an unhandled EPIPE with a stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
+
 void yargs(hideBin(process.argv))
   .scriptName('nfips')
   .usage('$0 <command> [options]\n\nInline intrusion prevention over NFQUEUE repeat mode.')
@@ -325,8 +329,6 @@ void yargs(hideBin(process.argv))
         .option('model', { type: 'string', default: RUN_DEFAULTS.model, describe: 'anomaly model' })
         .option('rules-only', { type: 'boolean', default: false, describe: 'skip the anomaly model' }),
     async (argv) => {
-      // `nfips replay ... | head` closes the pipe early: that is a normal end.
-      process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
       const captureClock = { now: new Date(0) };
       const log = createEventLog({ console: false, stdoutJson: true, level: 'info', clock: () => captureClock.now });
       try {
@@ -351,7 +353,6 @@ void yargs(hideBin(process.argv))
         .option('json', { type: 'boolean', default: false, describe: 'print the matching JSON lines unchanged' })
         .example('$0 logs -f --type alert', ''),
     async (argv) => {
-      process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
       try {
         const h = runLogs({ file: argv.file, follow: argv.follow, types: argv.type, json: argv.json }, (s) => process.stdout.write(s));
         process.once('SIGINT', () => h.stop());
