@@ -187,6 +187,22 @@ function oneOf<T extends string>(name: string, v: string, allowed: readonly T[])
   return v as T;
 }
 
+/**
+ * The repeat and reject marks must not share a bit. Blame the flag the user
+ * gave, and say when the other side is a default they never wrote (`--mark
+ * 0x1` means mask 0xffffffff, which covers the default reject mark 0x2/0x2).
+ */
+function markClash(mark: string, markGiven: boolean, reject: string, rejectGiven: boolean): string {
+  const bare = (t: string) => (t.includes('/') ? '' : ` (no mask: it means ${t.trim()}/0xffffffff, every bit)`);
+  if (markGiven && !rejectGiven) {
+    return `invalid --mark "${mark}"${bare(mark)}: its mask shares bits with the default --reject-mark ${reject}; give --mark a mask that leaves those bits free, e.g. --mark 0x1/0x1, or set --reject-mark to bits your --mark does not use`;
+  }
+  if (!markGiven && rejectGiven) {
+    return `invalid --reject-mark "${reject}"${bare(reject)}: its mask shares bits with the default --mark ${mark}; use other bits, e.g. --reject-mark 0x2/0x2, or move --mark too`;
+  }
+  return `invalid --reject-mark "${reject}"${bare(reject)}: its mask shares bits with --mark ${mark}${bare(mark)}; the two marks need separate bits, e.g. --mark 0x1/0x1 --reject-mark 0x2/0x2`;
+}
+
 /** Fills defaults and checks every flag; throws Error with one line per mistake. */
 export function resolveRunOptions(flags: RunFlags): RunOptions {
   const f = { ...RUN_DEFAULTS, ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) } as Required<RunFlags>;
@@ -202,9 +218,16 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   const queues = attempt(() => parseQueueRange(f.queues));
   const hook = attempt(() => oneOf('hook', f.hook, ['forward', 'input', 'both'] as const));
   const table = attempt(() => oneOf('table', f.table, QUEUE_TABLES));
-  const mark = attempt(() => parseMarkSpec(f.mark));
-  const rejectMark = attempt(() => parseMarkSpec(f.rejectMark));
-  if (mark && rejectMark && (mark.mask & rejectMark.mask) !== 0) problems.push(`invalid --reject-mark "${f.rejectMark}": its mask shares bits with --mark ${f.mark}`);
+  const markFlag = (name: string, text: string) => attempt(() => {
+    try {
+      return parseMarkSpec(text);
+    } catch (e) {
+      throw new Error((e as Error).message.replace(/^invalid mark/, `invalid --${name}`));
+    }
+  });
+  const mark = markFlag('mark', f.mark);
+  const rejectMark = markFlag('reject-mark', f.rejectMark);
+  if (mark && rejectMark && (mark.mask & rejectMark.mask) !== 0) problems.push(markClash(f.mark, flags.mark !== undefined, f.rejectMark, flags.rejectMark !== undefined));
   const rulesFormat = attempt(() => oneOf('rules-format', f.rulesFormat, ['auto', 'native', '2columns'] as const));
   const logRate = attempt(() => intIn('log-rate', f.logRate, 1, 100000));
   const verdictMode = attempt(() => oneOf('verdict-mode', f.verdictMode, ['repeat', 'accept'] as const));
