@@ -31,6 +31,7 @@ import { shareFlagModel } from '../detect/flag-model';
 import { ChainGuard } from './chain-guard';
 import { checkRunFiles } from './file-checks';
 import { acquireInstanceLock, InstanceLock, InstanceLockedError } from './instance-lock';
+import { explainBindError, missingPrivilege } from './privileges';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -327,6 +328,9 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     onReload: (fn) => (onReload = fn),
     onReopen: (fn) => (onReopen = fn),
   };
+  // First: without it every later step fails with a message about something else.
+  const lacking = missingPrivilege();
+  if (lacking) throw new StartupError(lacking, EXIT_RUNTIME);
   let rules: RuleSet;
   try {
     rules = readRuleFile(o.rules, o.rulesFormat);
@@ -478,10 +482,10 @@ async function startLocked(o: RunOptions, opts: { console: boolean; handleSignal
       onStep: detector ? (s) => detector.onStep(s) : undefined,
     });
   } catch (e) {
-    log.event('start_failed', { error: (e as Error).message }, 'error');
+    log.event('start_failed', { error: explainBindError((e as Error).message) }, 'error');
     await detector?.close();
     await log.close();
-    throw new StartupError(`cannot bind NFQUEUE: ${(e as Error).message}`, EXIT_RUNTIME);
+    throw new StartupError(`cannot bind NFQUEUE: ${explainBindError((e as Error).message)}`, EXIT_RUNTIME);
   }
   supRef = sup;
   log.event('queues_bound', { queues: queueNumbers(o) });
