@@ -68,6 +68,7 @@ function chainFlags<T>(y: Argv<T>) {
 }
 
 async function cmdRun(argv: Record<string, unknown>): Promise<void> {
+  exitOnStdoutError = false;
   const o = resolveOrDie(argv);
   try {
     const h = await startRun(o, { console: true, handleSignals: true });
@@ -133,8 +134,13 @@ const controlFlag = { type: 'string', default: DEFAULT_CONTROL_SOCKET, describe:
 const formatFlag = { type: 'string', default: 'auto', choices: ['auto', 'native', '2columns'], describe: 'rule file format (auto detects 2columnS files)' } as const;
 
 // `nfips rules stats | head -1` closes the pipe early: for every command that
-// is a normal end, not an unhandled EPIPE with a stack trace.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
+// is a normal end, not an unhandled EPIPE with a stack trace. Except `run`:
+// exiting there would skip its cleanup and leave the chain installed; its
+// console is only a copy of the event log, so it runs on without it.
+let exitOnStdoutError = true;
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (exitOnStdoutError) process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME);
+});
 
 void yargs(hideBin(process.argv))
   .scriptName('nfips')

@@ -6,14 +6,14 @@
 // Once the first is gone (even by kill -9), a new one starts and replaces
 // what the dead one left.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import { InlineNfips, startInlineNfips } from '../../src/netns/inline-nfips';
+import { InlineNfips, readLog, startInlineNfips } from '../../src/netns/inline-nfips';
 import { createTopology, Topology } from '../../src/netns/topology';
 import { integrationSkipReason, PACKAGE_ROOT, requireTools } from '../helpers/env';
 
@@ -117,6 +117,80 @@ test('a second nfips on the same gateway refuses to start and leaves the first o
     }
     await execFileP('ip', ['netns', 'exec', topo.gateway, process.execPath, NFIPS, 'iptables', 'remove']).catch(() => undefined);
     await topo.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a queue bound by another program: exit 1 saying so, not "Operation not permitted"; nothing of the first touched', { timeout: 120_000 }, async (t: TestContext) => {
+  const reason = await integrationSkipReason();
+  if (reason) {
+    t.skip(reason);
+    return;
+  }
+  const ns = `nflkq${process.pid % 100000}`;
+  await execFileP('ip', ['netns', 'add', ns]);
+  const dir = mkdtempSync(path.join(tmpdir(), 'nfips-queue-'));
+  const started: InlineNfips[] = [];
+  try {
+    const first = startInlineNfips(ns, ['--queues', '0', '--stats-interval', '0', '--mode', 'off']);
+    started.push(first);
+    await first.waitFor('ready', 30_000);
+    const before = (await execFileP('ip', ['netns', 'exec', ns, 'iptables', '-w', '-t', 'mangle', '-S'])).stdout;
+    // Another program on queue 0: here a second nfips kept out of the first one's locks on purpose.
+    const other = startInlineNfips(ns, ['--queues', '0', '--stats-interval', '0', '--mode', 'off', '--lock-dir', path.join(dir, 'locks')]);
+    started.push(other);
+    const code = await exitOf(other, 30_000);
+    t.diagnostic(other.output().trim().split('\n').pop() ?? '');
+    assert.equal(code, 1, other.output());
+    assert.match(other.output(), /nfips: cannot bind NFQUEUE: queue 0 is in use by another program \(another nfips, suricata, \.\.\.\); stop it, or give this nfips other --queues/);
+    assert.equal((await execFileP('ip', ['netns', 'exec', ns, 'iptables', '-w', '-t', 'mangle', '-S'])).stdout, before);
+    assert.equal(await first.stop(), 0);
+  } finally {
+    for (const nf of started) {
+      await nf.stop('SIGKILL', 5000).catch(() => undefined);
+      nf.cleanup();
+    }
+    await execFileP('ip', ['netns', 'del', ns]).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('nfips run | head -1: a closed stdout neither kills nfips nor skips its cleanup', { timeout: 120_000 }, async (t: TestContext) => {
+  const reason = await integrationSkipReason();
+  if (reason) {
+    t.skip(reason);
+    return;
+  }
+  const ns = `nflkp${process.pid % 100000}`;
+  await execFileP('ip', ['netns', 'add', ns]);
+  const dir = mkdtempSync(path.join(tmpdir(), 'nfips-pipe-'));
+  const log = path.join(dir, 'nfips.json');
+  try {
+    const args = [NFIPS, 'run', '--queues', '0', '--stats-interval', '1', '--mode', 'off', '--log-file', log, '--state-dir', path.join(dir, 'state'), '--control-socket', ''];
+    const sh = spawn('bash', ['-c', `ip netns exec ${ns} ${[process.execPath, ...args].join(' ')} | head -1 >/dev/null; exit \${PIPESTATUS[0]}`], { stdio: 'ignore' });
+    const ready = async (type: string) => {
+      for (let i = 0; i < 300; i++) {
+        const hit = readLog(log).find((r) => r.event_type === type);
+        if (hit) return hit;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`no ${type} event`);
+    };
+    const pid = ((await ready('start')).config as { pid: number }).pid;
+    await ready('ready');
+    // Stats every second write to the closed pipe meanwhile.
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.doesNotThrow(() => process.kill(pid, 0), 'still running with its stdout closed');
+    process.kill(pid, 'SIGTERM');
+    const [code] = (await once(sh, 'exit')) as [number];
+    assert.equal(code, 0);
+    assert.equal(readLog(log).find((r) => r.event_type === 'stop')?.exit_code, 0);
+    for (const table of ['mangle', 'filter']) {
+      assert.doesNotMatch((await execFileP('ip', ['netns', 'exec', ns, 'iptables', '-w', '-t', table, '-S'])).stdout, /NFIPS/, 'chain removed');
+    }
+  } finally {
+    await execFileP('ip', ['netns', 'exec', ns, process.execPath, NFIPS, 'iptables', 'remove']).catch(() => undefined);
+    await execFileP('ip', ['netns', 'del', ns]).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
 });
