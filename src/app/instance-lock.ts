@@ -74,7 +74,13 @@ function tryLock(file: string, label: string): Held | null {
     fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'ELOOP' ? 'it is a symbolic link' : err.message;
+    // EACCES: typically left by an nfips run as root before the service (another user) starts;
+    // a lock file no running nfips holds can go.
+    const why = err.code === 'ELOOP'
+      ? 'it is a symbolic link'
+      : err.code === 'EACCES'
+        ? `${err.message}; it belongs to another user (an nfips once run as root?): remove it if no nfips is running (nfips status)`
+        : err.message;
     throw new Error(`cannot take the ${label} lock ${file}: ${why}`);
   }
   if (!fstatSync(fd).isFile()) {
