@@ -67,6 +67,7 @@ function queueNumbers(o: RunOptions): number[] {
 /** The effective configuration, as logged in the start event. */
 function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> {
   return {
+    config_file: o.configFile,
     rules_file: o.rules,
     rules_format: rules.origin.format,
     rules_sha256: rules.origin.sha256,

@@ -41,7 +41,7 @@ function resolveOrDie(argv: Record<string, unknown>): RunOptions {
   }
   const { flags, origins } = mergeConfig(config, given);
   try {
-    return resolveRunOptions(flags);
+    return resolveRunOptions({ ...flags, config: typeof argv.config === 'string' ? argv.config : undefined });
   } catch (e) {
     die(locateProblems((e as Error).message, origins), EXIT_CONFIG);
   }

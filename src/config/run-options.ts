@@ -14,6 +14,8 @@ export { PACKAGE_ROOT } from './paths';
 import { PACKAGE_ROOT } from './paths';
 
 export interface RunFlags {
+  /** The --config file the other flags were merged with (recorded in the start event). */
+  config?: string;
   rules?: string;
   queues?: string;
   hook?: string;
@@ -62,6 +64,8 @@ export type DetectMode = 'prevent' | 'detect' | 'off';
 export const DETECT_MODES: readonly DetectMode[] = ['prevent', 'detect', 'off'];
 
 export interface RunOptions {
+  /** The --config file read, or null. */
+  configFile: string | null;
   rules: string;
   queues: { first: number; last: number };
   hook: Hook;
@@ -268,6 +272,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   }
   if (problems.length) throw new Error(problems.join('\n'));
   return {
+    configFile: flags.config === undefined ? null : path.resolve(flags.config),
     rules: path.resolve(f.rules),
     queues: queues!,
     hook: hook!,

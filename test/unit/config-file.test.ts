@@ -52,6 +52,8 @@ describe('config file', () => {
     assert.equal(o.failClosed, true);
     assert.deepEqual(o.exclude, ['192.0.2.0/24', '2001:db8::/32']);
     assert.equal(o.learnSeconds, 3600);
+    assert.equal(o.configFile, null, 'no --config given to resolveRunOptions');
+    assert.equal(resolveRunOptions({ ...mergeConfig(c, {}).flags, config: f }).configFile, f, 'recorded for the start event');
     const over = resolveRunOptions(mergeConfig(c, { queues: '0-1', statsInterval: '5', exclude: ['198.51.100.0/24'] }).flags);
     assert.deepEqual(over.queues, { first: 0, last: 1 });
     assert.equal(over.statsInterval, 5);
