@@ -67,7 +67,7 @@ interface Held {
  * process holds it; throws for anything else (a directory nfips cannot
  * write, a link planted in the file's place).
  */
-function tryLock(file: string, label: string): Held | null {
+function tryLock(file: string, label: string, writePid = true): Held | null {
   let fd: number;
   try {
     // No link followed: the lock must be this file, not one a link points to.
@@ -95,8 +95,10 @@ function tryLock(file: string, label: string): Held | null {
     if (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK') return null;
     throw new Error(`cannot take the ${label} lock ${file}: ${err.message}`);
   }
-  ftruncateSync(fd, 0);
-  writeSync(fd, `${process.pid}\n`, 0);
+  if (writePid) {
+    ftruncateSync(fd, 0);
+    writeSync(fd, `${process.pid}\n`, 0);
+  }
   return { fd, file };
 }
 
@@ -159,7 +161,8 @@ export function chainLockHolder(lockDir: string, chain: string): { pid: number |
   const file = chainLockFile(lockDir, chain);
   let h: Held | null;
   try {
-    h = tryLock(file, '--lock-dir');
+    // Only a look: the file keeps the last holder's pid.
+    h = tryLock(file, '--lock-dir', false);
   } catch {
     return null; // no lock dir we can use: nobody we could see holds it
   }
