@@ -32,6 +32,7 @@ function die(message: string, code: number): never {
 function resolveOrDie(argv: Record<string, unknown>): RunOptions {
   const given = Object.fromEntries(Object.keys(CONFIG_FLAGS).map((k) => [camelCase(k), argv[camelCase(k)]]).filter(([, v]) => v !== undefined)) as RunFlags;
   let config: ConfigFile | null = null;
+  if (argv.config === '') die('invalid --config "": give the config file, e.g. --config /etc/nfips/nfips.yaml', EXIT_CONFIG);
   if (typeof argv.config === 'string') {
     try {
       config = readConfigFile(argv.config);

@@ -261,6 +261,10 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   const blockTtl = attempt(() => intIn('block-ttl', f.blockTtl, 1, 2_147_483));
   if (blockTtl !== undefined && blockMaxTtl !== undefined && blockTtl > blockMaxTtl) problems.push(`invalid --block-ttl ${blockTtl}: longer than --block-max-ttl ${blockMaxTtl}`);
   const maxBlocks = attempt(() => intIn('max-blocks', f.maxBlocks, 1, 65536));
+  // An empty path would mean the working directory, and a puzzling error about it later.
+  for (const [flag, value] of [['rules', f.rules], ['log-file', f.logFile], ['model', f.model]] as const) {
+    if (value === '') problems.push(`invalid --${flag} "": give a file name`);
+  }
   if (f.stateDir === '') problems.push('invalid --state-dir "": blocks need a directory to survive restarts');
   if (f.lockDir === '') problems.push('invalid --lock-dir "": the instance lock needs a directory every nfips on this host shares');
   let learnSeconds: number | null = null;

@@ -42,6 +42,11 @@ describe('nfips run options', () => {
     );
   });
 
+  it('an empty path flag is refused, not read as the working directory', () => {
+    assert.throws(() => resolveRunOptions({ rules: '', logFile: '', model: '' }), (e: Error) =>
+      /invalid --rules "": give a file name/.test(e.message) && /invalid --log-file "": give a file name/.test(e.message) && /invalid --model "": give a file name/.test(e.message));
+  });
+
   it('a mark clash blames the flag the user gave and names the default it clashes with', () => {
     assert.throws(() => resolveRunOptions({ mark: '0x1' }), (e: Error) =>
       e.message === 'invalid --mark "0x1" (no mask: it means 0x1/0xffffffff, every bit): its mask shares bits with the default --reject-mark 0x2/0x2; give --mark a mask that leaves those bits free, e.g. --mark 0x1/0x1, or set --reject-mark to bits your --mark does not use');
