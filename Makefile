@@ -68,7 +68,7 @@ bench-quick: build
 
 # Installs the built tree under $(PREFIX)/lib/nfips (production modules only), the nfips
 # command, the systemd unit and logrotate file, and the sysusers.d/tmpfiles.d entries for
-# the service user; the operator's /etc/nfips/rules.json and /etc/default/nfips are created
+# the service user; the operator's /etc/nfips/rules.json, /etc/nfips/nfips.yaml and /etc/default/nfips are created
 # only when absent. Without DESTDIR it also creates the nfips system user the unit runs as
 # (with DESTDIR, a package's install scripts do that from the sysusers.d entry).
 PREFIX ?= /usr/local
@@ -98,6 +98,7 @@ install: build $(MAN)
 		systemd-tmpfiles --create $(PREFIX)/lib/tmpfiles.d/nfips.conf; \
 	fi
 	[ -e $(DESTDIR)/etc/nfips/rules.json ] || install -m 0644 rules/default.json $(DESTDIR)/etc/nfips/rules.json
+	[ -e $(DESTDIR)/etc/nfips/nfips.yaml ] || install -m 0644 packaging/nfips.yaml $(DESTDIR)/etc/nfips/nfips.yaml
 	[ -e $(DESTDIR)/etc/default/nfips ] || install -m 0644 packaging/nfips.default $(DESTDIR)/etc/default/nfips
 
 uninstall:

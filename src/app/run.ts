@@ -35,6 +35,8 @@ import { readSuppressionFile, Suppressions } from '../detect/suppress';
 import type { MetricsServer } from '../stats/metrics';
 import { summaryLine } from '../stats/summary';
 import { formatListenAddress } from '../config/listen-address';
+import { acquireInstanceLock, InstanceLock, InstanceLockedError } from './instance-lock';
+import { explainBindError, missingPrivilege } from './privileges';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -70,6 +72,7 @@ function queueNumbers(o: RunOptions): number[] {
 /** The effective configuration, as logged in the start event. */
 function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> {
   return {
+    config_file: o.configFile,
     rules_file: o.rules,
     rules_format: rules.origin.format,
     rules_sha256: rules.origin.sha256,
@@ -103,6 +106,7 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     block_max_ttl: o.blockMaxTtl,
     max_blocks: o.maxBlocks,
     state_dir: o.stateDir,
+    lock_dir: o.lockDir,
     learn_s: o.learnSeconds,
     malformed: o.malformed,
     rules_mode: o.rulesMode,
@@ -330,21 +334,60 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     // logrotate: move the file, then SIGUSR1 makes nfips write to a new one.
     process.on('SIGUSR1', () => onReopen?.());
   }
-  const abortIfSignalled = () => {
-    if (signalled) throw new StartupError(`stopped by ${signalled} while starting; nothing left installed`, EXIT_OK);
+  const signals: SignalHooks = {
+    signalled: () => signalled,
+    onStop: (fn) => (onStop = fn),
+    onReload: (fn) => (onReload = fn),
+    onReopen: (fn) => (onReopen = fn),
   };
+  // First: without it every later step fails with a message about something else.
+  const lacking = missingPrivilege();
+  if (lacking) throw new StartupError(lacking, EXIT_RUNTIME);
   let rules: RuleSet;
   try {
     rules = readRuleFile(o.rules, o.rulesFormat);
   } catch (e) {
     throw new StartupError((e as Error).message, EXIT_CONFIG);
   }
-  let detection: DetectionSetup;
   let suppress: Suppressions;
   try {
     // Validated with the rules, before any file is created or checked for writing.
     suppress = o.suppress ? readSuppressionFile(o.suppress) : new Suppressions();
     checkRunFiles(o);
+  } catch (e) {
+    throw new StartupError((e as Error).message, EXIT_CONFIG);
+  }
+  const plan = planFor(o);
+  // Before anything shared is touched (learning files, block state, iptables,
+  // sets, the control socket): a second instance must change nothing.
+  let instanceLock: InstanceLock;
+  try {
+    instanceLock = acquireInstanceLock({ stateDir: o.stateDir, chain: plan.chain, lockDir: o.lockDir });
+  } catch (e) {
+    throw new StartupError((e as Error).message, e instanceof InstanceLockedError ? EXIT_RUNTIME : EXIT_CONFIG);
+  }
+  try {
+    return await startLocked(o, opts, rules, suppress, plan, instanceLock, signals);
+  } catch (e) {
+    instanceLock.release();
+    throw e;
+  }
+}
+
+interface SignalHooks {
+  signalled(): string | null;
+  onStop(fn: (reason: string) => void): void;
+  onReload(fn: () => void): void;
+  onReopen(fn: () => void): void;
+}
+
+async function startLocked(o: RunOptions, opts: { console: boolean; handleSignals: boolean }, rules: RuleSet, suppress: Suppressions, plan: IptablesPlan, instanceLock: InstanceLock, signals: SignalHooks): Promise<RunHandle> {
+  const abortIfSignalled = () => {
+    const sig = signals.signalled();
+    if (sig) throw new StartupError(`stopped by ${sig} while starting; nothing left installed`, EXIT_OK);
+  };
+  let detection: DetectionSetup;
+  try {
     detection = detectionSetup(o);
   } catch (e) {
     throw new StartupError((e as Error).message, EXIT_CONFIG);
@@ -379,7 +422,6 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     await metricsServer?.close();
     metricsServer = null;
   };
-  const plan = planFor(o);
   const bins = binariesFor(o);
   const unavailable = await iptablesAvailable(bins, plan.families.map((f) => f.family));
   if (unavailable) {
@@ -478,11 +520,11 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       onStep: detector ? (s) => detector.onStep(s) : undefined,
     });
   } catch (e) {
-    log.event('start_failed', { error: (e as Error).message }, 'error');
+    log.event('start_failed', { error: explainBindError((e as Error).message) }, 'error');
     await detector?.close();
     await log.close();
     await closeMetrics();
-    throw new StartupError(`cannot bind NFQUEUE: ${(e as Error).message}`, EXIT_RUNTIME);
+    throw new StartupError(`cannot bind NFQUEUE: ${explainBindError((e as Error).message)}`, EXIT_RUNTIME);
   }
   supRef = sup;
   log.event('queues_bound', { queues: queueNumbers(o) });
@@ -504,10 +546,10 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
     blocks.start();
     abortIfSignalled();
   } catch (e) {
-    if (signalled) await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins).catch(() => undefined);
+    if (signals.signalled()) await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins).catch(() => undefined);
     await sup.stop();
     await detector?.close();
-    log.event('start_failed', { error: (e as Error).message }, signalled ? 'info' : 'error');
+    log.event('start_failed', { error: (e as Error).message }, signals.signalled() ? 'info' : 'error');
     await log.close();
     await closeMetrics();
     throw e instanceof StartupError ? e : new StartupError((e as Error).message, EXIT_RUNTIME);
@@ -631,18 +673,21 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
       await detector?.close();
       log.event('stop', { reason, exit_code: code });
       await log.close();
+      // Last: the chain and sets are gone, so the next instance finds nothing of ours.
+      instanceLock.release();
       resolveDone(code);
       return code;
     })();
     return stopping;
   };
 
-  onStop = (reason) => void stop(reason);
-  onReload = () => void reloader.reload('sighup').catch(() => undefined);
-  onReopen = () => {
+  signals.onStop((reason) => void stop(reason));
+  signals.onReload(() => void reloader.reload('sighup').catch(() => undefined));
+  signals.onReopen(() => {
     log.reopen();
     log.event('log_reopened', { file: o.logFile });
-  };
-  if (signalled) void stop(signalled);
+  });
+  const sig = signals.signalled();
+  if (sig) void stop(sig);
   return { done, stop };
 }

@@ -21,6 +21,9 @@ import { runReplay } from '../app/replay';
 import { createEventLog } from '../log/event-log';
 import { checkLines, parseSince, runLogs } from './logs';
 import { escapeControl, escapeJsonLine } from '../log/escape';
+import { chainLockHolder } from '../app/instance-lock';
+import { repeatedFlags } from './repeated-flags';
+import { CONFIG_FLAGS, ConfigFile, locateProblems, mergeConfig, readConfigFile } from '../config/config-file';
 
 function die(message: string, code: number): never {
   // Messages quote file names, ids and flag values: no escape sequence from them reaches the terminal.
@@ -28,33 +31,52 @@ function die(message: string, code: number): never {
   process.exit(code);
 }
 
-function resolveOrDie(flags: RunFlags): RunOptions {
-  try {
-    return resolveRunOptions(flags);
-  } catch (e) {
-    die((e as Error).message, EXIT_CONFIG);
+/** The run flags the command line set (yargs sets no defaults for them), over those of --config. */
+function resolveOrDie(argv: Record<string, unknown>): RunOptions {
+  const given = Object.fromEntries(Object.keys(CONFIG_FLAGS).map((k) => [camelCase(k), argv[camelCase(k)]]).filter(([, v]) => v !== undefined)) as RunFlags;
+  let config: ConfigFile | null = null;
+  if (argv.config === '') die('invalid --config "": give the config file, e.g. --config /etc/nfips/nfips.yaml', EXIT_CONFIG);
+  if (typeof argv.config === 'string') {
+    try {
+      config = readConfigFile(argv.config);
+    } catch (e) {
+      die((e as Error).message, EXIT_CONFIG);
+    }
   }
+  const { flags, origins } = mergeConfig(config, given);
+  try {
+    return resolveRunOptions({ ...flags, config: typeof argv.config === 'string' ? argv.config : undefined });
+  } catch (e) {
+    die(locateProblems((e as Error).message, origins), EXIT_CONFIG);
+  }
+}
+
+function camelCase(flag: string): string {
+  return flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
 /** Flags that shape what is installed in iptables (run and iptables share them). */
 function chainFlags<T>(y: Argv<T>) {
   return y
-    .option('queues', { type: 'string', default: RUN_DEFAULTS.queues, describe: 'NFQUEUE queue number N or range A-B; one thread per queue, flows spread with --queue-balance' })
-    .option('hook', { type: 'string', default: RUN_DEFAULTS.hook, choices: ['forward', 'input', 'both'], describe: 'which packets: forwarded ones, ones addressed to this host (INPUT, lo excluded), or both' })
-    .option('table', { type: 'string', default: RUN_DEFAULTS.table, choices: ['mangle', 'filter'], describe: 'table nfips queues from: mangle keeps the host\'s filter rules in force for packets that fail open; filter puts nfips in front of them (a fail-open accept then skips them)' })
-    .option('mark', { type: 'string', default: RUN_DEFAULTS.mark, describe: 'repeat mark VALUE/MASK set on accepted packets; marked packets skip the queue on re-entry' })
-    .option('reject-mark', { type: 'string', default: RUN_DEFAULTS.rejectMark, describe: 'mark VALUE/MASK for rejected packets; a REJECT rule in the NFIPS chain answers them' })
-    .option('fail-closed', { type: 'boolean', default: false, describe: 'drop packets when nfips is not running or the queue is full (default: let them pass)' })
-    .option('exclude', { type: 'string', array: true, default: [] as string[], describe: 'CIDR whose traffic never goes to the queue (repeatable)' })
-    .option('ipv6', { type: 'boolean', default: RUN_DEFAULTS.ipv6, describe: 'also inspect IPv6 (ip6tables); --no-ipv6 for IPv4 only' })
-    .option('iptables', { type: 'string', default: RUN_DEFAULTS.iptables, describe: 'iptables binary (e.g. iptables-legacy)' })
-    .option('ip6tables', { type: 'string', default: RUN_DEFAULTS.ip6tables, describe: 'ip6tables binary' });
+    .option('config', { type: 'string', describe: 'YAML or JSON file holding any "nfips run" flags, keys named like the long flags (state-dir: /var/lib/nfips); flags given here override it' })
+    .option('queues', { type: 'string', defaultDescription: String(RUN_DEFAULTS.queues), describe: 'NFQUEUE queue number N or range A-B; one thread per queue, flows spread with --queue-balance' })
+    .option('hook', { type: 'string', defaultDescription: String(RUN_DEFAULTS.hook), choices: ['forward', 'input', 'both'], describe: 'which packets: forwarded ones, ones addressed to this host (INPUT, lo excluded), or both' })
+    .option('table', { type: 'string', defaultDescription: String(RUN_DEFAULTS.table), choices: ['mangle', 'filter'], describe: 'table nfips queues from: mangle keeps the host\'s filter rules in force for packets that fail open; filter puts nfips in front of them (a fail-open accept then skips them)' })
+    .option('mark', { type: 'string', defaultDescription: String(RUN_DEFAULTS.mark), describe: 'repeat mark VALUE/MASK set on accepted packets; marked packets skip the queue on re-entry' })
+    .option('reject-mark', { type: 'string', defaultDescription: String(RUN_DEFAULTS.rejectMark), describe: 'mark VALUE/MASK for rejected packets; a REJECT rule in the NFIPS chain answers them' })
+    .option('fail-closed', { type: 'boolean', defaultDescription: 'false', describe: 'drop packets when nfips is not running or the queue is full (default: let them pass)' })
+    .option('exclude', { type: 'string', array: true, describe: 'CIDR whose traffic never goes to the queue (repeatable)' })
+    .option('ipv6', { type: 'boolean', defaultDescription: String(RUN_DEFAULTS.ipv6), describe: 'also inspect IPv6 (ip6tables); --no-ipv6 for IPv4 only' })
+    .option('iptables', { type: 'string', defaultDescription: String(RUN_DEFAULTS.iptables), describe: 'iptables binary (e.g. iptables-legacy)' })
+    .option('ip6tables', { type: 'string', defaultDescription: String(RUN_DEFAULTS.ip6tables), describe: 'ip6tables binary' })
+    .option('lock-dir', { type: 'string', defaultDescription: String(RUN_DEFAULTS.lockDir), describe: 'directory of the per-chain instance locks, shared by every nfips on this host (one nfips per chain and network namespace)' });
 }
 
-async function cmdRun(flags: RunFlags): Promise<void> {
+async function cmdRun(argv: Record<string, unknown>): Promise<void> {
   // Named for ps, top and `pidof nfips` (else it is one more "node"); only the daemon, not the other commands.
   process.title = 'nfips';
-  const o = resolveOrDie(flags);
+  exitOnStdoutError = false;
+  const o = resolveOrDie(argv);
   try {
     const h = await startRun(o, { console: true, handleSignals: true });
     process.exitCode = await h.done;
@@ -63,14 +85,18 @@ async function cmdRun(flags: RunFlags): Promise<void> {
   }
 }
 
-async function cmdIptables(action: string, flags: RunFlags): Promise<void> {
-  const o = resolveOrDie(flags);
+async function cmdIptables(action: string, argv: Record<string, unknown>): Promise<void> {
+  const o = resolveOrDie(argv);
   const plan = planFor(o);
   const bins = binariesFor(o);
   if (action === 'print') {
     process.stdout.write(renderPlanText(plan, bins));
     return;
   }
+  // The chain of a running nfips is its own: replacing or removing it under
+  // it would leave it running with nothing queued to it.
+  const holder = chainLockHolder(o.lockDir, plan.chain);
+  if (holder) die(`nfips (pid ${holder.pid ?? 'unknown'}) is running with chain ${plan.chain} in this network namespace (lock ${holder.file}); stop it instead, it removes its chain itself`, EXIT_RUNTIME);
   const reason = await iptablesAvailable(bins, plan.families.map((f) => f.family));
   if (reason) die(`cannot manage iptables: ${reason}`, EXIT_RUNTIME);
   try {
@@ -147,6 +173,15 @@ async function onBlocks<R>(argv: { controlSocket: string; stateDir: string }, re
 const controlFlag = { type: 'string', default: DEFAULT_CONTROL_SOCKET, describe: 'control socket of the running nfips' } as const;
 const formatFlag = { type: 'string', default: 'auto', choices: ['auto', 'native', '2columns'], describe: 'rule file format (auto detects 2columnS files)' } as const;
 
+// `nfips rules stats | head -1` closes the pipe early: for every command that
+// is a normal end, not an unhandled EPIPE with a stack trace. Except `run`:
+// exiting there would skip its cleanup and leave the chain installed; its
+// console is only a copy of the event log, so it runs on without it.
+let exitOnStdoutError = true;
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (exitOnStdoutError) process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME);
+});
+
 void yargs(hideBin(process.argv))
   .scriptName('nfips')
   .usage('$0 <command> [options]\n\nInline intrusion prevention over NFQUEUE repeat mode.')
@@ -156,54 +191,62 @@ void yargs(hideBin(process.argv))
     (y) =>
       chainFlags(y)
         .option('rules', { type: 'string', describe: 'JSON rule file (default: rules/default.json shipped with nfips)' })
-        .option('rules-format', formatFlag)
-        .option('log-rate', { type: 'number', default: RUN_DEFAULTS.logRate, describe: 'drop/reject/alert events logged per rule per second; the rest are counted as suppressed' })
-        .option('control-socket', { type: 'string', default: RUN_DEFAULTS.controlSocket, describe: 'unix socket for "nfips status" and "nfips rules reload|stats" ("" to disable)' })
-        .option('watch-rules', { type: 'boolean', default: RUN_DEFAULTS.watchRules, describe: 'reload the rules when the file changes (also on SIGHUP)' })
-        .option('verdict-mode', { type: 'string', default: RUN_DEFAULTS.verdictMode, choices: ['repeat', 'accept'], describe: 'repeat: NF_REPEAT + mark, so the host ruleset still decides; accept: plain NF_ACCEPT' })
-        .option('log-file', { type: 'string', default: RUN_DEFAULTS.logFile, describe: 'JSON-lines event log' })
-        .option('log-level', { type: 'string', default: RUN_DEFAULTS.logLevel, choices: ['error', 'warn', 'info', 'debug'] })
-        .option('stats-interval', { type: 'number', default: RUN_DEFAULTS.statsInterval, describe: 'seconds between per-queue stats events (0: off)' })
-        .option('copy-range', { type: 'number', default: RUN_DEFAULTS.copyRange, describe: 'bytes of each packet copied to nfips' })
-        .option('queue-maxlen', { type: 'number', default: RUN_DEFAULTS.queueMaxlen, describe: 'kernel queue length, in packets' })
-        .option('batch-size', { type: 'number', default: RUN_DEFAULTS.batchSize, describe: 'most packets handed over per native call' })
-        .option('rcvbuf-mb', { type: 'number', default: RUN_DEFAULTS.rcvbufMb, describe: 'netlink socket receive buffer, MiB' })
-        .option('mode', { type: 'string', default: RUN_DEFAULTS.mode, choices: ['prevent', 'detect', 'off'], describe: 'prevent: alert on anomalies and block sources whose own behaviour is far outside what single sources do in normal traffic; detect: alert only; off: rules only' })
+        .option('rules-format', { ...formatFlag, default: undefined, defaultDescription: 'auto' })
+        .option('log-rate', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logRate), describe: 'drop/reject/alert events logged per rule per second; the rest are counted as suppressed' })
+        .option('control-socket', { type: 'string', defaultDescription: String(RUN_DEFAULTS.controlSocket), describe: 'unix socket for "nfips status" and "nfips rules reload|stats" ("" to disable)' })
+        .option('watch-rules', { type: 'boolean', defaultDescription: String(RUN_DEFAULTS.watchRules), describe: 'reload the rules when the file changes (also on SIGHUP)' })
+        .option('verdict-mode', { type: 'string', defaultDescription: String(RUN_DEFAULTS.verdictMode), choices: ['repeat', 'accept'], describe: 'repeat: NF_REPEAT + mark, so the host ruleset still decides; accept: plain NF_ACCEPT' })
+        .option('log-file', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logFile), describe: 'JSON-lines event log' })
+        .option('log-level', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logLevel), choices: ['error', 'warn', 'info', 'debug'] })
+        .option('stats-interval', { type: 'string', defaultDescription: String(RUN_DEFAULTS.statsInterval), describe: 'seconds between per-queue stats events (0: off)' })
+        .option('copy-range', { type: 'string', defaultDescription: String(RUN_DEFAULTS.copyRange), describe: 'bytes of each packet copied to nfips' })
+        .option('queue-maxlen', { type: 'string', defaultDescription: String(RUN_DEFAULTS.queueMaxlen), describe: 'kernel queue length, in packets' })
+        .option('batch-size', { type: 'string', defaultDescription: String(RUN_DEFAULTS.batchSize), describe: 'most packets handed over per native call' })
+        .option('rcvbuf-mb', { type: 'string', defaultDescription: String(RUN_DEFAULTS.rcvbufMb), describe: 'netlink socket receive buffer, MiB' })
+        .option('mode', { type: 'string', defaultDescription: String(RUN_DEFAULTS.mode), choices: ['prevent', 'detect', 'off'], describe: 'prevent: alert on anomalies and block sources whose own behaviour is far outside what single sources do in normal traffic; detect: alert only; off: rules only' })
         .option('model', { type: 'string', describe: 'anomaly model (default: models/default.json shipped with nfips)' })
-        .option('window-seconds', { type: 'number', describe: 'feature window length (default: the model\'s, 60)' })
-        .option('step-seconds', { type: 'number', describe: 'seconds between windows (default: the model\'s, 1)' })
-        .option('scoring-threads', { type: 'number', default: RUN_DEFAULTS.scoringThreads, describe: 'classifier worker threads (never the queue threads)' })
+        .option('window-seconds', { type: 'string', describe: 'feature window length (default: the model\'s, 60)' })
+        .option('step-seconds', { type: 'string', describe: 'seconds between windows (default: the model\'s, 1)' })
+        .option('scoring-threads', { type: 'string', defaultDescription: String(RUN_DEFAULTS.scoringThreads), describe: 'classifier worker threads (never the queue threads)' })
         .option('record-features', { type: 'string', describe: 'append every feature window to this JSON-lines file, for "nfips train --features"' })
-        .option('allow', { type: 'string', array: true, default: [] as string[], describe: 'CIDR never blocked (repeatable); the gateway\'s own addresses and --exclude networks never are either' })
-        .option('block-ttl', { type: 'number', default: RUN_DEFAULTS.blockTtl, describe: 'seconds a first anomaly block lasts; each repeat offence doubles it' })
-        .option('block-max-ttl', { type: 'number', default: RUN_DEFAULTS.blockMaxTtl, describe: 'cap on a block\'s time to live, seconds' })
-        .option('max-blocks', { type: 'number', default: RUN_DEFAULTS.maxBlocks, describe: 'most blocks in force at once; more are refused and logged' })
-        .option('state-dir', { type: 'string', default: RUN_DEFAULTS.stateDir, describe: 'directory of blocks.json (blocks survive a restart with their remaining time) and of --learn\'s recording and model' })
+        .option('allow', { type: 'string', array: true, describe: 'CIDR never blocked (repeatable); the gateway\'s own addresses and --exclude networks never are either' })
+        .option('block-ttl', { type: 'string', defaultDescription: String(RUN_DEFAULTS.blockTtl), describe: 'seconds a first anomaly block lasts; each repeat offence doubles it' })
+        .option('block-max-ttl', { type: 'string', defaultDescription: String(RUN_DEFAULTS.blockMaxTtl), describe: 'cap on a block\'s time to live, seconds' })
+        .option('max-blocks', { type: 'string', defaultDescription: String(RUN_DEFAULTS.maxBlocks), describe: 'most blocks in force at once; more are refused and logged' })
+        .option('state-dir', { type: 'string', defaultDescription: String(RUN_DEFAULTS.stateDir), describe: 'directory of blocks.json (blocks survive a restart with their remaining time) and of --learn\'s recording and model' })
         .option('learn', { type: 'string', describe: 'learn this site first: for DURATION (e.g. 24h) enforce the rules, only alert, and record the traffic; then train a site model (written to --state-dir/model.json) and run in --mode with it. A restart resumes the learning' })
-        .option('malformed', { type: 'string', default: RUN_DEFAULTS.malformed, choices: ['drop', 'policy'], describe: 'packets whose transport header nfips cannot see (IPv6 headers past --copy-range, tiny or overlapping fragments, unknown next header, bad TCP offset): drop them when a drop/reject rule could have matched, or leave them to the rules and default policy' })
-        .option('rules-mode', { type: 'string', default: RUN_DEFAULTS.rulesMode, choices: ['enforce', 'log'], describe: 'enforce: the rules decide; log: a dry run, every packet a rule, the default policy or lock would drop or reject is accepted and logged with alert.action would-drop/would-reject (anomaly blocks follow --mode)' })
+        .option('malformed', { type: 'string', defaultDescription: String(RUN_DEFAULTS.malformed), choices: ['drop', 'policy'], describe: 'packets whose transport header nfips cannot see (IPv6 headers past --copy-range, tiny or overlapping fragments, unknown next header, bad TCP offset): drop them when a drop/reject rule could have matched, or leave them to the rules and default policy' })
+        .option('rules-mode', { type: 'string', defaultDescription: String(RUN_DEFAULTS.rulesMode), choices: ['enforce', 'log'], describe: 'enforce: the rules decide; log: a dry run, every packet a rule, the default policy or lock would drop or reject is accepted and logged with alert.action would-drop/would-reject (anomaly blocks follow --mode)' })
         .option('suppress', { type: 'string', describe: 'JSON file of anomaly suppressions (by signature_id and/or source network): a suppressed anomaly neither alerts nor blocks' })
-        .option('ipset', { type: 'string', default: RUN_DEFAULTS.ipset, describe: 'ipset binary (blocks are ipsets matched before the queue)' })
+        .option('ipset', { type: 'string', defaultDescription: String(RUN_DEFAULTS.ipset), describe: 'ipset binary (blocks are ipsets matched before the queue)' })
         .option('metrics-listen', { type: 'string', describe: 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9808; off by default)' })
         .example('$0 run --rules rules/default.json --queues 0-1 --hook forward --log-file /var/log/nfips/nfips.json', ''),
-    (argv) => cmdRun(argv as RunFlags),
+    (argv) => cmdRun(argv),
   )
   .command(
     'iptables <action>',
     'print, install or remove the NFIPS chain, its block sets and its jumps (remove cleans up after kill -9)',
     (y) => chainFlags(y).positional('action', { choices: ['print', 'install', 'remove'] as const, demandOption: true }),
-    (argv) => cmdIptables(argv.action, argv as RunFlags),
+    (argv) => cmdIptables(argv.action, argv),
   )
   .command('rules <action>', 'check, test, reload or show counters of rules', (y) =>
     y
       .command(
-        'check <file>',
-        'validate a rule file; exit 0 if it would load, 2 with every problem listed otherwise',
-        (yy) => yy.positional('file', { type: 'string', demandOption: true }).option('rules-format', formatFlag),
+        'check [file]',
+        'validate a rule file (or the one a --config file names, which is checked too); exit 0 if it would load, 2 with every problem listed otherwise',
+        (yy) =>
+          yy
+            .positional('file', { type: 'string' })
+            .option('config', { type: 'string', describe: 'the "nfips run" config file: check it, and its rules file unless FILE is given' })
+            .option('rules-format', formatFlag),
         (argv) => {
-          const rs = loadOrDie(argv.file, argv.rulesFormat);
+          // The unit's ExecStartPre checks the config file and the rules it names before starting.
+          const o = argv.config !== undefined ? resolveOrDie({ config: argv.config }) : null;
+          const file = argv.file ?? o?.rules;
+          if (file === undefined) die('say which rules file to check, or give --config', EXIT_CONFIG);
+          const rs = loadOrDie(file, argv.file === undefined && o ? o.rulesFormat : argv.rulesFormat);
           const disabled = rs.rules.filter((r) => !r.enabled).length;
-          process.stdout.write(`${escapeControl(argv.file)}: OK (${rs.origin.format} format, ${rs.rules.length} rules${disabled ? ` (${disabled} disabled)` : ''}, default ${rs.default}${rs.lock ? ', LOCKED' : ''})\n`);
+          process.stdout.write(`${escapeControl(file)}: OK (${rs.origin.format} format, ${rs.rules.length} rules${disabled ? ` (${disabled} disabled)` : ''}, default ${rs.default}${rs.lock ? ', LOCKED' : ''})\n`);
           // Warnings go to stderr and leave the exit code at 0: the file loads.
           const warnings = [...missingInterfaces(rs, (n) => ifindexOf(n) !== undefined).map(describeMissing), ...shadowedRules(rs).map(describeShadowed)];
           for (const w of warnings) process.stderr.write(`nfips: warning: ${escapeControl(w)}\n`);
@@ -355,8 +398,6 @@ void yargs(hideBin(process.argv))
         .option('iface-out', { type: 'string', describe: 'take every packet to go out on this interface, so "out" rules can match' })
         .option('suppress', { type: 'string', describe: 'anomaly suppression list (JSON), as for nfips run' }),
     async (argv) => {
-      // `nfips replay ... | head` closes the pipe early: that is a normal end.
-      process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
       const captureClock = { now: new Date(0) };
       const log = createEventLog({ console: false, stdoutJson: true, level: 'info', clock: () => captureClock.now });
       try {
@@ -384,7 +425,6 @@ void yargs(hideBin(process.argv))
         .example('$0 logs -f --type alert', '')
         .example('$0 logs -n 20 --since 1h --type alert,block', ''),
     async (argv) => {
-      process.stdout.on('error', (e: NodeJS.ErrnoException) => process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME));
       try {
         let lines: number | null = null;
         let since: number | null = null;
@@ -413,6 +453,11 @@ void yargs(hideBin(process.argv))
   )
   // yargs' own: `nfips completion` prints a bash/zsh script that asks `nfips --get-yargs-completions`.
   .completion('completion', 'print a bash or zsh completion script (e.g. nfips completion > /etc/bash_completion.d/nfips)')
+  // Before any command's handler: a flag given twice is a mistake to name, not an array to crash on.
+  .middleware((argv) => {
+    const repeated = repeatedFlags(argv);
+    if (repeated.length > 0) die(repeated.join('\n'), EXIT_CONFIG);
+  })
   .demandCommand(1, 'say which command to run')
   .strict()
   .recommendCommands()

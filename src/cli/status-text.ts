@@ -95,14 +95,19 @@ export function formatStatus(s: StatusView): string {
     ),
   );
   const u = s.unverdicted;
-  if ('error' in u) out.push(`unverdicted: counters unreadable: ${u.error}`);
+  // With the chain gone its counters cannot be read; iptables' own complaint
+  // ("... is incompatible, use 'nft' tool") only hides the real news.
+  const chainMissing = s.iptables?.damage.some((d) => d.kind === 'chain_missing') ?? false;
+  if ('error' in u) out.push(chainMissing ? 'unverdicted: unknown, the chain is missing (nothing is sent to the queue)' : `unverdicted: counters unreadable: ${u.error}`);
   else {
     const recent = u.recent && u.recent.seconds > 0 ? `; last ${u.recent.seconds} s: ${u.recent.packets} of ${u.recent.queue_rule_packets} (${percent(u.recent.share)})` : '';
     out.push(`unverdicted: ${u.packets} of ${u.queue_rule_packets} packets sent to the queue ${u.meaning} (${percent(u.share ?? 0)}, fail-${u.meaning === 'dropped' ? 'closed' : 'open'})${recent}`);
   }
   out.push('');
   const k = s.blocks.kernel_dropped;
-  const dropped = k?.error !== undefined ? `kernel counters unreadable: ${k.error}` : `${k?.packets ?? 0} packets dropped before the queue`;
+  const dropped = k?.error !== undefined
+    ? chainMissing ? 'NOT enforced: the chain holding the block rules is missing' : `kernel counters unreadable: ${k.error}`
+    : `${k?.packets ?? 0} packets dropped before the queue`;
   out.push(`blocks: ${s.blocks.active} active, ${dropped}`);
   if (s.blocks.blocks.length) out.push(...blockLines(s.blocks.blocks));
   // File names, rule-set details and iptables lines come from outside: every entry of out is one line.
@@ -122,7 +127,8 @@ function chainLines(c: NonNullable<StatusView['iptables']>): string[] {
   if (c.intact) return [`iptables: chain in place (queueing from ${c.table})${repaired}`];
   const out: string[] = [];
   if (damage.length > 0) {
-    out.push(`iptables: CHAIN DAMAGED, packets are NOT being inspected: ${damage.map((d) => d.detail).join('; ')}`);
+    const what = damage.some((d) => d.kind === 'chain_missing') ? 'CHAIN MISSING' : 'CHAIN DAMAGED';
+    out.push(`iptables: ${what}, packets are NOT being inspected: ${damage.map((d) => d.detail).join('; ')}`);
     out.push(`  nfips re-installs it within ${c.check_interval_s} s${c.last_failure ? `; the last attempt failed at ${c.last_failure.at}: ${c.last_failure.error}` : ''}`);
   }
   if (c.errors.length > 0) out.push(`iptables: could not check the chain: ${c.errors.join('; ')}`);

@@ -92,8 +92,29 @@ export function parseJsonBounded(text: string, maxDepth = MAX_JSON_DEPTH): { doc
   try {
     return { doc: JSON.parse(text) as unknown };
   } catch (e) {
-    return { problem: { path: '', message: `not valid JSON (${(e as Error).message})` } };
+    return { problem: { path: '', message: describeJsonSyntaxError(text, (e as Error).message) } };
   }
+}
+
+/** 1-based line and column of a character offset, as editors count them. */
+export function lineColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, Math.max(0, Math.min(offset, text.length)));
+  const lastNl = before.lastIndexOf('\n');
+  return { line: before.split('\n').length, column: before.length - lastNl };
+}
+
+/**
+ * V8 says "... in JSON at position 1234", which nobody can find in an
+ * editor: the same error at line and column. Input that simply ends too
+ * early is placed at its end.
+ */
+export function describeJsonSyntaxError(text: string, v8Message: string): string {
+  const m = /\s*(?:in JSON )?at position (\d+)(?: \(line \d+ column \d+\))?/.exec(v8Message);
+  const offset = m ? Number(m[1]) : /end of JSON input/.test(v8Message) ? text.length : null;
+  const what = (m ? v8Message.replace(m[0], '') : v8Message).replace(/^SyntaxError: /, '').trim();
+  if (offset === null) return `not valid JSON: ${what}`;
+  const { line, column } = lineColumn(text, offset);
+  return `not valid JSON at line ${line}, column ${column}: ${what}`;
 }
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;

@@ -15,6 +15,8 @@ export { PACKAGE_ROOT } from './paths';
 import { PACKAGE_ROOT } from './paths';
 
 export interface RunFlags {
+  /** The --config file the other flags were merged with (recorded in the start event). */
+  config?: string;
   rules?: string;
   queues?: string;
   hook?: string;
@@ -22,33 +24,34 @@ export interface RunFlags {
   mark?: string;
   rejectMark?: string;
   rulesFormat?: string;
-  logRate?: number;
+  logRate?: number | string;
   controlSocket?: string;
   watchRules?: boolean;
   verdictMode?: string;
   failClosed?: boolean;
   exclude?: string[];
   logFile?: string;
-  statsInterval?: number;
-  copyRange?: number;
-  queueMaxlen?: number;
-  batchSize?: number;
-  rcvbufMb?: number;
+  statsInterval?: number | string;
+  copyRange?: number | string;
+  queueMaxlen?: number | string;
+  batchSize?: number | string;
+  rcvbufMb?: number | string;
   ipv6?: boolean;
   logLevel?: string;
   iptables?: string;
   ip6tables?: string;
   mode?: string;
   model?: string;
-  windowSeconds?: number;
-  stepSeconds?: number;
-  scoringThreads?: number;
+  windowSeconds?: number | string;
+  stepSeconds?: number | string;
+  scoringThreads?: number | string;
   recordFeatures?: string;
   allow?: string[];
-  blockTtl?: number;
-  blockMaxTtl?: number;
-  maxBlocks?: number;
+  blockTtl?: number | string;
+  blockMaxTtl?: number | string;
+  maxBlocks?: number | string;
   stateDir?: string;
+  lockDir?: string;
   ipset?: string;
   learn?: string;
   malformed?: string;
@@ -65,6 +68,8 @@ export type DetectMode = 'prevent' | 'detect' | 'off';
 export const DETECT_MODES: readonly DetectMode[] = ['prevent', 'detect', 'off'];
 
 export interface RunOptions {
+  /** The --config file read, or null. */
+  configFile: string | null;
   rules: string;
   queues: { first: number; last: number };
   hook: Hook;
@@ -106,6 +111,8 @@ export interface RunOptions {
   maxBlocks: number;
   /** Where blocks are saved across restarts. */
   stateDir: string;
+  /** Where the per-chain instance locks live (shared by every nfips on the host). */
+  lockDir: string;
   ipset: string;
   /** --learn: seconds of this site's traffic to learn a model from before running in `mode`; null: no learning. */
   learnSeconds: number | null;
@@ -152,6 +159,7 @@ export const RUN_DEFAULTS = {
   blockMaxTtl: 86_400,
   maxBlocks: 4096,
   stateDir: '/var/lib/nfips',
+  lockDir: '/run/nfips',
   ipset: 'ipset',
   malformed: 'drop',
   rulesMode: 'enforce',
@@ -175,14 +183,40 @@ export function parseQueueRange(text: string): { first: number; last: number } {
   return { first, last };
 }
 
-function intIn(name: string, v: number, lo: number, hi: number): number {
-  if (!Number.isInteger(v) || v < lo || v > hi) throw new Error(`invalid --${name} ${v}: expected an integer from ${lo} to ${hi}`);
+/**
+ * An integer flag: a number from a config file, or the text given on the
+ * command line (read here, not by yargs, which turned "abc" into NaN and
+ * left the message saying only "NaN").
+ */
+function intIn(name: string, given: number | string, lo: number, hi: number): number {
+  const text = String(given).trim();
+  const v = typeof given === 'number' ? given : /^[+-]?\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(v) || v < lo || v > hi) {
+    const shown = typeof given === 'number' ? String(given) : JSON.stringify(given);
+    throw new Error(`invalid --${name} ${shown}: expected an integer from ${lo} to ${hi}${Number.isNaN(v) ? ' (a whole number in decimal)' : ''}`);
+  }
   return v;
 }
 
 function oneOf<T extends string>(name: string, v: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(v)) throw new Error(`invalid --${name} "${v}": expected one of ${allowed.join(', ')}`);
   return v as T;
+}
+
+/**
+ * The repeat and reject marks must not share a bit. Blame the flag the user
+ * gave, and say when the other side is a default they never wrote (`--mark
+ * 0x1` means mask 0xffffffff, which covers the default reject mark 0x2/0x2).
+ */
+function markClash(mark: string, markGiven: boolean, reject: string, rejectGiven: boolean): string {
+  const bare = (t: string) => (t.includes('/') ? '' : ` (no mask: it means ${t.trim()}/0xffffffff, every bit)`);
+  if (markGiven && !rejectGiven) {
+    return `invalid --mark "${mark}"${bare(mark)}: its mask shares bits with the default --reject-mark ${reject}; give --mark a mask that leaves those bits free, e.g. --mark 0x1/0x1, or set --reject-mark to bits your --mark does not use`;
+  }
+  if (!markGiven && rejectGiven) {
+    return `invalid --reject-mark "${reject}"${bare(reject)}: its mask shares bits with the default --mark ${mark}; use other bits, e.g. --reject-mark 0x2/0x2, or move --mark too`;
+  }
+  return `invalid --reject-mark "${reject}"${bare(reject)}: its mask shares bits with --mark ${mark}${bare(mark)}; the two marks need separate bits, e.g. --mark 0x1/0x1 --reject-mark 0x2/0x2`;
 }
 
 /** Fills defaults and checks every flag; throws Error with one line per mistake. */
@@ -200,9 +234,16 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   const queues = attempt(() => parseQueueRange(f.queues));
   const hook = attempt(() => oneOf('hook', f.hook, ['forward', 'input', 'both'] as const));
   const table = attempt(() => oneOf('table', f.table, QUEUE_TABLES));
-  const mark = attempt(() => parseMarkSpec(f.mark));
-  const rejectMark = attempt(() => parseMarkSpec(f.rejectMark));
-  if (mark && rejectMark && (mark.mask & rejectMark.mask) !== 0) problems.push(`invalid --reject-mark "${f.rejectMark}": its mask shares bits with --mark ${f.mark}`);
+  const markFlag = (name: string, text: string) => attempt(() => {
+    try {
+      return parseMarkSpec(text);
+    } catch (e) {
+      throw new Error((e as Error).message.replace(/^invalid mark/, `invalid --${name}`));
+    }
+  });
+  const mark = markFlag('mark', f.mark);
+  const rejectMark = markFlag('reject-mark', f.rejectMark);
+  if (mark && rejectMark && (mark.mask & rejectMark.mask) !== 0) problems.push(markClash(f.mark, flags.mark !== undefined, f.rejectMark, flags.rejectMark !== undefined));
   const rulesFormat = attempt(() => oneOf('rules-format', f.rulesFormat, ['auto', 'native', '2columns'] as const));
   const logRate = attempt(() => intIn('log-rate', f.logRate, 1, 100000));
   const verdictMode = attempt(() => oneOf('verdict-mode', f.verdictMode, ['repeat', 'accept'] as const));
@@ -233,7 +274,12 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   const blockTtl = attempt(() => intIn('block-ttl', f.blockTtl, 1, 2_147_483));
   if (blockTtl !== undefined && blockMaxTtl !== undefined && blockTtl > blockMaxTtl) problems.push(`invalid --block-ttl ${blockTtl}: longer than --block-max-ttl ${blockMaxTtl}`);
   const maxBlocks = attempt(() => intIn('max-blocks', f.maxBlocks, 1, 65536));
+  // An empty path would mean the working directory, and a puzzling error about it later.
+  for (const [flag, value] of [['rules', f.rules], ['log-file', f.logFile], ['model', f.model]] as const) {
+    if (value === '') problems.push(`invalid --${flag} "": give a file name`);
+  }
   if (f.stateDir === '') problems.push('invalid --state-dir "": blocks need a directory to survive restarts');
+  if (f.lockDir === '') problems.push('invalid --lock-dir "": the instance lock needs a directory every nfips on this host shares');
   let learnSeconds: number | null = null;
   if (flags.learn !== undefined) {
     learnSeconds = attempt(() => parseDuration('learn', flags.learn!)) ?? null;
@@ -244,6 +290,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   const metricsListen = flags.metricsListen === undefined ? null : attempt(() => parseListenAddress(String(flags.metricsListen))) ?? null;
   if (problems.length) throw new Error(problems.join('\n'));
   return {
+    configFile: flags.config === undefined ? null : path.resolve(flags.config),
     rules: path.resolve(f.rules),
     queues: queues!,
     hook: hook!,
@@ -278,6 +325,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     blockMaxTtl: blockMaxTtl!,
     maxBlocks: maxBlocks!,
     stateDir: path.resolve(f.stateDir),
+    lockDir: path.resolve(f.lockDir),
     ipset: f.ipset,
     learnSeconds,
     malformed: malformed!,

@@ -50,7 +50,17 @@ export function checkDirectory(dir: string, label: string, file: string): void {
 function openError(e: NodeJS.ErrnoException, label: string, file: string): Error {
   if (e.code === 'ELOOP') return new UnsafeFileError(`${describe(label, file)} is a symbolic link; nfips does not follow links for the files it opens there (give the real path, or replace the link with a regular file)`);
   if (e.code === 'ENXIO') return new UnsafeFileError(`${describe(label, file)} is a FIFO or socket nobody reads, not a regular file`);
+  // The usual mistakes, said in their own words rather than as an errno.
+  if (e.code === 'EISDIR') return new UnsafeFileError(`${describe(label, file)} is a directory; give a file in it, e.g. ${path.join(file, 'nfips.json')}`);
+  if (e.code === 'EROFS') return new UnsafeFileError(`${describe(label, file)}: cannot write there, the file system is read-only; give a path on a writable file system, e.g. under /var/log/nfips`);
+  if (e.code === 'EACCES') return new UnsafeFileError(`${describe(label, file)}: permission denied; give nfips' user write access to ${path.dirname(file)}, or another path`);
   return new UnsafeFileError(`${describe(label, file)}: cannot open: ${e.message}`);
+}
+
+function mkdirError(e: NodeJS.ErrnoException, label: string, file: string, dir: string): Error {
+  if (e.code === 'EEXIST' || e.code === 'ENOTDIR') return new UnsafeFileError(`${describe(label, file)}: ${dir} cannot be its directory, a file is in the way (${e.code === 'EEXIST' ? dir : 'a parent of it'} is not a directory)`);
+  if (e.code === 'EROFS') return new UnsafeFileError(`${describe(label, file)}: cannot create its directory ${dir}, the file system is read-only`);
+  return new UnsafeFileError(`${describe(label, file)}: cannot create its directory ${dir}: ${e.message}`);
 }
 
 /** The open file must be a regular file (never block on a FIFO, never write to a device); closes it otherwise. */
@@ -89,7 +99,7 @@ export function openForAppend(file: string, label: string, o: AppendOptions = {}
     try {
       mkdirSync(dir, { recursive: true, mode: o.dirMode });
     } catch (e) {
-      throw new UnsafeFileError(`${describe(label, file)}: cannot create its directory ${dir}: ${(e as Error).message}`);
+      throw mkdirError(e as NodeJS.ErrnoException, label, file, dir);
     }
   }
   checkDirectory(dir, label, file);

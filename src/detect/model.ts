@@ -1,7 +1,7 @@
 // The trained model file: its shape, its validation and its atomic save. A
 // model is only meaningful for the exact feature vector it was trained on,
 // so a mismatch is refused with the way out (retrain) in the message.
-import { describeSchemaErrors, formatJsonProblems, JsonProblem, parseJsonBounded, strictAjv, writeFileAtomic } from '../config/json-file';
+import { describeJsonSyntaxError, describeSchemaErrors, formatJsonProblems, JsonProblem, parseJsonBounded, strictAjv, writeFileAtomic } from '../config/json-file';
 import { readFileBounded } from '../config/safe-file';
 import { FEATURE_COUNT, FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES, FeatureTransform } from '../features/feature-set';
 import type { Scaler } from './scale';
@@ -256,7 +256,7 @@ export function parseModel(text: string, file: string): Model {
   try {
     doc = JSON.parse(text);
   } catch (e) {
-    throw new ModelError(file, [{ path: '', message: `not valid JSON (${(e as Error).message}); a model file is written by \`nfips train\`` }]);
+    throw new ModelError(file, [{ path: '', message: `${describeJsonSyntaxError(text, (e as Error).message)}; a model file is written by \`nfips train\`` }]);
   }
   return validateModel(doc, file);
 }

@@ -48,10 +48,13 @@ export function startInlineNfips(netns: string, args: string[], opts: InlineOpti
   if (opts.owner) chownSync(dir, opts.owner.uid, opts.owner.gid);
   const logFile = opts.logFile ?? path.join(dir, 'nfips.json');
   const bin = path.join(PACKAGE_ROOT, 'bin', 'nfips');
-  const controlSocket = path.join(dir, 'control.sock');
+  const given = args.indexOf('--control-socket');
+  const controlSocket = given >= 0 ? (args[given + 1] ?? '') : path.join(dir, 'control.sock');
   // Blocks saved by one test run must not greet the next one.
   const state = args.includes('--state-dir') ? [] : ['--state-dir', path.join(dir, 'state')];
-  const proc = spawn('ip', ['netns', 'exec', netns, ...(opts.prefix ?? []), process.execPath, bin, 'run', '--log-file', logFile, '--control-socket', controlSocket, ...state, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Another user cannot write the default /run/nfips; its instance locks go with its other files.
+  if (opts.owner && !args.includes('--lock-dir')) state.push('--lock-dir', path.join(dir, 'locks'));
+  const proc = spawn('ip', ['netns', 'exec', netns, ...(opts.prefix ?? []), process.execPath, bin, 'run', '--log-file', logFile, ...(given >= 0 ? [] : ['--control-socket', controlSocket]), ...state, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr?.on('data', (b: Buffer) => (out += b.toString()));

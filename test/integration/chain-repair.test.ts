@@ -145,11 +145,11 @@ test('chain watchdog: firewall reloads undone within 5 s, traffic verdicted agai
       for (let attempt = 0; attempt < 4 && !shown; attempt++) {
         await deleteChain();
         const text = await status(n);
-        if (/CHAIN DAMAGED/.test(text)) shown = text;
+        if (/CHAIN MISSING/.test(text)) shown = text;
         // Either way the damage is real, so a repair follows (or came first).
         for (let i = 0; i < 50 && !(JSON.parse(await status(n, true)) as { iptables: { intact: boolean } }).iptables.intact; i++) await new Promise((r) => setTimeout(r, 200));
       }
-      assert.match(shown, /^iptables: CHAIN DAMAGED, packets are NOT being inspected: ipv4 mangle: chain NFIPS missing; ipv4 mangle: jump from FORWARD to NFIPS missing$/m);
+      assert.match(shown, /^iptables: CHAIN MISSING, packets are NOT being inspected: ipv4 mangle: chain NFIPS missing; ipv4 mangle: jump from FORWARD to NFIPS missing$/m);
       assert.match(shown, /nfips re-installs it within 2 s/);
       const after = await status(n);
       assert.match(after, /^iptables: chain in place \(queueing from mangle\); repaired \d+ time\(s\) since start/m);

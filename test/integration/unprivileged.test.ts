@@ -69,7 +69,7 @@ test('an unprivileged user with only CAP_NET_ADMIN and CAP_NET_RAW (ambient) run
       const code = bare.proc.exitCode ?? (await once(bare.proc, 'exit'))[0];
       t.diagnostic(`no capabilities: exit ${String(code)}: ${bare.output().trim().split('\n').pop() ?? ''}`);
       assert.notEqual(code, 0);
-      assert.match(bare.output(), /cannot manage iptables|Permission denied|Operation not permitted/);
+      assert.match(bare.output(), /nfips run needs CAP_NET_ADMIN/);
       for (const table of ['mangle', 'filter']) assert.doesNotMatch((await gw('iptables', ['-w', '-t', table, '-S'])).stdout, /NFIPS/);
       bare.cleanup();
     });

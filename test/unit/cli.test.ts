@@ -5,12 +5,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { nfipsIsolated } from '../helpers/isolated-cli';
 import { PACKAGE_ROOT } from '../../src/config/paths';
 
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
 const DEFAULT_RULES = path.join(PACKAGE_ROOT, 'rules', 'default.json');
 function nfips(...args: string[]) {
-  const r = spawnSync(process.execPath, [NFIPS, ...args], { encoding: 'utf8', timeout: 30_000 });
+  // `run` in its own network namespace: see test/helpers/isolated-cli.ts.
+  const r = args[0] === 'run' ? nfipsIsolated(args) : spawnSync(process.execPath, [NFIPS, ...args], { encoding: 'utf8', timeout: 30_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -22,7 +24,7 @@ describe('nfips command line', () => {
     assert.doesNotMatch(r.out, /0x2\/0x2/);
     const clash = nfips('iptables', 'print', '--reject-mark', '0x1/0x1');
     assert.equal(clash.code, 2);
-    assert.match(clash.err, /invalid --reject-mark "0x1\/0x1": its mask shares bits with --mark/);
+    assert.match(clash.err, /invalid --reject-mark "0x1\/0x1": its mask shares bits with the default --mark 0x1\/0x1/);
     // remove parses the same flags (it then needs root and iptables; only the parsing is checked here).
     assert.doesNotMatch(nfips('iptables', 'remove', '--reject-mark', '0x4/0x4', '--iptables', '/nonexistent/iptables').err, /Unknown argument/);
   });

@@ -35,11 +35,24 @@ describe('nfips run options', () => {
       () => resolveRunOptions({ hook: 'prerouting', mark: '0/0', copyRange: 10, exclude: ['10.0.0.0/40'], verdictMode: 'maybe' }),
       (e: Error) =>
         /--hook "prerouting": expected one of forward, input, both/.test(e.message) &&
-        /invalid mark "0\/0"/.test(e.message) &&
+        /invalid --mark "0\/0"/.test(e.message) &&
         /--copy-range 10: expected an integer from 64 to 65535/.test(e.message) &&
         /--exclude "10\.0\.0\.0\/40"/.test(e.message) &&
         /--verdict-mode "maybe"/.test(e.message),
     );
+  });
+
+  it('an empty path flag is refused, not read as the working directory', () => {
+    assert.throws(() => resolveRunOptions({ rules: '', logFile: '', model: '' }), (e: Error) =>
+      /invalid --rules "": give a file name/.test(e.message) && /invalid --log-file "": give a file name/.test(e.message) && /invalid --model "": give a file name/.test(e.message));
+  });
+
+  it('a mark clash blames the flag the user gave and names the default it clashes with', () => {
+    assert.throws(() => resolveRunOptions({ mark: '0x1' }), (e: Error) =>
+      e.message === 'invalid --mark "0x1" (no mask: it means 0x1/0xffffffff, every bit): its mask shares bits with the default --reject-mark 0x2/0x2; give --mark a mask that leaves those bits free, e.g. --mark 0x1/0x1, or set --reject-mark to bits your --mark does not use');
+    assert.throws(() => resolveRunOptions({ rejectMark: '0x1/0x1' }), /invalid --reject-mark "0x1\/0x1": its mask shares bits with the default --mark 0x1\/0x1/);
+    assert.throws(() => resolveRunOptions({ mark: '0x4/0x4', rejectMark: '0xc/0xc' }), /invalid --reject-mark "0xc\/0xc": its mask shares bits with --mark 0x4\/0x4; the two marks need separate bits/);
+    assert.equal(resolveRunOptions({ mark: '0x4/0x4' }).mark.mask, 4);
   });
 
   it('--malformed: drop by default in every mode, policy on request, anything else refused', () => {

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { isolatedArgv } from '../helpers/isolated-cli';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/config/paths';
 import { writeSyntheticPcap } from '../../src/pcap/synthetic';
@@ -13,7 +14,6 @@ import { parseSuppressions, readSuppressionFile, SuppressionError } from '../../
 import { runReplay } from '../../src/app/replay';
 
 const run = promisify(execFile);
-const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
 const dir = mkdtempSync(path.join(tmpdir(), 'nfips-suppress-'));
 const file = (n: string) => path.join(dir, n);
 const ATTACKER = '10.0.9.66';
@@ -83,7 +83,7 @@ describe('suppression list', () => {
 
   it('nfips run refuses a bad list before installing anything (exit 2)', async () => {
     writeFileSync(file('neither.json'), JSON.stringify({ suppress: [{}] }));
-    const r = await run(process.execPath, [NFIPS, 'run', '--suppress', file('neither.json'), '--control-socket', '', '--state-dir', dir, '--log-file', file('log.json')]).catch((e: { code: number; stderr: string }) => e);
+    const r = await run(...isolatedArgv(['run', '--suppress', file('neither.json'), '--control-socket', '', '--state-dir', dir, '--log-file', file('log.json')])).catch((e: { code: number; stderr: string }) => e);
     assert.equal((r as { code: number }).code, 2);
     assert.match((r as { stderr: string }).stderr, /nfips: invalid anomaly suppression list .*neither\.json: 1 problem\nnfips: .*\/suppress\/0: expected "signature_id", "source" or both/);
   });

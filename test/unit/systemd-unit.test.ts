@@ -9,6 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/config/paths';
 import { requireTools } from '../helpers/env';
+import { readConfigFile } from '../../src/config/config-file';
+import { resolveRunOptions } from '../../src/config/run-options';
 
 const run = promisify(execFile);
 const dest = mkdtempSync(path.join(tmpdir(), 'nfips-install-'));
@@ -30,20 +32,28 @@ describe('make install and the systemd unit', () => {
     const r = await run(process.execPath, [path.join(lib, 'bin/nfips'), 'rules', 'check', path.join(dest, 'etc/nfips/rules.json')]);
     assert.match(r.stdout, /OK/);
     assert.match(readFileSync(path.join(dest, 'etc/default/nfips'), 'utf8'), /^NFIPS_ARGS=/m);
+    // The config file the unit runs with is valid and says what the unit used to pass as flags.
+    const o = resolveRunOptions(readConfigFile(path.join(dest, 'etc/nfips/nfips.yaml')).flags);
+    assert.equal(o.rules, '/etc/nfips/rules.json');
+    assert.equal(o.logFile, '/var/log/nfips/nfips.json');
+    assert.equal(o.controlSocket, '/run/nfips/nfips.sock');
+    assert.equal(o.stateDir, '/var/lib/nfips');
     assert.match(readFileSync(path.join(dest, 'etc/logrotate.d/nfips'), 'utf8'), /su nfips nfips[^]*systemctl kill --kill-whom=main -s USR1 nfips\.service/);
   });
 
   it('keeps the operator\'s rules and defaults on a second install', async () => {
     writeFileSync(path.join(dest, 'etc/nfips/rules.json'), '{"default":"drop","rules":[]}');
+    writeFileSync(path.join(dest, 'etc/nfips/nfips.yaml'), 'mode: detect\n');
     await run('make', ['-s', 'install', `DESTDIR=${dest}`, 'PREFIX=/usr/local'], { cwd: PACKAGE_ROOT, timeout: 180_000, maxBuffer: 16 << 20 });
     assert.equal(readFileSync(path.join(dest, 'etc/nfips/rules.json'), 'utf8'), '{"default":"drop","rules":[]}');
+    assert.equal(readFileSync(path.join(dest, 'etc/nfips/nfips.yaml'), 'utf8'), 'mode: detect\n');
   });
 
   it('the unit validates rules first, restarts on failure, runs as the nfips user with only CAP_NET_ADMIN and CAP_NET_RAW', () => {
     const u = readFileSync(unitFile, 'utf8');
     const val = (key: string) => u.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
-    assert.deepEqual(val('ExecStartPre'), ['/usr/local/lib/nfips/bin/nfips rules check /etc/nfips/rules.json']);
-    assert.match(val('ExecStart')[0], /^\/usr\/local\/lib\/nfips\/bin\/nfips run --rules \/etc\/nfips\/rules\.json /);
+    assert.deepEqual(val('ExecStartPre'), ['/usr/local/lib/nfips/bin/nfips rules check --config /etc/nfips/nfips.yaml']);
+    assert.deepEqual(val('ExecStart'), ['/usr/local/lib/nfips/bin/nfips run --config /etc/nfips/nfips.yaml $NFIPS_ARGS']);
     assert.deepEqual(val('Restart'), ['on-failure']);
     assert.deepEqual(val('User'), ['nfips']);
     assert.deepEqual(val('Group'), ['nfips']);
