@@ -15,7 +15,7 @@
 // hold the lock first and keep the IPS from starting). Chains belong to a
 // network namespace, so its lock name carries the namespace's inode: the
 // same chain name in another namespace is another chain.
-import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
 import { flockSync } from 'fs-ext';
 import path from 'node:path';
 
@@ -165,6 +165,23 @@ export function chainLockHolder(lockDir: string, chain: string): { pid: number |
     h = tryLock(file, '--lock-dir', false);
   } catch {
     return null; // no lock dir we can use: nobody we could see holds it
+  }
+  if (h) {
+    closeSync(h.fd);
+    return null;
+  }
+  return { pid: readPid(file), file };
+}
+
+/** The pid of the nfips holding the state directory's lock, or null if none does (for commands that edit its files). */
+export function stateLockHolder(stateDir: string): { pid: number | null; file: string } | null {
+  const file = stateLockFile(stateDir);
+  if (!existsSync(file)) return null;
+  let h: Held | null;
+  try {
+    h = tryLock(file, '--state-dir', false);
+  } catch {
+    return null;
   }
   if (h) {
     closeSync(h.fd);

@@ -21,7 +21,7 @@ import { runReplay } from '../app/replay';
 import { createEventLog } from '../log/event-log';
 import { checkLines, parseSince, runLogs } from './logs';
 import { escapeControl, escapeJsonLine } from '../log/escape';
-import { chainLockHolder } from '../app/instance-lock';
+import { chainLockHolder, stateLockHolder } from '../app/instance-lock';
 import { repeatedFlags } from './repeated-flags';
 import { CONFIG_FLAGS, ConfigFile, locateProblems, mergeConfig, readConfigFile } from '../config/config-file';
 
@@ -154,6 +154,9 @@ async function onBlocks<R>(argv: { controlSocket: string; stateDir: string }, re
   } catch (e) {
     if (!notRunning(e)) die((e as Error).message, EXIT_RUNTIME);
   }
+  // Running but not on that socket: editing its state file now would be overwritten.
+  const holder = stateLockHolder(path.resolve(argv.stateDir));
+  if (holder) die(`nfips (pid ${holder.pid ?? '?'}) is running with --state-dir ${argv.stateDir} but nothing answers on ${argv.controlSocket}; give its --control-socket`, EXIT_RUNTIME);
   let result: R;
   try {
     const o = new OfflineBlocks(path.resolve(argv.stateDir), RUN_DEFAULTS.blockTtl);

@@ -3,13 +3,14 @@
 // reason and time to live it replaced.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { PACKAGE_ROOT } from '../../src/config/paths';
 import { OfflineBlocks } from '../../src/blocks/offline';
 import { readBlockState } from '../../src/blocks/state-file';
+import { acquireInstanceLock } from '../../src/app/instance-lock';
 
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
 
@@ -73,6 +74,24 @@ test('blocks that expired while stopped are left out; a damaged state file names
     writeFileSync(path.join(dir, 'blocks.json'), '{"format": "nfips-blocks",');
     assert.throws(() => new OfflineBlocks(dir, 600), /blocks\.json: .*not valid JSON/);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an nfips that holds the state directory but answers on another socket: nothing is edited behind its back', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nfips-offline-'));
+  const stateDir = path.join(dir, 'state');
+  // This process stands in for the running nfips: it holds the state directory's lock.
+  mkdirSync(stateDir, { mode: 0o750 });
+  mkdirSync(path.join(dir, 'locks'), { mode: 0o700 });
+  const lock = acquireInstanceLock({ stateDir, chain: `T${process.pid}`, lockDir: path.join(dir, 'locks') });
+  try {
+    const r = spawnSync(process.execPath, [NFIPS, 'blocks', 'add', '192.0.2.7', '--control-socket', path.join(dir, 'none.sock'), '--state-dir', stateDir], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`nfips \\(pid ${process.pid}\\) is running with --state-dir .*state but nothing answers on .*none\\.sock; give its --control-socket`));
+    assert.throws(() => readFileSync(path.join(stateDir, 'blocks.json')), /ENOENT/, 'no state file written');
+  } finally {
+    lock.release();
     rmSync(dir, { recursive: true, force: true });
   }
 });
