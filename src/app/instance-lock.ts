@@ -9,17 +9,18 @@
 // message naming the holder. Lock files are never unlinked: unlinking one
 // while another process waits on it would let two processes hold "the" lock.
 //
-// The state lock lives in the state directory. The chain lock lives in
-// --lock-dir (default /run/nfips, the unit's RuntimeDirectory, which only
-// nfips' user may write: a world-writable place would let any local user
-// hold the lock first and keep the IPS from starting). Chains belong to a
-// network namespace, so its lock name carries the namespace's inode: the
-// same chain name in another namespace is another chain.
-import { closeSync, constants, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
+// The state lock is an flock on <state-dir>/nfips.lock. The chain lock is an
+// abstract unix socket, "\0nfips-chain-<chain>", bound for the process's
+// life: the kernel scopes abstract names per network namespace (where the
+// chain lives too), frees the name when the holder dies, and no file, flag
+// or `rm` can split it (a lock file under /run could be deleted by systemd
+// or put elsewhere by a flag, and then two instances each held "the" lock).
+// Whoever connects to it is told the holder's pid.
+import { closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { flockSync } from 'fs-ext';
+import { createConnection, createServer, Server } from 'node:net';
 import path from 'node:path';
 
-export const DEFAULT_LOCK_DIR = '/run/nfips';
 export const STATE_LOCK_NAME = 'nfips.lock';
 
 export class InstanceLockedError extends Error {
@@ -33,15 +34,9 @@ export class InstanceLockedError extends Error {
   }
 }
 
-/** The current network namespace's inode, as /proc/self/ns/net names it ("net:[4026531840]"). */
-export function netnsId(): string {
-  const link = readlinkSync('/proc/self/ns/net');
-  const m = /\[(\d+)\]/.exec(link);
-  return m ? m[1]! : link.replace(/[^A-Za-z0-9]/g, '_');
-}
-
-export function chainLockFile(lockDir: string, chain: string): string {
-  return path.join(lockDir, `chain-${netnsId()}-${chain.replace(/[^A-Za-z0-9_.-]/g, '_')}.lock`);
+/** The abstract socket name (leading NUL) that holds the chain in this network namespace. */
+export function chainLockName(chain: string): string {
+  return `\0nfips-chain-${chain}`;
 }
 
 export function stateLockFile(stateDir: string): string {
@@ -108,7 +103,8 @@ function lockedMessage(pid: number | null, what: string, file: string, hint: str
 }
 
 export interface InstanceLock {
-  readonly files: readonly string[];
+  /** What is held: the state lock file and the chain's abstract socket. */
+  readonly held: readonly string[];
   /** Frees the locks (the kernel does too when the process ends). */
   release(): void;
 }
@@ -116,7 +112,22 @@ export interface InstanceLock {
 export interface LockTargets {
   stateDir: string;
   chain: string;
-  lockDir: string;
+}
+
+/** Binds the chain's abstract socket; null when another process holds it. */
+function bindChain(chain: string): Promise<Server | null> {
+  return new Promise((resolve, reject) => {
+    const server = createServer((sock) => {
+      sock.on('error', () => undefined);
+      sock.end(`${process.pid}\n`);
+    });
+    server.once('error', (e: NodeJS.ErrnoException) => (e.code === 'EADDRINUSE' ? resolve(null) : reject(new Error(`cannot take the chain lock for ${chain}: ${e.message}`))));
+    server.listen({ path: chainLockName(chain) }, () => {
+      // The lock must not keep a stopping process alive.
+      server.unref();
+      resolve(server);
+    });
+  });
 }
 
 /**
@@ -124,68 +135,63 @@ export interface LockTargets {
  * InstanceLockedError naming the holder's pid when either is held, having
  * taken nothing. Nothing else is touched, so a refused start changes nothing.
  */
-export function acquireInstanceLock(t: LockTargets): InstanceLock {
-  const held: Held[] = [];
-  const release = () => {
-    for (const h of held.splice(0)) {
-      try {
-        closeSync(h.fd); // closing the only descriptor drops the flock
-      } catch {
-        /* already closed */
-      }
-    }
-  };
+export async function acquireInstanceLock(t: LockTargets): Promise<InstanceLock> {
+  const stateFile = stateLockFile(t.stateDir);
+  const s = tryLock(stateFile, '--state-dir');
+  if (!s) throw lockedMessage(readPid(stateFile), `with --state-dir ${t.stateDir}`, stateFile, 'stop it first, or give this one its own --state-dir (and its own chain, in another network namespace)');
+  let server: Server | null;
   try {
-    const stateFile = stateLockFile(t.stateDir);
-    const s = tryLock(stateFile, '--state-dir');
-    if (!s) throw lockedMessage(readPid(stateFile), `with --state-dir ${t.stateDir}`, stateFile, 'stop it first, or give this one its own --state-dir (and its own chain, in another network namespace)');
-    held.push(s);
-    try {
-      mkdirSync(t.lockDir, { recursive: true, mode: 0o750 });
-    } catch (e) {
-      throw new Error(`invalid --lock-dir ${t.lockDir}: cannot create it (${(e as Error).message})`);
-    }
-    const chainFile = chainLockFile(t.lockDir, t.chain);
-    const c = tryLock(chainFile, '--lock-dir');
-    if (!c) throw lockedMessage(readPid(chainFile), `with chain ${t.chain} in this network namespace`, chainFile, 'stop it first (systemctl stop nfips, or SIGTERM to that pid); two instances cannot share one chain');
-    held.push(c);
+    server = await bindChain(t.chain);
   } catch (e) {
-    release();
+    closeSync(s.fd);
     throw e;
   }
-  return { files: held.map((h) => h.file), release };
+  if (!server) {
+    closeSync(s.fd);
+    const holder = await chainLockHolder(t.chain);
+    throw lockedMessage(holder?.pid ?? null, `with chain ${t.chain} in this network namespace`, `abstract socket @nfips-chain-${t.chain}`, 'stop it first (systemctl stop nfips, or SIGTERM to that pid); two instances cannot share one chain');
+  }
+  let released = false;
+  return {
+    held: [stateFile, `@nfips-chain-${t.chain}`],
+    release: () => {
+      if (released) return;
+      released = true;
+      server?.close();
+      closeSync(s.fd); // closing the only descriptor drops the flock
+    },
+  };
 }
 
-/** The pid of the nfips holding the chain lock, or null if none does (for commands that change the chain). */
-export function chainLockHolder(lockDir: string, chain: string): { pid: number | null; file: string } | null {
-  const file = chainLockFile(lockDir, chain);
-  let h: Held | null;
-  try {
-    // Only a look: the file keeps the last holder's pid.
-    h = tryLock(file, '--lock-dir', false);
-  } catch {
-    return null; // no lock dir we can use: nobody we could see holds it
-  }
-  if (h) {
-    closeSync(h.fd);
-    return null;
-  }
-  return { pid: readPid(file), file };
+/** The nfips holding the chain in this network namespace, or null if none does (for commands that change the chain). */
+export function chainLockHolder(chain: string): Promise<{ pid: number | null; lock: string } | null> {
+  return new Promise((resolve) => {
+    const lock = `abstract socket @nfips-chain-${chain}`;
+    let text = '';
+    const sock = createConnection({ path: chainLockName(chain) });
+    sock.setEncoding('utf8');
+    sock.setTimeout(2000, () => sock.destroy());
+    sock.on('data', (d: string) => (text += d));
+    // Refused or absent: nobody holds it. Held but silent: held all the same.
+    sock.on('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED' || e.code === 'ENOENT' ? null : { pid: null, lock }));
+    sock.on('close', (hadError) => {
+      if (hadError) return;
+      const m = /^(\d+)\n/.exec(text);
+      resolve({ pid: m ? Number(m[1]) : null, lock });
+    });
+  });
 }
 
-/** The pid of the nfips holding the state directory's lock, or null if none does (for commands that edit its files). */
-export function stateLockHolder(stateDir: string): { pid: number | null; file: string } | null {
+/**
+ * Holds the state directory's lock for a command that edits its files while
+ * nfips is stopped, so an nfips starting meanwhile waits its turn instead of
+ * reading the file half-edited and overwriting the edit later. Throws
+ * InstanceLockedError when an nfips holds it; a missing directory needs no lock.
+ */
+export function holdStateLock(stateDir: string): { release(): void } {
+  if (!existsSync(stateDir)) return { release: () => undefined };
   const file = stateLockFile(stateDir);
-  if (!existsSync(file)) return null;
-  let h: Held | null;
-  try {
-    h = tryLock(file, '--state-dir', false);
-  } catch {
-    return null;
-  }
-  if (h) {
-    closeSync(h.fd);
-    return null;
-  }
-  return { pid: readPid(file), file };
+  const h = tryLock(file, '--state-dir', false);
+  if (!h) throw lockedMessage(readPid(file), `with --state-dir ${stateDir}`, file, 'it answers on its own --control-socket; give that');
+  return { release: () => closeSync(h.fd) };
 }

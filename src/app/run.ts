@@ -106,7 +106,6 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     block_max_ttl: o.blockMaxTtl,
     max_blocks: o.maxBlocks,
     state_dir: o.stateDir,
-    lock_dir: o.lockDir,
     learn_s: o.learnSeconds,
     malformed: o.malformed,
     rules_mode: o.rulesMode,
@@ -362,7 +361,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   // sets, the control socket): a second instance must change nothing.
   let instanceLock: InstanceLock;
   try {
-    instanceLock = acquireInstanceLock({ stateDir: o.stateDir, chain: plan.chain, lockDir: o.lockDir });
+    instanceLock = await acquireInstanceLock({ stateDir: o.stateDir, chain: plan.chain });
   } catch (e) {
     throw new StartupError((e as Error).message, e instanceof InstanceLockedError ? EXIT_RUNTIME : EXIT_CONFIG);
   }

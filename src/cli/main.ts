@@ -21,7 +21,7 @@ import { runReplay } from '../app/replay';
 import { createEventLog } from '../log/event-log';
 import { checkLines, parseSince, runLogs } from './logs';
 import { escapeControl, escapeJsonLine } from '../log/escape';
-import { chainLockHolder, stateLockHolder } from '../app/instance-lock';
+import { chainLockHolder, holdStateLock, InstanceLockedError } from '../app/instance-lock';
 import { repeatedFlags } from './repeated-flags';
 import { CONFIG_FLAGS, ConfigFile, locateProblems, mergeConfig, readConfigFile } from '../config/config-file';
 
@@ -68,8 +68,7 @@ function chainFlags<T>(y: Argv<T>) {
     .option('exclude', { type: 'string', array: true, describe: 'CIDR whose traffic never goes to the queue (repeatable)' })
     .option('ipv6', { type: 'boolean', defaultDescription: String(RUN_DEFAULTS.ipv6), describe: 'also inspect IPv6 (ip6tables); --no-ipv6 for IPv4 only' })
     .option('iptables', { type: 'string', defaultDescription: String(RUN_DEFAULTS.iptables), describe: 'iptables binary (e.g. iptables-legacy)' })
-    .option('ip6tables', { type: 'string', defaultDescription: String(RUN_DEFAULTS.ip6tables), describe: 'ip6tables binary' })
-    .option('lock-dir', { type: 'string', defaultDescription: String(RUN_DEFAULTS.lockDir), describe: 'directory of the per-chain instance locks, shared by every nfips on this host (one nfips per chain and network namespace)' });
+    .option('ip6tables', { type: 'string', defaultDescription: String(RUN_DEFAULTS.ip6tables), describe: 'ip6tables binary' });
 }
 
 async function cmdRun(argv: Record<string, unknown>): Promise<void> {
@@ -95,8 +94,8 @@ async function cmdIptables(action: string, argv: Record<string, unknown>): Promi
   }
   // The chain of a running nfips is its own: replacing or removing it under
   // it would leave it running with nothing queued to it.
-  const holder = chainLockHolder(o.lockDir, plan.chain);
-  if (holder) die(`nfips (pid ${holder.pid ?? 'unknown'}) is running with chain ${plan.chain} in this network namespace (lock ${holder.file}); stop it instead, it removes its chain itself`, EXIT_RUNTIME);
+  const holder = await chainLockHolder(plan.chain);
+  if (holder) die(`nfips (pid ${holder.pid ?? 'unknown'}) is running with chain ${plan.chain} in this network namespace (lock ${holder.lock}); stop it instead, it removes its chain itself`, EXIT_RUNTIME);
   const reason = await iptablesAvailable(bins, plan.families.map((f) => f.family));
   if (reason) die(`cannot manage iptables: ${reason}`, EXIT_RUNTIME);
   try {
@@ -154,9 +153,14 @@ async function onBlocks<R>(argv: { controlSocket: string; stateDir: string }, re
   } catch (e) {
     if (!notRunning(e)) die((e as Error).message, EXIT_RUNTIME);
   }
-  // Running but not on that socket: editing its state file now would be overwritten.
-  const holder = stateLockHolder(path.resolve(argv.stateDir));
-  if (holder) die(`nfips (pid ${holder.pid ?? '?'}) is running with --state-dir ${argv.stateDir} but nothing answers on ${argv.controlSocket}; give its --control-socket`, EXIT_RUNTIME);
+  // Held for the edit: an nfips running on another socket (its edit would be
+  // overwritten) is refused, and one starting meanwhile waits for the file.
+  let lock: { release(): void };
+  try {
+    lock = holdStateLock(path.resolve(argv.stateDir));
+  } catch (e) {
+    die(e instanceof InstanceLockedError ? `${e.message.replace(/^another nfips/, 'nfips')} (nothing answers on ${argv.controlSocket})` : (e as Error).message, e instanceof InstanceLockedError ? EXIT_RUNTIME : EXIT_CONFIG);
+  }
   let result: R;
   try {
     const o = new OfflineBlocks(path.resolve(argv.stateDir), RUN_DEFAULTS.blockTtl);
@@ -165,6 +169,8 @@ async function onBlocks<R>(argv: { controlSocket: string; stateDir: string }, re
     process.stderr.write(`nfips is not running (nothing answers on ${argv.controlSocket}); ${req.cmd === 'blocks.list' ? 'read' : 'edited'} the state file ${o.file}${req.cmd === 'blocks.list' ? '' : ', applied at next start'}\n`);
   } catch (e) {
     die((e as Error).message, EXIT_CONFIG);
+  } finally {
+    lock.release();
   }
   const sets = await liveBlockSets();
   if (sets.length) {

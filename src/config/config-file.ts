@@ -37,7 +37,6 @@ export const CONFIG_FLAGS: Readonly<Record<string, FlagSpec>> = {
   ipv6: { kind: 'boolean' },
   iptables: { kind: 'string' },
   ip6tables: { kind: 'string' },
-  'lock-dir': { kind: 'path' },
   'log-rate': { kind: 'integer' },
   'control-socket': { kind: 'path' },
   'watch-rules': { kind: 'boolean' },
@@ -115,6 +114,12 @@ function parse(file: string, text: string): unknown {
   if (file.endsWith('.json')) {
     const r = parseJsonBounded(text);
     if ('problem' in r) fail(file, [r.problem]);
+    // JSON.parse keeps the last of two equal keys; a key given twice is refused here as in YAML.
+    const dup = parseDocument(text, { uniqueKeys: true }).errors.find((e) => e.code === 'DUPLICATE_KEY');
+    if (dup) {
+      const at = dup.linePos?.[0];
+      fail(file, [{ path: '', message: `a key given twice${at ? ` at line ${at.line}, column ${at.col}` : ''}: ${(dup.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}` }]);
+    }
     return r.doc;
   }
   // uniqueKeys: a key given twice is a mistake, as a flag given twice is.

@@ -51,7 +51,6 @@ export interface RunFlags {
   blockMaxTtl?: number | string;
   maxBlocks?: number | string;
   stateDir?: string;
-  lockDir?: string;
   ipset?: string;
   learn?: string;
   malformed?: string;
@@ -111,8 +110,6 @@ export interface RunOptions {
   maxBlocks: number;
   /** Where blocks are saved across restarts. */
   stateDir: string;
-  /** Where the per-chain instance locks live (shared by every nfips on the host). */
-  lockDir: string;
   ipset: string;
   /** --learn: seconds of this site's traffic to learn a model from before running in `mode`; null: no learning. */
   learnSeconds: number | null;
@@ -159,7 +156,6 @@ export const RUN_DEFAULTS = {
   blockMaxTtl: 86_400,
   maxBlocks: 4096,
   stateDir: '/var/lib/nfips',
-  lockDir: '/run/nfips',
   ipset: 'ipset',
   malformed: 'drop',
   rulesMode: 'enforce',
@@ -279,7 +275,6 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     if (value === '') problems.push(`invalid --${flag} "": give a file name`);
   }
   if (f.stateDir === '') problems.push('invalid --state-dir "": blocks need a directory to survive restarts');
-  if (f.lockDir === '') problems.push('invalid --lock-dir "": the instance lock needs a directory every nfips on this host shares');
   let learnSeconds: number | null = null;
   if (flags.learn !== undefined) {
     learnSeconds = attempt(() => parseDuration('learn', flags.learn!)) ?? null;
@@ -325,7 +320,6 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     blockMaxTtl: blockMaxTtl!,
     maxBlocks: maxBlocks!,
     stateDir: path.resolve(f.stateDir),
-    lockDir: path.resolve(f.lockDir),
     ipset: f.ipset,
     learnSeconds,
     malformed: malformed!,

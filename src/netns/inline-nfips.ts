@@ -53,7 +53,6 @@ export function startInlineNfips(netns: string, args: string[], opts: InlineOpti
   // Blocks saved by one test run must not greet the next one.
   const state = args.includes('--state-dir') ? [] : ['--state-dir', path.join(dir, 'state')];
   // Another user cannot write the default /run/nfips; its instance locks go with its other files.
-  if (opts.owner && !args.includes('--lock-dir')) state.push('--lock-dir', path.join(dir, 'locks'));
   const proc = spawn('ip', ['netns', 'exec', netns, ...(opts.prefix ?? []), process.execPath, bin, 'run', '--log-file', logFile, ...(given >= 0 ? [] : ['--control-socket', controlSocket]), ...state, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));

@@ -75,8 +75,12 @@ export class Metrics {
         labelNames,
         registers: [r],
         async collect() {
+          // Read everything first, then reset and fill without an await in
+          // between: two scrapes at once must not add their readings up.
+          const values: [Record<L, string | number>, number][] = [];
+          await fill((labels, v) => values.push([labels, v]));
           this.reset();
-          await fill((labels, v) => this.inc(labels as never, Math.max(0, v)));
+          for (const [labels, v] of values) this.inc(labels as never, Math.max(0, v));
         },
       });
     const gauge = <L extends string>(name: string, help: string, labelNames: L[], fill: (set: (labels: Record<L, string | number>, v: number) => void) => void | Promise<void>) =>
@@ -86,8 +90,12 @@ export class Metrics {
         labelNames,
         registers: [r],
         async collect() {
+          // Read everything first, then reset and fill without an await in
+          // between: two scrapes at once must not add their readings up.
+          const values: [Record<L, string | number>, number][] = [];
+          await fill((labels, v) => values.push([labels, v]));
           this.reset();
-          await fill((labels, v) => this.set(labels as never, v));
+          for (const [labels, v] of values) this.set(labels as never, v);
         },
       });
     const perQueue = (fn: (c: QueueCounters, set: (labels: Record<string, string | number>, v: number) => void) => void) => (set: (labels: Record<string, string | number>, v: number) => void) => {

@@ -132,19 +132,21 @@ test('a queue bound by another program: exit 1 saying so, not "Operation not per
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-queue-'));
   const started: InlineNfips[] = [];
   try {
-    const first = startInlineNfips(ns, ['--queues', '0', '--stats-interval', '0', '--mode', 'off']);
-    started.push(first);
-    await first.waitFor('ready', 30_000);
-    const before = (await execFileP('ip', ['netns', 'exec', ns, 'iptables', '-w', '-t', 'mangle', '-S'])).stdout;
-    // Another program on queue 0: here a second nfips kept out of the first one's locks on purpose.
-    const other = startInlineNfips(ns, ['--queues', '0', '--stats-interval', '0', '--mode', 'off', '--lock-dir', path.join(dir, 'locks')]);
-    started.push(other);
-    const code = await exitOf(other, 30_000);
-    t.diagnostic(other.output().trim().split('\n').pop() ?? '');
-    assert.equal(code, 1, other.output());
-    assert.match(other.output(), /nfips: cannot bind NFQUEUE: queue 0 is in use by another program \(another nfips, suricata, \.\.\.\); stop it, or give this nfips other --queues/);
-    assert.equal((await execFileP('ip', ['netns', 'exec', ns, 'iptables', '-w', '-t', 'mangle', '-S'])).stdout, before);
-    assert.equal(await first.stop(), 0);
+    // Another program on queue 0: the native addon driven by a small harness, no nfips locks involved.
+    const harness = spawn('ip', ['netns', 'exec', ns, process.execPath, path.join(__dirname, '..', 'helpers', 'addon-harness.js'), 'repeat', '0', '60'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await once(harness.stdout, 'data');
+      const before = (await execFileP('ip', ['netns', 'exec', ns, 'iptables', '-w', '-t', 'mangle', '-S'])).stdout;
+      const other = startInlineNfips(ns, ['--queues', '0', '--stats-interval', '0', '--mode', 'off']);
+      started.push(other);
+      const code = await exitOf(other, 30_000);
+      t.diagnostic(other.output().trim().split('\n').pop() ?? '');
+      assert.equal(code, 1, other.output());
+      assert.match(other.output(), /nfips: cannot bind NFQUEUE: queue 0 is in use by another program \(another nfips, suricata, \.\.\.\); stop it, or give this nfips other --queues/);
+      assert.equal((await execFileP('ip', ['netns', 'exec', ns, 'iptables', '-w', '-t', 'mangle', '-S'])).stdout, before, 'nothing left installed');
+    } finally {
+      harness.kill('SIGKILL');
+    }
   } finally {
     for (const nf of started) {
       await nf.stop('SIGKILL', 5000).catch(() => undefined);

@@ -78,17 +78,16 @@ test('blocks that expired while stopped are left out; a damaged state file names
   }
 });
 
-test('an nfips that holds the state directory but answers on another socket: nothing is edited behind its back', () => {
+test('an nfips that holds the state directory but answers on another socket: nothing is edited behind its back', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-offline-'));
   const stateDir = path.join(dir, 'state');
   // This process stands in for the running nfips: it holds the state directory's lock.
   mkdirSync(stateDir, { mode: 0o750 });
-  mkdirSync(path.join(dir, 'locks'), { mode: 0o700 });
-  const lock = acquireInstanceLock({ stateDir, chain: `T${process.pid}`, lockDir: path.join(dir, 'locks') });
+  const lock = await acquireInstanceLock({ stateDir, chain: `T${process.pid}` });
   try {
     const r = spawnSync(process.execPath, [NFIPS, 'blocks', 'add', '192.0.2.7', '--control-socket', path.join(dir, 'none.sock'), '--state-dir', stateDir], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, new RegExp(`nfips \\(pid ${process.pid}\\) is running with --state-dir .*state but nothing answers on .*none\\.sock; give its --control-socket`));
+    assert.match(r.stderr, new RegExp(`nfips \\(pid ${process.pid}\\) is already running with --state-dir .*state .*it answers on its own --control-socket; give that \\(nothing answers on .*none\\.sock\\)`));
     assert.throws(() => readFileSync(path.join(stateDir, 'blocks.json')), /ENOENT/, 'no state file written');
   } finally {
     lock.release();

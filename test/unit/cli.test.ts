@@ -11,8 +11,8 @@ import { PACKAGE_ROOT } from '../../src/config/paths';
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
 const DEFAULT_RULES = path.join(PACKAGE_ROOT, 'rules', 'default.json');
 function nfips(...args: string[]) {
-  // `run` in its own network namespace: see test/helpers/isolated-cli.ts.
-  const r = args[0] === 'run' ? nfipsIsolated(args) : spawnSync(process.execPath, [NFIPS, ...args], { encoding: 'utf8', timeout: 30_000 });
+  // Commands that could change iptables run in their own network namespace: see test/helpers/isolated-cli.ts.
+  const r = args[0] === 'run' || (args[0] === 'iptables' && args[1] !== 'print') ? nfipsIsolated(args) : spawnSync(process.execPath, [NFIPS, ...args], { encoding: 'utf8', timeout: 30_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 

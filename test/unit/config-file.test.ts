@@ -84,6 +84,7 @@ describe('config file', () => {
   it('gives line and column for YAML and JSON syntax errors, and refuses a key given twice', () => {
     assert.throws(() => readConfigFile(file('syntax.yaml', 'queues: 0-1\nexclude: [10.0.0.0/8,\n  hook: : x\n')), /syntax\.yaml: at \(root\): not valid YAML at line 3, column \d+/);
     assert.throws(() => readConfigFile(file('twice.yaml', 'queues: 0-1\nmode: off\nqueues: 2\n')), /twice\.yaml: at \(root\): not valid YAML at line 3, column 1: Map keys must be unique/);
+    assert.throws(() => readConfigFile(file('twice.json', '{"queues": "0",\n "queues": "5"}')), /twice\.json: at \(root\): a key given twice at line 2, column 2: Map keys must be unique/);
     assert.throws(() => readConfigFile(file('syntax.json', '{\n  "queues": "0-1"\n  "mode": "off"\n}')), /syntax\.json: at \(root\): not valid JSON at line 3, column 3/);
     assert.throws(() => readConfigFile(file('list.yaml', '- queues\n')), /expected a mapping of flag names to values/);
     assert.throws(() => readConfigFile(path.join(dir, 'missing.yaml')), /invalid --config file .*missing\.yaml: no such file/);

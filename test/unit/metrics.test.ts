@@ -86,3 +86,19 @@ test('every expression of the Grafana dashboard names metrics nfips exports', as
     assert.ok(used.has(n), `no panel shows ${n}`);
   }
 });
+
+test('two scrapes at once read the same counters, not their sum', async () => {
+  const m = new Metrics();
+  m.attach({
+    queues: () => [],
+    kernelQueues: () => [],
+    unverdicted: () => null,
+    ruleStats: () => ({ version: 1, file: 'r.json', sha256: '', rules: [], default: { action: 'accept', packets: 0, bytes: 0 } }) as never,
+    detector: () => null,
+    blocks: () => ({ active: 0, counts: {} }),
+    // Slow, like the iptables listing behind it: both scrapes wait on it together.
+    blockDrops: () => new Promise((resolve) => setTimeout(() => resolve({ sets: { 'nfips-src4': { packets: 100, bytes: 1000 } } }), 50)),
+  });
+  const [a, b] = await Promise.all([m.registry.metrics(), m.registry.metrics()]);
+  for (const text of [a, b]) assert.match(text, /nfips_block_kernel_dropped_packets_total\{[^}]*\} 100\n/);
+});

@@ -36,7 +36,9 @@ describe('privileges', () => {
     try {
       // As root, drop to a uid with no capabilities; otherwise this user already has none.
       const asUser = process.getuid?.() === 0 ? (requireTools({ setpriv: 'util-linux' }), ['setpriv', '--reuid', '61012', '--regid', '61012', '--clear-groups', '--inh-caps', '-all', '--bounding-set', '-all', '--']) : [];
-      const [cmd, ...args] = [...asUser, process.execPath, NFIPS, 'run', '--state-dir', path.join(dir, 'state'), '--control-socket', ''];
+      // In a throwaway network namespace, should the refusal ever regress.
+      const isolate = process.getuid?.() === 0 ? ['unshare', '--net', '--'] : [];
+      const [cmd, ...args] = [...isolate, ...asUser, process.execPath, NFIPS, 'run', '--state-dir', path.join(dir, 'state'), '--control-socket', ''];
       const r = spawnSync(cmd as string, args, { encoding: 'utf8', timeout: 30_000 });
       assert.equal(r.status, 1, r.stderr);
       assert.match(r.stderr, /^nfips: nfips run needs CAP_NET_ADMIN/);
