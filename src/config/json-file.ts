@@ -110,11 +110,105 @@ export function lineColumn(text: string, offset: number): { line: number; column
  */
 export function describeJsonSyntaxError(text: string, v8Message: string): string {
   const m = /\s*(?:in JSON )?at position (\d+)(?: \(line \d+ column \d+\))?/.exec(v8Message);
-  const offset = m ? Number(m[1]) : /end of JSON input/.test(v8Message) ? text.length : null;
+  const offset = m ? Number(m[1]) : /end of JSON input/.test(v8Message) ? text.length : firstJsonError(text);
   const what = (m ? v8Message.replace(m[0], '') : v8Message).replace(/^SyntaxError: /, '').trim();
   if (offset === null) return `not valid JSON: ${what}`;
   const { line, column } = lineColumn(text, offset);
   return `not valid JSON at line ${line}, column ${column}: ${what}`;
+}
+
+/**
+ * Offset of the first character that makes `text` invalid JSON, or null.
+ * For V8's messages that give no position ("Unexpected token 'o', ... is not
+ * valid JSON": an unquoted value, a single quote, a comment). Iterative, so
+ * nesting depth costs no stack; only run on text JSON.parse already refused.
+ */
+export function firstJsonError(text: string): number | null {
+  let i = 0;
+  const n = text.length;
+  const ws = () => {
+    while (i < n && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
+  };
+  // After a value: what may follow inside each open container.
+  const stack: ('{' | '[')[] = [];
+  const value = (): boolean => {
+    ws();
+    const c = text[i];
+    if (c === '"') return str();
+    if (c === '{' || c === '[') return true;
+    const lit = /^(?:true|false|null|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?)/.exec(text.slice(i, i + 400));
+    if (!lit) return false;
+    i += lit[0].length;
+    return true;
+  };
+  const str = (): boolean => {
+    i++;
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        i++;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c === 0x5c) {
+        const e = text[i + 1];
+        if (e === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) return false;
+          i += 6;
+          continue;
+        }
+        if (!e || !'"\\/bfnrt'.includes(e)) return false;
+        i += 2;
+        continue;
+      }
+      i++;
+    }
+    return false;
+  };
+  for (;;) {
+    if (!value()) return Math.min(i, n);
+    // Open containers: an empty one may close at once.
+    while (text[i] === '{' || text[i] === '[') {
+      const open = text[i] as '{' | '[';
+      i++;
+      ws();
+      if (text[i] === (open === '{' ? '}' : ']')) {
+        i++;
+        break;
+      }
+      stack.push(open);
+      if (open === '{') {
+        if (text[i] !== '"' || !str()) return Math.min(i, n);
+        ws();
+        if (text[i] !== ':') return Math.min(i, n);
+        i++;
+      }
+      if (!value()) return Math.min(i, n);
+    }
+    // Close what ends here, then expect a comma or the end.
+    for (;;) {
+      ws();
+      const top = stack[stack.length - 1];
+      if (top === undefined) {
+        return i < n ? i : null;
+      }
+      if (text[i] === (top === '{' ? '}' : ']')) {
+        stack.pop();
+        i++;
+        continue;
+      }
+      if (text[i] !== ',') return Math.min(i, n);
+      i++;
+      if (top === '{') {
+        ws();
+        if (text[i] !== '"' || !str()) return Math.min(i, n);
+        ws();
+        if (text[i] !== ':') return Math.min(i, n);
+        i++;
+      }
+      break;
+    }
+  }
 }
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { readBlockState } from '../../src/blocks/state-file';
-import { describeJsonSyntaxError, lineColumn } from '../../src/config/json-file';
+import { describeJsonSyntaxError, firstJsonError, lineColumn, parseJsonBounded } from '../../src/config/json-file';
 import { parseModel } from '../../src/detect/model';
 import { parseRuleText } from '../../src/rules/load';
 
@@ -14,6 +14,21 @@ import { parseRuleText } from '../../src/rules/load';
 const BROKEN = '{\n  "default": "accept",\n  "lock": false\n  "rules": []\n}\n';
 
 describe('JSON syntax errors', () => {
+  it('errors V8 gives no position for (an unquoted value, a trailing comma, a comment) still get line and column', () => {
+    const cases: [string, number, number][] = [
+      ['{\n  "mode": prevent\n}', 2, 11],
+      ['[1, 2,]', 1, 7],
+      ['{"a": 1, // note\n"b": 2}', 1, 10],
+      ['{\n  "rules": [{"id": "x", "action": "drop", "enabled": tru}]\n}', 2, 54],
+    ];
+    for (const [text, line, column] of cases) {
+      const r = parseJsonBounded(text);
+      assert.ok('problem' in r, text);
+      assert.match(r.problem.message, new RegExp(`^not valid JSON at line ${line}, column ${column}: `), text);
+    }
+    for (const valid of ['{}', '[[[]]]', '{"a": [], "b": [1, [2, {}]], "c": "\\u00e9\\n"}', '-0.5e3', '"x"']) assert.equal(firstJsonError(valid), null, valid);
+  });
+
   it('counts lines and columns from 1', () => {
     assert.deepEqual(lineColumn('ab\ncd', 0), { line: 1, column: 1 });
     assert.deepEqual(lineColumn('ab\ncd', 4), { line: 2, column: 2 });
