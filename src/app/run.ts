@@ -365,9 +365,12 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   } catch (e) {
     throw new StartupError((e as Error).message, e instanceof InstanceLockedError ? EXIT_RUNTIME : EXIT_CONFIG);
   }
+  // What a failed start must undo whichever step threw (the metrics endpoint).
+  const undo: (() => Promise<void>)[] = [];
   try {
-    return await startLocked(o, opts, rules, suppress, plan, instanceLock, signals);
+    return await startLocked(o, opts, rules, suppress, plan, instanceLock, signals, undo);
   } catch (e) {
+    for (const u of undo) await u().catch(() => undefined);
     instanceLock.release();
     throw e;
   }
@@ -380,7 +383,7 @@ interface SignalHooks {
   onReopen(fn: () => void): void;
 }
 
-async function startLocked(o: RunOptions, opts: { console: boolean; handleSignals: boolean }, rules: RuleSet, suppress: Suppressions, plan: IptablesPlan, instanceLock: InstanceLock, signals: SignalHooks): Promise<RunHandle> {
+async function startLocked(o: RunOptions, opts: { console: boolean; handleSignals: boolean }, rules: RuleSet, suppress: Suppressions, plan: IptablesPlan, instanceLock: InstanceLock, signals: SignalHooks, undo: (() => Promise<void>)[]): Promise<RunHandle> {
   const abortIfSignalled = () => {
     const sig = signals.signalled();
     if (sig) throw new StartupError(`stopped by ${sig} while starting; nothing left installed`, EXIT_OK);
@@ -421,6 +424,7 @@ async function startLocked(o: RunOptions, opts: { console: boolean; handleSignal
     await metricsServer?.close();
     metricsServer = null;
   };
+  undo.push(closeMetrics);
   const bins = binariesFor(o);
   const unavailable = await iptablesAvailable(bins, plan.families.map((f) => f.family));
   if (unavailable) {

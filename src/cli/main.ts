@@ -23,6 +23,7 @@ import { checkLines, parseSince, runLogs } from './logs';
 import { escapeControl, escapeJsonLine } from '../log/escape';
 import { chainLockHolder, holdStateLock, InstanceLockedError } from '../app/instance-lock';
 import { repeatedFlags } from './repeated-flags';
+import { readSuppressionFile } from '../detect/suppress';
 import { CONFIG_FLAGS, ConfigFile, locateProblems, mergeConfig, readConfigFile } from '../config/config-file';
 
 function die(message: string, code: number): never {
@@ -253,6 +254,14 @@ void yargs(hideBin(process.argv))
           const o = argv.config !== undefined ? resolveOrDie({ config: argv.config }) : null;
           const file = argv.file ?? o?.rules;
           if (file === undefined) die('say which rules file to check, or give --config', EXIT_CONFIG);
+          // The suppression list the config names is a start error too: check it here, not in a restart loop.
+          if (o?.suppress) {
+            try {
+              readSuppressionFile(o.suppress);
+            } catch (e) {
+              die((e as Error).message, EXIT_CONFIG);
+            }
+          }
           const rs = loadOrDie(file, argv.file === undefined && o ? o.rulesFormat : argv.rulesFormat);
           const disabled = rs.rules.filter((r) => !r.enabled).length;
           process.stdout.write(`${escapeControl(file)}: OK (${rs.origin.format} format, ${rs.rules.length} rules${disabled ? ` (${disabled} disabled)` : ''}, default ${rs.default}${rs.lock ? ', LOCKED' : ''})\n`);

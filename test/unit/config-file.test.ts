@@ -133,4 +133,12 @@ describe('integer flags', () => {
     assert.doesNotMatch(r.err, /NaN/);
     assert.equal(resolveRunOptions({ statsInterval: ' 7 ' }).statsInterval, 7);
   });
+
+  it('rules check --config (the unit\'s check before each start) also refuses a bad suppression list it names', () => {
+    file('bad-suppress.json', JSON.stringify({ suppress: [{}] }));
+    const cfg = file('with-suppress.yaml', `rules: ${path.join(PACKAGE_ROOT, 'rules', 'default.json')}\nsuppress: bad-suppress.json\n`);
+    const r = nfips('rules', 'check', '--config', cfg);
+    assert.equal(r.code, 2, r.out);
+    assert.match(r.err, /invalid anomaly suppression list .*bad-suppress\.json: 1 problem/);
+  });
 });
