@@ -62,17 +62,7 @@ export function logRuleEvents(log: Pick<EventLog, 'event'>, queue: number, rs: R
         category: rule ? 'nfips rule' : lock ? 'nfips lock' : 'nfips default policy',
         severity: rule?.severity ?? (quiet ? 3 : 2),
       },
-      proto: e.proto.toUpperCase(),
-      src_ip: e.src_ip,
-      src_port: e.src_port,
-      dest_ip: e.dest_ip,
-      dest_port: e.dest_port,
-      icmp_type: e.icmp_type,
-      icmp_code: e.icmp_code,
-      in_iface: ifaceName(e.in_ifindex),
-      out_iface: ifaceName(e.out_ifindex),
-      length: e.length,
-      suppressed: e.suppressed,
+      ...packetFields(e, ifaceName),
     }, e.action === 'alert' ? 'warn' : 'info');
   }
 }
@@ -94,9 +84,16 @@ function logEvasion(log: Pick<EventLog, 'event'>, queue: number, ruleId: string,
       category: 'Evasion attempt or malformed packet',
       severity: 2,
     },
+    // Ports are 0 when the header that holds them was not seen.
+    ...packetFields(e, ifaceName),
+  }, 'warn');
+}
+
+/** The packet's EVE fields, the same in rule and evasion events. */
+function packetFields(e: RuleEvent, ifaceName: (index: number) => string | null) {
+  return {
     proto: e.proto.toUpperCase(),
     src_ip: e.src_ip,
-    // Ports are 0 when the header that holds them was not seen.
     src_port: e.src_port,
     dest_ip: e.dest_ip,
     dest_port: e.dest_port,
@@ -106,5 +103,5 @@ function logEvasion(log: Pick<EventLog, 'event'>, queue: number, ruleId: string,
     out_iface: ifaceName(e.out_ifindex),
     length: e.length,
     suppressed: e.suppressed,
-  }, 'warn');
+  };
 }

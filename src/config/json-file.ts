@@ -273,7 +273,8 @@ export function describeSchemaErrors(errors: ErrorObject[], doc: unknown): JsonP
   return out;
 }
 
-function pointerGet(doc: unknown, pointer: string): unknown {
+/** The value at a JSON pointer (RFC 6901) in `doc`, or undefined. */
+export function pointerGet(doc: unknown, pointer: string): unknown {
   let cur = doc;
   for (const raw of pointer.split('/').slice(1)) {
     if (cur === null || typeof cur !== 'object') return undefined;

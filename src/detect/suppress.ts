@@ -11,7 +11,7 @@
 //       { "source": ["192.0.2.7", "fd00::7"] },
 //       { "signature_id": 9100210 } ] }
 import Ajv from 'ajv';
-import { parseJsonBounded, previewJson } from '../config/json-file';
+import { parseJsonBounded, pointerGet, previewJson } from '../config/json-file';
 import { readFileBounded } from '../config/safe-file';
 import { parsePrefix } from '../rules/address';
 import { prefixContains } from '../rules/linear';
@@ -156,11 +156,3 @@ export function readSuppressionFile(file: string): Suppressions {
   return parseSuppressions(parsed.doc, file);
 }
 
-function pointerGet(doc: unknown, path: string): unknown {
-  let cur: unknown = doc;
-  for (const part of path.split('/').slice(1)) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string, unknown>)[part.replace(/~1/g, '/').replace(/~0/g, '~')];
-  }
-  return cur;
-}

@@ -2,7 +2,7 @@
 // problem rejects the whole file: a gateway must never run on half a rule set.
 import { createHash } from 'node:crypto';
 import { ValidateFunction } from 'ajv';
-import { parseJsonBounded } from '../config/json-file';
+import { parseJsonBounded, pointerGet } from '../config/json-file';
 import { readFileBounded } from '../config/safe-file';
 import { parsePrefix } from './address';
 import { hasPorts } from './linear';
@@ -75,15 +75,6 @@ export function detectFormat(doc: unknown): RuleFormat {
     if (first && (typeof first.action === 'number' || 'port' in first)) return '2columns';
   }
   return 'native';
-}
-
-function pointerGet(doc: unknown, path: string): unknown {
-  let cur: unknown = doc;
-  for (const part of path.split('/').slice(1)) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string, unknown>)[part.replace(/~1/g, '/').replace(/~0/g, '~')];
-  }
-  return cur;
 }
 
 /** Far above any real rule set (10,000 rules take about 2 MB); bounds what a mistaken path can make nfips read. */

@@ -67,6 +67,13 @@ export class Metrics {
     collectDefaultMetrics({ register: r });
     const self = this;
     const src = () => self.#sources;
+    // Every reading first, then reset and set with no await in between: two
+    // scrapes at once must not add their readings up.
+    const readAll = async <L extends string>(fill: (set: (labels: Record<L, string | number>, v: number) => void) => void | Promise<void>) => {
+      const values: [Record<L, string | number>, number][] = [];
+      await fill((labels, v) => values.push([labels, v]));
+      return values;
+    };
     // A counter whose values are set from absolute readings at scrape time.
     const counter = <L extends string>(name: string, help: string, labelNames: L[], fill: (set: (labels: Record<L, string | number>, v: number) => void) => void | Promise<void>) =>
       new Counter<L>({
@@ -75,10 +82,7 @@ export class Metrics {
         labelNames,
         registers: [r],
         async collect() {
-          // Read everything first, then reset and fill without an await in
-          // between: two scrapes at once must not add their readings up.
-          const values: [Record<L, string | number>, number][] = [];
-          await fill((labels, v) => values.push([labels, v]));
+          const values = await readAll(fill);
           this.reset();
           for (const [labels, v] of values) this.inc(labels as never, Math.max(0, v));
         },
@@ -90,10 +94,7 @@ export class Metrics {
         labelNames,
         registers: [r],
         async collect() {
-          // Read everything first, then reset and fill without an await in
-          // between: two scrapes at once must not add their readings up.
-          const values: [Record<L, string | number>, number][] = [];
-          await fill((labels, v) => values.push([labels, v]));
+          const values = await readAll(fill);
           this.reset();
           for (const [labels, v] of values) this.set(labels as never, v);
         },
