@@ -14,6 +14,7 @@ import { writeSyntheticPcap } from '../src/pcap/synthetic';
 import { readRuleFile } from '../src/rules/load';
 import { PACKAGE_ROOT } from '../src/config/paths';
 import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine } from '../src/verdict/engine';
+import { compileRuleSet } from '../src/verdict/rule-snapshot';
 
 function arg(name: string, def: number | string): string {
   const k = process.argv.indexOf(`--${name}`);
@@ -29,12 +30,12 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'nfips-fbench-'));
 const pcap = path.join(dir, 'traffic.pcap');
 // Normal traffic plus a 20 s SYN flood, so both the quiet and the flooded shapes count.
 const total = writeSyntheticPcap(pcap, { seconds, seed: 7, flood: { from: '10.0.9.66', kind: 'syn', at: seconds / 2, seconds: 20, pps: 5000 } });
-const rules = readRuleFile(path.join(PACKAGE_ROOT, 'rules', 'default.json'), 'auto');
-const engineOpts = { mode: 'repeat' as const, mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 10, flowCapacity: 1 << 16, trackSessions: true, ifindex: () => undefined };
+const rules = compileRuleSet(readRuleFile(path.join(PACKAGE_ROOT, 'rules', 'default.json'), 'auto'), { ifindex: () => undefined });
+const engineOpts = { mode: 'repeat' as const, mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 10, flowCapacity: 1 << 16, trackSessions: true };
 
 function round(): { verdictNs: number; featureNs: number; packetNs: number; closeUs: number; windowUs: number; packets: number; windows: number } {
   const reader = new PcapBatchReader(pcap, 256);
-  const engine = new VerdictEngine(256, reader.meta, rules, 0, new ArrayBuffer(ruleCounterBytes(rules.rules.length)), engineOpts, new Float64Array(ENGINE_COUNTERS.length));
+  const engine = new VerdictEngine(256, reader.meta, rules, 0, new ArrayBuffer(ruleCounterBytes(rules.ruleCount)), engineOpts, new Float64Array(ENGINE_COUNTERS.length));
   let windows = 0;
   const steps: StepRecord[] = [];
   const agg = new StepCounter({ queue: 0, windowSeconds: 60, stepSeconds: 1 }, (r) => steps.push(r));

@@ -62,15 +62,17 @@ export class RuleReloader {
     if (rules.origin.sha256 === this.sup.rules.origin.sha256 && source === 'watch') {
       return { version: this.sup.rulesVersion, changed: false, rules_count: rules.rules.length, sha256: rules.origin.sha256 };
     }
-    let version: number;
+    let applied;
     try {
-      version = await this.sup.setRules(rules);
+      applied = await this.sup.setRules(rules);
     } catch (e) {
       // Threads that answered run the new set; the others get it when they do.
       this.log.event('rules_reload_failed', { source, file: this.file, error: (e as Error).message, version: this.sup.rulesVersion }, 'error');
       throw e;
     }
-    this.log.event('rules_reloaded', { source, file: this.file, version, sha256: rules.origin.sha256, rules_count: rules.rules.length, format: rules.origin.format });
+    const version = applied.version;
+    const swaps = applied.swaps.map((s) => ({ queue: s.queue, swap_ms: s.ms }));
+    this.log.event('rules_reloaded', { source, file: this.file, version, sha256: rules.origin.sha256, rules_count: rules.rules.length, format: rules.origin.format, compile_ms: applied.compileMs, swap_ms_max: Math.max(0, ...applied.swaps.map((s) => s.ms)), queues: swaps });
     logRuleWarnings(this.log, rules, version);
     return { version, changed: true, rules_count: rules.rules.length, sha256: rules.origin.sha256 };
   }

@@ -9,6 +9,7 @@ import { ENGINE_COUNTERS, EngineCounterName, EngineOptions, ruleCounterBytes, Ve
 import { FeatureWindow, StepRecord, WindowAggregator, WindowInputs, windowInputsOf } from '../features/window';
 import { openFlagModel } from '../detect/flag-model';
 import { RuleEvent } from '../verdict/rule-events';
+import { compileRuleSet } from '../verdict/rule-snapshot';
 
 export interface OfflineOptions {
   rules: RuleSet;
@@ -43,7 +44,6 @@ const OFFLINE_ENGINE: EngineOptions = {
   rejectMark: { value: 2, mask: 2 },
   eventsPerSecond: 10,
   flowCapacity: 1 << 16,
-  ifindex: () => undefined,
 };
 
 export class OfflinePipeline {
@@ -64,7 +64,8 @@ export class OfflinePipeline {
     this.ifIn = ifs.in;
     this.ifOut = ifs.out;
     this.meta = meta;
-    this.engine = new VerdictEngine(opts.batchSize, meta, opts.rules, 0, new ArrayBuffer(ruleCounterBytes(opts.rules.rules.length)), { ...OFFLINE_ENGINE, ifindex: (n) => ifs.names.get(n) }, this.counters);
+    const rules = compileRuleSet(opts.rules, { ifindex: (n) => ifs.names.get(n), malformed: OFFLINE_ENGINE.malformed });
+    this.engine = new VerdictEngine(opts.batchSize, meta, rules, 0, new ArrayBuffer(ruleCounterBytes(rules.ruleCount)), OFFLINE_ENGINE, this.counters);
     this.windows = new WindowAggregator({ queue: opts.queue ?? 0, ...opts.features }, opts.onWindow, opts.onStep);
     const e = this.engine;
     e.setFlagModel(opts.features.flags ? openFlagModel(opts.features.flags) : null);

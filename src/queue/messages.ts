@@ -1,8 +1,8 @@
 // Messages between the main thread and a queue thread.
-import { RuleSet } from '../rules/types';
 import { RulesMode, VerdictMode } from '../verdict/engine';
 import { MalformedPolicy } from '../verdict/hidden-guard';
 import { MarkSpec } from '../verdict/mark';
+import { RuleSnapshot } from '../verdict/rule-snapshot';
 import { RuleEvent } from '../verdict/rule-events';
 import { MessagePort } from 'node:worker_threads';
 import { StepRecord } from '../features/window';
@@ -30,7 +30,8 @@ export interface FeatureSettings {
 
 export interface QueueWorkerInit {
   queue: Omit<QueueOptions, 'counters'>;
-  rules: RuleSet;
+  /** Compiled on the main thread; its arrays are shared memory, not copies. */
+  rules: RuleSnapshot;
   rulesVersion: number;
   engine: EngineSettings;
   features: FeatureSettings | null;
@@ -42,11 +43,12 @@ export interface QueueWorkerInit {
   control: MessagePort;
 }
 
-export type ToQueueWorker = { type: 'rules'; rules: RuleSet; version: number } | { type: 'flags'; flags: SharedFlagModel | null } | { type: 'stop' };
+export type ToQueueWorker = { type: 'rules'; rules: RuleSnapshot; version: number } | { type: 'flags'; flags: SharedFlagModel | null } | { type: 'stop' };
 
 export type FromQueueWorker =
   | { type: 'ready'; queue: number; warnings: string[]; ruleCounters: SharedArrayBuffer; rulesVersion: number }
-  | { type: 'rules-applied'; queue: number; version: number; ruleCounters: SharedArrayBuffer }
+  /** swapMs: how long the thread's packets waited for the swap (receiving the message included). */
+  | { type: 'rules-applied'; queue: number; version: number; ruleCounters: SharedArrayBuffer; swapMs: number }
   | { type: 'rule-events'; queue: number; version: number; events: RuleEvent[] }
   | { type: 'error'; queue: number; fatal: boolean; message: string; suppressed: number }
   | { type: 'step'; queue: number; step: StepRecord }

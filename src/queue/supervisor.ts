@@ -4,7 +4,9 @@
 import path from 'node:path';
 import { MessageChannel, MessagePort, Worker } from 'node:worker_threads';
 import { EventLog } from '../log/event-log';
+import { ifindexOf } from '../rules/interfaces';
 import { RuleSet } from '../rules/types';
+import { compileRuleSet, RuleSnapshot } from '../verdict/rule-snapshot';
 import { ENGINE_COUNTERS, EngineCounterName } from '../verdict/engine';
 import { RuleEvent } from '../verdict/rule-events';
 import { StepRecord } from '../features/window';
@@ -29,6 +31,15 @@ export interface SupervisorOptions {
   /** Drop/reject/alert events from a queue thread, with the rule set they refer to. */
   onRuleEvents?: (queue: number, rules: RuleSet, events: RuleEvent[]) => void;
   startTimeoutMs?: number;
+}
+
+/** A reload as the queue threads took it. */
+export interface RulesApplied {
+  version: number;
+  /** Main-thread time to resolve and compile the rule set. */
+  compileMs: number;
+  /** Per queue thread that swapped: how long its packets waited (a thread restarted meanwhile started on the new set and has none). */
+  swaps: { queue: number; ms: number }[];
 }
 
 export type QueueCounters = { queue: number } & Record<NativeCounterName | EngineCounterName, number>;
@@ -69,6 +80,8 @@ export class QueueSupervisor {
   readonly #slots: Slot[];
   readonly #listeners = new Set<Listener>();
   #rules: RuleSet;
+  /** #rules compiled: what every queue thread runs, and what a restarted one starts on. */
+  #compiled: RuleSnapshot;
   #rulesVersion = 0;
   #features: FeatureSettings | null;
   /** Rule sets that queue threads may still report events for, by version. */
@@ -78,6 +91,7 @@ export class QueueSupervisor {
   private constructor(opts: SupervisorOptions) {
     this.#opts = opts;
     this.#rules = opts.rules;
+    this.#compiled = this.#compile(opts.rules);
     this.#features = opts.features;
     this.#ruleSets.set(0, opts.rules);
     this.#slots = opts.queues.map((queue) => {
@@ -140,18 +154,33 @@ export class QueueSupervisor {
     for (const s of this.#slots) if (s.worker) this.#send(s, { type: 'flags', flags });
   }
 
-  /** Hands a new rule set to every queue thread and waits until all use it. */
-  async setRules(rules: RuleSet, timeoutMs = 5000): Promise<number> {
+  /** Main-thread time the rule set in force took to compile. */
+  get compileMs(): number {
+    return this.#compiled.compileMs;
+  }
+
+  #compile(rules: RuleSet): RuleSnapshot {
+    return compileRuleSet(rules, { ifindex: ifindexOf, malformed: this.#opts.engine.malformed });
+  }
+
+  /**
+   * Compiles a validated rule set once, hands the result to every queue
+   * thread and waits until all use it. A compile error leaves the old set in force.
+   */
+  async setRules(rules: RuleSet, timeoutMs = 5000): Promise<RulesApplied> {
+    const compiled = this.#compile(rules);
     this.#rules = rules;
+    this.#compiled = compiled;
     const version = ++this.#rulesVersion;
     this.#ruleSets.set(version, rules);
     for (const v of this.#ruleSets.keys()) if (v < version - 1) this.#ruleSets.delete(v);
     // A thread restarted meanwhile starts on the new set: its ready counts too.
     const applied = (m: FromQueueWorker) => (m.type === 'rules-applied' && m.version === version) || (m.type === 'ready' && m.rulesVersion === version);
     const pending = this.#slots.filter((s) => s.worker).map((s) => this.#await(s.queue, applied, timeoutMs));
-    for (const s of this.#slots) if (s.worker) this.#send(s, { type: 'rules', rules, version });
-    await Promise.all(pending);
-    return version;
+    for (const s of this.#slots) if (s.worker) this.#send(s, { type: 'rules', rules: compiled, version });
+    const answers = await Promise.all(pending);
+    const swaps = answers.flatMap((m) => (m.type === 'rules-applied' ? [{ queue: m.queue, ms: m.swapMs }] : []));
+    return { version, compileMs: compiled.compileMs, swaps };
   }
 
   async stop(timeoutMs = 5000): Promise<void> {
@@ -214,7 +243,7 @@ export class QueueSupervisor {
     Atomics.store(slot.controlFlag, 0, 0);
     const init: QueueWorkerInit = {
       queue: { ...o.queue, queue: slot.queue },
-      rules: this.#rules,
+      rules: this.#compiled,
       rulesVersion: this.#rulesVersion,
       engine: o.engine,
       features: this.#features,

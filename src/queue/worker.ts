@@ -1,9 +1,8 @@
 // Entry point of one queue thread: receive -> decode -> verdict, nothing else.
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { ifindexOf } from '../rules/interfaces';
-import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
 import { warmUp } from '../verdict/warmup';
+import { RuleSnapshot } from '../verdict/rule-snapshot';
 import { StepCounter, stepTransferList, windowInputsOf } from '../features/window';
 import { openFlagModel } from '../detect/flag-model';
 import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
@@ -37,10 +36,10 @@ function reportBatchError(err: unknown): void {
 /** Longest a raised control flag waits while no packet arrives. */
 const CONTROL_POLL_MS = 100;
 
-const ruleCountersFor = (rules: RuleSet) => new SharedArrayBuffer(ruleCounterBytes(rules.rules.length));
+const ruleCountersFor = (rules: RuleSnapshot) => new SharedArrayBuffer(ruleCounterBytes(rules.ruleCount));
 
 function main(): void {
-  const engineOptions: EngineOptions = { ...init.engine, ifindex: ifindexOf };
+  const engineOptions: EngineOptions = init.engine;
   warmUp(init.queue.batchSize, init.rules, engineOptions, init.features);
   let q: NativeQueue;
   try {
@@ -89,12 +88,17 @@ function main(): void {
     // Clear before draining: a message posted meanwhile raises it again.
     Atomics.store(flag, 0, 0);
     let stop = false;
-    for (let got = receiveMessageOnPort(init.control); got !== undefined; got = receiveMessageOnPort(init.control)) {
+    for (;;) {
+      // Receiving is part of a swap's pause: the message is deserialised here.
+      const received = performance.now();
+      const got = receiveMessageOnPort(init.control);
+      if (got === undefined) break;
       const m = got.message as ToQueueWorker;
       if (m.type === 'rules') {
         ruleCounters = ruleCountersFor(m.rules);
         engine.setRules(m.rules, m.version, ruleCounters);
-        post({ type: 'rules-applied', queue: queueNum, version: m.version, ruleCounters });
+        const swapMs = performance.now() - received;
+        post({ type: 'rules-applied', queue: queueNum, version: m.version, ruleCounters, swapMs });
       } else if (m.type === 'flags') {
         // A model learnt on this site replaces the one the thread started with.
         engine.setFlagModel(m.flags ? openFlagModel(m.flags) : null);

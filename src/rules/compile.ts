@@ -5,14 +5,19 @@
 // ports, else its protocol (rules with no protocol go to every protocol's
 // list). A packet looks up each index once, which yields a few ascending
 // candidate lists; they are merged in rule order from `from`, and each
-// candidate is checked with the reference ruleMatches, so the answer is
-// always the linear matcher's: the indexes only decide which rules are tried.
+// candidate is checked field by field (rowMatches, the linear matcher's test
+// read from columns), so the answer is always the linear matcher's: the
+// indexes only decide which rules are tried.
+//
+// compileMatcher does the work once per rule set, into plain typed arrays;
+// CompiledMatcher is a view of them, cheap enough to build on every thread.
 import { FragBits, L3Bits } from '../packet/decoded';
 import { wordMask } from './address';
 import { ListBuilder, lowerBound, unionSorted } from './candidate-lists';
-import { hasPorts, Matcher, MatchInput, ResolvedRule, resolvedRule, ruleMatches } from './linear';
+import { hasPorts, Matcher, MatchInput, ResolvedRule } from './linear';
 import { fillPortTable, fitBudget, PORT_SPACE, PortRule } from './port-index';
-import { buildPrefixIndex, PrefixIndex, PrefixItem } from './prefix-index';
+import { buildPrefixIndex, PrefixIndex, PrefixIndexData, PrefixItem } from './prefix-index';
+import { buildRuleTable, RuleTable, rowMatches } from './rule-table';
 import { AddressMatch, PortRange } from './types';
 
 export interface CompileOptions {
@@ -84,7 +89,7 @@ export function chooseHome(r: ResolvedRule): Home {
 const PORT_PROTOCOLS = [6, 17, 132, 136].filter((p) => hasPorts(p));
 
 /** Prefix indexes for one address field, v4 and v6. */
-function buildAddressIndexes(rules: readonly ResolvedRule[], members: readonly number[], pick: (r: ResolvedRule) => AddressMatch | null, lists: ListBuilder): [PrefixIndex, PrefixIndex] {
+function buildAddressIndexes(rules: readonly ResolvedRule[], members: readonly number[], pick: (r: ResolvedRule) => AddressMatch | null, lists: ListBuilder): [PrefixIndexData, PrefixIndexData] {
   const byKey = [new Map<string, { words: number[]; bits: number; rules: number[] }>(), new Map<string, { words: number[]; bits: number; rules: number[] }>()];
   for (const ri of members) {
     for (const p of pick(rules[ri])?.prefixes ?? []) {
@@ -99,7 +104,7 @@ function buildAddressIndexes(rules: readonly ResolvedRule[], members: readonly n
       if (g.rules[g.rules.length - 1] !== ri) g.rules.push(ri);
     }
   }
-  const build = (width: 1 | 4, map: Map<string, { words: number[]; bits: number; rules: number[] }>): PrefixIndex => {
+  const build = (width: 1 | 4, map: Map<string, { words: number[]; bits: number; rules: number[] }>): PrefixIndexData => {
     const items: PrefixItem[] = Array.from(map.values(), (g) => ({ words: g.words, bits: g.bits, list: lists.intern(g.rules) }));
     return buildPrefixIndex(width, items);
   };
@@ -119,71 +124,83 @@ function buildPortIndex(rules: readonly PortRule[], protocolOf: (rule: number) =
   return { table, base };
 }
 
-export class CompiledMatcher implements Matcher {
-  readonly stats: CompileStats;
-  private readonly rules: readonly ResolvedRule[];
-  private readonly listData: Int32Array;
-  private readonly listStart: Int32Array;
-  private readonly src4: PrefixIndex;
-  private readonly src6: PrefixIndex;
-  private readonly dst4: PrefixIndex;
-  private readonly dst6: PrefixIndex;
-  private readonly dportTable: Int32Array;
-  private readonly dportBase: Int32Array;
-  private readonly sportTable: Int32Array;
-  private readonly sportBase: Int32Array;
+/**
+ * A compiled rule set as plain data: typed arrays and numbers only, so it
+ * can be moved into shared memory and read by every queue thread without a
+ * copy (see shared-arrays.ts). CompiledMatcher is the view that matches.
+ */
+export interface MatcherData {
+  /** The rules themselves, for checking candidates. */
+  table: RuleTable;
+  /** Candidate lists (candidate-lists.ts): list n is listData[listStart[n] .. listStart[n + 1]). */
+  listData: Int32Array;
+  listStart: Int32Array;
+  src4: PrefixIndexData;
+  src6: PrefixIndexData;
+  dst4: PrefixIndexData;
+  dst6: PrefixIndexData;
+  dportTable: Int32Array;
+  dportBase: Int32Array;
+  sportTable: Int32Array;
+  sportBase: Int32Array;
   /** Per IP protocol: list of its protocol-homed rules plus the wildcard ones. */
-  private readonly protoList: Int32Array;
-  /** Merge cursors (positions in listData) and list ends, sized for the worst packet. */
-  private readonly cur: Int32Array;
-  private readonly end: Int32Array;
+  protoList: Int32Array;
+  stats: CompileStats;
+}
 
-  constructor(rules: readonly ResolvedRule[], options: CompileOptions = {}) {
-    const t0 = performance.now();
-    const budget = options.portEntryBudget ?? DEFAULT_PORT_ENTRY_BUDGET;
-    // Same fields, one hidden class: rules built with object spread (tests,
-    // blind copies) can get many, which makes ruleMatches' field reads
-    // megamorphic; copies made as one literal share one fast map.
-    this.rules = rules.map((r) => resolvedRule(r, r.inIndex, r.outIndex));
-    const lists = new ListBuilder();
-    const homes: Record<Home, number[]> = { source: [], destination: [], dport: [], sport: [], protocol: [] };
-    // A disabled rule is filed nowhere, so it is never even a candidate.
-    rules.forEach((r, i) => {
-      if (r.enabled) homes[chooseHome(r)].push(i);
-    });
+/** Builds the indexes of a rule set; the slow part, done once per rule set on the main thread. */
+export function compileMatcher(rules: readonly ResolvedRule[], options: CompileOptions = {}): MatcherData {
+  const t0 = performance.now();
+  const budget = options.portEntryBudget ?? DEFAULT_PORT_ENTRY_BUDGET;
+  const lists = new ListBuilder();
+  const homes: Record<Home, number[]> = { source: [], destination: [], dport: [], sport: [], protocol: [] };
+  // A disabled rule is filed nowhere, so it is never even a candidate.
+  rules.forEach((r, i) => {
+    if (r.enabled) homes[chooseHome(r)].push(i);
+  });
 
-    [this.src4, this.src6] = buildAddressIndexes(rules, homes.source, (r) => r.source, lists);
-    [this.dst4, this.dst6] = buildAddressIndexes(rules, homes.destination, (r) => r.destination, lists);
+  const [src4, src6] = buildAddressIndexes(rules, homes.source, (r) => r.source, lists);
+  const [dst4, dst6] = buildAddressIndexes(rules, homes.destination, (r) => r.destination, lists);
 
-    const protocolOf = (i: number): number | null => rules[i].protocol;
-    const dport = fitBudget(homes.dport.map((rule) => ({ rule, ranges: rules[rule].dport ?? [] })), budget);
-    const sport = fitBudget(homes.sport.map((rule) => ({ rule, ranges: rules[rule].sport ?? [] })), budget);
-    ({ table: this.dportTable, base: this.dportBase } = buildPortIndex(dport.kept, protocolOf, lists));
-    ({ table: this.sportTable, base: this.sportBase } = buildPortIndex(sport.kept, protocolOf, lists));
-    const demoted = [...dport.demoted, ...sport.demoted].map((p) => p.rule);
-    const protoHomed = unionSorted(homes.protocol, demoted.sort((a, b) => a - b));
+  const protocolOf = (i: number): number | null => rules[i].protocol;
+  const dport = fitBudget(homes.dport.map((rule) => ({ rule, ranges: rules[rule].dport ?? [] })), budget);
+  const sport = fitBudget(homes.sport.map((rule) => ({ rule, ranges: rules[rule].sport ?? [] })), budget);
+  const dportIndex = buildPortIndex(dport.kept, protocolOf, lists);
+  const sportIndex = buildPortIndex(sport.kept, protocolOf, lists);
+  const demoted = [...dport.demoted, ...sport.demoted].map((p) => p.rule);
+  const protoHomed = unionSorted(homes.protocol, demoted.sort((a, b) => a - b));
 
-    const wildcard = protoHomed.filter((i) => rules[i].protocol === null);
-    const byProto = new Map<number, number[]>();
-    for (const i of protoHomed) {
-      const p = rules[i].protocol;
-      if (p === null) continue;
-      // Protocol numbers outside 0..255 can never equal a packet's.
-      if (!Number.isInteger(p) || p < 0 || p > 255) continue;
-      if (!byProto.has(p)) byProto.set(p, []);
-      byProto.get(p)?.push(i);
-    }
-    const wildcardList = lists.intern(wildcard);
-    this.protoList = new Int32Array(256).fill(wildcardList);
-    for (const [p, own] of byProto) this.protoList[p] = lists.intern(unionSorted(own, wildcard));
+  const wildcard = protoHomed.filter((i) => rules[i].protocol === null);
+  const byProto = new Map<number, number[]>();
+  for (const i of protoHomed) {
+    const p = rules[i].protocol;
+    if (p === null) continue;
+    // Protocol numbers outside 0..255 can never equal a packet's.
+    if (!Number.isInteger(p) || p < 0 || p > 255) continue;
+    if (!byProto.has(p)) byProto.set(p, []);
+    byProto.get(p)?.push(i);
+  }
+  const wildcardList = lists.intern(wildcard);
+  const protoList = new Int32Array(256).fill(wildcardList);
+  for (const [p, own] of byProto) protoList[p] = lists.intern(unionSorted(own, wildcard));
 
-    const packed = lists.finish();
-    this.listData = packed.data;
-    this.listStart = packed.start;
-    const maxLists = Math.max(this.src4.maxDepth, this.src6.maxDepth) + Math.max(this.dst4.maxDepth, this.dst6.maxDepth) + 3;
-    this.cur = new Int32Array(maxLists);
-    this.end = new Int32Array(maxLists);
-    this.stats = {
+  const packed = lists.finish();
+  const maxLists = Math.max(src4.maxDepth, src6.maxDepth) + Math.max(dst4.maxDepth, dst6.maxDepth) + 3;
+  const table = buildRuleTable(rules);
+  return {
+    table,
+    listData: packed.data,
+    listStart: packed.start,
+    src4,
+    src6,
+    dst4,
+    dst6,
+    dportTable: dportIndex.table,
+    dportBase: dportIndex.base,
+    sportTable: sportIndex.table,
+    sportBase: sportIndex.base,
+    protoList,
+    stats: {
       rules: rules.length,
       homes: {
         source: homes.source.length,
@@ -195,10 +212,48 @@ export class CompiledMatcher implements Matcher {
       demoted: demoted.length,
       lists: lists.count,
       listEntries: packed.data.length,
-      prefixLengths: [this.src4.lengthCount, this.src6.lengthCount, this.dst4.lengthCount, this.dst6.lengthCount],
+      prefixLengths: [src4.lengthCount, src6.lengthCount, dst4.lengthCount, dst6.lengthCount],
       maxLists,
       compileMs: performance.now() - t0,
-    };
+    },
+  };
+}
+
+export class CompiledMatcher implements Matcher {
+  readonly stats: CompileStats;
+  private readonly table: RuleTable;
+  private readonly listData: Int32Array;
+  private readonly listStart: Int32Array;
+  private readonly src4: PrefixIndex;
+  private readonly src6: PrefixIndex;
+  private readonly dst4: PrefixIndex;
+  private readonly dst6: PrefixIndex;
+  private readonly dportTable: Int32Array;
+  private readonly dportBase: Int32Array;
+  private readonly sportTable: Int32Array;
+  private readonly sportBase: Int32Array;
+  private readonly protoList: Int32Array;
+  /** Merge cursors (positions in listData) and list ends, sized for the worst packet. */
+  private readonly cur: Int32Array;
+  private readonly end: Int32Array;
+
+  /** A view of compiled data: a few small objects, however many rules (the swap a queue thread makes). */
+  constructor(data: MatcherData) {
+    this.stats = data.stats;
+    this.table = data.table;
+    this.listData = data.listData;
+    this.listStart = data.listStart;
+    this.src4 = new PrefixIndex(data.src4);
+    this.src6 = new PrefixIndex(data.src6);
+    this.dst4 = new PrefixIndex(data.dst4);
+    this.dst6 = new PrefixIndex(data.dst6);
+    this.dportTable = data.dportTable;
+    this.dportBase = data.dportBase;
+    this.sportTable = data.sportTable;
+    this.sportBase = data.sportBase;
+    this.protoList = data.protoList;
+    this.cur = new Int32Array(data.stats.maxLists);
+    this.end = new Int32Array(data.stats.maxLists);
   }
 
   match(m: MatchInput, i: number, from: number): number {
@@ -247,14 +302,14 @@ export class CompiledMatcher implements Matcher {
     const data = this.listData;
     const cur = this.cur;
     const end = this.end;
-    const rules = this.rules;
+    const table = this.table;
     while (k > 0) {
       let best = data[cur[0]];
       for (let j = 1; j < k; j++) {
         const v = data[cur[j]];
         if (v < best) best = v;
       }
-      if (ruleMatches(rules[best], m, i)) return best;
+      if (rowMatches(table, best, m, i)) return best;
       // Advance every list at `best` (a rule can sit in several); drop the finished ones.
       for (let j = 0; j < k; ) {
         if (data[cur[j]] === best) {
@@ -272,8 +327,4 @@ export class CompiledMatcher implements Matcher {
     }
     return -1;
   }
-}
-
-export function compileRules(rules: readonly ResolvedRule[], options?: CompileOptions): CompiledMatcher {
-  return new CompiledMatcher(rules, options);
 }

@@ -13,7 +13,7 @@
 // that /16. The search then runs over those lengths only (none, for most
 // addresses; one when a /16 holds only hosts). IPv6 searches all its lengths.
 import { wordMask } from './address';
-import { MISS, PrefixTable } from './prefix-table';
+import { MISS, PrefixTable, PrefixTableData } from './prefix-table';
 
 /** A distinct prefix and the id of its list of rules. */
 export interface PrefixItem {
@@ -35,27 +35,53 @@ function keyOf(w: Words, bits: number): string {
 /** No set of lengths: the search is skipped. */
 const NO_SET = 0;
 
+/** A built index as plain data (typed arrays and numbers), to be shared with other threads. */
+export interface PrefixIndexData {
+  table: PrefixTableData;
+  /** Bits of the direct first-level table (0: none, search set 1 always). */
+  topBits: number;
+  /** Per top-bits value x: [2x] longest short prefix entry + 1 (0: none), [2x + 1] length set. */
+  top: Int32Array;
+  /** Length set s is setLengths[setStart[s] .. setStart[s + 1]), ascending. */
+  setStart: Int32Array;
+  setLengths: Int32Array;
+  /** Masks of each length 0..maxBits, 4 words each. */
+  masks: Int32Array;
+  /** Per real prefix: its candidate list id. */
+  entryList: Int32Array;
+  /** Per real prefix: the next shorter real prefix containing it, or -1. */
+  entryParent: Int32Array;
+  /** Longest parent chain, counting the prefix itself. */
+  maxDepth: number;
+  /** Distinct prefix lengths in all. */
+  lengthCount: number;
+}
+
 export class PrefixIndex {
-  constructor(
-    private readonly table: PrefixTable,
-    /** Bits of the direct first-level table (0: none, search set 1 always). */
-    private readonly topBits: number,
-    /** Per top-bits value x: [2x] longest short prefix entry + 1 (0: none), [2x + 1] length set. */
-    private readonly top: Int32Array,
-    /** Length set s is setLengths[setStart[s] .. setStart[s + 1]), ascending. */
-    private readonly setStart: Int32Array,
-    private readonly setLengths: Int32Array,
-    /** Masks of each length 0..maxBits, 4 words each. */
-    private readonly masks: Int32Array,
-    /** Per real prefix: its candidate list id. */
-    readonly entryList: Int32Array,
-    /** Per real prefix: the next shorter real prefix containing it, or -1. */
-    readonly entryParent: Int32Array,
-    /** Longest parent chain, counting the prefix itself. */
-    readonly maxDepth: number,
-    /** Distinct prefix lengths in all. */
-    readonly lengthCount: number,
-  ) {}
+  private readonly table: PrefixTable;
+  private readonly topBits: number;
+  private readonly top: Int32Array;
+  private readonly setStart: Int32Array;
+  private readonly setLengths: Int32Array;
+  private readonly masks: Int32Array;
+  readonly entryList: Int32Array;
+  readonly entryParent: Int32Array;
+  readonly maxDepth: number;
+  readonly lengthCount: number;
+
+  /** A view of built data; nothing is copied. */
+  constructor(data: PrefixIndexData) {
+    this.table = PrefixTable.view(data.table);
+    this.topBits = data.topBits;
+    this.top = data.top;
+    this.setStart = data.setStart;
+    this.setLengths = data.setLengths;
+    this.masks = data.masks;
+    this.entryList = data.entryList;
+    this.entryParent = data.entryParent;
+    this.maxDepth = data.maxDepth;
+    this.lengthCount = data.lengthCount;
+  }
 
   get empty(): boolean {
     return this.entryList.length === 0;
@@ -119,7 +145,7 @@ function lengthSets(): { id: (lengths: number[]) => number; start: number[]; fla
 }
 
 /** Builds the index over distinct prefixes (equal masked keys must be merged by the caller). */
-export function buildPrefixIndex(width: 1 | 4, items: readonly PrefixItem[]): PrefixIndex {
+export function buildPrefixIndex(width: 1 | 4, items: readonly PrefixItem[]): PrefixIndexData {
   const topBits = width === 1 && items.length > 0 ? V4_TOP_BITS : 0;
   const lengths = Array.from(new Set(items.map((p) => p.bits))).sort((x, y) => x - y);
   const real = new Map<string, number>();
@@ -208,5 +234,5 @@ export function buildPrefixIndex(width: 1 | 4, items: readonly PrefixItem[]): Pr
   const maxBits = Math.max(0, ...lengths);
   const masks = new Int32Array((maxBits + 1) * 4);
   for (let l = 0; l <= maxBits; l++) for (let k = 0; k < 4; k++) masks[l * 4 + k] = wordMask(l, k);
-  return new PrefixIndex(table, topBits, top, Int32Array.from(sets.start), Int32Array.from(sets.flat), masks, entryList, entryParent, maxDepth, lengths.length);
+  return { table: table.data, topBits, top, setStart: Int32Array.from(sets.start), setLengths: Int32Array.from(sets.flat), masks, entryList, entryParent, maxDepth, lengthCount: lengths.length };
 }

@@ -31,23 +31,45 @@ function hashKey1(tag: number, w0: number): number {
   return h;
 }
 
+/** A filled table as plain data, to be shared with other threads and viewed there. */
+export interface PrefixTableData {
+  width: 1 | 4;
+  slots: Int32Array;
+  used: number;
+}
+
 export class PrefixTable {
   private readonly slots: Int32Array;
   private readonly stride: number;
   private readonly mask: number;
   private used = 0;
 
-  /** width: significant words per key (1 for IPv4, 4 for IPv6). */
+  /** width: significant words per key (1 for IPv4, 4 for IPv6); `from`: the data of a filled table to read. */
   constructor(
     readonly width: 1 | 4,
     expected: number,
+    from?: PrefixTableData,
   ) {
-    let capacity = 8;
-    // Load factor at most 1/2 keeps probe runs short and guarantees an empty slot.
-    while (capacity < expected * 2) capacity *= 2;
     this.stride = width === 1 ? 4 : 8;
-    this.mask = capacity - 1;
-    this.slots = new Int32Array(capacity * this.stride);
+    if (from) {
+      this.slots = from.slots;
+      this.used = from.used;
+    } else {
+      let capacity = 8;
+      // Load factor at most 1/2 keeps probe runs short and guarantees an empty slot.
+      while (capacity < expected * 2) capacity *= 2;
+      this.slots = new Int32Array(capacity * this.stride);
+    }
+    this.mask = this.slots.length / this.stride - 1;
+  }
+
+  /** A table reading the same slots (no copy). */
+  static view(data: PrefixTableData): PrefixTable {
+    return new PrefixTable(data.width, 0, data);
+  }
+
+  get data(): PrefixTableData {
+    return { width: this.width, slots: this.slots, used: this.used };
   }
 
   get size(): number {

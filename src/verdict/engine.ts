@@ -9,12 +9,14 @@ import { decodeBatch } from '../packet/decode';
 import { createDecodedBatch, DecodedBatch, DecodeStatus, FragBits, PROTO_ICMP, PROTO_ICMPV6 } from '../packet/decoded';
 import { guessFromPacket } from '../flow/server-guess';
 import { MetaColumns, NF_ACCEPT, NF_DROP, NF_REPEAT } from '../queue/native';
-import { createMatcher } from '../rules/matcher';
-import { hasPorts, MatchInput, Matcher, resolveRules } from '../rules/linear';
-import { RuleSet } from '../rules/types';
+import { CompiledMatcher } from '../rules/compile';
+import { hasPorts, MatchInput } from '../rules/linear';
 import { applyMark, MarkSpec } from './mark';
 import { HiddenGuard, MalformedPolicy, UNTRUSTED_ACCEPT } from './hidden-guard';
 import { RuleEventBuffer } from './rule-events';
+import { ACT_ACCEPT, ACT_ALERT, ACT_DROP, ACT_REJECT, RuleSnapshot } from './rule-snapshot';
+
+export { ACT_ACCEPT, ACT_ALERT, ACT_DROP, ACT_REJECT } from './rule-snapshot';
 
 export type VerdictMode = 'repeat' | 'accept';
 /** enforce: verdicts as decided; log: a dry run, every drop and reject is logged as would-drop/would-reject and accepted. */
@@ -37,16 +39,11 @@ const C_FLOW_OVERFLOW = 10;
 const C_EVASION_DROPS = 11;
 const C_DRY_RUN_PASSED = 12;
 
-export const ACT_ACCEPT = 0;
-export const ACT_DROP = 1;
-export const ACT_REJECT = 2;
-export const ACT_ALERT = 3;
 /** Event codes only (--rules-mode log): what the verdict would have been. */
 export const ACT_WOULD_DROP = 4;
 export const ACT_WOULD_REJECT = 5;
 /** Rule index of events about lock drops (-1 is the default policy). */
 export const LOCK_RULE = -2;
-const ACTION_CODES = { accept: ACT_ACCEPT, drop: ACT_DROP, reject: ACT_REJECT, alert: ACT_ALERT } as const;
 
 export interface EngineOptions {
   mode: VerdictMode;
@@ -56,7 +53,6 @@ export interface EngineOptions {
   /** Drop/alert events per rule per second before suppression. */
   eventsPerSecond: number;
   flowCapacity: number;
-  ifindex: (name: string) => number | undefined;
   /** What to do with packets whose transport header is hidden; 'drop' when absent. */
   malformed?: MalformedPolicy;
   /** 'enforce' when absent. */
@@ -68,10 +64,12 @@ export function ruleCounterBytes(ruleCount: number): number {
   return (ruleCount * 2 + 2) * 8;
 }
 
+/** The rule set in force: views of a RuleSnapshot, swapped whole between batches. */
 interface ActiveRules {
   version: number;
-  rules: RuleSet;
-  matcher: Matcher;
+  lock: boolean;
+  defaultAccepts: boolean;
+  matcher: CompiledMatcher;
   actions: Uint8Array;
   /** 1 where the rule's drop/reject/accept events are logged (the rule's `log`). */
   logs: Uint8Array;
@@ -118,7 +116,7 @@ export class VerdictEngine {
   constructor(
     capacity: number,
     private meta: MetaColumns,
-    rules: RuleSet,
+    rules: RuleSnapshot,
     rulesVersion: number,
     ruleCounters: SharedArrayBuffer | ArrayBuffer,
     private readonly opts: EngineOptions,
@@ -159,22 +157,27 @@ export class VerdictEngine {
     this.events.attach(this.decoded, meta);
   }
 
-  /** Swaps the rule set between two batches; a batch never sees a mix. */
-  setRules(rules: RuleSet, version: number, ruleCounters: SharedArrayBuffer | ArrayBuffer): void {
-    const resolved = resolveRules(rules.rules, this.opts.ifindex);
+  /**
+   * Swaps the rule set between two batches; a batch never sees a mix. The
+   * snapshot was compiled on the main thread (rule-snapshot.ts): this only
+   * builds views of it, in time that does not grow with the rule count
+   * (apart from zeroing the per-rule event buckets).
+   */
+  setRules(rules: RuleSnapshot, version: number, ruleCounters: SharedArrayBuffer | ArrayBuffer): void {
     const counters = new Float64Array(ruleCounters);
-    if (counters.length < rules.rules.length * 2 + 2) throw new RangeError('rule counter buffer too small');
+    if (counters.length < rules.ruleCount * 2 + 2) throw new RangeError('rule counter buffer too small');
     this.active = {
       version,
-      rules,
-      matcher: createMatcher(resolved),
-      actions: Uint8Array.from(rules.rules, (r) => ACTION_CODES[r.action]),
-      logs: Uint8Array.from(rules.rules, (r) => (r.log ? 1 : 0)),
+      lock: rules.lock,
+      defaultAccepts: rules.defaultAccepts,
+      matcher: new CompiledMatcher(rules.matcher),
+      actions: rules.actions,
+      logs: rules.logs,
       counters,
-      usesState: rules.rules.some((r) => r.state !== null),
+      usesState: rules.usesState,
     };
-    this.events.reset(rules.rules.length);
-    this.hidden.setRules(rules, resolved);
+    this.events.reset(rules.ruleCount);
+    this.hidden.setRules(rules.guard);
   }
 
   /** The flag-sequence model sessions are scored with (null: sequences are only counted). */
@@ -221,7 +224,7 @@ export class VerdictEngine {
       let action = ACT_ACCEPT;
       let decided = -1;
       let hiddenBy = -1;
-      if (a.rules.lock) {
+      if (a.lock) {
         action = ACT_DROP;
         c[C_LOCK]++;
       } else {
@@ -259,13 +262,13 @@ export class VerdictEngine {
           rc[nRules + r] += len;
           c[C_RULE]++;
         } else {
-          action = a.rules.default === 'accept' ? ACT_ACCEPT : ACT_DROP;
+          action = a.defaultAccepts ? ACT_ACCEPT : ACT_DROP;
           rc[2 * nRules]++;
           rc[2 * nRules + 1] += len;
           c[action === ACT_ACCEPT ? C_DEF_ACCEPT : C_DEF_DROP]++;
         }
       }
-      analysed[i] = decided < 0 && !a.rules.lock ? 1 : 0;
+      analysed[i] = decided < 0 && !a.lock ? 1 : 0;
       accepted[i] = 0;
       if (action === ACT_ACCEPT || dryRun) {
         if (action === ACT_ACCEPT) {
@@ -278,7 +281,7 @@ export class VerdictEngine {
           // them is the point of a dry run.
           c[action === ACT_REJECT ? C_REJECTED : C_DROPPED]++;
           c[C_DRY_RUN_PASSED]++;
-          const by = a.rules.lock ? LOCK_RULE : hiddenBy >= 0 ? hiddenBy : decided;
+          const by = a.lock ? LOCK_RULE : hiddenBy >= 0 ? hiddenBy : decided;
           this.events.record(by, action === ACT_REJECT ? ACT_WOULD_REJECT : ACT_WOULD_DROP, i, hiddenBy !== -1 ? d.hidden[i] : 0);
         }
         verdict[i] = this.acceptVerdict;
@@ -297,7 +300,7 @@ export class VerdictEngine {
         verdict[i] = NF_DROP;
         c[C_DROPPED]++;
         if (hiddenBy !== -1) this.events.record(hiddenBy >= 0 ? hiddenBy : -1, ACT_DROP, i, d.hidden[i]);
-        else if (!a.rules.lock && (decided < 0 || logs[decided] === 1)) this.events.record(decided, ACT_DROP, i);
+        else if (!a.lock && (decided < 0 || logs[decided] === 1)) this.events.record(decided, ACT_DROP, i);
       }
     }
     c[C_FLOW_OVERFLOW] += this.sessions.overflows - overflowsBefore;

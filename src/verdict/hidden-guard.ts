@@ -8,12 +8,13 @@
 // rule have matched?" must not cost a walk over every rule: it is answered by
 // the same indexed matcher as the rules, over copies of the drop and reject
 // rules with the unseen fields cleared (transportBlindRules). Those matchers
-// are built on the first hidden packet after a rule set arrives, so ordinary
-// traffic never pays for them.
-import { couldMatch, protocolUnknown, transportBlindRules } from '../rules/could-match';
+// are compiled with the rule set, on the main thread (compileGuard), so no
+// queue thread ever stops to build one when the first hidden packet comes.
+import { protocolUnknown, transportBlindRules } from '../rules/could-match';
 import { L3Bits } from '../packet/decoded';
-import { MatchInput, Matcher, ResolvedRule } from '../rules/linear';
-import { createMatcher } from '../rules/matcher';
+import { CompiledMatcher, compileMatcher, MatcherData } from '../rules/compile';
+import { MatchInput, ResolvedRule } from '../rules/linear';
+import { buildRuleTable, rowCouldMatch, RuleTable } from '../rules/rule-table';
 import { RuleSet } from '../rules/types';
 
 /** overrules(): the accept rests on a protocol the packet only claims, and the default policy drops. */
@@ -24,34 +25,66 @@ export type MalformedPolicy = 'drop' | 'policy';
 export const MALFORMED_POLICIES: readonly MalformedPolicy[] = ['drop', 'policy'];
 
 interface BlindMatcher {
-  matcher: Matcher;
+  matcher: CompiledMatcher;
   /** Rule index in the full rule set of each blind copy. */
   origin: Int32Array;
 }
 
-export class HiddenGuard {
-  private stopperRules: readonly ResolvedRule[] = [];
-  /** Index in the full rule set of each drop or reject rule, ascending. */
-  private stoppers = new Int32Array(0);
+/** What the guard needs of a rule set, compiled once: plain typed arrays, shareable between threads. */
+export interface GuardData {
+  /** Index in the full rule set of each enabled drop or reject rule, ascending. */
+  stoppers: Int32Array;
+  /** Row k: the rule stoppers[k], interfaces resolved. */
+  stopperRules: RuleTable;
   /** 1 where the rule accepts. */
-  private accepts = new Uint8Array(0);
+  accepts: Uint8Array;
   /** 1 where the rule names a protocol. */
-  private protocolBound = new Uint8Array(0);
+  protocolBound: Uint8Array;
+  defaultAccepts: boolean;
+  /** Blind copies of the stoppers for packets whose protocol is known, and for the others. */
+  known: { matcher: MatcherData; origin: Int32Array };
+  unknown: { matcher: MatcherData; origin: Int32Array };
+}
+
+/** policy 'policy' never asks the guard, so nothing is compiled for it. */
+export function compileGuard(rs: RuleSet, resolved: readonly ResolvedRule[], policy: MalformedPolicy = 'drop'): GuardData {
+  const stoppers = policy === 'drop' ? rs.rules.flatMap((r, k) => (r.enabled && (r.action === 'drop' || r.action === 'reject') ? [k] : [])) : [];
+  const stopperRules = stoppers.map((k) => resolved[k]);
+  const blind = (protocolKnown: boolean) => {
+    const b = transportBlindRules(stopperRules, protocolKnown);
+    return { matcher: compileMatcher(b.rules), origin: b.origin };
+  };
+  return {
+    stoppers: Int32Array.from(stoppers),
+    stopperRules: buildRuleTable(stopperRules),
+    accepts: Uint8Array.from(rs.rules, (r) => (r.action === 'accept' ? 1 : 0)),
+    protocolBound: Uint8Array.from(rs.rules, (r) => (r.protocol !== null ? 1 : 0)),
+    defaultAccepts: rs.default === 'accept',
+    known: blind(true),
+    unknown: blind(false),
+  };
+}
+
+export class HiddenGuard {
+  private stopperRules: RuleTable = buildRuleTable([]);
+  private stoppers: Int32Array = new Int32Array(0);
+  private accepts: Uint8Array = new Uint8Array(0);
+  private protocolBound: Uint8Array = new Uint8Array(0);
   private defaultAccepts = true;
   private known: BlindMatcher | null = null;
   private unknown: BlindMatcher | null = null;
 
   constructor(private readonly policy: MalformedPolicy) {}
 
-  setRules(rs: RuleSet, resolved: readonly ResolvedRule[]): void {
-    const stoppers = rs.rules.flatMap((r, k) => (r.enabled && (r.action === 'drop' || r.action === 'reject') ? [k] : []));
-    this.stoppers = Int32Array.from(stoppers);
-    this.stopperRules = stoppers.map((k) => resolved[k]);
-    this.accepts = Uint8Array.from(rs.rules, (r) => (r.action === 'accept' ? 1 : 0));
-    this.protocolBound = Uint8Array.from(rs.rules, (r) => (r.protocol !== null ? 1 : 0));
-    this.defaultAccepts = rs.default === 'accept';
-    this.known = null;
-    this.unknown = null;
+  /** Takes a compiled rule set's guard data; builds views only. */
+  setRules(g: GuardData): void {
+    this.stoppers = g.stoppers;
+    this.stopperRules = g.stopperRules;
+    this.accepts = g.accepts;
+    this.protocolBound = g.protocolBound;
+    this.defaultAccepts = g.defaultAccepts;
+    this.known = { matcher: new CompiledMatcher(g.known.matcher), origin: g.known.origin };
+    this.unknown = { matcher: new CompiledMatcher(g.unknown.matcher), origin: g.unknown.origin };
   }
 
   /**
@@ -75,18 +108,14 @@ export class HiddenGuard {
     if (!(m.d.l3[i] & L3Bits.Addresses)) {
       // Only the kernel's metadata is known (the kernel's own IP checks should
       // have stopped such a packet already): a short walk on hook and interfaces.
-      for (let k = 0; k < s.length && s[k] < limit; k++) if (couldMatch(this.stopperRules[k], m, i)) return s[k];
+      for (let k = 0; k < s.length && s[k] < limit; k++) if (rowCouldMatch(this.stopperRules, k, m, i)) return s[k];
       return fallback;
     }
-    const b = unknown ? (this.unknown ??= this.build(false)) : (this.known ??= this.build(true));
+    const b = unknown ? this.unknown : this.known;
+    if (b === null) return fallback;
     const k = b.matcher.match(m, i, 0);
     if (k < 0) return fallback;
     const rule = s[b.origin[k]];
     return rule < limit ? rule : fallback;
-  }
-
-  private build(protocolKnown: boolean): BlindMatcher {
-    const blind = transportBlindRules(this.stopperRules, protocolKnown);
-    return { matcher: createMatcher(blind.rules), origin: blind.origin };
   }
 }

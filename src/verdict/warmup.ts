@@ -4,7 +4,7 @@
 import { buildPacket, PacketSpec } from '../packet/build';
 import { TCP_ACK, TCP_SYN } from '../packet/decoded';
 import { Field, metaColumns } from '../queue/native';
-import { RuleSet } from '../rules/types';
+import { RuleSnapshot } from './rule-snapshot';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from './engine';
 import { WindowAggregator, windowInputsOf } from '../features/window';
 import { FeatureSettings } from '../queue/messages';
@@ -24,7 +24,7 @@ const SPECS: PacketSpec[] = [
 ];
 const SLOT = 256;
 
-export function warmUp(batchSize: number, rules: RuleSet, opts: EngineOptions, features: FeatureSettings | null = null, rounds = 3000): void {
+export function warmUp(batchSize: number, rules: RuleSnapshot, opts: EngineOptions, features: FeatureSettings | null = null, rounds = 3000): void {
   const n = Math.min(batchSize, 64);
   const meta = metaColumns(new ArrayBuffer(Field.Count * n * 4), n);
   const buf = new Uint8Array(n * SLOT);
@@ -37,7 +37,7 @@ export function warmUp(batchSize: number, rules: RuleSet, opts: EngineOptions, f
   }
   // One truncated packet keeps the malformed path warm too.
   meta.capLen[n - 1] = 10;
-  const engine = new VerdictEngine(n, meta, rules, 0, new ArrayBuffer(ruleCounterBytes(rules.rules.length)), opts, new Float64Array(ENGINE_COUNTERS.length));
+  const engine = new VerdictEngine(n, meta, rules, 0, new ArrayBuffer(ruleCounterBytes(rules.ruleCount)), opts, new Float64Array(ENGINE_COUNTERS.length));
   // The feature path too, windows included (a step every 100 rounds).
   const windows = features ? new WindowAggregator({ queue: 0, ...features }, () => undefined) : null;
   if (windows && features) {

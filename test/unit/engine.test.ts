@@ -7,6 +7,7 @@ import { parseRuleText } from '../../src/rules/load';
 import { RuleSet } from '../../src/rules/types';
 import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine, VerdictMode } from '../../src/verdict/engine';
 import { MalformedPolicy } from '../../src/verdict/hidden-guard';
+import { compileRuleSet } from '../../src/verdict/rule-snapshot';
 import { fragment4, withExtensions } from '../helpers/evasive-packets';
 
 const B = 8;
@@ -17,7 +18,8 @@ function setup(rs: RuleSet, mode: VerdictMode = 'repeat', malformed?: MalformedP
   const counters = new Float64Array(ENGINE_COUNTERS.length);
   const ruleCounters = new ArrayBuffer(ruleCounterBytes(rs.rules.length));
   const ifaces: Record<string, number> = { lan0: 3, wan0: 4 };
-  const engine = new VerdictEngine(B, meta, rs, 0, ruleCounters, { mode, mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 2, flowCapacity: 1024, ifindex: (n) => ifaces[n], malformed }, counters);
+  const compile = (x: RuleSet) => compileRuleSet(x, { ifindex: (n) => ifaces[n], malformed });
+  const engine = new VerdictEngine(B, meta, compile(rs), 0, ruleCounters, { mode, mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 2, flowCapacity: 1024, malformed }, counters);
   const buf = new Uint8Array(B * 256);
   const run = (packets: Buffer[], extra: { mark?: number[]; in?: number[]; hook?: number[] } = {}, now = 1000) => {
     packets.forEach((p, i) => {
@@ -35,7 +37,7 @@ function setup(rs: RuleSet, mode: VerdictMode = 'repeat', malformed?: MalformedP
     return Array.from(meta.verdict.subarray(0, packets.length));
   };
   const counter = (name: (typeof ENGINE_COUNTERS)[number]) => counters[ENGINE_COUNTERS.indexOf(name)];
-  return { engine, meta, run, counter, ruleCounters: new Float64Array(ruleCounters) };
+  return { engine, meta, run, counter, compile, ruleCounters: new Float64Array(ruleCounters) };
 }
 
 const telnet = buildPacket({ src: '10.0.0.5', dst: '192.0.2.7', proto: 6, sport: 40000, dport: 23, tcpFlags: TCP_SYN });
@@ -139,10 +141,10 @@ describe('VerdictEngine', () => {
     assert.equal(s.counter('lockDrops'), 2);
     assert.equal(s.engine.events.count, 0, 'lockdown drops are counted, not logged one by one');
     const rs = rules({ default: 'drop', rules: [{ action: 'accept' }] });
-    s.engine.setRules(rs, 1, new ArrayBuffer(ruleCounterBytes(1)));
+    s.engine.setRules(s.compile(rs), 1, new ArrayBuffer(ruleCounterBytes(1)));
     assert.deepEqual(s.run([Buffer.from([0x45, 0, 0]), web]), [NF_DROP, NF_REPEAT], 'no usable IP header: the default, not the accept-all rule');
     assert.equal(s.counter('malformed'), 1);
-    s.engine.setRules(rules({ default: 'accept', rules: [{ action: 'accept', protocol: 'tcp', dport: 80 }, { action: 'drop', source: '10.0.0.5' }] }), 2, new ArrayBuffer(ruleCounterBytes(2)));
+    s.engine.setRules(s.compile(rules({ default: 'accept', rules: [{ action: 'accept', protocol: 'tcp', dport: 80 }, { action: 'drop', source: '10.0.0.5' }] })), 2, new ArrayBuffer(ruleCounterBytes(2)));
     const badTcp = Buffer.from(web);
     badTcp[20 + 12] = 0x10; // data offset 4 words: not a TCP header
     assert.deepEqual(s.run([badTcp]), [NF_DROP], 'a malformed TCP header skips the port rule but not the address rule');

@@ -12,7 +12,8 @@ import { couldMatch, protocolUnknown } from '../../src/rules/could-match';
 import { MatchInput, ruleMatches } from '../../src/rules/linear';
 import { anyRule, Rule, RuleSet } from '../../src/rules/types';
 import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine } from '../../src/verdict/engine';
-import { HiddenGuard, UNTRUSTED_ACCEPT } from '../../src/verdict/hidden-guard';
+import { compileGuard, HiddenGuard, UNTRUSTED_ACCEPT } from '../../src/verdict/hidden-guard';
+import { compileRuleSet } from '../../src/verdict/rule-snapshot';
 import { fragment4, fragment6, withExtensions } from '../helpers/evasive-packets';
 
 /** Every way this suite hides the transport header of a packet, each with the reason the decoder must give. */
@@ -108,7 +109,7 @@ describe('hidden transport headers', () => {
       const idx: Record<string, number> = { eth2: 2, eth9: 9 };
       const res = rs.rules.map((r) => resolved(r, r.in === null ? 0 : idx[r.in], r.out === null ? 0 : idx[r.out]));
       const guard = new HiddenGuard('drop');
-      guard.setRules(rs, res);
+      guard.setRules(compileGuard(rs, res));
       const walk = (decided: number): number => {
         if (decided >= 0 ? rs.rules[decided].action !== 'accept' : rs.default !== 'accept') return -1;
         // An accept on a protocol the packet only claims cannot be trusted.
@@ -149,7 +150,7 @@ describe('hidden transport headers', () => {
   it('an IPv6 fragment that overlaps cannot choose its protocol to dodge a port rule', () => {
     const rs: RuleSet = { lock: false, default: 'accept', rules: [Object.assign(anyRule('telnet', 'drop'), { protocol: 6, dport: [{ lo: 23, hi: 23 }] })], origin: { file: 't', format: 'native', sha256: '' } };
     const guard = new HiddenGuard('drop');
-    guard.setRules(rs, rs.rules.map((r) => resolved(r)));
+    guard.setRules(compileGuard(rs, rs.rules.map((r) => resolved(r))));
     const d = createDecodedBatch(1);
     const m: MatchInput = { d, inIfindex: new Uint32Array(1), outIfindex: new Uint32Array(1), hook: Uint32Array.of(2), flowState: new Uint8Array(1) };
     const [, second] = fragment6(buildPacket({ src: 'fd00::1', dst: 'fd00::2', proto: 6, sport: 1000, dport: 23, tcpFlags: 0x02, payloadLen: 48 }), [8, 60]);
@@ -174,7 +175,7 @@ describe('hidden transport headers', () => {
     for (const [rules, dflt, want] of [[[accept58, telnet], 'accept', 1], [[accept58], 'drop', UNTRUSTED_ACCEPT], [[accept58], 'accept', -1]] as const) {
       const rs: RuleSet = { lock: false, default: dflt, rules: [...rules], origin: { file: 't', format: 'native', sha256: '' } };
       const guard = new HiddenGuard('drop');
-      guard.setRules(rs, rs.rules.map((r) => resolved(r)));
+      guard.setRules(compileGuard(rs, rs.rules.map((r) => resolved(r))));
       assert.equal(guard.overrules(m, 0, 0), want, `${rules.map((r) => r.id).join(',')} default ${dflt}`);
     }
   });
@@ -185,7 +186,7 @@ describe('hidden transport headers', () => {
     for (let seed = 1; seed <= 15; seed++) {
       const rs = ruleSet(seed);
       const meta = metaColumns(new ArrayBuffer(Field.Count * B * 4), B);
-      const engine = new VerdictEngine(B, meta, rs, 0, new ArrayBuffer(ruleCounterBytes(rs.rules.length)), { mode: 'repeat', mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 10, flowCapacity: 1024, ifindex: () => undefined }, new Float64Array(ENGINE_COUNTERS.length));
+      const engine = new VerdictEngine(B, meta, compileRuleSet(rs, { ifindex: () => undefined }), 0, new ArrayBuffer(ruleCounterBytes(rs.rules.length)), { mode: 'repeat', mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 10, flowCapacity: 1024 }, new Float64Array(ENGINE_COUNTERS.length));
       const buf = new Uint8Array(B * 512);
       const verdictOf = (p: Buffer, cap: number): number => {
         buf.set(p.subarray(0, cap), 0);

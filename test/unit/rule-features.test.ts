@@ -8,6 +8,7 @@ import { RuleFileError } from '../../src/rules/errors';
 import { parseRuleText } from '../../src/rules/load';
 import { RuleSet } from '../../src/rules/types';
 import { ENGINE_COUNTERS, ruleCounterBytes, RulesMode, VerdictEngine } from '../../src/verdict/engine';
+import { compileRuleSet } from '../../src/verdict/rule-snapshot';
 import { DEFAULT_POLICY_SIGNATURE, LOCK_SIGNATURE, logRuleEvents, RULE_SIGNATURE_BASE } from '../../src/app/rule-event-log';
 
 const rules = (doc: unknown) => parseRuleText(JSON.stringify(doc), 't.json');
@@ -25,7 +26,7 @@ const B = 8;
 function setup(rs: RuleSet, rulesMode: RulesMode = 'enforce') {
   const meta = metaColumns(new ArrayBuffer(Field.Count * B * 4), B);
   const counters = new Float64Array(ENGINE_COUNTERS.length);
-  const engine = new VerdictEngine(B, meta, rs, 0, new ArrayBuffer(ruleCounterBytes(rs.rules.length)), { mode: 'repeat', mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 100, flowCapacity: 1024, ifindex: () => undefined, rulesMode }, counters);
+  const engine = new VerdictEngine(B, meta, compileRuleSet(rs, { ifindex: () => undefined }), 0, new ArrayBuffer(ruleCounterBytes(rs.rules.length)), { mode: 'repeat', mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 100, flowCapacity: 1024, rulesMode }, counters);
   const buf = new Uint8Array(B * 256);
   const run = (packets: Buffer[]) => {
     packets.forEach((p, i) => {
