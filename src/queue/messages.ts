@@ -43,7 +43,8 @@ export interface QueueWorkerInit {
   control: MessagePort;
 }
 
-export type ToQueueWorker = { type: 'rules'; rules: RuleSnapshot; version: number } | { type: 'flags'; flags: SharedFlagModel | null } | { type: 'stop' };
+/** ruleCounters: the thread's counters for the new set, allocated by the main thread so the swap allocates nothing. */
+export type ToQueueWorker = { type: 'rules'; rules: RuleSnapshot; version: number; ruleCounters: SharedArrayBuffer } | { type: 'flags'; flags: SharedFlagModel | null } | { type: 'stop' };
 
 export type FromQueueWorker =
   | { type: 'ready'; queue: number; warnings: string[]; ruleCounters: SharedArrayBuffer; rulesVersion: number }

@@ -7,7 +7,7 @@ import { EventLog } from '../log/event-log';
 import { ifindexOf } from '../rules/interfaces';
 import { RuleSet } from '../rules/types';
 import { compileRuleSet, RuleSnapshot } from '../verdict/rule-snapshot';
-import { ENGINE_COUNTERS, EngineCounterName } from '../verdict/engine';
+import { ENGINE_COUNTERS, EngineCounterName, ruleCounterBytes } from '../verdict/engine';
 import { RuleEvent } from '../verdict/rule-events';
 import { StepRecord } from '../features/window';
 import { EngineSettings, FeatureSettings, FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
@@ -154,11 +154,6 @@ export class QueueSupervisor {
     for (const s of this.#slots) if (s.worker) this.#send(s, { type: 'flags', flags });
   }
 
-  /** Main-thread time the rule set in force took to compile. */
-  get compileMs(): number {
-    return this.#compiled.compileMs;
-  }
-
   #compile(rules: RuleSet): RuleSnapshot {
     return compileRuleSet(rules, { ifindex: ifindexOf, malformed: this.#opts.engine.malformed });
   }
@@ -177,7 +172,7 @@ export class QueueSupervisor {
     // A thread restarted meanwhile starts on the new set: its ready counts too.
     const applied = (m: FromQueueWorker) => (m.type === 'rules-applied' && m.version === version) || (m.type === 'ready' && m.rulesVersion === version);
     const pending = this.#slots.filter((s) => s.worker).map((s) => this.#await(s.queue, applied, timeoutMs));
-    for (const s of this.#slots) if (s.worker) this.#send(s, { type: 'rules', rules: compiled, version });
+    for (const s of this.#slots) if (s.worker) this.#send(s, { type: 'rules', rules: compiled, version, ruleCounters: new SharedArrayBuffer(ruleCounterBytes(compiled.ruleCount)) });
     const answers = await Promise.all(pending);
     const swaps = answers.flatMap((m) => (m.type === 'rules-applied' ? [{ queue: m.queue, ms: m.swapMs }] : []));
     return { version, compileMs: compiled.compileMs, swaps };

@@ -95,7 +95,7 @@ function main(): void {
       if (got === undefined) break;
       const m = got.message as ToQueueWorker;
       if (m.type === 'rules') {
-        ruleCounters = ruleCountersFor(m.rules);
+        ruleCounters = m.ruleCounters;
         engine.setRules(m.rules, m.version, ruleCounters);
         const swapMs = performance.now() - received;
         post({ type: 'rules-applied', queue: queueNum, version: m.version, ruleCounters, swapMs });

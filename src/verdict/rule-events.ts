@@ -59,6 +59,8 @@ export class RuleEventBuffer {
   private tokens = new Float64Array(1);
   private refilled = new Float64Array(1);
   private suppressed = new Float64Array(1);
+  /** Rules of the set in force; the default policy's bucket follows them, then lock's. */
+  private rules = 0;
   private decoded: DecodedBatch | null = null;
   private meta: MetaColumns | null = null;
 
@@ -90,17 +92,29 @@ export class RuleEventBuffer {
     this.meta = meta;
   }
 
-  /** One bucket per rule plus one for the default policy (index ruleCount) and one for lock (ruleCount + 1). */
+  /**
+   * One bucket per rule plus one for the default policy (index ruleCount)
+   * and one for lock (ruleCount + 1). Called on every rule swap, while the
+   * thread's packets wait: the arrays are reused when they are big enough,
+   * since allocating 10,000 rules' worth could start a garbage collection.
+   */
   reset(ruleCount: number): void {
-    this.tokens = new Float64Array(ruleCount + 2).fill(this.perSecond);
-    this.refilled = new Float64Array(ruleCount + 2);
-    this.suppressed = new Float64Array(ruleCount + 2);
+    const n = ruleCount + 2;
+    if (this.tokens.length < n) {
+      this.tokens = new Float64Array(n);
+      this.refilled = new Float64Array(n);
+      this.suppressed = new Float64Array(n);
+    }
+    this.tokens.fill(this.perSecond, 0, n);
+    this.refilled.fill(0, 0, n);
+    this.suppressed.fill(0, 0, n);
+    this.rules = ruleCount;
     this.count = 0;
   }
 
   /** rule = -1 for the default policy, -2 for lock; reason: the packet's Hidden code when that is why it was dropped. */
   record(rule: number, action: number, i: number, reason = 0): void {
-    const slot = rule < 0 ? this.tokens.length - 3 - rule : rule;
+    const slot = rule < 0 ? this.rules - 1 - rule : rule;
     const now = this.clock[0];
     const elapsed = now - this.refilled[slot];
     if (elapsed > 0) {

@@ -34,6 +34,15 @@ async function udpProbe(t: Topology, port: number): Promise<string> {
   return (await t.exec(t.client, 'python3', ['-c', script], { allowFail: true })).stdout.trim();
 }
 
+/** The reload event's timings: present, finite, non-negative, one pause per queue thread (values are the machine's, never judged here). */
+function assertReloadTimes(e: Record<string, unknown>, queues: number[]): void {
+  assert.ok(typeof e.compile_ms === 'number' && Number.isFinite(e.compile_ms) && e.compile_ms >= 0, `compile_ms ${String(e.compile_ms)}`);
+  const swaps = e.queues as { queue: number; swap_ms: number }[];
+  assert.deepEqual(swaps.map((q) => q.queue).sort(), queues);
+  for (const q of swaps) assert.ok(typeof q.swap_ms === 'number' && Number.isFinite(q.swap_ms) && q.swap_ms >= 0, `swap_ms ${JSON.stringify(q)}`);
+  assert.equal(e.swap_ms_max, Math.max(...swaps.map((q) => q.swap_ms)));
+}
+
 const RULES_A = {
   default: 'accept',
   rules: [
@@ -113,7 +122,8 @@ test('rules on the real kernel path', { timeout: 300_000 }, async (t: TestContex
       writeFileSync(file, JSON.stringify(RULES_B));
       const r = await execFileP(process.execPath, [NFIPS, 'rules', 'reload', '--control-socket', nf.controlSocket]);
       assert.match(r.stdout, /reloaded: version 1, 5 rules/);
-      await nf.waitFor('rules_reloaded', 5000, (e) => e.source === 'control' && e.version === 1);
+      const reloaded = await nf.waitFor('rules_reloaded', 5000, (e) => e.source === 'control' && e.version === 1);
+      assertReloadTimes(reloaded, [0, 1]);
       assert.equal((await curl(topo, `http://${topo.addr.server4}:8080/`)).out.split(' ')[0], '200', '8080 opens after the reload');
       assert.equal(await tcpConnect(topo, 9), 'timeout', 'a new connection to 9 is dropped by its SYN');
       await chatDone;
@@ -143,6 +153,19 @@ test('rules on the real kernel path', { timeout: 300_000 }, async (t: TestContex
       assert.equal((await curl(topo, `http://${topo.addr.server4}/`)).out.split(' ')[0], '200', 'and pass 80');
       const status = JSON.parse((await execFileP(process.execPath, [NFIPS, 'status', '--json', '--control-socket', nf.controlSocket])).stdout) as { rules: { version: number } };
       assert.equal(status.rules.version, 2);
+    });
+
+    await t.test('a 10,000-rule reload logs the compile time and each queue thread\'s pause', async () => {
+      // Host rules in 198.18.0.0/15 (benchmarking addresses no one here uses), after set A's rules.
+      const extra = Array.from({ length: 10_000 }, (_, k) => ({ id: `bench-${k}`, action: 'drop', source: `198.18.${k >> 8}.${k & 255}/32` }));
+      writeFileSync(file, JSON.stringify({ ...RULES_A, rules: [...RULES_A.rules, ...extra] }));
+      nf.proc.kill('SIGHUP');
+      const e = await nf.waitFor('rules_reloaded', 20_000, (r) => r.source === 'sighup' && r.version === 3);
+      assert.equal(e.rules_count, 10_005);
+      assertReloadTimes(e, [0, 1]);
+      t.diagnostic(`10,005 rules: compile ${Number(e.compile_ms).toFixed(1)} ms on the main thread; queue thread pauses ${JSON.stringify(e.queues)}`);
+      assert.equal(await tcpConnect(topo, 8080), 'timeout', 'the new set is in force');
+      assert.equal(await tcpConnect(topo, 9), 'open');
     });
   } finally {
     await n?.stop();

@@ -10,6 +10,7 @@ import { createDecodedBatch, Hidden } from '../../src/packet/decoded';
 import { Field, metaColumns, NF_DROP, NF_REPEAT } from '../../src/queue/native';
 import { couldMatch, protocolUnknown } from '../../src/rules/could-match';
 import { MatchInput, ruleMatches } from '../../src/rules/linear';
+import { buildRuleTable, rowCouldMatch, rowMatches } from '../../src/rules/rule-table';
 import { anyRule, Rule, RuleSet } from '../../src/rules/types';
 import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine } from '../../src/verdict/engine';
 import { compileGuard, HiddenGuard, UNTRUSTED_ACCEPT } from '../../src/verdict/hidden-guard';
@@ -78,6 +79,43 @@ describe('hidden transport headers', () => {
       }
     }
     assert.ok(checked > 500, `enough matching pairs were checked (${checked})`);
+  });
+
+  it('the rule table (the form queue threads get) answers as the rule objects do, hidden or not', () => {
+    const d = createDecodedBatch(2);
+    const m: MatchInput = { d, inIfindex: Uint32Array.of(2, 0), outIfindex: Uint32Array.of(0, 3), hook: Uint32Array.of(2, 1), flowState: Uint8Array.of(1, 2) };
+    let could = 0;
+    let pairs = 0;
+    for (let seed = 1; seed <= 10; seed++) {
+      const rng = new Rng(seed * 7);
+      const rules = generateRules(60, seed).map((r) => {
+        // Some on an interface (present, or missing: -1), a hook, a family, a state.
+        const k = rng.int(0, 9);
+        if (k === 0) return resolved({ ...r, in: 'eth2' }, 2, 0);
+        if (k === 1) return resolved({ ...r, out: 'gone0' }, 0, -1);
+        if (k === 2) return resolved({ ...r, hook: 1 });
+        if (k === 3) return resolved({ ...r, family: 6 });
+        if (k === 4) return resolved({ ...r, state: 2 });
+        return resolved(r);
+      });
+      const table = buildRuleTable(rules);
+      for (const spec of generatePackets(rules, 40, seed + 300, 0.6)) {
+        const whole = buildPacket({ ...spec, payloadLen: 48 });
+        decodePacket(whole, 0, whole.length, 0, d);
+        for (const v of [{ bytes: whole, cap: whole.length }, ...hiddenVariants({ ...spec, payloadLen: 48 }), { bytes: whole, cap: 24 }]) {
+          decodePacket(v.bytes, 0, v.cap, 1, d);
+          rules.forEach((r, k) => {
+            for (const i of [0, 1]) {
+              assert.equal(rowMatches(table, k, m, i), ruleMatches(r, m, i), `rule ${k} packet ${i} ${JSON.stringify(spec)}`);
+              assert.equal(rowCouldMatch(table, k, m, i), couldMatch(r, m, i), `could: rule ${k} packet ${i} ${JSON.stringify(spec)}`);
+              if (couldMatch(r, m, i)) could++;
+              pairs++;
+            }
+          });
+        }
+      }
+    }
+    assert.ok(could > pairs * 0.05 && could < pairs * 0.95, `both answers were exercised (${could} of ${pairs})`);
   });
 
   it('the indexed guard names the same drop rule as a walk over every rule would', () => {
