@@ -148,10 +148,12 @@ function lengthSets(): { id: (lengths: number[]) => number; start: number[]; fla
 export function buildPrefixIndex(width: 1 | 4, items: readonly PrefixItem[]): PrefixIndexData {
   const topBits = width === 1 && items.length > 0 ? V4_TOP_BITS : 0;
   const lengths = Array.from(new Set(items.map((p) => p.bits))).sort((x, y) => x - y);
-  const real = new Map<string, number>();
+  // IPv4 keys are numbers (length and masked word): no string per probe, which made most of the compile time.
+  const keyAt = (words: readonly number[], bits: number): number | string => (width === 1 ? bits * 0x100000000 + (((words[0] ?? 0) & wordMask(bits, 0)) >>> 0) : keyOf(maskWords(words, bits), bits));
+  const real = new Map<number | string, number>();
   items.forEach((p, e) => {
-    const key = keyOf(maskWords(p.words, p.bits), p.bits);
-    if (real.has(key)) throw new Error(`duplicate prefix ${key}`);
+    const key = keyAt(p.words, p.bits);
+    if (real.has(key)) throw new Error(`duplicate prefix ${keyOf(maskWords(p.words, p.bits), p.bits)}`);
     real.set(key, e);
   });
 
@@ -159,7 +161,7 @@ export function buildPrefixIndex(width: 1 | 4, items: readonly PrefixItem[]): Pr
   const longestReal = (words: readonly number[], bits: number): number => {
     for (let l = lengths.length - 1; l >= 0; l--) {
       if (lengths[l] > bits) continue;
-      const e = real.get(keyOf(maskWords(words, lengths[l]), lengths[l]));
+      const e = real.get(keyAt(words, lengths[l]));
       if (e !== undefined) return e;
     }
     return -1;
@@ -205,26 +207,27 @@ export function buildPrefixIndex(width: 1 | 4, items: readonly PrefixItem[]): Pr
   }
 
   // Key -> value (the longest real prefix at or above the key): reals first, then markers.
-  const slots = new Map<string, { tag: number; w: Words; value: number }>();
+  const slots = new Map<number | string, { tag: number; w: Words; value: number }>();
   for (const p of searched) {
-    const w = maskWords(p.words, p.bits);
-    slots.set(keyOf(w, p.bits), { tag: p.bits + 1, w, value: real.get(keyOf(w, p.bits)) ?? -1 });
+    const key = keyAt(p.words, p.bits);
+    slots.set(key, { tag: p.bits + 1, w: maskWords(p.words, p.bits), value: real.get(key) ?? -1 });
   }
+  const flat = sets.flat;
   for (const p of searched) {
     const s = topBits > 0 ? (setOf.get(topOf(p)) ?? NO_SET) : 1;
-    const search = sets.flat.slice(sets.start[s], sets.start[s + 1]);
-    let lo = 0;
-    let hi = search.length - 1;
+    // Binary search over flat[start[s] .. start[s + 1]), as longest() will run it.
+    let lo = sets.start[s];
+    let hi = sets.start[s + 1] - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      if (search[mid] === p.bits) break;
-      if (search[mid] > p.bits) {
+      const len = flat[mid];
+      if (len === p.bits) break;
+      if (len > p.bits) {
         hi = mid - 1;
         continue;
       }
-      const w = maskWords(p.words, search[mid]);
-      const key = keyOf(w, search[mid]);
-      if (!slots.has(key)) slots.set(key, { tag: search[mid] + 1, w, value: longestReal(p.words, search[mid]) });
+      const key = keyAt(p.words, len);
+      if (!slots.has(key)) slots.set(key, { tag: len + 1, w: maskWords(p.words, len), value: longestReal(p.words, len) });
       lo = mid + 1;
     }
   }

@@ -33,7 +33,7 @@ const F_ICMP_TYPE = 9;
 const F_ICMP_CODE = 10;
 /** Start and end (in prefixes or ranges) of each list. */
 const F_SRC = 11;
-const F_SRC_END = 12;
+const F_SRC_END = 12; // always F_SRC + 1, as for the others
 const F_DST = 13;
 const F_DST_END = 14;
 const F_SPORT = 15;
@@ -66,15 +66,16 @@ export function buildRuleTable(rules: readonly ResolvedRule[]): RuleTable {
   const rows = new Float64Array(rules.length * ROW);
   const prefixes: number[] = [];
   const ranges: number[] = [];
-  const addresses = (a: AddressMatch): [number, number] => {
-    const start = prefixes.length / PREFIX_STRIDE;
-    for (const p of a.prefixes) prefixes.push(p.family, wordMask(p.bits, 0), wordMask(p.bits, 1), wordMask(p.bits, 2), wordMask(p.bits, 3), p.words[0], p.words[1], p.words[2], p.words[3]);
-    return [start, prefixes.length / PREFIX_STRIDE];
+  // Each list goes to its pool; its start and end are written into the row at `at` and at + 1.
+  const addresses = (a: AddressMatch | null, o: number): void => {
+    rows[o] = prefixes.length / PREFIX_STRIDE;
+    for (const p of a?.prefixes ?? []) prefixes.push(p.family, wordMask(p.bits, 0), wordMask(p.bits, 1), wordMask(p.bits, 2), wordMask(p.bits, 3), p.words[0], p.words[1], p.words[2], p.words[3]);
+    rows[o + 1] = prefixes.length / PREFIX_STRIDE;
   };
-  const ports = (list: readonly PortRange[]): [number, number] => {
-    const start = ranges.length / 2;
-    for (const x of list) ranges.push(x.lo, x.hi);
-    return [start, ranges.length / 2];
+  const ports = (list: readonly PortRange[] | null, o: number): void => {
+    rows[o] = ranges.length / 2;
+    for (const x of list ?? []) ranges.push(x.lo, x.hi);
+    rows[o + 1] = ranges.length / 2;
   };
   rules.forEach((r, k) => {
     const o = k * ROW;
@@ -103,10 +104,10 @@ export function buildRuleTable(rules: readonly ResolvedRule[]): RuleTable {
     rows[o + F_TCP_SET] = r.tcpFlags?.set ?? 0;
     rows[o + F_ICMP_TYPE] = r.icmpType ?? 0;
     rows[o + F_ICMP_CODE] = r.icmpCode ?? 0;
-    [rows[o + F_SRC], rows[o + F_SRC_END]] = r.source ? addresses(r.source) : [0, 0];
-    [rows[o + F_DST], rows[o + F_DST_END]] = r.destination ? addresses(r.destination) : [0, 0];
-    [rows[o + F_SPORT], rows[o + F_SPORT_END]] = r.sport ? ports(r.sport) : [0, 0];
-    [rows[o + F_DPORT], rows[o + F_DPORT_END]] = r.dport ? ports(r.dport) : [0, 0];
+    addresses(r.source, o + F_SRC);
+    addresses(r.destination, o + F_DST);
+    ports(r.sport, o + F_SPORT);
+    ports(r.dport, o + F_DPORT);
   });
   return { count: rules.length, rows, prefixes: Float64Array.from(prefixes), ranges: Float64Array.from(ranges) };
 }
