@@ -3,7 +3,9 @@ import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { EXIT_CONFIG, EXIT_RUNTIME, binariesFor, planFor, startRun, StartupError } from '../app/run';
 import { resolveRunOptions, RUN_DEFAULTS, RunFlags, RunOptions } from '../config/run-options';
-import { describeRemoval, install, iptablesAvailable, remove, renderPlanText } from '../iptables/apply';
+import { describeRemoval, install, iptablesAvailable, remove } from '../iptables/apply';
+import { renderPlanText } from '../iptables/commands';
+import { DEFAULT_CHAIN } from '../iptables/plan';
 import { runDemo } from '../demo/demo';
 import path from 'node:path';
 import { controlRequest, notRunning } from '../control/client';
@@ -173,7 +175,7 @@ async function onBlocks<R>(argv: { controlSocket: string; stateDir: string }, re
   } finally {
     lock.release();
   }
-  const sets = await liveBlockSets();
+  const sets = await liveBlockSets(DEFAULT_CHAIN);
   if (sets.length) {
     process.stderr.write(`nfips: warning: nfips' block sets are in the kernel (${sets.join(', ')}): if an nfips runs with another --control-socket (or none), it does not see this and will overwrite the state file; give its socket instead. If none runs (it was killed), the sets are stale and the next start replaces them\n`);
   }

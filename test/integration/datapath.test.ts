@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import { readCounters } from '../../src/iptables/apply';
+import { readCounters } from '../../src/iptables/chain-counters';
 import { InlineNfips, LogRecord, startInlineNfips } from '../../src/netns/inline-nfips';
 import { createTopology, Topology } from '../../src/netns/topology';
 import { startPeers } from '../../src/netns/peers';

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { test, TestContext } from 'node:test';
 import { BlockView } from '../../src/blocks/manager';
 import { parseSave } from '../../src/blocks/ipset';
-import { parseCounters } from '../../src/iptables/apply';
+import { parseCounters } from '../../src/iptables/chain-counters';
 import { InlineNfips, LogRecord, startInlineNfips } from '../../src/netns/inline-nfips';
 import { startNormalTraffic } from '../../src/netns/normal-traffic';
 import { startPeers } from '../../src/netns/peers';
