@@ -13,7 +13,7 @@ import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { PACKAGE_ROOT } from '../src/config/paths';
-import { parseQueueRange, WINDOW_DEFAULTS } from '../src/config/run-options';
+import { parseQueueRange, WINDOW_DEFAULTS } from '../src/app/run-options';
 import { readRecording } from '../src/features/record-file';
 import { startInlineNfips } from '../src/netns/inline-nfips';
 import { startNormalTraffic } from '../src/netns/normal-traffic';

@@ -3,7 +3,7 @@
 // queue nobody listens on; stop order is the reverse.
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { checkAppendable } from '../config/safe-file';
-import { RunOptions, WINDOW_DEFAULTS } from '../config/run-options';
+import { RunOptions, WINDOW_DEFAULTS } from './run-options';
 import { Detector, DetectorQueueStats } from '../detect/detector';
 import { loadModel, Model } from '../detect/model';
 import { FeatureSettings } from '../queue/messages';

@@ -2,7 +2,7 @@
 // recording, through the same pipeline as the inline path, into a model.
 import { SingleBar, Presets } from 'cli-progress';
 import { LiveCapture } from '../capture/live';
-import { WINDOW_DEFAULTS } from '../config/run-options';
+import { WINDOW_DEFAULTS } from './run-options';
 import { readRecording } from '../features/record-file';
 import { FeatureWindow } from '../features/window';
 import { EnvelopeStats } from '../detect/envelope';

@@ -2,7 +2,7 @@
 import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { EXIT_CONFIG, EXIT_RUNTIME, binariesFor, planFor, startRun, StartupError } from '../app/run';
-import { resolveRunOptions, RUN_DEFAULTS, RunFlags, RunOptions } from '../config/run-options';
+import { resolveRunOptions, RUN_DEFAULTS, RunFlags, RunOptions } from '../app/run-options';
 import { describeRemoval, install, iptablesAvailable, remove } from '../iptables/apply';
 import { renderPlanText } from '../iptables/commands';
 import { DEFAULT_CHAIN } from '../iptables/plan';
@@ -26,7 +26,7 @@ import { escapeControl, escapeJsonLine } from '../log/escape';
 import { chainLockHolder, holdStateLock, InstanceLockedError } from '../app/instance-lock';
 import { repeatedFlags } from './repeated-flags';
 import { readSuppressionFile } from '../detect/suppress';
-import { CONFIG_FLAGS, ConfigFile, locateProblems, mergeConfig, readConfigFile } from '../config/config-file';
+import { CONFIG_FLAGS, ConfigFile, locateProblems, mergeConfig, readConfigFile } from '../app/config-file';
 
 function die(message: string, code: number): never {
   // Messages quote file names, ids and flag values: no escape sequence from them reaches the terminal.

@@ -4,7 +4,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PACKAGE_ROOT } from '../config/run-options';
+import { PACKAGE_ROOT } from '../app/run-options';
 
 export type LogRecord = { event_type: string; timestamp: string } & Record<string, unknown>;
 

@@ -1,7 +1,7 @@
 // Starts peer-server.js instances in a namespace and waits until each listens.
 import { ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { PACKAGE_ROOT } from '../config/run-options';
+import { PACKAGE_ROOT } from '../app/run-options';
 import { Topology } from './topology';
 
 export type PeerKind = 'http' | 'tcp-echo' | 'udp-echo';

@@ -4,7 +4,7 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { detectionSetup } from '../../src/app/run';
-import { parseQueueRange, resolveRunOptions } from '../../src/config/run-options';
+import { parseQueueRange, resolveRunOptions } from '../../src/app/run-options';
 
 describe('nfips run options', () => {
   it('fills the documented defaults', () => {
