@@ -14,7 +14,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { PACKAGE_ROOT } from '../src/config/paths';
 import { parseQueueRange, WINDOW_DEFAULTS } from '../src/app/run-options';
-import { readRecording } from '../src/features/record-file';
+import { readRecording } from '../src/detect/record-file';
 import { startInlineNfips } from '../src/netns/inline-nfips';
 import { startNormalTraffic } from '../src/netns/normal-traffic';
 import { createTopology, netnsUnavailableReason } from '../src/netns/topology';

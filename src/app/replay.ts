@@ -5,7 +5,7 @@ import { WINDOW_DEFAULTS } from './run-options';
 import { comparable } from '../detect/detector';
 import { Thresholds } from '../detect/envelope';
 import { loadModel, Model } from '../detect/model';
-import { shareFlagModel } from '../detect/flag-model';
+import { shareFlagModel } from '../flow/flag-model';
 import { WindowJudge } from '../detect/judge';
 import { EpisodeIds, SourceJudge } from '../detect/source-judge';
 import { SourceTracker } from '../detect/source-tracker';

@@ -29,7 +29,7 @@ import { ControlRequest } from '../control/protocol';
 import { ChainCounters, readChainCounters } from '../iptables/chain-counters';
 import { LearningController, LearningPlan, prepareLearning } from '../detect/learning';
 import { formatDuration } from '../config/duration';
-import { shareFlagModel } from '../detect/flag-model';
+import { shareFlagModel } from '../flow/flag-model';
 import { ChainGuard } from './chain-guard';
 import { checkRunFiles } from './file-checks';
 import { readSuppressionFile, Suppressions } from '../detect/suppress';

@@ -3,7 +3,7 @@
 import { SingleBar, Presets } from 'cli-progress';
 import { LiveCapture } from '../capture/live';
 import { WINDOW_DEFAULTS } from './run-options';
-import { readRecording } from '../features/record-file';
+import { readRecording } from '../detect/record-file';
 import { FeatureWindow } from '../features/window';
 import { EnvelopeStats } from '../detect/envelope';
 import { SourceTracker } from '../detect/source-tracker';

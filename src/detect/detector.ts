@@ -13,7 +13,7 @@
 // the recording.
 import path from 'node:path';
 import { Piscina } from 'piscina';
-import { FeatureRecorder } from '../features/record-file';
+import { FeatureRecorder } from './record-file';
 import { FeatureWindow, StepRecord, WindowRing } from '../features/window';
 import { EventLog } from '../log/event-log';
 import { EnvelopeStats, Thresholds } from './envelope';

@@ -12,7 +12,7 @@ import {
 import { StepRecord } from '../features/window';
 import { AGGREGATE_MEASURES, AggregateMeasure, CROWD_OF, EnvelopeStats, MEASURE_INDEX, MEASURES, MeasureName, serviceName, Threshold, Thresholds } from './envelope';
 import { SC_COUNT, SC_SYN, SC_UDP } from '../features/source-table';
-import { formatSequence } from './flag-model';
+import { formatSequence } from '../flow/flag-model';
 
 /** Steps after which a step counts as reported by every queue. */
 const FINAL_LAG = 2;

@@ -7,7 +7,7 @@ import { MetaColumns } from '../queue/native';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineCounterName, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
 import { FeatureWindow, StepRecord, WindowAggregator, WindowInputs, windowInputsOf } from '../features/window';
-import { openFlagModel } from '../detect/flag-model';
+import { openFlagModel } from '../flow/flag-model';
 import { RuleEvent } from '../verdict/rule-events';
 
 export interface OfflineOptions {

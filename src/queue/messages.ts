@@ -7,7 +7,7 @@ import { RuleEvent } from '../verdict/rule-events';
 import { MessagePort } from 'node:worker_threads';
 import { StepRecord } from '../features/window';
 import { QueueOptions } from './native';
-import type { SharedFlagModel } from '../detect/flag-model';
+import type { SharedFlagModel } from '../flow/flag-model';
 
 export interface EngineSettings {
   mode: VerdictMode;

@@ -10,7 +10,7 @@ import { RuleEvent } from '../verdict/rule-events';
 import { StepRecord } from '../features/window';
 import { EngineSettings, FeatureSettings, FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
-import type { SharedFlagModel } from '../detect/flag-model';
+import type { SharedFlagModel } from '../flow/flag-model';
 
 const WORKER_FILE = path.join(__dirname, 'worker.js');
 const RESTART_DELAY_MS = 1000;

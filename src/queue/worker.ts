@@ -5,7 +5,7 @@ import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
 import { warmUp } from '../verdict/warmup';
 import { StepCounter, stepTransferList, windowInputsOf } from '../features/window';
-import { openFlagModel } from '../detect/flag-model';
+import { openFlagModel } from '../flow/flag-model';
 import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { loadAddon, metaColumns, NATIVE_COUNTERS, NativeQueue } from './native';
 

@@ -8,7 +8,7 @@ import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from './engine';
 import { WindowAggregator, windowInputsOf } from '../features/window';
 import { FeatureSettings } from '../queue/messages';
-import { openFlagModel } from '../detect/flag-model';
+import { openFlagModel } from '../flow/flag-model';
 
 const SPECS: PacketSpec[] = [
   { src: '198.51.100.1', dst: '203.0.113.1', proto: 6, sport: 40000, dport: 443, tcpFlags: TCP_SYN },

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { EnvelopeStats, Thresholds, learnEnvelope } from '../../src/detect/envelope';
-import { FlagModel, shareFlagModel } from '../../src/detect/flag-model';
+import { FlagModel, shareFlagModel } from '../../src/flow/flag-model';
 import { AggregateFinding, SourceFinding, SourceTracker } from '../../src/detect/source-tracker';
 import { StepRecord } from '../../src/features/window';
 import { OfflinePipeline } from '../../src/offline/pipeline';
