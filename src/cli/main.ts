@@ -1,7 +1,8 @@
 // Command line: parses and checks flags, then hands over to src/app.
 import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { EXIT_CONFIG, EXIT_RUNTIME, binariesFor, planFor, startRun, StartupError } from '../app/run';
+import { EXIT_CONFIG, EXIT_RUNTIME, startRun, StartupError } from '../app/run';
+import { binariesFor, planFor } from '../app/run-config';
 import { resolveRunOptions, RUN_DEFAULTS, RunFlags, RunOptions } from '../app/run-options';
 import { describeRemoval, install, iptablesAvailable, remove } from '../iptables/apply';
 import { renderPlanText } from '../iptables/commands';

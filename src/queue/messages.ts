@@ -5,7 +5,7 @@ import { MalformedPolicy } from '../verdict/hidden-guard';
 import { MarkSpec } from '../verdict/mark';
 import { RuleEvent } from '../verdict/rule-events';
 import { MessagePort } from 'node:worker_threads';
-import { StepRecord } from '../features/window';
+import { StepRecord } from '../features/step';
 import { QueueOptions } from './native';
 import type { SharedFlagModel } from '../flow/flag-model';
 

@@ -7,7 +7,7 @@ import { EventLog } from '../log/event-log';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineCounterName } from '../verdict/engine';
 import { RuleEvent } from '../verdict/rule-events';
-import { StepRecord } from '../features/window';
+import { StepRecord } from '../features/step';
 import { EngineSettings, FeatureSettings, FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
 import type { SharedFlagModel } from '../flow/flag-model';

@@ -6,7 +6,8 @@ import { TCP_ACK, TCP_SYN } from '../packet/decoded';
 import { Field, metaColumns } from '../queue/native';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from './engine';
-import { WindowAggregator, windowInputsOf } from '../features/window';
+import { windowInputsOf } from '../features/step-counter';
+import { WindowAggregator } from '../features/window';
 import { FeatureSettings } from '../queue/messages';
 import { openFlagModel } from '../flow/flag-model';
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { EnvelopeStats, Thresholds, learnEnvelope } from '../../src/detect/envelope';
 import { FlagModel, shareFlagModel } from '../../src/flow/flag-model';
 import { AggregateFinding, SourceFinding, SourceTracker } from '../../src/detect/source-tracker';
-import { StepRecord } from '../../src/features/window';
+import { StepRecord } from '../../src/features/step';
 import { OfflinePipeline } from '../../src/offline/pipeline';
 import { PacketSpec, buildPacket } from '../../src/packet/build';
 import { PcapBatchReader } from '../../src/pcap/reader';
