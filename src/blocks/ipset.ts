@@ -5,7 +5,6 @@ import { Family } from '../exec/tools';
 import { Block, BlockProto } from './block';
 
 export type SetKind = 'src' | BlockProto | 'svc';
-export const SET_KINDS: readonly SetKind[] = ['src', 'tcp', 'udp', 'icmp', 'svc'];
 
 export interface BlockSet {
   kind: SetKind;
