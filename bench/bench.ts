@@ -8,7 +8,7 @@ import { ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ADDRESSES, Topology, createTopology, netnsUnavailableReason } from '../src/netns/topology';
+import { ADDRESSES, Topology, createTopology, netnsUnavailableReason } from '../lab/netns/topology';
 import {
   UdpResult,
   markAcceptPackets,

@@ -10,7 +10,7 @@ import { StepCounter } from '../../src/features/step-counter';
 import { FeatureWindow } from '../../src/features/window';
 import { createDecodedBatch } from '../../src/packet/decoded';
 import { EventFields } from '../../src/log/event-log';
-import { mulberry32 } from '../../src/random/mulberry32';
+import { mulberry32 } from '../../lab/support/mulberry32';
 import { quietBehaviour } from '../helpers/behaviour';
 
 
