@@ -17,7 +17,7 @@ const RULE_STATS_MAX = 50;
 export class StatsReporter {
   #last = new Map<number, QueueCounters>();
   #lastAt = Date.now();
-
+  /** Received packets at the last console line, and when. */
   #summarised = { received: 0, at: Date.now() };
 
   constructor(
