@@ -4,7 +4,6 @@ SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 ADDON := build/Release/nfips_nfq.node
 TS_STAMP := dist/.built
-LAB_STAMP := dist/lab/.built
 
 .PHONY: all deps build test unit integration demo bench bench-quick model soak fuzz install uninstall clean eval eval-quick man
 
@@ -20,7 +19,8 @@ $(NODE_MODULES_STAMP): package.json package-lock.json
 $(ADDON): $(NODE_MODULES_STAMP) binding.gyp $(wildcard native/*.cc native/*.h)
 	npm run --silent build:native
 
-$(TS_STAMP): $(NODE_MODULES_STAMP) tsconfig.json $(shell find src test bench -name '*.ts' 2>/dev/null)
+# One tsc run builds src/ (shipped) and test/, bench/, lab/ (not shipped: make install copies dist/src only).
+$(TS_STAMP): $(NODE_MODULES_STAMP) tsconfig.json $(shell find src test bench lab -name '*.ts' 2>/dev/null)
 	npm run --silent build:ts
 	@touch $@
 
@@ -44,11 +44,12 @@ unit: build
 integration: build
 	node --test --test-concurrency=1 $(wildcard dist/test/integration/*.test.js)
 
+# The demo is lab code (namespaces, traffic recipe): it drives the built nfips, it is not part of it.
 demo: build
-	node bin/nfips demo
+	node dist/lab/demo/demo.js
 
 # Regenerates models/default.json: 15 min of normal traffic (scripted recipe + real programs) through nfips in namespaces, then training.
-model: build $(LAB_STAMP)
+model: build
 	node dist/lab/model-recipe.js --minutes 15 --out models/default.json
 
 # The detection tests with 15 min of normal traffic instead of CI's 3 (make test runs the short form).
@@ -112,12 +113,8 @@ clean:
 # Detection benchmark with real programs (lab/: not installed, not part of make test):
 # normal traffic from curl, dig, ssh/scp and ping, then hping3, nmap, hydra and
 # slowhttptest attacks, each timed to nfips' alert and block. Writes bench/out/eval-*.md/.json.
-$(LAB_STAMP): $(TS_STAMP) $(shell find lab -name '*.ts' 2>/dev/null)
-	npm run --silent build:ts
-	@touch $@
-
-eval: build $(LAB_STAMP)
+eval: build
 	node dist/lab/eval/eval.js --normal-minutes 30 --attack-seconds 30
 
-eval-quick: build $(LAB_STAMP)
+eval-quick: build
 	node dist/lab/eval/eval.js --normal-minutes 2 --attack-seconds 20 --max-pause-seconds 60

@@ -2,13 +2,13 @@
 // NFQUEUE loop vs the npm `nfqueue` binding vs nfips, on a client/gateway/
 // server namespace topology. Run as root: `npm run bench -- [--quick]`.
 import { writeBenchRulesFile } from './rules-file';
-import { parseCounters, RuleCounter } from '../src/iptables/apply';
+import { parseCounters, RuleCounter } from '../src/iptables/chain-counters';
 import { KernelQueueStats, parseKernelQueueStats } from '../src/stats/kernel-queue';
 import { ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ADDRESSES, Topology, createTopology, netnsUnavailableReason } from '../src/netns/topology';
+import { ADDRESSES, Topology, createTopology, netnsUnavailableReason } from '../lab/netns/topology';
 import {
   UdpResult,
   markAcceptPackets,

@@ -8,9 +8,11 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { StepCounter, StepRecord, WindowRing, windowInputsOf } from '../src/features/window';
+import { StepCounter, windowInputsOf } from '../src/features/step-counter';
+import { StepRecord } from '../src/features/step';
+import { WindowRing } from '../src/features/window';
 import { PcapBatchReader } from '../src/pcap/reader';
-import { writeSyntheticPcap } from '../src/pcap/synthetic';
+import { writeSyntheticPcap } from '../lab/support/synthetic-pcap';
 import { readRuleFile } from '../src/rules/load';
 import { PACKAGE_ROOT } from '../src/config/paths';
 import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine } from '../src/verdict/engine';

@@ -1,5 +1,5 @@
 // Pure parsers for what the benchmark reads back from iperf3, ping, iptables
-import { RuleCounter } from '../src/iptables/apply';
+import { RuleCounter } from '../src/iptables/chain-counters';
 // and /proc. Kept free of I/O so they can be tested on captured output.
 
 export interface TcpResult {

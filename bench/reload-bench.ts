@@ -21,7 +21,7 @@ import { createMatcher } from '../src/rules/matcher';
 import { anyRule, RuleSet } from '../src/rules/types';
 import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine } from '../src/verdict/engine';
 import { compileRuleSet, RuleSnapshot } from '../src/verdict/rule-snapshot';
-import { generatePackets, generateRules } from './rule-gen';
+import { generatePackets, generateRules } from '../lab/support/rule-gen';
 
 /** The per-thread pause goal at 10,000 rules (issue 13). */
 const GOAL_PAUSE_MS = 1;

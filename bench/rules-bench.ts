@@ -17,7 +17,7 @@ import { couldMatch } from '../src/rules/could-match';
 import { LinearMatcher, MatchInput, ResolvedRule } from '../src/rules/linear';
 import { anyRule, RuleSet } from '../src/rules/types';
 import { compileGuard, HiddenGuard } from '../src/verdict/hidden-guard';
-import { generatePackets, generateRules } from './rule-gen';
+import { generatePackets, generateRules } from '../lab/support/rule-gen';
 
 const SIZES = [10, 1000, 10000];
 /** Per-packet slot in the receive buffer, and where the packet starts in it (after netlink headers). */

@@ -2,13 +2,12 @@
 // blocklist rules, minus any that would touch the benchmark's own traffic,
 // so the measured flows are decided after the matcher has done real work.
 import { writeFileSync } from 'node:fs';
-import { ADDRESSES } from '../src/netns/topology';
+import { ADDRESSES } from '../lab/netns/topology';
 import { buildPacket, PacketSpec } from '../src/packet/build';
 import { decodePacket } from '../src/packet/decode';
 import { createDecodedBatch } from '../src/packet/decoded';
 import { LinearMatcher, MatchInput, ResolvedRule } from '../src/rules/linear';
-import { ruleSetToJson } from '../src/rules/to-json';
-import { generateRules } from './rule-gen';
+import { generateRules, ruleSetToJson } from '../lab/support/rule-gen';
 
 function benchTraffic(): PacketSpec[] {
   const a = ADDRESSES;

@@ -1,7 +1,7 @@
 // `make model`: regenerates models/default.json. Builds the namespace
 // topology, runs nfips inline with --record-features while two kinds of
 // normal traffic play together: the scripted recipe the tests and the demo
-// use (src/netns/normal-traffic.ts) and real programs (lab/real-traffic.ts:
+// use (lab/netns/normal-traffic.ts) and real programs (lab/real-traffic.ts:
 // curl, dig, ssh/scp, ping against python http.server, dnsmasq and sshd, as
 // `make eval` plays with other seeds), then trains on the recording: the
 // traffic classifier on its windows, the per-source envelope and the TCP
@@ -13,11 +13,11 @@ import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { PACKAGE_ROOT } from '../src/config/paths';
-import { parseQueueRange, WINDOW_DEFAULTS } from '../src/config/run-options';
-import { readRecording } from '../src/features/record-file';
-import { startInlineNfips } from '../src/netns/inline-nfips';
-import { startNormalTraffic } from '../src/netns/normal-traffic';
-import { createTopology, netnsUnavailableReason } from '../src/netns/topology';
+import { parseQueueRange, WINDOW_DEFAULTS } from '../src/app/run-options';
+import { readRecording } from '../src/detect/record-file';
+import { startInlineNfips } from './netns/inline-nfips';
+import { startNormalTraffic } from './netns/normal-traffic';
+import { createTopology, netnsUnavailableReason } from './netns/topology';
 import { saveModel } from '../src/detect/model';
 import { trainModel } from '../src/detect/train';
 import { printTrainSummary } from '../src/detect/train-report';
@@ -59,7 +59,7 @@ export async function makeDefaultModel(o: RecipeOptions, say: (line: string) => 
     const { model, summary: s } = trainModel(recording.windows, recording.behaviour, {
       ...WINDOW_DEFAULTS,
       queues: range.last - range.first + 1,
-      source: `normal traffic recipe (src/netns/normal-traffic.ts) and real programs (lab/real-traffic.ts) together, ${o.minutes} min, seed ${o.seed}, recorded inline by nfips run --record-features`,
+      source: `normal traffic recipe (lab/netns/normal-traffic.ts) and real programs (lab/real-traffic.ts) together, ${o.minutes} min, seed ${o.seed}, recorded inline by nfips run --record-features`,
       command: `make model (node dist/lab/model-recipe.js --minutes ${o.minutes} --seed ${o.seed} --queues ${o.queues})`,
     });
     saveModel(o.out, model);

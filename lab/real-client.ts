@@ -7,7 +7,7 @@
 // rate-limited bulk download. Every tool is bound to its client address.
 // Prints one JSON RealTrafficSummary line on stdout at exit (also on SIGTERM).
 import { ChildProcess, spawn } from 'node:child_process';
-import { mulberry32 } from '../src/random/mulberry32';
+import { mulberry32 } from './support/mulberry32';
 import { parseCurlWrite, parseDig, parsePingSummary } from './parse';
 
 export interface RealRates {

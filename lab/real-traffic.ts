@@ -1,5 +1,5 @@
 // Normal traffic made by real programs between the client and the server
-// namespace of a topology (src/netns/topology.ts):
+// namespace of a topology (lab/netns/topology.ts):
 //   server: python3 -m http.server over a temp dir of generated files (1 KB to
 //           20 MB), dnsmasq answering *.lab.test, an sshd of its own (host key,
 //           client key and config in a temp dir);
@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Topology } from '../src/netns/topology';
+import type { Topology } from './netns/topology';
 import { guardChildren, run, sleep, stopAll, tailOf } from './procs';
 import { DEFAULT_RATES, RealClientConfig, RealRates, RealTrafficSummary, ServedFile } from './real-client';
 

@@ -16,9 +16,9 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../../src/config/paths';
-import { InlineNfips, startInlineNfips } from '../../src/netns/inline-nfips';
-import { createTopology, netnsUnavailableReason, Topology } from '../../src/netns/topology';
-import { mulberry32 } from '../../src/random/mulberry32';
+import { InlineNfips, startInlineNfips } from '../netns/inline-nfips';
+import { createTopology, netnsUnavailableReason, Topology } from '../netns/topology';
+import { mulberry32 } from '../support/mulberry32';
 import { ipsetsHolding, parseIpsetSave, parseIptablesCounters } from '../parse';
 import { guardChildren, killTree, run, sleep, stopAll } from '../procs';
 import { RealTraffic, RealTrafficSummary, REAL_TRAFFIC_PORTS, startRealTraffic } from '../real-traffic';

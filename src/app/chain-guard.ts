@@ -3,7 +3,7 @@
 // queue counters. One object so `nfips run` starts, stops and asks it in a
 // line each.
 import { BlockManager } from '../blocks/manager';
-import { IptablesBinaries } from '../iptables/apply';
+import { IptablesBinaries } from '../exec/tools';
 import { IptablesPlan } from '../iptables/plan';
 import { ChainStatus, ChainWatchdog } from '../iptables/watchdog';
 import { EventLog } from '../log/event-log';

@@ -3,7 +3,7 @@
 // (exit 2) instead of a half-started gateway: the event log, the feature
 // recording and the state directory. (The model is read, bounded and
 // validated once, by the detection set-up.)
-import { RunOptions } from '../config/run-options';
+import { RunOptions } from './run-options';
 import { checkAppendable, checkDirectory } from '../config/safe-file';
 import { mkdirSync } from 'node:fs';
 import { stateFilePath } from '../blocks/state-file';

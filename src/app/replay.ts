@@ -1,11 +1,11 @@
 // `nfips replay`: a pcap through the same decode, rules, feature windows and
 // classifier as the inline path, on the capture's own clock, without root.
 // Prints the events as the run log would have them, then a summary.
-import { WINDOW_DEFAULTS } from '../config/run-options';
+import { WINDOW_DEFAULTS } from './run-options';
 import { comparable } from '../detect/detector';
 import { Thresholds } from '../detect/envelope';
 import { loadModel, Model } from '../detect/model';
-import { shareFlagModel } from '../detect/flag-model';
+import { shareFlagModel } from '../flow/flag-model';
 import { WindowJudge } from '../detect/judge';
 import { EpisodeIds, SourceJudge } from '../detect/source-judge';
 import { SourceTracker } from '../detect/source-tracker';

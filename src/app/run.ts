@@ -1,17 +1,17 @@
-// `nfips run`: wires rules, queue threads, iptables, stats and signals.
-// Start order is queues first, then iptables, so no packet is sent to a
-// queue nobody listens on; stop order is the reverse.
+// `nfips run`: the lifecycle. Starts the pieces in order (rules, detection,
+// queue threads, iptables, then stats, reloads and the control socket) and
+// stops them in reverse. Queues come first, then iptables, so no packet is
+// sent to a queue nobody listens on. What each piece means is in its own
+// module: run-config.ts, detection-setup.ts, stats-report.ts, status.ts,
+// control-dispatch.ts, signals.ts.
 import { accessSync, constants, mkdirSync } from 'node:fs';
-import { checkAppendable } from '../config/safe-file';
-import { RunOptions, WINDOW_DEFAULTS } from '../config/run-options';
-import { Detector, DetectorQueueStats } from '../detect/detector';
-import { loadModel, Model } from '../detect/model';
-import { FeatureSettings } from '../queue/messages';
-import { install, IptablesBinaries, iptablesAvailable, remove, stopQueueing } from '../iptables/apply';
-import { buildPlan, Family, IptablesPlan } from '../iptables/plan';
-import { createEventLog, EventLog } from '../log/event-log';
+import { RunOptions } from './run-options';
+import { Detector, ScoreWorkerModule } from '../detect/detector';
+import { install, iptablesAvailable, remove, stopQueueing } from '../iptables/apply';
+import { IptablesPlan } from '../iptables/plan';
+import { createEventLog } from '../log/event-log';
 import { NF_DROP, NF_REPEAT } from '../queue/native';
-import { QueueCounters, QueueSupervisor } from '../queue/supervisor';
+import { QueueSupervisor } from '../queue/supervisor';
 import { readRuleFile } from '../rules/load';
 import { RuleSet } from '../rules/types';
 import { readKernelQueueStats } from '../stats/kernel-queue';
@@ -19,24 +19,26 @@ import { ControlServer } from '../control/server';
 import { RuleReloader } from './reload';
 import { logRuleWarnings } from './rule-warnings';
 import { logRuleEvents } from './rule-event-log';
-import { formatMarkSpec } from '../verdict/mark';
 import { Allowlist } from '../blocks/allowlist';
 import { setPrefixFor } from '../blocks/ipset';
 import { BlockManager } from '../blocks/manager';
 import { BlockState, readBlockState, stateFilePath } from '../blocks/state-file';
-import { ControlRequest } from '../control/protocol';
-import { ChainCounters, readChainCounters } from '../iptables/chain-counters';
-import { LearningController, LearningPlan, prepareLearning } from '../detect/learning';
+import { LearningController } from '../detect/learning';
 import { formatDuration } from '../config/duration';
-import { shareFlagModel } from '../detect/flag-model';
+import { shareFlagModel } from '../flow/flag-model';
 import { ChainGuard } from './chain-guard';
 import { checkRunFiles } from './file-checks';
 import { readSuppressionFile, Suppressions } from '../detect/suppress';
 import type { MetricsServer } from '../stats/metrics';
-import { summaryLine } from '../stats/summary';
 import { formatListenAddress } from '../config/listen-address';
 import { acquireInstanceLock, InstanceLock, InstanceLockedError } from './instance-lock';
 import { explainBindError, missingPrivilege } from './privileges';
+import { binariesFor, describeConfig, planFor, queueNumbers } from './run-config';
+import { DetectionSetup, detectionSetup } from './detection-setup';
+import { chainCounters, StatsReporter } from './stats-report';
+import { statusOf } from './status';
+import { controlDispatch } from './control-dispatch';
+import { catchSignals, SignalHooks } from './signals';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -54,291 +56,25 @@ export class StartupError extends Error {
   }
 }
 
-export function planFor(o: RunOptions): IptablesPlan {
-  const families: Family[] = o.ipv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
-  return buildPlan({ queues: o.queues, hook: o.hook, table: o.table, mark: o.mark, rejectMark: o.rejectMark, failClosed: o.failClosed, exclude: o.exclude, families });
-}
-
-export function binariesFor(o: RunOptions): IptablesBinaries {
-  return { iptables: o.iptables, ip6tables: o.ip6tables, ipset: o.ipset };
-}
-
-function queueNumbers(o: RunOptions): number[] {
-  const out: number[] = [];
-  for (let q = o.queues.first; q <= o.queues.last; q++) out.push(q);
-  return out;
-}
-
-/** The effective configuration, as logged in the start event. */
-function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> {
-  return {
-    config_file: o.configFile,
-    rules_file: o.rules,
-    rules_format: rules.origin.format,
-    rules_sha256: rules.origin.sha256,
-    rules_count: rules.rules.length,
-    lock: rules.lock,
-    default_policy: rules.default,
-    queues: o.queues,
-    hook: o.hook,
-    table: o.table,
-    mark: formatMarkSpec(o.mark),
-    reject_mark: formatMarkSpec(o.rejectMark),
-    log_rate: o.logRate,
-    verdict_mode: o.verdictMode,
-    fail_closed: o.failClosed,
-    exclude: o.exclude,
-    ipv6: o.ipv6,
-    copy_range: o.copyRange,
-    queue_maxlen: o.queueMaxlen,
-    batch_size: o.batchSize,
-    rcvbuf_mb: o.rcvbufMb,
-    stats_interval: o.statsInterval,
-    log_file: o.logFile,
-    mode: o.mode,
-    model: o.mode === 'off' ? null : o.model,
-    window_seconds: o.windowSeconds ?? null,
-    step_seconds: o.stepSeconds ?? null,
-    scoring_threads: o.scoringThreads,
-    record_features: o.recordFeatures || null,
-    allow: o.allow,
-    block_ttl: o.blockTtl,
-    block_max_ttl: o.blockMaxTtl,
-    max_blocks: o.maxBlocks,
-    state_dir: o.stateDir,
-    learn_s: o.learnSeconds,
-    malformed: o.malformed,
-    rules_mode: o.rulesMode,
-    suppress: o.suppress || null,
-    metrics_listen: o.metricsListen ? formatListenAddress(o.metricsListen) : null,
-    pid: process.pid,
-  };
-}
-
-/** Features are computed when detecting, recording or learning. */
-export interface DetectionSetup {
-  features: FeatureSettings | null;
-  /** The model detection starts with: --model, the one learning uses to alert meanwhile, or the one it learnt. */
-  model: Model | null;
-  /** --learn: where learning stands (done: plan.done holds the learnt model, which is `model`). */
-  learning: LearningPlan | null;
-  warnings: string[];
-}
-
-/**
- * Loads the model (detect mode) and settles the window length and step:
- * the model's unless flags say otherwise, and flags that contradict the
- * model are an error, since its scores only hold for the windows it was
- * trained on.
- */
-export function detectionSetup(o: RunOptions): DetectionSetup {
-  const warnings: string[] = [];
-  let model: Model | null = null;
-  const queues = o.queues.last - o.queues.first + 1;
-  if (o.learnSeconds !== null) {
-    // Learning records with the flags' window settings (else the model's); the
-    // model alerts meanwhile only if its windows are the same.
-    const current = loadModel(o.model);
-    const windowSeconds = o.windowSeconds ?? current.windowSeconds;
-    const stepSeconds = o.stepSeconds ?? current.stepSeconds;
-    const plan = prepareLearning({ stateDir: o.stateDir, learnSeconds: o.learnSeconds, windowSeconds, stepSeconds, queues });
-    if (plan.done) model = plan.done.model;
-    else if (current.windowSeconds === windowSeconds && current.stepSeconds === stepSeconds) model = current;
-    else warnings.push(`no alerts while learning: ${o.model} was trained on ${current.windowSeconds} s windows / ${current.stepSeconds} s steps and this learning records ${windowSeconds} s / ${stepSeconds} s`);
-    return { features: { windowSeconds, stepSeconds, maxSourcesPerStep: 256, flags: model ? shareFlagModel(model.flags) : null }, model, learning: plan, warnings };
-  }
-  if (o.mode !== 'off') {
-    model = loadModel(o.model);
-    const clash = (flag: string, given: number | undefined, trained: number) =>
-      given !== undefined && given !== trained ? `--${flag} ${given} differs from the model's ${trained} s (${o.model}); drop the flag or train a model with it` : null;
-    const problems = [clash('window-seconds', o.windowSeconds, model.windowSeconds), clash('step-seconds', o.stepSeconds, model.stepSeconds)].filter((x): x is string => x !== null);
-    if (problems.length) throw new Error(problems.join('\n'));
-    if (model.queues !== queues) warnings.push(`the model was trained on windows of ${model.queues} queue(s) and this run has ${queues}: per-queue volumes differ, so scores may be off; train with the same --queues`);
-  }
-  if (o.recordFeatures) {
-    // Checked with the other settings, before anything is bound or installed.
-    // As the recorder will open it: no links followed, no FIFO or device.
-    try {
-      checkAppendable(o.recordFeatures, '--record-features');
-    } catch (e) {
-      throw new Error(`invalid ${(e as Error).message}`);
-    }
-  }
-  if (o.mode === 'off' && !o.recordFeatures) return { features: null, model: null, learning: null, warnings };
-  return {
-    features: {
-      windowSeconds: model?.windowSeconds ?? o.windowSeconds ?? WINDOW_DEFAULTS.windowSeconds,
-      stepSeconds: model?.stepSeconds ?? o.stepSeconds ?? WINDOW_DEFAULTS.stepSeconds,
-      maxSourcesPerStep: 256,
-      flags: model ? shareFlagModel(model.flags) : null,
-    },
-    model,
-    learning: null,
-    warnings,
-  };
-}
-
-const RULE_STATS_MAX = 50;
-
-class StatsReporter {
-  #last = new Map<number, QueueCounters>();
-  #lastAt = Date.now();
-
-  constructor(
-    private readonly sup: QueueSupervisor,
-    private readonly log: EventLog,
-    private readonly detector: Detector | null,
-  ) {}
-
-  /** Cumulative per-rule counters of the current rule set: the busiest rules that matched anything. */
-  reportRules(final: boolean): void {
-    const s = this.sup.ruleStats();
-    const hit = s.rules.filter((r) => r.packets > 0).sort((a, b) => b.packets - a.packets);
-    this.log.event(final ? 'rule_stats_final' : 'rule_stats', {
-      rules_version: s.version,
-      rules_sha256: s.sha256,
-      rules_total: s.rules.length,
-      rules_hit: hit.length,
-      rules: hit.slice(0, RULE_STATS_MAX),
-      default: s.default,
-    });
-  }
-
-  report(final = false): void {
-    this.reportRules(final);
-    const now = Date.now();
-    const secs = Math.max((now - this.#lastAt) / 1000, 1e-3);
-    this.#lastAt = now;
-    const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
-    const classifier: Record<number, DetectorQueueStats> = this.detector?.queueStats() ?? {};
-    const ds = this.detector?.stats();
-    // Run-wide, repeated in each queue's record: per-source episodes span the queues.
-    const detection = ds ? { sources: ds.sources, traffic_episode_open: ds.traffic_episode_open } : null;
-    const recording = this.detector?.recording();
-    if (recording) this.log.event(final ? 'record_features_final' : 'record_features', recording);
-    for (const c of this.sup.snapshot()) {
-      const prev = this.#last.get(c.queue);
-      this.#last.set(c.queue, c);
-      const d = (k: keyof QueueCounters) => c[k] - (prev?.[k] ?? 0);
-      const batches = d('batches');
-      const k = kernel.get(c.queue);
-      this.log.event(final ? 'stats_final' : 'stats', {
-        queue: c.queue,
-        received: c.received,
-        accepted: c.accepted,
-        dropped: c.dropped,
-        rejected: c.rejected,
-        alerts: c.alerts,
-        fail_verdicts: c.failVerdicts,
-        verdicts: { repeat: c.verdictRepeat, accept: c.verdictAccept, drop: c.verdictDrop, failure: c.failVerdicts },
-        malformed: c.malformed,
-        evasion_drops: c.evasionDrops,
-        // --rules-mode log: packets dropped/rejected above that passed all the same.
-        dry_run_passed: c.dryRunPassed,
-        lock_drops: c.lockDrops,
-        rule_matches: c.ruleMatched,
-        js_errors: c.jsErrors,
-        recv_errors: c.recvErrors,
-        enobufs: c.enobufs,
-        send_errors: c.sendErrors,
-        batches: c.batches,
-        interval_s: Number(secs.toFixed(3)),
-        pps: Math.round(d('received') / secs),
-        avg_batch: batches > 0 ? Number((d('received') / batches).toFixed(2)) : 0,
-        max_batch: c.maxBatch,
-        flow_overflows: c.flowOverflows,
-        // Suricata EVE's stats.ips, so eve.json dashboards read it as is.
-        stats: { ips: { accepted: c.accepted, blocked: c.dropped, rejected: c.rejected } },
-        classifier: classifier[c.queue] ?? null,
-        detection,
-        kernel: k
-          ? { queue_depth: k.queueTotal, queue_dropped: k.queueDropped, user_dropped: k.userDropped, id_sequence: k.idSequence, port_id: k.portId }
-          : null,
-      });
-    }
-  }
-}
-
-async function chainCounters(o: RunOptions, plan: IptablesPlan): Promise<ChainCounters | { error: string }> {
-  try {
-    return await readChainCounters(plan.families.map((f) => f.family), binariesFor(o), plan.chain, plan.options.table);
-  } catch (e) {
-    return { error: (e as Error).message };
-  }
-}
-
-/** Blocks in force and what they stopped, for `status` and the block_stats event. */
-async function blockSummary(blocks: BlockManager, o: RunOptions, chain: ChainCounters | { error: string }, withList: boolean): Promise<Record<string, unknown>> {
-  return {
-    mode: o.mode,
-    active: blocks.size,
-    since_start: { ...blocks.counts },
-    // Packets the block DROP rules stopped before the queue.
-    kernel_dropped: 'error' in chain ? chain : chain.blockDrops,
-    ...(withList ? { blocks: await blocks.list() } : {}),
-  };
-}
-
-async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan, learning: Record<string, unknown> | null, guard: ChainGuard): Promise<Record<string, unknown>> {
-  const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
-  const classifier: Record<number, DetectorQueueStats> = detector?.queueStats() ?? {};
-  const queues = sup.snapshot();
-  const chain = await chainCounters(o, plan);
-  return {
-    pid: process.pid,
-    uptime_s: Math.round((Date.now() - startedAt) / 1000),
-    mode: o.mode,
-    rules_mode: o.rulesMode,
-    fail_closed: o.failClosed,
-    rules: { version: sup.rulesVersion, file: sup.rules.origin.file, sha256: sup.rules.origin.sha256, count: sup.rules.rules.length, lock: sup.rules.lock, default: sup.rules.default },
-    queues: queues.map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null, classifier: classifier[c.queue] ?? null })),
-    detection: detector ? { sources: detector.stats().sources, traffic_episode_open: detector.stats().traffic_episode_open } : null,
-    learning,
-    // Whether nfips' chains are in place, i.e. whether it sees traffic at all.
-    iptables: { table: o.table, ...(await guard.chainStatus()) },
-    // Sent to the queue but never received by nfips: under fail-open they passed
-    // uninspected (the kernel counts them nowhere else); under fail-closed they
-    // were dropped (also in each queue's kernel.queueDropped).
-    unverdicted: guard.unverdicted(),
-    blocks: await blockSummary(blocks, o, chain, true),
-  };
-}
-
 export interface RunHandle {
   /** Resolves with the exit code once nfips has stopped and cleaned up. */
   done: Promise<number>;
   stop(reason: string): Promise<number>;
 }
 
+export interface StartOptions {
+  console: boolean;
+  handleSignals: boolean;
+  /** The scoring pool's worker module (tests pass one that fails on demand). */
+  scoreWorker?: ScoreWorkerModule;
+}
+
 /**
  * Starts nfips. Throws StartupError (nothing left installed) if any step
  * fails; otherwise runs until stop() or a signal.
  */
-export async function startRun(o: RunOptions, opts: { console: boolean; handleSignals: boolean }): Promise<RunHandle> {
-  // Signals are caught from the first moment: one arriving while queues are
-  // bound or iptables is being changed must roll back, not kill the process
-  // with the jumps in place. Repeats while stopping are ignored.
-  let signalled: string | null = null;
-  let onStop: ((reason: string) => void) | null = null;
-  let onReload: (() => void) | null = null;
-  let onReopen: (() => void) | null = null;
-  if (opts.handleSignals) {
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-      process.on(sig, () => {
-        signalled ??= sig;
-        onStop?.(sig);
-      });
-    }
-    process.on('SIGHUP', () => onReload?.());
-    // logrotate: move the file, then SIGUSR1 makes nfips write to a new one.
-    process.on('SIGUSR1', () => onReopen?.());
-  }
-  const signals: SignalHooks = {
-    signalled: () => signalled,
-    onStop: (fn) => (onStop = fn),
-    onReload: (fn) => (onReload = fn),
-    onReopen: (fn) => (onReopen = fn),
-  };
+export async function startRun(o: RunOptions, opts: StartOptions): Promise<RunHandle> {
+  const signals = catchSignals(opts.handleSignals);
   // First: without it every later step fails with a message about something else.
   const lacking = missingPrivilege();
   if (lacking) throw new StartupError(lacking, EXIT_RUNTIME);
@@ -376,14 +112,7 @@ export async function startRun(o: RunOptions, opts: { console: boolean; handleSi
   }
 }
 
-interface SignalHooks {
-  signalled(): string | null;
-  onStop(fn: (reason: string) => void): void;
-  onReload(fn: () => void): void;
-  onReopen(fn: () => void): void;
-}
-
-async function startLocked(o: RunOptions, opts: { console: boolean; handleSignals: boolean }, rules: RuleSet, suppress: Suppressions, plan: IptablesPlan, instanceLock: InstanceLock, signals: SignalHooks, undo: (() => Promise<void>)[]): Promise<RunHandle> {
+async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, suppress: Suppressions, plan: IptablesPlan, instanceLock: InstanceLock, signals: SignalHooks, undo: (() => Promise<void>)[]): Promise<RunHandle> {
   const abortIfSignalled = () => {
     const sig = signals.signalled();
     if (sig) throw new StartupError(`stopped by ${sig} while starting; nothing left installed`, EXIT_OK);
@@ -487,6 +216,7 @@ async function startLocked(o: RunOptions, opts: { console: boolean; handleSignal
         // Learning keeps its progress in the recording: write it often enough that a restart loses little.
         behaviourEverySeconds: learningNow ? Math.max(5, Math.min(60, learnPlan!.durationSeconds / 20)) : undefined,
         onBehaviour: learningNow ? (steps) => learning?.progress(steps) : undefined,
+        scoreWorker: opts.scoreWorker,
         ...detection.features,
       });
     } catch (e) {
@@ -563,36 +293,8 @@ async function startLocked(o: RunOptions, opts: { console: boolean; handleSignal
   guard.start();
   const learningStatus = (): Record<string, unknown> | null =>
     learning ? learning.status() : learnPlan?.done ? { state: 'done', finished_at: learnPlan.done.finishedAt, model: learnPlan.files.model } : null;
-  const stats = new StatsReporter(sup, log, detector);
-  const reportBlocks = async (final: boolean) => {
-    const chain = await chainCounters(o, plan);
-    log.event(final ? 'block_stats_final' : 'block_stats', await blockSummary(blocks, o, chain, false));
-    return chain;
-  };
-  let summarised = { received: 0, at: Date.now() };
-  /** The console's one line per interval (at info level; the JSON log has the full records). */
-  const summarise = (chain: ChainCounters | { error: string }) => {
-    const queues = sup.snapshot();
-    const now = Date.now();
-    const ds = detector?.stats();
-    const alerts = queues.reduce((n, c) => n + c.alerts, 0) + (ds ? ds.sources.alerts + ds.sources.distributed_alerts + Object.values(ds.queues).reduce((n, q) => n + q.alerts, 0) : 0);
-    const text = summaryLine({
-      queues,
-      previousReceived: summarised.received,
-      seconds: (now - summarised.at) / 1000,
-      alerts,
-      blocks: { active: blocks.size, kernelDropped: 'error' in chain ? null : chain.blockDrops.packets },
-      uninspected: guard.unverdicted(),
-    });
-    summarised = { received: queues.reduce((n, c) => n + c.received, 0), at: now };
-    log.event('summary', { console_only: true, console_text: text });
-  };
-  const timer = o.statsInterval > 0
-    ? setInterval(() => {
-      stats.report();
-      void reportBlocks(false).then(summarise);
-    }, o.statsInterval * 1000)
-    : null;
+  const stats = new StatsReporter(sup, log, detector, blocks, guard, o, plan);
+  const timer = o.statsInterval > 0 ? setInterval(() => stats.tick(), o.statsInterval * 1000) : null;
   const reloader = new RuleReloader(o.rules, o.rulesFormat, sup, log, metricsServer ? (result, s) => metricsServer?.metrics.reloaded(result, s) : undefined);
   metricsServer?.metrics.attach({
     queues: () => sup.snapshot(),
@@ -610,25 +312,8 @@ async function startLocked(o: RunOptions, opts: { console: boolean; handleSignal
   let control: ControlServer | null = null;
   if (o.controlSocket) {
     try {
-      control = await ControlServer.listen(o.controlSocket, async (req: ControlRequest) => {
-        switch (req.cmd) {
-          case 'rules.reload':
-            return reloader.reload('control');
-          case 'rules.stats':
-            return sup.ruleStats();
-          case 'blocks.list':
-            return blocks.list();
-          case 'blocks.add':
-            return blocks.addManual(req);
-          case 'blocks.del':
-            if (typeof req.key !== 'string') throw new Error('blocks del needs the block, as "nfips blocks list" shows it');
-            return blocks.remove(req.key, 'manual');
-          case 'blocks.flush':
-            return blocks.flush('manual');
-          case 'status':
-            return statusOf(sup, startedAt, detector, blocks, o, plan, learningStatus(), guard);
-        }
-      });
+      const status = () => statusOf(sup, startedAt, detector, blocks, o, plan, learningStatus(), guard);
+      control = await ControlServer.listen(o.controlSocket, controlDispatch({ reloader, sup, blocks, status }));
     } catch (e) {
       // The engine works without it; say so loudly rather than stop a gateway.
       log.event('control_socket_failed', { path: o.controlSocket, error: (e as Error).message }, 'error');
@@ -648,7 +333,7 @@ async function startLocked(o: RunOptions, opts: { console: boolean; handleSignal
       log.event('stopping', { reason });
       await guard.close();
       await blocks.close();
-      await reportBlocks(true).catch(() => undefined);
+      await stats.reportBlocks(true).catch(() => undefined);
       let code = EXIT_OK;
       // Stop queueing first, then drain and unbind while the REJECT rules
       // still stand for the verdicts on the way, then remove the rest.

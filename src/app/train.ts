@@ -2,8 +2,8 @@
 // recording, through the same pipeline as the inline path, into a model.
 import { SingleBar, Presets } from 'cli-progress';
 import { LiveCapture } from '../capture/live';
-import { WINDOW_DEFAULTS } from '../config/run-options';
-import { readRecording } from '../features/record-file';
+import { WINDOW_DEFAULTS } from './run-options';
+import { readRecording } from '../detect/record-file';
 import { FeatureWindow } from '../features/window';
 import { EnvelopeStats } from '../detect/envelope';
 import { SourceTracker } from '../detect/source-tracker';

@@ -1,11 +1,10 @@
 // The kernel side of blocks: one ipset per kind of block and family, each
 // with per-entry timeouts (the kernel expires entries itself, even if nfips
 // is gone) and counters (packets and bytes each block stopped).
-import { Family } from '../iptables/plan';
+import { Family } from '../exec/tools';
 import { Block, BlockProto } from './block';
 
 export type SetKind = 'src' | BlockProto | 'svc';
-export const SET_KINDS: readonly SetKind[] = ['src', 'tcp', 'udp', 'icmp', 'svc'];
 
 export interface BlockSet {
   kind: SetKind;

@@ -2,8 +2,8 @@
 // the kernel sets, the state file and the log in step with the table.
 // Kernel commands run one at a time, in the order they were decided.
 import type { SourceFinding } from '../detect/source-tracker';
-import { IptablesBinaries, ipsetCommand, run } from '../iptables/apply';
-import { Family } from '../iptables/plan';
+import { run } from '../exec/run';
+import { Family, IptablesBinaries, ipsetCommand } from '../exec/tools';
 import { EventLog } from '../log/event-log';
 import { parsePrefix, formatPrefix } from '../rules/address';
 import { Allowlist } from './allowlist';

@@ -11,8 +11,8 @@ import { BlockAddResult, BlockView, replacedOf, view } from './manager';
 import { readBlockState, stateFilePath, writeBlockState } from './state-file';
 import { BlockPolicy, BlockTable } from './table';
 import { blockSets, setPrefixFor } from './ipset';
-import { ipsetCommand, run } from '../iptables/apply';
-import { DEFAULT_CHAIN } from '../iptables/plan';
+import { run } from '../exec/run';
+import { ALL_FAMILIES, ipsetCommand } from '../exec/tools';
 
 /** The kernel's ipset timeout limit, as --block-max-ttl's. */
 export const OFFLINE_MAX_TTL = 2_147_483;
@@ -90,10 +90,11 @@ export class OfflineBlocks {
  * nfips' block sets found in this network namespace's kernel, or [] (none,
  * or ipset unusable here, e.g. without root). They outlive nfips only after a
  * kill -9; otherwise an nfips is running that the control socket given did
- * not reach, and it would overwrite an edit of the state file.
+ * not reach, and it would overwrite an edit of the state file. `chain`: the
+ * chain the sets belong to (their names derive from it).
  */
-export async function liveBlockSets(ipset = 'ipset'): Promise<string[]> {
-  const ours = new Set((['ipv4', 'ipv6'] as const).flatMap((f) => blockSets(setPrefixFor(DEFAULT_CHAIN), f).map((x) => x.name)));
+export async function liveBlockSets(chain: string, ipset = 'ipset'): Promise<string[]> {
+  const ours = new Set(ALL_FAMILIES.flatMap((f) => blockSets(setPrefixFor(chain), f).map((x) => x.name)));
   const r = await run(ipsetCommand({ iptables: 'iptables', ip6tables: 'ip6tables', ipset }, ['list', '-n']));
   if (r.code !== 0) return [];
   return r.stdout.split('\n').map((l) => l.trim()).filter((n) => ours.has(n));

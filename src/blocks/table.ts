@@ -11,8 +11,6 @@ export interface BlockPolicy {
   maxBlocks: number;
 }
 
-export const BLOCK_POLICY_DEFAULTS: BlockPolicy = { ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 4096 };
-
 export interface BlockRequest {
   origin: BlockOrigin;
   reason: string;

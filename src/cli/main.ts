@@ -1,10 +1,11 @@
 // Command line: parses and checks flags, then hands over to src/app.
 import yargs, { Argv } from 'yargs';
-import { hideBin } from 'yargs/helpers';
-import { EXIT_CONFIG, EXIT_RUNTIME, binariesFor, planFor, startRun, StartupError } from '../app/run';
-import { resolveRunOptions, RUN_DEFAULTS, RunFlags, RunOptions } from '../config/run-options';
-import { describeRemoval, install, iptablesAvailable, remove, renderPlanText } from '../iptables/apply';
-import { runDemo } from '../demo/demo';
+import { EXIT_CONFIG, EXIT_RUNTIME, startRun, StartOptions, StartupError } from '../app/run';
+import { binariesFor, planFor } from '../app/run-config';
+import { resolveRunOptions, RUN_DEFAULTS, RunFlags, RunOptions } from '../app/run-options';
+import { describeRemoval, install, iptablesAvailable, remove } from '../iptables/apply';
+import { renderPlanText } from '../iptables/commands';
+import { DEFAULT_CHAIN } from '../iptables/plan';
 import path from 'node:path';
 import { controlRequest, notRunning } from '../control/client';
 import { liveBlockSets, OfflineBlocks } from '../blocks/offline';
@@ -24,7 +25,7 @@ import { escapeControl, escapeJsonLine } from '../log/escape';
 import { chainLockHolder, holdStateLock, InstanceLockedError } from '../app/instance-lock';
 import { repeatedFlags } from './repeated-flags';
 import { readSuppressionFile } from '../detect/suppress';
-import { CONFIG_FLAGS, ConfigFile, locateProblems, mergeConfig, readConfigFile } from '../config/config-file';
+import { CONFIG_FLAGS, ConfigFile, locateProblems, mergeConfig, readConfigFile } from '../app/config-file';
 
 function die(message: string, code: number): never {
   // Messages quote file names, ids and flag values: no escape sequence from them reaches the terminal.
@@ -72,13 +73,13 @@ function chainFlags<T>(y: Argv<T>) {
     .option('ip6tables', { type: 'string', defaultDescription: String(RUN_DEFAULTS.ip6tables), describe: 'ip6tables binary' });
 }
 
-async function cmdRun(argv: Record<string, unknown>): Promise<void> {
+async function cmdRun(argv: Record<string, unknown>, extras: Pick<StartOptions, 'scoreWorker'>): Promise<void> {
   // Named for ps, top and `pidof nfips` (else it is one more "node"); only the daemon, not the other commands.
   process.title = 'nfips';
   exitOnStdoutError = false;
   const o = resolveOrDie(argv);
   try {
-    const h = await startRun(o, { console: true, handleSignals: true });
+    const h = await startRun(o, { console: true, handleSignals: true, ...extras });
     process.exitCode = await h.done;
   } catch (e) {
     die((e as Error).message, e instanceof StartupError ? e.exitCode : EXIT_RUNTIME);
@@ -173,7 +174,7 @@ async function onBlocks<R>(argv: { controlSocket: string; stateDir: string }, re
   } finally {
     lock.release();
   }
-  const sets = await liveBlockSets();
+  const sets = await liveBlockSets(DEFAULT_CHAIN);
   if (sets.length) {
     process.stderr.write(`nfips: warning: nfips' block sets are in the kernel (${sets.join(', ')}): if an nfips runs with another --control-socket (or none), it does not see this and will overwrite the state file; give its socket instead. If none runs (it was killed), the sets are stale and the next start replaces them\n`);
   }
@@ -192,298 +193,297 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (exitOnStdoutError) process.exit(e.code === 'EPIPE' ? 0 : EXIT_RUNTIME);
 });
 
-void yargs(hideBin(process.argv))
-  .scriptName('nfips')
-  .usage('$0 <command> [options]\n\nInline intrusion prevention over NFQUEUE repeat mode.')
-  .command(
-    'run',
-    'inspect every forwarded (and/or input) packet until stopped with SIGINT/SIGTERM',
-    (y) =>
-      chainFlags(y)
-        .option('rules', { type: 'string', describe: 'JSON rule file (default: rules/default.json shipped with nfips)' })
-        .option('rules-format', { ...formatFlag, default: undefined, defaultDescription: 'auto' })
-        .option('log-rate', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logRate), describe: 'drop/reject/alert events logged per rule per second; the rest are counted as suppressed' })
-        .option('control-socket', { type: 'string', defaultDescription: String(RUN_DEFAULTS.controlSocket), describe: 'unix socket for "nfips status" and "nfips rules reload|stats" ("" to disable)' })
-        .option('watch-rules', { type: 'boolean', defaultDescription: String(RUN_DEFAULTS.watchRules), describe: 'reload the rules when the file changes (also on SIGHUP)' })
-        .option('verdict-mode', { type: 'string', defaultDescription: String(RUN_DEFAULTS.verdictMode), choices: ['repeat', 'accept'], describe: 'repeat: NF_REPEAT + mark, so the host ruleset still decides; accept: plain NF_ACCEPT' })
-        .option('log-file', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logFile), describe: 'JSON-lines event log' })
-        .option('log-level', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logLevel), choices: ['error', 'warn', 'info', 'debug'] })
-        .option('stats-interval', { type: 'string', defaultDescription: String(RUN_DEFAULTS.statsInterval), describe: 'seconds between per-queue stats events (0: off)' })
-        .option('copy-range', { type: 'string', defaultDescription: String(RUN_DEFAULTS.copyRange), describe: 'bytes of each packet copied to nfips' })
-        .option('queue-maxlen', { type: 'string', defaultDescription: String(RUN_DEFAULTS.queueMaxlen), describe: 'kernel queue length, in packets' })
-        .option('batch-size', { type: 'string', defaultDescription: String(RUN_DEFAULTS.batchSize), describe: 'most packets handed over per native call' })
-        .option('rcvbuf-mb', { type: 'string', defaultDescription: String(RUN_DEFAULTS.rcvbufMb), describe: 'netlink socket receive buffer, MiB' })
-        .option('mode', { type: 'string', defaultDescription: String(RUN_DEFAULTS.mode), choices: ['prevent', 'detect', 'off'], describe: 'prevent: alert on anomalies and block sources whose own behaviour is far outside what single sources do in normal traffic; detect: alert only; off: rules only' })
-        .option('model', { type: 'string', describe: 'anomaly model (default: models/default.json shipped with nfips)' })
-        .option('window-seconds', { type: 'string', describe: 'feature window length (default: the model\'s, 60)' })
-        .option('step-seconds', { type: 'string', describe: 'seconds between windows (default: the model\'s, 1)' })
-        .option('scoring-threads', { type: 'string', defaultDescription: String(RUN_DEFAULTS.scoringThreads), describe: 'classifier worker threads (never the queue threads)' })
-        .option('record-features', { type: 'string', describe: 'append every feature window to this JSON-lines file, for "nfips train --features"' })
-        .option('allow', { type: 'string', array: true, describe: 'CIDR never blocked (repeatable); the gateway\'s own addresses and --exclude networks never are either' })
-        .option('block-ttl', { type: 'string', defaultDescription: String(RUN_DEFAULTS.blockTtl), describe: 'seconds a first anomaly block lasts; each repeat offence doubles it' })
-        .option('block-max-ttl', { type: 'string', defaultDescription: String(RUN_DEFAULTS.blockMaxTtl), describe: 'cap on a block\'s time to live, seconds' })
-        .option('max-blocks', { type: 'string', defaultDescription: String(RUN_DEFAULTS.maxBlocks), describe: 'most blocks in force at once; more are refused and logged' })
-        .option('state-dir', { type: 'string', defaultDescription: String(RUN_DEFAULTS.stateDir), describe: 'directory of blocks.json (blocks survive a restart with their remaining time) and of --learn\'s recording and model' })
-        .option('learn', { type: 'string', describe: 'learn this site first: for DURATION (e.g. 24h) enforce the rules, only alert, and record the traffic; then train a site model (written to --state-dir/model.json) and run in --mode with it. A restart resumes the learning' })
-        .option('malformed', { type: 'string', defaultDescription: String(RUN_DEFAULTS.malformed), choices: ['drop', 'policy'], describe: 'packets whose transport header nfips cannot see (IPv6 headers past --copy-range, tiny or overlapping fragments, unknown next header, bad TCP offset): drop them when a drop/reject rule could have matched, or leave them to the rules and default policy' })
-        .option('rules-mode', { type: 'string', defaultDescription: String(RUN_DEFAULTS.rulesMode), choices: ['enforce', 'log'], describe: 'enforce: the rules decide; log: a dry run, every packet a rule, the default policy or lock would drop or reject is accepted and logged with alert.action would-drop/would-reject (anomaly blocks follow --mode)' })
-        .option('suppress', { type: 'string', describe: 'JSON file of anomaly suppressions (by signature_id and/or source network): a suppressed anomaly neither alerts nor blocks' })
-        .option('ipset', { type: 'string', defaultDescription: String(RUN_DEFAULTS.ipset), describe: 'ipset binary (blocks are ipsets matched before the queue)' })
-        .option('metrics-listen', { type: 'string', describe: 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9808; off by default)' })
-        .example('$0 run --rules rules/default.json --queues 0-1 --hook forward --log-file /var/log/nfips/nfips.json', ''),
-    (argv) => cmdRun(argv),
-  )
-  .command(
-    'iptables <action>',
-    'print, install or remove the NFIPS chain, its block sets and its jumps (remove cleans up after kill -9)',
-    (y) => chainFlags(y).positional('action', { choices: ['print', 'install', 'remove'] as const, demandOption: true }),
-    (argv) => cmdIptables(argv.action, argv),
-  )
-  .command('rules <action>', 'check, test, reload or show counters of rules', (y) =>
-    y
-      .command(
-        'check [file]',
-        'validate a rule file (or the one a --config file names, which is checked too); exit 0 if it would load, 2 with every problem listed otherwise',
-        (yy) =>
-          yy
-            .positional('file', { type: 'string' })
-            .option('config', { type: 'string', describe: 'the "nfips run" config file: check it, and its rules file unless FILE is given' })
-            .option('rules-format', formatFlag),
-        (argv) => {
-          // The unit's ExecStartPre checks the config file and the rules it names before starting.
-          const o = argv.config !== undefined ? resolveOrDie({ config: argv.config }) : null;
-          const file = argv.file ?? o?.rules;
-          if (file === undefined) die('say which rules file to check, or give --config', EXIT_CONFIG);
-          // The suppression list the config names is a start error too: check it here, not in a restart loop.
-          if (o?.suppress) {
+/**
+ * Parses `args` (what follows `nfips` on the command line) and runs the
+ * command. bin/nfips passes no extras; test harnesses pass what they inject
+ * into `run` (a scoring worker that fails on demand).
+ */
+export function runCli(args: readonly string[], extras: Pick<StartOptions, 'scoreWorker'> = {}): Promise<unknown> {
+  return yargs([...args])
+    .scriptName('nfips')
+    .usage('$0 <command> [options]\n\nInline intrusion prevention over NFQUEUE repeat mode.')
+    .command(
+      'run',
+      'inspect every forwarded (and/or input) packet until stopped with SIGINT/SIGTERM',
+      (y) =>
+        chainFlags(y)
+          .option('rules', { type: 'string', describe: 'JSON rule file (default: rules/default.json shipped with nfips)' })
+          .option('rules-format', { ...formatFlag, default: undefined, defaultDescription: 'auto' })
+          .option('log-rate', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logRate), describe: 'drop/reject/alert events logged per rule per second; the rest are counted as suppressed' })
+          .option('control-socket', { type: 'string', defaultDescription: String(RUN_DEFAULTS.controlSocket), describe: 'unix socket for "nfips status" and "nfips rules reload|stats" ("" to disable)' })
+          .option('watch-rules', { type: 'boolean', defaultDescription: String(RUN_DEFAULTS.watchRules), describe: 'reload the rules when the file changes (also on SIGHUP)' })
+          .option('verdict-mode', { type: 'string', defaultDescription: String(RUN_DEFAULTS.verdictMode), choices: ['repeat', 'accept'], describe: 'repeat: NF_REPEAT + mark, so the host ruleset still decides; accept: plain NF_ACCEPT' })
+          .option('log-file', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logFile), describe: 'JSON-lines event log' })
+          .option('log-level', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logLevel), choices: ['error', 'warn', 'info', 'debug'] })
+          .option('stats-interval', { type: 'string', defaultDescription: String(RUN_DEFAULTS.statsInterval), describe: 'seconds between per-queue stats events (0: off)' })
+          .option('copy-range', { type: 'string', defaultDescription: String(RUN_DEFAULTS.copyRange), describe: 'bytes of each packet copied to nfips' })
+          .option('queue-maxlen', { type: 'string', defaultDescription: String(RUN_DEFAULTS.queueMaxlen), describe: 'kernel queue length, in packets' })
+          .option('batch-size', { type: 'string', defaultDescription: String(RUN_DEFAULTS.batchSize), describe: 'most packets handed over per native call' })
+          .option('rcvbuf-mb', { type: 'string', defaultDescription: String(RUN_DEFAULTS.rcvbufMb), describe: 'netlink socket receive buffer, MiB' })
+          .option('mode', { type: 'string', defaultDescription: String(RUN_DEFAULTS.mode), choices: ['prevent', 'detect', 'off'], describe: 'prevent: alert on anomalies and block sources whose own behaviour is far outside what single sources do in normal traffic; detect: alert only; off: rules only' })
+          .option('model', { type: 'string', describe: 'anomaly model (default: models/default.json shipped with nfips)' })
+          .option('window-seconds', { type: 'string', describe: 'feature window length (default: the model\'s, 60)' })
+          .option('step-seconds', { type: 'string', describe: 'seconds between windows (default: the model\'s, 1)' })
+          .option('scoring-threads', { type: 'string', defaultDescription: String(RUN_DEFAULTS.scoringThreads), describe: 'classifier worker threads (never the queue threads)' })
+          .option('record-features', { type: 'string', describe: 'append every feature window to this JSON-lines file, for "nfips train --features"' })
+          .option('allow', { type: 'string', array: true, describe: 'CIDR never blocked (repeatable); the gateway\'s own addresses and --exclude networks never are either' })
+          .option('block-ttl', { type: 'string', defaultDescription: String(RUN_DEFAULTS.blockTtl), describe: 'seconds a first anomaly block lasts; each repeat offence doubles it' })
+          .option('block-max-ttl', { type: 'string', defaultDescription: String(RUN_DEFAULTS.blockMaxTtl), describe: 'cap on a block\'s time to live, seconds' })
+          .option('max-blocks', { type: 'string', defaultDescription: String(RUN_DEFAULTS.maxBlocks), describe: 'most blocks in force at once; more are refused and logged' })
+          .option('state-dir', { type: 'string', defaultDescription: String(RUN_DEFAULTS.stateDir), describe: 'directory of blocks.json (blocks survive a restart with their remaining time) and of --learn\'s recording and model' })
+          .option('learn', { type: 'string', describe: 'learn this site first: for DURATION (e.g. 24h) enforce the rules, only alert, and record the traffic; then train a site model (written to --state-dir/model.json) and run in --mode with it. A restart resumes the learning' })
+          .option('malformed', { type: 'string', defaultDescription: String(RUN_DEFAULTS.malformed), choices: ['drop', 'policy'], describe: 'packets whose transport header nfips cannot see (IPv6 headers past --copy-range, tiny or overlapping fragments, unknown next header, bad TCP offset): drop them when a drop/reject rule could have matched, or leave them to the rules and default policy' })
+          .option('rules-mode', { type: 'string', defaultDescription: String(RUN_DEFAULTS.rulesMode), choices: ['enforce', 'log'], describe: 'enforce: the rules decide; log: a dry run, every packet a rule, the default policy or lock would drop or reject is accepted and logged with alert.action would-drop/would-reject (anomaly blocks follow --mode)' })
+          .option('suppress', { type: 'string', describe: 'JSON file of anomaly suppressions (by signature_id and/or source network): a suppressed anomaly neither alerts nor blocks' })
+          .option('ipset', { type: 'string', defaultDescription: String(RUN_DEFAULTS.ipset), describe: 'ipset binary (blocks are ipsets matched before the queue)' })
+          .option('metrics-listen', { type: 'string', describe: 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9808; off by default)' })
+          .example('$0 run --rules rules/default.json --queues 0-1 --hook forward --log-file /var/log/nfips/nfips.json', ''),
+      (argv) => cmdRun(argv, extras),
+    )
+    .command(
+      'iptables <action>',
+      'print, install or remove the NFIPS chain, its block sets and its jumps (remove cleans up after kill -9)',
+      (y) => chainFlags(y).positional('action', { choices: ['print', 'install', 'remove'] as const, demandOption: true }),
+      (argv) => cmdIptables(argv.action, argv),
+    )
+    .command('rules <action>', 'check, test, reload or show counters of rules', (y) =>
+      y
+        .command(
+          'check [file]',
+          'validate a rule file (or the one a --config file names, which is checked too); exit 0 if it would load, 2 with every problem listed otherwise',
+          (yy) =>
+            yy
+              .positional('file', { type: 'string' })
+              .option('config', { type: 'string', describe: 'the "nfips run" config file: check it, and its rules file unless FILE is given' })
+              .option('rules-format', formatFlag),
+          (argv) => {
+            // The unit's ExecStartPre checks the config file and the rules it names before starting.
+            const o = argv.config !== undefined ? resolveOrDie({ config: argv.config }) : null;
+            const file = argv.file ?? o?.rules;
+            if (file === undefined) die('say which rules file to check, or give --config', EXIT_CONFIG);
+            // The suppression list the config names is a start error too: check it here, not in a restart loop.
+            if (o?.suppress) {
+              try {
+                readSuppressionFile(o.suppress);
+              } catch (e) {
+                die((e as Error).message, EXIT_CONFIG);
+              }
+            }
+            const rs = loadOrDie(file, argv.file === undefined && o ? o.rulesFormat : argv.rulesFormat);
+            const disabled = rs.rules.filter((r) => !r.enabled).length;
+            process.stdout.write(`${escapeControl(file)}: OK (${rs.origin.format} format, ${rs.rules.length} rules${disabled ? ` (${disabled} disabled)` : ''}, default ${rs.default}${rs.lock ? ', LOCKED' : ''})\n`);
+            // Warnings go to stderr and leave the exit code at 0: the file loads.
+            const warnings = [...missingInterfaces(rs, (n) => ifindexOf(n) !== undefined).map(describeMissing), ...shadowedRules(rs).map(describeShadowed)];
+            for (const w of warnings) process.stderr.write(`nfips: warning: ${escapeControl(w)}\n`);
+          },
+        )
+        .command(
+          'test <file>',
+          'show which rule decides a described packet, and why the rules before it did not match',
+          (yy) =>
+            yy
+              .positional('file', { type: 'string', demandOption: true })
+              .option('packet', { type: 'string', demandOption: true, describe: 'e.g. "tcp 10.0.0.5:40000 -> 192.0.2.7:23 flags S in lan0"' })
+              .option('rules-format', formatFlag)
+              .option('verbose', { type: 'boolean', default: false, describe: 'list every non-matching rule, with what it wants in the field that failed and what the packet has there' }),
+          (argv) => {
+            const rs = loadOrDie(argv.file, argv.rulesFormat);
+            let p;
             try {
-              readSuppressionFile(o.suppress);
+              p = parsePacketText(argv.packet);
             } catch (e) {
               die((e as Error).message, EXIT_CONFIG);
             }
-          }
-          const rs = loadOrDie(file, argv.file === undefined && o ? o.rulesFormat : argv.rulesFormat);
-          const disabled = rs.rules.filter((r) => !r.enabled).length;
-          process.stdout.write(`${escapeControl(file)}: OK (${rs.origin.format} format, ${rs.rules.length} rules${disabled ? ` (${disabled} disabled)` : ''}, default ${rs.default}${rs.lock ? ', LOCKED' : ''})\n`);
-          // Warnings go to stderr and leave the exit code at 0: the file loads.
-          const warnings = [...missingInterfaces(rs, (n) => ifindexOf(n) !== undefined).map(describeMissing), ...shadowedRules(rs).map(describeShadowed)];
-          for (const w of warnings) process.stderr.write(`nfips: warning: ${escapeControl(w)}\n`);
-        },
-      )
-      .command(
-        'test <file>',
-        'show which rule decides a described packet, and why the rules before it did not match',
-        (yy) =>
-          yy
-            .positional('file', { type: 'string', demandOption: true })
-            .option('packet', { type: 'string', demandOption: true, describe: 'e.g. "tcp 10.0.0.5:40000 -> 192.0.2.7:23 flags S in lan0"' })
-            .option('rules-format', formatFlag)
-            .option('verbose', { type: 'boolean', default: false, describe: 'list every non-matching rule, with what it wants in the field that failed and what the packet has there' }),
-        (argv) => {
-          const rs = loadOrDie(argv.file, argv.rulesFormat);
-          let p;
-          try {
-            p = parsePacketText(argv.packet);
-          } catch (e) {
-            die((e as Error).message, EXIT_CONFIG);
-          }
-          process.stdout.write(`${formatExplanation(explain(rs, p), argv.verbose)}\n`);
-        },
-      )
-      .command(
-        'reload',
-        'make the running nfips reload its rule file (validated first; on error the old rules stay)',
-        (yy) => yy.option('control-socket', controlFlag),
-        async (argv) => {
-          const r = (await ask(argv.controlSocket, { cmd: 'rules.reload' })) as { version: number; rules_count: number; sha256: string };
-          process.stdout.write(`reloaded: version ${r.version}, ${r.rules_count} rules, sha256 ${r.sha256.slice(0, 12)}\n`);
-        },
-      )
-      .command(
-        'stats',
-        'per-rule packet and byte counters of the running nfips',
-        (yy) => yy.option('control-socket', controlFlag).option('json', { type: 'boolean', default: false }),
-        async (argv) => {
-          const s = (await ask(argv.controlSocket, { cmd: 'rules.stats' })) as RuleStats;
-          if (argv.json) process.stdout.write(`${escapeJsonLine(JSON.stringify(s, null, 2))}\n`);
-          else printRuleStats(s);
-        },
-      )
-      .demandCommand(1, 'say which rules command: check, test, reload or stats'),
-  )
-  .command('blocks <action>', 'list, add, remove or flush blocks (enforced in the kernel before the queue); while nfips is stopped, in its state file', (y) =>
-    y
-      .command(
-        'list',
-        'blocks in force: scope, origin, time left, packets the kernel dropped',
-        (yy) => blockFlags(yy).option('json', { type: 'boolean', default: false }),
-        async (argv) => {
-          const list = await onBlocks(argv, { cmd: 'blocks.list' }, (o) => o.list());
-          process.stdout.write(argv.json ? `${escapeJsonLine(JSON.stringify(list, null, 2))}\n` : formatBlocks(list));
-        },
-      )
-      .command(
-        'add <net>',
-        'block an address or CIDR: everything from it, one protocol (--proto), or one service (--proto and --port)',
-        (yy) =>
-          blockFlags(yy)
-            .positional('net', { type: 'string', demandOption: true, describe: 'IPv4/IPv6 address or CIDR' })
-            .option('proto', { type: 'string', choices: ['tcp', 'udp', 'icmp'], describe: 'only this protocol' })
-            .option('port', { type: 'number', describe: 'only this destination port (with --proto tcp or udp)' })
-            .option('ttl', { type: 'number', describe: `seconds (default: --block-ttl of the running nfips; ${RUN_DEFAULTS.blockTtl} while it is stopped)` })
-            .option('reason', { type: 'string', describe: 'logged with the block' }),
-        async (argv) => {
-          const args = { net: argv.net, proto: argv.proto, port: argv.port, ttl_seconds: argv.ttl, reason: argv.reason };
-          const v = await onBlocks(argv, { cmd: 'blocks.add', ...args }, (o) => o.add(args));
-          if (v.replaced) {
-            const r = v.replaced;
-            process.stdout.write(`replaced ${v.key} (${v.scope}): reason ${JSON.stringify(r.reason)} -> ${JSON.stringify(v.reason)}, ttl ${r.ttl_seconds} s (${r.remaining_s} s left, until ${r.expires_at}) -> ${v.ttl_seconds} s, until ${v.expires_at}\n`);
-          } else {
-            process.stdout.write(`blocked ${v.key} (${v.scope}) until ${v.expires_at}\n`);
-          }
-        },
-      )
-      .command(
-        'del <block>',
-        'lift a block, named as "blocks list" shows it (e.g. 10.0.0.6, or "10.0.0.6 tcp:22")',
-        (yy) => blockFlags(yy).positional('block', { type: 'string', demandOption: true }),
-        async (argv) => {
-          const v = await onBlocks(argv, { cmd: 'blocks.del', key: argv.block }, (o) => o.del(argv.block));
-          process.stdout.write(`unblocked ${v.key}\n`);
-        },
-      )
-      .command(
-        'flush',
-        'lift every block (running: the kernel sets are emptied too)',
-        (yy) => blockFlags(yy),
-        async (argv) => {
-          const gone = await onBlocks(argv, { cmd: 'blocks.flush' }, (o) => o.flush());
-          process.stdout.write(`unblocked ${gone.length} block${gone.length === 1 ? '' : 's'}${gone.length ? `: ${gone.map((b) => b.key).join(', ')}` : ''}\n`);
-        },
-      )
-      .demandCommand(1, 'say which blocks command: list, add, del or flush'),
-  )
-  .command(
-    'status',
-    'uptime, per-queue counters, kernel queue state, classifier, rules version and blocks of the running nfips',
-    (y) => y.option('control-socket', controlFlag).option('json', { type: 'boolean', default: false, describe: 'the full status as JSON' }),
-    async (argv) => {
-      const s = await ask(argv.controlSocket, { cmd: 'status' });
-      process.stdout.write(argv.json ? `${escapeJsonLine(JSON.stringify(s, null, 2))}\n` : formatStatus(s as Parameters<typeof formatStatus>[0]));
-    },
-  )
-  .command(
-    'train',
-    'train an anomaly model on normal traffic: from pcap files, a live interface, or windows recorded by "nfips run --record-features"',
-    (y) =>
+            process.stdout.write(`${formatExplanation(explain(rs, p), argv.verbose)}\n`);
+          },
+        )
+        .command(
+          'reload',
+          'make the running nfips reload its rule file (validated first; on error the old rules stay)',
+          (yy) => yy.option('control-socket', controlFlag),
+          async (argv) => {
+            const r = (await ask(argv.controlSocket, { cmd: 'rules.reload' })) as { version: number; rules_count: number; sha256: string };
+            process.stdout.write(`reloaded: version ${r.version}, ${r.rules_count} rules, sha256 ${r.sha256.slice(0, 12)}\n`);
+          },
+        )
+        .command(
+          'stats',
+          'per-rule packet and byte counters of the running nfips',
+          (yy) => yy.option('control-socket', controlFlag).option('json', { type: 'boolean', default: false }),
+          async (argv) => {
+            const s = (await ask(argv.controlSocket, { cmd: 'rules.stats' })) as RuleStats;
+            if (argv.json) process.stdout.write(`${escapeJsonLine(JSON.stringify(s, null, 2))}\n`);
+            else printRuleStats(s);
+          },
+        )
+        .demandCommand(1, 'say which rules command: check, test, reload or stats'),
+    )
+    .command('blocks <action>', 'list, add, remove or flush blocks (enforced in the kernel before the queue); while nfips is stopped, in its state file', (y) =>
       y
-        .option('out', { type: 'string', demandOption: true, describe: 'model file to write (e.g. models/site.json)' })
-        .option('pcap', { type: 'string', array: true, default: [] as string[], describe: 'pcap/pcapng file(s) of normal traffic' })
-        .option('iface', { type: 'string', describe: 'capture live on this interface (libpcap; needs root or CAP_NET_RAW)' })
-        .option('seconds', { type: 'number', describe: 'how long to capture with --iface: at least 429 (the shortest capture training accepts with 60 s windows on one queue)' })
-        .option('features', { type: 'string', array: true, default: [] as string[], describe: 'feature-window recording(s) from "nfips run --record-features"' })
-        .option('rules', { type: 'string', default: RUN_DEFAULTS.rules, describe: 'rules applied before the features (packets an explicit rule drops are not learnt)' })
-        .option('rules-format', formatFlag)
-        .option('window-seconds', { type: 'number', describe: 'window length (default 60; recordings carry their own)' })
-        .option('step-seconds', { type: 'number', describe: 'seconds between windows (default 1)' })
-        .option('queues', { type: 'number', describe: 'queues the model will run on (default: as recorded; 1 for pcap/live)' })
-        .option('false-alarm-rate', { type: 'number', describe: 'target false-alarm rate on held-out windows (default 0.001)' })
-        .option('margin', { type: 'number', describe: 'threshold = margin x that quantile (default 2.5)' })
-        .option('k-max', { type: 'number', describe: 'largest k tried (default 8)' })
-        .option('min-packets', { type: 'number', describe: 'windows with fewer packets are neither learnt nor scored (default 100)' })
-        .option('seed', { type: 'number', describe: 'k-means seed (default 1)' })
-        .example('$0 train --pcap normal.pcap --out models/site.json', '')
-        .example('$0 train --features /var/lib/nfips/windows.jsonl --out models/site.json', ''),
-    async (argv) => {
-      try {
-        await runTrain({ ...argv, rulesFormat: argv.rulesFormat as FormatChoice, command: `nfips ${process.argv.slice(2).join(' ')}` }, (l) => process.stdout.write(`${escapeControl(l)}\n`));
-      } catch (e) {
-        die((e as Error).message, EXIT_CONFIG);
-      }
-    },
-  )
-  .command(
-    'replay',
-    'run a pcap through the rules, feature windows and classifier offline (no root), printing verdict counts and alerts as JSON lines',
-    (y) =>
-      y
-        .option('pcap', { type: 'string', demandOption: true, describe: 'pcap or pcapng file' })
-        .option('rules', { type: 'string', default: RUN_DEFAULTS.rules })
-        .option('rules-format', formatFlag)
-        .option('model', { type: 'string', default: RUN_DEFAULTS.model, describe: 'anomaly model' })
-        .option('rules-only', { type: 'boolean', default: false, describe: 'skip the anomaly model' })
-        .option('iface-in', { type: 'string', describe: 'take every packet to have come in on this interface, so "in" rules can match (a capture carries none)' })
-        .option('iface-out', { type: 'string', describe: 'take every packet to go out on this interface, so "out" rules can match' })
-        .option('suppress', { type: 'string', describe: 'anomaly suppression list (JSON), as for nfips run' }),
-    async (argv) => {
-      const captureClock = { now: new Date(0) };
-      const log = createEventLog({ console: false, stdoutJson: true, level: 'info', clock: () => captureClock.now });
-      try {
-        const s = runReplay({ pcap: argv.pcap, rules: argv.rules, rulesFormat: argv.rulesFormat as FormatChoice, model: argv.rulesOnly ? null : argv.model, ifaceIn: argv.ifaceIn ?? null, ifaceOut: argv.ifaceOut ?? null, suppress: argv.suppress ?? null }, log, captureClock);
-        for (const w of s.warnings) process.stderr.write(`nfips replay: warning: ${escapeControl(w)}\n`);
-        log.event('replay_summary', { ...s });
-        await log.close();
-      } catch (e) {
-        await log.close();
-        die((e as Error).message, EXIT_CONFIG);
-      }
-    },
-  )
-  .command(
-    'logs',
-    'show the event log, one readable line per record (alerts, drops, stats...)',
-    (y) =>
-      y
-        .option('file', { type: 'string', default: RUN_DEFAULTS.logFile, describe: 'the log file (nfips run --log-file)' })
-        .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new records, across rotation (like tail -F)' })
-        .option('type', { type: 'string', array: true, default: [] as string[], describe: 'only these event types (repeatable or comma-separated), e.g. alert,drop' })
-        .option('json', { type: 'boolean', default: false, describe: 'print the matching JSON lines unchanged' })
-        .option('lines', { alias: 'n', type: 'number', describe: 'only the last N matching records (with -f: then every new one)' })
-        .option('since', { type: 'string', describe: 'only records from this time on: a duration back from now (10m, 2h, 1d) or an ISO time' })
-        .example('$0 logs -f --type alert', '')
-        .example('$0 logs -n 20 --since 1h --type alert,block', ''),
-    async (argv) => {
-      try {
-        let lines: number | null = null;
-        let since: number | null = null;
+        .command(
+          'list',
+          'blocks in force: scope, origin, time left, packets the kernel dropped',
+          (yy) => blockFlags(yy).option('json', { type: 'boolean', default: false }),
+          async (argv) => {
+            const list = await onBlocks(argv, { cmd: 'blocks.list' }, (o) => o.list());
+            process.stdout.write(argv.json ? `${escapeJsonLine(JSON.stringify(list, null, 2))}\n` : formatBlocks(list));
+          },
+        )
+        .command(
+          'add <net>',
+          'block an address or CIDR: everything from it, one protocol (--proto), or one service (--proto and --port)',
+          (yy) =>
+            blockFlags(yy)
+              .positional('net', { type: 'string', demandOption: true, describe: 'IPv4/IPv6 address or CIDR' })
+              .option('proto', { type: 'string', choices: ['tcp', 'udp', 'icmp'], describe: 'only this protocol' })
+              .option('port', { type: 'number', describe: 'only this destination port (with --proto tcp or udp)' })
+              .option('ttl', { type: 'number', describe: `seconds (default: --block-ttl of the running nfips; ${RUN_DEFAULTS.blockTtl} while it is stopped)` })
+              .option('reason', { type: 'string', describe: 'logged with the block' }),
+          async (argv) => {
+            const args = { net: argv.net, proto: argv.proto, port: argv.port, ttl_seconds: argv.ttl, reason: argv.reason };
+            const v = await onBlocks(argv, { cmd: 'blocks.add', ...args }, (o) => o.add(args));
+            if (v.replaced) {
+              const r = v.replaced;
+              process.stdout.write(`replaced ${v.key} (${v.scope}): reason ${JSON.stringify(r.reason)} -> ${JSON.stringify(v.reason)}, ttl ${r.ttl_seconds} s (${r.remaining_s} s left, until ${r.expires_at}) -> ${v.ttl_seconds} s, until ${v.expires_at}\n`);
+            } else {
+              process.stdout.write(`blocked ${v.key} (${v.scope}) until ${v.expires_at}\n`);
+            }
+          },
+        )
+        .command(
+          'del <block>',
+          'lift a block, named as "blocks list" shows it (e.g. 10.0.0.6, or "10.0.0.6 tcp:22")',
+          (yy) => blockFlags(yy).positional('block', { type: 'string', demandOption: true }),
+          async (argv) => {
+            const v = await onBlocks(argv, { cmd: 'blocks.del', key: argv.block }, (o) => o.del(argv.block));
+            process.stdout.write(`unblocked ${v.key}\n`);
+          },
+        )
+        .command(
+          'flush',
+          'lift every block (running: the kernel sets are emptied too)',
+          (yy) => blockFlags(yy),
+          async (argv) => {
+            const gone = await onBlocks(argv, { cmd: 'blocks.flush' }, (o) => o.flush());
+            process.stdout.write(`unblocked ${gone.length} block${gone.length === 1 ? '' : 's'}${gone.length ? `: ${gone.map((b) => b.key).join(', ')}` : ''}\n`);
+          },
+        )
+        .demandCommand(1, 'say which blocks command: list, add, del or flush'),
+    )
+    .command(
+      'status',
+      'uptime, per-queue counters, kernel queue state, classifier, rules version and blocks of the running nfips',
+      (y) => y.option('control-socket', controlFlag).option('json', { type: 'boolean', default: false, describe: 'the full status as JSON' }),
+      async (argv) => {
+        const s = await ask(argv.controlSocket, { cmd: 'status' });
+        process.stdout.write(argv.json ? `${escapeJsonLine(JSON.stringify(s, null, 2))}\n` : formatStatus(s as Parameters<typeof formatStatus>[0]));
+      },
+    )
+    .command(
+      'train',
+      'train an anomaly model on normal traffic: from pcap files, a live interface, or windows recorded by "nfips run --record-features"',
+      (y) =>
+        y
+          .option('out', { type: 'string', demandOption: true, describe: 'model file to write (e.g. models/site.json)' })
+          .option('pcap', { type: 'string', array: true, default: [] as string[], describe: 'pcap/pcapng file(s) of normal traffic' })
+          .option('iface', { type: 'string', describe: 'capture live on this interface (libpcap; needs root or CAP_NET_RAW)' })
+          .option('seconds', { type: 'number', describe: 'how long to capture with --iface: at least 429 (the shortest capture training accepts with 60 s windows on one queue)' })
+          .option('features', { type: 'string', array: true, default: [] as string[], describe: 'feature-window recording(s) from "nfips run --record-features"' })
+          .option('rules', { type: 'string', default: RUN_DEFAULTS.rules, describe: 'rules applied before the features (packets an explicit rule drops are not learnt)' })
+          .option('rules-format', formatFlag)
+          .option('window-seconds', { type: 'number', describe: 'window length (default 60; recordings carry their own)' })
+          .option('step-seconds', { type: 'number', describe: 'seconds between windows (default 1)' })
+          .option('queues', { type: 'number', describe: 'queues the model will run on (default: as recorded; 1 for pcap/live)' })
+          .option('false-alarm-rate', { type: 'number', describe: 'target false-alarm rate on held-out windows (default 0.001)' })
+          .option('margin', { type: 'number', describe: 'threshold = margin x that quantile (default 2.5)' })
+          .option('k-max', { type: 'number', describe: 'largest k tried (default 8)' })
+          .option('min-packets', { type: 'number', describe: 'windows with fewer packets are neither learnt nor scored (default 100)' })
+          .option('seed', { type: 'number', describe: 'k-means seed (default 1)' })
+          .example('$0 train --pcap normal.pcap --out models/site.json', '')
+          .example('$0 train --features /var/lib/nfips/windows.jsonl --out models/site.json', ''),
+      async (argv) => {
         try {
-          if (argv.lines !== undefined) lines = checkLines(argv.lines);
-          if (argv.since !== undefined) since = parseSince(argv.since);
+          await runTrain({ ...argv, rulesFormat: argv.rulesFormat as FormatChoice, command: `nfips ${args.join(' ')}` }, (l) => process.stdout.write(`${escapeControl(l)}\n`));
         } catch (e) {
           die((e as Error).message, EXIT_CONFIG);
         }
-        const h = runLogs({ file: argv.file, follow: argv.follow, types: argv.type, json: argv.json, lines, since }, (s) => process.stdout.write(s));
-        process.once('SIGINT', () => h.stop());
-        process.once('SIGTERM', () => h.stop());
-        await h.done;
-      } catch (e) {
-        die((e as Error).message, EXIT_CONFIG);
-      }
-    },
-  )
-  .command(
-    'demo',
-    'build a client/gateway/server namespace topology, run nfips inline on it with rules/default.json, drive traffic, tear down',
-    (y) => y.option('keep', { type: 'boolean', default: false, describe: 'leave the namespaces in place afterwards' }),
-    async (argv) => {
-      process.exitCode = await runDemo({ keep: argv.keep });
-    },
-  )
-  // yargs' own: `nfips completion` prints a bash/zsh script that asks `nfips --get-yargs-completions`.
-  .completion('completion', 'print a bash or zsh completion script (e.g. nfips completion > /etc/bash_completion.d/nfips)')
-  // Before any command's handler: a flag given twice is a mistake to name, not an array to crash on.
-  .middleware((argv) => {
-    const repeated = repeatedFlags(argv);
-    if (repeated.length > 0) die(repeated.join('\n'), EXIT_CONFIG);
-  })
-  .demandCommand(1, 'say which command to run')
-  .strict()
-  .recommendCommands()
-  .help()
-  .wrap(Math.min(110, process.stdout.columns || 110))
-  .fail((msg, err, y) => {
-    if (err) die(err.message, EXIT_RUNTIME);
-    y.showHelp();
-    die(msg, EXIT_CONFIG);
-  })
-  .parseAsync();
+      },
+    )
+    .command(
+      'replay',
+      'run a pcap through the rules, feature windows and classifier offline (no root), printing verdict counts and alerts as JSON lines',
+      (y) =>
+        y
+          .option('pcap', { type: 'string', demandOption: true, describe: 'pcap or pcapng file' })
+          .option('rules', { type: 'string', default: RUN_DEFAULTS.rules })
+          .option('rules-format', formatFlag)
+          .option('model', { type: 'string', default: RUN_DEFAULTS.model, describe: 'anomaly model' })
+          .option('rules-only', { type: 'boolean', default: false, describe: 'skip the anomaly model' })
+          .option('iface-in', { type: 'string', describe: 'take every packet to have come in on this interface, so "in" rules can match (a capture carries none)' })
+          .option('iface-out', { type: 'string', describe: 'take every packet to go out on this interface, so "out" rules can match' })
+          .option('suppress', { type: 'string', describe: 'anomaly suppression list (JSON), as for nfips run' }),
+      async (argv) => {
+        const captureClock = { now: new Date(0) };
+        const log = createEventLog({ console: false, stdoutJson: true, level: 'info', clock: () => captureClock.now });
+        try {
+          const s = runReplay({ pcap: argv.pcap, rules: argv.rules, rulesFormat: argv.rulesFormat as FormatChoice, model: argv.rulesOnly ? null : argv.model, ifaceIn: argv.ifaceIn ?? null, ifaceOut: argv.ifaceOut ?? null, suppress: argv.suppress ?? null }, log, captureClock);
+          for (const w of s.warnings) process.stderr.write(`nfips replay: warning: ${escapeControl(w)}\n`);
+          log.event('replay_summary', { ...s });
+          await log.close();
+        } catch (e) {
+          await log.close();
+          die((e as Error).message, EXIT_CONFIG);
+        }
+      },
+    )
+    .command(
+      'logs',
+      'show the event log, one readable line per record (alerts, drops, stats...)',
+      (y) =>
+        y
+          .option('file', { type: 'string', default: RUN_DEFAULTS.logFile, describe: 'the log file (nfips run --log-file)' })
+          .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new records, across rotation (like tail -F)' })
+          .option('type', { type: 'string', array: true, default: [] as string[], describe: 'only these event types (repeatable or comma-separated), e.g. alert,drop' })
+          .option('json', { type: 'boolean', default: false, describe: 'print the matching JSON lines unchanged' })
+          .option('lines', { alias: 'n', type: 'number', describe: 'only the last N matching records (with -f: then every new one)' })
+          .option('since', { type: 'string', describe: 'only records from this time on: a duration back from now (10m, 2h, 1d) or an ISO time' })
+          .example('$0 logs -f --type alert', '')
+          .example('$0 logs -n 20 --since 1h --type alert,block', ''),
+      async (argv) => {
+        try {
+          let lines: number | null = null;
+          let since: number | null = null;
+          try {
+            if (argv.lines !== undefined) lines = checkLines(argv.lines);
+            if (argv.since !== undefined) since = parseSince(argv.since);
+          } catch (e) {
+            die((e as Error).message, EXIT_CONFIG);
+          }
+          const h = runLogs({ file: argv.file, follow: argv.follow, types: argv.type, json: argv.json, lines, since }, (s) => process.stdout.write(s));
+          process.once('SIGINT', () => h.stop());
+          process.once('SIGTERM', () => h.stop());
+          await h.done;
+        } catch (e) {
+          die((e as Error).message, EXIT_CONFIG);
+        }
+      },
+    )
+    // yargs' own: `nfips completion` prints a bash/zsh script that asks `nfips --get-yargs-completions`.
+    .completion('completion', 'print a bash or zsh completion script (e.g. nfips completion > /etc/bash_completion.d/nfips)')
+    // Before any command's handler: a flag given twice is a mistake to name, not an array to crash on.
+    .middleware((argv) => {
+      const repeated = repeatedFlags(argv);
+      if (repeated.length > 0) die(repeated.join('\n'), EXIT_CONFIG);
+    })
+    .demandCommand(1, 'say which command to run')
+    .strict()
+    .recommendCommands()
+    .help()
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .fail((msg, err, y) => {
+      if (err) die(err.message, EXIT_RUNTIME);
+      y.showHelp();
+      die(msg, EXIT_CONFIG);
+    })
+    .parseAsync();
+}

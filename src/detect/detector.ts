@@ -13,8 +13,9 @@
 // the recording.
 import path from 'node:path';
 import { Piscina } from 'piscina';
-import { FeatureRecorder } from '../features/record-file';
-import { FeatureWindow, StepRecord, WindowRing } from '../features/window';
+import { FeatureRecorder } from './record-file';
+import { StepRecord } from '../features/step';
+import { FeatureWindow, WindowRing } from '../features/window';
 import { EventLog } from '../log/event-log';
 import { EnvelopeStats, Thresholds } from './envelope';
 import { WindowJudge } from './judge';
@@ -49,6 +50,14 @@ export interface DetectorOptions {
   behaviourEverySeconds?: number;
   /** After behaviour covering `steps` steps went to the recording (learning progress). */
   onBehaviour?: (steps: number) => void;
+  /** The pool's worker module, default score-worker.js (tests wrap it to inject faults). */
+  scoreWorker?: ScoreWorkerModule;
+}
+
+/** A piscina worker module that scores like score-worker.ts; `data` is added to its workerData. */
+export interface ScoreWorkerModule {
+  filename: string;
+  data?: Record<string, unknown>;
 }
 
 export interface DetectorQueueStats {
@@ -168,9 +177,9 @@ export class Detector {
       },
       emit,
     );
-    const workerData: ScoreWorkerData = { model };
+    const workerData: ScoreWorkerData = { ...opts.scoreWorker?.data, model };
     const pool = new Piscina<ScoreTask, ScoreResult>({
-      filename: path.join(__dirname, 'score-worker.js'),
+      filename: opts.scoreWorker?.filename ?? path.join(__dirname, 'score-worker.js'),
       workerData,
       minThreads: opts.threads,
       maxThreads: opts.threads,

@@ -14,7 +14,7 @@ import { formatDuration } from '../config/duration';
 import { EventLog } from '../log/event-log';
 import { loadModel, Model, saveModel } from './model';
 import { TrainSummary } from './train';
-import { forEachLine } from '../features/record-file';
+import { forEachLine } from './record-file';
 import type { TrainJob, TrainReply } from './train-worker';
 
 export const LEARNING_FORMAT = 'nfips-learning';
@@ -24,7 +24,7 @@ const MAX_LEARNING_STATE_BYTES = 1 << 20;
 
 export interface LearningFiles {
   dir: string;
-  /** Windows and behaviour, appended as they come (see features/record-file). */
+  /** Windows and behaviour, appended as they come (see record-file.ts). */
   recording: string;
   /** learning.json: what is being learnt, and whether it is done. */
   state: string;

@@ -6,7 +6,7 @@ import { readFileBounded } from '../config/safe-file';
 import { FEATURE_COUNT, FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES, FeatureTransform } from '../features/feature-set';
 import type { Scaler } from './scale';
 import { SOURCE_ENVELOPE_SCHEMA, SourceEnvelope } from './envelope';
-import { FLAG_MODEL_SCHEMA, FlagModel } from './flag-model';
+import { FLAG_MODEL_SCHEMA, FlagModel } from '../flow/flag-model';
 
 export const MODEL_FORMAT = 'nfips-model';
 /** 2: adds the per-source envelope (`sources`) and the TCP flag-sequence model (`flags`). */

@@ -9,10 +9,10 @@ import { formatAddress } from '../rules/address';
 import {
   bitmapDistinct, EV_COUNT, formatMac, HOST_BITS_WORDS, mergeTarget, PORT_BITS_WORDS, SVC_SLOTS, TARGET_NONE,
 } from '../features/source-table';
-import { StepRecord } from '../features/window';
+import { StepRecord } from '../features/step';
 import { AGGREGATE_MEASURES, AggregateMeasure, CROWD_OF, EnvelopeStats, MEASURE_INDEX, MEASURES, MeasureName, serviceName, Threshold, Thresholds } from './envelope';
 import { SC_COUNT, SC_SYN, SC_UDP } from '../features/source-table';
-import { formatSequence } from './flag-model';
+import { formatSequence } from '../flow/flag-model';
 
 /** Steps after which a step counts as reported by every queue. */
 const FINAL_LAG = 2;

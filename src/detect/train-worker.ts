@@ -2,7 +2,7 @@
 // posts it back, with progress on the way. Training a day of windows takes
 // seconds to minutes of CPU; the main thread keeps serving meanwhile.
 import { parentPort, workerData } from 'node:worker_threads';
-import { readRecording } from '../features/record-file';
+import { readRecording } from './record-file';
 import { Model } from './model';
 import { trainModel, TrainSummary } from './train';
 

@@ -7,7 +7,7 @@ import { fitScaler, scaleInto } from './scale';
 import { createScorer, excessDistance } from './score';
 import { isScoreable } from './scoreable';
 import { DEFAULT_MARGIN, DEFAULT_QUANTILE, EnvelopeStats, learnEnvelope, SourceEnvelope } from './envelope';
-import { buildFlagModel, FlagModel } from './flag-model';
+import { buildFlagModel, FlagModel } from '../flow/flag-model';
 
 export interface TrainingWindow {
   /** Epoch seconds. */

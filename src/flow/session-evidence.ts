@@ -8,7 +8,7 @@
 // its client: a host that only answered (a server, a victim of spoofed
 // SYNs) or that a session was picked up from mid-stream (after a restart)
 // is never credited with anything.
-import { CLASSES, CompiledFlagModel, CONTEXTS, flagClass, KEPT_SYMBOLS, nextContext, SCORED_SYMBOLS, START_CONTEXT, SYM_ACK, SYM_DATA, SYM_FIN, SYM_NULL, SYM_ODD, SYM_RST, SYM_SYN, SYM_SYNACK, SYMBOLS, symbolOf } from '../detect/flag-model';
+import { CLASSES, CompiledFlagModel, CONTEXTS, flagClass, KEPT_SYMBOLS, nextContext, SCORED_SYMBOLS, START_CONTEXT, SYM_ACK, SYM_DATA, SYM_FIN, SYM_NULL, SYM_ODD, SYM_RST, SYM_SYN, SYM_SYNACK, SYMBOLS, symbolOf } from './flag-model';
 import { PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from '../packet/decoded';
 import { isEchoReply, isEchoRequest } from './server-guess';
 import { SessionTable } from './session-table';

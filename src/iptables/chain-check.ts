@@ -3,8 +3,9 @@
 // `iptables -S -v` and `ipset list -t` print and runs what it returns.
 import { Block } from '../blocks/block';
 import { entryOf, familyOf, remainingSeconds, restoreScript, setPrefixFor } from '../blocks/ipset';
-import { chainExists, parseSaveRules, SavedRule, targetOf } from './apply';
-import { Family, FamilyPlan, ParentChain, QueueTable, restoreQuote, ruleLine, RuleSpec, TablePlan } from './plan';
+import { Family } from '../exec/tools';
+import { chainExists, parseSaveRules, SavedRule, targetOf } from './save';
+import { FamilyPlan, ParentChain, QueueTable, restoreQuote, ruleLine, RuleSpec, TablePlan } from './plan';
 
 export type DamageKind =
   | 'chain_missing'

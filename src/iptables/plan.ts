@@ -5,11 +5,11 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../config/paths';
+import { ALL_FAMILIES, Family } from '../exec/tools';
 import { blockSets, BlockSet, setPrefixFor } from '../blocks/ipset';
 import { formatPrefix, parsePrefix } from '../rules/address';
 
 export type Hook = 'forward' | 'input' | 'both';
-export type Family = 'ipv4' | 'ipv6';
 /**
  * Where packets are queued from. mangle (the default): a packet the kernel
  * lets through uninspected (fail-open, no nfips bound) only skips the rest of
@@ -80,7 +80,6 @@ export interface IptablesPlan {
 export const DEFAULT_CHAIN = 'NFIPS';
 /** Every rule nfips installs carries this comment, so they can be recognised. */
 export const NFIPS_COMMENT = 'nfips';
-export const ALL_FAMILIES: readonly Family[] = ['ipv4', 'ipv6'];
 export const DEFAULT_REJECT_MARK = Object.freeze({ value: 0x2, mask: 0x2 });
 
 /** A fresh copy each call, so callers may modify it. */

@@ -9,9 +9,11 @@
 // NFQUEUE rule's counter, which the fail-open accounting needs.
 import { Block } from '../blocks/block';
 import { EventLog } from '../log/event-log';
-import { IptablesBinaries, iptablesCommand, ipsetCommand, must, restorePayloadCommand, run } from './apply';
+import { must, run } from '../exec/run';
+import { Family, IptablesBinaries, ipsetCommand } from '../exec/tools';
+import { iptablesCommand, restorePayloadCommand } from './commands';
 import { blocksIn, Damage, inspectSets, inspectTable, KernelSet, parseSetHeaders, setRepairScript, tableRepairPayload } from './chain-check';
-import { Family, IptablesPlan, QueueTable } from './plan';
+import { IptablesPlan, QueueTable } from './plan';
 
 /** Short enough that a removal is undone within about this long; an inspection costs a few milliseconds. */
 export const CHECK_INTERVAL_MS = 2000;

@@ -5,7 +5,6 @@ import { createWriteStream, WriteStream } from 'node:fs';
 import winston from 'winston';
 import { openForAppend } from '../config/safe-file';
 import { escapeControl } from './escape';
-import { PERIODIC_EVENTS } from '../stats/summary';
 
 export type Level = 'error' | 'warn' | 'info' | 'debug';
 export type EventFields = Record<string, unknown>;
@@ -46,6 +45,9 @@ const consoleFormat = winston.format.printf((info) => {
   const text = message && message !== type ? ` ${String(message)}` : '';
   return escapeControl(`${String(timestamp)} ${String(level).padEnd(5)} [${String(type)}]${text} ${summary}`.trimEnd());
 });
+
+/** Event types the console's summary line (stats/summary.ts) stands for at info level. */
+const PERIODIC_EVENTS: ReadonlySet<string> = new Set(['stats', 'rule_stats', 'block_stats', 'record_features']);
 
 /** Records meant for the console only (the summary line) stay out of the JSON log. */
 const notConsoleOnly = winston.format((info) => ((info as Record<string, unknown>).console_only ? false : info));

@@ -6,8 +6,10 @@ import { FeatureSettings } from '../queue/messages';
 import { MetaColumns } from '../queue/native';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineCounterName, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
-import { FeatureWindow, StepRecord, WindowAggregator, WindowInputs, windowInputsOf } from '../features/window';
-import { openFlagModel } from '../detect/flag-model';
+import { WindowInputs, windowInputsOf } from '../features/step-counter';
+import { StepRecord } from '../features/step';
+import { FeatureWindow, WindowAggregator } from '../features/window';
+import { openFlagModel } from '../flow/flag-model';
 import { RuleEvent } from '../verdict/rule-events';
 import { compileRuleSet } from '../verdict/rule-snapshot';
 

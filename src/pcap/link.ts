@@ -39,10 +39,6 @@ export function isSupportedLinkType(linkType: number): boolean {
   return NAMES.has(linkType);
 }
 
-export function linkTypeName(linkType: number): string {
-  return NAMES.get(linkType) ?? `link type ${linkType}`;
-}
-
 export function supportedLinkTypes(): string {
   return [...NAMES].map(([n, name]) => `${name} (${n})`).join(', ');
 }

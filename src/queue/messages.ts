@@ -5,9 +5,9 @@ import { MarkSpec } from '../verdict/mark';
 import { RuleSnapshot } from '../verdict/rule-snapshot';
 import { RuleEvent } from '../verdict/rule-events';
 import { MessagePort } from 'node:worker_threads';
-import { StepRecord } from '../features/window';
+import { StepRecord } from '../features/step';
 import { QueueOptions } from './native';
-import type { SharedFlagModel } from '../detect/flag-model';
+import type { SharedFlagModel } from '../flow/flag-model';
 
 export interface EngineSettings {
   mode: VerdictMode;

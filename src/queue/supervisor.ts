@@ -9,10 +9,10 @@ import { RuleSet } from '../rules/types';
 import { compileRuleSet, RuleSnapshot } from '../verdict/rule-snapshot';
 import { ENGINE_COUNTERS, EngineCounterName, ruleCounterBytes } from '../verdict/engine';
 import { RuleEvent } from '../verdict/rule-events';
-import { StepRecord } from '../features/window';
+import { StepRecord } from '../features/step';
 import { EngineSettings, FeatureSettings, FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
-import type { SharedFlagModel } from '../detect/flag-model';
+import type { SharedFlagModel } from '../flow/flag-model';
 
 const WORKER_FILE = path.join(__dirname, 'worker.js');
 const RESTART_DELAY_MS = 1000;

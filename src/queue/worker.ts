@@ -3,8 +3,9 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
 import { warmUp } from '../verdict/warmup';
 import { RuleSnapshot } from '../verdict/rule-snapshot';
-import { StepCounter, stepTransferList, windowInputsOf } from '../features/window';
-import { openFlagModel } from '../detect/flag-model';
+import { StepCounter, windowInputsOf } from '../features/step-counter';
+import { stepTransferList } from '../features/step';
+import { openFlagModel } from '../flow/flag-model';
 import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { loadAddon, metaColumns, NATIVE_COUNTERS, NativeQueue } from './native';
 

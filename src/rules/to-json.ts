@@ -1,9 +1,9 @@
-// Rule -> native rule file JSON: the inverse of load.ts, for generated rule
-// sets (benchmarks) and for showing a loaded rule set back to an operator.
+// Rule -> native rule file JSON, the inverse of load.ts: how `nfips rules
+// test` shows a loaded rule back to the operator.
 import { TCP_FLAG_NAMES } from '../packet/decoded';
 import { formatPrefix } from './address';
 import { protocolName } from './protocols';
-import { AddressMatch, FLOW_ESTABLISHED, FLOW_NEW, logsByDefault, PortRange, Rule, RuleSet } from './types';
+import { AddressMatch, FLOW_ESTABLISHED, FLOW_NEW, logsByDefault, PortRange, Rule } from './types';
 
 
 function addresses(a: AddressMatch): string | string[] {
@@ -46,8 +46,4 @@ export function ruleToJson(r: Rule): Record<string, unknown> {
   if (r.severity !== null) out.severity = r.severity;
   if (r.sid !== null) out.sid = r.sid;
   return out;
-}
-
-export function ruleSetToJson(rs: Pick<RuleSet, 'lock' | 'default' | 'rules'>): Record<string, unknown> {
-  return { lock: rs.lock, default: rs.default, rules: rs.rules.map(ruleToJson) };
 }

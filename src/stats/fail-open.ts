@@ -6,7 +6,7 @@
 // same difference was dropped. This keeps the running total across chain
 // rewrites (a repaired chain's counter starts from 0), raises a rate-limited
 // event while it grows, and gives `status` the share.
-import { Family } from '../iptables/plan';
+import { Family } from '../exec/tools';
 import { EventLog } from '../log/event-log';
 
 /** Events at most this often while packets keep failing; the counts in between are summed. */

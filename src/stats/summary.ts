@@ -14,9 +14,6 @@ export interface SummaryInput {
   uninspected: { packets: number; share: number; meaning: string } | null;
 }
 
-/** Event types the summary stands for on the console at info level. */
-export const PERIODIC_EVENTS: ReadonlySet<string> = new Set(['stats', 'rule_stats', 'block_stats', 'record_features']);
-
 export function summaryLine(s: SummaryInput): string {
   const sum = (k: keyof QueueCounters) => s.queues.reduce((n, c) => n + c[k], 0);
   const received = sum('received');

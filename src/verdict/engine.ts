@@ -3,7 +3,7 @@
 // except for the few rate-limited events it reports.
 import { SessionTable } from '../flow/session-table';
 import { SessionEvidence } from '../flow/session-evidence';
-import { CompiledFlagModel } from '../detect/flag-model';
+import { CompiledFlagModel } from '../flow/flag-model';
 import { hashAddress } from '../features/hash';
 import { decodeBatch } from '../packet/decode';
 import { createDecodedBatch, DecodedBatch, DecodeStatus, FragBits, PROTO_ICMP, PROTO_ICMPV6 } from '../packet/decoded';

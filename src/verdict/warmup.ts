@@ -6,9 +6,10 @@ import { TCP_ACK, TCP_SYN } from '../packet/decoded';
 import { Field, metaColumns } from '../queue/native';
 import { RuleSnapshot } from './rule-snapshot';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from './engine';
-import { WindowAggregator, windowInputsOf } from '../features/window';
+import { windowInputsOf } from '../features/step-counter';
+import { WindowAggregator } from '../features/window';
 import { FeatureSettings } from '../queue/messages';
-import { openFlagModel } from '../detect/flag-model';
+import { openFlagModel } from '../flow/flag-model';
 
 const SPECS: PacketSpec[] = [
   { src: '198.51.100.1', dst: '203.0.113.1', proto: 6, sport: 40000, dport: 443, tcpFlags: TCP_SYN },

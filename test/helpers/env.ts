@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../../src/config/paths';
-import { netnsUnavailableReason } from '../../src/netns/topology';
+import { netnsUnavailableReason } from '../../lab/netns/topology';
 
 const ROOT = PACKAGE_ROOT;
 let cached: Promise<string | null> | undefined;

@@ -5,7 +5,7 @@ import { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { controlRequest } from '../../src/control/client';
-import { Topology } from '../../src/netns/topology';
+import { Topology } from '../../lab/netns/topology';
 
 /** The drop rules every evasion test tries to get past, both families. */
 export const EVASION_RULES = {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test, TestContext } from 'node:test';
 import { install } from '../../src/iptables/apply';
 import { buildPlan } from '../../src/iptables/plan';
-import { createTopology, Topology } from '../../src/netns/topology';
+import { createTopology, Topology } from '../../lab/netns/topology';
 import { integrationSkipReason } from '../helpers/env';
 
 const HARNESS = path.join(__dirname, '..', 'helpers', 'addon-harness.js');

@@ -10,8 +10,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { test, TestContext } from 'node:test';
 import { parseSave } from '../../src/blocks/ipset';
-import { startInlineNfips } from '../../src/netns/inline-nfips';
-import { nsExec } from '../../src/netns/topology';
+import { startInlineNfips } from '../../lab/netns/inline-nfips';
+import { nsExec } from '../../lab/netns/topology';
 import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
 
 const execFileP = promisify(execFile);

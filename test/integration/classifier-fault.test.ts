@@ -5,10 +5,11 @@ import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, TestContext } from 'node:test';
-import { InlineNfips, LogRecord, startInlineNfips } from '../../src/netns/inline-nfips';
-import { startNormalTraffic } from '../../src/netns/normal-traffic';
-import { createTopology } from '../../src/netns/topology';
+import { InlineNfips, LogRecord, startInlineNfips } from '../../lab/netns/inline-nfips';
+import { startNormalTraffic } from '../../lab/netns/normal-traffic';
+import { createTopology } from '../../lab/netns/topology';
 import { integrationSkipReason } from '../helpers/env';
+import { PACKAGE_ROOT } from '../../src/config/paths';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -44,9 +45,8 @@ test('a classifier worker that throws, then one that exits: logged, replaced, ve
   }
   const topo = await createTopology('nfcf');
   const fault = path.join(mkdtempSync(path.join(tmpdir(), 'nfips-fault-')), 'fault');
-  process.env.NFIPS_TEST_SCORE_FAULT = fault;
-  const nf = startInlineNfips(topo.gateway, ['--mode', 'detect', '--queues', '0', '--stats-interval', '1']);
-  delete process.env.NFIPS_TEST_SCORE_FAULT;
+  const entry = [path.join(PACKAGE_ROOT, 'dist', 'lab', 'support', 'nfips-faulty-scorer.js'), fault];
+  const nf = startInlineNfips(topo.gateway, ['--mode', 'detect', '--queues', '0', '--stats-interval', '1'], { entry });
   try {
     await nf.waitFor('ready', 20_000);
     // Only full windows are scored (60 s with the default model): traffic must outlast one, plus the faults.

@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import { readCounters } from '../../src/iptables/apply';
-import { InlineNfips, LogRecord, startInlineNfips } from '../../src/netns/inline-nfips';
-import { createTopology, Topology } from '../../src/netns/topology';
-import { startPeers } from '../../src/netns/peers';
+import { readCounters } from '../../src/iptables/chain-counters';
+import { InlineNfips, LogRecord, startInlineNfips } from '../../lab/netns/inline-nfips';
+import { createTopology, Topology } from '../../lab/netns/topology';
+import { startPeers } from '../../lab/netns/peers';
 import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
 
 const execFileP = promisify(execFile);

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { ChildProcess } from 'node:child_process';
 import { test, TestContext } from 'node:test';
-import { InlineNfips, LogRecord, startInlineNfips } from '../../src/netns/inline-nfips';
-import { NormalTraffic, startNormalTraffic } from '../../src/netns/normal-traffic';
-import { createTopology, Topology } from '../../src/netns/topology';
+import { InlineNfips, LogRecord, startInlineNfips } from '../../lab/netns/inline-nfips';
+import { NormalTraffic, startNormalTraffic } from '../../lab/netns/normal-traffic';
+import { createTopology, Topology } from '../../lab/netns/topology';
 import { integrationSkipReason } from '../helpers/env';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import { startInlineNfips } from '../../src/netns/inline-nfips';
-import { createTopology } from '../../src/netns/topology';
+import { startInlineNfips } from '../../lab/netns/inline-nfips';
+import { createTopology } from '../../lab/netns/topology';
 import { evasionToolsProblem, integrationSkipReason, PACKAGE_ROOT, SCAPY_PYTHON } from '../helpers/env';
 import { gatewayMac, installServerCounters, readServerCounters, ServerCounter, startCapture, verdictAccount, writeEvasionRules } from '../helpers/evasion-net';
 

@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import { InlineNfips, readLog, startInlineNfips } from '../../src/netns/inline-nfips';
-import { createTopology, Topology } from '../../src/netns/topology';
+import { InlineNfips, readLog, startInlineNfips } from '../../lab/netns/inline-nfips';
+import { createTopology, Topology } from '../../lab/netns/topology';
 import { integrationSkipReason, PACKAGE_ROOT, requireTools } from '../helpers/env';
 
 const execFileP = promisify(execFile);

@@ -8,9 +8,12 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { ChainWatchdog } from '../../src/iptables/watchdog';
 import { FailOpenMonitor } from '../../src/stats/fail-open';
-import { Family, IptablesPlan, JumpRule, QueueTable, bodyLines, buildPlan, defaultPlanOptions, queueTable, ruleLine } from '../../src/iptables/plan';
+import { IptablesPlan, JumpRule, QueueTable, bodyLines, buildPlan, defaultPlanOptions, queueTable, ruleLine } from '../../src/iptables/plan';
 import { inspectTable } from '../../src/iptables/chain-check';
-import { IptablesBinaries, install, iptablesAvailable, readCounters, remove, renderPlanText } from '../../src/iptables/apply';
+import { Family, IptablesBinaries } from '../../src/exec/tools';
+import { install, iptablesAvailable, remove } from '../../src/iptables/apply';
+import { readCounters } from '../../src/iptables/chain-counters';
+import { renderPlanText } from '../../src/iptables/commands';
 
 const execFileP = promisify(execFile);
 const NS = `nfipsipt${process.pid}`;

@@ -12,9 +12,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { test, TestContext } from 'node:test';
 import { loadModel } from '../../src/detect/model';
-import { startInlineNfips } from '../../src/netns/inline-nfips';
-import { NormalTraffic, startNormalTraffic } from '../../src/netns/normal-traffic';
-import { createTopology } from '../../src/netns/topology';
+import { startInlineNfips } from '../../lab/netns/inline-nfips';
+import { NormalTraffic, startNormalTraffic } from '../../lab/netns/normal-traffic';
+import { createTopology } from '../../lab/netns/topology';
 import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
 
 const execFileP = promisify(execFile);

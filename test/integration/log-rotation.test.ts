@@ -7,9 +7,9 @@ import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, TestContext } from 'node:test';
-import { readLog, startInlineNfips } from '../../src/netns/inline-nfips';
-import { startPeers } from '../../src/netns/peers';
-import { createTopology } from '../../src/netns/topology';
+import { readLog, startInlineNfips } from '../../lab/netns/inline-nfips';
+import { startPeers } from '../../lab/netns/peers';
+import { createTopology } from '../../lab/netns/topology';
 import { integrationSkipReason } from '../helpers/env';
 
 const SENT = 600;

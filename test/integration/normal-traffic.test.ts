@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { test, TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import { startNormalTraffic } from '../../src/netns/normal-traffic';
-import { createTopology, Topology } from '../../src/netns/topology';
+import { startNormalTraffic } from '../../lab/netns/normal-traffic';
+import { createTopology, Topology } from '../../lab/netns/topology';
 import { integrationSkipReason } from '../helpers/env';
 
 async function forwarded(t: Topology): Promise<number> {

@@ -12,11 +12,11 @@ import { promisify } from 'node:util';
 import { test, TestContext } from 'node:test';
 import { BlockView } from '../../src/blocks/manager';
 import { parseSave } from '../../src/blocks/ipset';
-import { parseCounters } from '../../src/iptables/apply';
-import { InlineNfips, LogRecord, startInlineNfips } from '../../src/netns/inline-nfips';
-import { startNormalTraffic } from '../../src/netns/normal-traffic';
-import { startPeers } from '../../src/netns/peers';
-import { createTopology, Topology } from '../../src/netns/topology';
+import { parseCounters } from '../../src/iptables/chain-counters';
+import { InlineNfips, LogRecord, startInlineNfips } from '../../lab/netns/inline-nfips';
+import { startNormalTraffic } from '../../lab/netns/normal-traffic';
+import { startPeers } from '../../lab/netns/peers';
+import { createTopology, Topology } from '../../lab/netns/topology';
 import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
 
 const execFileP = promisify(execFile);

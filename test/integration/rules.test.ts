@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import { InlineNfips, startInlineNfips } from '../../src/netns/inline-nfips';
-import { createTopology, Topology } from '../../src/netns/topology';
-import { startPeers } from '../../src/netns/peers';
+import { InlineNfips, startInlineNfips } from '../../lab/netns/inline-nfips';
+import { createTopology, Topology } from '../../lab/netns/topology';
+import { startPeers } from '../../lab/netns/peers';
 import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
 
 const execFileP = promisify(execFile);

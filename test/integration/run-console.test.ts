@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { test, TestContext } from 'node:test';
-import { startInlineNfips } from '../../src/netns/inline-nfips';
+import { startInlineNfips } from '../../lab/netns/inline-nfips';
 import { integrationSkipReason, requireTools } from '../helpers/env';
 
 const execFileP = promisify(execFile);

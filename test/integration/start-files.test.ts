@@ -9,8 +9,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, TestContext } from 'node:test';
-import { startInlineNfips } from '../../src/netns/inline-nfips';
-import { nsExec } from '../../src/netns/topology';
+import { startInlineNfips } from '../../lab/netns/inline-nfips';
+import { nsExec } from '../../lab/netns/topology';
 import { integrationSkipReason } from '../helpers/env';
 
 const NS = `wt11bsf${process.pid}`;

@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import { InlineNfips, startInlineNfips } from '../../src/netns/inline-nfips';
-import { startPeers } from '../../src/netns/peers';
-import { createTopology, Topology } from '../../src/netns/topology';
+import { InlineNfips, startInlineNfips } from '../../lab/netns/inline-nfips';
+import { startPeers } from '../../lab/netns/peers';
+import { createTopology, Topology } from '../../lab/netns/topology';
 import { integrationSkipReason, PACKAGE_ROOT, requireTools } from '../helpers/env';
 
 const execFileP = promisify(execFile);

@@ -1,5 +1,5 @@
 import { test } from 'node:test';
-import { parseCounters } from '../../src/iptables/apply';
+import { parseCounters } from '../../src/iptables/chain-counters';
 import { parseKernelQueueStats } from '../../src/stats/kernel-queue';
 import assert from 'node:assert/strict';
 import {

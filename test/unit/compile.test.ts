@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { addressIn, addressText, generatePackets, generateRules, prefixOf, Rng } from '../../bench/rule-gen';
+import { addressIn, addressText, generatePackets, generateRules, prefixOf, Rng } from '../../lab/support/rule-gen';
 import { buildPacket, PacketSpec } from '../../src/packet/build';
 import { decodePacket } from '../../src/packet/decode';
 import { createDecodedBatch, DecodedBatch, DecodeStatus, TCP_ACK, TCP_SYN } from '../../src/packet/decoded';

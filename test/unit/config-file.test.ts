@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { nfipsIsolated } from '../helpers/isolated-cli';
-import { CONFIG_FLAGS, locateProblems, mergeConfig, readConfigFile } from '../../src/config/config-file';
+import { CONFIG_FLAGS, locateProblems, mergeConfig, readConfigFile } from '../../src/app/config-file';
 import { PACKAGE_ROOT } from '../../src/config/paths';
-import { resolveRunOptions } from '../../src/config/run-options';
+import { resolveRunOptions } from '../../src/app/run-options';
 
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
 const dir = mkdtempSync(path.join(tmpdir(), 'nfips-config-'));
@@ -105,7 +105,7 @@ describe('config file', () => {
     const help = nfips('run', '--help').out;
     const flags = [...help.matchAll(/^ {2}--([a-z0-9-]+)/gm)].map((m) => m[1] as string).filter((f) => !['help', 'version', 'config'].includes(f));
     assert.ok(flags.length > 30, help);
-    for (const f of flags) assert.ok(f in CONFIG_FLAGS, `--${f} of "nfips run" is missing from CONFIG_FLAGS (src/config/config-file.ts)`);
+    for (const f of flags) assert.ok(f in CONFIG_FLAGS, `--${f} of "nfips run" is missing from CONFIG_FLAGS (src/app/config-file.ts)`);
     for (const k of Object.keys(CONFIG_FLAGS)) assert.ok(flags.includes(k), `config key ${k} is not a flag of "nfips run"`);
   });
 

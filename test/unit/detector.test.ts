@@ -6,10 +6,11 @@ import { Detector } from '../../src/detect/detector';
 import { CONFIRM_WINDOWS } from '../../src/detect/judge';
 import { trainModel } from '../../src/detect/train';
 import { FEATURE_COUNT, FEATURE_NAMES } from '../../src/features/feature-set';
-import { FeatureWindow, StepCounter } from '../../src/features/window';
+import { StepCounter } from '../../src/features/step-counter';
+import { FeatureWindow } from '../../src/features/window';
 import { createDecodedBatch } from '../../src/packet/decoded';
 import { EventFields } from '../../src/log/event-log';
-import { mulberry32 } from '../../src/random/mulberry32';
+import { mulberry32 } from '../../lab/support/mulberry32';
 import { quietBehaviour } from '../helpers/behaviour';
 
 

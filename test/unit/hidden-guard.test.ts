@@ -3,7 +3,7 @@
 // sets. couldMatch must hold wherever the whole packet matches.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { generatePackets, generateRules, resolved, Rng } from '../../bench/rule-gen';
+import { generatePackets, generateRules, resolved, Rng } from '../../lab/support/rule-gen';
 import { buildPacket, PacketSpec } from '../../src/packet/build';
 import { decodePacket } from '../../src/packet/decode';
 import { createDecodedBatch, Hidden } from '../../src/packet/decoded';

@@ -4,7 +4,6 @@ import {
   IptablesPlan,
   IptablesPlanOptions,
   FamilyPlan,
-  Family,
   bodyLines,
   buildPlan,
   canonicalCidr,
@@ -16,19 +15,11 @@ import {
   ruleLine,
   TablePlan,
 } from '../../src/iptables/plan';
-import {
-  commandLine,
-  DEFAULT_BINARIES,
-  setsCommand,
-  findJumps,
-  chainExists,
-  jumpCommands,
-  parseCounters,
-  renderPlanText,
-  restoreCommand,
-  shellQuote,
-  splitSaveLine,
-} from '../../src/iptables/apply';
+import { commandLine, shellQuote } from '../../src/exec/run';
+import { DEFAULT_BINARIES, Family } from '../../src/exec/tools';
+import { parseCounters } from '../../src/iptables/chain-counters';
+import { jumpCommands, renderPlanText, restoreCommand, setsCommand } from '../../src/iptables/commands';
+import { chainExists, findJumps, splitSaveLine } from '../../src/iptables/save';
 
 /** The filter-table layout unless a test asks for mangle: most tests are about the queueing chain's rules. */
 function plan(over: Partial<IptablesPlanOptions> = {}): IptablesPlan {

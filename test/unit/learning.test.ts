@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { formatDuration, parseDuration } from '../../src/config/duration';
-import { resolveRunOptions } from '../../src/config/run-options';
+import { resolveRunOptions } from '../../src/app/run-options';
 import { EnvelopeStats } from '../../src/detect/envelope';
 import { learningFiles, prepareLearning, recordedSeconds } from '../../src/detect/learning';
-import { FeatureRecorder } from '../../src/features/record-file';
+import { FeatureRecorder } from '../../src/detect/record-file';
 
 const fresh = () => mkdtempSync(path.join(tmpdir(), 'nfips-learn-'));
 

@@ -7,7 +7,7 @@ import { request } from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parseListenAddress } from '../../src/config/listen-address';
-import { resolveRunOptions } from '../../src/config/run-options';
+import { resolveRunOptions } from '../../src/app/run-options';
 import { Metrics, MetricsServer, NFIPS_METRICS } from '../../src/stats/metrics';
 import { PACKAGE_ROOT } from '../helpers/env';
 import { parseExposition } from '../helpers/exposition';

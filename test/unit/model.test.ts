@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import { FEATURE_COUNT, FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES } from '../../src/features/feature-set';
 import { loadModel, Model, ModelError, parseModel, saveModel } from '../../src/detect/model';
 import { learnEnvelope } from '../../src/detect/envelope';
-import { buildFlagModel } from '../../src/detect/flag-model';
+import { buildFlagModel } from '../../src/flow/flag-model';
 import { quietBehaviour } from '../helpers/behaviour';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'nfips-model-'));

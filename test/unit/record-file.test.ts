@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { FEATURE_COUNT, FEATURE_NAMES, FEATURE_SET_VERSION } from '../../src/features/feature-set';
-import { FeatureRecorder, readFeatureRecords } from '../../src/features/record-file';
+import { FeatureRecorder, readFeatureRecords } from '../../src/detect/record-file';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rec-'));
 const values = Array.from({ length: FEATURE_COUNT }, (_, k) => k * 1.5);

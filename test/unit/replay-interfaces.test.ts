@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/config/paths';
-import { writeSyntheticPcap } from '../../src/pcap/synthetic';
+import { writeSyntheticPcap } from '../../lab/support/synthetic-pcap';
 
 const run = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/config/paths';
-import { writeSyntheticPcap } from '../../src/pcap/synthetic';
+import { writeSyntheticPcap } from '../../lab/support/synthetic-pcap';
 import { Detector } from '../../src/detect/detector';
 import { OfflinePipeline } from '../../src/offline/pipeline';
 import { PcapBatchReader } from '../../src/pcap/reader';

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { generateRules } from '../../bench/rule-gen';
+import { generateRules, ruleSetToJson } from '../../lab/support/rule-gen';
 import { parseRuleText } from '../../src/rules/load';
-import { ruleSetToJson } from '../../src/rules/to-json';
 import { anyRule, FLOW_ESTABLISHED, FLOW_NEW, Rule } from '../../src/rules/types';
 import { parsePrefix } from '../../src/rules/address';
 

@@ -3,8 +3,8 @@ import { describe, it } from 'node:test';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { detectionSetup } from '../../src/app/run';
-import { parseQueueRange, resolveRunOptions } from '../../src/config/run-options';
+import { detectionSetup } from '../../src/app/detection-setup';
+import { parseQueueRange, resolveRunOptions } from '../../src/app/run-options';
 
 describe('nfips run options', () => {
   it('fills the documented defaults', () => {

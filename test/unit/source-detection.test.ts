@@ -3,7 +3,7 @@
 // their own source, what normal clients never do, and who is never named.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildFlagModel, compileFlagModel, flagClass, formatSequence, SYM_NULL, SYM_ODD, SYM_SYN, SYM_SYNACK, symbolOf } from '../../src/detect/flag-model';
+import { buildFlagModel, compileFlagModel, flagClass, formatSequence, SYM_NULL, SYM_ODD, SYM_SYN, SYM_SYNACK, symbolOf } from '../../src/flow/flag-model';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG } from '../../src/packet/decoded';
 import { buildPacket } from '../../src/packet/build';
 import { exchange, runPackets, Timed } from '../helpers/packets';

@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import { isolatedArgv } from '../helpers/isolated-cli';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/config/paths';
-import { writeSyntheticPcap } from '../../src/pcap/synthetic';
+import { writeSyntheticPcap } from '../../lab/support/synthetic-pcap';
 import { parseSuppressions, readSuppressionFile, SuppressionError } from '../../src/detect/suppress';
 import { runReplay } from '../../src/app/replay';
 

@@ -9,8 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/config/paths';
 import { requireTools } from '../helpers/env';
-import { readConfigFile } from '../../src/config/config-file';
-import { resolveRunOptions } from '../../src/config/run-options';
+import { readConfigFile } from '../../src/app/config-file';
+import { resolveRunOptions } from '../../src/app/run-options';
 
 const run = promisify(execFile);
 const dest = mkdtempSync(path.join(tmpdir(), 'nfips-install-'));

@@ -6,7 +6,7 @@ import { Model, validateModel } from '../../src/detect/model';
 import { fitScaler, scaleInto, transformValue } from '../../src/detect/scale';
 import { createScorer } from '../../src/detect/score';
 import { meanSilhouette, quantile, trainModel, TrainingWindow, TrainOptions } from '../../src/detect/train';
-import { mulberry32 } from '../../src/random/mulberry32';
+import { mulberry32 } from '../../lab/support/mulberry32';
 
 const WINDOW_S = 4;
 const STEP_S = 1;

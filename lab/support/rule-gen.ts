@@ -1,5 +1,6 @@
 // Seeded generators of realistic rule sets and traffic, shared by the rules
-// micro-benchmark and the matcher tests. Same seed, same output.
+// micro-benchmark, the inline benchmark's rule file and the matcher tests.
+// Same seed, same output.
 //
 // Rule sets look like a gateway blocklist: a handful of service rules
 // ("drop tcp dport 23", odd TCP flags, ICMP timestamp) and then host and
@@ -7,11 +8,17 @@
 // way real feeds are, some also narrowed to a protocol and port. Traffic is
 // mixed TCP/UDP/ICMP over v4 and v6; a chosen share of packets is aimed at a
 // rule's prefix, the rest goes to random addresses.
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../src/packet/decoded';
-import { PacketSpec } from '../src/packet/build';
-import { wordMask } from '../src/rules/address';
-import { ResolvedRule, resolvedRule } from '../src/rules/linear';
-import { anyRule, Prefix, Rule, RuleAction } from '../src/rules/types';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../../src/packet/decoded';
+import { PacketSpec } from '../../src/packet/build';
+import { wordMask } from '../../src/rules/address';
+import { ResolvedRule, resolvedRule } from '../../src/rules/linear';
+import { ruleToJson } from '../../src/rules/to-json';
+import { anyRule, Prefix, Rule, RuleAction, RuleSet } from '../../src/rules/types';
+
+/** A rule set as a native rule file's JSON, to write generated sets to disk. */
+export function ruleSetToJson(rs: Pick<RuleSet, 'lock' | 'default' | 'rules'>): Record<string, unknown> {
+  return { lock: rs.lock, default: rs.default, rules: rs.rules.map(ruleToJson) };
+}
 
 /** xorshift32: tiny, fast, and good enough to draw test data. */
 export class Rng {

@@ -7,8 +7,8 @@
 import path from 'node:path';
 import { isMap, parseDocument } from 'yaml';
 import { RunFlags } from './run-options';
-import { describeSchemaErrors, formatJsonProblems, JsonProblem, parseJsonBounded, strictAjv } from './json-file';
-import { readFileBounded } from './safe-file';
+import { describeSchemaErrors, formatJsonProblems, JsonProblem, parseJsonBounded, strictAjv } from '../config/json-file';
+import { readFileBounded } from '../config/safe-file';
 
 export const MAX_CONFIG_BYTES = 1 << 20;
 

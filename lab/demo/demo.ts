@@ -1,4 +1,4 @@
-// `nfips demo`: the whole product on a throw-away topology, in about two minutes.
+// `make demo`: the whole product on a throw-away topology, in about two minutes.
 import { ChildProcess } from 'node:child_process';
 import { InlineNfips, startInlineNfips } from '../netns/inline-nfips';
 import { startPeers } from '../netns/peers';
@@ -148,4 +148,15 @@ export async function runDemo(opts: { keep: boolean }): Promise<number> {
   }
   say(failures === 0 ? '\ndemo: everything behaved as expected' : `\ndemo: ${failures} check(s) did not behave as expected`);
   return failures === 0 ? 0 : 1;
+}
+
+// `make demo` runs this file; `--keep` leaves the namespaces in place afterwards.
+if (require.main === module) {
+  runDemo({ keep: process.argv.slice(2).includes('--keep') }).then(
+    (code) => (process.exitCode = code),
+    (e: unknown) => {
+      console.error(`demo: ${(e as Error).message}`);
+      process.exitCode = 1;
+    },
+  );
 }

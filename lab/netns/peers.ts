@@ -1,11 +1,11 @@
 // Starts peer-server.js instances in a namespace and waits until each listens.
 import { ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { PACKAGE_ROOT } from '../config/run-options';
+import { PACKAGE_ROOT } from '../../src/app/run-options';
 import { Topology } from './topology';
 
 export type PeerKind = 'http' | 'tcp-echo' | 'udp-echo';
-export const PEER_SERVER = path.join(PACKAGE_ROOT, 'dist', 'src', 'netns', 'peer-server.js');
+export const PEER_SERVER = path.join(PACKAGE_ROOT, 'dist', 'lab', 'netns', 'peer-server.js');
 
 function listening(p: ChildProcess, what: string): Promise<void> {
   return new Promise((resolve, reject) => {

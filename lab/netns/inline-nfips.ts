@@ -4,7 +4,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PACKAGE_ROOT } from '../config/run-options';
+import { PACKAGE_ROOT } from '../../src/app/run-options';
 
 export type LogRecord = { event_type: string; timestamp: string } & Record<string, unknown>;
 
@@ -41,6 +41,8 @@ export interface InlineOptions {
   owner?: { uid: number; gid: number };
   /** Instead of a log file in the temporary directory. */
   logFile?: string;
+  /** Instead of bin/nfips: a script taking the same command line after these words (lab/support/nfips-faulty-scorer.js FAULT_FILE). */
+  entry?: string[];
 }
 
 export function startInlineNfips(netns: string, args: string[], opts: InlineOptions = {}): InlineNfips {
@@ -53,7 +55,7 @@ export function startInlineNfips(netns: string, args: string[], opts: InlineOpti
   // Blocks saved by one test run must not greet the next one.
   const state = args.includes('--state-dir') ? [] : ['--state-dir', path.join(dir, 'state')];
   // Another user cannot write the default /run/nfips; its instance locks go with its other files.
-  const proc = spawn('ip', ['netns', 'exec', netns, ...(opts.prefix ?? []), process.execPath, bin, 'run', '--log-file', logFile, ...(given >= 0 ? [] : ['--control-socket', controlSocket]), ...state, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn('ip', ['netns', 'exec', netns, ...(opts.prefix ?? []), process.execPath, ...(opts.entry ?? [bin]), 'run', '--log-file', logFile, ...(given >= 0 ? [] : ['--control-socket', controlSocket]), ...state, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr?.on('data', (b: Buffer) => (out += b.toString()));

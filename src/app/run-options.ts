@@ -7,12 +7,12 @@ import { parsePrefix } from '../rules/address';
 import { MarkSpec, parseMarkSpec } from '../verdict/mark';
 import { RULES_MODES, RulesMode, VerdictMode } from '../verdict/engine';
 import { MALFORMED_POLICIES, MalformedPolicy } from '../verdict/hidden-guard';
-import { parseDuration } from './duration';
-import { ListenAddress, parseListenAddress } from './listen-address';
+import { parseDuration } from '../config/duration';
+import { ListenAddress, parseListenAddress } from '../config/listen-address';
 
 
-export { PACKAGE_ROOT } from './paths';
-import { PACKAGE_ROOT } from './paths';
+export { PACKAGE_ROOT } from '../config/paths';
+import { PACKAGE_ROOT } from '../config/paths';
 
 export interface RunFlags {
   /** The --config file the other flags were merged with (recorded in the start event). */

@@ -6,9 +6,9 @@
 import { closeSync, constants, createWriteStream, fstatSync, openSync, readSync, writeSync, WriteStream } from 'node:fs';
 import { openForAppend } from '../config/safe-file';
 import { describeSchemaErrors, strictAjv } from '../config/json-file';
-import { ENVELOPE_STATS_SCHEMA, EnvelopeStats, EnvelopeStatsDoc } from '../detect/envelope';
-import { FEATURE_NAMES, FEATURE_SET_VERSION } from './feature-set';
-import { FeatureWindow } from './window';
+import { ENVELOPE_STATS_SCHEMA, EnvelopeStats, EnvelopeStatsDoc } from './envelope';
+import { FEATURE_NAMES, FEATURE_SET_VERSION } from '../features/feature-set';
+import { FeatureWindow } from '../features/window';
 
 export interface RecordedWindow {
   queue: number;

@@ -8,7 +8,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { createSocket, Socket as UdpSocket } from 'node:dgram';
 import { Agent, ClientRequest, get as httpGet } from 'node:http';
 import { connect, isIPv4, isIPv6, Socket } from 'node:net';
-import { mulberry32 } from '../random/mulberry32';
+import { mulberry32 } from '../support/mulberry32';
 
 export type LevelName = 'idle' | 'quiet' | 'low' | 'medium' | 'busy';
 export const LEVEL_NAMES: readonly LevelName[] = ['idle', 'quiet', 'low', 'medium', 'busy'];

@@ -1,10 +1,10 @@
 // Writes pcaps of synthetic gateway traffic for tests and benchmarks: a few
 // clients talking HTTP-like TCP, DNS-like UDP and the odd ping to a server,
 // at rates that change every 30 s; optionally with a flood from one source.
-import { buildPacket, PacketSpec } from '../packet/build';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../packet/decoded';
-import { PcapWriter } from './writer';
-import { mulberry32 } from '../random/mulberry32';
+import { buildPacket, PacketSpec } from '../../src/packet/build';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../../src/packet/decoded';
+import { PcapWriter } from '../../src/pcap/writer';
+import { mulberry32 } from './mulberry32';
 
 export interface Flood {
   from: string;

@@ -1,0 +1,35 @@
+// Control socket requests of a running nfips, each handed to the piece that
+// owns the answer.
+import { BlockManager } from '../blocks/manager';
+import { ControlRequest } from '../control/protocol';
+import { QueueSupervisor } from '../queue/supervisor';
+import { RuleReloader } from './reload';
+
+export interface ControlTargets {
+  reloader: RuleReloader;
+  sup: QueueSupervisor;
+  blocks: BlockManager;
+  status: () => Promise<Record<string, unknown>>;
+}
+
+export function controlDispatch(t: ControlTargets): (req: ControlRequest) => Promise<unknown> {
+  return async (req) => {
+    switch (req.cmd) {
+      case 'rules.reload':
+        return t.reloader.reload('control');
+      case 'rules.stats':
+        return t.sup.ruleStats();
+      case 'blocks.list':
+        return t.blocks.list();
+      case 'blocks.add':
+        return t.blocks.addManual(req);
+      case 'blocks.del':
+        if (typeof req.key !== 'string') throw new Error('blocks del needs the block, as "nfips blocks list" shows it');
+        return t.blocks.remove(req.key, 'manual');
+      case 'blocks.flush':
+        return t.blocks.flush('manual');
+      case 'status':
+        return t.status();
+    }
+  };
+}

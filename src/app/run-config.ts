@@ -1,0 +1,70 @@
+// What the options of `nfips run` mean for the pieces it starts: the
+// iptables plan, the tools' binaries, the queue numbers, and the effective
+// configuration the start event records.
+import { formatListenAddress } from '../config/listen-address';
+import { Family, IptablesBinaries } from '../exec/tools';
+import { buildPlan, IptablesPlan } from '../iptables/plan';
+import { RuleSet } from '../rules/types';
+import { formatMarkSpec } from '../verdict/mark';
+import { RunOptions } from './run-options';
+
+export function planFor(o: RunOptions): IptablesPlan {
+  const families: Family[] = o.ipv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
+  return buildPlan({ queues: o.queues, hook: o.hook, table: o.table, mark: o.mark, rejectMark: o.rejectMark, failClosed: o.failClosed, exclude: o.exclude, families });
+}
+
+export function binariesFor(o: RunOptions): IptablesBinaries {
+  return { iptables: o.iptables, ip6tables: o.ip6tables, ipset: o.ipset };
+}
+
+export function queueNumbers(o: RunOptions): number[] {
+  const out: number[] = [];
+  for (let q = o.queues.first; q <= o.queues.last; q++) out.push(q);
+  return out;
+}
+
+/** The effective configuration, as logged in the start event. */
+export function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> {
+  return {
+    config_file: o.configFile,
+    rules_file: o.rules,
+    rules_format: rules.origin.format,
+    rules_sha256: rules.origin.sha256,
+    rules_count: rules.rules.length,
+    lock: rules.lock,
+    default_policy: rules.default,
+    queues: o.queues,
+    hook: o.hook,
+    table: o.table,
+    mark: formatMarkSpec(o.mark),
+    reject_mark: formatMarkSpec(o.rejectMark),
+    log_rate: o.logRate,
+    verdict_mode: o.verdictMode,
+    fail_closed: o.failClosed,
+    exclude: o.exclude,
+    ipv6: o.ipv6,
+    copy_range: o.copyRange,
+    queue_maxlen: o.queueMaxlen,
+    batch_size: o.batchSize,
+    rcvbuf_mb: o.rcvbufMb,
+    stats_interval: o.statsInterval,
+    log_file: o.logFile,
+    mode: o.mode,
+    model: o.mode === 'off' ? null : o.model,
+    window_seconds: o.windowSeconds ?? null,
+    step_seconds: o.stepSeconds ?? null,
+    scoring_threads: o.scoringThreads,
+    record_features: o.recordFeatures || null,
+    allow: o.allow,
+    block_ttl: o.blockTtl,
+    block_max_ttl: o.blockMaxTtl,
+    max_blocks: o.maxBlocks,
+    state_dir: o.stateDir,
+    learn_s: o.learnSeconds,
+    malformed: o.malformed,
+    rules_mode: o.rulesMode,
+    suppress: o.suppress || null,
+    metrics_listen: o.metricsListen ? formatListenAddress(o.metricsListen) : null,
+    pid: process.pid,
+  };
+}
