@@ -37,6 +37,9 @@ import { summaryLine } from '../stats/summary';
 import { formatListenAddress } from '../config/listen-address';
 import { acquireInstanceLock, InstanceLock, InstanceLockedError } from './instance-lock';
 import { explainBindError, missingPrivilege } from './privileges';
+// Hook point (issue 15): the CrowdSec Local API link lives in src/crowdsec.
+import { CrowdSecSecrets, readCrowdSecSecrets } from '../crowdsec/options';
+import { CrowdSec, startCrowdSec } from '../crowdsec/setup';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -111,6 +114,7 @@ function describeConfig(o: RunOptions, rules: RuleSet): Record<string, unknown> 
     rules_mode: o.rulesMode,
     suppress: o.suppress || null,
     metrics_listen: o.metricsListen ? formatListenAddress(o.metricsListen) : null,
+    crowdsec: o.crowdsec ? { url: o.crowdsec.url, interval_s: o.crowdsec.intervalSeconds, machine_id: o.crowdsec.machineId } : null,
     pid: process.pid,
   };
 }
@@ -279,7 +283,7 @@ async function blockSummary(blocks: BlockManager, o: RunOptions, chain: ChainCou
   };
 }
 
-async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan, learning: Record<string, unknown> | null, guard: ChainGuard): Promise<Record<string, unknown>> {
+async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan, learning: Record<string, unknown> | null, guard: ChainGuard, crowdsec: CrowdSec | null): Promise<Record<string, unknown>> {
   const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
   const classifier: Record<number, DetectorQueueStats> = detector?.queueStats() ?? {};
   const queues = sup.snapshot();
@@ -301,6 +305,7 @@ async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detec
     // were dropped (also in each queue's kernel.queueDropped).
     unverdicted: guard.unverdicted(),
     blocks: await blockSummary(blocks, o, chain, true),
+    crowdsec: crowdsec?.status() ?? null,
   };
 }
 
@@ -397,8 +402,10 @@ async function startLocked(o: RunOptions, opts: { console: boolean; handleSignal
   const stateFile = stateFilePath(o.stateDir);
   let saved: BlockState;
   let allowlist: Allowlist;
+  let crowdsecSecrets: CrowdSecSecrets | null;
   try {
     saved = readBlockState(stateFile);
+    crowdsecSecrets = o.crowdsec ? readCrowdSecSecrets(o.crowdsec) : null;
     allowlist = new Allowlist(o.allow, o.exclude);
     try {
       mkdirSync(o.stateDir, { recursive: true, mode: 0o750 });
@@ -533,6 +540,7 @@ async function startLocked(o: RunOptions, opts: { console: boolean; handleSignal
   log.event('queues_bound', { queues: queueNumbers(o) });
   logRuleWarnings(log, rules, sup.rulesVersion);
 
+  let crowdsec: CrowdSec | null = null;
   try {
     abortIfSignalled();
     const summary = await install(plan, bins, blocks.restoredBlocks());
@@ -548,7 +556,10 @@ async function startLocked(o: RunOptions, opts: { console: boolean; handleSignal
     });
     blocks.start();
     abortIfSignalled();
+    // After the sets exist: the link's first pull may apply decisions at once.
+    crowdsec = o.crowdsec && crowdsecSecrets ? startCrowdSec(o.crowdsec, crowdsecSecrets, blocks, log) : null;
   } catch (e) {
+    await crowdsec?.close();
     if (signals.signalled()) await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins).catch(() => undefined);
     await sup.stop();
     await detector?.close();
@@ -622,11 +633,11 @@ async function startLocked(o: RunOptions, opts: { console: boolean; handleSignal
             return blocks.addManual(req);
           case 'blocks.del':
             if (typeof req.key !== 'string') throw new Error('blocks del needs the block, as "nfips blocks list" shows it');
-            return blocks.remove(req.key, 'manual');
+            return crowdsec ? crowdsec.link.deleteBlock(req.key, 'manual') : blocks.remove(req.key, 'manual');
           case 'blocks.flush':
             return blocks.flush('manual');
           case 'status':
-            return statusOf(sup, startedAt, detector, blocks, o, plan, learningStatus(), guard);
+            return statusOf(sup, startedAt, detector, blocks, o, plan, learningStatus(), guard, crowdsec);
         }
       });
     } catch (e) {
@@ -647,6 +658,7 @@ async function startLocked(o: RunOptions, opts: { console: boolean; handleSignal
       reloader.close();
       log.event('stopping', { reason });
       await guard.close();
+      await crowdsec?.close();
       await blocks.close();
       await reportBlocks(true).catch(() => undefined);
       let code = EXIT_OK;

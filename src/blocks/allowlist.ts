@@ -6,8 +6,8 @@ import { formatPrefix, parsePrefix } from '../rules/address';
 import { Prefix } from '../rules/types';
 import { prefixesOverlap } from './block';
 
-// Loopback, unspecified, multicast, IPv6 link-local (neighbour discovery).
-const ALWAYS = ['127.0.0.0/8', '0.0.0.0/32', '224.0.0.0/4', '255.255.255.255/32', '::1/128', '::/128', 'ff00::/8', 'fe80::/10'];
+// Loopback, unspecified, link-local (IPv6: neighbour discovery), multicast.
+const ALWAYS = ['127.0.0.0/8', '0.0.0.0/32', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32', '::1/128', '::/128', 'ff00::/8', 'fe80::/10'];
 
 export interface AllowEntry {
   prefix: Prefix;

@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { Allowlist } from '../../src/blocks/allowlist';
+import { makeTarget } from '../../src/blocks/block';
+import { BlockManager } from '../../src/blocks/manager';
+import { readBlockState } from '../../src/blocks/state-file';
+import { Decision, mapDecision, parseStreamAnswer, StreamAnswer } from '../../src/crowdsec/decision';
+import { DecisionSet } from '../../src/crowdsec/decision-set';
+import { formatGoDuration, parseGoDuration } from '../../src/crowdsec/go-duration';
+import { retryDelay } from '../../src/crowdsec/link';
+import { readCrowdSecSecrets, resolveCrowdSecOptions } from '../../src/crowdsec/options';
+
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+
+function decision(id: number, value: string, remainingMs: number, over: Partial<Decision> = {}): Decision {
+  return { id, origin: 'cscli', scenario: "manual 'ban' from 'm1'", scope: value.includes('/') ? 'Range' : 'Ip', type: 'ban', value, remainingMs, ...over };
+}
+const answer = (n: Decision[], d: Decision[] = []): StreamAnswer => ({ new: n, deleted: d });
+
+describe('Go durations', () => {
+  it('parses what the Local API writes, fractions and negatives included', () => {
+    assert.equal(parseGoDuration('3h59m58.1s'), (3 * 3600 + 59 * 60 + 58.1) * 1000);
+    assert.equal(parseGoDuration('29m59.225636955s'), (29 * 60 + 59.225636955) * 1000);
+    assert.equal(parseGoDuration('-14.552127ms'), -14.552127);
+    assert.equal(parseGoDuration('1h0m0s'), 3_600_000);
+    assert.equal(parseGoDuration('500us'), 0.5);
+    assert.equal(parseGoDuration('0'), 0);
+    for (const bad of ['', '-', '10', '1d', 'h', '1h 2m', '1.2.3s', '5sec']) assert.throws(() => parseGoDuration(bad), /invalid duration/, bad);
+  });
+  it('writes whole seconds the way Go does, and reads them back', () => {
+    assert.equal(formatGoDuration(600), '10m0s');
+    assert.equal(formatGoDuration(3661), '1h1m1s');
+    assert.equal(formatGoDuration(45), '45s');
+    for (const s of [1, 59, 60, 3599, 3600, 86_400, 123_456]) assert.equal(parseGoDuration(formatGoDuration(s)), s * 1000);
+  });
+});
+
+describe('decision stream answers', () => {
+  it('takes null for an empty list (1.4.6) and checks every field', () => {
+    assert.deepEqual(parseStreamAnswer({ deleted: null, new: null }), { new: [], deleted: [] });
+    const a = parseStreamAnswer({ deleted: null, new: [{ duration: '59m59.2s', id: 1, origin: 'cscli', scenario: 's', scope: 'Ip', type: 'ban', value: '192.0.2.7' }] });
+    assert.equal(a.new[0]?.remainingMs, 3_599_200);
+    assert.throws(() => parseStreamAnswer([]), /not a JSON object/);
+    assert.throws(() => parseStreamAnswer({ new: {} }), /"new" is not a list/);
+    assert.throws(() => parseStreamAnswer({ new: [{ id: '1' }] }), /new\[0\]\.id is not an integer/);
+    assert.throws(() => parseStreamAnswer({ deleted: [{ id: 2, duration: 'soon', origin: 'x', scenario: 'x', scope: 'Ip', type: 'ban', value: '1.2.3.4' }] }), /deleted\[0\]\.duration: invalid duration/);
+  });
+  it('maps bans on Ip and Range to source blocks of exactly that network; other kinds are skipped', () => {
+    const block = (d: Decision) => {
+      const m = mapDecision(d);
+      return m.kind === 'block' ? m.target.net : `skip: ${m.reason}`;
+    };
+    assert.equal(block(decision(1, '192.0.2.7', 1)), '192.0.2.7');
+    assert.equal(block(decision(1, '198.51.100.0/24', 1)), '198.51.100.0/24', 'a range stays a range');
+    assert.equal(block(decision(1, '2001:db8::/48', 1)), '2001:db8::/48');
+    assert.equal(block(decision(1, '2001:DB8::5', 1)), '2001:db8::5');
+    assert.match(block(decision(1, '192.0.2.7', 1, { type: 'captcha' })), /skip: type captcha/);
+    assert.match(block(decision(1, 'FR', 1, { scope: 'Country' })), /skip: scope Country/);
+    assert.match(block(decision(1, '192.0.2.0/24', 1, { scope: 'Ip' })), /skip: an Ip decision with a prefix/);
+    assert.match(block(decision(1, 'not-an-ip', 1)), /skip: .*not an IPv4 or IPv6/);
+  });
+});
+
+describe('decision set', () => {
+  it('one block per network, as long as its longest live decision; a delete leaves the others', () => {
+    const s = new DecisionSet();
+    const c = s.apply(answer([decision(1, '192.0.2.7', 60_000), decision(2, '192.0.2.7', 120_000, { scenario: 'other' }), decision(3, '198.51.100.0/24', 30_000)]), T0, true);
+    assert.deepEqual(c.upsert.map((w) => [w.key, w.expiresAt - T0, w.scenario, w.ids.sort()]), [['192.0.2.7', 120_000, 'other', [1, 2]], ['198.51.100.0/24', 30_000, "manual 'ban' from 'm1'", [3]]]);
+    const d = s.apply(answer([], [decision(2, '192.0.2.7', -10)]), T0 + 1000, false);
+    assert.deepEqual(d.upsert.map((w) => [w.key, w.expiresAt - T0, w.ids]), [['192.0.2.7', 60_000, [1]]], 'the remaining decision shortens the block');
+    assert.deepEqual(d.remove, []);
+    const e = s.apply(answer([], [decision(1, '192.0.2.7', -10), decision(2, '192.0.2.7', -10)]), T0 + 2000, false);
+    assert.deepEqual(e.remove, ['192.0.2.7']);
+    const again = s.apply(answer([], [decision(1, '192.0.2.7', -10)]), T0 + 3000, false);
+    assert.deepEqual([again.upsert, again.remove], [[], []], 'a deletion repeated by the API changes nothing');
+  });
+  it('a startup answer is the whole truth: what it does not name is lifted', () => {
+    const s = new DecisionSet();
+    s.apply(answer([decision(1, '192.0.2.7', 60_000), decision(3, '198.51.100.0/24', 60_000)]), T0, true);
+    const c = s.apply(answer([decision(3, '198.51.100.0/24', 50_000), decision(4, '203.0.113.1', 50_000)]), T0 + 10_000, true);
+    assert.deepEqual(c.remove, ['192.0.2.7']);
+    assert.deepEqual(c.upsert.map((w) => w.key).sort(), ['198.51.100.0/24', '203.0.113.1']);
+    assert.equal(s.size, 2);
+  });
+  it('skips ended, unusable and own decisions', () => {
+    const s = new DecisionSet();
+    const c = s.apply(answer([decision(1, '192.0.2.7', -5), decision(2, 'FR', 5000, { scope: 'Country' }), decision(3, '192.0.2.8', 5000, { origin: 'nfips', scenario: 'nfips/x' })]), T0, true, (d) => d.origin === 'nfips');
+    assert.deepEqual(c.upsert, []);
+    assert.equal(c.own, 1);
+    assert.deepEqual(c.skipped.map((x) => x.decision.id), [2]);
+  });
+  it('decisions that ran out are forgotten at the next answer', () => {
+    const s = new DecisionSet();
+    s.apply(answer([decision(1, '192.0.2.7', 1000)]), T0, true);
+    s.apply(answer([]), T0 + 2000, false);
+    assert.equal(s.size, 0);
+    assert.deepEqual(s.idsFor('192.0.2.7'), []);
+  });
+});
+
+describe('crowdsec flags', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nfips-cs-'));
+  const key = path.join(dir, 'key');
+  writeFileSync(key, 'abcdef0123\n');
+  it('none without --crowdsec-url; the rest alone is a mistake', () => {
+    assert.equal(resolveCrowdSecOptions({}), null);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecBouncerKeyFile: key }), /without --crowdsec-url/);
+  });
+  it('checks the URL, the interval and which credentials go together', () => {
+    const o = resolveCrowdSecOptions({ crowdsecUrl: 'http://10.0.0.1:8080/', crowdsecBouncerKeyFile: key });
+    assert.deepEqual(o, { url: 'http://10.0.0.1:8080', bouncerKeyFile: key, intervalSeconds: 10, machineId: null, passwordFile: null });
+    assert.equal(resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1', crowdsecBouncerKeyFile: key, crowdsecInterval: '2s' })?.intervalSeconds, 2);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'not a url', crowdsecBouncerKeyFile: key }), /invalid --crowdsec-url "not a url"/);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'ftp://h:1', crowdsecBouncerKeyFile: key }), /scheme must be http or https/);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1' }), /missing --crowdsec-bouncer-key-file/);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1', crowdsecBouncerKeyFile: key, crowdsecInterval: 'soon' }), /invalid --crowdsec-interval/);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1', crowdsecBouncerKeyFile: key, crowdsecMachineId: 'm1' }), /go together/);
+  });
+  it('reads the secrets; a missing or empty file names its flag', () => {
+    const o = resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1', crowdsecBouncerKeyFile: key });
+    assert.ok(o);
+    assert.deepEqual(readCrowdSecSecrets(o), { apiKey: 'abcdef0123', password: null });
+    assert.throws(() => readCrowdSecSecrets({ ...o, bouncerKeyFile: path.join(dir, 'nope') }), /invalid --crowdsec-bouncer-key-file .*nope/);
+    const empty = path.join(dir, 'empty');
+    writeFileSync(empty, '\n');
+    assert.throws(() => readCrowdSecSecrets({ ...o, machineId: 'm', passwordFile: empty }), /invalid --crowdsec-password-file .*one line/);
+  });
+});
+
+describe('retry backoff', () => {
+  it('doubles from 1 s and stops at the larger of the interval and 30 s', () => {
+    assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 20].map((n) => retryDelay(n, 10_000)), [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
+    assert.equal(retryDelay(10, 120_000), 120_000);
+  });
+});
+
+describe('external blocks in the block manager', () => {
+  function manager(dir: string, allow: string[] = []) {
+    // A stand-in ipset that appends its arguments and stdin to a file.
+    const calls = path.join(dir, 'calls');
+    const fake = path.join(dir, 'ipset');
+    writeFileSync(fake, `#!/bin/sh\necho "ARGS $*" >> ${calls}\ncat >> ${calls}\n`);
+    chmodSync(fake, 0o755);
+    writeFileSync(calls, '');
+    const events: [string, Record<string, unknown>][] = [];
+    let now = T0;
+    const m = new BlockManager({
+      policy: { ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 100 },
+      allowlist: new Allowlist(allow, [], () => ['192.0.2.1']),
+      saved: { blocks: [], offences: [] },
+      stateFile: path.join(dir, 'blocks.json'),
+      setPrefix: 'nfips',
+      families: ['ipv4', 'ipv6'],
+      bins: { iptables: 'iptables', ip6tables: 'ip6tables', ipset: fake },
+      log: { event: (type, fields = {}) => void events.push([type, fields]) },
+      clock: () => now,
+    });
+    return { m, events, calls: () => readFileSync(calls, 'utf8'), tick: (ms: number) => (now += ms) };
+  }
+  const x = (net: string, ms: number, scenario = 's1') => ({ target: makeTarget(net), expiresAt: T0 + ms, scenario });
+
+  it('applies a batch in one ipset restore, refusing what local blocks may not touch', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-ext-'));
+    const { m, events, calls } = manager(dir, ['10.9.0.0/16']);
+    const out = await m.applyExternal([x('198.51.100.0/24', 60_000), x('2001:db8::5', 30_000), x('10.9.1.1', 60_000), x('192.0.2.1', 60_000), x('169.254.1.1', 60_000), x('127.0.0.2', 60_000)], []);
+    assert.deepEqual(out, { added: 2, updated: 0, removed: 0, kept_local: 0, refused: 4, failed: 0 });
+    assert.equal(calls(), 'ARGS -exist restore\nadd nfips-src4 198.51.100.0/24 timeout 60\nadd nfips-src6 2001:db8::5 timeout 30\n');
+    assert.deepEqual(events.filter(([t]) => t === 'block_refused').map(([, f]) => String(f.reason).replace(/:.*overlaps /, ' ')), ['allowlisted 10.9.0.0/16 (allow)', 'allowlisted 192.0.2.1 (own address)', 'allowlisted 169.254.0.0/16 (reserved)', 'allowlisted 127.0.0.0/8 (reserved)']);
+    const saved = readBlockState(path.join(dir, 'blocks.json')).blocks;
+    assert.deepEqual(saved.map((b) => [b.key, b.origin, b.scenario]), [['198.51.100.0/24', 'crowdsec', 's1'], ['2001:db8::5', 'crowdsec', 's1']]);
+    await m.close();
+  });
+
+  it('lifts only crowdsec blocks, keeps a longer local one, and does not re-apply what is unchanged', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-ext-'));
+    const { m, calls } = manager(dir);
+    await m.addManual({ net: '203.0.113.5', ttl_seconds: 3600 });
+    await m.applyExternal([x('203.0.113.5', 60_000), x('203.0.113.6', 60_000)], []);
+    assert.deepEqual(m.inForce().map((b) => [b.key, b.origin]), [['203.0.113.5', 'manual'], ['203.0.113.6', 'crowdsec']]);
+    const before = calls();
+    const same = await m.applyExternal([x('203.0.113.6', 60_000)], []);
+    assert.deepEqual([same.added, same.updated], [0, 0]);
+    assert.equal(calls(), before, 'nothing run for an unchanged decision');
+    const out = await m.applyExternal([], ['203.0.113.5', '203.0.113.6']);
+    assert.equal(out.removed, 1);
+    assert.deepEqual(m.inForce().map((b) => b.key), ['203.0.113.5'], 'the manual block stays');
+    assert.match(calls(), /ARGS -exist restore\ndel nfips-src4 203\.0\.113\.6\n$/);
+    await m.close();
+  });
+});
