@@ -557,7 +557,7 @@ async function startLocked(o: RunOptions, opts: { console: boolean; handleSignal
     blocks.start();
     abortIfSignalled();
     // After the sets exist: the link's first pull may apply decisions at once.
-    crowdsec = o.crowdsec && crowdsecSecrets ? startCrowdSec(o.crowdsec, crowdsecSecrets, blocks, log) : null;
+    crowdsec = o.crowdsec && crowdsecSecrets ? startCrowdSec(o.crowdsec, crowdsecSecrets, blocks, log, o.stateDir) : null;
   } catch (e) {
     await crowdsec?.close();
     if (signals.signalled()) await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins).catch(() => undefined);

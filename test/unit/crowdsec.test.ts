@@ -191,3 +191,139 @@ describe('external blocks in the block manager', () => {
     await m.close();
   });
 });
+
+describe('publishing anomaly blocks', async () => {
+  const { createServer } = await import('node:http');
+  const { alertOf, scenarioFor } = await import('../../src/crowdsec/alert');
+  const { Publisher, MAX_PENDING } = await import('../../src/crowdsec/publisher');
+  const { LapiClient } = await import('../../src/crowdsec/lapi-client');
+  const { parseGoDuration: goMs } = await import('../../src/crowdsec/go-duration');
+
+  /** A stand-in Local API on loopback: records what it is sent; its answers are set per test. */
+  async function fakeLapi() {
+    const seen: { method: string; url: string; auth: string; body: unknown }[] = [];
+    const ctl = { loginExpiresInMs: 3_600_000, failAlerts: 0, status401Once: false, down: false, nextToken: 1 };
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push({ method: req.method ?? '', url: req.url ?? '', auth: String(req.headers.authorization ?? ''), body: body ? JSON.parse(body) : null });
+        const send = (code: number, doc: unknown): undefined => void res.writeHead(code, { 'Content-Type': 'application/json' }).end(JSON.stringify(doc));
+        if (ctl.down) return send(503, { message: 'down' });
+        if (req.url === '/v1/watchers/login') return send(200, { code: 200, expire: new Date(Date.now() + ctl.loginExpiresInMs).toISOString(), token: `t${ctl.nextToken++}` });
+        if (req.url === '/v1/alerts') {
+          if (ctl.status401Once) {
+            ctl.status401Once = false;
+            return send(401, { code: 401, message: 'Token is expired' });
+          }
+          if (ctl.failAlerts > 0) {
+            ctl.failAlerts--;
+            return send(500, { message: 'database is locked' });
+          }
+          return send(201, (JSON.parse(body) as unknown[]).map((_, i) => String(i + 1)));
+        }
+        if (req.method === 'DELETE') return send(200, { nbDeleted: '1' });
+        return send(404, { message: 'no route' });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    return { seen, ctl, url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((r) => server.close(() => r())) };
+  }
+  const block = (net: string, key = net) => {
+    const t = makeTarget(net);
+    const now = Date.now();
+    return { ...t, key, origin: 'anomaly' as const, reason: 'nfips: failed TCP connections', createdAt: now, expiresAt: now + 600_000, ttlSeconds: 600, offence: 1 };
+  };
+  const finding = { exceeded: [{ measure: 'tcp_failed' as const, scale: 'second' as const, value: 812, threshold: { value: 40, learnt: 10, margin: 4, floor: 40 } }] };
+  const meta = { signatureId: 9100101, signature: 'failed TCP connections', episode: 3, episodeOpened: Date.now() };
+  const events = () => {
+    const list: [string, Record<string, unknown>][] = [];
+    return { list, log: { event: (type: string, fields: Record<string, unknown> = {}) => void list.push([type, fields]) } };
+  };
+
+  it('an alert carries the scenario, the source, the evidence and a ban for the time left', () => {
+    assert.equal(scenarioFor('failed TCP connections'), 'nfips/failed-tcp-connections');
+    const a = alertOf({ value: '198.51.100.0/24', scenario: 'nfips/x', until: T0 + 600_000, at: T0, key: '198.51.100.0/24 tcp', signature: 'x', signatureId: 1, episode: 2, evidence: ['tcp_failed=812/second (limit 40)'] }, T0 + 1000) as { source: Record<string, string>; decisions: Record<string, unknown>[]; meta: { key: string; value: string }[] };
+    assert.deepEqual(a.source, { scope: 'Range', value: '198.51.100.0/24', range: '198.51.100.0/24' });
+    assert.deepEqual(a.decisions, [{ duration: '9m59s', origin: 'nfips', scenario: 'nfips/x', scope: 'Range', type: 'ban', value: '198.51.100.0/24', simulated: false }]);
+    assert.ok(a.meta.some((m) => m.key === 'evidence_1' && m.value === 'tcp_failed=812/second (limit 40)'));
+    assert.ok(a.meta.some((m) => m.key === 'nfips_block' && m.value === '198.51.100.0/24 tcp'));
+  });
+
+  it('logs in, posts the alert with the bearer token, renews the token before it ends, and knows its own decision when it comes back', async () => {
+    const api = await fakeLapi();
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-pub-'));
+    const ev = events();
+    // A token with 30 s left is inside the renewal margin: every push logs in again.
+    api.ctl.loginExpiresInMs = 30_000;
+    const p = new Publisher({ client: new LapiClient({ url: api.url, timeoutMs: 5000, userAgent: 't' }), machineId: 'gw1', password: 'pw', stateDir: dir, log: ev.log, intervalMs: 1000 });
+    p.enqueue(block('203.0.113.9', '203.0.113.9 tcp:80'), finding, meta);
+    await p.flush();
+    p.enqueue(block('203.0.113.10'), finding, meta);
+    await p.flush();
+    const logins = api.seen.filter((s) => s.url === '/v1/watchers/login');
+    assert.equal(logins.length, 2, 'renewed before its end');
+    assert.deepEqual(logins[0]?.body, { machine_id: 'gw1', password: 'pw', scenarios: [] });
+    const posts = api.seen.filter((s) => s.url === '/v1/alerts');
+    assert.deepEqual(posts.map((s) => s.auth), ['Bearer t1', 'Bearer t2']);
+    const d = (posts[0]?.body as { decisions: { duration: string; value: string }[] }[])[0]?.decisions[0];
+    assert.equal(d?.value, '203.0.113.9');
+    assert.ok(goMs(d?.duration ?? '') > 590_000);
+    assert.equal(p.pending, 0);
+    const back = (value: string, origin = 'nfips') => ({ id: 1, origin, scenario: 'nfips/failed-tcp-connections', scope: 'Ip', type: 'ban', value, remainingMs: 1000 });
+    assert.equal(p.isOwn(back('203.0.113.9')), true);
+    assert.equal(p.isOwn(back('203.0.113.11')), false, 'another gateway\'s');
+    assert.equal(p.isOwn(back('203.0.113.9', 'cscli')), false);
+    // An expired token mid-way: one fresh login, then it goes through.
+    api.ctl.loginExpiresInMs = 3_600_000;
+    api.ctl.status401Once = true;
+    p.enqueue(block('203.0.113.12'), finding, meta);
+    await p.flush();
+    assert.equal(p.pending, 0);
+    await p.deleteDecisions([7]);
+    assert.equal(api.seen.at(-1)?.url, '/v1/decisions/7');
+    assert.equal(api.seen.at(-1)?.method, 'DELETE');
+    await p.close();
+    await api.close();
+  });
+
+  it('keeps alerts in a persisted queue while the Local API fails, and sends them later (from the next run too)', async () => {
+    const api = await fakeLapi();
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-pub-'));
+    const ev = events();
+    const client = new LapiClient({ url: api.url, timeoutMs: 5000, userAgent: 't' });
+    api.ctl.down = true;
+    const p = new Publisher({ client, machineId: 'gw1', password: 'pw', stateDir: dir, log: ev.log, intervalMs: 1000 });
+    p.enqueue(block('203.0.113.9'), finding, meta);
+    p.enqueue(block('203.0.113.10'), finding, meta);
+    await p.flush();
+    await p.flush();
+    assert.equal(p.pending, 2);
+    assert.equal(ev.list.filter(([t]) => t === 'crowdsec_push_failed').length, 1, 'once per failure streak');
+    await p.close();
+    const q = JSON.parse(readFileSync(path.join(dir, 'crowdsec-queue.json'), 'utf8')) as { pending: { value: string }[] };
+    assert.deepEqual(q.pending.map((x) => x.value), ['203.0.113.9', '203.0.113.10']);
+    api.ctl.down = false;
+    const again = new Publisher({ client, machineId: 'gw1', password: 'pw', stateDir: dir, log: ev.log, intervalMs: 1000 });
+    assert.equal(again.pending, 2);
+    await again.flush();
+    assert.equal(again.pending, 0);
+    const sent = api.seen.filter((s) => s.url === '/v1/alerts' && s.auth).at(-1)?.body as { source: { value: string } }[];
+    assert.deepEqual(sent.map((a) => a.source.value), ['203.0.113.9', '203.0.113.10']);
+    await again.close();
+    await api.close();
+  });
+
+  it('the queue is bounded: the oldest alerts go first', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-pub-'));
+    const ev = events();
+    // Nothing listens there: every push fails.
+    const p = new Publisher({ client: new LapiClient({ url: 'http://127.0.0.1:9', timeoutMs: 1000, userAgent: 't' }), machineId: 'gw1', password: 'pw', stateDir: dir, log: ev.log, intervalMs: 1000 });
+    await p.close();
+    for (let i = 0; i <= MAX_PENDING; i++) p.enqueue(block(`10.${i >> 8}.${i & 255}.1`), finding, meta);
+    assert.equal(p.pending, MAX_PENDING);
+    assert.equal(p.status().dropped, 1);
+    assert.deepEqual(ev.list.find(([t]) => t === 'crowdsec_push_dropped')?.[1].values, ['10.0.0.1']);
+  });
+});
