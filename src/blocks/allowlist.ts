@@ -20,6 +20,13 @@ export function ownAddresses(): string[] {
     .map((i) => i.address.replace(/%.*$/, ''));
 }
 
+function conflictIn(entries: readonly AllowEntry[], p: Prefix): string | null {
+  for (const e of entries) {
+    if (prefixesOverlap(e.prefix, p)) return `${formatPrefix(p)} overlaps ${formatPrefix(e.prefix)} (${e.why})`;
+  }
+  return null;
+}
+
 export class Allowlist {
   readonly #fixed: AllowEntry[];
 
@@ -35,10 +42,13 @@ export class Allowlist {
 
   /** Why the network may not be blocked (it overlaps an allowlisted one), or null. */
   conflict(p: Prefix): string | null {
-    for (const e of this.entries()) {
-      if (prefixesOverlap(e.prefix, p)) return `${formatPrefix(p)} overlaps ${formatPrefix(e.prefix)} (${e.why})`;
-    }
-    return null;
+    return conflictIn(this.entries(), p);
+  }
+
+  /** conflict() for a batch: the gateway's addresses are read once, not per network. */
+  checker(): (p: Prefix) => string | null {
+    const entries = this.entries();
+    return (p) => conflictIn(entries, p);
   }
 
   entries(): AllowEntry[] {

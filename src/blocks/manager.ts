@@ -182,6 +182,7 @@ export class BlockManager {
     const lines: string[] = [];
     const events: [string, Record<string, unknown>, 'info' | 'warn'][] = [];
     const applied: Block[] = [];
+    const allowed = this.#o.allowlist.checker();
     for (const key of remove) {
       const b = this.#table.get(key);
       if (!b || b.origin !== 'crowdsec') continue;
@@ -200,7 +201,7 @@ export class BlockManager {
       }
       if (same && same.origin === 'crowdsec' && same.scenario === x.scenario && Math.abs(same.expiresAt - x.expiresAt) < 2000) continue;
       const ttl = Math.max(1, Math.ceil((x.expiresAt - now) / 1000));
-      const reason = this.#refusal(x.target);
+      const reason = this.#refusal(x.target, allowed);
       const out: BlockOutcome = reason ? { kind: 'refused', reason } : this.#table.add(x.target, { origin: 'crowdsec', reason: `crowdsec: ${x.scenario}`, ttlSeconds: ttl, scenario: x.scenario }, now);
       if (out.kind === 'refused') {
         res.refused++;
@@ -246,8 +247,8 @@ export class BlockManager {
   }
 
   /** Why a network may not be blocked here, or null: the same for local and external blocks. */
-  #refusal(target: BlockTarget): string | null {
-    const conflict = this.#o.allowlist.conflict(target.prefix);
+  #refusal(target: BlockTarget, conflictOf: (p: BlockTarget['prefix']) => string | null = (p) => this.#o.allowlist.conflict(p)): string | null {
+    const conflict = conflictOf(target.prefix);
     if (conflict) return `allowlisted: ${conflict}`;
     if (!this.#o.families.includes(familyOf(target))) return `${familyOf(target)} is not inspected (--no-ipv6)`;
     return null;

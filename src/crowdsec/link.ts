@@ -122,6 +122,7 @@ export class CrowdSecLink {
   async #pull(): Promise<void> {
     if (this.#closed) return;
     const startup = this.#needStartup;
+    const t0 = performance.now();
     let answer;
     try {
       answer = await this.#o.client.stream(this.#o.apiKey, startup);
@@ -129,6 +130,7 @@ export class CrowdSecLink {
       this.#failed((e as Error).message);
       return;
     }
+    const t1 = performance.now();
     const now = this.#now();
     const pub = this.#o.publisher;
     const changes = this.#set.apply(answer, now, startup, pub ? (d) => pub.isOwn(d) : undefined);
@@ -138,6 +140,7 @@ export class CrowdSecLink {
       for (const b of this.#o.blocks.inForce()) if (b.origin === 'crowdsec' && !wanted.has(b.key) && !changes.remove.includes(b.key)) changes.remove.push(b.key);
     }
     const out = await this.#o.blocks.applyExternal(changes.upsert, changes.remove);
+    const t2 = performance.now();
     this.counts.pulls++;
     this.counts.decisions_applied += out.added + out.updated;
     this.counts.decisions_removed += out.removed;
@@ -149,7 +152,7 @@ export class CrowdSecLink {
     this.#needStartup = false;
     for (const s of changes.skipped.slice(0, 20)) this.#o.log.event('crowdsec_decision_skipped', { id: s.decision.id, value: s.decision.value, scope: s.decision.scope, type: s.decision.type, scenario: s.decision.scenario, reason: s.reason });
     if (startup || answer.new.length || answer.deleted.length) {
-      this.#o.log.event('crowdsec_pull', { startup, new: answer.new.length, deleted: answer.deleted.length, own: changes.own, skipped: changes.skipped.length, ...out });
+      this.#o.log.event('crowdsec_pull', { startup, new: answer.new.length, deleted: answer.deleted.length, own: changes.own, skipped: changes.skipped.length, ...out, fetch_ms: Math.round(t1 - t0), apply_ms: Math.round(t2 - t1) });
     }
     if (this.#state !== 'connected') {
       if (this.#outageSince !== null) this.#o.log.event('crowdsec_restored', { url: this.#o.url, down_s: Math.round((now - this.#outageSince) / 1000), resynchronised: startup }, 'warn');
