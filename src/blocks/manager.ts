@@ -181,6 +181,12 @@ export class BlockManager {
     const res: ExternalOutcome = { added: 0, updated: 0, removed: 0, kept_local: 0, refused: 0, failed: 0 };
     const lines: string[] = [];
     const events: [string, Record<string, unknown>, 'info' | 'warn'][] = [];
+    let notLogged = 0;
+    // Built only for the events that are logged: a blocklist brings thousands.
+    const note = (name: string, fields: () => Record<string, unknown>, level: 'info' | 'warn') => {
+      if (events.length < EXTERNAL_EVENTS_MAX) events.push([name, fields(), level]);
+      else notLogged++;
+    };
     const applied: Block[] = [];
     const allowed = this.#o.allowlist.checker();
     for (const key of remove) {
@@ -190,7 +196,7 @@ export class BlockManager {
       res.removed++;
       const e = entryOf(this.#o.setPrefix, b);
       lines.push(`del ${e.set} ${e.member}`);
-      events.push(['unblock', { ...eveOf(b), reason: 'crowdsec decision deleted', block: view(b, now) }, 'info']);
+      note('unblock', () => ({ ...eveOf(b), reason: 'crowdsec decision deleted', block: view(b, now) }), 'info');
     }
     for (const x of upsert) {
       if (x.expiresAt <= now) continue;
@@ -206,7 +212,8 @@ export class BlockManager {
       if (out.kind === 'refused') {
         res.refused++;
         this.counts.refused++;
-        events.push(['block_refused', { src_ip: x.target.net, target: targetKey(x.target), origin: 'crowdsec', scenario: x.scenario, reason: out.reason }, 'warn']);
+        const why = out.reason;
+        note('block_refused', () => ({ src_ip: x.target.net, target: targetKey(x.target), origin: 'crowdsec', scenario: x.scenario, reason: why }), 'warn');
         continue;
       }
       if (out.kind !== 'added') continue;
@@ -218,9 +225,10 @@ export class BlockManager {
       const e = entryOf(this.#o.setPrefix, out.block);
       lines.push(`add ${e.set} ${e.member} timeout ${remainingSeconds(out.block, now)}`);
       applied.push(out.block);
-      events.push(['block', { ...eveOf(out.block), action: same ? 'replaced' : 'added', block: view(out.block, now) }, 'warn']);
+      const placed = out.block;
+      note('block', () => ({ ...eveOf(placed), action: same ? 'replaced' : 'added', block: view(placed, now) }), 'warn');
     }
-    if (lines.length === 0) return this.#logExternal(events, res);
+    if (lines.length === 0) return this.#logExternal(events, notLogged, res);
     this.#save();
     const script = `${lines.join('\n')}\n`;
     let error: string | null = null;
@@ -237,12 +245,12 @@ export class BlockManager {
       await this.#chain;
       res.failed = applied.filter((b) => this.#table.get(b.key) !== b).length;
     }
-    return this.#logExternal(events, res);
+    return this.#logExternal(events, notLogged, res);
   }
 
-  #logExternal(events: [string, Record<string, unknown>, 'info' | 'warn'][], res: ExternalOutcome): ExternalOutcome {
-    for (const [name, fields, level] of events.slice(0, EXTERNAL_EVENTS_MAX)) this.#o.log.event(name, fields, level);
-    if (events.length > EXTERNAL_EVENTS_MAX) this.#o.log.event('crowdsec_blocks_applied', { ...res, events_not_logged: events.length - EXTERNAL_EVENTS_MAX }, 'warn');
+  #logExternal(events: [string, Record<string, unknown>, 'info' | 'warn'][], notLogged: number, res: ExternalOutcome): ExternalOutcome {
+    for (const [name, fields, level] of events) this.#o.log.event(name, fields, level);
+    if (notLogged > 0) this.#o.log.event('crowdsec_blocks_applied', { ...res, events_not_logged: notLogged }, 'warn');
     return res;
   }
 
