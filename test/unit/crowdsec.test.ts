@@ -327,3 +327,67 @@ describe('publishing anomaly blocks', async () => {
     assert.deepEqual(ev.list.find(([t]) => t === 'crowdsec_push_dropped')?.[1].values, ['10.0.0.1']);
   });
 });
+
+describe('the pull loop against a failing Local API', async () => {
+  const { createServer } = await import('node:http');
+  const { CrowdSecLink } = await import('../../src/crowdsec/link');
+  const { LapiClient } = await import('../../src/crowdsec/lapi-client');
+
+  it('garbage, errors and silence are one outage, logged once; back, a full resync lifts and adds without doubling', async () => {
+    const wire = (id: number, value: string, duration = '59m') => ({ duration, id, origin: 'cscli', scenario: 'manual', scope: 'Ip', type: 'ban', value });
+    let mode: 'ok' | 'garbage' | 'error' | 'silent' = 'ok';
+    let current: unknown[] = [wire(1, '192.0.2.1'), wire(2, '192.0.2.2')];
+    const asked: string[] = [];
+    const server = createServer((req, res) => {
+      asked.push(`${mode} ${req.url ?? ''} ${String(req.headers['x-api-key'])}`);
+      if (mode === 'silent') return; // never answers
+      if (mode === 'garbage') return void res.writeHead(200).end('<html>proxy error</html>');
+      if (mode === 'error') return void res.writeHead(500, { 'Content-Type': 'application/json' }).end('{"message":"database is locked"}');
+      const startup = (req.url ?? '').includes('startup=true');
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ new: startup ? current : null, deleted: null }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-link-'));
+    const fake = path.join(dir, 'ipset');
+    const calls = path.join(dir, 'calls');
+    writeFileSync(fake, `#!/bin/sh\ncat >> ${calls}\n`);
+    chmodSync(fake, 0o755);
+    writeFileSync(calls, '');
+    const events: [string, Record<string, unknown>][] = [];
+    const log = { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) };
+    const blocks = new BlockManager({ policy: { ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 100 }, allowlist: new Allowlist([], [], () => []), saved: { blocks: [], offences: [] }, stateFile: path.join(dir, 'blocks.json'), setPrefix: 'nfips', families: ['ipv4'], bins: { iptables: 'iptables', ip6tables: 'ip6tables', ipset: fake }, log });
+    const link = new CrowdSecLink({ client: new LapiClient({ url, timeoutMs: 300, userAgent: 't/1' }), url, apiKey: 'K', intervalMs: 1000, blocks, log, publisher: null });
+    const keys = () => blocks.inForce().map((b) => b.key).sort();
+    const count = (type: string) => events.filter(([t]) => t === type).length;
+
+    await link.pull();
+    assert.deepEqual(keys(), ['192.0.2.1', '192.0.2.2']);
+    assert.equal(link.state, 'connected');
+    for (const m of ['garbage', 'error', 'silent', 'garbage'] as const) {
+      mode = m;
+      await link.pull();
+      assert.equal(link.state, 'unreachable', m);
+    }
+    assert.equal(count('crowdsec_unreachable'), 1, 'once per outage');
+    assert.match(String(events.find(([t]) => t === 'crowdsec_unreachable')?.[1].error), /not JSON/);
+    assert.match(String(link.status().last_error), /not JSON/);
+    assert.deepEqual(keys(), ['192.0.2.1', '192.0.2.2'], 'blocks stay in force during the outage');
+    // Meanwhile 192.0.2.1 was deleted and 192.0.2.3 added at the Local API.
+    current = [wire(2, '192.0.2.2'), wire(3, '192.0.2.3')];
+    mode = 'ok';
+    await link.pull();
+    assert.equal(count('crowdsec_restored'), 1);
+    assert.match(asked.at(-1) ?? '', /^ok \/v1\/decisions\/stream\?startup=true K$/, 'a full answer after the outage');
+    assert.deepEqual(keys(), ['192.0.2.2', '192.0.2.3']);
+    const pull = events.filter(([t]) => t === 'crowdsec_pull').at(-1)?.[1];
+    assert.deepEqual([pull?.added, pull?.removed, pull?.updated], [1, 1, 0], 'nothing doubled');
+    assert.equal(readFileSync(calls, 'utf8').split('\n').filter((l) => l.includes('192.0.2.2')).length, 1, '192.0.2.2 went to the kernel once');
+    await link.pull();
+    assert.match(asked.at(-1) ?? '', /startup=false/);
+    await link.close();
+    await blocks.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+});
