@@ -38,7 +38,7 @@ import { formatListenAddress } from '../config/listen-address';
 import { acquireInstanceLock, InstanceLock, InstanceLockedError } from './instance-lock';
 import { explainBindError, missingPrivilege } from './privileges';
 // Hook point (issue 15): the CrowdSec Local API link lives in src/crowdsec.
-import { CrowdSecSecrets, readCrowdSecSecrets } from '../crowdsec/options';
+import { CrowdSecSecrets, readCrowdSecSecrets } from '../config/crowdsec-options';
 import { CrowdSec, startCrowdSec } from '../crowdsec/setup';
 
 export const EXIT_OK = 0;

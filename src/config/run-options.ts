@@ -10,7 +10,7 @@ import { MALFORMED_POLICIES, MalformedPolicy } from '../verdict/hidden-guard';
 import { parseDuration } from './duration';
 import { ListenAddress, parseListenAddress } from './listen-address';
 // Hook point (issue 15): the --crowdsec-* flags are checked in their own module.
-import { CrowdSecFlags, CrowdSecOptions, resolveCrowdSecOptions } from '../crowdsec/options';
+import { CrowdSecFlags, CrowdSecOptions, resolveCrowdSecOptions } from './crowdsec-options';
 
 
 export { PACKAGE_ROOT } from './paths';

@@ -7,7 +7,7 @@ import { PACKAGE_ROOT } from '../config/paths';
 import type { EventLog } from '../log/event-log';
 import { LapiClient } from './lapi-client';
 import { CrowdSecLink } from './link';
-import { CrowdSecOptions, CrowdSecSecrets } from './options';
+import { CrowdSecOptions, CrowdSecSecrets } from '../config/crowdsec-options';
 import { Publisher } from './publisher';
 
 export interface CrowdSec {

@@ -11,7 +11,7 @@ import { Decision, mapDecision, parseStreamAnswer, StreamAnswer } from '../../sr
 import { DecisionSet } from '../../src/crowdsec/decision-set';
 import { formatGoDuration, parseGoDuration } from '../../src/crowdsec/go-duration';
 import { retryDelay } from '../../src/crowdsec/link';
-import { readCrowdSecSecrets, resolveCrowdSecOptions } from '../../src/crowdsec/options';
+import { readCrowdSecSecrets, resolveCrowdSecOptions } from '../../src/config/crowdsec-options';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 

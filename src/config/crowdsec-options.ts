@@ -1,9 +1,9 @@
-// The --crowdsec-* flags of `nfips run`: checked with the other flags (URL,
+// The --crowdsec-* flags of `nfips run` (the link itself is src/crowdsec): checked with the other flags (URL,
 // interval, which credentials go together), and the secret files read
 // before anything is installed (an unreadable key file is a start error).
 import path from 'node:path';
-import { parseDuration } from '../config/duration';
-import { readFileBounded } from '../config/safe-file';
+import { parseDuration } from './duration';
+import { readFileBounded } from './safe-file';
 
 export interface CrowdSecFlags {
   crowdsecUrl?: string;
