@@ -67,6 +67,11 @@ bench: build
 bench-quick: build
 	node dist/bench/bench.js --quick
 
+# 10,000 CrowdSec decisions applied from a real Local API (issue 15); writes bench/out/crowdsec-bench.json.
+.PHONY: bench-crowdsec
+bench-crowdsec: build
+	node dist/bench/crowdsec-bench.js
+
 # Installs the built tree under $(PREFIX)/lib/nfips (production modules only), the nfips
 # command, the systemd unit and logrotate file, and the sysusers.d/tmpfiles.d entries for
 # the service user; the operator's /etc/nfips/rules.json, /etc/nfips/nfips.yaml and /etc/default/nfips are created

@@ -11,6 +11,9 @@ PACKAGES=(
   # lab/ (make eval): real programs for normal traffic and attacks
   hydra slowhttptest dnsmasq-base openssh-server openssh-client
   python3-scapy bind9-dnsutils nftables
+  # test/integration/crowdsec*: a real CrowdSec Local API, cscli, and the stock
+  # firewall bouncer for the interoperability test
+  crowdsec crowdsec-firewall-bouncer
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -34,9 +37,23 @@ if [ ${#missing[@]} -gt 0 ]; then
     own_policy=1
     trap 'rm -f "$policy"' EXIT
   fi
+  # crowdsec's postinst registers with CrowdSec's central API and fails without
+  # internet; Debian's README.Debian for the package: an online_api_credentials.yaml
+  # holding only a comment makes it skip that. The tests run their own Local API.
+  if printf '%s\n' "${missing[@]}" | grep -qx crowdsec && [ ! -e /etc/crowdsec/online_api_credentials.yaml ]; then
+    mkdir -p /etc/crowdsec
+    printf '# no central API (nfips scripts/deps.sh)\n' > /etc/crowdsec/online_api_credentials.yaml
+  fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if [ "$own_policy" = 1 ]; then rm -f "$policy"; trap - EXIT; fi
+  # The packages enable their services; on this machine the tests start their own
+  # Local API and bouncer inside namespaces, so none may come up at the next boot.
+  for unit in crowdsec crowdsec-firewall-bouncer; do
+    if printf '%s\n' "${missing[@]}" | grep -qx "$unit" && command -v systemctl >/dev/null; then
+      systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    fi
+  done
 fi
 # NFQUEUE may be built as a module; loading it is harmless when built in.
 modprobe nfnetlink_queue 2>/dev/null || true

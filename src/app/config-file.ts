@@ -65,6 +65,11 @@ export const CONFIG_FLAGS: Readonly<Record<string, FlagSpec>> = {
   suppress: { kind: 'path' },
   ipset: { kind: 'string' },
   'metrics-listen': { kind: 'string' },
+  'crowdsec-url': { kind: 'string' },
+  'crowdsec-bouncer-key-file': { kind: 'path' },
+  'crowdsec-interval': { kind: 'string-or-integer' },
+  'crowdsec-machine-id': { kind: 'string' },
+  'crowdsec-password-file': { kind: 'path' },
 };
 
 function schemaFor(spec: FlagSpec): Record<string, unknown> {

@@ -10,6 +10,8 @@ export interface ControlTargets {
   sup: QueueSupervisor;
   blocks: BlockManager;
   status: () => Promise<Record<string, unknown>>;
+  /** blocks del: through the CrowdSec link when there is one (it owns the decisions it applied). */
+  deleteBlock: (key: string) => Promise<unknown>;
 }
 
 export function controlDispatch(t: ControlTargets): (req: ControlRequest) => Promise<unknown> {
@@ -25,7 +27,7 @@ export function controlDispatch(t: ControlTargets): (req: ControlRequest) => Pro
         return t.blocks.addManual(req);
       case 'blocks.del':
         if (typeof req.key !== 'string') throw new Error('blocks del needs the block, as "nfips blocks list" shows it');
-        return t.blocks.remove(req.key, 'manual');
+        return t.deleteBlock(req.key);
       case 'blocks.flush':
         return t.blocks.flush('manual');
       case 'status':

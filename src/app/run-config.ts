@@ -65,6 +65,7 @@ export function describeConfig(o: RunOptions, rules: RuleSet): Record<string, un
     rules_mode: o.rulesMode,
     suppress: o.suppress || null,
     metrics_listen: o.metricsListen ? formatListenAddress(o.metricsListen) : null,
+    crowdsec: o.crowdsec ? { url: o.crowdsec.url, interval_s: o.crowdsec.intervalSeconds, machine_id: o.crowdsec.machineId } : null,
     pid: process.pid,
   };
 }

@@ -9,12 +9,14 @@ import { RULES_MODES, RulesMode, VerdictMode } from '../verdict/engine';
 import { MALFORMED_POLICIES, MalformedPolicy } from '../verdict/hidden-guard';
 import { parseDuration } from '../config/duration';
 import { ListenAddress, parseListenAddress } from '../config/listen-address';
+// Hook point (issue 15): the --crowdsec-* flags are checked in their own module.
+import { CrowdSecFlags, CrowdSecOptions, resolveCrowdSecOptions } from '../config/crowdsec-options';
 
 
 export { PACKAGE_ROOT } from '../config/paths';
 import { PACKAGE_ROOT } from '../config/paths';
 
-export interface RunFlags {
+export interface RunFlags extends CrowdSecFlags {
   /** The --config file the other flags were merged with (recorded in the start event). */
   config?: string;
   rules?: string;
@@ -121,6 +123,8 @@ export interface RunOptions {
   suppress: string;
   /** --metrics-listen: where the Prometheus endpoint listens; null: no endpoint. */
   metricsListen: ListenAddress | null;
+  /** --crowdsec-url and the rest: the CrowdSec Local API link; null: none. */
+  crowdsec: CrowdSecOptions | null;
 }
 
 export const RUN_DEFAULTS = {
@@ -283,6 +287,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     if (flags.recordFeatures) problems.push('invalid --learn with --record-features: learning keeps its own recording under --state-dir/learning');
   }
   const metricsListen = flags.metricsListen === undefined ? null : attempt(() => parseListenAddress(String(flags.metricsListen))) ?? null;
+  const crowdsec = attempt(() => resolveCrowdSecOptions(flags)) ?? null;
   if (problems.length) throw new Error(problems.join('\n'));
   return {
     configFile: flags.config === undefined ? null : path.resolve(flags.config),
@@ -326,5 +331,6 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     rulesMode: rulesMode!,
     suppress: f.suppress === '' ? '' : path.resolve(f.suppress),
     metricsListen,
+    crowdsec,
   };
 }

@@ -39,6 +39,9 @@ import { chainCounters, StatsReporter } from './stats-report';
 import { statusOf } from './status';
 import { controlDispatch } from './control-dispatch';
 import { catchSignals, SignalHooks } from './signals';
+// Hook point (issue 15): the CrowdSec Local API link lives in src/crowdsec.
+import { CrowdSecSecrets, readCrowdSecSecrets } from '../config/crowdsec-options';
+import { CrowdSec, startCrowdSec } from '../crowdsec/setup';
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -126,8 +129,10 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   const stateFile = stateFilePath(o.stateDir);
   let saved: BlockState;
   let allowlist: Allowlist;
+  let crowdsecSecrets: CrowdSecSecrets | null;
   try {
     saved = readBlockState(stateFile);
+    crowdsecSecrets = o.crowdsec ? readCrowdSecSecrets(o.crowdsec) : null;
     allowlist = new Allowlist(o.allow, o.exclude);
     try {
       mkdirSync(o.stateDir, { recursive: true, mode: 0o750 });
@@ -263,6 +268,7 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   log.event('queues_bound', { queues: queueNumbers(o) });
   logRuleWarnings(log, rules, sup.rulesVersion);
 
+  let crowdsec: CrowdSec | null = null;
   try {
     abortIfSignalled();
     const summary = await install(plan, bins, blocks.restoredBlocks());
@@ -278,7 +284,10 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
     });
     blocks.start();
     abortIfSignalled();
+    // After the sets exist: the link's first pull may apply decisions at once.
+    crowdsec = o.crowdsec && crowdsecSecrets ? startCrowdSec(o.crowdsec, crowdsecSecrets, blocks, log, o.stateDir) : null;
   } catch (e) {
+    await crowdsec?.close();
     if (signals.signalled()) await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins).catch(() => undefined);
     await sup.stop();
     await detector?.close();
@@ -312,8 +321,8 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   let control: ControlServer | null = null;
   if (o.controlSocket) {
     try {
-      const status = () => statusOf(sup, startedAt, detector, blocks, o, plan, learningStatus(), guard);
-      control = await ControlServer.listen(o.controlSocket, controlDispatch({ reloader, sup, blocks, status }));
+      const status = () => statusOf(sup, startedAt, detector, blocks, o, plan, learningStatus(), guard, crowdsec);
+      control = await ControlServer.listen(o.controlSocket, controlDispatch({ reloader, sup, blocks, status, deleteBlock: (key) => (crowdsec ? crowdsec.link.deleteBlock(key, 'manual') : blocks.remove(key, 'manual')) }));
     } catch (e) {
       // The engine works without it; say so loudly rather than stop a gateway.
       log.event('control_socket_failed', { path: o.controlSocket, error: (e as Error).message }, 'error');
@@ -332,6 +341,7 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
       reloader.close();
       log.event('stopping', { reason });
       await guard.close();
+      await crowdsec?.close();
       await blocks.close();
       await stats.reportBlocks(true).catch(() => undefined);
       let code = EXIT_OK;

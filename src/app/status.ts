@@ -6,10 +6,11 @@ import { IptablesPlan } from '../iptables/plan';
 import { QueueSupervisor } from '../queue/supervisor';
 import { readKernelQueueStats } from '../stats/kernel-queue';
 import { ChainGuard } from './chain-guard';
+import type { CrowdSec } from '../crowdsec/setup';
 import { RunOptions } from './run-options';
 import { blockSummary, chainCounters } from './stats-report';
 
-export async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan, learning: Record<string, unknown> | null, guard: ChainGuard): Promise<Record<string, unknown>> {
+export async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan, learning: Record<string, unknown> | null, guard: ChainGuard, crowdsec: CrowdSec | null): Promise<Record<string, unknown>> {
   const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
   const classifier: Record<number, DetectorQueueStats> = detector?.queueStats() ?? {};
   const queues = sup.snapshot();
@@ -31,5 +32,6 @@ export async function statusOf(sup: QueueSupervisor, startedAt: number, detector
     // were dropped (also in each queue's kernel.queueDropped).
     unverdicted: guard.unverdicted(),
     blocks: await blockSummary(blocks, o, chain, true),
+    crowdsec: crowdsec?.status() ?? null,
   };
 }

@@ -6,8 +6,8 @@ import { formatPrefix, parsePrefix } from '../rules/address';
 import { Prefix } from '../rules/types';
 import { prefixesOverlap } from './block';
 
-// Loopback, unspecified, multicast, IPv6 link-local (neighbour discovery).
-const ALWAYS = ['127.0.0.0/8', '0.0.0.0/32', '224.0.0.0/4', '255.255.255.255/32', '::1/128', '::/128', 'ff00::/8', 'fe80::/10'];
+// Loopback, unspecified, link-local (IPv6: neighbour discovery), multicast.
+const ALWAYS = ['127.0.0.0/8', '0.0.0.0/32', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32', '::1/128', '::/128', 'ff00::/8', 'fe80::/10'];
 
 export interface AllowEntry {
   prefix: Prefix;
@@ -18,6 +18,13 @@ export function ownAddresses(): string[] {
   return Object.values(networkInterfaces())
     .flatMap((list) => list ?? [])
     .map((i) => i.address.replace(/%.*$/, ''));
+}
+
+function conflictIn(entries: readonly AllowEntry[], p: Prefix): string | null {
+  for (const e of entries) {
+    if (prefixesOverlap(e.prefix, p)) return `${formatPrefix(p)} overlaps ${formatPrefix(e.prefix)} (${e.why})`;
+  }
+  return null;
 }
 
 export class Allowlist {
@@ -35,10 +42,13 @@ export class Allowlist {
 
   /** Why the network may not be blocked (it overlaps an allowlisted one), or null. */
   conflict(p: Prefix): string | null {
-    for (const e of this.entries()) {
-      if (prefixesOverlap(e.prefix, p)) return `${formatPrefix(p)} overlaps ${formatPrefix(e.prefix)} (${e.why})`;
-    }
-    return null;
+    return conflictIn(this.entries(), p);
+  }
+
+  /** conflict() for a batch: the gateway's addresses are read once, not per network. */
+  checker(): (p: Prefix) => string | null {
+    const entries = this.entries();
+    return (p) => conflictIn(entries, p);
   }
 
   entries(): AllowEntry[] {

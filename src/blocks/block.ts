@@ -25,7 +25,9 @@ export interface BlockTarget {
   port?: number;
 }
 
-export type BlockOrigin = 'anomaly' | 'manual';
+/** crowdsec: a decision of the CrowdSec Local API (src/crowdsec). */
+export type BlockOrigin = 'anomaly' | 'manual' | 'crowdsec';
+export const BLOCK_ORIGINS: readonly BlockOrigin[] = ['anomaly', 'manual', 'crowdsec'];
 
 export interface Block extends BlockTarget {
   /** The target as one string; also the dedupe key. */
@@ -42,6 +44,8 @@ export interface Block extends BlockTarget {
   signatureId?: number;
   episode?: number;
   queue?: number;
+  /** CrowdSec blocks: the decision's scenario. */
+  scenario?: string;
 }
 
 /** "10.0.0.6", "10.0.0.6 tcp", "10.0.0.6 tcp:8080": the dedupe key, and what operators read. */

@@ -7,7 +7,7 @@ import { Family, IptablesBinaries, ipsetCommand } from '../exec/tools';
 import { EventLog } from '../log/event-log';
 import { parsePrefix, formatPrefix } from '../rules/address';
 import { Allowlist } from './allowlist';
-import { Block, BlockTarget, canonicalKey, makeTarget, targetKey } from './block';
+import { Block, BlockOrigin, BlockTarget, canonicalKey, makeTarget, targetKey } from './block';
 import { blockSets, entryOf, familyOf, parseSave, remainingSeconds } from './ipset';
 import { evidenceTargets } from './scope';
 import { BlockState, SavedBlock, savedBlock, writeBlockState } from './state-file';
@@ -39,7 +39,7 @@ export type BlockView = SavedBlock & {
 export type BlockAddResult = BlockView & { replaced?: ReplacedBlock };
 
 export interface ReplacedBlock {
-  origin: 'anomaly' | 'manual';
+  origin: BlockOrigin;
   reason: string;
   ttl_seconds: number;
   remaining_s: number;
@@ -64,6 +64,34 @@ export interface SourceResponseMeta {
   episodeOpened: number;
 }
 
+/**
+ * A block decided elsewhere (a CrowdSec decision): its network, until when,
+ * and why. The refusal rules are the local blocks' (allowlist, own
+ * addresses, reserved networks, family, --max-blocks).
+ */
+export interface ExternalBlock {
+  target: BlockTarget;
+  /** Epoch ms. */
+  expiresAt: number;
+  scenario: string;
+}
+
+export interface ExternalOutcome {
+  added: number;
+  updated: number;
+  removed: number;
+  /** Same network blocked locally for at least as long: left as it is. */
+  kept_local: number;
+  refused: number;
+  failed: number;
+}
+
+/** What a new anomaly block is told to (the CrowdSec publisher). */
+export type PlacedListener = (b: Block, f: Pick<SourceFinding, 'exceeded'>, meta: SourceResponseMeta) => void;
+
+/** Per-block events of one external batch beyond this are summed up in one event. */
+const EXTERNAL_EVENTS_MAX = 50;
+
 const SWEEP_MS = 1000;
 
 export class BlockManager {
@@ -75,6 +103,7 @@ export class BlockManager {
   #loaded: { restored: Block[]; expired: Block[]; dropped: Block[] } = { restored: [], expired: [], dropped: [] };
   /** Counts since start. */
   readonly counts = { added: 0, removed: 0, expired: 0, refused: 0, failed: 0 };
+  #placed: PlacedListener | null = null;
 
   /** Takes the saved blocks back with their remaining time. */
   constructor(o: BlockManagerOptions) {
@@ -122,12 +151,115 @@ export class BlockManager {
     const res: AnomalyResponse = { action: 'allowed', blocks: [] };
     for (const target of evidenceTargets(f)) {
       const out = this.#decide(target, { origin: 'anomaly', reason: `nfips: ${meta.signature}`, signatureId: meta.signatureId, episode: meta.episode, episodeOpened: meta.episodeOpened });
-      if (out.kind === 'added') res.blocks.push({ key: out.block.key, outcome: 'added', ttl_seconds: out.block.ttlSeconds });
+      if (out.kind === 'added') {
+        res.blocks.push({ key: out.block.key, outcome: 'added', ttl_seconds: out.block.ttlSeconds });
+        this.#placed?.(out.block, f, meta);
+      }
       else if (out.kind === 'covered') res.blocks.push({ key: targetKey(target), outcome: 'already blocked' });
       else res.blocks.push({ key: targetKey(target), outcome: 'refused', reason: out.reason });
       if (out.kind !== 'refused') res.action = 'blocked';
     }
     return res;
+  }
+
+  /** Hook point: told of every anomaly block placed (one listener). */
+  onPlaced(fn: PlacedListener | null): void {
+    this.#placed = fn;
+  }
+
+  get(key: string): Block | undefined {
+    return this.#table.get(key) ?? this.#table.get(canonicalKey(key));
+  }
+
+  /**
+   * Applies blocks decided elsewhere and lifts the ones no longer wanted
+   * (only blocks of origin crowdsec are lifted), all in one `ipset restore`.
+   * A local block on the same network that lasts at least as long is kept.
+   */
+  async applyExternal(upsert: readonly ExternalBlock[], remove: readonly string[]): Promise<ExternalOutcome> {
+    const now = this.#now();
+    const res: ExternalOutcome = { added: 0, updated: 0, removed: 0, kept_local: 0, refused: 0, failed: 0 };
+    const lines: string[] = [];
+    const events: [string, Record<string, unknown>, 'info' | 'warn'][] = [];
+    let notLogged = 0;
+    // Built only for the events that are logged: a blocklist brings thousands.
+    const note = (name: string, fields: () => Record<string, unknown>, level: 'info' | 'warn') => {
+      if (events.length < EXTERNAL_EVENTS_MAX) events.push([name, fields(), level]);
+      else notLogged++;
+    };
+    const applied: Block[] = [];
+    const allowed = this.#o.allowlist.checker();
+    for (const key of remove) {
+      const b = this.#table.get(key);
+      if (!b || b.origin !== 'crowdsec') continue;
+      this.#table.remove(key);
+      res.removed++;
+      const e = entryOf(this.#o.setPrefix, b);
+      lines.push(`del ${e.set} ${e.member}`);
+      note('unblock', () => ({ ...eveOf(b), reason: 'crowdsec decision deleted', block: view(b, now) }), 'info');
+    }
+    for (const x of upsert) {
+      if (x.expiresAt <= now) continue;
+      const same = this.#table.get(targetKey(x.target));
+      if (same && same.origin !== 'crowdsec' && same.expiresAt >= x.expiresAt) {
+        res.kept_local++;
+        continue;
+      }
+      if (same && same.origin === 'crowdsec' && same.scenario === x.scenario && Math.abs(same.expiresAt - x.expiresAt) < 2000) continue;
+      const ttl = Math.max(1, Math.ceil((x.expiresAt - now) / 1000));
+      const reason = this.#refusal(x.target, allowed);
+      const out: BlockOutcome = reason ? { kind: 'refused', reason } : this.#table.add(x.target, { origin: 'crowdsec', reason: `crowdsec: ${x.scenario}`, ttlSeconds: ttl, scenario: x.scenario }, now);
+      if (out.kind === 'refused') {
+        res.refused++;
+        this.counts.refused++;
+        const why = out.reason;
+        note('block_refused', () => ({ src_ip: x.target.net, target: targetKey(x.target), origin: 'crowdsec', scenario: x.scenario, reason: why }), 'warn');
+        continue;
+      }
+      if (out.kind !== 'added') continue;
+      if (same) res.updated++;
+      else {
+        res.added++;
+        this.counts.added++;
+      }
+      const e = entryOf(this.#o.setPrefix, out.block);
+      lines.push(`add ${e.set} ${e.member} timeout ${remainingSeconds(out.block, now)}`);
+      applied.push(out.block);
+      const placed = out.block;
+      note('block', () => ({ ...eveOf(placed), action: same ? 'replaced' : 'added', block: view(placed, now) }), 'warn');
+    }
+    if (lines.length === 0) return this.#logExternal(events, notLogged, res);
+    this.#save();
+    const script = `${lines.join('\n')}\n`;
+    let error: string | null = null;
+    this.#chain = this.#chain.then(async () => {
+      const r = await run(ipsetCommand(this.#o.bins, ['-exist', 'restore'], script));
+      if (r.code !== 0) error = (r.stderr.trim() || r.error || `exit code ${r.code}`).replace(/\s*\n\s*/g, ' / ');
+    });
+    await this.#chain;
+    if (error !== null) {
+      // ipset restore stops at the failing line: those after it are unknown, so
+      // each block is put in on its own (the rare slow path).
+      this.#o.log.event('block_failed', { op: 'restore', origin: 'crowdsec', error, hint: 'retrying the batch one entry at a time' }, 'error');
+      for (const b of applied) this.#kernel(b, 'add');
+      await this.#chain;
+      res.failed = applied.filter((b) => this.#table.get(b.key) !== b).length;
+    }
+    return this.#logExternal(events, notLogged, res);
+  }
+
+  #logExternal(events: [string, Record<string, unknown>, 'info' | 'warn'][], notLogged: number, res: ExternalOutcome): ExternalOutcome {
+    for (const [name, fields, level] of events) this.#o.log.event(name, fields, level);
+    if (notLogged > 0) this.#o.log.event('crowdsec_blocks_applied', { ...res, events_not_logged: notLogged }, 'warn');
+    return res;
+  }
+
+  /** Why a network may not be blocked here, or null: the same for local and external blocks. */
+  #refusal(target: BlockTarget, conflictOf: (p: BlockTarget['prefix']) => string | null = (p) => this.#o.allowlist.conflict(p)): string | null {
+    const conflict = conflictOf(target.prefix);
+    if (conflict) return `allowlisted: ${conflict}`;
+    if (!this.#o.families.includes(familyOf(target))) return `${familyOf(target)} is not inspected (--no-ipv6)`;
+    return null;
   }
 
   /** A manual block from the control socket. Resolves once the kernel has it. */
@@ -215,12 +347,9 @@ export class BlockManager {
   }
 
   #decide(target: BlockTarget, req: BlockRequest): BlockOutcome {
-    const conflict = this.#o.allowlist.conflict(target.prefix);
     const now = this.#now();
-    let out: BlockOutcome;
-    if (conflict) out = { kind: 'refused', reason: `allowlisted: ${conflict}` };
-    else if (!this.#o.families.includes(familyOf(target))) out = { kind: 'refused', reason: `${familyOf(target)} is not inspected (--no-ipv6)` };
-    else out = this.#table.add(target, req, now);
+    const reason = this.#refusal(target);
+    const out: BlockOutcome = reason ? { kind: 'refused', reason } : this.#table.add(target, req, now);
     if (out.kind === 'refused') {
       this.counts.refused++;
       this.#o.log.event('block_refused', { src_ip: target.net, target: targetKey(target), origin: req.origin, reason: out.reason }, 'warn');

@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { describeSchemaErrors, formatJsonProblems, JsonProblem, parseJsonBounded, strictAjv, writeFileAtomic } from '../config/json-file';
 import { readFileBounded } from '../config/safe-file';
-import { Block, BLOCK_PROTOS, BLOCK_SCOPES, BlockScope, makeTarget, targetKey } from './block';
+import { Block, BlockOrigin, BLOCK_ORIGINS, BLOCK_PROTOS, BLOCK_SCOPES, BlockScope, makeTarget, targetKey } from './block';
 import { Offences } from './table';
 
 export const STATE_FORMAT = 'nfips-blocks';
@@ -23,7 +23,7 @@ export interface SavedBlock {
   scope: BlockScope;
   proto?: string;
   port?: number;
-  origin: 'anomaly' | 'manual';
+  origin: BlockOrigin;
   reason: string;
   created_at: string;
   expires_at: string;
@@ -32,6 +32,7 @@ export interface SavedBlock {
   signature_id?: number;
   episode?: number;
   queue?: number;
+  scenario?: string;
 }
 
 interface SavedState {
@@ -64,7 +65,7 @@ const STATE_SCHEMA = {
           scope: { enum: BLOCK_SCOPES },
           proto: { enum: BLOCK_PROTOS },
           port: { type: 'integer', minimum: 1, maximum: 65535 },
-          origin: { enum: ['anomaly', 'manual'] },
+          origin: { enum: BLOCK_ORIGINS },
           reason: { type: 'string' },
           created_at: isoDate,
           expires_at: isoDate,
@@ -73,6 +74,7 @@ const STATE_SCHEMA = {
           signature_id: count,
           episode: count,
           queue: count,
+          scenario: { type: 'string' },
         },
       },
     },
@@ -141,6 +143,7 @@ export function readBlockState(file: string): BlockState {
       if (b.signature_id !== undefined) block.signatureId = b.signature_id;
       if (b.episode !== undefined) block.episode = b.episode;
       if (b.queue !== undefined) block.queue = b.queue;
+      if (b.scenario !== undefined) block.scenario = b.scenario;
       blocks.push(block);
     } catch (e) {
       problems.push({ path: `/blocks/${i}`, message: (e as Error).message });
@@ -188,5 +191,6 @@ export function savedBlock(b: Block): SavedBlock {
   if (b.signatureId !== undefined) out.signature_id = b.signatureId;
   if (b.episode !== undefined) out.episode = b.episode;
   if (b.queue !== undefined) out.queue = b.queue;
+  if (b.scenario !== undefined) out.scenario = b.scenario;
   return out;
 }

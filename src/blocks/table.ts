@@ -21,6 +21,8 @@ export interface BlockRequest {
   /** Epoch ms the episode opened: blocks of one episode are one offence. */
   episodeOpened?: number;
   queue?: number;
+  /** CrowdSec blocks: the decision's scenario. */
+  scenario?: string;
 }
 
 export type BlockOutcome =
@@ -101,6 +103,7 @@ export class BlockTable {
     if (req.signatureId !== undefined) block.signatureId = req.signatureId;
     if (req.episode !== undefined) block.episode = req.episode;
     if (req.queue !== undefined) block.queue = req.queue;
+    if (req.scenario !== undefined) block.scenario = req.scenario;
     this.#blocks.set(key, block);
     if (req.origin === 'anomaly') {
       const prev = this.#offences.get(target.net);

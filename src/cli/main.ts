@@ -237,6 +237,11 @@ export function runCli(args: readonly string[], extras: Pick<StartOptions, 'scor
           .option('suppress', { type: 'string', describe: 'JSON file of anomaly suppressions (by signature_id and/or source network): a suppressed anomaly neither alerts nor blocks' })
           .option('ipset', { type: 'string', defaultDescription: String(RUN_DEFAULTS.ipset), describe: 'ipset binary (blocks are ipsets matched before the queue)' })
           .option('metrics-listen', { type: 'string', describe: 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9808; off by default)' })
+          .option('crowdsec-url', { type: 'string', describe: 'CrowdSec Local API (e.g. http://10.0.0.1:8080): apply its ban decisions on IPs and ranges as blocks (origin crowdsec); see README "Several gateways"' })
+          .option('crowdsec-bouncer-key-file', { type: 'string', describe: 'file holding the bouncer key "cscli bouncers add NAME" printed (needed with --crowdsec-url)' })
+          .option('crowdsec-interval', { type: 'string', defaultDescription: '10s', describe: 'time between decision pulls from the Local API' })
+          .option('crowdsec-machine-id', { type: 'string', describe: 'machine name "cscli machines add" registered: publish every anomaly block to the Local API as an alert with its decision' })
+          .option('crowdsec-password-file', { type: 'string', describe: 'file holding that machine\'s password (needed with --crowdsec-machine-id)' })
           .example('$0 run --rules rules/default.json --queues 0-1 --hook forward --log-file /var/log/nfips/nfips.json', ''),
       (argv) => cmdRun(argv, extras),
     )

@@ -36,7 +36,27 @@ export interface StatusView {
   queues: StatusQueue[];
   blocks: { active: number; kernel_dropped: { packets?: number; bytes?: number; error?: string } | null; blocks: BlockView[] };
   detection?: { sources: { alerts: number; open: number; distributed_alerts: number; tracked: number; suppressed?: number } } | null;
+  crowdsec?: CrowdSecStatus | null;
   learning?: { state: string; learnt_s?: number; duration_s?: number; percent?: number; training?: { phase: string; done: number; total: number }; error?: string; finished_at?: string; model?: string } | null;
+}
+
+/** src/crowdsec/link.ts status(). */
+interface CrowdSecStatus {
+  url: string;
+  state: string;
+  last_pull: string | null;
+  last_error: string | null;
+  decisions_known: number;
+  decisions_applied: number;
+  decisions_removed: number;
+  refused: number;
+  publisher: { pending: number; published: number; state: string } | null;
+}
+
+function crowdsecLine(c: CrowdSecStatus): string {
+  const err = c.state === 'connected' || !c.last_error ? '' : ` (${c.last_error})`;
+  const pub = c.publisher ? `; publishing: ${c.publisher.published} sent, ${c.publisher.pending} pending` : '; not publishing (no machine credentials)';
+  return `crowdsec: ${c.url} ${c.state}${err}, last pull ${c.last_pull ?? 'never'}; decisions: ${c.decisions_known} known, ${c.decisions_applied} applied, ${c.decisions_removed} lifted, ${c.refused} refused${pub}`;
 }
 
 function duration(s: number): string {
@@ -109,6 +129,7 @@ export function formatStatus(s: StatusView): string {
     ? chainMissing ? 'NOT enforced: the chain holding the block rules is missing' : `kernel counters unreadable: ${k.error}`
     : `${k?.packets ?? 0} packets dropped before the queue`;
   out.push(`blocks: ${s.blocks.active} active, ${dropped}`);
+  if (s.crowdsec) out.push(crowdsecLine(s.crowdsec));
   if (s.blocks.blocks.length) out.push(...blockLines(s.blocks.blocks));
   // File names, rule-set details and iptables lines come from outside: every entry of out is one line.
   return `${out.map(escapeControl).join('\n')}\n`;

@@ -1,0 +1,62 @@
+// What nfips tells the Local API about one of its anomaly blocks: an alert
+// (scenario nfips/<signature>, the source, the evidence in its meta) with a
+// ban decision for the time the block has left. CrowdSec decisions know
+// only IPs and ranges: a block narrowed to a protocol or service here is a
+// ban of the whole source at the other bouncers (its local scope is in the
+// meta). Pure.
+import { formatGoDuration } from './go-duration';
+
+/** An anomaly block waiting to be published (as the queue file keeps it). */
+export interface PendingAlert {
+  /** Canonical network: "10.0.0.6" or "10.0.0.0/24". */
+  value: string;
+  scenario: string;
+  /** Epoch ms the block ends; the decision ends then too. */
+  until: number;
+  /** Epoch ms the block was placed. */
+  at: number;
+  /** The local block: "10.0.0.6 tcp:80". */
+  key: string;
+  signature: string;
+  signatureId: number;
+  episode: number;
+  /** "tcp_failed=812/s (limit 40)", one per measure exceeded. */
+  evidence: string[];
+}
+
+export const DECISION_ORIGIN = 'nfips';
+
+/** "failed TCP connections" -> "nfips/failed-tcp-connections". */
+export function scenarioFor(signature: string): string {
+  const slug = signature.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+  return `nfips/${slug || 'anomaly'}`;
+}
+
+export function alertOf(p: PendingAlert, now: number): Record<string, unknown> {
+  const range = p.value.includes('/');
+  const scope = range ? 'Range' : 'Ip';
+  const at = new Date(p.at).toISOString();
+  const meta = [
+    { key: 'signature', value: p.signature },
+    { key: 'signature_id', value: String(p.signatureId) },
+    { key: 'episode', value: String(p.episode) },
+    { key: 'nfips_block', value: p.key },
+    ...p.evidence.map((e, i) => ({ key: `evidence_${i + 1}`, value: e })),
+  ];
+  return {
+    scenario: p.scenario,
+    scenario_hash: '',
+    scenario_version: '',
+    message: `nfips blocked ${p.value} (${p.signature}): ${p.evidence.join('; ')}`,
+    events_count: 1,
+    events: [{ timestamp: at, meta: [{ key: 'source_ip', value: p.value }] }],
+    start_at: at,
+    stop_at: at,
+    capacity: 0,
+    leakspeed: '0',
+    simulated: false,
+    source: { scope, value: p.value, ...(range ? { range: p.value } : { ip: p.value }) },
+    meta,
+    decisions: [{ duration: formatGoDuration(Math.max(1, (p.until - now) / 1000)), origin: DECISION_ORIGIN, scenario: p.scenario, scope, type: 'ban', value: p.value, simulated: false }],
+  };
+}

@@ -1,0 +1,130 @@
+// The Local API's decisions nfips knows of, by id, and what they ask of the
+// block table: one source block per network, lasting as long as the longest
+// live decision on it. Several decisions may name one network (two
+// scenarios, a manual one on top); deleting one leaves the others in force.
+// Pure: time comes in as an argument.
+import { BlockTarget, targetKey } from '../blocks/block';
+import { Decision, mapDecision, StreamAnswer } from './decision';
+
+export interface KnownDecision {
+  id: number;
+  key: string;
+  target: BlockTarget;
+  /** Epoch ms. */
+  until: number;
+  scenario: string;
+  origin: string;
+}
+
+/** What the block table should hold for one network. */
+export interface WantedBlock {
+  key: string;
+  target: BlockTarget;
+  expiresAt: number;
+  scenario: string;
+  ids: number[];
+}
+
+export interface DecisionChanges {
+  upsert: WantedBlock[];
+  /** Networks no live decision names any more. */
+  remove: string[];
+  skipped: { decision: Decision; reason: string }[];
+  /** Decisions this nfips published itself, coming back. */
+  own: number;
+}
+
+export class DecisionSet {
+  readonly #byId = new Map<number, KnownDecision>();
+  readonly #byKey = new Map<string, Set<number>>();
+
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  /** The live decisions on a network (for `blocks del`). */
+  idsFor(key: string): number[] {
+    return [...(this.#byKey.get(key) ?? [])];
+  }
+
+  /**
+   * Takes one stream answer. A startup answer is the whole truth: what it
+   * does not name is gone. `isOwn` tells decisions this nfips published.
+   */
+  apply(a: StreamAnswer, now: number, startup: boolean, isOwn: (d: Decision) => boolean = () => false): DecisionChanges {
+    const touched = new Set<string>();
+    if (startup) {
+      for (const key of this.#byKey.keys()) touched.add(key);
+      this.#byId.clear();
+      this.#byKey.clear();
+    }
+    // 1.4.6 repeats deletions in later answers; dropping an unknown id is a no-op.
+    for (const d of a.deleted) {
+      const k = this.#drop(d.id);
+      if (k !== null) touched.add(k);
+    }
+    const skipped: DecisionChanges['skipped'] = [];
+    let own = 0;
+    for (const d of a.new) {
+      if (d.remainingMs <= 0) continue;
+      const m = mapDecision(d);
+      if (m.kind === 'skip') {
+        skipped.push({ decision: d, reason: m.reason });
+        continue;
+      }
+      if (isOwn(d)) {
+        own++;
+        continue;
+      }
+      const key = targetKey(m.target);
+      this.#drop(d.id);
+      this.#byId.set(d.id, { id: d.id, key, target: m.target, until: now + d.remainingMs, scenario: d.scenario, origin: d.origin });
+      let ids = this.#byKey.get(key);
+      if (!ids) this.#byKey.set(key, (ids = new Set()));
+      ids.add(d.id);
+      touched.add(key);
+    }
+    this.#prune(now);
+    const upsert: WantedBlock[] = [];
+    const remove: string[] = [];
+    for (const key of touched) {
+      const w = this.wanted(key);
+      if (w) upsert.push(w);
+      else remove.push(key);
+    }
+    return { upsert, remove, skipped, own };
+  }
+
+  /** The block the live decisions on a network ask for, or null. */
+  wanted(key: string): WantedBlock | null {
+    const ids = this.#byKey.get(key);
+    if (!ids || ids.size === 0) return null;
+    let best: KnownDecision | null = null;
+    for (const id of ids) {
+      const d = this.#byId.get(id) as KnownDecision;
+      if (best === null || d.until > best.until) best = d;
+    }
+    const b = best as KnownDecision;
+    return { key, target: b.target, expiresAt: b.until, scenario: b.scenario, ids: [...ids] };
+  }
+
+  /** Forgets one decision; returns its network, or null if it was unknown. */
+  forget(id: number): string | null {
+    return this.#drop(id);
+  }
+
+  #drop(id: number): string | null {
+    const d = this.#byId.get(id);
+    if (!d) return null;
+    this.#byId.delete(id);
+    const ids = this.#byKey.get(d.key);
+    ids?.delete(id);
+    if (ids && ids.size === 0) this.#byKey.delete(d.key);
+    return d.key;
+  }
+
+  /** Decisions that ran out end with their block (the table sweeps it). */
+  #prune(now: number): void {
+    for (const d of [...this.#byId.values()]) if (d.until <= now) this.#drop(d.id);
+  }
+}

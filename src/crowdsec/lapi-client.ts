@@ -1,0 +1,103 @@
+// HTTP to the CrowdSec Local API (Node's fetch): the bouncer's decision
+// stream (X-Api-Key), and the machine's login, alerts and decision deletes
+// (a JWT from /v1/watchers/login). Every call has a deadline, and every
+// answer is checked before use; failures are LapiError with what went wrong.
+import { parseStreamAnswer, StreamAnswer } from './decision';
+
+export class LapiError extends Error {
+  constructor(
+    message: string,
+    /** HTTP status, or null when there was no answer. */
+    readonly status: number | null,
+  ) {
+    super(message);
+    this.name = 'LapiError';
+  }
+}
+
+export interface LapiClientOptions {
+  /** Base URL, e.g. http://10.0.0.1:8080 (a trailing / is fine). */
+  url: string;
+  /** Per request. */
+  timeoutMs: number;
+  userAgent: string;
+}
+
+/** Answers larger than this are refused (a community blocklist of 100,000s of IPs is ~20 MB). */
+const MAX_ANSWER_BYTES = 256 << 20;
+
+export interface LoginAnswer {
+  token: string;
+  /** Epoch ms the token stops working. */
+  expiresAt: number;
+}
+
+export class LapiClient {
+  readonly #base: string;
+
+  constructor(private readonly o: LapiClientOptions) {
+    this.#base = o.url.replace(/\/+$/, '');
+  }
+
+  async stream(apiKey: string, startup: boolean): Promise<StreamAnswer> {
+    const doc = await this.#call('GET', `/v1/decisions/stream?startup=${startup}`, { 'X-Api-Key': apiKey });
+    try {
+      return parseStreamAnswer(doc);
+    } catch (e) {
+      throw new LapiError(`unexpected decision stream answer: ${(e as Error).message}`, 200);
+    }
+  }
+
+  async login(machineId: string, password: string): Promise<LoginAnswer> {
+    const doc = await this.#call('POST', '/v1/watchers/login', {}, { machine_id: machineId, password, scenarios: [] });
+    const o = (doc ?? {}) as Record<string, unknown>;
+    const expiresAt = typeof o.expire === 'string' ? Date.parse(o.expire) : NaN;
+    if (typeof o.token !== 'string' || !o.token || Number.isNaN(expiresAt)) throw new LapiError('unexpected login answer: no token or expire', 200);
+    return { token: o.token, expiresAt };
+  }
+
+  /** Returns the ids of the alerts created. */
+  async postAlerts(token: string, alerts: readonly unknown[]): Promise<string[]> {
+    const doc = await this.#call('POST', '/v1/alerts', { Authorization: `Bearer ${token}` }, alerts);
+    if (!Array.isArray(doc)) throw new LapiError('unexpected alerts answer: not a list of ids', 200);
+    return doc.map(String);
+  }
+
+  async deleteDecision(token: string, id: number): Promise<void> {
+    await this.#call('DELETE', `/v1/decisions/${id}`, { Authorization: `Bearer ${token}` });
+  }
+
+  async #call(method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<unknown> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.#base}${path}`, {
+        method,
+        headers: { 'User-Agent': this.o.userAgent, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...headers },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.o.timeoutMs),
+      });
+    } catch (e) {
+      const err = e as Error & { cause?: { code?: string; message?: string } };
+      const why = err.name === 'TimeoutError' ? `no answer within ${this.o.timeoutMs} ms` : (err.cause?.code ?? err.cause?.message ?? err.message);
+      throw new LapiError(`${method} ${path}: ${why}`, null);
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (e) {
+      throw new LapiError(`${method} ${path}: answer cut off (${(e as Error).message})`, res.status);
+    }
+    if (text.length > MAX_ANSWER_BYTES) throw new LapiError(`${method} ${path}: answer larger than ${MAX_ANSWER_BYTES} bytes`, res.status);
+    let doc: unknown = null;
+    try {
+      doc = text ? JSON.parse(text) : null;
+    } catch {
+      throw new LapiError(`${method} ${path}: HTTP ${res.status}, not JSON: ${JSON.stringify(text.slice(0, 120))}`, res.status);
+    }
+    if (!res.ok) {
+      const msg = typeof (doc as { message?: unknown } | null)?.message === 'string' ? (doc as { message: string }).message : text.slice(0, 200);
+      throw new LapiError(`${method} ${path}: HTTP ${res.status} ${msg}`, res.status);
+    }
+    return doc;
+  }
+}

@@ -1,0 +1,178 @@
+// The bouncer side of the CrowdSec link: pulls the Local API's decision
+// stream (a full "startup" pull first and after every outage, then what
+// changed, every interval) and hands the changes to the block manager in one
+// batch. Runs on timers beside the packet path, never in it. An outage is
+// logged once (crowdsec_unreachable) and its end once (crowdsec_restored);
+// the local blocks stay in force meanwhile.
+import type { BlockManager, BlockView } from '../blocks/manager';
+import type { EventLog } from '../log/event-log';
+import type { Decision } from './decision';
+import { DecisionSet } from './decision-set';
+import { LapiClient } from './lapi-client';
+
+export type LinkState = 'connecting' | 'connected' | 'unreachable';
+
+/** What the link needs of the publisher (publisher.ts), when nfips has machine credentials. */
+export interface DecisionAuthority {
+  /** A decision this nfips published itself, coming back in the stream. */
+  isOwn(d: Decision): boolean;
+  /** Deletes decisions at the Local API; throws with why not. */
+  deleteDecisions(ids: readonly number[]): Promise<void>;
+  status(): Record<string, unknown>;
+}
+
+export interface LinkOptions {
+  client: LapiClient;
+  url: string;
+  apiKey: string;
+  intervalMs: number;
+  blocks: BlockManager;
+  log: Pick<EventLog, 'event'>;
+  publisher: DecisionAuthority | null;
+  clock?: () => number;
+}
+
+/** First retry after a failure; doubled per failure up to the larger of the interval and this cap. */
+const RETRY_FIRST_MS = 1000;
+const RETRY_CAP_MS = 30_000;
+
+export function retryDelay(failures: number, intervalMs: number): number {
+  return Math.min(RETRY_FIRST_MS * 2 ** Math.min(Math.max(failures - 1, 0), 20), Math.max(intervalMs, RETRY_CAP_MS));
+}
+
+export class CrowdSecLink {
+  readonly #o: LinkOptions;
+  readonly #now: () => number;
+  readonly #set = new DecisionSet();
+  #state: LinkState = 'connecting';
+  #needStartup = true;
+  #failures = 0;
+  #outageSince: number | null = null;
+  #lastPullAt: number | null = null;
+  #lastError: string | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #closed = false;
+  #pulling: Promise<void> = Promise.resolve();
+  readonly counts = { pulls: 0, failed_pulls: 0, decisions_applied: 0, decisions_removed: 0, refused: 0, skipped: 0, own: 0, outages: 0 };
+
+  constructor(o: LinkOptions) {
+    this.#o = o;
+    this.#now = o.clock ?? Date.now;
+  }
+
+  get state(): LinkState {
+    return this.#state;
+  }
+
+  start(): void {
+    this.#schedule(0);
+  }
+
+  /** One pull now (waits for one in progress first). */
+  pull(): Promise<void> {
+    this.#pulling = this.#pulling.then(() => this.#pull());
+    return this.#pulling;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.#pulling;
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      url: this.#o.url,
+      state: this.#state,
+      interval_s: this.#o.intervalMs / 1000,
+      last_pull: this.#lastPullAt === null ? null : new Date(this.#lastPullAt).toISOString(),
+      last_error: this.#lastError,
+      unreachable_since: this.#outageSince === null ? null : new Date(this.#outageSince).toISOString(),
+      decisions_known: this.#set.size,
+      ...this.counts,
+      publisher: this.#o.publisher?.status() ?? null,
+    };
+  }
+
+  /**
+   * `nfips blocks del`: a CrowdSec block is deleted at the Local API (so it
+   * does not come back in the next pull, and every other gateway lifts it
+   * too), which needs machine credentials; other blocks are local.
+   */
+  async deleteBlock(key: string, reason: string): Promise<BlockView> {
+    const b = this.#o.blocks.get(key);
+    if (!b || b.origin !== 'crowdsec') return this.#o.blocks.remove(key, reason);
+    if (!this.#o.publisher) throw new Error(`${b.key} is a CrowdSec decision (${b.scenario ?? 'unknown scenario'}); deleting it at the Local API needs --crowdsec-machine-id and --crowdsec-password-file, or run "cscli decisions delete --ip ${b.net}" (or --range) where the Local API runs`);
+    const ids = this.#set.idsFor(b.key);
+    if (ids.length) await this.#o.publisher.deleteDecisions(ids);
+    for (const id of ids) this.#set.forget(id);
+    return this.#o.blocks.remove(b.key, `${reason}: crowdsec decision${ids.length === 1 ? '' : 's'} ${ids.join(', ')} deleted at the Local API`);
+  }
+
+  #schedule(ms: number): void {
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      void this.pull().then(() => this.#schedule(this.#failures ? retryDelay(this.#failures, this.#o.intervalMs) : this.#o.intervalMs));
+    }, ms);
+    this.#timer.unref();
+  }
+
+  async #pull(): Promise<void> {
+    if (this.#closed) return;
+    const startup = this.#needStartup;
+    const t0 = performance.now();
+    let answer;
+    try {
+      answer = await this.#o.client.stream(this.#o.apiKey, startup);
+    } catch (e) {
+      this.#failed((e as Error).message);
+      return;
+    }
+    const t1 = performance.now();
+    const now = this.#now();
+    const pub = this.#o.publisher;
+    const changes = this.#set.apply(answer, now, startup, pub ? (d) => pub.isOwn(d) : undefined);
+    if (startup) {
+      // Blocks of decisions that ended while nfips was away (or down) are not in a startup answer.
+      const wanted = new Set(changes.upsert.map((w) => w.key));
+      for (const b of this.#o.blocks.inForce()) if (b.origin === 'crowdsec' && !wanted.has(b.key) && !changes.remove.includes(b.key)) changes.remove.push(b.key);
+    }
+    const out = await this.#o.blocks.applyExternal(changes.upsert, changes.remove);
+    const t2 = performance.now();
+    this.counts.pulls++;
+    this.counts.decisions_applied += out.added + out.updated;
+    this.counts.decisions_removed += out.removed;
+    this.counts.refused += out.refused;
+    this.counts.skipped += changes.skipped.length;
+    this.counts.own += changes.own;
+    this.#lastPullAt = now;
+    this.#lastError = null;
+    this.#needStartup = false;
+    for (const s of changes.skipped.slice(0, 20)) this.#o.log.event('crowdsec_decision_skipped', { id: s.decision.id, value: s.decision.value, scope: s.decision.scope, type: s.decision.type, scenario: s.decision.scenario, reason: s.reason });
+    if (startup || answer.new.length || answer.deleted.length) {
+      this.#o.log.event('crowdsec_pull', { startup, new: answer.new.length, deleted: answer.deleted.length, own: changes.own, skipped: changes.skipped.length, ...out, fetch_ms: Math.round(t1 - t0), apply_ms: Math.round(t2 - t1) });
+    }
+    if (this.#state !== 'connected') {
+      if (this.#outageSince !== null) this.#o.log.event('crowdsec_restored', { url: this.#o.url, down_s: Math.round((now - this.#outageSince) / 1000), resynchronised: startup }, 'warn');
+      else this.#o.log.event('crowdsec_connected', { url: this.#o.url, decisions: this.#set.size });
+    }
+    this.#state = 'connected';
+    this.#outageSince = null;
+    this.#failures = 0;
+  }
+
+  #failed(error: string): void {
+    this.#failures++;
+    this.counts.failed_pulls++;
+    this.#lastError = error;
+    // What changed meanwhile is only known from a full answer.
+    this.#needStartup = true;
+    if (this.#state === 'unreachable') return;
+    this.#state = 'unreachable';
+    this.#outageSince = this.#now();
+    this.counts.outages++;
+    this.#o.log.event('crowdsec_unreachable', { url: this.#o.url, error, hint: 'local blocks stay in force; retrying with backoff, then a full resynchronisation' }, 'error');
+  }
+}

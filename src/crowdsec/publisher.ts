@@ -1,0 +1,251 @@
+// The log-processor side: every anomaly block nfips places is sent to the
+// Local API as an alert with its decision, so the other gateways (and any
+// bouncer on the same Local API) block the attacker too. Alerts wait in a
+// bounded queue persisted in the state directory while the Local API is
+// away, and go out when it is back. What was published is remembered until
+// its decision ends, to tell it apart when it comes back in the stream.
+// Runs on timers beside the packet path; enqueue() only records and returns.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Block } from '../blocks/block';
+import type { SourceResponseMeta } from '../blocks/manager';
+import type { Exceeded, SourceFinding } from '../detect/source-tracker';
+import { writeFileAtomic } from '../config/json-file';
+import type { EventLog } from '../log/event-log';
+import { alertOf, DECISION_ORIGIN, PendingAlert, scenarioFor } from './alert';
+import type { Decision } from './decision';
+import { LapiClient, LapiError } from './lapi-client';
+import type { DecisionAuthority } from './link';
+import { retryDelay } from './link';
+
+export const QUEUE_FILE_NAME = 'crowdsec-queue.json';
+const QUEUE_FORMAT = 'nfips-crowdsec-queue';
+/** Alerts kept while the Local API is away; the oldest go first when full. */
+export const MAX_PENDING = 1000;
+/** Alerts per POST /v1/alerts. */
+const BATCH = 50;
+/** A token this close to its end is renewed before use. */
+const RENEW_BEFORE_MS = 60_000;
+
+interface QueueDoc {
+  format: string;
+  version: number;
+  pending: PendingAlert[];
+  /** "value scenario" -> epoch ms its decision ends. */
+  published: [string, number][];
+}
+
+export interface PublisherOptions {
+  client: LapiClient;
+  machineId: string;
+  password: string;
+  stateDir: string;
+  log: Pick<EventLog, 'event'>;
+  /** Retries back off from 1 s up to max(this, 30 s). */
+  intervalMs: number;
+  clock?: () => number;
+}
+
+export function evidenceOf(x: Exceeded): string {
+  return `${x.measure}${x.service ? `(${x.service})` : ''}=${x.value}/${x.scale} (limit ${x.threshold.value})`;
+}
+
+export class Publisher implements DecisionAuthority {
+  readonly #o: PublisherOptions;
+  readonly #now: () => number;
+  readonly #file: string;
+  #pending: PendingAlert[] = [];
+  readonly #published = new Map<string, number>();
+  #token: { token: string; expiresAt: number } | null = null;
+  #flushing: Promise<void> | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #failures = 0;
+  #lastError: string | null = null;
+  #lastPush: number | null = null;
+  #closed = false;
+  readonly counts = { published: 0, dropped: 0, failed_pushes: 0, logins: 0 };
+
+  constructor(o: PublisherOptions) {
+    this.#o = o;
+    this.#now = o.clock ?? Date.now;
+    this.#file = path.join(o.stateDir, QUEUE_FILE_NAME);
+    this.#load();
+  }
+
+  get pending(): number {
+    return this.#pending.length;
+  }
+
+  /** Sends what a previous run left in the queue. */
+  start(): void {
+    if (this.#pending.length) this.#kick(0);
+  }
+
+  /** The block manager's onPlaced hook: records and returns; the push is asynchronous. */
+  enqueue(b: Block, f: Pick<SourceFinding, 'exceeded'>, meta: SourceResponseMeta): void {
+    const scenario = scenarioFor(meta.signature);
+    const same = this.#pending.find((p) => p.value === b.net && p.scenario === scenario);
+    if (same) {
+      // Blocks of one episode (tcp and icmp, say) are one ban of the source.
+      same.until = Math.max(same.until, b.expiresAt);
+      same.key = `${same.key}, ${b.key}`;
+    } else {
+      this.#pending.push({ value: b.net, scenario, until: b.expiresAt, at: b.createdAt, key: b.key, signature: meta.signature, signatureId: meta.signatureId, episode: meta.episode, evidence: f.exceeded.map(evidenceOf) });
+    }
+    if (this.#pending.length > MAX_PENDING) {
+      const gone = this.#pending.splice(0, this.#pending.length - MAX_PENDING);
+      this.counts.dropped += gone.length;
+      this.#o.log.event('crowdsec_push_dropped', { count: gone.length, values: gone.map((g) => g.value), reason: `the queue holds at most ${MAX_PENDING} alerts` }, 'warn');
+    }
+    this.#save();
+    this.#kick(0);
+  }
+
+  isOwn(d: Decision): boolean {
+    if (d.origin !== DECISION_ORIGIN) return false;
+    const until = this.#published.get(`${d.value} ${d.scenario}`);
+    return until !== undefined && until > this.#now();
+  }
+
+  async deleteDecisions(ids: readonly number[]): Promise<void> {
+    try {
+      let token = await this.#ensureToken();
+      for (const id of ids) {
+        try {
+          await this.#o.client.deleteDecision(token, id);
+        } catch (e) {
+          if (!(e instanceof LapiError && e.status === 401)) throw e;
+          this.#token = null;
+          token = await this.#ensureToken();
+          await this.#o.client.deleteDecision(token, id);
+        }
+      }
+    } catch (e) {
+      throw new Error(`not deleted: the Local API refused or did not answer (${(e as Error).message}); the block stays`);
+    }
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      machine_id: this.#o.machineId,
+      state: this.#failures ? 'failing' : 'ok',
+      pending: this.#pending.length,
+      ...this.counts,
+      last_push: this.#lastPush === null ? null : new Date(this.#lastPush).toISOString(),
+      last_error: this.#lastError,
+      token_expires: this.#token ? new Date(this.#token.expiresAt).toISOString() : null,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.#flushing;
+    this.#save();
+  }
+
+  /** Pushes now (waits for a push in progress); resolves when done either way. */
+  flush(): Promise<void> {
+    this.#flushing ??= this.#flush().finally(() => (this.#flushing = null));
+    return this.#flushing;
+  }
+
+  #kick(ms: number): void {
+    if (this.#closed || this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      void this.flush().then(() => {
+        if (this.#pending.length) this.#kick(this.#failures ? retryDelay(this.#failures, this.#o.intervalMs) : 0);
+      });
+    }, ms);
+    this.#timer.unref();
+  }
+
+  async #ensureToken(): Promise<string> {
+    if (this.#token && this.#token.expiresAt - this.#now() > RENEW_BEFORE_MS) return this.#token.token;
+    this.#token = await this.#o.client.login(this.#o.machineId, this.#o.password);
+    this.counts.logins++;
+    return this.#token.token;
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#pending.length && !this.#closed) {
+      const now = this.#now();
+      // A block that has ended has nothing left to share.
+      const ended = this.#pending.filter((p) => p.until <= now);
+      if (ended.length) {
+        this.#pending = this.#pending.filter((p) => p.until > now);
+        this.#o.log.event('crowdsec_push_dropped', { count: ended.length, values: ended.map((g) => g.value), reason: 'the block ended before the Local API could be told' }, 'warn');
+        this.counts.dropped += ended.length;
+        this.#save();
+        continue;
+      }
+      const batch = this.#pending.slice(0, BATCH);
+      try {
+        let token = await this.#ensureToken();
+        const alerts = batch.map((p) => alertOf(p, now));
+        let ids: string[];
+        try {
+          ids = await this.#o.client.postAlerts(token, alerts);
+        } catch (e) {
+          // Expired or revoked early: one fresh login, then give up for now.
+          if (!(e instanceof LapiError && e.status === 401)) throw e;
+          this.#token = null;
+          token = await this.#ensureToken();
+          ids = await this.#o.client.postAlerts(token, alerts);
+        }
+        for (const p of batch) this.#published.set(`${p.value} ${p.scenario}`, p.until);
+        this.#pending = this.#pending.filter((p) => !batch.includes(p));
+        this.counts.published += batch.length;
+        this.#lastPush = this.#now();
+        if (this.#failures) this.#o.log.event('crowdsec_push_restored', { sent: batch.length, pending: this.#pending.length, failures: this.#failures }, 'warn');
+        this.#failures = 0;
+        this.#lastError = null;
+        for (const [i, p] of batch.entries()) this.#o.log.event('crowdsec_pushed', { src_ip: p.value, scenario: p.scenario, alert_id: ids[i] ?? null, block: p.key, until: new Date(p.until).toISOString() });
+        this.#prune();
+        this.#save();
+      } catch (e) {
+        this.#lastError = (e as Error).message;
+        this.counts.failed_pushes++;
+        if (this.#failures++ === 0) this.#o.log.event('crowdsec_push_failed', { error: this.#lastError, pending: this.#pending.length, hint: `kept in ${this.#file} and sent when the Local API answers` }, 'error');
+        return;
+      }
+    }
+  }
+
+  #prune(): void {
+    const now = this.#now();
+    for (const [k, until] of this.#published) if (until <= now) this.#published.delete(k);
+  }
+
+  #load(): void {
+    let text: string;
+    try {
+      text = readFileSync(this.#file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.#o.log.event('crowdsec_queue_unreadable', { file: this.#file, error: (e as Error).message }, 'error');
+      return;
+    }
+    try {
+      const doc = JSON.parse(text) as QueueDoc;
+      if (doc.format !== QUEUE_FORMAT || doc.version !== 1 || !Array.isArray(doc.pending) || !Array.isArray(doc.published)) throw new Error('not an nfips-crowdsec-queue version 1 file');
+      const ok = (p: PendingAlert) => typeof p.value === 'string' && typeof p.scenario === 'string' && Number.isFinite(p.until) && Number.isFinite(p.at) && Array.isArray(p.evidence);
+      this.#pending = doc.pending.filter(ok).slice(-MAX_PENDING);
+      for (const [k, until] of doc.published) if (typeof k === 'string' && Number.isFinite(until)) this.#published.set(k, until);
+      this.#prune();
+    } catch (e) {
+      // nfips' own file: a broken one costs the queued alerts, not the start.
+      this.#o.log.event('crowdsec_queue_unreadable', { file: this.#file, error: (e as Error).message, hint: 'starting with an empty queue' }, 'error');
+    }
+  }
+
+  #save(): void {
+    const doc: QueueDoc = { format: QUEUE_FORMAT, version: 1, pending: this.#pending, published: [...this.#published] };
+    try {
+      writeFileAtomic(this.#file, `${JSON.stringify(doc)}\n`, 0o600);
+    } catch (e) {
+      this.#o.log.event('crowdsec_queue_unwritable', { file: this.#file, error: (e as Error).message, hint: 'queued alerts will not survive a restart' }, 'error');
+    }
+  }
+}

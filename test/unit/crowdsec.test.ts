@@ -1,0 +1,393 @@
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { Allowlist } from '../../src/blocks/allowlist';
+import { makeTarget } from '../../src/blocks/block';
+import { BlockManager } from '../../src/blocks/manager';
+import { readBlockState } from '../../src/blocks/state-file';
+import { Decision, mapDecision, parseStreamAnswer, StreamAnswer } from '../../src/crowdsec/decision';
+import { DecisionSet } from '../../src/crowdsec/decision-set';
+import { formatGoDuration, parseGoDuration } from '../../src/crowdsec/go-duration';
+import { retryDelay } from '../../src/crowdsec/link';
+import { readCrowdSecSecrets, resolveCrowdSecOptions } from '../../src/config/crowdsec-options';
+
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+
+function decision(id: number, value: string, remainingMs: number, over: Partial<Decision> = {}): Decision {
+  return { id, origin: 'cscli', scenario: "manual 'ban' from 'm1'", scope: value.includes('/') ? 'Range' : 'Ip', type: 'ban', value, remainingMs, ...over };
+}
+const answer = (n: Decision[], d: Decision[] = []): StreamAnswer => ({ new: n, deleted: d });
+
+describe('Go durations', () => {
+  it('parses what the Local API writes, fractions and negatives included', () => {
+    assert.equal(parseGoDuration('3h59m58.1s'), (3 * 3600 + 59 * 60 + 58.1) * 1000);
+    assert.equal(parseGoDuration('29m59.225636955s'), (29 * 60 + 59.225636955) * 1000);
+    assert.equal(parseGoDuration('-14.552127ms'), -14.552127);
+    assert.equal(parseGoDuration('1h0m0s'), 3_600_000);
+    assert.equal(parseGoDuration('500us'), 0.5);
+    assert.equal(parseGoDuration('0'), 0);
+    for (const bad of ['', '-', '10', '1d', 'h', '1h 2m', '1.2.3s', '5sec']) assert.throws(() => parseGoDuration(bad), /invalid duration/, bad);
+  });
+  it('writes whole seconds the way Go does, and reads them back', () => {
+    assert.equal(formatGoDuration(600), '10m0s');
+    assert.equal(formatGoDuration(3661), '1h1m1s');
+    assert.equal(formatGoDuration(45), '45s');
+    for (const s of [1, 59, 60, 3599, 3600, 86_400, 123_456]) assert.equal(parseGoDuration(formatGoDuration(s)), s * 1000);
+  });
+});
+
+describe('decision stream answers', () => {
+  it('takes null for an empty list (1.4.6) and checks every field', () => {
+    assert.deepEqual(parseStreamAnswer({ deleted: null, new: null }), { new: [], deleted: [] });
+    const a = parseStreamAnswer({ deleted: null, new: [{ duration: '59m59.2s', id: 1, origin: 'cscli', scenario: 's', scope: 'Ip', type: 'ban', value: '192.0.2.7' }] });
+    assert.equal(a.new[0]?.remainingMs, 3_599_200);
+    assert.throws(() => parseStreamAnswer([]), /not a JSON object/);
+    assert.throws(() => parseStreamAnswer({ new: {} }), /"new" is not a list/);
+    assert.throws(() => parseStreamAnswer({ new: [{ id: '1' }] }), /new\[0\]\.id is not an integer/);
+    assert.throws(() => parseStreamAnswer({ deleted: [{ id: 2, duration: 'soon', origin: 'x', scenario: 'x', scope: 'Ip', type: 'ban', value: '1.2.3.4' }] }), /deleted\[0\]\.duration: invalid duration/);
+  });
+  it('maps bans on Ip and Range to source blocks of exactly that network; other kinds are skipped', () => {
+    const block = (d: Decision) => {
+      const m = mapDecision(d);
+      return m.kind === 'block' ? m.target.net : `skip: ${m.reason}`;
+    };
+    assert.equal(block(decision(1, '192.0.2.7', 1)), '192.0.2.7');
+    assert.equal(block(decision(1, '198.51.100.0/24', 1)), '198.51.100.0/24', 'a range stays a range');
+    assert.equal(block(decision(1, '2001:db8::/48', 1)), '2001:db8::/48');
+    assert.equal(block(decision(1, '2001:DB8::5', 1)), '2001:db8::5');
+    assert.match(block(decision(1, '192.0.2.7', 1, { type: 'captcha' })), /skip: type captcha/);
+    assert.match(block(decision(1, 'FR', 1, { scope: 'Country' })), /skip: scope Country/);
+    assert.match(block(decision(1, '192.0.2.0/24', 1, { scope: 'Ip' })), /skip: an Ip decision with a prefix/);
+    assert.match(block(decision(1, 'not-an-ip', 1)), /skip: .*not an IPv4 or IPv6/);
+  });
+});
+
+describe('decision set', () => {
+  it('one block per network, as long as its longest live decision; a delete leaves the others', () => {
+    const s = new DecisionSet();
+    const c = s.apply(answer([decision(1, '192.0.2.7', 60_000), decision(2, '192.0.2.7', 120_000, { scenario: 'other' }), decision(3, '198.51.100.0/24', 30_000)]), T0, true);
+    assert.deepEqual(c.upsert.map((w) => [w.key, w.expiresAt - T0, w.scenario, w.ids.sort()]), [['192.0.2.7', 120_000, 'other', [1, 2]], ['198.51.100.0/24', 30_000, "manual 'ban' from 'm1'", [3]]]);
+    const d = s.apply(answer([], [decision(2, '192.0.2.7', -10)]), T0 + 1000, false);
+    assert.deepEqual(d.upsert.map((w) => [w.key, w.expiresAt - T0, w.ids]), [['192.0.2.7', 60_000, [1]]], 'the remaining decision shortens the block');
+    assert.deepEqual(d.remove, []);
+    const e = s.apply(answer([], [decision(1, '192.0.2.7', -10), decision(2, '192.0.2.7', -10)]), T0 + 2000, false);
+    assert.deepEqual(e.remove, ['192.0.2.7']);
+    const again = s.apply(answer([], [decision(1, '192.0.2.7', -10)]), T0 + 3000, false);
+    assert.deepEqual([again.upsert, again.remove], [[], []], 'a deletion repeated by the API changes nothing');
+  });
+  it('a startup answer is the whole truth: what it does not name is lifted', () => {
+    const s = new DecisionSet();
+    s.apply(answer([decision(1, '192.0.2.7', 60_000), decision(3, '198.51.100.0/24', 60_000)]), T0, true);
+    const c = s.apply(answer([decision(3, '198.51.100.0/24', 50_000), decision(4, '203.0.113.1', 50_000)]), T0 + 10_000, true);
+    assert.deepEqual(c.remove, ['192.0.2.7']);
+    assert.deepEqual(c.upsert.map((w) => w.key).sort(), ['198.51.100.0/24', '203.0.113.1']);
+    assert.equal(s.size, 2);
+  });
+  it('skips ended, unusable and own decisions', () => {
+    const s = new DecisionSet();
+    const c = s.apply(answer([decision(1, '192.0.2.7', -5), decision(2, 'FR', 5000, { scope: 'Country' }), decision(3, '192.0.2.8', 5000, { origin: 'nfips', scenario: 'nfips/x' })]), T0, true, (d) => d.origin === 'nfips');
+    assert.deepEqual(c.upsert, []);
+    assert.equal(c.own, 1);
+    assert.deepEqual(c.skipped.map((x) => x.decision.id), [2]);
+  });
+  it('decisions that ran out are forgotten at the next answer', () => {
+    const s = new DecisionSet();
+    s.apply(answer([decision(1, '192.0.2.7', 1000)]), T0, true);
+    s.apply(answer([]), T0 + 2000, false);
+    assert.equal(s.size, 0);
+    assert.deepEqual(s.idsFor('192.0.2.7'), []);
+  });
+});
+
+describe('crowdsec flags', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nfips-cs-'));
+  const key = path.join(dir, 'key');
+  writeFileSync(key, 'abcdef0123\n');
+  it('none without --crowdsec-url; the rest alone is a mistake', () => {
+    assert.equal(resolveCrowdSecOptions({}), null);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecBouncerKeyFile: key }), /without --crowdsec-url/);
+  });
+  it('checks the URL, the interval and which credentials go together', () => {
+    const o = resolveCrowdSecOptions({ crowdsecUrl: 'http://10.0.0.1:8080/', crowdsecBouncerKeyFile: key });
+    assert.deepEqual(o, { url: 'http://10.0.0.1:8080', bouncerKeyFile: key, intervalSeconds: 10, machineId: null, passwordFile: null });
+    assert.equal(resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1', crowdsecBouncerKeyFile: key, crowdsecInterval: '2s' })?.intervalSeconds, 2);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'not a url', crowdsecBouncerKeyFile: key }), /invalid --crowdsec-url "not a url"/);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'ftp://h:1', crowdsecBouncerKeyFile: key }), /scheme must be http or https/);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1' }), /missing --crowdsec-bouncer-key-file/);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1', crowdsecBouncerKeyFile: key, crowdsecInterval: 'soon' }), /invalid --crowdsec-interval/);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1', crowdsecBouncerKeyFile: key, crowdsecMachineId: 'm1' }), /go together/);
+  });
+  it('reads the secrets; a missing or empty file names its flag', () => {
+    const o = resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1', crowdsecBouncerKeyFile: key });
+    assert.ok(o);
+    assert.deepEqual(readCrowdSecSecrets(o), { apiKey: 'abcdef0123', password: null });
+    assert.throws(() => readCrowdSecSecrets({ ...o, bouncerKeyFile: path.join(dir, 'nope') }), /invalid --crowdsec-bouncer-key-file .*nope/);
+    const empty = path.join(dir, 'empty');
+    writeFileSync(empty, '\n');
+    assert.throws(() => readCrowdSecSecrets({ ...o, machineId: 'm', passwordFile: empty }), /invalid --crowdsec-password-file .*one line/);
+  });
+});
+
+describe('retry backoff', () => {
+  it('doubles from 1 s and stops at the larger of the interval and 30 s', () => {
+    assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 20].map((n) => retryDelay(n, 10_000)), [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
+    assert.equal(retryDelay(10, 120_000), 120_000);
+  });
+});
+
+describe('external blocks in the block manager', () => {
+  function manager(dir: string, allow: string[] = []) {
+    // A stand-in ipset that appends its arguments and stdin to a file.
+    const calls = path.join(dir, 'calls');
+    const fake = path.join(dir, 'ipset');
+    writeFileSync(fake, `#!/bin/sh\necho "ARGS $*" >> ${calls}\ncat >> ${calls}\n`);
+    chmodSync(fake, 0o755);
+    writeFileSync(calls, '');
+    const events: [string, Record<string, unknown>][] = [];
+    let now = T0;
+    const m = new BlockManager({
+      policy: { ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 100 },
+      allowlist: new Allowlist(allow, [], () => ['192.0.2.1']),
+      saved: { blocks: [], offences: [] },
+      stateFile: path.join(dir, 'blocks.json'),
+      setPrefix: 'nfips',
+      families: ['ipv4', 'ipv6'],
+      bins: { iptables: 'iptables', ip6tables: 'ip6tables', ipset: fake },
+      log: { event: (type, fields = {}) => void events.push([type, fields]) },
+      clock: () => now,
+    });
+    return { m, events, calls: () => readFileSync(calls, 'utf8'), tick: (ms: number) => (now += ms) };
+  }
+  const x = (net: string, ms: number, scenario = 's1') => ({ target: makeTarget(net), expiresAt: T0 + ms, scenario });
+
+  it('applies a batch in one ipset restore, refusing what local blocks may not touch', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-ext-'));
+    const { m, events, calls } = manager(dir, ['10.9.0.0/16']);
+    const out = await m.applyExternal([x('198.51.100.0/24', 60_000), x('2001:db8::5', 30_000), x('10.9.1.1', 60_000), x('192.0.2.1', 60_000), x('169.254.1.1', 60_000), x('127.0.0.2', 60_000)], []);
+    assert.deepEqual(out, { added: 2, updated: 0, removed: 0, kept_local: 0, refused: 4, failed: 0 });
+    assert.equal(calls(), 'ARGS -exist restore\nadd nfips-src4 198.51.100.0/24 timeout 60\nadd nfips-src6 2001:db8::5 timeout 30\n');
+    assert.deepEqual(events.filter(([t]) => t === 'block_refused').map(([, f]) => String(f.reason).replace(/:.*overlaps /, ' ')), ['allowlisted 10.9.0.0/16 (allow)', 'allowlisted 192.0.2.1 (own address)', 'allowlisted 169.254.0.0/16 (reserved)', 'allowlisted 127.0.0.0/8 (reserved)']);
+    const saved = readBlockState(path.join(dir, 'blocks.json')).blocks;
+    assert.deepEqual(saved.map((b) => [b.key, b.origin, b.scenario]), [['198.51.100.0/24', 'crowdsec', 's1'], ['2001:db8::5', 'crowdsec', 's1']]);
+    await m.close();
+  });
+
+  it('lifts only crowdsec blocks, keeps a longer local one, and does not re-apply what is unchanged', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-ext-'));
+    const { m, calls } = manager(dir);
+    await m.addManual({ net: '203.0.113.5', ttl_seconds: 3600 });
+    await m.applyExternal([x('203.0.113.5', 60_000), x('203.0.113.6', 60_000)], []);
+    assert.deepEqual(m.inForce().map((b) => [b.key, b.origin]), [['203.0.113.5', 'manual'], ['203.0.113.6', 'crowdsec']]);
+    const before = calls();
+    const same = await m.applyExternal([x('203.0.113.6', 60_000)], []);
+    assert.deepEqual([same.added, same.updated], [0, 0]);
+    assert.equal(calls(), before, 'nothing run for an unchanged decision');
+    const out = await m.applyExternal([], ['203.0.113.5', '203.0.113.6']);
+    assert.equal(out.removed, 1);
+    assert.deepEqual(m.inForce().map((b) => b.key), ['203.0.113.5'], 'the manual block stays');
+    assert.match(calls(), /ARGS -exist restore\ndel nfips-src4 203\.0\.113\.6\n$/);
+    await m.close();
+  });
+});
+
+describe('publishing anomaly blocks', async () => {
+  const { createServer } = await import('node:http');
+  const { alertOf, scenarioFor } = await import('../../src/crowdsec/alert');
+  const { Publisher, MAX_PENDING } = await import('../../src/crowdsec/publisher');
+  const { LapiClient } = await import('../../src/crowdsec/lapi-client');
+  const { parseGoDuration: goMs } = await import('../../src/crowdsec/go-duration');
+
+  /** A stand-in Local API on loopback: records what it is sent; its answers are set per test. */
+  async function fakeLapi() {
+    const seen: { method: string; url: string; auth: string; body: unknown }[] = [];
+    const ctl = { loginExpiresInMs: 3_600_000, failAlerts: 0, status401Once: false, down: false, nextToken: 1 };
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push({ method: req.method ?? '', url: req.url ?? '', auth: String(req.headers.authorization ?? ''), body: body ? JSON.parse(body) : null });
+        const send = (code: number, doc: unknown): undefined => void res.writeHead(code, { 'Content-Type': 'application/json' }).end(JSON.stringify(doc));
+        if (ctl.down) return send(503, { message: 'down' });
+        if (req.url === '/v1/watchers/login') return send(200, { code: 200, expire: new Date(Date.now() + ctl.loginExpiresInMs).toISOString(), token: `t${ctl.nextToken++}` });
+        if (req.url === '/v1/alerts') {
+          if (ctl.status401Once) {
+            ctl.status401Once = false;
+            return send(401, { code: 401, message: 'Token is expired' });
+          }
+          if (ctl.failAlerts > 0) {
+            ctl.failAlerts--;
+            return send(500, { message: 'database is locked' });
+          }
+          return send(201, (JSON.parse(body) as unknown[]).map((_, i) => String(i + 1)));
+        }
+        if (req.method === 'DELETE') return send(200, { nbDeleted: '1' });
+        return send(404, { message: 'no route' });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    return { seen, ctl, url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((r) => server.close(() => r())) };
+  }
+  const block = (net: string, key = net) => {
+    const t = makeTarget(net);
+    const now = Date.now();
+    return { ...t, key, origin: 'anomaly' as const, reason: 'nfips: failed TCP connections', createdAt: now, expiresAt: now + 600_000, ttlSeconds: 600, offence: 1 };
+  };
+  const finding = { exceeded: [{ measure: 'tcp_failed' as const, scale: 'second' as const, value: 812, threshold: { value: 40, learnt: 10, margin: 4, floor: 40 } }] };
+  const meta = { signatureId: 9100101, signature: 'failed TCP connections', episode: 3, episodeOpened: Date.now() };
+  const events = () => {
+    const list: [string, Record<string, unknown>][] = [];
+    return { list, log: { event: (type: string, fields: Record<string, unknown> = {}) => void list.push([type, fields]) } };
+  };
+
+  it('an alert carries the scenario, the source, the evidence and a ban for the time left', () => {
+    assert.equal(scenarioFor('failed TCP connections'), 'nfips/failed-tcp-connections');
+    const a = alertOf({ value: '198.51.100.0/24', scenario: 'nfips/x', until: T0 + 600_000, at: T0, key: '198.51.100.0/24 tcp', signature: 'x', signatureId: 1, episode: 2, evidence: ['tcp_failed=812/second (limit 40)'] }, T0 + 1000) as { source: Record<string, string>; decisions: Record<string, unknown>[]; meta: { key: string; value: string }[] };
+    assert.deepEqual(a.source, { scope: 'Range', value: '198.51.100.0/24', range: '198.51.100.0/24' });
+    assert.deepEqual(a.decisions, [{ duration: '9m59s', origin: 'nfips', scenario: 'nfips/x', scope: 'Range', type: 'ban', value: '198.51.100.0/24', simulated: false }]);
+    assert.ok(a.meta.some((m) => m.key === 'evidence_1' && m.value === 'tcp_failed=812/second (limit 40)'));
+    assert.ok(a.meta.some((m) => m.key === 'nfips_block' && m.value === '198.51.100.0/24 tcp'));
+  });
+
+  it('logs in, posts the alert with the bearer token, renews the token before it ends, and knows its own decision when it comes back', async () => {
+    const api = await fakeLapi();
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-pub-'));
+    const ev = events();
+    // A token with 30 s left is inside the renewal margin: every push logs in again.
+    api.ctl.loginExpiresInMs = 30_000;
+    const p = new Publisher({ client: new LapiClient({ url: api.url, timeoutMs: 5000, userAgent: 't' }), machineId: 'gw1', password: 'pw', stateDir: dir, log: ev.log, intervalMs: 1000 });
+    p.enqueue(block('203.0.113.9', '203.0.113.9 tcp:80'), finding, meta);
+    await p.flush();
+    p.enqueue(block('203.0.113.10'), finding, meta);
+    await p.flush();
+    const logins = api.seen.filter((s) => s.url === '/v1/watchers/login');
+    assert.equal(logins.length, 2, 'renewed before its end');
+    assert.deepEqual(logins[0]?.body, { machine_id: 'gw1', password: 'pw', scenarios: [] });
+    const posts = api.seen.filter((s) => s.url === '/v1/alerts');
+    assert.deepEqual(posts.map((s) => s.auth), ['Bearer t1', 'Bearer t2']);
+    const d = (posts[0]?.body as { decisions: { duration: string; value: string }[] }[])[0]?.decisions[0];
+    assert.equal(d?.value, '203.0.113.9');
+    assert.ok(goMs(d?.duration ?? '') > 590_000);
+    assert.equal(p.pending, 0);
+    const back = (value: string, origin = 'nfips') => ({ id: 1, origin, scenario: 'nfips/failed-tcp-connections', scope: 'Ip', type: 'ban', value, remainingMs: 1000 });
+    assert.equal(p.isOwn(back('203.0.113.9')), true);
+    assert.equal(p.isOwn(back('203.0.113.11')), false, 'another gateway\'s');
+    assert.equal(p.isOwn(back('203.0.113.9', 'cscli')), false);
+    // An expired token mid-way: one fresh login, then it goes through.
+    api.ctl.loginExpiresInMs = 3_600_000;
+    api.ctl.status401Once = true;
+    p.enqueue(block('203.0.113.12'), finding, meta);
+    await p.flush();
+    assert.equal(p.pending, 0);
+    await p.deleteDecisions([7]);
+    assert.equal(api.seen.at(-1)?.url, '/v1/decisions/7');
+    assert.equal(api.seen.at(-1)?.method, 'DELETE');
+    await p.close();
+    await api.close();
+  });
+
+  it('keeps alerts in a persisted queue while the Local API fails, and sends them later (from the next run too)', async () => {
+    const api = await fakeLapi();
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-pub-'));
+    const ev = events();
+    const client = new LapiClient({ url: api.url, timeoutMs: 5000, userAgent: 't' });
+    api.ctl.down = true;
+    const p = new Publisher({ client, machineId: 'gw1', password: 'pw', stateDir: dir, log: ev.log, intervalMs: 1000 });
+    p.enqueue(block('203.0.113.9'), finding, meta);
+    p.enqueue(block('203.0.113.10'), finding, meta);
+    await p.flush();
+    await p.flush();
+    assert.equal(p.pending, 2);
+    assert.equal(ev.list.filter(([t]) => t === 'crowdsec_push_failed').length, 1, 'once per failure streak');
+    await p.close();
+    const q = JSON.parse(readFileSync(path.join(dir, 'crowdsec-queue.json'), 'utf8')) as { pending: { value: string }[] };
+    assert.deepEqual(q.pending.map((x) => x.value), ['203.0.113.9', '203.0.113.10']);
+    api.ctl.down = false;
+    const again = new Publisher({ client, machineId: 'gw1', password: 'pw', stateDir: dir, log: ev.log, intervalMs: 1000 });
+    assert.equal(again.pending, 2);
+    await again.flush();
+    assert.equal(again.pending, 0);
+    const sent = api.seen.filter((s) => s.url === '/v1/alerts' && s.auth).at(-1)?.body as { source: { value: string } }[];
+    assert.deepEqual(sent.map((a) => a.source.value), ['203.0.113.9', '203.0.113.10']);
+    await again.close();
+    await api.close();
+  });
+
+  it('the queue is bounded: the oldest alerts go first', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-pub-'));
+    const ev = events();
+    // Nothing listens there: every push fails.
+    const p = new Publisher({ client: new LapiClient({ url: 'http://127.0.0.1:9', timeoutMs: 1000, userAgent: 't' }), machineId: 'gw1', password: 'pw', stateDir: dir, log: ev.log, intervalMs: 1000 });
+    await p.close();
+    for (let i = 0; i <= MAX_PENDING; i++) p.enqueue(block(`10.${i >> 8}.${i & 255}.1`), finding, meta);
+    assert.equal(p.pending, MAX_PENDING);
+    assert.equal(p.status().dropped, 1);
+    assert.deepEqual(ev.list.find(([t]) => t === 'crowdsec_push_dropped')?.[1].values, ['10.0.0.1']);
+  });
+});
+
+describe('the pull loop against a failing Local API', async () => {
+  const { createServer } = await import('node:http');
+  const { CrowdSecLink } = await import('../../src/crowdsec/link');
+  const { LapiClient } = await import('../../src/crowdsec/lapi-client');
+
+  it('garbage, errors and silence are one outage, logged once; back, a full resync lifts and adds without doubling', async () => {
+    const wire = (id: number, value: string, duration = '59m') => ({ duration, id, origin: 'cscli', scenario: 'manual', scope: 'Ip', type: 'ban', value });
+    let mode: 'ok' | 'garbage' | 'error' | 'silent' = 'ok';
+    let current: unknown[] = [wire(1, '192.0.2.1'), wire(2, '192.0.2.2')];
+    const asked: string[] = [];
+    const server = createServer((req, res) => {
+      asked.push(`${mode} ${req.url ?? ''} ${String(req.headers['x-api-key'])}`);
+      if (mode === 'silent') return; // never answers
+      if (mode === 'garbage') return void res.writeHead(200).end('<html>proxy error</html>');
+      if (mode === 'error') return void res.writeHead(500, { 'Content-Type': 'application/json' }).end('{"message":"database is locked"}');
+      const startup = (req.url ?? '').includes('startup=true');
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ new: startup ? current : null, deleted: null }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-link-'));
+    const fake = path.join(dir, 'ipset');
+    const calls = path.join(dir, 'calls');
+    writeFileSync(fake, `#!/bin/sh\ncat >> ${calls}\n`);
+    chmodSync(fake, 0o755);
+    writeFileSync(calls, '');
+    const events: [string, Record<string, unknown>][] = [];
+    const log = { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) };
+    const blocks = new BlockManager({ policy: { ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 100 }, allowlist: new Allowlist([], [], () => []), saved: { blocks: [], offences: [] }, stateFile: path.join(dir, 'blocks.json'), setPrefix: 'nfips', families: ['ipv4'], bins: { iptables: 'iptables', ip6tables: 'ip6tables', ipset: fake }, log });
+    const link = new CrowdSecLink({ client: new LapiClient({ url, timeoutMs: 300, userAgent: 't/1' }), url, apiKey: 'K', intervalMs: 1000, blocks, log, publisher: null });
+    const keys = () => blocks.inForce().map((b) => b.key).sort();
+    const count = (type: string) => events.filter(([t]) => t === type).length;
+
+    await link.pull();
+    assert.deepEqual(keys(), ['192.0.2.1', '192.0.2.2']);
+    assert.equal(link.state, 'connected');
+    for (const m of ['garbage', 'error', 'silent', 'garbage'] as const) {
+      mode = m;
+      await link.pull();
+      assert.equal(link.state, 'unreachable', m);
+    }
+    assert.equal(count('crowdsec_unreachable'), 1, 'once per outage');
+    assert.match(String(events.find(([t]) => t === 'crowdsec_unreachable')?.[1].error), /not JSON/);
+    assert.match(String(link.status().last_error), /not JSON/);
+    assert.deepEqual(keys(), ['192.0.2.1', '192.0.2.2'], 'blocks stay in force during the outage');
+    // Meanwhile 192.0.2.1 was deleted and 192.0.2.3 added at the Local API.
+    current = [wire(2, '192.0.2.2'), wire(3, '192.0.2.3')];
+    mode = 'ok';
+    await link.pull();
+    assert.equal(count('crowdsec_restored'), 1);
+    assert.match(asked.at(-1) ?? '', /^ok \/v1\/decisions\/stream\?startup=true K$/, 'a full answer after the outage');
+    assert.deepEqual(keys(), ['192.0.2.2', '192.0.2.3']);
+    const pull = events.filter(([t]) => t === 'crowdsec_pull').at(-1)?.[1];
+    assert.deepEqual([pull?.added, pull?.removed, pull?.updated], [1, 1, 0], 'nothing doubled');
+    assert.equal(readFileSync(calls, 'utf8').split('\n').filter((l) => l.includes('192.0.2.2')).length, 1, '192.0.2.2 went to the kernel once');
+    await link.pull();
+    assert.match(asked.at(-1) ?? '', /startup=false/);
+    await link.close();
+    await blocks.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+});
