@@ -1,25 +1,48 @@
-// Shared by the files nfips reads and writes (model, block state): problems
-// reported as file + JSON pointer + what was expected, a strict ajv, and an
-// atomic write (temp file, fsync, rename) so a crash never leaves half a file.
+// Shared by the files nfips reads and writes (rules, model, block state,
+// config, suppression list, learning state): problems reported as file + JSON
+// pointer + what was expected, a strict ajv, and an atomic write (temp file,
+// fsync, rename) so a crash never leaves half a file.
 import Ajv, { ErrorObject } from 'ajv';
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
+/** One problem in a file nfips reads (rules, model, state, config, suppression list). */
 export interface JsonProblem {
   /** JSON pointer into the file, e.g. /scaler/std/3; '' is the document. */
   path: string;
+  /** What was expected there, or what is wrong. */
   message: string;
+  /** The value found at path, when showing it helps. */
   value?: unknown;
 }
 
-export function formatJsonProblems(file: string, problems: readonly JsonProblem[]): string {
-  return problems
-    .map((p) => `${file}: at ${p.path === '' ? '(root)' : p.path}: ${p.message}${p.value === undefined ? '' : `, got ${showValue(p.value)}`}`)
-    .join('\n');
+/**
+ * The one way file problems read: a header naming the file and the count,
+ * then a line per problem with its JSON pointer, what was expected and the
+ * value found, then what to do about it, if anything.
+ */
+export function formatJsonProblems(what: string, file: string, problems: readonly JsonProblem[], hint?: string): string {
+  const n = problems.length;
+  const lines = problems.map((p) => `  ${file}: at ${p.path === '' ? '(root)' : p.path}: ${p.message}${p.value === undefined ? '' : ` (got ${previewJson(p.value, 200)})`}`);
+  return [`invalid ${what} ${file}: ${n} problem${n === 1 ? '' : 's'}`, ...lines, ...(hint === undefined ? [] : [`(${hint})`])].join('\n');
 }
 
-function showValue(v: unknown): string {
-  return previewJson(v);
+/** A file that cannot be used as it is; subclasses only name the kind of file. */
+export class JsonFileError extends Error {
+  /** Where the first problem is; the message lists them all. */
+  readonly jsonPath: string;
+
+  constructor(
+    /** The kind of file, as the message names it: "rules file", "model file". */
+    readonly what: string,
+    readonly file: string,
+    readonly problems: readonly JsonProblem[],
+    hint?: string,
+  ) {
+    super(formatJsonProblems(what, file, problems, hint));
+    this.name = new.target.name;
+    this.jsonPath = problems[0]?.path ?? '';
+  }
 }
 
 /** A value as short JSON for an error message; never throws, even for a value too deep to print. */

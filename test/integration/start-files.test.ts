@@ -45,7 +45,7 @@ test('unsafe or absurd files at start: exit 2 naming the flag or file, nothing i
       { what: 'symlink at blocks.json', args: ['--rules', rules, '--state-dir', linkState], message: /link-state\/blocks\.json: at \(root\): state file .* is a symbolic link/ },
       { what: 'symlinked --log-file', args: ['--rules', rules], logFile: logLink, message: /--log-file .*log-link\.json is a symbolic link/ },
       { what: '--record-features in a directory anyone may write to', args: ['--rules', rules, '--mode', 'off', '--record-features', path.join(shared, 'w.jsonl')], message: /--record-features .*shared\/w\.jsonl: its directory .* is writable by every user/ },
-      { what: 'rules nested 200,000 deep', args: ['--rules', deep], message: /deep\.json: \/rules(\/0){63}: nested deeper than 64 levels/ },
+      { what: 'rules nested 200,000 deep', args: ['--rules', deep], message: /deep\.json: at \/rules(\/0){63}: nested deeper than 64 levels/ },
     ];
     for (const c of cases) {
       const started = Date.now();

@@ -121,7 +121,7 @@ describe('vars', () => {
   });
 
   const bad: [string, unknown, RegExp][] = [
-    ['unknown var', { vars: { HOME_NET: ['10.0.0.0/8'] }, rules: [{ action: 'drop', source: ['192.0.2.1', '$HOME'] }] }, /t\.json: \/rules\/0\/source\/1: unknown var; expected one of the address vars defined under \/vars \(\$HOME_NET\) \(got "\$HOME"\)/],
+    ['unknown var', { vars: { HOME_NET: ['10.0.0.0/8'] }, rules: [{ action: 'drop', source: ['192.0.2.1', '$HOME'] }] }, /t\.json: at \/rules\/0\/source\/1: unknown var; expected one of the address vars defined under \/vars \(\$HOME_NET\) \(got "\$HOME"\)/],
     ['no vars at all', { rules: [{ action: 'drop', dport: '$WEB' }] }, /\/rules\/0\/dport: unknown var; expected one of the port vars defined under \/vars \(there are none\) \(got "\$WEB"\)/],
     ['port var as an address', { vars: { WEB: [80] }, rules: [{ action: 'drop', destination: '!$WEB' }] }, /\/rules\/0\/destination: \$WEB is a port set; expected an address var here \(got "!\$WEB"\)/],
     ['address var as a port', { vars: { NET: ['10.0.0.0/8'] }, rules: [{ action: 'drop', dport: ['$NET'] }] }, /\/rules\/0\/dport\/0: \$NET is an address set; expected a port var here/],

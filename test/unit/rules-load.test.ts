@@ -45,7 +45,7 @@ describe('native rule files', () => {
   });
 
   const bad: [string, unknown, RegExp][] = [
-    ['bad CIDR', { rules: [{ action: 'drop', source: '10.0.0.0/33' }] }, /test\.json: \/rules\/0\/source: expected "\*", an IPv4\/IPv6 address or CIDR.*got "10\.0\.0\.0\/33"/],
+    ['bad CIDR', { rules: [{ action: 'drop', source: '10.0.0.0/33' }] }, /test\.json: at \/rules\/0\/source: expected "\*", an IPv4\/IPv6 address or CIDR.*got "10\.0\.0\.0\/33"/],
     ['bad address', { rules: [{ action: 'drop', destination: ['10.0.0.1', '300.1.1.1'] }] }, /\/rules\/0\/destination\/1: expected "\*", an IPv4\/IPv6 address.*got "300\.1\.1\.1"/],
     ['port out of range', { rules: [{ action: 'drop', dport: 70000 }] }, /\/rules\/0\/dport: .*port.*got 70000/],
     ['range lo > hi', { rules: [{ action: 'drop', dport: '90-80' }] }, /\/rules\/0\/dport: expected a port 0-65535, a range "lo-hi" with lo <= hi.*\(got "90-80"\)/],

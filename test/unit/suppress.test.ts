@@ -44,8 +44,8 @@ describe('suppression list', () => {
   });
 
   const bad: [string, unknown, RegExp][] = [
-    ['not an object', [], /nfips\.yaml: \(root\): must be object/],
-    ['unknown field', { suppress: [{ signature: 1 }] }, /nfips\.yaml: \/suppress\/0\/signature: unknown field/],
+    ['not an object', [], /nfips\.yaml: at \(root\): must be object/],
+    ['unknown field', { suppress: [{ signature: 1 }] }, /nfips\.yaml: at \/suppress\/0\/signature: unknown field/],
     ['entry with neither', { suppress: [{ comment: 'all' }] }, /\/suppress\/0: expected "signature_id", "source" or both/],
     ['bad network', { suppress: [{ source: ['10.0.0.0/8', '10.0.0.0/40'] }] }, /\/suppress\/0\/source\/1: expected an IPv4\/IPv6 address or CIDR.*\(got "10\.0\.0\.0\/40"\)/],
     ['negated network', { suppress: [{ source: '!10.0.0.0/8' }] }, /\/suppress\/0\/source: expected an IPv4\/IPv6 address or CIDR \(no "!", no "\*"\)/],
@@ -54,13 +54,13 @@ describe('suppression list', () => {
   for (const [name, doc, re] of bad) it(`rejects: ${name}`, () => assert.match(problems(doc), re));
 
   it('locates problems under the path of a larger document it is embedded in', () => {
-    assert.match(problems({ suppress: [{ source: 'nope' }] }, '/detection'), /nfips\.yaml: \/detection\/suppress\/0\/source: expected/);
+    assert.match(problems({ suppress: [{ source: 'nope' }] }, '/detection'), /nfips\.yaml: at \/detection\/suppress\/0\/source: expected/);
   });
 
   it('reads a file, with JSON errors located', () => {
     writeFileSync(file('bad.json'), '{ "suppress": [ }');
     assert.throws(() => readSuppressionFile(file('bad.json')), /invalid anomaly suppression list .*bad\.json: 1 problem\n.*not valid JSON/);
-    assert.throws(() => readSuppressionFile(file('missing.json')), /missing\.json: \(root\): cannot read file/);
+    assert.throws(() => readSuppressionFile(file('missing.json')), /missing\.json: at \(root\): cannot read file/);
   });
 
   it('a suppressed anomaly does not alert and is counted (replay of an echo flood)', () => {
