@@ -8,7 +8,7 @@ import { test, TestContext } from 'node:test';
 import { InlineNfips, LogRecord, startInlineNfips } from '../../src/netns/inline-nfips';
 import { startNormalTraffic } from '../../src/netns/normal-traffic';
 import { createTopology } from '../../src/netns/topology';
-import { integrationSkipReason } from '../helpers/env';
+import { requireIntegration } from '../helpers/env';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -37,11 +37,7 @@ async function until(what: string, ms: number, fn: () => boolean): Promise<void>
 }
 
 test('a classifier worker that throws, then one that exits: logged, replaced, verdicts unaffected', { timeout: 300_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('ping');
   const topo = await createTopology('nfcf');
   const fault = path.join(mkdtempSync(path.join(tmpdir(), 'nfips-fault-')), 'fault');
   process.env.NFIPS_TEST_SCORE_FAULT = fault;

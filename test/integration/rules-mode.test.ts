@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { InlineNfips, startInlineNfips } from '../../src/netns/inline-nfips';
 import { createTopology, Topology } from '../../src/netns/topology';
 import { startPeers } from '../../src/netns/peers';
-import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
@@ -42,11 +42,7 @@ const RULES = {
 type Alert = { action: string; signature_id: number; severity: number };
 
 test('--rules-mode log: drops and rejects pass and are logged as would-drop/would-reject', { timeout: 180_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('python3');
   const topo = await createTopology('nfrmx');
   let servers: ChildProcess[] = [];
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rules-mode-'));

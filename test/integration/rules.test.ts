@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { InlineNfips, startInlineNfips } from '../../src/netns/inline-nfips';
 import { createTopology, Topology } from '../../src/netns/topology';
 import { startPeers } from '../../src/netns/peers';
-import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
@@ -51,11 +51,7 @@ const RULES_B = {
 };
 
 test('rules on the real kernel path', { timeout: 300_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('curl', 'python3');
   const topo = await createTopology('nfru');
   const servers = await startServers(topo);
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rules-'));
@@ -152,12 +148,8 @@ test('rules on the real kernel path', { timeout: 300_000 }, async (t: TestContex
   }
 });
 
-test('a changed rules file is picked up by the watcher', { timeout: 120_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+test('a changed rules file is picked up by the watcher', { timeout: 120_000 }, async () => {
+  await requireIntegration('curl', 'python3');
   const topo = await createTopology('nfrw');
   const servers = await startServers(topo);
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rules-'));
