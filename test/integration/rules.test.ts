@@ -10,6 +10,7 @@ import { InlineNfips, startInlineNfips } from '../../src/netns/inline-nfips';
 import { createTopology, Topology } from '../../src/netns/topology';
 import { startPeers } from '../../src/netns/peers';
 import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
+import { tcpConnect, udpProbe } from '../helpers/probes';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
@@ -20,18 +21,6 @@ const startServers = (t: Topology): Promise<ChildProcess[]> => startPeers(t, t.s
 async function curl(t: Topology, url: string, extra: string[] = []): Promise<{ code: number; out: string }> {
   const r = await t.exec(t.client, 'curl', ['-s', '-S', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', '--max-time', '3', ...extra, url], { allowFail: true, timeoutMs: 60_000 });
   return { code: r.code, out: `${r.stdout.trim()} ${r.stderr.trim()}` };
-}
-
-/** connect() outcome within 3 s: "open", "refused" (RST) or "timeout" (dropped). */
-async function tcpConnect(t: Topology, port: number): Promise<string> {
-  const script = `import socket\ns=socket.socket()\ns.settimeout(3)\ntry:\n  s.connect(('${t.addr.server4}',${port})); print('open')\nexcept ConnectionRefusedError: print('refused')\nexcept socket.timeout: print('timeout')`;
-  return (await t.exec(t.client, 'python3', ['-c', script], { allowFail: true })).stdout.trim();
-}
-
-/** UDP request/response within 3 s: "reply", "unreachable" (ICMP) or "timeout". */
-async function udpProbe(t: Topology, port: number): Promise<string> {
-  const script = `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.settimeout(3)\ns.connect(('${t.addr.server4}',${port}))\ns.send(b'hi')\ntry:\n  s.recv(10); print('reply')\nexcept ConnectionRefusedError: print('unreachable')\nexcept socket.timeout: print('timeout')`;
-  return (await t.exec(t.client, 'python3', ['-c', script], { allowFail: true })).stdout.trim();
 }
 
 const RULES_A = {

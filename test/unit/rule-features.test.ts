@@ -5,21 +5,14 @@ import { buildPacket } from '../../src/packet/build';
 import { TCP_SYN } from '../../src/packet/decoded';
 import { Field, metaColumns, NF_DROP, NF_REPEAT } from '../../src/queue/native';
 import { RuleFileError } from '../../src/rules/errors';
+import { rejection } from '../helpers/rejection';
 import { parseRuleText } from '../../src/rules/load';
 import { RuleSet } from '../../src/rules/types';
 import { ENGINE_COUNTERS, ruleCounterBytes, RulesMode, VerdictEngine } from '../../src/verdict/engine';
 import { DEFAULT_POLICY_SIGNATURE, LOCK_SIGNATURE, logRuleEvents, RULE_SIGNATURE_BASE } from '../../src/app/rule-event-log';
 
 const rules = (doc: unknown) => parseRuleText(JSON.stringify(doc), 't.json');
-function problems(doc: unknown): string {
-  try {
-    rules(doc);
-  } catch (e) {
-    assert.ok(e instanceof RuleFileError, String(e));
-    return e.message;
-  }
-  assert.fail('expected the file to be rejected');
-}
+const problems = (doc: unknown): string => rejection(() => rules(doc), RuleFileError);
 
 const B = 8;
 function setup(rs: RuleSet, rulesMode: RulesMode = 'enforce') {

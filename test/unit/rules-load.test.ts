@@ -2,17 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseRuleText } from '../../src/rules/load';
 import { RuleFileError } from '../../src/rules/errors';
+import { rejection } from '../helpers/rejection';
 
 const F = 'test.json';
-function problems(doc: unknown): string {
-  try {
-    parseRuleText(JSON.stringify(doc), F);
-  } catch (e) {
-    assert.ok(e instanceof RuleFileError, String(e));
-    return e.message;
-  }
-  assert.fail('expected the file to be rejected');
-}
+const problems = (doc: unknown): string => rejection(() => parseRuleText(JSON.stringify(doc), F), RuleFileError);
 
 describe('native rule files', () => {
   it('normalises a good file', () => {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { isolatedArgv } from '../helpers/isolated-cli';
+import { rejection } from '../helpers/rejection';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/config/paths';
 import { writeSyntheticPcap } from '../../src/pcap/synthetic';
@@ -19,15 +20,7 @@ const file = (n: string) => path.join(dir, n);
 const ATTACKER = '10.0.9.66';
 const ECHO_FLOOD = 9100104;
 
-function problems(doc: unknown, base?: string): string {
-  try {
-    parseSuppressions(doc, 'nfips.yaml', base);
-  } catch (e) {
-    assert.ok(e instanceof SuppressionError, String(e));
-    return e.message;
-  }
-  assert.fail('expected the list to be rejected');
-}
+const problems = (doc: unknown, base?: string): string => rejection(() => parseSuppressions(doc, 'nfips.yaml', base), SuppressionError);
 
 describe('suppression list', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
