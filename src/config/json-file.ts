@@ -249,48 +249,87 @@ const TYPE_NAMES: Record<string, string> = {
   string: 'a string',
   array: 'an array',
   object: 'an object',
+  boolean: 'true or false (a JSON boolean)',
 };
 
-/** ajv says "must be > 0"; operators fix files faster from "expected a number > 0, got 0". */
-export function describeSchemaErrors(errors: ErrorObject[], doc: unknown): JsonProblem[] {
+/** What the files' own string formats expect, for formats shared by several kinds of file. */
+const FORMAT_EXPECTED: Record<string, string> = {
+  'nfips-iso-date': 'expected an ISO 8601 date-time such as 2024-05-01T12:00:00.000Z',
+};
+
+/** What a kind of file says instead of ajv's wording. */
+export interface SchemaWording {
+  /** Per string format of its schema. */
+  formats?: Readonly<Record<string, string>>;
+  /** Per JSON pointer: one plain sentence for a field whose oneOf would give an error per branch. */
+  at?: (pointer: string) => string | undefined;
+}
+
+function expectedOneOf(values: readonly unknown[]): string {
+  const shown = values.map((v) => JSON.stringify(v));
+  return shown.length <= 2 ? `expected ${shown.join(' or ')}` : `expected one of ${shown.join(', ')}`;
+}
+
+/**
+ * ajv says "must be > 0"; operators fix files faster from "expected a number
+ * > 0 (got 0)". Errors are taken per place: a format error or the file's
+ * own sentence for that place says it best, else one line per error.
+ */
+export function describeSchemaErrors(errors: readonly ErrorObject[], doc: unknown, wording: SchemaWording = {}): JsonProblem[] {
+  const byPath = new Map<string, ErrorObject[]>();
+  for (const e of errors) {
+    const list = byPath.get(e.instancePath);
+    if (list) list.push(e);
+    else byPath.set(e.instancePath, [e]);
+  }
   const out: JsonProblem[] = [];
   const seen = new Set<string>();
-  for (const e of errors) {
-    const at = e.instancePath;
+  const add = (at: string, message: string): void => {
+    const key = `${at}\u0000${message}`;
+    if (seen.has(key)) return;
+    seen.add(key);
     const value = pointerGet(doc, at);
-    let p: JsonProblem;
-    switch (e.keyword) {
-      case 'required':
-        p = { path: at, message: `missing required field "${String(e.params.missingProperty)}"` };
-        break;
-      case 'additionalProperties':
-        p = { path: `${at}/${String(e.params.additionalProperty)}`, message: 'unknown field' };
-        break;
-      case 'type':
-        p = { path: at, message: `expected ${TYPE_NAMES[String(e.params.type)] ?? String(e.params.type)}`, value };
-        break;
-      case 'enum':
-        p = { path: at, message: `expected ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(' or ')}`, value };
-        break;
-      case 'minimum':
-      case 'maximum':
-      case 'exclusiveMinimum':
-      case 'exclusiveMaximum':
-        p = { path: at, message: `expected a number ${String(e.params.comparison)} ${String(e.params.limit)}`, value };
-        break;
-      case 'minItems':
-        p = { path: at, message: `expected at least ${String(e.params.limit)} item(s)`, value };
-        break;
-      case 'format':
-        p = { path: at, message: 'expected an ISO 8601 date-time such as 2024-05-01T12:00:00.000Z', value };
-        break;
-      default:
-        p = { path: at, message: e.message ?? e.keyword, value };
+    // The whole document is no useful "got".
+    out.push(at === '' || value === undefined ? { path: at, message } : { path: at, message, value });
+  };
+  for (const [at, list] of byPath) {
+    const format = list.find((e) => e.keyword === 'format');
+    if (format) {
+      const name = String(format.params.format);
+      add(at, wording.formats?.[name] ?? FORMAT_EXPECTED[name] ?? `expected a string in the ${name} format`);
+      continue;
     }
-    const key = `${p.path}\u0000${p.message}`;
-    if (!seen.has(key)) {
-      seen.add(key);
-      out.push(p);
+    const said = wording.at?.(at);
+    if (said !== undefined) {
+      add(at, said);
+      continue;
+    }
+    for (const e of list) {
+      switch (e.keyword) {
+        case 'required':
+          add(at, `missing required field "${String(e.params.missingProperty)}"`);
+          break;
+        case 'additionalProperties':
+          add(`${at}/${String(e.params.additionalProperty).replace(/~/g, '~0').replace(/\//g, '~1')}`, 'unknown field');
+          break;
+        case 'type':
+          add(at, `expected ${String(e.params.type).split(',').map((t) => TYPE_NAMES[t] ?? t).join(' or ')}`);
+          break;
+        case 'enum':
+          add(at, expectedOneOf(e.params.allowedValues as unknown[]));
+          break;
+        case 'minimum':
+        case 'maximum':
+        case 'exclusiveMinimum':
+        case 'exclusiveMaximum':
+          add(at, `expected a number ${String(e.params.comparison)} ${String(e.params.limit)}`);
+          break;
+        case 'minItems':
+          add(at, `expected at least ${String(e.params.limit)} item(s)`);
+          break;
+        default:
+          add(at, e.message ?? e.keyword);
+      }
     }
   }
   return out;

@@ -11,11 +11,11 @@
 //       { "source": ["192.0.2.7", "fd00::7"] },
 //       { "signature_id": 9100210 } ] }
 import Ajv from 'ajv';
-import { JsonFileError, JsonProblem, parseJsonBounded, pointerGet } from '../config/json-file';
+import { describeSchemaErrors, JsonFileError, JsonProblem, parseJsonBounded } from '../config/json-file';
 import { readFileBounded } from '../config/safe-file';
 import { parsePrefix } from '../rules/address';
 import { prefixContains } from '../rules/linear';
-import { describeAjvErrors } from '../rules/schema';
+import { ruleWording } from '../rules/schema';
 import { Prefix } from '../rules/types';
 
 export interface Suppression {
@@ -107,7 +107,7 @@ export class Suppressions {
  */
 export function parseSuppressions(doc: unknown, where: string, base = ''): Suppressions {
   if (!validate(doc)) {
-    const problems = describeAjvErrors(validate.errors ?? [], EXPECTED).map((p) => ({ ...p, path: `${base}${p.path}`, value: pointerGet(doc, p.path) }));
+    const problems = describeSchemaErrors(validate.errors ?? [], doc, ruleWording(EXPECTED)).map((p) => ({ ...p, path: `${base}${p.path}` }));
     throw new SuppressionError(where, problems);
   }
   const problems: JsonProblem[] = [];

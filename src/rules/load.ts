@@ -2,17 +2,17 @@
 // problem rejects the whole file: a gateway must never run on half a rule set.
 import { createHash } from 'node:crypto';
 import { ValidateFunction } from 'ajv';
-import { JsonProblem, parseJsonBounded, pointerGet } from '../config/json-file';
+import { describeSchemaErrors, JsonProblem, parseJsonBounded } from '../config/json-file';
 import { readFileBounded } from '../config/safe-file';
 import { parsePrefix } from './address';
 import { hasPorts } from './linear';
 import { RuleFileError } from './errors';
 import { PROTOCOL_NUMBERS } from './protocols';
 import {
-  describeAjvErrors,
   NATIVE_FIELD_EXPECTED,
   parsePortText,
   parseTcpFlags,
+  ruleWording,
   TWOCOLUMNS_FIELD_EXPECTED,
   validate2Columns,
   validateNative,
@@ -92,7 +92,7 @@ export function readRuleFile(file: string, format: FormatChoice = 'auto'): RuleS
 
 function check(doc: unknown, file: string, validate: ValidateFunction, expected: Record<string, string>, format: RuleFormat): void {
   if (validate(doc)) return;
-  const problems: JsonProblem[] = describeAjvErrors(validate.errors ?? [], expected).map((p) => ({ ...p, value: pointerGet(doc, p.path) }));
+  const problems = describeSchemaErrors(validate.errors ?? [], doc, ruleWording(expected));
   if (format === '2columns') problems.unshift({ path: '', message: 'read as a 2columnS rules.json (lock is a string or actions are numbers); use --rules-format native to force the native format' });
   throw new RuleFileError(file, problems);
 }

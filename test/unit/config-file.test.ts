@@ -75,7 +75,7 @@ describe('config file', () => {
       assert.match(e.message, /^invalid --config file .*bad\.yaml: 4 problems/);
       assert.match(e.message, /bad\.yaml: at \/state_dir: unknown field: not a flag of "nfips run"/);
       assert.match(e.message, /bad\.yaml: at \/stats-interval: expected an integer \(got "abc"\)/);
-      assert.match(e.message, /bad\.yaml: at \/hook: expected "forward" or "input" or "both" \(got "sideways"\)/);
+      assert.match(e.message, /bad\.yaml: at \/hook: expected one of "forward", "input", "both" \(got "sideways"\)/);
       assert.match(e.message, /bad\.yaml: at \/exclude: expected an array/);
       return true;
     });

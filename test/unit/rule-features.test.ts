@@ -54,9 +54,9 @@ describe('per-rule enabled, log, severity, sid', () => {
   });
 
   const bad: [string, unknown, RegExp][] = [
-    ['enabled not boolean', { rules: [{ action: 'drop', enabled: 'no' }] }, /\/rules\/0\/enabled: must be boolean \(got "no"\)/],
-    ['severity out of range', { rules: [{ action: 'drop', severity: 5 }] }, /\/rules\/0\/severity: must be <= 4 \(got 5\)/],
-    ['sid in nfips\' own range', { rules: [{ action: 'drop', sid: 1000000 }] }, /\/rules\/0\/sid: must be <= 999997 \(got 1000000\)/],
+    ['enabled not boolean', { rules: [{ action: 'drop', enabled: 'no' }] }, /\/rules\/0\/enabled: expected true or false \(a JSON boolean\) \(got "no"\)/],
+    ['severity out of range', { rules: [{ action: 'drop', severity: 5 }] }, /\/rules\/0\/severity: expected a number <= 4 \(got 5\)/],
+    ['sid in nfips\' own range', { rules: [{ action: 'drop', sid: 1000000 }] }, /\/rules\/0\/sid: expected a number <= 999997 \(got 1000000\)/],
     ['duplicate sid', { rules: [{ action: 'drop', sid: 7 }, { action: 'drop', sid: 7 }] }, /\/rules\/1\/sid: duplicate sid, already used by \/rules\/0.*\(got 7\)/],
   ];
   for (const [name, doc, re] of bad) it(`rejects: ${name}`, () => assert.match(problems(doc), re));
@@ -122,8 +122,8 @@ describe('vars', () => {
     ['var mixing addresses and ports', { vars: { X: ['10.0.0.0/8', 80] }, rules: [] }, /\/vars\/X\/1: expected an address or CIDR like the var's first entry.*\(got 80\)/],
     ['bad var entry', { vars: { X: ['10.0.0.0/33'] }, rules: [] }, /\/vars\/X\/0: expected an IPv4\/IPv6 address or CIDR/],
     ['negation inside a var', { vars: { X: ['!10.0.0.0/8'] }, rules: [] }, /\/vars\/X\/0: expected/],
-    ['empty var', { vars: { X: [] }, rules: [] }, /\/vars\/X: must NOT have fewer than 1 items/],
-    ['var that is not a list', { vars: { X: '10.0.0.0/8' }, rules: [] }, /\/vars\/X: must be array/],
+    ['empty var', { vars: { X: [] }, rules: [] }, /\/vars\/X: expected at least 1 item\(s\) \(got \[\]\)/],
+    ['var that is not a list', { vars: { X: '10.0.0.0/8' }, rules: [] }, /\/vars\/X: expected an array \(got "10\.0\.0\.0\/8"\)/],
     ['bad var name', { vars: { '9x': [80] }, rules: [] }, /\/vars\/9x: expected a var name/],
     ['negated var mixed with plain entries', { vars: { N: ['10.0.0.0/8'] }, rules: [{ action: 'drop', source: ['!$N', '192.0.2.1'] }] }, /\/rules\/0\/source: mixes negated and plain entries/],
   ];

@@ -37,7 +37,7 @@ describe('suppression list', () => {
   });
 
   const bad: [string, unknown, RegExp][] = [
-    ['not an object', [], /nfips\.yaml: at \(root\): must be object/],
+    ['not an object', [], /nfips\.yaml: at \(root\): expected an object/],
     ['unknown field', { suppress: [{ signature: 1 }] }, /nfips\.yaml: at \/suppress\/0\/signature: unknown field/],
     ['entry with neither', { suppress: [{ comment: 'all' }] }, /\/suppress\/0: expected "signature_id", "source" or both/],
     ['bad network', { suppress: [{ source: ['10.0.0.0/8', '10.0.0.0/40'] }] }, /\/suppress\/0\/source\/1: expected an IPv4\/IPv6 address or CIDR.*\(got "10\.0\.0\.0\/40"\)/],
