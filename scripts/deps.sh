@@ -8,6 +8,8 @@ PACKAGES=(
   iptables iproute2 kmod procps
   iputils-ping curl netcat-openbsd iperf3
   libpcap-dev hping3 nmap tcpdump ipset
+  # test/: setpriv and unshare; systemd-analyze and systemd-sysusers check the unit
+  util-linux systemd
   # lab/ (make eval): real programs for normal traffic and attacks
   hydra slowhttptest dnsmasq-base openssh-server openssh-client
   python3-scapy bind9-dnsutils nftables

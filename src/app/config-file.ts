@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { isMap, parseDocument } from 'yaml';
 import { RunFlags } from './run-options';
-import { describeSchemaErrors, formatJsonProblems, JsonProblem, parseJsonBounded, strictAjv } from '../config/json-file';
+import { describeSchemaErrors, JsonFileError, JsonProblem, parseJsonBounded, strictAjv } from '../config/json-file';
 import { readFileBounded } from '../config/safe-file';
 
 export const MAX_CONFIG_BYTES = 1 << 20;
@@ -98,10 +98,9 @@ export const CONFIG_SCHEMA = {
 
 const validate = strictAjv().compile(CONFIG_SCHEMA);
 
-export class ConfigFileError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigFileError';
+export class ConfigFileError extends JsonFileError {
+  constructor(file: string, problems: JsonProblem[]) {
+    super('--config file', file, problems);
   }
 }
 
@@ -110,8 +109,7 @@ function camel(key: string): string {
 }
 
 function fail(file: string, problems: JsonProblem[]): never {
-  const n = problems.length;
-  throw new ConfigFileError(`invalid --config file ${file}: ${n} problem${n === 1 ? '' : 's'}\n${formatJsonProblems(file, problems)}`);
+  throw new ConfigFileError(file, problems);
 }
 
 /** YAML (or JSON, which YAML reads too, but a .json file gets JSON's own errors) to a plain value. */
@@ -159,7 +157,7 @@ export function readConfigFile(file: string): ConfigFile {
     text = readFileBounded(abs, '--config file', { maxBytes: MAX_CONFIG_BYTES });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new ConfigFileError(err.code === 'ENOENT' ? `invalid --config file ${abs}: no such file` : `invalid ${err.message}`);
+    fail(abs, [{ path: '', message: err.code === 'ENOENT' ? 'no such file' : `cannot read file: ${err.message}` }]);
   }
   const doc = parse(abs, text);
   if (doc !== null && typeof doc === 'object' && !Array.isArray(doc)) {

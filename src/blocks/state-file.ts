@@ -3,7 +3,7 @@
 // remaining time instead of granting a fresh one.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { describeSchemaErrors, formatJsonProblems, JsonProblem, parseJsonBounded, strictAjv, writeFileAtomic } from '../config/json-file';
+import { describeSchemaErrors, JsonFileError, JsonProblem, parseJsonBounded, strictAjv, writeFileAtomic } from '../config/json-file';
 import { readFileBounded } from '../config/safe-file';
 import { Block, BlockOrigin, BLOCK_ORIGINS, BLOCK_PROTOS, BLOCK_SCOPES, BlockScope, makeTarget, targetKey } from './block';
 import { Offences } from './table';
@@ -92,13 +92,9 @@ const STATE_SCHEMA = {
 
 const validate = strictAjv().compile(STATE_SCHEMA);
 
-export class StateFileError extends Error {
-  constructor(
-    readonly file: string,
-    readonly problems: JsonProblem[],
-  ) {
-    super(`${formatJsonProblems(file, problems)}\n(fix the file or move it away to start without the saved blocks)`);
-    this.name = 'StateFileError';
+export class StateFileError extends JsonFileError {
+  constructor(file: string, problems: JsonProblem[]) {
+    super('block state file', file, problems, 'fix the file or move it away to start without the saved blocks');
   }
 }
 

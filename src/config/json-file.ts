@@ -1,25 +1,48 @@
-// Shared by the files nfips reads and writes (model, block state): problems
-// reported as file + JSON pointer + what was expected, a strict ajv, and an
-// atomic write (temp file, fsync, rename) so a crash never leaves half a file.
+// Shared by the files nfips reads and writes (rules, model, block state,
+// config, suppression list, learning state): problems reported as file + JSON
+// pointer + what was expected, a strict ajv, and an atomic write (temp file,
+// fsync, rename) so a crash never leaves half a file.
 import Ajv, { ErrorObject } from 'ajv';
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
+/** One problem in a file nfips reads (rules, model, state, config, suppression list). */
 export interface JsonProblem {
   /** JSON pointer into the file, e.g. /scaler/std/3; '' is the document. */
   path: string;
+  /** What was expected there, or what is wrong. */
   message: string;
+  /** The value found at path, when showing it helps. */
   value?: unknown;
 }
 
-export function formatJsonProblems(file: string, problems: readonly JsonProblem[]): string {
-  return problems
-    .map((p) => `${file}: at ${p.path === '' ? '(root)' : p.path}: ${p.message}${p.value === undefined ? '' : `, got ${showValue(p.value)}`}`)
-    .join('\n');
+/**
+ * The one way file problems read: a header naming the file and the count,
+ * then a line per problem with its JSON pointer, what was expected and the
+ * value found, then what to do about it, if anything.
+ */
+export function formatJsonProblems(what: string, file: string, problems: readonly JsonProblem[], hint?: string): string {
+  const n = problems.length;
+  const lines = problems.map((p) => `  ${file}: at ${p.path === '' ? '(root)' : p.path}: ${p.message}${p.value === undefined ? '' : ` (got ${previewJson(p.value, 200)})`}`);
+  return [`invalid ${what} ${file}: ${n} problem${n === 1 ? '' : 's'}`, ...lines, ...(hint === undefined ? [] : [`(${hint})`])].join('\n');
 }
 
-function showValue(v: unknown): string {
-  return previewJson(v);
+/** A file that cannot be used as it is; subclasses only name the kind of file. */
+export class JsonFileError extends Error {
+  /** Where the first problem is; the message lists them all. */
+  readonly jsonPath: string;
+
+  constructor(
+    /** The kind of file, as the message names it: "rules file", "model file". */
+    readonly what: string,
+    readonly file: string,
+    readonly problems: readonly JsonProblem[],
+    hint?: string,
+  ) {
+    super(formatJsonProblems(what, file, problems, hint));
+    this.name = new.target.name;
+    this.jsonPath = problems[0]?.path ?? '';
+  }
 }
 
 /** A value as short JSON for an error message; never throws, even for a value too deep to print. */
@@ -226,48 +249,87 @@ const TYPE_NAMES: Record<string, string> = {
   string: 'a string',
   array: 'an array',
   object: 'an object',
+  boolean: 'true or false (a JSON boolean)',
 };
 
-/** ajv says "must be > 0"; operators fix files faster from "expected a number > 0, got 0". */
-export function describeSchemaErrors(errors: ErrorObject[], doc: unknown): JsonProblem[] {
+/** What the files' own string formats expect, for formats shared by several kinds of file. */
+const FORMAT_EXPECTED: Record<string, string> = {
+  'nfips-iso-date': 'expected an ISO 8601 date-time such as 2024-05-01T12:00:00.000Z',
+};
+
+/** What a kind of file says instead of ajv's wording. */
+export interface SchemaWording {
+  /** Per string format of its schema. */
+  formats?: Readonly<Record<string, string>>;
+  /** Per JSON pointer: one plain sentence for a field whose oneOf would give an error per branch. */
+  at?: (pointer: string) => string | undefined;
+}
+
+function expectedOneOf(values: readonly unknown[]): string {
+  const shown = values.map((v) => JSON.stringify(v));
+  return shown.length <= 2 ? `expected ${shown.join(' or ')}` : `expected one of ${shown.join(', ')}`;
+}
+
+/**
+ * ajv says "must be > 0"; operators fix files faster from "expected a number
+ * > 0 (got 0)". Errors are taken per place: a format error or the file's
+ * own sentence for that place says it best, else one line per error.
+ */
+export function describeSchemaErrors(errors: readonly ErrorObject[], doc: unknown, wording: SchemaWording = {}): JsonProblem[] {
+  const byPath = new Map<string, ErrorObject[]>();
+  for (const e of errors) {
+    const list = byPath.get(e.instancePath);
+    if (list) list.push(e);
+    else byPath.set(e.instancePath, [e]);
+  }
   const out: JsonProblem[] = [];
   const seen = new Set<string>();
-  for (const e of errors) {
-    const at = e.instancePath;
+  const add = (at: string, message: string): void => {
+    const key = `${at}\u0000${message}`;
+    if (seen.has(key)) return;
+    seen.add(key);
     const value = pointerGet(doc, at);
-    let p: JsonProblem;
-    switch (e.keyword) {
-      case 'required':
-        p = { path: at, message: `missing required field "${String(e.params.missingProperty)}"` };
-        break;
-      case 'additionalProperties':
-        p = { path: `${at}/${String(e.params.additionalProperty)}`, message: 'unknown field' };
-        break;
-      case 'type':
-        p = { path: at, message: `expected ${TYPE_NAMES[String(e.params.type)] ?? String(e.params.type)}`, value };
-        break;
-      case 'enum':
-        p = { path: at, message: `expected ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(' or ')}`, value };
-        break;
-      case 'minimum':
-      case 'maximum':
-      case 'exclusiveMinimum':
-      case 'exclusiveMaximum':
-        p = { path: at, message: `expected a number ${String(e.params.comparison)} ${String(e.params.limit)}`, value };
-        break;
-      case 'minItems':
-        p = { path: at, message: `expected at least ${String(e.params.limit)} item(s)`, value };
-        break;
-      case 'format':
-        p = { path: at, message: 'expected an ISO 8601 date-time such as 2024-05-01T12:00:00.000Z', value };
-        break;
-      default:
-        p = { path: at, message: e.message ?? e.keyword, value };
+    // The whole document is no useful "got".
+    out.push(at === '' || value === undefined ? { path: at, message } : { path: at, message, value });
+  };
+  for (const [at, list] of byPath) {
+    const format = list.find((e) => e.keyword === 'format');
+    if (format) {
+      const name = String(format.params.format);
+      add(at, wording.formats?.[name] ?? FORMAT_EXPECTED[name] ?? `expected a string in the ${name} format`);
+      continue;
     }
-    const key = `${p.path}\u0000${p.message}`;
-    if (!seen.has(key)) {
-      seen.add(key);
-      out.push(p);
+    const said = wording.at?.(at);
+    if (said !== undefined) {
+      add(at, said);
+      continue;
+    }
+    for (const e of list) {
+      switch (e.keyword) {
+        case 'required':
+          add(at, `missing required field "${String(e.params.missingProperty)}"`);
+          break;
+        case 'additionalProperties':
+          add(`${at}/${String(e.params.additionalProperty).replace(/~/g, '~0').replace(/\//g, '~1')}`, 'unknown field');
+          break;
+        case 'type':
+          add(at, `expected ${String(e.params.type).split(',').map((t) => TYPE_NAMES[t] ?? t).join(' or ')}`);
+          break;
+        case 'enum':
+          add(at, expectedOneOf(e.params.allowedValues as unknown[]));
+          break;
+        case 'minimum':
+        case 'maximum':
+        case 'exclusiveMinimum':
+        case 'exclusiveMaximum':
+          add(at, `expected a number ${String(e.params.comparison)} ${String(e.params.limit)}`);
+          break;
+        case 'minItems':
+          add(at, `expected at least ${String(e.params.limit)} item(s)`);
+          break;
+        default:
+          add(at, e.message ?? e.keyword);
+      }
     }
   }
   return out;

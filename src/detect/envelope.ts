@@ -37,7 +37,6 @@ export const MEASURES: readonly MeasureDef[] = [
   { name: 'failed_hosts', kind: 'distinct', about: 'distinct servers of its failed attempts', floorStep: 10, floorWindow: 20, signatureId: 9100108, signature: 'host sweep: failed attempts to many hosts' },
   { name: 'service_sessions', kind: 'service', about: 'TCP sessions it opened and got going (handshake done) with one server\'s service', floorStep: 10, floorWindow: 30, signatureId: 9100109, signature: 'connection burst to one service (brute force)' },
 ];
-export const MEASURE_COUNT = MEASURES.length;
 export const MEASURE_INDEX: Readonly<Record<MeasureName, number>> = Object.fromEntries(MEASURES.map((m, i) => [m.name, i])) as Record<MeasureName, number>;
 
 /**

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { checkAppendable, readFileBounded } from '../config/safe-file';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { describeSchemaErrors, formatJsonProblems, parseJsonBounded, strictAjv, writeFileAtomic } from '../config/json-file';
+import { describeSchemaErrors, JsonFileError, parseJsonBounded, strictAjv, writeFileAtomic } from '../config/json-file';
 import { formatDuration } from '../config/duration';
 import { EventLog } from '../log/event-log';
 import { loadModel, Model, saveModel } from './model';
@@ -122,17 +122,18 @@ export function prepareLearning(o: { stateDir: string; learnSeconds: number; win
     done: null,
   };
   if (existsSync(files.state)) {
+    const fresh = `remove ${files.dir} to learn from scratch`;
     let text: string;
     try {
       // nfips writes it: a link there is not ours.
       text = readFileBounded(files.state, 'learning state', { maxBytes: MAX_LEARNING_STATE_BYTES, noFollow: true });
     } catch (e) {
-      throw new Error(`${files.state}: ${(e as Error).message}; remove ${files.dir} to learn from scratch`);
+      throw new JsonFileError('learning state', files.state, [{ path: '', message: `cannot read file: ${(e as Error).message}` }], fresh);
     }
     const parsed = parseJsonBounded(text);
-    if ('problem' in parsed) throw new Error(`${formatJsonProblems(files.state, [parsed.problem])}\n(remove ${files.dir} to learn from scratch)`);
+    if ('problem' in parsed) throw new JsonFileError('learning state', files.state, [parsed.problem], fresh);
     const doc = parsed.doc;
-    if (!validate(doc)) throw new Error(`${formatJsonProblems(files.state, describeSchemaErrors(validate.errors ?? [], doc))}\n(remove ${files.dir} to learn from scratch)`);
+    if (!validate(doc)) throw new JsonFileError('learning state', files.state, describeSchemaErrors(validate.errors ?? [], doc), fresh);
     const s = doc as LearningDoc;
     if (s.window_seconds !== o.windowSeconds || s.step_seconds !== o.stepSeconds || s.queues !== o.queues) {
       throw new Error(

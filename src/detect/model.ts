@@ -1,7 +1,7 @@
 // The trained model file: its shape, its validation and its atomic save. A
 // model is only meaningful for the exact feature vector it was trained on,
 // so a mismatch is refused with the way out (retrain) in the message.
-import { describeJsonSyntaxError, describeSchemaErrors, formatJsonProblems, JsonProblem, parseJsonBounded, strictAjv, writeFileAtomic } from '../config/json-file';
+import { describeJsonSyntaxError, describeSchemaErrors, JsonFileError, JsonProblem, parseJsonBounded, strictAjv, writeFileAtomic } from '../config/json-file';
 import { readFileBounded } from '../config/safe-file';
 import { FEATURE_COUNT, FEATURE_NAMES, FEATURE_SET_VERSION, FEATURES, FeatureTransform } from '../features/feature-set';
 import type { Scaler } from './scale';
@@ -65,19 +65,9 @@ export interface Model {
   flags: FlagModel;
 }
 
-export type ModelProblem = JsonProblem;
-
-export class ModelError extends Error {
-  /** Where the first problem is; the message lists them all. */
-  readonly jsonPath: string;
-
-  constructor(
-    readonly file: string,
-    readonly problems: ModelProblem[],
-  ) {
-    super(formatJsonProblems(file, problems));
-    this.name = 'ModelError';
-    this.jsonPath = problems[0]?.path ?? '';
+export class ModelError extends JsonFileError {
+  constructor(file: string, problems: JsonProblem[]) {
+    super('model file', file, problems);
   }
 }
 
@@ -166,7 +156,7 @@ export const MODEL_SCHEMA = {
 const validateSchema = strictAjv().compile(MODEL_SCHEMA);
 
 /** JSON cannot carry NaN or Infinity, but a model built in memory can; catch it before it is written as null. */
-function nonFinite(doc: unknown, at: string, out: ModelProblem[]): void {
+function nonFinite(doc: unknown, at: string, out: JsonProblem[]): void {
   if (typeof doc === 'number') {
     if (!Number.isFinite(doc)) out.push({ path: at, message: 'expected a finite number', value: doc });
   } else if (Array.isArray(doc)) {
@@ -180,7 +170,7 @@ function nonFinite(doc: unknown, at: string, out: ModelProblem[]): void {
  * Checked before the schema: a model from another feature set may differ in
  * any field, and "retrain" is the only useful thing to say about it.
  */
-function featureSetProblem(doc: unknown): ModelProblem | null {
+function featureSetProblem(doc: unknown): JsonProblem | null {
   if (doc === null || typeof doc !== 'object') return null;
   const { featureSetVersion: version, features } = doc as { featureSetVersion?: unknown; features?: unknown };
   if (typeof version !== 'number' || !Array.isArray(features) || !features.every((x): x is string => typeof x === 'string')) return null;
@@ -196,8 +186,8 @@ function featureSetProblem(doc: unknown): ModelProblem | null {
   };
 }
 
-function semanticProblems(m: Model): ModelProblem[] {
-  const out: ModelProblem[] = [];
+function semanticProblems(m: Model): JsonProblem[] {
+  const out: JsonProblem[] = [];
   nonFinite(m, '', out);
   const f = FEATURE_COUNT;
   if (m.transforms.length !== f) {
@@ -223,7 +213,7 @@ function semanticProblems(m: Model): ModelProblem[] {
 }
 
 /** A model from an older nfips: say so and how to get a current one, rather than list every field it lacks. */
-function versionProblem(doc: unknown): ModelProblem | null {
+function versionProblem(doc: unknown): JsonProblem | null {
   if (doc === null || typeof doc !== 'object') return null;
   const { format, version } = doc as { format?: unknown; version?: unknown };
   if (format !== MODEL_FORMAT || typeof version !== 'number' || version === MODEL_VERSION) return null;

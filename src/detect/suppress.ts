@@ -11,11 +11,11 @@
 //       { "source": ["192.0.2.7", "fd00::7"] },
 //       { "signature_id": 9100210 } ] }
 import Ajv from 'ajv';
-import { parseJsonBounded, pointerGet, previewJson } from '../config/json-file';
+import { describeSchemaErrors, JsonFileError, JsonProblem, parseJsonBounded } from '../config/json-file';
 import { readFileBounded } from '../config/safe-file';
 import { parsePrefix } from '../rules/address';
 import { prefixContains } from '../rules/linear';
-import { describeAjvErrors } from '../rules/schema';
+import { ruleWording } from '../rules/schema';
 import { Prefix } from '../rules/types';
 
 export interface Suppression {
@@ -26,20 +26,9 @@ export interface Suppression {
   comment?: string;
 }
 
-export interface SuppressionProblem {
-  path: string;
-  message: string;
-  value?: unknown;
-}
-
-export class SuppressionError extends Error {
-  constructor(
-    readonly where: string,
-    readonly problems: SuppressionProblem[],
-  ) {
-    const lines = problems.map((p) => `  ${where}: ${p.path === '' ? '(root)' : p.path}: ${p.message}${p.value === undefined ? '' : ` (got ${previewJson(p.value, 200)})`}`);
-    super(`invalid anomaly suppression list ${where}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${lines.join('\n')}`);
-    this.name = 'SuppressionError';
+export class SuppressionError extends JsonFileError {
+  constructor(where: string, problems: JsonProblem[]) {
+    super('anomaly suppression list', where, problems);
   }
 }
 
@@ -118,10 +107,10 @@ export class Suppressions {
  */
 export function parseSuppressions(doc: unknown, where: string, base = ''): Suppressions {
   if (!validate(doc)) {
-    const problems = describeAjvErrors(validate.errors ?? [], EXPECTED).map((p) => ({ ...p, path: `${base}${p.path}`, value: pointerGet(doc, p.path) }));
+    const problems = describeSchemaErrors(validate.errors ?? [], doc, ruleWording(EXPECTED)).map((p) => ({ ...p, path: `${base}${p.path}` }));
     throw new SuppressionError(where, problems);
   }
-  const problems: SuppressionProblem[] = [];
+  const problems: JsonProblem[] = [];
   const entries = (doc as { suppress: EntryJson[] }).suppress.map((e, k): Suppression => {
     const at = `${base}/suppress/${k}`;
     if (e.signature_id === undefined && e.source === undefined) problems.push({ path: at, message: 'expected "signature_id", "source" or both: an entry with neither would suppress every anomaly', value: e });

@@ -19,7 +19,6 @@ export const SC_COUNT = SOURCE_COUNTERS.length;
  * bitmaps of failed attempts and the busiest service of new attempts.
  */
 export const EVIDENCE_COUNTERS = ['tcp_failed', 'udp_failed', 'udp_unanswered', 'echo_requests', 'odd_sessions', 'stalled_sessions'] as const;
-export type EvidenceCounter = (typeof EVIDENCE_COUNTERS)[number];
 export const EV_TCP_FAILED = 0;
 export const EV_UDP_FAILED = 1;
 export const EV_UDP_UNANSWERED = 2;

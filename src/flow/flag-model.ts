@@ -69,16 +69,6 @@ export function nextContext(ctx: number, sym: number): number {
   return (ctx * CTX_BASE + sym) % CONTEXTS;
 }
 
-/** Symbols of a context, oldest first, without START padding. */
-export function contextSymbols(ctx: number): number[] {
-  const out: number[] = [];
-  for (let k = ORDER - 1; k >= 0; k--) {
-    const s = Math.floor(ctx / CTX_BASE ** k) % CTX_BASE;
-    if (s !== START) out.push(s);
-  }
-  return out;
-}
-
 export function symbolName(sym: number): string {
   return `${sym < CLASSES ? 'o' : 'r'}:${CLASS_NAMES[sym % CLASSES]}`;
 }

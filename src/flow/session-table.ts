@@ -17,12 +17,6 @@ const GUESS_SHIFT = 4; // two bits: how the server was guessed (ServerGuess)
 
 export { ServerGuess, SERVER_GUESS_NAMES } from './server-guess';
 
-export interface SessionTableStats {
-  sessions: number;
-  evictions: number;
-  overflows: number;
-}
-
 /** One session as plain data, for tests and tools (not used on the data path). */
 export interface SessionInfo {
   /** Canonical endpoints: A is the lower (address, port). */
@@ -56,7 +50,6 @@ export class SessionTable {
   private readonly bytesAB: Float64Array;
   private readonly bytesBA: Float64Array;
   private readonly key = new Uint32Array(KEY_WORDS);
-  private used = 0;
   private srcIsA = false;
   private freeSlot = -1;
   private victim = -1;
@@ -89,10 +82,6 @@ export class SessionTable {
     this.packetsBA = new Float64Array(c);
     this.bytesAB = new Float64Array(c);
     this.bytesBA = new Float64Array(c);
-  }
-
-  stats(): SessionTableStats {
-    return { sessions: this.used, evictions: this.evictions, overflows: this.overflows };
   }
 
   /**
@@ -135,7 +124,7 @@ export class SessionTable {
       if (this.flags[s] & F_USED) {
         this.evictions++;
         this.onReuse?.(s);
-      } else this.used++;
+      }
       this.keys.set(this.key, s * KEY_WORDS);
       this.flags[s] = F_USED | (fromA ? F_INIT_IS_A : 0);
       this.firstSeen[s] = now;

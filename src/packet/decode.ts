@@ -31,10 +31,6 @@ L4_HEADER[PROTO_TCP] = 20;
 L4_HEADER[PROTO_SCTP] = 12;
 L4_HEADER[PROTO_UDP] = L4_HEADER[PROTO_UDPLITE] = L4_HEADER[PROTO_ICMP] = L4_HEADER[PROTO_ICMPV6] = 8;
 
-export function transportHeaderLength(proto: number): number {
-  return L4_HEADER[proto];
-}
-
 // V6_KIND: 0 for a final protocol (TCP, UDP, ESP, no next header...), else:
 /**
  * IPv6 extension headers in the generic form of RFC 8200 section 4 (next

@@ -1,7 +1,7 @@
 // Warnings about a rule set that loads but may not do what its author meant:
 // interfaces this host does not have, and rules an earlier rule shadows.
 // Neither stops a load (an interface may appear later; a shadowed rule is
-// harmless), so they are warnings, not RuleProblems.
+// harmless), so they are warnings, not problems that reject the file.
 import { prefixContains } from './linear';
 import { AddressMatch, PortRange, Prefix, Rule, RuleSet } from './types';
 

@@ -2,17 +2,17 @@
 // problem rejects the whole file: a gateway must never run on half a rule set.
 import { createHash } from 'node:crypto';
 import { ValidateFunction } from 'ajv';
-import { parseJsonBounded, pointerGet } from '../config/json-file';
+import { describeSchemaErrors, JsonProblem, parseJsonBounded } from '../config/json-file';
 import { readFileBounded } from '../config/safe-file';
 import { parsePrefix } from './address';
 import { hasPorts } from './linear';
-import { RuleFileError, RuleProblem } from './errors';
+import { RuleFileError } from './errors';
 import { PROTOCOL_NUMBERS } from './protocols';
 import {
-  describeAjvErrors,
   NATIVE_FIELD_EXPECTED,
   parsePortText,
   parseTcpFlags,
+  ruleWording,
   TWOCOLUMNS_FIELD_EXPECTED,
   validate2Columns,
   validateNative,
@@ -92,7 +92,7 @@ export function readRuleFile(file: string, format: FormatChoice = 'auto'): RuleS
 
 function check(doc: unknown, file: string, validate: ValidateFunction, expected: Record<string, string>, format: RuleFormat): void {
   if (validate(doc)) return;
-  const problems: RuleProblem[] = describeAjvErrors(validate.errors ?? [], expected).map((p) => ({ ...p, value: pointerGet(doc, p.path) }));
+  const problems = describeSchemaErrors(validate.errors ?? [], doc, ruleWording(expected));
   if (format === '2columns') problems.unshift({ path: '', message: 'read as a 2columnS rules.json (lock is a string or actions are numbers); use --rules-format native to force the native format' });
   throw new RuleFileError(file, problems);
 }
@@ -144,7 +144,7 @@ interface VarSet {
 }
 
 /** Sorts each var into an address set or a port set (by its entries); a mix is a problem. */
-function readVars(vars: NativeFileJson['vars'], problems: RuleProblem[]): Map<string, VarSet> {
+function readVars(vars: NativeFileJson['vars'], problems: JsonProblem[]): Map<string, VarSet> {
   const out = new Map<string, VarSet>();
   for (const [name, items] of Object.entries(vars ?? {})) {
     if (!VAR_NAME.test(name)) {
@@ -168,7 +168,7 @@ function readVars(vars: NativeFileJson['vars'], problems: RuleProblem[]): Map<st
  * rest of loading, and the engine, never see a var. Problems are located at
  * the reference.
  */
-function expandVars<T extends number | string>(v: T | T[] | undefined, kind: VarKind, vars: Map<string, VarSet>, at: string, problems: RuleProblem[]): T | T[] | undefined {
+function expandVars<T extends number | string>(v: T | T[] | undefined, kind: VarKind, vars: Map<string, VarSet>, at: string, problems: JsonProblem[]): T | T[] | undefined {
   if (v === undefined) return undefined;
   const list = Array.isArray(v) ? v : [v];
   if (!list.some((x) => typeof x === 'string' && x.includes('$'))) return v;
@@ -195,7 +195,7 @@ function expandVars<T extends number | string>(v: T | T[] | undefined, kind: Var
 }
 
 function normaliseNative(doc: NativeFileJson, file: string, sha256: string): RuleSet {
-  const problems: RuleProblem[] = [];
+  const problems: JsonProblem[] = [];
   const seen = new Map<string, number>();
   const sids = new Map<number, number>();
   const vars = readVars(doc.vars, problems);

@@ -1,7 +1,8 @@
 // JSON Schema of the native rule file. Structure and types live here; values
 // that need parsing (addresses, port ranges) are checked by formats whose
 // messages say what was expected.
-import Ajv, { ErrorObject } from 'ajv';
+import Ajv from 'ajv';
+import { SchemaWording } from '../config/json-file';
 import { TCP_FLAG_NAMES } from '../packet/decoded';
 import { parsePrefix } from './address';
 import { PROTOCOL_NUMBERS } from './protocols';
@@ -157,43 +158,19 @@ export const validateNative = ajv.compile(NATIVE_SCHEMA);
 export const validate2Columns = ajv.compile(TWOCOLUMNS_SCHEMA);
 
 /**
- * Turns ajv's errors into one readable line per problem. oneOf produces an
- * error per branch plus a summary; the summary says it best when no branch
- * gave a format error.
+ * How rule-file problems are worded: the rule formats, and one plain sentence
+ * for each field whose schema is a oneOf (ajv gives an error per branch and a
+ * summary; the field's sentence says it best). `fieldExpected` is by field name.
  */
-export function describeAjvErrors(errors: ErrorObject[], fieldExpected: Record<string, string>): { path: string; message: string }[] {
-  const byPath = new Map<string, ErrorObject[]>();
-  for (const e of errors) {
-    const list = byPath.get(e.instancePath) ?? [];
-    list.push(e);
-    byPath.set(e.instancePath, list);
-  }
-  const out: { path: string; message: string }[] = [];
-  for (const [path, list] of byPath) {
-    const format = list.find((e) => e.keyword === 'format');
-    if (format) {
-      out.push({ path, message: FORMAT_EXPECTED[String(format.params.format)] ?? String(format.message) });
-      continue;
-    }
-    // Under /vars/NAME the field is the user's var name: the item is what matters.
-    const field = /^\/vars\/[^/]+\/\d+$/.test(path) ? 'vars item' : fieldOf(path);
-    if (field in fieldExpected) {
-      out.push({ path, message: fieldExpected[field] });
-      continue;
-    }
-    for (const e of list) {
-      if (e.keyword === 'additionalProperties') {
-        out.push({ path: `${path}/${String(e.params.additionalProperty)}`, message: 'unknown field' });
-      } else if (e.keyword === 'enum') {
-        out.push({ path, message: `expected one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` });
-      } else if (e.keyword === 'required') {
-        out.push({ path, message: `missing required field "${String(e.params.missingProperty)}"` });
-      } else {
-        out.push({ path, message: e.message ?? e.keyword });
-      }
-    }
-  }
-  return dedupe(out);
+export function ruleWording(fieldExpected: Readonly<Record<string, string>>): SchemaWording {
+  return {
+    formats: FORMAT_EXPECTED,
+    at: (pointer) => {
+      // Under /vars/NAME the field is the user's var name: the item is what matters.
+      const field = /^\/vars\/[^/]+\/\d+$/.test(pointer) ? 'vars item' : fieldOf(pointer);
+      return Object.hasOwn(fieldExpected, field) ? fieldExpected[field] : undefined;
+    },
+  };
 }
 
 /** Fields whose schema is a oneOf: one plain sentence beats ajv's per-branch errors. */
@@ -218,14 +195,4 @@ export const TWOCOLUMNS_FIELD_EXPECTED: Record<string, string> = {
 /** The field a JSON pointer ends in, looking through array indices. */
 function fieldOf(path: string): string {
   return path.split('/').filter((s) => s !== '' && !/^\d+$/.test(s)).pop() ?? '';
-}
-
-function dedupe<T extends { path: string; message: string }>(list: T[]): T[] {
-  const seen = new Set<string>();
-  return list.filter((x) => {
-    const k = `${x.path}\u0000${x.message}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
 }

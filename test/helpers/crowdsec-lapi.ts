@@ -10,7 +10,6 @@ import { parse, stringify } from 'yaml';
 import { nsExec } from '../../lab/netns/topology';
 import { requireTools } from './env';
 
-export const CROWDSEC_PACKAGES = { crowdsec: 'crowdsec', cscli: 'crowdsec' } as const;
 const PACKAGE_CONFIG = '/etc/crowdsec/config.yaml';
 
 export interface Lapi {
@@ -31,7 +30,7 @@ export interface Lapi {
 }
 
 export async function startLapi(ns: string, address: string, port: number): Promise<Lapi> {
-  requireTools(CROWDSEC_PACKAGES);
+  requireTools('crowdsec', 'cscli');
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-lapi-'));
   const config = path.join(dir, 'config.yaml');
   const c = parse(readFileSync(PACKAGE_CONFIG, 'utf8')) as Record<string, Record<string, unknown>>;

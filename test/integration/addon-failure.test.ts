@@ -8,7 +8,7 @@ import { test, TestContext } from 'node:test';
 import { install } from '../../src/iptables/apply';
 import { buildPlan } from '../../src/iptables/plan';
 import { createTopology, Topology } from '../../lab/netns/topology';
-import { integrationSkipReason } from '../helpers/env';
+import { requireIntegration } from '../helpers/env';
 
 const HARNESS = path.join(__dirname, '..', 'helpers', 'addon-harness.js');
 /** The operator's own mark bit, set before the queue; nfips' repeat bit is 0x1. */
@@ -37,11 +37,7 @@ async function harnessRun(topo: Topology, mode: string, seconds: number, recvByt
 }
 
 test('addon failure verdicts', { timeout: 180_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('ping');
   const topo = await createTopology('nfaf');
   try {
     const plan = buildPlan({ queues: { first: 0, last: 0 }, hook: 'forward', mark: { value: 1, mask: 1 }, failClosed: false, exclude: [], families: ['ipv4'] });

@@ -8,22 +8,18 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { test, TestContext } from 'node:test';
+import { test } from 'node:test';
 import { parseSave } from '../../src/blocks/ipset';
 import { startInlineNfips } from '../../lab/netns/inline-nfips';
 import { nsExec } from '../../lab/netns/topology';
-import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
 const NS = `nfbc${process.pid}`;
 
-test('blocks add/flush through the running nfips, and add while it is stopped, applied at the next start', { timeout: 120_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+test('blocks add/flush through the running nfips, and add while it is stopped, applied at the next start', { timeout: 120_000 }, async () => {
+  await requireIntegration();
   execFileSync('ip', ['netns', 'add', NS]);
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-blockscli-'));
   const stateDir = path.join(dir, 'state');

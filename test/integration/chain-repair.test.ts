@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { InlineNfips, LogRecord, startInlineNfips } from '../../lab/netns/inline-nfips';
 import { startPeers } from '../../lab/netns/peers';
 import { createTopology, Topology } from '../../lab/netns/topology';
-import { integrationSkipReason, PACKAGE_ROOT, requireTools } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
@@ -47,12 +47,7 @@ interface Damage {
 }
 
 test('chain watchdog: firewall reloads undone within 5 s, traffic verdicted again', { timeout: 300_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
-  requireTools({ 'iptables-save': 'iptables', 'iptables-restore': 'iptables', ipset: 'ipset', nc: 'netcat-openbsd' });
+  await requireIntegration('ping', 'nc', 'iptables-save');
   const topo = await createTopology('nfcr');
   const peers = await startPeers(topo, topo.server, [['tcp-echo', 23], ['tcp-echo', 24], ['http', 8080]]);
   const gw = (cmd: string, args: string[]) => topo.exec(topo.gateway, cmd, args);

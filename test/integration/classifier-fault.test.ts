@@ -8,7 +8,7 @@ import { test, TestContext } from 'node:test';
 import { InlineNfips, LogRecord, startInlineNfips } from '../../lab/netns/inline-nfips';
 import { startNormalTraffic } from '../../lab/netns/normal-traffic';
 import { createTopology } from '../../lab/netns/topology';
-import { integrationSkipReason } from '../helpers/env';
+import { requireIntegration } from '../helpers/env';
 import { PACKAGE_ROOT } from '../../src/config/paths';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -38,11 +38,7 @@ async function until(what: string, ms: number, fn: () => boolean): Promise<void>
 }
 
 test('a classifier worker that throws, then one that exits: logged, replaced, verdicts unaffected', { timeout: 300_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('ping');
   const topo = await createTopology('nfcf');
   const fault = path.join(mkdtempSync(path.join(tmpdir(), 'nfips-fault-')), 'fault');
   const entry = [path.join(PACKAGE_ROOT, 'dist', 'lab', 'support', 'nfips-faulty-scorer.js'), fault];

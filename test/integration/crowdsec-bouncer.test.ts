@@ -11,12 +11,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { test, TestContext } from 'node:test';
+import { test } from 'node:test';
 import { parseSave } from '../../src/blocks/ipset';
 import { InlineNfips, startInlineNfips } from '../../lab/netns/inline-nfips';
 import { nsExec } from '../../lab/netns/topology';
 import { startLapi } from '../helpers/crowdsec-lapi';
-import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
@@ -32,12 +32,8 @@ async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | n
   }
 }
 
-test('cscli decisions reach nfips and its kernel sets; faults of the Local API cost nothing', { timeout: 240_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+test('cscli decisions reach nfips and its kernel sets; faults of the Local API cost nothing', { timeout: 240_000 }, async () => {
+  await requireIntegration('crowdsec', 'cscli');
   execFileSync('ip', ['netns', 'add', NS]);
   await nsExec(NS, 'ip', ['link', 'set', 'lo', 'up']);
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-csb-'));

@@ -18,7 +18,7 @@ import { InlineNfips, startInlineNfips } from '../../lab/netns/inline-nfips';
 import { startPeers } from '../../lab/netns/peers';
 import { createTopology, nsExec, PROCESS_TAG, Topology } from '../../lab/netns/topology';
 import { startLapi } from '../helpers/crowdsec-lapi';
-import { integrationSkipReason, PACKAGE_ROOT, requireTools } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
@@ -54,12 +54,7 @@ async function linkToLapi(ns: string, name: string, [near, far]: readonly [strin
 }
 
 test('two gateways and a stock bouncer share blocks through one CrowdSec Local API', { timeout: 300_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
-  requireTools({ hping3: 'hping3', 'crowdsec-firewall-bouncer': 'crowdsec-firewall-bouncer', ipset: 'ipset' });
+  await requireIntegration('hping3', 'crowdsec', 'cscli', 'crowdsec-firewall-bouncer');
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-csgw-'));
   const rules = path.join(dir, 'rules.json');
   writeFileSync(rules, JSON.stringify({ default: 'accept', rules: [] }));

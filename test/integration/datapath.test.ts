@@ -11,7 +11,7 @@ import { readCounters } from '../../src/iptables/chain-counters';
 import { InlineNfips, LogRecord, startInlineNfips } from '../../lab/netns/inline-nfips';
 import { createTopology, Topology } from '../../lab/netns/topology';
 import { startPeers } from '../../lab/netns/peers';
-import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
@@ -50,11 +50,7 @@ async function acceptAfterJump(t: Topology, bin: 'iptables' | 'ip6tables'): Prom
 }
 
 test('inline data path', { timeout: 240_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('ping', 'curl', 'iperf3');
   const topo = await createTopology('nfdp');
   const servers = await startServers(topo);
   const rulesDir = mkdtempSync(path.join(tmpdir(), 'nfips-rules-'));

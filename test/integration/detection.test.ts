@@ -9,7 +9,7 @@ import { test, TestContext } from 'node:test';
 import { InlineNfips, LogRecord, startInlineNfips } from '../../lab/netns/inline-nfips';
 import { NormalTraffic, startNormalTraffic } from '../../lab/netns/normal-traffic';
 import { createTopology, Topology } from '../../lab/netns/topology';
-import { integrationSkipReason } from '../helpers/env';
+import { requireIntegration } from '../helpers/env';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Seconds of normal traffic in the no-alert test; `make soak` runs longer. */
@@ -50,11 +50,7 @@ function lastStats(nf: InlineNfips): LogRecord[] {
 }
 
 test('anomaly detection on the real kernel path', { timeout: 1_200_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('ping', 'hping3', 'nmap');
   const topo = await createTopology('nfdt');
   const attacker = topo.addr.clientExtra4[3];
   try {

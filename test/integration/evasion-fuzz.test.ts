@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test, TestContext } from 'node:test';
 import { startInlineNfips } from '../../lab/netns/inline-nfips';
 import { createTopology } from '../../lab/netns/topology';
-import { evasionToolsProblem, integrationSkipReason, PACKAGE_ROOT, SCAPY_PYTHON } from '../helpers/env';
+import { PACKAGE_ROOT, requireEvasionTools, requireIntegration, SCAPY_PYTHON } from '../helpers/env';
 import { gatewayMac, installServerCounters, readServerCounters, ServerCounter, verdictAccount, writeEvasionRules } from '../helpers/evasion-net';
 
 const SCRIPT = path.join(PACKAGE_ROOT, 'test', 'evasion', 'fuzz.py');
@@ -34,12 +34,8 @@ const EVERYTHING: ServerCounter[] = [
 ];
 
 test(`fuzz: ${PACKETS} mutated packets through nfips`, { timeout: 120_000 + (PACKETS / RATE) * 3000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
-  assert.equal(evasionToolsProblem(), null);
+  await requireIntegration();
+  requireEvasionTools();
   assert.ok(Number.isInteger(PACKETS) && PACKETS > 0, `NFIPS_FUZZ_PACKETS must be a positive integer, got ${process.env.NFIPS_FUZZ_PACKETS}`);
   const topo = await createTopology('nffz');
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-fuzz-'));

@@ -14,7 +14,7 @@ import { test, TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { startInlineNfips } from '../../lab/netns/inline-nfips';
 import { createTopology } from '../../lab/netns/topology';
-import { evasionToolsProblem, integrationSkipReason, PACKAGE_ROOT, SCAPY_PYTHON } from '../helpers/env';
+import { PACKAGE_ROOT, requireEvasionTools, requireIntegration, SCAPY_PYTHON } from '../helpers/env';
 import { gatewayMac, installServerCounters, readServerCounters, ServerCounter, startCapture, verdictAccount, writeEvasionRules } from '../helpers/evasion-net';
 
 const execFileP = promisify(execFile);
@@ -37,12 +37,8 @@ function counterFor(c: Case): ServerCounter | null {
 }
 
 test('evasion: crafted packets never carry a forbidden header past nfips', { timeout: 180_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
-  assert.equal(evasionToolsProblem(), null);
+  await requireIntegration();
+  requireEvasionTools();
   const topo = await createTopology('nfev');
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-evasion-'));
   const a = topo.addr;

@@ -9,11 +9,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { test, TestContext } from 'node:test';
+import { test } from 'node:test';
 import { InlineNfips, LogRecord, startInlineNfips } from '../../lab/netns/inline-nfips';
 import { startPeers } from '../../lab/netns/peers';
 import { createTopology, Topology } from '../../lab/netns/topology';
-import { integrationSkipReason, PACKAGE_ROOT, requireTools } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration, requireTools } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -44,12 +44,8 @@ async function chainState(t: Topology): Promise<{ jumps: number; rules: number }
   return { jumps: save.filter((l) => / -j NFIPS$/.test(l.trim())).length, rules: save.filter((l) => l.startsWith('-A NFIPS ')).length };
 }
 
-async function withTopology(t: TestContext, prefix: string, body: (topo: Topology) => Promise<void>): Promise<void> {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+async function withTopology(prefix: string, body: (topo: Topology) => Promise<void>): Promise<void> {
+  await requireIntegration('ping', 'curl', 'hping3');
   const topo = await createTopology(prefix);
   const peers = await startPeers(topo, topo.server, [['http', 8080]]);
   try {
@@ -60,8 +56,8 @@ async function withTopology(t: TestContext, prefix: string, body: (topo: Topolog
   }
 }
 
-test('kill -9 under traffic, fail-open: the transfer in progress completes, new flows pass, a restart installs no duplicate', { timeout: 180_000 }, async (t) => {
-  await withTopology(t, 'nffo', async (topo) => {
+test('kill -9 under traffic, fail-open: the transfer in progress completes, new flows pass, a restart installs no duplicate', { timeout: 180_000 }, async () => {
+  await withTopology('nffo', async (topo) => {
     const args = ['--rules', rulesFile(), '--mode', 'off', '--queues', '0-1', '--stats-interval', '0'];
     const nf = startInlineNfips(topo.gateway, args);
     let again: InlineNfips | null = null;
@@ -98,8 +94,8 @@ test('kill -9 under traffic, fail-open: the transfer in progress completes, new 
   });
 });
 
-test('kill -9 with --fail-closed: traffic stops until nfips is back', { timeout: 120_000 }, async (t) => {
-  await withTopology(t, 'nffc', async (topo) => {
+test('kill -9 with --fail-closed: traffic stops until nfips is back', { timeout: 120_000 }, async () => {
+  await withTopology('nffc', async (topo) => {
     const args = ['--rules', rulesFile(), '--mode', 'off', '--queues', '0', '--stats-interval', '0', '--fail-closed'];
     const nf = startInlineNfips(topo.gateway, args);
     let again: InlineNfips | null = null;
@@ -145,7 +141,7 @@ function last(nf: InlineNfips, type: string): LogRecord[] {
 for (const failClosed of [false, true]) {
   const how = failClosed ? 'fail-closed' : 'fail-open';
   test(`overload, ${how}: a UDP flood beyond what user space verdicts; no crash, memory under ${RSS_BOUND_MB} MB, the kernel counts the rest`, { timeout: 120_000 }, async (t) => {
-    await withTopology(t, failClosed ? 'nfoc' : 'nfoo', async (topo) => {
+    await withTopology(failClosed ? 'nfoc' : 'nfoo', async (topo) => {
       await topo.exec(topo.server, 'iptables', ['-w', '-A', 'INPUT', '-p', 'udp', '--dport', '9', '-j', 'ACCEPT']);
       const args = ['--rules', rulesFile(), '--mode', 'detect', '--queues', '0', '--queue-maxlen', '64', '--stats-interval', '1', ...(failClosed ? ['--fail-closed'] : [])];
       const nf = startInlineNfips(topo.gateway, args);
@@ -219,8 +215,8 @@ for (const table of ['mangle', 'filter'] as const) {
     ? 'the host\'s own filter DROP rule still drops every packet, inspected or not'
     : 'the overflow skips the host\'s filter DROP rule (why mangle is the default)';
   test(`fail-open overflow queued from ${table}: ${claim}; fail_open events say how many passed uninspected`, { timeout: 120_000 }, async (t) => {
-    await withTopology(t, table === 'mangle' ? 'nffm' : 'nfff', async (topo) => {
-      requireTools({ hping3: 'hping3' });
+    await withTopology(table === 'mangle' ? 'nffm' : 'nfff', async (topo) => {
+      requireTools('hping3');
       await topo.exec(topo.gateway, 'iptables', ['-w', '-A', 'FORWARD', '-p', 'udp', '--dport', '9', '-m', 'comment', '--comment', 'operator-drop', '-j', 'DROP']);
       await topo.exec(topo.server, 'iptables', ['-w', '-A', 'INPUT', '-p', 'udp', '--dport', '9', '-j', 'ACCEPT']);
       const args = ['--rules', rulesFile(), '--mode', 'off', '--queues', '0', '--queue-maxlen', '16', '--stats-interval', '0', '--table', table];

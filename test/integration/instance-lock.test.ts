@@ -15,7 +15,7 @@ import { test, TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { InlineNfips, readLog, startInlineNfips } from '../../lab/netns/inline-nfips';
 import { createTopology, Topology } from '../../lab/netns/topology';
-import { integrationSkipReason, PACKAGE_ROOT, requireTools } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
@@ -43,12 +43,7 @@ async function kernelState(topo: Topology): Promise<string> {
 }
 
 test('a second nfips on the same gateway refuses to start and leaves the first one\'s chain, sets and blocks alone', { timeout: 240_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
-  requireTools({ ipset: 'ipset', nc: 'netcat-openbsd' });
+  await requireIntegration('nc');
   const topo = await createTopology('nflk');
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-lock-'));
   const rules = path.join(dir, 'rules.json');
@@ -122,11 +117,7 @@ test('a second nfips on the same gateway refuses to start and leaves the first o
 });
 
 test('a queue bound by another program: exit 1 saying so, not "Operation not permitted"; nothing of the first touched', { timeout: 120_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('nc');
   const ns = `nflkq${process.pid % 100000}`;
   await execFileP('ip', ['netns', 'add', ns]);
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-queue-'));
@@ -157,12 +148,8 @@ test('a queue bound by another program: exit 1 saying so, not "Operation not per
   }
 });
 
-test('nfips run | head -1: a closed stdout neither kills nfips nor skips its cleanup', { timeout: 120_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+test('nfips run | head -1: a closed stdout neither kills nfips nor skips its cleanup', { timeout: 120_000 }, async () => {
+  await requireIntegration('nc');
   const ns = `nflkp${process.pid % 100000}`;
   await execFileP('ip', ['netns', 'add', ns]);
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-pipe-'));

@@ -15,7 +15,7 @@ import { loadModel } from '../../src/detect/model';
 import { startInlineNfips } from '../../lab/netns/inline-nfips';
 import { NormalTraffic, startNormalTraffic } from '../../lab/netns/normal-traffic';
 import { createTopology } from '../../lab/netns/topology';
-import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
@@ -23,11 +23,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LEARN_S = 100;
 
 test('nfips run --learn: records while alerting only, resumes after kill -9, learns a site model and blocks with it', { timeout: 600_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('ping');
   const topo = await createTopology('nflr');
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-learn-'));
   const stateDir = path.join(dir, 'state');

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { test, TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/config/paths';
+import { requireIntegration } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const DIST = path.join(PACKAGE_ROOT, 'dist', 'src');
@@ -68,33 +69,21 @@ const dgram = require('node:dgram');
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
 
-function capLoads(): string | null {
+/** Fails (never skips) when the cap package did not build: it needs libpcap's headers when npm ci compiles it. */
+function requireCap(): void {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     require('cap');
-    return null;
   } catch (err) {
-    return `the cap package does not load: ${(err as Error).message}`;
+    throw new Error(`the cap package does not load (${(err as Error).message}): apt-get install libpcap-dev, then npm ci (or make deps build)`);
   }
 }
 
-test('live capture on lo in a network namespace', { timeout: 60_000 }, async (t: TestContext) => {
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) {
-    t.skip('live capture and network namespaces need root on Linux');
-    return;
-  }
-  const noCap = capLoads();
-  if (noCap) {
-    t.skip(noCap);
-    return;
-  }
+test('live capture on lo in a network namespace', { timeout: 60_000 }, async () => {
+  await requireIntegration();
+  requireCap();
   const ns = `nfips-cap-test-${process.pid}`;
-  try {
-    await execFileP('ip', ['netns', 'add', ns]);
-  } catch (err) {
-    t.skip(`cannot create a network namespace: ${(err as Error).message}`);
-    return;
-  }
+  await execFileP('ip', ['netns', 'add', ns]);
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', CAPTURER], { stdio: ['pipe', 'pipe', 'pipe'] });
   try {
     await execFileP('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
@@ -148,15 +137,9 @@ test('live capture on lo in a network namespace', { timeout: 60_000 }, async (t:
 });
 
 test('live capture errors name the cause', async (t: TestContext) => {
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) {
-    t.skip('needs root on Linux (to also try an unprivileged capture)');
-    return;
-  }
-  const noCap = capLoads();
-  if (noCap) {
-    t.skip(noCap);
-    return;
-  }
+  // Root, to also try an unprivileged capture.
+  await requireIntegration();
+  requireCap();
   const { LiveCapture } = await import('../../src/capture/live');
   assert.throws(() => new LiveCapture('nfips-nope0'), /cannot capture on "nfips-nope0": no such interface \(available: .*\blo\b/);
 

@@ -11,16 +11,12 @@ import path from 'node:path';
 import { test, TestContext } from 'node:test';
 import { startInlineNfips } from '../../lab/netns/inline-nfips';
 import { nsExec } from '../../lab/netns/topology';
-import { integrationSkipReason } from '../helpers/env';
+import { requireIntegration } from '../helpers/env';
 
 const NS = `nflog${process.pid % 100000}`;
 
 test('an unwritable --log-file: exit 2 naming the flag and the reason, nothing installed', { timeout: 120_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('mount', 'umount');
   execFileSync('ip', ['netns', 'add', NS]);
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-logfile-'));
   const ro = path.join(dir, 'ro');

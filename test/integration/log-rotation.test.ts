@@ -10,17 +10,13 @@ import { test, TestContext } from 'node:test';
 import { readLog, startInlineNfips } from '../../lab/netns/inline-nfips';
 import { startPeers } from '../../lab/netns/peers';
 import { createTopology } from '../../lab/netns/topology';
-import { integrationSkipReason } from '../helpers/env';
+import { requireIntegration } from '../helpers/env';
 
 const SENT = 600;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('log rotation under traffic loses no lines', { timeout: 120_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('python3');
   const topo = await createTopology('nflr');
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rot-'));
   const rules = path.join(dir, 'rules.json');

@@ -14,7 +14,7 @@ import { test, TestContext } from 'node:test';
 import { startInlineNfips } from '../../lab/netns/inline-nfips';
 import { startPeers } from '../../lab/netns/peers';
 import { createTopology, Topology } from '../../lab/netns/topology';
-import { integrationSkipReason, PACKAGE_ROOT, requireTools } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
 import { parseExposition, Sample, sum } from '../helpers/exposition';
 
 const execFileP = promisify(execFile);
@@ -32,12 +32,7 @@ async function nothingInstalled(t: Topology): Promise<void> {
 }
 
 test('--metrics-listen: scraped in a namespace, the counters follow the traffic; bad value or port in use is exit 2 with nothing installed', { timeout: 240_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
-  requireTools({ curl: 'curl', nc: 'netcat-openbsd' });
+  await requireIntegration('ping', 'curl', 'nc');
   const topo = await createTopology('nfmx');
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-metrics-'));
   const rules = path.join(dir, 'rules.json');

@@ -7,7 +7,7 @@ import { test, TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { startNormalTraffic } from '../../lab/netns/normal-traffic';
 import { createTopology, Topology } from '../../lab/netns/topology';
-import { integrationSkipReason } from '../helpers/env';
+import { requireIntegration } from '../helpers/env';
 
 async function forwarded(t: Topology): Promise<number> {
   const snmp = (await t.exec(t.gateway, 'cat', ['/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Ip:'));
@@ -16,11 +16,7 @@ async function forwarded(t: Topology): Promise<number> {
 }
 
 test('normal traffic recipe through a forwarding gateway', { timeout: 120_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('ping');
   const topo = await createTopology('ntr');
   try {
     await t.test('20 s of traffic: every kind answered, several phases and sources', async () => {

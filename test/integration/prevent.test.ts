@@ -17,7 +17,7 @@ import { InlineNfips, LogRecord, startInlineNfips } from '../../lab/netns/inline
 import { startNormalTraffic } from '../../lab/netns/normal-traffic';
 import { startPeers } from '../../lab/netns/peers';
 import { createTopology, Topology } from '../../lab/netns/topology';
-import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
@@ -60,12 +60,8 @@ async function tcpWorks(t: Topology, from: string, port: number): Promise<boolea
   return r.stdout.trim() === '200';
 }
 
-test('blocks over the control socket: kernel ipset, allowlist, kill -9 and restore with the time left, expiry', { timeout: 180_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+test('blocks over the control socket: kernel ipset, allowlist, kill -9 and restore with the time left, expiry', { timeout: 180_000 }, async () => {
+  await requireIntegration('ping', 'curl', 'hping3');
   const topo = await createTopology('nfbk');
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-blocks-'));
   const stateDir = path.join(dir, 'state');
@@ -168,11 +164,7 @@ test('blocks over the control socket: kernel ipset, allowlist, kill -9 and resto
 });
 
 test('prevent mode: a SYN flood and a ping flood are blocked in the kernel, the normal client keeps working, the block lifts after its TTL', { timeout: 300_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('ping', 'curl', 'hping3');
   const topo = await createTopology('nfpv');
   const attacker = topo.addr.clientExtra4[3]!;
   const TTL = 40;
@@ -261,11 +253,7 @@ function groupPps(stats: LogRecord[]): { at: number; pps: number }[] {
 }
 
 test('a bad rules file, model, state file or ipset at start: a clear error, a non-zero exit, nothing installed', { timeout: 120_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('ping', 'curl', 'hping3');
   const topo = await createTopology('nfbs');
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-badstart-'));
   const file = (name: string, text: string) => {

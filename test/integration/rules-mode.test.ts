@@ -9,24 +9,13 @@ import path from 'node:path';
 import { test, TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { InlineNfips, startInlineNfips } from '../../lab/netns/inline-nfips';
-import { createTopology, Topology } from '../../lab/netns/topology';
+import { createTopology } from '../../lab/netns/topology';
 import { startPeers } from '../../lab/netns/peers';
-import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
+import { tcpConnect, udpProbe } from '../helpers/probes';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
-
-/** connect() outcome within 3 s: "open", "refused" (RST) or "timeout" (dropped). */
-async function tcpConnect(t: Topology, port: number): Promise<string> {
-  const script = `import socket\ns=socket.socket()\ns.settimeout(3)\ntry:\n  s.connect(('${t.addr.server4}',${port})); print('open')\nexcept ConnectionRefusedError: print('refused')\nexcept socket.timeout: print('timeout')`;
-  return (await t.exec(t.client, 'python3', ['-c', script], { allowFail: true })).stdout.trim();
-}
-
-/** UDP request/response within 3 s: "reply", "unreachable" (ICMP) or "timeout". */
-async function udpProbe(t: Topology, port: number): Promise<string> {
-  const script = `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.settimeout(3)\ns.connect(('${t.addr.server4}',${port}))\ns.send(b'hi')\ntry:\n  s.recv(10); print('reply')\nexcept ConnectionRefusedError: print('unreachable')\nexcept socket.timeout: print('timeout')`;
-  return (await t.exec(t.client, 'python3', ['-c', script], { allowFail: true })).stdout.trim();
-}
 
 const RULES = {
   default: 'accept',
@@ -42,11 +31,7 @@ const RULES = {
 type Alert = { action: string; signature_id: number; severity: number };
 
 test('--rules-mode log: drops and rejects pass and are logged as would-drop/would-reject', { timeout: 180_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('python3');
   const topo = await createTopology('nfrmx');
   let servers: ChildProcess[] = [];
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rules-mode-'));

@@ -9,7 +9,8 @@ import { promisify } from 'node:util';
 import { InlineNfips, startInlineNfips } from '../../lab/netns/inline-nfips';
 import { createTopology, Topology } from '../../lab/netns/topology';
 import { startPeers } from '../../lab/netns/peers';
-import { integrationSkipReason, PACKAGE_ROOT } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
+import { tcpConnect, udpProbe } from '../helpers/probes';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
@@ -20,18 +21,6 @@ const startServers = (t: Topology): Promise<ChildProcess[]> => startPeers(t, t.s
 async function curl(t: Topology, url: string, extra: string[] = []): Promise<{ code: number; out: string }> {
   const r = await t.exec(t.client, 'curl', ['-s', '-S', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', '--max-time', '3', ...extra, url], { allowFail: true, timeoutMs: 60_000 });
   return { code: r.code, out: `${r.stdout.trim()} ${r.stderr.trim()}` };
-}
-
-/** connect() outcome within 3 s: "open", "refused" (RST) or "timeout" (dropped). */
-async function tcpConnect(t: Topology, port: number): Promise<string> {
-  const script = `import socket\ns=socket.socket()\ns.settimeout(3)\ntry:\n  s.connect(('${t.addr.server4}',${port})); print('open')\nexcept ConnectionRefusedError: print('refused')\nexcept socket.timeout: print('timeout')`;
-  return (await t.exec(t.client, 'python3', ['-c', script], { allowFail: true })).stdout.trim();
-}
-
-/** UDP request/response within 3 s: "reply", "unreachable" (ICMP) or "timeout". */
-async function udpProbe(t: Topology, port: number): Promise<string> {
-  const script = `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.settimeout(3)\ns.connect(('${t.addr.server4}',${port}))\ns.send(b'hi')\ntry:\n  s.recv(10); print('reply')\nexcept ConnectionRefusedError: print('unreachable')\nexcept socket.timeout: print('timeout')`;
-  return (await t.exec(t.client, 'python3', ['-c', script], { allowFail: true })).stdout.trim();
 }
 
 /** The reload event's timings: present, finite, non-negative, one pause per queue thread (values are the machine's, never judged here). */
@@ -60,11 +49,7 @@ const RULES_B = {
 };
 
 test('rules on the real kernel path', { timeout: 300_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration('curl', 'python3');
   const topo = await createTopology('nfru');
   const servers = await startServers(topo);
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rules-'));
@@ -175,12 +160,8 @@ test('rules on the real kernel path', { timeout: 300_000 }, async (t: TestContex
   }
 });
 
-test('a changed rules file is picked up by the watcher', { timeout: 120_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+test('a changed rules file is picked up by the watcher', { timeout: 120_000 }, async () => {
+  await requireIntegration('curl', 'python3');
   const topo = await createTopology('nfrw');
   const servers = await startServers(topo);
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rules-'));

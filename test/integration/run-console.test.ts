@@ -8,20 +8,15 @@ import { readFileSync, renameSync, rmSync, mkdtempSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { test, TestContext } from 'node:test';
+import { test } from 'node:test';
 import { startInlineNfips } from '../../lab/netns/inline-nfips';
-import { integrationSkipReason, requireTools } from '../helpers/env';
+import { requireIntegration } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const NS = `nfrc${process.pid}`;
 
-test('nfips run is named nfips for ps and pidof, and its console shows summary lines, not stats dumps', { timeout: 90_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
-  requireTools({ pidof: 'procps' });
+test('nfips run is named nfips for ps and pidof, and its console shows summary lines, not stats dumps', { timeout: 90_000 }, async () => {
+  await requireIntegration('pidof');
   execFileSync('ip', ['netns', 'add', NS]);
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-console-'));
   const rules = path.join(dir, 'rules.json');

@@ -11,16 +11,12 @@ import path from 'node:path';
 import { test, TestContext } from 'node:test';
 import { startInlineNfips } from '../../lab/netns/inline-nfips';
 import { nsExec } from '../../lab/netns/topology';
-import { integrationSkipReason } from '../helpers/env';
+import { requireIntegration } from '../helpers/env';
 
 const NS = `wt11bsf${process.pid}`;
 
 test('unsafe or absurd files at start: exit 2 naming the flag or file, nothing installed', { timeout: 120_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
+  await requireIntegration();
   execFileSync('ip', ['netns', 'add', NS]);
   const dir = mkdtempSync(path.join(tmpdir(), 'wt11b-start-'));
   try {
@@ -45,7 +41,7 @@ test('unsafe or absurd files at start: exit 2 naming the flag or file, nothing i
       { what: 'symlink at blocks.json', args: ['--rules', rules, '--state-dir', linkState], message: /link-state\/blocks\.json: at \(root\): state file .* is a symbolic link/ },
       { what: 'symlinked --log-file', args: ['--rules', rules], logFile: logLink, message: /--log-file .*log-link\.json is a symbolic link/ },
       { what: '--record-features in a directory anyone may write to', args: ['--rules', rules, '--mode', 'off', '--record-features', path.join(shared, 'w.jsonl')], message: /--record-features .*shared\/w\.jsonl: its directory .* is writable by every user/ },
-      { what: 'rules nested 200,000 deep', args: ['--rules', deep], message: /deep\.json: \/rules(\/0){63}: nested deeper than 64 levels/ },
+      { what: 'rules nested 200,000 deep', args: ['--rules', deep], message: /deep\.json: at \/rules(\/0){63}: nested deeper than 64 levels/ },
     ];
     for (const c of cases) {
       const started = Date.now();
@@ -53,7 +49,7 @@ test('unsafe or absurd files at start: exit 2 naming the flag or file, nothing i
       const timer = setTimeout(() => nf.proc.kill('SIGKILL'), 20_000);
       const code = nf.proc.exitCode ?? (await once(nf.proc, 'exit'))[0];
       clearTimeout(timer);
-      t.diagnostic(`${c.what}: exit ${String(code)} after ${Date.now() - started} ms: ${nf.output().trim().split('\n')[0]?.slice(0, 200)}`);
+      t.diagnostic(`${c.what}: exit ${String(code)} after ${Date.now() - started} ms: ${nf.output().trim().split('\n').slice(0, 2).join(' | ').slice(0, 300)}`);
       assert.equal(code, 2, `${c.what}: exit code; output:\n${nf.output()}`);
       assert.match(nf.output(), c.message, c.what);
       for (const table of ['mangle', 'filter']) {

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { InlineNfips, startInlineNfips } from '../../lab/netns/inline-nfips';
 import { startPeers } from '../../lab/netns/peers';
 import { createTopology, Topology } from '../../lab/netns/topology';
-import { integrationSkipReason, PACKAGE_ROOT, requireTools } from '../helpers/env';
+import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
 
 const execFileP = promisify(execFile);
 const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
@@ -44,12 +44,7 @@ function procStatus(pid: number): { uid: string; capEff: bigint; capBnd: bigint 
 }
 
 test('an unprivileged user with only CAP_NET_ADMIN and CAP_NET_RAW (ambient) runs nfips inline', { timeout: 180_000 }, async (t: TestContext) => {
-  const reason = await integrationSkipReason();
-  if (reason) {
-    t.skip(reason);
-    return;
-  }
-  requireTools({ setpriv: 'util-linux', nc: 'netcat-openbsd', ipset: 'ipset' });
+  await requireIntegration('ping', 'nc', 'setpriv');
   const topo = await createTopology('nfup');
   const peers = await startPeers(topo, topo.server, [['tcp-echo', 23], ['tcp-echo', 24], ['http', 8080]]);
   // The rules must be readable by that user, as /etc/nfips/rules.json is (0644).

@@ -170,15 +170,15 @@ describe('block state file', () => {
     const file = path.join(dir, 'bad.json');
     const good = JSON.parse(readFileSync(path.join(dir, 'sub', 'blocks.json'), 'utf8')) as { blocks: Record<string, unknown>[] };
     const cases: [unknown, RegExp][] = [
-      [{ ...good, blocks: [{ ...good.blocks[0], scope: 'everything' }] }, /bad\.json: at \/blocks\/0\/scope: expected "source" or "protocol" or "service", got "everything"/],
+      [{ ...good, blocks: [{ ...good.blocks[0], scope: 'everything' }] }, /bad\.json: at \/blocks\/0\/scope: expected one of "source", "protocol", "service" \(got "everything"\)/],
       [{ ...good, blocks: [{ ...good.blocks[0], expires_at: 'tomorrow' }] }, /at \/blocks\/0\/expires_at: expected an ISO 8601 date-time/],
       [{ ...good, blocks: [{ ...good.blocks[0], net: '10.0.0.300' }] }, /at \/blocks\/0: "10\.0\.0\.300" is not an IPv4 or IPv6 address/],
       [{ ...good, blocks: [{ ...good.blocks[0], port: undefined }] }, /at \/blocks\/0: a service block needs a destination port/],
-      [{ ...good, version: 9 }, /at \/version: expected 1, got 9/],
+      [{ ...good, version: 9 }, /at \/version: expected 1 \(got 9\)/],
     ];
     for (const [doc, re] of cases) {
       writeFileSync(file, JSON.stringify(doc));
-      assert.throws(() => readBlockState(file), (e: Error) => e instanceof StateFileError && re.test(e.message) && /move it away/.test(e.message), String(re));
+      assert.throws(() => readBlockState(file), (e: Error) => e instanceof StateFileError && /^invalid block state file .*bad\.json: \d+ problems?\n/.test(e.message) && re.test(e.message) && /move it away/.test(e.message), String(re));
     }
     writeFileSync(file, '{"format": "nfips-blocks", ');
     assert.throws(() => readBlockState(file), /bad\.json: at \(root\): not valid JSON/);

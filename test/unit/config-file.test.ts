@@ -74,8 +74,8 @@ describe('config file', () => {
     assert.throws(() => readConfigFile(f), (e: Error) => {
       assert.match(e.message, /^invalid --config file .*bad\.yaml: 4 problems/);
       assert.match(e.message, /bad\.yaml: at \/state_dir: unknown field: not a flag of "nfips run"/);
-      assert.match(e.message, /bad\.yaml: at \/stats-interval: expected an integer, got "abc"/);
-      assert.match(e.message, /bad\.yaml: at \/hook: expected "forward" or "input" or "both", got "sideways"/);
+      assert.match(e.message, /bad\.yaml: at \/stats-interval: expected an integer \(got "abc"\)/);
+      assert.match(e.message, /bad\.yaml: at \/hook: expected one of "forward", "input", "both" \(got "sideways"\)/);
       assert.match(e.message, /bad\.yaml: at \/exclude: expected an array/);
       return true;
     });
@@ -87,7 +87,7 @@ describe('config file', () => {
     assert.throws(() => readConfigFile(file('twice.json', '{"queues": "0",\n "queues": "5"}')), /twice\.json: at \(root\): a key given twice at line 2, column 2: Map keys must be unique/);
     assert.throws(() => readConfigFile(file('syntax.json', '{\n  "queues": "0-1"\n  "mode": "off"\n}')), /syntax\.json: at \(root\): not valid JSON at line 3, column 3/);
     assert.throws(() => readConfigFile(file('list.yaml', '- queues\n')), /expected a mapping of flag names to values/);
-    assert.throws(() => readConfigFile(path.join(dir, 'missing.yaml')), /invalid --config file .*missing\.yaml: no such file/);
+    assert.throws(() => readConfigFile(path.join(dir, 'missing.yaml')), /invalid --config file .*missing\.yaml: 1 problem\n  .*missing\.yaml: at \(root\): no such file$/);
   });
 
   it('says where a value the file set came from when its check fails', () => {

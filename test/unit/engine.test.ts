@@ -83,8 +83,14 @@ describe('VerdictEngine', () => {
     assert.deepEqual(s.run([telnet]), [NF_REPEAT]);
     assert.equal(s.meta.verdictMark[0], 0x3);
     assert.equal(s.counter('rejected'), 1);
-    s.run([telnet], {}, 1000);
-    assert.deepEqual(s.run([telnet], {}, 1000), [NF_REPEAT], 'reject works in accept mode too');
+  });
+
+  it('rejects in accept mode as in repeat mode, while what it accepts leaves with NF_ACCEPT and its mark as it came', () => {
+    const s = setup(rules({ rules: [{ action: 'reject', protocol: 'tcp', dport: 23 }] }), 'accept');
+    assert.deepEqual(s.run([telnet, web], { mark: [0x40, 0x40] }), [NF_REPEAT, NF_ACCEPT]);
+    assert.deepEqual(Array.from(s.meta.verdictMark.subarray(0, 2)), [0x43, 0x40], 'only the rejected packet gets the bits');
+    assert.equal(s.counter('rejected'), 1);
+    assert.equal(s.counter('accepted'), 1);
   });
 
   it('alert logs and goes on to the next rule', () => {

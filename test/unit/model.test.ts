@@ -75,7 +75,7 @@ function expectProblem(e: ModelError, jsonPath: string, expectation: string | Re
   if (typeof expectation === 'string') {
     assert.ok(e.message.includes(`m.json: at ${shown}: ${expectation}`), e.message);
   } else {
-    assert.match(e.message, new RegExp(`^m\\.json: at ${shown.replace(/[()]/g, '\\$&')}: `));
+    assert.match(e.message, new RegExp(`^invalid model file m\\.json: \\d+ problems?\\n(.*\\n)*  m\\.json: at ${shown.replace(/[()]/g, '\\$&')}: `));
     assert.match(e.message, expectation);
   }
 }
@@ -112,7 +112,7 @@ describe('model file', () => {
       assert.ok(e instanceof ModelError);
       assert.equal(e.file, file);
       assert.equal(e.jsonPath, '/scaler/mean/2');
-      assert.match(e.message, /at \/scaler\/mean\/2: expected a (finite )?number, got NaN/);
+      assert.match(e.message, /at \/scaler\/mean\/2: expected a (finite )?number \(got NaN\)/);
       return true;
     });
     assert.deepEqual(readdirSync(dir).filter((n) => n.includes('nan')), []);
@@ -121,7 +121,7 @@ describe('model file', () => {
   it('refuses Infinity built in memory', () => {
     const m = validModel();
     m.centroids[1][5] = Infinity;
-    assert.throws(() => saveModel(path.join(dir, 'inf.json'), m), /at \/centroids\/1\/5: expected a (finite )?number, got Infinity/);
+    assert.throws(() => saveModel(path.join(dir, 'inf.json'), m), /at \/centroids\/1\/5: expected a (finite )?number \(got Infinity\)/);
   });
 });
 
@@ -153,31 +153,31 @@ describe('model validation', () => {
     const e = errorFor((d) => {
       d.scaler.std[3] = 0;
     });
-    expectProblem(e, '/scaler/std/3', 'expected a number > 0, got 0');
-    assert.equal(e.message, 'm.json: at /scaler/std/3: expected a number > 0, got 0');
+    expectProblem(e, '/scaler/std/3', 'expected a number > 0 (got 0)');
+    assert.equal(e.message, 'invalid model file m.json: 1 problem\n  m.json: at /scaler/std/3: expected a number > 0 (got 0)');
   });
 
   it('wants radii > 0', () => {
-    expectProblem(errorFor((d) => { d.radii[1] = -1; }), '/radii/1', 'expected a number > 0, got -1');
+    expectProblem(errorFor((d) => { d.radii[1] = -1; }), '/radii/1', 'expected a number > 0 (got -1)');
   });
 
   it('wants threshold > 0', () => {
-    expectProblem(errorFor((d) => { d.threshold = 0; }), '/threshold', 'expected a number > 0, got 0');
+    expectProblem(errorFor((d) => { d.threshold = 0; }), '/threshold', 'expected a number > 0 (got 0)');
   });
 
   it('wants numbers where numbers belong', () => {
-    expectProblem(errorFor((d) => { (d.scaler.floor as unknown[])[7] = '1.5'; }), '/scaler/floor/7', 'expected a number, got "1.5"');
-    expectProblem(errorFor((d) => { (d.centroids[0] as unknown[])[0] = null; }), '/centroids/0/0', 'expected a number, got null');
-    expectProblem(errorFor((d) => { (d as Record<string, unknown>).k = 'two'; }), '/k', 'expected an integer, got "two"');
+    expectProblem(errorFor((d) => { (d.scaler.floor as unknown[])[7] = '1.5'; }), '/scaler/floor/7', 'expected a number (got "1.5")');
+    expectProblem(errorFor((d) => { (d.centroids[0] as unknown[])[0] = null; }), '/centroids/0/0', 'expected a number (got null)');
+    expectProblem(errorFor((d) => { (d as Record<string, unknown>).k = 'two'; }), '/k', 'expected an integer (got "two")');
   });
 
   it('checks format, version and dates', () => {
-    expectProblem(errorFor((d) => { (d as Record<string, unknown>).format = 'other'; }), '/format', 'expected "nfips-model", got "other"');
+    expectProblem(errorFor((d) => { (d as Record<string, unknown>).format = 'other'; }), '/format', 'expected "nfips-model" (got "other")');
     expectProblem(errorFor((d) => { (d as Record<string, unknown>).version = 3; }), '/version', /newer than this nfips reads \(2\)/);
     expectProblem(errorFor((d) => { (d as Record<string, unknown>).version = 1; }), '/version', /trained by an older nfips \(model format 1.*retrain it: `nfips train`/);
     expectProblem(errorFor((d) => { d.training.date = 'yesterday'; }), '/training/date', 'expected an ISO 8601 date-time');
-    expectProblem(errorFor((d) => { d.training.kSelection.candidates[1].silhouette = 1.5; }), '/training/kSelection/candidates/1/silhouette', 'expected a number <= 1, got 1.5');
-    expectProblem(errorFor((d) => { d.falseAlarmRate = 1; }), '/falseAlarmRate', 'expected a number < 1, got 1');
+    expectProblem(errorFor((d) => { d.training.kSelection.candidates[1].silhouette = 1.5; }), '/training/kSelection/candidates/1/silhouette', 'expected a number <= 1 (got 1.5)');
+    expectProblem(errorFor((d) => { d.falseAlarmRate = 1; }), '/falseAlarmRate', 'expected a number < 1 (got 1)');
   });
 
   it('reports missing and unknown fields', () => {
@@ -187,27 +187,27 @@ describe('model validation', () => {
   });
 
   it('checks the scaler has one value per feature', () => {
-    expectProblem(errorFor((d) => { d.scaler.mean.pop(); }), '/scaler/mean', `expected ${FEATURE_COUNT} numbers (one per feature), got ${FEATURE_COUNT - 1}`);
-    expectProblem(errorFor((d) => { d.scaler.floor.push(0); }), '/scaler/floor', `expected ${FEATURE_COUNT} numbers (one per feature), got ${FEATURE_COUNT + 1}`);
+    expectProblem(errorFor((d) => { d.scaler.mean.pop(); }), '/scaler/mean', `expected ${FEATURE_COUNT} numbers (one per feature) (got ${FEATURE_COUNT - 1})`);
+    expectProblem(errorFor((d) => { d.scaler.floor.push(0); }), '/scaler/floor', `expected ${FEATURE_COUNT} numbers (one per feature) (got ${FEATURE_COUNT + 1})`);
   });
 
   it('checks centroids are k × features and radii k', () => {
-    expectProblem(errorFor((d) => { d.k = 3; }), '/centroids', 'expected k = 3 centroids, got 2');
-    expectProblem(errorFor((d) => { d.centroids[1].pop(); }), '/centroids/1', `expected ${FEATURE_COUNT} numbers (one per feature), got ${FEATURE_COUNT - 1}`);
-    expectProblem(errorFor((d) => { d.radii.pop(); }), '/radii', 'expected k = 2 radii, got 1');
+    expectProblem(errorFor((d) => { d.k = 3; }), '/centroids', 'expected k = 3 centroids (got 2)');
+    expectProblem(errorFor((d) => { d.centroids[1].pop(); }), '/centroids/1', `expected ${FEATURE_COUNT} numbers (one per feature) (got ${FEATURE_COUNT - 1})`);
+    expectProblem(errorFor((d) => { d.radii.pop(); }), '/radii', 'expected k = 2 radii (got 1)');
   });
 
   it('checks window and step: whole seconds as run accepts, step within the window', () => {
-    expectProblem(errorFor((d) => { d.stepSeconds = 120; }), '/stepSeconds', 'expected at most windowSeconds (60), got 120');
-    expectProblem(errorFor((d) => { d.windowSeconds = 1e-9; }), '/windowSeconds', 'expected an integer, got 1e-9');
-    expectProblem(errorFor((d) => { d.windowSeconds = 7200; }), '/windowSeconds', 'expected a number <= 3600, got 7200');
+    expectProblem(errorFor((d) => { d.stepSeconds = 120; }), '/stepSeconds', 'expected at most windowSeconds (60) (got 120)');
+    expectProblem(errorFor((d) => { d.windowSeconds = 1e-9; }), '/windowSeconds', 'expected an integer (got 1e-9)');
+    expectProblem(errorFor((d) => { d.windowSeconds = 7200; }), '/windowSeconds', 'expected a number <= 3600 (got 7200)');
   });
 
   it('checks transforms match the feature set', () => {
     assert.equal(FEATURES[0].transform, 'log1p');
-    expectProblem(errorFor((d) => { d.transforms[0] = 'linear'; }), '/transforms/0', `expected "log1p" (the transform of ${FEATURE_NAMES[0]} in feature set v${FEATURE_SET_VERSION}), got "linear"`);
-    expectProblem(errorFor((d) => { d.transforms.pop(); }), '/transforms', `expected ${FEATURE_COUNT} transforms (one per feature), got ${FEATURE_COUNT - 1}`);
-    expectProblem(errorFor((d) => { (d.transforms as string[])[2] = 'sqrt'; }), '/transforms/2', 'expected "log1p" or "linear", got "sqrt"');
+    expectProblem(errorFor((d) => { d.transforms[0] = 'linear'; }), '/transforms/0', `expected "log1p" (the transform of ${FEATURE_NAMES[0]} in feature set v${FEATURE_SET_VERSION}) (got "linear")`);
+    expectProblem(errorFor((d) => { d.transforms.pop(); }), '/transforms', `expected ${FEATURE_COUNT} transforms (one per feature) (got ${FEATURE_COUNT - 1})`);
+    expectProblem(errorFor((d) => { (d.transforms as string[])[2] = 'sqrt'; }), '/transforms/2', 'expected "log1p" or "linear" (got "sqrt")');
   });
 
   it('refuses a model trained for another feature set version, telling to retrain', () => {
@@ -256,8 +256,9 @@ describe('model validation', () => {
     assert.equal(e.problems.length, 2);
     assert.equal(e.jsonPath, '/scaler/std/0');
     assert.deepEqual(e.message.split('\n'), [
-      'm.json: at /scaler/std/0: expected a number > 0, got -1',
-      'm.json: at /radii/0: expected a number > 0, got 0',
+      'invalid model file m.json: 2 problems',
+      '  m.json: at /scaler/std/0: expected a number > 0 (got -1)',
+      '  m.json: at /radii/0: expected a number > 0 (got 0)',
     ]);
   });
 });

@@ -35,7 +35,7 @@ describe('privileges', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'nfips-priv-'));
     try {
       // As root, drop to a uid with no capabilities; otherwise this user already has none.
-      const asUser = process.getuid?.() === 0 ? (requireTools({ setpriv: 'util-linux' }), ['setpriv', '--reuid', '61012', '--regid', '61012', '--clear-groups', '--inh-caps', '-all', '--bounding-set', '-all', '--']) : [];
+      const asUser = process.getuid?.() === 0 ? (requireTools('setpriv'), ['setpriv', '--reuid', '61012', '--regid', '61012', '--clear-groups', '--inh-caps', '-all', '--bounding-set', '-all', '--']) : [];
       // In a throwaway network namespace, should the refusal ever regress.
       const isolate = process.getuid?.() === 0 ? ['unshare', '--net', '--'] : [];
       const [cmd, ...args] = [...isolate, ...asUser, process.execPath, NFIPS, 'run', '--state-dir', path.join(dir, 'state'), '--control-socket', ''];

@@ -5,6 +5,7 @@ import { buildPacket } from '../../src/packet/build';
 import { TCP_SYN } from '../../src/packet/decoded';
 import { Field, metaColumns, NF_DROP, NF_REPEAT } from '../../src/queue/native';
 import { RuleFileError } from '../../src/rules/errors';
+import { rejection } from '../helpers/rejection';
 import { parseRuleText } from '../../src/rules/load';
 import { RuleSet } from '../../src/rules/types';
 import { ENGINE_COUNTERS, ruleCounterBytes, RulesMode, VerdictEngine } from '../../src/verdict/engine';
@@ -12,15 +13,7 @@ import { compileRuleSet } from '../../src/verdict/rule-snapshot';
 import { DEFAULT_POLICY_SIGNATURE, LOCK_SIGNATURE, logRuleEvents, RULE_SIGNATURE_BASE } from '../../src/app/rule-event-log';
 
 const rules = (doc: unknown) => parseRuleText(JSON.stringify(doc), 't.json');
-function problems(doc: unknown): string {
-  try {
-    rules(doc);
-  } catch (e) {
-    assert.ok(e instanceof RuleFileError, String(e));
-    return e.message;
-  }
-  assert.fail('expected the file to be rejected');
-}
+const problems = (doc: unknown): string => rejection(() => rules(doc), RuleFileError);
 
 const B = 8;
 function setup(rs: RuleSet, rulesMode: RulesMode = 'enforce') {
@@ -62,9 +55,9 @@ describe('per-rule enabled, log, severity, sid', () => {
   });
 
   const bad: [string, unknown, RegExp][] = [
-    ['enabled not boolean', { rules: [{ action: 'drop', enabled: 'no' }] }, /\/rules\/0\/enabled: must be boolean \(got "no"\)/],
-    ['severity out of range', { rules: [{ action: 'drop', severity: 5 }] }, /\/rules\/0\/severity: must be <= 4 \(got 5\)/],
-    ['sid in nfips\' own range', { rules: [{ action: 'drop', sid: 1000000 }] }, /\/rules\/0\/sid: must be <= 999997 \(got 1000000\)/],
+    ['enabled not boolean', { rules: [{ action: 'drop', enabled: 'no' }] }, /\/rules\/0\/enabled: expected true or false \(a JSON boolean\) \(got "no"\)/],
+    ['severity out of range', { rules: [{ action: 'drop', severity: 5 }] }, /\/rules\/0\/severity: expected a number <= 4 \(got 5\)/],
+    ['sid in nfips\' own range', { rules: [{ action: 'drop', sid: 1000000 }] }, /\/rules\/0\/sid: expected a number <= 999997 \(got 1000000\)/],
     ['duplicate sid', { rules: [{ action: 'drop', sid: 7 }, { action: 'drop', sid: 7 }] }, /\/rules\/1\/sid: duplicate sid, already used by \/rules\/0.*\(got 7\)/],
   ];
   for (const [name, doc, re] of bad) it(`rejects: ${name}`, () => assert.match(problems(doc), re));
@@ -122,7 +115,7 @@ describe('vars', () => {
   });
 
   const bad: [string, unknown, RegExp][] = [
-    ['unknown var', { vars: { HOME_NET: ['10.0.0.0/8'] }, rules: [{ action: 'drop', source: ['192.0.2.1', '$HOME'] }] }, /t\.json: \/rules\/0\/source\/1: unknown var; expected one of the address vars defined under \/vars \(\$HOME_NET\) \(got "\$HOME"\)/],
+    ['unknown var', { vars: { HOME_NET: ['10.0.0.0/8'] }, rules: [{ action: 'drop', source: ['192.0.2.1', '$HOME'] }] }, /t\.json: at \/rules\/0\/source\/1: unknown var; expected one of the address vars defined under \/vars \(\$HOME_NET\) \(got "\$HOME"\)/],
     ['no vars at all', { rules: [{ action: 'drop', dport: '$WEB' }] }, /\/rules\/0\/dport: unknown var; expected one of the port vars defined under \/vars \(there are none\) \(got "\$WEB"\)/],
     ['port var as an address', { vars: { WEB: [80] }, rules: [{ action: 'drop', destination: '!$WEB' }] }, /\/rules\/0\/destination: \$WEB is a port set; expected an address var here \(got "!\$WEB"\)/],
     ['address var as a port', { vars: { NET: ['10.0.0.0/8'] }, rules: [{ action: 'drop', dport: ['$NET'] }] }, /\/rules\/0\/dport\/0: \$NET is an address set; expected a port var here/],
@@ -130,8 +123,8 @@ describe('vars', () => {
     ['var mixing addresses and ports', { vars: { X: ['10.0.0.0/8', 80] }, rules: [] }, /\/vars\/X\/1: expected an address or CIDR like the var's first entry.*\(got 80\)/],
     ['bad var entry', { vars: { X: ['10.0.0.0/33'] }, rules: [] }, /\/vars\/X\/0: expected an IPv4\/IPv6 address or CIDR/],
     ['negation inside a var', { vars: { X: ['!10.0.0.0/8'] }, rules: [] }, /\/vars\/X\/0: expected/],
-    ['empty var', { vars: { X: [] }, rules: [] }, /\/vars\/X: must NOT have fewer than 1 items/],
-    ['var that is not a list', { vars: { X: '10.0.0.0/8' }, rules: [] }, /\/vars\/X: must be array/],
+    ['empty var', { vars: { X: [] }, rules: [] }, /\/vars\/X: expected at least 1 item\(s\) \(got \[\]\)/],
+    ['var that is not a list', { vars: { X: '10.0.0.0/8' }, rules: [] }, /\/vars\/X: expected an array \(got "10\.0\.0\.0\/8"\)/],
     ['bad var name', { vars: { '9x': [80] }, rules: [] }, /\/vars\/9x: expected a var name/],
     ['negated var mixed with plain entries', { vars: { N: ['10.0.0.0/8'] }, rules: [{ action: 'drop', source: ['!$N', '192.0.2.1'] }] }, /\/rules\/0\/source: mixes negated and plain entries/],
   ];

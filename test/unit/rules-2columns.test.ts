@@ -4,8 +4,10 @@ import { buildPacket } from '../../src/packet/build';
 import { decodePacket } from '../../src/packet/decode';
 import { createDecodedBatch } from '../../src/packet/decoded';
 import { LinearMatcher, resolveRules } from '../../src/rules/linear';
+import { RuleFileError } from '../../src/rules/errors';
 import { detectFormat, parseRuleText } from '../../src/rules/load';
 import { RuleSet } from '../../src/rules/types';
+import { rejection } from '../helpers/rejection';
 
 // Verbatim from the 2columnS project, as it installs it.
 const VERBATIM = '{ "lock": "false", "rules": [ { "source": "*", "destination": "*", "port": 22, "protocol": 6, "action": 1 } ], "default": "ACCEPT" }';
@@ -75,14 +77,7 @@ describe('2columnS rule files', () => {
   });
 
   it('rejects what 2columnS cannot mean, with the path', () => {
-    const bad = (rule: object) => {
-      try {
-        parseRuleText(JSON.stringify({ lock: 'false', rules: [rule], default: 'ACCEPT' }), 'r.json');
-      } catch (e) {
-        return (e as Error).message;
-      }
-      return assert.fail('accepted');
-    };
+    const bad = (rule: object) => rejection(() => parseRuleText(JSON.stringify({ lock: 'false', rules: [rule], default: 'ACCEPT' }), 'r.json'), RuleFileError);
     const base = { source: '*', destination: '*', port: 22, protocol: 6, action: 1 };
     assert.match(bad({ ...base, source: '10.0.0.0/8' }), /\/rules\/0\/source: expected an exact dotted-quad IPv4 address or "\*" \(2columnS format\) \(got "10\.0\.0\.0\/8"\)/);
     assert.match(bad({ ...base, port: 70000 }), /\/rules\/0\/port: expected the destination port 0-65535 \(0 means any\)/);

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { isolatedArgv } from '../helpers/isolated-cli';
+import { rejection } from '../helpers/rejection';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/config/paths';
 import { writeSyntheticPcap } from '../../lab/support/synthetic-pcap';
@@ -19,15 +20,7 @@ const file = (n: string) => path.join(dir, n);
 const ATTACKER = '10.0.9.66';
 const ECHO_FLOOD = 9100104;
 
-function problems(doc: unknown, base?: string): string {
-  try {
-    parseSuppressions(doc, 'nfips.yaml', base);
-  } catch (e) {
-    assert.ok(e instanceof SuppressionError, String(e));
-    return e.message;
-  }
-  assert.fail('expected the list to be rejected');
-}
+const problems = (doc: unknown, base?: string): string => rejection(() => parseSuppressions(doc, 'nfips.yaml', base), SuppressionError);
 
 describe('suppression list', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -44,8 +37,8 @@ describe('suppression list', () => {
   });
 
   const bad: [string, unknown, RegExp][] = [
-    ['not an object', [], /nfips\.yaml: \(root\): must be object/],
-    ['unknown field', { suppress: [{ signature: 1 }] }, /nfips\.yaml: \/suppress\/0\/signature: unknown field/],
+    ['not an object', [], /nfips\.yaml: at \(root\): expected an object/],
+    ['unknown field', { suppress: [{ signature: 1 }] }, /nfips\.yaml: at \/suppress\/0\/signature: unknown field/],
     ['entry with neither', { suppress: [{ comment: 'all' }] }, /\/suppress\/0: expected "signature_id", "source" or both/],
     ['bad network', { suppress: [{ source: ['10.0.0.0/8', '10.0.0.0/40'] }] }, /\/suppress\/0\/source\/1: expected an IPv4\/IPv6 address or CIDR.*\(got "10\.0\.0\.0\/40"\)/],
     ['negated network', { suppress: [{ source: '!10.0.0.0/8' }] }, /\/suppress\/0\/source: expected an IPv4\/IPv6 address or CIDR \(no "!", no "\*"\)/],
@@ -54,13 +47,13 @@ describe('suppression list', () => {
   for (const [name, doc, re] of bad) it(`rejects: ${name}`, () => assert.match(problems(doc), re));
 
   it('locates problems under the path of a larger document it is embedded in', () => {
-    assert.match(problems({ suppress: [{ source: 'nope' }] }, '/detection'), /nfips\.yaml: \/detection\/suppress\/0\/source: expected/);
+    assert.match(problems({ suppress: [{ source: 'nope' }] }, '/detection'), /nfips\.yaml: at \/detection\/suppress\/0\/source: expected/);
   });
 
   it('reads a file, with JSON errors located', () => {
     writeFileSync(file('bad.json'), '{ "suppress": [ }');
     assert.throws(() => readSuppressionFile(file('bad.json')), /invalid anomaly suppression list .*bad\.json: 1 problem\n.*not valid JSON/);
-    assert.throws(() => readSuppressionFile(file('missing.json')), /missing\.json: \(root\): cannot read file/);
+    assert.throws(() => readSuppressionFile(file('missing.json')), /missing\.json: at \(root\): cannot read file/);
   });
 
   it('a suppressed anomaly does not alert and is counted (replay of an echo flood)', () => {

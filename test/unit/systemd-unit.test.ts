@@ -74,7 +74,7 @@ describe('make install and the systemd unit', () => {
     const sysusers = readFileSync(path.join(dest, 'usr/local/lib/sysusers.d/nfips.conf'), 'utf8');
     assert.match(sysusers, /^u nfips - "nfips inline IPS" \/var\/lib\/nfips \/usr\/sbin\/nologin$/m);
     assert.match(readFileSync(path.join(dest, 'usr/local/lib/tmpfiles.d/nfips.conf'), 'utf8'), /^z \/run\/xtables\.lock 0640 root nfips -$/m);
-    requireTools({ 'systemd-sysusers': 'systemd' });
+    requireTools('systemd-sysusers');
     // Applied to an empty root, the entry creates a system user and group named nfips.
     const root = mkdtempSync(path.join(tmpdir(), 'wt11b-sysusers-'));
     mkdirSync(path.join(root, 'etc'));
@@ -92,7 +92,7 @@ describe('make install and the systemd unit', () => {
   });
 
   it('systemd-analyze verify accepts the unit', async () => {
-    requireTools({ 'systemd-analyze': 'systemd' });
+    requireTools('systemd-analyze');
     // The installed paths exist only under DESTDIR: verify a copy pointing there.
     const copy = path.join(dest, 'nfips.service');
     writeFileSync(copy, readFileSync(unitFile, 'utf8').replaceAll('/usr/local/lib/nfips', lib));

@@ -5,7 +5,7 @@ import { FEATURE_COUNT, FEATURE_NAMES, FEATURES, featureIndex } from '../../src/
 import { Model, validateModel } from '../../src/detect/model';
 import { fitScaler, scaleInto, transformValue } from '../../src/detect/scale';
 import { createScorer } from '../../src/detect/score';
-import { meanSilhouette, quantile, trainModel, TrainingWindow, TrainOptions } from '../../src/detect/train';
+import { meanSilhouette, MIN_SILHOUETTE, quantile, SILHOUETTE_TOLERANCE, trainModel, TrainingWindow, TrainOptions } from '../../src/detect/train';
 import { mulberry32 } from '../../lab/support/mulberry32';
 
 const WINDOW_S = 4;
@@ -80,7 +80,18 @@ describe('trainModel on three blobs', () => {
     const best = summary.silhouettes.reduce((a, b) => (b.silhouette > a.silhouette ? b : a));
     assert.equal(best.k, 3);
     assert.ok(best.silhouette > 0.8, `silhouette ${best.silhouette}`);
-    assert.match(model.training.kSelection.method, /smallest k within 0\.05 of the max mean silhouette over k=2\.\.8 on ≤1500 windows; k=1 when the max < 0\.25/);
+  });
+
+  it('keeps the smallest k whose silhouette comes within the tolerance of the best', () => {
+    const { model } = blobs;
+    const candidates = model.training.kSelection.candidates;
+    const top = Math.max(...candidates.map((c) => c.silhouette));
+    const kept = candidates.find((c) => c.k === model.k);
+    assert.ok(kept && kept.silhouette >= top - SILHOUETTE_TOLERANCE, `k=${model.k} kept: ${JSON.stringify(candidates)}`);
+    assert.ok(candidates.filter((c) => c.k < model.k).every((c) => c.silhouette < top - SILHOUETTE_TOLERANCE), 'no smaller k was as good');
+    assert.ok(top >= MIN_SILHOUETTE);
+    // The text for the operator names the range of k actually tried.
+    assert.match(model.training.kSelection.method, new RegExp(`k=2\\.\\.${candidates.at(-1)?.k} `));
   });
 
   it('produces a model the file format accepts, with the training facts', () => {
