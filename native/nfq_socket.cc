@@ -255,8 +255,8 @@ void NfqSocket::SetRecvTimeout(int ms) {
 uint32_t NfqSocket::Receive(int flags) {
   if (!nl_) return 0;
   int fd = mnl_socket_get_fd(nl_);
-  timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
+  timespec now{0, 0};
+  bool stamped = false;
   uint32_t n = 0;
   uint32_t slots = 0;
   const uint32_t cap = opts_.batchSize;
@@ -273,6 +273,17 @@ uint32_t NfqSocket::Receive(int flags) {
       }
       counters_[C_RECV_ERRORS] += 1;
       break;
+    }
+    if (!stamped) {
+      // The arrival time, not the time the wait began (up to the receive
+      // timeout earlier): it stands in for packets without a timestamp.
+      clock_gettime(CLOCK_REALTIME, &now);
+      if (stampWake_) {
+        timespec mono;
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        wokeAtNs_ = static_cast<uint64_t>(mono.tv_sec) * 1000000000u + static_cast<uint64_t>(mono.tv_nsec);
+      }
+      stamped = true;
     }
     for (int i = 0; i < r; i++) {
       mmsghdr& m = msgs_[slots + i];
@@ -446,20 +457,22 @@ void NfqSocket::SendVerdicts(uint32_t n) {
   const uint32_t* vmarks = m + col(F_VERDICT_MARK, 0);
   char* start = sendBuf_.data();
   char* p = start;
+  // Summed here, written once per batch.
+  uint32_t drops = 0, repeats = 0, accepts = 0, fails = 0;
   for (uint32_t i = 0; i < n; i++) {
     uint32_t v = verdicts[i];
     uint32_t mark = vmarks[i];
     bool setMark = true;
     if (v == NF_DROP_V) {
       setMark = false;
-      counters_[C_VERDICT_DROP] += 1;
+      drops++;
     } else if (v == NF_REPEAT_V) {
-      counters_[C_VERDICT_REPEAT] += 1;
+      repeats++;
     } else if (v == NF_ACCEPT_V) {
-      counters_[C_VERDICT_ACCEPT] += 1;
+      accepts++;
     } else {
       // Unset or unknown: the configured failure verdict, never silence.
-      counters_[C_FAIL_VERDICTS] += 1;
+      fails++;
       v = opts_.failVerdict;
       setMark = v == NF_REPEAT_V;
       mark = (marks[i] & ~opts_.markMask) | (opts_.markValue & opts_.markMask);
@@ -476,6 +489,10 @@ void NfqSocket::SendVerdicts(uint32_t n) {
     }
   }
   if (p != start) Flush(start, p - start);
+  if (drops) counters_[C_VERDICT_DROP] += drops;
+  if (repeats) counters_[C_VERDICT_REPEAT] += repeats;
+  if (accepts) counters_[C_VERDICT_ACCEPT] += accepts;
+  if (fails) counters_[C_FAIL_VERDICTS] += fails;
 }
 
 void NfqSocket::FailBatch(uint32_t n) {

@@ -15,7 +15,7 @@ struct nlmsghdr;
 namespace nfips {
 
 // Per-packet metadata fields, each a Uint32 column of batchSize entries in one
-// buffer shared with JS. The order is part of the JS contract (src/queue/native.ts).
+// buffer shared with JS. The order is part of the batch contract (src/batch/layout.ts).
 enum Field : uint32_t {
   F_ID = 0,
   F_MARK,
@@ -133,6 +133,9 @@ class NfqSocket {
   // Counters live in memory owned by the caller (a JS typed array).
   void SetCounters(double* c) { counters_ = c ? c : localCounters_; }
   double* counters() { return counters_; }
+  // Benchmarks: note when each blocking receive returned (CLOCK_MONOTONIC ns).
+  void SetStampWake(bool on) { stampWake_ = on; }
+  uint64_t wokeAtNs() const { return wokeAtNs_; }
 
  private:
   bool Configure();
@@ -157,6 +160,8 @@ class NfqSocket {
   std::vector<iovec> iovs_;
   double localCounters_[C_COUNTER_COUNT] = {0};
   double* counters_ = localCounters_;
+  bool stampWake_ = false;
+  uint64_t wokeAtNs_ = 0;
   std::string error_;
   std::vector<std::string> warnings_;
 };

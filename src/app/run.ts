@@ -10,7 +10,7 @@ import { FeatureSettings } from '../queue/messages';
 import { install, IptablesBinaries, iptablesAvailable, remove, stopQueueing } from '../iptables/apply';
 import { buildPlan, Family, IptablesPlan } from '../iptables/plan';
 import { createEventLog, EventLog } from '../log/event-log';
-import { NF_DROP, NF_REPEAT } from '../queue/native';
+import { NF_DROP, NF_REPEAT } from '../batch/layout';
 import { QueueCounters, QueueSupervisor } from '../queue/supervisor';
 import { readRuleFile } from '../rules/load';
 import { RuleSet } from '../rules/types';

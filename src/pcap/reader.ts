@@ -2,7 +2,7 @@
 // batch layout (packet bytes + metadata columns) NFQUEUE batches use, so the
 // offline pipeline runs the inline decode/rules/feature code unchanged.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { Field, metaColumns, MetaColumns } from '../queue/native';
+import { Field, metaColumns, MetaColumns } from '../batch/layout';
 import { createLinkInfo, fillCapturedColumns, isSupportedLinkType, LinkInfo, LinkStatus, parseLink, supportedLinkTypes } from './link';
 
 export interface PcapReaderOptions {

@@ -8,7 +8,7 @@ import { hashAddress } from '../features/hash';
 import { decodeBatch } from '../packet/decode';
 import { createDecodedBatch, DecodedBatch, DecodeStatus, FragBits, PROTO_ICMP, PROTO_ICMPV6 } from '../packet/decoded';
 import { guessFromPacket } from '../flow/server-guess';
-import { MetaColumns, NF_ACCEPT, NF_DROP, NF_REPEAT } from '../queue/native';
+import { MetaColumns, NF_ACCEPT, NF_DROP, NF_REPEAT } from '../batch/layout';
 import { createMatcher } from '../rules/matcher';
 import { hasPorts, MatchInput, Matcher, resolveRules } from '../rules/linear';
 import { RuleSet } from '../rules/types';

@@ -3,12 +3,11 @@
 // (cold batches took milliseconds; warm ones take microseconds).
 import { buildPacket, PacketSpec } from '../packet/build';
 import { TCP_ACK, TCP_SYN } from '../packet/decoded';
-import { Field, metaColumns } from '../queue/native';
+import { metaBuffer, metaColumns, NO_OFFSET } from '../batch/layout';
 import { RuleSet } from '../rules/types';
-import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from './engine';
-import { WindowAggregator, windowInputsOf } from '../features/window';
-import { FeatureSettings } from '../queue/messages';
-import { openFlagModel } from '../detect/flag-model';
+import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes } from '../verdict/engine';
+import { WindowAggregator } from '../features/window';
+import { BatchPipeline, FeatureSettings } from './batch-pipeline';
 
 const SPECS: PacketSpec[] = [
   { src: '198.51.100.1', dst: '203.0.113.1', proto: 6, sport: 40000, dport: 443, tcpFlags: TCP_SYN },
@@ -26,7 +25,7 @@ const SLOT = 256;
 
 export function warmUp(batchSize: number, rules: RuleSet, opts: EngineOptions, features: FeatureSettings | null = null, rounds = 3000): void {
   const n = Math.min(batchSize, 64);
-  const meta = metaColumns(new ArrayBuffer(Field.Count * n * 4), n);
+  const meta = metaColumns(metaBuffer(n), n);
   const buf = new Uint8Array(n * SLOT);
   for (let i = 0; i < n; i++) {
     const p = buildPacket(SPECS[i % SPECS.length]);
@@ -37,24 +36,25 @@ export function warmUp(batchSize: number, rules: RuleSet, opts: EngineOptions, f
   }
   // One truncated packet keeps the malformed path warm too.
   meta.capLen[n - 1] = 10;
-  const engine = new VerdictEngine(n, meta, rules, 0, new ArrayBuffer(ruleCounterBytes(rules.rules.length)), opts, new Float64Array(ENGINE_COUNTERS.length));
   // The feature path too, windows included (a step every 100 rounds).
-  const windows = features ? new WindowAggregator({ queue: 0, ...features }, () => undefined) : null;
-  if (windows && features) {
-    engine.setFlagModel(features.flags ? openFlagModel(features.flags) : null);
-    windows.attachEvidence(engine.evidence);
-  }
-  const inputs = windowInputsOf(meta, engine);
-  meta.hwAddrOffset.fill(0xffffffff);
+  const pipe = new BatchPipeline({
+    capacity: n,
+    meta,
+    rules,
+    rulesVersion: 0,
+    ruleCounters: new ArrayBuffer(ruleCounterBytes(rules.rules.length)),
+    engine: opts,
+    counters: new Float64Array(ENGINE_COUNTERS.length),
+    windows: features ? new WindowAggregator({ queue: 0, ...features }, () => undefined) : null,
+    flags: features?.flags ?? null,
+    onRuleEvents: () => undefined,
+  });
+  meta.hwAddrOffset.fill(NO_OFFSET);
   for (let r = 0; r < rounds; r++) {
     // Vary the batch size the way real traffic does: mostly 1, sometimes more.
     const k = r % 4 === 0 ? n : 1 + (r % 3);
     meta.tsSec.fill(Math.floor(r / 100) * (features?.stepSeconds ?? 1), 0, k);
-    engine.process(k, buf);
-    engine.events.drain();
-    if (windows) {
-      engine.recordSessions(k);
-      windows.observe(k, engine.decoded, inputs, buf);
-    }
+    pipe.decide(k, buf);
+    pipe.afterVerdicts(k, buf);
   }
 }
