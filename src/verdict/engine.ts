@@ -1,6 +1,5 @@
 // Decides a whole batch: lockdown, then the rules, then the default policy.
-// Runs on the queue thread for every batch; process() allocates nothing
-// except for the few rate-limited events it reports.
+// Runs on the queue thread for every batch; process() allocates nothing.
 import { SessionTable } from '../flow/session-table';
 import { SessionEvidence } from '../flow/session-evidence';
 import { CompiledFlagModel } from '../detect/flag-model';
@@ -109,6 +108,13 @@ export class VerdictEngine {
   private readonly flowState: Uint8Array;
   private readonly acceptVerdict: number;
   private readonly rejectMarkSpec: MarkSpec;
+  private readonly repeat: boolean;
+  private readonly dryRun: boolean;
+  /** The rule set the two below were read from. */
+  private constantsOf: ActiveRules | null = null;
+  /** Lockdown: every packet dropped, no rule consulted. */
+  private locked = false;
+  private defaultAction = ACT_ACCEPT;
   private readonly hidden: HiddenGuard;
   /** Seconds, for flow idle times and event rate limits. */
   private readonly clock = new Float64Array(1);
@@ -139,6 +145,8 @@ export class VerdictEngine {
     this.accepted = new Uint8Array(capacity);
     this.input = { d: this.decoded, inIfindex: meta.inIfindex, outIfindex: meta.outIfindex, hook: meta.hook, flowState: this.flowState };
     this.acceptVerdict = opts.mode === 'repeat' ? NF_REPEAT : NF_ACCEPT;
+    this.repeat = opts.mode === 'repeat';
+    this.dryRun = opts.rulesMode === 'log';
     // A rejected packet re-enters with both bits, so it also skips the queue.
     this.rejectMarkSpec = { value: opts.mark.value | opts.rejectMark.value, mask: opts.mark.mask | opts.rejectMark.mask };
     this.events = new RuleEventBuffer(capacity, opts.eventsPerSecond, this.clock);
@@ -190,19 +198,23 @@ export class VerdictEngine {
   /**
    * Decides n packets. Time is each packet's timestamp from the native side
    * (or the capture), kept in a typed array: Date.now() and double arguments
-   * are boxed on every call, and the data path must not allocate.
+   * are boxed on every call, and the data path must not allocate. Counters
+   * are summed in locals and written once per batch (they are often in
+   * shared memory).
    */
   process(n: number, packets: Uint8Array): void {
     this.packets = packets;
     this.clock[0] = this.meta.tsSec[0] + this.meta.tsNsec[0] * 1e-9;
     const d = this.decoded;
-    const c = this.counters;
     const a = this.active;
+    if (this.constantsOf !== a) this.resolveConstants(a);
     const meta = this.meta;
     const rc = a.counters;
     const nRules = a.actions.length;
     decodeBatch(packets, meta.offset, meta.capLen, n, d);
     const usesState = a.usesState;
+    const locked = this.locked;
+    const defaultAction = this.defaultAction;
     const analysed = this.analysed;
     const accepted = this.accepted;
     const tsSec = meta.tsSec;
@@ -211,22 +223,35 @@ export class VerdictEngine {
     const verdict = meta.verdict;
     const vmark = meta.verdictMark;
     const marks = meta.mark;
-    const repeat = this.opts.mode === 'repeat';
-    const dryRun = this.opts.rulesMode === 'log';
+    const origLen = meta.origLen;
+    const repeat = this.repeat;
+    const dryRun = this.dryRun;
     const logs = a.logs;
+    let nAccepted = 0;
+    let nDropped = 0;
+    let nRejected = 0;
+    let nAlerts = 0;
+    let nMalformed = 0;
+    let nRule = 0;
+    let nDefAccept = 0;
+    let nDefDrop = 0;
+    let nEvasion = 0;
+    let nDryRun = 0;
+    let bytes = 0;
+    let defPackets = 0;
+    let defBytes = 0;
     for (let i = 0; i < n; i++) {
-      const len = meta.origLen[i];
-      c[C_BYTES] += len;
+      const len = origLen[i];
+      bytes += len;
       this.clock[0] = tsSec[i] + tsNsec[i] * 1e-9;
       let action = ACT_ACCEPT;
       let decided = -1;
       let hiddenBy = -1;
-      if (a.rules.lock) {
+      if (locked) {
         action = ACT_DROP;
-        c[C_LOCK]++;
       } else {
         if (d.status[i] !== DecodeStatus.Ok) {
-          c[C_MALFORMED]++;
+          nMalformed++;
           this.flowState[i] = 0;
         } else if (d.hidden[i] !== 0) {
           // A fragment that may rewrite its transport header must not create
@@ -243,7 +268,7 @@ export class VerdictEngine {
         while (r >= 0 && a.actions[r] === ACT_ALERT) {
           rc[r]++;
           rc[nRules + r] += len;
-          c[C_ALERTS]++;
+          nAlerts++;
           this.events.record(r, ACT_ALERT, i);
           r = a.matcher.match(this.input, i, r + 1);
         }
@@ -251,34 +276,36 @@ export class VerdictEngine {
         if (hiddenBy >= 0 || hiddenBy === UNTRUSTED_ACCEPT) {
           // The accept would rest on headers nfips could not read (hidden-guard.ts).
           action = ACT_DROP;
-          c[C_EVASION_DROPS]++;
+          nEvasion++;
         } else if (r >= 0) {
           decided = r;
           action = a.actions[r];
           rc[r]++;
           rc[nRules + r] += len;
-          c[C_RULE]++;
+          nRule++;
         } else {
-          action = a.rules.default === 'accept' ? ACT_ACCEPT : ACT_DROP;
-          rc[2 * nRules]++;
-          rc[2 * nRules + 1] += len;
-          c[action === ACT_ACCEPT ? C_DEF_ACCEPT : C_DEF_DROP]++;
+          action = defaultAction;
+          defPackets++;
+          defBytes += len;
+          if (action === ACT_ACCEPT) nDefAccept++;
+          else nDefDrop++;
         }
       }
-      analysed[i] = decided < 0 && !a.rules.lock ? 1 : 0;
+      analysed[i] = decided < 0 && !locked ? 1 : 0;
       accepted[i] = 0;
       if (action === ACT_ACCEPT || dryRun) {
         if (action === ACT_ACCEPT) {
-          c[C_ACCEPTED]++;
+          nAccepted++;
           if (decided >= 0 && logs[decided] === 1) this.events.record(decided, ACT_ACCEPT, i);
         } else {
           // Dry run: the counters say what would have happened, the event
           // says it was not done, and the packet passes like an accepted one.
           // Every would-drop is logged, whatever the rule's `log`: seeing
           // them is the point of a dry run.
-          c[action === ACT_REJECT ? C_REJECTED : C_DROPPED]++;
-          c[C_DRY_RUN_PASSED]++;
-          const by = a.rules.lock ? LOCK_RULE : hiddenBy >= 0 ? hiddenBy : decided;
+          if (action === ACT_REJECT) nRejected++;
+          else nDropped++;
+          nDryRun++;
+          const by = locked ? LOCK_RULE : hiddenBy >= 0 ? hiddenBy : decided;
           this.events.record(by, action === ACT_REJECT ? ACT_WOULD_REJECT : ACT_WOULD_DROP, i, hiddenBy !== -1 ? d.hidden[i] : 0);
         }
         verdict[i] = this.acceptVerdict;
@@ -291,16 +318,41 @@ export class VerdictEngine {
       } else if (action === ACT_REJECT) {
         verdict[i] = NF_REPEAT;
         vmark[i] = applyMark(marks[i], this.rejectMarkSpec);
-        c[C_REJECTED]++;
+        nRejected++;
         if (logs[decided] === 1) this.events.record(decided, ACT_REJECT, i);
       } else {
         verdict[i] = NF_DROP;
-        c[C_DROPPED]++;
+        nDropped++;
         if (hiddenBy !== -1) this.events.record(hiddenBy >= 0 ? hiddenBy : -1, ACT_DROP, i, d.hidden[i]);
-        else if (!a.rules.lock && (decided < 0 || logs[decided] === 1)) this.events.record(decided, ACT_DROP, i);
+        else if (!locked && (decided < 0 || logs[decided] === 1)) this.events.record(decided, ACT_DROP, i);
       }
     }
-    c[C_FLOW_OVERFLOW] += this.sessions.overflows - overflowsBefore;
+    if (defPackets !== 0) {
+      rc[2 * nRules] += defPackets;
+      rc[2 * nRules + 1] += defBytes;
+    }
+    const c = this.counters;
+    c[C_BYTES] += bytes;
+    if (locked) c[C_LOCK] += n;
+    if (nAccepted !== 0) c[C_ACCEPTED] += nAccepted;
+    if (nDropped !== 0) c[C_DROPPED] += nDropped;
+    if (nRejected !== 0) c[C_REJECTED] += nRejected;
+    if (nAlerts !== 0) c[C_ALERTS] += nAlerts;
+    if (nMalformed !== 0) c[C_MALFORMED] += nMalformed;
+    if (nRule !== 0) c[C_RULE] += nRule;
+    if (nDefAccept !== 0) c[C_DEF_ACCEPT] += nDefAccept;
+    if (nDefDrop !== 0) c[C_DEF_DROP] += nDefDrop;
+    if (nEvasion !== 0) c[C_EVASION_DROPS] += nEvasion;
+    if (nDryRun !== 0) c[C_DRY_RUN_PASSED] += nDryRun;
+    const overflows = this.sessions.overflows - overflowsBefore;
+    if (overflows !== 0) c[C_FLOW_OVERFLOW] += overflows;
+  }
+
+  /** What process() needs of a rule set besides its matcher, read once per rule set rather than per packet. */
+  private resolveConstants(a: ActiveRules): void {
+    this.locked = a.rules.lock;
+    this.defaultAction = a.rules.default === 'accept' ? ACT_ACCEPT : ACT_DROP;
+    this.constantsOf = a;
   }
 
   /**
