@@ -51,7 +51,7 @@ const meta = metaColumns(q.meta, q.batchSize);
 const packets = new Uint8Array(q.packets);
 const until = Date.now() + Number(secondsText) * 1000;
 const flag = new Int32Array(new SharedArrayBuffer(4));
-let decide: (n: number) => void;
+let decide: (n: number, from: number) => void;
 let after: (n: number) => void;
 if (mode === 'nfips') {
   // Closed steps are dropped here; the queue thread posts them (structured clone, transfer).
@@ -68,11 +68,11 @@ if (mode === 'nfips') {
     onRuleEvents: () => undefined,
     idleClock: () => Date.now() / 1000,
   });
-  decide = (n) => pipe.decide(n, packets);
+  decide = (n, from) => pipe.decide(n, packets, from);
   after = (n) => pipe.afterVerdicts(n, packets);
 } else {
-  decide = (n) => {
-    for (let i = 0; i < n; i++) {
+  decide = (n, from) => {
+    for (let i = from; i < n; i++) {
       meta.verdict[i] = NF_REPEAT;
       meta.verdictMark[i] = applyMark(meta.mark[i], MARK);
     }
@@ -81,9 +81,9 @@ if (mode === 'nfips') {
 }
 process.stdout.write('ready\n');
 serveQueue(q, flag, 50, {
-  decide: (n) => {
+  decide: (n, from) => {
     if (n === 0 && Date.now() >= until) Atomics.store(flag, 0, 1);
-    decide(n);
+    decide(n, from);
   },
   afterVerdicts: after,
   onError: (e) => {

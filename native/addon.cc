@@ -16,9 +16,10 @@ namespace {
 enum Stage : uint32_t {
   S_BATCHES = 0,  // batches timed (those with packets)
   S_PACKETS,
-  S_RECV,    // ns from recvmmsg's return to the batch parsed
-  S_DECIDE,  // ns in the decide call (N-API call and JS)
-  S_SEND,    // ns sending the verdicts
+  S_EXTRA,   // receives that added to an open batch (RecvMore)
+  S_RECV,    // ns from recvmmsg's return to the batch parsed, plus RecvMore
+  S_DECIDE,  // ns in the decide calls (N-API call and JS)
+  S_SEND,    // ns sending the verdicts (kernel reinjection included)
   S_AFTER,   // ns in the afterVerdicts call
   S_TURN,    // ns from the end of a batch to waiting for the next
   S_COUNT
@@ -135,7 +136,8 @@ class Queue : public Napi::ObjectWrap<Queue> {
 
   // run(decide, flag, timeoutMs[, afterVerdicts]): the queue thread's loop,
   // in the shape of the C reference loop: block in recvmmsg, call JS inline,
-  // send verdicts. afterVerdicts(n) runs once the verdicts are on their way,
+  // send verdicts. decide(n, from) fills the verdicts of packets from..n-1
+  // (the batch can grow while open). afterVerdicts(n) runs once the verdicts are on their way,
   // for side work (events, sessions, features) that must not delay them; the
   // batch's bytes and columns stay valid until the next receive.
   // Returns to JS when flag[0] != 0 (a control message is waiting), when the
@@ -169,39 +171,73 @@ class Queue : public Napi::ObjectWrap<Queue> {
     napi_value fn = decide;
     double* st = stages_;
     uint64_t turnFrom = 0;
+    const uint32_t cap = sock_->batchSize();
     while (sock_->isOpen() && __atomic_load_n(flag, __ATOMIC_ACQUIRE) == 0) {
       Napi::HandleScope scope(env);
       uint64_t t0 = st ? NowNs() : 0;
       uint32_t n = sock_->RecvBatchBlocking();
       uint64_t t1 = st ? NowNs() : 0;
-      // On a receive timeout, an empty call lets a terminating thread unwind.
-      napi_value arg;
-      napi_value result;
-      napi_create_uint32(env, n, &arg);
-      // The raw call: node-addon-api would abort the process if the thread
-      // is being terminated and the error cannot be thrown.
-      napi_status status = napi_call_function(env, self, fn, 1, &arg, &result);
-      if (status != napi_ok || env.IsExceptionPending()) {
-        if (n) {
-          sock_->counters()[C_JS_ERRORS] += 1;
-          sock_->FailBatch(n);
+      uint64_t recvNs = st ? t1 - sock_->wokeAtNs() : 0;
+      uint64_t decideNs = 0, sendNs = 0;
+      uint32_t from = 0;
+      uint32_t extra = 0;
+      // Decide and answer what came, then whatever queued meanwhile (a reply
+      // the verdicts just let through, more of a burst), into the rest of the
+      // batch, before the side work of any of it: no packet waits behind
+      // afterVerdicts while there is room. On a receive timeout, one empty
+      // call lets a terminating thread unwind.
+      for (;;) {
+        napi_value args[2];
+        napi_value result;
+        napi_create_uint32(env, n, &args[0]);
+        napi_create_uint32(env, from, &args[1]);
+        // The raw call: node-addon-api would abort the process if the thread
+        // is being terminated and the error cannot be thrown.
+        napi_status status = napi_call_function(env, self, fn, 2, args, &result);
+        if (status != napi_ok || env.IsExceptionPending()) {
+          if (n > from) {
+            sock_->counters()[C_JS_ERRORS] += 1;
+            sock_->FailBatch(n, from);
+          }
+          return env.Undefined();  // a pending exception propagates to run()'s caller
         }
-        return env.Undefined();  // a pending exception propagates to run()'s caller
+        uint64_t t2 = st ? NowNs() : 0;
+        if (n > from) sock_->SendVerdicts(n, from);
+        if (st) {
+          uint64_t t3 = NowNs();
+          decideNs += t2 - t1;
+          sendNs += t3 - t2;
+          t1 = t3;
+        }
+        if (n == 0 || n >= cap) break;
+        uint32_t more = sock_->RecvMore(n);
+        if (more == n) break;
+        from = n;
+        n = more;
+        extra++;
+        if (st) {
+          uint64_t t = NowNs();
+          recvNs += t - t1;
+          t1 = t;
+        }
       }
-      uint64_t t2 = st ? NowNs() : 0;
-      if (n) sock_->SendVerdicts(n);
       uint64_t t3 = st ? NowNs() : 0;
+      recvNs += t3 - t1;  // the RecvMore that found nothing
       if (after) {
-        status = napi_call_function(env, self, after, 1, &arg, &result);
+        napi_value arg;
+        napi_value result;
+        napi_create_uint32(env, n, &arg);
+        napi_status status = napi_call_function(env, self, after, 1, &arg, &result);
         if (status != napi_ok || env.IsExceptionPending()) return env.Undefined();
       }
       if (st && n) {
         uint64_t t4 = NowNs();
         st[S_BATCHES] += 1;
         st[S_PACKETS] += n;
-        st[S_RECV] += static_cast<double>(t1 - sock_->wokeAtNs());
-        st[S_DECIDE] += static_cast<double>(t2 - t1);
-        st[S_SEND] += static_cast<double>(t3 - t2);
+        st[S_EXTRA] += extra;
+        st[S_RECV] += static_cast<double>(recvNs);
+        st[S_DECIDE] += static_cast<double>(decideNs);
+        st[S_SEND] += static_cast<double>(sendNs);
         st[S_AFTER] += static_cast<double>(t4 - t3);
         // From the end of the previous batch to waiting for this one.
         if (turnFrom) st[S_TURN] += static_cast<double>(t0 - turnFrom);
@@ -251,8 +287,9 @@ class Queue : public Napi::ObjectWrap<Queue> {
     if (n == 0) return false;
     Napi::HandleScope scope(env);
     napi_value arg = Napi::Number::New(env, n);
+    napi_value args[2] = {arg, Napi::Number::New(env, 0)};
     napi_value result;
-    napi_status status = napi_call_function(env, Value(), decide_.Value(), 1, &arg, &result);
+    napi_status status = napi_call_function(env, Value(), decide_.Value(), 2, args, &result);
     if (status != napi_ok || env.IsExceptionPending()) {
       if (env.IsExceptionPending()) env.GetAndClearPendingException();
       sock_->counters()[C_JS_ERRORS] += 1;

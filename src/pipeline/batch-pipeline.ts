@@ -80,12 +80,16 @@ export class BatchPipeline {
     this.engine.setFlagModel(flags ? openFlagModel(flags) : null);
   }
 
-  /** Fills the verdict columns of packets 0..n-1. */
-  decide(n: number, packets: Uint8Array): void {
-    if (n > 0) this.engine.process(n, packets);
+  /**
+   * Fills the verdict columns of packets from..n-1. A batch can be decided
+   * in parts (packets that queued while its first part was decided); the
+   * parts before `from` are left as they are.
+   */
+  decide(n: number, packets: Uint8Array, from = 0): void {
+    if (n > from) this.engine.process(n, packets, from);
   }
 
-  /** The side work of the batch decide() saw last; its bytes and columns must still be in place. */
+  /** The side work of packets 0..n-1, all decided; their bytes and columns must still be in place. */
   afterVerdicts(n: number, packets: Uint8Array): void {
     const e = this.engine;
     if (e.events.count > 0) this.onRuleEvents(e.events.drain(), e.rulesVersion);

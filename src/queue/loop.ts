@@ -4,9 +4,9 @@
 import { NativeQueue } from './native';
 
 export interface QueueLoop {
-  /** Fills the verdict column of packets 0..n-1 (n is 0 on a receive timeout). */
-  decide(n: number): void;
-  /** Runs once the verdicts of the batch are sent. */
+  /** Fills the verdict column of packets from..n-1 (n is 0 on a receive timeout); earlier ones are decided and sent. */
+  decide(n: number, from: number): void;
+  /** Runs once the verdicts of the whole batch, packets 0..n-1, are sent. */
   afterVerdicts(n: number): void;
   /** A callback threw: the batch got the failure verdict, and the loop goes on. */
   onError(err: unknown): void;
@@ -20,7 +20,7 @@ export interface QueueLoop {
  * raised flag waits while no packet arrives.
  */
 export function serveQueue(q: NativeQueue, flag: Int32Array, pollMs: number, loop: QueueLoop): void {
-  const decide = (n: number) => loop.decide(n);
+  const decide = (n: number, from: number) => loop.decide(n, from);
   const after = (n: number) => loop.afterVerdicts(n);
   for (;;) {
     try {

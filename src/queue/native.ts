@@ -45,6 +45,8 @@ export interface QueueOptions {
 export const STAGE_TIMES = [
   'batches',
   'packets',
+  /** Receives that added to a batch still open (packets queued while it was decided). */
+  'extra',
   /** From recvmmsg's return to the batch parsed into the columns. */
   'recvNs',
   /** The decide call: N-API call into JavaScript and the decide stage. */
@@ -63,12 +65,15 @@ export interface NativeQueue {
   readonly meta: ArrayBuffer;
   readonly batchSize: number;
   /**
-   * The queue thread's loop: blocks in recvmmsg, calls decide(n) inline,
-   * sends the verdicts, then calls afterVerdicts(n), until flag[0] != 0,
-   * a callback throws (rethrown here), or the queue closes. The receive
-   * timeout bounds how long a raised flag waits; a timeout calls both with 0.
+   * The queue thread's loop: blocks in recvmmsg, calls decide(n, 0) inline
+   * and sends the verdicts; while packets keep coming and the batch has
+   * room, adds them to it (decide(n, from) for packets from..n-1) and sends
+   * theirs; then calls afterVerdicts(n) for the whole batch. Until flag[0]
+   * != 0, a callback throws (rethrown here), or the queue closes. The
+   * receive timeout bounds how long a raised flag waits; a timeout calls
+   * both with 0.
    */
-  run(decide: (n: number) => void, flag: Int32Array, timeoutMs: number, afterVerdicts?: (n: number) => void): void;
+  run(decide: (n: number, from: number) => void, flag: Int32Array, timeoutMs: number, afterVerdicts?: (n: number) => void): void;
   close(): void;
   warnings(): string[];
 }

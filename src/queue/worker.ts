@@ -74,7 +74,7 @@ function main(): void {
   post({ type: 'ready', queue: queueNum, warnings: q.warnings(), ruleCounters, rulesVersion: init.rulesVersion });
 
   serveQueue(q, new Int32Array(init.controlFlag), CONTROL_POLL_MS, {
-    decide: (n) => pipe.decide(n, packets),
+    decide: (n, from) => pipe.decide(n, packets, from),
     afterVerdicts: (n) => pipe.afterVerdicts(n, packets),
     onError: reportBatchError,
     between: () => {

@@ -200,18 +200,19 @@ export class VerdictEngine {
    * (or the capture), kept in a typed array: Date.now() and double arguments
    * are boxed on every call, and the data path must not allocate. Counters
    * are summed in locals and written once per batch (they are often in
-   * shared memory).
+   * shared memory). With `from`, only packets from..n-1 are decided: the
+   * rest of a batch that grew while open; earlier packets keep their state.
    */
-  process(n: number, packets: Uint8Array): void {
+  process(n: number, packets: Uint8Array, from = 0): void {
     this.packets = packets;
-    this.clock[0] = this.meta.tsSec[0] + this.meta.tsNsec[0] * 1e-9;
+    this.clock[0] = this.meta.tsSec[from] + this.meta.tsNsec[from] * 1e-9;
     const d = this.decoded;
     const a = this.active;
     if (this.constantsOf !== a) this.resolveConstants(a);
     const meta = this.meta;
     const rc = a.counters;
     const nRules = a.actions.length;
-    decodeBatch(packets, meta.offset, meta.capLen, n, d);
+    decodeBatch(packets, meta.offset, meta.capLen, n, d, from);
     const usesState = a.usesState;
     const locked = this.locked;
     const defaultAction = this.defaultAction;
@@ -240,7 +241,7 @@ export class VerdictEngine {
     let bytes = 0;
     let defPackets = 0;
     let defBytes = 0;
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < n; i++) {
       const len = origLen[i];
       bytes += len;
       this.clock[0] = tsSec[i] + tsNsec[i] * 1e-9;
@@ -333,7 +334,7 @@ export class VerdictEngine {
     }
     const c = this.counters;
     c[C_BYTES] += bytes;
-    if (locked) c[C_LOCK] += n;
+    if (locked) c[C_LOCK] += n - from;
     if (nAccepted !== 0) c[C_ACCEPTED] += nAccepted;
     if (nDropped !== 0) c[C_DROPPED] += nDropped;
     if (nRejected !== 0) c[C_REJECTED] += nRejected;

@@ -37,12 +37,12 @@ const flag = new Int32Array(new SharedArrayBuffer(4));
 const POLL_MS = 50;
 process.stdout.write('ready\n');
 serveQueue(q, flag, POLL_MS, {
-  decide: (n) => {
+  decide: (n, from) => {
     // The time check stands in for the main thread raising the flag.
     if (Date.now() >= until) Atomics.store(flag, 0, 1);
-    if (n === 0 || mode === 'unset') return;
+    if (n === from || mode === 'unset') return;
     if (mode === 'throw') throw new Error('handler failure on purpose');
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < n; i++) {
       jsPackets++;
       minCapLen = Math.min(minCapLen, meta.capLen[i]);
       maxCapLen = Math.max(maxCapLen, meta.capLen[i]);
