@@ -54,7 +54,13 @@ export function warmUp(batchSize: number, rules: RuleSet, opts: EngineOptions, f
     // Vary the batch size the way real traffic does: mostly 1, sometimes more.
     const k = r % 4 === 0 ? n : 1 + (r % 3);
     meta.tsSec.fill(Math.floor(r / 100) * (features?.stepSeconds ?? 1), 0, k);
-    pipe.decide(k, buf);
+    // Now and then in two parts, as a batch that grows while open is decided.
+    if (r % 5 === 1 && k > 1) {
+      pipe.decide(1, buf);
+      pipe.decide(k, buf, 1);
+    } else {
+      pipe.decide(k, buf);
+    }
     pipe.afterVerdicts(k, buf);
   }
 }
