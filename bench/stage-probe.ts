@@ -5,7 +5,7 @@
 //          (rules/default.json, features and the default model's flag part);
 //   bare:  the same loop whose decide only writes repeat + mark: the floor
 //          a JavaScript consumer of this addon can reach.
-// Prints one JSON line: STAGE_TIMES totals and the native counters.
+// Prints one JSON line: STAGE_TIMES totals, each batch's stage times and the native counters.
 import path from 'node:path';
 import { metaColumns, NF_REPEAT } from '../src/batch/layout';
 import { PACKAGE_ROOT } from '../src/config/paths';
@@ -16,7 +16,7 @@ import { StepCounter } from '../src/features/window';
 import { BatchPipeline, FeatureSettings } from '../src/pipeline/batch-pipeline';
 import { warmUp } from '../src/pipeline/warmup';
 import { serveQueue } from '../src/queue/loop';
-import { loadAddon, NATIVE_COUNTERS, STAGE_TIMES } from '../src/queue/native';
+import { loadAddon, NATIVE_COUNTERS, STAGE_SAMPLE_FIELDS, STAGE_TIMES } from '../src/queue/native';
 import { ifindexOf } from '../src/rules/interfaces';
 import { readRuleFile } from '../src/rules/load';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes } from '../src/verdict/engine';
@@ -26,7 +26,9 @@ const [mode, queueText, secondsText] = process.argv.slice(2);
 if (mode !== 'nfips' && mode !== 'bare') throw new Error('usage: stage-probe.js <nfips|bare> QUEUE SECONDS');
 const MARK = { value: 1, mask: 1 };
 const counters = new Float64Array(NATIVE_COUNTERS.length);
-const stages = new Float64Array(STAGE_TIMES.length);
+/** Totals, then room for this many batches' own times. */
+const SAMPLES = 20_000;
+const stages = new Float64Array(STAGE_TIMES.length + SAMPLES * STAGE_SAMPLE_FIELDS.length);
 const rules = readRuleFile(path.join(PACKAGE_ROOT, 'rules', 'default.json'));
 const engine: EngineOptions = { mode: 'repeat', mark: MARK, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: RUN_DEFAULTS.logRate, flowCapacity: 1 << 16, ifindex: ifindexOf };
 const model = loadModel(RUN_DEFAULTS.model);
@@ -92,7 +94,10 @@ serveQueue(q, flag, 50, {
   between: () => Date.now() >= until,
 });
 q.close();
-const out: Record<string, number> = {};
+const out: Record<string, number | number[]> = {};
 STAGE_TIMES.forEach((k, i) => (out[k] = stages[i]));
 NATIVE_COUNTERS.forEach((k, i) => (out[`native.${k}`] = counters[i]));
+// Each stage's per-batch times, as recorded.
+const kept = Math.min(stages[0], SAMPLES);
+STAGE_SAMPLE_FIELDS.forEach((k, f) => (out[`samples.${k}`] = Array.from({ length: kept }, (_, b) => stages[STAGE_TIMES.length + b * STAGE_SAMPLE_FIELDS.length + f])));
 process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -25,6 +25,9 @@ enum Stage : uint32_t {
   S_COUNT
 };
 
+// Per-batch samples after the totals: recv, decide, send, after, turn (ns).
+constexpr uint32_t kSampleFields = 5;
+
 uint32_t U32Opt(const Napi::Object& o, const char* key, uint32_t def) {
   Napi::Value v = o.Get(key);
   return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : def;
@@ -104,6 +107,8 @@ class Queue : public Napi::ObjectWrap<Queue> {
       }
       stagesRef_ = Napi::Persistent(stages.As<Napi::Object>());
       stages_ = arr.Data();
+      // Room past the totals keeps each batch's own times, for medians.
+      sampleCap_ = static_cast<uint32_t>((arr.ElementLength() - S_COUNT) / kSampleFields);
       sock_->SetStampWake(true);
     }
 
@@ -240,8 +245,17 @@ class Queue : public Napi::ObjectWrap<Queue> {
         st[S_SEND] += static_cast<double>(sendNs);
         st[S_AFTER] += static_cast<double>(t4 - t3);
         // From the end of the previous batch to waiting for this one.
-        if (turnFrom) st[S_TURN] += static_cast<double>(t0 - turnFrom);
+        uint64_t turn = turnFrom ? t0 - turnFrom : 0;
+        st[S_TURN] += static_cast<double>(turn);
         turnFrom = t4;
+        if (samples_ < sampleCap_) {
+          double* s = st + S_COUNT + static_cast<size_t>(samples_++) * kSampleFields;
+          s[0] = static_cast<double>(recvNs);
+          s[1] = static_cast<double>(decideNs);
+          s[2] = static_cast<double>(sendNs);
+          s[3] = static_cast<double>(t4 - t3);
+          s[4] = static_cast<double>(turn);
+        }
       } else {
         turnFrom = 0;
       }
@@ -339,6 +353,8 @@ class Queue : public Napi::ObjectWrap<Queue> {
   Napi::FunctionReference after_;
   // Benchmarks only: nanoseconds per stage (Stage), or null.
   double* stages_ = nullptr;
+  uint32_t sampleCap_ = 0;
+  uint32_t samples_ = 0;
   Napi::ObjectReference stagesRef_;
   Napi::Reference<Napi::ArrayBuffer> packets_;
   Napi::Reference<Napi::ArrayBuffer> meta_;

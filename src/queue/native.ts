@@ -37,7 +37,11 @@ export interface QueueOptions {
   counters: Float64Array;
   /** Tests only: bytes of each receive slot offered to the kernel (0 or absent: all), to get messages cut short. */
   recvBytes?: number;
-  /** Benchmarks only: a Float64Array of at least STAGE_TIMES.length where run() adds up where batches spend their time. */
+  /**
+   * Benchmarks only: a Float64Array of at least STAGE_TIMES.length where
+   * run() adds up where batches spend their time; room after that holds
+   * the first batches' own times, STAGE_SAMPLE_FIELDS values each.
+   */
   stageTimes?: Float64Array;
 }
 
@@ -59,6 +63,8 @@ export const STAGE_TIMES = [
   'turnNs',
 ] as const;
 export type StageTimeName = (typeof STAGE_TIMES)[number];
+/** Each per-batch sample after the totals: these stages, in ns. */
+export const STAGE_SAMPLE_FIELDS = ['recvNs', 'decideNs', 'sendNs', 'afterNs', 'turnNs'] as const;
 
 export interface NativeQueue {
   readonly packets: ArrayBuffer;
