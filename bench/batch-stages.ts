@@ -162,7 +162,7 @@ function jsStages(rounds: number): string {
   const results: [string, number][] = [
     ['decide (decode, rules, default, verdict column)', decide],
     ['afterVerdicts, features on (sessions, windows, step clock)', both - decide],
-    ['afterVerdicts, features off (nothing to format)', noWindows - decide],
+    ['decide + afterVerdicts, features off (nothing to format)', noWindows],
     ['decide + afterVerdicts with one logged drop (event recorded and formatted)', events],
     ['decide + afterVerdicts, features on', both],
   ];
