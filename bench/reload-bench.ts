@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { isMainThread, MessageChannel, MessagePort, receiveMessageOnPort, Worker, workerData, parentPort } from 'node:worker_threads';
 import { buildPacket } from '../src/packet/build';
-import { Field, metaColumns } from '../src/queue/native';
+import { Field, metaColumns } from '../src/batch/layout';
 import { resolveRules } from '../src/rules/linear';
 import { createMatcher } from '../src/rules/matcher';
 import { anyRule, RuleSet } from '../src/rules/types';

@@ -1,9 +1,8 @@
-// N-API wrapper: a Queue object per NFQUEUE queue, driven by uv_poll on the
-// event loop of whichever thread created it (each queue lives in its own
-// worker_thread). JS gets one call per batch and answers by filling the
-// verdict columns before returning.
+// N-API wrapper: a Queue object per NFQUEUE queue, each in its own
+// worker_thread, which lives inside run(): receive a batch, call JS to fill
+// the verdict columns, send the verdicts, call JS again for the side work.
 #include <napi.h>
-#include <uv.h>
+#include <time.h>
 
 #include <memory>
 
@@ -12,9 +11,22 @@
 namespace nfips {
 
 namespace {
-// Yield to the event loop after this many batches so control messages
-// (reload, stop) are never starved by a busy queue.
-constexpr int kMaxBatchesPerWakeup = 16;
+// Where a timed batch spends its time (the stageTimes option), in the order
+// of src/queue/native.ts STAGE_TIMES.
+enum Stage : uint32_t {
+  S_BATCHES = 0,  // batches timed (those with packets)
+  S_PACKETS,
+  S_EXTRA,   // receives that added to an open batch (RecvMore)
+  S_RECV,    // ns from recvmmsg's return to the batch parsed, plus RecvMore
+  S_DECIDE,  // ns in the decide calls (N-API call and JS)
+  S_SEND,    // ns sending the verdicts (kernel reinjection included)
+  S_AFTER,   // ns in the afterVerdicts call
+  S_TURN,    // ns from the end of a batch to waiting for the next
+  S_COUNT
+};
+
+// Per-batch samples after the totals: recv, decide, send, after, turn (ns).
+constexpr uint32_t kSampleFields = 5;
 
 uint32_t U32Opt(const Napi::Object& o, const char* key, uint32_t def) {
   Napi::Value v = o.Get(key);
@@ -31,7 +43,6 @@ class Queue : public Napi::ObjectWrap<Queue> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Queue",
                        {
-                           InstanceMethod<&Queue::Start>("start"),
                            InstanceMethod<&Queue::Run>("run"),
                            InstanceMethod<&Queue::Close>("close"),
                            InstanceMethod<&Queue::Warnings>("warnings"),
@@ -87,12 +98,24 @@ class Queue : public Napi::ObjectWrap<Queue> {
       countersRef_ = Napi::Persistent(counters.As<Napi::Object>());
       sock_->SetCounters(arr.Data());
     }
+    Napi::Value stages = o.Get("stageTimes");
+    if (stages.IsTypedArray() && stages.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
+      Napi::Float64Array arr = stages.As<Napi::Float64Array>();
+      if (arr.ElementLength() < S_COUNT) {
+        Napi::RangeError::New(env, "Queue: stageTimes array too short").ThrowAsJavaScriptException();
+        return;
+      }
+      stagesRef_ = Napi::Persistent(stages.As<Napi::Object>());
+      stages_ = arr.Data();
+      // Room past the totals keeps each batch's own times, for medians.
+      sampleCap_ = static_cast<uint32_t>((arr.ElementLength() - S_COUNT) / kSampleFields);
+      sock_->SetStampWake(true);
+    }
 
     // JS views over native memory that never moves. Each buffer co-owns the
     // socket object, so a view kept past the Queue never dangles.
     packets_ = Napi::Persistent(ExternalBuffer(env, sock_->packetBuffer(), sock_->packetBufferSize()));
     meta_ = Napi::Persistent(ExternalBuffer(env, sock_->meta(), sock_->metaBytes()));
-    asyncContext_ = std::make_unique<Napi::AsyncContext>(env, "nfips.queue");
 
     if (!sock_->Open()) {
       Napi::Error err = Napi::Error::New(env, "NFQUEUE " + std::to_string(opts.queueNum) + ": " + sock_->error());
@@ -116,53 +139,22 @@ class Queue : public Napi::ObjectWrap<Queue> {
         env, data, len, [](Napi::Env, void*, std::shared_ptr<NfqSocket>* o) { delete o; }, owner);
   }
 
-  Napi::Value Start(const Napi::CallbackInfo& info) {
+  // run(decide, flag, timeoutMs[, afterVerdicts]): the queue thread's loop,
+  // in the shape of the C reference loop: block in recvmmsg, call JS inline,
+  // send verdicts. decide(n, from) fills the verdicts of packets from..n-1
+  // (the batch can grow while open). afterVerdicts(n) runs once the verdicts are on their way,
+  // for side work (events, sessions, features) that must not delay them; the
+  // batch's bytes and columns stay valid until the next receive.
+  // Returns to JS when flag[0] != 0 (a control message is waiting), when the
+  // JS side threw (so a terminating thread can unwind), or on close.
+  Napi::Value Run(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!sock_ || !sock_->isOpen()) {
       Napi::Error::New(env, "queue is closed").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    if (poll_) {
-      Napi::Error::New(env, "queue already started").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    if (info.Length() < 2 || !info[0].IsFunction() || !info[1].IsFunction()) {
-      Napi::TypeError::New(env, "start(onBatch, onError): two functions required").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    onBatch_ = Napi::Persistent(info[0].As<Napi::Function>());
-    onError_ = Napi::Persistent(info[1].As<Napi::Function>());
-    uv_loop_t* loop = nullptr;
-    napi_get_uv_event_loop(env, &loop);
-    poll_ = new uv_poll_t;
-    poll_->data = this;
-    int rc = uv_poll_init(loop, poll_, sock_->fd());
-    if (rc == 0) rc = uv_poll_start(poll_, UV_READABLE, &Queue::OnReadable);
-    if (rc != 0) {
-      delete poll_;
-      poll_ = nullptr;
-      Napi::Error::New(env, std::string("uv_poll: ") + uv_strerror(rc)).ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    Ref();  // keep the wrapper alive while the kernel can hand us packets
-    return env.Undefined();
-  }
-
-  // run(onBatch, flag, timeoutMs[, afterVerdicts]): the queue thread's loop,
-  // in the shape of the C reference loop: block in recvmmsg, call JS inline,
-  // send verdicts. afterVerdicts(n) runs once the verdicts are on their way,
-  // for side work (features) that must not delay them; the batch's bytes and
-  // columns stay valid until the next receive.
-  // Returns to JS when flag[0] != 0 (a control message is waiting), when the
-  // JS side threw (so a terminating thread can unwind), or on close.
-  Napi::Value Run(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!sock_ || !sock_->isOpen() || poll_) {
-      Napi::Error::New(env, "queue is closed or already started with start()").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
     if (info.Length() < 3 || !info[0].IsFunction() || !info[1].IsTypedArray() || !info[2].IsNumber()) {
-      Napi::TypeError::New(env, "run(onBatch, flag: Int32Array, timeoutMs)").ThrowAsJavaScriptException();
+      Napi::TypeError::New(env, "run(decide, flag: Int32Array, timeoutMs[, afterVerdicts])").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
@@ -171,34 +163,101 @@ class Queue : public Napi::ObjectWrap<Queue> {
       return env.Undefined();
     }
     auto* flag = reinterpret_cast<volatile int32_t*>(ta.As<Napi::Int32Array>().Data());
-    Napi::Function onBatch = info[0].As<Napi::Function>();
-    if (onBatch_.IsEmpty()) onBatch_ = Napi::Persistent(onBatch);  // close() drains through it
+    Napi::Function decide = info[0].As<Napi::Function>();
+    // close() drains what is still queued through the same two calls.
+    if (decide_.IsEmpty()) decide_ = Napi::Persistent(decide);
+    napi_value after = nullptr;
+    if (info.Length() >= 4 && info[3].IsFunction()) {
+      after = info[3];
+      if (after_.IsEmpty()) after_ = Napi::Persistent(info[3].As<Napi::Function>());
+    }
     sock_->SetRecvTimeout(info[2].As<Napi::Number>().Int32Value());
     napi_value self = Value();
-    napi_value fn = onBatch;
-    napi_value after = nullptr;
-    if (info.Length() >= 4 && info[3].IsFunction()) after = info[3];
+    napi_value fn = decide;
+    double* st = stages_;
+    uint64_t turnFrom = 0;
+    const uint32_t cap = sock_->batchSize();
     while (sock_->isOpen() && __atomic_load_n(flag, __ATOMIC_ACQUIRE) == 0) {
       Napi::HandleScope scope(env);
+      uint64_t t0 = st ? NowNs() : 0;
       uint32_t n = sock_->RecvBatchBlocking();
-      // On a receive timeout, an empty call lets a terminating thread unwind.
-      napi_value arg;
-      napi_value result;
-      napi_create_uint32(env, n, &arg);
-      // The raw call: node-addon-api would abort the process if the thread
-      // is being terminated and the error cannot be thrown.
-      napi_status st = napi_call_function(env, self, fn, 1, &arg, &result);
-      if (st != napi_ok || env.IsExceptionPending()) {
-        if (n) {
-          sock_->counters()[C_JS_ERRORS] += 1;
-          sock_->FailBatch(n);
+      uint64_t t1 = st ? NowNs() : 0;
+      uint64_t recvNs = st ? t1 - sock_->wokeAtNs() : 0;
+      uint64_t decideNs = 0, sendNs = 0;
+      uint32_t from = 0;
+      uint32_t extra = 0;
+      // Decide and answer what came, then whatever queued meanwhile (a reply
+      // the verdicts just let through, more of a burst), into the rest of the
+      // batch, before the side work of any of it: no packet waits behind
+      // afterVerdicts while there is room. On a receive timeout, one empty
+      // call lets a terminating thread unwind.
+      for (;;) {
+        napi_value args[2];
+        napi_value result;
+        napi_create_uint32(env, n, &args[0]);
+        napi_create_uint32(env, from, &args[1]);
+        // The raw call: node-addon-api would abort the process if the thread
+        // is being terminated and the error cannot be thrown.
+        napi_status status = napi_call_function(env, self, fn, 2, args, &result);
+        if (status != napi_ok || env.IsExceptionPending()) {
+          if (n > from) {
+            sock_->counters()[C_JS_ERRORS] += 1;
+            sock_->FailBatch(n, from);
+          }
+          return env.Undefined();  // a pending exception propagates to run()'s caller
         }
-        return env.Undefined();  // a pending exception propagates to run()'s caller
+        uint64_t t2 = st ? NowNs() : 0;
+        if (n > from) sock_->SendVerdicts(n, from);
+        if (st) {
+          uint64_t t3 = NowNs();
+          decideNs += t2 - t1;
+          sendNs += t3 - t2;
+          t1 = t3;
+        }
+        if (n == 0 || n >= cap) break;
+        uint32_t more = sock_->RecvMore(n);
+        if (more == n) break;
+        from = n;
+        n = more;
+        extra++;
+        if (st) {
+          uint64_t t = NowNs();
+          recvNs += t - t1;
+          t1 = t;
+        }
       }
-      if (n) sock_->SendVerdicts(n);
+      uint64_t t3 = st ? NowNs() : 0;
+      recvNs += t3 - t1;  // the RecvMore that found nothing
       if (after) {
-        st = napi_call_function(env, self, after, 1, &arg, &result);
-        if (st != napi_ok || env.IsExceptionPending()) return env.Undefined();
+        napi_value arg;
+        napi_value result;
+        napi_create_uint32(env, n, &arg);
+        napi_status status = napi_call_function(env, self, after, 1, &arg, &result);
+        if (status != napi_ok || env.IsExceptionPending()) return env.Undefined();
+      }
+      if (st && n) {
+        uint64_t t4 = NowNs();
+        st[S_BATCHES] += 1;
+        st[S_PACKETS] += n;
+        st[S_EXTRA] += extra;
+        st[S_RECV] += static_cast<double>(recvNs);
+        st[S_DECIDE] += static_cast<double>(decideNs);
+        st[S_SEND] += static_cast<double>(sendNs);
+        st[S_AFTER] += static_cast<double>(t4 - t3);
+        // From the end of the previous batch to waiting for this one.
+        uint64_t turn = turnFrom ? t0 - turnFrom : 0;
+        st[S_TURN] += static_cast<double>(turn);
+        turnFrom = t4;
+        if (samples_ < sampleCap_) {
+          double* s = st + S_COUNT + static_cast<size_t>(samples_++) * kSampleFields;
+          s[0] = static_cast<double>(recvNs);
+          s[1] = static_cast<double>(decideNs);
+          s[2] = static_cast<double>(sendNs);
+          s[3] = static_cast<double>(t4 - t3);
+          s[4] = static_cast<double>(turn);
+        }
+      } else {
+        turnFrom = 0;
       }
     }
     return env.Undefined();
@@ -207,11 +266,11 @@ class Queue : public Napi::ObjectWrap<Queue> {
   // close(): drains what is queued through the normal JS path, then unbinds.
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (sock_ && sock_->isOpen() && !onBatch_.IsEmpty()) {
+    if (sock_ && sock_->isOpen() && !decide_.IsEmpty()) {
       // Everything queued before the jumps were removed; the bound covers a
       // full kernel queue at any batch size.
       for (uint32_t i = 0; i <= DrainBound(); i++) {
-        if (!RunBatch(env)) break;
+        if (!DrainBatch(env)) break;
       }
     }
     Shutdown(true);
@@ -234,46 +293,33 @@ class Queue : public Napi::ObjectWrap<Queue> {
     return Napi::Number::New(info.Env(), sock_ ? sock_->batchSize() : 0);
   }
 
-  static void OnReadable(uv_poll_t* handle, int status, int) {
-    auto* self = static_cast<Queue*>(handle->data);
-    if (!self || !self->sock_ || !self->sock_->isOpen()) return;
-    Napi::Env env = self->env_;
-    Napi::HandleScope scope(env);
-    // One callback scope per wakeup: microtasks run once, not once per batch.
-    Napi::CallbackScope cbScope(env, *self->asyncContext_);
-    if (status < 0) self->sock_->counters()[C_RECV_ERRORS] += 1;
-    for (int i = 0; i < kMaxBatchesPerWakeup; i++) {
-      if (!self->RunBatch(env)) break;
-      if (!self->poll_) break;  // JS closed the queue from inside the callback
-    }
-  }
-
-  // One receive → JS → verdict round. Returns false when nothing was queued.
-  bool RunBatch(Napi::Env env) {
+  // One receive -> decide -> verdicts -> after round without blocking, for
+  // close(). Returns false when nothing was queued. A batch JS fails gets
+  // the failure verdict and the drain goes on: nothing may stay queued.
+  bool DrainBatch(Napi::Env env) {
     uint32_t n = sock_->RecvBatch();
     if (n == 0) return false;
-    if (onBatch_.IsEmpty()) {
-      sock_->FailBatch(n);
-      return true;
-    }
-    onBatch_.Call(Value(), {Napi::Number::New(env, n)});
-    if (env.IsExceptionPending()) {
-      Napi::Error e = env.GetAndClearPendingException();
+    Napi::HandleScope scope(env);
+    napi_value arg = Napi::Number::New(env, n);
+    napi_value args[2] = {arg, Napi::Number::New(env, 0)};
+    napi_value result;
+    napi_status status = napi_call_function(env, Value(), decide_.Value(), 2, args, &result);
+    if (status != napi_ok || env.IsExceptionPending()) {
+      if (env.IsExceptionPending()) env.GetAndClearPendingException();
       sock_->counters()[C_JS_ERRORS] += 1;
       sock_->FailBatch(n);
-      if (!onError_.IsEmpty()) {
-        onError_.Call(Value(), {e.Value()});
-        if (env.IsExceptionPending()) env.GetAndClearPendingException();
-      }
       return true;
     }
-    if (!sock_->isOpen()) return false;
     sock_->SendVerdicts(n);
+    if (!after_.IsEmpty()) {
+      status = napi_call_function(env, Value(), after_.Value(), 1, &arg, &result);
+      if (env.IsExceptionPending()) env.GetAndClearPendingException();
+    }
     return true;
   }
 
-  // Stops polling and unbinds. With no JS to ask (env teardown), whatever is
-  // still readable gets the failure verdict first.
+  // Unbinds. With no JS to ask (env teardown), whatever is still readable
+  // gets the failure verdict first.
   void Shutdown(bool fromJs) {
     if (!sock_) return;
     if (sock_->isOpen() && !fromJs) {
@@ -282,13 +328,6 @@ class Queue : public Napi::ObjectWrap<Queue> {
         if (n == 0) break;
         sock_->FailBatch(n);
       }
-    }
-    if (poll_) {
-      uv_poll_stop(poll_);
-      poll_->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      poll_ = nullptr;
-      if (fromJs) Unref();
     }
     sock_->Close();
   }
@@ -301,13 +340,22 @@ class Queue : public Napi::ObjectWrap<Queue> {
     self->Shutdown(false);
   }
 
+  static uint64_t NowNs() {
+    timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return static_cast<uint64_t>(t.tv_sec) * 1000000000u + static_cast<uint64_t>(t.tv_nsec);
+  }
+
   std::shared_ptr<NfqSocket> sock_;
-  std::unique_ptr<Napi::AsyncContext> asyncContext_;
-  uv_poll_t* poll_ = nullptr;
   napi_env env_ = nullptr;
   bool cleanupHooked_ = false;
-  Napi::FunctionReference onBatch_;
-  Napi::FunctionReference onError_;
+  Napi::FunctionReference decide_;
+  Napi::FunctionReference after_;
+  // Benchmarks only: nanoseconds per stage (Stage), or null.
+  double* stages_ = nullptr;
+  uint32_t sampleCap_ = 0;
+  uint32_t samples_ = 0;
+  Napi::ObjectReference stagesRef_;
   Napi::Reference<Napi::ArrayBuffer> packets_;
   Napi::Reference<Napi::ArrayBuffer> meta_;
   Napi::ObjectReference countersRef_;
@@ -320,6 +368,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   layout.Set("counterCount", static_cast<uint32_t>(C_COUNTER_COUNT));
   layout.Set("noOffset", NO_OFFSET);
   layout.Set("verdictUnset", VERDICT_UNSET);
+  layout.Set("stageCount", static_cast<uint32_t>(S_COUNT));
   exports.Set("layout", layout);
   return exports;
 }

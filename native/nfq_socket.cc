@@ -243,8 +243,12 @@ void NfqSocket::Close() {
   nl_ = nullptr;
 }
 
-uint32_t NfqSocket::RecvBatch() { return Receive(MSG_DONTWAIT); }
-uint32_t NfqSocket::RecvBatchBlocking() { return Receive(MSG_WAITFORONE); }
+uint32_t NfqSocket::RecvBatch() { return Receive(MSG_DONTWAIT, 0, 0); }
+uint32_t NfqSocket::RecvBatchBlocking() { return Receive(MSG_WAITFORONE, 0, 0); }
+uint32_t NfqSocket::RecvMore(uint32_t from) {
+  if (from >= opts_.batchSize || slotsUsed_ >= opts_.batchSize) return from;
+  return Receive(MSG_DONTWAIT, from, slotsUsed_);
+}
 
 void NfqSocket::SetRecvTimeout(int ms) {
   if (!nl_) return;
@@ -252,18 +256,18 @@ void NfqSocket::SetRecvTimeout(int ms) {
   setsockopt(mnl_socket_get_fd(nl_), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-uint32_t NfqSocket::Receive(int flags) {
-  if (!nl_) return 0;
+uint32_t NfqSocket::Receive(int flags, uint32_t fromPacket, uint32_t fromSlot) {
+  if (!nl_) return fromPacket;
   int fd = mnl_socket_get_fd(nl_);
-  timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  uint32_t n = 0;
-  uint32_t slots = 0;
+  timespec now{0, 0};
+  bool stamped = false;
+  uint32_t n = fromPacket;
+  uint32_t slots = fromSlot;
   const uint32_t cap = opts_.batchSize;
   while (slots < cap) {
     unsigned want = cap - slots;
     // Only the first call may block: later ones just gather what is queued.
-    int r = recvmmsg(fd, msgs_.data() + slots, want, slots == 0 ? flags : MSG_DONTWAIT, nullptr);
+    int r = recvmmsg(fd, msgs_.data() + slots, want, slots == fromSlot ? flags : MSG_DONTWAIT, nullptr);
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -273,6 +277,17 @@ uint32_t NfqSocket::Receive(int flags) {
       }
       counters_[C_RECV_ERRORS] += 1;
       break;
+    }
+    if (!stamped) {
+      // The arrival time, not the time the wait began (up to the receive
+      // timeout earlier): it stands in for packets without a timestamp.
+      clock_gettime(CLOCK_REALTIME, &now);
+      if (stampWake_) {
+        timespec mono;
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        wokeAtNs_ = static_cast<uint64_t>(mono.tv_sec) * 1000000000u + static_cast<uint64_t>(mono.tv_nsec);
+      }
+      stamped = true;
     }
     for (int i = 0; i < r; i++) {
       mmsghdr& m = msgs_[slots + i];
@@ -285,11 +300,12 @@ uint32_t NfqSocket::Receive(int flags) {
     // A short read means the socket is drained; skip the EAGAIN syscall.
     if (static_cast<unsigned>(r) < want) break;
   }
+  slotsUsed_ = slots;
   uint32_t* verdict = meta_.data() + col(F_VERDICT, 0);
-  for (uint32_t i = 0; i < n; i++) verdict[i] = VERDICT_UNSET;
-  if (n) {
-    counters_[C_RECEIVED] += n;
-    counters_[C_BATCHES] += 1;
+  for (uint32_t i = fromPacket; i < n; i++) verdict[i] = VERDICT_UNSET;
+  if (n > fromPacket) {
+    counters_[C_RECEIVED] += n - fromPacket;
+    if (fromPacket == 0) counters_[C_BATCHES] += 1;
     if (n > counters_[C_MAX_BATCH]) counters_[C_MAX_BATCH] = n;
   }
   return n;
@@ -437,8 +453,8 @@ void NfqSocket::SendFailVerdictNow(uint32_t id, uint32_t mark, bool markKnown) {
   Flush(buf, nlh->nlmsg_len);
 }
 
-void NfqSocket::SendVerdicts(uint32_t n) {
-  if (!nl_ || n == 0) return;
+void NfqSocket::SendVerdicts(uint32_t to, uint32_t from) {
+  if (!nl_ || to <= from) return;
   uint32_t* m = meta_.data();
   const uint32_t* ids = m + col(F_ID, 0);
   const uint32_t* marks = m + col(F_MARK, 0);
@@ -446,20 +462,22 @@ void NfqSocket::SendVerdicts(uint32_t n) {
   const uint32_t* vmarks = m + col(F_VERDICT_MARK, 0);
   char* start = sendBuf_.data();
   char* p = start;
-  for (uint32_t i = 0; i < n; i++) {
+  // Summed here, written once per batch.
+  uint32_t drops = 0, repeats = 0, accepts = 0, fails = 0;
+  for (uint32_t i = from; i < to; i++) {
     uint32_t v = verdicts[i];
     uint32_t mark = vmarks[i];
     bool setMark = true;
     if (v == NF_DROP_V) {
       setMark = false;
-      counters_[C_VERDICT_DROP] += 1;
+      drops++;
     } else if (v == NF_REPEAT_V) {
-      counters_[C_VERDICT_REPEAT] += 1;
+      repeats++;
     } else if (v == NF_ACCEPT_V) {
-      counters_[C_VERDICT_ACCEPT] += 1;
+      accepts++;
     } else {
       // Unset or unknown: the configured failure verdict, never silence.
-      counters_[C_FAIL_VERDICTS] += 1;
+      fails++;
       v = opts_.failVerdict;
       setMark = v == NF_REPEAT_V;
       mark = (marks[i] & ~opts_.markMask) | (opts_.markValue & opts_.markMask);
@@ -476,12 +494,16 @@ void NfqSocket::SendVerdicts(uint32_t n) {
     }
   }
   if (p != start) Flush(start, p - start);
+  if (drops) counters_[C_VERDICT_DROP] += drops;
+  if (repeats) counters_[C_VERDICT_REPEAT] += repeats;
+  if (accepts) counters_[C_VERDICT_ACCEPT] += accepts;
+  if (fails) counters_[C_FAIL_VERDICTS] += fails;
 }
 
-void NfqSocket::FailBatch(uint32_t n) {
+void NfqSocket::FailBatch(uint32_t to, uint32_t from) {
   uint32_t* verdict = meta_.data() + col(F_VERDICT, 0);
-  for (uint32_t i = 0; i < n; i++) verdict[i] = VERDICT_UNSET;
-  SendVerdicts(n);
+  for (uint32_t i = from; i < to; i++) verdict[i] = VERDICT_UNSET;
+  SendVerdicts(to, from);
 }
 
 }  // namespace nfips

@@ -15,7 +15,7 @@ struct nlmsghdr;
 namespace nfips {
 
 // Per-packet metadata fields, each a Uint32 column of batchSize entries in one
-// buffer shared with JS. The order is part of the JS contract (src/queue/native.ts).
+// buffer shared with JS. The order is part of the batch contract (src/batch/layout.ts).
 enum Field : uint32_t {
   F_ID = 0,
   F_MARK,
@@ -115,12 +115,17 @@ class NfqSocket {
   // Like RecvBatch, but blocks until at least one packet or the receive
   // timeout (SetRecvTimeout); one recvmmsg(MSG_WAITFORONE) per batch.
   uint32_t RecvBatchBlocking();
+  // Adds what is queued now to the batch, without blocking, after its first
+  // `from` packets (whose bytes and columns stay as they are) and into the
+  // receive slots the batch has not used. Returns the new packet count.
+  uint32_t RecvMore(uint32_t from);
   void SetRecvTimeout(int ms);
-  // Sends the verdicts of the last batch, one netlink message per packet (so
-  // each keeps its own mark) packed into as few sendto() calls as fit.
-  void SendVerdicts(uint32_t n);
-  // Gives every packet of the last batch the failure verdict and sends them.
-  void FailBatch(uint32_t n);
+  // Sends the verdicts of packets from..to-1 of the batch, one netlink
+  // message per packet (so each keeps its own mark) packed into as few
+  // sendto() calls as fit.
+  void SendVerdicts(uint32_t to, uint32_t from = 0);
+  // Gives packets from..to-1 the failure verdict and sends them.
+  void FailBatch(uint32_t to, uint32_t from = 0);
 
   uint8_t* packetBuffer() { return pkt_.data(); }
   size_t packetBufferSize() const { return pkt_.size(); }
@@ -133,11 +138,14 @@ class NfqSocket {
   // Counters live in memory owned by the caller (a JS typed array).
   void SetCounters(double* c) { counters_ = c ? c : localCounters_; }
   double* counters() { return counters_; }
+  // Benchmarks: note when each blocking receive returned (CLOCK_MONOTONIC ns).
+  void SetStampWake(bool on) { stampWake_ = on; }
+  uint64_t wokeAtNs() const { return wokeAtNs_; }
 
  private:
   bool Configure();
   bool SendConfigAndWaitAcks(char* buf, size_t len, uint32_t firstSeq, uint32_t count);
-  uint32_t Receive(int flags);
+  uint32_t Receive(int flags, uint32_t fromPacket, uint32_t fromSlot);
   void ParseDatagram(uint8_t* base, size_t len, bool cut, uint32_t& n, uint32_t sec, uint32_t nsec);
   void ParseCutMsg(nlmsghdr* nlh, size_t avail, uint32_t& n, uint32_t sec, uint32_t nsec);
   bool ParsePacketMsg(const nlmsghdr* nlh, uint8_t* base, uint32_t slot, uint32_t sec, uint32_t nsec, uint32_t origLen = 0);
@@ -157,6 +165,10 @@ class NfqSocket {
   std::vector<iovec> iovs_;
   double localCounters_[C_COUNTER_COUNT] = {0};
   double* counters_ = localCounters_;
+  // Receive slots the current batch has used.
+  uint32_t slotsUsed_ = 0;
+  bool stampWake_ = false;
+  uint64_t wokeAtNs_ = 0;
   std::string error_;
   std::vector<std::string> warnings_;
 };

@@ -10,7 +10,7 @@ import { Detector, ScoreWorkerModule } from '../detect/detector';
 import { install, iptablesAvailable, remove, stopQueueing } from '../iptables/apply';
 import { IptablesPlan } from '../iptables/plan';
 import { createEventLog } from '../log/event-log';
-import { NF_DROP, NF_REPEAT } from '../queue/native';
+import { NF_DROP, NF_REPEAT } from '../batch/layout';
 import { QueueSupervisor } from '../queue/supervisor';
 import { readRuleFile } from '../rules/load';
 import { RuleSet } from '../rules/types';

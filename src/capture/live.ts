@@ -1,7 +1,7 @@
 // Live capture through libpcap (the `cap` package), delivered as batches in
 // the column layout of NFQUEUE batches and of PcapBatchReader, so training
 // on an interface runs the same decode/feature code as the inline path.
-import { Field, metaColumns, MetaColumns } from '../queue/native';
+import { Field, metaColumns, MetaColumns } from '../batch/layout';
 import {
   createLinkInfo,
   fillCapturedColumns,

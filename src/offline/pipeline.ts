@@ -1,15 +1,12 @@
 // The data path without a kernel: batches from a pcap file or a live
-// capture go through the same decode, verdict engine and feature windows as
-// a queue thread's, on the packets' own timestamps. Used by `nfips replay`
-// and `nfips train`.
-import { FeatureSettings } from '../queue/messages';
-import { MetaColumns } from '../queue/native';
+// capture go through the same batch pipeline as a queue thread's, on the
+// packets' own timestamps. Used by `nfips replay` and `nfips train`.
+import { MetaColumns } from '../batch/layout';
+import { BatchPipeline, FeatureSettings } from '../pipeline/batch-pipeline';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineCounterName, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
-import { WindowInputs, windowInputsOf } from '../features/step-counter';
-import { StepRecord } from '../features/step';
 import { FeatureWindow, WindowAggregator } from '../features/window';
-import { openFlagModel } from '../flow/flag-model';
+import { StepRecord } from '../features/step';
 import { RuleEvent } from '../verdict/rule-events';
 import { compileRuleSet } from '../verdict/rule-snapshot';
 
@@ -51,35 +48,40 @@ const OFFLINE_ENGINE: EngineOptions = {
 export class OfflinePipeline {
   readonly engine: VerdictEngine;
   readonly windows: WindowAggregator;
+  private readonly pipe: BatchPipeline;
   private readonly counters = new Float64Array(ENGINE_COUNTERS.length);
-  private inputs: WindowInputs;
   private meta: MetaColumns;
   private readonly ifIn: number;
   private readonly ifOut: number;
   packets = 0;
 
-  constructor(
-    meta: MetaColumns,
-    private readonly opts: OfflineOptions,
-  ) {
+  constructor(meta: MetaColumns, opts: OfflineOptions) {
     const ifs = offlineIfindexes(opts.interfaces);
     this.ifIn = ifs.in;
     this.ifOut = ifs.out;
     this.meta = meta;
     const rules = compileRuleSet(opts.rules, { ifindex: (n) => ifs.names.get(n), malformed: OFFLINE_ENGINE.malformed });
-    this.engine = new VerdictEngine(opts.batchSize, meta, rules, 0, new ArrayBuffer(ruleCounterBytes(rules.ruleCount)), OFFLINE_ENGINE, this.counters);
     this.windows = new WindowAggregator({ queue: opts.queue ?? 0, ...opts.features }, opts.onWindow, opts.onStep);
-    const e = this.engine;
-    e.setFlagModel(opts.features.flags ? openFlagModel(opts.features.flags) : null);
-    this.windows.attachEvidence(e.evidence);
-    this.inputs = windowInputsOf(meta, e);
+    const onRuleEvents = opts.onRuleEvents;
+    this.pipe = new BatchPipeline({
+      capacity: opts.batchSize,
+      meta,
+      rules,
+      rulesVersion: 0,
+      ruleCounters: new ArrayBuffer(ruleCounterBytes(rules.ruleCount)),
+      engine: OFFLINE_ENGINE,
+      counters: this.counters,
+      windows: this.windows,
+      flags: opts.features.flags,
+      onRuleEvents: onRuleEvents ? (events) => onRuleEvents(events) : () => undefined,
+    });
+    this.engine = this.pipe.engine;
   }
 
   /** Later batches come in other columns (the next file of a multi-file capture); all state carries over. */
   setMeta(meta: MetaColumns): void {
     this.meta = meta;
-    this.engine.setMeta(meta);
-    this.inputs = windowInputsOf(meta, this.engine);
+    this.pipe.setMeta(meta);
   }
 
   /** One batch whose columns are in the current meta. */
@@ -89,10 +91,8 @@ export class OfflinePipeline {
     // The reader leaves these columns at 0 (no interface); stated ones go in whole.
     if (this.ifIn !== 0) this.meta.inIfindex.fill(this.ifIn, 0, n);
     if (this.ifOut !== 0) this.meta.outIfindex.fill(this.ifOut, 0, n);
-    this.engine.process(n, packets);
-    if (this.engine.events.count > 0) this.opts.onRuleEvents?.(this.engine.events.drain());
-    this.engine.recordSessions(n);
-    this.windows.observe(n, this.engine.decoded, this.inputs, packets);
+    this.pipe.decide(n, packets);
+    this.pipe.afterVerdicts(n, packets);
   }
 
   /** Emits the last, partly filled step's window. */

@@ -250,9 +250,10 @@ function decodeL4(b: Uint8Array, pktStart: number, p: number, end: number, l4Len
 }
 
 /** Decodes n packets described by the metadata columns. Returns how many were not Ok. */
-export function decodeBatch(buf: Uint8Array, offset: Uint32Array, capLen: Uint32Array, n: number, out: DecodedBatch): number {
+/** Decodes packets from..n-1 into `out` at the same indexes. */
+export function decodeBatch(buf: Uint8Array, offset: Uint32Array, capLen: Uint32Array, n: number, out: DecodedBatch, from = 0): number {
   let bad = 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = from; i < n; i++) {
     if (decodePacket(buf, offset[i], capLen[i], i, out) !== DecodeStatus.Ok) bad++;
   }
   return bad;

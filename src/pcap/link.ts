@@ -2,10 +2,9 @@
 // IP header inside a captured frame so both feed the same batch columns as
 // the inline path (which receives bare IP packets from NFQUEUE).
 
-import { MetaColumns } from '../queue/native';
+import { MetaColumns, NO_OFFSET } from '../batch/layout';
 
-/** Mirrors NO_OFFSET in native/nfq_socket.h: "no source MAC for this packet". */
-export const NO_OFFSET = 0xffffffff;
+export { NO_OFFSET };
 
 export const ETHERTYPE_IPV4 = 0x0800;
 export const ETHERTYPE_IPV6 = 0x86dd;

@@ -2,7 +2,7 @@
 // batch layout (packet bytes + metadata columns) NFQUEUE batches use, so the
 // offline pipeline runs the inline decode/rules/feature code unchanged. The
 // formats' own record walks are in classic.ts and pcapng.ts.
-import { Field, metaColumns, MetaColumns } from '../queue/native';
+import { Field, metaColumns, MetaColumns } from '../batch/layout';
 import { openClassic } from './classic';
 import { FileWindow, hex } from './file-window';
 import { createLinkInfo, fillCapturedColumns, LinkInfo, LinkStatus, parseLink } from './link';

@@ -6,8 +6,11 @@ import { RuleSnapshot } from '../verdict/rule-snapshot';
 import { RuleEvent } from '../verdict/rule-events';
 import { MessagePort } from 'node:worker_threads';
 import { StepRecord } from '../features/step';
+import { FeatureSettings } from '../pipeline/batch-pipeline';
 import { QueueOptions } from './native';
 import type { SharedFlagModel } from '../flow/flag-model';
+
+export type { FeatureSettings };
 
 export interface EngineSettings {
   mode: VerdictMode;
@@ -17,15 +20,6 @@ export interface EngineSettings {
   flowCapacity: number;
   malformed: MalformedPolicy;
   rulesMode: RulesMode;
-}
-
-/** Feature windows on the queue thread; null turns the feature path off. */
-export interface FeatureSettings {
-  windowSeconds: number;
-  stepSeconds: number;
-  maxSourcesPerStep: number;
-  /** The model's TCP flag-sequence part, compiled once on the main thread; null: sequences are only counted. */
-  flags: SharedFlagModel | null;
 }
 
 export interface QueueWorkerInit {

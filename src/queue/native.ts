@@ -1,30 +1,9 @@
-// Typed face of the native addon (native/addon.cc). The column and counter
-// order mirrors native/nfq_socket.h; keep the two in step.
+// Typed face of the native addon (native/addon.cc). The counter order
+// mirrors native/nfq_socket.h; keep the two in step. The batch layout itself
+// is the batch contract's (src/batch/layout.ts).
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../config/paths';
-
-export const NF_DROP = 0;
-export const NF_ACCEPT = 1;
-export const NF_REPEAT = 4;
-export type NfVerdict = typeof NF_DROP | typeof NF_ACCEPT | typeof NF_REPEAT;
-
-export const enum Field {
-  Id = 0,
-  Mark,
-  Hook,
-  HwProto,
-  InIfindex,
-  OutIfindex,
-  OrigLen,
-  CapLen,
-  Offset,
-  HwAddrOffset,
-  TsSec,
-  TsNsec,
-  Verdict,
-  VerdictMark,
-  Count,
-}
+import { Field, NO_OFFSET, NfVerdict } from '../batch/layout';
 
 export const NATIVE_COUNTERS = [
   'received',
@@ -58,27 +37,56 @@ export interface QueueOptions {
   counters: Float64Array;
   /** Tests only: bytes of each receive slot offered to the kernel (0 or absent: all), to get messages cut short. */
   recvBytes?: number;
+  /**
+   * Benchmarks only: a Float64Array of at least STAGE_TIMES.length where
+   * run() adds up where batches spend their time; room after that holds
+   * the first batches' own times, STAGE_SAMPLE_FIELDS values each.
+   */
+  stageTimes?: Float64Array;
 }
+
+/** The stageTimes layout (native/addon.cc Stage): counts, then nanoseconds summed over the timed batches. */
+export const STAGE_TIMES = [
+  'batches',
+  'packets',
+  /** Receives that added to a batch still open (packets queued while it was decided). */
+  'extra',
+  /** From recvmmsg's return to the batch parsed into the columns. */
+  'recvNs',
+  /** The decide call: N-API call into JavaScript and the decide stage. */
+  'decideNs',
+  /** Sending the verdicts (sendto). */
+  'sendNs',
+  /** The afterVerdicts call. */
+  'afterNs',
+  /** From the end of one batch to waiting for the next (flag check, handle scope). */
+  'turnNs',
+] as const;
+export type StageTimeName = (typeof STAGE_TIMES)[number];
+/** Each per-batch sample after the totals: these stages, in ns. */
+export const STAGE_SAMPLE_FIELDS = ['recvNs', 'decideNs', 'sendNs', 'afterNs', 'turnNs'] as const;
 
 export interface NativeQueue {
   readonly packets: ArrayBuffer;
   readonly meta: ArrayBuffer;
   readonly batchSize: number;
-  /** Event-loop mode: uv_poll wakes the thread, one JS call per batch. */
-  start(onBatch: (n: number) => void, onError: (err: unknown) => void): void;
   /**
-   * Dedicated-thread mode: blocks in recvmmsg and calls onBatch inline until
-   * flag[0] != 0, onBatch throws (rethrown here), or the queue closes. The
-   * receive timeout bounds how long a raised flag waits.
+   * The queue thread's loop: blocks in recvmmsg, calls decide(n, 0) inline
+   * and sends the verdicts; while packets keep coming and the batch has
+   * room, adds them to it (decide(n, from) for packets from..n-1) and sends
+   * theirs; then calls afterVerdicts(n) for the whole batch. Until flag[0]
+   * != 0, a callback throws (rethrown here), or the queue closes. The
+   * receive timeout bounds how long a raised flag waits; a timeout calls
+   * both with 0.
    */
-  run(onBatch: (n: number) => void, flag: Int32Array, timeoutMs: number, afterVerdicts?: (n: number) => void): void;
+  run(decide: (n: number, from: number) => void, flag: Int32Array, timeoutMs: number, afterVerdicts?: (n: number) => void): void;
   close(): void;
   warnings(): string[];
 }
 
 interface Addon {
   Queue: new (opts: QueueOptions) => NativeQueue;
-  layout: { fieldCount: number; counterCount: number; noOffset: number; verdictUnset: number };
+  layout: { fieldCount: number; counterCount: number; noOffset: number; verdictUnset: number; stageCount: number };
 }
 
 let cached: Addon | undefined;
@@ -88,51 +96,9 @@ export function loadAddon(): Addon {
   const file = path.join(PACKAGE_ROOT, 'build', 'Release', 'nfips_nfq.node');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const addon = require(file) as Addon;
-  if (addon.layout.fieldCount !== Field.Count || addon.layout.counterCount !== NATIVE_COUNTERS.length) {
+  if (addon.layout.fieldCount !== Field.Count || addon.layout.counterCount !== NATIVE_COUNTERS.length || addon.layout.noOffset !== NO_OFFSET || addon.layout.stageCount !== STAGE_TIMES.length) {
     throw new Error(`native addon layout mismatch (${file}): rebuild with "npm run build:native"`);
   }
   cached = addon;
   return addon;
 }
-
-/** Column views over the shared metadata buffer; created once per queue. */
-export interface MetaColumns {
-  id: Uint32Array;
-  mark: Uint32Array;
-  hook: Uint32Array;
-  hwProto: Uint32Array;
-  inIfindex: Uint32Array;
-  outIfindex: Uint32Array;
-  origLen: Uint32Array;
-  capLen: Uint32Array;
-  offset: Uint32Array;
-  hwAddrOffset: Uint32Array;
-  tsSec: Uint32Array;
-  tsNsec: Uint32Array;
-  verdict: Uint32Array;
-  verdictMark: Uint32Array;
-}
-
-export function metaColumns(meta: ArrayBuffer, batchSize: number): MetaColumns {
-  const col = (f: Field) => new Uint32Array(meta, f * batchSize * 4, batchSize);
-  return {
-    id: col(Field.Id),
-    mark: col(Field.Mark),
-    hook: col(Field.Hook),
-    hwProto: col(Field.HwProto),
-    inIfindex: col(Field.InIfindex),
-    outIfindex: col(Field.OutIfindex),
-    origLen: col(Field.OrigLen),
-    capLen: col(Field.CapLen),
-    offset: col(Field.Offset),
-    hwAddrOffset: col(Field.HwAddrOffset),
-    tsSec: col(Field.TsSec),
-    tsNsec: col(Field.TsNsec),
-    verdict: col(Field.Verdict),
-    verdictMark: col(Field.VerdictMark),
-  };
-}
-
-/** Netfilter hook numbers as the kernel reports them in the packet header. */
-export const HOOK_INPUT = 1;
-export const HOOK_FORWARD = 2;

@@ -1,6 +1,5 @@
 // Decides a whole batch: lockdown, then the rules, then the default policy.
-// Runs on the queue thread for every batch; process() allocates nothing
-// except for the few rate-limited events it reports.
+// Runs on the queue thread for every batch; process() allocates nothing.
 import { SessionTable } from '../flow/session-table';
 import { SessionEvidence } from '../flow/session-evidence';
 import { CompiledFlagModel } from '../flow/flag-model';
@@ -8,7 +7,7 @@ import { hashAddress } from '../features/hash';
 import { decodeBatch } from '../packet/decode';
 import { createDecodedBatch, DecodedBatch, DecodeStatus, FragBits, PROTO_ICMP, PROTO_ICMPV6 } from '../packet/decoded';
 import { guessFromPacket } from '../flow/server-guess';
-import { MetaColumns, NF_ACCEPT, NF_DROP, NF_REPEAT } from '../queue/native';
+import { MetaColumns, NF_ACCEPT, NF_DROP, NF_REPEAT } from '../batch/layout';
 import { CompiledMatcher } from '../rules/compile';
 import { hasPorts, MatchInput } from '../rules/linear';
 import { applyMark, MarkSpec } from './mark';
@@ -107,6 +106,8 @@ export class VerdictEngine {
   private readonly flowState: Uint8Array;
   private readonly acceptVerdict: number;
   private readonly rejectMarkSpec: MarkSpec;
+  private readonly repeat: boolean;
+  private readonly dryRun: boolean;
   private readonly hidden: HiddenGuard;
   /** Seconds, for flow idle times and event rate limits. */
   private readonly clock = new Float64Array(1);
@@ -137,6 +138,8 @@ export class VerdictEngine {
     this.accepted = new Uint8Array(capacity);
     this.input = { d: this.decoded, inIfindex: meta.inIfindex, outIfindex: meta.outIfindex, hook: meta.hook, flowState: this.flowState };
     this.acceptVerdict = opts.mode === 'repeat' ? NF_REPEAT : NF_ACCEPT;
+    this.repeat = opts.mode === 'repeat';
+    this.dryRun = opts.rulesMode === 'log';
     // A rejected packet re-enters with both bits, so it also skips the queue.
     this.rejectMarkSpec = { value: opts.mark.value | opts.rejectMark.value, mask: opts.mark.mask | opts.rejectMark.mask };
     this.events = new RuleEventBuffer(capacity, opts.eventsPerSecond, this.clock);
@@ -193,19 +196,24 @@ export class VerdictEngine {
   /**
    * Decides n packets. Time is each packet's timestamp from the native side
    * (or the capture), kept in a typed array: Date.now() and double arguments
-   * are boxed on every call, and the data path must not allocate.
+   * are boxed on every call, and the data path must not allocate. Counters
+   * are summed in locals and written once per batch (they are often in
+   * shared memory). With `from`, only packets from..n-1 are decided: the
+   * rest of a batch that grew while open; earlier packets keep their state.
    */
-  process(n: number, packets: Uint8Array): void {
+  process(n: number, packets: Uint8Array, from = 0): void {
     this.packets = packets;
-    this.clock[0] = this.meta.tsSec[0] + this.meta.tsNsec[0] * 1e-9;
+    this.clock[0] = this.meta.tsSec[from] + this.meta.tsNsec[from] * 1e-9;
     const d = this.decoded;
-    const c = this.counters;
     const a = this.active;
     const meta = this.meta;
     const rc = a.counters;
     const nRules = a.actions.length;
-    decodeBatch(packets, meta.offset, meta.capLen, n, d);
+    decodeBatch(packets, meta.offset, meta.capLen, n, d, from);
     const usesState = a.usesState;
+    // Resolved once per rule set, when it was compiled (rule-snapshot.ts).
+    const locked = a.lock;
+    const defaultAction = a.defaultAccepts ? ACT_ACCEPT : ACT_DROP;
     const analysed = this.analysed;
     const accepted = this.accepted;
     const tsSec = meta.tsSec;
@@ -214,22 +222,35 @@ export class VerdictEngine {
     const verdict = meta.verdict;
     const vmark = meta.verdictMark;
     const marks = meta.mark;
-    const repeat = this.opts.mode === 'repeat';
-    const dryRun = this.opts.rulesMode === 'log';
+    const origLen = meta.origLen;
+    const repeat = this.repeat;
+    const dryRun = this.dryRun;
     const logs = a.logs;
-    for (let i = 0; i < n; i++) {
-      const len = meta.origLen[i];
-      c[C_BYTES] += len;
+    let nAccepted = 0;
+    let nDropped = 0;
+    let nRejected = 0;
+    let nAlerts = 0;
+    let nMalformed = 0;
+    let nRule = 0;
+    let nDefAccept = 0;
+    let nDefDrop = 0;
+    let nEvasion = 0;
+    let nDryRun = 0;
+    let bytes = 0;
+    let defPackets = 0;
+    let defBytes = 0;
+    for (let i = from; i < n; i++) {
+      const len = origLen[i];
+      bytes += len;
       this.clock[0] = tsSec[i] + tsNsec[i] * 1e-9;
       let action = ACT_ACCEPT;
       let decided = -1;
       let hiddenBy = -1;
-      if (a.lock) {
+      if (locked) {
         action = ACT_DROP;
-        c[C_LOCK]++;
       } else {
         if (d.status[i] !== DecodeStatus.Ok) {
-          c[C_MALFORMED]++;
+          nMalformed++;
           this.flowState[i] = 0;
         } else if (d.hidden[i] !== 0) {
           // A fragment that may rewrite its transport header must not create
@@ -246,7 +267,7 @@ export class VerdictEngine {
         while (r >= 0 && a.actions[r] === ACT_ALERT) {
           rc[r]++;
           rc[nRules + r] += len;
-          c[C_ALERTS]++;
+          nAlerts++;
           this.events.record(r, ACT_ALERT, i);
           r = a.matcher.match(this.input, i, r + 1);
         }
@@ -254,34 +275,36 @@ export class VerdictEngine {
         if (hiddenBy >= 0 || hiddenBy === UNTRUSTED_ACCEPT) {
           // The accept would rest on headers nfips could not read (hidden-guard.ts).
           action = ACT_DROP;
-          c[C_EVASION_DROPS]++;
+          nEvasion++;
         } else if (r >= 0) {
           decided = r;
           action = a.actions[r];
           rc[r]++;
           rc[nRules + r] += len;
-          c[C_RULE]++;
+          nRule++;
         } else {
-          action = a.defaultAccepts ? ACT_ACCEPT : ACT_DROP;
-          rc[2 * nRules]++;
-          rc[2 * nRules + 1] += len;
-          c[action === ACT_ACCEPT ? C_DEF_ACCEPT : C_DEF_DROP]++;
+          action = defaultAction;
+          defPackets++;
+          defBytes += len;
+          if (action === ACT_ACCEPT) nDefAccept++;
+          else nDefDrop++;
         }
       }
-      analysed[i] = decided < 0 && !a.lock ? 1 : 0;
+      analysed[i] = decided < 0 && !locked ? 1 : 0;
       accepted[i] = 0;
       if (action === ACT_ACCEPT || dryRun) {
         if (action === ACT_ACCEPT) {
-          c[C_ACCEPTED]++;
+          nAccepted++;
           if (decided >= 0 && logs[decided] === 1) this.events.record(decided, ACT_ACCEPT, i);
         } else {
           // Dry run: the counters say what would have happened, the event
           // says it was not done, and the packet passes like an accepted one.
           // Every would-drop is logged, whatever the rule's `log`: seeing
           // them is the point of a dry run.
-          c[action === ACT_REJECT ? C_REJECTED : C_DROPPED]++;
-          c[C_DRY_RUN_PASSED]++;
-          const by = a.lock ? LOCK_RULE : hiddenBy >= 0 ? hiddenBy : decided;
+          if (action === ACT_REJECT) nRejected++;
+          else nDropped++;
+          nDryRun++;
+          const by = locked ? LOCK_RULE : hiddenBy >= 0 ? hiddenBy : decided;
           this.events.record(by, action === ACT_REJECT ? ACT_WOULD_REJECT : ACT_WOULD_DROP, i, hiddenBy !== -1 ? d.hidden[i] : 0);
         }
         verdict[i] = this.acceptVerdict;
@@ -294,16 +317,34 @@ export class VerdictEngine {
       } else if (action === ACT_REJECT) {
         verdict[i] = NF_REPEAT;
         vmark[i] = applyMark(marks[i], this.rejectMarkSpec);
-        c[C_REJECTED]++;
+        nRejected++;
         if (logs[decided] === 1) this.events.record(decided, ACT_REJECT, i);
       } else {
         verdict[i] = NF_DROP;
-        c[C_DROPPED]++;
+        nDropped++;
         if (hiddenBy !== -1) this.events.record(hiddenBy >= 0 ? hiddenBy : -1, ACT_DROP, i, d.hidden[i]);
-        else if (!a.lock && (decided < 0 || logs[decided] === 1)) this.events.record(decided, ACT_DROP, i);
+        else if (!locked && (decided < 0 || logs[decided] === 1)) this.events.record(decided, ACT_DROP, i);
       }
     }
-    c[C_FLOW_OVERFLOW] += this.sessions.overflows - overflowsBefore;
+    if (defPackets !== 0) {
+      rc[2 * nRules] += defPackets;
+      rc[2 * nRules + 1] += defBytes;
+    }
+    const c = this.counters;
+    c[C_BYTES] += bytes;
+    if (locked) c[C_LOCK] += n - from;
+    if (nAccepted !== 0) c[C_ACCEPTED] += nAccepted;
+    if (nDropped !== 0) c[C_DROPPED] += nDropped;
+    if (nRejected !== 0) c[C_REJECTED] += nRejected;
+    if (nAlerts !== 0) c[C_ALERTS] += nAlerts;
+    if (nMalformed !== 0) c[C_MALFORMED] += nMalformed;
+    if (nRule !== 0) c[C_RULE] += nRule;
+    if (nDefAccept !== 0) c[C_DEF_ACCEPT] += nDefAccept;
+    if (nDefDrop !== 0) c[C_DEF_DROP] += nDefDrop;
+    if (nEvasion !== 0) c[C_EVASION_DROPS] += nEvasion;
+    if (nDryRun !== 0) c[C_DRY_RUN_PASSED] += nDryRun;
+    const overflows = this.sessions.overflows - overflowsBefore;
+    if (overflows !== 0) c[C_FLOW_OVERFLOW] += overflows;
   }
 
   /**

@@ -3,7 +3,7 @@
 // record time (the decoded batch is reused); objects are made only for the
 // events that pass the limit, after the batch.
 import { DecodedBatch, HIDDEN_REASONS } from '../packet/decoded';
-import { MetaColumns } from '../queue/native';
+import { MetaColumns } from '../batch/layout';
 import { formatAddress } from '../rules/address';
 import { protocolName } from '../rules/protocols';
 

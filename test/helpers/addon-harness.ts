@@ -1,9 +1,12 @@
-// Drives the native addon directly inside a namespace, for tests of the
-// failure paths that nfips itself never takes on purpose.
+// Drives the native addon inside a namespace through the queue thread's own
+// loop (src/queue/loop.ts), for tests of the failure paths that nfips itself
+// never takes on purpose.
 // usage: node addon-harness.js <throw|unset|repeat> QUEUE SECONDS [RECV_BYTES]
 // RECV_BYTES offers only that many bytes of each receive slot to the kernel,
 // so packet messages arrive cut short.
-import { loadAddon, metaColumns, NATIVE_COUNTERS, NF_REPEAT } from '../../src/queue/native';
+import { metaColumns, NF_REPEAT } from '../../src/batch/layout';
+import { loadAddon, NATIVE_COUNTERS } from '../../src/queue/native';
+import { serveQueue } from '../../src/queue/loop';
 import { applyMark } from '../../src/verdict/mark';
 
 const [mode, queueText, secondsText, recvText] = process.argv.slice(2);
@@ -28,11 +31,18 @@ let errors = 0;
 let jsPackets = 0;
 let minCapLen = Infinity;
 let maxCapLen = 0;
-q.start(
-  (n) => {
+const until = Date.now() + Number(secondsText) * 1000;
+const flag = new Int32Array(new SharedArrayBuffer(4));
+/** Both calls see every batch; the loop's receive timeout brings them back at least this often. */
+const POLL_MS = 50;
+process.stdout.write('ready\n');
+serveQueue(q, flag, POLL_MS, {
+  decide: (n, from) => {
+    // The time check stands in for the main thread raising the flag.
+    if (Date.now() >= until) Atomics.store(flag, 0, 1);
+    if (n === from || mode === 'unset') return;
     if (mode === 'throw') throw new Error('handler failure on purpose');
-    if (mode === 'unset') return;
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < n; i++) {
       jsPackets++;
       minCapLen = Math.min(minCapLen, meta.capLen[i]);
       maxCapLen = Math.max(maxCapLen, meta.capLen[i]);
@@ -40,12 +50,11 @@ q.start(
       meta.verdictMark[i] = applyMark(meta.mark[i], { value: 1, mask: 1 });
     }
   },
-  () => errors++,
-);
-process.stdout.write('ready\n');
-setTimeout(() => {
-  q.close();
-  const out: Record<string, number> = { onErrorCalls: errors, jsPackets, minCapLen: jsPackets ? minCapLen : 0, maxCapLen };
-  NATIVE_COUNTERS.forEach((k, i) => (out[k] = counters[i]));
-  process.stdout.write(`${JSON.stringify(out)}\n`);
-}, Number(secondsText) * 1000);
+  afterVerdicts: () => undefined,
+  onError: () => errors++,
+  between: () => Date.now() >= until,
+});
+q.close();
+const out: Record<string, number> = { onErrorCalls: errors, jsPackets, minCapLen: jsPackets ? minCapLen : 0, maxCapLen };
+NATIVE_COUNTERS.forEach((k, i) => (out[k] = counters[i]));
+process.stdout.write(`${JSON.stringify(out)}\n`);

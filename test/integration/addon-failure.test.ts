@@ -1,4 +1,5 @@
-// The addon's promise: no packet is left without a verdict, even when the
+// The addon's promise, on the queue thread's own loop (run() through
+// src/queue/loop.ts): no packet is left without a verdict, even when the
 // JavaScript side throws or forgets to answer, or when the receive buffer
 // cuts a packet's message short; and a failure verdict keeps the mark bits
 // that are not nfips' own.
@@ -16,6 +17,22 @@ const OPERATOR_BIT = '0x100';
 
 type Counters = Record<string, number>;
 
+const START_MS = 10_000;
+const STOP_GRACE_MS = 5_000;
+
+/** Resolves with what `wait` resolves with, or fails after `ms` saying what did not happen. */
+async function within<T>(ms: number, what: string, wait: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([wait(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Runs the harness for `seconds` while the client pings; the harness's counters, the ping's exit code and the mark counters after the verdicts. */
 async function harnessRun(topo: Topology, mode: string, seconds: number, recvBytes?: number, pingArgs: string[] = []): Promise<{ c: Counters; ping: number; kept: number; lost: number }> {
   await topo.exec(topo.gateway, 'iptables', ['-w', '-t', 'mangle', '-Z', 'POSTROUTING']);
@@ -24,12 +41,23 @@ async function harnessRun(topo: Topology, mode: string, seconds: number, recvByt
   h.stdout?.on('data', (b: Buffer) => (out += b.toString()));
   h.stderr?.on('data', (b: Buffer) => (out += b.toString()));
   const exited = new Promise<void>((r) => h.once('exit', () => r()));
-  while (!out.includes('ready')) {
-    if (h.exitCode !== null) throw new Error(`harness exited: ${out}`);
-    await new Promise((r) => setTimeout(r, 20));
+  try {
+    await within(START_MS, 'the harness to bind its queue', async () => {
+      while (!out.includes('ready')) {
+        if (h.exitCode !== null) throw new Error(`harness exited: ${out}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+  } catch (e) {
+    h.kill('SIGKILL');
+    throw e;
   }
   const ping = await topo.exec(topo.client, 'ping', ['-c', '5', '-i', '0.2', '-W', '1', ...pingArgs, topo.addr.server4], { allowFail: true });
-  await exited;
+  // The loop ends within its receive timeout of the deadline; close() drains what is left.
+  await within(seconds * 1000 + STOP_GRACE_MS, `the harness to stop (${out})`, () => exited).catch((e: unknown) => {
+    h.kill('SIGKILL');
+    throw e;
+  });
   const c = JSON.parse(out.trim().split('\n').pop()!) as Counters;
   const r = await topo.exec(topo.gateway, 'iptables', ['-w', '-t', 'mangle', '-L', 'POSTROUTING', '-v', '-n', '-x']);
   const count = (tag: string) => Number(r.stdout.split('\n').find((l) => l.includes(tag))?.trim().split(/\s+/)[0] ?? NaN);

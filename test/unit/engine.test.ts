@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildPacket } from '../../src/packet/build';
 import { TCP_ACK, TCP_SYN } from '../../src/packet/decoded';
-import { Field, metaColumns, NF_ACCEPT, NF_DROP, NF_REPEAT } from '../../src/queue/native';
+import { Field, metaColumns, NF_ACCEPT, NF_DROP, NF_REPEAT } from '../../src/batch/layout';
 import { parseRuleText } from '../../src/rules/load';
 import { RuleSet } from '../../src/rules/types';
 import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine, VerdictMode } from '../../src/verdict/engine';

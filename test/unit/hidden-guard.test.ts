@@ -7,7 +7,7 @@ import { generatePackets, generateRules, resolved, Rng } from '../../lab/support
 import { buildPacket, PacketSpec } from '../../src/packet/build';
 import { decodePacket } from '../../src/packet/decode';
 import { createDecodedBatch, Hidden } from '../../src/packet/decoded';
-import { Field, metaColumns, NF_DROP, NF_REPEAT } from '../../src/queue/native';
+import { Field, metaColumns, NF_DROP, NF_REPEAT } from '../../src/batch/layout';
 import { couldMatch, protocolUnknown } from '../../src/rules/could-match';
 import { MatchInput, ruleMatches } from '../../src/rules/linear';
 import { buildRuleTable, rowCouldMatch, rowMatches } from '../../src/rules/rule-table';

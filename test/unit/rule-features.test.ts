@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildPacket } from '../../src/packet/build';
 import { TCP_SYN } from '../../src/packet/decoded';
-import { Field, metaColumns, NF_DROP, NF_REPEAT } from '../../src/queue/native';
+import { Field, metaColumns, NF_DROP, NF_REPEAT } from '../../src/batch/layout';
 import { RuleFileError } from '../../src/rules/errors';
 import { rejection } from '../helpers/rejection';
 import { parseRuleText } from '../../src/rules/load';

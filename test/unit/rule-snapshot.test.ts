@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { buildPacket } from '../../src/packet/build';
 import { TCP_SYN } from '../../src/packet/decoded';
-import { Field, metaColumns, NF_DROP, NF_REPEAT } from '../../src/queue/native';
+import { Field, metaColumns, NF_DROP, NF_REPEAT } from '../../src/batch/layout';
 import { parseRuleText } from '../../src/rules/load';
 import { intoSharedMemory } from '../../src/rules/shared-arrays';
 import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine } from '../../src/verdict/engine';

@@ -3,13 +3,11 @@
 // (cold batches took milliseconds; warm ones take microseconds).
 import { buildPacket, PacketSpec } from '../packet/build';
 import { TCP_ACK, TCP_SYN } from '../packet/decoded';
-import { Field, metaColumns } from '../queue/native';
-import { RuleSnapshot } from './rule-snapshot';
-import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes, VerdictEngine } from './engine';
-import { windowInputsOf } from '../features/step-counter';
+import { metaBuffer, metaColumns, NO_OFFSET } from '../batch/layout';
+import { RuleSnapshot } from '../verdict/rule-snapshot';
+import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes } from '../verdict/engine';
 import { WindowAggregator } from '../features/window';
-import { FeatureSettings } from '../queue/messages';
-import { openFlagModel } from '../flow/flag-model';
+import { BatchPipeline, FeatureSettings } from './batch-pipeline';
 
 const SPECS: PacketSpec[] = [
   { src: '198.51.100.1', dst: '203.0.113.1', proto: 6, sport: 40000, dport: 443, tcpFlags: TCP_SYN },
@@ -27,7 +25,7 @@ const SLOT = 256;
 
 export function warmUp(batchSize: number, rules: RuleSnapshot, opts: EngineOptions, features: FeatureSettings | null = null, rounds = 3000): void {
   const n = Math.min(batchSize, 64);
-  const meta = metaColumns(new ArrayBuffer(Field.Count * n * 4), n);
+  const meta = metaColumns(metaBuffer(n), n);
   const buf = new Uint8Array(n * SLOT);
   for (let i = 0; i < n; i++) {
     const p = buildPacket(SPECS[i % SPECS.length]);
@@ -38,24 +36,31 @@ export function warmUp(batchSize: number, rules: RuleSnapshot, opts: EngineOptio
   }
   // One truncated packet keeps the malformed path warm too.
   meta.capLen[n - 1] = 10;
-  const engine = new VerdictEngine(n, meta, rules, 0, new ArrayBuffer(ruleCounterBytes(rules.ruleCount)), opts, new Float64Array(ENGINE_COUNTERS.length));
   // The feature path too, windows included (a step every 100 rounds).
-  const windows = features ? new WindowAggregator({ queue: 0, ...features }, () => undefined) : null;
-  if (windows && features) {
-    engine.setFlagModel(features.flags ? openFlagModel(features.flags) : null);
-    windows.attachEvidence(engine.evidence);
-  }
-  const inputs = windowInputsOf(meta, engine);
-  meta.hwAddrOffset.fill(0xffffffff);
+  const pipe = new BatchPipeline({
+    capacity: n,
+    meta,
+    rules,
+    rulesVersion: 0,
+    ruleCounters: new ArrayBuffer(ruleCounterBytes(rules.ruleCount)),
+    engine: opts,
+    counters: new Float64Array(ENGINE_COUNTERS.length),
+    windows: features ? new WindowAggregator({ queue: 0, ...features }, () => undefined) : null,
+    flags: features?.flags ?? null,
+    onRuleEvents: () => undefined,
+  });
+  meta.hwAddrOffset.fill(NO_OFFSET);
   for (let r = 0; r < rounds; r++) {
     // Vary the batch size the way real traffic does: mostly 1, sometimes more.
     const k = r % 4 === 0 ? n : 1 + (r % 3);
     meta.tsSec.fill(Math.floor(r / 100) * (features?.stepSeconds ?? 1), 0, k);
-    engine.process(k, buf);
-    engine.events.drain();
-    if (windows) {
-      engine.recordSessions(k);
-      windows.observe(k, engine.decoded, inputs, buf);
+    // Now and then in two parts, as a batch that grows while open is decided.
+    if (r % 5 === 1 && k > 1) {
+      pipe.decide(1, buf);
+      pipe.decide(k, buf, 1);
+    } else {
+      pipe.decide(k, buf);
     }
+    pipe.afterVerdicts(k, buf);
   }
 }

@@ -1,0 +1,106 @@
+// One batch through nfips, in two stages, for the queue thread, the warm-up
+// and the offline path alike:
+//   decide:          decode, lockdown, rules, default -> the verdict column;
+//   (the caller sends the verdicts: the native loop, or nobody offline)
+//   afterVerdicts:   what must not delay them: rule events become objects,
+//                    accepted packets enter the session table, the batch is
+//                    counted into the feature windows.
+import { MetaColumns } from '../batch/layout';
+import { openFlagModel, SharedFlagModel } from '../flow/flag-model';
+import { DecodedBatch } from '../packet/decoded';
+import { EngineOptions, VerdictEngine } from '../verdict/engine';
+import { RuleSnapshot } from '../verdict/rule-snapshot';
+import { RuleEvent } from '../verdict/rule-events';
+import { SessionEvidence } from '../flow/session-evidence';
+import { WindowInputs, windowInputsOf } from '../features/step-counter';
+
+/** Feature windows of a pipeline; null turns the feature path off. */
+export interface FeatureSettings {
+  windowSeconds: number;
+  stepSeconds: number;
+  maxSourcesPerStep: number;
+  /** The model's TCP flag-sequence part, compiled once on the main thread; null: sequences are only counted. */
+  flags: SharedFlagModel | null;
+}
+
+/** What counts batches into windows: a StepCounter on a queue thread, a WindowAggregator offline. */
+export interface BatchWindows {
+  attachEvidence(ev: SessionEvidence): void;
+  observe(n: number, d: DecodedBatch, m: WindowInputs, bytes: Uint8Array): void;
+  advanceTo(nowSeconds: number): void;
+}
+
+export interface PipelineOptions {
+  /** Most packets in one batch. */
+  capacity: number;
+  meta: MetaColumns;
+  /** Compiled once (rule-snapshot.ts), on the main thread for queue threads. */
+  rules: RuleSnapshot;
+  rulesVersion: number;
+  ruleCounters: SharedArrayBuffer | ArrayBuffer;
+  engine: EngineOptions;
+  /** Engine counters, in ENGINE_COUNTERS order. */
+  counters: Float64Array;
+  /** null: no feature path (sessions are then kept only for state rules). */
+  windows: BatchWindows | null;
+  /** With windows: the flag-sequence model sessions are scored with. */
+  flags?: SharedFlagModel | null;
+  /** A batch's rule events, after its verdicts, with the version of the rules that decided them. */
+  onRuleEvents: (events: RuleEvent[], rulesVersion: number) => void;
+  /** Seconds now, for an empty batch (a receive timeout) to close idle steps; live queues only. */
+  idleClock?: () => number;
+}
+
+export class BatchPipeline {
+  readonly engine: VerdictEngine;
+  private inputs: WindowInputs;
+  private readonly windows: BatchWindows | null;
+  private readonly onRuleEvents: PipelineOptions['onRuleEvents'];
+  private readonly idleClock: (() => number) | null;
+
+  constructor(o: PipelineOptions) {
+    this.engine = new VerdictEngine(o.capacity, o.meta, o.rules, o.rulesVersion, o.ruleCounters, o.engine, o.counters);
+    this.windows = o.windows;
+    this.onRuleEvents = o.onRuleEvents;
+    this.idleClock = o.idleClock ?? null;
+    if (o.windows) {
+      this.setFlagModel(o.flags ?? null);
+      o.windows.attachEvidence(this.engine.evidence);
+    }
+    this.inputs = windowInputsOf(o.meta, this.engine);
+  }
+
+  /** Later batches come in other columns (offline: the next file's reader); all state carries over. */
+  setMeta(meta: MetaColumns): void {
+    this.engine.setMeta(meta);
+    this.inputs = windowInputsOf(meta, this.engine);
+  }
+
+  /** A model learnt on this site replaces the one the pipeline started with. */
+  setFlagModel(flags: SharedFlagModel | null): void {
+    this.engine.setFlagModel(flags ? openFlagModel(flags) : null);
+  }
+
+  /**
+   * Fills the verdict columns of packets from..n-1. A batch can be decided
+   * in parts (packets that queued while its first part was decided); the
+   * parts before `from` are left as they are.
+   */
+  decide(n: number, packets: Uint8Array, from = 0): void {
+    if (n > from) this.engine.process(n, packets, from);
+  }
+
+  /** The side work of packets 0..n-1, all decided; their bytes and columns must still be in place. */
+  afterVerdicts(n: number, packets: Uint8Array): void {
+    const e = this.engine;
+    if (e.events.count > 0) this.onRuleEvents(e.events.drain(), e.rulesVersion);
+    const w = this.windows;
+    if (w === null) return;
+    if (n > 0) {
+      e.recordSessions(n);
+      w.observe(n, e.decoded, this.inputs, packets);
+    } else if (this.idleClock !== null) {
+      w.advanceTo(this.idleClock());
+    }
+  }
+}
