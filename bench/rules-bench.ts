@@ -217,7 +217,7 @@ function main(): void {
   for (const s of sets) {
     const hb = hiddenBatch(s.batch);
     const rs: RuleSet = { lock: false, default: 'accept', rules: s.rules.map((r) => Object.assign(anyRule(r.id, r.action), r)), origin: { file: 'bench', format: 'native', sha256: '' } };
-    const guard = new HiddenGuard('drop');
+    const guard = new HiddenGuard();
     guard.setRules(compileGuard(rs, s.rules));
     if (passGuard(guard, hb) !== passWalk(s.rules, hb)) throw new Error(`hidden guard and walk disagree: ${s.size} rules`);
     results.push(measure('hidden-guard', s.size, () => passGuard(guard, hb), hb.n, o));

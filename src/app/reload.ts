@@ -73,7 +73,7 @@ export class RuleReloader {
     const version = applied.version;
     const swaps = applied.swaps.map((s) => ({ queue: s.queue, swap_ms: s.ms }));
     this.log.event('rules_reloaded', { source, file: this.file, version, sha256: rules.origin.sha256, rules_count: rules.rules.length, format: rules.origin.format, compile_ms: applied.compileMs, swap_ms_max: Math.max(0, ...applied.swaps.map((s) => s.ms)), queues: swaps });
-    logRuleWarnings(this.log, rules, version);
+    logRuleWarnings(this.log, rules, version, applied.unresolvedInterfaces);
     return { version, changed: true, rules_count: rules.rules.length, sha256: rules.origin.sha256 };
   }
 

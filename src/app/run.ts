@@ -266,7 +266,7 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   }
   supRef = sup;
   log.event('queues_bound', { queues: queueNumbers(o) });
-  logRuleWarnings(log, rules, sup.rulesVersion);
+  logRuleWarnings(log, rules, sup.rulesVersion, sup.unresolvedInterfaces);
 
   let crowdsec: CrowdSec | null = null;
   try {

@@ -24,8 +24,12 @@ export interface EngineSettings {
 
 export interface QueueWorkerInit {
   queue: Omit<QueueOptions, 'counters'>;
-  /** Compiled on the main thread; its arrays are shared memory, not copies. */
-  rules: RuleSnapshot;
+  /**
+   * Compiled on the main thread; its arrays are shared memory, not copies.
+   * The thread sets it to null once its engine took it, so workerData does
+   * not pin the first set's memory for the thread's life.
+   */
+  rules: RuleSnapshot | null;
   rulesVersion: number;
   engine: EngineSettings;
   features: FeatureSettings | null;

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { MessageChannel, MessagePort, Worker } from 'node:worker_threads';
 import { EventLog } from '../log/event-log';
 import { ifindexOf } from '../rules/interfaces';
+import { SharedAreaPool } from '../rules/shared-area-pool';
 import { RuleSet } from '../rules/types';
 import { compileRuleSet, RuleSnapshot } from '../verdict/rule-snapshot';
 import { ENGINE_COUNTERS, EngineCounterName, ruleCounterBytes } from '../verdict/engine';
@@ -38,6 +39,8 @@ export interface RulesApplied {
   version: number;
   /** Main-thread time to resolve and compile the rule set. */
   compileMs: number;
+  /** Interface names of the new set that had no index when it was compiled. */
+  unresolvedInterfaces: readonly string[];
   /** Per queue thread that swapped: how long its packets waited (a thread restarted meanwhile started on the new set and has none). */
   swaps: { queue: number; ms: number }[];
 }
@@ -84,6 +87,8 @@ export class QueueSupervisor {
   #compiled: RuleSnapshot;
   #rulesVersion = 0;
   #features: FeatureSettings | null;
+  /** The shared memory snapshots are compiled into, reused once no thread reads it. */
+  readonly #areas = new SharedAreaPool();
   /** Rule sets that queue threads may still report events for, by version. */
   #ruleSets = new Map<number, RuleSet>();
   #stopping = false;
@@ -91,13 +96,13 @@ export class QueueSupervisor {
   private constructor(opts: SupervisorOptions) {
     this.#opts = opts;
     this.#rules = opts.rules;
-    this.#compiled = this.#compile(opts.rules);
-    this.#features = opts.features;
-    this.#ruleSets.set(0, opts.rules);
     this.#slots = opts.queues.map((queue) => {
       const sab = new SharedArrayBuffer((NATIVE_COUNTERS.length + ENGINE_COUNTERS.length) * 8);
       return { queue, worker: null, sab, counters: new Float64Array(sab), restarts: 0, ruleCounters: null, ruleVersion: -1, control: null, controlFlag: new Int32Array(new SharedArrayBuffer(4)) };
     });
+    this.#compiled = this.#compile(opts.rules, 0);
+    this.#features = opts.features;
+    this.#ruleSets.set(0, opts.rules);
   }
 
   /** Binds every queue; if any fails, the others are stopped and the error thrown. */
@@ -118,6 +123,16 @@ export class QueueSupervisor {
 
   get rules(): RuleSet {
     return this.#rules;
+  }
+
+  /** Interface names of the rules in force that had no index when they were compiled. */
+  get unresolvedInterfaces(): readonly string[] {
+    return this.#compiled.unresolvedInterfaces;
+  }
+
+  /** Shared-memory areas allocated for rule snapshots so far (bounded while threads keep up with reloads). */
+  get snapshotAllocations(): number {
+    return this.#areas.allocations;
   }
 
   /** Per-rule packets and bytes summed over the queues running the current rule set. */
@@ -154,8 +169,19 @@ export class QueueSupervisor {
     for (const s of this.#slots) if (s.worker) this.#send(s, { type: 'flags', flags });
   }
 
-  #compile(rules: RuleSet): RuleSnapshot {
-    return compileRuleSet(rules, { ifindex: ifindexOf, malformed: this.#opts.engine.malformed });
+  /**
+   * Compiles into an area no thread can be reading. A live thread's
+   * ruleVersion is the last version it acknowledged ('ready' or
+   * 'rules-applied', posted after its engine swapped): it never reads an
+   * older snapshot again, so every area below the lowest of them, and below
+   * the set in force, is free to rewrite. A thread still starting counts
+   * with the version its slot last reported (-1 at first), which holds more
+   * areas, never fewer.
+   */
+  #compile(rules: RuleSet, version: number): RuleSnapshot {
+    let oldestRead = version === 0 ? -1 : this.#rulesVersion;
+    for (const s of this.#slots) if (s.worker) oldestRead = Math.min(oldestRead, s.ruleVersion);
+    return compileRuleSet(rules, { ifindex: ifindexOf, malformed: this.#opts.engine.malformed, area: (bytes) => this.#areas.take(bytes, version, oldestRead) });
   }
 
   /**
@@ -163,7 +189,7 @@ export class QueueSupervisor {
    * thread and waits until all use it. A compile error leaves the old set in force.
    */
   async setRules(rules: RuleSet, timeoutMs = 5000): Promise<RulesApplied> {
-    const compiled = this.#compile(rules);
+    const compiled = this.#compile(rules, this.#rulesVersion + 1);
     this.#rules = rules;
     this.#compiled = compiled;
     const version = ++this.#rulesVersion;
@@ -175,7 +201,7 @@ export class QueueSupervisor {
     for (const s of this.#slots) if (s.worker) this.#send(s, { type: 'rules', rules: compiled, version, ruleCounters: new SharedArrayBuffer(ruleCounterBytes(compiled.ruleCount)) });
     const answers = await Promise.all(pending);
     const swaps = answers.flatMap((m) => (m.type === 'rules-applied' ? [{ queue: m.queue, ms: m.swapMs }] : []));
-    return { version, compileMs: compiled.compileMs, swaps };
+    return { version, compileMs: compiled.compileMs, unresolvedInterfaces: compiled.unresolvedInterfaces, swaps };
   }
 
   async stop(timeoutMs = 5000): Promise<void> {

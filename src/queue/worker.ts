@@ -43,7 +43,11 @@ const ruleCountersFor = (rules: RuleSnapshot) => new SharedArrayBuffer(ruleCount
 
 function main(): void {
   const engineOptions: EngineOptions = init.engine;
-  warmUp(init.queue.batchSize, init.rules, engineOptions, init.features);
+  // Held only until the engine has it: neither workerData nor this frame (alive as long as the thread) keeps the first set's area.
+  let first: RuleSnapshot | null = init.rules;
+  if (first === null) throw new Error('queue thread started without rules');
+  init.rules = null;
+  warmUp(init.queue.batchSize, first, engineOptions, init.features);
   let q: NativeQueue;
   try {
     q = new (loadAddon().Queue)({ ...init.queue, counters: nativeCounters });
@@ -51,7 +55,7 @@ function main(): void {
     post({ type: 'error', queue: queueNum, fatal: true, message: (e as Error).message, suppressed: 0 });
     return;
   }
-  let ruleCounters = ruleCountersFor(init.rules);
+  let ruleCounters = ruleCountersFor(first);
   const fs = init.features;
   // A closed step goes to the main thread with its buffers transferred; the
   // window summary over the last 60 steps is computed there.
@@ -59,7 +63,7 @@ function main(): void {
   const pipe = new BatchPipeline({
     capacity: q.batchSize,
     meta: metaColumns(q.meta, q.batchSize),
-    rules: init.rules,
+    rules: first,
     rulesVersion: init.rulesVersion,
     ruleCounters,
     engine: engineOptions,
@@ -69,6 +73,7 @@ function main(): void {
     onRuleEvents: (events, version) => post({ type: 'rule-events', queue: queueNum, version, events }),
     idleClock: () => Date.now() / 1000,
   });
+  first = null;
   const engine = pipe.engine;
   const packets = new Uint8Array(q.packets);
   post({ type: 'ready', queue: queueNum, warnings: q.warnings(), ruleCounters, rulesVersion: init.rulesVersion });
@@ -87,6 +92,7 @@ function main(): void {
         const m = got.message as ToQueueWorker;
         if (m.type === 'rules') {
           ruleCounters = m.ruleCounters;
+          // After this the engine reads only m.rules; the ack below is what lets the main thread rewrite the area of the set before (supervisor.ts #compile).
           engine.setRules(m.rules, m.version, ruleCounters);
           const swapMs = performance.now() - received;
           post({ type: 'rules-applied', queue: queueNum, version: m.version, ruleCounters, swapMs });

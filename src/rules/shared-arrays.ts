@@ -35,11 +35,13 @@ function rebuild(x: unknown, copies: Map<TypedArray, TypedArray>): unknown {
 }
 
 /**
- * A frozen copy of `root` whose typed arrays are views of one new
- * SharedArrayBuffer (an array met twice stays one array). Nothing writes to
- * them afterwards: readers on other threads rely on that, not on a lock.
+ * A frozen copy of `root` whose typed arrays are views of one
+ * SharedArrayBuffer (an array met twice stays one array): a new one, or the
+ * one `area` gives for the bytes needed. Nothing writes to the views while
+ * another thread may read them: readers rely on that, not on a lock
+ * (shared-area-pool.ts says when an area may be written again).
  */
-export function intoSharedMemory<T>(root: T): T {
+export function intoSharedMemory<T>(root: T, area: (bytes: number) => SharedArrayBuffer = (bytes) => new SharedArrayBuffer(bytes)): T {
   const found = new Set<TypedArray>();
   collect(root, found);
   const arrays = Array.from(found);
@@ -49,7 +51,9 @@ export function intoSharedMemory<T>(root: T): T {
     bytes = at + a.byteLength;
     return at;
   });
-  const sab = new SharedArrayBuffer(Math.max(8, bytes));
+  const need = Math.max(8, bytes);
+  const sab = area(need);
+  if (sab.byteLength < need) throw new RangeError(`shared area of ${sab.byteLength} bytes, ${need} needed`);
   const copies = new Map<TypedArray, TypedArray>();
   arrays.forEach((a, k) => {
     const copy = new (a.constructor as TypedArrayConstructor)(sab, offsets[k], a.length);

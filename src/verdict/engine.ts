@@ -52,7 +52,11 @@ export interface EngineOptions {
   /** Drop/alert events per rule per second before suppression. */
   eventsPerSecond: number;
   flowCapacity: number;
-  /** What to do with packets whose transport header is hidden; 'drop' when absent. */
+  /**
+   * What to do with packets whose transport header is hidden. The policy
+   * compiled into the rule snapshot (compileRuleSet's malformed) is the one
+   * applied; when given here it must be the same, or setRules throws.
+   */
   malformed?: MalformedPolicy;
   /** 'enforce' when absent. */
   rulesMode?: RulesMode;
@@ -143,7 +147,7 @@ export class VerdictEngine {
     // A rejected packet re-enters with both bits, so it also skips the queue.
     this.rejectMarkSpec = { value: opts.mark.value | opts.rejectMark.value, mask: opts.mark.mask | opts.rejectMark.mask };
     this.events = new RuleEventBuffer(capacity, opts.eventsPerSecond, this.clock);
-    this.hidden = new HiddenGuard(opts.malformed ?? 'drop');
+    this.hidden = new HiddenGuard();
     this.events.attach(this.decoded, meta);
     this.setRules(rules, rulesVersion, ruleCounters);
   }
@@ -169,6 +173,8 @@ export class VerdictEngine {
   setRules(rules: RuleSnapshot, version: number, ruleCounters: SharedArrayBuffer | ArrayBuffer): void {
     const counters = new Float64Array(ruleCounters);
     if (counters.length < rules.ruleCount * 2 + 2) throw new RangeError('rule counter buffer too small');
+    // The guard follows the policy the snapshot was compiled for; a different one asked of the engine is a bug upstream.
+    if (this.opts.malformed !== undefined && this.opts.malformed !== rules.guard.policy) throw new Error(`rule set compiled for --malformed ${rules.guard.policy}, engine set to ${this.opts.malformed}`);
     this.active = {
       version,
       lock: rules.lock,

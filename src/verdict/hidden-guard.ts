@@ -32,6 +32,8 @@ interface BlindMatcher {
 
 /** What the guard needs of a rule set, compiled once: plain typed arrays, shareable between threads. */
 export interface GuardData {
+  /** The --malformed policy it was compiled for: the guard follows it, so the two cannot disagree. */
+  policy: MalformedPolicy;
   /** Index in the full rule set of each enabled drop or reject rule, ascending. */
   stoppers: Int32Array;
   /** Row k: the rule stoppers[k], interfaces resolved. */
@@ -55,6 +57,7 @@ export function compileGuard(rs: RuleSet, resolved: readonly ResolvedRule[], pol
     return { matcher: compileMatcher(b.rules), origin: b.origin };
   };
   return {
+    policy,
     stoppers: Int32Array.from(stoppers),
     stopperRules: buildRuleTable(stopperRules),
     accepts: Uint8Array.from(rs.rules, (r) => (r.action === 'accept' ? 1 : 0)),
@@ -73,11 +76,11 @@ export class HiddenGuard {
   private defaultAccepts = true;
   private known: BlindMatcher | null = null;
   private unknown: BlindMatcher | null = null;
+  private policy: MalformedPolicy = 'drop';
 
-  constructor(private readonly policy: MalformedPolicy) {}
-
-  /** Takes a compiled rule set's guard data; builds views only. */
+  /** Takes a compiled rule set's guard data, policy included; builds views only. */
   setRules(g: GuardData): void {
+    this.policy = g.policy;
     this.stoppers = g.stoppers;
     this.stopperRules = g.stopperRules;
     this.accepts = g.accepts;

@@ -97,13 +97,16 @@ export class RuleEventBuffer {
    * and one for lock (ruleCount + 1). Called on every rule swap, while the
    * thread's packets wait: the arrays are reused when they are big enough,
    * since allocating 10,000 rules' worth could start a garbage collection.
+   * They grow to the next power of two, so a set a little larger than any
+   * before does not allocate again.
    */
   reset(ruleCount: number): void {
     const n = ruleCount + 2;
     if (this.tokens.length < n) {
-      this.tokens = new Float64Array(n);
-      this.refilled = new Float64Array(n);
-      this.suppressed = new Float64Array(n);
+      const room = 2 ** Math.ceil(Math.log2(n));
+      this.tokens = new Float64Array(room);
+      this.refilled = new Float64Array(room);
+      this.suppressed = new Float64Array(room);
     }
     this.tokens.fill(this.perSecond, 0, n);
     this.refilled.fill(0, 0, n);

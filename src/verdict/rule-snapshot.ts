@@ -29,6 +29,8 @@ export interface RuleSnapshot {
   logs: Uint8Array;
   matcher: MatcherData;
   guard: GuardData;
+  /** Interface names the rules use that had no index when compiled (their rules match nothing), sorted. */
+  unresolvedInterfaces: readonly string[];
   /** Main-thread time spent resolving and compiling, in ms. */
   compileMs: number;
 }
@@ -38,6 +40,8 @@ export interface SnapshotOptions {
   ifindex: (name: string) => number | undefined;
   /** The engine's --malformed; 'drop' when absent. */
   malformed?: MalformedPolicy;
+  /** The shared memory to compile into, given the bytes needed (a SharedAreaPool's); a new SharedArrayBuffer when absent. */
+  area?: (bytes: number) => SharedArrayBuffer;
 }
 
 /**
@@ -63,9 +67,10 @@ export function compileRuleSet(rs: RuleSet, opts: SnapshotOptions): RuleSnapshot
     logs: Uint8Array.from(rs.rules, (r) => (r.log ? 1 : 0)),
     matcher: compileMatcher(resolved),
     guard: compileGuard(rs, resolved, opts.malformed ?? 'drop'),
+    unresolvedInterfaces: [...known].flatMap(([name, index]) => (index === undefined ? [name] : [])).sort(),
     compileMs: 0,
   };
-  const shared = intoSharedMemory(compiled);
+  const shared = intoSharedMemory(compiled, opts.area);
   // Measured to the end, copy into shared memory included; the copy is frozen, so a fresh object carries the figure.
   return { ...shared, compileMs: performance.now() - t0 };
 }

@@ -196,6 +196,20 @@ describe('VerdictEngine: packets that hide their transport header', () => {
     assert.equal(s.counter('evasionDrops'), 0);
   });
 
+  it('the policy is the one compiled into the rule set; an engine asking for another refuses it', () => {
+    const s = setup(rules(defaultRules));
+    const policySet = s.compile(rules(defaultRules));
+    // Compiled for drop (setup passes no policy): the guard drops without the engine being told.
+    assert.deepEqual(s.run([tinySyn4]), [NF_DROP]);
+    const strict = setup(rules(defaultRules), 'repeat', 'drop');
+    const lax = compileRuleSet(rules(defaultRules), { ifindex: () => undefined, malformed: 'policy' });
+    assert.throws(() => strict.engine.setRules(lax, 1, new ArrayBuffer(ruleCounterBytes(lax.ruleCount))), /compiled for --malformed policy, engine set to drop/);
+    s.engine.setRules(lax, 1, new ArrayBuffer(ruleCounterBytes(lax.ruleCount)));
+    assert.deepEqual(s.run([tinySyn4]), [NF_REPEAT], 'a set compiled for policy leaves hidden packets to the rules');
+    s.engine.setRules(policySet, 2, new ArrayBuffer(ruleCounterBytes(policySet.ruleCount)));
+    assert.deepEqual(s.run([tinySyn4]), [NF_DROP]);
+  });
+
   it('accepts a hidden packet no drop rule could have matched', () => {
     const s = setup(rules({ default: 'accept', rules: [{ action: 'drop', protocol: 'udp', dport: 137 }, { action: 'drop', protocol: 'tcp', dport: 23, destination: '198.51.100.0/24' }, { action: 'drop', protocol: 'icmp', icmpType: 8 }] }));
     assert.deepEqual(s.run([tinySyn4, hiddenSyn6]), [NF_REPEAT, NF_REPEAT], 'TCP to another network; UDP and ICMP rules cannot match TCP');

@@ -146,7 +146,7 @@ describe('hidden transport headers', () => {
       }
       const idx: Record<string, number> = { eth2: 2, eth9: 9 };
       const res = rs.rules.map((r) => resolved(r, r.in === null ? 0 : idx[r.in], r.out === null ? 0 : idx[r.out]));
-      const guard = new HiddenGuard('drop');
+      const guard = new HiddenGuard();
       guard.setRules(compileGuard(rs, res));
       const walk = (decided: number): number => {
         if (decided >= 0 ? rs.rules[decided].action !== 'accept' : rs.default !== 'accept') return -1;
@@ -187,7 +187,7 @@ describe('hidden transport headers', () => {
 
   it('an IPv6 fragment that overlaps cannot choose its protocol to dodge a port rule', () => {
     const rs: RuleSet = { lock: false, default: 'accept', rules: [Object.assign(anyRule('telnet', 'drop'), { protocol: 6, dport: [{ lo: 23, hi: 23 }] })], origin: { file: 't', format: 'native', sha256: '' } };
-    const guard = new HiddenGuard('drop');
+    const guard = new HiddenGuard();
     guard.setRules(compileGuard(rs, rs.rules.map((r) => resolved(r))));
     const d = createDecodedBatch(1);
     const m: MatchInput = { d, inIfindex: new Uint32Array(1), outIfindex: new Uint32Array(1), hook: Uint32Array.of(2), flowState: new Uint8Array(1) };
@@ -212,7 +212,7 @@ describe('hidden transport headers', () => {
     decodePacket(f, 0, f.length, 0, d);
     for (const [rules, dflt, want] of [[[accept58, telnet], 'accept', 1], [[accept58], 'drop', UNTRUSTED_ACCEPT], [[accept58], 'accept', -1]] as const) {
       const rs: RuleSet = { lock: false, default: dflt, rules: [...rules], origin: { file: 't', format: 'native', sha256: '' } };
-      const guard = new HiddenGuard('drop');
+      const guard = new HiddenGuard();
       guard.setRules(compileGuard(rs, rs.rules.map((r) => resolved(r))));
       assert.equal(guard.overrules(m, 0, 0), want, `${rules.map((r) => r.id).join(',')} default ${dflt}`);
     }

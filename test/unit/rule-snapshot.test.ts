@@ -73,6 +73,7 @@ describe('compileRuleSet', () => {
       },
     });
     assert.deepEqual(asked.sort(), ['lan0', 'wan9']);
+    assert.deepEqual(snap.unresolvedInterfaces, ['wan9'], 'what the warnings name');
     assert.deepEqual(verdicts(snap, [web], 3), [NF_DROP], 'lan0 is ifindex 3');
     assert.deepEqual(verdicts(snap, [web], 0), [NF_REPEAT], 'wan9 does not exist: its rule matches nothing');
     assert.deepEqual(verdicts(snap, [web], 7), [NF_REPEAT]);

@@ -9,6 +9,7 @@ import { PACKAGE_ROOT } from '../../src/config/paths';
 import { parseRuleText } from '../../src/rules/load';
 import { covers, missingInterfaces, shadowedRules } from '../../src/rules/lint';
 import { logRuleWarnings } from '../../src/app/rule-warnings';
+import { compileRuleSet } from '../../src/verdict/rule-snapshot';
 
 const rules = (doc: unknown) => parseRuleText(JSON.stringify(doc), 't.json');
 /** Whether rule 0 covers rule 1 of these two. */
@@ -62,9 +63,11 @@ describe('missing interfaces', () => {
     const m = missingInterfaces(rs, (n) => n === 'lan0');
     assert.deepEqual(m, [{ name: 'wan9', rules: [{ index: 0, id: 'a', field: 'out' }, { index: 1, id: 'b', field: 'in' }] }]);
   });
-  it('nfips run logs a warning event for each at load', () => {
+  it('nfips run logs a warning event for each name the compile could not resolve', () => {
     const events: [string, Record<string, unknown>, string | undefined][] = [];
-    logRuleWarnings({ event: (t, f, l) => void events.push([t, f as Record<string, unknown>, l]) }, rs, 3, (n) => n === 'lan0');
+    const unresolved = compileRuleSet(rs, { ifindex: (n) => (n === 'lan0' ? 3 : undefined) }).unresolvedInterfaces;
+    assert.deepEqual(unresolved, ['gone0', 'wan9'], 'a disabled rule\'s interface is resolved too, but not warned about');
+    logRuleWarnings({ event: (t, f, l) => void events.push([t, f as Record<string, unknown>, l]) }, rs, 3, unresolved);
     assert.equal(events.length, 1);
     assert.equal(events[0][0], 'rules_warning');
     assert.equal(events[0][2], 'warn');
