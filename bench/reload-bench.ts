@@ -6,8 +6,14 @@
 //           the matcher itself (what every queue thread did until the snapshot);
 //   after:  the main thread compiles once (compileRuleSet, timed too) and the
 //           thread receives the shared snapshot and swaps (what worker.ts does).
+// Every swap of the second kind is a freshly compiled set, as a reload is,
+// and the process's resident memory is read before and after them all:
+//   --areas pool:  compiled into the supervisor's pool of shared areas, an
+//                  area rewritten once the thread acknowledged a newer set;
+//   --areas fresh: one new SharedArrayBuffer per reload (before the pool),
+//                  freed only when both threads' collectors drop it.
 //
-//   node dist/bench/reload-bench.js [--rules 10000] [--swaps 30] [--seed 1] [--out FILE]
+//   node dist/bench/reload-bench.js [--rules 10000] [--swaps 30] [--areas pool|fresh] [--seed 1] [--out FILE]
 //
 // FILE defaults to bench/out/reload-bench.json in the repository.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -21,6 +27,7 @@ import { createMatcher } from '../src/rules/matcher';
 import { anyRule, RuleSet } from '../src/rules/types';
 import { ENGINE_COUNTERS, ruleCounterBytes, VerdictEngine } from '../src/verdict/engine';
 import { compileRuleSet, RuleSnapshot } from '../src/verdict/rule-snapshot';
+import { SharedAreaPool } from '../src/rules/shared-area-pool';
 import { generatePackets, generateRules } from '../lab/support/rule-gen';
 
 /** The per-thread pause goal at 10,000 rules (issue 13). */
@@ -31,6 +38,7 @@ const SLOT = 256;
 interface Options {
   rules: number;
   swaps: number;
+  areas: 'pool' | 'fresh';
   seed: number;
   out: string;
 }
@@ -46,18 +54,20 @@ interface FromBench {
 interface BenchInit {
   control: MessagePort;
   flag: SharedArrayBuffer;
-  rules: RuleSnapshot;
+  /** Set to null once the engine took it, as worker.ts does. */
+  rules: RuleSnapshot | null;
   packets: Uint8Array;
   lengths: number[];
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { rules: 10000, swaps: 30, seed: 1, out: path.resolve(__dirname, '../../bench/out/reload-bench.json') };
+  const o: Options = { rules: 10000, swaps: 30, areas: 'pool', seed: 1, out: path.resolve(__dirname, '../../bench/out/reload-bench.json') };
   for (let k = 0; k < argv.length; k += 2) {
     const v = argv[k + 1];
     if (argv[k] === '--rules') o.rules = Number(v);
     else if (argv[k] === '--swaps') o.swaps = Number(v);
     else if (argv[k] === '--seed') o.seed = Number(v);
+    else if (argv[k] === '--areas' && (v === 'pool' || v === 'fresh')) o.areas = v;
     else if (argv[k] === '--out') o.out = v;
     else throw new Error(`unknown option ${argv[k]}`);
   }
@@ -83,7 +93,10 @@ function benchThread(init: BenchInit): void {
   });
   const settings = { mode: 'repeat' as const, mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 10, flowCapacity: 1024 };
   const engineCounters = new Float64Array(ENGINE_COUNTERS.length);
-  const engine = new VerdictEngine(BATCH, meta, init.rules, 0, new SharedArrayBuffer(ruleCounterBytes(init.rules.ruleCount)), settings, engineCounters);
+  const first = init.rules;
+  if (first === null) throw new Error('no rules');
+  init.rules = null;
+  const engine = new VerdictEngine(BATCH, meta, first, 0, new SharedArrayBuffer(ruleCounterBytes(first.ruleCount)), settings, engineCounters);
   const batch = (): number => {
     const before = engineCounters[ENGINE_COUNTERS.indexOf('dropped')];
     engine.process(n, init.packets);
@@ -136,10 +149,13 @@ async function main(): Promise<void> {
     return Math.min(p.length, SLOT);
   });
 
-  // Main thread: the compile every reload now costs once, and the old per-thread matcher build.
+  // Main thread: each reload's compile, into the pool's areas or a new one each time.
+  const pool = new SharedAreaPool();
+  let acked = -1;
+  const compile = (version: number): RuleSnapshot =>
+    compileRuleSet(sets[version % 2], { ifindex: () => undefined, area: o.areas === 'pool' ? (bytes) => pool.take(bytes, version, Math.min(version - 1, acked)) : undefined });
   const compileMs: number[] = [];
-  const snapshots = sets.map((rs) => compileRuleSet(rs, { ifindex: () => undefined }));
-  for (let k = 0; k < 3; k++) compileMs.push(compileRuleSet(sets[k % 2], { ifindex: () => undefined }).compileMs);
+  // The old per-thread matcher build, for comparison.
   const matcherOnlyMs: number[] = [];
   for (let k = 0; k < 3; k++) {
     const t0 = performance.now();
@@ -149,7 +165,7 @@ async function main(): Promise<void> {
 
   const { port1, port2 } = new MessageChannel();
   const flag = new Int32Array(new SharedArrayBuffer(4));
-  const init: BenchInit = { control: port2, flag: flag.buffer as SharedArrayBuffer, rules: snapshots[0], packets, lengths };
+  const init: BenchInit = { control: port2, flag: flag.buffer as SharedArrayBuffer, rules: compile(0), packets, lengths };
   const worker = new Worker(__filename, { workerData: init, transferList: [port2] });
   const replies: FromBench[] = [];
   let wake: (() => void) | null = null;
@@ -162,6 +178,7 @@ async function main(): Promise<void> {
     return replies.shift() as FromBench;
   };
   await next(); // ready
+  acked = 0;
   const send = async (m: ToBench): Promise<FromBench> => {
     port1.postMessage(m);
     Atomics.store(flag, 0, 1);
@@ -172,16 +189,23 @@ async function main(): Promise<void> {
   const before: number[] = [];
   const after: number[] = [];
   const dropped: number[][] = [[], []];
-  let version = 1;
   for (let k = 0; k < 4; k++) {
-    const r = await send({ kind: 'plain', rules: sets[k % 2], version: version++ });
+    const r = await send({ kind: 'plain', rules: sets[k % 2], version: -1 });
     before.push(r.ms);
   }
-  for (let k = 0; k < o.swaps; k++) {
-    const r = await send({ kind: 'snapshot', rules: snapshots[k % 2], version: version++, ruleCounters: new SharedArrayBuffer(ruleCounterBytes(snapshots[k % 2].ruleCount)) });
+  const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
+  const rssBefore = rssMiB();
+  let rssMax = rssBefore;
+  for (let version = 1; version <= o.swaps; version++) {
+    const snap = compile(version);
+    compileMs.push(snap.compileMs);
+    const r = await send({ kind: 'snapshot', rules: snap, version, ruleCounters: new SharedArrayBuffer(ruleCounterBytes(snap.ruleCount)) });
+    acked = version;
     after.push(r.ms);
-    dropped[k % 2].push(r.dropped);
+    dropped[version % 2].push(r.dropped);
+    rssMax = Math.max(rssMax, rssMiB());
   }
+  const rssAfter = rssMiB();
   port1.postMessage({ kind: 'stop' } satisfies ToBench);
   Atomics.store(flag, 0, 1);
   Atomics.notify(flag, 0);
@@ -199,12 +223,19 @@ async function main(): Promise<void> {
     pauseAfterMaxMs: Math.max(...after),
     ratio: median(after) / median(before),
     goal: { pauseMs: GOAL_PAUSE_MS, pass: Math.max(...after) < GOAL_PAUSE_MS },
+    areas: o.areas,
+    /** SharedArrayBuffers allocated for the swaps' snapshots (the first set's included). */
+    areasAllocated: o.areas === 'pool' ? pool.allocations : o.swaps + 1,
+    rssBeforeMiB: rssBefore,
+    rssAfterMiB: rssAfter,
+    rssMaxMiB: rssMax,
   };
   console.log(`\nnode ${process.version}, ${os.cpus()[0]?.model ?? 'unknown cpu'}; ${o.rules} rules, ${o.swaps} swaps`);
   console.log(`main thread, compile per reload (compileRuleSet): median ${result.compileMainMs.toFixed(1)} ms (matcher alone ${result.matcherOnlyMs.toFixed(1)} ms)`);
   console.log(`queue thread pause, before (receive rule objects + compile): median ${result.pauseBeforeMs.toFixed(1)} ms of ${before.length}`);
   console.log(`queue thread pause, after (receive snapshot + swap): median ${(result.pauseAfterMs * 1000).toFixed(0)} us, max ${(result.pauseAfterMaxMs * 1000).toFixed(0)} us of ${after.length}`);
   console.log(`after/before = ${result.ratio.toExponential(2)}`);
+  console.log(`resident memory (--areas ${o.areas}, ${result.areasAllocated} areas for ${o.swaps + 1} sets): ${rssBefore.toFixed(0)} MiB before the swaps, ${rssAfter.toFixed(0)} MiB after, ${rssMax.toFixed(0)} MiB at most`);
   console.log(`${result.goal.pass ? 'PASS' : 'MISS'}: longest swap pause ${(result.pauseAfterMaxMs * 1000).toFixed(0)} us (goal < ${GOAL_PAUSE_MS * 1000} us)`);
   const out = path.resolve(o.out);
   mkdirSync(path.dirname(out), { recursive: true });
