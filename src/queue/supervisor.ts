@@ -130,11 +130,6 @@ export class QueueSupervisor {
     return this.#compiled.unresolvedInterfaces;
   }
 
-  /** Shared-memory areas allocated for rule snapshots so far (bounded while threads keep up with reloads). */
-  get snapshotAllocations(): number {
-    return this.#areas.allocations;
-  }
-
   /** Per-rule packets and bytes summed over the queues running the current rule set. */
   ruleStats(): RuleStats {
     const rs = this.#rules;
