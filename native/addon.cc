@@ -204,6 +204,9 @@ class Queue : public Napi::ObjectWrap<Queue> {
             sock_->counters()[C_JS_ERRORS] += 1;
             sock_->FailBatch(n, from);
           }
+          // Earlier parts got their real verdicts: their side work (events,
+          // sessions, windows) must not wait for the next batch or be lost.
+          if (from > 0 && after && status == napi_pending_exception) AfterFailedPart(env, self, after, from);
           return env.Undefined();  // a pending exception propagates to run()'s caller
         }
         uint64_t t2 = st ? NowNs() : 0;
@@ -245,10 +248,13 @@ class Queue : public Napi::ObjectWrap<Queue> {
         st[S_SEND] += static_cast<double>(sendNs);
         st[S_AFTER] += static_cast<double>(t4 - t3);
         // From the end of the previous batch to waiting for this one.
-        uint64_t turn = turnFrom ? t0 - turnFrom : 0;
+        // The first batch of a run() call or after an idle timeout has no
+        // previous batch to measure from: no turn, and no sample of one.
+        const bool hasTurn = turnFrom != 0;
+        uint64_t turn = hasTurn ? t0 - turnFrom : 0;
         st[S_TURN] += static_cast<double>(turn);
         turnFrom = t4;
-        if (samples_ < sampleCap_) {
+        if (hasTurn && samples_ < sampleCap_) {
           double* s = st + S_COUNT + static_cast<size_t>(samples_++) * kSampleFields;
           s[0] = static_cast<double>(recvNs);
           s[1] = static_cast<double>(decideNs);
@@ -261,6 +267,25 @@ class Queue : public Napi::ObjectWrap<Queue> {
       }
     }
     return env.Undefined();
+  }
+
+  // afterVerdicts(from) for the parts decided before a part threw. The
+  // original error is put back after it, and an error of its own is dropped:
+  // the caller hears of the first failure.
+  static void AfterFailedPart(napi_env env, napi_value self, napi_value after, uint32_t from) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) return;  // a terminating thread: no JS can run
+    napi_value err;
+    if (napi_get_and_clear_last_exception(env, &err) != napi_ok) return;
+    napi_value arg;
+    napi_value result;
+    napi_create_uint32(env, from, &arg);
+    if (napi_call_function(env, self, after, 1, &arg, &result) != napi_ok) {
+      napi_value ignored;
+      napi_get_and_clear_last_exception(env, &ignored);
+    }
+    napi_throw(env, err);
   }
 
   // close(): drains what is queued through the normal JS path, then unbinds.

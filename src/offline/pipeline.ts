@@ -73,7 +73,7 @@ export class OfflinePipeline {
       counters: this.counters,
       windows: this.windows,
       flags: opts.features.flags,
-      onRuleEvents: onRuleEvents ? (events) => onRuleEvents(events) : () => undefined,
+      onRuleEvents: onRuleEvents ? (events) => onRuleEvents(events) : null,
     });
     this.engine = this.pipe.engine;
   }

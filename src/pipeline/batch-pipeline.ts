@@ -45,8 +45,8 @@ export interface PipelineOptions {
   windows: BatchWindows | null;
   /** With windows: the flag-sequence model sessions are scored with. */
   flags?: SharedFlagModel | null;
-  /** A batch's rule events, after its verdicts, with the version of the rules that decided them. */
-  onRuleEvents: (events: RuleEvent[], rulesVersion: number) => void;
+  /** A batch's rule events, after its verdicts, with the version of the rules that decided them; null: nobody reads them, so none are formatted. */
+  onRuleEvents: ((events: RuleEvent[], rulesVersion: number) => void) | null;
   /** Seconds now, for an empty batch (a receive timeout) to close idle steps; live queues only. */
   idleClock?: () => number;
 }
@@ -84,16 +84,29 @@ export class BatchPipeline {
   /**
    * Fills the verdict columns of packets from..n-1. A batch can be decided
    * in parts (packets that queued while its first part was decided); the
-   * parts before `from` are left as they are.
+   * parts before `from` are left as they are. When deciding throws, the
+   * events this part recorded are dropped (its packets get the failure
+   * verdict); those of earlier parts stay for afterVerdicts.
    */
   decide(n: number, packets: Uint8Array, from = 0): void {
-    if (n > from) this.engine.process(n, packets, from);
+    if (n <= from) return;
+    const events = this.engine.events;
+    const before = events.count;
+    try {
+      this.engine.process(n, packets, from);
+    } catch (e) {
+      events.truncate(before);
+      throw e;
+    }
   }
 
   /** The side work of packets 0..n-1, all decided; their bytes and columns must still be in place. */
   afterVerdicts(n: number, packets: Uint8Array): void {
     const e = this.engine;
-    if (e.events.count > 0) this.onRuleEvents(e.events.drain(), e.rulesVersion);
+    if (e.events.count > 0) {
+      if (this.onRuleEvents !== null) this.onRuleEvents(e.events.drain(), e.rulesVersion);
+      else e.events.truncate(0);
+    }
     const w = this.windows;
     if (w === null) return;
     if (n > 0) {

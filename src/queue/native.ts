@@ -40,7 +40,9 @@ export interface QueueOptions {
   /**
    * Benchmarks only: a Float64Array of at least STAGE_TIMES.length where
    * run() adds up where batches spend their time; room after that holds
-   * the first batches' own times, STAGE_SAMPLE_FIELDS values each.
+   * the first batches' own times, STAGE_SAMPLE_FIELDS values each (none
+   * for a run() call's first batch or the first after a receive timeout,
+   * which have no turn to time).
    */
   stageTimes?: Float64Array;
 }

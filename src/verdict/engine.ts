@@ -378,7 +378,9 @@ export class VerdictEngine {
       // No session to ask: guess the direction from the packet alone.
       if (this.sessionPackets[i] === 0) this.toServer[i] = guessFromPacket(d.proto[i], d.tcpFlags[i], d.icmpType[i], d.sport[i], d.dport[i], hasPorts(d.proto[i]) && !(d.frag[i] & FragBits.NonFirst)) & 1;
     }
-    this.counters[C_FLOW_OVERFLOW] += this.sessions.overflows - overflowsBefore;
+    // Only when there is something to add: the counters are shared memory the main thread reads.
+    const overflows = this.sessions.overflows - overflowsBefore;
+    if (overflows !== 0) this.counters[C_FLOW_OVERFLOW] += overflows;
   }
 
   private recordSession(d: DecodedBatch, i: number, len: number): void {

@@ -153,6 +153,15 @@ export class RuleEventBuffer {
     this.suppressed[slot] = 0;
   }
 
+  /**
+   * Forgets the events recorded after the first k, for a part of a batch
+   * whose decide threw: its packets got the failure verdict, not the actions
+   * recorded. Their rate-limit tokens stay spent.
+   */
+  truncate(k: number): void {
+    if (k < this.count) this.count = k;
+  }
+
   drain(): RuleEvent[] {
     const out: RuleEvent[] = [];
     for (let e = 0; e < this.count; e++) {

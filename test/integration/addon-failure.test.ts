@@ -33,8 +33,30 @@ async function within<T>(ms: number, what: string, wait: () => Promise<T>): Prom
   }
 }
 
-/** Runs the harness for `seconds` while the client pings; the harness's counters, the ping's exit code and the mark counters after the verdicts. */
-async function harnessRun(topo: Topology, mode: string, seconds: number, recvBytes?: number, pingArgs: string[] = []): Promise<{ c: Counters; ping: number; kept: number; lost: number }> {
+/** Pings in a burst: this many at once, each BURST_COUNT echoes BURST_INTERVAL s apart. */
+const BURST_PINGS = 8;
+const BURST_COUNT = 100;
+const BURST_INTERVAL = '0.002';
+
+/** What a ping reported: its exit code, echoes sent and replies received. */
+interface PingResult {
+  code: number;
+  sent: number;
+  answered: number;
+}
+
+async function pingOnce(topo: Topology, args: string[]): Promise<PingResult> {
+  const r = await topo.exec(topo.client, 'ping', [...args, topo.addr.server4], { allowFail: true });
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
+  return { code: r.code, sent: m ? Number(m[1]) : NaN, answered: m ? Number(m[2]) : NaN };
+}
+
+/**
+ * Runs the harness for `seconds` while the client pings (with `burst`,
+ * BURST_PINGS pings at once, fast); the harness's counters, the pings'
+ * worst exit code and totals, and the mark counters after the verdicts.
+ */
+async function harnessRun(topo: Topology, mode: string, seconds: number, recvBytes?: number, pingArgs: string[] = [], burst = false): Promise<{ c: Counters; ping: number; sent: number; answered: number; kept: number; lost: number }> {
   await topo.exec(topo.gateway, 'iptables', ['-w', '-t', 'mangle', '-Z', 'POSTROUTING']);
   const h = topo.spawn(topo.gateway, process.execPath, [HARNESS, mode, '0', String(seconds), ...(recvBytes === undefined ? [] : [String(recvBytes)])]);
   let out = '';
@@ -52,7 +74,9 @@ async function harnessRun(topo: Topology, mode: string, seconds: number, recvByt
     h.kill('SIGKILL');
     throw e;
   }
-  const ping = await topo.exec(topo.client, 'ping', ['-c', '5', '-i', '0.2', '-W', '1', ...pingArgs, topo.addr.server4], { allowFail: true });
+  const pings = burst
+    ? await Promise.all(Array.from({ length: BURST_PINGS }, () => pingOnce(topo, ['-q', '-c', String(BURST_COUNT), '-i', BURST_INTERVAL, '-W', '1', ...pingArgs])))
+    : [await pingOnce(topo, ['-c', '5', '-i', '0.2', '-W', '1', ...pingArgs])];
   // The loop ends within its receive timeout of the deadline; close() drains what is left.
   await within(seconds * 1000 + STOP_GRACE_MS, `the harness to stop (${out})`, () => exited).catch((e: unknown) => {
     h.kill('SIGKILL');
@@ -61,7 +85,8 @@ async function harnessRun(topo: Topology, mode: string, seconds: number, recvByt
   const c = JSON.parse(out.trim().split('\n').pop()!) as Counters;
   const r = await topo.exec(topo.gateway, 'iptables', ['-w', '-t', 'mangle', '-L', 'POSTROUTING', '-v', '-n', '-x']);
   const count = (tag: string) => Number(r.stdout.split('\n').find((l) => l.includes(tag))?.trim().split(/\s+/)[0] ?? NaN);
-  return { c, ping: ping.code, kept: count('kept-operator-bit'), lost: count('lost-operator-bit') };
+  const sum = (k: 'sent' | 'answered') => pings.reduce((a, p) => a + p[k], 0);
+  return { c, ping: Math.max(...pings.map((p) => p.code)), sent: sum('sent'), answered: sum('answered'), kept: count('kept-operator-bit'), lost: count('lost-operator-bit') };
 }
 
 test('addon failure verdicts', { timeout: 180_000 }, async (t: TestContext) => {
@@ -102,6 +127,37 @@ test('addon failure verdicts', { timeout: 180_000 }, async (t: TestContext) => {
       assert.equal(c.failVerdicts, 0);
       assert.equal(c.truncatedMsgs, 0);
       assert.equal(lost, 0);
+    });
+
+    await t.test('a batch held open: packets queued while its first part was decided join it as later parts, each answered once', async () => {
+      const { c, ping, sent, answered, lost } = await harnessRun(topo, 'slow', 4, undefined, [], true);
+      const verdicts = c.verdictRepeat + c.verdictAccept + c.verdictDrop + c.failVerdicts;
+      assert.equal(ping, 0, 'every ping answered');
+      assert.equal(answered, sent, `replies ${answered} of ${sent}`);
+      assert.ok(c.stage_extra > 0, `later parts were received into open batches (${JSON.stringify(c)})`);
+      assert.ok(c.received > c.batches, `more packets than batches (${c.received} in ${c.batches})`);
+      assert.equal(verdicts, c.received, 'one verdict each');
+      assert.equal(c.failVerdicts, 0);
+      assert.equal(c.verdictRepeat, c.received, 'every packet got the rules\' verdict');
+      assert.equal(c.afterPackets, c.received, 'afterVerdicts saw every packet once');
+      assert.equal(c.events, c.received, 'one logged event per packet');
+      assert.equal(lost, 0);
+    });
+
+    await t.test('a later part that throws: its packets alone get the failure verdict, the earlier parts their side work, and none of its events', async () => {
+      const { c, ping, sent, answered, lost } = await harnessRun(topo, 'throw2', 4, undefined, [], true);
+      const verdicts = c.verdictRepeat + c.verdictAccept + c.verdictDrop + c.failVerdicts;
+      assert.equal(ping, 0, 'fail-open: every ping answered');
+      assert.equal(answered, sent, `replies ${answered} of ${sent}`);
+      assert.ok(c.failedParts > 0, `later parts were decided and failed (${JSON.stringify(c)})`);
+      assert.equal(verdicts, c.received, 'one verdict each');
+      assert.equal(c.failVerdicts, c.failedPackets, 'the failure verdict went to the failed parts\' packets only');
+      assert.equal(c.jsErrors, c.failedParts);
+      assert.equal(c.onErrorCalls, c.failedParts);
+      assert.equal(c.afterForEarlierParts, c.failedParts, 'after each failure, afterVerdicts ran for the parts before it');
+      assert.equal(c.afterPackets, c.received - c.failVerdicts, 'every packet with a real verdict got its side work once');
+      assert.equal(c.events, c.verdictRepeat, 'events of real verdicts only, none of a failed part');
+      assert.equal(lost, 0, 'no failure verdict cleared the operator bit');
     });
 
     await t.test('messages cut in the payload by the receive buffer reach the handler, shorter, and get its verdict', async () => {

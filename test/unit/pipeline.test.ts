@@ -20,7 +20,7 @@ const packets = [
   buildPacket({ src: '10.0.0.6', dst: '192.0.2.7', proto: 6, sport: 40002, dport: 23, tcpFlags: TCP_SYN }),
 ];
 
-function setup() {
+function setup(consumer = true) {
   const meta = metaColumns(metaBuffer(B), B);
   const buf = new Uint8Array(B * 256);
   packets.forEach((p, i) => {
@@ -43,10 +43,12 @@ function setup() {
     engine: { mode: 'repeat', mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 100, flowCapacity: 1024 },
     counters,
     windows: new WindowAggregator({ queue: 0, windowSeconds: 2, stepSeconds: 1, maxSourcesPerStep: 16 }, () => undefined, (s) => steps.push(s.sources.n)),
-    onRuleEvents: (events, version) => {
-      assert.equal(version, 3);
-      batches.push(events);
-    },
+    onRuleEvents: consumer
+      ? (events, version) => {
+          assert.equal(version, 3);
+          batches.push(events);
+        }
+      : null,
   });
   return { pipe, meta, buf, counters, batches, steps };
 }
@@ -89,5 +91,54 @@ describe('BatchPipeline', () => {
     assert.equal(s.batches[0].length, 3);
     s.pipe.afterVerdicts(0, s.buf);
     assert.equal(s.batches.length, 1, 'an empty batch posts nothing');
+  });
+
+  /** Makes the engine decide packets from..n-1 as usual, then throw, as a bug found after the rules ran would. */
+  function throwAfterDeciding(s: ReturnType<typeof setup>): () => void {
+    const engine = s.pipe.engine;
+    const process = engine.process.bind(engine);
+    engine.process = (n, bytes, from) => {
+      process(n, bytes, from);
+      throw new Error('failure on purpose');
+    };
+    return () => (engine.process = process);
+  }
+
+  it('a later part that throws reports none of its events; the earlier part keeps its own', () => {
+    const s = setup();
+    s.pipe.decide(2, s.buf);
+    const restore = throwAfterDeciding(s);
+    // Packet 4 is a logged drop: recorded, then the part fails.
+    assert.throws(() => s.pipe.decide(packets.length, s.buf, 2), /failure on purpose/);
+    restore();
+    // What the native loop then does: afterVerdicts for the part that was sent.
+    s.pipe.afterVerdicts(2, s.buf);
+    assert.deepEqual(s.batches.flat().map((e) => `${e.action}:${e.rule_index}:${e.dest_port}`), ['drop:0:23', 'accept:1:80']);
+    assert.equal(s.pipe.engine.events.count, 0, 'nothing left for the next batch');
+  });
+
+  it('a first part that throws leaves no events for the next batch to report', () => {
+    const s = setup();
+    const restore = throwAfterDeciding(s);
+    assert.throws(() => s.pipe.decide(2, s.buf), /failure on purpose/);
+    restore();
+    assert.equal(s.pipe.engine.events.count, 0);
+    s.meta.offset[0] = 4 * 256;
+    s.meta.capLen[0] = packets[4].length;
+    s.meta.origLen[0] = packets[4].length;
+    s.pipe.decide(1, s.buf);
+    s.pipe.afterVerdicts(1, s.buf);
+    assert.deepEqual(s.batches.flat().map((e) => e.src_ip), ['10.0.0.6'], 'only the next batch\'s own drop');
+  });
+
+  it('with nobody reading events, each batch still records its own and none pile up', () => {
+    const s = setup(false);
+    // More batches than the buffer holds: were they kept, the later ones would be suppressed.
+    for (let b = 0; b <= B; b++) {
+      s.pipe.decide(1, s.buf);
+      assert.equal(s.pipe.engine.events.count, 1, `batch ${b}: its drop recorded`);
+      s.pipe.afterVerdicts(1, s.buf);
+      assert.equal(s.pipe.engine.events.count, 0, `batch ${b}: emptied`);
+    }
   });
 });
