@@ -151,6 +151,9 @@ export class CrowdSecLink {
     this.#lastError = null;
     this.#needStartup = false;
     for (const s of changes.skipped.slice(0, 20)) this.#o.log.event('crowdsec_decision_skipped', { id: s.decision.id, value: s.decision.value, scope: s.decision.scope, type: s.decision.type, scenario: s.decision.scenario, reason: s.reason });
+    const malformed = answer.malformed ?? [];
+    this.counts.skipped += malformed.length;
+    for (const m of malformed.slice(0, 20)) this.#o.log.event('crowdsec_decision_skipped', { entry: m.where, reason: `unreadable: ${m.reason}` }, 'warn');
     if (startup || answer.new.length || answer.deleted.length) {
       this.#o.log.event('crowdsec_pull', { startup, new: answer.new.length, deleted: answer.deleted.length, own: changes.own, skipped: changes.skipped.length, ...out, fetch_ms: Math.round(t1 - t0), apply_ms: Math.round(t2 - t1) });
     }

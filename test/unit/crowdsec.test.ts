@@ -40,13 +40,13 @@ describe('Go durations', () => {
 
 describe('decision stream answers', () => {
   it('takes null for an empty list (1.4.6) and checks every field', () => {
-    assert.deepEqual(parseStreamAnswer({ deleted: null, new: null }), { new: [], deleted: [] });
+    assert.deepEqual(parseStreamAnswer({ deleted: null, new: null }), { new: [], deleted: [], malformed: [] });
     const a = parseStreamAnswer({ deleted: null, new: [{ duration: '59m59.2s', id: 1, origin: 'cscli', scenario: 's', scope: 'Ip', type: 'ban', value: '192.0.2.7' }] });
     assert.equal(a.new[0]?.remainingMs, 3_599_200);
     assert.throws(() => parseStreamAnswer([]), /not a JSON object/);
-    assert.throws(() => parseStreamAnswer({ new: {} }), /"new" is not a list/);
-    assert.throws(() => parseStreamAnswer({ new: [{ id: '1' }] }), /new\[0\]\.id is not an integer/);
-    assert.throws(() => parseStreamAnswer({ deleted: [{ id: 2, duration: 'soon', origin: 'x', scenario: 'x', scope: 'Ip', type: 'ban', value: '1.2.3.4' }] }), /deleted\[0\]\.duration: invalid duration/);
+    assert.throws(() => parseStreamAnswer({ new: {}, deleted: null }), /"new" is not a list/);
+    assert.deepEqual(parseStreamAnswer({ new: [{ id: '1' }], deleted: null }).malformed, [{ where: 'new[0]', reason: 'new[0].id is not an integer' }]);
+    assert.match(parseStreamAnswer({ new: null, deleted: [{ id: 2, duration: 'soon', origin: 'x', scenario: 'x', scope: 'Ip', type: 'ban', value: '1.2.3.4' }] }).malformed?.[0]?.reason ?? '', /deleted\[0\]\.duration: invalid duration/);
   });
   it('maps bans on Ip and Range to source blocks of exactly that network; other kinds are skipped', () => {
     const block = (d: Decision) => {
@@ -389,5 +389,104 @@ describe('the pull loop against a failing Local API', async () => {
     await blocks.close();
     server.closeAllConnections();
     await new Promise<void>((r) => server.close(() => r()));
+  });
+});
+
+describe('review fixes: what the link trusts and sends', async () => {
+  const { createServer } = await import('node:http');
+  type Handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, body: string) => void;
+  const { CrowdSecLink } = await import('../../src/crowdsec/link');
+  const { LapiClient } = await import('../../src/crowdsec/lapi-client');
+  const { Publisher } = await import('../../src/crowdsec/publisher');
+  const wire = (id: number, value: string, over: Record<string, unknown> = {}) => ({ duration: '59m', id, origin: 'cscli', scenario: 'manual', scope: 'Ip', type: 'ban', value, ...over });
+
+  async function server(handle: Handler) {
+    const seen: string[] = [];
+    const s = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push(`${req.method ?? ''} ${req.url ?? ''} ${String(req.headers['x-api-key'] ?? req.headers.authorization ?? '')}`);
+        handle(req, res, body);
+      });
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(s.address() as { port: number }).port}`;
+    return {
+      url,
+      seen,
+      close: () => {
+        s.closeAllConnections();
+        return new Promise<void>((r) => s.close(() => r()));
+      },
+    };
+  }
+  const json = (res: import('node:http').ServerResponse, code: number, doc: unknown) => void res.writeHead(code, { 'Content-Type': 'application/json' }).end(JSON.stringify(doc));
+
+  /** A block manager on a fake ipset, a link (and a publisher when asked) on `url`. */
+  function rig(url: string, o: { publisher?: boolean; timeoutMs?: number; saved?: ReturnType<typeof readBlockState> } = {}) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rev-'));
+    const fake = path.join(dir, 'ipset');
+    writeFileSync(fake, '#!/bin/sh\ncat >/dev/null\n');
+    chmodSync(fake, 0o755);
+    const events: [string, Record<string, unknown>][] = [];
+    const log = { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) };
+    const blocks = new BlockManager({ policy: { ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 100 }, allowlist: new Allowlist([], [], () => []), saved: o.saved ?? { blocks: [], offences: [] }, stateFile: path.join(dir, 'blocks.json'), setPrefix: 'nfips', families: ['ipv4'], bins: { iptables: 'iptables', ip6tables: 'ip6tables', ipset: fake }, log });
+    const client = new LapiClient({ url, timeoutMs: o.timeoutMs ?? 2000, userAgent: 't/1' });
+    const publisher = o.publisher ? new Publisher({ client, machineId: 'gw1', password: 'pw', stateDir: dir, log, intervalMs: 1000 }) : null;
+    const link = new CrowdSecLink({ client, url, apiKey: 'K', intervalMs: 1000, blocks, log, publisher });
+    const keys = () => blocks.inForce().map((b) => b.key).sort();
+    const close = async () => {
+      await link.close();
+      await publisher?.close();
+      await blocks.close();
+    };
+    return { dir, events, blocks, link, publisher, keys, close };
+  }
+
+  it('parseStreamAnswer: both keys must be there; one unreadable entry is set aside, a non-object is an error', () => {
+    assert.throws(() => parseStreamAnswer({ status: 'ok' }), /no "new" key/);
+    assert.throws(() => parseStreamAnswer({ new: null }), /no "deleted" key/);
+    assert.throws(() => parseStreamAnswer('ok'), /not a JSON object/);
+    const a = parseStreamAnswer({ new: [{ id: 'x' }, wire(2, '192.0.2.2')], deleted: [7] });
+    assert.deepEqual(a.new.map((d) => d.id), [2]);
+    assert.deepEqual(a.deleted, []);
+    assert.deepEqual(a.malformed?.map((m) => m.where), ['new[0]', 'deleted[0]']);
+  });
+
+  it('a 200 that is not a decision stream is an outage: blocks stay, the state is unreachable', async () => {
+    let answer: unknown = { new: [wire(1, '192.0.2.1')], deleted: null };
+    const api = await server((_req, res) => json(res, 200, answer));
+    const r = rig(api.url);
+    await r.link.pull();
+    assert.deepEqual(r.keys(), ['192.0.2.1']);
+    answer = { status: 'ok' };
+    await r.link.pull();
+    assert.equal(r.link.state, 'unreachable');
+    assert.deepEqual(r.keys(), ['192.0.2.1'], 'not lifted');
+    assert.match(String(r.link.status().last_error), /no "new" key/);
+    // Back, with one garbled entry among good ones: the good ones apply, the bad one is logged.
+    answer = { new: [{ id: 3, value: '192.0.2.3' }, wire(1, '192.0.2.1'), wire(4, '192.0.2.4')], deleted: null };
+    await r.link.pull();
+    assert.equal(r.link.state, 'connected');
+    assert.deepEqual(r.keys(), ['192.0.2.1', '192.0.2.4']);
+    const skipped = r.events.filter(([t]) => t === 'crowdsec_decision_skipped');
+    assert.deepEqual(skipped.map(([, f]) => f.entry), ['new[0]']);
+    await r.close();
+    await api.close();
+  });
+
+  it('follows no redirect: the bouncer key never reaches another host', async () => {
+    const other = await server((_req, res) => json(res, 200, { new: [wire(1, '192.0.2.1')], deleted: null }));
+    const api = await server((req, res) => void res.writeHead(302, { Location: `${other.url}${req.url ?? ''}` }).end());
+    const r = rig(api.url);
+    await r.link.pull();
+    assert.equal(api.seen.length, 1);
+    assert.deepEqual(other.seen, [], 'the other host was never asked');
+    assert.equal(r.link.state, 'unreachable');
+    assert.deepEqual(r.keys(), []);
+    await r.close();
+    await api.close();
+    await other.close();
   });
 });
