@@ -75,6 +75,8 @@ export class LapiClient {
         headers: { 'User-Agent': this.o.userAgent, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...headers },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(this.o.timeoutMs),
+        // The bouncer key and the token go to the configured host only, never where a redirect points.
+        redirect: 'error',
       });
     } catch (e) {
       const err = e as Error & { cause?: { code?: string; message?: string } };
