@@ -16,8 +16,12 @@ export type LinkState = 'connecting' | 'connected' | 'unreachable';
 export interface DecisionAuthority {
   /** A decision this nfips published itself, coming back in the stream. */
   isOwn(d: Decision): boolean;
-  /** Deletes decisions at the Local API; throws with why not. */
-  deleteDecisions(ids: readonly number[]): Promise<void>;
+  /**
+   * Deletes decisions at the Local API, in order; resolves with the ids
+   * deleted. On a failure part way, throws a DeleteError carrying the ids
+   * deleted before it.
+   */
+  deleteDecisions(ids: readonly number[]): Promise<number[]>;
   status(): Record<string, unknown>;
 }
 
@@ -36,6 +40,17 @@ export interface LinkOptions {
 const RETRY_FIRST_MS = 1000;
 const RETRY_CAP_MS = 30_000;
 
+/** A delete that failed part way: `deleted` were deleted at the Local API before it. */
+export class DeleteError extends Error {
+  constructor(
+    message: string,
+    readonly deleted: readonly number[],
+  ) {
+    super(message);
+    this.name = 'DeleteError';
+  }
+}
+
 export function retryDelay(failures: number, intervalMs: number): number {
   return Math.min(RETRY_FIRST_MS * 2 ** Math.min(Math.max(failures - 1, 0), 20), Math.max(intervalMs, RETRY_CAP_MS));
 }
@@ -52,6 +67,8 @@ export class CrowdSecLink {
   #lastError: string | null = null;
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
+  /** Aborted at close(): a pull waiting on a dead Local API must not hold up shutdown. */
+  readonly #stop = new AbortController();
   #pulling: Promise<void> = Promise.resolve();
   readonly counts = { pulls: 0, failed_pulls: 0, decisions_applied: 0, decisions_removed: 0, refused: 0, skipped: 0, own: 0, outages: 0 };
 
@@ -70,7 +87,8 @@ export class CrowdSecLink {
 
   /** One pull now (waits for one in progress first). */
   pull(): Promise<void> {
-    this.#pulling = this.#pulling.then(() => this.#pull());
+    // One failed pull must not poison the chain for the next ones.
+    this.#pulling = this.#pulling.catch(() => undefined).then(() => this.#pull());
     return this.#pulling;
   }
 
@@ -78,7 +96,8 @@ export class CrowdSecLink {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    await this.#pulling;
+    this.#stop.abort();
+    await this.#pulling.catch(() => undefined);
   }
 
   status(): Record<string, unknown> {
@@ -105,16 +124,32 @@ export class CrowdSecLink {
     if (!b || b.origin !== 'crowdsec') return this.#o.blocks.remove(key, reason);
     if (!this.#o.publisher) throw new Error(`${b.key} is a CrowdSec decision (${b.scenario ?? 'unknown scenario'}); deleting it at the Local API needs --crowdsec-machine-id and --crowdsec-password-file, or run "cscli decisions delete --ip ${b.net}" (or --range) where the Local API runs`);
     const ids = this.#set.idsFor(b.key);
-    if (ids.length) await this.#o.publisher.deleteDecisions(ids);
-    for (const id of ids) this.#set.forget(id);
-    return this.#o.blocks.remove(b.key, `${reason}: crowdsec decision${ids.length === 1 ? '' : 's'} ${ids.join(', ')} deleted at the Local API`);
+    // Without ids (restored from the state file, no pull yet) nothing could be
+    // deleted at the Local API, and the next pull would bring the block back.
+    if (!ids.length) throw new Error(`${b.key} is a CrowdSec decision whose id is not known yet (${this.#state === 'connected' ? 'not in the last answer' : 'no answer from the Local API since the start'}); try again once "nfips status" shows crowdsec connected, or run "cscli decisions delete --${b.net.includes('/') ? 'range' : 'ip'} ${b.net}" where the Local API runs`);
+    let deleted: readonly number[];
+    try {
+      deleted = await this.#o.publisher.deleteDecisions(ids);
+    } catch (e) {
+      const done = e instanceof DeleteError ? e.deleted : [];
+      for (const id of done) this.#set.forget(id);
+      const left = ids.filter((id) => !done.includes(id));
+      throw new Error(`${(e as Error).message}; ${done.length ? `decision${done.length === 1 ? '' : 's'} ${done.join(', ')} deleted, ` : 'nothing deleted, '}decision${left.length === 1 ? '' : 's'} ${left.join(', ')} not deleted; the block stays`);
+    }
+    for (const id of deleted) this.#set.forget(id);
+    return this.#o.blocks.remove(b.key, `${reason}: crowdsec decision${deleted.length === 1 ? '' : 's'} ${deleted.join(', ')} deleted at the Local API`);
   }
 
   #schedule(ms: number): void {
     if (this.#closed) return;
     this.#timer = setTimeout(() => {
       this.#timer = null;
-      void this.pull().then(() => this.#schedule(this.#failures ? retryDelay(this.#failures, this.#o.intervalMs) : this.#o.intervalMs));
+      const next = () => this.#schedule(this.#failures ? retryDelay(this.#failures, this.#o.intervalMs) : this.#o.intervalMs);
+      // A throw past the fetch (applying, logging) must not end the loop: count it as a failed pull and retry.
+      void this.pull().then(next, (e: unknown) => {
+        this.#failed(`pull failed: ${(e as Error).message}`);
+        next();
+      });
     }, ms);
     this.#timer.unref();
   }
@@ -125,11 +160,13 @@ export class CrowdSecLink {
     const t0 = performance.now();
     let answer;
     try {
-      answer = await this.#o.client.stream(this.#o.apiKey, startup);
+      answer = await this.#o.client.stream(this.#o.apiKey, startup, this.#stop.signal);
     } catch (e) {
-      this.#failed((e as Error).message);
+      if (!this.#closed) this.#failed((e as Error).message);
       return;
     }
+    // An answer arriving after close() is not applied: the block manager may be closing.
+    if (this.#closed) return;
     const t1 = performance.now();
     const now = this.#now();
     const pub = this.#o.publisher;

@@ -16,7 +16,7 @@ import { alertOf, DECISION_ORIGIN, PendingAlert, scenarioFor } from './alert';
 import type { Decision } from './decision';
 import { LapiClient, LapiError } from './lapi-client';
 import type { DecisionAuthority } from './link';
-import { retryDelay } from './link';
+import { DeleteError, retryDelay } from './link';
 
 export const QUEUE_FILE_NAME = 'crowdsec-queue.json';
 const QUEUE_FORMAT = 'nfips-crowdsec-queue';
@@ -63,6 +63,9 @@ export class Publisher implements DecisionAuthority {
   #lastError: string | null = null;
   #lastPush: number | null = null;
   #closed = false;
+  /** Aborted at close(): pushes, logins and deletes waiting on a dead Local API must not hold up shutdown. */
+  readonly #stop = new AbortController();
+  readonly #deleting = new Set<Promise<unknown>>();
   readonly counts = { published: 0, dropped: 0, failed_pushes: 0, logins: 0 };
 
   constructor(o: PublisherOptions) {
@@ -107,21 +110,33 @@ export class Publisher implements DecisionAuthority {
     return until !== undefined && until > this.#now();
   }
 
-  async deleteDecisions(ids: readonly number[]): Promise<void> {
+  deleteDecisions(ids: readonly number[]): Promise<number[]> {
+    const p = this.#delete(ids);
+    this.#deleting.add(p);
+    void p.finally(() => this.#deleting.delete(p)).catch(() => undefined);
+    return p;
+  }
+
+  async #delete(ids: readonly number[]): Promise<number[]> {
+    const done: number[] = [];
+    const signal = this.#stop.signal;
     try {
+      if (this.#closed) throw new Error('nfips is shutting down');
       let token = await this.#ensureToken();
       for (const id of ids) {
         try {
-          await this.#o.client.deleteDecision(token, id);
+          await this.#o.client.deleteDecision(token, id, signal);
         } catch (e) {
           if (!(e instanceof LapiError && e.status === 401)) throw e;
           this.#token = null;
           token = await this.#ensureToken();
-          await this.#o.client.deleteDecision(token, id);
+          await this.#o.client.deleteDecision(token, id, signal);
         }
+        done.push(id);
       }
+      return done;
     } catch (e) {
-      throw new Error(`not deleted: the Local API refused or did not answer (${(e as Error).message}); the block stays`);
+      throw new DeleteError(`not deleted: the Local API refused or did not answer (${(e as Error).message})`, done);
     }
   }
 
@@ -141,7 +156,9 @@ export class Publisher implements DecisionAuthority {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
+    this.#stop.abort();
     await this.#flushing;
+    await Promise.allSettled([...this.#deleting]);
     this.#save();
   }
 
@@ -164,7 +181,7 @@ export class Publisher implements DecisionAuthority {
 
   async #ensureToken(): Promise<string> {
     if (this.#token && this.#token.expiresAt - this.#now() > RENEW_BEFORE_MS) return this.#token.token;
-    this.#token = await this.#o.client.login(this.#o.machineId, this.#o.password);
+    this.#token = await this.#o.client.login(this.#o.machineId, this.#o.password, this.#stop.signal);
     this.counts.logins++;
     return this.#token.token;
   }
@@ -187,13 +204,13 @@ export class Publisher implements DecisionAuthority {
         const alerts = batch.map((p) => alertOf(p, now));
         let ids: string[];
         try {
-          ids = await this.#o.client.postAlerts(token, alerts);
+          ids = await this.#o.client.postAlerts(token, alerts, this.#stop.signal);
         } catch (e) {
           // Expired or revoked early: one fresh login, then give up for now.
           if (!(e instanceof LapiError && e.status === 401)) throw e;
           this.#token = null;
           token = await this.#ensureToken();
-          ids = await this.#o.client.postAlerts(token, alerts);
+          ids = await this.#o.client.postAlerts(token, alerts, this.#stop.signal);
         }
         for (const p of batch) this.#published.set(`${p.value} ${p.scenario}`, p.until);
         this.#pending = this.#pending.filter((p) => !batch.includes(p));
@@ -206,6 +223,8 @@ export class Publisher implements DecisionAuthority {
         this.#prune();
         this.#save();
       } catch (e) {
+        // Stopped at shutdown: the batch stays queued (saved by close()), no failure to report.
+        if (this.#closed) return;
         this.#lastError = (e as Error).message;
         this.counts.failed_pushes++;
         if (this.#failures++ === 0) this.#o.log.event('crowdsec_push_failed', { error: this.#lastError, pending: this.#pending.length, hint: `kept in ${this.#file} and sent when the Local API answers` }, 'error');

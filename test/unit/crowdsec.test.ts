@@ -489,4 +489,75 @@ describe('review fixes: what the link trusts and sends', async () => {
     await api.close();
     await other.close();
   });
+  it('blocks del of a CrowdSec block refuses while its decision ids are unknown, and says which ids a partial delete removed', async () => {
+    const now = Date.now();
+    const restored = { ...makeTarget('192.0.2.9'), key: '192.0.2.9', origin: 'crowdsec' as const, reason: 'crowdsec: manual', scenario: 'manual', createdAt: now, expiresAt: now + 3_600_000, ttlSeconds: 3600, offence: 1 };
+    const api = await server((req, res) => {
+      if (req.url === '/v1/watchers/login') return json(res, 200, { token: 't', expire: new Date(Date.now() + 3_600_000).toISOString() });
+      if (req.url?.startsWith('/v1/decisions/stream')) return json(res, 200, { new: [wire(5, '192.0.2.9'), wire(6, '192.0.2.9', { scenario: 'other' })], deleted: null });
+      if (req.method === 'DELETE') return req.url === '/v1/decisions/6' ? json(res, 500, { message: 'database is locked' }) : json(res, 200, { nbDeleted: '1' });
+      json(res, 404, { message: 'no route' });
+    });
+    const r = rig(api.url, { publisher: true, saved: { blocks: [restored], offences: [] } });
+    await assert.rejects(r.link.deleteBlock('192.0.2.9', 'manual'), /id is not known yet.*cscli decisions delete --ip 192\.0\.2\.9/);
+    assert.deepEqual(r.keys(), ['192.0.2.9'], 'the block stays');
+    assert.equal(api.seen.filter((l) => l.startsWith('DELETE')).length, 0, 'nothing was claimed deleted');
+    await r.link.pull();
+    await assert.rejects(r.link.deleteBlock('192.0.2.9', 'manual'), /decision 5 deleted, decision 6 not deleted; the block stays/);
+    assert.deepEqual(r.keys(), ['192.0.2.9']);
+    assert.deepEqual(api.seen.filter((l) => l.startsWith('DELETE')).map((l) => l.split(' ')[1]), ['/v1/decisions/5', '/v1/decisions/6']);
+    await r.close();
+    await api.close();
+  });
+
+  it('close() aborts requests to a Local API that never answers (pull, push and delete), and applies nothing after', { timeout: 60_000 }, async () => {
+    let hang = false;
+    const aborted: string[] = [];
+    const api = await server((req, res) => {
+      if (hang) return void res.on('close', () => aborted.push(req.url ?? ''));
+      if (req.url === '/v1/watchers/login') return json(res, 200, { token: 't', expire: new Date(Date.now() + 3_600_000).toISOString() });
+      if (req.url?.startsWith('/v1/decisions/stream')) return json(res, 200, { new: [wire(5, '192.0.2.9')], deleted: null });
+      json(res, 404, { message: 'no route' });
+    });
+    // A request deadline far beyond any test timeout: only the abort can end these requests.
+    const r = rig(api.url, { publisher: true, timeoutMs: 3_600_000 });
+    await r.link.pull();
+    hang = true;
+    const pull = r.link.pull();
+    const del = r.link.deleteBlock('192.0.2.9', 'manual').catch((e: Error) => e.message);
+    const n = api.seen.length;
+    while (api.seen.length < n + 2) await new Promise((res) => setTimeout(res, 10));
+    await r.link.close();
+    await r.publisher?.close();
+    await pull;
+    assert.match(String(await del), /shutting down/);
+    assert.equal(r.link.state, 'connected', 'a stopped pull is not an outage');
+    assert.equal(r.events.filter(([t]) => t === 'crowdsec_unreachable').length, 0);
+    await r.blocks.close();
+    await api.close();
+  });
+
+  it('the pull loop survives a throw past the fetch and retries', { timeout: 60_000 }, async () => {
+    const api = await server((_req, res) => json(res, 200, { new: [wire(1, '192.0.2.1')], deleted: null }));
+    const events: [string, Record<string, unknown>][] = [];
+    const log = { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) };
+    let calls = 0;
+    let second: () => void = () => undefined;
+    const secondCall = new Promise<void>((res) => (second = res));
+    const blocks = {
+      inForce: () => [],
+      applyExternal: () => {
+        if (++calls === 1) throw new Error('ipset exploded');
+        second();
+        return Promise.resolve({ added: 1, updated: 0, removed: 0, refused: 0 });
+      },
+    } as unknown as BlockManager;
+    const link = new CrowdSecLink({ client: new LapiClient({ url: api.url, timeoutMs: 2000, userAgent: 't/1' }), url: api.url, apiKey: 'K', intervalMs: 1000, blocks, log, publisher: null });
+    link.start();
+    await secondCall;
+    assert.equal(calls, 2);
+    assert.match(String(events.find(([t]) => t === 'crowdsec_unreachable')?.[1].error), /ipset exploded/);
+    await link.close();
+    await api.close();
+  });
 });
