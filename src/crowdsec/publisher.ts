@@ -12,7 +12,7 @@ import type { SourceResponseMeta } from '../blocks/manager';
 import type { Exceeded, SourceFinding } from '../detect/source-tracker';
 import { writeFileAtomic } from '../config/json-file';
 import type { EventLog } from '../log/event-log';
-import { alertOf, DECISION_ORIGIN, PendingAlert, scenarioFor } from './alert';
+import { alertOf, DECISION_ORIGIN, decisionScenario, PendingAlert, scenarioFor } from './alert';
 import type { Decision } from './decision';
 import { LapiClient, LapiError } from './lapi-client';
 import type { DecisionAuthority } from './link';
@@ -95,6 +95,10 @@ export class Publisher implements DecisionAuthority {
     } else {
       this.#pending.push({ value: b.net, scenario, until: b.expiresAt, at: b.createdAt, key: b.key, signature: meta.signature, signatureId: meta.signatureId, episode: meta.episode, evidence: f.exceeded.map(evidenceOf) });
     }
+    // Known as own before the POST: a pull answering between the POST and its
+    // answer must not apply this gateway's decision here as a CrowdSec block.
+    const own = this.#ownKey(b.net, scenario);
+    this.#published.set(own, Math.max(this.#published.get(own) ?? 0, b.expiresAt));
     if (this.#pending.length > MAX_PENDING) {
       const gone = this.#pending.splice(0, this.#pending.length - MAX_PENDING);
       this.counts.dropped += gone.length;
@@ -107,6 +111,7 @@ export class Publisher implements DecisionAuthority {
   isOwn(d: Decision): boolean {
     if (d.origin !== DECISION_ORIGIN) return false;
     const until = this.#published.get(`${d.value} ${d.scenario}`);
+    // Keyed on the decision's scenario, which names this machine (decisionScenario).
     return until !== undefined && until > this.#now();
   }
 
@@ -179,6 +184,10 @@ export class Publisher implements DecisionAuthority {
     this.#timer.unref();
   }
 
+  #ownKey(value: string, scenario: string): string {
+    return `${value} ${decisionScenario(scenario, this.#o.machineId)}`;
+  }
+
   async #ensureToken(): Promise<string> {
     if (this.#token && this.#token.expiresAt - this.#now() > RENEW_BEFORE_MS) return this.#token.token;
     this.#token = await this.#o.client.login(this.#o.machineId, this.#o.password, this.#stop.signal);
@@ -201,7 +210,7 @@ export class Publisher implements DecisionAuthority {
       const batch = this.#pending.slice(0, BATCH);
       try {
         let token = await this.#ensureToken();
-        const alerts = batch.map((p) => alertOf(p, now));
+        const alerts = batch.map((p) => alertOf(p, now, this.#o.machineId));
         let ids: string[];
         try {
           ids = await this.#o.client.postAlerts(token, alerts, this.#stop.signal);
@@ -212,14 +221,13 @@ export class Publisher implements DecisionAuthority {
           token = await this.#ensureToken();
           ids = await this.#o.client.postAlerts(token, alerts, this.#stop.signal);
         }
-        for (const p of batch) this.#published.set(`${p.value} ${p.scenario}`, p.until);
         this.#pending = this.#pending.filter((p) => !batch.includes(p));
         this.counts.published += batch.length;
         this.#lastPush = this.#now();
         if (this.#failures) this.#o.log.event('crowdsec_push_restored', { sent: batch.length, pending: this.#pending.length, failures: this.#failures }, 'warn');
         this.#failures = 0;
         this.#lastError = null;
-        for (const [i, p] of batch.entries()) this.#o.log.event('crowdsec_pushed', { src_ip: p.value, scenario: p.scenario, alert_id: ids[i] ?? null, block: p.key, until: new Date(p.until).toISOString() });
+        for (const [i, p] of batch.entries()) this.#o.log.event('crowdsec_pushed', { src_ip: p.value, scenario: decisionScenario(p.scenario, this.#o.machineId), alert_id: ids[i] ?? null, block: p.key, until: new Date(p.until).toISOString() });
         this.#prune();
         this.#save();
       } catch (e) {

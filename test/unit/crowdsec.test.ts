@@ -244,9 +244,9 @@ describe('publishing anomaly blocks', async () => {
 
   it('an alert carries the scenario, the source, the evidence and a ban for the time left', () => {
     assert.equal(scenarioFor('failed TCP connections'), 'nfips/failed-tcp-connections');
-    const a = alertOf({ value: '198.51.100.0/24', scenario: 'nfips/x', until: T0 + 600_000, at: T0, key: '198.51.100.0/24 tcp', signature: 'x', signatureId: 1, episode: 2, evidence: ['tcp_failed=812/second (limit 40)'] }, T0 + 1000) as { source: Record<string, string>; decisions: Record<string, unknown>[]; meta: { key: string; value: string }[] };
+    const a = alertOf({ value: '198.51.100.0/24', scenario: 'nfips/x', until: T0 + 600_000, at: T0, key: '198.51.100.0/24 tcp', signature: 'x', signatureId: 1, episode: 2, evidence: ['tcp_failed=812/second (limit 40)'] }, T0 + 1000, 'gw1') as { source: Record<string, string>; decisions: Record<string, unknown>[]; meta: { key: string; value: string }[] };
     assert.deepEqual(a.source, { scope: 'Range', value: '198.51.100.0/24', range: '198.51.100.0/24' });
-    assert.deepEqual(a.decisions, [{ duration: '9m59s', origin: 'nfips', scenario: 'nfips/x', scope: 'Range', type: 'ban', value: '198.51.100.0/24', simulated: false }]);
+    assert.deepEqual(a.decisions, [{ duration: '9m59s', origin: 'nfips', scenario: 'nfips/x@gw1', scope: 'Range', type: 'ban', value: '198.51.100.0/24', simulated: false }]);
     assert.ok(a.meta.some((m) => m.key === 'evidence_1' && m.value === 'tcp_failed=812/second (limit 40)'));
     assert.ok(a.meta.some((m) => m.key === 'nfips_block' && m.value === '198.51.100.0/24 tcp'));
   });
@@ -271,9 +271,11 @@ describe('publishing anomaly blocks', async () => {
     assert.equal(d?.value, '203.0.113.9');
     assert.ok(goMs(d?.duration ?? '') > 590_000);
     assert.equal(p.pending, 0);
-    const back = (value: string, origin = 'nfips') => ({ id: 1, origin, scenario: 'nfips/failed-tcp-connections', scope: 'Ip', type: 'ban', value, remainingMs: 1000 });
+    assert.equal((posts[0]?.body as { decisions: { scenario: string }[] }[])[0]?.decisions[0]?.scenario, 'nfips/failed-tcp-connections@gw1', 'the decision names the gateway');
+    const back = (value: string, origin = 'nfips', machine = 'gw1') => ({ id: 1, origin, scenario: `nfips/failed-tcp-connections@${machine}`, scope: 'Ip', type: 'ban', value, remainingMs: 1000 });
     assert.equal(p.isOwn(back('203.0.113.9')), true);
     assert.equal(p.isOwn(back('203.0.113.11')), false, 'another gateway\'s');
+    assert.equal(p.isOwn(back('203.0.113.9', 'nfips', 'gw2')), false, 'the same attacker and scenario from another gateway is enforced here');
     assert.equal(p.isOwn(back('203.0.113.9', 'cscli')), false);
     // An expired token mid-way: one fresh login, then it goes through.
     api.ctl.loginExpiresInMs = 3_600_000;
@@ -558,6 +560,22 @@ describe('review fixes: what the link trusts and sends', async () => {
     assert.equal(calls, 2);
     assert.match(String(events.find(([t]) => t === 'crowdsec_unreachable')?.[1].error), /ipset exploded/);
     await link.close();
+    await api.close();
+  });
+  it('a block is known as own from the moment it is queued, before the POST answers (and from the queue file)', async () => {
+    const api = await server((_req, res) => json(res, 503, { message: 'down' }));
+    const r = rig(api.url, { publisher: true });
+    const p = r.publisher;
+    assert.ok(p);
+    const now = Date.now();
+    const b = { ...makeTarget('203.0.113.9'), key: '203.0.113.9 tcp:80', origin: 'anomaly' as const, reason: 'nfips: x', createdAt: now, expiresAt: now + 600_000, ttlSeconds: 600, offence: 1 };
+    p.enqueue(b, { exceeded: [] }, { signatureId: 1, signature: 'failed TCP connections', episode: 1, episodeOpened: now });
+    const mine = { id: 9, origin: 'nfips', scenario: 'nfips/failed-tcp-connections@gw1', scope: 'Ip', type: 'ban', value: '203.0.113.9', remainingMs: 500_000 };
+    assert.equal(p.isOwn(mine), true, 'before any answer to the POST');
+    await r.close();
+    const again = new Publisher({ client: new LapiClient({ url: api.url, timeoutMs: 2000, userAgent: 't/1' }), machineId: 'gw1', password: 'pw', stateDir: r.dir, log: { event: () => undefined }, intervalMs: 1000 });
+    assert.equal(again.isOwn(mine), true, 'persisted');
+    await again.close();
     await api.close();
   });
 });
