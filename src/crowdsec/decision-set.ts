@@ -108,6 +108,14 @@ export class DecisionSet {
     return { key, target: b.target, expiresAt: b.until, scenario: b.scenario, ids: [...ids] };
   }
 
+  /** The block of every network with a live decision. */
+  *allWanted(): IterableIterator<WantedBlock> {
+    for (const key of this.#byKey.keys()) {
+      const w = this.wanted(key);
+      if (w) yield w;
+    }
+  }
+
   /** Forgets one decision; returns its network, or null if it was unknown. */
   forget(id: number): string | null {
     return this.#drop(id);

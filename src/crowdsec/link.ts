@@ -70,6 +70,9 @@ export class CrowdSecLink {
   /** Aborted at close(): a pull waiting on a dead Local API must not hold up shutdown. */
   readonly #stop = new AbortController();
   #pulling: Promise<void> = Promise.resolve();
+  /** Wanted networks the block manager refused at the last pull, and its size then. */
+  #refused = new Set<string>();
+  #sizeAtRefusal = 0;
   readonly counts = { pulls: 0, failed_pulls: 0, decisions_applied: 0, decisions_removed: 0, refused: 0, skipped: 0, own: 0, outages: 0 };
 
   constructor(o: LinkOptions) {
@@ -174,9 +177,27 @@ export class CrowdSecLink {
     if (startup) {
       // Blocks of decisions that ended while nfips was away (or down) are not in a startup answer.
       const wanted = new Set(changes.upsert.map((w) => w.key));
-      for (const b of this.#o.blocks.inForce()) if (b.origin === 'crowdsec' && !wanted.has(b.key) && !changes.remove.includes(b.key)) changes.remove.push(b.key);
+      const lifting = new Set(changes.remove);
+      for (const b of this.#o.blocks.inForce()) if (b.origin === 'crowdsec' && !wanted.has(b.key) && !lifting.has(b.key)) changes.remove.push(b.key);
+    }
+    // A live decision whose block left the table (a longer local block on it
+    // was lifted, a manual del or flush, an ipset failure) is applied again;
+    // one refused before only once room was freed, not every pull.
+    const removing = new Set(changes.remove);
+    const upserting = new Set(changes.upsert.map((w) => w.key));
+    const roomFreed = this.#o.blocks.size < this.#sizeAtRefusal;
+    for (const w of this.#set.allWanted()) {
+      if (upserting.has(w.key) || removing.has(w.key) || this.#o.blocks.get(w.key)) continue;
+      if (this.#refused.has(w.key) && !roomFreed) continue;
+      changes.upsert.push(w);
     }
     const out = await this.#o.blocks.applyExternal(changes.upsert, changes.remove);
+    for (const w of changes.upsert) {
+      if (this.#o.blocks.get(w.key)) this.#refused.delete(w.key);
+      else this.#refused.add(w.key);
+    }
+    for (const k of changes.remove) this.#refused.delete(k);
+    this.#sizeAtRefusal = this.#o.blocks.size;
     const t2 = performance.now();
     this.counts.pulls++;
     this.counts.decisions_applied += out.added + out.updated;
