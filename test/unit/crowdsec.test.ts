@@ -111,7 +111,11 @@ describe('crowdsec flags', () => {
   });
   it('checks the URL, the interval and which credentials go together', () => {
     const o = resolveCrowdSecOptions({ crowdsecUrl: 'http://10.0.0.1:8080/', crowdsecBouncerKeyFile: key });
-    assert.deepEqual(o, { url: 'http://10.0.0.1:8080', bouncerKeyFile: key, intervalSeconds: 10, machineId: null, passwordFile: null });
+    assert.deepEqual(o, { url: 'http://10.0.0.1:8080', bouncerKeyFile: key, intervalSeconds: 10, machineId: null, passwordFile: null, maxDecisions: null });
+    assert.equal(resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1', crowdsecBouncerKeyFile: key, crowdsecMaxDecisions: '10000' })?.maxDecisions, 10_000);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1', crowdsecBouncerKeyFile: key, crowdsecMaxDecisions: '0' }), /invalid --crowdsec-max-decisions "0"/);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1/lapi', crowdsecBouncerKeyFile: key }), /base URL only \(no path/);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'http://:secret@h:1', crowdsecBouncerKeyFile: key }), /base URL only/);
     assert.equal(resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1', crowdsecBouncerKeyFile: key, crowdsecInterval: '2s' })?.intervalSeconds, 2);
     assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'not a url', crowdsecBouncerKeyFile: key }), /invalid --crowdsec-url "not a url"/);
     assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'ftp://h:1', crowdsecBouncerKeyFile: key }), /scheme must be http or https/);
@@ -577,5 +581,40 @@ describe('review fixes: what the link trusts and sends', async () => {
     assert.equal(again.isOwn(mine), true, 'persisted');
     await again.close();
     await api.close();
+  });
+  it('a live decision whose block left the table comes back at the next pull, not only at a full one', async () => {
+    let startupDone = false;
+    const api = await server((req, res) => {
+      const startup = (req.url ?? '').includes('startup=true');
+      if (startup) startupDone = true;
+      json(res, 200, { new: startup ? [wire(1, '192.0.2.1')] : null, deleted: null });
+    });
+    const r = rig(api.url);
+    await r.link.pull();
+    assert.ok(startupDone);
+    assert.deepEqual(r.keys(), ['192.0.2.1']);
+    await r.blocks.remove('192.0.2.1', 'manual');
+    assert.deepEqual(r.keys(), []);
+    await r.link.pull();
+    assert.match(api.seen.at(-1) ?? '', /startup=false/);
+    assert.deepEqual(r.keys(), ['192.0.2.1'], 're-applied from the decisions known');
+    await r.close();
+    await api.close();
+  });
+  it('CrowdSec blocks have their own cap: a full blocklist leaves local blocks their room, and the reverse', async () => {
+    const { BlockTable } = await import('../../src/blocks/table');
+    const t = new BlockTable({ ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 2, maxExternal: 3 });
+    const now = Date.now();
+    const cs = (ip: string) => t.add(makeTarget(ip, 'source'), { origin: 'crowdsec', reason: 'crowdsec: x', ttlSeconds: 60, scenario: 'x' }, now).kind;
+    const local = (ip: string) => t.add(makeTarget(ip, 'source'), { origin: 'manual', reason: 'm', ttlSeconds: 60 }, now).kind;
+    assert.deepEqual(['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4'].map(cs), ['added', 'added', 'added', 'refused']);
+    assert.deepEqual(['198.51.100.1', '198.51.100.2', '198.51.100.3'].map(local), ['added', 'added', 'refused']);
+    assert.equal(cs('192.0.2.1'), 'added', 'a decision already in force is renewed, not counted twice');
+    // A local block replacing a CrowdSec one on the same network moves it to the local pool.
+    t.remove('198.51.100.2');
+    assert.equal(local('192.0.2.3'), 'added');
+    assert.equal(cs('192.0.2.4'), 'added', 'the CrowdSec pool got its place back');
+    const refused = t.add(makeTarget('192.0.2.5', 'source'), { origin: 'crowdsec', reason: 'crowdsec: x', ttlSeconds: 60, scenario: 'x' }, now);
+    assert.match(refused.kind === 'refused' ? refused.reason : '', /--crowdsec-max-decisions/);
   });
 });
