@@ -192,6 +192,10 @@ export class CrowdSecLink {
       changes.upsert.push(w);
     }
     const out = await this.#o.blocks.applyExternal(changes.upsert, changes.remove);
+    // An operator deleted a decision this gateway published: its anomaly blocks on that network go too.
+    for (const net of changes.ownDeleted) {
+      for (const b of this.#o.blocks.inForce()) if (b.origin === 'anomaly' && b.net === net) await this.#o.blocks.remove(b.key, 'its crowdsec decision was deleted at the Local API');
+    }
     for (const w of changes.upsert) {
       if (this.#o.blocks.get(w.key)) this.#refused.delete(w.key);
       else this.#refused.add(w.key);

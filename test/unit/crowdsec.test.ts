@@ -92,6 +92,17 @@ describe('decision set', () => {
     assert.equal(c.own, 1);
     assert.deepEqual(c.skipped.map((x) => x.decision.id), [2]);
   });
+  it('an own decision deleted before its end asks to lift its anomaly block; one that simply ended does not', () => {
+    const s = new DecisionSet();
+    const mine = (d: Decision) => d.origin === 'nfips';
+    const c = s.apply(answer([decision(3, '192.0.2.8', 600_000, { origin: 'nfips', scenario: 'nfips/x@gw1' }), decision(4, '192.0.2.9', 2000, { origin: 'nfips', scenario: 'nfips/x@gw1' })]), T0, true, mine);
+    assert.deepEqual([c.own, c.upsert, c.ownDeleted], [2, [], []]);
+    const d = s.apply(answer([], [decision(3, '192.0.2.8', -1, { origin: 'nfips', scenario: 'nfips/x@gw1' }), decision(4, '192.0.2.9', -1, { origin: 'nfips', scenario: 'nfips/x@gw1' })]), T0 + 2000, false, mine);
+    assert.deepEqual(d.ownDeleted, ['192.0.2.8'], 'cscli decisions delete of the 10 min decision; the 2 s one ended');
+    assert.deepEqual([d.upsert, d.remove], [[], []], 'own decisions never become CrowdSec blocks');
+    const again = s.apply(answer([], [decision(3, '192.0.2.8', -1, { origin: 'nfips' })]), T0 + 3000, false, mine);
+    assert.deepEqual(again.ownDeleted, [], 'a repeated deletion lifts nothing more');
+  });
   it('decisions that ran out are forgotten at the next answer', () => {
     const s = new DecisionSet();
     s.apply(answer([decision(1, '192.0.2.7', 1000)]), T0, true);
