@@ -5,21 +5,21 @@
 // away, and go out when it is back. What was published is remembered until
 // its decision ends, to tell it apart when it comes back in the stream.
 // Runs on timers beside the packet path; enqueue() only records and returns.
-import { readFileSync } from 'node:fs';
+import { renameSync } from 'node:fs';
 import path from 'node:path';
-import type { Block } from '../blocks/block';
+import { Block, BlockTarget, makeTarget } from '../blocks/block';
 import type { SourceResponseMeta } from '../blocks/manager';
 import type { Exceeded, SourceFinding } from '../detect/source-tracker';
-import { writeFileAtomic } from '../config/json-file';
+import { JsonFileError, writeFileAtomic } from '../config/json-file';
 import type { EventLog } from '../log/event-log';
 import { alertOf, DECISION_ORIGIN, decisionScenario, PendingAlert, scenarioFor } from './alert';
 import type { Decision } from './decision';
 import { LapiClient, LapiError } from './lapi-client';
 import type { DecisionAuthority } from './link';
 import { DeleteError, retryDelay } from './link';
+import { QUEUE_FORMAT, QueueDoc, readQueueFile } from './queue-file';
 
 export const QUEUE_FILE_NAME = 'crowdsec-queue.json';
-const QUEUE_FORMAT = 'nfips-crowdsec-queue';
 /** Alerts kept while the Local API is away; the oldest go first when full. */
 export const MAX_PENDING = 1000;
 /** Alerts per POST /v1/alerts. */
@@ -27,13 +27,6 @@ const BATCH = 50;
 /** A token this close to its end is renewed before use. */
 const RENEW_BEFORE_MS = 60_000;
 
-interface QueueDoc {
-  format: string;
-  version: number;
-  pending: PendingAlert[];
-  /** "value scenario" -> epoch ms its decision ends. */
-  published: [string, number][];
-}
 
 export interface PublisherOptions {
   client: LapiClient;
@@ -44,6 +37,8 @@ export interface PublisherOptions {
   /** Retries back off from 1 s up to max(this, 30 s). */
   intervalMs: number;
   clock?: () => number;
+  /** The block manager's refusal rules (allowlist, own addresses...): what they refuse is not published. */
+  refusal?: (t: BlockTarget) => string | null;
 }
 
 export function evidenceOf(x: Exceeded): string {
@@ -207,6 +202,15 @@ export class Publisher implements DecisionAuthority {
         this.#save();
         continue;
       }
+      // Checked again here: the queue may come from a file, and the allowlist may have changed since.
+      const refused = this.#pending.filter((p) => this.#refusalOf(p.value) !== null);
+      if (refused.length) {
+        this.#pending = this.#pending.filter((p) => !refused.includes(p));
+        for (const p of refused) this.#o.log.event('crowdsec_push_dropped', { count: 1, values: [p.value], reason: this.#refusalOf(p.value) }, 'warn');
+        this.counts.dropped += refused.length;
+        this.#save();
+        continue;
+      }
       const batch = this.#pending.slice(0, BATCH);
       try {
         let token = await this.#ensureToken();
@@ -241,30 +245,41 @@ export class Publisher implements DecisionAuthority {
     }
   }
 
+  #refusalOf(value: string): string | null {
+    let t: BlockTarget;
+    try {
+      t = makeTarget(value);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return this.#o.refusal?.(t) ?? null;
+  }
+
   #prune(): void {
     const now = this.#now();
     for (const [k, until] of this.#published) if (until <= now) this.#published.delete(k);
   }
 
   #load(): void {
-    let text: string;
+    let doc: QueueDoc | null;
     try {
-      text = readFileSync(this.#file, 'utf8');
+      doc = readQueueFile(this.#file);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.#o.log.event('crowdsec_queue_unreadable', { file: this.#file, error: (e as Error).message }, 'error');
+      // nfips' own file: a broken one costs the queued alerts, not the start; it is kept aside for a look.
+      const aside = `${this.#file}.bad`;
+      let kept: string | null = aside;
+      try {
+        renameSync(this.#file, aside);
+      } catch {
+        kept = null;
+      }
+      this.#o.log.event('crowdsec_queue_unreadable', { file: this.#file, path: e instanceof JsonFileError ? e.jsonPath : null, error: (e as Error).message, set_aside: kept, hint: 'starting with an empty queue' }, 'error');
       return;
     }
-    try {
-      const doc = JSON.parse(text) as QueueDoc;
-      if (doc.format !== QUEUE_FORMAT || doc.version !== 1 || !Array.isArray(doc.pending) || !Array.isArray(doc.published)) throw new Error('not an nfips-crowdsec-queue version 1 file');
-      const ok = (p: PendingAlert) => typeof p.value === 'string' && typeof p.scenario === 'string' && Number.isFinite(p.until) && Number.isFinite(p.at) && Array.isArray(p.evidence);
-      this.#pending = doc.pending.filter(ok).slice(-MAX_PENDING);
-      for (const [k, until] of doc.published) if (typeof k === 'string' && Number.isFinite(until)) this.#published.set(k, until);
-      this.#prune();
-    } catch (e) {
-      // nfips' own file: a broken one costs the queued alerts, not the start.
-      this.#o.log.event('crowdsec_queue_unreadable', { file: this.#file, error: (e as Error).message, hint: 'starting with an empty queue' }, 'error');
-    }
+    if (!doc) return;
+    this.#pending = doc.pending.slice(-MAX_PENDING);
+    for (const [k, until] of doc.published) this.#published.set(k, until);
+    this.#prune();
   }
 
   #save(): void {

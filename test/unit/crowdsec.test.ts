@@ -628,4 +628,37 @@ describe('review fixes: what the link trusts and sends', async () => {
     const refused = t.add(makeTarget('192.0.2.5', 'source'), { origin: 'crowdsec', reason: 'crowdsec: x', ttlSeconds: 60, scenario: 'x' }, now);
     assert.match(refused.kind === 'refused' ? refused.reason : '', /--crowdsec-max-decisions/);
   });
+  it('a bad queue file is reported with its JSON pointer and set aside; a refused value is not published', async () => {
+    const { existsSync } = await import('node:fs');
+    const api = await server((req, res) => {
+      if (req.url === '/v1/watchers/login') return json(res, 200, { token: 't', expire: new Date(Date.now() + 3_600_000).toISOString() });
+      if (req.url === '/v1/alerts') return json(res, 201, ['1']);
+      json(res, 404, { message: 'no route' });
+    });
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-q-'));
+    const file = path.join(dir, 'crowdsec-queue.json');
+    const now = Date.now();
+    const alert = (value: string) => ({ value, scenario: 'nfips/x', until: now + 600_000, at: now, key: value, signature: 'x', signatureId: 1, episode: 1, evidence: ['e'] });
+    writeFileSync(file, JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: [alert('203.0.113.1'), alert('not-an-ip')], published: [] }));
+    const events: [string, Record<string, unknown>][] = [];
+    const log = { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) };
+    const mk = () => new Publisher({ client: new LapiClient({ url: api.url, timeoutMs: 2000, userAgent: 't/1' }), machineId: 'gw1', password: 'pw', stateDir: dir, log, intervalMs: 1000, refusal: (t) => (t.net === '192.0.2.66' ? 'allowlisted: 192.0.2.66' : null) });
+    const p = mk();
+    const bad = events.find(([t]) => t === 'crowdsec_queue_unreadable')?.[1];
+    assert.equal(bad?.path, '/pending/1/value');
+    assert.equal(bad?.file, file);
+    assert.ok(existsSync(`${file}.bad`) && !existsSync(file), 'set aside, not silently filtered');
+    assert.equal(p.pending, 0);
+    await p.close();
+    writeFileSync(file, JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: [alert('192.0.2.66'), alert('203.0.113.1')], published: [] }));
+    const q = mk();
+    assert.equal(q.pending, 2);
+    await q.flush();
+    const posted = api.seen.filter((l) => l.startsWith('POST /v1/alerts'));
+    assert.equal(posted.length, 1);
+    assert.equal(q.pending, 0);
+    assert.match(String(events.find(([t, f]) => t === 'crowdsec_push_dropped' && String(f.reason).includes('allowlisted'))?.[1].values), /192\.0\.2\.66/);
+    await q.close();
+    await api.close();
+  });
 });
