@@ -88,12 +88,12 @@ export class LapiClient {
     }
     let text: string;
     try {
-      text = await res.text();
+      text = await readBounded(res, MAX_ANSWER_BYTES);
     } catch (e) {
+      if (e instanceof LapiError) throw new LapiError(`${method} ${path}: ${e.message}`, res.status);
       if (stop?.aborted) throw new LapiError(`${method} ${path}: stopped (nfips is shutting down)`, null);
       throw new LapiError(`${method} ${path}: answer cut off (${(e as Error).message})`, res.status);
     }
-    if (text.length > MAX_ANSWER_BYTES) throw new LapiError(`${method} ${path}: answer larger than ${MAX_ANSWER_BYTES} bytes`, res.status);
     let doc: unknown = null;
     try {
       doc = text ? JSON.parse(text) : null;
@@ -106,4 +106,23 @@ export class LapiClient {
     }
     return doc;
   }
+}
+
+/** The body as text, refused as soon as it passes `max` bytes (not after buffering all of it). */
+async function readBounded(res: Response, max: number): Promise<string> {
+  if (!res.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      throw new LapiError(`answer larger than ${max} bytes`, res.status);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -161,6 +161,8 @@ export class CrowdSecLink {
     if (this.#closed) return;
     const startup = this.#needStartup;
     const t0 = performance.now();
+    // Remaining durations count from when the Local API wrote them: taking the time before the fetch never stretches a block.
+    const asked = this.#now();
     let answer;
     try {
       answer = await this.#o.client.stream(this.#o.apiKey, startup, this.#stop.signal);
@@ -171,7 +173,7 @@ export class CrowdSecLink {
     // An answer arriving after close() is not applied: the block manager may be closing.
     if (this.#closed) return;
     const t1 = performance.now();
-    const now = this.#now();
+    const now = asked;
     const pub = this.#o.publisher;
     const changes = this.#set.apply(answer, now, startup, pub ? (d) => pub.isOwn(d) : undefined);
     if (startup) {

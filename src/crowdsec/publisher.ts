@@ -26,6 +26,8 @@ export const MAX_PENDING = 1000;
 const BATCH = 50;
 /** A token this close to its end is renewed before use. */
 const RENEW_BEFORE_MS = 60_000;
+/** Queued blocks reach the file this soon (close() writes at once). */
+const SAVE_DELAY_MS = 200;
 
 
 export interface PublisherOptions {
@@ -54,6 +56,7 @@ export class Publisher implements DecisionAuthority {
   #token: { token: string; expiresAt: number } | null = null;
   #flushing: Promise<void> | null = null;
   #timer: NodeJS.Timeout | null = null;
+  #saveTimer: NodeJS.Timeout | null = null;
   #failures = 0;
   #lastError: string | null = null;
   #lastPush: number | null = null;
@@ -99,7 +102,7 @@ export class Publisher implements DecisionAuthority {
       this.counts.dropped += gone.length;
       this.#o.log.event('crowdsec_push_dropped', { count: gone.length, values: gone.map((g) => g.value), reason: `the queue holds at most ${MAX_PENDING} alerts` }, 'warn');
     }
-    this.#save();
+    this.#saveSoon();
     this.#kick(0);
   }
 
@@ -282,7 +285,19 @@ export class Publisher implements DecisionAuthority {
     this.#prune();
   }
 
+  /** A burst of blocks is one write (JSON and fsync), not one per block, off the caller's turn. */
+  #saveSoon(): void {
+    if (this.#saveTimer) return;
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = null;
+      this.#save();
+    }, SAVE_DELAY_MS);
+    this.#saveTimer.unref();
+  }
+
   #save(): void {
+    if (this.#saveTimer) clearTimeout(this.#saveTimer);
+    this.#saveTimer = null;
     const doc: QueueDoc = { format: QUEUE_FORMAT, version: 1, pending: this.#pending, published: [...this.#published] };
     try {
       writeFileAtomic(this.#file, `${JSON.stringify(doc)}\n`, 0o600);

@@ -585,6 +585,8 @@ describe('review fixes: what the link trusts and sends', async () => {
     const now = Date.now();
     const b = { ...makeTarget('203.0.113.9'), key: '203.0.113.9 tcp:80', origin: 'anomaly' as const, reason: 'nfips: x', createdAt: now, expiresAt: now + 600_000, ttlSeconds: 600, offence: 1 };
     p.enqueue(b, { exceeded: [] }, { signatureId: 1, signature: 'failed TCP connections', episode: 1, episodeOpened: now });
+    const { existsSync } = await import('node:fs');
+    assert.equal(existsSync(path.join(r.dir, 'crowdsec-queue.json')), false, 'enqueue does not write the file in the caller\'s turn');
     const mine = { id: 9, origin: 'nfips', scenario: 'nfips/failed-tcp-connections@gw1', scope: 'Ip', type: 'ban', value: '203.0.113.9', remainingMs: 500_000 };
     assert.equal(p.isOwn(mine), true, 'before any answer to the POST');
     await r.close();
