@@ -64,7 +64,7 @@ async function main(): Promise<void> {
 
     const rules = path.join(dir, 'rules.json');
     writeFileSync(rules, JSON.stringify({ default: 'accept', rules: [] }));
-    const nf = startInlineNfips(NS, ['--rules', rules, '--queues', '0', '--mode', 'off', '--stats-interval', '0', '--max-blocks', '65536', '--crowdsec-url', lapi.url, '--crowdsec-bouncer-key-file', key]);
+    const nf = startInlineNfips(NS, ['--rules', rules, '--queues', '0', '--mode', 'off', '--stats-interval', '0', '--crowdsec-url', lapi.url, '--crowdsec-bouncer-key-file', key]);
     try {
       const pull = await nf.waitFor('crowdsec_pull', 120_000, (r) => r.startup === true);
       const inKernel = parseSave((await nsExec(NS, 'ipset', ['save'])).stdout).filter((e) => e.set.startsWith('nfips-')).length;

@@ -70,6 +70,7 @@ export const CONFIG_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'crowdsec-interval': { kind: 'string-or-integer' },
   'crowdsec-machine-id': { kind: 'string' },
   'crowdsec-password-file': { kind: 'path' },
+  'crowdsec-max-decisions': { kind: 'integer' },
 };
 
 function schemaFor(spec: FlagSpec): Record<string, unknown> {

@@ -11,6 +11,7 @@ import { parseDuration } from '../config/duration';
 import { ListenAddress, parseListenAddress } from '../config/listen-address';
 // Hook point (issue 15): the --crowdsec-* flags are checked in their own module.
 import { CrowdSecFlags, CrowdSecOptions, resolveCrowdSecOptions } from '../config/crowdsec-options';
+import { SET_MAXELEM } from '../blocks/ipset';
 
 
 export { PACKAGE_ROOT } from '../config/paths';
@@ -288,6 +289,11 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   }
   const metricsListen = flags.metricsListen === undefined ? null : attempt(() => parseListenAddress(String(flags.metricsListen))) ?? null;
   const crowdsec = attempt(() => resolveCrowdSecOptions(flags)) ?? null;
+  // Local and CrowdSec blocks share the kernel sets (SET_MAXELEM entries each).
+  if (crowdsec && maxBlocks !== undefined) {
+    if (crowdsec.maxDecisions !== null && crowdsec.maxDecisions + maxBlocks > SET_MAXELEM) problems.push(`invalid --crowdsec-max-decisions ${crowdsec.maxDecisions}: with --max-blocks ${maxBlocks} more than the ${SET_MAXELEM} entries an ipset set holds`);
+    if (crowdsec.maxDecisions === null && maxBlocks >= SET_MAXELEM) problems.push(`invalid --max-blocks ${maxBlocks} with --crowdsec-url: no room left for CrowdSec decisions in the ${SET_MAXELEM} entries an ipset set holds; lower it`);
+  }
   if (problems.length) throw new Error(problems.join('\n'));
   return {
     configFile: flags.config === undefined ? null : path.resolve(flags.config),

@@ -20,7 +20,7 @@ import { RuleReloader } from './reload';
 import { logRuleWarnings } from './rule-warnings';
 import { logRuleEvents } from './rule-event-log';
 import { Allowlist } from '../blocks/allowlist';
-import { setPrefixFor } from '../blocks/ipset';
+import { setPrefixFor, SET_MAXELEM } from '../blocks/ipset';
 import { BlockManager } from '../blocks/manager';
 import { BlockState, readBlockState, stateFilePath } from '../blocks/state-file';
 import { LearningController } from '../detect/learning';
@@ -173,7 +173,7 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
     log.event('suppressions', { file: o.suppress, entries: suppress.entries.length, ...(detection.features && detection.model !== null ? {} : { warning: 'no anomaly detection in this mode: the list has nothing to suppress' }) });
   }
   const blocks = new BlockManager({
-    policy: { ttlSeconds: o.blockTtl, maxTtlSeconds: o.blockMaxTtl, maxBlocks: o.maxBlocks },
+    policy: { ttlSeconds: o.blockTtl, maxTtlSeconds: o.blockMaxTtl, maxBlocks: o.maxBlocks, maxExternal: o.crowdsec?.maxDecisions ?? SET_MAXELEM - o.maxBlocks },
     allowlist,
     saved,
     stateFile,

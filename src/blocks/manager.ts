@@ -255,6 +255,11 @@ export class BlockManager {
   }
 
   /** Why a network may not be blocked here, or null: the same for local and external blocks. */
+  /** Why a block on this target would be refused now (allowlist, own addresses, family...), or null. */
+  refusalOf(target: BlockTarget): string | null {
+    return this.#refusal(target);
+  }
+
   #refusal(target: BlockTarget, conflictOf: (p: BlockTarget['prefix']) => string | null = (p) => this.#o.allowlist.conflict(p)): string | null {
     const conflict = conflictOf(target.prefix);
     if (conflict) return `allowlisted: ${conflict}`;

@@ -9,6 +9,11 @@ export interface BlockPolicy {
   /** Repeat offences double the time to live up to this. */
   maxTtlSeconds: number;
   maxBlocks: number;
+  /**
+   * CrowdSec blocks have their own cap (--crowdsec-max-decisions), so a big
+   * blocklist never leaves local blocks without room; maxBlocks when unset.
+   */
+  maxExternal?: number;
 }
 
 export interface BlockRequest {
@@ -42,6 +47,8 @@ export interface Offences {
 
 export class BlockTable {
   readonly #blocks = new Map<string, Block>();
+  /** Blocks of origin crowdsec among #blocks (their own cap). */
+  #external = 0;
   readonly #offences = new Map<string, Offences>();
 
   constructor(readonly policy: BlockPolicy) {}
@@ -77,9 +84,8 @@ export class BlockTable {
       const by = same ?? this.list().find((b) => covers(b, target));
       if (by) return { kind: 'covered', by };
     }
-    if (!same && this.#blocks.size >= this.policy.maxBlocks) {
-      return { kind: 'refused', reason: `the block list is full (${this.policy.maxBlocks} blocks, --max-blocks)` };
-    }
+    const full = this.#full(req.origin, same);
+    if (full) return { kind: 'refused', reason: full };
     let offence = 1;
     let ttl = req.ttlSeconds ?? this.policy.ttlSeconds;
     if (req.origin === 'anomaly') {
@@ -104,7 +110,7 @@ export class BlockTable {
     if (req.episode !== undefined) block.episode = req.episode;
     if (req.queue !== undefined) block.queue = req.queue;
     if (req.scenario !== undefined) block.scenario = req.scenario;
-    this.#blocks.set(key, block);
+    this.#put(block);
     if (req.origin === 'anomaly') {
       const prev = this.#offences.get(target.net);
       const o: Offences = { net: target.net, count: offence, lastEnds: Math.max(prev?.lastEnds ?? 0, block.expiresAt) };
@@ -114,9 +120,31 @@ export class BlockTable {
     return same ? { kind: 'added', block, replaced: same } : { kind: 'added', block };
   }
 
+  /** Why a new block of this origin finds no room (replacing `same` takes none of its pool), or null. */
+  #full(origin: BlockOrigin, same: Block | undefined): string | null {
+    const external = origin === 'crowdsec';
+    if (same && (same.origin === 'crowdsec') === external) return null;
+    if (external) {
+      const cap = this.policy.maxExternal ?? this.policy.maxBlocks;
+      return this.#external >= cap ? `the CrowdSec decisions are at their cap (${cap}, --crowdsec-max-decisions)` : null;
+    }
+    return this.#blocks.size - this.#external >= this.policy.maxBlocks ? `the block list is full (${this.policy.maxBlocks} blocks, --max-blocks)` : null;
+  }
+
+  #put(b: Block): void {
+    const old = this.#blocks.get(b.key);
+    if (old) this.#del(old);
+    this.#blocks.set(b.key, b);
+    if (b.origin === 'crowdsec') this.#external++;
+  }
+
+  #del(b: Block): void {
+    if (this.#blocks.delete(b.key) && b.origin === 'crowdsec') this.#external--;
+  }
+
   remove(key: string): Block | undefined {
     const b = this.#blocks.get(key);
-    if (b) this.#blocks.delete(key);
+    if (b) this.#del(b);
     return b;
   }
 
@@ -124,7 +152,7 @@ export class BlockTable {
   expire(now: number): Block[] {
     const out: Block[] = [];
     for (const b of this.#blocks.values()) if (b.expiresAt <= now) out.push(b);
-    for (const b of out) this.#blocks.delete(b.key);
+    for (const b of out) this.#del(b);
     this.forget(now);
     return out;
   }
@@ -146,9 +174,9 @@ export class BlockTable {
     for (const o of offences) this.#offences.set(o.net, { ...o });
     for (const b of blocks) {
       if (b.expiresAt <= now) expired.push(b);
-      else if (this.#blocks.size >= this.policy.maxBlocks && !this.#blocks.has(b.key)) dropped.push(b);
+      else if (this.#full(b.origin, this.#blocks.get(b.key))) dropped.push(b);
       else {
-        this.#blocks.set(b.key, { ...b });
+        this.#put({ ...b });
         restored.push(b);
       }
     }

@@ -242,6 +242,7 @@ export function runCli(args: readonly string[], extras: Pick<StartOptions, 'scor
           .option('crowdsec-interval', { type: 'string', defaultDescription: '10s', describe: 'time between decision pulls from the Local API' })
           .option('crowdsec-machine-id', { type: 'string', describe: 'machine name "cscli machines add" registered: publish every anomaly block to the Local API as an alert with its decision' })
           .option('crowdsec-password-file', { type: 'string', describe: 'file holding that machine\'s password (needed with --crowdsec-machine-id)' })
+          .option('crowdsec-max-decisions', { type: 'string', defaultDescription: '65536 minus --max-blocks', describe: 'most CrowdSec blocks in force at once, apart from --max-blocks (local blocks always have their own room)' })
           .example('$0 run --rules rules/default.json --queues 0-1 --hook forward --log-file /var/log/nfips/nfips.json', ''),
       (argv) => cmdRun(argv, extras),
     )

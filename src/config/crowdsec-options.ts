@@ -11,6 +11,7 @@ export interface CrowdSecFlags {
   crowdsecInterval?: number | string;
   crowdsecMachineId?: string;
   crowdsecPasswordFile?: string;
+  crowdsecMaxDecisions?: number | string;
 }
 
 export interface CrowdSecOptions {
@@ -21,13 +22,15 @@ export interface CrowdSecOptions {
   /** Publishing anomaly blocks: both set, or neither. */
   machineId: string | null;
   passwordFile: string | null;
+  /** --crowdsec-max-decisions; null: what the ipset sets leave beside --max-blocks. */
+  maxDecisions: number | null;
 }
 
 export const CROWDSEC_DEFAULTS = { intervalSeconds: 10 } as const;
 
 /** null when no --crowdsec-url; throws one line per mistake. */
 export function resolveCrowdSecOptions(f: CrowdSecFlags): CrowdSecOptions | null {
-  const given = [f.crowdsecBouncerKeyFile, f.crowdsecInterval, f.crowdsecMachineId, f.crowdsecPasswordFile].some((v) => v !== undefined);
+  const given = [f.crowdsecBouncerKeyFile, f.crowdsecInterval, f.crowdsecMachineId, f.crowdsecPasswordFile, f.crowdsecMaxDecisions].some((v) => v !== undefined);
   if (f.crowdsecUrl === undefined) {
     if (given) throw new Error('invalid --crowdsec-* flags without --crowdsec-url: give the Local API URL, e.g. --crowdsec-url http://10.0.0.1:8080');
     return null;
@@ -41,7 +44,8 @@ export function resolveCrowdSecOptions(f: CrowdSecFlags): CrowdSecOptions | null
     problems.push(`invalid --crowdsec-url "${url}": expected http://HOST:PORT or https://HOST:PORT`);
   }
   if (parsed && !['http:', 'https:'].includes(parsed.protocol)) problems.push(`invalid --crowdsec-url "${url}": the scheme must be http or https`);
-  if (parsed && (parsed.search || parsed.hash || parsed.username)) problems.push(`invalid --crowdsec-url "${url}": give the API's base URL only (no query, fragment or user)`);
+  // The client appends /v1/...: a path would be silently dropped or doubled, and userinfo would travel in every request.
+  if (parsed && (parsed.search || parsed.hash || parsed.username || parsed.password || parsed.pathname !== '/')) problems.push(`invalid --crowdsec-url "${url}": give the API's base URL only (no path, query, fragment or user)`);
   if (!f.crowdsecBouncerKeyFile) problems.push('missing --crowdsec-bouncer-key-file: the file holding the key "cscli bouncers add" printed');
   let intervalSeconds: number = CROWDSEC_DEFAULTS.intervalSeconds;
   if (f.crowdsecInterval !== undefined) {
@@ -56,6 +60,12 @@ export function resolveCrowdSecOptions(f: CrowdSecFlags): CrowdSecOptions | null
   const password = f.crowdsecPasswordFile === undefined ? null : String(f.crowdsecPasswordFile);
   if ((machine === null) !== (password === null)) problems.push('--crowdsec-machine-id and --crowdsec-password-file go together (publishing needs both)');
   if (machine === '') problems.push('invalid --crowdsec-machine-id "": give the name "cscli machines add" registered');
+  let maxDecisions: number | null = null;
+  if (f.crowdsecMaxDecisions !== undefined) {
+    const n = Number(f.crowdsecMaxDecisions);
+    if (!Number.isInteger(n) || n < 1 || n > 65536) problems.push(`invalid --crowdsec-max-decisions "${f.crowdsecMaxDecisions}": an integer from 1 to 65536`);
+    else maxDecisions = n;
+  }
   if (problems.length) throw new Error(problems.join('\n'));
   return {
     url: (parsed as URL).href.replace(/\/+$/, ''),
@@ -63,6 +73,7 @@ export function resolveCrowdSecOptions(f: CrowdSecFlags): CrowdSecOptions | null
     intervalSeconds,
     machineId: machine,
     passwordFile: password === null ? null : path.resolve(password),
+    maxDecisions,
   };
 }
 

@@ -1,6 +1,6 @@
 // What nfips tells the Local API about one of its anomaly blocks: an alert
 // (scenario nfips/<signature>, the source, the evidence in its meta) with a
-// ban decision for the time the block has left. CrowdSec decisions know
+// ban decision (scenario nfips/<signature>@<machine id>) for the time the block has left. CrowdSec decisions know
 // only IPs and ranges: a block narrowed to a protocol or service here is a
 // ban of the whole source at the other bouncers (its local scope is in the
 // meta). Pure.
@@ -32,7 +32,17 @@ export function scenarioFor(signature: string): string {
   return `nfips/${slug || 'anomaly'}`;
 }
 
-export function alertOf(p: PendingAlert, now: number): Record<string, unknown> {
+/**
+ * The scenario of the decision itself names the gateway: a bouncer's stream
+ * carries no machine id, and the same attacker and scenario published by
+ * another gateway must not be mistaken for this one's own (and so left
+ * unenforced here).
+ */
+export function decisionScenario(scenario: string, machineId: string): string {
+  return `${scenario}@${machineId}`;
+}
+
+export function alertOf(p: PendingAlert, now: number, machineId: string): Record<string, unknown> {
   const range = p.value.includes('/');
   const scope = range ? 'Range' : 'Ip';
   const at = new Date(p.at).toISOString();
@@ -57,6 +67,6 @@ export function alertOf(p: PendingAlert, now: number): Record<string, unknown> {
     simulated: false,
     source: { scope, value: p.value, ...(range ? { range: p.value } : { ip: p.value }) },
     meta,
-    decisions: [{ duration: formatGoDuration(Math.max(1, (p.until - now) / 1000)), origin: DECISION_ORIGIN, scenario: p.scenario, scope, type: 'ban', value: p.value, simulated: false }],
+    decisions: [{ duration: formatGoDuration(Math.max(1, (p.until - now) / 1000)), origin: DECISION_ORIGIN, scenario: decisionScenario(p.scenario, machineId), scope, type: 'ban', value: p.value, simulated: false }],
   };
 }

@@ -32,11 +32,22 @@ export interface DecisionChanges {
   skipped: { decision: Decision; reason: string }[];
   /** Decisions this nfips published itself, coming back. */
   own: number;
+  /**
+   * Networks (canonical, as the decision's value) of own decisions deleted
+   * at the Local API before their end (cscli decisions delete): the
+   * anomaly block they came from is lifted here too.
+   */
+  ownDeleted: string[];
 }
+
+/** An own decision ending this close to its known end is taken as expired, not deleted. */
+const OWN_END_SLACK_MS = 5000;
 
 export class DecisionSet {
   readonly #byId = new Map<number, KnownDecision>();
   readonly #byKey = new Map<string, Set<number>>();
+  /** Own decisions by id (never blocks here): the network and the epoch ms they end. */
+  readonly #own = new Map<number, { net: string; until: number }>();
 
   get size(): number {
     return this.#byId.size;
@@ -57,11 +68,18 @@ export class DecisionSet {
       for (const key of this.#byKey.keys()) touched.add(key);
       this.#byId.clear();
       this.#byKey.clear();
+      this.#own.clear();
     }
+    const ownDeleted: string[] = [];
     // 1.4.6 repeats deletions in later answers; dropping an unknown id is a no-op.
     for (const d of a.deleted) {
       const k = this.#drop(d.id);
       if (k !== null) touched.add(k);
+      const own = this.#own.get(d.id);
+      if (own) {
+        this.#own.delete(d.id);
+        if (own.until - now > OWN_END_SLACK_MS) ownDeleted.push(own.net);
+      }
     }
     const skipped: DecisionChanges['skipped'] = [];
     let own = 0;
@@ -74,6 +92,7 @@ export class DecisionSet {
       }
       if (isOwn(d)) {
         own++;
+        this.#own.set(d.id, { net: m.target.net, until: now + d.remainingMs });
         continue;
       }
       const key = targetKey(m.target);
@@ -92,7 +111,7 @@ export class DecisionSet {
       if (w) upsert.push(w);
       else remove.push(key);
     }
-    return { upsert, remove, skipped, own };
+    return { upsert, remove, skipped, own, ownDeleted };
   }
 
   /** The block the live decisions on a network ask for, or null. */
@@ -106,6 +125,14 @@ export class DecisionSet {
     }
     const b = best as KnownDecision;
     return { key, target: b.target, expiresAt: b.until, scenario: b.scenario, ids: [...ids] };
+  }
+
+  /** The block of every network with a live decision. */
+  *allWanted(): IterableIterator<WantedBlock> {
+    for (const key of this.#byKey.keys()) {
+      const w = this.wanted(key);
+      if (w) yield w;
+    }
   }
 
   /** Forgets one decision; returns its network, or null if it was unknown. */
@@ -126,5 +153,6 @@ export class DecisionSet {
   /** Decisions that ran out end with their block (the table sweeps it). */
   #prune(now: number): void {
     for (const d of [...this.#byId.values()]) if (d.until <= now) this.#drop(d.id);
+    for (const [id, o] of [...this.#own]) if (o.until <= now) this.#own.delete(id);
   }
 }

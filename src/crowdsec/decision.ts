@@ -1,5 +1,6 @@
 // Decisions as the Local API streams them (GET /v1/decisions/stream), checked
-// field by field (a garbled answer is an error, not a partial apply), and what
+// field by field (an answer without both lists is an error, not "nothing to
+// do"; one garbled entry is set aside and reported, not applied), and what
 // nfips makes of each one: a source block on the IP or range, or a reason to
 // leave it alone. Pure.
 import { BlockTarget, makeTarget } from '../blocks/block';
@@ -19,19 +20,35 @@ export interface Decision {
 export interface StreamAnswer {
   new: Decision[];
   deleted: Decision[];
+  /** Entries that could not be read, with where and why; left out of new/deleted. */
+  malformed?: { where: string; reason: string }[];
 }
 
-/** 1.4.6 writes null, not [], for an empty list. */
+/**
+ * 1.4.6 writes null, not [], for an empty list, but always writes both keys:
+ * a 200 without them (a proxy's or another service's answer) must not read
+ * as "no decisions", or a startup pull would lift every CrowdSec block.
+ */
 export function parseStreamAnswer(doc: unknown): StreamAnswer {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error('the stream answer is not a JSON object');
   const o = doc as Record<string, unknown>;
-  return { new: decisionList(o.new, 'new'), deleted: decisionList(o.deleted, 'deleted') };
+  for (const k of ['new', 'deleted']) if (!(k in o)) throw new Error(`the stream answer has no "${k}" key (not a decision stream)`);
+  const malformed: { where: string; reason: string }[] = [];
+  return { new: decisionList(o.new, 'new', malformed), deleted: decisionList(o.deleted, 'deleted', malformed), malformed };
 }
 
-function decisionList(v: unknown, name: string): Decision[] {
-  if (v === null || v === undefined) return [];
+function decisionList(v: unknown, name: string, malformed: { where: string; reason: string }[]): Decision[] {
+  if (v === null) return [];
   if (!Array.isArray(v)) throw new Error(`"${name}" is not a list`);
-  return v.map((d, i) => parseDecision(d, `${name}[${i}]`));
+  const out: Decision[] = [];
+  for (const [i, d] of v.entries()) {
+    try {
+      out.push(parseDecision(d, `${name}[${i}]`));
+    } catch (e) {
+      malformed.push({ where: `${name}[${i}]`, reason: (e as Error).message });
+    }
+  }
+  return out;
 }
 
 function parseDecision(d: unknown, where: string): Decision {

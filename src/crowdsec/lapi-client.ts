@@ -39,8 +39,8 @@ export class LapiClient {
     this.#base = o.url.replace(/\/+$/, '');
   }
 
-  async stream(apiKey: string, startup: boolean): Promise<StreamAnswer> {
-    const doc = await this.#call('GET', `/v1/decisions/stream?startup=${startup}`, { 'X-Api-Key': apiKey });
+  async stream(apiKey: string, startup: boolean, signal?: AbortSignal): Promise<StreamAnswer> {
+    const doc = await this.#call('GET', `/v1/decisions/stream?startup=${startup}`, { 'X-Api-Key': apiKey }, undefined, signal);
     try {
       return parseStreamAnswer(doc);
     } catch (e) {
@@ -48,8 +48,8 @@ export class LapiClient {
     }
   }
 
-  async login(machineId: string, password: string): Promise<LoginAnswer> {
-    const doc = await this.#call('POST', '/v1/watchers/login', {}, { machine_id: machineId, password, scenarios: [] });
+  async login(machineId: string, password: string, signal?: AbortSignal): Promise<LoginAnswer> {
+    const doc = await this.#call('POST', '/v1/watchers/login', {}, { machine_id: machineId, password, scenarios: [] }, signal);
     const o = (doc ?? {}) as Record<string, unknown>;
     const expiresAt = typeof o.expire === 'string' ? Date.parse(o.expire) : NaN;
     if (typeof o.token !== 'string' || !o.token || Number.isNaN(expiresAt)) throw new LapiError('unexpected login answer: no token or expire', 200);
@@ -57,37 +57,43 @@ export class LapiClient {
   }
 
   /** Returns the ids of the alerts created. */
-  async postAlerts(token: string, alerts: readonly unknown[]): Promise<string[]> {
-    const doc = await this.#call('POST', '/v1/alerts', { Authorization: `Bearer ${token}` }, alerts);
+  async postAlerts(token: string, alerts: readonly unknown[], signal?: AbortSignal): Promise<string[]> {
+    const doc = await this.#call('POST', '/v1/alerts', { Authorization: `Bearer ${token}` }, alerts, signal);
     if (!Array.isArray(doc)) throw new LapiError('unexpected alerts answer: not a list of ids', 200);
     return doc.map(String);
   }
 
-  async deleteDecision(token: string, id: number): Promise<void> {
-    await this.#call('DELETE', `/v1/decisions/${id}`, { Authorization: `Bearer ${token}` });
+  async deleteDecision(token: string, id: number, signal?: AbortSignal): Promise<void> {
+    await this.#call('DELETE', `/v1/decisions/${id}`, { Authorization: `Bearer ${token}` }, undefined, signal);
   }
 
-  async #call(method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<unknown> {
+  /** `stop` is the caller's (aborted at shutdown); the per-request deadline is added here. */
+  async #call(method: string, path: string, headers: Record<string, string>, body?: unknown, stop?: AbortSignal): Promise<unknown> {
+    const deadline = AbortSignal.timeout(this.o.timeoutMs);
+    const signal = stop ? AbortSignal.any([deadline, stop]) : deadline;
     let res: Response;
     try {
       res = await fetch(`${this.#base}${path}`, {
         method,
         headers: { 'User-Agent': this.o.userAgent, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...headers },
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.o.timeoutMs),
+        signal,
+        // The bouncer key and the token go to the configured host only, never where a redirect points.
+        redirect: 'error',
       });
     } catch (e) {
       const err = e as Error & { cause?: { code?: string; message?: string } };
-      const why = err.name === 'TimeoutError' ? `no answer within ${this.o.timeoutMs} ms` : (err.cause?.code ?? err.cause?.message ?? err.message);
+      const why = stop?.aborted ? 'stopped (nfips is shutting down)' : err.name === 'TimeoutError' ? `no answer within ${this.o.timeoutMs} ms` : (err.cause?.code ?? err.cause?.message ?? err.message);
       throw new LapiError(`${method} ${path}: ${why}`, null);
     }
     let text: string;
     try {
-      text = await res.text();
+      text = await readBounded(res, MAX_ANSWER_BYTES);
     } catch (e) {
+      if (e instanceof LapiError) throw new LapiError(`${method} ${path}: ${e.message}`, res.status);
+      if (stop?.aborted) throw new LapiError(`${method} ${path}: stopped (nfips is shutting down)`, null);
       throw new LapiError(`${method} ${path}: answer cut off (${(e as Error).message})`, res.status);
     }
-    if (text.length > MAX_ANSWER_BYTES) throw new LapiError(`${method} ${path}: answer larger than ${MAX_ANSWER_BYTES} bytes`, res.status);
     let doc: unknown = null;
     try {
       doc = text ? JSON.parse(text) : null;
@@ -100,4 +106,23 @@ export class LapiClient {
     }
     return doc;
   }
+}
+
+/** The body as text, refused as soon as it passes `max` bytes (not after buffering all of it). */
+async function readBounded(res: Response, max: number): Promise<string> {
+  if (!res.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      throw new LapiError(`answer larger than ${max} bytes`, res.status);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -16,8 +16,12 @@ export type LinkState = 'connecting' | 'connected' | 'unreachable';
 export interface DecisionAuthority {
   /** A decision this nfips published itself, coming back in the stream. */
   isOwn(d: Decision): boolean;
-  /** Deletes decisions at the Local API; throws with why not. */
-  deleteDecisions(ids: readonly number[]): Promise<void>;
+  /**
+   * Deletes decisions at the Local API, in order; resolves with the ids
+   * deleted. On a failure part way, throws a DeleteError carrying the ids
+   * deleted before it.
+   */
+  deleteDecisions(ids: readonly number[]): Promise<number[]>;
   status(): Record<string, unknown>;
 }
 
@@ -36,6 +40,17 @@ export interface LinkOptions {
 const RETRY_FIRST_MS = 1000;
 const RETRY_CAP_MS = 30_000;
 
+/** A delete that failed part way: `deleted` were deleted at the Local API before it. */
+export class DeleteError extends Error {
+  constructor(
+    message: string,
+    readonly deleted: readonly number[],
+  ) {
+    super(message);
+    this.name = 'DeleteError';
+  }
+}
+
 export function retryDelay(failures: number, intervalMs: number): number {
   return Math.min(RETRY_FIRST_MS * 2 ** Math.min(Math.max(failures - 1, 0), 20), Math.max(intervalMs, RETRY_CAP_MS));
 }
@@ -52,7 +67,12 @@ export class CrowdSecLink {
   #lastError: string | null = null;
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
+  /** Aborted at close(): a pull waiting on a dead Local API must not hold up shutdown. */
+  readonly #stop = new AbortController();
   #pulling: Promise<void> = Promise.resolve();
+  /** Wanted networks the block manager refused at the last pull, and its size then. */
+  #refused = new Set<string>();
+  #sizeAtRefusal = 0;
   readonly counts = { pulls: 0, failed_pulls: 0, decisions_applied: 0, decisions_removed: 0, refused: 0, skipped: 0, own: 0, outages: 0 };
 
   constructor(o: LinkOptions) {
@@ -70,7 +90,8 @@ export class CrowdSecLink {
 
   /** One pull now (waits for one in progress first). */
   pull(): Promise<void> {
-    this.#pulling = this.#pulling.then(() => this.#pull());
+    // One failed pull must not poison the chain for the next ones.
+    this.#pulling = this.#pulling.catch(() => undefined).then(() => this.#pull());
     return this.#pulling;
   }
 
@@ -78,7 +99,8 @@ export class CrowdSecLink {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    await this.#pulling;
+    this.#stop.abort();
+    await this.#pulling.catch(() => undefined);
   }
 
   status(): Record<string, unknown> {
@@ -105,16 +127,32 @@ export class CrowdSecLink {
     if (!b || b.origin !== 'crowdsec') return this.#o.blocks.remove(key, reason);
     if (!this.#o.publisher) throw new Error(`${b.key} is a CrowdSec decision (${b.scenario ?? 'unknown scenario'}); deleting it at the Local API needs --crowdsec-machine-id and --crowdsec-password-file, or run "cscli decisions delete --ip ${b.net}" (or --range) where the Local API runs`);
     const ids = this.#set.idsFor(b.key);
-    if (ids.length) await this.#o.publisher.deleteDecisions(ids);
-    for (const id of ids) this.#set.forget(id);
-    return this.#o.blocks.remove(b.key, `${reason}: crowdsec decision${ids.length === 1 ? '' : 's'} ${ids.join(', ')} deleted at the Local API`);
+    // Without ids (restored from the state file, no pull yet) nothing could be
+    // deleted at the Local API, and the next pull would bring the block back.
+    if (!ids.length) throw new Error(`${b.key} is a CrowdSec decision whose id is not known yet (${this.#state === 'connected' ? 'not in the last answer' : 'no answer from the Local API since the start'}); try again once "nfips status" shows crowdsec connected, or run "cscli decisions delete --${b.net.includes('/') ? 'range' : 'ip'} ${b.net}" where the Local API runs`);
+    let deleted: readonly number[];
+    try {
+      deleted = await this.#o.publisher.deleteDecisions(ids);
+    } catch (e) {
+      const done = e instanceof DeleteError ? e.deleted : [];
+      for (const id of done) this.#set.forget(id);
+      const left = ids.filter((id) => !done.includes(id));
+      throw new Error(`${(e as Error).message}; ${done.length ? `decision${done.length === 1 ? '' : 's'} ${done.join(', ')} deleted, ` : 'nothing deleted, '}decision${left.length === 1 ? '' : 's'} ${left.join(', ')} not deleted; the block stays`);
+    }
+    for (const id of deleted) this.#set.forget(id);
+    return this.#o.blocks.remove(b.key, `${reason}: crowdsec decision${deleted.length === 1 ? '' : 's'} ${deleted.join(', ')} deleted at the Local API`);
   }
 
   #schedule(ms: number): void {
     if (this.#closed) return;
     this.#timer = setTimeout(() => {
       this.#timer = null;
-      void this.pull().then(() => this.#schedule(this.#failures ? retryDelay(this.#failures, this.#o.intervalMs) : this.#o.intervalMs));
+      const next = () => this.#schedule(this.#failures ? retryDelay(this.#failures, this.#o.intervalMs) : this.#o.intervalMs);
+      // A throw past the fetch (applying, logging) must not end the loop: count it as a failed pull and retry.
+      void this.pull().then(next, (e: unknown) => {
+        this.#failed(`pull failed: ${(e as Error).message}`);
+        next();
+      });
     }, ms);
     this.#timer.unref();
   }
@@ -123,23 +161,49 @@ export class CrowdSecLink {
     if (this.#closed) return;
     const startup = this.#needStartup;
     const t0 = performance.now();
+    // Remaining durations count from when the Local API wrote them: taking the time before the fetch never stretches a block.
+    const asked = this.#now();
     let answer;
     try {
-      answer = await this.#o.client.stream(this.#o.apiKey, startup);
+      answer = await this.#o.client.stream(this.#o.apiKey, startup, this.#stop.signal);
     } catch (e) {
-      this.#failed((e as Error).message);
+      if (!this.#closed) this.#failed((e as Error).message);
       return;
     }
+    // An answer arriving after close() is not applied: the block manager may be closing.
+    if (this.#closed) return;
     const t1 = performance.now();
-    const now = this.#now();
+    const now = asked;
     const pub = this.#o.publisher;
     const changes = this.#set.apply(answer, now, startup, pub ? (d) => pub.isOwn(d) : undefined);
     if (startup) {
       // Blocks of decisions that ended while nfips was away (or down) are not in a startup answer.
       const wanted = new Set(changes.upsert.map((w) => w.key));
-      for (const b of this.#o.blocks.inForce()) if (b.origin === 'crowdsec' && !wanted.has(b.key) && !changes.remove.includes(b.key)) changes.remove.push(b.key);
+      const lifting = new Set(changes.remove);
+      for (const b of this.#o.blocks.inForce()) if (b.origin === 'crowdsec' && !wanted.has(b.key) && !lifting.has(b.key)) changes.remove.push(b.key);
+    }
+    // A live decision whose block left the table (a longer local block on it
+    // was lifted, a manual del or flush, an ipset failure) is applied again;
+    // one refused before only once room was freed, not every pull.
+    const removing = new Set(changes.remove);
+    const upserting = new Set(changes.upsert.map((w) => w.key));
+    const roomFreed = this.#o.blocks.size < this.#sizeAtRefusal;
+    for (const w of this.#set.allWanted()) {
+      if (upserting.has(w.key) || removing.has(w.key) || this.#o.blocks.get(w.key)) continue;
+      if (this.#refused.has(w.key) && !roomFreed) continue;
+      changes.upsert.push(w);
     }
     const out = await this.#o.blocks.applyExternal(changes.upsert, changes.remove);
+    // An operator deleted a decision this gateway published: its anomaly blocks on that network go too.
+    for (const net of changes.ownDeleted) {
+      for (const b of this.#o.blocks.inForce()) if (b.origin === 'anomaly' && b.net === net) await this.#o.blocks.remove(b.key, 'its crowdsec decision was deleted at the Local API');
+    }
+    for (const w of changes.upsert) {
+      if (this.#o.blocks.get(w.key)) this.#refused.delete(w.key);
+      else this.#refused.add(w.key);
+    }
+    for (const k of changes.remove) this.#refused.delete(k);
+    this.#sizeAtRefusal = this.#o.blocks.size;
     const t2 = performance.now();
     this.counts.pulls++;
     this.counts.decisions_applied += out.added + out.updated;
@@ -151,6 +215,9 @@ export class CrowdSecLink {
     this.#lastError = null;
     this.#needStartup = false;
     for (const s of changes.skipped.slice(0, 20)) this.#o.log.event('crowdsec_decision_skipped', { id: s.decision.id, value: s.decision.value, scope: s.decision.scope, type: s.decision.type, scenario: s.decision.scenario, reason: s.reason });
+    const malformed = answer.malformed ?? [];
+    this.counts.skipped += malformed.length;
+    for (const m of malformed.slice(0, 20)) this.#o.log.event('crowdsec_decision_skipped', { entry: m.where, reason: `unreadable: ${m.reason}` }, 'warn');
     if (startup || answer.new.length || answer.deleted.length) {
       this.#o.log.event('crowdsec_pull', { startup, new: answer.new.length, deleted: answer.deleted.length, own: changes.own, skipped: changes.skipped.length, ...out, fetch_ms: Math.round(t1 - t0), apply_ms: Math.round(t2 - t1) });
     }

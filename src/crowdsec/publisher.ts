@@ -5,35 +5,30 @@
 // away, and go out when it is back. What was published is remembered until
 // its decision ends, to tell it apart when it comes back in the stream.
 // Runs on timers beside the packet path; enqueue() only records and returns.
-import { readFileSync } from 'node:fs';
+import { renameSync } from 'node:fs';
 import path from 'node:path';
-import type { Block } from '../blocks/block';
+import { Block, BlockTarget, makeTarget } from '../blocks/block';
 import type { SourceResponseMeta } from '../blocks/manager';
 import type { Exceeded, SourceFinding } from '../detect/source-tracker';
-import { writeFileAtomic } from '../config/json-file';
+import { JsonFileError, writeFileAtomic } from '../config/json-file';
 import type { EventLog } from '../log/event-log';
-import { alertOf, DECISION_ORIGIN, PendingAlert, scenarioFor } from './alert';
+import { alertOf, DECISION_ORIGIN, decisionScenario, PendingAlert, scenarioFor } from './alert';
 import type { Decision } from './decision';
 import { LapiClient, LapiError } from './lapi-client';
 import type { DecisionAuthority } from './link';
-import { retryDelay } from './link';
+import { DeleteError, retryDelay } from './link';
+import { QUEUE_FORMAT, QueueDoc, readQueueFile } from './queue-file';
 
 export const QUEUE_FILE_NAME = 'crowdsec-queue.json';
-const QUEUE_FORMAT = 'nfips-crowdsec-queue';
 /** Alerts kept while the Local API is away; the oldest go first when full. */
 export const MAX_PENDING = 1000;
 /** Alerts per POST /v1/alerts. */
 const BATCH = 50;
 /** A token this close to its end is renewed before use. */
 const RENEW_BEFORE_MS = 60_000;
+/** Queued blocks reach the file this soon (close() writes at once). */
+const SAVE_DELAY_MS = 200;
 
-interface QueueDoc {
-  format: string;
-  version: number;
-  pending: PendingAlert[];
-  /** "value scenario" -> epoch ms its decision ends. */
-  published: [string, number][];
-}
 
 export interface PublisherOptions {
   client: LapiClient;
@@ -44,6 +39,8 @@ export interface PublisherOptions {
   /** Retries back off from 1 s up to max(this, 30 s). */
   intervalMs: number;
   clock?: () => number;
+  /** The block manager's refusal rules (allowlist, own addresses...): what they refuse is not published. */
+  refusal?: (t: BlockTarget) => string | null;
 }
 
 export function evidenceOf(x: Exceeded): string {
@@ -59,10 +56,14 @@ export class Publisher implements DecisionAuthority {
   #token: { token: string; expiresAt: number } | null = null;
   #flushing: Promise<void> | null = null;
   #timer: NodeJS.Timeout | null = null;
+  #saveTimer: NodeJS.Timeout | null = null;
   #failures = 0;
   #lastError: string | null = null;
   #lastPush: number | null = null;
   #closed = false;
+  /** Aborted at close(): pushes, logins and deletes waiting on a dead Local API must not hold up shutdown. */
+  readonly #stop = new AbortController();
+  readonly #deleting = new Set<Promise<unknown>>();
   readonly counts = { published: 0, dropped: 0, failed_pushes: 0, logins: 0 };
 
   constructor(o: PublisherOptions) {
@@ -92,36 +93,53 @@ export class Publisher implements DecisionAuthority {
     } else {
       this.#pending.push({ value: b.net, scenario, until: b.expiresAt, at: b.createdAt, key: b.key, signature: meta.signature, signatureId: meta.signatureId, episode: meta.episode, evidence: f.exceeded.map(evidenceOf) });
     }
+    // Known as own before the POST: a pull answering between the POST and its
+    // answer must not apply this gateway's decision here as a CrowdSec block.
+    const own = this.#ownKey(b.net, scenario);
+    this.#published.set(own, Math.max(this.#published.get(own) ?? 0, b.expiresAt));
     if (this.#pending.length > MAX_PENDING) {
       const gone = this.#pending.splice(0, this.#pending.length - MAX_PENDING);
       this.counts.dropped += gone.length;
       this.#o.log.event('crowdsec_push_dropped', { count: gone.length, values: gone.map((g) => g.value), reason: `the queue holds at most ${MAX_PENDING} alerts` }, 'warn');
     }
-    this.#save();
+    this.#saveSoon();
     this.#kick(0);
   }
 
   isOwn(d: Decision): boolean {
     if (d.origin !== DECISION_ORIGIN) return false;
     const until = this.#published.get(`${d.value} ${d.scenario}`);
+    // Keyed on the decision's scenario, which names this machine (decisionScenario).
     return until !== undefined && until > this.#now();
   }
 
-  async deleteDecisions(ids: readonly number[]): Promise<void> {
+  deleteDecisions(ids: readonly number[]): Promise<number[]> {
+    const p = this.#delete(ids);
+    this.#deleting.add(p);
+    void p.finally(() => this.#deleting.delete(p)).catch(() => undefined);
+    return p;
+  }
+
+  async #delete(ids: readonly number[]): Promise<number[]> {
+    const done: number[] = [];
+    const signal = this.#stop.signal;
     try {
+      if (this.#closed) throw new Error('nfips is shutting down');
       let token = await this.#ensureToken();
       for (const id of ids) {
         try {
-          await this.#o.client.deleteDecision(token, id);
+          await this.#o.client.deleteDecision(token, id, signal);
         } catch (e) {
           if (!(e instanceof LapiError && e.status === 401)) throw e;
           this.#token = null;
           token = await this.#ensureToken();
-          await this.#o.client.deleteDecision(token, id);
+          await this.#o.client.deleteDecision(token, id, signal);
         }
+        done.push(id);
       }
+      return done;
     } catch (e) {
-      throw new Error(`not deleted: the Local API refused or did not answer (${(e as Error).message}); the block stays`);
+      throw new DeleteError(`not deleted: the Local API refused or did not answer (${(e as Error).message})`, done);
     }
   }
 
@@ -141,7 +159,9 @@ export class Publisher implements DecisionAuthority {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
+    this.#stop.abort();
     await this.#flushing;
+    await Promise.allSettled([...this.#deleting]);
     this.#save();
   }
 
@@ -162,9 +182,13 @@ export class Publisher implements DecisionAuthority {
     this.#timer.unref();
   }
 
+  #ownKey(value: string, scenario: string): string {
+    return `${value} ${decisionScenario(scenario, this.#o.machineId)}`;
+  }
+
   async #ensureToken(): Promise<string> {
     if (this.#token && this.#token.expiresAt - this.#now() > RENEW_BEFORE_MS) return this.#token.token;
-    this.#token = await this.#o.client.login(this.#o.machineId, this.#o.password);
+    this.#token = await this.#o.client.login(this.#o.machineId, this.#o.password, this.#stop.signal);
     this.counts.logins++;
     return this.#token.token;
   }
@@ -181,31 +205,41 @@ export class Publisher implements DecisionAuthority {
         this.#save();
         continue;
       }
+      // Checked again here: the queue may come from a file, and the allowlist may have changed since.
+      const refused = this.#pending.filter((p) => this.#refusalOf(p.value) !== null);
+      if (refused.length) {
+        this.#pending = this.#pending.filter((p) => !refused.includes(p));
+        for (const p of refused) this.#o.log.event('crowdsec_push_dropped', { count: 1, values: [p.value], reason: this.#refusalOf(p.value) }, 'warn');
+        this.counts.dropped += refused.length;
+        this.#save();
+        continue;
+      }
       const batch = this.#pending.slice(0, BATCH);
       try {
         let token = await this.#ensureToken();
-        const alerts = batch.map((p) => alertOf(p, now));
+        const alerts = batch.map((p) => alertOf(p, now, this.#o.machineId));
         let ids: string[];
         try {
-          ids = await this.#o.client.postAlerts(token, alerts);
+          ids = await this.#o.client.postAlerts(token, alerts, this.#stop.signal);
         } catch (e) {
           // Expired or revoked early: one fresh login, then give up for now.
           if (!(e instanceof LapiError && e.status === 401)) throw e;
           this.#token = null;
           token = await this.#ensureToken();
-          ids = await this.#o.client.postAlerts(token, alerts);
+          ids = await this.#o.client.postAlerts(token, alerts, this.#stop.signal);
         }
-        for (const p of batch) this.#published.set(`${p.value} ${p.scenario}`, p.until);
         this.#pending = this.#pending.filter((p) => !batch.includes(p));
         this.counts.published += batch.length;
         this.#lastPush = this.#now();
         if (this.#failures) this.#o.log.event('crowdsec_push_restored', { sent: batch.length, pending: this.#pending.length, failures: this.#failures }, 'warn');
         this.#failures = 0;
         this.#lastError = null;
-        for (const [i, p] of batch.entries()) this.#o.log.event('crowdsec_pushed', { src_ip: p.value, scenario: p.scenario, alert_id: ids[i] ?? null, block: p.key, until: new Date(p.until).toISOString() });
+        for (const [i, p] of batch.entries()) this.#o.log.event('crowdsec_pushed', { src_ip: p.value, scenario: decisionScenario(p.scenario, this.#o.machineId), alert_id: ids[i] ?? null, block: p.key, until: new Date(p.until).toISOString() });
         this.#prune();
         this.#save();
       } catch (e) {
+        // Stopped at shutdown: the batch stays queued (saved by close()), no failure to report.
+        if (this.#closed) return;
         this.#lastError = (e as Error).message;
         this.counts.failed_pushes++;
         if (this.#failures++ === 0) this.#o.log.event('crowdsec_push_failed', { error: this.#lastError, pending: this.#pending.length, hint: `kept in ${this.#file} and sent when the Local API answers` }, 'error');
@@ -214,33 +248,56 @@ export class Publisher implements DecisionAuthority {
     }
   }
 
+  #refusalOf(value: string): string | null {
+    let t: BlockTarget;
+    try {
+      t = makeTarget(value);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return this.#o.refusal?.(t) ?? null;
+  }
+
   #prune(): void {
     const now = this.#now();
     for (const [k, until] of this.#published) if (until <= now) this.#published.delete(k);
   }
 
   #load(): void {
-    let text: string;
+    let doc: QueueDoc | null;
     try {
-      text = readFileSync(this.#file, 'utf8');
+      doc = readQueueFile(this.#file);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.#o.log.event('crowdsec_queue_unreadable', { file: this.#file, error: (e as Error).message }, 'error');
+      // nfips' own file: a broken one costs the queued alerts, not the start; it is kept aside for a look.
+      const aside = `${this.#file}.bad`;
+      let kept: string | null = aside;
+      try {
+        renameSync(this.#file, aside);
+      } catch {
+        kept = null;
+      }
+      this.#o.log.event('crowdsec_queue_unreadable', { file: this.#file, path: e instanceof JsonFileError ? e.jsonPath : null, error: (e as Error).message, set_aside: kept, hint: 'starting with an empty queue' }, 'error');
       return;
     }
-    try {
-      const doc = JSON.parse(text) as QueueDoc;
-      if (doc.format !== QUEUE_FORMAT || doc.version !== 1 || !Array.isArray(doc.pending) || !Array.isArray(doc.published)) throw new Error('not an nfips-crowdsec-queue version 1 file');
-      const ok = (p: PendingAlert) => typeof p.value === 'string' && typeof p.scenario === 'string' && Number.isFinite(p.until) && Number.isFinite(p.at) && Array.isArray(p.evidence);
-      this.#pending = doc.pending.filter(ok).slice(-MAX_PENDING);
-      for (const [k, until] of doc.published) if (typeof k === 'string' && Number.isFinite(until)) this.#published.set(k, until);
-      this.#prune();
-    } catch (e) {
-      // nfips' own file: a broken one costs the queued alerts, not the start.
-      this.#o.log.event('crowdsec_queue_unreadable', { file: this.#file, error: (e as Error).message, hint: 'starting with an empty queue' }, 'error');
-    }
+    if (!doc) return;
+    this.#pending = doc.pending.slice(-MAX_PENDING);
+    for (const [k, until] of doc.published) this.#published.set(k, until);
+    this.#prune();
+  }
+
+  /** A burst of blocks is one write (JSON and fsync), not one per block, off the caller's turn. */
+  #saveSoon(): void {
+    if (this.#saveTimer) return;
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = null;
+      this.#save();
+    }, SAVE_DELAY_MS);
+    this.#saveTimer.unref();
   }
 
   #save(): void {
+    if (this.#saveTimer) clearTimeout(this.#saveTimer);
+    this.#saveTimer = null;
     const doc: QueueDoc = { format: QUEUE_FORMAT, version: 1, pending: this.#pending, published: [...this.#published] };
     try {
       writeFileAtomic(this.#file, `${JSON.stringify(doc)}\n`, 0o600);

@@ -40,13 +40,13 @@ describe('Go durations', () => {
 
 describe('decision stream answers', () => {
   it('takes null for an empty list (1.4.6) and checks every field', () => {
-    assert.deepEqual(parseStreamAnswer({ deleted: null, new: null }), { new: [], deleted: [] });
+    assert.deepEqual(parseStreamAnswer({ deleted: null, new: null }), { new: [], deleted: [], malformed: [] });
     const a = parseStreamAnswer({ deleted: null, new: [{ duration: '59m59.2s', id: 1, origin: 'cscli', scenario: 's', scope: 'Ip', type: 'ban', value: '192.0.2.7' }] });
     assert.equal(a.new[0]?.remainingMs, 3_599_200);
     assert.throws(() => parseStreamAnswer([]), /not a JSON object/);
-    assert.throws(() => parseStreamAnswer({ new: {} }), /"new" is not a list/);
-    assert.throws(() => parseStreamAnswer({ new: [{ id: '1' }] }), /new\[0\]\.id is not an integer/);
-    assert.throws(() => parseStreamAnswer({ deleted: [{ id: 2, duration: 'soon', origin: 'x', scenario: 'x', scope: 'Ip', type: 'ban', value: '1.2.3.4' }] }), /deleted\[0\]\.duration: invalid duration/);
+    assert.throws(() => parseStreamAnswer({ new: {}, deleted: null }), /"new" is not a list/);
+    assert.deepEqual(parseStreamAnswer({ new: [{ id: '1' }], deleted: null }).malformed, [{ where: 'new[0]', reason: 'new[0].id is not an integer' }]);
+    assert.match(parseStreamAnswer({ new: null, deleted: [{ id: 2, duration: 'soon', origin: 'x', scenario: 'x', scope: 'Ip', type: 'ban', value: '1.2.3.4' }] }).malformed?.[0]?.reason ?? '', /deleted\[0\]\.duration: invalid duration/);
   });
   it('maps bans on Ip and Range to source blocks of exactly that network; other kinds are skipped', () => {
     const block = (d: Decision) => {
@@ -92,6 +92,17 @@ describe('decision set', () => {
     assert.equal(c.own, 1);
     assert.deepEqual(c.skipped.map((x) => x.decision.id), [2]);
   });
+  it('an own decision deleted before its end asks to lift its anomaly block; one that simply ended does not', () => {
+    const s = new DecisionSet();
+    const mine = (d: Decision) => d.origin === 'nfips';
+    const c = s.apply(answer([decision(3, '192.0.2.8', 600_000, { origin: 'nfips', scenario: 'nfips/x@gw1' }), decision(4, '192.0.2.9', 2000, { origin: 'nfips', scenario: 'nfips/x@gw1' })]), T0, true, mine);
+    assert.deepEqual([c.own, c.upsert, c.ownDeleted], [2, [], []]);
+    const d = s.apply(answer([], [decision(3, '192.0.2.8', -1, { origin: 'nfips', scenario: 'nfips/x@gw1' }), decision(4, '192.0.2.9', -1, { origin: 'nfips', scenario: 'nfips/x@gw1' })]), T0 + 2000, false, mine);
+    assert.deepEqual(d.ownDeleted, ['192.0.2.8'], 'cscli decisions delete of the 10 min decision; the 2 s one ended');
+    assert.deepEqual([d.upsert, d.remove], [[], []], 'own decisions never become CrowdSec blocks');
+    const again = s.apply(answer([], [decision(3, '192.0.2.8', -1, { origin: 'nfips' })]), T0 + 3000, false, mine);
+    assert.deepEqual(again.ownDeleted, [], 'a repeated deletion lifts nothing more');
+  });
   it('decisions that ran out are forgotten at the next answer', () => {
     const s = new DecisionSet();
     s.apply(answer([decision(1, '192.0.2.7', 1000)]), T0, true);
@@ -111,7 +122,11 @@ describe('crowdsec flags', () => {
   });
   it('checks the URL, the interval and which credentials go together', () => {
     const o = resolveCrowdSecOptions({ crowdsecUrl: 'http://10.0.0.1:8080/', crowdsecBouncerKeyFile: key });
-    assert.deepEqual(o, { url: 'http://10.0.0.1:8080', bouncerKeyFile: key, intervalSeconds: 10, machineId: null, passwordFile: null });
+    assert.deepEqual(o, { url: 'http://10.0.0.1:8080', bouncerKeyFile: key, intervalSeconds: 10, machineId: null, passwordFile: null, maxDecisions: null });
+    assert.equal(resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1', crowdsecBouncerKeyFile: key, crowdsecMaxDecisions: '10000' })?.maxDecisions, 10_000);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1', crowdsecBouncerKeyFile: key, crowdsecMaxDecisions: '0' }), /invalid --crowdsec-max-decisions "0"/);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1/lapi', crowdsecBouncerKeyFile: key }), /base URL only \(no path/);
+    assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'http://:secret@h:1', crowdsecBouncerKeyFile: key }), /base URL only/);
     assert.equal(resolveCrowdSecOptions({ crowdsecUrl: 'http://h:1', crowdsecBouncerKeyFile: key, crowdsecInterval: '2s' })?.intervalSeconds, 2);
     assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'not a url', crowdsecBouncerKeyFile: key }), /invalid --crowdsec-url "not a url"/);
     assert.throws(() => resolveCrowdSecOptions({ crowdsecUrl: 'ftp://h:1', crowdsecBouncerKeyFile: key }), /scheme must be http or https/);
@@ -244,9 +259,9 @@ describe('publishing anomaly blocks', async () => {
 
   it('an alert carries the scenario, the source, the evidence and a ban for the time left', () => {
     assert.equal(scenarioFor('failed TCP connections'), 'nfips/failed-tcp-connections');
-    const a = alertOf({ value: '198.51.100.0/24', scenario: 'nfips/x', until: T0 + 600_000, at: T0, key: '198.51.100.0/24 tcp', signature: 'x', signatureId: 1, episode: 2, evidence: ['tcp_failed=812/second (limit 40)'] }, T0 + 1000) as { source: Record<string, string>; decisions: Record<string, unknown>[]; meta: { key: string; value: string }[] };
+    const a = alertOf({ value: '198.51.100.0/24', scenario: 'nfips/x', until: T0 + 600_000, at: T0, key: '198.51.100.0/24 tcp', signature: 'x', signatureId: 1, episode: 2, evidence: ['tcp_failed=812/second (limit 40)'] }, T0 + 1000, 'gw1') as { source: Record<string, string>; decisions: Record<string, unknown>[]; meta: { key: string; value: string }[] };
     assert.deepEqual(a.source, { scope: 'Range', value: '198.51.100.0/24', range: '198.51.100.0/24' });
-    assert.deepEqual(a.decisions, [{ duration: '9m59s', origin: 'nfips', scenario: 'nfips/x', scope: 'Range', type: 'ban', value: '198.51.100.0/24', simulated: false }]);
+    assert.deepEqual(a.decisions, [{ duration: '9m59s', origin: 'nfips', scenario: 'nfips/x@gw1', scope: 'Range', type: 'ban', value: '198.51.100.0/24', simulated: false }]);
     assert.ok(a.meta.some((m) => m.key === 'evidence_1' && m.value === 'tcp_failed=812/second (limit 40)'));
     assert.ok(a.meta.some((m) => m.key === 'nfips_block' && m.value === '198.51.100.0/24 tcp'));
   });
@@ -271,9 +286,11 @@ describe('publishing anomaly blocks', async () => {
     assert.equal(d?.value, '203.0.113.9');
     assert.ok(goMs(d?.duration ?? '') > 590_000);
     assert.equal(p.pending, 0);
-    const back = (value: string, origin = 'nfips') => ({ id: 1, origin, scenario: 'nfips/failed-tcp-connections', scope: 'Ip', type: 'ban', value, remainingMs: 1000 });
+    assert.equal((posts[0]?.body as { decisions: { scenario: string }[] }[])[0]?.decisions[0]?.scenario, 'nfips/failed-tcp-connections@gw1', 'the decision names the gateway');
+    const back = (value: string, origin = 'nfips', machine = 'gw1') => ({ id: 1, origin, scenario: `nfips/failed-tcp-connections@${machine}`, scope: 'Ip', type: 'ban', value, remainingMs: 1000 });
     assert.equal(p.isOwn(back('203.0.113.9')), true);
     assert.equal(p.isOwn(back('203.0.113.11')), false, 'another gateway\'s');
+    assert.equal(p.isOwn(back('203.0.113.9', 'nfips', 'gw2')), false, 'the same attacker and scenario from another gateway is enforced here');
     assert.equal(p.isOwn(back('203.0.113.9', 'cscli')), false);
     // An expired token mid-way: one fresh login, then it goes through.
     api.ctl.loginExpiresInMs = 3_600_000;
@@ -389,5 +406,261 @@ describe('the pull loop against a failing Local API', async () => {
     await blocks.close();
     server.closeAllConnections();
     await new Promise<void>((r) => server.close(() => r()));
+  });
+});
+
+describe('review fixes: what the link trusts and sends', async () => {
+  const { createServer } = await import('node:http');
+  type Handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, body: string) => void;
+  const { CrowdSecLink } = await import('../../src/crowdsec/link');
+  const { LapiClient } = await import('../../src/crowdsec/lapi-client');
+  const { Publisher } = await import('../../src/crowdsec/publisher');
+  const wire = (id: number, value: string, over: Record<string, unknown> = {}) => ({ duration: '59m', id, origin: 'cscli', scenario: 'manual', scope: 'Ip', type: 'ban', value, ...over });
+
+  async function server(handle: Handler) {
+    const seen: string[] = [];
+    const s = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push(`${req.method ?? ''} ${req.url ?? ''} ${String(req.headers['x-api-key'] ?? req.headers.authorization ?? '')}`);
+        handle(req, res, body);
+      });
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(s.address() as { port: number }).port}`;
+    return {
+      url,
+      seen,
+      close: () => {
+        s.closeAllConnections();
+        return new Promise<void>((r) => s.close(() => r()));
+      },
+    };
+  }
+  const json = (res: import('node:http').ServerResponse, code: number, doc: unknown) => void res.writeHead(code, { 'Content-Type': 'application/json' }).end(JSON.stringify(doc));
+
+  /** A block manager on a fake ipset, a link (and a publisher when asked) on `url`. */
+  function rig(url: string, o: { publisher?: boolean; timeoutMs?: number; saved?: ReturnType<typeof readBlockState> } = {}) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rev-'));
+    const fake = path.join(dir, 'ipset');
+    writeFileSync(fake, '#!/bin/sh\ncat >/dev/null\n');
+    chmodSync(fake, 0o755);
+    const events: [string, Record<string, unknown>][] = [];
+    const log = { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) };
+    const blocks = new BlockManager({ policy: { ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 100 }, allowlist: new Allowlist([], [], () => []), saved: o.saved ?? { blocks: [], offences: [] }, stateFile: path.join(dir, 'blocks.json'), setPrefix: 'nfips', families: ['ipv4'], bins: { iptables: 'iptables', ip6tables: 'ip6tables', ipset: fake }, log });
+    const client = new LapiClient({ url, timeoutMs: o.timeoutMs ?? 2000, userAgent: 't/1' });
+    const publisher = o.publisher ? new Publisher({ client, machineId: 'gw1', password: 'pw', stateDir: dir, log, intervalMs: 1000 }) : null;
+    const link = new CrowdSecLink({ client, url, apiKey: 'K', intervalMs: 1000, blocks, log, publisher });
+    const keys = () => blocks.inForce().map((b) => b.key).sort();
+    const close = async () => {
+      await link.close();
+      await publisher?.close();
+      await blocks.close();
+    };
+    return { dir, events, blocks, link, publisher, keys, close };
+  }
+
+  it('parseStreamAnswer: both keys must be there; one unreadable entry is set aside, a non-object is an error', () => {
+    assert.throws(() => parseStreamAnswer({ status: 'ok' }), /no "new" key/);
+    assert.throws(() => parseStreamAnswer({ new: null }), /no "deleted" key/);
+    assert.throws(() => parseStreamAnswer('ok'), /not a JSON object/);
+    const a = parseStreamAnswer({ new: [{ id: 'x' }, wire(2, '192.0.2.2')], deleted: [7] });
+    assert.deepEqual(a.new.map((d) => d.id), [2]);
+    assert.deepEqual(a.deleted, []);
+    assert.deepEqual(a.malformed?.map((m) => m.where), ['new[0]', 'deleted[0]']);
+  });
+
+  it('a 200 that is not a decision stream is an outage: blocks stay, the state is unreachable', async () => {
+    let answer: unknown = { new: [wire(1, '192.0.2.1')], deleted: null };
+    const api = await server((_req, res) => json(res, 200, answer));
+    const r = rig(api.url);
+    await r.link.pull();
+    assert.deepEqual(r.keys(), ['192.0.2.1']);
+    answer = { status: 'ok' };
+    await r.link.pull();
+    assert.equal(r.link.state, 'unreachable');
+    assert.deepEqual(r.keys(), ['192.0.2.1'], 'not lifted');
+    assert.match(String(r.link.status().last_error), /no "new" key/);
+    // Back, with one garbled entry among good ones: the good ones apply, the bad one is logged.
+    answer = { new: [{ id: 3, value: '192.0.2.3' }, wire(1, '192.0.2.1'), wire(4, '192.0.2.4')], deleted: null };
+    await r.link.pull();
+    assert.equal(r.link.state, 'connected');
+    assert.deepEqual(r.keys(), ['192.0.2.1', '192.0.2.4']);
+    const skipped = r.events.filter(([t]) => t === 'crowdsec_decision_skipped');
+    assert.deepEqual(skipped.map(([, f]) => f.entry), ['new[0]']);
+    await r.close();
+    await api.close();
+  });
+
+  it('follows no redirect: the bouncer key never reaches another host', async () => {
+    const other = await server((_req, res) => json(res, 200, { new: [wire(1, '192.0.2.1')], deleted: null }));
+    const api = await server((req, res) => void res.writeHead(302, { Location: `${other.url}${req.url ?? ''}` }).end());
+    const r = rig(api.url);
+    await r.link.pull();
+    assert.equal(api.seen.length, 1);
+    assert.deepEqual(other.seen, [], 'the other host was never asked');
+    assert.equal(r.link.state, 'unreachable');
+    assert.deepEqual(r.keys(), []);
+    await r.close();
+    await api.close();
+    await other.close();
+  });
+  it('blocks del of a CrowdSec block refuses while its decision ids are unknown, and says which ids a partial delete removed', async () => {
+    const now = Date.now();
+    const restored = { ...makeTarget('192.0.2.9'), key: '192.0.2.9', origin: 'crowdsec' as const, reason: 'crowdsec: manual', scenario: 'manual', createdAt: now, expiresAt: now + 3_600_000, ttlSeconds: 3600, offence: 1 };
+    const api = await server((req, res) => {
+      if (req.url === '/v1/watchers/login') return json(res, 200, { token: 't', expire: new Date(Date.now() + 3_600_000).toISOString() });
+      if (req.url?.startsWith('/v1/decisions/stream')) return json(res, 200, { new: [wire(5, '192.0.2.9'), wire(6, '192.0.2.9', { scenario: 'other' })], deleted: null });
+      if (req.method === 'DELETE') return req.url === '/v1/decisions/6' ? json(res, 500, { message: 'database is locked' }) : json(res, 200, { nbDeleted: '1' });
+      json(res, 404, { message: 'no route' });
+    });
+    const r = rig(api.url, { publisher: true, saved: { blocks: [restored], offences: [] } });
+    await assert.rejects(r.link.deleteBlock('192.0.2.9', 'manual'), /id is not known yet.*cscli decisions delete --ip 192\.0\.2\.9/);
+    assert.deepEqual(r.keys(), ['192.0.2.9'], 'the block stays');
+    assert.equal(api.seen.filter((l) => l.startsWith('DELETE')).length, 0, 'nothing was claimed deleted');
+    await r.link.pull();
+    await assert.rejects(r.link.deleteBlock('192.0.2.9', 'manual'), /decision 5 deleted, decision 6 not deleted; the block stays/);
+    assert.deepEqual(r.keys(), ['192.0.2.9']);
+    assert.deepEqual(api.seen.filter((l) => l.startsWith('DELETE')).map((l) => l.split(' ')[1]), ['/v1/decisions/5', '/v1/decisions/6']);
+    await r.close();
+    await api.close();
+  });
+
+  it('close() aborts requests to a Local API that never answers (pull, push and delete), and applies nothing after', { timeout: 60_000 }, async () => {
+    let hang = false;
+    const aborted: string[] = [];
+    const api = await server((req, res) => {
+      if (hang) return void res.on('close', () => aborted.push(req.url ?? ''));
+      if (req.url === '/v1/watchers/login') return json(res, 200, { token: 't', expire: new Date(Date.now() + 3_600_000).toISOString() });
+      if (req.url?.startsWith('/v1/decisions/stream')) return json(res, 200, { new: [wire(5, '192.0.2.9')], deleted: null });
+      json(res, 404, { message: 'no route' });
+    });
+    // A request deadline far beyond any test timeout: only the abort can end these requests.
+    const r = rig(api.url, { publisher: true, timeoutMs: 3_600_000 });
+    await r.link.pull();
+    hang = true;
+    const pull = r.link.pull();
+    const del = r.link.deleteBlock('192.0.2.9', 'manual').catch((e: Error) => e.message);
+    const n = api.seen.length;
+    while (api.seen.length < n + 2) await new Promise((res) => setTimeout(res, 10));
+    await r.link.close();
+    await r.publisher?.close();
+    await pull;
+    assert.match(String(await del), /shutting down/);
+    assert.equal(r.link.state, 'connected', 'a stopped pull is not an outage');
+    assert.equal(r.events.filter(([t]) => t === 'crowdsec_unreachable').length, 0);
+    await r.blocks.close();
+    await api.close();
+  });
+
+  it('the pull loop survives a throw past the fetch and retries', { timeout: 60_000 }, async () => {
+    const api = await server((_req, res) => json(res, 200, { new: [wire(1, '192.0.2.1')], deleted: null }));
+    const events: [string, Record<string, unknown>][] = [];
+    const log = { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) };
+    let calls = 0;
+    let second: () => void = () => undefined;
+    const secondCall = new Promise<void>((res) => (second = res));
+    const blocks = {
+      inForce: () => [],
+      applyExternal: () => {
+        if (++calls === 1) throw new Error('ipset exploded');
+        second();
+        return Promise.resolve({ added: 1, updated: 0, removed: 0, refused: 0 });
+      },
+    } as unknown as BlockManager;
+    const link = new CrowdSecLink({ client: new LapiClient({ url: api.url, timeoutMs: 2000, userAgent: 't/1' }), url: api.url, apiKey: 'K', intervalMs: 1000, blocks, log, publisher: null });
+    link.start();
+    await secondCall;
+    assert.equal(calls, 2);
+    assert.match(String(events.find(([t]) => t === 'crowdsec_unreachable')?.[1].error), /ipset exploded/);
+    await link.close();
+    await api.close();
+  });
+  it('a block is known as own from the moment it is queued, before the POST answers (and from the queue file)', async () => {
+    const api = await server((_req, res) => json(res, 503, { message: 'down' }));
+    const r = rig(api.url, { publisher: true });
+    const p = r.publisher;
+    assert.ok(p);
+    const now = Date.now();
+    const b = { ...makeTarget('203.0.113.9'), key: '203.0.113.9 tcp:80', origin: 'anomaly' as const, reason: 'nfips: x', createdAt: now, expiresAt: now + 600_000, ttlSeconds: 600, offence: 1 };
+    p.enqueue(b, { exceeded: [] }, { signatureId: 1, signature: 'failed TCP connections', episode: 1, episodeOpened: now });
+    const { existsSync } = await import('node:fs');
+    assert.equal(existsSync(path.join(r.dir, 'crowdsec-queue.json')), false, 'enqueue does not write the file in the caller\'s turn');
+    const mine = { id: 9, origin: 'nfips', scenario: 'nfips/failed-tcp-connections@gw1', scope: 'Ip', type: 'ban', value: '203.0.113.9', remainingMs: 500_000 };
+    assert.equal(p.isOwn(mine), true, 'before any answer to the POST');
+    await r.close();
+    const again = new Publisher({ client: new LapiClient({ url: api.url, timeoutMs: 2000, userAgent: 't/1' }), machineId: 'gw1', password: 'pw', stateDir: r.dir, log: { event: () => undefined }, intervalMs: 1000 });
+    assert.equal(again.isOwn(mine), true, 'persisted');
+    await again.close();
+    await api.close();
+  });
+  it('a live decision whose block left the table comes back at the next pull, not only at a full one', async () => {
+    let startupDone = false;
+    const api = await server((req, res) => {
+      const startup = (req.url ?? '').includes('startup=true');
+      if (startup) startupDone = true;
+      json(res, 200, { new: startup ? [wire(1, '192.0.2.1')] : null, deleted: null });
+    });
+    const r = rig(api.url);
+    await r.link.pull();
+    assert.ok(startupDone);
+    assert.deepEqual(r.keys(), ['192.0.2.1']);
+    await r.blocks.remove('192.0.2.1', 'manual');
+    assert.deepEqual(r.keys(), []);
+    await r.link.pull();
+    assert.match(api.seen.at(-1) ?? '', /startup=false/);
+    assert.deepEqual(r.keys(), ['192.0.2.1'], 're-applied from the decisions known');
+    await r.close();
+    await api.close();
+  });
+  it('CrowdSec blocks have their own cap: a full blocklist leaves local blocks their room, and the reverse', async () => {
+    const { BlockTable } = await import('../../src/blocks/table');
+    const t = new BlockTable({ ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 2, maxExternal: 3 });
+    const now = Date.now();
+    const cs = (ip: string) => t.add(makeTarget(ip, 'source'), { origin: 'crowdsec', reason: 'crowdsec: x', ttlSeconds: 60, scenario: 'x' }, now).kind;
+    const local = (ip: string) => t.add(makeTarget(ip, 'source'), { origin: 'manual', reason: 'm', ttlSeconds: 60 }, now).kind;
+    assert.deepEqual(['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4'].map(cs), ['added', 'added', 'added', 'refused']);
+    assert.deepEqual(['198.51.100.1', '198.51.100.2', '198.51.100.3'].map(local), ['added', 'added', 'refused']);
+    assert.equal(cs('192.0.2.1'), 'added', 'a decision already in force is renewed, not counted twice');
+    // A local block replacing a CrowdSec one on the same network moves it to the local pool.
+    t.remove('198.51.100.2');
+    assert.equal(local('192.0.2.3'), 'added');
+    assert.equal(cs('192.0.2.4'), 'added', 'the CrowdSec pool got its place back');
+    const refused = t.add(makeTarget('192.0.2.5', 'source'), { origin: 'crowdsec', reason: 'crowdsec: x', ttlSeconds: 60, scenario: 'x' }, now);
+    assert.match(refused.kind === 'refused' ? refused.reason : '', /--crowdsec-max-decisions/);
+  });
+  it('a bad queue file is reported with its JSON pointer and set aside; a refused value is not published', async () => {
+    const { existsSync } = await import('node:fs');
+    const api = await server((req, res) => {
+      if (req.url === '/v1/watchers/login') return json(res, 200, { token: 't', expire: new Date(Date.now() + 3_600_000).toISOString() });
+      if (req.url === '/v1/alerts') return json(res, 201, ['1']);
+      json(res, 404, { message: 'no route' });
+    });
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-q-'));
+    const file = path.join(dir, 'crowdsec-queue.json');
+    const now = Date.now();
+    const alert = (value: string) => ({ value, scenario: 'nfips/x', until: now + 600_000, at: now, key: value, signature: 'x', signatureId: 1, episode: 1, evidence: ['e'] });
+    writeFileSync(file, JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: [alert('203.0.113.1'), alert('not-an-ip')], published: [] }));
+    const events: [string, Record<string, unknown>][] = [];
+    const log = { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) };
+    const mk = () => new Publisher({ client: new LapiClient({ url: api.url, timeoutMs: 2000, userAgent: 't/1' }), machineId: 'gw1', password: 'pw', stateDir: dir, log, intervalMs: 1000, refusal: (t) => (t.net === '192.0.2.66' ? 'allowlisted: 192.0.2.66' : null) });
+    const p = mk();
+    const bad = events.find(([t]) => t === 'crowdsec_queue_unreadable')?.[1];
+    assert.equal(bad?.path, '/pending/1/value');
+    assert.equal(bad?.file, file);
+    assert.ok(existsSync(`${file}.bad`) && !existsSync(file), 'set aside, not silently filtered');
+    assert.equal(p.pending, 0);
+    await p.close();
+    writeFileSync(file, JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: [alert('192.0.2.66'), alert('203.0.113.1')], published: [] }));
+    const q = mk();
+    assert.equal(q.pending, 2);
+    await q.flush();
+    const posted = api.seen.filter((l) => l.startsWith('POST /v1/alerts'));
+    assert.equal(posted.length, 1);
+    assert.equal(q.pending, 0);
+    assert.match(String(events.find(([t, f]) => t === 'crowdsec_push_dropped' && String(f.reason).includes('allowlisted'))?.[1].values), /192\.0\.2\.66/);
+    await q.close();
+    await api.close();
   });
 });
