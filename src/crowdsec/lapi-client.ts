@@ -67,32 +67,51 @@ export class LapiClient {
     await this.#call('DELETE', `/v1/decisions/${id}`, { Authorization: `Bearer ${token}` }, undefined, signal);
   }
 
-  /** `stop` is the caller's (aborted at shutdown); the per-request deadline is added here. */
+  /**
+   * `stop` is the caller's (aborted at shutdown); the per-request deadline is added here.
+   * One controller per request, aborted by our own timer or by a once-listener on `stop`,
+   * both undone in the finally: AbortSignal.any/timeout on Node 20 hold their sources
+   * only weakly (nodejs/node#57736), so a GC mid-request could drop the deadline, and
+   * each call would leave a WeakRef on the long-lived stop signal.
+   */
   async #call(method: string, path: string, headers: Record<string, string>, body?: unknown, stop?: AbortSignal): Promise<unknown> {
-    const deadline = AbortSignal.timeout(this.o.timeoutMs);
-    const signal = stop ? AbortSignal.any([deadline, stop]) : deadline;
+    const ctl = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ctl.abort(new DOMException(`no answer within ${this.o.timeoutMs} ms`, 'TimeoutError'));
+    }, this.o.timeoutMs);
+    const onStop = (): void => ctl.abort(stop?.reason);
+    if (stop?.aborted) ctl.abort(stop.reason);
+    else stop?.addEventListener('abort', onStop, { once: true });
+    let text: string;
     let res: Response;
     try {
-      res = await fetch(`${this.#base}${path}`, {
-        method,
-        headers: { 'User-Agent': this.o.userAgent, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...headers },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal,
-        // The bouncer key and the token go to the configured host only, never where a redirect points.
-        redirect: 'error',
-      });
-    } catch (e) {
-      const err = e as Error & { cause?: { code?: string; message?: string } };
-      const why = stop?.aborted ? 'stopped (nfips is shutting down)' : err.name === 'TimeoutError' ? `no answer within ${this.o.timeoutMs} ms` : (err.cause?.code ?? err.cause?.message ?? err.message);
-      throw new LapiError(`${method} ${path}: ${why}`, null);
-    }
-    let text: string;
-    try {
-      text = await readBounded(res, MAX_ANSWER_BYTES);
-    } catch (e) {
-      if (e instanceof LapiError) throw new LapiError(`${method} ${path}: ${e.message}`, res.status);
-      if (stop?.aborted) throw new LapiError(`${method} ${path}: stopped (nfips is shutting down)`, null);
-      throw new LapiError(`${method} ${path}: answer cut off (${(e as Error).message})`, res.status);
+      try {
+        res = await fetch(`${this.#base}${path}`, {
+          method,
+          headers: { 'User-Agent': this.o.userAgent, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...headers },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: ctl.signal,
+          // The bouncer key and the token go to the configured host only, never where a redirect points.
+          redirect: 'error',
+        });
+      } catch (e) {
+        const err = e as Error & { cause?: { code?: string; message?: string } };
+        const why = stop?.aborted ? 'stopped (nfips is shutting down)' : timedOut ? `no answer within ${this.o.timeoutMs} ms` : (err.cause?.code ?? err.cause?.message ?? err.message);
+        throw new LapiError(`${method} ${path}: ${why}`, null);
+      }
+      try {
+        text = await readBounded(res, MAX_ANSWER_BYTES);
+      } catch (e) {
+        if (e instanceof LapiError) throw new LapiError(`${method} ${path}: ${e.message}`, res.status);
+        if (stop?.aborted) throw new LapiError(`${method} ${path}: stopped (nfips is shutting down)`, null);
+        if (timedOut) throw new LapiError(`${method} ${path}: answer not complete within ${this.o.timeoutMs} ms`, res.status);
+        throw new LapiError(`${method} ${path}: answer cut off (${(e as Error).message})`, res.status);
+      }
+    } finally {
+      clearTimeout(timer);
+      stop?.removeEventListener('abort', onStop);
     }
     let doc: unknown = null;
     try {

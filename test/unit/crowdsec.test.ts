@@ -664,3 +664,30 @@ describe('review fixes: what the link trusts and sends', async () => {
     await api.close();
   });
 });
+
+describe('request deadlines and the stop signal', async () => {
+  const { createServer } = await import('node:http');
+  const { EventEmitter } = await import('node:events');
+  const { LapiClient } = await import('../../src/crowdsec/lapi-client');
+
+  it('a Local API that accepts and never answers fails by the deadline; requests leave nothing on the stop signal', { timeout: 30_000 }, async () => {
+    let silent = true;
+    const server = createServer((_req, res) => {
+      if (!silent) res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"new":null,"deleted":null}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = new LapiClient({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, timeoutMs: 200, userAgent: 't/1' });
+    const stop = new AbortController();
+    await assert.rejects(client.stream('K', true, stop.signal), /no answer within 200 ms/);
+    silent = false;
+    for (let i = 0; i < 5; i++) await client.stream('K', false, stop.signal);
+    // AbortSignal.any keeps a WeakRef per request on its sources (Node's internal
+    // kDependantSignals set): on the long-lived stop signal that set only grew.
+    const dep = Object.getOwnPropertySymbols(stop.signal).find((s) => s.description === 'kDependantSignals');
+    const dependants = dep ? ((stop.signal as unknown as Record<symbol, Set<unknown>>)[dep]?.size ?? 0) : 0;
+    assert.equal(dependants, 0, 'no per-request references kept by the stop signal');
+    assert.equal(EventEmitter.getEventListeners(stop.signal, 'abort').length, 0, 'every listener removed');
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+});
