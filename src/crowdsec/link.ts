@@ -196,7 +196,11 @@ export class CrowdSecLink {
     const out = await this.#o.blocks.applyExternal(changes.upsert, changes.remove);
     // An operator deleted a decision this gateway published: its anomaly blocks on that network go too.
     for (const net of changes.ownDeleted) {
-      for (const b of this.#o.blocks.inForce()) if (b.origin === 'anomaly' && b.net === net) await this.#o.blocks.remove(b.key, 'its crowdsec decision was deleted at the Local API');
+      // inForce() is a snapshot and remove() awaits: the sweep may end a block meanwhile, so
+      // one already gone is done, not an error failing the whole pull.
+      for (const b of this.#o.blocks.inForce()) {
+        if (b.origin === 'anomaly' && b.net === net && this.#o.blocks.get(b.key)) await this.#o.blocks.remove(b.key, 'its crowdsec decision was deleted at the Local API');
+      }
     }
     for (const w of changes.upsert) {
       if (this.#o.blocks.get(w.key)) this.#refused.delete(w.key);

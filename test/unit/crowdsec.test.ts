@@ -527,6 +527,23 @@ describe('review fixes: what the link trusts and sends', async () => {
     await api.close();
   });
 
+  it("blocks del of a decision the Local API no longer has (1.4.x: 500 \"doesn't exist\"; 404) counts it as deleted", async () => {
+    const api = await server((req, res) => {
+      if (req.url === '/v1/watchers/login') return json(res, 200, { token: 't', expire: new Date(Date.now() + 3_600_000).toISOString() });
+      if (req.url?.startsWith('/v1/decisions/stream')) return json(res, 200, { new: [wire(5, '192.0.2.9'), wire(6, '192.0.2.9', { scenario: 'other' })], deleted: null });
+      if (req.method === 'DELETE') return req.url === '/v1/decisions/5' ? json(res, 500, { message: "decision with id '5' doesn't exist" }) : json(res, 404, { message: 'not found' });
+      json(res, 404, { message: 'no route' });
+    });
+    const r = rig(api.url, { publisher: true });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), ['192.0.2.9']);
+    await r.link.deleteBlock('192.0.2.9', 'manual');
+    assert.deepEqual(r.keys(), [], 'the block is lifted');
+    assert.deepEqual(api.seen.filter((l) => l.startsWith('DELETE')).map((l) => l.split(' ')[1]), ['/v1/decisions/5', '/v1/decisions/6']);
+    await r.close();
+    await api.close();
+  });
+
   it('close() aborts requests to a Local API that never answers (pull, push and delete), and applies nothing after', { timeout: 60_000 }, async () => {
     let hang = false;
     const aborted: string[] = [];
