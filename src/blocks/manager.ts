@@ -254,7 +254,6 @@ export class BlockManager {
     return res;
   }
 
-  /** Why a network may not be blocked here, or null: the same for local and external blocks. */
   /** Why a block on this target would be refused now (allowlist, own addresses, family...), or null. */
   refusalOf(target: BlockTarget): string | null {
     return this.#refusal(target);

@@ -212,10 +212,12 @@ export class Publisher implements DecisionAuthority {
         continue;
       }
       // Checked again here: the queue may come from a file, and the allowlist may have changed since.
-      const refused = this.#pending.filter((p) => this.#refusalOf(p.value) !== null);
+      // One refusal check per entry (each may list the host's interfaces), its reason kept for the log.
+      const refused = this.#pending.map((p) => ({ p, reason: this.#refusalOf(p.value) })).filter((r) => r.reason !== null);
       if (refused.length) {
-        this.#pending = this.#pending.filter((p) => !refused.includes(p));
-        for (const p of refused) this.#o.log.event('crowdsec_push_dropped', { count: 1, values: [p.value], reason: this.#refusalOf(p.value) }, 'warn');
+        const gone = new Set(refused.map((r) => r.p));
+        this.#pending = this.#pending.filter((p) => !gone.has(p));
+        for (const { p, reason } of refused) this.#o.log.event('crowdsec_push_dropped', { count: 1, values: [p.value], reason }, 'warn');
         this.counts.dropped += refused.length;
         this.#save();
         continue;
