@@ -27,8 +27,11 @@ export interface PendingAlert {
 export const DECISION_ORIGIN = 'nfips';
 
 /** "failed TCP connections" -> "nfips/failed-tcp-connections". */
+const SLUG_MAX = 200;
+
 export function scenarioFor(signature: string): string {
-  const slug = signature.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+  // Capped: a signature can be long, and the Local API stores the scenario in a bounded column.
+  const slug = signature.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, SLUG_MAX).replace(/^-+|-+$/g, '');
   return `nfips/${slug || 'anomaly'}`;
 }
 

@@ -708,3 +708,13 @@ describe('request deadlines and the stop signal', async () => {
     await new Promise<void>((r) => server.close(() => r()));
   });
 });
+
+describe('scenario names', async () => {
+  const { scenarioFor } = await import('../../src/crowdsec/alert');
+  it('the slug of a long signature is capped at 200 characters, with no trailing dash', () => {
+    assert.equal(scenarioFor('Port Scan!'), 'nfips/port-scan');
+    const long = scenarioFor('a '.repeat(300));
+    assert.equal(long.length, 'nfips/'.length + 199);
+    assert.match(long, /^nfips\/a(-a)+$/);
+  });
+});
