@@ -18,28 +18,31 @@ export interface ChainGuardOptions {
   blocks: Pick<BlockManager, 'inForce'>;
   sup: Pick<QueueSupervisor, 'snapshot'>;
   failClosed: boolean;
+  /** false (nfips watch --block): the chain holds block DROPs only, so nothing can pass uninspected. */
+  queueing?: boolean;
   intervalMs?: number;
 }
 
 export class ChainGuard {
   readonly watchdog: ChainWatchdog;
-  readonly failOpen: FailOpenMonitor;
+  readonly failOpen: FailOpenMonitor | null;
 
   constructor(o: ChainGuardOptions) {
     const queues = new Set(o.sup.snapshot().map((c) => c.queue));
-    this.failOpen = new FailOpenMonitor({
+    const failOpen = o.queueing === false ? null : new FailOpenMonitor({
       failClosed: o.failClosed,
       log: o.log,
       received: () => o.sup.snapshot().reduce((n, c) => n + c.received, 0),
       waiting: () => readKernelQueueStats().filter((k) => queues.has(k.queue)).reduce((n, k) => n + k.queueTotal, 0),
     });
+    this.failOpen = failOpen;
     this.watchdog = new ChainWatchdog({
       plan: o.plan,
       bins: o.bins,
       log: o.log,
       blocks: () => o.blocks.inForce(),
-      onObservation: (obs) => this.failOpen.observe(obs.queued),
-      onChainRewritten: (family) => this.failOpen.chainRewritten(family),
+      onObservation: (obs) => failOpen?.observe(obs.queued),
+      onChainRewritten: (family) => failOpen?.chainRewritten(family),
       intervalMs: o.intervalMs,
     });
   }
@@ -57,7 +60,8 @@ export class ChainGuard {
     return this.watchdog.status();
   }
 
-  unverdicted(): UnverdictedStatus {
-    return this.failOpen.status();
+  /** null where nothing is queued (watch). */
+  unverdicted(): UnverdictedStatus | null {
+    return this.failOpen?.status() ?? null;
   }
 }

@@ -71,6 +71,15 @@ export const CONFIG_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'crowdsec-machine-id': { kind: 'string' },
   'crowdsec-password-file': { kind: 'path' },
   'crowdsec-max-decisions': { kind: 'integer' },
+  // nfips watch only (run refuses them, and watch refuses run's queue flags)
+  iface: { kind: 'list' },
+  nflog: { kind: 'list' },
+  filter: { kind: 'string' },
+  workers: { kind: 'integer' },
+  snaplen: { kind: 'integer' },
+  'capture-buffer-mb': { kind: 'integer' },
+  promisc: { kind: 'boolean' },
+  block: { kind: 'boolean' },
 };
 
 function schemaFor(spec: FlagSpec): Record<string, unknown> {

@@ -5,16 +5,24 @@ import { ControlRequest } from '../control/protocol';
 import { QueueSupervisor } from '../queue/supervisor';
 import { RuleReloader } from './reload';
 
+/** What block requests answer when nothing enforces blocks. */
+export const NO_BLOCKS = 'this nfips watch was started without --block: it enforces no blocks (give --block on a box that forwards the watched traffic)';
+
 export interface ControlTargets {
   reloader: RuleReloader;
   sup: QueueSupervisor;
-  blocks: BlockManager;
+  /** null: nothing enforces blocks (nfips watch without --block). */
+  blocks: BlockManager | null;
   status: () => Promise<Record<string, unknown>>;
   /** blocks del: through the CrowdSec link when there is one (it owns the decisions it applied). */
   deleteBlock: (key: string) => Promise<unknown>;
 }
 
 export function controlDispatch(t: ControlTargets): (req: ControlRequest) => Promise<unknown> {
+  const blocks = (): BlockManager => {
+    if (!t.blocks) throw new Error(NO_BLOCKS);
+    return t.blocks;
+  };
   return async (req) => {
     switch (req.cmd) {
       case 'rules.reload':
@@ -22,14 +30,14 @@ export function controlDispatch(t: ControlTargets): (req: ControlRequest) => Pro
       case 'rules.stats':
         return t.sup.ruleStats();
       case 'blocks.list':
-        return t.blocks.list();
+        return blocks().list();
       case 'blocks.add':
-        return t.blocks.addManual(req);
+        return blocks().addManual(req);
       case 'blocks.del':
         if (typeof req.key !== 'string') throw new Error('blocks del needs the block, as "nfips blocks list" shows it');
         return t.deleteBlock(req.key);
       case 'blocks.flush':
-        return t.blocks.flush('manual');
+        return blocks().flush('manual');
       case 'status':
         return t.status();
     }

@@ -111,7 +111,8 @@ export interface InstanceLock {
 
 export interface LockTargets {
   stateDir: string;
-  chain: string;
+  /** null: this instance installs no chain (nfips watch without --block). */
+  chain: string | null;
 }
 
 /** Binds the chain's abstract socket; null when another process holds it. */
@@ -139,21 +140,22 @@ export async function acquireInstanceLock(t: LockTargets): Promise<InstanceLock>
   const stateFile = stateLockFile(t.stateDir);
   const s = tryLock(stateFile, '--state-dir');
   if (!s) throw lockedMessage(readPid(stateFile), `with --state-dir ${t.stateDir}`, stateFile, 'stop it first, or give this one its own --state-dir (and its own chain, in another network namespace)');
-  let server: Server | null;
+  const chain = t.chain;
+  let server: Server | null = null;
   try {
-    server = await bindChain(t.chain);
+    if (chain !== null) server = await bindChain(chain);
   } catch (e) {
     closeSync(s.fd);
     throw e;
   }
-  if (!server) {
+  if (chain !== null && !server) {
     closeSync(s.fd);
-    const holder = await chainLockHolder(t.chain);
-    throw lockedMessage(holder?.pid ?? null, `with chain ${t.chain} in this network namespace`, `abstract socket @nfips-chain-${t.chain}`, 'stop it first (systemctl stop nfips, or SIGTERM to that pid); two instances cannot share one chain');
+    const holder = await chainLockHolder(chain);
+    throw lockedMessage(holder?.pid ?? null, `with chain ${chain} in this network namespace`, `abstract socket @nfips-chain-${chain}`, 'stop it first (systemctl stop nfips, or SIGTERM to that pid); two instances cannot share one chain');
   }
   let released = false;
   return {
-    held: [stateFile, `@nfips-chain-${t.chain}`],
+    held: chain === null ? [stateFile] : [stateFile, `@nfips-chain-${chain}`],
     release: () => {
       if (released) return;
       released = true;

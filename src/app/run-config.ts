@@ -10,14 +10,16 @@ import { RunOptions } from './run-options';
 
 export function planFor(o: RunOptions): IptablesPlan {
   const families: Family[] = o.ipv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
-  return buildPlan({ queues: o.queues, hook: o.hook, table: o.table, mark: o.mark, rejectMark: o.rejectMark, failClosed: o.failClosed, exclude: o.exclude, families });
+  return buildPlan({ queues: o.queues, hook: o.hook, table: o.table, mark: o.mark, rejectMark: o.rejectMark, failClosed: o.failClosed, exclude: o.exclude, families, queueing: o.capture === null });
 }
 
 export function binariesFor(o: RunOptions): IptablesBinaries {
   return { iptables: o.iptables, ip6tables: o.ip6tables, ipset: o.ipset };
 }
 
+/** Queue numbers inline; capture worker indexes (0..N-1) in watch. */
 export function queueNumbers(o: RunOptions): number[] {
+  if (o.capture) return Array.from({ length: o.capture.workers }, (_, k) => k);
   const out: number[] = [];
   for (let q = o.queues.first; q <= o.queues.last; q++) out.push(q);
   return out;
@@ -66,6 +68,37 @@ export function describeConfig(o: RunOptions, rules: RuleSet): Record<string, un
     suppress: o.suppress || null,
     metrics_listen: o.metricsListen ? formatListenAddress(o.metricsListen) : null,
     crowdsec: o.crowdsec ? { url: o.crowdsec.url, interval_s: o.crowdsec.intervalSeconds, machine_id: o.crowdsec.machineId } : null,
+    capture: o.capture ? { ifaces: o.capture.ifaces, nflog_groups: o.capture.nflogGroups, filter: o.capture.filter || null, workers: o.capture.workers, snaplen: o.capture.snaplen, buffer_mb: o.capture.bufferMb, promisc: o.capture.promisc, block: o.capture.block } : null,
     pid: process.pid,
   };
+}
+
+/** Whether this run installs a chain: inline always; a watch only to enforce --block. */
+export function installsChain(o: RunOptions): boolean {
+  return o.capture === null || o.capture.block;
+}
+
+/** The capture every watch thread opens (each adds its share of the flows to the filter). */
+export function captureSourceFor(o: RunOptions): CaptureSource {
+  const c = o.capture;
+  if (!c) throw new Error('captureSourceFor: not a watch');
+  return {
+    devices: [...c.ifaces, ...c.nflogGroups.map((g) => `nflog:${g}`)],
+    filter: c.filter,
+    snaplen: c.snaplen,
+    bufferBytes: c.bufferMb * 1024 * 1024,
+    promisc: c.promisc,
+    workers: c.workers,
+  };
+}
+
+/** The capture of `nfips watch` as the capture threads open it. */
+export interface CaptureSource {
+  /** Interface names and `nflog:GROUP` devices. */
+  devices: string[];
+  filter: string;
+  snaplen: number;
+  bufferBytes: number;
+  promisc: boolean;
+  workers: number;
 }

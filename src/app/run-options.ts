@@ -60,7 +60,42 @@ export interface RunFlags extends CrowdSecFlags {
   rulesMode?: string;
   suppress?: string;
   metricsListen?: string;
+  // nfips watch (passive capture)
+  iface?: string[];
+  nflog?: (number | string)[];
+  filter?: string;
+  workers?: number | string;
+  snaplen?: number | string;
+  captureBufferMb?: number | string;
+  promisc?: boolean;
+  block?: boolean;
 }
+
+/**
+ * `nfips watch`: where packets are captured instead of queued. Rules only
+ * log what they would do; anomalies alert, and block only with --block.
+ */
+export interface CaptureSettings {
+  /** Interfaces captured from (a mirror/SPAN port, a TAP's ports). */
+  ifaces: string[];
+  /** NFLOG groups read through libpcap's nflog device. */
+  nflogGroups: number[];
+  /** The operator's BPF filter ('' for all IPv4 and IPv6). */
+  filter: string;
+  /** Capture threads; flows are split between them by a symmetric hash. */
+  workers: number;
+  /** Bytes kept per frame, link header included. */
+  snaplen: number;
+  /** libpcap's kernel buffer per capture, MiB. */
+  bufferMb: number;
+  promisc: boolean;
+  /** Anomaly blocks go to the ipsets of a blocks-only chain (for a box that also forwards the traffic). */
+  block: boolean;
+}
+
+/** Flags of `nfips watch` that `run` does not take, and `run`'s flags that make no sense without a queue. */
+export const WATCH_ONLY_FLAGS = ['iface', 'nflog', 'filter', 'workers', 'snaplen', 'capture-buffer-mb', 'promisc', 'block'] as const;
+export const QUEUE_ONLY_FLAGS = ['queues', 'table', 'mark', 'reject-mark', 'fail-closed', 'verdict-mode', 'queue-maxlen', 'rcvbuf-mb', 'rules-mode', 'crowdsec-url', 'crowdsec-bouncer-key-file', 'crowdsec-interval', 'crowdsec-machine-id', 'crowdsec-password-file', 'crowdsec-max-decisions'] as const;
 
 /**
  * prevent: anomalies raise alerts and block their sources; detect: alerts
@@ -126,6 +161,8 @@ export interface RunOptions {
   metricsListen: ListenAddress | null;
   /** --crowdsec-url and the rest: the CrowdSec Local API link; null: none. */
   crowdsec: CrowdSecOptions | null;
+  /** `nfips watch`: the capture; null for `nfips run` (inline, NFQUEUE). */
+  capture: CaptureSettings | null;
 }
 
 export const RUN_DEFAULTS = {
@@ -165,7 +202,15 @@ export const RUN_DEFAULTS = {
   malformed: 'drop',
   rulesMode: 'enforce',
   suppress: '',
+  workers: 1,
+  snaplen: 65535,
+  captureBufferMb: 32,
+  promisc: true,
+  block: false,
 } as const;
+
+/** Watch's defaults where they differ from run's: a mirror port only alerts unless --block. */
+export const WATCH_DEFAULTS = { mode: 'detect' } as const;
 
 /** Window length and step when neither a model nor a flag sets them. */
 export const WINDOW_DEFAULTS = { windowSeconds: 60, stepSeconds: 1 } as const;
@@ -221,9 +266,14 @@ function markClash(mark: string, markGiven: boolean, reject: string, rejectGiven
 }
 
 /** Fills defaults and checks every flag; throws Error with one line per mistake. */
-export function resolveRunOptions(flags: RunFlags): RunOptions {
-  const f = { ...RUN_DEFAULTS, ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) } as Required<RunFlags>;
+export function resolveRunOptions(flags: RunFlags, command: 'run' | 'watch' = 'run'): RunOptions {
+  const watching = command === 'watch';
+  const f = { ...RUN_DEFAULTS, ...(watching ? WATCH_DEFAULTS : {}), ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) } as Required<RunFlags>;
   const problems: string[] = [];
+  const given = (flag: string) => (flags as Record<string, unknown>)[flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase())] !== undefined;
+  for (const flag of watching ? QUEUE_ONLY_FLAGS : WATCH_ONLY_FLAGS) {
+    if (given(flag)) problems.push(watching ? `invalid --${flag} for nfips watch: it applies to the NFQUEUE path of nfips run only` : `invalid --${flag} for nfips run: it applies to nfips watch (passive capture) only`);
+  }
   const attempt = <T>(fn: () => T): T | undefined => {
     try {
       return fn();
@@ -294,6 +344,8 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     if (crowdsec.maxDecisions !== null && crowdsec.maxDecisions + maxBlocks > SET_MAXELEM) problems.push(`invalid --crowdsec-max-decisions ${crowdsec.maxDecisions}: with --max-blocks ${maxBlocks} more than the ${SET_MAXELEM} entries an ipset set holds`);
     if (crowdsec.maxDecisions === null && maxBlocks >= SET_MAXELEM) problems.push(`invalid --max-blocks ${maxBlocks} with --crowdsec-url: no room left for CrowdSec decisions in the ${SET_MAXELEM} entries an ipset set holds; lower it`);
   }
+  const capture = watching ? resolveCapture(flags, f, problems) : null;
+  if (watching && f.mode === 'prevent') problems.push('invalid --mode prevent for nfips watch: a capture cannot drop; give --block to block anomalous sources in the ipsets (on a box that also forwards the traffic)');
   if (problems.length) throw new Error(problems.join('\n'));
   return {
     configFile: flags.config === undefined ? null : path.resolve(flags.config),
@@ -338,5 +390,48 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     suppress: f.suppress === '' ? '' : path.resolve(f.suppress),
     metricsListen,
     crowdsec,
+    capture,
+    // In watch, --block is what prevent means inline: alerts, and blocks of the sources.
+    ...(capture ? { mode: capture.block && mode === 'detect' ? 'prevent' : mode!, rulesMode: 'log' as const } : {}),
   };
+}
+
+const IFACE_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
+
+/** The capture flags of `nfips watch`, checked; problems are added to the list. */
+function resolveCapture(flags: RunFlags, f: Required<RunFlags>, problems: string[]): CaptureSettings {
+  const ifaces = (flags.iface ?? []).map(String);
+  for (const name of ifaces) if (!IFACE_NAME.test(name)) problems.push(`invalid --iface "${name}": expected an interface name (1 to 15 letters, digits or _.:@-)`);
+  if (new Set(ifaces).size !== ifaces.length) problems.push(`invalid --iface: ${ifaces.join(', ')} names an interface twice`);
+  const nflogGroups: number[] = [];
+  for (const g of flags.nflog ?? []) {
+    const text = String(g).trim();
+    const v = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+    if (!(v >= 0 && v <= 65535)) problems.push(`invalid --nflog ${JSON.stringify(g)}: expected an NFLOG group number from 0 to 65535 (iptables -j NFLOG --nflog-group N)`);
+    else nflogGroups.push(v);
+  }
+  if (ifaces.length === 0 && nflogGroups.length === 0) problems.push('nfips watch needs what to capture: --iface IF (repeatable) and/or --nflog GROUP (repeatable)');
+  const workers = intOrProblem(problems, 'workers', f.workers, 1, 32);
+  if (workers > 1 && ifaces.length === 0) problems.push(`invalid --workers ${workers} with only --nflog: NFLOG packets cannot be split by flow; use one --nflog group per worker's share in iptables, or --workers 1`);
+  const filter = String(f.filter ?? '');
+  if (/[\0\n]/.test(filter)) problems.push('invalid --filter: a BPF expression on one line');
+  return {
+    ifaces,
+    nflogGroups,
+    filter,
+    workers,
+    snaplen: intOrProblem(problems, 'snaplen', f.snaplen, 96, 262144),
+    bufferMb: intOrProblem(problems, 'capture-buffer-mb', f.captureBufferMb, 1, 2048),
+    promisc: Boolean(f.promisc),
+    block: Boolean(f.block),
+  };
+}
+
+function intOrProblem(problems: string[], name: string, given: number | string, lo: number, hi: number): number {
+  try {
+    return intIn(name, given, lo, hi);
+  } catch (e) {
+    problems.push((e as Error).message);
+    return lo;
+  }
 }

@@ -33,11 +33,11 @@ import type { MetricsServer } from '../stats/metrics';
 import { formatListenAddress } from '../config/listen-address';
 import { acquireInstanceLock, InstanceLock, InstanceLockedError } from './instance-lock';
 import { explainBindError, missingPrivilege } from './privileges';
-import { binariesFor, describeConfig, planFor, queueNumbers } from './run-config';
+import { binariesFor, captureSourceFor, describeConfig, installsChain, planFor, queueNumbers } from './run-config';
 import { DetectionSetup, detectionSetup } from './detection-setup';
 import { chainCounters, StatsReporter } from './stats-report';
 import { statusOf } from './status';
-import { controlDispatch } from './control-dispatch';
+import { controlDispatch, NO_BLOCKS } from './control-dispatch';
 import { catchSignals, SignalHooks } from './signals';
 // Hook point (issue 15): the CrowdSec Local API link lives in src/crowdsec.
 import { CrowdSecSecrets, readCrowdSecSecrets } from '../config/crowdsec-options';
@@ -100,7 +100,8 @@ export async function startRun(o: RunOptions, opts: StartOptions): Promise<RunHa
   // sets, the control socket): a second instance must change nothing.
   let instanceLock: InstanceLock;
   try {
-    instanceLock = await acquireInstanceLock({ stateDir: o.stateDir, chain: plan.chain });
+    // A watch without --block installs no chain, so it leaves the chain to a `run` beside it.
+    instanceLock = await acquireInstanceLock({ stateDir: o.stateDir, chain: installsChain(o) ? plan.chain : null });
   } catch (e) {
     throw new StartupError((e as Error).message, e instanceof InstanceLockedError ? EXIT_RUNTIME : EXIT_CONFIG);
   }
@@ -160,7 +161,8 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   };
   undo.push(closeMetrics);
   const bins = binariesFor(o);
-  const unavailable = await iptablesAvailable(bins, plan.families.map((f) => f.family));
+  const chainWanted = installsChain(o);
+  const unavailable = chainWanted ? await iptablesAvailable(bins, plan.families.map((f) => f.family)) : null;
   if (unavailable) {
     await closeMetrics();
     throw new StartupError(`cannot manage iptables: ${unavailable}`, EXIT_RUNTIME);
@@ -172,7 +174,8 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   if (!suppress.empty) {
     log.event('suppressions', { file: o.suppress, entries: suppress.entries.length, ...(detection.features && detection.model !== null ? {} : { warning: 'no anomaly detection in this mode: the list has nothing to suppress' }) });
   }
-  const blocks = new BlockManager({
+  // A watch without --block enforces nothing: no blocks, and its state file is left alone.
+  const blocks = chainWanted ? new BlockManager({
     policy: { ttlSeconds: o.blockTtl, maxTtlSeconds: o.blockMaxTtl, maxBlocks: o.maxBlocks, maxExternal: o.crowdsec?.maxDecisions ?? SET_MAXELEM - o.maxBlocks },
     allowlist,
     saved,
@@ -181,10 +184,10 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
     families: plan.families.map((f) => f.family),
     bins,
     log,
-  });
+  }) : null;
   // Scoring threads start before the queues, so the first window has somewhere to go.
   const learnPlan = detection.learning;
-  const respondFor = (mode: RunOptions['mode']) => (mode === 'prevent' ? blocks.respondToSource.bind(blocks) : undefined);
+  const respondFor = (mode: RunOptions['mode']) => (mode === 'prevent' && blocks ? blocks.respondToSource.bind(blocks) : undefined);
   let learning: LearningController | null = null;
   let detector: Detector | null = null;
   let supRef: QueueSupervisor | null = null;
@@ -207,7 +210,7 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   }
   if (detection.features) {
     try {
-      const queues = o.queues.last - o.queues.first + 1;
+      const queues = queueNumbers(o).length;
       const learningNow = learning !== null;
       detector = new Detector({
         model: detection.model,
@@ -238,6 +241,7 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   try {
     sup = await QueueSupervisor.start({
       queues: queueNumbers(o),
+      capture: o.capture ? captureSourceFor(o) : null,
       queue: {
         copyRange: o.copyRange,
         maxLen: o.queueMaxlen,
@@ -258,37 +262,42 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
       onStep: detector ? (s) => detector.onStep(s) : undefined,
     });
   } catch (e) {
-    log.event('start_failed', { error: explainBindError((e as Error).message) }, 'error');
+    const error = o.capture ? `cannot capture: ${(e as Error).message}` : `cannot bind NFQUEUE: ${explainBindError((e as Error).message)}`;
+    log.event('start_failed', { error }, 'error');
     await detector?.close();
     await log.close();
     await closeMetrics();
-    throw new StartupError(`cannot bind NFQUEUE: ${explainBindError((e as Error).message)}`, EXIT_RUNTIME);
+    // A device that is missing or a filter libpcap refuses is the operator's to fix.
+    throw new StartupError(error, o.capture ? EXIT_CONFIG : EXIT_RUNTIME);
   }
   supRef = sup;
-  log.event('queues_bound', { queues: queueNumbers(o) });
+  if (o.capture) log.event('capture_started', { workers: o.capture.workers, ifaces: o.capture.ifaces, nflog_groups: o.capture.nflogGroups, filter: o.capture.filter || null, block: o.capture.block });
+  else log.event('queues_bound', { queues: queueNumbers(o) });
   logRuleWarnings(log, rules, sup.rulesVersion, sup.unresolvedInterfaces);
 
   let crowdsec: CrowdSec | null = null;
   try {
     abortIfSignalled();
-    const summary = await install(plan, bins, blocks.restoredBlocks());
-    log.event('iptables_installed', {
-      chain: summary.chain,
-      families: summary.families.map((f) => ({
-        family: f.family,
-        rules: f.rules,
-        jumps: f.jumps,
-        block_sets: f.sets,
-        stale_removed: f.stale.jumpsRemoved.length + (f.stale.chainRemoved ? 1 : 0) + f.stale.setsRemoved.length,
-      })),
-    });
-    blocks.start();
+    if (blocks) {
+      const summary = await install(plan, bins, blocks.restoredBlocks());
+      log.event('iptables_installed', {
+        chain: summary.chain,
+        families: summary.families.map((f) => ({
+          family: f.family,
+          rules: f.rules,
+          jumps: f.jumps,
+          block_sets: f.sets,
+          stale_removed: f.stale.jumpsRemoved.length + (f.stale.chainRemoved ? 1 : 0) + f.stale.setsRemoved.length,
+        })),
+      });
+      blocks.start();
+    }
     abortIfSignalled();
     // After the sets exist: the link's first pull may apply decisions at once.
-    crowdsec = o.crowdsec && crowdsecSecrets ? startCrowdSec(o.crowdsec, crowdsecSecrets, blocks, log, o.stateDir) : null;
+    crowdsec = o.crowdsec && crowdsecSecrets && blocks ? startCrowdSec(o.crowdsec, crowdsecSecrets, blocks, log, o.stateDir) : null;
   } catch (e) {
     await crowdsec?.close();
-    if (signals.signalled()) await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins).catch(() => undefined);
+    if (signals.signalled() && blocks) await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins).catch(() => undefined);
     await sup.stop();
     await detector?.close();
     log.event('start_failed', { error: (e as Error).message }, signals.signalled() ? 'info' : 'error');
@@ -298,8 +307,9 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   }
 
   const startedAt = Date.now();
-  const guard = new ChainGuard({ plan, bins, log, blocks, sup, failClosed: o.failClosed });
-  guard.start();
+  // Over what was installed; the fail-open accounting only where packets are queued.
+  const guard = blocks ? new ChainGuard({ plan, bins, log, blocks, sup, failClosed: o.failClosed, queueing: o.capture === null }) : null;
+  guard?.start();
   const learningStatus = (): Record<string, unknown> | null =>
     learning ? learning.status() : learnPlan?.done ? { state: 'done', finished_at: learnPlan.done.finishedAt, model: learnPlan.files.model } : null;
   const stats = new StatsReporter(sup, log, detector, blocks, guard, o, plan);
@@ -308,11 +318,12 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   metricsServer?.metrics.attach({
     queues: () => sup.snapshot(),
     kernelQueues: () => readKernelQueueStats(),
-    unverdicted: () => guard.unverdicted(),
+    unverdicted: () => guard?.unverdicted() ?? null,
     ruleStats: () => sup.ruleStats(),
     detector: () => detector?.stats() ?? null,
-    blocks: () => ({ active: blocks.size, counts: { ...blocks.counts } }),
+    blocks: () => (blocks ? { active: blocks.size, counts: { ...blocks.counts } } : null),
     blockDrops: async () => {
+      if (!blocks) return null;
       const c = await chainCounters(o, plan);
       return 'error' in c ? null : c.blockDrops;
     },
@@ -322,13 +333,13 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   if (o.controlSocket) {
     try {
       const status = () => statusOf(sup, startedAt, detector, blocks, o, plan, learningStatus(), guard, crowdsec);
-      control = await ControlServer.listen(o.controlSocket, controlDispatch({ reloader, sup, blocks, status, deleteBlock: (key) => (crowdsec ? crowdsec.link.deleteBlock(key, 'manual') : blocks.remove(key, 'manual')) }));
+      control = await ControlServer.listen(o.controlSocket, controlDispatch({ reloader, sup, blocks, status, deleteBlock: (key) => (crowdsec ? crowdsec.link.deleteBlock(key, 'manual') : blocks ? blocks.remove(key, 'manual') : Promise.reject(new Error(NO_BLOCKS))) }));
     } catch (e) {
       // The engine works without it; say so loudly rather than stop a gateway.
       log.event('control_socket_failed', { path: o.controlSocket, error: (e as Error).message }, 'error');
     }
   }
-  log.event('ready', { queues: queueNumbers(o), rules_count: rules.rules.length, control_socket: control?.file ?? null, metrics: o.metricsListen && metricsServer ? `http://${formatListenAddress(o.metricsListen)}/metrics` : null });
+  log.event('ready', { [o.capture ? 'workers' : 'queues']: queueNumbers(o), rules_count: rules.rules.length, control_socket: control?.file ?? null, metrics: o.metricsListen && metricsServer ? `http://${formatListenAddress(o.metricsListen)}/metrics` : null });
 
   let stopping: Promise<number> | null = null;
   let resolveDone: (code: number) => void = () => undefined;
@@ -340,29 +351,33 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
       if (timer) clearInterval(timer);
       reloader.close();
       log.event('stopping', { reason });
-      await guard.close();
+      await guard?.close();
       await crowdsec?.close();
-      await blocks.close();
+      await blocks?.close();
       await stats.reportBlocks(true).catch(() => undefined);
       let code = EXIT_OK;
       // Stop queueing first, then drain and unbind while the REJECT rules
       // still stand for the verdicts on the way, then remove the rest.
-      try {
-        await stopQueueing(plan, bins);
-      } catch (e) {
-        log.event('iptables_remove_failed', { error: (e as Error).message, hint: 'packets are still queued; the queues are drained and the chain removed next' }, 'warn');
+      if (!o.capture) {
+        try {
+          await stopQueueing(plan, bins);
+        } catch (e) {
+          log.event('iptables_remove_failed', { error: (e as Error).message, hint: 'packets are still queued; the queues are drained and the chain removed next' }, 'warn');
+        }
       }
       await sup.stop();
-      try {
-        const removed = await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins);
-        log.event('iptables_removed', {
-          chain: removed.chain,
-          families: removed.families.map((f) => ({ family: f.family, jumps: f.jumpsRemoved.length, chain_removed: f.chainRemoved, block_sets_removed: f.setsRemoved })),
-          blocks_saved: blocks.size,
-        });
-      } catch (e) {
-        code = EXIT_RUNTIME;
-        log.event('iptables_remove_failed', { error: (e as Error).message, hint: 'run "nfips iptables remove"' }, 'error');
+      if (blocks) {
+        try {
+          const removed = await remove({ chain: plan.chain, families: plan.families.map((f) => f.family) }, bins);
+          log.event('iptables_removed', {
+            chain: removed.chain,
+            families: removed.families.map((f) => ({ family: f.family, jumps: f.jumpsRemoved.length, chain_removed: f.chainRemoved, block_sets_removed: f.setsRemoved })),
+            blocks_saved: blocks?.size ?? 0,
+          });
+        } catch (e) {
+          code = EXIT_RUNTIME;
+          log.event('iptables_remove_failed', { error: (e as Error).message, hint: 'run "nfips iptables remove"' }, 'error');
+        }
       }
       await control?.close();
       await closeMetrics();

@@ -24,8 +24,8 @@ export class StatsReporter {
     private readonly sup: QueueSupervisor,
     private readonly log: EventLog,
     private readonly detector: Detector | null,
-    private readonly blocks: BlockManager,
-    private readonly guard: ChainGuard,
+    private readonly blocks: BlockManager | null,
+    private readonly guard: ChainGuard | null,
     private readonly o: RunOptions,
     private readonly plan: IptablesPlan,
   ) {}
@@ -36,14 +36,15 @@ export class StatsReporter {
     void this.reportBlocks(false).then((chain) => this.summarise(chain));
   }
 
-  async reportBlocks(final: boolean): Promise<ChainCounters | { error: string }> {
+  async reportBlocks(final: boolean): Promise<ChainCounters | { error: string } | null> {
+    if (!this.blocks) return null;
     const chain = await chainCounters(this.o, this.plan);
     this.log.event(final ? 'block_stats_final' : 'block_stats', await blockSummary(this.blocks, this.o, chain, false));
     return chain;
   }
 
   /** The console's one line per interval (at info level; the JSON log has the full records). */
-  summarise(chain: ChainCounters | { error: string }): void {
+  summarise(chain: ChainCounters | { error: string } | null): void {
     const queues = this.sup.snapshot();
     const now = Date.now();
     const ds = this.detector?.stats();
@@ -53,8 +54,9 @@ export class StatsReporter {
       previousReceived: this.#summarised.received,
       seconds: (now - this.#summarised.at) / 1000,
       alerts,
-      blocks: { active: this.blocks.size, kernelDropped: 'error' in chain ? null : chain.blockDrops.packets },
-      uninspected: this.guard.unverdicted(),
+      blocks: this.blocks && chain ? { active: this.blocks.size, kernelDropped: 'error' in chain ? null : chain.blockDrops.packets } : null,
+      uninspected: this.guard?.unverdicted() ?? null,
+      capture: this.o.capture !== null,
     });
     this.#summarised = { received: queues.reduce((n, c) => n + c.received, 0), at: now };
     this.log.event('summary', { console_only: true, console_text: text });
@@ -121,7 +123,9 @@ export class StatsReporter {
         stats: { ips: { accepted: c.accepted, blocked: c.dropped, rejected: c.rejected } },
         classifier: classifier[c.queue] ?? null,
         detection,
-        kernel: k
+        // nfips watch: what libpcap and the kernel's capture buffer lost (pcap_stats).
+        ...(this.o.capture ? { capture: captureCounters(c) } : {}),
+        kernel: k && !this.o.capture
           ? { queue_depth: k.queueTotal, queue_dropped: k.queueDropped, user_dropped: k.userDropped, id_sequence: k.idSequence, port_id: k.portId }
           : null,
       });
@@ -135,6 +139,11 @@ export async function chainCounters(o: RunOptions, plan: IptablesPlan): Promise<
   } catch (e) {
     return { error: (e as Error).message };
   }
+}
+
+/** A capture thread's losses, from its libpcap handles' pcap_stats. */
+export function captureCounters(c: QueueCounters): Record<string, number> {
+  return { dropped: c.captureDrops, if_dropped: c.captureIfDrops, skipped: c.captureSkipped };
 }
 
 /** Blocks in force and what they stopped, for `status` and the block_stats event. */

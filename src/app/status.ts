@@ -8,13 +8,13 @@ import { readKernelQueueStats } from '../stats/kernel-queue';
 import { ChainGuard } from './chain-guard';
 import type { CrowdSec } from '../crowdsec/setup';
 import { RunOptions } from './run-options';
-import { blockSummary, chainCounters } from './stats-report';
+import { blockSummary, captureCounters, chainCounters } from './stats-report';
 
-export async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager, o: RunOptions, plan: IptablesPlan, learning: Record<string, unknown> | null, guard: ChainGuard, crowdsec: CrowdSec | null): Promise<Record<string, unknown>> {
+export async function statusOf(sup: QueueSupervisor, startedAt: number, detector: Detector | null, blocks: BlockManager | null, o: RunOptions, plan: IptablesPlan, learning: Record<string, unknown> | null, guard: ChainGuard | null, crowdsec: CrowdSec | null): Promise<Record<string, unknown>> {
   const kernel = new Map(readKernelQueueStats().map((k) => [k.queue, k]));
   const classifier: Record<number, DetectorQueueStats> = detector?.queueStats() ?? {};
   const queues = sup.snapshot();
-  const chain = await chainCounters(o, plan);
+  const chain = blocks ? await chainCounters(o, plan) : null;
   return {
     pid: process.pid,
     uptime_s: Math.round((Date.now() - startedAt) / 1000),
@@ -22,16 +22,19 @@ export async function statusOf(sup: QueueSupervisor, startedAt: number, detector
     rules_mode: o.rulesMode,
     fail_closed: o.failClosed,
     rules: { version: sup.rulesVersion, file: sup.rules.origin.file, sha256: sup.rules.origin.sha256, count: sup.rules.rules.length, lock: sup.rules.lock, default: sup.rules.default },
-    queues: queues.map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null, classifier: classifier[c.queue] ?? null })),
+    // nfips watch: one entry per capture thread, with what its captures lost.
+    ...(o.capture
+      ? { capture: { ifaces: o.capture.ifaces, nflog_groups: o.capture.nflogGroups, filter: o.capture.filter || null, block: o.capture.block }, workers: queues.map((c) => ({ ...c, capture: captureCounters(c), classifier: classifier[c.queue] ?? null })) }
+      : { queues: queues.map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null, classifier: classifier[c.queue] ?? null })) }),
     detection: detector ? { sources: detector.stats().sources, traffic_episode_open: detector.stats().traffic_episode_open } : null,
     learning,
     // Whether nfips' chains are in place, i.e. whether it sees traffic at all.
-    iptables: { table: o.table, ...(await guard.chainStatus()) },
+    iptables: guard ? { table: plan.options.table, queueing: plan.options.queueing, ...(await guard.chainStatus()) } : null,
     // Sent to the queue but never received by nfips: under fail-open they passed
     // uninspected (the kernel counts them nowhere else); under fail-closed they
     // were dropped (also in each queue's kernel.queueDropped).
-    unverdicted: guard.unverdicted(),
-    blocks: await blockSummary(blocks, o, chain, true),
+    unverdicted: guard?.unverdicted() ?? null,
+    blocks: blocks && chain ? await blockSummary(blocks, o, chain, true) : null,
     crowdsec: crowdsec?.status() ?? null,
   };
 }

@@ -34,7 +34,7 @@ function die(message: string, code: number): never {
 }
 
 /** The run flags the command line set (yargs sets no defaults for them), over those of --config. */
-function resolveOrDie(argv: Record<string, unknown>): RunOptions {
+function resolveOrDie(argv: Record<string, unknown>, command: 'run' | 'watch' = 'run'): RunOptions {
   const given = Object.fromEntries(Object.keys(CONFIG_FLAGS).map((k) => [camelCase(k), argv[camelCase(k)]]).filter(([, v]) => v !== undefined)) as RunFlags;
   let config: ConfigFile | null = null;
   if (argv.config === '') die('invalid --config "": give the config file, e.g. --config /etc/nfips/nfips.yaml', EXIT_CONFIG);
@@ -47,7 +47,7 @@ function resolveOrDie(argv: Record<string, unknown>): RunOptions {
   }
   const { flags, origins } = mergeConfig(config, given);
   try {
-    return resolveRunOptions({ ...flags, config: typeof argv.config === 'string' ? argv.config : undefined });
+    return resolveRunOptions({ ...flags, config: typeof argv.config === 'string' ? argv.config : undefined }, command);
   } catch (e) {
     die(locateProblems((e as Error).message, origins), EXIT_CONFIG);
   }
@@ -73,11 +73,59 @@ function chainFlags<T>(y: Argv<T>) {
     .option('ip6tables', { type: 'string', defaultDescription: String(RUN_DEFAULTS.ip6tables), describe: 'ip6tables binary' });
 }
 
-async function cmdRun(argv: Record<string, unknown>, extras: Pick<StartOptions, 'scoreWorker'>): Promise<void> {
+/** What `nfips watch` captures, and the few chain flags its --block uses. */
+function watchFlags<T>(y: Argv<T>) {
+  return y
+    .option('config', { type: 'string', describe: 'YAML or JSON file holding any "nfips watch" flags, keys named like the long flags; flags given here override it' })
+    .option('iface', { type: 'string', array: true, describe: 'interface to capture from (repeatable: e.g. both ports of a TAP); promiscuous unless --no-promisc' })
+    .option('nflog', { type: 'string', array: true, describe: 'NFLOG group to read (repeatable): packets an iptables "-j NFLOG --nflog-group N" rule copies, through libpcap\'s nflog device' })
+    .option('filter', { type: 'string', describe: 'BPF filter (tcpdump syntax) applied in the kernel, e.g. "not port 22"' })
+    .option('workers', { type: 'string', defaultDescription: String(RUN_DEFAULTS.workers), describe: 'capture threads; flows are split between them by a symmetric hash of the addresses, so both directions of a session meet in one' })
+    .option('snaplen', { type: 'string', defaultDescription: String(RUN_DEFAULTS.snaplen), describe: 'bytes kept of each frame, link header included' })
+    .option('capture-buffer-mb', { type: 'string', defaultDescription: String(RUN_DEFAULTS.captureBufferMb), describe: 'libpcap\'s kernel buffer per interface and thread, MiB; what overflows it is counted as capture drops in stats and status' })
+    .option('promisc', { type: 'boolean', defaultDescription: String(RUN_DEFAULTS.promisc), describe: 'put interfaces in promiscuous mode (a mirror port\'s traffic is not addressed to this host); --no-promisc to leave them' })
+    .option('block', { type: 'boolean', defaultDescription: 'false', describe: 'block anomalous sources in the kernel (ipsets matched from --hook), as nfips run does in prevent mode: for a box that also forwards the watched traffic' })
+    .option('hook', { type: 'string', defaultDescription: String(RUN_DEFAULTS.hook), choices: ['forward', 'input', 'both'], describe: 'with --block: which packets the block sets stop: forwarded ones, ones addressed to this host, or both' })
+    .option('exclude', { type: 'string', array: true, describe: 'CIDR never blocked (repeatable)' })
+    .option('ipv6', { type: 'boolean', defaultDescription: String(RUN_DEFAULTS.ipv6), describe: 'with --block: also ip6tables; --no-ipv6 for IPv4 only' })
+    .option('iptables', { type: 'string', defaultDescription: String(RUN_DEFAULTS.iptables), describe: 'iptables binary (with --block)' })
+    .option('ip6tables', { type: 'string', defaultDescription: String(RUN_DEFAULTS.ip6tables), describe: 'ip6tables binary (with --block)' });
+}
+
+/** Flags of both `run` and `watch`: rules, logs, detection, blocks, the control socket. */
+function inspectionFlags<T>(y: Argv<T>) {
+  return y
+    .option('rules', { type: 'string', describe: 'JSON rule file (default: rules/default.json shipped with nfips)' })
+    .option('rules-format', { ...formatFlag, default: undefined, defaultDescription: 'auto' })
+    .option('log-rate', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logRate), describe: 'drop/reject/alert events logged per rule per second; the rest are counted as suppressed' })
+    .option('control-socket', { type: 'string', defaultDescription: String(RUN_DEFAULTS.controlSocket), describe: 'unix socket for "nfips status" and "nfips rules reload|stats" ("" to disable)' })
+    .option('watch-rules', { type: 'boolean', defaultDescription: String(RUN_DEFAULTS.watchRules), describe: 'reload the rules when the file changes (also on SIGHUP)' })
+    .option('log-file', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logFile), describe: 'JSON-lines event log' })
+    .option('log-level', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logLevel), choices: ['error', 'warn', 'info', 'debug'] })
+    .option('stats-interval', { type: 'string', defaultDescription: String(RUN_DEFAULTS.statsInterval), describe: 'seconds between per-queue stats events (0: off)' })
+    .option('batch-size', { type: 'string', defaultDescription: String(RUN_DEFAULTS.batchSize), describe: 'most packets handed over per native call' })
+    .option('model', { type: 'string', describe: 'anomaly model (default: models/default.json shipped with nfips)' })
+    .option('window-seconds', { type: 'string', describe: 'feature window length (default: the model\'s, 60)' })
+    .option('step-seconds', { type: 'string', describe: 'seconds between windows (default: the model\'s, 1)' })
+    .option('scoring-threads', { type: 'string', defaultDescription: String(RUN_DEFAULTS.scoringThreads), describe: 'classifier worker threads (never the queue threads)' })
+    .option('record-features', { type: 'string', describe: 'append every feature window to this JSON-lines file, for "nfips train --features"' })
+    .option('allow', { type: 'string', array: true, describe: 'CIDR never blocked (repeatable); the gateway\'s own addresses and --exclude networks never are either' })
+    .option('block-ttl', { type: 'string', defaultDescription: String(RUN_DEFAULTS.blockTtl), describe: 'seconds a first anomaly block lasts; each repeat offence doubles it' })
+    .option('block-max-ttl', { type: 'string', defaultDescription: String(RUN_DEFAULTS.blockMaxTtl), describe: 'cap on a block\'s time to live, seconds' })
+    .option('max-blocks', { type: 'string', defaultDescription: String(RUN_DEFAULTS.maxBlocks), describe: 'most blocks in force at once; more are refused and logged' })
+    .option('state-dir', { type: 'string', defaultDescription: String(RUN_DEFAULTS.stateDir), describe: 'directory of blocks.json (blocks survive a restart with their remaining time) and of --learn\'s recording and model' })
+    .option('learn', { type: 'string', describe: 'learn this site first: for DURATION (e.g. 24h) enforce the rules, only alert, and record the traffic; then train a site model (written to --state-dir/model.json) and run in --mode with it. A restart resumes the learning' })
+    .option('malformed', { type: 'string', defaultDescription: String(RUN_DEFAULTS.malformed), choices: ['drop', 'policy'], describe: 'packets whose transport header nfips cannot see (IPv6 headers past --copy-range, tiny or overlapping fragments, unknown next header, bad TCP offset): drop them when a drop/reject rule could have matched, or leave them to the rules and default policy' })
+    .option('suppress', { type: 'string', describe: 'JSON file of anomaly suppressions (by signature_id and/or source network): a suppressed anomaly neither alerts nor blocks' })
+    .option('ipset', { type: 'string', defaultDescription: String(RUN_DEFAULTS.ipset), describe: 'ipset binary (blocks are ipsets matched before the queue)' })
+    .option('metrics-listen', { type: 'string', describe: 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9808; off by default)' });
+}
+
+async function cmdRun(argv: Record<string, unknown>, extras: Pick<StartOptions, 'scoreWorker'>, command: 'run' | 'watch' = 'run'): Promise<void> {
   // Named for ps, top and `pidof nfips` (else it is one more "node"); only the daemon, not the other commands.
   process.title = 'nfips';
   exitOnStdoutError = false;
-  const o = resolveOrDie(argv);
+  const o = resolveOrDie(argv, command);
   try {
     const h = await startRun(o, { console: true, handleSignals: true, ...extras });
     process.exitCode = await h.done;
@@ -206,45 +254,32 @@ export function runCli(args: readonly string[], extras: Pick<StartOptions, 'scor
       'run',
       'inspect every forwarded (and/or input) packet until stopped with SIGINT/SIGTERM',
       (y) =>
-        chainFlags(y)
-          .option('rules', { type: 'string', describe: 'JSON rule file (default: rules/default.json shipped with nfips)' })
-          .option('rules-format', { ...formatFlag, default: undefined, defaultDescription: 'auto' })
-          .option('log-rate', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logRate), describe: 'drop/reject/alert events logged per rule per second; the rest are counted as suppressed' })
-          .option('control-socket', { type: 'string', defaultDescription: String(RUN_DEFAULTS.controlSocket), describe: 'unix socket for "nfips status" and "nfips rules reload|stats" ("" to disable)' })
-          .option('watch-rules', { type: 'boolean', defaultDescription: String(RUN_DEFAULTS.watchRules), describe: 'reload the rules when the file changes (also on SIGHUP)' })
+        inspectionFlags(chainFlags(y))
           .option('verdict-mode', { type: 'string', defaultDescription: String(RUN_DEFAULTS.verdictMode), choices: ['repeat', 'accept'], describe: 'repeat: NF_REPEAT + mark, so the host ruleset still decides; accept: plain NF_ACCEPT' })
-          .option('log-file', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logFile), describe: 'JSON-lines event log' })
-          .option('log-level', { type: 'string', defaultDescription: String(RUN_DEFAULTS.logLevel), choices: ['error', 'warn', 'info', 'debug'] })
-          .option('stats-interval', { type: 'string', defaultDescription: String(RUN_DEFAULTS.statsInterval), describe: 'seconds between per-queue stats events (0: off)' })
           .option('copy-range', { type: 'string', defaultDescription: String(RUN_DEFAULTS.copyRange), describe: 'bytes of each packet copied to nfips' })
           .option('queue-maxlen', { type: 'string', defaultDescription: String(RUN_DEFAULTS.queueMaxlen), describe: 'kernel queue length, in packets' })
-          .option('batch-size', { type: 'string', defaultDescription: String(RUN_DEFAULTS.batchSize), describe: 'most packets handed over per native call' })
           .option('rcvbuf-mb', { type: 'string', defaultDescription: String(RUN_DEFAULTS.rcvbufMb), describe: 'netlink socket receive buffer, MiB' })
-          .option('mode', { type: 'string', defaultDescription: String(RUN_DEFAULTS.mode), choices: ['prevent', 'detect', 'off'], describe: 'prevent: alert on anomalies and block sources whose own behaviour is far outside what single sources do in normal traffic; detect: alert only; off: rules only' })
-          .option('model', { type: 'string', describe: 'anomaly model (default: models/default.json shipped with nfips)' })
-          .option('window-seconds', { type: 'string', describe: 'feature window length (default: the model\'s, 60)' })
-          .option('step-seconds', { type: 'string', describe: 'seconds between windows (default: the model\'s, 1)' })
-          .option('scoring-threads', { type: 'string', defaultDescription: String(RUN_DEFAULTS.scoringThreads), describe: 'classifier worker threads (never the queue threads)' })
-          .option('record-features', { type: 'string', describe: 'append every feature window to this JSON-lines file, for "nfips train --features"' })
-          .option('allow', { type: 'string', array: true, describe: 'CIDR never blocked (repeatable); the gateway\'s own addresses and --exclude networks never are either' })
-          .option('block-ttl', { type: 'string', defaultDescription: String(RUN_DEFAULTS.blockTtl), describe: 'seconds a first anomaly block lasts; each repeat offence doubles it' })
-          .option('block-max-ttl', { type: 'string', defaultDescription: String(RUN_DEFAULTS.blockMaxTtl), describe: 'cap on a block\'s time to live, seconds' })
-          .option('max-blocks', { type: 'string', defaultDescription: String(RUN_DEFAULTS.maxBlocks), describe: 'most blocks in force at once; more are refused and logged' })
-          .option('state-dir', { type: 'string', defaultDescription: String(RUN_DEFAULTS.stateDir), describe: 'directory of blocks.json (blocks survive a restart with their remaining time) and of --learn\'s recording and model' })
-          .option('learn', { type: 'string', describe: 'learn this site first: for DURATION (e.g. 24h) enforce the rules, only alert, and record the traffic; then train a site model (written to --state-dir/model.json) and run in --mode with it. A restart resumes the learning' })
-          .option('malformed', { type: 'string', defaultDescription: String(RUN_DEFAULTS.malformed), choices: ['drop', 'policy'], describe: 'packets whose transport header nfips cannot see (IPv6 headers past --copy-range, tiny or overlapping fragments, unknown next header, bad TCP offset): drop them when a drop/reject rule could have matched, or leave them to the rules and default policy' })
           .option('rules-mode', { type: 'string', defaultDescription: String(RUN_DEFAULTS.rulesMode), choices: ['enforce', 'log'], describe: 'enforce: the rules decide; log: a dry run, every packet a rule, the default policy or lock would drop or reject is accepted and logged with alert.action would-drop/would-reject (anomaly blocks follow --mode)' })
-          .option('suppress', { type: 'string', describe: 'JSON file of anomaly suppressions (by signature_id and/or source network): a suppressed anomaly neither alerts nor blocks' })
-          .option('ipset', { type: 'string', defaultDescription: String(RUN_DEFAULTS.ipset), describe: 'ipset binary (blocks are ipsets matched before the queue)' })
-          .option('metrics-listen', { type: 'string', describe: 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9808; off by default)' })
           .option('crowdsec-url', { type: 'string', describe: 'CrowdSec Local API (e.g. http://10.0.0.1:8080): apply its ban decisions on IPs and ranges as blocks (origin crowdsec); see README "Several gateways"' })
           .option('crowdsec-bouncer-key-file', { type: 'string', describe: 'file holding the bouncer key "cscli bouncers add NAME" printed (needed with --crowdsec-url)' })
           .option('crowdsec-interval', { type: 'string', defaultDescription: '10s', describe: 'time between decision pulls from the Local API' })
           .option('crowdsec-machine-id', { type: 'string', describe: 'machine name "cscli machines add" registered: publish every anomaly block to the Local API as an alert with its decision' })
           .option('crowdsec-password-file', { type: 'string', describe: 'file holding that machine\'s password (needed with --crowdsec-machine-id)' })
           .option('crowdsec-max-decisions', { type: 'string', defaultDescription: '65536 minus --max-blocks', describe: 'most CrowdSec blocks in force at once, apart from --max-blocks (local blocks always have their own room)' })
+          .option('mode', { type: 'string', defaultDescription: String(RUN_DEFAULTS.mode), choices: ['prevent', 'detect', 'off'], describe: 'prevent: alert on anomalies and block sources whose own behaviour is far outside what single sources do in normal traffic; detect: alert only; off: rules only' })
           .example('$0 run --rules rules/default.json --queues 0-1 --hook forward --log-file /var/log/nfips/nfips.json', ''),
       (argv) => cmdRun(argv, extras),
+    )
+    .command(
+      'watch',
+      'passive: inspect a copy of the traffic (a mirror/SPAN port, a TAP, or packets an iptables NFLOG rule copies) with the same rules and detection, until stopped; rules only log what they would drop',
+      (y) =>
+        inspectionFlags(watchFlags(y))
+          .option('mode', { type: 'string', defaultDescription: 'detect', choices: ['detect', 'off'], describe: 'detect: alert on anomalies (with --block also block their sources); off: rules only' })
+          .example('$0 watch --iface eth1 --log-file /var/log/nfips/nfips.json', 'a mirror port: every rule match and anomaly is logged, nothing is dropped')
+          .example('$0 watch --nflog 5', 'what "iptables -A FORWARD -p tcp --dport 80 -j NFLOG --nflog-group 5" copies')
+          .example('$0 watch --iface eth1 --workers 2 --block', 'a box that also forwards the traffic: anomalous sources are blocked in the kernel'),
+      (argv) => cmdRun(argv, extras, 'watch'),
     )
     .command(
       'iptables <action>',

@@ -5,7 +5,7 @@
 // and --control-socket, and NFIPS_ARGS may pass them again.
 
 /** Flags that take a list and may be given several times (camelCase, as yargs names them). */
-export const REPEATABLE_FLAGS: ReadonlySet<string> = new Set(['exclude', 'allow', 'type', 'pcap', 'features', '_']);
+export const REPEATABLE_FLAGS: ReadonlySet<string> = new Set(['exclude', 'allow', 'type', 'pcap', 'features', 'iface', 'nflog', '_']);
 
 function kebab(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

@@ -16,6 +16,15 @@ interface StatusQueue {
   classifier: { windows: number; scored: number; skipped: number; thin: number; anomalous: number; alerts: number } | null;
 }
 
+interface StatusWorker {
+  queue: number;
+  received: number;
+  /** Packets a drop or reject would have stopped (rules only log in watch). */
+  dryRunPassed: number;
+  capture: { dropped: number; if_dropped: number; skipped: number };
+  classifier: StatusQueue['classifier'];
+}
+
 export interface StatusView {
   pid: number;
   uptime_s: number;
@@ -24,6 +33,8 @@ export interface StatusView {
   rules: { version: number; file: string; sha256: string; count: number; lock: boolean; default: string };
   iptables?: {
     table: string;
+    /** false: nfips watch --block's chain, block DROPs only. */
+    queueing?: boolean;
     intact: boolean;
     damage: { detail: string; kind: string }[];
     errors: string[];
@@ -32,9 +43,15 @@ export interface StatusView {
     last_failure: { at: string; error: string } | null;
     check_interval_s: number;
   };
-  unverdicted: { packets: number; meaning: string; queue_rule_packets: number; share?: number; recent?: { packets: number; queue_rule_packets: number; share: number; seconds: number } } | { error: string };
-  queues: StatusQueue[];
-  blocks: { active: number; kernel_dropped: { packets?: number; bytes?: number; error?: string } | null; blocks: BlockView[] };
+  /** null in nfips watch: nothing is queued. */
+  unverdicted: { packets: number; meaning: string; queue_rule_packets: number; share?: number; recent?: { packets: number; queue_rule_packets: number; share: number; seconds: number } } | { error: string } | null;
+  /** nfips run: one entry per queue. */
+  queues?: StatusQueue[];
+  /** nfips watch: what is captured, and one entry per capture thread. */
+  capture?: { ifaces: string[]; nflog_groups: number[]; filter: string | null; block: boolean };
+  workers?: StatusWorker[];
+  /** null in nfips watch without --block. */
+  blocks: { active: number; kernel_dropped: { packets?: number; bytes?: number; error?: string } | null; blocks: BlockView[] } | null;
   detection?: { sources: { alerts: number; open: number; distributed_alerts: number; tracked: number; suppressed?: number } } | null;
   crowdsec?: CrowdSecStatus | null;
   learning?: { state: string; learnt_s?: number; duration_s?: number; percent?: number; training?: { phase: string; done: number; total: number }; error?: string; finished_at?: string; model?: string } | null;
@@ -94,7 +111,18 @@ export function formatStatus(s: StatusView): string {
   if (s.iptables) out.push(...chainLines(s.iptables));
   out.push(`rules version ${s.rules.version}: ${s.rules.count} rules from ${s.rules.file} (sha256 ${s.rules.sha256.slice(0, 12)}), default ${s.rules.default}${s.rules.lock ? ', LOCKDOWN' : ''}`);
   out.push('');
-  out.push(
+  if (s.capture && s.workers) {
+    const c = s.capture;
+    const what = [...c.ifaces.map((i) => `interface ${i}`), ...c.nflog_groups.map((g) => `NFLOG group ${g}`)].join(', ');
+    out.push(`watching ${what}${c.filter ? ` (filter: ${c.filter})` : ''}: passive, rules log what they would drop${c.block ? '; anomalous sources are blocked (--block)' : '; nothing is blocked'}`);
+    out.push(
+      ...table(
+        ['worker', 'captured', 'would drop', 'capture drops', 'interface drops', 'skipped', 'windows', 'alerts'],
+        s.workers.map((w) => [w.queue, w.received, w.dryRunPassed, w.capture.dropped, w.capture.if_dropped, w.capture.skipped, w.classifier?.windows ?? '-', w.classifier?.alerts ?? '-']),
+      ),
+    );
+  }
+  if (s.queues) out.push(
     ...table(
       ['queue', 'received', 'accepted', 'dropped', 'rejected', 'evasion drops', 'fail verdicts', 'kernel depth', 'kernel drops', 'socket drops', 'windows', 'skipped', 'alerts'],
       s.queues.map((q) => [
@@ -118,12 +146,18 @@ export function formatStatus(s: StatusView): string {
   // With the chain gone its counters cannot be read; iptables' own complaint
   // ("... is incompatible, use 'nft' tool") only hides the real news.
   const chainMissing = s.iptables?.damage.some((d) => d.kind === 'chain_missing') ?? false;
-  if ('error' in u) out.push(chainMissing ? 'unverdicted: unknown, the chain is missing (nothing is sent to the queue)' : `unverdicted: counters unreadable: ${u.error}`);
+  if (u === null) {
+    // watch: nothing is queued, so nothing can pass unverdicted.
+  } else if ('error' in u) out.push(chainMissing ? 'unverdicted: unknown, the chain is missing (nothing is sent to the queue)' : `unverdicted: counters unreadable: ${u.error}`);
   else {
     const recent = u.recent && u.recent.seconds > 0 ? `; last ${u.recent.seconds} s: ${u.recent.packets} of ${u.recent.queue_rule_packets} (${percent(u.recent.share)})` : '';
     out.push(`unverdicted: ${u.packets} of ${u.queue_rule_packets} packets sent to the queue ${u.meaning} (${percent(u.share ?? 0)}, fail-${u.meaning === 'dropped' ? 'closed' : 'open'})${recent}`);
   }
   out.push('');
+  if (!s.blocks) {
+    out.push('blocks: none enforced (nfips watch without --block)');
+    return `${out.map(escapeControl).join('\n')}\n`;
+  }
   const k = s.blocks.kernel_dropped;
   const dropped = k?.error !== undefined
     ? chainMissing ? 'NOT enforced: the chain holding the block rules is missing' : `kernel counters unreadable: ${k.error}`
@@ -145,7 +179,7 @@ function chainLines(c: NonNullable<StatusView['iptables']>): string[] {
     ? `; repaired ${c.repairs} time(s) since start, last at ${c.last_repair.at}: ${c.last_repair.damage.map((d) => d.detail).join('; ')}`
     : '';
   const damage = c.damage.filter((d) => d.kind !== 'set_entries');
-  if (c.intact) return [`iptables: chain in place (queueing from ${c.table})${repaired}`];
+  if (c.intact) return [`iptables: chain in place (${c.queueing === false ? 'block sets only' : `queueing from ${c.table}`})${repaired}`];
   const out: string[] = [];
   if (damage.length > 0) {
     const what = damage.some((d) => d.kind === 'chain_missing') ? 'CHAIN MISSING' : 'CHAIN DAMAGED';

@@ -32,6 +32,11 @@ export interface IptablesPlanOptions {
   rejectMark?: { value: number; mask: number };
   /** Default 'mangle'. */
   table?: QueueTable;
+  /**
+   * Default true. false: a chain of block DROPs only, in filter, for
+   * `nfips watch --block` (a capture sees the traffic, nothing is queued).
+   */
+  queueing?: boolean;
 }
 
 export type ResolvedPlanOptions = Required<IptablesPlanOptions>;
@@ -94,6 +99,7 @@ export function defaultPlanOptions(): ResolvedPlanOptions {
     chain: DEFAULT_CHAIN,
     rejectMark: { ...DEFAULT_REJECT_MARK },
     table: 'mangle',
+    queueing: true,
   };
 }
 
@@ -189,7 +195,9 @@ export function resolvePlanOptions(o: IptablesPlanOptions): ResolvedPlanOptions 
     families,
     chain,
     rejectMark: { ...rejectMark },
-    table,
+    // Block DROPs only: they belong in filter, where the host's own verdicts are.
+    table: o.queueing === false ? 'filter' : table,
+    queueing: o.queueing ?? true,
   };
 }
 
@@ -303,6 +311,10 @@ function tablePlan(o: ResolvedPlanOptions, table: QueueTable, queues: boolean, b
 
 export function buildFamilyPlan(o: ResolvedPlanOptions, family: Family, template: string): FamilyPlan {
   const sets = blockSets(setPrefixFor(o.chain), family);
+  if (!o.queueing) {
+    // The one chain holds the block DROPs, so it is the table queueTable() finds.
+    return { family, chain: o.chain, sets, tables: [tablePlan(o, 'filter', true, chainBody(o, family, [blockDrops]), jumpRules(o.hook, o.chain), template)] };
+  }
   if (o.table === 'filter') {
     const tables = [tablePlan(o, 'filter', true, chainBody(o, family), jumpRules(o.hook, o.chain), template)];
     return { family, chain: o.chain, sets, tables };

@@ -20,7 +20,7 @@ export interface MetricSources {
   unverdicted(): UnverdictedStatus | null;
   ruleStats(): RuleStats;
   detector(): DetectorStats | null;
-  blocks(): { active: number; counts: Record<string, number> };
+  blocks(): { active: number; counts: Record<string, number> } | null;
   /** Packets and bytes the block DROP rules stopped, per set (one iptables listing per scrape). */
   blockDrops(): Promise<{ sets: Record<string, { packets: number; bytes: number }> } | null>;
 }

@@ -1,0 +1,104 @@
+// nfips watch: its flags, what they mean for the chain, and how status reads.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { resolveRunOptions } from '../../src/app/run-options';
+import { captureSourceFor, installsChain, planFor, queueNumbers } from '../../src/app/run-config';
+import { formatStatus, StatusView } from '../../src/cli/status-text';
+import { summaryLine } from '../../src/stats/summary';
+
+const problems = (f: () => unknown): string => {
+  try {
+    f();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  assert.fail('expected an error');
+};
+
+describe('nfips watch options', () => {
+  it('defaults: detect, rules only logged, no chain, one worker', () => {
+    const o = resolveRunOptions({ iface: ['eth1'] }, 'watch');
+    assert.equal(o.mode, 'detect');
+    assert.equal(o.rulesMode, 'log');
+    assert.deepEqual(o.capture, { ifaces: ['eth1'], nflogGroups: [], filter: '', workers: 1, snaplen: 65535, bufferMb: 32, promisc: true, block: false });
+    assert.equal(installsChain(o), false);
+    assert.deepEqual(queueNumbers(o), [0]);
+    assert.deepEqual(captureSourceFor(o).devices, ['eth1']);
+  });
+
+  it('--block means prevent, and installs a chain of block DROPs only, in filter', () => {
+    const o = resolveRunOptions({ iface: ['eth1', 'eth2'], nflog: ['5'], workers: '3', block: true }, 'watch');
+    assert.equal(o.mode, 'prevent');
+    assert.equal(installsChain(o), true);
+    assert.deepEqual(queueNumbers(o), [0, 1, 2]);
+    assert.deepEqual(captureSourceFor(o).devices, ['eth1', 'eth2', 'nflog:5']);
+    const plan = planFor(o);
+    for (const fp of plan.families) {
+      assert.equal(fp.tables.length, 1);
+      const t = fp.tables[0];
+      assert.equal(t.table, 'filter');
+      assert.ok(t.body.length > 0);
+      for (const spec of t.body) assert.deepEqual(spec.slice(-2), ['-j', 'DROP'], spec.join(' '));
+      assert.ok(!t.restore.includes('NFQUEUE'));
+      assert.deepEqual(t.jumps.map((j) => j.parent), ['FORWARD']);
+    }
+  });
+
+  it('--mode off stays off with --block; --mode prevent is refused with the way to block', () => {
+    assert.equal(resolveRunOptions({ iface: ['eth1'], mode: 'off', block: true }, 'watch').mode, 'off');
+    assert.match(problems(() => resolveRunOptions({ iface: ['eth1'], mode: 'prevent' }, 'watch')), /--mode prevent for nfips watch: .*--block/);
+  });
+
+  it('needs something to capture, and names each bad value', () => {
+    assert.match(problems(() => resolveRunOptions({}, 'watch')), /needs what to capture: --iface IF .* --nflog GROUP/);
+    const m = problems(() => resolveRunOptions({ iface: ['eth1', 'eth1', 'bad name'], nflog: ['70000', 'x'], workers: '0', snaplen: '10', captureBufferMb: 'lots' }, 'watch'));
+    assert.match(m, /invalid --iface "bad name"/);
+    assert.match(m, /names an interface twice/);
+    assert.match(m, /invalid --nflog "70000"/);
+    assert.match(m, /invalid --nflog "x"/);
+    assert.match(m, /invalid --workers "0"/);
+    assert.match(m, /invalid --snaplen "10"/);
+    assert.match(m, /invalid --capture-buffer-mb "lots"/);
+  });
+
+  it('NFLOG alone cannot be split over workers', () => {
+    assert.match(problems(() => resolveRunOptions({ nflog: ['5'], workers: '2' }, 'watch')), /--workers 2 with only --nflog/);
+  });
+
+  it("refuses run's queue flags, and run refuses watch's", () => {
+    const m = problems(() => resolveRunOptions({ iface: ['eth1'], queues: '0-3', rulesMode: 'enforce', crowdsecUrl: 'http://x' }, 'watch'));
+    assert.match(m, /invalid --queues for nfips watch/);
+    assert.match(m, /invalid --rules-mode for nfips watch/);
+    assert.match(m, /invalid --crowdsec-url for nfips watch/);
+    assert.match(problems(() => resolveRunOptions({ iface: ['eth1'] })), /invalid --iface for nfips run: it applies to nfips watch/);
+    assert.equal(resolveRunOptions({}).capture, null);
+  });
+});
+
+describe('nfips watch status and summary', () => {
+  const base: StatusView = {
+    pid: 7,
+    uptime_s: 65,
+    mode: 'detect',
+    rules_mode: 'log',
+    rules: { version: 0, file: '/r.json', sha256: 'a'.repeat(64), count: 3, lock: false, default: 'accept' },
+    unverdicted: null,
+    capture: { ifaces: ['eth1'], nflog_groups: [5], filter: 'not port 22', block: false },
+    workers: [{ queue: 0, received: 1000, dryRunPassed: 12, capture: { dropped: 34, if_dropped: 0, skipped: 2 }, classifier: null }],
+    blocks: null,
+  };
+
+  it('shows what is watched, per worker what the capture lost, and that nothing is blocked', () => {
+    const text = formatStatus(base);
+    assert.match(text, /watching interface eth1, NFLOG group 5 \(filter: not port 22\): passive/);
+    assert.match(text, /^0 +1000 +12 +34 +0 +2 /m);
+    assert.match(text, /blocks: none enforced \(nfips watch without --block\)/);
+    assert.doesNotMatch(text, /unverdicted/);
+  });
+
+  it('summary line counts would-drops and capture losses', () => {
+    const q = { queue: 0, received: 500, dryRunPassed: 9, captureDrops: 4, captureIfDrops: 1 } as unknown as Parameters<typeof summaryLine>[0]['queues'][number];
+    const line = summaryLine({ queues: [q], previousReceived: 0, seconds: 10, alerts: 2, blocks: null, uninspected: null, capture: true });
+    assert.equal(line, 'packets 500 (50 pps) captured: rules would drop 9; alerts 2; capture lost 5');
+  });
+});
