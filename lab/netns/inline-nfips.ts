@@ -43,6 +43,8 @@ export interface InlineOptions {
   logFile?: string;
   /** Instead of bin/nfips: a script taking the same command line after these words (lab/support/nfips-faulty-scorer.js FAULT_FILE). */
   entry?: string[];
+  /** Default 'run'; 'watch' for the passive capture. */
+  command?: 'run' | 'watch';
 }
 
 export function startInlineNfips(netns: string, args: string[], opts: InlineOptions = {}): InlineNfips {
@@ -55,7 +57,7 @@ export function startInlineNfips(netns: string, args: string[], opts: InlineOpti
   // Blocks saved by one test run must not greet the next one.
   const state = args.includes('--state-dir') ? [] : ['--state-dir', path.join(dir, 'state')];
   // Another user cannot write the default /run/nfips; its instance locks go with its other files.
-  const proc = spawn('ip', ['netns', 'exec', netns, ...(opts.prefix ?? []), process.execPath, ...(opts.entry ?? [bin]), 'run', '--log-file', logFile, ...(given >= 0 ? [] : ['--control-socket', controlSocket]), ...state, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn('ip', ['netns', 'exec', netns, ...(opts.prefix ?? []), process.execPath, ...(opts.entry ?? [bin]), opts.command ?? 'run', '--log-file', logFile, ...(given >= 0 ? [] : ['--control-socket', controlSocket]), ...state, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr?.on('data', (b: Buffer) => (out += b.toString()));
