@@ -5,6 +5,7 @@ import { formatListenAddress } from '../config/listen-address';
 import { Family, IptablesBinaries } from '../exec/tools';
 import { buildPlan, IptablesPlan } from '../iptables/plan';
 import { RuleSet } from '../rules/types';
+import type { CaptureSourceOptions } from '../queue/supervisor';
 import { formatMarkSpec } from '../verdict/mark';
 import { RunOptions } from './run-options';
 
@@ -78,8 +79,8 @@ export function installsChain(o: RunOptions): boolean {
   return o.capture === null || o.capture.block;
 }
 
-/** The capture every watch thread opens (each adds its share of the flows to the filter). */
-export function captureSourceFor(o: RunOptions): CaptureSource {
+/** The capture every watch thread opens (the supervisor adds each one's share of the flows to the filter). */
+export function captureSourceFor(o: RunOptions): CaptureSourceOptions['capture'] {
   const c = o.capture;
   if (!c) throw new Error('captureSourceFor: not a watch');
   return {
@@ -88,17 +89,8 @@ export function captureSourceFor(o: RunOptions): CaptureSource {
     snaplen: c.snaplen,
     bufferBytes: c.bufferMb * 1024 * 1024,
     promisc: c.promisc,
+    batchSize: o.batchSize,
     workers: c.workers,
   };
 }
 
-/** The capture of `nfips watch` as the capture threads open it. */
-export interface CaptureSource {
-  /** Interface names and `nflog:GROUP` devices. */
-  devices: string[];
-  filter: string;
-  snaplen: number;
-  bufferBytes: number;
-  promisc: boolean;
-  workers: number;
-}

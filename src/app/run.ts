@@ -239,21 +239,26 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
 
   let sup: QueueSupervisor;
   try {
+    // A watch's threads capture; run's bind NFQUEUE queues. Everything after the batch is the same.
+    const source = o.capture
+      ? { capture: captureSourceFor(o) }
+      : {
+          queues: queueNumbers(o),
+          queue: {
+            copyRange: o.copyRange,
+            maxLen: o.queueMaxlen,
+            rcvBuf: o.rcvbufMb << 20,
+            batchSize: o.batchSize,
+            gso: true,
+            // GSO stays on either way: fail-open must not cost the TCP fast path.
+            failOpen: !o.failClosed,
+            failVerdict: o.failClosed ? NF_DROP : NF_REPEAT,
+            markValue: o.mark.value,
+            markMask: o.mark.mask,
+          },
+        };
     sup = await QueueSupervisor.start({
-      queues: queueNumbers(o),
-      capture: o.capture ? captureSourceFor(o) : null,
-      queue: {
-        copyRange: o.copyRange,
-        maxLen: o.queueMaxlen,
-        rcvBuf: o.rcvbufMb << 20,
-        batchSize: o.batchSize,
-        gso: true,
-        // GSO stays on either way: fail-open must not cost the TCP fast path.
-        failOpen: !o.failClosed,
-        failVerdict: o.failClosed ? NF_DROP : NF_REPEAT,
-        markValue: o.mark.value,
-        markMask: o.mark.mask,
-      },
+      ...source,
       engine: { mode: o.verdictMode, mark: o.mark, rejectMark: o.rejectMark, eventsPerSecond: o.logRate, flowCapacity: FLOW_CAPACITY, malformed: o.malformed, rulesMode: o.rulesMode },
       features: detection.features,
       rules,
