@@ -412,7 +412,8 @@ function resolveCapture(flags: RunFlags, f: Required<RunFlags>, problems: string
   }
   if (ifaces.length === 0 && nflogGroups.length === 0) problems.push('nfips watch needs what to capture: --iface IF (repeatable) and/or --nflog GROUP (repeatable)');
   const workers = intOrProblem(problems, 'workers', f.workers, 1, 32);
-  if (workers > 1 && ifaces.length === 0) problems.push(`invalid --workers ${workers} with only --nflog: NFLOG packets cannot be split by flow; use one --nflog group per worker's share in iptables, or --workers 1`);
+  // The split is a BPF filter on IP headers, and NFLOG records carry their own header first.
+  if (workers > 1 && nflogGroups.length > 0) problems.push(`invalid --workers ${workers} with --nflog: NFLOG packets cannot be split between capture threads; use --workers 1 with --nflog (or run one watch for the interfaces and one for the NFLOG groups)`);
   const filter = String(f.filter ?? '');
   if (/[\0\n]/.test(filter)) problems.push('invalid --filter: a BPF expression on one line');
   return {

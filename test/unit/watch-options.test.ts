@@ -27,11 +27,12 @@ describe('nfips watch options', () => {
   });
 
   it('--block means prevent, and installs a chain of block DROPs only, in filter', () => {
-    const o = resolveRunOptions({ iface: ['eth1', 'eth2'], nflog: ['5'], workers: '3', block: true }, 'watch');
+    const o = resolveRunOptions({ iface: ['eth1', 'eth2'], workers: '3', block: true }, 'watch');
     assert.equal(o.mode, 'prevent');
     assert.equal(installsChain(o), true);
     assert.deepEqual(queueNumbers(o), [0, 1, 2]);
-    assert.deepEqual(captureSourceFor(o).devices, ['eth1', 'eth2', 'nflog:5']);
+    assert.deepEqual(captureSourceFor(o).devices, ['eth1', 'eth2']);
+    assert.deepEqual(captureSourceFor(resolveRunOptions({ iface: ['eth1'], nflog: ['5'] }, 'watch')).devices, ['eth1', 'nflog:5']);
     const plan = planFor(o);
     for (const fp of plan.families) {
       assert.equal(fp.tables.length, 1);
@@ -61,8 +62,9 @@ describe('nfips watch options', () => {
     assert.match(m, /invalid --capture-buffer-mb "lots"/);
   });
 
-  it('NFLOG alone cannot be split over workers', () => {
-    assert.match(problems(() => resolveRunOptions({ nflog: ['5'], workers: '2' }, 'watch')), /--workers 2 with only --nflog/);
+  it('NFLOG cannot be split over workers', () => {
+    assert.match(problems(() => resolveRunOptions({ nflog: ['5'], workers: '2' }, 'watch')), /--workers 2 with --nflog/);
+    assert.match(problems(() => resolveRunOptions({ iface: ['eth1'], nflog: ['5'], workers: '2' }, 'watch')), /--workers 2 with --nflog/);
   });
 
   it("refuses run's queue flags, and run refuses watch's", () => {
