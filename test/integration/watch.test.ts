@@ -188,3 +188,40 @@ test('watch --block --workers 2: the flood source is blocked in the kernel sets 
     await topo.destroy();
   }
 });
+
+test('watch --nflog: only what the NFLOG rule copies (port 80) is inspected', { timeout: 90_000 }, async (t: TestContext) => {
+  await requireIntegration('curl', 'iptables');
+  const topo = await createTopology('nfwn');
+  const dir = mkdtempSync(path.join(tmpdir(), 'nfips-watch-nflog-'));
+  const rules = path.join(dir, 'rules.json');
+  writeFileSync(rules, JSON.stringify({ default: 'accept', rules: [
+    { id: 'syn-80', action: 'alert', protocol: 'tcp', dport: 80, tcpFlags: 'SYN,!ACK' },
+    { id: 'syn-8080', action: 'alert', protocol: 'tcp', dport: 8080, tcpFlags: 'SYN,!ACK' },
+  ] }));
+  const group = 7;
+  let peers: ChildProcess[] = [];
+  const nflogRule = ['-w', '-I', 'FORWARD', '-p', 'tcp', '--dport', '80', '-j', 'NFLOG', '--nflog-group', String(group)];
+  const nf = startInlineNfips(topo.gateway, ['--nflog', String(group), '--rules', rules, '--stats-interval', '1', '--no-watch-rules', '--mode', 'off'], { command: 'watch' });
+  try {
+    peers = await startPeers(topo, topo.server, [['http', 80], ['http', 8080]]);
+    await topo.exec(topo.gateway, 'iptables', nflogRule);
+    await nf.waitFor('ready', 20_000);
+    for (const port of [80, 8080, 80, 8080, 80]) {
+      const r = await topo.exec(topo.client, 'curl', ['-s', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://${topo.addr.server4}:${port}/`], { allowFail: true });
+      assert.equal(r.stdout.trim(), '200');
+    }
+    await sleep(1500);
+    const counts = await ruleCounts(nf);
+    t.diagnostic(JSON.stringify(counts));
+    assert.deepEqual(counts, { 'syn-80': 3, 'syn-8080': 0 });
+    const alert = nf.events('alert').find((r) => r.rule_id === 'syn-80');
+    assert.equal(alert?.in_iface, topo.gwClientIf, 'the NFLOG record names the interface the packet came in on');
+    assert.equal(await nf.stop(), 0);
+  } finally {
+    await nf.stop();
+    nf.cleanup();
+    for (const p of peers) p.kill();
+    await topo.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
