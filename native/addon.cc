@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "nfq_socket.h"
+#include "pcap_capture.h"
 
 namespace nfips {
 
@@ -386,11 +387,166 @@ class Queue : public Napi::ObjectWrap<Queue> {
   Napi::ObjectReference countersRef_;
 };
 
+// A Capture object: the Queue's shape on a passive source (libpcap devices).
+// run() waits for packets, calls decide(n, 0) and then afterVerdicts(n) on
+// the batch; no verdict goes anywhere, the engine's would-be verdicts are
+// only logged.
+class Capture : public Napi::ObjectWrap<Capture> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Capture",
+                       {
+                           InstanceMethod<&Capture::Run>("run"),
+                           InstanceMethod<&Capture::Close>("close"),
+                           InstanceMethod<&Capture::Warnings>("warnings"),
+                           InstanceAccessor<&Capture::PacketBuffer>("packets"),
+                           InstanceAccessor<&Capture::MetaBuffer>("meta"),
+                           InstanceAccessor<&Capture::BatchSize>("batchSize"),
+                       });
+  }
+
+  explicit Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      Napi::TypeError::New(env, "Capture(options): options object required").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    CaptureOptions opts;
+    Napi::Value devs = o.Get("devices");
+    if (!devs.IsArray() || devs.As<Napi::Array>().Length() == 0) {
+      Napi::TypeError::New(env, "Capture: devices must be a non-empty array of interface names or nflog:GROUP")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Array arr = devs.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Value v = arr.Get(i);
+      if (!v.IsString() || v.As<Napi::String>().Utf8Value().empty()) {
+        Napi::TypeError::New(env, "Capture: devices must be non-empty strings").ThrowAsJavaScriptException();
+        return;
+      }
+      opts.devices.push_back(v.As<Napi::String>().Utf8Value());
+    }
+    opts.snaplen = U32Opt(o, "snaplen", opts.snaplen);
+    opts.bufferBytes = U32Opt(o, "bufferBytes", opts.bufferBytes);
+    opts.batchSize = U32Opt(o, "batchSize", opts.batchSize);
+    opts.promisc = BoolOpt(o, "promisc", opts.promisc);
+    Napi::Value filter = o.Get("filter");
+    if (filter.IsString()) opts.filter = filter.As<Napi::String>().Utf8Value();
+    if (opts.batchSize == 0 || opts.batchSize > 4096 || opts.snaplen < 64 || opts.snaplen > 262144) {
+      Napi::RangeError::New(env, "Capture: batchSize must be 1..4096 and snaplen 64..262144").ThrowAsJavaScriptException();
+      return;
+    }
+    cap_ = std::make_shared<PcapCapture>(opts);
+    Napi::Value counters = o.Get("counters");
+    if (counters.IsTypedArray() && counters.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
+      Napi::Float64Array c = counters.As<Napi::Float64Array>();
+      if (c.ElementLength() < C_ALL_COUNTER_COUNT) {
+        Napi::RangeError::New(env, "Capture: counters array too short").ThrowAsJavaScriptException();
+        return;
+      }
+      countersRef_ = Napi::Persistent(counters.As<Napi::Object>());
+      cap_->SetCounters(c.Data());
+    }
+    packets_ = Napi::Persistent(ExternalBuffer(env, cap_->packetBuffer(), cap_->packetBufferSize()));
+    meta_ = Napi::Persistent(ExternalBuffer(env, cap_->meta(), cap_->metaBytes()));
+    if (!cap_->Open()) {
+      Napi::Error::New(env, "capture " + cap_->error()).ThrowAsJavaScriptException();
+      return;
+    }
+  }
+
+  ~Capture() override {
+    if (cap_) cap_->Close();
+  }
+
+ private:
+  Napi::ArrayBuffer ExternalBuffer(Napi::Env env, void* data, size_t len) {
+    auto* owner = new std::shared_ptr<PcapCapture>(cap_);
+    return Napi::ArrayBuffer::New(
+        env, data, len, [](Napi::Env, void*, std::shared_ptr<PcapCapture>* o) { delete o; }, owner);
+  }
+
+  // run(decide, flag, timeoutMs[, afterVerdicts]), as Queue.run: returns when
+  // flag[0] != 0, a callback threw (rethrown), or the capture closed. A wait
+  // that times out calls both with 0.
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!cap_ || !cap_->isOpen()) {
+      Napi::Error::New(env, "capture is closed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (info.Length() < 3 || !info[0].IsFunction() || !info[1].IsTypedArray() || !info[2].IsNumber()) {
+      Napi::TypeError::New(env, "run(decide, flag: Int32Array, timeoutMs[, afterVerdicts])").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
+    if (ta.TypedArrayType() != napi_int32_array || ta.ElementLength() < 1) {
+      Napi::TypeError::New(env, "run: flag must be an Int32Array").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    auto* flag = reinterpret_cast<volatile int32_t*>(ta.As<Napi::Int32Array>().Data());
+    napi_value fn = info[0];
+    napi_value after = info.Length() >= 4 && info[3].IsFunction() ? static_cast<napi_value>(info[3]) : nullptr;
+    const int timeoutMs = info[2].As<Napi::Number>().Int32Value();
+    napi_value self = Value();
+    while (cap_->isOpen() && __atomic_load_n(flag, __ATOMIC_ACQUIRE) == 0) {
+      Napi::HandleScope scope(env);
+      uint32_t n = cap_->Fill();
+      if (n == 0 && cap_->Wait(timeoutMs)) n = cap_->Fill();
+      cap_->RefreshStats(false);
+      napi_value args[2];
+      napi_value result;
+      napi_create_uint32(env, n, &args[0]);
+      napi_create_uint32(env, 0, &args[1]);
+      napi_status status = napi_call_function(env, self, fn, 2, args, &result);
+      if (status != napi_ok || env.IsExceptionPending()) {
+        if (n) cap_->counters()[C_JS_ERRORS] += 1;
+        return env.Undefined();
+      }
+      if (after) {
+        status = napi_call_function(env, self, after, 1, args, &result);
+        if (status != napi_ok || env.IsExceptionPending()) return env.Undefined();
+      }
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (cap_) cap_->Close();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Warnings(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    if (cap_) {
+      uint32_t i = 0;
+      for (const auto& w : cap_->warnings()) out.Set(i++, Napi::String::New(env, w));
+    }
+    return out;
+  }
+
+  Napi::Value PacketBuffer(const Napi::CallbackInfo&) { return packets_.Value(); }
+  Napi::Value MetaBuffer(const Napi::CallbackInfo&) { return meta_.Value(); }
+  Napi::Value BatchSize(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), cap_ ? cap_->batchSize() : 0);
+  }
+
+  std::shared_ptr<PcapCapture> cap_;
+  Napi::Reference<Napi::ArrayBuffer> packets_;
+  Napi::Reference<Napi::ArrayBuffer> meta_;
+  Napi::ObjectReference countersRef_;
+};
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Queue", Queue::Define(env));
+  exports.Set("Capture", Capture::Define(env));
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("fieldCount", static_cast<uint32_t>(F_FIELD_COUNT));
-  layout.Set("counterCount", static_cast<uint32_t>(C_COUNTER_COUNT));
+  // The shared counter list: the queue's, then the capture's (always 0 for a queue).
+  layout.Set("counterCount", static_cast<uint32_t>(C_ALL_COUNTER_COUNT));
   layout.Set("noOffset", NO_OFFSET);
   layout.Set("verdictUnset", VERDICT_UNSET);
   layout.Set("stageCount", static_cast<uint32_t>(S_COUNT));

@@ -7,7 +7,7 @@ import { RuleEvent } from '../verdict/rule-events';
 import { MessagePort } from 'node:worker_threads';
 import { StepRecord } from '../features/step';
 import { FeatureSettings } from '../pipeline/batch-pipeline';
-import { QueueOptions } from './native';
+import { CaptureOptions, QueueOptions } from './native';
 import type { SharedFlagModel } from '../flow/flag-model';
 
 export type { FeatureSettings };
@@ -22,8 +22,13 @@ export interface EngineSettings {
   rulesMode: RulesMode;
 }
 
+/** Where a thread's packets come from: an NFQUEUE queue (inline) or a passive capture (watch). */
+export type ThreadSource = { kind: 'nfqueue'; queue: Omit<QueueOptions, 'counters'> } | { kind: 'capture'; capture: Omit<CaptureOptions, 'counters'> };
+
 export interface QueueWorkerInit {
-  queue: Omit<QueueOptions, 'counters'>;
+  /** The slot's number in every message: the queue number, or the worker index of a capture. */
+  slot: number;
+  source: ThreadSource;
   /**
    * Compiled on the main thread; its arrays are shared memory, not copies.
    * The thread sets it to null once its engine took it, so workerData does

@@ -1,5 +1,5 @@
 // Typed face of the native addon (native/addon.cc). The counter order
-// mirrors native/nfq_socket.h; keep the two in step. The batch layout itself
+// mirrors native/nfq_socket.h then native/pcap_capture.h; keep them in step. The batch layout itself
 // is the batch contract's (src/batch/layout.ts).
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../config/paths';
@@ -19,6 +19,14 @@ export const NATIVE_COUNTERS = [
   'jsErrors',
   'maxBatch',
   'truncatedMsgs',
+  // Capture threads only (0 for a queue): libpcap's pcap_stats, summed over
+  // the thread's devices and read at least once a second.
+  /** Packets the kernel dropped because the capture buffer was full (ps_drop). */
+  'captureDrops',
+  /** Packets the interface itself dropped (ps_ifdrop). */
+  'captureIfDrops',
+  /** Frames neither IPv4 nor IPv6, or cut before their IP header: not decoded. */
+  'captureSkipped',
 ] as const;
 export type NativeCounterName = (typeof NATIVE_COUNTERS)[number];
 
@@ -86,8 +94,32 @@ export interface NativeQueue {
   warnings(): string[];
 }
 
+/** A passive capture (native/pcap_capture.h): libpcap devices read into the batch layout. */
+export interface CaptureOptions {
+  /** Interface names (or "any"), or nflog:GROUP for packets an iptables NFLOG rule copies. */
+  devices: string[];
+  /** Bytes kept of each frame, link header included (64..262144). */
+  snaplen: number;
+  /** libpcap's kernel buffer per device (pcap_set_buffer_size); a full buffer drops and counts captureDrops. */
+  bufferBytes: number;
+  /** BPF expression ('' for none), compiled for each device. */
+  filter: string;
+  batchSize: number;
+  promisc: boolean;
+  /** Float64Array of at least NATIVE_COUNTERS.length, written by native code. */
+  counters: Float64Array;
+}
+
+/**
+ * The Queue's shape on a capture: run() waits for frames, calls
+ * decide(n, 0) then afterVerdicts(n); the verdict columns are only read by
+ * the engine's events (nothing is answered or dropped).
+ */
+export type NativeCapture = NativeQueue;
+
 interface Addon {
   Queue: new (opts: QueueOptions) => NativeQueue;
+  Capture: new (opts: CaptureOptions) => NativeCapture;
   layout: { fieldCount: number; counterCount: number; noOffset: number; verdictUnset: number; stageCount: number };
 }
 

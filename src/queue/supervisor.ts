@@ -1,4 +1,5 @@
-// Main-thread side of the queue threads: starts one worker per queue, reads
+// Main-thread side of the queue threads: starts one worker per queue (or per
+// share of a passive capture), reads
 // their counters from shared memory, swaps rules, restarts a thread that
 // dies, and stops them in order.
 import path from 'node:path';
@@ -11,17 +12,31 @@ import { compileRuleSet, RuleSnapshot } from '../verdict/rule-snapshot';
 import { ENGINE_COUNTERS, EngineCounterName, ruleCounterBytes } from '../verdict/engine';
 import { RuleEvent } from '../verdict/rule-events';
 import { StepRecord } from '../features/step';
-import { EngineSettings, FeatureSettings, FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
-import { NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
+import { EngineSettings, FeatureSettings, FromQueueWorker, QueueWorkerInit, ThreadSource, ToQueueWorker } from './messages';
+import { CaptureOptions, NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
+import { captureWorkerFilters, SplitOptions } from '../capture/split-filter';
 import type { SharedFlagModel } from '../flow/flag-model';
 
 const WORKER_FILE = path.join(__dirname, 'worker.js');
 const RESTART_DELAY_MS = 1000;
 const RESTART_MAX_DELAY_MS = 30_000;
 
-export interface SupervisorOptions {
+/** Inline: one thread per NFQUEUE queue. */
+export interface QueueSourceOptions {
   queues: number[];
   queue: Omit<QueueOptions, 'queue' | 'counters'>;
+}
+
+/**
+ * Passive: `workers` capture threads on the same devices, each keeping a
+ * symmetric share of the flows (src/capture/split-filter.ts) through its own
+ * BPF filter, `(filter) and (share)`. Slots are numbered 0..workers-1.
+ */
+export interface CaptureSourceOptions {
+  capture: Omit<CaptureOptions, 'counters'> & { workers: number; split?: SplitOptions };
+}
+
+export type SupervisorOptions = (QueueSourceOptions | CaptureSourceOptions) & {
   engine: EngineSettings;
   /** Feature windows per queue thread, or null for none. */
   features: FeatureSettings | null;
@@ -32,7 +47,7 @@ export interface SupervisorOptions {
   /** Drop/reject/alert events from a queue thread, with the rule set they refer to. */
   onRuleEvents?: (queue: number, rules: RuleSet, events: RuleEvent[]) => void;
   startTimeoutMs?: number;
-}
+};
 
 /** A reload as the queue threads took it. */
 export interface RulesApplied {
@@ -81,6 +96,8 @@ type Listener = (m: FromQueueWorker) => void;
 export class QueueSupervisor {
   readonly #opts: SupervisorOptions;
   readonly #slots: Slot[];
+  /** Each slot's source, by slot number. */
+  readonly #sources = new Map<number, ThreadSource>();
   readonly #listeners = new Set<Listener>();
   #rules: RuleSet;
   /** #rules compiled: what every queue thread runs, and what a restarted one starts on. */
@@ -96,7 +113,14 @@ export class QueueSupervisor {
   private constructor(opts: SupervisorOptions) {
     this.#opts = opts;
     this.#rules = opts.rules;
-    this.#slots = opts.queues.map((queue) => {
+    if ('capture' in opts) {
+      const { workers, split, ...capture } = opts.capture;
+      // Throws for a bad worker count or NFLOG devices split between workers.
+      captureWorkerFilters(capture.devices, capture.filter, workers, split).forEach((filter, k) => this.#sources.set(k, { kind: 'capture', capture: { ...capture, filter } }));
+    } else {
+      for (const queue of opts.queues) this.#sources.set(queue, { kind: 'nfqueue', queue: { ...opts.queue, queue } });
+    }
+    this.#slots = [...this.#sources.keys()].map((queue) => {
       const sab = new SharedArrayBuffer((NATIVE_COUNTERS.length + ENGINE_COUNTERS.length) * 8);
       return { queue, worker: null, sab, counters: new Float64Array(sab), restarts: 0, ruleCounters: null, ruleVersion: -1, control: null, controlFlag: new Int32Array(new SharedArrayBuffer(4)) };
     });
@@ -257,8 +281,10 @@ export class QueueSupervisor {
     slot.control?.close();
     slot.control = channel.port1;
     Atomics.store(slot.controlFlag, 0, 0);
+    const source = this.#sources.get(slot.queue)!;
     const init: QueueWorkerInit = {
-      queue: { ...o.queue, queue: slot.queue },
+      slot: slot.queue,
+      source,
       rules: this.#compiled,
       rulesVersion: this.#rulesVersion,
       engine: o.engine,
@@ -267,7 +293,7 @@ export class QueueSupervisor {
       controlFlag: slot.controlFlag.buffer as SharedArrayBuffer,
       control: channel.port2,
     };
-    const worker = new Worker(WORKER_FILE, { workerData: init, transferList: [channel.port2], name: `nfips-queue-${slot.queue}` });
+    const worker = new Worker(WORKER_FILE, { workerData: init, transferList: [channel.port2], name: `nfips-${source.kind === 'nfqueue' ? 'queue' : 'capture'}-${slot.queue}` });
     slot.worker = worker;
     return new Promise((resolve, reject) => {
       let ready = false;
@@ -300,7 +326,7 @@ export class QueueSupervisor {
       worker.on('exit', (code) => {
         if (slot.worker === worker) slot.worker = null;
         if (!ready) {
-          reject(new Error(`queue ${slot.queue}: thread exited (code ${code}) before binding the queue`));
+          reject(new Error(source.kind === 'nfqueue' ? `queue ${slot.queue}: thread exited (code ${code}) before binding the queue` : `capture ${slot.queue}: thread exited (code ${code}) before opening its devices`));
           return;
         }
         if (this.#stopping) return;

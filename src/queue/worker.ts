@@ -1,4 +1,5 @@
-// Entry point of one queue thread: the batch pipeline on one NFQUEUE queue.
+// Entry point of one queue thread: the batch pipeline on one NFQUEUE queue,
+// or on a passive capture (the same pipeline; nothing is answered).
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { metaColumns } from '../batch/layout';
 import { ENGINE_COUNTERS, EngineOptions, ruleCounterBytes } from '../verdict/engine';
@@ -13,7 +14,9 @@ import { serveQueue } from './loop';
 
 const init = workerData as QueueWorkerInit;
 const port = parentPort!;
-const queueNum = init.queue.queue;
+const queueNum = init.slot;
+const source = init.source;
+const batchSize = source.kind === 'nfqueue' ? source.queue.batchSize : source.capture.batchSize;
 const post = (m: FromQueueWorker) => port.postMessage(m);
 
 const all = new Float64Array(init.counters);
@@ -45,12 +48,13 @@ function main(): void {
   const engineOptions: EngineOptions = init.engine;
   // Held only until the engine has it: neither workerData nor this frame (alive as long as the thread) keeps the first set's area.
   let first: RuleSnapshot | null = init.rules;
-  if (first === null) throw new Error('queue thread started without rules');
+  if (first === null) throw new Error(`${source.kind === 'nfqueue' ? 'queue' : 'capture'} thread started without rules`);
   init.rules = null;
-  warmUp(init.queue.batchSize, first, engineOptions, init.features);
+  warmUp(batchSize, first, engineOptions, init.features);
   let q: NativeQueue;
   try {
-    q = new (loadAddon().Queue)({ ...init.queue, counters: nativeCounters });
+    const addon = loadAddon();
+    q = source.kind === 'nfqueue' ? new addon.Queue({ ...source.queue, counters: nativeCounters }) : new addon.Capture({ ...source.capture, counters: nativeCounters });
   } catch (e) {
     post({ type: 'error', queue: queueNum, fatal: true, message: (e as Error).message, suppressed: 0 });
     return;

@@ -1,0 +1,343 @@
+#include "pcap_capture.h"
+
+#include <errno.h>
+#include <net/if.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+
+#include <pcap/pcap.h>
+
+namespace nfips {
+
+namespace {
+// Short enough that a quiet link still hands over its last packets soon
+// (TPACKET_V3 retires a block on this timeout), long enough to batch a busy one.
+constexpr int kPcapTimeoutMs = 10;
+constexpr uint32_t kStatsEveryNs = 1000000000u;
+
+constexpr uint16_t kEthIPv4 = 0x0800;
+constexpr uint16_t kEthIPv6 = 0x86dd;
+
+// NFLOG TLV types (linux/netfilter/nfnetlink_log.h), numbered here so the
+// addon does not need that header's other definitions.
+constexpr uint16_t kNfulaMark = 2;
+constexpr uint16_t kNfulaIndev = 4;
+constexpr uint16_t kNfulaOutdev = 5;
+constexpr uint16_t kNfulaHwaddr = 8;
+constexpr uint16_t kNfulaPayload = 9;
+constexpr uint16_t kNlaTypeMask = 0x3fff;
+
+inline uint16_t Be16(const unsigned char* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t Be32(const unsigned char* p) {
+  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
+}
+inline bool IsVlanTag(uint16_t t) { return t == 0x8100 || t == 0x88a8 || t == 0x9100; }
+
+uint64_t MonoNs() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000u + static_cast<uint64_t>(t.tv_nsec);
+}
+
+bool SupportedLink(int lt) {
+  switch (lt) {
+    case DLT_EN10MB:
+    case DLT_LINUX_SLL:
+    case DLT_LINUX_SLL2:
+    case DLT_RAW:
+    case DLT_IPV4:
+    case DLT_IPV6:
+    case DLT_NFLOG:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Where the link header of a frame ends: the L3 offset, its ethertype and
+// the source MAC's offset (or NO_OFFSET). False when the frame ends first.
+struct Link {
+  uint32_t l3 = 0;
+  uint16_t proto = 0;
+  uint32_t hw = NO_OFFSET;
+  uint32_t ifindex = 0;  // SLL2 names the interface of each frame
+};
+
+bool ParseLink(int lt, const unsigned char* b, uint32_t cap, Link& out) {
+  switch (lt) {
+    case DLT_EN10MB:
+      if (cap < 14) return false;
+      out.l3 = 14;
+      out.proto = Be16(b + 12);
+      out.hw = 6;
+      break;
+    case DLT_LINUX_SLL:
+      if (cap < 16) return false;
+      out.l3 = 16;
+      out.proto = Be16(b + 14);
+      out.hw = Be16(b + 4) >= 6 ? 6 : NO_OFFSET;
+      break;
+    case DLT_LINUX_SLL2:
+      if (cap < 20) return false;
+      out.l3 = 20;
+      out.proto = Be16(b);
+      out.ifindex = Be32(b + 4);
+      out.hw = b[11] >= 6 ? 12 : NO_OFFSET;
+      break;
+    default: {  // RAW, IPV4, IPV6: the IP header's version says which
+      if (cap < 1) return false;
+      uint8_t v = b[0] >> 4;
+      out.l3 = 0;
+      out.proto = v == 4 ? kEthIPv4 : v == 6 ? kEthIPv6 : 0;
+      return true;
+    }
+  }
+  // libpcap puts the tags the kernel took off back in the frame: strip
+  // 802.1Q and QinQ so the decoder sees the IP header.
+  while (IsVlanTag(out.proto)) {
+    if (cap < out.l3 + 4) return false;
+    out.proto = Be16(b + out.l3 + 2);
+    out.l3 += 4;
+  }
+  return true;
+}
+}  // namespace
+
+PcapCapture::PcapCapture(const CaptureOptions& opts) : opts_(opts) {
+  slotSize_ = (opts_.snaplen + 63) & ~63u;
+  pkt_.resize(static_cast<size_t>(slotSize_) * opts_.batchSize);
+  meta_.resize(static_cast<size_t>(F_FIELD_COUNT) * opts_.batchSize);
+}
+
+PcapCapture::~PcapCapture() { Close(); }
+
+bool PcapCapture::Open() {
+  error_.clear();
+  warnings_.clear();
+  // Device entries are the callbacks' user pointers: they must not move.
+  devs_.reserve(opts_.devices.size());
+  pfds_.reserve(opts_.devices.size());
+  for (const auto& name : opts_.devices) {
+    if (!OpenOne(name)) {
+      Close();
+      return false;
+    }
+  }
+  statsAtNs_ = MonoNs();
+  return true;
+}
+
+bool PcapCapture::OpenOne(const std::string& name) {
+  char errbuf[PCAP_ERRBUF_SIZE] = {0};
+  pcap_t* p = pcap_create(name.c_str(), errbuf);
+  if (!p) {
+    error_ = name + ": " + errbuf;
+    return false;
+  }
+  auto fail = [&](const std::string& what) {
+    error_ = name + ": " + what;
+    pcap_close(p);
+    return false;
+  };
+  pcap_set_snaplen(p, static_cast<int>(opts_.snaplen));
+  pcap_set_promisc(p, opts_.promisc ? 1 : 0);
+  pcap_set_timeout(p, kPcapTimeoutMs);
+  if (opts_.bufferBytes) pcap_set_buffer_size(p, static_cast<int>(opts_.bufferBytes));
+  // Not every device has nanosecond stamps (nflog): microseconds then.
+  pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO);
+  int rc = pcap_activate(p);
+  if (rc < 0) {
+    std::string detail = pcap_geterr(p);
+    std::string status = pcap_statustostr(rc);
+    return fail(detail.empty() || rc == PCAP_ERROR ? (detail.empty() ? status : detail) : status + " (" + detail + ")");
+  }
+  if (rc > 0) warnings_.push_back(name + ": " + pcap_statustostr(rc) + " (" + pcap_geterr(p) + ")");
+  int lt = pcap_datalink(p);
+  if (!SupportedLink(lt)) {
+    const char* ltName = pcap_datalink_val_to_name(lt);
+    return fail(std::string("link type ") + (ltName ? ltName : std::to_string(lt)) + " is not supported");
+  }
+  if (!opts_.filter.empty()) {
+    bpf_program prog;
+    if (pcap_compile(p, &prog, opts_.filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0) {
+      return fail(std::string("bad filter \"") + opts_.filter + "\": " + pcap_geterr(p));
+    }
+    int sr = pcap_setfilter(p, &prog);
+    pcap_freecode(&prog);
+    if (sr < 0) return fail(std::string("cannot set filter: ") + pcap_geterr(p));
+  }
+  if (pcap_setnonblock(p, 1, errbuf) < 0) return fail(std::string("cannot set nonblocking mode: ") + errbuf);
+  int fd = pcap_get_selectable_fd(p);
+  if (fd < 0) return fail("no selectable file descriptor");
+  Device d;
+  d.owner = this;
+  d.handle = p;
+  d.name = name;
+  d.linkType = lt;
+  d.fd = fd;
+  d.ifindex = if_nametoindex(name.c_str());  // 0 for "any" and nflog:N
+  d.nanos = pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO;
+  devs_.push_back(d);
+  pfds_.push_back(pollfd{fd, POLLIN, 0});
+  return true;
+}
+
+void PcapCapture::Close() {
+  if (devs_.empty()) return;
+  RefreshStats(true);
+  for (auto& d : devs_) pcap_close(d.handle);
+  devs_.clear();
+  pfds_.clear();
+}
+
+void PcapCapture::RefreshStats(bool force) {
+  uint64_t now = MonoNs();
+  if (!force && now - statsAtNs_ < kStatsEveryNs) return;
+  statsAtNs_ = now;
+  double drops = 0, ifdrops = 0;
+  for (auto& d : devs_) {
+    pcap_stat st;
+    if (pcap_stats(d.handle, &st) == 0) {
+      drops += st.ps_drop;
+      ifdrops += st.ps_ifdrop;
+    }
+  }
+  counters_[C_CAPTURE_DROPS] = drops;
+  counters_[C_CAPTURE_IF_DROPS] = ifdrops;
+}
+
+bool PcapCapture::Wait(int timeoutMs) {
+  for (auto& f : pfds_) f.revents = 0;
+  return poll(pfds_.data(), pfds_.size(), timeoutMs) > 0;
+}
+
+uint32_t PcapCapture::Fill() {
+  n_ = 0;
+  const uint32_t cap = opts_.batchSize;
+  bool progress = true;
+  // Round after round over the devices, so a busy one cannot starve another.
+  while (progress && n_ < cap) {
+    progress = false;
+    for (auto& d : devs_) {
+      if (n_ >= cap) break;
+      int r = pcap_dispatch(d.handle, static_cast<int>(cap - n_), &PcapCapture::OnPacket, reinterpret_cast<unsigned char*>(&d));
+      if (r > 0) {
+        progress = true;
+      } else if (r == PCAP_ERROR) {
+        counters_[C_RECV_ERRORS] += 1;
+      }
+    }
+  }
+  uint32_t* verdict = meta_.data() + col(F_VERDICT, 0);
+  for (uint32_t i = 0; i < n_; i++) verdict[i] = VERDICT_UNSET;
+  if (n_) {
+    counters_[C_RECEIVED] += n_;
+    counters_[C_BATCHES] += 1;
+    if (n_ > counters_[C_MAX_BATCH]) counters_[C_MAX_BATCH] = n_;
+  }
+  return n_;
+}
+
+void PcapCapture::OnPacket(unsigned char* user, const pcap_pkthdr* h, const unsigned char* bytes) {
+  auto* d = reinterpret_cast<Device*>(user);
+  d->owner->Take(*d, h, bytes);
+}
+
+void PcapCapture::Take(const Device& d, const pcap_pkthdr* h, const unsigned char* bytes) {
+  if (n_ >= opts_.batchSize) return;
+  uint32_t capLen = h->caplen < slotSize_ ? h->caplen : slotSize_;
+  uint32_t i = n_;
+  uint8_t* slot = pkt_.data() + static_cast<size_t>(i) * slotSize_;
+  uint32_t* m = meta_.data();
+  if (d.linkType == DLT_NFLOG) {
+    memcpy(slot, bytes, capLen);
+    if (!TakeNflog(d, h, slot, capLen)) {
+      counters_[C_CAPTURE_SKIPPED] += 1;
+      return;
+    }
+  } else {
+    Link l;
+    if (!ParseLink(d.linkType, bytes, capLen, l) || (l.proto != kEthIPv4 && l.proto != kEthIPv6) || capLen <= l.l3) {
+      counters_[C_CAPTURE_SKIPPED] += 1;
+      return;
+    }
+    memcpy(slot, bytes, capLen);
+    uint32_t base = i * slotSize_;
+    m[col(F_HW_PROTO, i)] = l.proto;
+    m[col(F_IN_IFINDEX, i)] = l.ifindex ? l.ifindex : d.ifindex;
+    m[col(F_OUT_IFINDEX, i)] = 0;
+    m[col(F_MARK, i)] = 0;
+    m[col(F_ORIG_LEN, i)] = h->len > l.l3 ? h->len - l.l3 : 0;
+    m[col(F_CAP_LEN, i)] = capLen - l.l3;
+    m[col(F_OFFSET, i)] = base + l.l3;
+    m[col(F_HWADDR_OFF, i)] = l.hw == NO_OFFSET || l.hw + 6 > capLen ? NO_OFFSET : base + l.hw;
+  }
+  m[col(F_ID, i)] = seq_++;
+  m[col(F_HOOK, i)] = 0;
+  m[col(F_TS_SEC, i)] = static_cast<uint32_t>(h->ts.tv_sec);
+  m[col(F_TS_NSEC, i)] = static_cast<uint32_t>(d.nanos ? h->ts.tv_usec : h->ts.tv_usec * 1000);
+  n_++;
+}
+
+// An NFLOG record: a 4-byte header (family, version, group), then netlink
+// attributes whose length and type are in host order and values in network
+// order. The payload attribute holds the IP packet.
+bool PcapCapture::TakeNflog(const Device& d, const pcap_pkthdr* h, const unsigned char* b, uint32_t cap) {
+  (void)d;
+  (void)h;
+  uint32_t i = n_;
+  uint32_t base = i * slotSize_;
+  uint32_t* m = meta_.data();
+  uint32_t payloadAt = NO_OFFSET, payloadLen = 0, hw = NO_OFFSET, in = 0, out = 0, mark = 0;
+  uint32_t off = 4;
+  while (off + 4 <= cap) {
+    uint16_t len, type;
+    memcpy(&len, b + off, 2);
+    memcpy(&type, b + off + 2, 2);
+    type &= kNlaTypeMask;
+    if (len < 4) break;
+    uint32_t vlen = len - 4u;
+    const unsigned char* v = b + off + 4;
+    bool whole = off + len <= cap;
+    if (type == kNfulaPayload) {
+      // A payload cut by the snaplen keeps what arrived.
+      payloadAt = off + 4;
+      payloadLen = whole ? vlen : cap - payloadAt;
+    } else if (whole && vlen >= 4 && type == kNfulaIndev) {
+      in = Be32(v);
+    } else if (whole && vlen >= 4 && type == kNfulaOutdev) {
+      out = Be32(v);
+    } else if (whole && vlen >= 4 && type == kNfulaMark) {
+      mark = Be32(v);
+    } else if (whole && vlen >= 4 + 6 && type == kNfulaHwaddr && Be16(v) >= 6) {
+      hw = off + 4 + 4;
+    }
+    if (!whole) break;
+    off += (len + 3u) & ~3u;
+  }
+  if (payloadAt == NO_OFFSET || payloadLen == 0) return false;
+  uint8_t ver = b[payloadAt] >> 4;
+  if (ver != 4 && ver != 6) return false;
+  // NFLOG copies the whole packet unless --nflog-size cut it: the IP header
+  // says how long it was on the wire.
+  uint32_t wire = payloadLen;
+  if (ver == 4 && payloadLen >= 4) {
+    uint32_t t = Be16(b + payloadAt + 2);
+    if (t > wire) wire = t;
+  } else if (ver == 6 && payloadLen >= 6) {
+    uint32_t t = Be16(b + payloadAt + 4) + 40u;
+    if (t > wire) wire = t;
+  }
+  m[col(F_HW_PROTO, i)] = ver == 4 ? kEthIPv4 : kEthIPv6;
+  m[col(F_IN_IFINDEX, i)] = in;
+  m[col(F_OUT_IFINDEX, i)] = out;
+  m[col(F_MARK, i)] = mark;
+  m[col(F_ORIG_LEN, i)] = wire;
+  m[col(F_CAP_LEN, i)] = payloadLen;
+  m[col(F_OFFSET, i)] = base + payloadAt;
+  m[col(F_HWADDR_OFF, i)] = hw == NO_OFFSET ? NO_OFFSET : base + hw;
+  return true;
+}
+
+}  // namespace nfips

@@ -1,0 +1,102 @@
+// A passive capture source: one or more libpcap handles (interfaces or
+// nflog:GROUP devices) read into the batch layout of NfqSocket, so the same
+// verdict engine runs on a mirror port. No N-API in here: the addon wraps it.
+// Nothing is ever answered or dropped: a capture only watches.
+#pragma once
+
+#include <poll.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nfq_socket.h"
+
+struct pcap;
+struct pcap_pkthdr;
+
+namespace nfips {
+
+// Capture counters, appended after the queue's (Counter) in the same shared
+// array, so both kinds of thread report one list (src/queue/native.ts).
+enum CaptureCounter : uint32_t {
+  C_CAPTURE_DROPS = C_COUNTER_COUNT,  // pcap_stats ps_drop summed over devices
+  C_CAPTURE_IF_DROPS,                 // pcap_stats ps_ifdrop summed over devices
+  C_CAPTURE_SKIPPED,                  // frames neither IPv4 nor IPv6, or cut before their L3 header
+  C_ALL_COUNTER_COUNT
+};
+
+struct CaptureOptions {
+  std::vector<std::string> devices;
+  uint32_t snaplen = 2048;
+  uint32_t bufferBytes = 32u << 20;
+  std::string filter;
+  uint32_t batchSize = 256;
+  bool promisc = false;
+};
+
+class PcapCapture {
+ public:
+  explicit PcapCapture(const CaptureOptions& opts);
+  ~PcapCapture();
+  PcapCapture(const PcapCapture&) = delete;
+  PcapCapture& operator=(const PcapCapture&) = delete;
+
+  // Opens every device; on failure returns false, sets error() (naming the
+  // device and libpcap's message) and leaves nothing open.
+  bool Open();
+  // Reads the drop counters a last time and closes every handle.
+  void Close();
+  bool isOpen() const { return !devs_.empty(); }
+  const std::string& error() const { return error_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }
+
+  // Fills the batch with what the devices hold now, without blocking.
+  uint32_t Fill();
+  // Waits up to timeoutMs for a device to become readable; false on timeout.
+  bool Wait(int timeoutMs);
+  // Refreshes the drop counters when the last refresh is older than a second (or always).
+  void RefreshStats(bool force);
+
+  uint8_t* packetBuffer() { return pkt_.data(); }
+  size_t packetBufferSize() const { return pkt_.size(); }
+  uint32_t* meta() { return meta_.data(); }
+  size_t metaBytes() const { return meta_.size() * sizeof(uint32_t); }
+  uint32_t batchSize() const { return opts_.batchSize; }
+
+  void SetCounters(double* c) { counters_ = c ? c : localCounters_; }
+  double* counters() { return counters_; }
+
+ private:
+  struct Device {
+    PcapCapture* owner;
+    pcap* handle;
+    std::string name;
+    int linkType;
+    int fd;
+    uint32_t ifindex;
+    bool nanos;  // timestamps in ns (else us)
+  };
+  static void OnPacket(unsigned char* user, const pcap_pkthdr* h, const unsigned char* bytes);
+  void Take(const Device& d, const pcap_pkthdr* h, const unsigned char* bytes);
+  bool TakeNflog(const Device& d, const pcap_pkthdr* h, const unsigned char* bytes, uint32_t slot);
+  bool OpenOne(const std::string& name);
+  uint32_t col(Field f, uint32_t i) const { return f * opts_.batchSize + i; }
+
+  CaptureOptions opts_;
+  uint32_t slotSize_;
+  std::vector<uint8_t> pkt_;
+  std::vector<uint32_t> meta_;
+  std::vector<Device> devs_;
+  std::vector<pollfd> pfds_;
+  uint32_t n_ = 0;
+  uint32_t seq_ = 0;
+  uint64_t statsAtNs_ = 0;
+  double localCounters_[C_ALL_COUNTER_COUNT] = {0};
+  double* counters_ = localCounters_;
+  std::string error_;
+  std::vector<std::string> warnings_;
+};
+
+}  // namespace nfips

@@ -1,0 +1,66 @@
+// Splitting one capture between worker threads: each worker's BPF filter
+// keeps a share of the traffic chosen by a hash both directions of a flow
+// agree on (XOR of the source and destination address words, modulo the
+// worker count), so every session stays on one worker, as with NFQUEUE's
+// --queue-balance. libpcap (1.x) compiles `^` and `%` into classic BPF
+// ALU ops the kernel runs; the filter is applied by the kernel, so each
+// worker only ever copies its own share.
+
+/** XOR of the IPv4 source and destination addresses (IP header bytes 12..19). */
+const V4_HASH = '(ip[12:4] ^ ip[16:4])';
+/** XOR of the eight 32-bit words of the IPv6 source and destination (bytes 8..39). */
+const V6_HASH = `(${[8, 12, 16, 20, 24, 28, 32, 36].map((o) => `ip6[${o}:4]`).join(' ^ ')})`;
+
+export interface SplitOptions {
+  /**
+   * Also split frames with one 802.1Q tag (true by default). libpcap's
+   * `vlan` keyword moves the offsets of everything after it, so this branch
+   * comes last; it needs an Ethernet device (pcap_compile refuses `vlan`
+   * elsewhere, e.g. on "any"): pass false there. Frames with two tags or
+   * more (QinQ) match no worker's share and are not seen when split.
+   */
+  vlan?: boolean;
+}
+
+/** Worker k of n's share, as a BPF expression over IPv4 and IPv6 (and single-tagged VLAN) frames. */
+export function splitExpression(k: number, n: number, opts: SplitOptions = {}): string {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`capture split: the worker count must be a positive integer, got ${n}`);
+  if (!Number.isInteger(k) || k < 0 || k >= n) throw new Error(`capture split: worker index must be 0..${n - 1}, got ${k}`);
+  const share = `(ip and ${V4_HASH} % ${n} = ${k}) or (ip6 and ${V6_HASH} % ${n} = ${k})`;
+  return opts.vlan === false ? share : `${share} or (vlan and (${share}))`;
+}
+
+/**
+ * The operator's filter combined with worker k of n's share: `(USER) and
+ * (SPLIT)`, the user's filter alone for one worker. A user filter that uses
+ * `vlan` itself moves the offsets the share reads: pass vlan: false then.
+ */
+export function workerFilter(userFilter: string, k: number, n: number, opts: SplitOptions = {}): string {
+  const user = userFilter.trim();
+  if (n === 1 && k === 0) return user;
+  const split = splitExpression(k, n, opts);
+  return user === '' ? split : `(${user}) and (${split})`;
+}
+
+const NFLOG_DEVICE = /^nflog(:\d+)?$/;
+
+export function isNflogDevice(device: string): boolean {
+  return NFLOG_DEVICE.test(device);
+}
+
+/**
+ * The filter of each of `workers` capture threads over the same devices.
+ * NFLOG records cannot be split: the BPF filter sees the NFLOG header, not
+ * an Ethernet or IP one, and iptables has no way to balance NFLOG groups
+ * between listeners; several workers with an nflog device are refused.
+ */
+export function captureWorkerFilters(devices: readonly string[], userFilter: string, workers: number, opts: SplitOptions = {}): string[] {
+  if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers must be a positive integer, got ${workers}`);
+  if (workers > 1) {
+    const nflog = devices.filter(isNflogDevice);
+    if (nflog.length > 0) {
+      throw new Error(`--workers ${workers}: NFLOG devices (${nflog.join(', ')}) cannot be split between workers; use --workers 1 with --nflog`);
+    }
+  }
+  return Array.from({ length: workers }, (_, k) => workerFilter(userFilter, k, workers, opts));
+}
