@@ -11,7 +11,7 @@ import { install, iptablesAvailable, remove, stopQueueing } from '../iptables/ap
 import { IptablesPlan } from '../iptables/plan';
 import { createEventLog } from '../log/event-log';
 import { NF_DROP, NF_REPEAT } from '../batch/layout';
-import { QueueSupervisor } from '../queue/supervisor';
+import { CaptureSourceOptions, QueueSourceOptions, QueueSupervisor } from '../queue/supervisor';
 import { readRuleFile } from '../rules/load';
 import { RuleSet } from '../rules/types';
 import { readKernelQueueStats } from '../stats/kernel-queue';
@@ -240,7 +240,7 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   let sup: QueueSupervisor;
   try {
     // A watch's threads capture; run's bind NFQUEUE queues. Everything after the batch is the same.
-    const source = o.capture
+    const source: QueueSourceOptions | CaptureSourceOptions = o.capture
       ? { capture: captureSourceFor(o) }
       : {
           queues: queueNumbers(o),
