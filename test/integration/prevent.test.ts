@@ -3,12 +3,11 @@
 // kill -9 with their remaining time; an attack is blocked in the kernel
 // while the normal client keeps working, and the block lifts after its TTL.
 import assert from 'node:assert/strict';
-import { ChildProcess, execFile } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { test, TestContext } from 'node:test';
 import { BlockView } from '../../src/blocks/manager';
 import { parseSave } from '../../src/blocks/ipset';
@@ -17,21 +16,12 @@ import { InlineNfips, LogRecord, startInlineNfips } from '../../lab/netns/inline
 import { startNormalTraffic } from '../../lab/netns/normal-traffic';
 import { startPeers } from '../../lab/netns/peers';
 import { createTopology, Topology } from '../../lab/netns/topology';
-import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
+import { requireIntegration } from '../helpers/env';
+import { controlCli } from '../helpers/control-cli';
 
-const execFileP = promisify(execFile);
-const NFIPS = path.join(PACKAGE_ROOT, 'bin', 'nfips');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function cli(nf: InlineNfips, ...args: string[]): Promise<{ code: number; out: string }> {
-  try {
-    const r = await execFileP(process.execPath, [NFIPS, ...args, '--control-socket', nf.controlSocket]);
-    return { code: 0, out: r.stdout };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, out: `${err.stdout}${err.stderr}` };
-  }
-}
+const cli = (nf: InlineNfips, ...args: string[]) => controlCli(nf.controlSocket, ...args);
 
 async function listBlocks(nf: InlineNfips): Promise<BlockView[]> {
   const r = await cli(nf, 'blocks', 'list', '--json');

@@ -13,6 +13,7 @@ import { InlineNfips, LogRecord, startInlineNfips } from '../../lab/netns/inline
 import { startPeers } from '../../lab/netns/peers';
 import { createTopology, Topology } from '../../lab/netns/topology';
 import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
+import { controlCli } from '../helpers/control-cli';
 import { parseSave } from '../../src/blocks/ipset';
 import type { RuleStats } from '../../src/queue/supervisor';
 
@@ -28,15 +29,7 @@ const RULES = {
   ],
 };
 
-async function cli(nf: InlineNfips, ...args: string[]): Promise<{ code: number; out: string }> {
-  try {
-    const r = await execFileP(process.execPath, [NFIPS, ...args, '--control-socket', nf.controlSocket]);
-    return { code: 0, out: r.stdout };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, out: `${err.stdout}${err.stderr}` };
-  }
-}
+const cli = (nf: InlineNfips, ...args: string[]) => controlCli(nf.controlSocket, ...args);
 
 async function ruleCounts(nf: InlineNfips): Promise<Record<string, number>> {
   const r = await cli(nf, 'rules', 'stats', '--json');
