@@ -32,6 +32,8 @@ export function controlDispatch(t: ControlTargets): (req: ControlRequest) => Pro
         return t.blocks.flush('manual');
       case 'status':
         return t.status();
+      case 'sessions':
+        return t.sup.sessions();
     }
   };
 }

@@ -60,6 +60,8 @@ export interface RunFlags extends CrowdSecFlags {
   rulesMode?: string;
   suppress?: string;
   metricsListen?: string;
+  flowLog?: string;
+  flowLogRate?: number | string;
 }
 
 /**
@@ -126,6 +128,10 @@ export interface RunOptions {
   metricsListen: ListenAddress | null;
   /** --crowdsec-url and the rest: the CrowdSec Local API link; null: none. */
   crowdsec: CrowdSecOptions | null;
+  /** --flow-log on: a `flow` event for every session that ends. */
+  flowLog: boolean;
+  /** Flow events per second per queue thread; the rest are counted (flows_suppressed). */
+  flowLogRate: number;
 }
 
 export const RUN_DEFAULTS = {
@@ -165,6 +171,8 @@ export const RUN_DEFAULTS = {
   malformed: 'drop',
   rulesMode: 'enforce',
   suppress: '',
+  flowLog: 'on',
+  flowLogRate: 2000,
 } as const;
 
 /** Window length and step when neither a model nor a flag sets them. */
@@ -257,6 +265,8 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
   const mode = attempt(() => oneOf('mode', f.mode, DETECT_MODES));
   const malformed = attempt(() => oneOf('malformed', f.malformed, MALFORMED_POLICIES));
   const rulesMode = attempt(() => oneOf('rules-mode', f.rulesMode, RULES_MODES));
+  const flowLog = attempt(() => oneOf('flow-log', String(f.flowLog), ['on', 'off'] as const));
+  const flowLogRate = attempt(() => intIn('flow-log-rate', f.flowLogRate, 1, 1_000_000));
   const scoringThreads = attempt(() => intIn('scoring-threads', f.scoringThreads, 1, 64));
   const windowSeconds = flags.windowSeconds === undefined ? undefined : attempt(() => intIn('window-seconds', f.windowSeconds, 1, 3600));
   const stepSeconds = flags.stepSeconds === undefined ? undefined : attempt(() => intIn('step-seconds', f.stepSeconds, 1, 3600));
@@ -338,5 +348,7 @@ export function resolveRunOptions(flags: RunFlags): RunOptions {
     suppress: f.suppress === '' ? '' : path.resolve(f.suppress),
     metricsListen,
     crowdsec,
+    flowLog: flowLog === 'on',
+    flowLogRate: flowLogRate!,
   };
 }

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { controlRequest, notRunning } from '../control/client';
 import { liveBlockSets, OfflineBlocks } from '../blocks/offline';
 import { ControlRequest, DEFAULT_CONTROL_SOCKET } from '../control/protocol';
-import { formatBlocks, formatStatus } from './status-text';
+import { formatBlocks, formatSessions, formatStatus } from './status-text';
+import { SessionRow, sessionsCsv } from '../flow/flow-record';
 import { explain, formatExplanation } from '../rules/explain';
 import { FormatChoice, readRuleFile } from '../rules/load';
 import { parsePacketText } from '../rules/packet-text';
@@ -236,6 +237,8 @@ export function runCli(args: readonly string[], extras: Pick<StartOptions, 'scor
           .option('rules-mode', { type: 'string', defaultDescription: String(RUN_DEFAULTS.rulesMode), choices: ['enforce', 'log'], describe: 'enforce: the rules decide; log: a dry run, every packet a rule, the default policy or lock would drop or reject is accepted and logged with alert.action would-drop/would-reject (anomaly blocks follow --mode)' })
           .option('suppress', { type: 'string', describe: 'JSON file of anomaly suppressions (by signature_id and/or source network): a suppressed anomaly neither alerts nor blocks' })
           .option('ipset', { type: 'string', defaultDescription: String(RUN_DEFAULTS.ipset), describe: 'ipset binary (blocks are ipsets matched before the queue)' })
+          .option('flow-log', { type: 'string', defaultDescription: String(RUN_DEFAULTS.flowLog), describe: 'on: a Suricata EVE "flow" event in the log file for every session that ends (TCP close, idle timeout, pushed out of a full table, stop), with packets and bytes each way; on by default, as Suricata\'s eve.json ships with flow records and dashboards expect them; --flow-log-rate bounds the volume. off: none' })
+          .option('flow-log-rate', { type: 'string', defaultDescription: String(RUN_DEFAULTS.flowLogRate), describe: 'most flow events per second per queue; the rest are counted as flows_suppressed in stats' })
           .option('metrics-listen', { type: 'string', describe: 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9808; off by default)' })
           .option('crowdsec-url', { type: 'string', describe: 'CrowdSec Local API (e.g. http://10.0.0.1:8080): apply its ban decisions on IPs and ranges as blocks (origin crowdsec); see README "Several gateways"' })
           .option('crowdsec-bouncer-key-file', { type: 'string', describe: 'file holding the bouncer key "cscli bouncers add NAME" printed (needed with --crowdsec-url)' })
@@ -383,6 +386,22 @@ export function runCli(args: readonly string[], extras: Pick<StartOptions, 'scor
       async (argv) => {
         const s = await ask(argv.controlSocket, { cmd: 'status' });
         process.stdout.write(argv.json ? `${escapeJsonLine(JSON.stringify(s, null, 2))}\n` : formatStatus(s as Parameters<typeof formatStatus>[0]));
+      },
+    )
+    .command(
+      'sessions',
+      'live sessions of the running nfips: server, client, protocol, packets and bytes each way, first and last seen',
+      (y) =>
+        y
+          .option('control-socket', controlFlag)
+          .option('json', { type: 'boolean', default: false, describe: 'a JSON array of sessions' })
+          .option('csv', { type: 'boolean', default: false, describe: 'CSV with a header line (RFC 4180)' })
+          .conflicts('json', 'csv'),
+      async (argv) => {
+        const rows = (await ask(argv.controlSocket, { cmd: 'sessions' })) as SessionRow[];
+        if (argv.json) process.stdout.write(`${escapeJsonLine(JSON.stringify(rows, null, 2))}\n`);
+        else if (argv.csv) process.stdout.write(sessionsCsv(rows));
+        else process.stdout.write(formatSessions(rows));
       },
     )
     .command(
