@@ -394,8 +394,9 @@ export function runCli(args: readonly string[], extras: Pick<StartOptions, 'scor
       (y) =>
         y
           .option('control-socket', controlFlag)
-          .option('json', { type: 'boolean', default: false, describe: 'a JSON array of sessions' })
-          .option('csv', { type: 'boolean', default: false, describe: 'CSV with a header line (RFC 4180)' })
+          // No defaults: yargs would take a default false for a conflict.
+          .option('json', { type: 'boolean', describe: 'a JSON array of sessions' })
+          .option('csv', { type: 'boolean', describe: 'CSV with a header line (RFC 4180)' })
           .conflicts('json', 'csv'),
       async (argv) => {
         const rows = (await ask(argv.controlSocket, { cmd: 'sessions' })) as SessionRow[];
