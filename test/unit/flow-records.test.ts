@@ -149,7 +149,7 @@ describe('flow records', () => {
     f.tick(T0 + 60);
     assert.equal(f.records.length, 0, 'not idle yet');
     // The table has 1024 slots: a few sweeps see them all.
-    for (let k = 0; k * SWEEP_SLOTS < 1024; k++) f.tick(T0 + 200);
+    for (let k = 0; k * SWEEP_SLOTS < 1024; k++) f.tick(T0 + 200 + k);
     assert.equal(f.records.length, 1);
     const r = f.records[0];
     assert.equal(r.proto, 'UDP');
@@ -159,7 +159,7 @@ describe('flow records', () => {
     assert.equal(r.flow.reason, 'timeout');
     assert.equal(r.flow.state, 'established');
     assert.equal(r.flow.end, new Date((T0 + 0.5) * 1000).toISOString());
-    for (let k = 0; k < 4; k++) f.tick(T0 + 400);
+    for (let k = 0; k < 4; k++) f.tick(T0 + 400 + k);
     assert.equal(f.records.length, 1, 'reported once');
   });
 
