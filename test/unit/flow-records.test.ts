@@ -11,6 +11,12 @@ import { compileRuleSet } from '../../src/verdict/rule-snapshot';
 import { ENGINE_COUNTERS, ruleCounterBytes } from '../../src/verdict/engine';
 import { SessionTable } from '../../src/flow/session-table';
 import { EndedSessions } from '../../src/flow/ended-sessions';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { formatSessions } from '../../src/cli/status-text';
+import { resolveRunOptions } from '../../src/app/run-options';
+import { mergeConfig, readConfigFile } from '../../src/app/config-file';
 import { csvField, drainFlowRecords, flowIdBase, FlowRecord, SESSION_COLUMNS, sessionRows, sessionsCsv } from '../../src/flow/flow-record';
 
 const B = 8;
@@ -260,7 +266,12 @@ describe('nfips sessions rows', () => {
     assert.equal(udp.server_ip, 'fd00::2');
     assert.equal(udp.server_port, '123');
     assert.equal(udp.server_guess, 'port_below_1024');
+    const text = formatSessions(rows);
+    assert.match(text, /192\.0\.2\.7:80 +10\.0\.0\.5:40010 +tcp/);
+    assert.match(text, /\[fd00::2\]:123 +\[fd00::1\]:5000 +udp/);
+    assert.match(text, /\n2 sessions\n$/);
     assert.equal(sessionRows(f.pipe.engine.sessions, 3, T0 + 500).length, 0, 'idle sessions are not live');
+    assert.equal(formatSessions([]), 'no live sessions\n');
   });
 
   it('quotes CSV fields that need it', () => {
@@ -270,5 +281,23 @@ describe('nfips sessions rows', () => {
     assert.equal(csvField(12), '12');
     const [row] = parse(`${['a,b', 'say "hi"', 'x\ny'].map(csvField).join(',')}\r\n`) as string[][];
     assert.deepEqual(row, ['a,b', 'say "hi"', 'x\ny']);
+  });
+});
+
+describe('--flow-log flags', () => {
+  it('default on at 2000 a second; off, a rate and a config file key are taken; nonsense is refused naming the flag', () => {
+    const d = resolveRunOptions({});
+    assert.deepEqual([d.flowLog, d.flowLogRate], [true, 2000]);
+    assert.equal(resolveRunOptions({ flowLog: 'off' }).flowLog, false);
+    assert.equal(resolveRunOptions({ flowLogRate: '50' }).flowLogRate, 50);
+    assert.throws(() => resolveRunOptions({ flowLog: 'yes' }), /invalid --flow-log "yes": expected one of on, off/);
+    assert.throws(() => resolveRunOptions({ flowLogRate: '0' }), /invalid --flow-log-rate "0"/);
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-flowcfg-'));
+    const file = path.join(dir, 'nfips.json');
+    writeFileSync(file, JSON.stringify({ 'flow-log': 'off', 'flow-log-rate': 10 }));
+    const o = resolveRunOptions(mergeConfig(readConfigFile(file), {}).flags);
+    assert.deepEqual([o.flowLog, o.flowLogRate], [false, 10]);
+    writeFileSync(file, JSON.stringify({ 'flow-log': 'sometimes' }));
+    assert.throws(() => readConfigFile(file), /flow-log/);
   });
 });
