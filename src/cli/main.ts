@@ -447,12 +447,13 @@ export function runCli(args: readonly string[], extras: Pick<StartOptions, 'scor
           .option('rules-only', { type: 'boolean', default: false, describe: 'skip the anomaly model' })
           .option('iface-in', { type: 'string', describe: 'take every packet to have come in on this interface, so "in" rules can match (a capture carries none)' })
           .option('iface-out', { type: 'string', describe: 'take every packet to go out on this interface, so "out" rules can match' })
-          .option('suppress', { type: 'string', describe: 'anomaly suppression list (JSON), as for nfips run' }),
+          .option('suppress', { type: 'string', describe: 'anomaly suppression list (JSON), as for nfips run' })
+          .option('flow-log', { type: 'string', default: 'off', choices: ['on', 'off'], describe: `on: a "flow" line for every session that ends, as nfips run logs them (at most ${RUN_DEFAULTS.flowLogRate} per second of capture time); off by default here, where the output is meant for alerts` }),
       async (argv) => {
         const captureClock = { now: new Date(0) };
         const log = createEventLog({ console: false, stdoutJson: true, level: 'info', clock: () => captureClock.now });
         try {
-          const s = runReplay({ pcap: argv.pcap, rules: argv.rules, rulesFormat: argv.rulesFormat as FormatChoice, model: argv.rulesOnly ? null : argv.model, ifaceIn: argv.ifaceIn ?? null, ifaceOut: argv.ifaceOut ?? null, suppress: argv.suppress ?? null }, log, captureClock);
+          const s = runReplay({ pcap: argv.pcap, rules: argv.rules, rulesFormat: argv.rulesFormat as FormatChoice, model: argv.rulesOnly ? null : argv.model, ifaceIn: argv.ifaceIn ?? null, ifaceOut: argv.ifaceOut ?? null, suppress: argv.suppress ?? null, flowsPerSecond: argv.flowLog === 'on' ? RUN_DEFAULTS.flowLogRate : null }, log, captureClock);
           for (const w of s.warnings) process.stderr.write(`nfips replay: warning: ${escapeControl(w)}\n`);
           log.event('replay_summary', { ...s });
           await log.close();

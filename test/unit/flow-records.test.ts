@@ -15,6 +15,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { formatSessions } from '../../src/cli/status-text';
+import { execFileSync } from 'node:child_process';
+import { PcapWriter } from '../../src/pcap/writer';
+import { PACKAGE_ROOT } from '../../src/config/paths';
 import { resolveRunOptions } from '../../src/app/run-options';
 import { mergeConfig, readConfigFile } from '../../src/app/config-file';
 import { csvField, drainFlowRecords, flowIdBase, FlowRecord, SESSION_COLUMNS, sessionRows, sessionsCsv } from '../../src/flow/flow-record';
@@ -299,5 +302,30 @@ describe('--flow-log flags', () => {
     assert.deepEqual([o.flowLog, o.flowLogRate], [false, 10]);
     writeFileSync(file, JSON.stringify({ 'flow-log': 'sometimes' }));
     assert.throws(() => readConfigFile(file), /flow-log/);
+  });
+});
+
+describe('nfips replay --flow-log on', () => {
+  it('prints a flow line for a refused connection at once and for a UDP exchange at the end of the capture', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-flowpcap-'));
+    const pcap = path.join(dir, 'f.pcap');
+    const w = new PcapWriter(pcap);
+    const pkts: [number, PacketSpec][] = [
+      [T0, toS(40020, TCP_SYN)],
+      [T0, toC(40020, TCP_RST | TCP_ACK)],
+      [T0 + 1, { src: C, dst: S, proto: 17, sport: 5000, dport: 53, payloadLen: 40 }],
+      [T0 + 2, { src: S, dst: C, proto: 17, sport: 53, dport: 5000, payloadLen: 90 }],
+    ];
+    for (const [t, spec] of pkts) w.write(t, 0, buildPacket(spec));
+    w.close();
+    const out = (extra: string[]) => execFileSync(process.execPath, [path.join(PACKAGE_ROOT, 'bin', 'nfips'), 'replay', '--pcap', pcap, '--rules-only', ...extra], { encoding: 'utf8' }).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const flows = out(['--flow-log', 'on']).filter((l) => l.event_type === 'flow') as unknown as (FlowRecord & { timestamp: string })[];
+    const len = pkts.map(([, spec]) => buildPacket(spec).length);
+    assert.deepEqual(flows.map((f) => [f.proto, f.flow.reason, f.flow.pkts_toserver, f.flow.pkts_toclient, f.flow.bytes_toserver, f.flow.bytes_toclient]), [
+      ['TCP', 'tcp_close', 1, 1, len[0], len[1]],
+      ['UDP', 'shutdown', 1, 1, len[2], len[3]],
+    ]);
+    assert.equal(flows[0].timestamp, new Date(T0 * 1000).toISOString(), 'stamped on the capture clock');
+    assert.equal(out([]).filter((l) => l.event_type === 'flow').length, 0, 'off by default in replay');
   });
 });
