@@ -3,7 +3,7 @@
 // at once, and the flow records are made from these copies only after the
 // batch's verdicts are sent. Bounded, with a per-second budget: a flood of
 // short sessions is counted, never queued without end.
-import type { SessionTable } from './session-table';
+import { SESSION_KEY_WORDS as KEY_WORDS, SessionTable } from './session-table';
 
 export const enum EndReason {
   /** TCP: a reset from either side, or a FIN from both. */
@@ -15,8 +15,6 @@ export const enum EndReason {
   /** nfips stopped. */
   Shutdown = 3,
 }
-
-const KEY_WORDS = 10;
 
 export class EndedSessions {
   count = 0;

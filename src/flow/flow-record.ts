@@ -6,9 +6,7 @@ import { formatAddress } from '../rules/address';
 import { protocolName } from '../rules/protocols';
 import { PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG } from '../packet/decoded';
 import { EndedSessions, EndReason } from './ended-sessions';
-import { F_ESTABLISHED, F_INIT_IS_A, F_SERVER_IS_A, GUESS_SHIFT, SERVER_GUESS_NAMES, SessionTable } from './session-table';
-
-const KEY_WORDS = 10;
+import { F_ESTABLISHED, F_INIT_IS_A, F_SERVER_IS_A, GUESS_SHIFT, SESSION_KEY_WORDS as KEY_WORDS, SERVER_GUESS_NAMES, SessionTable } from './session-table';
 
 /** Suricata's flow.reason words; a TCP close is told apart from a timeout. */
 const REASONS = ['tcp_close', 'timeout', 'forced', 'shutdown'] as const;

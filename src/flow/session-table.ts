@@ -10,6 +10,8 @@ import { PROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../packet/decoded
 import { EndReason, EndedSessions } from './ended-sessions';
 
 const KEY_WORDS = 10; // famProto, a[4], b[4], ports
+/** Words of a session's key (copyKey): (family << 8) | proto, address A, address B, (portA << 16) | portB. */
+export const SESSION_KEY_WORDS = KEY_WORDS;
 const MAX_PROBE = 16;
 const F_USED = 1;
 /** Bits of a slot's flags (flagsAt, EndedSessions.flags). */
@@ -104,10 +106,6 @@ export class SessionTable {
     this.tcpAB = new Uint8Array(c);
     this.tcpBA = new Uint8Array(c);
     this.endedAt = new Uint8Array(c);
-  }
-
-  get idleTimeout(): number {
-    return this.idleSeconds;
   }
 
   /**
