@@ -27,7 +27,7 @@ const START_TIMEOUT_MS = 5000;
 const STOP_GRACE_MS = 5000;
 const IPERF_PORT = 5201;
 
-type ModeKey = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g';
+type ModeKey = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h';
 const RULES_E = 1000;
 
 interface Options {
@@ -103,7 +103,7 @@ const USAGE = `usage: node dist/bench/bench.js [--runs N] [--seconds S] [--quick
   --runs N        runs per measurement, median reported (env BENCH_RUNS, default 3)
   --seconds S     iperf3 duration per run (env BENCH_SECONDS, default 5)
   --quick         1 run of 2 s
-  --modes LIST    subset of a (kernel), b (C loop), c (npm nfqueue), d (nfips, detection on), e (nfips, 1000 rules, detection on), f (nfips, detection off), g (nfips, detection on, --table filter)
+  --modes LIST    subset of a (kernel), b (C loop), c (npm nfqueue), d (nfips, detection on), e (nfips, 1000 rules, detection on), f (nfips, detection off), g (nfips, detection on, --table filter), h (nfips, detection on, --flow-log off)
   --ping-count N  echo requests per ping run (default 200, 5 ms apart)
   --json FILE     where to write results (default bench/out/last.json)
   --keep-logs     keep the nfips log directory
@@ -126,13 +126,13 @@ function parseArgs(argv: string[], root: string): Options {
     runs: process.env.BENCH_RUNS ? positiveInt(process.env.BENCH_RUNS, 'BENCH_RUNS') : 3,
     seconds: process.env.BENCH_SECONDS ? positiveInt(process.env.BENCH_SECONDS, 'BENCH_SECONDS') : 5,
     pingCount: 200,
-    modes: ['a', 'b', 'c', 'd', 'e', 'f', 'g'],
+    modes: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'],
     keepLogs: false,
     // nfips' default --queue-maxlen; a shorter queue would fail open sooner and flatter nfips.
     loopMaxlen: 4096,
     jsonOut: path.join(root, 'bench', 'out', 'last.json'),
   };
-  const names: Record<string, ModeKey> = { a: 'a', kernel: 'a', b: 'b', c: 'c', cloop: 'b', loop: 'b', peer: 'c', nfqueue: 'c', d: 'd', nfips: 'd', e: 'e', f: 'f', g: 'g' };
+  const names: Record<string, ModeKey> = { a: 'a', kernel: 'a', b: 'b', c: 'c', cloop: 'b', loop: 'b', peer: 'c', nfqueue: 'c', d: 'd', nfips: 'd', e: 'e', f: 'f', g: 'g', h: 'h' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     switch (a) {
@@ -150,7 +150,7 @@ function parseArgs(argv: string[], root: string): Options {
       case '--modes': {
         const list = (argv[++i] ?? fail('--modes needs a list')).split(',').map((s) => s.trim().toLowerCase());
         const keys = list.map((s) => names[s] ?? fail(`unknown mode "${s}"`));
-        o.modes = (['a', 'b', 'c', 'd', 'e', 'f', 'g'] as ModeKey[]).filter((k) => keys.includes(k));
+        o.modes = (['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'] as ModeKey[]).filter((k) => keys.includes(k));
         break;
       }
       case '-h': case '--help': process.stdout.write(`${USAGE}\n`); process.exit(0);
@@ -401,11 +401,16 @@ class Bench {
       },
       {
         key: 'f', label: 'nfips, detection off (rules only)', queued: true,
-        start: () => this.startNfips('rules/default.json', ['--mode', 'off']),
+        // Rules only: flow records would keep the session table for them.
+        start: () => this.startNfips('rules/default.json', ['--mode', 'off', '--flow-log', 'off']),
       },
       {
         key: 'g', label: 'nfips (features + classifier), --table filter', queued: true,
         start: () => this.startNfips('rules/default.json', ['--mode', 'detect', '--table', 'filter']),
+      },
+      {
+        key: 'h', label: 'nfips (features + classifier), --flow-log off', queued: true,
+        start: () => this.startNfips('rules/default.json', ['--mode', 'detect', '--flow-log', 'off']),
       },
     ];
   }
@@ -685,6 +690,7 @@ function compare(results: ModeResult[]): { comparisons: Comparison[]; targets: T
   const e = pickMode(results, 'e');
   const f = pickMode(results, 'f');
   const g = pickMode(results, 'g');
+  const h = pickMode(results, 'h');
   const v = (m: ModeSummary | null, def: MetricDef) => (m === null ? null : def.pick(m));
   const comparisons = METRICS.filter((m) => m.name !== 'UDP-64 loss').map((def) => ({
     metric: def.name,
@@ -709,6 +715,10 @@ function compare(results: ModeResult[]): { comparisons: Comparison[]; targets: T
     target('detection on vs off: TCP', ratio(d?.tcpGbps, f?.tcpGbps), (x) => x >= 0.9, '>= 0.90'),
     target('detection on vs off: UDP-64 verdicted', ratio(d?.udpVerdictedPps, f?.udpVerdictedPps), (x) => x >= 0.9, '>= 0.90'),
     target('detection on vs off: ping RTT', ratio(d?.pingAvgUs, f?.pingAvgUs), (x) => x <= 1.1, '<= 1.10'),
+    // What flow records cost: (d) logs them (the default), (h) does not; at most 5%.
+    target('flow log on vs off: TCP', ratio(d?.tcpGbps, h?.tcpGbps), (x) => x >= 0.95, '>= 0.95'),
+    target('flow log on vs off: UDP-64 verdicted', ratio(d?.udpVerdictedPps, h?.udpVerdictedPps), (x) => x >= 0.95, '>= 0.95'),
+    target('flow log on vs off: ping RTT', ratio(d?.pingAvgUs, h?.pingAvgUs), (x) => x <= 1.05, '<= 1.05'),
     // What queueing from mangle (the default, so fail-open keeps the filter rules) costs against filter.
     target('(info) mangle vs --table filter: TCP', ratio(d?.tcpGbps, g?.tcpGbps), (x) => x >= 0.9, '>= 0.90'),
     target('(info) mangle vs --table filter: UDP-64 verdicted', ratio(d?.udpVerdictedPps, g?.udpVerdictedPps), (x) => x >= 0.9, '>= 0.90'),

@@ -65,6 +65,8 @@ export const CONFIG_FLAGS: Readonly<Record<string, FlagSpec>> = {
   suppress: { kind: 'path' },
   ipset: { kind: 'string' },
   'metrics-listen': { kind: 'string' },
+  'flow-log': { kind: 'string', choices: ['on', 'off'] },
+  'flow-log-rate': { kind: 'integer' },
   'crowdsec-url': { kind: 'string' },
   'crowdsec-bouncer-key-file': { kind: 'path' },
   'crowdsec-interval': { kind: 'string-or-integer' },

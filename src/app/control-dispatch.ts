@@ -40,6 +40,8 @@ export function controlDispatch(t: ControlTargets): (req: ControlRequest) => Pro
         return blocks().flush('manual');
       case 'status':
         return t.status();
+      case 'sessions':
+        return t.sup.sessions();
     }
   };
 }

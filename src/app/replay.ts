@@ -15,6 +15,8 @@ import { OfflinePipeline } from '../offline/pipeline';
 import { PcapBatchReader } from '../pcap/reader';
 import { FormatChoice, readRuleFile } from '../rules/load';
 import { logRuleEvents } from './rule-event-log';
+import { logFlowRecords } from './flow-log';
+import { flowIdBase } from '../flow/flow-record';
 import { readSuppressionFile, Suppressions } from '../detect/suppress';
 import { offlineIfindexes } from '../offline/pipeline';
 import { RuleSet } from '../rules/types';
@@ -30,6 +32,8 @@ export interface ReplayCommand {
   ifaceOut?: string | null;
   /** --suppress: anomaly suppression list file. */
   suppress?: string | null;
+  /** --flow-log on: `flow` records per second of capture time at most; null: none. */
+  flowsPerSecond?: number | null;
 }
 
 /**
@@ -131,6 +135,8 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
       onStep: (st) => tracker?.add(st),
       interfaces,
       onRuleEvents: (events) => logRuleEvents(log, 0, rules, events, ifaceName),
+      flows: c.flowsPerSecond ? { perSecond: c.flowsPerSecond, queue: 0, idBase: flowIdBase(0, 0) } : null,
+      onFlows: (records) => logFlowRecords(log, records),
       onWindow: (w) => {
         windows++;
         if (!model || !scorer || !judge) return;

@@ -69,6 +69,8 @@ export interface RunFlags extends CrowdSecFlags {
   captureBufferMb?: number | string;
   promisc?: boolean;
   block?: boolean;
+  flowLog?: string;
+  flowLogRate?: number | string;
 }
 
 /**
@@ -163,6 +165,10 @@ export interface RunOptions {
   crowdsec: CrowdSecOptions | null;
   /** `nfips watch`: the capture; null for `nfips run` (inline, NFQUEUE). */
   capture: CaptureSettings | null;
+  /** --flow-log on: a `flow` event for every session that ends. */
+  flowLog: boolean;
+  /** Flow events per second per queue thread; the rest are counted (flows_suppressed). */
+  flowLogRate: number;
 }
 
 export const RUN_DEFAULTS = {
@@ -207,6 +213,8 @@ export const RUN_DEFAULTS = {
   captureBufferMb: 32,
   promisc: true,
   block: false,
+  flowLog: 'on',
+  flowLogRate: 2000,
 } as const;
 
 /** Watch's defaults where they differ from run's: a mirror port only alerts unless --block. */
@@ -307,6 +315,8 @@ export function resolveRunOptions(flags: RunFlags, command: 'run' | 'watch' = 'r
   const mode = attempt(() => oneOf('mode', f.mode, DETECT_MODES));
   const malformed = attempt(() => oneOf('malformed', f.malformed, MALFORMED_POLICIES));
   const rulesMode = attempt(() => oneOf('rules-mode', f.rulesMode, RULES_MODES));
+  const flowLog = attempt(() => oneOf('flow-log', String(f.flowLog), ['on', 'off'] as const));
+  const flowLogRate = attempt(() => intIn('flow-log-rate', f.flowLogRate, 1, 1_000_000));
   const scoringThreads = attempt(() => intIn('scoring-threads', f.scoringThreads, 1, 64));
   const windowSeconds = flags.windowSeconds === undefined ? undefined : attempt(() => intIn('window-seconds', f.windowSeconds, 1, 3600));
   const stepSeconds = flags.stepSeconds === undefined ? undefined : attempt(() => intIn('step-seconds', f.stepSeconds, 1, 3600));
@@ -393,6 +403,8 @@ export function resolveRunOptions(flags: RunFlags, command: 'run' | 'watch' = 'r
     capture,
     // In watch, --block is what prevent means inline: alerts, and blocks of the sources.
     ...(capture ? { mode: capture.block && mode === 'detect' ? 'prevent' : mode!, rulesMode: 'log' as const } : {}),
+    flowLog: flowLog === 'on',
+    flowLogRate: flowLogRate!,
   };
 }
 

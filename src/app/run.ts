@@ -19,6 +19,7 @@ import { ControlServer } from '../control/server';
 import { RuleReloader } from './reload';
 import { logRuleWarnings } from './rule-warnings';
 import { logRuleEvents } from './rule-event-log';
+import { logFlowRecords } from './flow-log';
 import { Allowlist } from '../blocks/allowlist';
 import { setPrefixFor, SET_MAXELEM } from '../blocks/ipset';
 import { BlockManager } from '../blocks/manager';
@@ -259,11 +260,12 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
         };
     sup = await QueueSupervisor.start({
       ...source,
-      engine: { mode: o.verdictMode, mark: o.mark, rejectMark: o.rejectMark, eventsPerSecond: o.logRate, flowCapacity: FLOW_CAPACITY, malformed: o.malformed, rulesMode: o.rulesMode },
+      engine: { mode: o.verdictMode, mark: o.mark, rejectMark: o.rejectMark, eventsPerSecond: o.logRate, flowCapacity: FLOW_CAPACITY, malformed: o.malformed, rulesMode: o.rulesMode, flowsPerSecond: o.flowLog ? o.flowLogRate : null },
       features: detection.features,
       rules,
       log,
       onRuleEvents: (queue, rs, events) => logRuleEvents(log, queue, rs, events),
+      onFlows: (_queue, records) => logFlowRecords(log, records),
       onStep: detector ? (s) => detector.onStep(s) : undefined,
     });
   } catch (e) {

@@ -119,6 +119,10 @@ export class StatsReporter {
         avg_batch: batches > 0 ? Number((d('received') / batches).toFixed(2)) : 0,
         max_batch: c.maxBatch,
         flow_overflows: c.flowOverflows,
+        // Live sessions pushed out of a full table (a flood), and flow records logged or over --flow-log-rate.
+        flow_evictions: c.flowEvictions,
+        flows_logged: c.flowsLogged,
+        flows_suppressed: c.flowsSuppressed,
         // Suricata EVE's stats.ips, so eve.json dashboards read it as is.
         stats: { ips: { accepted: c.accepted, blocked: c.dropped, rejected: c.rejected } },
         classifier: classifier[c.queue] ?? null,

@@ -26,6 +26,15 @@ export async function statusOf(sup: QueueSupervisor, startedAt: number, detector
     ...(o.capture
       ? { capture: { ifaces: o.capture.ifaces, nflog_groups: o.capture.nflogGroups, filter: o.capture.filter || null, block: o.capture.block }, workers: queues.map((c) => ({ ...c, capture: captureCounters(c), classifier: classifier[c.queue] ?? null })) }
       : { queues: queues.map((c) => ({ ...c, kernel: kernel.get(c.queue) ?? null, classifier: classifier[c.queue] ?? null })) }),
+    // The session table (the flow budget) under pressure, and the flow records.
+    flows: {
+      log: o.flowLog,
+      rate_per_queue: o.flowLogRate,
+      logged: queues.reduce((n, c) => n + c.flowsLogged, 0),
+      suppressed: queues.reduce((n, c) => n + c.flowsSuppressed, 0),
+      evictions: queues.reduce((n, c) => n + c.flowEvictions, 0),
+      overflows: queues.reduce((n, c) => n + c.flowOverflows, 0),
+    },
     detection: detector ? { sources: detector.stats().sources, traffic_episode_open: detector.stats().traffic_episode_open } : null,
     learning,
     // Whether nfips' chains are in place, i.e. whether it sees traffic at all.

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { controlRequest, notRunning } from '../control/client';
 import { liveBlockSets, OfflineBlocks } from '../blocks/offline';
 import { ControlRequest, DEFAULT_CONTROL_SOCKET } from '../control/protocol';
-import { formatBlocks, formatStatus } from './status-text';
+import { formatBlocks, formatSessions, formatStatus } from './status-text';
+import { SessionRow, sessionsCsv } from '../flow/flow-record';
 import { explain, formatExplanation } from '../rules/explain';
 import { FormatChoice, readRuleFile } from '../rules/load';
 import { parsePacketText } from '../rules/packet-text';
@@ -118,6 +119,8 @@ function inspectionFlags<T>(y: Argv<T>) {
     .option('malformed', { type: 'string', defaultDescription: String(RUN_DEFAULTS.malformed), choices: ['drop', 'policy'], describe: 'packets whose transport header nfips cannot see (IPv6 headers past --copy-range, tiny or overlapping fragments, unknown next header, bad TCP offset): drop them when a drop/reject rule could have matched, or leave them to the rules and default policy' })
     .option('suppress', { type: 'string', describe: 'JSON file of anomaly suppressions (by signature_id and/or source network): a suppressed anomaly neither alerts nor blocks' })
     .option('ipset', { type: 'string', defaultDescription: String(RUN_DEFAULTS.ipset), describe: 'ipset binary (blocks are ipsets matched before the queue)' })
+    .option('flow-log', { type: 'string', defaultDescription: String(RUN_DEFAULTS.flowLog), choices: ['on', 'off'], describe: 'on: a Suricata EVE "flow" event in the log file for every session that ends (TCP close, idle timeout, pushed out of a full table, stop), with packets and bytes each way; on by default, as Suricata\'s eve.json ships with flow records and dashboards expect them; --flow-log-rate bounds the volume. off: none' })
+    .option('flow-log-rate', { type: 'string', defaultDescription: String(RUN_DEFAULTS.flowLogRate), describe: 'most flow events per second per queue; the rest are counted as flows_suppressed in stats' })
     .option('metrics-listen', { type: 'string', describe: 'serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9808; off by default)' });
 }
 
@@ -421,6 +424,23 @@ export function runCli(args: readonly string[], extras: Pick<StartOptions, 'scor
       },
     )
     .command(
+      'sessions',
+      'live sessions of the running nfips: server, client, protocol, packets and bytes each way, first and last seen',
+      (y) =>
+        y
+          .option('control-socket', controlFlag)
+          // No defaults: yargs would take a default false for a conflict.
+          .option('json', { type: 'boolean', describe: 'a JSON array of sessions' })
+          .option('csv', { type: 'boolean', describe: 'CSV with a header line (RFC 4180)' })
+          .conflicts('json', 'csv'),
+      async (argv) => {
+        const rows = (await ask(argv.controlSocket, { cmd: 'sessions' })) as SessionRow[];
+        if (argv.json) process.stdout.write(`${escapeJsonLine(JSON.stringify(rows, null, 2))}\n`);
+        else if (argv.csv) process.stdout.write(sessionsCsv(rows));
+        else process.stdout.write(formatSessions(rows));
+      },
+    )
+    .command(
       'train',
       'train an anomaly model on normal traffic: from pcap files, a live interface, or windows recorded by "nfips run --record-features"',
       (y) =>
@@ -462,12 +482,13 @@ export function runCli(args: readonly string[], extras: Pick<StartOptions, 'scor
           .option('rules-only', { type: 'boolean', default: false, describe: 'skip the anomaly model' })
           .option('iface-in', { type: 'string', describe: 'take every packet to have come in on this interface, so "in" rules can match (a capture carries none)' })
           .option('iface-out', { type: 'string', describe: 'take every packet to go out on this interface, so "out" rules can match' })
-          .option('suppress', { type: 'string', describe: 'anomaly suppression list (JSON), as for nfips run' }),
+          .option('suppress', { type: 'string', describe: 'anomaly suppression list (JSON), as for nfips run' })
+          .option('flow-log', { type: 'string', default: 'off', choices: ['on', 'off'], describe: `on: a "flow" line for every session that ends, as nfips run logs them (at most ${RUN_DEFAULTS.flowLogRate} per second of capture time); off by default here, where the output is meant for alerts` }),
       async (argv) => {
         const captureClock = { now: new Date(0) };
         const log = createEventLog({ console: false, stdoutJson: true, level: 'info', clock: () => captureClock.now });
         try {
-          const s = runReplay({ pcap: argv.pcap, rules: argv.rules, rulesFormat: argv.rulesFormat as FormatChoice, model: argv.rulesOnly ? null : argv.model, ifaceIn: argv.ifaceIn ?? null, ifaceOut: argv.ifaceOut ?? null, suppress: argv.suppress ?? null }, log, captureClock);
+          const s = runReplay({ pcap: argv.pcap, rules: argv.rules, rulesFormat: argv.rulesFormat as FormatChoice, model: argv.rulesOnly ? null : argv.model, ifaceIn: argv.ifaceIn ?? null, ifaceOut: argv.ifaceOut ?? null, suppress: argv.suppress ?? null, flowsPerSecond: argv.flowLog === 'on' ? RUN_DEFAULTS.flowLogRate : null }, log, captureClock);
           for (const w of s.warnings) process.stderr.write(`nfips replay: warning: ${escapeControl(w)}\n`);
           log.event('replay_summary', { ...s });
           await log.close();

@@ -1,5 +1,6 @@
 // `nfips status` and `nfips blocks list` for a person at a terminal; --json
 // gives the full objects.
+import type { SessionRow } from '../flow/flow-record';
 import { BlockView } from '../blocks/manager';
 import { escapeControl } from '../log/escape';
 
@@ -54,6 +55,7 @@ export interface StatusView {
   blocks: { active: number; kernel_dropped: { packets?: number; bytes?: number; error?: string } | null; blocks: BlockView[] } | null;
   detection?: { sources: { alerts: number; open: number; distributed_alerts: number; tracked: number; suppressed?: number } } | null;
   crowdsec?: CrowdSecStatus | null;
+  flows?: { log: boolean; rate_per_queue: number; logged: number; suppressed: number; evictions: number; overflows: number };
   learning?: { state: string; learnt_s?: number; duration_s?: number; percent?: number; training?: { phase: string; done: number; total: number }; error?: string; finished_at?: string; model?: string } | null;
 }
 
@@ -108,6 +110,8 @@ export function formatStatus(s: StatusView): string {
   }
   const d = s.detection?.sources;
   if (d) out.push(`per-source detection: ${d.alerts} alerts, ${d.open} sources in an episode now, ${d.distributed_alerts} distributed alerts, ${d.tracked} sources tracked${d.suppressed ? `, ${d.suppressed} suppressed (--suppress)` : ''}`);
+  const f = s.flows;
+  if (f) out.push(`flows: ${f.log ? `logged ${f.logged}, ${f.suppressed} over --flow-log-rate ${f.rate_per_queue}/s per queue` : 'not logged (--flow-log off)'}; session table: ${f.evictions} live sessions evicted, ${f.overflows} packets found it full`);
   if (s.iptables) out.push(...chainLines(s.iptables));
   out.push(`rules version ${s.rules.version}: ${s.rules.count} rules from ${s.rules.file} (sha256 ${s.rules.sha256.slice(0, 12)}), default ${s.rules.default}${s.rules.lock ? ', LOCKDOWN' : ''}`);
   out.push('');
@@ -201,4 +205,15 @@ function blockLines(list: readonly BlockView[]): string[] {
 export function formatBlocks(list: readonly BlockView[]): string {
   if (list.length === 0) return 'no blocks\n';
   return `${blockLines(list).join('\n')}\n`;
+}
+
+/** `nfips sessions` as a table: one live session a line, the server first. */
+export function formatSessions(rows: readonly SessionRow[]): string {
+  if (rows.length === 0) return 'no live sessions\n';
+  const ep = (ip: string, port: number) => (port ? (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`) : ip);
+  const lines = table(
+    ['server', 'client', 'proto', 'pkts>srv', 'bytes>srv', 'pkts>cli', 'bytes>cli', 'first seen', 'last seen', 'state', 'server by', 'queue'],
+    rows.map((r) => [ep(r.server_ip, r.server_port), ep(r.client_ip, r.client_port), r.protocol, r.packets_to_server, r.bytes_to_server, r.packets_to_client, r.bytes_to_client, r.first_seen, r.last_seen, r.state, r.server_guess, r.queue]),
+  );
+  return `${lines.join('\n')}\n${rows.length} session${rows.length === 1 ? '' : 's'}\n`;
 }

@@ -15,9 +15,10 @@ export type ControlRequest =
   | { cmd: 'blocks.list' }
   | ({ cmd: 'blocks.add' } & BlockAddArgs)
   | { cmd: 'blocks.del'; key: string }
-  | { cmd: 'blocks.flush' };
+  | { cmd: 'blocks.flush' }
+  | { cmd: 'sessions' };
 export type ControlCommand = ControlRequest['cmd'];
-export const CONTROL_COMMANDS: readonly ControlCommand[] = ['status', 'rules.reload', 'rules.stats', 'blocks.list', 'blocks.add', 'blocks.del', 'blocks.flush'];
+export const CONTROL_COMMANDS: readonly ControlCommand[] = ['status', 'rules.reload', 'rules.stats', 'blocks.list', 'blocks.add', 'blocks.del', 'blocks.flush', 'sessions'];
 
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string };
 

@@ -6,14 +6,19 @@ import { DecodedBatch, FragBits } from '../packet/decoded';
 import { guessFromPacket, ServerGuess, SERVER_GUESS_NAMES } from './server-guess';
 import { FLOW_ESTABLISHED, FLOW_NEW } from '../rules/types';
 import { hasPorts } from '../rules/linear';
+import { PROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../packet/decoded';
+import { EndReason, EndedSessions } from './ended-sessions';
 
 const KEY_WORDS = 10; // famProto, a[4], b[4], ports
+/** Words of a session's key (copyKey): (family << 8) | proto, address A, address B, (portA << 16) | portB. */
+export const SESSION_KEY_WORDS = KEY_WORDS;
 const MAX_PROBE = 16;
 const F_USED = 1;
-const F_INIT_IS_A = 2; // the initiator is endpoint A of the canonical key
-const F_ESTABLISHED = 4;
-const F_SERVER_IS_A = 8;
-const GUESS_SHIFT = 4; // two bits: how the server was guessed (ServerGuess)
+/** Bits of a slot's flags (flagsAt, EndedSessions.flags). */
+export const F_INIT_IS_A = 2; // the initiator is endpoint A of the canonical key
+export const F_ESTABLISHED = 4;
+export const F_SERVER_IS_A = 8;
+export const GUESS_SHIFT = 4; // two bits: how the server was guessed (ServerGuess)
 
 export { ServerGuess, SERVER_GUESS_NAMES } from './server-guess';
 
@@ -36,6 +41,11 @@ export interface SessionInfo {
   bytesBA: number;
   firstSeen: number;
   lastSeen: number;
+  /** TCP flags seen from A and from B, ORed. */
+  tcpFlagsAB: number;
+  tcpFlagsBA: number;
+  /** Its end was reported (TCP close, idle sweep): it waits for its slot to be reused. */
+  ended: boolean;
 }
 
 export class SessionTable {
@@ -49,6 +59,11 @@ export class SessionTable {
   private readonly packetsBA: Float64Array;
   private readonly bytesAB: Float64Array;
   private readonly bytesBA: Float64Array;
+  private readonly tcpAB: Uint8Array;
+  private readonly tcpBA: Uint8Array;
+  /** 1 once the session's end was reported: it is not reported again (the last ACK of a close must not start another). */
+  private readonly endedAt: Uint8Array;
+  private sweepCursor = 0;
   private readonly key = new Uint32Array(KEY_WORDS);
   private srcIsA = false;
   private freeSlot = -1;
@@ -65,6 +80,12 @@ export class SessionTable {
    * account for the old session first.
    */
   onReuse: ((slot: number) => void) | null = null;
+  /**
+   * Where sessions that end are copied (flow records); null: ends are not
+   * reported. The copy is made at once, the slot may be reused right after.
+   */
+  ended: EndedSessions | null = null;
+  /** Live sessions pushed out of a full table to make room (not idle ones). */
   evictions = 0;
   overflows = 0;
 
@@ -82,6 +103,9 @@ export class SessionTable {
     this.packetsBA = new Float64Array(c);
     this.bytesAB = new Float64Array(c);
     this.bytesBA = new Float64Array(c);
+    this.tcpAB = new Uint8Array(c);
+    this.tcpBA = new Uint8Array(c);
+    this.endedAt = new Uint8Array(c);
   }
 
   /**
@@ -108,42 +132,113 @@ export class SessionTable {
     const now = clock[0];
     let s = this.locate(d, i, now);
     const fromA = this.srcIsA;
-    if (s >= 0) {
+    const tcp = d.proto[i] === PROTO_TCP ? d.tcpFlags[i] : 0;
+    // A bare SYN on the 4-tuple of a closed session opens a new one (the
+    // port was reused); the old one was reported already.
+    if (s >= 0 && this.endedAt[s] === 1 && (tcp & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
+      this.onReuse?.(s);
+      this.open(d, i, s, fromA, now);
+    } else if (s >= 0) {
       const f = this.flags[s];
       if (!(f & F_ESTABLISHED) && ((f & F_INIT_IS_A) !== 0) !== fromA) this.flags[s] = f | F_ESTABLISHED;
       if ((f >> GUESS_SHIFT) < ServerGuess.Handshake) this.guessServer(d, i, s, fromA, false);
     } else {
       // Full around the slot: give way to the oldest session that never saw
       // a reply, so spoofed SYNs cannot lock new ones out; established stay.
-      s = this.freeSlot >= 0 ? this.freeSlot : this.victim;
+      const forced = this.freeSlot < 0;
+      s = forced ? this.victim : this.freeSlot;
       if (s < 0) {
         this.overflows++;
         this.lastSlot = -1;
         return 0;
       }
       if (this.flags[s] & F_USED) {
-        this.evictions++;
+        if (forced) this.evictions++;
+        if (this.endedAt[s] === 0 && this.ended !== null) this.ended.add(this, s, forced ? EndReason.Evicted : EndReason.Timeout, forced ? now : this.lastSeen[s]);
         this.onReuse?.(s);
       }
-      this.keys.set(this.key, s * KEY_WORDS);
-      this.flags[s] = F_USED | (fromA ? F_INIT_IS_A : 0);
-      this.firstSeen[s] = now;
-      this.packetsAB[s] = 0;
-      this.packetsBA[s] = 0;
-      this.bytesAB[s] = 0;
-      this.bytesBA[s] = 0;
-      this.guessServer(d, i, s, fromA, true);
+      this.open(d, i, s, fromA, now);
     }
     this.lastSeen[s] = now;
+    if (tcp !== 0) {
+      if (fromA) this.tcpAB[s] |= tcp;
+      else this.tcpBA[s] |= tcp;
+    }
     this.lastSlot = s;
     this.lastToServer = ((this.flags[s] & F_SERVER_IS_A) !== 0) !== fromA;
     this.lastFromInitiator = ((this.flags[s] & F_INIT_IS_A) !== 0) === fromA;
+    let k: number;
     if (fromA) {
       this.bytesAB[s] += bytes;
-      return ++this.packetsAB[s] + this.packetsBA[s];
+      k = ++this.packetsAB[s] + this.packetsBA[s];
+    } else {
+      this.bytesBA[s] += bytes;
+      k = this.packetsAB[s] + ++this.packetsBA[s];
     }
-    this.bytesBA[s] += bytes;
-    return this.packetsAB[s] + ++this.packetsBA[s];
+    // A reset from either side, or a FIN from both, ends a TCP session.
+    if (tcp !== 0 && this.endedAt[s] === 0) {
+      const ab = this.tcpAB[s];
+      const ba = this.tcpBA[s];
+      if (((ab | ba) & TCP_RST) !== 0 || (ab & ba & TCP_FIN) !== 0) {
+        this.endedAt[s] = 1;
+        this.ended?.add(this, s, EndReason.Closed, now);
+      }
+    }
+    return k;
+  }
+
+  /** Slot s now holds packet i's session, from its first packet. */
+  private open(d: DecodedBatch, i: number, s: number, fromA: boolean, now: number): void {
+    this.keys.set(this.key, s * KEY_WORDS);
+    this.flags[s] = F_USED | (fromA ? F_INIT_IS_A : 0);
+    this.firstSeen[s] = now;
+    this.packetsAB[s] = 0;
+    this.packetsBA[s] = 0;
+    this.bytesAB[s] = 0;
+    this.bytesBA[s] = 0;
+    this.tcpAB[s] = 0;
+    this.tcpBA[s] = 0;
+    this.endedAt[s] = 0;
+    this.guessServer(d, i, s, fromA, true);
+  }
+
+  /**
+   * Reports sessions idle past the timeout whose slot nothing reused yet,
+   * looking at `slots` slots from where the last sweep stopped: the cost of
+   * a full pass is spread over many calls. Returns how many it reported.
+   */
+  sweepIdle(now: number, slots: number): number {
+    const sink = this.ended;
+    if (sink === null) return 0;
+    let n = 0;
+    let s = this.sweepCursor;
+    for (let k = 0; k < slots && k < this.capacity; k++) {
+      if ((this.flags[s] & F_USED) !== 0 && this.endedAt[s] === 0 && now - this.lastSeen[s] > this.idleSeconds) {
+        if (!sink.add(this, s, EndReason.Timeout, this.lastSeen[s])) break;
+        this.endedAt[s] = 1;
+        n++;
+      }
+      s = (s + 1) & this.mask;
+    }
+    this.sweepCursor = s;
+    return n;
+  }
+
+  /**
+   * Reports every session not reported yet (nfips stops), from slot `from`
+   * on, until the sink is full; returns the slot to go on from, or -1 when
+   * every slot was seen.
+   */
+  endAll(now: number, from = 0): number {
+    const sink = this.ended;
+    if (sink === null) return -1;
+    for (let s = from; s < this.capacity; s++) {
+      if ((this.flags[s] & F_USED) === 0 || this.endedAt[s] === 1) continue;
+      const idle = now - this.lastSeen[s] > this.idleSeconds;
+      if (!sink.add(this, s, idle ? EndReason.Timeout : EndReason.Shutdown, idle ? this.lastSeen[s] : now)) return sink.full ? s : -1;
+      this.endedAt[s] = 1;
+    }
+    return -1;
   }
 
   /** classify() then record(), for a packet known to be accepted. */
@@ -155,6 +250,48 @@ export class SessionTable {
 
   isUsed(slot: number): boolean {
     return (this.flags[slot] & F_USED) !== 0;
+  }
+
+  /** Whether the session at a slot is live at `now`: used, not idle past the timeout. */
+  isLive(slot: number, now: number): boolean {
+    return (this.flags[slot] & F_USED) !== 0 && now - this.lastSeen[slot] <= this.idleSeconds;
+  }
+
+  isEnded(slot: number): boolean {
+    return this.endedAt[slot] === 1;
+  }
+
+  /** Copies a slot's raw columns: the key words, flags, and counters (for EndedSessions). */
+  copyKey(slot: number, out: Uint32Array, at: number): void {
+    for (let j = 0; j < KEY_WORDS; j++) out[at + j] = this.keys[slot * KEY_WORDS + j];
+  }
+
+  flagsAt(slot: number): number {
+    return this.flags[slot];
+  }
+
+  packetsABAt(slot: number): number {
+    return this.packetsAB[slot];
+  }
+
+  packetsBAAt(slot: number): number {
+    return this.packetsBA[slot];
+  }
+
+  bytesABAt(slot: number): number {
+    return this.bytesAB[slot];
+  }
+
+  bytesBAAt(slot: number): number {
+    return this.bytesBA[slot];
+  }
+
+  tcpFlagsABAt(slot: number): number {
+    return this.tcpAB[slot];
+  }
+
+  tcpFlagsBAAt(slot: number): number {
+    return this.tcpBA[slot];
   }
 
   /** Transport protocol of the session at a slot. */
@@ -224,6 +361,9 @@ export class SessionTable {
       bytesBA: this.bytesBA[slot],
       firstSeen: this.firstSeen[slot],
       lastSeen: this.lastSeen[slot],
+      tcpFlagsAB: this.tcpAB[slot],
+      tcpFlagsBA: this.tcpBA[slot],
+      ended: this.endedAt[slot] === 1,
     };
   }
 
@@ -301,6 +441,11 @@ export class SessionTable {
         continue;
       }
       if (this.sameKey(s)) return s;
+      // A closed session already reported gives way to any new one.
+      if (this.endedAt[s] === 1) {
+        if (this.freeSlot < 0) this.freeSlot = s;
+        continue;
+      }
       if (!(f & F_ESTABLISHED) && (this.victim < 0 || this.lastSeen[s] < this.lastSeen[this.victim])) this.victim = s;
     }
     return -1;

@@ -52,7 +52,9 @@ const PERIODIC_EVENTS: ReadonlySet<string> = new Set(['stats', 'rule_stats', 'bl
 /** Records meant for the console only (the summary line) stay out of the JSON log. */
 const notConsoleOnly = winston.format((info) => ((info as Record<string, unknown>).console_only ? false : info));
 /** Below debug, the periodic dumps give way to the summary line on the console (the JSON log keeps them). */
-const consoleQuiet = winston.format((info) => (PERIODIC_EVENTS.has(String((info as Record<string, unknown>).event_type)) ? false : info));
+/** One line per ended session: the log file's, too many for a console below debug. */
+const CONSOLE_QUIET: ReadonlySet<string> = new Set([...PERIODIC_EVENTS, 'flow']);
+const consoleQuiet = winston.format((info) => (CONSOLE_QUIET.has(String((info as Record<string, unknown>).event_type)) ? false : info));
 
 /** The log file's stream and the transport writing to it. */
 interface FileSink {

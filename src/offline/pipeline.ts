@@ -2,7 +2,8 @@
 // capture go through the same batch pipeline as a queue thread's, on the
 // packets' own timestamps. Used by `nfips replay` and `nfips train`.
 import { MetaColumns } from '../batch/layout';
-import { BatchPipeline, FeatureSettings } from '../pipeline/batch-pipeline';
+import { BatchPipeline, FeatureSettings, FlowSettings } from '../pipeline/batch-pipeline';
+import { FlowRecord } from '../flow/flow-record';
 import { RuleSet } from '../rules/types';
 import { ENGINE_COUNTERS, EngineCounterName, EngineOptions, ruleCounterBytes, VerdictEngine } from '../verdict/engine';
 import { FeatureWindow, WindowAggregator } from '../features/window';
@@ -26,6 +27,9 @@ export interface OfflineOptions {
    * rules never match.
    */
   interfaces?: { in: string | null; out: string | null };
+  /** Flow records of sessions that end (on the capture's clock); absent: none. */
+  flows?: FlowSettings | null;
+  onFlows?: (records: FlowRecord[]) => void;
 }
 
 /** Index 1 for the in interface, 2 for the out (1 if it is the same one); 0 is "none", as in the kernel's metadata. */
@@ -74,6 +78,8 @@ export class OfflinePipeline {
       windows: this.windows,
       flags: opts.features.flags,
       onRuleEvents: onRuleEvents ? (events) => onRuleEvents(events) : null,
+      flows: opts.flows ?? null,
+      onFlows: opts.onFlows ?? null,
     });
     this.engine = this.pipe.engine;
   }
@@ -95,9 +101,10 @@ export class OfflinePipeline {
     this.pipe.afterVerdicts(n, packets);
   }
 
-  /** Emits the last, partly filled step's window. */
+  /** Emits the last, partly filled step's window; sessions still open end (flow records, reason shutdown). */
   finish(): void {
     this.windows.flush();
+    this.pipe.endAll(this.engine.now);
   }
 
   counts(): Record<EngineCounterName, number> {

@@ -4,11 +4,14 @@
 //   (the caller sends the verdicts: the native loop, or nobody offline)
 //   afterVerdicts:   what must not delay them: rule events become objects,
 //                    accepted packets enter the session table, the batch is
-//                    counted into the feature windows.
+//                    counted into the feature windows, sessions that ended
+//                    become flow records.
 import { MetaColumns } from '../batch/layout';
 import { openFlagModel, SharedFlagModel } from '../flow/flag-model';
 import { DecodedBatch } from '../packet/decoded';
-import { EngineOptions, VerdictEngine } from '../verdict/engine';
+import { C_FLOW_EVICTIONS, C_FLOWS_LOGGED, C_FLOWS_SUPPRESSED, EngineOptions, VerdictEngine } from '../verdict/engine';
+import { EndedSessions } from '../flow/ended-sessions';
+import { drainFlowRecords, FlowRecord } from '../flow/flow-record';
 import { RuleSnapshot } from '../verdict/rule-snapshot';
 import { RuleEvent } from '../verdict/rule-events';
 import { SessionEvidence } from '../flow/session-evidence';
@@ -22,6 +25,21 @@ export interface FeatureSettings {
   /** The model's TCP flag-sequence part, compiled once on the main thread; null: sequences are only counted. */
   flags: SharedFlagModel | null;
 }
+
+/** Flow records of a pipeline (--flow-log on). */
+export interface FlowSettings {
+  /** Most records a second; the rest are counted (flowsSuppressed). */
+  perSecond: number;
+  /** Reported as the records' queue. */
+  queue: number;
+  /** First flow_id (flowIdBase): ids never collide between threads. */
+  idBase: number;
+}
+
+/** Slots the idle sweep looks at per call: a full pass of 65,536 slots takes 128. */
+export const SWEEP_SLOTS = 512;
+/** Seconds of packet time between sweeps, so their cost does not follow the batch rate: 10,240 slots a second. */
+export const SWEEP_INTERVAL = 0.05;
 
 /** What counts batches into windows: a StepCounter on a queue thread, a WindowAggregator offline. */
 export interface BatchWindows {
@@ -49,6 +67,10 @@ export interface PipelineOptions {
   onRuleEvents: ((events: RuleEvent[], rulesVersion: number) => void) | null;
   /** Seconds now, for an empty batch (a receive timeout) to close idle steps; live queues only. */
   idleClock?: () => number;
+  /** Flow records of sessions that ended; absent or null: none are made. */
+  flows?: FlowSettings | null;
+  /** A batch's flow records, after its verdicts. */
+  onFlows?: ((records: FlowRecord[]) => void) | null;
 }
 
 export class BatchPipeline {
@@ -57,9 +79,26 @@ export class BatchPipeline {
   private readonly windows: BatchWindows | null;
   private readonly onRuleEvents: PipelineOptions['onRuleEvents'];
   private readonly idleClock: (() => number) | null;
+  private readonly ended: EndedSessions | null;
+  private readonly flowQueue: number;
+  private readonly onFlows: ((records: FlowRecord[]) => void) | null;
+  private readonly counters: Float64Array;
+  private nextFlowId: number;
+  private lastSweep = -Infinity;
+  private evictionsSeen = 0;
+  private suppressedSeen = 0;
+  private readonly takeId = () => this.nextFlowId++;
 
   constructor(o: PipelineOptions) {
     this.engine = new VerdictEngine(o.capacity, o.meta, o.rules, o.rulesVersion, o.ruleCounters, o.engine, o.counters);
+    this.counters = o.counters;
+    const fl = o.flows ?? null;
+    // Room for every packet of a batch ending a session, plus a sweep's worth.
+    this.ended = fl ? new EndedSessions(o.capacity + SWEEP_SLOTS, fl.perSecond) : null;
+    this.engine.sessions.ended = this.ended;
+    this.flowQueue = fl?.queue ?? 0;
+    this.nextFlowId = fl?.idBase ?? 0;
+    this.onFlows = o.onFlows ?? null;
     this.windows = o.windows;
     this.onRuleEvents = o.onRuleEvents;
     this.idleClock = o.idleClock ?? null;
@@ -108,12 +147,54 @@ export class BatchPipeline {
       else e.events.truncate(0);
     }
     const w = this.windows;
-    if (w === null) return;
+    const ended = this.ended;
     if (n > 0) {
-      e.recordSessions(n);
-      w.observe(n, e.decoded, this.inputs, packets);
+      if (w !== null || ended !== null) e.recordSessions(n);
+      if (w !== null) w.observe(n, e.decoded, this.inputs, packets);
     } else if (this.idleClock !== null) {
-      w.advanceTo(this.idleClock());
+      w?.advanceTo(this.idleClock());
     }
+    if (ended === null) return;
+    const now = n > 0 ? e.now : this.idleClock !== null ? this.idleClock() : -1;
+    if (now >= 0 && now - this.lastSweep >= SWEEP_INTERVAL) {
+      this.lastSweep = now;
+      e.sessions.sweepIdle(now, SWEEP_SLOTS);
+    }
+    this.flushFlows();
+  }
+
+  /**
+   * Reports every session still open (nfips stops): they become records
+   * with reason "shutdown" (or "timeout" when idle), within the budget.
+   */
+  endAll(now: number): void {
+    if (this.ended === null) return;
+    let from = 0;
+    do {
+      from = this.engine.sessions.endAll(now, from);
+      this.flushFlows();
+    } while (from >= 0);
+  }
+
+  /** Counts, then hands over the ended sessions as records. */
+  private flushFlows(): void {
+    const ended = this.ended!;
+    const c = this.counters;
+    const t = this.engine.sessions;
+    if (t.evictions !== this.evictionsSeen) {
+      c[C_FLOW_EVICTIONS] += t.evictions - this.evictionsSeen;
+      this.evictionsSeen = t.evictions;
+    }
+    if (ended.suppressed !== this.suppressedSeen) {
+      c[C_FLOWS_SUPPRESSED] += ended.suppressed - this.suppressedSeen;
+      this.suppressedSeen = ended.suppressed;
+    }
+    if (ended.count === 0) return;
+    c[C_FLOWS_LOGGED] += ended.count;
+    if (this.onFlows === null) {
+      ended.count = 0;
+      return;
+    }
+    this.onFlows(drainFlowRecords(ended, this.flowQueue, this.takeId));
   }
 }

@@ -9,6 +9,7 @@ import { StepRecord } from '../features/step';
 import { FeatureSettings } from '../pipeline/batch-pipeline';
 import { CaptureOptions, QueueOptions } from './native';
 import type { SharedFlagModel } from '../flow/flag-model';
+import type { FlowRecord, SessionRow } from '../flow/flow-record';
 
 export type { FeatureSettings };
 
@@ -20,6 +21,8 @@ export interface EngineSettings {
   flowCapacity: number;
   malformed: MalformedPolicy;
   rulesMode: RulesMode;
+  /** Flow records per second per queue thread; null: no flow records. */
+  flowsPerSecond: number | null;
 }
 
 /** Where a thread's packets come from: an NFQUEUE queue (inline) or a passive capture (watch). */
@@ -44,10 +47,12 @@ export interface QueueWorkerInit {
   controlFlag: SharedArrayBuffer;
   /** Main -> queue thread messages, read synchronously between batches. */
   control: MessagePort;
+  /** First flow_id of the thread's flow records (differs per queue and per restart). */
+  flowIdBase: number;
 }
 
 /** ruleCounters: the thread's counters for the new set, allocated by the main thread so the swap allocates nothing. */
-export type ToQueueWorker = { type: 'rules'; rules: RuleSnapshot; version: number; ruleCounters: SharedArrayBuffer } | { type: 'flags'; flags: SharedFlagModel | null } | { type: 'stop' };
+export type ToQueueWorker = { type: 'rules'; rules: RuleSnapshot; version: number; ruleCounters: SharedArrayBuffer } | { type: 'flags'; flags: SharedFlagModel | null } | { type: 'sessions'; id: number } | { type: 'stop' };
 
 export type FromQueueWorker =
   | { type: 'ready'; queue: number; warnings: string[]; ruleCounters: SharedArrayBuffer; rulesVersion: number }
@@ -56,4 +61,8 @@ export type FromQueueWorker =
   | { type: 'rule-events'; queue: number; version: number; events: RuleEvent[] }
   | { type: 'error'; queue: number; fatal: boolean; message: string; suppressed: number }
   | { type: 'step'; queue: number; step: StepRecord }
+  /** Sessions that ended, as EVE flow records, posted per batch after its verdicts. */
+  | { type: 'flows'; queue: number; records: FlowRecord[] }
+  /** The answer to a 'sessions' request: the live table. */
+  | { type: 'sessions'; queue: number; id: number; rows: SessionRow[] }
   | { type: 'stopped'; queue: number };

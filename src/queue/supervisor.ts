@@ -16,6 +16,7 @@ import { EngineSettings, FeatureSettings, FromQueueWorker, QueueWorkerInit, Thre
 import { CaptureOptions, NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
 import { captureWorkerFilters, SplitOptions } from '../capture/split-filter';
 import type { SharedFlagModel } from '../flow/flag-model';
+import { flowIdBase, FlowRecord, SessionRow } from '../flow/flow-record';
 
 const WORKER_FILE = path.join(__dirname, 'worker.js');
 const RESTART_DELAY_MS = 1000;
@@ -46,6 +47,8 @@ export type SupervisorOptions = (QueueSourceOptions | CaptureSourceOptions) & {
   onStep?: (s: StepRecord) => void;
   /** Drop/reject/alert events from a queue thread, with the rule set they refer to. */
   onRuleEvents?: (queue: number, rules: RuleSet, events: RuleEvent[]) => void;
+  /** Flow records of sessions that ended on a queue thread. */
+  onFlows?: (queue: number, records: FlowRecord[]) => void;
   startTimeoutMs?: number;
 };
 
@@ -109,6 +112,7 @@ export class QueueSupervisor {
   /** Rule sets that queue threads may still report events for, by version. */
   #ruleSets = new Map<number, RuleSet>();
   #stopping = false;
+  #sessionsAsked = 0;
 
   private constructor(opts: SupervisorOptions) {
     this.#opts = opts;
@@ -223,6 +227,16 @@ export class QueueSupervisor {
     return { version, compileMs: compiled.compileMs, unresolvedInterfaces: compiled.unresolvedInterfaces, swaps };
   }
 
+  /** Every queue thread's live sessions (each answers between two batches). */
+  async sessions(timeoutMs = 5000): Promise<SessionRow[]> {
+    const id = ++this.#sessionsAsked;
+    const live = this.#slots.filter((s) => s.worker);
+    const answers = live.map((s) => this.#await(s.queue, (m) => m.type === 'sessions' && m.id === id, timeoutMs));
+    for (const s of live) this.#send(s, { type: 'sessions', id });
+    const got = await Promise.all(answers);
+    return got.flatMap((m) => (m.type === 'sessions' ? m.rows : []));
+  }
+
   async stop(timeoutMs = 5000): Promise<void> {
     this.#stopping = true;
     await Promise.all(
@@ -292,6 +306,7 @@ export class QueueSupervisor {
       counters: slot.sab,
       controlFlag: slot.controlFlag.buffer as SharedArrayBuffer,
       control: channel.port2,
+      flowIdBase: flowIdBase(slot.queue, slot.restarts),
     };
     const worker = new Worker(WORKER_FILE, { workerData: init, transferList: [channel.port2], name: `nfips-${source.kind === 'nfqueue' ? 'queue' : 'capture'}-${slot.queue}` });
     slot.worker = worker;
@@ -304,6 +319,10 @@ export class QueueSupervisor {
         }
         if (m.type === 'step') {
           o.onStep?.(m.step);
+          return;
+        }
+        if (m.type === 'flows') {
+          o.onFlows?.(m.queue, m.records);
           return;
         }
         if (m.type === 'rule-events') {

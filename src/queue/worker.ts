@@ -11,6 +11,7 @@ import { stepTransferList } from '../features/step';
 import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { loadAddon, NATIVE_COUNTERS, NativeQueue } from './native';
 import { serveQueue } from './loop';
+import { sessionRows } from '../flow/flow-record';
 
 const init = workerData as QueueWorkerInit;
 const port = parentPort!;
@@ -76,6 +77,8 @@ function main(): void {
     flags: fs?.flags ?? null,
     onRuleEvents: (events, version) => post({ type: 'rule-events', queue: queueNum, version, events }),
     idleClock: () => Date.now() / 1000,
+    flows: init.engine.flowsPerSecond === null ? null : { perSecond: init.engine.flowsPerSecond, queue: queueNum, idBase: init.flowIdBase },
+    onFlows: (records) => post({ type: 'flows', queue: queueNum, records }),
   });
   first = null;
   const engine = pipe.engine;
@@ -103,6 +106,9 @@ function main(): void {
         } else if (m.type === 'flags') {
           // A model learnt on this site replaces the one the thread started with.
           pipe.setFlagModel(m.flags);
+        } else if (m.type === 'sessions') {
+          // Bounded by the table's size; the packets wait for it like for a rule swap.
+          post({ type: 'sessions', queue: queueNum, id: m.id, rows: sessionRows(engine.sessions, queueNum, Date.now() / 1000) });
         } else if (m.type === 'stop') {
           stop = true;
         }
@@ -110,6 +116,8 @@ function main(): void {
       return stop;
     },
   });
+  // The queue is still bound but nothing is queued any more (stopQueueing came first): what is open now ends here.
+  pipe.endAll(Date.now() / 1000);
   q.close();
   post({ type: 'stopped', queue: queueNum });
   init.control.close();

@@ -35,6 +35,8 @@ export const NFIPS_METRICS = [
   'nfips_queue_failure_verdicts_total',
   'nfips_queue_evasion_drops_total',
   'nfips_queue_errors_total',
+  'nfips_flow_records_total',
+  'nfips_session_table_full_total',
   'nfips_kernel_queue_depth',
   'nfips_kernel_queue_dropped_packets_total',
   'nfips_kernel_queue_user_dropped_packets_total',
@@ -117,6 +119,14 @@ export class Metrics {
     counter('nfips_queue_malformed_packets_total', 'Packets with truncated or malformed headers', ['queue'], perQueue((c, set) => set({ queue: c.queue }, c.malformed)));
     counter('nfips_queue_failure_verdicts_total', 'Packets given the failure verdict (fail-open repeat, or drop with --fail-closed)', ['queue'], perQueue((c, set) => set({ queue: c.queue }, c.failVerdicts)));
     counter('nfips_queue_evasion_drops_total', 'Packets dropped because their transport header was hidden and a drop rule could have matched (--malformed drop)', ['queue'], perQueue((c, set) => set({ queue: c.queue }, c.evasionDrops)));
+    counter('nfips_flow_records_total', 'Flow records of ended sessions: logged, or over --flow-log-rate and only counted', ['queue', 'outcome'], perQueue((c, set) => {
+      set({ queue: c.queue, outcome: 'logged' }, c.flowsLogged);
+      set({ queue: c.queue, outcome: 'suppressed' }, c.flowsSuppressed);
+    }));
+    counter('nfips_session_table_full_total', 'The session table (the flow budget) full: live sessions pushed out by new ones, and packets that found no room', ['queue', 'kind'], perQueue((c, set) => {
+      set({ queue: c.queue, kind: 'evicted' }, c.flowEvictions);
+      set({ queue: c.queue, kind: 'overflow' }, c.flowOverflows);
+    }));
     counter('nfips_queue_errors_total', 'Netlink receive and send errors, ENOBUFS and JS errors of a queue thread', ['queue', 'kind'], perQueue((c, set) => {
       set({ queue: c.queue, kind: 'recv' }, c.recvErrors);
       set({ queue: c.queue, kind: 'enobufs' }, c.enobufs);

@@ -22,7 +22,7 @@ export type VerdictMode = 'repeat' | 'accept';
 export type RulesMode = 'enforce' | 'log';
 export const RULES_MODES: readonly RulesMode[] = ['enforce', 'log'];
 
-export const ENGINE_COUNTERS = ['accepted', 'dropped', 'rejected', 'alerts', 'malformed', 'lockDrops', 'defaultAccepted', 'defaultDropped', 'ruleMatched', 'bytes', 'flowOverflows', 'evasionDrops', 'dryRunPassed'] as const;
+export const ENGINE_COUNTERS = ['accepted', 'dropped', 'rejected', 'alerts', 'malformed', 'lockDrops', 'defaultAccepted', 'defaultDropped', 'ruleMatched', 'bytes', 'flowOverflows', 'evasionDrops', 'dryRunPassed', 'flowEvictions', 'flowsLogged', 'flowsSuppressed'] as const;
 export type EngineCounterName = (typeof ENGINE_COUNTERS)[number];
 const C_ACCEPTED = 0;
 const C_DROPPED = 1;
@@ -37,6 +37,10 @@ const C_BYTES = 9;
 const C_FLOW_OVERFLOW = 10;
 const C_EVASION_DROPS = 11;
 const C_DRY_RUN_PASSED = 12;
+/** Written by the pipeline's flow records (batch-pipeline.ts), after the verdicts. */
+export const C_FLOW_EVICTIONS = 13;
+export const C_FLOWS_LOGGED = 14;
+export const C_FLOWS_SUPPRESSED = 15;
 
 /** Event codes only (--rules-mode log): what the verdict would have been. */
 export const ACT_WOULD_DROP = 4;
@@ -196,6 +200,11 @@ export class VerdictEngine {
 
   get rulesVersion(): number {
     return this.active.version;
+  }
+
+  /** Seconds of the last packet decided or recorded. */
+  get now(): number {
+    return this.clock[0];
   }
 
 

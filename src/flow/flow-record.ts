@@ -1,0 +1,247 @@
+// Sessions as plain objects, built off the data path: Suricata EVE `flow`
+// records for sessions that ended (EndedSessions), and rows of the live
+// table for `nfips sessions` (eBPF_TrafficAnalyzer's columns). src is the
+// side that opened the session; toserver/toclient follow the server guess.
+import { formatAddress } from '../rules/address';
+import { protocolName } from '../rules/protocols';
+import { PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG } from '../packet/decoded';
+import { EndedSessions, EndReason } from './ended-sessions';
+import { F_ESTABLISHED, F_INIT_IS_A, F_SERVER_IS_A, GUESS_SHIFT, SESSION_KEY_WORDS as KEY_WORDS, SERVER_GUESS_NAMES, SessionTable } from './session-table';
+
+/** Suricata's flow.reason words; a TCP close is told apart from a timeout. */
+const REASONS = ['tcp_close', 'timeout', 'forced', 'shutdown'] as const;
+
+/** What a well-known server port most likely carries (a guess: nothing is parsed). */
+const APP_BY_PORT: ReadonlyMap<number, string> = new Map([
+  [20, 'ftp-data'], [21, 'ftp'], [22, 'ssh'], [23, 'telnet'], [25, 'smtp'], [53, 'dns'], [67, 'dhcp'], [68, 'dhcp'],
+  [69, 'tftp'], [80, 'http'], [88, 'krb5'], [110, 'pop3'], [123, 'ntp'], [137, 'nbns'], [143, 'imap'], [161, 'snmp'],
+  [389, 'ldap'], [443, 'tls'], [445, 'smb'], [465, 'smtp'], [502, 'modbus'], [514, 'syslog'], [587, 'smtp'],
+  [853, 'tls'], [993, 'tls'], [995, 'tls'], [1883, 'mqtt'], [3389, 'rdp'], [5060, 'sip'], [8080, 'http'], [8443, 'tls'],
+]);
+
+export interface FlowTcp {
+  tcp_flags: string;
+  tcp_flags_ts: string;
+  tcp_flags_tc: string;
+  syn?: true;
+  fin?: true;
+  rst?: true;
+  psh?: true;
+  ack?: true;
+  urg?: true;
+  ecn?: true;
+  cwr?: true;
+}
+
+/** A `flow` event's fields (the log adds timestamp and event_type). */
+export interface FlowRecord {
+  queue: number;
+  flow_id: number;
+  src_ip: string;
+  src_port?: number;
+  dest_ip: string;
+  dest_port?: number;
+  proto: string;
+  app_proto?: string;
+  flow: {
+    pkts_toserver: number;
+    pkts_toclient: number;
+    bytes_toserver: number;
+    bytes_toclient: number;
+    start: string;
+    end: string;
+    age: number;
+    state: 'new' | 'established' | 'closed';
+    reason: (typeof REASONS)[number];
+    alerted: false;
+    /** How the server side was told (nfips's own field). */
+    server_guess: (typeof SERVER_GUESS_NAMES)[number];
+  };
+  tcp?: FlowTcp;
+}
+
+/** One live session, as `nfips sessions` prints it. */
+export interface SessionRow {
+  queue: number;
+  server_ip: string;
+  server_port: number;
+  client_ip: string;
+  client_port: number;
+  protocol: string;
+  packets_to_server: number;
+  bytes_to_server: number;
+  packets_to_client: number;
+  bytes_to_client: number;
+  first_seen: string;
+  last_seen: string;
+  server_guess: (typeof SERVER_GUESS_NAMES)[number];
+  state: 'new' | 'established' | 'closed';
+}
+
+export const SESSION_COLUMNS = ['server_ip', 'server_port', 'client_ip', 'client_port', 'protocol', 'packets_to_server', 'bytes_to_server', 'packets_to_client', 'bytes_to_client', 'first_seen', 'last_seen', 'server_guess', 'state', 'queue'] as const;
+
+const hex = (n: number) => n.toString(16).padStart(2, '0');
+
+/** EVE's tcp object: flags of both directions as hex, and each flag seen as true. */
+export function tcpObject(ts: number, tc: number): FlowTcp {
+  const all = ts | tc;
+  const o: FlowTcp = { tcp_flags: hex(all), tcp_flags_ts: hex(ts), tcp_flags_tc: hex(tc) };
+  if (all & TCP_SYN) o.syn = true;
+  if (all & TCP_FIN) o.fin = true;
+  if (all & TCP_RST) o.rst = true;
+  if (all & TCP_PSH) o.psh = true;
+  if (all & TCP_ACK) o.ack = true;
+  if (all & TCP_URG) o.urg = true;
+  if (all & TCP_ECE) o.ecn = true;
+  if (all & TCP_CWR) o.cwr = true;
+  return o;
+}
+
+/** The service a port most likely carries; "failed" (EVE's word) for TCP/UDP without a guess, undefined for other protocols. */
+export function appProtoGuess(proto: number, serverPort: number): string | undefined {
+  if (proto !== PROTO_TCP && proto !== PROTO_UDP) return undefined;
+  return APP_BY_PORT.get(serverPort) ?? 'failed';
+}
+
+const iso = (seconds: number) => new Date(Math.round(seconds * 1000)).toISOString();
+
+/** Protocol names by number, looked up once: records are made by the thousand a second. */
+const PROTO_NAMES: readonly string[] = Array.from({ length: 256 }, (_, n) => protocolName(n));
+const PROTO_UPPER: readonly string[] = PROTO_NAMES.map((n) => n.toUpperCase());
+
+/** IPv4 written directly (the general formatter parses through ipaddr.js, many times slower). */
+function address(family: number, words: Uint32Array, at: number): string {
+  if (family !== 6) {
+    const w = words[at];
+    return `${w >>> 24}.${(w >>> 16) & 255}.${(w >>> 8) & 255}.${w & 255}`;
+  }
+  return formatAddress(family, words, at);
+}
+
+/** Unique per queue thread: the queue in the high bits, then the thread's start count, then a sequence. */
+export function flowIdBase(queue: number, restarts: number): number {
+  return queue * 2 ** 37 + (restarts % 32) * 2 ** 32;
+}
+
+/** Endpoint views of one session's columns (keys at `at`, flags f). */
+interface Sides {
+  src: string;
+  srcPort: number;
+  dst: string;
+  dstPort: number;
+  /** The initiator (src) is the client by the server guess. */
+  srcIsClient: boolean;
+  /** Counters of the initiator's direction are the A->B ones. */
+  srcIsA: boolean;
+  serverIsA: boolean;
+}
+
+function sides(keys: Uint32Array, at: number, f: number): Sides {
+  const family = keys[at] >>> 8;
+  const initA = (f & F_INIT_IS_A) !== 0;
+  const serverIsA = (f & F_SERVER_IS_A) !== 0;
+  const a = address(family, keys, at + 1);
+  const b = address(family, keys, at + 5);
+  const pa = keys[at + 9] >>> 16;
+  const pb = keys[at + 9] & 0xffff;
+  return { src: initA ? a : b, srcPort: initA ? pa : pb, dst: initA ? b : a, dstPort: initA ? pb : pa, srcIsClient: initA !== serverIsA, srcIsA: initA, serverIsA };
+}
+
+/**
+ * The EVE records of every session in `e`, then empties it. nextId gives
+ * each its flow_id.
+ */
+export function drainFlowRecords(e: EndedSessions, queue: number, nextId: () => number): FlowRecord[] {
+  const out: FlowRecord[] = [];
+  for (let k = 0; k < e.count; k++) {
+    const at = k * KEY_WORDS;
+    const f = e.flags[k];
+    const proto = e.keys[at] & 0xff;
+    const s = sides(e.keys, at, f);
+    // A->B is "to server" when the server is B.
+    const abToServer = !s.serverIsA;
+    const pTs = abToServer ? e.packetsAB[k] : e.packetsBA[k];
+    const pTc = abToServer ? e.packetsBA[k] : e.packetsAB[k];
+    const bTs = abToServer ? e.bytesAB[k] : e.bytesBA[k];
+    const bTc = abToServer ? e.bytesBA[k] : e.bytesAB[k];
+    const reason = e.reason[k] as EndReason;
+    const ports = s.srcPort !== 0 || s.dstPort !== 0;
+    const serverPort = s.srcIsClient ? s.dstPort : s.srcPort;
+    const app = ports ? appProtoGuess(proto, serverPort) : undefined;
+    const rec: FlowRecord = {
+      queue,
+      flow_id: nextId(),
+      src_ip: s.src,
+      ...(ports ? { src_port: s.srcPort } : {}),
+      dest_ip: s.dst,
+      ...(ports ? { dest_port: s.dstPort } : {}),
+      proto: PROTO_UPPER[proto],
+      ...(app !== undefined ? { app_proto: app } : {}),
+      flow: {
+        pkts_toserver: pTs,
+        pkts_toclient: pTc,
+        bytes_toserver: bTs,
+        bytes_toclient: bTc,
+        start: iso(e.firstSeen[k]),
+        end: iso(e.lastSeen[k]),
+        // Whole seconds, as EVE gives it.
+        age: Math.round(e.lastSeen[k] - e.firstSeen[k]),
+        state: reason === EndReason.Closed ? 'closed' : (f & F_ESTABLISHED) !== 0 ? 'established' : 'new',
+        reason: REASONS[reason],
+        alerted: false,
+        server_guess: SERVER_GUESS_NAMES[(f >> GUESS_SHIFT) & 3],
+      },
+    };
+    if (proto === PROTO_TCP) {
+      const ts = abToServer ? e.tcpAB[k] : e.tcpBA[k];
+      const tc = abToServer ? e.tcpBA[k] : e.tcpAB[k];
+      rec.tcp = tcpObject(ts, tc);
+    }
+    out.push(rec);
+  }
+  e.count = 0;
+  return out;
+}
+
+/** Rows of the live sessions in the table at `now` (at most `limit`). */
+export function sessionRows(t: SessionTable, queue: number, now: number, limit = t.capacity): SessionRow[] {
+  const rows: SessionRow[] = [];
+  const key = new Uint32Array(KEY_WORDS);
+  for (let slot = 0; slot < t.capacity && rows.length < limit; slot++) {
+    if (!t.isLive(slot, now)) continue;
+    t.copyKey(slot, key, 0);
+    const f = t.flagsAt(slot);
+    const s = sides(key, 0, f);
+    const abToServer = !s.serverIsA;
+    rows.push({
+      queue,
+      server_ip: s.srcIsClient ? s.dst : s.src,
+      server_port: s.srcIsClient ? s.dstPort : s.srcPort,
+      client_ip: s.srcIsClient ? s.src : s.dst,
+      client_port: s.srcIsClient ? s.srcPort : s.dstPort,
+      protocol: PROTO_NAMES[key[0] & 0xff],
+      packets_to_server: abToServer ? t.packetsABAt(slot) : t.packetsBAAt(slot),
+      bytes_to_server: abToServer ? t.bytesABAt(slot) : t.bytesBAAt(slot),
+      packets_to_client: abToServer ? t.packetsBAAt(slot) : t.packetsABAt(slot),
+      bytes_to_client: abToServer ? t.bytesBAAt(slot) : t.bytesABAt(slot),
+      first_seen: iso(t.firstSeenAt(slot)),
+      last_seen: iso(t.lastSeenAt(slot)),
+      server_guess: SERVER_GUESS_NAMES[(f >> GUESS_SHIFT) & 3],
+      state: t.isEnded(slot) ? 'closed' : (f & F_ESTABLISHED) !== 0 ? 'established' : 'new',
+    });
+  }
+  return rows;
+}
+
+/** RFC 4180 quoting: a field with a comma, quote or line break is quoted, quotes doubled. */
+export function csvField(v: string | number): string {
+  const s = String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** The rows as CSV with a header line. */
+export function sessionsCsv(rows: readonly SessionRow[]): string {
+  const lines = [SESSION_COLUMNS.join(',')];
+  for (const r of rows) lines.push(SESSION_COLUMNS.map((c) => csvField(r[c])).join(','));
+  return `${lines.join('\r\n')}\r\n`;
+}
