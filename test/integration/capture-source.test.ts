@@ -16,30 +16,33 @@ import { startPeers } from '../../lab/netns/peers';
 import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
 import type { ProbeConfig, ProbeRecord, ProbeReport } from '../helpers/capture-probe';
 import type { SentReport, TrafficPlan } from '../helpers/capture-traffic';
+import type { ThreadProbeConfig, ThreadProbeReport } from '../helpers/capture-thread';
 
 const HELPERS = path.join(PACKAGE_ROOT, 'dist', 'test', 'helpers');
 const NFLOG_GROUP = 7;
 const FLOOD_PORT = 5399;
 const SNAPLEN = 256;
 
-interface Probe {
+interface Probe<R> {
   proc: ChildProcess;
-  done: Promise<ProbeReport>;
+  done: Promise<R>;
 }
 
 /** Starts a capture probe in ns and waits until its devices are open. */
-function startProbe(t: Topology, ns: string, cfg: ProbeConfig): Promise<Probe> {
-  const proc = t.spawn(ns, process.execPath, [path.join(HELPERS, 'capture-probe.js'), JSON.stringify(cfg)]);
+function startProbe(t: Topology, ns: string, cfg: ProbeConfig): Promise<Probe<ProbeReport>>;
+function startProbe(t: Topology, ns: string, cfg: ThreadProbeConfig, script: 'capture-thread.js'): Promise<Probe<ThreadProbeReport>>;
+function startProbe<R>(t: Topology, ns: string, cfg: ProbeConfig | ThreadProbeConfig, script = 'capture-probe.js'): Promise<Probe<R>> {
+  const proc = t.spawn(ns, process.execPath, [path.join(HELPERS, script), JSON.stringify(cfg)]);
   let out = '';
   let err = '';
   proc.stderr?.on('data', (b: Buffer) => (err += b.toString()));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`capture probe on ${cfg.devices.join(',')} not ready within 10 s: ${err}`)), 10_000);
-    const done = new Promise<ProbeReport>((res, rej) => {
+    const done = new Promise<R>((res, rej) => {
       proc.on('exit', (code) => {
         const last = out.trim().split('\n').pop() ?? '';
         try {
-          const parsed = JSON.parse(last) as ProbeReport & { error?: string };
+          const parsed = JSON.parse(last) as R & { error?: string };
           if (parsed.error) throw new Error(parsed.error);
           res(parsed);
         } catch (e) {
@@ -118,7 +121,10 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
     startProbe(topo, topo.gateway, { ...base, filter: `udp port ${FLOOD_PORT}`, bufferBytes: 64 << 10, batchSize: 16, slowMs: 50, record: false }),
     ...splitFilters.map((filter) => startProbe(topo, topo.gateway, { ...base, filter })),
   ]);
-  procs.push(whole.proc, nflog.proc, flood.proc, ...split.map((p) => p.proc));
+  // Two capture threads as nfips runs them, rules in log mode: UDP to the echo port would be dropped.
+  const rules = JSON.stringify({ default: 'accept', rules: [{ id: 'no-udp-echo', action: 'drop', protocol: 'udp', dport: 7 }] });
+  const threads = await startProbe(topo, topo.gateway, { devices: [topo.gwClientIf], filter: base.filter, workers: 2, rules, stopFile }, 'capture-thread.js');
+  procs.push(whole.proc, nflog.proc, flood.proc, threads.proc, ...split.map((p) => p.proc));
 
   const sources4 = [a.client4, ...a.clientExtra4];
   const plan: TrafficPlan = {
@@ -144,6 +150,7 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
   await new Promise((res) => setTimeout(res, 1500));
   writeFileSync(stopFile, '');
   const [wholeR, nflogR, floodR, ...splitR] = await Promise.all([whole.done, nflog.done, flood.done, ...split.map((p) => p.done)]);
+  const threadsR = await threads.done;
 
   await t.test('packets reach the capture with the columns of what was sent', () => {
     assert.ok(sent.udp.every((u) => u.echoed) && sent.tcp.every((c) => c.echoed), `every exchange was answered ${JSON.stringify(sent.udp.filter((u) => !u.echoed))}`);
@@ -194,6 +201,26 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
       }
     });
     splitR.forEach((s, k) => assert.ok(s.records.length > 0, `worker ${k} of 3 got a share`));
+  });
+
+  await t.test('capture threads run the rules (log mode) on their share and report capture counters', () => {
+    assert.deepEqual(threadsR.counters.map((c) => c.queue), [0, 1]);
+    const received = threadsR.counters.reduce((sum, c) => sum + c.received, 0);
+    assert.ok(received >= wholeR.records.length - 20 && received <= wholeR.records.length + 20, `threads saw ${received}, the whole capture ${wholeR.records.length}`);
+    for (const c of threadsR.counters) {
+      assert.ok(c.received > 0, `capture thread ${c.queue} got a share`);
+      assert.equal(c.captureDrops, 0);
+      assert.equal(c.verdictDrop + c.verdictAccept + c.verdictRepeat, 0, 'nothing is answered');
+    }
+    const toEcho = sent.udp.filter((u) => u.dport === 7);
+    for (const u of toEcho) {
+      const ev = threadsR.ruleEvents.filter((e) => e.action === 'would-drop' && e.src_port === u.sport && e.dest_port === 7);
+      assert.equal(ev.length, 1, `one would-drop for ${u.src}:${u.sport}`);
+      assert.equal(ev[0].in_ifindex, gw.ifindex);
+    }
+    // The default accepts quietly: the only events are the rule's.
+    assert.equal(threadsR.ruleEvents.filter((e) => e.action !== 'would-drop').length, 0);
+    assert.deepEqual(threadsR.logged.filter((l) => l.type.includes('error')), []);
   });
 
   await t.test('a full capture buffer is reported as captureDrops', () => {
