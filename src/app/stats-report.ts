@@ -111,6 +111,8 @@ export class StatsReporter {
         recv_errors: c.recvErrors,
         enobufs: c.enobufs,
         send_errors: c.sendErrors,
+        // Capture threads (watch): pcap_stats drops and frames that were not IP; 0 for a queue.
+        capture: { drops: c.captureDrops, if_drops: c.captureIfDrops, skipped: c.captureSkipped },
         batches: c.batches,
         interval_s: Number(secs.toFixed(3)),
         pps: Math.round(d('received') / secs),
