@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { captureWorkerFilters } from '../../src/capture/split-filter';
 import { createTopology, Topology } from '../../lab/netns/topology';
 import { startPeers } from '../../lab/netns/peers';
-import { PACKAGE_ROOT, requireIntegration } from '../helpers/env';
+import { PACKAGE_ROOT, requireEvasionTools, requireIntegration, SCAPY_PYTHON } from '../helpers/env';
 import type { ProbeConfig, ProbeRecord, ProbeReport } from '../helpers/capture-probe';
 import type { SentReport, TrafficPlan } from '../helpers/capture-traffic';
 import type { ThreadProbeConfig, ThreadProbeReport } from '../helpers/capture-thread';
@@ -22,6 +22,19 @@ const HELPERS = path.join(PACKAGE_ROOT, 'dist', 'test', 'helpers');
 const NFLOG_GROUP = 7;
 const FLOOD_PORT = 5399;
 const SNAPLEN = 256;
+const VLAN_SRC = '10.77.10.2';
+const VLAN_DST = '10.77.3.2';
+const TAGGED_SENDER = `
+import sys
+from scapy.all import Ether, Dot1Q, Dot1AD, IP, UDP, Raw, sendp
+iface, src, dst = sys.argv[1], sys.argv[2], sys.argv[3]
+mac = lambda h: ':'.join(h[i:i + 2] for i in range(0, 12, 2))
+eth = lambda: Ether(src=mac(src), dst=mac(dst))
+ip = lambda: IP(src='${VLAN_SRC}', dst='${VLAN_DST}')
+frames = [eth() / Dot1Q(vlan=10) / ip() / UDP(sport=41000 + j, dport=7) / Raw(b'v' * (60 + j)) for j in range(3)]
+frames.append(eth() / Dot1AD(vlan=20) / Dot1Q(vlan=10) / ip() / UDP(sport=41010, dport=7) / Raw(b'q' * 70))
+sendp(frames, iface=iface, verbose=False)
+`;
 
 interface Probe<R> {
   proc: ChildProcess;
@@ -88,6 +101,8 @@ const flowKey = (r: Pick<ProbeRecord, 'proto' | 'src' | 'sport' | 'dst' | 'dport
 
 test('capture source: columns, symmetric split, NFLOG and buffer overruns', { timeout: 60_000 }, async (t) => {
   await requireIntegration('iptables', 'modprobe');
+  // scapy crafts the VLAN-tagged frames.
+  requireEvasionTools();
   const topo = await createTopology('cap');
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-capture-'));
   const procs: ChildProcess[] = [];
@@ -144,6 +159,9 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
   };
   const r = await topo.exec(topo.client, process.execPath, [path.join(HELPERS, 'capture-traffic.js'), JSON.stringify(plan)], { timeoutMs: 30_000 });
   const sent = JSON.parse(r.stdout) as SentReport;
+  // Tagged frames (the kernel here has no 8021q module for VLAN devices):
+  // three with one 802.1Q tag and one QinQ frame. Nothing answers them.
+  await topo.exec(topo.client, SCAPY_PYTHON, ['-c', TAGGED_SENDER, `${topo.prefix}c0`, client.mac, gw.mac], { timeoutMs: 30_000 });
   // The kernel holds NFLOG records until 100 are queued or its 1 s flush
   // timer fires (nfnetlink_log's defaults; iptables 1.8 ignores
   // --nflog-threshold): the last ones leave within a second.
@@ -182,6 +200,24 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
     }
     assert.equal(wholeR.counters.captureDrops, 0);
     assert.equal(wholeR.counters.received, wholeR.records.length, 'every frame in a batch was an IP packet');
+  });
+
+  await t.test('802.1Q and QinQ frames are seen with their tags stripped', () => {
+    const tagged = wholeR.records.filter((x) => x.src === VLAN_SRC && x.dst === VLAN_DST);
+    assert.deepEqual(tagged.map((x) => [x.sport, x.ipLen, x.origLen, x.hwProto, x.mac]), [
+      [41000, 88, 88, 0x0800, client.mac],
+      [41001, 89, 89, 0x0800, client.mac],
+      [41002, 90, 90, 0x0800, client.mac],
+      [41010, 98, 98, 0x0800, client.mac],
+    ]);
+    // Split: each single-tagged frame on exactly one worker; QinQ frames match no share (split-filter.ts).
+    for (const sport of [41000, 41001, 41002]) assert.equal(splitR.filter((s) => s.records.some((x) => x.src === VLAN_SRC && x.sport === sport)).length, 1, `tagged ${sport} on one worker`);
+    assert.equal(splitR.filter((s) => s.records.some((x) => x.src === VLAN_SRC && x.sport === 41010)).length, 0);
+  });
+
+  await t.test('bad devices and filters fail with the device and libpcap\'s words', async () => {
+    await assert.rejects(startProbe(topo, topo.gateway, { ...base, devices: ['nosuchdev0'] }), /capture nosuchdev0: .*(No such device|doesn't exist)/i);
+    await assert.rejects(startProbe(topo, topo.gateway, { ...base, filter: 'udp port' }), new RegExp(`capture ${topo.gwClientIf}: bad filter "udp port": .*syntax error`));
   });
 
   await t.test('three split captures see every packet once, each flow on one of them', () => {
