@@ -160,6 +160,8 @@ bool PcapCapture::OpenOne(const std::string& name) {
   }
   if (rc > 0) warnings_.push_back(name + ": " + pcap_statustostr(rc) + " (" + pcap_geterr(p) + ")");
   int lt = pcap_datalink(p);
+  // "any" speaks LINUX_SLL by default; SLL2 names each frame's interface.
+  if (lt == DLT_LINUX_SLL && pcap_set_datalink(p, DLT_LINUX_SLL2) == 0) lt = DLT_LINUX_SLL2;
   if (!SupportedLink(lt)) {
     const char* ltName = pcap_datalink_val_to_name(lt);
     return fail(std::string("link type ") + (ltName ? ltName : std::to_string(lt)) + " is not supported");

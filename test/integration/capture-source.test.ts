@@ -129,17 +129,19 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
   const stopFile = path.join(dir, 'stop');
   const base: ProbeConfig = { devices: [topo.gwClientIf], filter: `not udp port ${FLOOD_PORT}`, snaplen: SNAPLEN, bufferBytes: 4 << 20, batchSize: 64, slowMs: 0, record: true, stopFile };
   const splitFilters = captureWorkerFilters([topo.gwClientIf], base.filter, 3);
-  const [whole, nflog, flood, ...split] = await Promise.all([
+  const [whole, nflog, flood, any, ...split] = await Promise.all([
     startProbe(topo, topo.gateway, base),
     startProbe(topo, topo.gateway, { ...base, devices: [`nflog:${NFLOG_GROUP}`], filter: '' }),
     // Tiny buffer, slow consumer: the kernel must drop and pcap_stats say so.
     startProbe(topo, topo.gateway, { ...base, filter: `udp port ${FLOOD_PORT}`, bufferBytes: 64 << 10, batchSize: 16, slowMs: 50, record: false }),
+    // "any" (LINUX_SLL2): each frame names its own interface.
+    startProbe(topo, topo.gateway, { ...base, devices: ['any'], filter: 'udp port 7' }),
     ...splitFilters.map((filter) => startProbe(topo, topo.gateway, { ...base, filter })),
   ]);
   // Two capture threads as nfips runs them, rules in log mode: UDP to the echo port would be dropped.
   const rules = JSON.stringify({ default: 'accept', rules: [{ id: 'no-udp-echo', action: 'drop', protocol: 'udp', dport: 7 }] });
   const threads = await startProbe(topo, topo.gateway, { devices: [topo.gwClientIf], filter: base.filter, workers: 2, rules, stopFile }, 'capture-thread.js');
-  procs.push(whole.proc, nflog.proc, flood.proc, threads.proc, ...split.map((p) => p.proc));
+  procs.push(whole.proc, nflog.proc, flood.proc, any.proc, threads.proc, ...split.map((p) => p.proc));
 
   const sources4 = [a.client4, ...a.clientExtra4];
   const plan: TrafficPlan = {
@@ -167,7 +169,7 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
   // --nflog-threshold): the last ones leave within a second.
   await new Promise((res) => setTimeout(res, 1500));
   writeFileSync(stopFile, '');
-  const [wholeR, nflogR, floodR, ...splitR] = await Promise.all([whole.done, nflog.done, flood.done, ...split.map((p) => p.done)]);
+  const [wholeR, nflogR, floodR, anyR, ...splitR] = await Promise.all([whole.done, nflog.done, flood.done, any.done, ...split.map((p) => p.done)]);
   const threadsR = await threads.done;
 
   await t.test('packets reach the capture with the columns of what was sent', () => {
@@ -200,6 +202,14 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
     }
     assert.equal(wholeR.counters.captureDrops, 0);
     assert.equal(wholeR.counters.received, wholeR.records.length, 'every frame in a batch was an IP packet');
+  });
+
+  await t.test('on "any", each frame carries the index of the interface it crossed', () => {
+    // A forwarded datagram crosses both gateway interfaces, and so does its echo.
+    for (const u of sent.udp.filter((x) => !x.dst.includes(':'))) {
+      const out = anyR.records.filter((x) => x.sport === u.sport && x.dport === 7).map((x) => x.inIfindex).sort();
+      assert.deepEqual(out, [gw.ifindex, gwOut.ifindex].sort(), `${u.src}:${u.sport} seen on both sides`);
+    }
   });
 
   await t.test('802.1Q and QinQ frames are seen with their tags stripped', () => {
