@@ -186,6 +186,7 @@ bool PcapCapture::OpenOne(const std::string& name) {
   d.fd = fd;
   d.ifindex = if_nametoindex(name.c_str());  // 0 for "any" and nflog:N
   d.nanos = pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO;
+  d.buffered = false;
   devs_.push_back(d);
   pfds_.push_back(pollfd{fd, POLLIN, 0});
   if (lt == DLT_NFLOG) nflogCount_++;
@@ -239,15 +240,20 @@ uint32_t PcapCapture::Fill() {
     for (size_t k = 0; k < devs_.size(); k++) {
       Device& d = devs_[k];
       if (n_ >= cap) break;
-      if (d.linkType == DLT_NFLOG) {
-        if (!(pfds_[k].revents & POLLIN)) continue;
-        // One read per poll: the next round polls again.
-        pfds_[k].revents = 0;
+      const bool nflog = d.linkType == DLT_NFLOG;
+      const bool readable = (pfds_[k].revents & POLLIN) != 0;
+      if (nflog) {
+        // libpcap keeps the records of a datagram that did not fit in the
+        // batch: read those even when the socket itself is empty.
+        if (!readable && !d.buffered) continue;
+        pfds_[k].revents = 0;  // one receive per poll
       }
-      int r = pcap_dispatch(d.handle, static_cast<int>(cap - n_), &PcapCapture::OnPacket, reinterpret_cast<unsigned char*>(&d));
+      const int want = static_cast<int>(cap - n_);
+      int r = pcap_dispatch(d.handle, want, &PcapCapture::OnPacket, reinterpret_cast<unsigned char*>(&d));
+      if (nflog) d.buffered = r == want;
       if (r > 0) {
         progress = true;
-      } else if (r == PCAP_ERROR) {
+      } else if (r == PCAP_ERROR && (!nflog || readable)) {
         counters_[C_RECV_ERRORS] += 1;
       }
     }
@@ -268,8 +274,8 @@ void PcapCapture::OnPacket(unsigned char* user, const pcap_pkthdr* h, const unsi
 }
 
 void PcapCapture::Take(const Device& d, const pcap_pkthdr* h, const unsigned char* bytes) {
-  // Only an NFLOG datagram holding more records than the batch has room for
-  // (--nflog-threshold above 1) gets here: those records are lost.
+  // pcap_dispatch hands over at most the room asked for; should a reader
+  // ever pass more, those frames are counted as dropped, never written past the batch.
   if (n_ >= opts_.batchSize) {
     overflow_ += 1;
     return;
