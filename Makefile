@@ -72,6 +72,12 @@ bench-quick: build
 bench-crowdsec: build
 	node dist/bench/crowdsec-bench.js
 
+# Passive capture (issue 14): 64-byte UDP at 100 kpps through one capture thread running the
+# whole pipeline at default settings; writes bench/out/capture-bench.json.
+.PHONY: bench-capture
+bench-capture: build
+	node dist/bench/capture-bench.js
+
 # Installs the built tree under $(PREFIX)/lib/nfips (production modules only), the nfips
 # command, the systemd unit and logrotate file, and the sysusers.d/tmpfiles.d entries for
 # the service user; the operator's /etc/nfips/rules.json, /etc/nfips/nfips.yaml and /etc/default/nfips are created

@@ -455,9 +455,14 @@ class Capture : public Napi::ObjectWrap<Capture> {
       Napi::Error::New(env, "capture " + cap_->error()).ThrowAsJavaScriptException();
       return;
     }
+    // A terminated thread may never finalise this object: close with its env.
+    env_ = env;
+    napi_add_env_cleanup_hook(env, &Capture::OnEnvCleanup, this);
+    cleanupHooked_ = true;
   }
 
   ~Capture() override {
+    if (cleanupHooked_) napi_remove_env_cleanup_hook(env_, &Capture::OnEnvCleanup, this);
     if (cap_) cap_->Close();
   }
 
@@ -534,7 +539,15 @@ class Capture : public Napi::ObjectWrap<Capture> {
     return Napi::Number::New(info.Env(), cap_ ? cap_->batchSize() : 0);
   }
 
+  static void OnEnvCleanup(void* arg) {
+    auto* self = static_cast<Capture*>(arg);
+    self->cleanupHooked_ = false;
+    if (self->cap_) self->cap_->Close();
+  }
+
   std::shared_ptr<PcapCapture> cap_;
+  napi_env env_ = nullptr;
+  bool cleanupHooked_ = false;
   Napi::Reference<Napi::ArrayBuffer> packets_;
   Napi::Reference<Napi::ArrayBuffer> meta_;
   Napi::ObjectReference countersRef_;

@@ -15,6 +15,7 @@ namespace {
 // (TPACKET_V3 retires a block on this timeout), long enough to batch a busy one.
 constexpr int kPcapTimeoutMs = 10;
 constexpr uint32_t kStatsEveryNs = 1000000000u;
+constexpr uint32_t kNflogSnaplen = 65535;
 
 constexpr uint16_t kEthIPv4 = 0x0800;
 constexpr uint16_t kEthIPv6 = 0x86dd;
@@ -140,7 +141,12 @@ bool PcapCapture::OpenOne(const std::string& name) {
     pcap_close(p);
     return false;
   };
-  pcap_set_snaplen(p, static_cast<int>(opts_.snaplen));
+  // libpcap reads an nflog socket into a buffer of 128 bytes plus the
+  // snaplen, but the kernel may pack several records in one datagram: with
+  // a short snaplen the rest is cut and garbled. Ask for whole records
+  // there; each slot still keeps the first snaplen bytes.
+  const bool nflog = name.compare(0, 5, "nflog") == 0;
+  pcap_set_snaplen(p, static_cast<int>(nflog && opts_.snaplen < kNflogSnaplen ? kNflogSnaplen : opts_.snaplen));
   pcap_set_promisc(p, opts_.promisc ? 1 : 0);
   pcap_set_timeout(p, kPcapTimeoutMs);
   if (opts_.bufferBytes) pcap_set_buffer_size(p, static_cast<int>(opts_.bufferBytes));
@@ -154,6 +160,8 @@ bool PcapCapture::OpenOne(const std::string& name) {
   }
   if (rc > 0) warnings_.push_back(name + ": " + pcap_statustostr(rc) + " (" + pcap_geterr(p) + ")");
   int lt = pcap_datalink(p);
+  // "any" speaks LINUX_SLL by default; SLL2 names each frame's interface.
+  if (lt == DLT_LINUX_SLL && pcap_set_datalink(p, DLT_LINUX_SLL2) == 0) lt = DLT_LINUX_SLL2;
   if (!SupportedLink(lt)) {
     const char* ltName = pcap_datalink_val_to_name(lt);
     return fail(std::string("link type ") + (ltName ? ltName : std::to_string(lt)) + " is not supported");
@@ -178,8 +186,10 @@ bool PcapCapture::OpenOne(const std::string& name) {
   d.fd = fd;
   d.ifindex = if_nametoindex(name.c_str());  // 0 for "any" and nflog:N
   d.nanos = pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO;
+  d.buffered = false;
   devs_.push_back(d);
   pfds_.push_back(pollfd{fd, POLLIN, 0});
+  if (lt == DLT_NFLOG) nflogCount_++;
   return true;
 }
 
@@ -189,6 +199,7 @@ void PcapCapture::Close() {
   for (auto& d : devs_) pcap_close(d.handle);
   devs_.clear();
   pfds_.clear();
+  nflogCount_ = 0;
 }
 
 void PcapCapture::RefreshStats(bool force) {
@@ -203,7 +214,7 @@ void PcapCapture::RefreshStats(bool force) {
       ifdrops += st.ps_ifdrop;
     }
   }
-  counters_[C_CAPTURE_DROPS] = drops;
+  counters_[C_CAPTURE_DROPS] = drops + overflow_;
   counters_[C_CAPTURE_IF_DROPS] = ifdrops;
 }
 
@@ -215,16 +226,34 @@ bool PcapCapture::Wait(int timeoutMs) {
 uint32_t PcapCapture::Fill() {
   n_ = 0;
   const uint32_t cap = opts_.batchSize;
+  // libpcap's nflog reader fails with EAGAIN on an empty nonblocking socket
+  // (where a ring just returns 0): those devices are read only when poll
+  // says they hold something.
+  if (nflogCount_) {
+    for (auto& f : pfds_) f.revents = 0;
+    poll(pfds_.data(), pfds_.size(), 0);
+  }
   bool progress = true;
   // Round after round over the devices, so a busy one cannot starve another.
   while (progress && n_ < cap) {
     progress = false;
-    for (auto& d : devs_) {
+    for (size_t k = 0; k < devs_.size(); k++) {
+      Device& d = devs_[k];
       if (n_ >= cap) break;
-      int r = pcap_dispatch(d.handle, static_cast<int>(cap - n_), &PcapCapture::OnPacket, reinterpret_cast<unsigned char*>(&d));
+      const bool nflog = d.linkType == DLT_NFLOG;
+      const bool readable = (pfds_[k].revents & POLLIN) != 0;
+      if (nflog) {
+        // libpcap keeps the records of a datagram that did not fit in the
+        // batch: read those even when the socket itself is empty.
+        if (!readable && !d.buffered) continue;
+        pfds_[k].revents = 0;  // one receive per poll
+      }
+      const int want = static_cast<int>(cap - n_);
+      int r = pcap_dispatch(d.handle, want, &PcapCapture::OnPacket, reinterpret_cast<unsigned char*>(&d));
+      if (nflog) d.buffered = r == want;
       if (r > 0) {
         progress = true;
-      } else if (r == PCAP_ERROR) {
+      } else if (r == PCAP_ERROR && (!nflog || readable)) {
         counters_[C_RECV_ERRORS] += 1;
       }
     }
@@ -245,7 +274,12 @@ void PcapCapture::OnPacket(unsigned char* user, const pcap_pkthdr* h, const unsi
 }
 
 void PcapCapture::Take(const Device& d, const pcap_pkthdr* h, const unsigned char* bytes) {
-  if (n_ >= opts_.batchSize) return;
+  // pcap_dispatch hands over at most the room asked for; should a reader
+  // ever pass more, those frames are counted as dropped, never written past the batch.
+  if (n_ >= opts_.batchSize) {
+    overflow_ += 1;
+    return;
+  }
   uint32_t capLen = h->caplen < slotSize_ ? h->caplen : slotSize_;
   uint32_t i = n_;
   uint8_t* slot = pkt_.data() + static_cast<size_t>(i) * slotSize_;
@@ -290,6 +324,7 @@ bool PcapCapture::TakeNflog(const Device& d, const pcap_pkthdr* h, const unsigne
   uint32_t base = i * slotSize_;
   uint32_t* m = meta_.data();
   uint32_t payloadAt = NO_OFFSET, payloadLen = 0, hw = NO_OFFSET, in = 0, out = 0, mark = 0;
+  if (cap < 4 || b[1] != 0) return false;  // not an NFNETLINK_V0 record
   uint32_t off = 4;
   while (off + 4 <= cap) {
     uint16_t len, type;

@@ -21,7 +21,7 @@ namespace nfips {
 // Capture counters, appended after the queue's (Counter) in the same shared
 // array, so both kinds of thread report one list (src/queue/native.ts).
 enum CaptureCounter : uint32_t {
-  C_CAPTURE_DROPS = C_COUNTER_COUNT,  // pcap_stats ps_drop summed over devices
+  C_CAPTURE_DROPS = C_COUNTER_COUNT,  // pcap_stats ps_drop summed over devices (plus frames past a full batch, if ever)
   C_CAPTURE_IF_DROPS,                 // pcap_stats ps_ifdrop summed over devices
   C_CAPTURE_SKIPPED,                  // frames neither IPv4 nor IPv6, or cut before their L3 header
   C_ALL_COUNTER_COUNT
@@ -76,7 +76,8 @@ class PcapCapture {
     int linkType;
     int fd;
     uint32_t ifindex;
-    bool nanos;  // timestamps in ns (else us)
+    bool nanos;     // timestamps in ns (else us)
+    bool buffered;  // nflog: the last read filled the batch, libpcap may hold more
   };
   static void OnPacket(unsigned char* user, const pcap_pkthdr* h, const unsigned char* bytes);
   void Take(const Device& d, const pcap_pkthdr* h, const unsigned char* bytes);
@@ -90,6 +91,8 @@ class PcapCapture {
   std::vector<uint32_t> meta_;
   std::vector<Device> devs_;
   std::vector<pollfd> pfds_;
+  uint32_t nflogCount_ = 0;
+  double overflow_ = 0;
   uint32_t n_ = 0;
   uint32_t seq_ = 0;
   uint64_t statsAtNs_ = 0;

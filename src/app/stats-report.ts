@@ -147,7 +147,7 @@ export async function chainCounters(o: RunOptions, plan: IptablesPlan): Promise<
 
 /** A capture thread's losses, from its libpcap handles' pcap_stats. */
 export function captureCounters(c: QueueCounters): Record<string, number> {
-  return { dropped: c.captureDrops, if_dropped: c.captureIfDrops, skipped: c.captureSkipped };
+  return { drops: c.captureDrops, if_drops: c.captureIfDrops, skipped: c.captureSkipped };
 }
 
 /** Blocks in force and what they stopped, for `status` and the block_stats event. */

@@ -1,15 +1,25 @@
 // Splitting one capture between worker threads: each worker's BPF filter
 // keeps a share of the traffic chosen by a hash both directions of a flow
-// agree on (XOR of the source and destination address words, modulo the
-// worker count), so every session stays on one worker, as with NFQUEUE's
-// --queue-balance. libpcap (1.x) compiles `^` and `%` into classic BPF
-// ALU ops the kernel runs; the filter is applied by the kernel, so each
-// worker only ever copies its own share.
+// agree on (XOR of the source and destination address words), so every
+// session stays on one worker, as with NFQUEUE's --queue-balance. libpcap
+// (1.10) compiles `^`, `*`, `>>` and `%` into classic BPF ALU ops the kernel
+// runs; the filter is applied by the kernel, so each worker only ever copies
+// its own share.
 
 /** XOR of the IPv4 source and destination addresses (IP header bytes 12..19). */
 const V4_HASH = '(ip[12:4] ^ ip[16:4])';
 /** XOR of the eight 32-bit words of the IPv6 source and destination (bytes 8..39). */
 const V6_HASH = `(${[8, 12, 16, 20, 24, 28, 32, 36].map((o) => `ip6[${o}:4]`).join(' ^ ')})`;
+
+/**
+ * Worker k's test on a hash: the hash times 2^32/phi (Fibonacci hashing,
+ * wrapping at 32 bits like the BPF ALU), top 16 bits, modulo n. Hosts of one
+ * subnet differ in their low address bits only; a plain modulo of the XOR
+ * would put most of them on the same few workers.
+ */
+function share(hash: string, k: number, n: number): string {
+  return `((${hash} * 2654435761) >> 16) % ${n} = ${k}`;
+}
 
 export interface SplitOptions {
   /**
@@ -26,8 +36,8 @@ export interface SplitOptions {
 export function splitExpression(k: number, n: number, opts: SplitOptions = {}): string {
   if (!Number.isInteger(n) || n < 1) throw new Error(`capture split: the worker count must be a positive integer, got ${n}`);
   if (!Number.isInteger(k) || k < 0 || k >= n) throw new Error(`capture split: worker index must be 0..${n - 1}, got ${k}`);
-  const share = `(ip and ${V4_HASH} % ${n} = ${k}) or (ip6 and ${V6_HASH} % ${n} = ${k})`;
-  return opts.vlan === false ? share : `${share} or (vlan and (${share}))`;
+  const both = `(ip and ${share(V4_HASH, k, n)}) or (ip6 and ${share(V6_HASH, k, n)})`;
+  return opts.vlan === false ? both : `${both} or (vlan and (${both}))`;
 }
 
 /**

@@ -22,7 +22,7 @@ interface StatusWorker {
   received: number;
   /** Packets a drop or reject would have stopped (rules only log in watch). */
   dryRunPassed: number;
-  capture: { dropped: number; if_dropped: number; skipped: number };
+  capture: { drops: number; if_drops: number; skipped: number };
   classifier: StatusQueue['classifier'];
 }
 
@@ -122,7 +122,7 @@ export function formatStatus(s: StatusView): string {
     out.push(
       ...table(
         ['worker', 'captured', 'would drop', 'capture drops', 'interface drops', 'skipped', 'windows', 'alerts'],
-        s.workers.map((w) => [w.queue, w.received, w.dryRunPassed, w.capture.dropped, w.capture.if_dropped, w.capture.skipped, w.classifier?.windows ?? '-', w.classifier?.alerts ?? '-']),
+        s.workers.map((w) => [w.queue, w.received, w.dryRunPassed, w.capture.drops, w.capture.if_drops, w.capture.skipped, w.classifier?.windows ?? '-', w.classifier?.alerts ?? '-']),
       ),
     );
   }

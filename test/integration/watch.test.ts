@@ -109,18 +109,18 @@ test('watch on a veth logs the same rule matches and anomaly alerts as run on th
     });
 
     await t.test('status, stats and the control socket', async () => {
-      const s = JSON.parse((await cli(w, 'status', '--json')).out) as { mode: string; rules_mode: string; workers: { received: number; capture: { dropped: number } }[]; blocks: unknown; iptables: unknown; unverdicted: unknown };
+      const s = JSON.parse((await cli(w, 'status', '--json')).out) as { mode: string; rules_mode: string; workers: { received: number; capture: { drops: number } }[]; blocks: unknown; iptables: unknown; unverdicted: unknown };
       assert.equal(s.mode, 'detect');
       assert.equal(s.rules_mode, 'log');
       assert.equal(s.workers.length, 1);
       assert.ok(s.workers[0]!.received > 1000, JSON.stringify(s.workers[0]));
-      assert.equal(typeof s.workers[0]!.capture.dropped, 'number');
+      assert.equal(typeof s.workers[0]!.capture.drops, 'number');
       assert.equal(s.blocks, null);
       assert.equal(s.iptables, null);
       const text = (await cli(w, 'status')).out;
       assert.match(text, new RegExp(`watching interface ${topo.gwClientIf}: passive`));
       const stats = await w.waitFor('stats', 3000);
-      assert.ok(stats.capture && typeof (stats.capture as { dropped: number }).dropped === 'number', JSON.stringify(stats));
+      assert.ok(stats.capture && typeof (stats.capture as { drops: number }).drops === 'number', JSON.stringify(stats));
       const refused = await cli(w, 'blocks', 'add', attacker);
       assert.notEqual(refused.code, 0);
       assert.match(refused.out, /without --block: it enforces no blocks/);

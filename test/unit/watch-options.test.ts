@@ -86,7 +86,7 @@ describe('nfips watch status and summary', () => {
     rules: { version: 0, file: '/r.json', sha256: 'a'.repeat(64), count: 3, lock: false, default: 'accept' },
     unverdicted: null,
     capture: { ifaces: ['eth1'], nflog_groups: [5], filter: 'not port 22', block: false },
-    workers: [{ queue: 0, received: 1000, dryRunPassed: 12, capture: { dropped: 34, if_dropped: 0, skipped: 2 }, classifier: null }],
+    workers: [{ queue: 0, received: 1000, dryRunPassed: 12, capture: { drops: 34, if_drops: 0, skipped: 2 }, classifier: null }],
     blocks: null,
   };
 

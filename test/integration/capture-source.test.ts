@@ -1,0 +1,293 @@
+// The passive capture source (the addon's Capture class) on a real kernel:
+// probes in the gateway namespace of client <-> gateway <-> server watch the
+// client-side veth (whole, and split three ways) and an NFLOG group, while
+// the client exchanges UDP and TCP with the server; then a flood against a
+// capture with a tiny buffer and a slow decide callback. One topology and
+// one traffic run serve every check.
+import assert from 'node:assert/strict';
+import { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { captureWorkerFilters } from '../../src/capture/split-filter';
+import { createTopology, Topology } from '../../lab/netns/topology';
+import { startPeers } from '../../lab/netns/peers';
+import { PACKAGE_ROOT, requireEvasionTools, requireIntegration, SCAPY_PYTHON } from '../helpers/env';
+import type { ProbeConfig, ProbeRecord, ProbeReport } from '../helpers/capture-probe';
+import type { SentReport, TrafficPlan } from '../helpers/capture-traffic';
+import type { ThreadProbeConfig, ThreadProbeReport } from '../helpers/capture-thread';
+
+const HELPERS = path.join(PACKAGE_ROOT, 'dist', 'test', 'helpers');
+const NFLOG_GROUP = 7;
+const FLOOD_PORT = 5399;
+const SNAPLEN = 256;
+const VLAN_SRC = '10.77.10.2';
+const VLAN_DST = '10.77.3.2';
+const TAGGED_SENDER = `
+import sys
+from scapy.all import Ether, Dot1Q, Dot1AD, IP, UDP, Raw, sendp
+iface, src, dst = sys.argv[1], sys.argv[2], sys.argv[3]
+mac = lambda h: ':'.join(h[i:i + 2] for i in range(0, 12, 2))
+eth = lambda: Ether(src=mac(src), dst=mac(dst))
+ip = lambda: IP(src='${VLAN_SRC}', dst='${VLAN_DST}')
+frames = [eth() / Dot1Q(vlan=10) / ip() / UDP(sport=41000 + j, dport=7) / Raw(b'v' * (60 + j)) for j in range(3)]
+frames.append(eth() / Dot1AD(vlan=20) / Dot1Q(vlan=10) / ip() / UDP(sport=41010, dport=7) / Raw(b'q' * 70))
+sendp(frames, iface=iface, verbose=False)
+`;
+
+interface Probe<R> {
+  proc: ChildProcess;
+  done: Promise<R>;
+}
+
+/** Starts a capture probe in ns and waits until its devices are open. */
+function startProbe(t: Topology, ns: string, cfg: ProbeConfig): Promise<Probe<ProbeReport>>;
+function startProbe(t: Topology, ns: string, cfg: ThreadProbeConfig, script: 'capture-thread.js'): Promise<Probe<ThreadProbeReport>>;
+function startProbe<R>(t: Topology, ns: string, cfg: ProbeConfig | ThreadProbeConfig, script = 'capture-probe.js'): Promise<Probe<R>> {
+  const proc = t.spawn(ns, process.execPath, [path.join(HELPERS, script), JSON.stringify(cfg)]);
+  let out = '';
+  let err = '';
+  proc.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`capture probe on ${cfg.devices.join(',')} not ready within 10 s: ${err}`)), 10_000);
+    const done = new Promise<R>((res, rej) => {
+      proc.on('exit', (code) => {
+        const last = out.trim().split('\n').pop() ?? '';
+        try {
+          const parsed = JSON.parse(last) as R & { error?: string };
+          if (parsed.error) throw new Error(parsed.error);
+          res(parsed);
+        } catch (e) {
+          rej(new Error(`capture probe on ${cfg.devices.join(',')} exited ${code}: ${(e as Error).message} ${err}`));
+        }
+      });
+    });
+    proc.stdout?.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.startsWith('ready\n')) {
+        clearTimeout(timer);
+        resolve({ proc, done });
+      } else if (out.includes('\n')) {
+        clearTimeout(timer);
+        done.catch(reject);
+      }
+    });
+    done.catch((e) => (clearTimeout(timer), reject(e)));
+  });
+}
+
+async function linkInfo(t: Topology, ns: string, dev: string): Promise<{ ifindex: number; mac: string }> {
+  const r = await t.exec(ns, 'ip', ['-j', 'link', 'show', 'dev', dev]);
+  const [l] = JSON.parse(r.stdout) as { ifindex: number; address: string }[];
+  return { ifindex: l.ifindex, mac: l.address.replace(/:/g, '') };
+}
+
+const ipv6Text = (a: string) => {
+  // The probe writes all eight groups without compression.
+  const [head, tail = ''] = a.split('::');
+  const h = head ? head.split(':') : [];
+  const tl = tail ? tail.split(':') : [];
+  return [...h, ...Array(8 - h.length - tl.length).fill('0'), ...tl].map((g) => parseInt(g, 16).toString(16)).join(':');
+};
+const norm = (a: string) => (a.includes(':') ? ipv6Text(a) : a);
+
+const key = (r: Pick<ProbeRecord, 'proto' | 'src' | 'sport' | 'dst' | 'dport' | 'ipLen'>) => `${r.proto} ${r.src}:${r.sport} > ${r.dst}:${r.dport} len ${r.ipLen}`;
+const flowKey = (r: Pick<ProbeRecord, 'proto' | 'src' | 'sport' | 'dst' | 'dport'>) => {
+  const a = `${r.src}:${r.sport}`;
+  const b = `${r.dst}:${r.dport}`;
+  return `${r.proto} ${a < b ? `${a} ${b}` : `${b} ${a}`}`;
+};
+
+test('capture source: columns, symmetric split, NFLOG and buffer overruns', { timeout: 60_000 }, async (t) => {
+  await requireIntegration('iptables', 'modprobe');
+  // scapy crafts the VLAN-tagged frames.
+  requireEvasionTools();
+  const topo = await createTopology('cap');
+  const dir = mkdtempSync(path.join(tmpdir(), 'nfips-capture-'));
+  const procs: ChildProcess[] = [];
+  t.after(async () => {
+    for (const p of procs) p.kill();
+    await topo.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const a = topo.addr;
+  procs.push(...(await startPeers(topo, topo.server, [['udp-echo', 7], ['tcp-echo', 9], ['tcp-echo', 80], ['tcp-echo', 81]])));
+  // The NFLOG device needs the kernel's nfnetlink_log.
+  await topo.exec(topo.gateway, 'modprobe', ['nfnetlink_log'], { allowFail: true });
+  await topo.exec(topo.gateway, 'iptables', ['-w', '-A', 'FORWARD', '-p', 'tcp', '--dport', '80', '-j', 'NFLOG', '--nflog-group', String(NFLOG_GROUP)]);
+
+  // Neighbours resolved and link-local addresses settled before any capture
+  // starts, so no exchange below waits on discovery.
+  await topo.exec(topo.client, 'ping', ['-c', '1', '-W', '5', a.server4]);
+  await topo.exec(topo.client, 'ping', ['-6', '-c', '1', '-W', '5', a.server6]);
+
+  const gw = await linkInfo(topo, topo.gateway, topo.gwClientIf);
+  const gwOut = await linkInfo(topo, topo.gateway, topo.gwServerIf);
+  const client = await linkInfo(topo, topo.client, `${topo.prefix}c0`);
+
+  const stopFile = path.join(dir, 'stop');
+  const base: ProbeConfig = { devices: [topo.gwClientIf], filter: `not udp port ${FLOOD_PORT}`, snaplen: SNAPLEN, bufferBytes: 4 << 20, batchSize: 64, slowMs: 0, record: true, stopFile };
+  const splitFilters = captureWorkerFilters([topo.gwClientIf], base.filter, 3);
+  const [whole, nflog, flood, any, ...split] = await Promise.all([
+    startProbe(topo, topo.gateway, base),
+    startProbe(topo, topo.gateway, { ...base, devices: [`nflog:${NFLOG_GROUP}`], filter: '' }),
+    // Tiny buffer, slow consumer: the kernel must drop and pcap_stats say so.
+    startProbe(topo, topo.gateway, { ...base, filter: `udp port ${FLOOD_PORT}`, bufferBytes: 64 << 10, batchSize: 16, slowMs: 50, record: false }),
+    // "any" (LINUX_SLL2): each frame names its own interface.
+    startProbe(topo, topo.gateway, { ...base, devices: ['any'], filter: 'udp port 7' }),
+    ...splitFilters.map((filter) => startProbe(topo, topo.gateway, { ...base, filter })),
+  ]);
+  // Two capture threads as nfips runs them, rules in log mode: UDP to the echo port would be dropped.
+  const rules = JSON.stringify({ default: 'accept', rules: [{ id: 'no-udp-echo', action: 'drop', protocol: 'udp', dport: 7 }] });
+  const threads = await startProbe(topo, topo.gateway, { devices: [topo.gwClientIf], filter: base.filter, workers: 2, rules, stopFile }, 'capture-thread.js');
+  procs.push(whole.proc, nflog.proc, flood.proc, any.proc, threads.proc, ...split.map((p) => p.proc));
+
+  const sources4 = [a.client4, ...a.clientExtra4];
+  const plan: TrafficPlan = {
+    udp: [
+      ...sources4.flatMap((src, i) => [0, 1, 2].map((j) => ({ src, dst: a.server4, port: 7, len: 10 + 37 * i + j }))),
+      // Longer than the snaplen: the capture keeps SNAPLEN bytes of it.
+      { src: a.client4, dst: a.server4, port: 7, len: 1200 },
+      { src: a.client6, dst: a.server6, port: 7, len: 33 },
+      { src: a.client6, dst: a.server6, port: 7, len: 900 },
+    ],
+    tcp: [
+      ...sources4.map((src) => ({ src, dst: a.server4, port: 9 })),
+      { src: a.client6, dst: a.server6, port: 9 },
+      ...sources4.slice(0, 3).flatMap((src) => [80, 81].map((port) => ({ src, dst: a.server4, port }))),
+    ],
+    flood: { dst: a.server4, port: FLOOD_PORT, count: 30_000 },
+  };
+  const r = await topo.exec(topo.client, process.execPath, [path.join(HELPERS, 'capture-traffic.js'), JSON.stringify(plan)], { timeoutMs: 30_000 });
+  const sent = JSON.parse(r.stdout) as SentReport;
+  // Tagged frames (the kernel here has no 8021q module for VLAN devices):
+  // three with one 802.1Q tag and one QinQ frame. Nothing answers them.
+  await topo.exec(topo.client, SCAPY_PYTHON, ['-c', TAGGED_SENDER, `${topo.prefix}c0`, client.mac, gw.mac], { timeoutMs: 30_000 });
+  // The kernel holds NFLOG records until 100 are queued or its 1 s flush
+  // timer fires (nfnetlink_log's defaults; iptables 1.8 ignores
+  // --nflog-threshold): the last ones leave within a second.
+  await new Promise((res) => setTimeout(res, 1500));
+  writeFileSync(stopFile, '');
+  const [wholeR, nflogR, floodR, anyR, ...splitR] = await Promise.all([whole.done, nflog.done, flood.done, any.done, ...split.map((p) => p.done)]);
+  const threadsR = await threads.done;
+
+  await t.test('packets reach the capture with the columns of what was sent', () => {
+    assert.ok(sent.udp.every((u) => u.echoed) && sent.tcp.every((c) => c.echoed), `every exchange was answered ${JSON.stringify(sent.udp.filter((u) => !u.echoed))}`);
+    const seen = new Map<string, ProbeRecord[]>();
+    for (const rec of wholeR.records) seen.set(key(rec), [...(seen.get(key(rec)) ?? []), rec]);
+    for (const u of sent.udp) {
+      const v6 = u.dst.includes(':');
+      const ipLen = u.len + 8 + (v6 ? 40 : 20);
+      const out = { proto: 17, src: norm(u.src), sport: u.sport, dst: norm(u.dst), dport: u.dport, ipLen };
+      const back = { ...out, src: out.dst, sport: out.dport, dst: out.src, dport: out.sport };
+      for (const [dir, want, mac] of [['out', out, client.mac], ['back', back, gw.mac]] as const) {
+        const got = seen.get(key(want)) ?? [];
+        assert.equal(got.length, 1, `${dir} ${key(want)} seen once`);
+        const g = got[0];
+        assert.equal(g.origLen, ipLen, 'OrigLen is the IP packet on the wire');
+        assert.equal(g.capLen, Math.min(ipLen, SNAPLEN - 14), 'CapLen is what the snaplen kept past the Ethernet header');
+        assert.equal(g.hwProto, v6 ? 0x86dd : 0x0800);
+        assert.equal(g.inIfindex, gw.ifindex);
+        assert.equal(g.mac, mac, 'HwAddrOffset points at the source MAC');
+        assert.ok(Math.abs(g.tsSec - Date.now() / 1000) < 60, 'timestamp is wall-clock time');
+      }
+    }
+    for (const c of sent.tcp) {
+      const out = { proto: 6, src: norm(c.src), sport: c.sport, dst: norm(c.dst), dport: c.dport };
+      const fwd = wholeR.records.filter((x) => x.proto === 6 && x.src === out.src && x.sport === out.sport && x.dst === out.dst && x.dport === out.dport);
+      const rev = wholeR.records.filter((x) => x.proto === 6 && x.src === out.dst && x.sport === out.dport && x.dst === out.src && x.dport === out.sport);
+      // SYN, ACK, data, FIN at least one way; SYN-ACK, echo, FIN the other.
+      assert.ok(fwd.length >= 3 && rev.length >= 3, `TCP ${flowKey(out)}: ${fwd.length} out, ${rev.length} back`);
+    }
+    assert.equal(wholeR.counters.captureDrops, 0);
+    assert.equal(wholeR.counters.received, wholeR.records.length, 'every frame in a batch was an IP packet');
+  });
+
+  await t.test('on "any", each frame carries the index of the interface it crossed', () => {
+    // A forwarded datagram crosses both gateway interfaces, and so does its echo.
+    for (const u of sent.udp.filter((x) => !x.dst.includes(':'))) {
+      const out = anyR.records.filter((x) => x.sport === u.sport && x.dport === 7).map((x) => x.inIfindex).sort();
+      assert.deepEqual(out, [gw.ifindex, gwOut.ifindex].sort(), `${u.src}:${u.sport} seen on both sides`);
+    }
+  });
+
+  await t.test('802.1Q and QinQ frames are seen with their tags stripped', () => {
+    const tagged = wholeR.records.filter((x) => x.src === VLAN_SRC && x.dst === VLAN_DST);
+    assert.deepEqual(tagged.map((x) => [x.sport, x.ipLen, x.origLen, x.hwProto, x.mac]), [
+      [41000, 88, 88, 0x0800, client.mac],
+      [41001, 89, 89, 0x0800, client.mac],
+      [41002, 90, 90, 0x0800, client.mac],
+      [41010, 98, 98, 0x0800, client.mac],
+    ]);
+    // Split: each single-tagged frame on exactly one worker; QinQ frames match no share (split-filter.ts).
+    for (const sport of [41000, 41001, 41002]) assert.equal(splitR.filter((s) => s.records.some((x) => x.src === VLAN_SRC && x.sport === sport)).length, 1, `tagged ${sport} on one worker`);
+    assert.equal(splitR.filter((s) => s.records.some((x) => x.src === VLAN_SRC && x.sport === 41010)).length, 0);
+  });
+
+  await t.test('bad devices and filters fail with the device and libpcap\'s words', async () => {
+    await assert.rejects(startProbe(topo, topo.gateway, { ...base, devices: ['nosuchdev0'] }), /capture nosuchdev0: .*(No such device|doesn't exist)/i);
+    await assert.rejects(startProbe(topo, topo.gateway, { ...base, filter: 'udp port' }), new RegExp(`capture ${topo.gwClientIf}: bad filter "udp port": .*syntax error`));
+  });
+
+  await t.test('three split captures see every packet once, each flow on one of them', () => {
+    // What the plan sent (stray neighbour discovery or ICMP may come while the probes start or stop).
+    const ours = new Set([...sent.udp, ...sent.tcp].flatMap((x) => [norm(x.src), norm(x.dst)]));
+    const planned = (rec: ProbeRecord) => (rec.proto === 6 || rec.proto === 17) && ours.has(rec.src) && ours.has(rec.dst);
+    const all = wholeR.records.filter(planned).map(key).sort();
+    const union = splitR.flatMap((s) => s.records.filter(planned).map(key)).sort();
+    assert.ok(all.length > 100, `${all.length} packets of the plan captured`);
+    assert.deepEqual(union, all, 'the shares add up to the whole capture, no packet twice');
+    const owner = new Map<string, number>();
+    splitR.forEach((s, k) => {
+      for (const rec of s.records) {
+        const f = flowKey(rec);
+        assert.equal(owner.get(f) ?? k, k, `flow ${f} on one worker`);
+        owner.set(f, k);
+      }
+    });
+    splitR.forEach((s, k) => assert.ok(s.records.length > 0, `worker ${k} of 3 got a share`));
+  });
+
+  await t.test('capture threads run the rules (log mode) on their share and report capture counters', () => {
+    assert.deepEqual(threadsR.counters.map((c) => c.queue), [0, 1]);
+    const received = threadsR.counters.reduce((sum, c) => sum + c.received, 0);
+    assert.ok(received >= wholeR.records.length - 20 && received <= wholeR.records.length + 20, `threads saw ${received}, the whole capture ${wholeR.records.length}`);
+    for (const c of threadsR.counters) {
+      assert.ok(c.received > 0, `capture thread ${c.queue} got a share`);
+      assert.equal(c.captureDrops, 0);
+      assert.equal(c.verdictDrop + c.verdictAccept + c.verdictRepeat, 0, 'nothing is answered');
+    }
+    const toEcho = sent.udp.filter((u) => u.dport === 7);
+    for (const u of toEcho) {
+      const ev = threadsR.ruleEvents.filter((e) => e.action === 'would-drop' && e.src_port === u.sport && e.dest_port === 7);
+      assert.equal(ev.length, 1, `one would-drop for ${u.src}:${u.sport}`);
+      assert.equal(ev[0].in_ifindex, gw.ifindex);
+    }
+    // The default accepts quietly: the only events are the rule's.
+    assert.equal(threadsR.ruleEvents.filter((e) => e.action !== 'would-drop').length, 0);
+    assert.deepEqual(threadsR.logged.filter((l) => l.type.includes('error')), []);
+  });
+
+  await t.test('a full capture buffer is reported as captureDrops', () => {
+    assert.equal(sent.flooded, plan.flood?.count);
+    const c = floodR.counters;
+    assert.ok(c.captureDrops > 0, `captureDrops ${c.captureDrops} (received ${c.received} of ${sent.flooded})`);
+    assert.ok(c.received < sent.flooded, 'the capture saw fewer than were sent');
+  });
+
+  await t.test('NFLOG: only what the rule copies (TCP to port 80), with both interfaces', () => {
+    const to80 = sent.tcp.filter((c) => c.dport === 80);
+    assert.ok(nflogR.records.length >= to80.length * 3, `${nflogR.records.length} NFLOG packets for ${to80.length} connections`);
+    for (const rec of nflogR.records) {
+      assert.equal(rec.proto, 6);
+      assert.equal(rec.dport, 80, `${key(rec)} copied by a --dport 80 rule`);
+      assert.equal(rec.inIfindex, gw.ifindex);
+      assert.equal(rec.outIfindex, gwOut.ifindex);
+      assert.equal(rec.hwProto, 0x0800);
+      assert.equal(rec.origLen, rec.ipLen);
+    }
+    for (const c of to80) assert.ok(nflogR.records.some((x) => x.sport === c.sport && x.src === c.src), `connection from ${c.src}:${c.sport} logged`);
+    assert.ok(sent.tcp.some((c) => c.dport === 81 && c.echoed), 'port 81 traffic flowed meanwhile');
+  });
+});
