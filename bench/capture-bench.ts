@@ -18,6 +18,8 @@ import { shareFlagModel } from '../src/flow/flag-model';
 import { readRuleFile } from '../src/rules/load';
 import { QueueCounters, QueueSupervisor } from '../src/queue/supervisor';
 import { createTopology, Topology } from '../lab/netns/topology';
+import { resolveRunOptions } from '../src/app/run-options';
+import { captureSourceFor } from '../src/app/run-config';
 import { parseIperfUdp } from './iperf';
 
 const IPERF_PORT = 5201;
@@ -28,8 +30,11 @@ interface ChildConfig {
   device: string;
 }
 
-/** The capture's defaults (native/pcap_capture.h CaptureOptions), as the watch command will pass them. */
-const CAPTURE_DEFAULTS = { snaplen: 2048, bufferBytes: 32 << 20, batchSize: 256, promisc: false, filter: '' } as const;
+/** What `nfips watch --iface DEV` passes, from its own option defaults. */
+function watchDefaults(device: string) {
+  const o = resolveRunOptions({ iface: [device] }, 'watch');
+  return { capture: captureSourceFor(o), flowsPerSecond: o.flowLog ? o.flowLogRate : null };
+}
 
 async function child(cfg: ChildConfig): Promise<void> {
   const errors: string[] = [];
@@ -37,8 +42,8 @@ async function child(cfg: ChildConfig): Promise<void> {
   const model = loadModel(path.join(PACKAGE_ROOT, 'models', 'default.json'));
   let steps = 0;
   const sup = await QueueSupervisor.start({
-    capture: { ...CAPTURE_DEFAULTS, devices: [cfg.device], workers: 1 },
-    engine: { mode: 'repeat', mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 10, flowCapacity: 1 << 16, malformed: 'policy', rulesMode: 'log' },
+    capture: watchDefaults(cfg.device).capture,
+    engine: { mode: 'repeat', mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 10, flowCapacity: 1 << 16, malformed: 'policy', rulesMode: 'log', flowsPerSecond: watchDefaults(cfg.device).flowsPerSecond },
     features: { windowSeconds: model.windowSeconds, stepSeconds: model.stepSeconds, maxSourcesPerStep: 256, flags: shareFlagModel(model.flags) },
     rules: readRuleFile(path.join(PACKAGE_ROOT, 'rules', 'default.json')),
     log,
@@ -108,7 +113,7 @@ async function main(): Promise<void> {
     const seen = c.received - b.received;
     const result = {
       command: `node dist/bench/capture-bench.js --pps ${pps} --seconds ${seconds}`,
-      settings: { ...CAPTURE_DEFAULTS, workers: 1, rules: 'rules/default.json', rulesMode: 'log', features: 'model default.json windows' },
+      settings: { ...watchDefaults('DEV').capture, flowsPerSecond: watchDefaults('DEV').flowsPerSecond, rules: 'rules/default.json', rulesMode: 'log', features: 'model default.json windows' },
       iperf3: { sentPackets: udp.sentPackets, sentPps: Math.round(udp.sentPps), receiverPackets: udp.receiverPackets, lostPackets: udp.lostPackets },
       interfaceRxPackets: rx1 - rx0,
       capture: {

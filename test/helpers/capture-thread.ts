@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   let steps = 0;
   const sup = await QueueSupervisor.start({
     capture: { devices: cfg.devices, filter: cfg.filter, workers: cfg.workers, snaplen: 256, bufferBytes: 4 << 20, batchSize: 64, promisc: false },
-    engine: { mode: 'repeat', mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 10_000, flowCapacity: 4096, malformed: 'policy', rulesMode: 'log' },
+    engine: { mode: 'repeat', mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 10_000, flowCapacity: 4096, malformed: 'policy', rulesMode: 'log', flowsPerSecond: null },
     features: { windowSeconds: 60, stepSeconds: 1, maxSourcesPerStep: 1000, flags: null },
     rules: parseRuleText(cfg.rules, 'capture-test-rules.json'),
     log,
