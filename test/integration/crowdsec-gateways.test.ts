@@ -168,9 +168,11 @@ test('two gateways and a stock bouncer share blocks through one CrowdSec Local A
     // 5. nfips blocks del of A's own published anomaly block: its decision is deleted at the Local API too.
     assert.ok(await inStock(attacker), 'the published decision is still in force at the stock bouncer');
     const ownKey = atAblocks[0]!.key;
+    const delAt = Date.now();
     const delOwn = await execFileP(process.execPath, [NFIPS, 'blocks', 'del', ownKey, '--control-socket', nfA.controlSocket]);
     assert.match(delOwn.stdout, /crowdsec decisions? [\d, ]+ deleted at the Local API/);
     await until('the published decision gone at the stock bouncer', 8_000, async () => !(await inStock(attacker)));
+    t.diagnostic(`blocks del of a published block: gone at the stock bouncer ${Date.now() - delAt} ms later (its update_frequency is 2 s)`);
     for (const nf of nfs) assert.equal(await nf.stop(), 0);
   } finally {
     for (const p of procs) p.kill('SIGKILL');
