@@ -86,6 +86,14 @@ export interface ExternalOutcome {
   failed: number;
 }
 
+/**
+ * Told of each external block refused: `rules` for the allowlist, own and
+ * reserved addresses and the family (fixed while nfips runs, bar the
+ * gateway's addresses), `cap` for --crowdsec-max-decisions (room comes back
+ * when a CrowdSec block ends).
+ */
+export type ExternalRefusal = (key: string, reason: string, kind: 'rules' | 'cap') => void;
+
 /** What a new anomaly block is told to (the CrowdSec publisher). */
 export type PlacedListener = (b: Block, f: Pick<SourceFinding, 'exceeded'>, meta: SourceResponseMeta) => void;
 
@@ -142,6 +150,11 @@ export class BlockManager {
     return this.#table.size;
   }
 
+  /** How many more CrowdSec blocks --crowdsec-max-decisions lets in now. */
+  get externalRoom(): number {
+    return this.#table.externalRoom;
+  }
+
   /**
    * Blocks what a source was caught at (its own evidence far outside what
    * single sources do), in the narrowest scope that stops it. Synchronous,
@@ -176,7 +189,7 @@ export class BlockManager {
    * (only blocks of origin crowdsec are lifted), all in one `ipset restore`.
    * A local block on the same network that lasts at least as long is kept.
    */
-  async applyExternal(upsert: readonly ExternalBlock[], remove: readonly string[]): Promise<ExternalOutcome> {
+  async applyExternal(upsert: readonly ExternalBlock[], remove: readonly string[], onRefused?: ExternalRefusal): Promise<ExternalOutcome> {
     const now = this.#now();
     const res: ExternalOutcome = { added: 0, updated: 0, removed: 0, kept_local: 0, refused: 0, failed: 0 };
     const lines: string[] = [];
@@ -210,6 +223,8 @@ export class BlockManager {
       const reason = this.#refusal(x.target, allowed);
       const out: BlockOutcome = reason ? { kind: 'refused', reason } : this.#table.add(x.target, { origin: 'crowdsec', reason: `crowdsec: ${x.scenario}`, ttlSeconds: ttl, scenario: x.scenario }, now);
       if (out.kind === 'refused') {
+        // The table refuses a crowdsec block only for its cap.
+        onRefused?.(targetKey(x.target), out.reason, reason ? 'rules' : 'cap');
         res.refused++;
         this.counts.refused++;
         const why = out.reason;
@@ -257,6 +272,12 @@ export class BlockManager {
   /** Why a block on this target would be refused now (allowlist, own addresses, family...), or null. */
   refusalOf(target: BlockTarget): string | null {
     return this.#refusal(target);
+  }
+
+  /** refusalOf() for a batch: the gateway's addresses are read once, when this is called. */
+  refusalChecker(): (target: BlockTarget) => string | null {
+    const allowed = this.#o.allowlist.checker();
+    return (t) => this.#refusal(t, allowed);
   }
 
   #refusal(target: BlockTarget, conflictOf: (p: BlockTarget['prefix']) => string | null = (p) => this.#o.allowlist.conflict(p)): string | null {

@@ -57,6 +57,11 @@ export class BlockTable {
     return this.#blocks.size;
   }
 
+  /** How many more CrowdSec blocks the cap lets in now. */
+  get externalRoom(): number {
+    return Math.max(0, (this.policy.maxExternal ?? this.policy.maxBlocks) - this.#external);
+  }
+
   list(): Block[] {
     return [...this.#blocks.values()].sort((a, b) => a.createdAt - b.createdAt);
   }

@@ -399,8 +399,9 @@ export function runCli(args: readonly string[], extras: Pick<StartOptions, 'scor
           'lift a block, named as "blocks list" shows it (e.g. 10.0.0.6, or "10.0.0.6 tcp:22")',
           (yy) => blockFlags(yy).positional('block', { type: 'string', demandOption: true }),
           async (argv) => {
-            const v = await onBlocks(argv, { cmd: 'blocks.del', key: argv.block }, (o) => o.del(argv.block));
-            process.stdout.write(`unblocked ${v.key}\n`);
+            const v: { key: string; note?: string } = await onBlocks(argv, { cmd: 'blocks.del', key: argv.block }, (o) => o.del(argv.block));
+            // The note (a running nfips with a CrowdSec link) says what became of the block beyond this gateway.
+            process.stdout.write(`unblocked ${v.key}${v.note ? ` (${v.note})` : ''}\n`);
           },
         )
         .command(

@@ -4,6 +4,7 @@
 // only IPs and ranges: a block narrowed to a protocol or service here is a
 // ban of the whole source at the other bouncers (its local scope is in the
 // meta). Pure.
+import type { Decision } from './decision';
 import { formatGoDuration } from './go-duration';
 
 /** An anomaly block waiting to be published (as the queue file keeps it). */
@@ -43,6 +44,19 @@ export function scenarioFor(signature: string): string {
  */
 export function decisionScenario(scenario: string, machineId: string): string {
   return `${scenario}@${machineId}`;
+}
+
+/**
+ * A decision this machine published, told by the decision alone (origin
+ * nfips, scenario nfips/<slug>@<machine id>): no record that a lost or
+ * damaged file could take away. The slug has no "@", so machine "gw1" does
+ * not claim "nfips/x@a@gw1" (machine "a@gw1"'s).
+ */
+export function isOwnDecision(d: Pick<Decision, 'origin' | 'scenario'>, machineId: string): boolean {
+  const tail = `@${machineId}`;
+  if (d.origin !== DECISION_ORIGIN || !d.scenario.endsWith(tail)) return false;
+  const head = d.scenario.slice(0, -tail.length);
+  return head.startsWith('nfips/') && !head.includes('@');
 }
 
 export function alertOf(p: PendingAlert, now: number, machineId: string): Record<string, unknown> {

@@ -58,28 +58,38 @@ export class DecisionSet {
     return [...(this.#byKey.get(key) ?? [])];
   }
 
+  /** This gateway's own live decisions on a network (canonical, as the decision's value). */
+  ownIdsFor(net: string): number[] {
+    return [...this.#own].filter(([, o]) => o.net === net).map(([id]) => id);
+  }
+
   /**
    * Takes one stream answer. A startup answer is the whole truth: what it
    * does not name is gone. `isOwn` tells decisions this nfips published.
    */
   apply(a: StreamAnswer, now: number, startup: boolean, isOwn: (d: Decision) => boolean = () => false): DecisionChanges {
     const touched = new Set<string>();
+    // Own decisions known before a startup answer: one deleted meanwhile (during an
+    // outage) is named in its deleted list, or simply missing from it.
+    const ownBefore = new Map(this.#own);
     if (startup) {
       for (const key of this.#byKey.keys()) touched.add(key);
       this.#byId.clear();
       this.#byKey.clear();
       this.#own.clear();
     }
-    const ownDeleted: string[] = [];
+    const ownDeleted = new Set<string>();
+    const ownGone = (id: number): void => {
+      const own = ownBefore.get(id);
+      ownBefore.delete(id);
+      this.#own.delete(id);
+      if (own && own.until - now > OWN_END_SLACK_MS) ownDeleted.add(own.net);
+    };
     // 1.4.6 repeats deletions in later answers; dropping an unknown id is a no-op.
     for (const d of a.deleted) {
       const k = this.#drop(d.id);
       if (k !== null) touched.add(k);
-      const own = this.#own.get(d.id);
-      if (own) {
-        this.#own.delete(d.id);
-        if (own.until - now > OWN_END_SLACK_MS) ownDeleted.push(own.net);
-      }
+      ownGone(d.id);
     }
     const skipped: DecisionChanges['skipped'] = [];
     let own = 0;
@@ -92,6 +102,7 @@ export class DecisionSet {
       }
       if (isOwn(d)) {
         own++;
+        ownBefore.delete(d.id);
         this.#own.set(d.id, { net: m.target.net, until: now + d.remainingMs });
         continue;
       }
@@ -103,6 +114,8 @@ export class DecisionSet {
       ids.add(d.id);
       touched.add(key);
     }
+    // A startup answer names every live decision: an own one known before and absent now was deleted (or ended).
+    if (startup) for (const id of [...ownBefore.keys()]) ownGone(id);
     this.#prune(now);
     const upsert: WantedBlock[] = [];
     const remove: string[] = [];
@@ -111,7 +124,7 @@ export class DecisionSet {
       if (w) upsert.push(w);
       else remove.push(key);
     }
-    return { upsert, remove, skipped, own, ownDeleted };
+    return { upsert, remove, skipped, own, ownDeleted: [...ownDeleted] };
   }
 
   /** The block the live decisions on a network ask for, or null. */
@@ -135,8 +148,9 @@ export class DecisionSet {
     }
   }
 
-  /** Forgets one decision; returns its network, or null if it was unknown. */
+  /** Forgets one decision (own ones too); returns its network, or null if it was not a CrowdSec block's. */
   forget(id: number): string | null {
+    this.#own.delete(id);
     return this.#drop(id);
   }
 

@@ -4,9 +4,11 @@
 // batch. Runs on timers beside the packet path, never in it. An outage is
 // logged once (crowdsec_unreachable) and its end once (crowdsec_restored);
 // the local blocks stay in force meanwhile.
+import type { Block } from '../blocks/block';
 import type { BlockManager, BlockView } from '../blocks/manager';
+import { view } from '../blocks/manager';
 import type { EventLog } from '../log/event-log';
-import type { Decision } from './decision';
+import type { Decision, StreamAnswer } from './decision';
 import { DecisionSet } from './decision-set';
 import { LapiClient } from './lapi-client';
 
@@ -22,8 +24,18 @@ export interface DecisionAuthority {
    * deleted before it.
    */
   deleteDecisions(ids: readonly number[]): Promise<number[]>;
+  /**
+   * Drops the queued alerts of a network (its anomaly block is being lifted):
+   * how many were dropped, and whether one is being posted right now.
+   */
+  withdraw(net: string): { dropped: number; sending: boolean };
+  /** Resolves once a push in progress (if any) has ended. */
+  flush(): Promise<void>;
   status(): Record<string, unknown>;
 }
+
+/** What `blocks del` answers: the block lifted, and what became of it beyond this gateway. */
+export type DeletedBlock = BlockView & { note?: string };
 
 export interface LinkOptions {
   client: LapiClient;
@@ -70,10 +82,14 @@ export class CrowdSecLink {
   /** Aborted at close(): a pull waiting on a dead Local API must not hold up shutdown. */
   readonly #stop = new AbortController();
   #pulling: Promise<void> = Promise.resolve();
-  /** Wanted networks the block manager refused at the last pull, and its size then. */
-  #refused = new Set<string>();
-  #sizeAtRefusal = 0;
-  readonly counts = { pulls: 0, failed_pulls: 0, decisions_applied: 0, decisions_removed: 0, refused: 0, skipped: 0, own: 0, outages: 0 };
+  /**
+   * Wanted networks the block manager refused, why (rules: allowlist and
+   * addresses, fixed while nfips runs; cap: --crowdsec-max-decisions) and the
+   * decisions then on them: each refusal is logged once, rules refusals are
+   * not retried, cap refusals only once a CrowdSec block has left room.
+   */
+  readonly #refused = new Map<string, { kind: 'rules' | 'cap'; ids: Set<number> }>();
+  readonly counts = { pulls: 0, failed_pulls: 0, apply_failures: 0, decisions_applied: 0, decisions_reapplied: 0, decisions_removed: 0, refused: 0, skipped: 0, own: 0, outages: 0 };
 
   constructor(o: LinkOptions) {
     this.#o = o;
@@ -122,9 +138,11 @@ export class CrowdSecLink {
    * does not come back in the next pull, and every other gateway lifts it
    * too), which needs machine credentials; other blocks are local.
    */
-  async deleteBlock(key: string, reason: string): Promise<BlockView> {
+  async deleteBlock(key: string, reason: string): Promise<DeletedBlock> {
     const b = this.#o.blocks.get(key);
-    if (!b || b.origin !== 'crowdsec') return this.#o.blocks.remove(key, reason);
+    if (!b) return this.#o.blocks.remove(key, reason);
+    if (b.origin === 'anomaly' && this.#o.publisher) return this.#deletePublished(b, reason, this.#o.publisher);
+    if (b.origin !== 'crowdsec') return this.#removeLocal(b, reason);
     if (!this.#o.publisher) throw new Error(`${b.key} is a CrowdSec decision (${b.scenario ?? 'unknown scenario'}); deleting it at the Local API needs --crowdsec-machine-id and --crowdsec-password-file, or run "cscli decisions delete --ip ${b.net}" (or --range) where the Local API runs`);
     const ids = this.#set.idsFor(b.key);
     // Without ids (restored from the state file, no pull yet) nothing could be
@@ -140,7 +158,51 @@ export class CrowdSecLink {
       throw new Error(`${(e as Error).message}; ${done.length ? `decision${done.length === 1 ? '' : 's'} ${done.join(', ')} deleted, ` : 'nothing deleted, '}decision${left.length === 1 ? '' : 's'} ${left.join(', ')} not deleted; the block stays`);
     }
     for (const id of deleted) this.#set.forget(id);
-    return this.#o.blocks.remove(b.key, `${reason}: crowdsec decision${deleted.length === 1 ? '' : 's'} ${deleted.join(', ')} deleted at the Local API`);
+    return this.#removeLocal(b, `${reason}: crowdsec decision${deleted.length === 1 ? '' : 's'} ${deleted.join(', ')} deleted at the Local API`);
+  }
+
+  /**
+   * An anomaly block this gateway published: its decision is deleted at the
+   * Local API too, or the other gateways would keep the attacker blocked.
+   * The local block is lifted either way; the note says what happened beyond.
+   */
+  async #deletePublished(b: Block, reason: string, pub: DecisionAuthority): Promise<DeletedBlock> {
+    const w = pub.withdraw(b.net);
+    // Wait for a POST in flight, then learn the decision's id from the stream.
+    if (w.sending) await pub.flush();
+    let ids = this.#set.ownIdsFor(b.net);
+    if (!ids.length && (w.sending || w.dropped === 0)) {
+      await this.pull().catch(() => undefined);
+      ids = this.#set.ownIdsFor(b.net);
+    }
+    let note: string;
+    if (ids.length) {
+      try {
+        const deleted = await pub.deleteDecisions(ids);
+        for (const id of deleted) this.#set.forget(id);
+        note = `its crowdsec decision${deleted.length === 1 ? '' : 's'} ${deleted.join(', ')} deleted at the Local API`;
+      } catch (e) {
+        const done = e instanceof DeleteError ? e.deleted : [];
+        for (const id of done) this.#set.forget(id);
+        note = `lifted here only: ${(e as Error).message}; other gateways keep decision${ids.length === 1 ? '' : 's'} ${ids.filter((id) => !done.includes(id)).join(', ')}; run "cscli decisions delete --${b.net.includes('/') ? 'range' : 'ip'} ${b.net}" where the Local API runs`;
+      }
+    } else if (w.dropped > 0 && !w.sending) {
+      note = 'its alert had not been sent to the Local API yet: withdrawn';
+    } else {
+      note = `lifted here only: no decision of this gateway on ${b.net} is known at the Local API (${this.#state === 'connected' ? 'not in the stream' : 'the Local API does not answer'}); other gateways keep any they have`;
+    }
+    const out = await this.#removeLocal(b, `${reason}: ${note}`);
+    return { ...out, note: out.note ? `${out.note}; ${note}` : note };
+  }
+
+  /** Lifts a block here; one the sweep ended meanwhile is already gone, not an error. */
+  async #removeLocal(b: Block, reason: string): Promise<DeletedBlock> {
+    try {
+      return await this.#o.blocks.remove(b.key, reason);
+    } catch (e) {
+      if (this.#o.blocks.get(b.key)) throw e;
+      return { ...view(b, this.#now()), note: 'already expired' };
+    }
   }
 
   #schedule(ms: number): void {
@@ -174,6 +236,26 @@ export class CrowdSecLink {
     if (this.#closed) return;
     const t1 = performance.now();
     const now = asked;
+    try {
+      await this.#apply(answer, now, startup, t0, t1);
+    } catch (e) {
+      // The Local API answered: this is not an outage. The set may now disagree with the table: resynchronise next time.
+      this.#needStartup = true;
+      this.counts.apply_failures++;
+      this.#lastError = `applying the decisions failed: ${(e as Error).message}`;
+      this.#o.log.event('crowdsec_apply_failed', { url: this.#o.url, error: (e as Error).message, startup, hint: 'blocks in force stay; a full resynchronisation at the next pull' }, 'error');
+      return;
+    }
+    if (this.#state !== 'connected') {
+      if (this.#outageSince !== null) this.#o.log.event('crowdsec_restored', { url: this.#o.url, down_s: Math.round((now - this.#outageSince) / 1000), resynchronised: startup }, 'warn');
+      else this.#o.log.event('crowdsec_connected', { url: this.#o.url, decisions: this.#set.size });
+    }
+    this.#state = 'connected';
+    this.#outageSince = null;
+    this.#failures = 0;
+  }
+
+  async #apply(answer: StreamAnswer, now: number, startup: boolean, t0: number, t1: number): Promise<void> {
     const pub = this.#o.publisher;
     const changes = this.#set.apply(answer, now, startup, pub ? (d) => pub.isOwn(d) : undefined);
     if (startup) {
@@ -182,18 +264,34 @@ export class CrowdSecLink {
       const lifting = new Set(changes.remove);
       for (const b of this.#o.blocks.inForce()) if (b.origin === 'crowdsec' && !wanted.has(b.key) && !lifting.has(b.key)) changes.remove.push(b.key);
     }
+    // A network refused before is not offered again for the same decisions (no new log line per pull).
+    const upsert = changes.upsert.filter((w) => {
+      const r = this.#refused.get(w.key);
+      return !r || w.ids.some((id) => !r.ids.has(id));
+    });
+    const offered = new Map<string, number[]>();
+    const onRefused = (key: string, _reason: string, kind: 'rules' | 'cap'): void => void this.#refused.set(key, { kind, ids: new Set(offered.get(key) ?? []) });
+    for (const w of upsert) offered.set(w.key, w.ids);
+    const out = await this.#o.blocks.applyExternal(upsert, changes.remove, onRefused);
+    for (const w of upsert) if (this.#o.blocks.get(w.key)) this.#refused.delete(w.key);
+    for (const k of changes.remove) this.#refused.delete(k);
     // A live decision whose block left the table (a longer local block on it
     // was lifted, a manual del or flush, an ipset failure) is applied again;
-    // one refused before only once room was freed, not every pull.
-    const removing = new Set(changes.remove);
-    const upserting = new Set(changes.upsert.map((w) => w.key));
-    const roomFreed = this.#o.blocks.size < this.#sizeAtRefusal;
+    // one refused for the cap only once a CrowdSec block has ended and left room.
+    const handled = new Set([...upsert.map((w) => w.key), ...changes.remove]);
+    const left: typeof upsert = [];
+    const capped: typeof upsert = [];
     for (const w of this.#set.allWanted()) {
-      if (upserting.has(w.key) || removing.has(w.key) || this.#o.blocks.get(w.key)) continue;
-      if (this.#refused.has(w.key) && !roomFreed) continue;
-      changes.upsert.push(w);
+      if (handled.has(w.key) || this.#o.blocks.get(w.key)) continue;
+      const r = this.#refused.get(w.key);
+      if (!r) left.push(w);
+      else if (r.kind === 'cap') capped.push(w);
     }
-    const out = await this.#o.blocks.applyExternal(changes.upsert, changes.remove);
+    const again = [...left, ...capped.slice(0, Math.max(0, this.#o.blocks.externalRoom - left.length))];
+    for (const w of again) offered.set(w.key, w.ids);
+    const re = again.length ? await this.#o.blocks.applyExternal(again, [], onRefused) : null;
+    for (const w of again) if (this.#o.blocks.get(w.key)) this.#refused.delete(w.key);
+    for (const k of [...this.#refused.keys()]) if (!this.#set.wanted(k)) this.#refused.delete(k);
     // An operator deleted a decision this gateway published: its anomaly blocks on that network go too.
     for (const net of changes.ownDeleted) {
       // inForce() is a snapshot and remove() awaits: the sweep may end a block meanwhile, so
@@ -202,17 +300,12 @@ export class CrowdSecLink {
         if (b.origin === 'anomaly' && b.net === net && this.#o.blocks.get(b.key)) await this.#o.blocks.remove(b.key, 'its crowdsec decision was deleted at the Local API');
       }
     }
-    for (const w of changes.upsert) {
-      if (this.#o.blocks.get(w.key)) this.#refused.delete(w.key);
-      else this.#refused.add(w.key);
-    }
-    for (const k of changes.remove) this.#refused.delete(k);
-    this.#sizeAtRefusal = this.#o.blocks.size;
     const t2 = performance.now();
     this.counts.pulls++;
     this.counts.decisions_applied += out.added + out.updated;
+    this.counts.decisions_reapplied += re ? re.added + re.updated : 0;
     this.counts.decisions_removed += out.removed;
-    this.counts.refused += out.refused;
+    this.counts.refused += out.refused + (re?.refused ?? 0);
     this.counts.skipped += changes.skipped.length;
     this.counts.own += changes.own;
     this.#lastPullAt = now;
@@ -223,15 +316,8 @@ export class CrowdSecLink {
     this.counts.skipped += malformed.length;
     for (const m of malformed.slice(0, 20)) this.#o.log.event('crowdsec_decision_skipped', { entry: m.where, reason: `unreadable: ${m.reason}` }, 'warn');
     if (startup || answer.new.length || answer.deleted.length) {
-      this.#o.log.event('crowdsec_pull', { startup, new: answer.new.length, deleted: answer.deleted.length, own: changes.own, skipped: changes.skipped.length, ...out, fetch_ms: Math.round(t1 - t0), apply_ms: Math.round(t2 - t1) });
+      this.#o.log.event('crowdsec_pull', { startup, new: answer.new.length, deleted: answer.deleted.length, own: changes.own, skipped: changes.skipped.length, ...out, ...(re ? { reapplied: re.added + re.updated, reapply_refused: re.refused } : {}), fetch_ms: Math.round(t1 - t0), apply_ms: Math.round(t2 - t1) });
     }
-    if (this.#state !== 'connected') {
-      if (this.#outageSince !== null) this.#o.log.event('crowdsec_restored', { url: this.#o.url, down_s: Math.round((now - this.#outageSince) / 1000), resynchronised: startup }, 'warn');
-      else this.#o.log.event('crowdsec_connected', { url: this.#o.url, decisions: this.#set.size });
-    }
-    this.#state = 'connected';
-    this.#outageSince = null;
-    this.#failures = 0;
   }
 
   #failed(error: string): void {

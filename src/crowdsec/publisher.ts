@@ -2,22 +2,22 @@
 // Local API as an alert with its decision, so the other gateways (and any
 // bouncer on the same Local API) block the attacker too. Alerts wait in a
 // bounded queue persisted in the state directory while the Local API is
-// away, and go out when it is back. What was published is remembered until
-// its decision ends, to tell it apart when it comes back in the stream.
+// away, and go out when it is back. Its own decisions coming back in the
+// stream are told by their scenario (alert.ts isOwnDecision), not by a record.
 // Runs on timers beside the packet path; enqueue() only records and returns.
-import { renameSync } from 'node:fs';
+import { readdirSync, renameSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { Block, BlockTarget, makeTarget } from '../blocks/block';
 import type { SourceResponseMeta } from '../blocks/manager';
 import type { Exceeded, SourceFinding } from '../detect/source-tracker';
 import { JsonFileError, writeFileAtomic } from '../config/json-file';
 import type { EventLog } from '../log/event-log';
-import { alertOf, DECISION_ORIGIN, decisionScenario, PendingAlert, scenarioFor } from './alert';
+import { alertOf, decisionScenario, isOwnDecision, PendingAlert, scenarioFor } from './alert';
 import type { Decision } from './decision';
 import { LapiClient, LapiError } from './lapi-client';
 import type { DecisionAuthority } from './link';
 import { DeleteError, retryDelay } from './link';
-import { QUEUE_FORMAT, QueueDoc, readQueueFile } from './queue-file';
+import { QUEUE_FORMAT, QueueDoc, QueueLoad, readQueueFile } from './queue-file';
 
 export const QUEUE_FILE_NAME = 'crowdsec-queue.json';
 /** Alerts kept while the Local API is away; the oldest go first when full. */
@@ -28,7 +28,8 @@ const BATCH = 50;
 const RENEW_BEFORE_MS = 60_000;
 /** Queued blocks reach the file this soon (close() writes at once). */
 const SAVE_DELAY_MS = 200;
-
+/** Unreadable queue files kept aside (timestamped); older ones are deleted. */
+const KEEP_BAD_FILES = 3;
 
 export interface PublisherOptions {
   client: LapiClient;
@@ -39,12 +40,26 @@ export interface PublisherOptions {
   /** Retries back off from 1 s up to max(this, 30 s). */
   intervalMs: number;
   clock?: () => number;
-  /** The block manager's refusal rules (allowlist, own addresses...): what they refuse is not published. */
-  refusal?: (t: BlockTarget) => string | null;
+  /**
+   * The block manager's refusal rules (allowlist, own addresses...): what they
+   * refuse is not published. Called once per flush for a checker reused over
+   * the queue (the gateway's addresses are read once, not per alert).
+   */
+  refusalChecker?: () => (t: BlockTarget) => string | null;
 }
 
 export function evidenceOf(x: Exceeded): string {
   return `${x.measure}${x.service ? `(${x.service})` : ''}=${x.value}/${x.scale} (limit ${x.threshold.value})`;
+}
+
+function refusalOf(value: string, check: ((t: BlockTarget) => string | null) | null): string | null {
+  let t: BlockTarget;
+  try {
+    t = makeTarget(value);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return check?.(t) ?? null;
 }
 
 export class Publisher implements DecisionAuthority {
@@ -52,7 +67,8 @@ export class Publisher implements DecisionAuthority {
   readonly #now: () => number;
   readonly #file: string;
   #pending: PendingAlert[] = [];
-  readonly #published = new Map<string, number>();
+  /** The batch being posted: a block queued meanwhile gets its own entry, not merged into one about to be removed. */
+  #inFlight: ReadonlySet<PendingAlert> = new Set();
   #token: { token: string; expiresAt: number } | null = null;
   #flushing: Promise<void> | null = null;
   #timer: NodeJS.Timeout | null = null;
@@ -85,7 +101,7 @@ export class Publisher implements DecisionAuthority {
   /** The block manager's onPlaced hook: records and returns; the push is asynchronous. */
   enqueue(b: Block, f: Pick<SourceFinding, 'exceeded'>, meta: SourceResponseMeta): void {
     const scenario = scenarioFor(meta.signature);
-    const same = this.#pending.find((p) => p.value === b.net && p.scenario === scenario);
+    const same = this.#pending.find((p) => p.value === b.net && p.scenario === scenario && !this.#inFlight.has(p));
     if (same) {
       // Blocks of one episode (tcp and icmp, say) are one ban of the source.
       same.until = Math.max(same.until, b.expiresAt);
@@ -93,10 +109,6 @@ export class Publisher implements DecisionAuthority {
     } else {
       this.#pending.push({ value: b.net, scenario, until: b.expiresAt, at: b.createdAt, key: b.key, signature: meta.signature, signatureId: meta.signatureId, episode: meta.episode, evidence: f.exceeded.map(evidenceOf) });
     }
-    // Known as own before the POST: a pull answering between the POST and its
-    // answer must not apply this gateway's decision here as a CrowdSec block.
-    const own = this.#ownKey(b.net, scenario);
-    this.#published.set(own, Math.max(this.#published.get(own) ?? 0, b.expiresAt));
     if (this.#pending.length > MAX_PENDING) {
       const gone = this.#pending.splice(0, this.#pending.length - MAX_PENDING);
       this.counts.dropped += gone.length;
@@ -107,10 +119,22 @@ export class Publisher implements DecisionAuthority {
   }
 
   isOwn(d: Decision): boolean {
-    if (d.origin !== DECISION_ORIGIN) return false;
-    const until = this.#published.get(`${d.value} ${d.scenario}`);
-    // Keyed on the decision's scenario, which names this machine (decisionScenario).
-    return until !== undefined && until > this.#now();
+    return isOwnDecision(d, this.#o.machineId);
+  }
+
+  /**
+   * `nfips blocks del` of an anomaly block: its alerts not yet sent are
+   * dropped (never published). Returns how many were dropped, and whether
+   * one is being sent right now (its decision will exist at the Local API).
+   */
+  withdraw(net: string): { dropped: number; sending: boolean } {
+    const sending = [...this.#inFlight].some((p) => p.value === net);
+    // One being sent is taken out too: if its POST fails, it is not retried.
+    const gone = this.#pending.filter((p) => p.value === net && !this.#inFlight.has(p));
+    const before = this.#pending.length;
+    this.#pending = this.#pending.filter((p) => p.value !== net);
+    if (this.#pending.length !== before) this.#save();
+    return { dropped: gone.length, sending };
   }
 
   deleteDecisions(ids: readonly number[]): Promise<number[]> {
@@ -188,10 +212,6 @@ export class Publisher implements DecisionAuthority {
     this.#timer.unref();
   }
 
-  #ownKey(value: string, scenario: string): string {
-    return `${value} ${decisionScenario(scenario, this.#o.machineId)}`;
-  }
-
   async #ensureToken(): Promise<string> {
     if (this.#token && this.#token.expiresAt - this.#now() > RENEW_BEFORE_MS) return this.#token.token;
     this.#token = await this.#o.client.login(this.#o.machineId, this.#o.password, this.#stop.signal);
@@ -212,8 +232,9 @@ export class Publisher implements DecisionAuthority {
         continue;
       }
       // Checked again here: the queue may come from a file, and the allowlist may have changed since.
-      // One refusal check per entry (each may list the host's interfaces), its reason kept for the log.
-      const refused = this.#pending.map((p) => ({ p, reason: this.#refusalOf(p.value) })).filter((r) => r.reason !== null);
+      // One checker per pass (it lists the host's interfaces once), one check per entry.
+      const check = this.#o.refusalChecker?.() ?? null;
+      const refused = this.#pending.map((p) => ({ p, reason: refusalOf(p.value, check) })).filter((r) => r.reason !== null);
       if (refused.length) {
         const gone = new Set(refused.map((r) => r.p));
         this.#pending = this.#pending.filter((p) => !gone.has(p));
@@ -223,6 +244,7 @@ export class Publisher implements DecisionAuthority {
         continue;
       }
       const batch = this.#pending.slice(0, BATCH);
+      this.#inFlight = new Set(batch);
       try {
         let token = await this.#ensureToken();
         const alerts = batch.map((p) => alertOf(p, now, this.#o.machineId));
@@ -243,7 +265,6 @@ export class Publisher implements DecisionAuthority {
         this.#failures = 0;
         this.#lastError = null;
         for (const [i, p] of batch.entries()) this.#o.log.event('crowdsec_pushed', { src_ip: p.value, scenario: decisionScenario(p.scenario, this.#o.machineId), alert_id: ids[i] ?? null, block: p.key, until: new Date(p.until).toISOString() });
-        this.#prune();
         this.#save();
       } catch (e) {
         // Stopped at shutdown: the batch stays queued (saved by close()), no failure to report.
@@ -252,45 +273,49 @@ export class Publisher implements DecisionAuthority {
         this.counts.failed_pushes++;
         if (this.#failures++ === 0) this.#o.log.event('crowdsec_push_failed', { error: this.#lastError, pending: this.#pending.length, hint: `kept in ${this.#file} and sent when the Local API answers` }, 'error');
         return;
+      } finally {
+        this.#inFlight = new Set();
       }
     }
-  }
-
-  #refusalOf(value: string): string | null {
-    let t: BlockTarget;
-    try {
-      t = makeTarget(value);
-    } catch (e) {
-      return (e as Error).message;
-    }
-    return this.#o.refusal?.(t) ?? null;
-  }
-
-  #prune(): void {
-    const now = this.#now();
-    for (const [k, until] of this.#published) if (until <= now) this.#published.delete(k);
   }
 
   #load(): void {
-    let doc: QueueDoc | null;
+    let load: QueueLoad | null;
     try {
-      doc = readQueueFile(this.#file);
+      load = readQueueFile(this.#file);
     } catch (e) {
-      // nfips' own file: a broken one costs the queued alerts, not the start; it is kept aside for a look.
-      const aside = `${this.#file}.bad`;
-      let kept: string | null = aside;
-      try {
-        renameSync(this.#file, aside);
-      } catch {
-        kept = null;
-      }
+      // nfips' own file: one that is not a queue at all costs the queued alerts, not the start; it is kept aside for a look.
+      const kept = this.#setAside();
       this.#o.log.event('crowdsec_queue_unreadable', { file: this.#file, path: e instanceof JsonFileError ? e.jsonPath : null, error: (e as Error).message, set_aside: kept, hint: 'starting with an empty queue' }, 'error');
       return;
     }
-    if (!doc) return;
-    this.#pending = doc.pending.slice(-MAX_PENDING);
-    for (const [k, until] of doc.published) this.#published.set(k, until);
-    this.#prune();
+    if (!load) return;
+    if (load.dropped.length) {
+      const shown = load.dropped.slice(0, 20).map((d) => ({ path: d.path, problems: d.problems.map((p) => `${p.path}: ${p.message}`) }));
+      this.#o.log.event('crowdsec_queue_entries_dropped', { file: this.#file, count: load.dropped.length, kept: load.doc.pending.length, entries: shown, hint: 'the other queued alerts are kept' }, 'error');
+    }
+    this.#pending = load.doc.pending.slice(-MAX_PENDING);
+  }
+
+  /** Renames the file to <file>.bad.<UTC time> and keeps only the newest few; returns the new name, or null. */
+  #setAside(): string | null {
+    const stamp = new Date(this.#now()).toISOString().replace(/[:.]/g, '-');
+    const aside = `${this.#file}.bad.${stamp}`;
+    try {
+      renameSync(this.#file, aside);
+    } catch {
+      return null;
+    }
+    const dir = path.dirname(this.#file);
+    const prefix = `${path.basename(this.#file)}.bad.`;
+    try {
+      // ISO times sort as text.
+      const old = readdirSync(dir).filter((n) => n.startsWith(prefix)).sort().slice(0, -KEEP_BAD_FILES);
+      for (const n of old) unlinkSync(path.join(dir, n));
+    } catch {
+      // Old copies left over cost disk space only.
+    }
+    return aside;
   }
 
   /** A burst of blocks is one write (JSON and fsync), not one per block, off the caller's turn. */
@@ -306,7 +331,7 @@ export class Publisher implements DecisionAuthority {
   #save(): void {
     if (this.#saveTimer) clearTimeout(this.#saveTimer);
     this.#saveTimer = null;
-    const doc: QueueDoc = { format: QUEUE_FORMAT, version: 1, pending: this.#pending, published: [...this.#published] };
+    const doc: QueueDoc = { format: QUEUE_FORMAT, version: 1, pending: this.#pending };
     try {
       writeFileAtomic(this.#file, `${JSON.stringify(doc)}\n`, 0o600);
     } catch (e) {

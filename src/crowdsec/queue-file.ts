@@ -1,28 +1,38 @@
 // The publisher's queue file (<state-dir>/crowdsec-queue.json): alerts not
-// yet sent and the decisions published, checked field by field on load with
-// the project's file helpers, so a damaged or hand-edited file is reported
-// with its JSON pointer instead of being half used. Pure but for the read.
+// yet sent, checked field by field on load with the project's file helpers.
+// A file that is not a queue at all is rejected whole; one bad alert in a
+// good file is dropped alone (reported with its JSON pointer), so a damaged
+// entry does not cost the others. Pure but for the read.
 import { makeTarget } from '../blocks/block';
 import { JsonFileError, JsonProblem, parseJsonBounded } from '../config/json-file';
 import { readFileBounded } from '../config/safe-file';
 import type { PendingAlert } from './alert';
 
 export const QUEUE_FORMAT = 'nfips-crowdsec-queue';
-/** 1,000 alerts of a few hundred bytes each, and the published list: far below this. */
+/** 1,000 alerts of a few hundred bytes each: far below this. */
 const MAX_QUEUE_BYTES = 16 << 20;
 
 export interface QueueDoc {
   format: string;
   version: number;
   pending: PendingAlert[];
-  /** "value decision-scenario" -> epoch ms its decision ends. */
-  published: [string, number][];
+}
+
+/** What a load kept, and the alerts it dropped (one problem list per dropped alert). */
+export interface QueueLoad {
+  doc: QueueDoc;
+  dropped: { path: string; problems: JsonProblem[] }[];
 }
 
 export class QueueFileError extends JsonFileError {}
 
-/** null when there is no file; throws QueueFileError (or the read's error) otherwise. */
-export function readQueueFile(file: string): QueueDoc | null {
+/**
+ * null when there is no file; throws QueueFileError (or the read's error)
+ * when the file is not a queue (not JSON, wrong format or version, no list
+ * of alerts). A "published" list written by earlier versions is ignored:
+ * own decisions are recognised by their scenario now (alert.ts isOwnDecision).
+ */
+export function readQueueFile(file: string): QueueLoad | null {
   let text: string;
   try {
     text = readFileBounded(file, 'crowdsec queue file', { maxBytes: MAX_QUEUE_BYTES });
@@ -32,31 +42,33 @@ export function readQueueFile(file: string): QueueDoc | null {
   }
   const parsed = parseJsonBounded(text);
   if ('problem' in parsed) throw new QueueFileError('crowdsec queue file', file, [parsed.problem]);
-  const problems = checkQueueDoc(parsed.doc);
+  const problems = checkQueueShape(parsed.doc);
   if (problems.length) throw new QueueFileError('crowdsec queue file', file, problems);
-  return parsed.doc as QueueDoc;
+  const pending: PendingAlert[] = [];
+  const dropped: QueueLoad['dropped'] = [];
+  for (const [i, p] of ((parsed.doc as { pending: unknown[] }).pending).entries()) {
+    const bad = checkPending(p, `/pending/${i}`);
+    if (bad.length) dropped.push({ path: `/pending/${i}`, problems: bad });
+    else pending.push(p as PendingAlert);
+  }
+  return { doc: { format: QUEUE_FORMAT, version: 1, pending }, dropped };
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isInt = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v);
 
-export function checkQueueDoc(doc: unknown): JsonProblem[] {
+/** The envelope only: what makes the file a queue at all. */
+export function checkQueueShape(doc: unknown): JsonProblem[] {
   const out: JsonProblem[] = [];
   if (!isObj(doc)) return [{ path: '', message: 'expected an object', value: doc }];
   if (doc.format !== QUEUE_FORMAT) out.push({ path: '/format', message: `expected "${QUEUE_FORMAT}"`, value: doc.format });
   if (doc.version !== 1) out.push({ path: '/version', message: 'expected 1', value: doc.version });
   if (!Array.isArray(doc.pending)) out.push({ path: '/pending', message: 'expected a list of alerts', value: doc.pending });
-  else for (const [i, p] of doc.pending.entries()) out.push(...checkPending(p, `/pending/${i}`));
-  if (!Array.isArray(doc.published)) out.push({ path: '/published', message: 'expected a list of ["value scenario", epoch ms]', value: doc.published });
-  else {
-    for (const [i, e] of doc.published.entries()) {
-      if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || !isInt(e[1])) out.push({ path: `/published/${i}`, message: 'expected ["value scenario", epoch ms]', value: e });
-    }
-  }
   return out;
 }
 
-function checkPending(p: unknown, at: string): JsonProblem[] {
+/** One queued alert's problems (none: it can be sent). */
+export function checkPending(p: unknown, at: string): JsonProblem[] {
   if (!isObj(p)) return [{ path: at, message: 'expected an alert object', value: p }];
   const out: JsonProblem[] = [];
   for (const k of ['value', 'scenario', 'key', 'signature'] as const) if (typeof p[k] !== 'string' || p[k] === '') out.push({ path: `${at}/${k}`, message: 'expected a non-empty string', value: p[k] });

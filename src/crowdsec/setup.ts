@@ -35,7 +35,7 @@ function userAgent(): string {
 export function startCrowdSec(o: CrowdSecOptions, secrets: CrowdSecSecrets, blocks: BlockManager, log: Pick<EventLog, 'event'>, stateDir: string): CrowdSec {
   const client = new LapiClient({ url: o.url, timeoutMs: LAPI_TIMEOUT_MS, userAgent: userAgent() });
   const intervalMs = o.intervalSeconds * 1000;
-  const publisher = o.machineId !== null && secrets.password !== null ? new Publisher({ client, machineId: o.machineId, password: secrets.password, stateDir, log, intervalMs, refusal: (t) => blocks.refusalOf(t) }) : null;
+  const publisher = o.machineId !== null && secrets.password !== null ? new Publisher({ client, machineId: o.machineId, password: secrets.password, stateDir, log, intervalMs, refusalChecker: () => blocks.refusalChecker() }) : null;
   const link = new CrowdSecLink({ client, url: o.url, apiKey: secrets.apiKey, intervalMs, blocks, log, publisher });
   if (publisher) {
     // Anomaly blocks only: blocks of origin crowdsec are never published back.

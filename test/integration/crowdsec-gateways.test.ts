@@ -5,7 +5,8 @@
 // at the default 10 s interval) and by the stock bouncer; A does not apply
 // its own decision again. cscli decisions reach both gateways and their
 // deletion lifts them. A block placed while the Local API is down is queued
-// and published once it is back.
+// and published once it is back. Lifting a published block at A with
+// `nfips blocks del` deletes its decision at the Local API too.
 import assert from 'node:assert/strict';
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -163,6 +164,15 @@ test('two gateways and a stock bouncer share blocks through one CrowdSec Local A
     const del = await execFileP(process.execPath, [NFIPS, 'blocks', 'del', late, '--control-socket', nfB.controlSocket]);
     assert.match(del.stdout, new RegExp(late.replace(/\./g, '\\.')));
     await until('the deleted decision gone at the stock bouncer', 20_000, async () => !(await inStock(late)));
+
+    // 5. nfips blocks del of A's own published anomaly block: its decision is deleted at the Local API too.
+    assert.ok(await inStock(attacker), 'the published decision is still in force at the stock bouncer');
+    const ownKey = atAblocks[0]!.key;
+    const delAt = Date.now();
+    const delOwn = await execFileP(process.execPath, [NFIPS, 'blocks', 'del', ownKey, '--control-socket', nfA.controlSocket]);
+    assert.match(delOwn.stdout, /crowdsec decisions? [\d, ]+ deleted at the Local API/);
+    await until('the published decision gone at the stock bouncer', 8_000, async () => !(await inStock(attacker)));
+    t.diagnostic(`blocks del of a published block: gone at the stock bouncer ${Date.now() - delAt} ms later (its update_frequency is 2 s)`);
     for (const nf of nfs) assert.equal(await nf.stop(), 0);
   } finally {
     for (const p of procs) p.kill('SIGKILL');

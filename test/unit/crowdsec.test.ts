@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Allowlist } from '../../src/blocks/allowlist';
 import { makeTarget } from '../../src/blocks/block';
-import { BlockManager } from '../../src/blocks/manager';
+import { BlockManager, view } from '../../src/blocks/manager';
 import { readBlockState } from '../../src/blocks/state-file';
 import { Decision, mapDecision, parseStreamAnswer, StreamAnswer } from '../../src/crowdsec/decision';
 import { DecisionSet } from '../../src/crowdsec/decision-set';
@@ -102,6 +102,19 @@ describe('decision set', () => {
     assert.deepEqual([d.upsert, d.remove], [[], []], 'own decisions never become CrowdSec blocks');
     const again = s.apply(answer([], [decision(3, '192.0.2.8', -1, { origin: 'nfips' })]), T0 + 3000, false, mine);
     assert.deepEqual(again.ownDeleted, [], 'a repeated deletion lifts nothing more');
+  });
+  it('a startup answer after an outage still lifts for an own decision deleted meanwhile (named deleted, or missing)', () => {
+    const mine = (d: Decision) => d.origin === 'nfips';
+    const own = (id: number, value: string, ms: number) => decision(id, value, ms, { origin: 'nfips', scenario: 'nfips/x@gw1' });
+    const s = new DecisionSet();
+    s.apply(answer([own(3, '192.0.2.8', 600_000), own(4, '192.0.2.9', 600_000), own(5, '192.0.2.10', 600_000), own(6, '192.0.2.11', 2000)]), T0, true, mine);
+    assert.deepEqual(s.ownIdsFor('192.0.2.8'), [3]);
+    // Back from an outage: 3 is named deleted, 4 is simply absent, 5 is still live, 6 ended on its own.
+    const c = s.apply(answer([own(5, '192.0.2.10', 590_000)], [own(3, '192.0.2.8', -1)]), T0 + 10_000, true, mine);
+    assert.deepEqual(c.ownDeleted.sort(), ['192.0.2.8', '192.0.2.9']);
+    assert.deepEqual([c.upsert, c.remove], [[], []]);
+    const again = s.apply(answer([own(5, '192.0.2.10', 580_000)], [own(3, '192.0.2.8', -1)]), T0 + 20_000, true, mine);
+    assert.deepEqual(again.ownDeleted, [], 'lifted once');
   });
   it('decisions that ran out are forgotten at the next answer', () => {
     const s = new DecisionSet();
@@ -289,7 +302,7 @@ describe('publishing anomaly blocks', async () => {
     assert.equal((posts[0]?.body as { decisions: { scenario: string }[] }[])[0]?.decisions[0]?.scenario, 'nfips/failed-tcp-connections@gw1', 'the decision names the gateway');
     const back = (value: string, origin = 'nfips', machine = 'gw1') => ({ id: 1, origin, scenario: `nfips/failed-tcp-connections@${machine}`, scope: 'Ip', type: 'ban', value, remainingMs: 1000 });
     assert.equal(p.isOwn(back('203.0.113.9')), true);
-    assert.equal(p.isOwn(back('203.0.113.11')), false, 'another gateway\'s');
+    assert.equal(p.isOwn(back('203.0.113.11')), true, 'told by origin and scenario, with no record of what was sent');
     assert.equal(p.isOwn(back('203.0.113.9', 'nfips', 'gw2')), false, 'the same attacker and scenario from another gateway is enforced here');
     assert.equal(p.isOwn(back('203.0.113.9', 'cscli')), false);
     // An expired token mid-way: one fresh login, then it goes through.
@@ -415,6 +428,7 @@ describe('review fixes: what the link trusts and sends', async () => {
   const { CrowdSecLink } = await import('../../src/crowdsec/link');
   const { LapiClient } = await import('../../src/crowdsec/lapi-client');
   const { Publisher } = await import('../../src/crowdsec/publisher');
+  const { parseGoDuration: goDuration } = await import('../../src/crowdsec/go-duration');
   const wire = (id: number, value: string, over: Record<string, unknown> = {}) => ({ duration: '59m', id, origin: 'cscli', scenario: 'manual', scope: 'Ip', type: 'ban', value, ...over });
 
   async function server(handle: Handler) {
@@ -441,16 +455,16 @@ describe('review fixes: what the link trusts and sends', async () => {
   const json = (res: import('node:http').ServerResponse, code: number, doc: unknown) => void res.writeHead(code, { 'Content-Type': 'application/json' }).end(JSON.stringify(doc));
 
   /** A block manager on a fake ipset, a link (and a publisher when asked) on `url`. */
-  function rig(url: string, o: { publisher?: boolean; timeoutMs?: number; saved?: ReturnType<typeof readBlockState> } = {}) {
+  function rig(url: string, o: { publisher?: boolean; timeoutMs?: number; saved?: ReturnType<typeof readBlockState>; allow?: string[]; maxExternal?: number } = {}) {
     const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rev-'));
     const fake = path.join(dir, 'ipset');
     writeFileSync(fake, '#!/bin/sh\ncat >/dev/null\n');
     chmodSync(fake, 0o755);
     const events: [string, Record<string, unknown>][] = [];
     const log = { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) };
-    const blocks = new BlockManager({ policy: { ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 100 }, allowlist: new Allowlist([], [], () => []), saved: o.saved ?? { blocks: [], offences: [] }, stateFile: path.join(dir, 'blocks.json'), setPrefix: 'nfips', families: ['ipv4'], bins: { iptables: 'iptables', ip6tables: 'ip6tables', ipset: fake }, log });
+    const blocks = new BlockManager({ policy: { ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 100, ...(o.maxExternal === undefined ? {} : { maxExternal: o.maxExternal }) }, allowlist: new Allowlist(o.allow ?? [], [], () => []), saved: o.saved ?? { blocks: [], offences: [] }, stateFile: path.join(dir, 'blocks.json'), setPrefix: 'nfips', families: ['ipv4'], bins: { iptables: 'iptables', ip6tables: 'ip6tables', ipset: fake }, log });
     const client = new LapiClient({ url, timeoutMs: o.timeoutMs ?? 2000, userAgent: 't/1' });
-    const publisher = o.publisher ? new Publisher({ client, machineId: 'gw1', password: 'pw', stateDir: dir, log, intervalMs: 1000 }) : null;
+    const publisher = o.publisher ? new Publisher({ client, machineId: 'gw1', password: 'pw', stateDir: dir, log, intervalMs: 1000, refusalChecker: () => blocks.refusalChecker() }) : null;
     const link = new CrowdSecLink({ client, url, apiKey: 'K', intervalMs: 1000, blocks, log, publisher });
     const keys = () => blocks.inForce().map((b) => b.key).sort();
     const close = async () => {
@@ -571,7 +585,7 @@ describe('review fixes: what the link trusts and sends', async () => {
     await api.close();
   });
 
-  it('the pull loop survives a throw past the fetch and retries', { timeout: 60_000 }, async () => {
+  it('the pull loop survives a throw while applying and retries', { timeout: 60_000 }, async () => {
     const api = await server((_req, res) => json(res, 200, { new: [wire(1, '192.0.2.1')], deleted: null }));
     const events: [string, Record<string, unknown>][] = [];
     const log = { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) };
@@ -580,6 +594,8 @@ describe('review fixes: what the link trusts and sends', async () => {
     const secondCall = new Promise<void>((res) => (second = res));
     const blocks = {
       inForce: () => [],
+      get: () => undefined,
+      externalRoom: 100,
       applyExternal: () => {
         if (++calls === 1) throw new Error('ipset exploded');
         second();
@@ -590,7 +606,8 @@ describe('review fixes: what the link trusts and sends', async () => {
     link.start();
     await secondCall;
     assert.equal(calls, 2);
-    assert.match(String(events.find(([t]) => t === 'crowdsec_unreachable')?.[1].error), /ipset exploded/);
+    assert.match(String(events.find(([t]) => t === 'crowdsec_apply_failed')?.[1].error), /ipset exploded/);
+    assert.equal(events.filter(([t]) => t === 'crowdsec_unreachable').length, 0, 'the Local API answered: not an outage');
     await link.close();
     await api.close();
   });
@@ -647,8 +664,7 @@ describe('review fixes: what the link trusts and sends', async () => {
     const refused = t.add(makeTarget('192.0.2.5', 'source'), { origin: 'crowdsec', reason: 'crowdsec: x', ttlSeconds: 60, scenario: 'x' }, now);
     assert.match(refused.kind === 'refused' ? refused.reason : '', /--crowdsec-max-decisions/);
   });
-  it('a bad queue file is reported with its JSON pointer and set aside; a refused value is not published', async () => {
-    const { existsSync } = await import('node:fs');
+  it('queue file: one bad alert is dropped alone (file and JSON pointer logged), the others are kept and sent', async () => {
     const api = await server((req, res) => {
       if (req.url === '/v1/watchers/login') return json(res, 200, { token: 't', expire: new Date(Date.now() + 3_600_000).toISOString() });
       if (req.url === '/v1/alerts') return json(res, 201, ['1']);
@@ -658,26 +674,247 @@ describe('review fixes: what the link trusts and sends', async () => {
     const file = path.join(dir, 'crowdsec-queue.json');
     const now = Date.now();
     const alert = (value: string) => ({ value, scenario: 'nfips/x', until: now + 600_000, at: now, key: value, signature: 'x', signatureId: 1, episode: 1, evidence: ['e'] });
-    writeFileSync(file, JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: [alert('203.0.113.1'), alert('not-an-ip')], published: [] }));
+    writeFileSync(file, JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: [alert('203.0.113.1'), alert('not-an-ip'), { ...alert('203.0.113.3'), until: 'soon' }, alert('203.0.113.4')], published: [['203.0.113.1 nfips/x@gw1', 'garbage']] }));
     const events: [string, Record<string, unknown>][] = [];
     const log = { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) };
-    const mk = () => new Publisher({ client: new LapiClient({ url: api.url, timeoutMs: 2000, userAgent: 't/1' }), machineId: 'gw1', password: 'pw', stateDir: dir, log, intervalMs: 1000, refusal: (t) => (t.net === '192.0.2.66' ? 'allowlisted: 192.0.2.66' : null) });
-    const p = mk();
-    const bad = events.find(([t]) => t === 'crowdsec_queue_unreadable')?.[1];
-    assert.equal(bad?.path, '/pending/1/value');
-    assert.equal(bad?.file, file);
-    assert.ok(existsSync(`${file}.bad`) && !existsSync(file), 'set aside, not silently filtered');
+    const p = new Publisher({ client: new LapiClient({ url: api.url, timeoutMs: 2000, userAgent: 't/1' }), machineId: 'gw1', password: 'pw', stateDir: dir, log, intervalMs: 1000 });
+    assert.equal(p.pending, 2, 'the two good alerts are kept');
+    assert.equal(events.filter(([t]) => t === 'crowdsec_queue_unreadable').length, 0, 'the file is not set aside');
+    const dropped = events.find(([t]) => t === 'crowdsec_queue_entries_dropped')?.[1];
+    assert.equal(dropped?.file, file);
+    assert.equal(dropped?.count, 2);
+    assert.deepEqual((dropped?.entries as { path: string }[]).map((e) => e.path), ['/pending/1', '/pending/2']);
+    assert.match(JSON.stringify(dropped?.entries), /\/pending\/1\/value.*\/pending\/2\/until: expected an integer/);
+    await p.flush();
+    const sent = api.seen.filter((l) => l.startsWith('POST /v1/alerts'));
+    assert.equal(sent.length, 1);
     assert.equal(p.pending, 0);
     await p.close();
-    writeFileSync(file, JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: [alert('192.0.2.66'), alert('203.0.113.1')], published: [] }));
-    const q = mk();
-    assert.equal(q.pending, 2);
-    await q.flush();
-    const posted = api.seen.filter((l) => l.startsWith('POST /v1/alerts'));
-    assert.equal(posted.length, 1);
-    assert.equal(q.pending, 0);
-    assert.match(String(events.find(([t, f]) => t === 'crowdsec_push_dropped' && String(f.reason).includes('allowlisted'))?.[1].values), /192\.0\.2\.66/);
-    await q.close();
+    await api.close();
+  });
+
+  it('own decisions are told by origin and scenario alone: a lost queue file changes nothing', async () => {
+    const { isOwnDecision } = await import('../../src/crowdsec/alert');
+    const d = (origin: string, scenario: string) => ({ origin, scenario });
+    assert.equal(isOwnDecision(d('nfips', 'nfips/port-scan@gw1'), 'gw1'), true);
+    assert.equal(isOwnDecision(d('nfips', 'nfips/port-scan@gw2'), 'gw1'), false, 'another gateway');
+    assert.equal(isOwnDecision(d('cscli', 'nfips/port-scan@gw1'), 'gw1'), false, 'another origin');
+    assert.equal(isOwnDecision(d('nfips', 'nfips/x@a@gw1'), 'gw1'), false, 'machine "a@gw1"');
+    assert.equal(isOwnDecision(d('nfips', 'other/x@gw1'), 'gw1'), false);
+    // A fresh state directory (the file lost): the gateway's decisions coming back are still its own.
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-q-'));
+    const p = new Publisher({ client: new LapiClient({ url: 'http://127.0.0.1:9', timeoutMs: 1000, userAgent: 't/1' }), machineId: 'gw1', password: 'pw', stateDir: dir, log: { event: () => undefined }, intervalMs: 1000 });
+    assert.equal(p.isOwn({ id: 1, origin: 'nfips', scenario: 'nfips/failed-tcp-connections@gw1', scope: 'Ip', type: 'ban', value: '203.0.113.9', remainingMs: 60_000 }), true);
+    await p.close();
+  });
+
+  it('queue file: one that is not a queue is set aside under a timestamped name, the last 3 kept', async () => {
+    const { existsSync, readdirSync } = await import('node:fs');
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-q-'));
+    const file = path.join(dir, 'crowdsec-queue.json');
+    const events: [string, Record<string, unknown>][] = [];
+    let clock = T0;
+    const mk = () => new Publisher({ client: new LapiClient({ url: 'http://127.0.0.1:9', timeoutMs: 1000, userAgent: 't/1' }), machineId: 'gw1', password: 'pw', stateDir: dir, log: { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) }, intervalMs: 1000, clock: () => clock });
+    for (let i = 0; i < 5; i++) {
+      writeFileSync(file, JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: `damaged ${i}` }));
+      clock += 1000;
+      const p = mk();
+      assert.equal(p.pending, 0);
+      const e = events.filter(([t]) => t === 'crowdsec_queue_unreadable').at(-1)?.[1];
+      assert.equal(e?.path, '/pending');
+      assert.ok(existsSync(String(e?.set_aside)), 'set aside');
+    }
+    const aside = readdirSync(dir).filter((n) => n.startsWith('crowdsec-queue.json.bad')).sort();
+    assert.equal(aside.length, 3, 'the newest 3 kept');
+    assert.deepEqual(aside.map((n) => readFileSync(path.join(dir, n), 'utf8')), [2, 3, 4].map((i) => JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: `damaged ${i}` })), 'none overwritten: the last three');
+  });
+
+  it('a refused value is not published; the refusal rules are built once per flush pass, not once per alert', async () => {
+    const api = await server((req, res) => {
+      if (req.url === '/v1/watchers/login') return json(res, 200, { token: 't', expire: new Date(Date.now() + 3_600_000).toISOString() });
+      if (req.url === '/v1/alerts') return json(res, 201, ['1']);
+      json(res, 404, { message: 'no route' });
+    });
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-q-'));
+    let interfaceReads = 0;
+    const allowlist = new Allowlist([], [], () => {
+      interfaceReads++;
+      return ['192.0.2.66'];
+    });
+    const blocks = new BlockManager({ policy: { ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 100 }, allowlist, saved: { blocks: [], offences: [] }, stateFile: path.join(dir, 'blocks.json'), setPrefix: 'nfips', families: ['ipv4'], bins: { iptables: 'iptables', ip6tables: 'ip6tables', ipset: '/bin/true' }, log: { event: () => undefined } });
+    const events: [string, Record<string, unknown>][] = [];
+    const p = new Publisher({ client: new LapiClient({ url: api.url, timeoutMs: 2000, userAgent: 't/1' }), machineId: 'gw1', password: 'pw', stateDir: dir, log: { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) }, intervalMs: 1000, refusalChecker: () => blocks.refusalChecker() });
+    const now = Date.now();
+    const b = (net: string) => ({ ...makeTarget(net), key: net, origin: 'anomaly' as const, reason: 'nfips: x', createdAt: now, expiresAt: now + 600_000, ttlSeconds: 600, offence: 1 });
+    for (const net of ['192.0.2.66', '203.0.113.1', '203.0.113.2', '203.0.113.3', '203.0.113.4', '203.0.113.5']) p.enqueue(b(net), { exceeded: [] }, { signatureId: 1, signature: 'x', episode: 1, episodeOpened: now });
+    interfaceReads = 0;
+    await p.flush();
+    assert.equal(p.pending, 0);
+    assert.match(String(events.find(([t, f]) => t === 'crowdsec_push_dropped' && String(f.reason).includes('own address'))?.[1].values), /192\.0\.2\.66/);
+    assert.equal(api.seen.filter((l) => l.startsWith('POST /v1/alerts')).length, 1);
+    assert.ok(interfaceReads >= 1 && interfaceReads <= 2, `one interface read per pass over the queue, not per alert (got ${interfaceReads} for 6 alerts)`);
+    await p.close();
+    await blocks.close();
+    await api.close();
+  });
+
+  it('a block queued while its entry is being posted is kept as its own entry, with its longer end', async () => {
+    let release: () => void = () => undefined;
+    let posted: () => void = () => undefined;
+    const postSeen = new Promise<void>((r) => (posted = r));
+    const bodies: { decisions: { duration: string }[] }[][] = [];
+    const api = await server((req, res, body) => {
+      if (req.url === '/v1/watchers/login') return json(res, 200, { token: 't', expire: new Date(Date.now() + 3_600_000).toISOString() });
+      if (req.url === '/v1/alerts') {
+        bodies.push(JSON.parse(body) as { decisions: { duration: string }[] }[]);
+        if (bodies.length === 1) {
+          release = () => json(res, 201, ['1']);
+          return posted();
+        }
+        return json(res, 201, ['2']);
+      }
+      json(res, 404, { message: 'no route' });
+    });
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-q-'));
+    const p = new Publisher({ client: new LapiClient({ url: api.url, timeoutMs: 5000, userAgent: 't/1' }), machineId: 'gw1', password: 'pw', stateDir: dir, log: { event: () => undefined }, intervalMs: 1000 });
+    const now = Date.now();
+    const b = (key: string, ms: number) => ({ ...makeTarget('203.0.113.9'), key, origin: 'anomaly' as const, reason: 'nfips: x', createdAt: now, expiresAt: now + ms, ttlSeconds: ms / 1000, offence: 1 });
+    const m = { signatureId: 1, signature: 'x', episode: 1, episodeOpened: now };
+    p.enqueue(b('203.0.113.9 tcp', 600_000), { exceeded: [] }, m);
+    const first = p.flush();
+    await postSeen;
+    // The same source and scenario again, for longer, while the first POST is unanswered.
+    p.enqueue(b('203.0.113.9 icmp', 3_600_000), { exceeded: [] }, m);
+    release();
+    await first;
+    assert.equal(bodies.length, 2, 'the later block is posted after the first POST answered, not dropped with it');
+    assert.ok(goDuration(bodies[1]?.[0]?.decisions[0]?.duration ?? '') > 3_500_000, 'posted with its own, longer end');
+    assert.equal(p.pending, 0);
+    await p.close();
+    await api.close();
+  });
+
+  it('refusals: an allowlisted decision is refused and logged once, never retried when other blocks come and go', async () => {
+    let current = [wire(1, '192.0.2.5'), wire(2, '198.51.100.1')];
+    let deleted: unknown[] = [];
+    // As 1.4.6: a startup answer names every live decision, a later one what changed.
+    const api = await server((req, res) => json(res, 200, { new: (req.url ?? '').includes('startup=true') ? current : null, deleted }));
+    const r = rig(api.url, { allow: ['192.0.2.0/24'] });
+    await r.blocks.addManual({ net: '203.0.113.7', ttl_seconds: 60 });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), ['198.51.100.1', '203.0.113.7']);
+    const refusals = () => r.events.filter(([t]) => t === 'block_refused').length;
+    assert.equal(refusals(), 1);
+    // Blocks come and go (a manual one lifted, a decision deleted): the table shrinks, the allowlist does not change.
+    await r.blocks.remove('203.0.113.7', 'manual');
+    await r.link.pull();
+    deleted = [wire(2, '198.51.100.1')];
+    await r.link.pull();
+    assert.deepEqual(r.keys(), []);
+    deleted = [];
+    await r.link.pull();
+    await r.link.pull();
+    assert.equal(refusals(), 1, 'logged once, not at every pull');
+    assert.equal(r.link.status().refused, 1);
+    await r.close();
+    await api.close();
+  });
+
+  it('refusals: a decision over --crowdsec-max-decisions waits until a CrowdSec block ends, not until any block does', async () => {
+    let current = [wire(1, '192.0.2.1'), wire(2, '192.0.2.2')];
+    let deleted: unknown[] = [];
+    const api = await server((_req, res) => json(res, 200, { new: current, deleted }));
+    const r = rig(api.url, { maxExternal: 1 });
+    await r.blocks.addManual({ net: '203.0.113.7', ttl_seconds: 600 });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), ['192.0.2.1', '203.0.113.7']);
+    const refusals = () => r.events.filter(([t]) => t === 'block_refused').length;
+    assert.equal(refusals(), 1);
+    current = [];
+    // A local block lifted: more blocks fit, but not more CrowdSec ones.
+    await r.blocks.remove('203.0.113.7', 'manual');
+    await r.link.pull();
+    await r.link.pull();
+    assert.equal(refusals(), 1, 'not retried (nor logged again) while the CrowdSec pool is full');
+    // The CrowdSec block ends: the waiting decision takes its place at that pull.
+    deleted = [wire(1, '192.0.2.1')];
+    await r.link.pull();
+    assert.deepEqual(r.keys(), ['192.0.2.2']);
+    assert.equal(refusals(), 1);
+    assert.equal(r.link.status().decisions_reapplied, 1, 'counted apart from decisions applied');
+    assert.equal(r.link.status().decisions_applied, 1);
+    await r.close();
+    await api.close();
+  });
+
+  it('blocks del: a block the sweep ended between the lookup and the removal is reported as already expired', async () => {
+    const api = await server((_req, res) => json(res, 200, { new: null, deleted: null }));
+    const now = Date.now();
+    const gone = { ...makeTarget('192.0.2.9'), key: '192.0.2.9', origin: 'manual' as const, reason: 'm', createdAt: now - 60_000, expiresAt: now, ttlSeconds: 60, offence: 0 };
+    let present = true;
+    const blocks = {
+      get: () => (present ? gone : undefined),
+      remove: () => {
+        // The sweep got there first.
+        present = false;
+        return Promise.reject(new Error('no block "192.0.2.9"; see "nfips blocks list"'));
+      },
+    } as unknown as BlockManager;
+    const link = new CrowdSecLink({ client: new LapiClient({ url: api.url, timeoutMs: 2000, userAgent: 't/1' }), url: api.url, apiKey: 'K', intervalMs: 1000, blocks, log: { event: () => undefined }, publisher: null });
+    const out = await link.deleteBlock('192.0.2.9', 'manual');
+    assert.equal(out.key, '192.0.2.9');
+    assert.equal((out as { note?: string }).note, 'already expired');
+    await link.close();
+    await api.close();
+  });
+
+  it('a throw while applying a pull is crowdsec_apply_failed, not an outage, and the next pull resynchronises', async () => {
+    const api = await server((_req, res) => json(res, 200, { new: [wire(1, '192.0.2.1')], deleted: null }));
+    const r = rig(api.url);
+    const real = r.blocks.applyExternal.bind(r.blocks);
+    let fail = true;
+    r.blocks.applyExternal = (...a: Parameters<BlockManager['applyExternal']>) => (fail ? Promise.reject(new Error('ipset exploded')) : real(...a));
+    await r.link.pull();
+    assert.equal(r.events.filter(([t]) => t === 'crowdsec_unreachable').length, 0);
+    assert.match(String(r.events.find(([t]) => t === 'crowdsec_apply_failed')?.[1].error), /ipset exploded/);
+    assert.notEqual(r.link.state, 'unreachable');
+    fail = false;
+    await r.link.pull();
+    assert.match(api.seen.at(-1) ?? '', /startup=true/, 'a full answer after a failed apply');
+    assert.deepEqual(r.keys(), ['192.0.2.1']);
+    assert.equal(r.link.state, 'connected');
+    await r.close();
+    await api.close();
+  });
+
+  it('blocks del of a published anomaly block deletes its decision at the Local API too', async () => {
+    const own = (id: number) => wire(id, '203.0.113.9', { origin: 'nfips', scenario: 'nfips/x@gw1' });
+    const api = await server((req, res) => {
+      if (req.url === '/v1/watchers/login') return json(res, 200, { token: 't', expire: new Date(Date.now() + 3_600_000).toISOString() });
+      if (req.url?.startsWith('/v1/decisions/stream')) return json(res, 200, { new: [own(42)], deleted: null });
+      if (req.method === 'DELETE') return json(res, 200, { nbDeleted: '1' });
+      json(res, 404, { message: 'no route' });
+    });
+    const r = rig(api.url, { publisher: true });
+    await r.blocks.addManual({ net: '198.51.100.1', ttl_seconds: 60 });
+    const now = Date.now();
+    const anomaly = { ...makeTarget('203.0.113.9'), key: '203.0.113.9', origin: 'anomaly' as const, reason: 'nfips: x', createdAt: now, expiresAt: now + 600_000, ttlSeconds: 600, offence: 1 };
+    const get = r.blocks.get.bind(r.blocks);
+    const remove = r.blocks.remove.bind(r.blocks);
+    let present = true;
+    r.blocks.get = (k: string) => (k === anomaly.key ? (present ? anomaly : undefined) : get(k));
+    r.blocks.remove = (k: string, why: string) => {
+      if (k !== anomaly.key) return remove(k, why);
+      present = false;
+      return Promise.resolve(view(anomaly, Date.now()));
+    };
+    await r.link.pull();
+    assert.deepEqual(r.keys(), ['198.51.100.1'], 'an own decision is never applied here');
+    const out = await r.link.deleteBlock('203.0.113.9', 'manual');
+    assert.deepEqual(api.seen.filter((l) => l.startsWith('DELETE')).map((l) => l.split(' ')[1]), ['/v1/decisions/42']);
+    assert.match(String((out as { note?: string }).note), /decision 42 deleted at the Local API/);
+    assert.equal(present, false, 'lifted here too');
+    await r.close();
     await api.close();
   });
 });
