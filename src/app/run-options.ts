@@ -355,6 +355,7 @@ export function resolveRunOptions(flags: RunFlags, command: 'run' | 'watch' = 'r
     if (crowdsec.maxDecisions === null && maxBlocks >= SET_MAXELEM) problems.push(`invalid --max-blocks ${maxBlocks} with --crowdsec-url: no room left for CrowdSec decisions in the ${SET_MAXELEM} entries an ipset set holds; lower it`);
   }
   const capture = watching ? resolveCapture(flags, f, problems) : null;
+  if (watching && f.mode === 'off' && flags.block) problems.push('invalid --block with --mode off: blocks come from anomaly detection, which --mode off turns off; drop one of them');
   if (watching && f.mode === 'prevent') problems.push('invalid --mode prevent for nfips watch: a capture cannot drop; give --block to block anomalous sources in the ipsets (on a box that also forwards the traffic)');
   if (problems.length) throw new Error(problems.join('\n'));
   return {
@@ -434,7 +435,8 @@ function resolveCapture(flags: RunFlags, f: Required<RunFlags>, problems: string
     filter,
     workers,
     snaplen: intOrProblem(problems, 'snaplen', f.snaplen, 96, 262144),
-    bufferMb: intOrProblem(problems, 'capture-buffer-mb', f.captureBufferMb, 1, 2048),
+    // libpcap takes the size as an int.
+    bufferMb: intOrProblem(problems, 'capture-buffer-mb', f.captureBufferMb, 1, 2047),
     promisc: Boolean(f.promisc),
     block: Boolean(f.block),
   };

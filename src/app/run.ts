@@ -101,7 +101,7 @@ export async function startRun(o: RunOptions, opts: StartOptions): Promise<RunHa
   // sets, the control socket): a second instance must change nothing.
   let instanceLock: InstanceLock;
   try {
-    // A watch without --block installs no chain, so it leaves the chain to a `run` beside it.
+    // A watch without --block installs no chain: a `run` beside it (with its own --state-dir) keeps the chain.
     instanceLock = await acquireInstanceLock({ stateDir: o.stateDir, chain: installsChain(o) ? plan.chain : null });
   } catch (e) {
     throw new StartupError((e as Error).message, e instanceof InstanceLockedError ? EXIT_RUNTIME : EXIT_CONFIG);
@@ -274,8 +274,8 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
     await detector?.close();
     await log.close();
     await closeMetrics();
-    // A device that is missing or a filter libpcap refuses is the operator's to fix.
-    throw new StartupError(error, o.capture ? EXIT_CONFIG : EXIT_RUNTIME);
+    // A device that is missing or a filter libpcap refuses is the operator's to fix; a permission or a kernel failure is not.
+    throw new StartupError(error, o.capture && /bad filter|no such device|does ?n[o']t exist|cannot be split/i.test(error) ? EXIT_CONFIG : EXIT_RUNTIME);
   }
   supRef = sup;
   if (o.capture) log.event('capture_started', { workers: o.capture.workers, ifaces: o.capture.ifaces, nflog_groups: o.capture.nflogGroups, filter: o.capture.filter || null, block: o.capture.block });
@@ -324,7 +324,8 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   const reloader = new RuleReloader(o.rules, o.rulesFormat, sup, log, metricsServer ? (result, s) => metricsServer?.metrics.reloaded(result, s) : undefined);
   metricsServer?.metrics.attach({
     queues: () => sup.snapshot(),
-    kernelQueues: () => readKernelQueueStats(),
+    capture: o.capture !== null,
+    kernelQueues: () => (o.capture ? [] : readKernelQueueStats()),
     unverdicted: () => guard?.unverdicted() ?? null,
     ruleStats: () => sup.ruleStats(),
     detector: () => detector?.stats() ?? null,

@@ -16,6 +16,8 @@ export { ListenAddress };
 /** Where the values come from, once nfips runs; absent before that (only process metrics). */
 export interface MetricSources {
   queues(): QueueCounters[];
+  /** nfips watch: the threads capture; no kernel queue is theirs. */
+  capture?: boolean;
   kernelQueues(): KernelQueueStats[];
   unverdicted(): UnverdictedStatus | null;
   ruleStats(): RuleStats;
@@ -37,6 +39,7 @@ export const NFIPS_METRICS = [
   'nfips_queue_errors_total',
   'nfips_flow_records_total',
   'nfips_session_table_full_total',
+  'nfips_capture_dropped_packets_total',
   'nfips_kernel_queue_depth',
   'nfips_kernel_queue_dropped_packets_total',
   'nfips_kernel_queue_user_dropped_packets_total',
@@ -133,9 +136,14 @@ export class Metrics {
       set({ queue: c.queue, kind: 'send' }, c.sendErrors);
       set({ queue: c.queue, kind: 'js' }, c.jsErrors);
     }));
+    counter('nfips_capture_dropped_packets_total', 'nfips watch: frames the capture lost (pcap_stats): buffer, the kernel capture buffer was full; interface, the interface dropped them (its own counter, the same for every worker on it)', ['queue', 'kind'], perQueue((c, set) => {
+      if (src()?.capture !== true) return;
+      set({ queue: c.queue, kind: 'buffer' }, c.captureDrops);
+      set({ queue: c.queue, kind: 'interface' }, c.captureIfDrops);
+    }));
     const mine = () => {
       const s = src();
-      if (!s) return [];
+      if (!s || s.capture === true) return [];
       const queues = new Set(s.queues().map((c) => c.queue));
       return s.kernelQueues().filter((k) => queues.has(k.queue));
     };

@@ -24,7 +24,7 @@ export function summaryLine(s: SummaryInput): string {
   const b = s.blocks;
   const blocks = b === null ? '' : `; blocks ${b.active}${b.kernelDropped === null ? '' : `, ${b.kernelDropped} packets dropped by them`}`;
   if (s.capture) {
-    return `packets ${received} (${pps} pps) captured: rules would drop ${sum('dryRunPassed')}; alerts ${s.alerts}${blocks}; capture lost ${sum('captureDrops') + sum('captureIfDrops')}`;
+    return `packets ${received} (${pps} pps) captured: rules would drop ${sum('dryRunPassed')}; alerts ${s.alerts}${blocks}; capture lost ${sum('captureDrops') + Math.max(0, ...s.queues.map((c) => c.captureIfDrops))}`;
   }
   const u = s.uninspected;
   const uninspected = u ? `uninspected ${u.packets} (${(u.share * 100).toFixed(u.share > 0 && u.share < 0.001 ? 3 : 1)}%${u.packets > 0 && u.meaning === 'dropped' ? ', dropped' : ''})` : 'uninspected -';

