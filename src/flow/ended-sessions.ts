@@ -95,4 +95,13 @@ export class EndedSessions {
     this.bytesBA[k] = t.bytesBAAt(slot);
     return true;
   }
+
+  /**
+   * add() for an end that cannot wait for a drain (its slot is being
+   * reused, or a packet closed it): with the columns full it is counted in
+   * `suppressed`, never lost uncounted.
+   */
+  addNow(t: SessionTable, slot: number, reason: EndReason, endTime: number): void {
+    if (!this.add(t, slot, reason, endTime)) this.suppressed++;
+  }
 }

@@ -42,7 +42,7 @@ export interface QueueWorkerInit {
   controlFlag: SharedArrayBuffer;
   /** Main -> queue thread messages, read synchronously between batches. */
   control: MessagePort;
-  /** First flow_id of the thread's flow records (differs per queue and per restart). */
+  /** flowIdBase of the thread's queue (ids go on from its counters across restarts). */
   flowIdBase: number;
 }
 

@@ -280,7 +280,7 @@ export class QueueSupervisor {
       counters: slot.sab,
       controlFlag: slot.controlFlag.buffer as SharedArrayBuffer,
       control: channel.port2,
-      flowIdBase: flowIdBase(slot.queue, slot.restarts),
+      flowIdBase: flowIdBase(slot.queue),
     };
     const worker = new Worker(WORKER_FILE, { workerData: init, transferList: [channel.port2], name: `nfips-queue-${slot.queue}` });
     slot.worker = worker;
