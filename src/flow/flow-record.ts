@@ -6,7 +6,8 @@ import { formatAddress } from '../rules/address';
 import { protocolName } from '../rules/protocols';
 import { PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG } from '../packet/decoded';
 import { EndedSessions, EndReason } from './ended-sessions';
-import { F_ESTABLISHED, F_SERVER_IS_A, GUESS_SHIFT, SESSION_KEY_WORDS as KEY_WORDS, SERVER_GUESS_NAMES, SessionTable } from './session-table';
+import { F_ESTABLISHED, F_SERVER_IS_A, GUESS_SHIFT, SESSION_KEY_WORDS as KEY_WORDS, SERVER_GUESS_NAMES } from './session-table';
+import { SessionSnapshot } from './session-snapshot';
 
 /** Suricata's flow.reason words; a TCP close is told apart from a timeout. */
 const REASONS = ['tcp_close', 'timeout', 'forced', 'shutdown'] as const;
@@ -214,15 +215,12 @@ export function drainFlowRecords(e: EndedSessions, queue: number, nextId: () => 
   return out;
 }
 
-/** Rows of the live sessions in the table at `now` (at most `limit`). */
-export function sessionRows(t: SessionTable, queue: number, now: number, limit = t.capacity): SessionRow[] {
+/** Rows of the first `count` sessions of a snapshot (copyLiveSessions), made on the main thread. */
+export function sessionRowsOf(snap: SessionSnapshot, count: number, queue: number): SessionRow[] {
   const rows: SessionRow[] = [];
-  const key = new Uint32Array(KEY_WORDS);
-  for (let slot = 0; slot < t.capacity && rows.length < limit; slot++) {
-    if (!t.isLive(slot, now)) continue;
-    t.copyKey(slot, key, 0);
-    const f = t.flagsAt(slot);
-    const s = sides(key, 0, f);
+  for (let k = 0; k < count; k++) {
+    const f = snap.flags[k];
+    const s = sides(snap.keys, k * KEY_WORDS, f);
     const abToServer = !s.serverIsA;
     rows.push({
       queue,
@@ -230,18 +228,27 @@ export function sessionRows(t: SessionTable, queue: number, now: number, limit =
       server_port: s.dstPort,
       client_ip: s.src,
       client_port: s.srcPort,
-      protocol: PROTO_NAMES[key[0] & 0xff],
-      packets_to_server: abToServer ? t.packetsABAt(slot) : t.packetsBAAt(slot),
-      bytes_to_server: abToServer ? t.bytesABAt(slot) : t.bytesBAAt(slot),
-      packets_to_client: abToServer ? t.packetsBAAt(slot) : t.packetsABAt(slot),
-      bytes_to_client: abToServer ? t.bytesBAAt(slot) : t.bytesABAt(slot),
-      first_seen: iso(t.firstSeenAt(slot)),
-      last_seen: iso(t.lastSeenAt(slot)),
+      protocol: PROTO_NAMES[snap.keys[k * KEY_WORDS] & 0xff],
+      packets_to_server: abToServer ? snap.packetsAB[k] : snap.packetsBA[k],
+      bytes_to_server: abToServer ? snap.bytesAB[k] : snap.bytesBA[k],
+      packets_to_client: abToServer ? snap.packetsBA[k] : snap.packetsAB[k],
+      bytes_to_client: abToServer ? snap.bytesBA[k] : snap.bytesAB[k],
+      first_seen: iso(snap.firstSeen[k]),
+      last_seen: iso(snap.lastSeen[k]),
       server_guess: SERVER_GUESS_NAMES[(f >> GUESS_SHIFT) & 3],
-      state: t.isEnded(slot) ? 'closed' : (f & F_ESTABLISHED) !== 0 ? 'established' : 'new',
+      state: snap.ended[k] === 1 ? 'closed' : (f & F_ESTABLISHED) !== 0 ? 'established' : 'new',
     });
   }
   return rows;
+}
+
+/** What `nfips sessions` gets over the control socket. */
+export interface SessionsAnswer {
+  /** Live sessions in all the queue threads' tables. */
+  total: number;
+  /** Most rows asked for (per queue thread, and in all). */
+  limit: number;
+  rows: SessionRow[];
 }
 
 /** RFC 4180 quoting: a field with a comma, quote or line break is quoted, quotes doubled. */

@@ -14,7 +14,8 @@ import { StepRecord } from '../features/step';
 import { EngineSettings, FeatureSettings, FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
 import type { SharedFlagModel } from '../flow/flag-model';
-import { flowIdBase, FlowRecord, SessionRow } from '../flow/flow-record';
+import { flowIdBase, FlowRecord, SessionRow, sessionRowsOf, SessionsAnswer } from '../flow/flow-record';
+import { MAX_SESSIONS_LIMIT, SessionSnapshot, snapshotBytes } from '../flow/session-snapshot';
 
 const WORKER_FILE = path.join(__dirname, 'worker.js');
 const RESTART_DELAY_MS = 1000;
@@ -96,6 +97,7 @@ export class QueueSupervisor {
   #ruleSets = new Map<number, RuleSet>();
   #stopping = false;
   #sessionsAsked = 0;
+  #sessionsBusy = false;
 
   private constructor(opts: SupervisorOptions) {
     this.#opts = opts;
@@ -203,14 +205,37 @@ export class QueueSupervisor {
     return { version, compileMs: compiled.compileMs, unresolvedInterfaces: compiled.unresolvedInterfaces, swaps };
   }
 
-  /** Every queue thread's live sessions (each answers between two batches). */
-  async sessions(timeoutMs = 5000): Promise<SessionRow[]> {
-    const id = ++this.#sessionsAsked;
-    const live = this.#slots.filter((s) => s.worker);
-    const answers = live.map((s) => this.#await(s.queue, (m) => m.type === 'sessions' && m.id === id, timeoutMs));
-    for (const s of live) this.#send(s, { type: 'sessions', id });
-    const got = await Promise.all(answers);
-    return got.flatMap((m) => (m.type === 'sessions' ? m.rows : []));
+  /**
+   * Live sessions of every queue thread, at most `limit` rows in all. Each
+   * thread copies at most `limit` sessions' numbers between two batches;
+   * the rows are made here. One request at a time: the packets of a queue
+   * wait while it copies, and a client must not make them wait back to back.
+   */
+  async sessions(limit: number, timeoutMs = 5000): Promise<SessionsAnswer> {
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SESSIONS_LIMIT) throw new Error(`sessions: limit must be an integer from 1 to ${MAX_SESSIONS_LIMIT} (--limit), not ${JSON.stringify(limit)}`);
+    if (this.#sessionsBusy) throw new Error('sessions: another "nfips sessions" is still being answered; try again when it is done');
+    this.#sessionsBusy = true;
+    try {
+      const id = ++this.#sessionsAsked;
+      const live = this.#slots.filter((s) => s.worker);
+      const answers = live.map((s) => this.#await(s.queue, (m) => m.type === 'sessions' && m.id === id, timeoutMs));
+      for (const s of live) {
+        const buffer = new ArrayBuffer(snapshotBytes(limit));
+        this.#send(s, { type: 'sessions', id, limit, buffer }, [buffer]);
+      }
+      const got = await Promise.all(answers);
+      let total = 0;
+      const rows: SessionRow[] = [];
+      for (const m of got) {
+        if (m.type !== 'sessions') continue;
+        total += m.total;
+        const take = Math.min(m.copied, limit - rows.length);
+        if (take > 0) rows.push(...sessionRowsOf(new SessionSnapshot(m.buffer, m.limit), take, m.queue));
+      }
+      return { total, limit, rows };
+    } finally {
+      this.#sessionsBusy = false;
+    }
   }
 
   async stop(timeoutMs = 5000): Promise<void> {
@@ -232,8 +257,8 @@ export class QueueSupervisor {
     );
   }
 
-  #send(slot: Slot, m: ToQueueWorker): void {
-    slot.control?.postMessage(m);
+  #send(slot: Slot, m: ToQueueWorker, transfer?: ArrayBuffer[]): void {
+    slot.control?.postMessage(m, transfer);
     Atomics.store(slot.controlFlag, 0, 1);
   }
 

@@ -22,9 +22,17 @@ import { PcapWriter } from '../../src/pcap/writer';
 import { PACKAGE_ROOT } from '../../src/config/paths';
 import { MAX_QUEUES, resolveRunOptions } from '../../src/app/run-options';
 import { mergeConfig, readConfigFile } from '../../src/app/config-file';
-import { csvField, drainFlowRecords, FLOW_ID_QUEUES, FLOW_ID_SPAN, flowIdBase, FlowRecord, SESSION_COLUMNS, sessionRows, sessionsCsv } from '../../src/flow/flow-record';
+import { csvField, drainFlowRecords, FLOW_ID_QUEUES, FLOW_ID_SPAN, flowIdBase, FlowRecord, SESSION_COLUMNS, sessionRowsOf, sessionsCsv } from '../../src/flow/flow-record';
+import { copyLiveSessions, SessionSnapshot, snapshotBytes } from '../../src/flow/session-snapshot';
 
 const B = 8;
+
+/** What a queue thread copies and the main thread then makes rows of (supervisor.sessions). */
+function sessionRows(t: SessionTable, queue: number, now: number, limit = t.capacity) {
+  const snap = new SessionSnapshot(new ArrayBuffer(snapshotBytes(limit)), limit);
+  const n = copyLiveSessions(t, now, snap);
+  return { ...n, rows: sessionRowsOf(snap, n.copied, queue) };
+}
 const T0 = 1_700_000_000;
 const counterOf = (c: Float64Array, name: (typeof ENGINE_COUNTERS)[number]) => c[ENGINE_COUNTERS.indexOf(name)];
 
@@ -453,7 +461,7 @@ describe('nfips sessions rows', () => {
     const syn = f.send(toS(40010, TCP_SYN), T0);
     const sa = f.send(toC(40010, TCP_SYN | TCP_ACK), T0 + 1);
     f.send({ src: 'fd00::1', dst: 'fd00::2', proto: 17, sport: 5000, dport: 123, payloadLen: 48 }, T0 + 1);
-    const rows = sessionRows(f.pipe.engine.sessions, 3, T0 + 2);
+    const { rows } = sessionRows(f.pipe.engine.sessions, 3, T0 + 2);
     assert.equal(rows.length, 2);
     const tcp = rows.find((r) => r.protocol === 'tcp')!;
     assert.deepEqual(
@@ -470,8 +478,22 @@ describe('nfips sessions rows', () => {
     assert.match(text, /192\.0\.2\.7:80 +10\.0\.0\.5:40010 +tcp/);
     assert.match(text, /\[fd00::2\]:123 +\[fd00::1\]:5000 +udp/);
     assert.match(text, /\n2 sessions\n$/);
-    assert.equal(sessionRows(f.pipe.engine.sessions, 3, T0 + 500).length, 0, 'idle sessions are not live');
+    assert.equal(sessionRows(f.pipe.engine.sessions, 3, T0 + 500).total, 0, 'idle sessions are not live');
     assert.equal(formatSessions([]), 'no live sessions\n');
+  });
+
+  it('a queue thread copies at most the limit and counts every live session; the text says how many were left out', () => {
+    const f = setup();
+    for (let p = 0; p < 5; p++) f.send(toS(44000 + p, TCP_SYN), T0 + p);
+    f.send(toS(44000, TCP_ACK | TCP_RST), T0 + 5);
+    const all = sessionRows(f.pipe.engine.sessions, 3, T0 + 6);
+    assert.deepEqual([all.copied, all.total], [5, 5]);
+    assert.equal(all.rows.filter((r) => r.state === 'closed').length, 1, 'a closed session waiting for late packets is shown closed');
+    const some = sessionRows(f.pipe.engine.sessions, 3, T0 + 6, 2);
+    assert.deepEqual([some.copied, some.total, some.rows.length], [2, 5, 2]);
+    assert.deepEqual(some.rows, all.rows.slice(0, 2));
+    assert.match(formatSessions(some.rows, some.total), /\n2 of 5 live sessions \(--limit\)\n$/);
+    assert.equal(formatSessions([], 5), '5 live sessions, none listed\n');
   });
 
   it('quotes CSV fields that need it', () => {
