@@ -53,7 +53,7 @@ export interface SessionInfo {
   /** TCP flags seen from A and from B, ORed. */
   tcpFlagsAB: number;
   tcpFlagsBA: number;
-  /** Its end was reported (TCP close, idle sweep): it waits for its slot to be reused. */
+  /** Its end was reported (TCP close, idle sweep): late packets still find it; its slot is reused after ENDED_GRACE_SECONDS. */
   ended: boolean;
 }
 
