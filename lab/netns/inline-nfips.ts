@@ -1,7 +1,7 @@
 // Runs `nfips run` inside a namespace as a child process and follows its
 // event log: shared by the demo, the integration tests and the benchmark.
 import { ChildProcess, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../../src/app/run-options';
@@ -34,6 +34,53 @@ export function readLog(file: string): LogRecord[] {
     });
 }
 
+/**
+ * Follows a JSON-lines log: each call parses only the lines appended since
+ * the last one and returns every record so far (the same array, grown).
+ * waitFor polls every 50 ms, and with flow records on a whole-file re-read
+ * grows with every connection. A line is taken once its newline is
+ * written; a file replaced or truncated (reopened log) is read anew.
+ */
+export function followLog(file: string): () => LogRecord[] {
+  const records: LogRecord[] = [];
+  let offset = 0;
+  let ino = -1;
+  let rest = Buffer.alloc(0);
+  return () => {
+    if (!existsSync(file)) return records;
+    const st = statSync(file);
+    if (st.ino !== ino || st.size < offset) {
+      records.length = 0;
+      offset = 0;
+      rest = Buffer.alloc(0);
+      ino = st.ino;
+    }
+    if (st.size === offset) return records;
+    const chunk = Buffer.alloc(st.size - offset);
+    const fd = openSync(file, 'r');
+    let got: number;
+    try {
+      got = readSync(fd, chunk, 0, chunk.length, offset);
+    } finally {
+      closeSync(fd);
+    }
+    offset += got;
+    const data = Buffer.concat([rest, chunk.subarray(0, got)]);
+    const end = data.lastIndexOf(0x0a);
+    rest = data.subarray(end + 1);
+    if (end < 0) return records;
+    for (const l of data.toString('utf8', 0, end).split('\n')) {
+      if (l.trim() === '') continue;
+      try {
+        records.push(JSON.parse(l) as LogRecord);
+      } catch {
+        // Not JSON (nfips writes only JSON lines): skipped as readLog does.
+      }
+    }
+    return records;
+  };
+}
+
 export interface InlineOptions {
   /** Run nfips as `PREFIX... node bin/nfips run ...` inside the namespace (e.g. setpriv to another user). */
   prefix?: string[];
@@ -62,7 +109,8 @@ export function startInlineNfips(netns: string, args: string[], opts: InlineOpti
   proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr?.on('data', (b: Buffer) => (out += b.toString()));
   const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
-  const events = (type?: string) => readLog(logFile).filter((r) => type === undefined || r.event_type === type);
+  const follow = followLog(logFile);
+  const events = (type?: string) => follow().filter((r) => type === undefined || r.event_type === type);
   return {
     proc,
     logFile,

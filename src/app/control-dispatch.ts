@@ -3,6 +3,7 @@
 import { BlockManager } from '../blocks/manager';
 import { ControlRequest } from '../control/protocol';
 import { QueueSupervisor } from '../queue/supervisor';
+import { DEFAULT_SESSIONS_LIMIT } from '../flow/session-snapshot';
 import { RuleReloader } from './reload';
 
 /** What block requests answer when nothing enforces blocks. */
@@ -41,7 +42,7 @@ export function controlDispatch(t: ControlTargets): (req: ControlRequest) => Pro
       case 'status':
         return t.status();
       case 'sessions':
-        return t.sup.sessions();
+        return t.sup.sessions(req.limit ?? DEFAULT_SESSIONS_LIMIT);
     }
   };
 }

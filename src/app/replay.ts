@@ -135,7 +135,7 @@ export function runReplay(c: ReplayCommand, log: Pick<EventLog, 'event'>, captur
       onStep: (st) => tracker?.add(st),
       interfaces,
       onRuleEvents: (events) => logRuleEvents(log, 0, rules, events, ifaceName),
-      flows: c.flowsPerSecond ? { perSecond: c.flowsPerSecond, queue: 0, idBase: flowIdBase(0, 0) } : null,
+      flows: c.flowsPerSecond ? { perSecond: c.flowsPerSecond, queue: 0, idBase: flowIdBase(0) } : null,
       onFlows: (records) => logFlowRecords(log, records),
       onWindow: (w) => {
         windows++;

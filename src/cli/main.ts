@@ -11,7 +11,8 @@ import { controlRequest, notRunning } from '../control/client';
 import { liveBlockSets, OfflineBlocks } from '../blocks/offline';
 import { ControlRequest, DEFAULT_CONTROL_SOCKET } from '../control/protocol';
 import { formatBlocks, formatSessions, formatStatus } from './status-text';
-import { SessionRow, sessionsCsv } from '../flow/flow-record';
+import { SessionsAnswer, sessionsCsv } from '../flow/flow-record';
+import { DEFAULT_SESSIONS_LIMIT, MAX_SESSIONS_LIMIT } from '../flow/session-snapshot';
 import { explain, formatExplanation } from '../rules/explain';
 import { FormatChoice, readRuleFile } from '../rules/load';
 import { parsePacketText } from '../rules/packet-text';
@@ -433,12 +434,17 @@ export function runCli(args: readonly string[], extras: Pick<StartOptions, 'scor
           // No defaults: yargs would take a default false for a conflict.
           .option('json', { type: 'boolean', describe: 'a JSON array of sessions' })
           .option('csv', { type: 'boolean', describe: 'CSV with a header line (RFC 4180)' })
+          .option('limit', { type: 'number', default: DEFAULT_SESSIONS_LIMIT, describe: `most sessions listed (1 to ${MAX_SESSIONS_LIMIT}); the number of live sessions is always told. Each queue thread's packets wait while it copies this many` })
           .conflicts('json', 'csv'),
       async (argv) => {
-        const rows = (await ask(argv.controlSocket, { cmd: 'sessions' })) as SessionRow[];
-        if (argv.json) process.stdout.write(`${escapeJsonLine(JSON.stringify(rows, null, 2))}\n`);
-        else if (argv.csv) process.stdout.write(sessionsCsv(rows));
-        else process.stdout.write(formatSessions(rows));
+        const limit = argv.limit;
+        if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SESSIONS_LIMIT) throw new Error(`invalid --limit ${JSON.stringify(String(limit))}: expected an integer from 1 to ${MAX_SESSIONS_LIMIT}`);
+        const a = (await ask(argv.controlSocket, { cmd: 'sessions', limit })) as SessionsAnswer;
+        if (argv.json) process.stdout.write(`${escapeJsonLine(JSON.stringify(a.rows, null, 2))}\n`);
+        else if (argv.csv) process.stdout.write(sessionsCsv(a.rows));
+        else process.stdout.write(formatSessions(a.rows, a.total));
+        // Beside the JSON or CSV, so their readers get the rows alone.
+        if ((argv.json || argv.csv) && a.total > a.rows.length) process.stderr.write(`nfips sessions: ${a.rows.length} of ${a.total} live sessions listed (--limit ${a.limit})\n`);
       },
     )
     .command(

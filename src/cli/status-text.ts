@@ -207,13 +207,14 @@ export function formatBlocks(list: readonly BlockView[]): string {
   return `${blockLines(list).join('\n')}\n`;
 }
 
-/** `nfips sessions` as a table: one live session a line, the server first. */
-export function formatSessions(rows: readonly SessionRow[]): string {
-  if (rows.length === 0) return 'no live sessions\n';
+/** `nfips sessions` as a table: one live session a line, the server first; total: live sessions in all (rows may be fewer, --limit). */
+export function formatSessions(rows: readonly SessionRow[], total = rows.length): string {
+  if (rows.length === 0) return total === 0 ? 'no live sessions\n' : `${total} live sessions, none listed\n`;
   const ep = (ip: string, port: number) => (port ? (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`) : ip);
   const lines = table(
     ['server', 'client', 'proto', 'pkts>srv', 'bytes>srv', 'pkts>cli', 'bytes>cli', 'first seen', 'last seen', 'state', 'server by', 'queue'],
     rows.map((r) => [ep(r.server_ip, r.server_port), ep(r.client_ip, r.client_port), r.protocol, r.packets_to_server, r.bytes_to_server, r.packets_to_client, r.bytes_to_client, r.first_seen, r.last_seen, r.state, r.server_guess, r.queue]),
   );
-  return `${lines.join('\n')}\n${rows.length} session${rows.length === 1 ? '' : 's'}\n`;
+  const shown = total > rows.length ? `${rows.length} of ${total} live sessions (--limit)` : `${rows.length} session${rows.length === 1 ? '' : 's'}`;
+  return `${lines.join('\n')}\n${shown}\n`;
 }

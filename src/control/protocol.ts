@@ -16,7 +16,7 @@ export type ControlRequest =
   | ({ cmd: 'blocks.add' } & BlockAddArgs)
   | { cmd: 'blocks.del'; key: string }
   | { cmd: 'blocks.flush' }
-  | { cmd: 'sessions' };
+  | { cmd: 'sessions'; limit?: number };
 export type ControlCommand = ControlRequest['cmd'];
 export const CONTROL_COMMANDS: readonly ControlCommand[] = ['status', 'rules.reload', 'rules.stats', 'blocks.list', 'blocks.add', 'blocks.del', 'blocks.flush', 'sessions'];
 

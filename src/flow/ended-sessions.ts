@@ -1,7 +1,8 @@
 // Sessions that ended (closed, idle, evicted, stopped), copied out of the
-// session table into columns the moment they end: their slot may be reused
-// at once, and the flow records are made from these copies only after the
-// batch's verdicts are sent. Bounded, with a per-second budget: a flood of
+// session table into columns the moment they end (an evicted or idle one's
+// slot is being reused; a closed one's may be after a grace period), and the
+// flow records are made from these copies only after the batch's verdicts
+// are sent. Bounded, with a per-second budget: a flood of
 // short sessions is counted, never queued without end.
 import { SESSION_KEY_WORDS as KEY_WORDS, SessionTable } from './session-table';
 
@@ -94,5 +95,14 @@ export class EndedSessions {
     this.bytesAB[k] = t.bytesABAt(slot);
     this.bytesBA[k] = t.bytesBAAt(slot);
     return true;
+  }
+
+  /**
+   * add() for an end that cannot wait for a drain (its slot is being
+   * reused, or a packet closed it): with the columns full it is counted in
+   * `suppressed`, never lost uncounted.
+   */
+  addNow(t: SessionTable, slot: number, reason: EndReason, endTime: number): void {
+    if (!this.add(t, slot, reason, endTime)) this.suppressed++;
   }
 }

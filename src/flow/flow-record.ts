@@ -1,12 +1,13 @@
 // Sessions as plain objects, built off the data path: Suricata EVE `flow`
 // records for sessions that ended (EndedSessions), and rows of the live
 // table for `nfips sessions` (eBPF_TrafficAnalyzer's columns). src is the
-// side that opened the session; toserver/toclient follow the server guess.
+// client by the server guess, and toserver counts src -> dest.
 import { formatAddress } from '../rules/address';
 import { protocolName } from '../rules/protocols';
 import { PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG } from '../packet/decoded';
 import { EndedSessions, EndReason } from './ended-sessions';
-import { F_ESTABLISHED, F_INIT_IS_A, F_SERVER_IS_A, GUESS_SHIFT, SESSION_KEY_WORDS as KEY_WORDS, SERVER_GUESS_NAMES, SessionTable } from './session-table';
+import { F_ESTABLISHED, F_SERVER_IS_A, GUESS_SHIFT, SESSION_KEY_WORDS as KEY_WORDS, SERVER_GUESS_NAMES } from './session-table';
+import { SessionSnapshot } from './session-snapshot';
 
 /** Suricata's flow.reason words; a TCP close is told apart from a timeout. */
 const REASONS = ['tcp_close', 'timeout', 'forced', 'shutdown'] as const;
@@ -118,33 +119,45 @@ function address(family: number, words: Uint32Array, at: number): string {
   return formatAddress(family, words, at);
 }
 
-/** Unique per queue thread: the queue in the high bits, then the thread's start count, then a sequence. */
-export function flowIdBase(queue: number, restarts: number): number {
-  return queue * 2 ** 37 + (restarts % 32) * 2 ** 32;
+/** Queue numbers apart that flow ids tell apart: at least MAX_QUEUES (run-options.ts), whose range is contiguous. */
+export const FLOW_ID_QUEUES = 32;
+/** Ids per queue: 2^48, over eight years at a million records a second. */
+export const FLOW_ID_SPAN = 2 ** 48;
+
+/**
+ * First flow_id of a queue: the queue (mod FLOW_ID_QUEUES) in the bits above
+ * FLOW_ID_SPAN. The pipeline adds its flows-logged counter, which lives in
+ * the queue's shared counters and goes on across thread restarts, so ids
+ * never repeat within a run and stay below 2^53.
+ */
+export function flowIdBase(queue: number): number {
+  return (queue % FLOW_ID_QUEUES) * FLOW_ID_SPAN;
 }
 
-/** Endpoint views of one session's columns (keys at `at`, flags f). */
+/** Endpoint views of one session's columns (keys at `at`, flags f): src is the client, dst the server. */
 interface Sides {
   src: string;
   srcPort: number;
   dst: string;
   dstPort: number;
-  /** The initiator (src) is the client by the server guess. */
-  srcIsClient: boolean;
-  /** Counters of the initiator's direction are the A->B ones. */
-  srcIsA: boolean;
+  /** The server is endpoint A of the key: A->B counters are the to-client ones. */
   serverIsA: boolean;
 }
 
+/**
+ * src/dst as EVE has them: src is the client. That is the initiator unless
+ * the server guess says the initiator is the server (a session picked up
+ * mid-stream, its first packet a reply); either way to-server counts
+ * src -> dst.
+ */
 function sides(keys: Uint32Array, at: number, f: number): Sides {
   const family = keys[at] >>> 8;
-  const initA = (f & F_INIT_IS_A) !== 0;
   const serverIsA = (f & F_SERVER_IS_A) !== 0;
   const a = address(family, keys, at + 1);
   const b = address(family, keys, at + 5);
   const pa = keys[at + 9] >>> 16;
   const pb = keys[at + 9] & 0xffff;
-  return { src: initA ? a : b, srcPort: initA ? pa : pb, dst: initA ? b : a, dstPort: initA ? pb : pa, srcIsClient: initA !== serverIsA, srcIsA: initA, serverIsA };
+  return serverIsA ? { src: b, srcPort: pb, dst: a, dstPort: pa, serverIsA } : { src: a, srcPort: pa, dst: b, dstPort: pb, serverIsA };
 }
 
 /**
@@ -166,8 +179,7 @@ export function drainFlowRecords(e: EndedSessions, queue: number, nextId: () => 
     const bTc = abToServer ? e.bytesBA[k] : e.bytesAB[k];
     const reason = e.reason[k] as EndReason;
     const ports = s.srcPort !== 0 || s.dstPort !== 0;
-    const serverPort = s.srcIsClient ? s.dstPort : s.srcPort;
-    const app = ports ? appProtoGuess(proto, serverPort) : undefined;
+    const app = ports ? appProtoGuess(proto, s.dstPort) : undefined;
     const rec: FlowRecord = {
       queue,
       flow_id: nextId(),
@@ -203,34 +215,40 @@ export function drainFlowRecords(e: EndedSessions, queue: number, nextId: () => 
   return out;
 }
 
-/** Rows of the live sessions in the table at `now` (at most `limit`). */
-export function sessionRows(t: SessionTable, queue: number, now: number, limit = t.capacity): SessionRow[] {
+/** Rows of the first `count` sessions of a snapshot (copyLiveSessions), made on the main thread. */
+export function sessionRowsOf(snap: SessionSnapshot, count: number, queue: number): SessionRow[] {
   const rows: SessionRow[] = [];
-  const key = new Uint32Array(KEY_WORDS);
-  for (let slot = 0; slot < t.capacity && rows.length < limit; slot++) {
-    if (!t.isLive(slot, now)) continue;
-    t.copyKey(slot, key, 0);
-    const f = t.flagsAt(slot);
-    const s = sides(key, 0, f);
+  for (let k = 0; k < count; k++) {
+    const f = snap.flags[k];
+    const s = sides(snap.keys, k * KEY_WORDS, f);
     const abToServer = !s.serverIsA;
     rows.push({
       queue,
-      server_ip: s.srcIsClient ? s.dst : s.src,
-      server_port: s.srcIsClient ? s.dstPort : s.srcPort,
-      client_ip: s.srcIsClient ? s.src : s.dst,
-      client_port: s.srcIsClient ? s.srcPort : s.dstPort,
-      protocol: PROTO_NAMES[key[0] & 0xff],
-      packets_to_server: abToServer ? t.packetsABAt(slot) : t.packetsBAAt(slot),
-      bytes_to_server: abToServer ? t.bytesABAt(slot) : t.bytesBAAt(slot),
-      packets_to_client: abToServer ? t.packetsBAAt(slot) : t.packetsABAt(slot),
-      bytes_to_client: abToServer ? t.bytesBAAt(slot) : t.bytesABAt(slot),
-      first_seen: iso(t.firstSeenAt(slot)),
-      last_seen: iso(t.lastSeenAt(slot)),
+      server_ip: s.dst,
+      server_port: s.dstPort,
+      client_ip: s.src,
+      client_port: s.srcPort,
+      protocol: PROTO_NAMES[snap.keys[k * KEY_WORDS] & 0xff],
+      packets_to_server: abToServer ? snap.packetsAB[k] : snap.packetsBA[k],
+      bytes_to_server: abToServer ? snap.bytesAB[k] : snap.bytesBA[k],
+      packets_to_client: abToServer ? snap.packetsBA[k] : snap.packetsAB[k],
+      bytes_to_client: abToServer ? snap.bytesBA[k] : snap.bytesAB[k],
+      first_seen: iso(snap.firstSeen[k]),
+      last_seen: iso(snap.lastSeen[k]),
       server_guess: SERVER_GUESS_NAMES[(f >> GUESS_SHIFT) & 3],
-      state: t.isEnded(slot) ? 'closed' : (f & F_ESTABLISHED) !== 0 ? 'established' : 'new',
+      state: snap.ended[k] === 1 ? 'closed' : (f & F_ESTABLISHED) !== 0 ? 'established' : 'new',
     });
   }
   return rows;
+}
+
+/** What `nfips sessions` gets over the control socket. */
+export interface SessionsAnswer {
+  /** Live sessions in all the queue threads' tables. */
+  total: number;
+  /** Most rows asked for (per queue thread, and in all). */
+  limit: number;
+  rows: SessionRow[];
 }
 
 /** RFC 4180 quoting: a field with a comma, quote or line break is quoted, quotes doubled. */

@@ -13,6 +13,15 @@ const KEY_WORDS = 10; // famProto, a[4], b[4], ports
 /** Words of a session's key (copyKey): (family << 8) | proto, address A, address B, (portA << 16) | portB. */
 export const SESSION_KEY_WORDS = KEY_WORDS;
 const MAX_PROBE = 16;
+/**
+ * Seconds of packet time after its last packet before a closed session's
+ * slot may hold another session. Until then the closing side's last ACK
+ * and retransmitted FINs (Linux: first RTO 200 ms to 1 s) find their own
+ * session instead of opening a bogus one. At least UNANSWERED_SECONDS
+ * (session-evidence.ts), so the evidence sweep decides an attempt before
+ * its slot is reused, as when slots were only reused once idle.
+ */
+export const ENDED_GRACE_SECONDS = 4;
 const F_USED = 1;
 /** Bits of a slot's flags (flagsAt, EndedSessions.flags). */
 export const F_INIT_IS_A = 2; // the initiator is endpoint A of the canonical key
@@ -44,7 +53,7 @@ export interface SessionInfo {
   /** TCP flags seen from A and from B, ORed. */
   tcpFlagsAB: number;
   tcpFlagsBA: number;
-  /** Its end was reported (TCP close, idle sweep): it waits for its slot to be reused. */
+  /** Its end was reported (TCP close, idle sweep): late packets still find it; its slot is reused after ENDED_GRACE_SECONDS. */
   ended: boolean;
 }
 
@@ -82,7 +91,8 @@ export class SessionTable {
   onReuse: ((slot: number) => void) | null = null;
   /**
    * Where sessions that end are copied (flow records); null: ends are not
-   * reported. The copy is made at once, the slot may be reused right after.
+   * reported. The copy is made at once; a closed session's slot is reused
+   * only after ENDED_GRACE_SECONDS.
    */
   ended: EndedSessions | null = null;
   /** Live sessions pushed out of a full table to make room (not idle ones). */
@@ -154,7 +164,7 @@ export class SessionTable {
       }
       if (this.flags[s] & F_USED) {
         if (forced) this.evictions++;
-        if (this.endedAt[s] === 0 && this.ended !== null) this.ended.add(this, s, forced ? EndReason.Evicted : EndReason.Timeout, forced ? now : this.lastSeen[s]);
+        if (this.endedAt[s] === 0 && this.ended !== null) this.ended.addNow(this, s, forced ? EndReason.Evicted : EndReason.Timeout, forced ? now : this.lastSeen[s]);
         this.onReuse?.(s);
       }
       this.open(d, i, s, fromA, now);
@@ -181,7 +191,7 @@ export class SessionTable {
       const ba = this.tcpBA[s];
       if (((ab | ba) & TCP_RST) !== 0 || (ab & ba & TCP_FIN) !== 0) {
         this.endedAt[s] = 1;
-        this.ended?.add(this, s, EndReason.Closed, now);
+        this.ended?.addNow(this, s, EndReason.Closed, now);
       }
     }
     return k;
@@ -429,6 +439,7 @@ export class SessionTable {
     h ^= h >>> 15;
     this.freeSlot = -1;
     this.victim = -1;
+    let ended = -1;
     for (let p = 0; p < MAX_PROBE; p++) {
       const s = (h + p) & this.mask;
       const f = this.flags[s];
@@ -441,13 +452,16 @@ export class SessionTable {
         continue;
       }
       if (this.sameKey(s)) return s;
-      // A closed session already reported gives way to any new one.
-      if (this.endedAt[s] === 1) {
-        if (this.freeSlot < 0) this.freeSlot = s;
+      // A closed session already reported gives way to a new one once its
+      // last ACK and retransmitted FINs are past (ENDED_GRACE_SECONDS),
+      // but only when no free or idle slot is at hand.
+      if (this.endedAt[s] === 1 && now - this.lastSeen[s] > ENDED_GRACE_SECONDS) {
+        if (ended < 0) ended = s;
         continue;
       }
       if (!(f & F_ESTABLISHED) && (this.victim < 0 || this.lastSeen[s] < this.lastSeen[this.victim])) this.victim = s;
     }
+    if (this.freeSlot < 0) this.freeSlot = ended;
     return -1;
   }
 

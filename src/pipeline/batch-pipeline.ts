@@ -32,7 +32,7 @@ export interface FlowSettings {
   perSecond: number;
   /** Reported as the records' queue. */
   queue: number;
-  /** First flow_id (flowIdBase): ids never collide between threads. */
+  /** flowIdBase(queue): a record's flow_id is this plus the flows-logged counter before it (kept across restarts). */
   idBase: number;
 }
 
@@ -83,7 +83,8 @@ export class BatchPipeline {
   private readonly flowQueue: number;
   private readonly onFlows: ((records: FlowRecord[]) => void) | null;
   private readonly counters: Float64Array;
-  private nextFlowId: number;
+  private readonly idBase: number;
+  private nextFlowId = 0;
   private lastSweep = -Infinity;
   private evictionsSeen = 0;
   private suppressedSeen = 0;
@@ -93,11 +94,13 @@ export class BatchPipeline {
     this.engine = new VerdictEngine(o.capacity, o.meta, o.rules, o.rulesVersion, o.ruleCounters, o.engine, o.counters);
     this.counters = o.counters;
     const fl = o.flows ?? null;
-    // Room for every packet of a batch ending a session, plus a sweep's worth.
-    this.ended = fl ? new EndedSessions(o.capacity + SWEEP_SLOTS, fl.perSecond) : null;
+    // Room for the worst case between two drains: every packet of a batch
+    // ending two sessions (one pushed out of the table, then its own closed
+    // by a RST), plus a sweep's worth. What still does not fit is counted.
+    this.ended = fl ? new EndedSessions(2 * o.capacity + SWEEP_SLOTS, fl.perSecond) : null;
     this.engine.sessions.ended = this.ended;
     this.flowQueue = fl?.queue ?? 0;
-    this.nextFlowId = fl?.idBase ?? 0;
+    this.idBase = fl?.idBase ?? 0;
     this.onFlows = o.onFlows ?? null;
     this.windows = o.windows;
     this.onRuleEvents = o.onRuleEvents;
@@ -190,6 +193,7 @@ export class BatchPipeline {
       this.suppressedSeen = ended.suppressed;
     }
     if (ended.count === 0) return;
+    this.nextFlowId = this.idBase + c[C_FLOWS_LOGGED];
     c[C_FLOWS_LOGGED] += ended.count;
     if (this.onFlows === null) {
       ended.count = 0;

@@ -9,7 +9,7 @@ import { StepRecord } from '../features/step';
 import { FeatureSettings } from '../pipeline/batch-pipeline';
 import { CaptureOptions, QueueOptions } from './native';
 import type { SharedFlagModel } from '../flow/flag-model';
-import type { FlowRecord, SessionRow } from '../flow/flow-record';
+import type { FlowRecord } from '../flow/flow-record';
 
 export type { FeatureSettings };
 
@@ -47,12 +47,12 @@ export interface QueueWorkerInit {
   controlFlag: SharedArrayBuffer;
   /** Main -> queue thread messages, read synchronously between batches. */
   control: MessagePort;
-  /** First flow_id of the thread's flow records (differs per queue and per restart). */
+  /** flowIdBase of the thread's queue (ids go on from its counters across restarts). */
   flowIdBase: number;
 }
 
 /** ruleCounters: the thread's counters for the new set, allocated by the main thread so the swap allocates nothing. */
-export type ToQueueWorker = { type: 'rules'; rules: RuleSnapshot; version: number; ruleCounters: SharedArrayBuffer } | { type: 'flags'; flags: SharedFlagModel | null } | { type: 'sessions'; id: number } | { type: 'stop' };
+export type ToQueueWorker = { type: 'rules'; rules: RuleSnapshot; version: number; ruleCounters: SharedArrayBuffer } | { type: 'flags'; flags: SharedFlagModel | null } | { type: 'sessions'; id: number; limit: number; buffer: ArrayBuffer } | { type: 'stop' };
 
 export type FromQueueWorker =
   | { type: 'ready'; queue: number; warnings: string[]; ruleCounters: SharedArrayBuffer; rulesVersion: number }
@@ -63,6 +63,6 @@ export type FromQueueWorker =
   | { type: 'step'; queue: number; step: StepRecord }
   /** Sessions that ended, as EVE flow records, posted per batch after its verdicts. */
   | { type: 'flows'; queue: number; records: FlowRecord[] }
-  /** The answer to a 'sessions' request: the live table. */
-  | { type: 'sessions'; queue: number; id: number; rows: SessionRow[] }
+  /** The answer to a 'sessions' request: the lent buffer back, its first `copied` sessions filled (session-snapshot.ts), `total` live. */
+  | { type: 'sessions'; queue: number; id: number; buffer: ArrayBuffer; limit: number; copied: number; total: number }
   | { type: 'stopped'; queue: number };

@@ -16,7 +16,8 @@ import { EngineSettings, FeatureSettings, FromQueueWorker, QueueWorkerInit, Thre
 import { CaptureOptions, NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
 import { captureWorkerFilters, SplitOptions } from '../capture/split-filter';
 import type { SharedFlagModel } from '../flow/flag-model';
-import { flowIdBase, FlowRecord, SessionRow } from '../flow/flow-record';
+import { flowIdBase, FlowRecord, SessionRow, sessionRowsOf, SessionsAnswer } from '../flow/flow-record';
+import { MAX_SESSIONS_LIMIT, SessionSnapshot, snapshotBytes } from '../flow/session-snapshot';
 
 const WORKER_FILE = path.join(__dirname, 'worker.js');
 const RESTART_DELAY_MS = 1000;
@@ -113,6 +114,7 @@ export class QueueSupervisor {
   #ruleSets = new Map<number, RuleSet>();
   #stopping = false;
   #sessionsAsked = 0;
+  #sessionsBusy = false;
 
   private constructor(opts: SupervisorOptions) {
     this.#opts = opts;
@@ -227,14 +229,37 @@ export class QueueSupervisor {
     return { version, compileMs: compiled.compileMs, unresolvedInterfaces: compiled.unresolvedInterfaces, swaps };
   }
 
-  /** Every queue thread's live sessions (each answers between two batches). */
-  async sessions(timeoutMs = 5000): Promise<SessionRow[]> {
-    const id = ++this.#sessionsAsked;
-    const live = this.#slots.filter((s) => s.worker);
-    const answers = live.map((s) => this.#await(s.queue, (m) => m.type === 'sessions' && m.id === id, timeoutMs));
-    for (const s of live) this.#send(s, { type: 'sessions', id });
-    const got = await Promise.all(answers);
-    return got.flatMap((m) => (m.type === 'sessions' ? m.rows : []));
+  /**
+   * Live sessions of every queue thread, at most `limit` rows in all. Each
+   * thread copies at most `limit` sessions' numbers between two batches;
+   * the rows are made here. One request at a time: the packets of a queue
+   * wait while it copies, and a client must not make them wait back to back.
+   */
+  async sessions(limit: number, timeoutMs = 5000): Promise<SessionsAnswer> {
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SESSIONS_LIMIT) throw new Error(`sessions: limit must be an integer from 1 to ${MAX_SESSIONS_LIMIT} (--limit), not ${JSON.stringify(limit)}`);
+    if (this.#sessionsBusy) throw new Error('sessions: another "nfips sessions" is still being answered; try again when it is done');
+    this.#sessionsBusy = true;
+    try {
+      const id = ++this.#sessionsAsked;
+      const live = this.#slots.filter((s) => s.worker);
+      const answers = live.map((s) => this.#await(s.queue, (m) => m.type === 'sessions' && m.id === id, timeoutMs));
+      for (const s of live) {
+        const buffer = new ArrayBuffer(snapshotBytes(limit));
+        this.#send(s, { type: 'sessions', id, limit, buffer }, [buffer]);
+      }
+      const got = await Promise.all(answers);
+      let total = 0;
+      const rows: SessionRow[] = [];
+      for (const m of got) {
+        if (m.type !== 'sessions') continue;
+        total += m.total;
+        const take = Math.min(m.copied, limit - rows.length);
+        if (take > 0) rows.push(...sessionRowsOf(new SessionSnapshot(m.buffer, m.limit), take, m.queue));
+      }
+      return { total, limit, rows };
+    } finally {
+      this.#sessionsBusy = false;
+    }
   }
 
   async stop(timeoutMs = 5000): Promise<void> {
@@ -256,8 +281,8 @@ export class QueueSupervisor {
     );
   }
 
-  #send(slot: Slot, m: ToQueueWorker): void {
-    slot.control?.postMessage(m);
+  #send(slot: Slot, m: ToQueueWorker, transfer?: ArrayBuffer[]): void {
+    slot.control?.postMessage(m, transfer);
     Atomics.store(slot.controlFlag, 0, 1);
   }
 
@@ -306,7 +331,7 @@ export class QueueSupervisor {
       counters: slot.sab,
       controlFlag: slot.controlFlag.buffer as SharedArrayBuffer,
       control: channel.port2,
-      flowIdBase: flowIdBase(slot.queue, slot.restarts),
+      flowIdBase: flowIdBase(slot.queue),
     };
     const worker = new Worker(WORKER_FILE, { workerData: init, transferList: [channel.port2], name: `nfips-${source.kind === 'nfqueue' ? 'queue' : 'capture'}-${slot.queue}` });
     slot.worker = worker;

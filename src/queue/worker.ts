@@ -11,14 +11,14 @@ import { stepTransferList } from '../features/step';
 import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { loadAddon, NATIVE_COUNTERS, NativeQueue } from './native';
 import { serveQueue } from './loop';
-import { sessionRows } from '../flow/flow-record';
+import { copyLiveSessions, SessionSnapshot } from '../flow/session-snapshot';
 
 const init = workerData as QueueWorkerInit;
 const port = parentPort!;
 const queueNum = init.slot;
 const source = init.source;
 const batchSize = source.kind === 'nfqueue' ? source.queue.batchSize : source.capture.batchSize;
-const post = (m: FromQueueWorker) => port.postMessage(m);
+const post = (m: FromQueueWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
 
 const all = new Float64Array(init.counters);
 const nativeCounters = all.subarray(0, NATIVE_COUNTERS.length);
@@ -107,8 +107,10 @@ function main(): void {
           // A model learnt on this site replaces the one the thread started with.
           pipe.setFlagModel(m.flags);
         } else if (m.type === 'sessions') {
-          // Bounded by the table's size; the packets wait for it like for a rule swap.
-          post({ type: 'sessions', queue: queueNum, id: m.id, rows: sessionRows(engine.sessions, queueNum, Date.now() / 1000) });
+          // Packets wait for this like for a rule swap: only a copy of numbers
+          // into the main thread's buffer, at most m.limit sessions; it makes the rows.
+          const { copied, total } = copyLiveSessions(engine.sessions, Date.now() / 1000, new SessionSnapshot(m.buffer, m.limit));
+          post({ type: 'sessions', queue: queueNum, id: m.id, buffer: m.buffer, limit: m.limit, copied, total }, [m.buffer]);
         } else if (m.type === 'stop') {
           stop = true;
         }

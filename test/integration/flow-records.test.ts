@@ -135,6 +135,10 @@ test('flow records and nfips sessions on the real kernel path', { timeout: 120_0
         assert.deepEqual([u?.packets_to_server, u?.bytes_to_server, u?.packets_to_client, u?.bytes_to_client], ['3', String(sent), '3', String(sent)]);
         const json = JSON.parse((await topo.exec(topo.gateway, process.execPath, [NFIPS, 'sessions', '--json', '--control-socket', nf.controlSocket])).stdout) as Record<string, unknown>[];
         assert.ok(json.some((r) => r.client_port === HOLD_PORT && r.server_port === ECHO_PORT));
+        const one = await topo.exec(topo.gateway, process.execPath, [NFIPS, 'sessions', '--json', '--limit', '1', '--control-socket', nf.controlSocket]);
+        assert.equal((JSON.parse(one.stdout) as unknown[]).length, 1);
+        const told = /^nfips sessions: 1 of (\d+) live sessions listed \(--limit 1\)\n$/.exec(one.stderr);
+        assert.ok(told && Number(told[1]) >= 2, `the live count is told beside the rows: ${one.stderr}`);
       } finally {
         hold.kill();
       }

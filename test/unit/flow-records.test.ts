@@ -9,7 +9,9 @@ import { BatchPipeline, SWEEP_SLOTS } from '../../src/pipeline/batch-pipeline';
 import { parseRuleText } from '../../src/rules/load';
 import { compileRuleSet } from '../../src/verdict/rule-snapshot';
 import { ENGINE_COUNTERS, ruleCounterBytes } from '../../src/verdict/engine';
-import { SessionTable } from '../../src/flow/session-table';
+import { ENDED_GRACE_SECONDS, SessionTable } from '../../src/flow/session-table';
+import { EV_TCP_FAILED, SessionEvidence } from '../../src/flow/session-evidence';
+import { FLOW_ESTABLISHED } from '../../src/rules/types';
 import { EndedSessions } from '../../src/flow/ended-sessions';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,21 +20,29 @@ import { formatSessions } from '../../src/cli/status-text';
 import { execFileSync } from 'node:child_process';
 import { PcapWriter } from '../../src/pcap/writer';
 import { PACKAGE_ROOT } from '../../src/config/paths';
-import { resolveRunOptions } from '../../src/app/run-options';
+import { MAX_QUEUES, resolveRunOptions } from '../../src/app/run-options';
 import { mergeConfig, readConfigFile } from '../../src/app/config-file';
-import { csvField, drainFlowRecords, flowIdBase, FlowRecord, SESSION_COLUMNS, sessionRows, sessionsCsv } from '../../src/flow/flow-record';
+import { csvField, drainFlowRecords, FLOW_ID_QUEUES, FLOW_ID_SPAN, flowIdBase, FlowRecord, SESSION_COLUMNS, sessionRowsOf, sessionsCsv } from '../../src/flow/flow-record';
+import { copyLiveSessions, SessionSnapshot, snapshotBytes } from '../../src/flow/session-snapshot';
 
 const B = 8;
+
+/** What a queue thread copies and the main thread then makes rows of (supervisor.sessions). */
+function sessionRows(t: SessionTable, queue: number, now: number, limit = t.capacity) {
+  const snap = new SessionSnapshot(new ArrayBuffer(snapshotBytes(limit)), limit);
+  const n = copyLiveSessions(t, now, snap);
+  return { ...n, rows: sessionRowsOf(snap, n.copied, queue) };
+}
 const T0 = 1_700_000_000;
 const counterOf = (c: Float64Array, name: (typeof ENGINE_COUNTERS)[number]) => c[ENGINE_COUNTERS.indexOf(name)];
 
 /** An inline pipeline without feature windows, fed one packet per call at a chosen time. */
-function setup(opts: { perSecond?: number; stateRules?: boolean; flowCapacity?: number } = {}) {
+function setup(opts: { perSecond?: number; stateRules?: boolean; flowCapacity?: number; counters?: Float64Array } = {}) {
   const text = opts.stateRules ? { default: 'accept', rules: [{ action: 'accept', state: 'established' }] } : { default: 'accept', rules: [] };
   const rules = compileRuleSet(parseRuleText(JSON.stringify(text), 't.json'), { ifindex: () => undefined });
   const meta = metaColumns(metaBuffer(B), B);
   const buf = new Uint8Array(B * 2048);
-  const counters = new Float64Array(ENGINE_COUNTERS.length);
+  const counters = opts.counters ?? new Float64Array(ENGINE_COUNTERS.length);
   const records: FlowRecord[] = [];
   let idle = T0;
   const pipe = new BatchPipeline({
@@ -46,7 +56,7 @@ function setup(opts: { perSecond?: number; stateRules?: boolean; flowCapacity?: 
     windows: null,
     onRuleEvents: null,
     idleClock: () => idle,
-    flows: { perSecond: opts.perSecond ?? 1000, queue: 3, idBase: flowIdBase(3, 0) },
+    flows: { perSecond: opts.perSecond ?? 1000, queue: 3, idBase: flowIdBase(3) },
     onFlows: (r) => records.push(...r),
   });
   /** Sends one packet at time t (seconds); returns its IP length. */
@@ -99,7 +109,7 @@ describe('flow records', () => {
     assert.equal(r.proto, 'TCP');
     assert.equal(r.app_proto, 'http');
     assert.equal(r.queue, 3);
-    assert.equal(r.flow_id, flowIdBase(3, 0));
+    assert.equal(r.flow_id, flowIdBase(3));
     assert.deepEqual({ ...r.flow }, {
       pkts_toserver: 4,
       pkts_toclient: 3,
@@ -212,7 +222,7 @@ describe('flow records', () => {
     const f = setup();
     f.send(toS(40005, TCP_SYN), T0);
     f.send(toC(40005, TCP_SYN | TCP_ACK), T0);
-    f.send({ src: C, dst: S, proto: 17, sport: 6000, dport: 9999, payloadLen: 10 }, T0 + 1);
+    f.send({ src: C, dst: S, proto: 17, sport: 60000, dport: 9999, payloadLen: 10 }, T0 + 1);
     f.send(toS(40006, TCP_SYN), T0 + 1);
     f.send(toC(40006, TCP_RST | TCP_ACK), T0 + 1);
     assert.equal(f.records.length, 1);
@@ -221,8 +231,8 @@ describe('flow records', () => {
     const byPort = new Map(f.records.map((r) => [r.src_port, r]));
     assert.equal(byPort.get(40005)?.flow.reason, 'shutdown');
     assert.equal(byPort.get(40005)?.flow.state, 'established');
-    assert.equal(byPort.get(6000)?.flow.reason, 'shutdown');
-    assert.equal(byPort.get(6000)?.app_proto, 'failed');
+    assert.equal(byPort.get(60000)?.flow.reason, 'shutdown');
+    assert.equal(byPort.get(60000)?.app_proto, 'failed');
     f.pipe.endAll(T0 + 4);
     assert.equal(f.records.length, 3, 'nothing reported twice');
     assert.equal(new Set(f.records.map((r) => r.flow_id)).size, 3);
@@ -241,12 +251,207 @@ describe('flow records', () => {
     assert.equal(f.records.length, 3, 'the next second has its budget again');
   });
 
-  it('flow ids of different queues and restarts never meet', () => {
+  it('a closed session keeps its slot for the grace period: its last ACK and a retransmitted FIN find it, not a new session', () => {
+    const t = new SessionTable(1);
+    const ended = new EndedSessions(1 << 16, 1e9);
+    t.ended = ended;
+    const d = createDecodedBatch(1);
+    const rec = (spec: PacketSpec, now: number) => {
+      const p = buildPacket(spec);
+      decodePacket(p, 0, p.length, 0, d);
+      const state = t.classify(d, 0, Float64Array.of(now));
+      return { k: t.record(d, 0, Float64Array.of(now), p.length), state, slot: t.lastSlot };
+    };
+    const flood = (from: number, now: number) => {
+      for (let p = from; p < from + 5000; p++) rec({ src: '198.51.100.9', dst: S, proto: 6, sport: p, dport: 22, tcpFlags: TCP_SYN }, now);
+    };
+    const first = rec(toS(40000, TCP_SYN), T0);
+    rec(toC(40000, TCP_SYN | TCP_ACK), T0);
+    rec(toS(40000, TCP_ACK), T0);
+    rec(toS(40000, TCP_ACK | TCP_FIN), T0 + 1);
+    rec(toC(40000, TCP_ACK | TCP_FIN), T0 + 1);
+    assert.ok(t.isEnded(first.slot));
+    flood(1000, T0 + 1.5);
+    const ack = rec(toS(40000, TCP_ACK), T0 + 1.6);
+    assert.equal(ack.slot, first.slot, 'the last ACK finds its own session');
+    assert.ok(ack.k > 1);
+    assert.equal(ack.state, FLOW_ESTABLISHED, 'rules see the last ACK as established');
+    flood(7000, T0 + 3);
+    const fin = rec(toC(40000, TCP_ACK | TCP_FIN), T0 + 1.6 + ENDED_GRACE_SECONDS - 0.1);
+    assert.equal(fin.slot, first.slot, 'a retransmitted FIN within the grace period too');
+    const mine = drainFlowRecords(ended, 0, () => 0).filter((r) => r.src_port === 40000 || r.dest_port === 40000);
+    assert.equal(mine.length, 1, 'one record for the connection');
+    // Past the grace period the slot goes to another session.
+    flood(20000, T0 + 1.6 + 2 * ENDED_GRACE_SECONDS);
+    assert.notEqual(t.info(first.slot)?.portA, 40000);
+  });
+
+  it('a new session takes a free slot before the slot of a closed session', () => {
+    const d = createDecodedBatch(1);
+    const rec = (t: SessionTable, spec: PacketSpec, now: number) => {
+      const p = buildPacket(spec);
+      decodePacket(p, 0, p.length, 0, d);
+      t.record(d, 0, Float64Array.of(now), p.length);
+      return t.lastSlot;
+    };
+    const slotOf = (spec: PacketSpec) => rec(new SessionTable(1), spec, T0);
+    const closed = slotOf(toS(40000, TCP_SYN));
+    // A session whose first probe is the closed session's slot.
+    let port = 1024;
+    while (slotOf({ src: '198.51.100.9', dst: S, proto: 17, sport: port, dport: 53 }) !== closed) port++;
+    const t = new SessionTable(1);
+    rec(t, toS(40000, TCP_SYN), T0);
+    rec(t, toC(40000, TCP_RST | TCP_ACK), T0);
+    const s = rec(t, { src: '198.51.100.9', dst: S, proto: 17, sport: port, dport: 53 }, T0 + 60);
+    assert.notEqual(s, closed);
+    assert.equal(t.info(closed)?.portA, 40000, 'the closed session is still there for late packets');
+  });
+
+  it('session evidence for normal traffic through a churning table: refused attempts fail once each, closed exchanges never', () => {
+    const t = new SessionTable(1);
+    const failures: number[] = [];
+    const sink = { failure: (_f: number, w: Uint32Array) => failures.push(w[0]), stalled: () => undefined };
+    const ev = new SessionEvidence(t, () => 0);
+    const d = createDecodedBatch(1);
+    let perPacket = 0;
+    const rec = (spec: PacketSpec, now: number) => {
+      const p = buildPacket(spec);
+      decodePacket(p, 0, p.length, 0, d);
+      const k = t.record(d, 0, Float64Array.of(now), p.length);
+      if (k > 0 && ev.onPacket(t.lastSlot, k === 1, t.lastFromInitiator, 6, spec.tcpFlags ?? 0, 0, spec.payloadLen ?? 0, false, now) & EV_TCP_FAILED) perPacket++;
+    };
+    // 3,000 clients' exchanges over 60 s of a 1,024-slot table (closed slots
+    // are reused), each closed by FIN both ways then the last ACK, a
+    // retransmitted FIN and its ACK; every 100th attempt refused by a RST.
+    let now = T0;
+    let refused = 0;
+    for (let k = 0; k < 3000; k++) {
+      now = T0 + k / 50;
+      const c = `10.1.${k >> 8}.${k & 255}`;
+      const up = (f: number, len = 0): PacketSpec => ({ src: c, dst: S, proto: 6, sport: 40000, dport: 80, tcpFlags: f, payloadLen: len });
+      const down = (f: number, len = 0): PacketSpec => ({ src: S, dst: c, proto: 6, sport: 80, dport: 40000, tcpFlags: f, payloadLen: len });
+      rec(up(TCP_SYN), now);
+      if (k % 100 === 0) {
+        rec(down(TCP_RST | TCP_ACK), now);
+        refused++;
+      } else {
+        rec(down(TCP_SYN | TCP_ACK), now);
+        rec(up(TCP_ACK), now);
+        rec(up(TCP_ACK | TCP_PSH, 100), now);
+        rec(down(TCP_ACK | TCP_PSH, 1000), now);
+        rec(up(TCP_ACK | TCP_FIN), now);
+        rec(down(TCP_ACK | TCP_FIN), now);
+        rec(up(TCP_ACK), now + 0.2);
+        rec(down(TCP_ACK | TCP_FIN), now + 1);
+        rec(up(TCP_ACK), now + 1);
+      }
+      if (k % 50 === 0) ev.sweep(now, sink);
+    }
+    ev.sweep(now + 10, sink);
+    assert.equal(t.overflows, 0);
+    assert.equal(perPacket + failures.length, refused, `refused attempts: ${perPacket} per packet, ${failures.length} by sweep or reuse`);
+  });
+
+  it('flow ids of different queues never meet, and go on across a thread restart (the counters outlive it)', () => {
+    assert.ok(MAX_QUEUES <= FLOW_ID_QUEUES);
+    const bases = new Set<number>();
+    for (let q = 65535 - MAX_QUEUES + 1; q <= 65535; q++) bases.add(flowIdBase(q));
+    assert.equal(bases.size, MAX_QUEUES, 'any contiguous range of MAX_QUEUES queues has distinct bases');
+    assert.ok(flowIdBase(65535) + FLOW_ID_SPAN - 1 <= Number.MAX_SAFE_INTEGER);
+    // One queue, 40 thread starts sharing its counters, each logging 3 records.
+    const counters = new Float64Array(ENGINE_COUNTERS.length);
     const ids = new Set<number>();
-    for (const q of [0, 1, 65535]) for (const r of [0, 1, 31]) ids.add(flowIdBase(q, r));
-    assert.equal(ids.size, 9);
-    assert.ok(flowIdBase(65535, 31) + 2 ** 32 - 1 <= Number.MAX_SAFE_INTEGER);
-    assert.ok(flowIdBase(1, 0) > flowIdBase(0, 31) + 2 ** 32 - 1);
+    for (let start = 0; start < 40; start++) {
+      const f = setup({ counters });
+      for (let p = 0; p < 3; p++) {
+        f.send(toS(41000 + p, TCP_SYN), T0 + start);
+        f.send(toC(41000 + p, TCP_RST | TCP_ACK), T0 + start);
+      }
+      for (const r of f.records) ids.add(r.flow_id);
+    }
+    assert.equal(ids.size, 120);
+    assert.equal(Math.min(...ids), flowIdBase(3));
+    assert.equal(Math.max(...ids), flowIdBase(3) + 119);
+  });
+
+  it('a record that does not fit between two drains is counted as suppressed, never lost uncounted', () => {
+    const t = new SessionTable(1);
+    const ended = new EndedSessions(2, 1e9);
+    t.ended = ended;
+    const d = createDecodedBatch(1);
+    const rec = (spec: PacketSpec, now: number) => {
+      const p = buildPacket(spec);
+      decodePacket(p, 0, p.length, 0, d);
+      t.record(d, 0, Float64Array.of(now), p.length);
+    };
+    for (let p = 0; p < 5; p++) {
+      rec(toS(43000 + p, TCP_SYN), T0);
+      rec(toC(43000 + p, TCP_RST | TCP_ACK), T0);
+    }
+    assert.equal(ended.count, 2);
+    assert.equal(ended.suppressed, 3);
+  });
+
+  it('the pipeline holds the worst case of a batch: every packet pushing a session out and closing its own', () => {
+    // A batch of N RSTs into a full table of attempts: each pushes the
+    // oldest attempt out (a record) and closes its own session (another).
+    const N = 1024;
+    const rules = compileRuleSet(parseRuleText(JSON.stringify({ default: 'accept', rules: [] }), 't.json'), { ifindex: () => undefined });
+    const meta = metaColumns(metaBuffer(N), N);
+    const buf = new Uint8Array(N * 128);
+    const counters = new Float64Array(ENGINE_COUNTERS.length);
+    const records: FlowRecord[] = [];
+    const pipe = new BatchPipeline({
+      capacity: N, meta, rules, rulesVersion: 0, ruleCounters: new ArrayBuffer(ruleCounterBytes(rules.ruleCount)),
+      engine: { mode: 'repeat', mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 100, flowCapacity: 1024 },
+      counters, windows: null, onRuleEvents: null, flows: { perSecond: 1e6, queue: 0, idBase: flowIdBase(0) }, onFlows: (r) => records.push(...r),
+    });
+    const batch = (src: string, firstPort: number, tcpFlags: number, t: number) => {
+      for (let i = 0; i < N; i++) {
+        const p = buildPacket({ src, dst: S, proto: 6, sport: firstPort + i, dport: 22, tcpFlags });
+        buf.set(p, i * 128);
+        meta.offset[i] = i * 128;
+        meta.capLen[i] = p.length;
+        meta.origLen[i] = p.length;
+        meta.tsSec[i] = t;
+        meta.tsNsec[i] = 0;
+      }
+      pipe.decide(N, buf);
+      pipe.afterVerdicts(N, buf);
+    };
+    batch('198.51.100.9', 2000, TCP_SYN, T0);
+    batch('198.51.100.9', 4000, TCP_SYN, T0);
+    const before = records.length;
+    const evBefore = pipe.engine.sessions.evictions;
+    batch('198.51.100.10', 50000, TCP_RST, T0 + 1);
+    const evicted = pipe.engine.sessions.evictions - evBefore;
+    assert.ok(evicted > N / 2, `most RSTs pushed an attempt out (${evicted})`);
+    const batchRecords = records.slice(before);
+    assert.equal(batchRecords.filter((r) => r.flow.reason === 'tcp_close').length, N, 'every RST closed its own session');
+    // A few RSTs push out a session an earlier RST of the batch closed (reported already).
+    assert.ok(batchRecords.filter((r) => r.flow.reason === 'forced').length > N / 2);
+    assert.equal(counterOf(counters, 'flowsLogged'), records.length);
+    assert.equal(counterOf(counters, 'flowsSuppressed'), 0);
+  });
+
+  it('src/dest are client/server and to-server counts src -> dest, also for a session picked up mid-stream', () => {
+    const f = setup();
+    // Picked up mid-stream: the first packet seen is the server's (port 443) to the client.
+    const s1 = f.send({ src: S, dst: C, proto: 6, sport: 443, dport: 51000, tcpFlags: TCP_ACK | TCP_PSH, payloadLen: 500 }, T0);
+    const c1 = f.send({ src: C, dst: S, proto: 6, sport: 51000, dport: 443, tcpFlags: TCP_ACK }, T0 + 0.1);
+    const c2 = f.send({ src: C, dst: S, proto: 6, sport: 51000, dport: 443, tcpFlags: TCP_ACK | TCP_RST }, T0 + 0.2);
+    // And one opened by its client.
+    const c3 = f.send(toS(40020, TCP_SYN), T0);
+    const s3 = f.send(toC(40020, TCP_RST | TCP_ACK), T0);
+    assert.equal(f.records.length, 2);
+    const mid = f.records.find((r) => r.src_port === 51000 || r.dest_port === 51000)!;
+    assert.deepEqual([mid.src_ip, mid.src_port, mid.dest_ip, mid.dest_port, mid.app_proto], [C, 51000, S, 443, 'tls']);
+    assert.deepEqual([mid.flow.pkts_toserver, mid.flow.bytes_toserver, mid.flow.pkts_toclient, mid.flow.bytes_toclient], [2, c1 + c2, 1, s1]);
+    assert.equal(mid.flow.server_guess, 'port_below_1024');
+    assert.deepEqual([mid.tcp?.tcp_flags_ts, mid.tcp?.tcp_flags_tc], ['14', '18']);
+    const opened = f.records.find((r) => r.src_port === 40020)!;
+    assert.deepEqual([opened.src_ip, opened.dest_ip, opened.dest_port], [C, S, 80]);
+    assert.deepEqual([opened.flow.pkts_toserver, opened.flow.bytes_toserver, opened.flow.pkts_toclient, opened.flow.bytes_toclient], [1, c3, 1, s3]);
   });
 });
 
@@ -256,7 +461,7 @@ describe('nfips sessions rows', () => {
     const syn = f.send(toS(40010, TCP_SYN), T0);
     const sa = f.send(toC(40010, TCP_SYN | TCP_ACK), T0 + 1);
     f.send({ src: 'fd00::1', dst: 'fd00::2', proto: 17, sport: 5000, dport: 123, payloadLen: 48 }, T0 + 1);
-    const rows = sessionRows(f.pipe.engine.sessions, 3, T0 + 2);
+    const { rows } = sessionRows(f.pipe.engine.sessions, 3, T0 + 2);
     assert.equal(rows.length, 2);
     const tcp = rows.find((r) => r.protocol === 'tcp')!;
     assert.deepEqual(
@@ -273,8 +478,22 @@ describe('nfips sessions rows', () => {
     assert.match(text, /192\.0\.2\.7:80 +10\.0\.0\.5:40010 +tcp/);
     assert.match(text, /\[fd00::2\]:123 +\[fd00::1\]:5000 +udp/);
     assert.match(text, /\n2 sessions\n$/);
-    assert.equal(sessionRows(f.pipe.engine.sessions, 3, T0 + 500).length, 0, 'idle sessions are not live');
+    assert.equal(sessionRows(f.pipe.engine.sessions, 3, T0 + 500).total, 0, 'idle sessions are not live');
     assert.equal(formatSessions([]), 'no live sessions\n');
+  });
+
+  it('a queue thread copies at most the limit and counts every live session; the text says how many were left out', () => {
+    const f = setup();
+    for (let p = 0; p < 5; p++) f.send(toS(44000 + p, TCP_SYN), T0 + p);
+    f.send(toS(44000, TCP_ACK | TCP_RST), T0 + 5);
+    const all = sessionRows(f.pipe.engine.sessions, 3, T0 + 6);
+    assert.deepEqual([all.copied, all.total], [5, 5]);
+    assert.equal(all.rows.filter((r) => r.state === 'closed').length, 1, 'a closed session waiting for late packets is shown closed');
+    const some = sessionRows(f.pipe.engine.sessions, 3, T0 + 6, 2);
+    assert.deepEqual([some.copied, some.total, some.rows.length], [2, 5, 2]);
+    assert.deepEqual(some.rows, all.rows.slice(0, 2));
+    assert.match(formatSessions(some.rows, some.total), /\n2 of 5 live sessions \(--limit\)\n$/);
+    assert.equal(formatSessions([], 5), '5 live sessions, none listed\n');
   });
 
   it('quotes CSV fields that need it', () => {
