@@ -133,6 +133,11 @@ test('watch on a veth logs the same rule matches and anomaly alerts as run on th
       assert.match(text, new RegExp(`watching interface ${topo.gwClientIf}: passive`));
       const stats = await w.waitFor('stats', 3000);
       assert.ok(stats.capture && typeof (stats.capture as { drops: number }).drops === 'number', JSON.stringify(stats));
+      // The session table of a capture thread, over the control socket as for run.
+      const sessions = await cli(w, 'sessions', '--json');
+      assert.equal(sessions.code, 0, sessions.out);
+      const rows = JSON.parse(sessions.out) as { server_ip: string; server_port: number; client_ip: string; protocol: string }[];
+      assert.ok(rows.some((r) => r.client_ip === attacker && r.server_ip === topo.addr.server4 && r.server_port === 8081 && r.protocol.toUpperCase() === 'TCP'), `the flood's sessions are listed: ${JSON.stringify(rows.slice(0, 3))}`);
       const refused = await cli(w, 'blocks', 'add', attacker);
       assert.notEqual(refused.code, 0);
       assert.match(refused.out, /without --block: it enforces no blocks/);
