@@ -37,29 +37,164 @@ bool BoolOpt(const Napi::Object& o, const char* key, bool def) {
   Napi::Value v = o.Get(key);
   return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : def;
 }
-}  // namespace
 
-class Queue : public Napi::ObjectWrap<Queue> {
+// A JS view over native memory that never moves. The buffer co-owns the
+// object holding it, so a view kept past its wrapper never dangles.
+template <typename T>
+Napi::ArrayBuffer ExternalBuffer(Napi::Env env, const std::shared_ptr<T>& holder, void* data, size_t len) {
+  auto* owner = new std::shared_ptr<T>(holder);
+  return Napi::ArrayBuffer::New(
+      env, data, len, [](Napi::Env, void*, std::shared_ptr<T>* o) { delete o; }, owner);
+}
+
+// options.counters as a Float64Array of at least minLen, or null when not
+// given; a short array throws a RangeError naming the class (ok = false).
+double* AttachCounters(Napi::Env env, const Napi::Object& o, const char* cls, size_t minLen, Napi::ObjectReference& ref, bool& ok) {
+  ok = true;
+  Napi::Value counters = o.Get("counters");
+  if (!counters.IsTypedArray() || counters.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) return nullptr;
+  Napi::Float64Array arr = counters.As<Napi::Float64Array>();
+  if (arr.ElementLength() < minLen) {
+    Napi::RangeError::New(env, std::string(cls) + ": counters array too short").ThrowAsJavaScriptException();
+    ok = false;
+    return nullptr;
+  }
+  ref = Napi::Persistent(counters.As<Napi::Object>());
+  return arr.Data();
+}
+
+// run(decide, flag: Int32Array, timeoutMs[, afterVerdicts])'s arguments,
+// checked, on an open source; ok = false with an error thrown when the
+// source is closed (the Error says `closed`) or they do not fit.
+struct RunArgs {
+  bool ok = false;
+  volatile int32_t* flag = nullptr;
+  int timeoutMs = 0;
+  napi_value after = nullptr;
+};
+RunArgs ParseRunArgs(const Napi::CallbackInfo& info, bool open, const char* closed) {
+  Napi::Env env = info.Env();
+  RunArgs a;
+  if (!open) {
+    Napi::Error::New(env, closed).ThrowAsJavaScriptException();
+    return a;
+  }
+  if (info.Length() < 3 || !info[0].IsFunction() || !info[1].IsTypedArray() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "run(decide, flag: Int32Array, timeoutMs[, afterVerdicts])").ThrowAsJavaScriptException();
+    return a;
+  }
+  Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != napi_int32_array || ta.ElementLength() < 1) {
+    Napi::TypeError::New(env, "run: flag must be an Int32Array").ThrowAsJavaScriptException();
+    return a;
+  }
+  a.flag = reinterpret_cast<volatile int32_t*>(ta.As<Napi::Int32Array>().Data());
+  a.timeoutMs = info[2].As<Napi::Number>().Int32Value();
+  if (info.Length() >= 4 && info[3].IsFunction()) a.after = info[3];
+  a.ok = true;
+  return a;
+}
+
+// Shuts a wrapper's source down with its env: a terminated worker thread
+// may never finalise the object. Owner provides OnEnvShutdown().
+template <typename Owner>
+class EnvCleanup {
  public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Queue",
-                       {
-                           InstanceMethod<&Queue::Run>("run"),
-                           InstanceMethod<&Queue::Close>("close"),
-                           InstanceMethod<&Queue::Warnings>("warnings"),
-                           InstanceAccessor<&Queue::PacketBuffer>("packets"),
-                           InstanceAccessor<&Queue::MetaBuffer>("meta"),
-                           InstanceAccessor<&Queue::BatchSize>("batchSize"),
-                       });
+  void Hook(napi_env env, Owner* owner) {
+    env_ = env;
+    owner_ = owner;
+    napi_add_env_cleanup_hook(env, &EnvCleanup::Fire, this);
+    hooked_ = true;
+  }
+  ~EnvCleanup() {
+    if (hooked_) napi_remove_env_cleanup_hook(env_, &EnvCleanup::Fire, this);
   }
 
-  explicit Queue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Queue>(info) {
-    Napi::Env env = info.Env();
+ private:
+  static void Fire(void* arg) {
+    auto* self = static_cast<EnvCleanup*>(arg);
+    self->hooked_ = false;
+    self->owner_->OnEnvShutdown();
+  }
+  napi_env env_ = nullptr;
+  Owner* owner_ = nullptr;
+  bool hooked_ = false;
+};
+}  // namespace
+
+// What Queue and Capture share: the JS shape (run, close, warnings and the
+// packets/meta/batchSize views of src_'s batch), the options argument, and
+// the counters and buffer views every source attaches the same way.
+template <typename Derived, typename Source>
+class SourceWrap : public Napi::ObjectWrap<Derived> {
+ public:
+  static Napi::Function Define(Napi::Env env, const char* name) {
+    using W = Napi::ObjectWrap<Derived>;
+    return W::DefineClass(env, name,
+                          {
+                              W::InstanceMethod("run", &Derived::Run),
+                              W::InstanceMethod("close", &Derived::Close),
+                              W::InstanceMethod("warnings", &Derived::Warnings),
+                              W::InstanceAccessor("packets", &Derived::PacketBuffer, nullptr),
+                              W::InstanceAccessor("meta", &Derived::MetaBuffer, nullptr),
+                              W::InstanceAccessor("batchSize", &Derived::BatchSize, nullptr),
+                          });
+  }
+
+ protected:
+  explicit SourceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Derived>(info) {}
+
+  // info[0] as the options object; false, with a TypeError thrown, when it is not one.
+  static bool OptionsArg(const Napi::CallbackInfo& info, const char* cls, Napi::Object& out) {
     if (info.Length() < 1 || !info[0].IsObject()) {
-      Napi::TypeError::New(env, "Queue(options): options object required").ThrowAsJavaScriptException();
-      return;
+      Napi::TypeError::New(info.Env(), std::string(cls) + "(options): options object required").ThrowAsJavaScriptException();
+      return false;
     }
-    Napi::Object o = info[0].As<Napi::Object>();
+    out = info[0].As<Napi::Object>();
+    return true;
+  }
+
+  // Once src_ exists: options.counters (at least minCounters long) and the
+  // JS views of its batch. False when the counters were refused (thrown).
+  bool Attach(Napi::Env env, const Napi::Object& o, const char* cls, size_t minCounters) {
+    bool ok;
+    double* counters = AttachCounters(env, o, cls, minCounters, countersRef_, ok);
+    if (!ok) return false;
+    if (counters) src_->SetCounters(counters);
+    packets_ = Napi::Persistent(ExternalBuffer(env, src_, src_->packetBuffer(), src_->packetBufferSize()));
+    meta_ = Napi::Persistent(ExternalBuffer(env, src_, src_->meta(), src_->metaBytes()));
+    return true;
+  }
+
+  Napi::Value Warnings(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    if (src_) {
+      uint32_t i = 0;
+      for (const auto& w : src_->warnings()) out.Set(i++, Napi::String::New(env, w));
+    }
+    return out;
+  }
+  Napi::Value PacketBuffer(const Napi::CallbackInfo&) { return packets_.Value(); }
+  Napi::Value MetaBuffer(const Napi::CallbackInfo&) { return meta_.Value(); }
+  Napi::Value BatchSize(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), src_ ? src_->batchSize() : 0);
+  }
+
+  std::shared_ptr<Source> src_;
+  Napi::Reference<Napi::ArrayBuffer> packets_;
+  Napi::Reference<Napi::ArrayBuffer> meta_;
+  Napi::ObjectReference countersRef_;
+};
+
+class Queue : public SourceWrap<Queue, NfqSocket> {
+  friend class SourceWrap<Queue, NfqSocket>;
+
+ public:
+  explicit Queue(const Napi::CallbackInfo& info) : SourceWrap(info) {
+    Napi::Env env = info.Env();
+    Napi::Object o;
+    if (!OptionsArg(info, "Queue", o)) return;
     QueueOptions opts;
     opts.queueNum = static_cast<uint16_t>(U32Opt(o, "queue", 0));
     opts.copyRange = U32Opt(o, "copyRange", opts.copyRange);
@@ -87,18 +222,9 @@ class Queue : public Napi::ObjectWrap<Queue> {
           .ThrowAsJavaScriptException();
       return;
     }
-    sock_ = std::make_shared<NfqSocket>(opts);
+    src_ = std::make_shared<NfqSocket>(opts);
 
-    Napi::Value counters = o.Get("counters");
-    if (counters.IsTypedArray() && counters.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
-      Napi::Float64Array arr = counters.As<Napi::Float64Array>();
-      if (arr.ElementLength() < C_COUNTER_COUNT) {
-        Napi::RangeError::New(env, "Queue: counters array too short").ThrowAsJavaScriptException();
-        return;
-      }
-      countersRef_ = Napi::Persistent(counters.As<Napi::Object>());
-      sock_->SetCounters(arr.Data());
-    }
+    if (!Attach(env, o, "Queue", C_COUNTER_COUNT)) return;
     Napi::Value stages = o.Get("stageTimes");
     if (stages.IsTypedArray() && stages.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
       Napi::Float64Array arr = stages.As<Napi::Float64Array>();
@@ -110,36 +236,22 @@ class Queue : public Napi::ObjectWrap<Queue> {
       stages_ = arr.Data();
       // Room past the totals keeps each batch's own times, for medians.
       sampleCap_ = static_cast<uint32_t>((arr.ElementLength() - S_COUNT) / kSampleFields);
-      sock_->SetStampWake(true);
+      src_->SetStampWake(true);
     }
 
-    // JS views over native memory that never moves. Each buffer co-owns the
-    // socket object, so a view kept past the Queue never dangles.
-    packets_ = Napi::Persistent(ExternalBuffer(env, sock_->packetBuffer(), sock_->packetBufferSize()));
-    meta_ = Napi::Persistent(ExternalBuffer(env, sock_->meta(), sock_->metaBytes()));
-
-    if (!sock_->Open()) {
-      Napi::Error err = Napi::Error::New(env, "NFQUEUE " + std::to_string(opts.queueNum) + ": " + sock_->error());
+    if (!src_->Open()) {
+      Napi::Error err = Napi::Error::New(env, "NFQUEUE " + std::to_string(opts.queueNum) + ": " + src_->error());
       err.ThrowAsJavaScriptException();
       return;
     }
-    env_ = env;
-    napi_add_env_cleanup_hook(env, &Queue::OnEnvCleanup, this);
-    cleanupHooked_ = true;
+    cleanup_.Hook(env, this);
   }
 
-  ~Queue() override {
-    if (cleanupHooked_) napi_remove_env_cleanup_hook(env_, &Queue::OnEnvCleanup, this);
-    Shutdown(false);
-  }
+  ~Queue() override { Shutdown(false); }
+
+  void OnEnvShutdown() { Shutdown(false); }
 
  private:
-  Napi::ArrayBuffer ExternalBuffer(Napi::Env env, void* data, size_t len) {
-    auto* owner = new std::shared_ptr<NfqSocket>(sock_);
-    return Napi::ArrayBuffer::New(
-        env, data, len, [](Napi::Env, void*, std::shared_ptr<NfqSocket>* o) { delete o; }, owner);
-  }
-
   // run(decide, flag, timeoutMs[, afterVerdicts]): the queue thread's loop,
   // in the shape of the C reference loop: block in recvmmsg, call JS inline,
   // send verdicts. decide(n, from) fills the verdicts of packets from..n-1
@@ -150,40 +262,26 @@ class Queue : public Napi::ObjectWrap<Queue> {
   // JS side threw (so a terminating thread can unwind), or on close.
   Napi::Value Run(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!sock_ || !sock_->isOpen()) {
-      Napi::Error::New(env, "queue is closed").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    if (info.Length() < 3 || !info[0].IsFunction() || !info[1].IsTypedArray() || !info[2].IsNumber()) {
-      Napi::TypeError::New(env, "run(decide, flag: Int32Array, timeoutMs[, afterVerdicts])").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
-    if (ta.TypedArrayType() != napi_int32_array || ta.ElementLength() < 1) {
-      Napi::TypeError::New(env, "run: flag must be an Int32Array").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    auto* flag = reinterpret_cast<volatile int32_t*>(ta.As<Napi::Int32Array>().Data());
+    RunArgs ra = ParseRunArgs(info, src_ && src_->isOpen(), "queue is closed");
+    if (!ra.ok) return env.Undefined();
+    volatile int32_t* flag = ra.flag;
     Napi::Function decide = info[0].As<Napi::Function>();
     // close() drains what is still queued through the same two calls.
     if (decide_.IsEmpty()) decide_ = Napi::Persistent(decide);
-    napi_value after = nullptr;
-    if (info.Length() >= 4 && info[3].IsFunction()) {
-      after = info[3];
-      if (after_.IsEmpty()) after_ = Napi::Persistent(info[3].As<Napi::Function>());
-    }
-    sock_->SetRecvTimeout(info[2].As<Napi::Number>().Int32Value());
+    napi_value after = ra.after;
+    if (after && after_.IsEmpty()) after_ = Napi::Persistent(info[3].As<Napi::Function>());
+    src_->SetRecvTimeout(ra.timeoutMs);
     napi_value self = Value();
     napi_value fn = decide;
     double* st = stages_;
     uint64_t turnFrom = 0;
-    const uint32_t cap = sock_->batchSize();
-    while (sock_->isOpen() && __atomic_load_n(flag, __ATOMIC_ACQUIRE) == 0) {
+    const uint32_t cap = src_->batchSize();
+    while (src_->isOpen() && __atomic_load_n(flag, __ATOMIC_ACQUIRE) == 0) {
       Napi::HandleScope scope(env);
       uint64_t t0 = st ? NowNs() : 0;
-      uint32_t n = sock_->RecvBatchBlocking();
+      uint32_t n = src_->RecvBatchBlocking();
       uint64_t t1 = st ? NowNs() : 0;
-      uint64_t recvNs = st ? t1 - sock_->wokeAtNs() : 0;
+      uint64_t recvNs = st ? t1 - src_->wokeAtNs() : 0;
       uint64_t decideNs = 0, sendNs = 0;
       uint32_t from = 0;
       uint32_t extra = 0;
@@ -202,8 +300,8 @@ class Queue : public Napi::ObjectWrap<Queue> {
         napi_status status = napi_call_function(env, self, fn, 2, args, &result);
         if (status != napi_ok || env.IsExceptionPending()) {
           if (n > from) {
-            sock_->counters()[C_JS_ERRORS] += 1;
-            sock_->FailBatch(n, from);
+            src_->counters()[C_JS_ERRORS] += 1;
+            src_->FailBatch(n, from);
           }
           // Earlier parts got their real verdicts: their side work (events,
           // sessions, windows) must not wait for the next batch or be lost.
@@ -211,7 +309,7 @@ class Queue : public Napi::ObjectWrap<Queue> {
           return env.Undefined();  // a pending exception propagates to run()'s caller
         }
         uint64_t t2 = st ? NowNs() : 0;
-        if (n > from) sock_->SendVerdicts(n, from);
+        if (n > from) src_->SendVerdicts(n, from);
         if (st) {
           uint64_t t3 = NowNs();
           decideNs += t2 - t1;
@@ -219,7 +317,7 @@ class Queue : public Napi::ObjectWrap<Queue> {
           t1 = t3;
         }
         if (n == 0 || n >= cap) break;
-        uint32_t more = sock_->RecvMore(n);
+        uint32_t more = src_->RecvMore(n);
         if (more == n) break;
         from = n;
         n = more;
@@ -292,7 +390,7 @@ class Queue : public Napi::ObjectWrap<Queue> {
   // close(): drains what is queued through the normal JS path, then unbinds.
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (sock_ && sock_->isOpen() && !decide_.IsEmpty()) {
+    if (src_ && src_->isOpen() && !decide_.IsEmpty()) {
       // Everything queued before the jumps were removed; the bound covers a
       // full kernel queue at any batch size.
       for (uint32_t i = 0; i <= DrainBound(); i++) {
@@ -303,27 +401,12 @@ class Queue : public Napi::ObjectWrap<Queue> {
     return env.Undefined();
   }
 
-  Napi::Value Warnings(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Napi::Array out = Napi::Array::New(env);
-    if (sock_) {
-      uint32_t i = 0;
-      for (const auto& w : sock_->warnings()) out.Set(i++, Napi::String::New(env, w));
-    }
-    return out;
-  }
-
-  Napi::Value PacketBuffer(const Napi::CallbackInfo&) { return packets_.Value(); }
-  Napi::Value MetaBuffer(const Napi::CallbackInfo&) { return meta_.Value(); }
-  Napi::Value BatchSize(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), sock_ ? sock_->batchSize() : 0);
-  }
 
   // One receive -> decide -> verdicts -> after round without blocking, for
   // close(). Returns false when nothing was queued. A batch JS fails gets
   // the failure verdict and the drain goes on: nothing may stay queued.
   bool DrainBatch(Napi::Env env) {
-    uint32_t n = sock_->RecvBatch();
+    uint32_t n = src_->RecvBatch();
     if (n == 0) return false;
     Napi::HandleScope scope(env);
     napi_value arg = Napi::Number::New(env, n);
@@ -332,11 +415,11 @@ class Queue : public Napi::ObjectWrap<Queue> {
     napi_status status = napi_call_function(env, Value(), decide_.Value(), 2, args, &result);
     if (status != napi_ok || env.IsExceptionPending()) {
       if (env.IsExceptionPending()) env.GetAndClearPendingException();
-      sock_->counters()[C_JS_ERRORS] += 1;
-      sock_->FailBatch(n);
+      src_->counters()[C_JS_ERRORS] += 1;
+      src_->FailBatch(n);
       return true;
     }
-    sock_->SendVerdicts(n);
+    src_->SendVerdicts(n);
     if (!after_.IsEmpty()) {
       status = napi_call_function(env, Value(), after_.Value(), 1, &arg, &result);
       if (env.IsExceptionPending()) env.GetAndClearPendingException();
@@ -347,24 +430,18 @@ class Queue : public Napi::ObjectWrap<Queue> {
   // Unbinds. With no JS to ask (env teardown), whatever is still readable
   // gets the failure verdict first.
   void Shutdown(bool fromJs) {
-    if (!sock_) return;
-    if (sock_->isOpen() && !fromJs) {
+    if (!src_) return;
+    if (src_->isOpen() && !fromJs) {
       for (uint32_t i = 0; i <= DrainBound(); i++) {
-        uint32_t n = sock_->RecvBatch();
+        uint32_t n = src_->RecvBatch();
         if (n == 0) break;
-        sock_->FailBatch(n);
+        src_->FailBatch(n);
       }
     }
-    sock_->Close();
+    src_->Close();
   }
 
-  uint32_t DrainBound() const { return sock_->maxLen() / sock_->batchSize() + 1; }
-
-  static void OnEnvCleanup(void* arg) {
-    auto* self = static_cast<Queue*>(arg);
-    self->cleanupHooked_ = false;
-    self->Shutdown(false);
-  }
+  uint32_t DrainBound() const { return src_->maxLen() / src_->batchSize() + 1; }
 
   static uint64_t NowNs() {
     timespec t;
@@ -372,9 +449,7 @@ class Queue : public Napi::ObjectWrap<Queue> {
     return static_cast<uint64_t>(t.tv_sec) * 1000000000u + static_cast<uint64_t>(t.tv_nsec);
   }
 
-  std::shared_ptr<NfqSocket> sock_;
-  napi_env env_ = nullptr;
-  bool cleanupHooked_ = false;
+  EnvCleanup<Queue> cleanup_;
   Napi::FunctionReference decide_;
   Napi::FunctionReference after_;
   // Benchmarks only: nanoseconds per stage (Stage), or null.
@@ -382,36 +457,20 @@ class Queue : public Napi::ObjectWrap<Queue> {
   uint32_t sampleCap_ = 0;
   uint32_t samples_ = 0;
   Napi::ObjectReference stagesRef_;
-  Napi::Reference<Napi::ArrayBuffer> packets_;
-  Napi::Reference<Napi::ArrayBuffer> meta_;
-  Napi::ObjectReference countersRef_;
 };
 
 // A Capture object: the Queue's shape on a passive source (libpcap devices).
 // run() waits for packets, calls decide(n, 0) and then afterVerdicts(n) on
 // the batch; no verdict goes anywhere, the engine's would-be verdicts are
 // only logged.
-class Capture : public Napi::ObjectWrap<Capture> {
- public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Capture",
-                       {
-                           InstanceMethod<&Capture::Run>("run"),
-                           InstanceMethod<&Capture::Close>("close"),
-                           InstanceMethod<&Capture::Warnings>("warnings"),
-                           InstanceAccessor<&Capture::PacketBuffer>("packets"),
-                           InstanceAccessor<&Capture::MetaBuffer>("meta"),
-                           InstanceAccessor<&Capture::BatchSize>("batchSize"),
-                       });
-  }
+class Capture : public SourceWrap<Capture, PcapCapture> {
+  friend class SourceWrap<Capture, PcapCapture>;
 
-  explicit Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(info) {
+ public:
+  explicit Capture(const Napi::CallbackInfo& info) : SourceWrap(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsObject()) {
-      Napi::TypeError::New(env, "Capture(options): options object required").ThrowAsJavaScriptException();
-      return;
-    }
-    Napi::Object o = info[0].As<Napi::Object>();
+    Napi::Object o;
+    if (!OptionsArg(info, "Capture", o)) return;
     CaptureOptions opts;
     Napi::Value devs = o.Get("devices");
     if (!devs.IsArray() || devs.As<Napi::Array>().Length() == 0) {
@@ -429,89 +488,82 @@ class Capture : public Napi::ObjectWrap<Capture> {
       opts.devices.push_back(v.As<Napi::String>().Utf8Value());
     }
     opts.snaplen = U32Opt(o, "snaplen", opts.snaplen);
-    opts.bufferBytes = U32Opt(o, "bufferBytes", opts.bufferBytes);
     opts.batchSize = U32Opt(o, "batchSize", opts.batchSize);
     opts.promisc = BoolOpt(o, "promisc", opts.promisc);
     Napi::Value filter = o.Get("filter");
     if (filter.IsString()) opts.filter = filter.As<Napi::String>().Utf8Value();
+    Napi::Value other = o.Get("filterNonEthernet");
+    if (other.IsString()) {
+      opts.filterNonEthernet = other.As<Napi::String>().Utf8Value();
+      opts.hasFilterNonEthernet = true;
+    }
     if (opts.batchSize == 0 || opts.batchSize > 4096 || opts.snaplen < 64 || opts.snaplen > 262144) {
       Napi::RangeError::New(env, "Capture: batchSize must be 1..4096 and snaplen 64..262144").ThrowAsJavaScriptException();
       return;
     }
-    cap_ = std::make_shared<PcapCapture>(opts);
-    Napi::Value counters = o.Get("counters");
-    if (counters.IsTypedArray() && counters.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
-      Napi::Float64Array c = counters.As<Napi::Float64Array>();
-      if (c.ElementLength() < C_ALL_COUNTER_COUNT) {
-        Napi::RangeError::New(env, "Capture: counters array too short").ThrowAsJavaScriptException();
+    // pcap_set_buffer_size takes an int.
+    Napi::Value buf = o.Get("bufferBytes");
+    if (buf.IsNumber()) {
+      double b = buf.As<Napi::Number>().DoubleValue();
+      if (!(b >= 0 && b <= 2147483647.0) || b != static_cast<double>(static_cast<uint32_t>(b))) {
+        Napi::RangeError::New(env, "Capture: bufferBytes must be an integer 0..2147483647 (2 GiB - 1)").ThrowAsJavaScriptException();
         return;
       }
-      countersRef_ = Napi::Persistent(counters.As<Napi::Object>());
-      cap_->SetCounters(c.Data());
+      opts.bufferBytes = static_cast<uint32_t>(b);
     }
-    packets_ = Napi::Persistent(ExternalBuffer(env, cap_->packetBuffer(), cap_->packetBufferSize()));
-    meta_ = Napi::Persistent(ExternalBuffer(env, cap_->meta(), cap_->metaBytes()));
-    if (!cap_->Open()) {
-      Napi::Error::New(env, "capture " + cap_->error()).ThrowAsJavaScriptException();
+    src_ = std::make_shared<PcapCapture>(opts);
+    if (!Attach(env, o, "Capture", C_ALL_COUNTER_COUNT)) return;
+    if (!src_->Open()) {
+      Napi::Error::New(env, "capture " + src_->error()).ThrowAsJavaScriptException();
       return;
     }
-    // A terminated thread may never finalise this object: close with its env.
-    env_ = env;
-    napi_add_env_cleanup_hook(env, &Capture::OnEnvCleanup, this);
-    cleanupHooked_ = true;
+    cleanup_.Hook(env, this);
   }
 
   ~Capture() override {
-    if (cleanupHooked_) napi_remove_env_cleanup_hook(env_, &Capture::OnEnvCleanup, this);
-    if (cap_) cap_->Close();
+    if (src_) src_->Close();
+  }
+
+  void OnEnvShutdown() {
+    if (src_) src_->Close();
   }
 
  private:
-  Napi::ArrayBuffer ExternalBuffer(Napi::Env env, void* data, size_t len) {
-    auto* owner = new std::shared_ptr<PcapCapture>(cap_);
-    return Napi::ArrayBuffer::New(
-        env, data, len, [](Napi::Env, void*, std::shared_ptr<PcapCapture>* o) { delete o; }, owner);
-  }
-
   // run(decide, flag, timeoutMs[, afterVerdicts]), as Queue.run: returns when
   // flag[0] != 0, a callback threw (rethrown), or the capture closed. A wait
-  // that times out calls both with 0.
+  // that times out calls both with 0. A device that fails (deleted, down)
+  // closes the capture and throws an Error naming it, with code
+  // ERR_CAPTURE_DEVICE: the thread must open a new capture.
   Napi::Value Run(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!cap_ || !cap_->isOpen()) {
-      Napi::Error::New(env, "capture is closed").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    if (info.Length() < 3 || !info[0].IsFunction() || !info[1].IsTypedArray() || !info[2].IsNumber()) {
-      Napi::TypeError::New(env, "run(decide, flag: Int32Array, timeoutMs[, afterVerdicts])").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
-    if (ta.TypedArrayType() != napi_int32_array || ta.ElementLength() < 1) {
-      Napi::TypeError::New(env, "run: flag must be an Int32Array").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    auto* flag = reinterpret_cast<volatile int32_t*>(ta.As<Napi::Int32Array>().Data());
+    RunArgs ra = ParseRunArgs(info, src_ && src_->isOpen(), "capture is closed");
+    if (!ra.ok) return env.Undefined();
     napi_value fn = info[0];
-    napi_value after = info.Length() >= 4 && info[3].IsFunction() ? static_cast<napi_value>(info[3]) : nullptr;
-    const int timeoutMs = info[2].As<Napi::Number>().Int32Value();
     napi_value self = Value();
-    while (cap_->isOpen() && __atomic_load_n(flag, __ATOMIC_ACQUIRE) == 0) {
+    while (src_->isOpen() && __atomic_load_n(ra.flag, __ATOMIC_ACQUIRE) == 0) {
       Napi::HandleScope scope(env);
-      uint32_t n = cap_->Fill();
-      if (n == 0 && cap_->Wait(timeoutMs)) n = cap_->Fill();
-      cap_->RefreshStats(false);
+      uint32_t n = src_->Fill();
+      if (n == 0 && !src_->failed() && (src_->Wait(ra.timeoutMs) || src_->holding())) n = src_->Fill();
+      if (n == 0 && src_->failed()) {
+        // Frames read before the failure went through decide first.
+        Napi::Error err = Napi::Error::New(env, "capture " + src_->error());
+        err.Set("code", Napi::String::New(env, "ERR_CAPTURE_DEVICE"));
+        src_->Close();
+        err.ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      src_->RefreshStats(false);
       napi_value args[2];
       napi_value result;
       napi_create_uint32(env, n, &args[0]);
       napi_create_uint32(env, 0, &args[1]);
       napi_status status = napi_call_function(env, self, fn, 2, args, &result);
       if (status != napi_ok || env.IsExceptionPending()) {
-        if (n) cap_->counters()[C_JS_ERRORS] += 1;
+        if (n) src_->counters()[C_JS_ERRORS] += 1;
         return env.Undefined();
       }
-      if (after) {
-        status = napi_call_function(env, self, after, 1, args, &result);
+      if (ra.after) {
+        status = napi_call_function(env, self, ra.after, 1, args, &result);
         if (status != napi_ok || env.IsExceptionPending()) return env.Undefined();
       }
     }
@@ -519,43 +571,17 @@ class Capture : public Napi::ObjectWrap<Capture> {
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    if (cap_) cap_->Close();
+    if (src_) src_->Close();
     return info.Env().Undefined();
   }
 
-  Napi::Value Warnings(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Napi::Array out = Napi::Array::New(env);
-    if (cap_) {
-      uint32_t i = 0;
-      for (const auto& w : cap_->warnings()) out.Set(i++, Napi::String::New(env, w));
-    }
-    return out;
-  }
 
-  Napi::Value PacketBuffer(const Napi::CallbackInfo&) { return packets_.Value(); }
-  Napi::Value MetaBuffer(const Napi::CallbackInfo&) { return meta_.Value(); }
-  Napi::Value BatchSize(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), cap_ ? cap_->batchSize() : 0);
-  }
-
-  static void OnEnvCleanup(void* arg) {
-    auto* self = static_cast<Capture*>(arg);
-    self->cleanupHooked_ = false;
-    if (self->cap_) self->cap_->Close();
-  }
-
-  std::shared_ptr<PcapCapture> cap_;
-  napi_env env_ = nullptr;
-  bool cleanupHooked_ = false;
-  Napi::Reference<Napi::ArrayBuffer> packets_;
-  Napi::Reference<Napi::ArrayBuffer> meta_;
-  Napi::ObjectReference countersRef_;
+  EnvCleanup<Capture> cleanup_;
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("Queue", Queue::Define(env));
-  exports.Set("Capture", Capture::Define(env));
+  exports.Set("Queue", Queue::Define(env, "Queue"));
+  exports.Set("Capture", Capture::Define(env, "Capture"));
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("fieldCount", static_cast<uint32_t>(F_FIELD_COUNT));
   // The shared counter list: the queue's, then the capture's (always 0 for a queue).

@@ -16,6 +16,11 @@ namespace {
 constexpr int kPcapTimeoutMs = 10;
 constexpr uint32_t kStatsEveryNs = 1000000000u;
 constexpr uint32_t kNflogSnaplen = 65535;
+// Several devices: a frame is held at most this long for a device that may
+// still deliver an older one (immediate mode hands frames over within
+// microseconds, so this only covers scheduling between two reads).
+constexpr uint64_t kHoldNs = 3000000;
+constexpr int kHoldMs = 3;
 
 constexpr uint16_t kEthIPv4 = 0x0800;
 constexpr uint16_t kEthIPv6 = 0x86dd;
@@ -35,9 +40,9 @@ inline uint32_t Be32(const unsigned char* p) {
 }
 inline bool IsVlanTag(uint16_t t) { return t == 0x8100 || t == 0x88a8 || t == 0x9100; }
 
-uint64_t MonoNs() {
+uint64_t MonoNs(clockid_t c = CLOCK_MONOTONIC_COARSE) {
   timespec t;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+  clock_gettime(c, &t);
   return static_cast<uint64_t>(t.tv_sec) * 1000000000u + static_cast<uint64_t>(t.tv_nsec);
 }
 
@@ -109,12 +114,19 @@ PcapCapture::PcapCapture(const CaptureOptions& opts) : opts_(opts) {
   slotSize_ = (opts_.snaplen + 63) & ~63u;
   pkt_.resize(static_cast<size_t>(slotSize_) * opts_.batchSize);
   meta_.resize(static_cast<size_t>(F_FIELD_COUNT) * opts_.batchSize);
+  if (opts_.devices.size() > 1) {
+    heldCap_ = 2 * opts_.batchSize;
+    held_.resize(static_cast<size_t>(heldCap_) * opts_.devices.size());
+    heldBytes_.resize(held_.size() * slotSize_);
+  }
 }
 
 PcapCapture::~PcapCapture() { Close(); }
 
 bool PcapCapture::Open() {
   error_.clear();
+  failed_ = false;
+  heldTotal_ = 0;
   warnings_.clear();
   // Device entries are the callbacks' user pointers: they must not move.
   devs_.reserve(opts_.devices.size());
@@ -149,6 +161,9 @@ bool PcapCapture::OpenOne(const std::string& name) {
   pcap_set_snaplen(p, static_cast<int>(nflog && opts_.snaplen < kNflogSnaplen ? kNflogSnaplen : opts_.snaplen));
   pcap_set_promisc(p, opts_.promisc ? 1 : 0);
   pcap_set_timeout(p, kPcapTimeoutMs);
+  // Several devices are merged in timestamp order: each must hand its frames
+  // over at once, not when its ring's block timer retires a block.
+  if (heldCap_) pcap_set_immediate_mode(p, 1);
   if (opts_.bufferBytes) pcap_set_buffer_size(p, static_cast<int>(opts_.bufferBytes));
   // Not every device has nanosecond stamps (nflog): microseconds then.
   pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO);
@@ -156,7 +171,9 @@ bool PcapCapture::OpenOne(const std::string& name) {
   if (rc < 0) {
     std::string detail = pcap_geterr(p);
     std::string status = pcap_statustostr(rc);
-    return fail(detail.empty() || rc == PCAP_ERROR ? (detail.empty() ? status : detail) : status + " (" + detail + ")");
+    // libpcap often repeats the status as the detail: say it once.
+    if (detail.empty() || detail == status) return fail(status);
+    return fail(rc == PCAP_ERROR ? detail : status + " (" + detail + ")");
   }
   if (rc > 0) warnings_.push_back(name + ": " + pcap_statustostr(rc) + " (" + pcap_geterr(p) + ")");
   int lt = pcap_datalink(p);
@@ -166,10 +183,11 @@ bool PcapCapture::OpenOne(const std::string& name) {
     const char* ltName = pcap_datalink_val_to_name(lt);
     return fail(std::string("link type ") + (ltName ? ltName : std::to_string(lt)) + " is not supported");
   }
-  if (!opts_.filter.empty()) {
+  const std::string& filter = lt != DLT_EN10MB && opts_.hasFilterNonEthernet ? opts_.filterNonEthernet : opts_.filter;
+  if (!filter.empty()) {
     bpf_program prog;
-    if (pcap_compile(p, &prog, opts_.filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0) {
-      return fail(std::string("bad filter \"") + opts_.filter + "\": " + pcap_geterr(p));
+    if (pcap_compile(p, &prog, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0) {
+      return fail(std::string("bad filter \"") + filter + "\": " + pcap_geterr(p));
     }
     int sr = pcap_setfilter(p, &prog);
     pcap_freecode(&prog);
@@ -187,6 +205,9 @@ bool PcapCapture::OpenOne(const std::string& name) {
   d.ifindex = if_nametoindex(name.c_str());  // 0 for "any" and nflog:N
   d.nanos = pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO;
   d.buffered = false;
+  d.heldBase = devs_.size() * heldCap_;
+  d.heldHead = 0;
+  d.heldCount = 0;
   devs_.push_back(d);
   pfds_.push_back(pollfd{fd, POLLIN, 0});
   if (lt == DLT_NFLOG) nflogCount_++;
@@ -200,6 +221,7 @@ void PcapCapture::Close() {
   devs_.clear();
   pfds_.clear();
   nflogCount_ = 0;
+  heldTotal_ = 0;
 }
 
 void PcapCapture::RefreshStats(bool force) {
@@ -220,11 +242,38 @@ void PcapCapture::RefreshStats(bool force) {
 
 bool PcapCapture::Wait(int timeoutMs) {
   for (auto& f : pfds_) f.revents = 0;
+  if (heldTotal_ && timeoutMs > kHoldMs) timeoutMs = kHoldMs;
   return poll(pfds_.data(), pfds_.size(), timeoutMs) > 0;
+}
+
+// One read of device k, into the batch or (held) its hold ring: the frames
+// read, or -1 when the device failed (error() names it).
+int PcapCapture::Dispatch(size_t k, int want, bool held) {
+  Device& d = devs_[k];
+  const bool nflog = d.linkType == DLT_NFLOG;
+  const bool readable = (pfds_[k].revents & POLLIN) != 0;
+  if (nflog) {
+    // libpcap keeps the records of a datagram that did not fit in the
+    // batch: read those even when the socket itself is empty.
+    if (!readable && !d.buffered) return 0;
+    pfds_[k].revents = 0;  // one receive per poll
+  }
+  int r = pcap_dispatch(d.handle, want, held ? &PcapCapture::OnPacketHeld : &PcapCapture::OnPacket, reinterpret_cast<unsigned char*>(&d));
+  if (nflog) d.buffered = r == want;
+  if (r == PCAP_ERROR && (!nflog || readable)) {
+    // A deleted or downed interface: the socket stays bound to the old
+    // index forever, so the capture stops and is opened again by name.
+    counters_[C_RECV_ERRORS] += 1;
+    error_ = d.name + ": " + pcap_geterr(d.handle);
+    failed_ = true;
+    return -1;
+  }
+  return r > 0 ? r : 0;
 }
 
 uint32_t PcapCapture::Fill() {
   n_ = 0;
+  if (failed_) return 0;  // what was read before the failure went out in the last batch
   const uint32_t cap = opts_.batchSize;
   // libpcap's nflog reader fails with EAGAIN on an empty nonblocking socket
   // (where a ring just returns 0): those devices are read only when poll
@@ -233,29 +282,13 @@ uint32_t PcapCapture::Fill() {
     for (auto& f : pfds_) f.revents = 0;
     poll(pfds_.data(), pfds_.size(), 0);
   }
-  bool progress = true;
-  // Round after round over the devices, so a busy one cannot starve another.
-  while (progress && n_ < cap) {
-    progress = false;
-    for (size_t k = 0; k < devs_.size(); k++) {
-      Device& d = devs_[k];
-      if (n_ >= cap) break;
-      const bool nflog = d.linkType == DLT_NFLOG;
-      const bool readable = (pfds_[k].revents & POLLIN) != 0;
-      if (nflog) {
-        // libpcap keeps the records of a datagram that did not fit in the
-        // batch: read those even when the socket itself is empty.
-        if (!readable && !d.buffered) continue;
-        pfds_[k].revents = 0;  // one receive per poll
-      }
-      const int want = static_cast<int>(cap - n_);
-      int r = pcap_dispatch(d.handle, want, &PcapCapture::OnPacket, reinterpret_cast<unsigned char*>(&d));
-      if (nflog) d.buffered = r == want;
-      if (r > 0) {
-        progress = true;
-      } else if (r == PCAP_ERROR && (!nflog || readable)) {
-        counters_[C_RECV_ERRORS] += 1;
-      }
+  if (heldCap_) {
+    FillMerged();
+  } else {
+    // One device, the fast path: straight into the batch.
+    while (n_ < cap) {
+      int r = Dispatch(0, static_cast<int>(cap - n_), false);
+      if (r <= 0) break;
     }
   }
   uint32_t* verdict = meta_.data() + col(F_VERDICT, 0);
@@ -266,6 +299,64 @@ uint32_t PcapCapture::Fill() {
     if (n_ > counters_[C_MAX_BATCH]) counters_[C_MAX_BATCH] = n_;
   }
   return n_;
+}
+
+// Several devices: read what each has into its hold ring, then move frames
+// into the batch oldest first. The oldest head goes once every other device
+// has a frame queued too (nothing older can come from it), or once it has
+// waited kHoldNs, or when its own ring is full.
+uint32_t PcapCapture::FillMerged() {
+  const uint32_t cap = opts_.batchSize;
+  for (size_t k = 0; k < devs_.size(); k++) {
+    Device& d = devs_[k];
+    uint32_t room = heldCap_ - d.heldCount;
+    if (room == 0) continue;
+    if (Dispatch(k, static_cast<int>(room), true) < 0) break;
+  }
+  const uint64_t now = MonoNs(CLOCK_MONOTONIC);
+  while (n_ < cap && heldTotal_) {
+    Device* best = nullptr;
+    uint32_t empty = 0;
+    for (auto& d : devs_) {
+      if (d.heldCount == 0) {
+        empty++;
+        continue;
+      }
+      if (!best || held_[d.heldBase + d.heldHead].sortNs < held_[best->heldBase + best->heldHead].sortNs) best = &d;
+    }
+    const Held& h = held_[best->heldBase + best->heldHead];
+    if (empty && h.stagedNs + kHoldNs > now && best->heldCount < heldCap_) break;
+    pcap_pkthdr ph;
+    ph.caplen = h.caplen;
+    ph.len = h.len;
+    ph.ts.tv_sec = static_cast<time_t>(h.tsSec);
+    ph.ts.tv_usec = static_cast<suseconds_t>(h.tsFrac);
+    Take(*best, &ph, heldBytes_.data() + (best->heldBase + best->heldHead) * slotSize_);
+    best->heldHead = (best->heldHead + 1) % heldCap_;
+    best->heldCount--;
+    heldTotal_--;
+  }
+  return n_;
+}
+
+void PcapCapture::OnPacketHeld(unsigned char* user, const pcap_pkthdr* h, const unsigned char* bytes) {
+  auto* d = reinterpret_cast<Device*>(user);
+  PcapCapture* c = d->owner;
+  if (d->heldCount >= c->heldCap_) {  // never asked for more than the room
+    c->overflow_ += 1;
+    return;
+  }
+  size_t at = d->heldBase + (d->heldHead + d->heldCount) % c->heldCap_;
+  Held& e = c->held_[at];
+  e.caplen = h->caplen < c->slotSize_ ? h->caplen : c->slotSize_;
+  e.len = h->len;
+  e.tsSec = h->ts.tv_sec;
+  e.tsFrac = h->ts.tv_usec;
+  e.sortNs = static_cast<uint64_t>(h->ts.tv_sec) * 1000000000u + static_cast<uint64_t>(d->nanos ? h->ts.tv_usec : h->ts.tv_usec * 1000);
+  e.stagedNs = MonoNs(CLOCK_MONOTONIC);
+  memcpy(c->heldBytes_.data() + at * c->slotSize_, bytes, e.caplen);
+  d->heldCount++;
+  c->heldTotal_++;
 }
 
 void PcapCapture::OnPacket(unsigned char* user, const pcap_pkthdr* h, const unsigned char* bytes) {

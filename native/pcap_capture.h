@@ -1,7 +1,9 @@
 // A passive capture source: one or more libpcap handles (interfaces or
 // nflog:GROUP devices) read into the batch layout of NfqSocket, so the same
 // verdict engine runs on a mirror port. No N-API in here: the addon wraps it.
-// Nothing is ever answered or dropped: a capture only watches.
+// Nothing is ever answered or dropped: a capture only watches. Several
+// devices are merged in timestamp order (each in immediate mode); one device
+// is read straight into the batch.
 #pragma once
 
 #include <poll.h>
@@ -32,6 +34,9 @@ struct CaptureOptions {
   uint32_t snaplen = 2048;
   uint32_t bufferBytes = 32u << 20;
   std::string filter;
+  // For devices whose link type is not Ethernet (where `vlan` does not compile); `filter` when unset.
+  std::string filterNonEthernet;
+  bool hasFilterNonEthernet = false;
   uint32_t batchSize = 256;
   bool promisc = false;
 };
@@ -50,6 +55,11 @@ class PcapCapture {
   void Close();
   bool isOpen() const { return !devs_.empty(); }
   const std::string& error() const { return error_; }
+  // A device failed while reading (deleted, down): error() names it; the
+  // capture must be closed and opened again.
+  bool failed() const { return failed_; }
+  // Frames read but held back for the cross-device order.
+  bool holding() const { return heldTotal_ != 0; }
   const std::vector<std::string>& warnings() const { return warnings_; }
 
   // Fills the batch with what the devices hold now, without blocking.
@@ -78,7 +88,23 @@ class PcapCapture {
     uint32_t ifindex;
     bool nanos;     // timestamps in ns (else us)
     bool buffered;  // nflog: the last read filled the batch, libpcap may hold more
+    // Several devices: frames read but not yet in a batch, a ring of
+    // heldCap_ entries starting at heldBase_ in held_ and heldBytes_.
+    size_t heldBase;
+    uint32_t heldHead;
+    uint32_t heldCount;
   };
+  struct Held {
+    uint32_t caplen;
+    uint32_t len;
+    int64_t tsSec;
+    int64_t tsFrac;    // us or ns, as the device stamps
+    uint64_t sortNs;   // the timestamp in ns, for the merge
+    uint64_t stagedNs; // monotonic time it was read
+  };
+  static void OnPacketHeld(unsigned char* user, const pcap_pkthdr* h, const unsigned char* bytes);
+  int Dispatch(size_t k, int want, bool held);
+  uint32_t FillMerged();
   static void OnPacket(unsigned char* user, const pcap_pkthdr* h, const unsigned char* bytes);
   void Take(const Device& d, const pcap_pkthdr* h, const unsigned char* bytes);
   bool TakeNflog(const Device& d, const pcap_pkthdr* h, const unsigned char* bytes, uint32_t slot);
@@ -99,7 +125,12 @@ class PcapCapture {
   double localCounters_[C_ALL_COUNTER_COUNT] = {0};
   double* counters_ = localCounters_;
   std::string error_;
+  bool failed_ = false;
   std::vector<std::string> warnings_;
+  uint32_t heldCap_ = 0;
+  uint32_t heldTotal_ = 0;
+  std::vector<Held> held_;
+  std::vector<uint8_t> heldBytes_;
 };
 
 }  // namespace nfips

@@ -26,10 +26,16 @@ export function serveQueue(q: NativeQueue, flag: Int32Array, pollMs: number, loo
     try {
       q.run(decide, flag, pollMs, after);
     } catch (e) {
+      if (isSourceLost(e)) throw e;
       loop.onError(e);
     }
     // Clear before reading: a message posted meanwhile raises it again.
     Atomics.store(flag, 0, 0);
     if (loop.between()) return;
   }
+}
+
+/** The native source failed for good (a captured device was deleted or went down): the thread must exit and be restarted. */
+export function isSourceLost(e: unknown): e is Error {
+  return e instanceof Error && (e as NodeJS.ErrnoException).code === 'ERR_CAPTURE_DEVICE';
 }

@@ -100,10 +100,12 @@ export interface CaptureOptions {
   devices: string[];
   /** Bytes kept of each frame, link header included (64..262144). */
   snaplen: number;
-  /** libpcap's kernel buffer per device (pcap_set_buffer_size); a full buffer drops and counts captureDrops. */
+  /** libpcap's kernel buffer per device (pcap_set_buffer_size, an int: at most 2 GiB - 1, else a RangeError); a full buffer drops and counts captureDrops. */
   bufferBytes: number;
-  /** BPF expression ('' for none), compiled for each device. */
+  /** BPF expression ('' for none), compiled for each device (Ethernet ones only when filterNonEthernet is given). */
   filter: string;
+  /** The expression for devices of other link types ("any", tun, ppp...), where `vlan` does not compile. */
+  filterNonEthernet?: string;
   batchSize: number;
   promisc: boolean;
   /** Float64Array of at least NATIVE_COUNTERS.length, written by native code. */
@@ -113,7 +115,10 @@ export interface CaptureOptions {
 /**
  * The Queue's shape on a capture: run() waits for frames, calls
  * decide(n, 0) then afterVerdicts(n); the verdict columns are only read by
- * the engine's events (nothing is answered or dropped).
+ * the engine's events (nothing is answered or dropped). Frames of several
+ * devices come in timestamp order. A device that fails makes run() throw
+ * an Error with code ERR_CAPTURE_DEVICE (src/queue/loop.ts isSourceLost)
+ * and closes the capture.
  */
 export type NativeCapture = NativeQueue;
 

@@ -14,7 +14,7 @@ import { RuleEvent } from '../verdict/rule-events';
 import { StepRecord } from '../features/step';
 import { EngineSettings, FeatureSettings, FromQueueWorker, QueueWorkerInit, ThreadSource, ToQueueWorker } from './messages';
 import { CaptureOptions, NATIVE_COUNTERS, NativeCounterName, QueueOptions } from './native';
-import { captureWorkerFilters, SplitOptions } from '../capture/split-filter';
+import { captureWorkerFilters } from '../capture/split-filter';
 import type { SharedFlagModel } from '../flow/flag-model';
 import { flowIdBase, FlowRecord, SessionRow, sessionRowsOf, SessionsAnswer } from '../flow/flow-record';
 import { MAX_SESSIONS_LIMIT, SessionSnapshot, snapshotBytes } from '../flow/session-snapshot';
@@ -32,10 +32,11 @@ export interface QueueSourceOptions {
 /**
  * Passive: `workers` capture threads on the same devices, each keeping a
  * symmetric share of the flows (src/capture/split-filter.ts) through its own
- * BPF filter, `(filter) and (share)`. Slots are numbered 0..workers-1.
+ * BPF filter, `(filter) and (share)` (with tagged frames on Ethernet
+ * devices only). Slots are numbered 0..workers-1.
  */
 export interface CaptureSourceOptions {
-  capture: Omit<CaptureOptions, 'counters'> & { workers: number; split?: SplitOptions };
+  capture: Omit<CaptureOptions, 'counters' | 'filterNonEthernet'> & { workers: number };
 }
 
 export type SupervisorOptions = (QueueSourceOptions | CaptureSourceOptions) & {
@@ -120,9 +121,9 @@ export class QueueSupervisor {
     this.#opts = opts;
     this.#rules = opts.rules;
     if ('capture' in opts) {
-      const { workers, split, ...capture } = opts.capture;
-      // Throws for a bad worker count or NFLOG devices split between workers.
-      captureWorkerFilters(capture.devices, capture.filter, workers, split).forEach((filter, k) => this.#sources.set(k, { kind: 'capture', capture: { ...capture, filter } }));
+      const { workers, ...capture } = opts.capture;
+      // Throws for a bad worker count, NFLOG devices or an offset-shifting filter split between workers.
+      captureWorkerFilters(capture.devices, capture.filter, workers).forEach((filters, k) => this.#sources.set(k, { kind: 'capture', capture: { ...capture, ...filters } }));
     } else {
       for (const queue of opts.queues) this.#sources.set(queue, { kind: 'nfqueue', queue: { ...opts.queue, queue } });
     }

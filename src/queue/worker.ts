@@ -10,7 +10,7 @@ import { StepCounter } from '../features/step-counter';
 import { stepTransferList } from '../features/step';
 import { FromQueueWorker, QueueWorkerInit, ToQueueWorker } from './messages';
 import { loadAddon, NATIVE_COUNTERS, NativeQueue } from './native';
-import { serveQueue } from './loop';
+import { isSourceLost, QueueLoop, serveQueue } from './loop';
 import { copyLiveSessions, SessionSnapshot } from '../flow/session-snapshot';
 
 const init = workerData as QueueWorkerInit;
@@ -85,7 +85,7 @@ function main(): void {
   const packets = new Uint8Array(q.packets);
   post({ type: 'ready', queue: queueNum, warnings: q.warnings(), ruleCounters, rulesVersion: init.rulesVersion });
 
-  serveQueue(q, new Int32Array(init.controlFlag), CONTROL_POLL_MS, {
+  const loop: QueueLoop = {
     decide: (n, from) => pipe.decide(n, packets, from),
     afterVerdicts: (n) => pipe.afterVerdicts(n, packets),
     onError: reportBatchError,
@@ -117,7 +117,22 @@ function main(): void {
       }
       return stop;
     },
-  });
+  };
+  try {
+    serveQueue(q, new Int32Array(init.controlFlag), CONTROL_POLL_MS, loop);
+  } catch (e) {
+    if (!isSourceLost(e)) throw e;
+    // The supervisor logs this and starts the thread again (with backoff),
+    // which opens the devices by name once they are back.
+    post({ type: 'error', queue: queueNum, fatal: true, message: e.message, suppressed: 0 });
+    // Its sessions end with the thread: the restarted one starts a table of its own.
+    pipe.endAll(Date.now() / 1000);
+    q.close();
+    init.control.close();
+    port.close();
+    process.exitCode = 1;
+    return;
+  }
   // The queue is still bound but nothing is queued any more (stopQueueing came first): what is open now ends here.
   pipe.endAll(Date.now() / 1000);
   q.close();

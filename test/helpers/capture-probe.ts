@@ -11,6 +11,8 @@ import { loadAddon, NATIVE_COUNTERS } from '../../src/queue/native';
 export interface ProbeConfig {
   devices: string[];
   filter: string;
+  /** The filter for non-Ethernet devices (the supervisor's split), when it differs. */
+  filterNonEthernet?: string;
   snaplen: number;
   bufferBytes: number;
   batchSize: number;
@@ -37,6 +39,7 @@ export interface ProbeRecord {
   /** Source MAC as hex, or '' when the column says none. */
   mac: string;
   tsSec: number;
+  tsNsec: number;
 }
 
 export interface ProbeReport {
@@ -62,7 +65,7 @@ function main(): void {
   const counters = new Float64Array(NATIVE_COUNTERS.length);
   let cap;
   try {
-    cap = new (loadAddon().Capture)({ devices: cfg.devices, filter: cfg.filter, snaplen: cfg.snaplen, bufferBytes: cfg.bufferBytes, batchSize: cfg.batchSize, promisc: false, counters });
+    cap = new (loadAddon().Capture)({ devices: cfg.devices, filter: cfg.filter, filterNonEthernet: cfg.filterNonEthernet, snaplen: cfg.snaplen, bufferBytes: cfg.bufferBytes, batchSize: cfg.batchSize, promisc: false, counters });
   } catch (e) {
     process.stdout.write(JSON.stringify({ error: (e as Error).message }) + '\n');
     process.exit(2);
@@ -100,6 +103,7 @@ function main(): void {
           outIfindex: m.outIfindex[i],
           mac: h === 0xffffffff ? '' : Buffer.from(packets.subarray(h, h + 6)).toString('hex'),
           tsSec: m.tsSec[i],
+          tsNsec: m.tsNsec[i],
         });
       }
     },

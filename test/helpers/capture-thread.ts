@@ -17,6 +17,8 @@ export interface ThreadProbeConfig {
   /** A rules file's text (JSON). */
   rules: string;
   stopFile: string;
+  /** Also print each logged event ("event {...}") and the counters every 200 ms ("counters [...]") while running. */
+  live?: boolean;
 }
 
 export interface ThreadProbeReport {
@@ -29,7 +31,12 @@ export interface ThreadProbeReport {
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2]) as ThreadProbeConfig;
   const logged: ThreadProbeReport['logged'] = [];
-  const log: EventLog = { event: (type, fields = {}) => logged.push({ type, fields }), reopen: () => undefined, close: async () => undefined };
+  const log: EventLog = {
+    event: (type, fields = {}) => {
+      logged.push({ type, fields });
+      if (cfg.live) process.stdout.write(`event ${JSON.stringify({ type, fields })}\n`);
+    },
+    reopen: () => undefined, close: async () => undefined };
   const ruleEvents: ThreadProbeReport['ruleEvents'] = [];
   let steps = 0;
   const sup = await QueueSupervisor.start({
@@ -42,7 +49,11 @@ async function main(): Promise<void> {
     onStep: () => steps++,
   });
   process.stdout.write('ready\n');
-  while (!existsSync(cfg.stopFile)) await new Promise((res) => setTimeout(res, 50));
+  let ticks = 0;
+  while (!existsSync(cfg.stopFile)) {
+    await new Promise((res) => setTimeout(res, 50));
+    if (cfg.live && ++ticks % 4 === 0) process.stdout.write(`counters ${JSON.stringify(sup.snapshot())}\n`);
+  }
   // Rule events leave a thread with its next batch or idle tick.
   await new Promise((res) => setTimeout(res, 300));
   const counters = sup.snapshot();

@@ -2,8 +2,9 @@
 // probes in the gateway namespace of client <-> gateway <-> server watch the
 // client-side veth (whole, and split three ways) and an NFLOG group, while
 // the client exchanges UDP and TCP with the server; then a flood against a
-// capture with a tiny buffer and a slow decide callback. One topology and
-// one traffic run serve every check.
+// capture with a tiny buffer and a slow decide callback; then frames on two
+// devices merged in timestamp order, and a captured interface deleted and
+// re-created under a capture thread. One topology serves every check.
 import assert from 'node:assert/strict';
 import { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { test } from 'node:test';
 import { captureWorkerFilters } from '../../src/capture/split-filter';
 import { createTopology, Topology } from '../../lab/netns/topology';
 import { startPeers } from '../../lab/netns/peers';
+import { alternatePayload, sendAlternately } from '../../lab/netns/alternate-sender';
 import { PACKAGE_ROOT, requireEvasionTools, requireIntegration, SCAPY_PYTHON } from '../helpers/env';
 import type { ProbeConfig, ProbeRecord, ProbeReport } from '../helpers/capture-probe';
 import type { SentReport, TrafficPlan } from '../helpers/capture-traffic';
@@ -24,6 +26,13 @@ const FLOOD_PORT = 5399;
 const SNAPLEN = 256;
 const VLAN_SRC = '10.77.10.2';
 const VLAN_DST = '10.77.3.2';
+const ORDER_PORT = 7444;
+/** Gap between the frames sent alternately on two devices: far above scheduling noise, so any inversion is the capture's. */
+const ORDER_GAP_MS = 5;
+const ORDER_PAIRS = 60;
+/** Addresses on the veth pair the device-loss check deletes (inside the gateway namespace only). */
+const LOSS_SRC = '10.77.250.1';
+const LOSS_DST = '10.77.250.2';
 const TAGGED_SENDER = `
 import sys
 from scapy.all import Ether, Dot1Q, Dot1AD, IP, UDP, Raw, sendp
@@ -136,8 +145,18 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
     startProbe(topo, topo.gateway, { ...base, filter: `udp port ${FLOOD_PORT}`, bufferBytes: 64 << 10, batchSize: 16, slowMs: 50, record: false }),
     // "any" (LINUX_SLL2): each frame names its own interface.
     startProbe(topo, topo.gateway, { ...base, devices: ['any'], filter: 'udp port 7' }),
-    ...splitFilters.map((filter) => startProbe(topo, topo.gateway, { ...base, filter })),
+    ...splitFilters.map((f) => startProbe(topo, topo.gateway, { ...base, ...f })),
   ]);
+  // Two devices in one capture: their frames must come out in timestamp order.
+  const ordered = await startProbe(topo, topo.gateway, { ...base, devices: [topo.gwClientIf, topo.gwServerIf], filter: `udp dst port ${ORDER_PORT}` });
+  // Split captures where libpcap refuses `vlan`: "any" (LINUX_SLL2) and a tun device (RAW).
+  const tun = `${topo.prefix}t0`;
+  await topo.exec(topo.gateway, 'ip', ['tuntap', 'add', 'dev', tun, 'mode', 'tun']);
+  await topo.exec(topo.gateway, 'ip', ['link', 'set', tun, 'up']);
+  const [anySplit, tunSplit] = await Promise.all(
+    [['any'], [tun]].map((devices) => startProbe(topo, topo.gateway, { devices, filter: 'udp or tcp', workers: 2, rules: JSON.stringify({ default: 'accept', rules: [] }), stopFile }, 'capture-thread.js')),
+  );
+  procs.push(ordered.proc, anySplit.proc, tunSplit.proc);
   // Two capture threads as nfips runs them, rules in log mode: UDP to the echo port would be dropped.
   const rules = JSON.stringify({ default: 'accept', rules: [{ id: 'no-udp-echo', action: 'drop', protocol: 'udp', dport: 7 }] });
   const threads = await startProbe(topo, topo.gateway, { devices: [topo.gwClientIf], filter: base.filter, workers: 2, rules, stopFile }, 'capture-thread.js');
@@ -164,6 +183,8 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
   // Tagged frames (the kernel here has no 8021q module for VLAN devices):
   // three with one 802.1Q tag and one QinQ frame. Nothing answers them.
   await topo.exec(topo.client, SCAPY_PYTHON, ['-c', TAGGED_SENDER, `${topo.prefix}c0`, client.mac, gw.mac], { timeoutMs: 30_000 });
+  // Out of each gateway interface in turn, ORDER_GAP_MS apart.
+  await sendAlternately(topo, topo.gateway, a.client4, a.server4, ORDER_PORT, ORDER_PAIRS, ORDER_GAP_MS);
   // The kernel holds NFLOG records until 100 are queued or its 1 s flush
   // timer fires (nfnetlink_log's defaults; iptables 1.8 ignores
   // --nflog-threshold): the last ones leave within a second.
@@ -171,6 +192,7 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
   writeFileSync(stopFile, '');
   const [wholeR, nflogR, floodR, anyR, ...splitR] = await Promise.all([whole.done, nflog.done, flood.done, any.done, ...split.map((p) => p.done)]);
   const threadsR = await threads.done;
+  const [orderedR, anySplitR, tunSplitR] = await Promise.all([ordered.done, anySplit.done, tunSplit.done]);
 
   await t.test('packets reach the capture with the columns of what was sent', () => {
     assert.ok(sent.udp.every((u) => u.echoed) && sent.tcp.every((c) => c.echoed), `every exchange was answered ${JSON.stringify(sent.udp.filter((u) => !u.echoed))}`);
@@ -220,14 +242,17 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
       [41002, 90, 90, 0x0800, client.mac],
       [41010, 98, 98, 0x0800, client.mac],
     ]);
-    // Split: each single-tagged frame on exactly one worker; QinQ frames match no share (split-filter.ts).
-    for (const sport of [41000, 41001, 41002]) assert.equal(splitR.filter((s) => s.records.some((x) => x.src === VLAN_SRC && x.sport === sport)).length, 1, `tagged ${sport} on one worker`);
-    assert.equal(splitR.filter((s) => s.records.some((x) => x.src === VLAN_SRC && x.sport === 41010)).length, 0);
+    // Split: each tagged frame, single or QinQ, on exactly one worker.
+    for (const sport of [41000, 41001, 41002, 41010]) assert.equal(splitR.filter((s) => s.records.some((x) => x.src === VLAN_SRC && x.sport === sport)).length, 1, `tagged ${sport} on one worker`);
   });
 
-  await t.test('bad devices and filters fail with the device and libpcap\'s words', async () => {
+  await t.test('bad devices, filters and buffer sizes fail with the device and libpcap\'s words', async () => {
     await assert.rejects(startProbe(topo, topo.gateway, { ...base, devices: ['nosuchdev0'] }), /capture nosuchdev0: .*(No such device|doesn't exist)/i);
     await assert.rejects(startProbe(topo, topo.gateway, { ...base, filter: 'udp port' }), new RegExp(`capture ${topo.gwClientIf}: bad filter "udp port": .*syntax error`));
+    // pcap_set_buffer_size takes an int: nothing above 2 GiB - 1 may wrap into it.
+    for (const bufferBytes of [2 ** 31, 2 ** 32 + 4096]) {
+      await assert.rejects(startProbe(topo, topo.gateway, { ...base, bufferBytes }), /Capture: bufferBytes must be an integer 0\.\.2147483647/);
+    }
   });
 
   await t.test('three split captures see every packet once, each flow on one of them', () => {
@@ -269,6 +294,25 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
     assert.deepEqual(threadsR.logged.filter((l) => l.type.includes('error')), []);
   });
 
+  await t.test('a split opens on "any" and on a tun device (no VLAN branch there)', () => {
+    for (const [name, r] of [['any', anySplitR], [tun, tunSplitR]] as const) {
+      assert.deepEqual(r.counters.map((c) => c.queue), [0, 1], `two capture threads on ${name}`);
+      assert.deepEqual(r.logged.filter((l) => l.type.includes('error')), [], `no error on ${name}`);
+    }
+    // "any" saw the plan's traffic, shared between both threads.
+    for (const c of anySplitR.counters) assert.ok(c.received > 0, `thread ${c.queue} on "any" got a share`);
+  });
+
+  await t.test('frames from two devices come out in timestamp order', () => {
+    const recs = orderedR.records;
+    assert.equal(recs.length, 2 * ORDER_PAIRS, 'every datagram seen once');
+    // Payload lengths 1, 2, 3... in the order they were sent, alternately out of each interface.
+    assert.deepEqual(recs.map((r) => r.ipLen - 28), recs.map((_, i) => alternatePayload(i + 1)), 'delivered in the order sent');
+    recs.forEach((r, i) => assert.equal(r.inIfindex, i % 2 ? gwOut.ifindex : gw.ifindex, `frame ${i + 1} on its device`));
+    const ts = recs.map((r) => BigInt(r.tsSec) * 1_000_000_000n + BigInt(r.tsNsec));
+    for (let i = 1; i < ts.length; i++) assert.ok(ts[i] >= ts[i - 1], `timestamps never go back (frame ${i + 1})`);
+  });
+
   await t.test('a full capture buffer is reported as captureDrops', () => {
     assert.equal(sent.flooded, plan.flood?.count);
     const c = floodR.counters;
@@ -289,5 +333,56 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
     }
     for (const c of to80) assert.ok(nflogR.records.some((x) => x.sport === c.sport && x.src === c.src), `connection from ${c.src}:${c.sport} logged`);
     assert.ok(sent.tcp.some((c) => c.dport === 81 && c.echoed), 'port 81 traffic flowed meanwhile');
+  });
+
+  await t.test('a deleted device stops its thread with its name; the restart opens it again once it is back', { timeout: 30_000 }, async () => {
+    const [k0, k1] = [`${topo.prefix}k0`, `${topo.prefix}k1`];
+    const makePair = async () => {
+      await topo.exec(topo.gateway, 'ip', ['link', 'add', k0, 'type', 'veth', 'peer', 'name', k1]);
+      for (const dev of [k0, k1]) await topo.exec(topo.gateway, 'ip', ['link', 'set', dev, 'up']);
+      await topo.exec(topo.gateway, 'ip', ['addr', 'add', `${LOSS_SRC}/24`, 'dev', k1]);
+      // No host answers there: a static neighbour lets the pings go out as IP frames.
+      await topo.exec(topo.gateway, 'ip', ['neigh', 'replace', LOSS_DST, 'lladdr', '02:00:00:00:00:02', 'dev', k1]);
+    };
+    await makePair();
+    const lossStop = path.join(dir, 'stop-loss');
+    const probe = await startProbe(topo, topo.gateway, { devices: [k0], filter: 'icmp', workers: 1, rules: JSON.stringify({ default: 'accept', rules: [] }), stopFile: lossStop, live: true }, 'capture-thread.js');
+    procs.push(probe.proc);
+    const lines: string[] = [];
+    let wake = () => undefined as void;
+    let buf = '';
+    probe.proc.stdout?.on('data', (b: Buffer) => {
+      buf += b.toString();
+      const parts = buf.split('\n');
+      buf = parts.pop() ?? '';
+      lines.push(...parts);
+      wake();
+    });
+    const waitFor = async (what: string, pred: (line: string) => boolean) => {
+      const until = Date.now() + 20_000;
+      while (!lines.some(pred)) {
+        assert.ok(Date.now() < until, `${what} within 20 s; got ${lines.filter((l) => l.startsWith('event')).join(' | ')}`);
+        await new Promise<void>((res) => ((wake = res), setTimeout(res, 200)));
+      }
+      return lines.find(pred)!;
+    };
+    const events = () => lines.filter((l) => l.startsWith('event ')).map((l) => JSON.parse(l.slice(6)) as { type: string; fields: Record<string, unknown> });
+    await topo.exec(topo.gateway, 'ip', ['link', 'del', k0]);
+    await waitFor('the thread restarting', (l) => l.startsWith('event ') && l.includes('"queue_restart"'));
+    // While the interface is missing, a restart fails, logged with libpcap's words.
+    await waitFor('a failed restart', (l) => l.startsWith('event ') && l.includes('restart_attempt'));
+    await makePair();
+    const ping = topo.spawn(topo.gateway, 'ping', ['-n', '-q', '-i', '0.2', '-w', '20', '-I', k1, LOSS_DST]);
+    procs.push(ping);
+    const received = (l: string) => l.startsWith('counters ') && (JSON.parse(l.slice(9)) as { received: number }[])[0].received >= 3;
+    await waitFor('pings captured after the interface came back', received);
+    ping.kill();
+    writeFileSync(lossStop, '');
+    const report = await probe.done;
+    const errors = events().filter((e) => e.type === 'queue_error');
+    const text = errors.map((e) => JSON.stringify(e.fields)).join(' | ');
+    assert.ok(errors.some((e) => e.fields.restart_attempt === undefined && String(e.fields.error).startsWith(`capture ${k0}: `)), `the loss names ${k0}: ${text}`);
+    assert.ok(errors.some((e) => e.fields.restart_attempt !== undefined && String(e.fields.error).includes(k0)), `a failed reopen names the device: ${text}`);
+    assert.ok(report.counters[0].received >= 3, `captured ${report.counters[0].received} after the interface came back`);
   });
 });

@@ -6,7 +6,7 @@ import { captureWorkerFilters, isNflogDevice, splitExpression, workerFilter } fr
 test('one worker keeps the operator filter as it is', () => {
   assert.equal(workerFilter(' tcp port 80 ', 0, 1), 'tcp port 80');
   assert.equal(workerFilter('', 0, 1), '');
-  assert.deepEqual(captureWorkerFilters(['eth0'], 'udp', 1), ['udp']);
+  assert.deepEqual(captureWorkerFilters(['eth0'], 'udp', 1), [{ filter: 'udp', filterNonEthernet: 'udp' }]);
 });
 
 test('each share tests both families on the XOR of the address words, modulo n', () => {
@@ -17,20 +17,30 @@ test('each share tests both families on the XOR of the address words, modulo n',
   assert.ok(!e.includes('vlan'));
 });
 
-test('the VLAN branch comes last and repeats the same share', () => {
+test('the VLAN branches come last: one tag, then a second inside it, each with the same share', () => {
   const plain = splitExpression(1, 4, { vlan: false });
-  assert.equal(splitExpression(1, 4), `${plain} or (vlan and (${plain}))`);
+  assert.equal(splitExpression(1, 4), `${plain} or (vlan and (${plain} or (vlan and (${plain}))))`);
 });
 
-test('workers differ only in their index, and the user filter is parenthesised first', () => {
-  const fs = captureWorkerFilters(['eth0', 'eth1'], 'tcp or udp', 3);
+test('workers differ only in their index, the user filter is parenthesised first, and only Ethernet gets the VLAN branches', () => {
+  const fs = captureWorkerFilters(['eth0', 'any'], 'tcp or udp', 3);
   assert.equal(fs.length, 3);
   fs.forEach((f, k) => {
-    assert.ok(f.startsWith('(tcp or udp) and ('), f);
-    assert.equal(f, `(tcp or udp) and (${splitExpression(k, 3)})`);
+    assert.equal(f.filter, `(tcp or udp) and (${splitExpression(k, 3)})`);
+    assert.equal(f.filterNonEthernet, `(tcp or udp) and (${splitExpression(k, 3, { vlan: false })})`);
+    assert.ok(!f.filterNonEthernet.includes('vlan'), 'libpcap refuses vlan on LINUX_SLL2 and RAW');
   });
-  assert.equal(new Set(fs).size, 3);
+  assert.equal(new Set(fs.map((f) => f.filter)).size, 3);
   assert.equal(workerFilter('', 0, 2), splitExpression(0, 2));
+});
+
+test('a user filter with an offset-shifting keyword cannot be split', () => {
+  for (const f of ['vlan 10', 'tcp and vlan', 'mpls', 'pppoes and ip', 'geneve']) {
+    assert.throws(() => captureWorkerFilters(['eth0'], f, 2), /cannot be split between 2 workers: its "(vlan|mpls|pppoes|geneve)" moves the header offsets/, f);
+    assert.deepEqual(captureWorkerFilters(['eth0'], f, 1), [{ filter: f, filterNonEthernet: f }], 'one worker keeps it');
+  }
+  // Words that only contain one are fine.
+  assert.equal(captureWorkerFilters(['eth0'], 'host vlanhost', 2).length, 2);
 });
 
 test('bad worker counts and indexes are refused with the flag named', () => {
@@ -45,6 +55,6 @@ test('NFLOG devices cannot be split between workers', () => {
   assert.ok(isNflogDevice('nflog'));
   assert.ok(!isNflogDevice('nflog0x'));
   assert.ok(!isNflogDevice('eth0'));
-  assert.deepEqual(captureWorkerFilters(['nflog:5'], '', 1), ['']);
+  assert.deepEqual(captureWorkerFilters(['nflog:5'], '', 1), [{ filter: '', filterNonEthernet: '' }]);
   assert.throws(() => captureWorkerFilters(['eth0', 'nflog:5'], '', 2), /--workers 2: NFLOG devices \(nflog:5\) cannot be split/);
 });
