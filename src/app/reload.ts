@@ -31,6 +31,8 @@ export class RuleReloader {
     private readonly log: EventLog,
     /** Told of every reload's result and how long it took (for --metrics-listen). */
     private readonly onResult?: (result: 'ok' | 'unchanged' | 'failed', seconds: number) => void,
+    /** nfips watch: also warn about rules a capture cannot match as inline. */
+    private readonly capture = false,
   ) {}
 
   /** Reloads now; calls are serialised so two reloads never interleave. */
@@ -73,7 +75,7 @@ export class RuleReloader {
     const version = applied.version;
     const swaps = applied.swaps.map((s) => ({ queue: s.queue, swap_ms: s.ms }));
     this.log.event('rules_reloaded', { source, file: this.file, version, sha256: rules.origin.sha256, rules_count: rules.rules.length, format: rules.origin.format, compile_ms: applied.compileMs, swap_ms_max: Math.max(0, ...applied.swaps.map((s) => s.ms)), queues: swaps });
-    logRuleWarnings(this.log, rules, version, applied.unresolvedInterfaces);
+    logRuleWarnings(this.log, rules, version, applied.unresolvedInterfaces, this.capture);
     return { version, changed: true, rules_count: rules.rules.length, sha256: rules.origin.sha256 };
   }
 

@@ -209,7 +209,8 @@ export const RUN_DEFAULTS = {
   rulesMode: 'enforce',
   suppress: '',
   workers: 1,
-  snaplen: 65535,
+  // A full Ethernet frame with tags: rules read headers, and lengths come from the IP header.
+  snaplen: 2048,
   captureBufferMb: 32,
   promisc: true,
   block: false,

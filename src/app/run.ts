@@ -280,7 +280,7 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   supRef = sup;
   if (o.capture) log.event('capture_started', { workers: o.capture.workers, ifaces: o.capture.ifaces, nflog_groups: o.capture.nflogGroups, filter: o.capture.filter || null, block: o.capture.block });
   else log.event('queues_bound', { queues: queueNumbers(o) });
-  logRuleWarnings(log, rules, sup.rulesVersion, sup.unresolvedInterfaces);
+  logRuleWarnings(log, rules, sup.rulesVersion, sup.unresolvedInterfaces, o.capture !== null);
 
   let crowdsec: CrowdSec | null = null;
   try {
@@ -321,7 +321,7 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
     learning ? learning.status() : learnPlan?.done ? { state: 'done', finished_at: learnPlan.done.finishedAt, model: learnPlan.files.model } : null;
   const stats = new StatsReporter(sup, log, detector, blocks, guard, o, plan);
   const timer = o.statsInterval > 0 ? setInterval(() => stats.tick(), o.statsInterval * 1000) : null;
-  const reloader = new RuleReloader(o.rules, o.rulesFormat, sup, log, metricsServer ? (result, s) => metricsServer?.metrics.reloaded(result, s) : undefined);
+  const reloader = new RuleReloader(o.rules, o.rulesFormat, sup, log, metricsServer ? (result, s) => metricsServer?.metrics.reloaded(result, s) : undefined, o.capture !== null);
   metricsServer?.metrics.attach({
     queues: () => sup.snapshot(),
     capture: o.capture !== null,

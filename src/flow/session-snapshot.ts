@@ -7,8 +7,12 @@ import { SESSION_KEY_WORDS as KEY_WORDS, SessionTable } from './session-table';
 
 /** Rows `nfips sessions` asks for without --limit. */
 export const DEFAULT_SESSIONS_LIMIT = 1000;
-/** Most sessions one request may ask of a queue thread. */
-export const MAX_SESSIONS_LIMIT = 1 << 20;
+/**
+ * Most sessions one request may ask of a queue thread: a run's session
+ * table holds 65,536 (FLOW_CAPACITY in src/app/run.ts), and each thread gets
+ * a buffer this size, so more would only cost memory (about 5.6 MiB a thread here).
+ */
+export const MAX_SESSIONS_LIMIT = 1 << 16;
 
 /** Bytes a snapshot of `limit` sessions takes (sessionSnapshotBuffer). */
 export function snapshotBytes(limit: number): number {

@@ -126,6 +126,9 @@ export class SessionTable {
   classify(d: DecodedBatch, i: number, clock: Float64Array): number {
     const s = this.locate(d, i, clock[0]);
     if (s < 0) return FLOW_NEW;
+    // As record() does: a bare SYN on a closed session's 4-tuple opens a new
+    // one, so a `state: new` rule must see it (not slip past as established).
+    if (this.endedAt[s] === 1 && d.proto[i] === PROTO_TCP && (d.tcpFlags[i] & (TCP_SYN | TCP_ACK)) === TCP_SYN) return FLOW_NEW;
     const f = this.flags[s];
     if (f & F_ESTABLISHED) return FLOW_ESTABLISHED;
     return ((f & F_INIT_IS_A) !== 0) === this.srcIsA ? FLOW_NEW : FLOW_ESTABLISHED;

@@ -220,8 +220,15 @@ test('watch --nflog: only what the NFLOG rule copies (port 80) is inspected', { 
       const r = await topo.exec(topo.client, 'curl', ['-s', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://${topo.addr.server4}:${port}/`], { allowFail: true });
       assert.equal(r.stdout.trim(), '200');
     }
+    // The kernel hands NFLOG records over in batches, up to a second late: poll, then check nothing else came.
+    const until = Date.now() + 10_000;
+    let counts = await ruleCounts(nf);
+    while (Date.now() < until && counts['syn-80'] < 3) {
+      await sleep(200);
+      counts = await ruleCounts(nf);
+    }
     await sleep(1500);
-    const counts = await ruleCounts(nf);
+    counts = await ruleCounts(nf);
     t.diagnostic(JSON.stringify(counts));
     assert.deepEqual(counts, { 'syn-80': 3, 'syn-8080': 0 });
     const alert = nf.events('alert').find((r) => r.rule_id === 'syn-80');

@@ -11,7 +11,7 @@ import { compileRuleSet } from '../../src/verdict/rule-snapshot';
 import { ENGINE_COUNTERS, ruleCounterBytes } from '../../src/verdict/engine';
 import { ENDED_GRACE_SECONDS, SessionTable } from '../../src/flow/session-table';
 import { EV_TCP_FAILED, SessionEvidence } from '../../src/flow/session-evidence';
-import { FLOW_ESTABLISHED } from '../../src/rules/types';
+import { FLOW_ESTABLISHED, FLOW_NEW } from '../../src/rules/types';
 import { EndedSessions } from '../../src/flow/ended-sessions';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -284,6 +284,25 @@ describe('flow records', () => {
     // Past the grace period the slot goes to another session.
     flood(20000, T0 + 1.6 + 2 * ENDED_GRACE_SECONDS);
     assert.notEqual(t.info(first.slot)?.portA, 40000);
+  });
+
+  it('a bare SYN on a closed session\'s 4-tuple is NEW for the rules, as it opens a new session', () => {
+    const t = new SessionTable(1);
+    t.ended = new EndedSessions(1 << 10, 1e9);
+    const d = createDecodedBatch(1);
+    const rec = (spec: PacketSpec, now: number) => {
+      const p = buildPacket(spec);
+      decodePacket(p, 0, p.length, 0, d);
+      const state = t.classify(d, 0, Float64Array.of(now));
+      t.record(d, 0, Float64Array.of(now), p.length);
+      return state;
+    };
+    rec(toS(40010, TCP_SYN), T0);
+    rec(toC(40010, TCP_SYN | TCP_ACK), T0);
+    assert.equal(rec(toS(40010, TCP_ACK), T0), FLOW_ESTABLISHED);
+    rec(toS(40010, TCP_RST), T0 + 0.5);
+    assert.equal(rec(toS(40010, TCP_SYN), T0 + 1), FLOW_NEW, 'the reused 4-tuple is a new connection');
+    assert.equal(rec(toC(40010, TCP_SYN | TCP_ACK), T0 + 1), FLOW_ESTABLISHED);
   });
 
   it('a new session takes a free slot before the slot of a closed session', () => {

@@ -20,7 +20,7 @@ describe('nfips watch options', () => {
     const o = resolveRunOptions({ iface: ['eth1'] }, 'watch');
     assert.equal(o.mode, 'detect');
     assert.equal(o.rulesMode, 'log');
-    assert.deepEqual(o.capture, { ifaces: ['eth1'], nflogGroups: [], filter: '', workers: 1, snaplen: 65535, bufferMb: 32, promisc: true, block: false });
+    assert.deepEqual(o.capture, { ifaces: ['eth1'], nflogGroups: [], filter: '', workers: 1, snaplen: 2048, bufferMb: 32, promisc: true, block: false });
     assert.equal(installsChain(o), false);
     assert.deepEqual(queueNumbers(o), [0]);
     assert.deepEqual(captureSourceFor(o).devices, ['eth1']);
