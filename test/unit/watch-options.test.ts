@@ -5,6 +5,8 @@ import { resolveRunOptions } from '../../src/app/run-options';
 import { captureSourceFor, installsChain, planFor, queueNumbers } from '../../src/app/run-config';
 import { formatStatus, StatusView } from '../../src/cli/status-text';
 import { summaryLine } from '../../src/stats/summary';
+import { captureRuleWarnings } from '../../src/app/rule-warnings';
+import { parseRuleText } from '../../src/rules/load';
 
 const problems = (f: () => unknown): string => {
   try {
@@ -105,5 +107,23 @@ describe('nfips watch status and summary', () => {
     const q2 = { ...q, queue: 1, received: 300, dryRunPassed: 1, captureDrops: 2, captureIfDrops: 1 };
     const line = summaryLine({ queues: [q, q2], previousReceived: 0, seconds: 10, alerts: 2, blocks: null, uninspected: null, capture: true });
     assert.equal(line, 'packets 800 (80 pps) captured: rules would drop 10; alerts 2; capture lost 7');
+  });
+});
+
+describe('rules a capture reads differently', () => {
+  it('in, out and hook rules are named, each with what it does under nfips watch', () => {
+    const rs = parseRuleText(JSON.stringify({ default: 'accept', rules: [
+      { id: 'plain', action: 'drop', protocol: 'tcp', dport: 23 },
+      { id: 'from-lan', action: 'drop', in: 'eth1', protocol: 'tcp', dport: 22 },
+      { id: 'to-wan', action: 'drop', out: 'eth0', protocol: 'udp', dport: 53 },
+      { id: 'local', action: 'drop', hook: 'input', protocol: 'icmp' },
+    ] }), 'r.json');
+    const w = captureRuleWarnings(rs);
+    assert.deepEqual(w.map((x) => [x.kind, x.rules]), [
+      ['capture_in_interface', ['#1 "from-lan"']],
+      ['capture_out_interface', ['#2 "to-wan"']],
+      ['capture_hook', ['#3 "local"']],
+    ]);
+    assert.deepEqual(captureRuleWarnings(parseRuleText(JSON.stringify({ default: 'accept', rules: [{ id: 'plain', action: 'drop', protocol: 'tcp', dport: 23 }] }), 'p.json')), []);
   });
 });
