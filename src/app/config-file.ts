@@ -82,6 +82,7 @@ export const CONFIG_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'capture-buffer-mb': { kind: 'integer' },
   promisc: { kind: 'boolean' },
   block: { kind: 'boolean' },
+  direction: { kind: 'string', choices: ['both', 'in'] },
 };
 
 function schemaFor(spec: FlagSpec): Record<string, unknown> {

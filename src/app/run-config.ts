@@ -7,7 +7,7 @@ import { buildPlan, IptablesPlan } from '../iptables/plan';
 import { RuleSet } from '../rules/types';
 import type { CaptureSourceOptions } from '../queue/supervisor';
 import { formatMarkSpec } from '../verdict/mark';
-import { RunOptions } from './run-options';
+import { CaptureSettings, RunOptions } from './run-options';
 
 export function planFor(o: RunOptions): IptablesPlan {
   const families: Family[] = o.ipv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
@@ -94,3 +94,14 @@ export function captureSourceFor(o: RunOptions): CaptureSourceOptions['capture']
   };
 }
 
+
+/**
+ * On a box that forwards, a packet routed between two watched interfaces
+ * (or seen on "any") is captured coming in and going out: twice, which
+ * doubles the volumes detection compares with normal traffic.
+ */
+export function doubleCaptureWarning(c: CaptureSettings, forwards: boolean): string | null {
+  if (!forwards || c.direction === 'in') return null;
+  if (c.ifaces.length < 2 && !c.ifaces.includes('any')) return null;
+  return `this host forwards packets and --iface ${c.ifaces.join(', --iface ')} captures both directions: a packet routed between watched interfaces is seen twice, doubling the volumes detection judges; give --direction in (each packet is then seen arriving only)`;
+}

@@ -69,6 +69,7 @@ export interface RunFlags extends CrowdSecFlags {
   captureBufferMb?: number | string;
   promisc?: boolean;
   block?: boolean;
+  direction?: string;
   flowLog?: string;
   flowLogRate?: number | string;
 }
@@ -91,12 +92,14 @@ export interface CaptureSettings {
   /** libpcap's kernel buffer per capture, MiB. */
   bufferMb: number;
   promisc: boolean;
+  /** 'in': only frames arriving on each interface, so a packet forwarded between two watched interfaces is seen once. */
+  direction: 'both' | 'in';
   /** Anomaly blocks go to the ipsets of a blocks-only chain (for a box that also forwards the traffic). */
   block: boolean;
 }
 
 /** Flags of `nfips watch` that `run` does not take, and `run`'s flags that make no sense without a queue. */
-export const WATCH_ONLY_FLAGS = ['iface', 'nflog', 'filter', 'workers', 'snaplen', 'capture-buffer-mb', 'promisc', 'block'] as const;
+export const WATCH_ONLY_FLAGS = ['iface', 'nflog', 'filter', 'workers', 'snaplen', 'capture-buffer-mb', 'promisc', 'block', 'direction'] as const;
 export const QUEUE_ONLY_FLAGS = ['queues', 'table', 'mark', 'reject-mark', 'fail-closed', 'verdict-mode', 'queue-maxlen', 'rcvbuf-mb', 'rules-mode', 'crowdsec-url', 'crowdsec-bouncer-key-file', 'crowdsec-interval', 'crowdsec-machine-id', 'crowdsec-password-file', 'crowdsec-max-decisions'] as const;
 
 /**
@@ -214,6 +217,7 @@ export const RUN_DEFAULTS = {
   captureBufferMb: 32,
   promisc: true,
   block: false,
+  direction: 'both',
   flowLog: 'on',
   flowLogRate: 2000,
 } as const;
@@ -439,8 +443,18 @@ function resolveCapture(flags: RunFlags, f: Required<RunFlags>, problems: string
     // libpcap takes the size as an int.
     bufferMb: intOrProblem(problems, 'capture-buffer-mb', f.captureBufferMb, 1, 2047),
     promisc: Boolean(f.promisc),
+    direction: oneOrProblem(problems, 'direction', String(f.direction), ['both', 'in'] as const),
     block: Boolean(f.block),
   };
+}
+
+function oneOrProblem<T extends string>(problems: string[], name: string, v: string, allowed: readonly T[]): T {
+  try {
+    return oneOf(name, v, allowed);
+  } catch (e) {
+    problems.push((e as Error).message);
+    return allowed[0];
+  }
 }
 
 function intOrProblem(problems: string[], name: string, given: number | string, lo: number, hi: number): number {

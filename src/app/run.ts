@@ -4,7 +4,7 @@
 // sent to a queue nobody listens on. What each piece means is in its own
 // module: run-config.ts, detection-setup.ts, stats-report.ts, status.ts,
 // control-dispatch.ts, signals.ts.
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import { RunOptions } from './run-options';
 import { Detector, ScoreWorkerModule } from '../detect/detector';
 import { install, iptablesAvailable, remove, stopQueueing } from '../iptables/apply';
@@ -34,7 +34,7 @@ import type { MetricsServer } from '../stats/metrics';
 import { formatListenAddress } from '../config/listen-address';
 import { acquireInstanceLock, InstanceLock, InstanceLockedError } from './instance-lock';
 import { explainBindError, missingPrivilege } from './privileges';
-import { binariesFor, captureSourceFor, describeConfig, installsChain, planFor, queueNumbers } from './run-config';
+import { binariesFor, captureSourceFor, describeConfig, doubleCaptureWarning, installsChain, planFor, queueNumbers } from './run-config';
 import { DetectionSetup, detectionSetup } from './detection-setup';
 import { chainCounters, StatsReporter } from './stats-report';
 import { statusOf } from './status';
@@ -43,6 +43,18 @@ import { catchSignals, SignalHooks } from './signals';
 // Hook point (issue 15): the CrowdSec Local API link lives in src/crowdsec.
 import { CrowdSecSecrets, readCrowdSecSecrets } from '../config/crowdsec-options';
 import { CrowdSec, startCrowdSec } from '../crowdsec/setup';
+
+/** Whether this network namespace forwards IPv4 or IPv6. */
+function forwarding(): boolean {
+  const on = (f: string) => {
+    try {
+      return readFileSync(f, 'utf8').trim() === '1';
+    } catch {
+      return false;
+    }
+  };
+  return on('/proc/sys/net/ipv4/ip_forward') || on('/proc/sys/net/ipv6/conf/all/forwarding');
+}
 
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
@@ -172,6 +184,8 @@ async function startLocked(o: RunOptions, opts: StartOptions, rules: RuleSet, su
   const log = createEventLog({ file: o.logFile, fileLabel: '--log-file', console: opts.console, level: o.logLevel });
   log.event('start', { config: describeConfig(o, rules) });
   for (const w of detection.warnings) log.event('config_warning', { warning: w }, 'warn');
+  const doubled = o.capture ? doubleCaptureWarning(o.capture, forwarding()) : null;
+  if (doubled) log.event('config_warning', { warning: doubled }, 'warn');
   if (!suppress.empty) {
     log.event('suppressions', { file: o.suppress, entries: suppress.entries.length, ...(detection.features && detection.model !== null ? {} : { warning: 'no anomaly detection in this mode: the list has nothing to suppress' }) });
   }

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { resolveRunOptions } from '../../src/app/run-options';
-import { captureSourceFor, installsChain, planFor, queueNumbers } from '../../src/app/run-config';
+import { captureSourceFor, doubleCaptureWarning, installsChain, planFor, queueNumbers } from '../../src/app/run-config';
 import { formatStatus, StatusView } from '../../src/cli/status-text';
 import { summaryLine } from '../../src/stats/summary';
 import { captureRuleWarnings } from '../../src/app/rule-warnings';
@@ -22,7 +22,7 @@ describe('nfips watch options', () => {
     const o = resolveRunOptions({ iface: ['eth1'] }, 'watch');
     assert.equal(o.mode, 'detect');
     assert.equal(o.rulesMode, 'log');
-    assert.deepEqual(o.capture, { ifaces: ['eth1'], nflogGroups: [], filter: '', workers: 1, snaplen: 2048, bufferMb: 32, promisc: true, block: false });
+    assert.deepEqual(o.capture, { ifaces: ['eth1'], nflogGroups: [], filter: '', workers: 1, snaplen: 2048, bufferMb: 32, promisc: true, direction: 'both', block: false });
     assert.equal(installsChain(o), false);
     assert.deepEqual(queueNumbers(o), [0]);
     assert.deepEqual(captureSourceFor(o).devices, ['eth1']);
@@ -125,5 +125,17 @@ describe('rules a capture reads differently', () => {
       ['capture_hook', ['#3 "local"']],
     ]);
     assert.deepEqual(captureRuleWarnings(parseRuleText(JSON.stringify({ default: 'accept', rules: [{ id: 'plain', action: 'drop', protocol: 'tcp', dport: 23 }] }), 'p.json')), []);
+  });
+});
+
+describe('a forwarding box captured on several interfaces', () => {
+  it('is warned that it sees routed packets twice, unless --direction in', () => {
+    const c = (flags: Parameters<typeof resolveRunOptions>[0]) => resolveRunOptions(flags, 'watch').capture!;
+    assert.match(doubleCaptureWarning(c({ iface: ['eth0', 'eth1'] }), true) ?? '', /seen twice.*--direction in/);
+    assert.match(doubleCaptureWarning(c({ iface: ['any'] }), true) ?? '', /seen twice/);
+    assert.equal(doubleCaptureWarning(c({ iface: ['eth0', 'eth1'], direction: 'in' }), true), null);
+    assert.equal(doubleCaptureWarning(c({ iface: ['eth0', 'eth1'] }), false), null, 'a mirror-only box does not forward');
+    assert.equal(doubleCaptureWarning(c({ iface: ['eth0'] }), true), null, 'one interface of a router sees each packet once per direction');
+    assert.match(problems(() => resolveRunOptions({ iface: ['eth0'], direction: 'out' }, 'watch')), /invalid --direction "out"/);
   });
 });
