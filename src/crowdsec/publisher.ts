@@ -24,6 +24,8 @@ export const QUEUE_FILE_NAME = 'crowdsec-queue.json';
 export const MAX_PENDING = 1000;
 /** Alerts per POST /v1/alerts. */
 const BATCH = 50;
+/** Answers to POST /v1/alerts that refuse the alerts sent (bad, conflicting, too large), not the link. */
+const REFUSED_CONTENT: readonly number[] = [400, 409, 413, 422];
 /** A token this close to its end is renewed before use. */
 const RENEW_BEFORE_MS = 60_000;
 /** Queued blocks reach the file this soon (close() writes at once). */
@@ -261,8 +263,10 @@ export class Publisher implements DecisionAuthority {
       }
       const batch = this.#pending.slice(0, this.#batchSize);
       this.#inFlight = new Set(batch);
+      let posting = false;
       try {
         let token = await this.#ensureToken();
+        posting = true;
         const alerts = batch.map((p) => alertOf(p, now, this.#o.machineId));
         let ids: string[];
         try {
@@ -271,7 +275,9 @@ export class Publisher implements DecisionAuthority {
           // Expired or revoked early: one fresh login, then give up for now.
           if (!(e instanceof LapiError && e.status === 401)) throw e;
           this.#token = null;
+          posting = false;
           token = await this.#ensureToken();
+          posting = true;
           ids = await this.#o.client.postAlerts(token, alerts, this.#stop.signal);
         }
         this.#pending = this.#pending.filter((p) => !batch.includes(p));
@@ -285,8 +291,9 @@ export class Publisher implements DecisionAuthority {
       } catch (e) {
         // Stopped at shutdown: the batch stays queued (saved by close()), no failure to report.
         if (this.#closed) return;
-        // A 4xx refuses what was sent, not the link: halve the batch until the alert it refuses is alone, then drop that one.
-        if (e instanceof LapiError && e.status !== null && e.status >= 400 && e.status < 500 && e.status !== 401) {
+        // A 4xx about the content refuses what was sent, not the link: halve the batch until the alert
+        // it refuses is alone, then drop that one. Not on login, nor on auth, route or rate answers.
+        if (posting && e instanceof LapiError && e.status !== null && REFUSED_CONTENT.includes(e.status)) {
           if (batch.length > 1) {
             this.#batchSize = Math.ceil(batch.length / 2);
           } else {
