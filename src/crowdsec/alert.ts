@@ -59,6 +59,22 @@ export function isOwnDecision(d: Pick<Decision, 'origin' | 'scenario'>, machineI
   return head.startsWith('nfips/') && !head.includes('@');
 }
 
+/** "nfips/x@gw1" -> "nfips/x": the scenario an own decision was published under (isOwnDecision: the slug has no "@"). */
+export function ownScenarioOf(decisionScenario: string): string {
+  const at = decisionScenario.indexOf('@');
+  return at < 0 ? decisionScenario : decisionScenario.slice(0, at);
+}
+
+/**
+ * The scenario an anomaly block is published under, from the reason the
+ * block manager gives it ("nfips: <signature>", manager.ts): a block carries
+ * no signature field of its own, and the state file keeps the reason.
+ */
+export function anomalyScenario(b: { origin: string; reason: string }): string | null {
+  if (b.origin !== 'anomaly' || !b.reason.startsWith('nfips: ')) return null;
+  return scenarioFor(b.reason.slice('nfips: '.length));
+}
+
 export function alertOf(p: PendingAlert, now: number, machineId: string): Record<string, unknown> {
   const range = p.value.includes('/');
   const scope = range ? 'Range' : 'Ip';

@@ -4,6 +4,7 @@
 // scenarios, a manual one on top); deleting one leaves the others in force.
 // Pure: time comes in as an argument.
 import { BlockTarget, targetKey } from '../blocks/block';
+import { ownScenarioOf } from './alert';
 import { Decision, mapDecision, StreamAnswer } from './decision';
 
 export interface KnownDecision {
@@ -33,21 +34,43 @@ export interface DecisionChanges {
   /** Decisions this nfips published itself, coming back. */
   own: number;
   /**
-   * Networks (canonical, as the decision's value) of own decisions deleted
-   * at the Local API before their end (cscli decisions delete): the
-   * anomaly block they came from is lifted here too.
+   * Own decisions deleted at the Local API before their end (cscli
+   * decisions delete), known here before or not: the anomaly blocks of that
+   * network and scenario placed before the deletion are lifted here too.
    */
-  ownDeleted: string[];
+  ownDeleted: OwnDeletion[];
+}
+
+export interface OwnDeletion {
+  id: number;
+  /** Canonical, as the decision's value. */
+  net: string;
+  /** nfips/<slug>, without the machine id (as alert.ts scenarioFor writes it). */
+  scenario: string;
+  /** Epoch ms: when the decision ended at the Local API (as its stream entry tells). */
+  deletedAt: number;
+}
+
+interface OwnDecision {
+  net: string;
+  scenario: string;
+  until: number;
+  /** Epoch ms of the first answer naming it: it cannot have been deleted before. */
+  seenAt: number;
 }
 
 /** An own decision ending this close to its known end is taken as expired, not deleted. */
 const OWN_END_SLACK_MS = 5000;
+/** Own decision ids already handled (deleted or expired): 1.4.6 names them again in later answers. */
+const OWN_GONE_MAX = 10_000;
 
 export class DecisionSet {
   readonly #byId = new Map<number, KnownDecision>();
   readonly #byKey = new Map<string, Set<number>>();
-  /** Own decisions by id (never blocks here): the network and the epoch ms they end. */
-  readonly #own = new Map<number, { net: string; until: number }>();
+  /** Own decisions by id (never blocks here). */
+  readonly #own = new Map<number, OwnDecision>();
+  /** Own decision ids seen ending (in insertion order, bounded): a repeat lifts nothing. */
+  readonly #ownGone = new Set<number>();
 
   get size(): number {
     return this.#byId.size;
@@ -58,19 +81,20 @@ export class DecisionSet {
     return [...(this.#byKey.get(key) ?? [])];
   }
 
-  /** This gateway's own live decisions on a network (canonical, as the decision's value). */
-  ownIdsFor(net: string): number[] {
-    return [...this.#own].filter(([, o]) => o.net === net).map(([id]) => id);
+  /** This gateway's own live decisions on a network (canonical, as the decision's value), of one scenario (nfips/<slug>) or all. */
+  ownIdsFor(net: string, scenario?: string): number[] {
+    return [...this.#own].filter(([, o]) => o.net === net && (scenario === undefined || o.scenario === scenario)).map(([id]) => id);
   }
 
   /**
-   * Takes one stream answer. A startup answer is the whole truth: what it
-   * does not name is gone. `isOwn` tells decisions this nfips published.
+   * Takes one stream answer (asked for with dedup=false: every decision, not
+   * only the longest per IP). A startup answer is the whole truth about
+   * other decisions: what it does not name is gone. An own decision counts
+   * as deleted only when an answer names it in `deleted`, never for being
+   * missing. `isOwn` tells decisions this nfips published.
    */
   apply(a: StreamAnswer, now: number, startup: boolean, isOwn: (d: Decision) => boolean = () => false): DecisionChanges {
     const touched = new Set<string>();
-    // Own decisions known before a startup answer: one deleted meanwhile (during an
-    // outage) is named in its deleted list, or simply missing from it.
     const ownBefore = new Map(this.#own);
     if (startup) {
       for (const key of this.#byKey.keys()) touched.add(key);
@@ -78,18 +102,22 @@ export class DecisionSet {
       this.#byKey.clear();
       this.#own.clear();
     }
-    const ownDeleted = new Set<string>();
-    const ownGone = (id: number): void => {
-      const own = ownBefore.get(id);
-      ownBefore.delete(id);
-      this.#own.delete(id);
-      if (own && own.until - now > OWN_END_SLACK_MS) ownDeleted.add(own.net);
-    };
+    const ownDeleted: OwnDeletion[] = [];
     // 1.4.6 repeats deletions in later answers; dropping an unknown id is a no-op.
     for (const d of a.deleted) {
       const k = this.#drop(d.id);
       if (k !== null) touched.add(k);
-      ownGone(d.id);
+      const known = ownBefore.get(d.id);
+      this.#own.delete(d.id);
+      if (!isOwn(d) || this.#ownGone.has(d.id)) continue;
+      this.#markGone(d.id);
+      const m = mapDecision(d);
+      if (m.kind === 'skip') continue;
+      // A deleted decision's remaining time is minus the time since it ended (1.4.6); it cannot have ended before it was seen.
+      const deletedAt = Math.max(Math.min(now, now + d.remainingMs), known?.seenAt ?? -Infinity);
+      // Known and ending at its known end: it expired, and its block with it.
+      if (known && known.until - deletedAt <= OWN_END_SLACK_MS) continue;
+      ownDeleted.push({ id: d.id, net: m.target.net, scenario: ownScenarioOf(d.scenario), deletedAt });
     }
     const skipped: DecisionChanges['skipped'] = [];
     let own = 0;
@@ -102,8 +130,7 @@ export class DecisionSet {
       }
       if (isOwn(d)) {
         own++;
-        ownBefore.delete(d.id);
-        this.#own.set(d.id, { net: m.target.net, until: now + d.remainingMs });
+        if (!this.#ownGone.has(d.id)) this.#own.set(d.id, { net: m.target.net, scenario: ownScenarioOf(d.scenario), until: now + d.remainingMs, seenAt: ownBefore.get(d.id)?.seenAt ?? now });
         continue;
       }
       const key = targetKey(m.target);
@@ -114,8 +141,6 @@ export class DecisionSet {
       ids.add(d.id);
       touched.add(key);
     }
-    // A startup answer names every live decision: an own one known before and absent now was deleted (or ended).
-    if (startup) for (const id of [...ownBefore.keys()]) ownGone(id);
     this.#prune(now);
     const upsert: WantedBlock[] = [];
     const remove: string[] = [];
@@ -124,7 +149,7 @@ export class DecisionSet {
       if (w) upsert.push(w);
       else remove.push(key);
     }
-    return { upsert, remove, skipped, own, ownDeleted: [...ownDeleted] };
+    return { upsert, remove, skipped, own, ownDeleted };
   }
 
   /** The block the live decisions on a network ask for, or null. */
@@ -167,6 +192,16 @@ export class DecisionSet {
   /** Decisions that ran out end with their block (the table sweeps it). */
   #prune(now: number): void {
     for (const d of [...this.#byId.values()]) if (d.until <= now) this.#drop(d.id);
-    for (const [id, o] of [...this.#own]) if (o.until <= now) this.#own.delete(id);
+    for (const [id, o] of [...this.#own]) {
+      if (o.until > now) continue;
+      this.#own.delete(id);
+      // Named in `deleted` later, it ended on its own: nothing to lift.
+      this.#markGone(id);
+    }
+  }
+
+  #markGone(id: number): void {
+    this.#ownGone.add(id);
+    if (this.#ownGone.size > OWN_GONE_MAX) this.#ownGone.delete(this.#ownGone.values().next().value as number);
   }
 }

@@ -39,8 +39,13 @@ export class LapiClient {
     this.#base = o.url.replace(/\/+$/, '');
   }
 
+  /**
+   * dedup=false: every decision, not only the longest per IP (1.4.6's
+   * default), so a shorter one outliving a deleted longer one is known, and
+   * an own decision missing from a startup answer is never taken as deleted.
+   */
   async stream(apiKey: string, startup: boolean, signal?: AbortSignal): Promise<StreamAnswer> {
-    const doc = await this.#call('GET', `/v1/decisions/stream?startup=${startup}`, { 'X-Api-Key': apiKey }, undefined, signal);
+    const doc = await this.#call('GET', `/v1/decisions/stream?startup=${startup}&dedup=false`, { 'X-Api-Key': apiKey }, undefined, signal);
     try {
       return parseStreamAnswer(doc);
     } catch (e) {

@@ -8,8 +8,9 @@ import type { Block } from '../blocks/block';
 import type { BlockManager, BlockView } from '../blocks/manager';
 import { view } from '../blocks/manager';
 import type { EventLog } from '../log/event-log';
+import { anomalyScenario } from './alert';
 import type { Decision, StreamAnswer } from './decision';
-import { DecisionSet } from './decision-set';
+import { DecisionSet, OwnDeletion } from './decision-set';
 import { LapiClient } from './lapi-client';
 
 export type LinkState = 'connecting' | 'connected' | 'unreachable';
@@ -24,11 +25,10 @@ export interface DecisionAuthority {
    * deleted before it.
    */
   deleteDecisions(ids: readonly number[]): Promise<number[]>;
-  /**
-   * Drops the queued alerts of a network (its anomaly block is being lifted):
-   * how many were dropped, and whether one is being posted right now.
-   */
-  withdraw(net: string): { dropped: number; sending: boolean };
+  /** Drops the queued alerts of a network and scenario (queued before `before`, when given); how many. */
+  withdraw(net: string, scenario: string, before?: number): number;
+  /** Whether an alert of this network and scenario is being posted now, and the blocks of those still queued. */
+  queued(net: string, scenario: string): { sending: boolean; keys: string[] };
   /** Resolves once a push in progress (if any) has ended. */
   flush(): Promise<void>;
   status(): Record<string, unknown>;
@@ -89,7 +89,9 @@ export class CrowdSecLink {
    * not retried, cap refusals only once a CrowdSec block has left room.
    */
   readonly #refused = new Map<string, { kind: 'rules' | 'cap'; ids: Set<number> }>();
-  readonly counts = { pulls: 0, failed_pulls: 0, apply_failures: 0, decisions_applied: 0, decisions_reapplied: 0, decisions_removed: 0, refused: 0, skipped: 0, own: 0, outages: 0 };
+  /** Own decisions deleted at the Local API whose anomaly blocks are still to lift here (a failed remove is retried next pull). */
+  readonly #lifts = new Map<number, OwnDeletion>();
+  readonly counts = { pulls: 0, own_lifted: 0, own_lift_failures: 0, failed_pulls: 0, apply_failures: 0, decisions_applied: 0, decisions_reapplied: 0, decisions_removed: 0, refused: 0, skipped: 0, own: 0, outages: 0 };
 
   constructor(o: LinkOptions) {
     this.#o = o;
@@ -162,37 +164,85 @@ export class CrowdSecLink {
   }
 
   /**
-   * An anomaly block this gateway published: its decision is deleted at the
-   * Local API too, or the other gateways would keep the attacker blocked.
-   * The local block is lifted either way; the note says what happened beyond.
+   * An anomaly block this gateway published: its decision (the one of its
+   * scenario on its network) is deleted at the Local API too, or the other
+   * gateways would keep blocking whom the operator unblocked. Refused, the
+   * block staying, when that cannot be done or checked (the Local API down):
+   * as for a CrowdSec block, an operator must not believe a user unblocked
+   * everywhere who is not.
    */
   async #deletePublished(b: Block, reason: string, pub: DecisionAuthority): Promise<DeletedBlock> {
-    const w = pub.withdraw(b.net);
-    // Wait for a POST in flight, then learn the decision's id from the stream.
-    if (w.sending) await pub.flush();
-    let ids = this.#set.ownIdsFor(b.net);
-    if (!ids.length && (w.sending || w.dropped === 0)) {
-      await this.pull().catch(() => undefined);
-      ids = this.#set.ownIdsFor(b.net);
+    const scenario = anomalyScenario(b);
+    if (scenario === null) return this.#removeLocal(b, reason);
+    const cscli = `"cscli decisions delete --${b.net.includes('/') ? 'range' : 'ip'} ${b.net}" where the Local API runs`;
+    // Wait for a POST in flight, then learn the decision's id from the stream (always pulled when none is known).
+    if (pub.queued(b.net, scenario).sending) await pub.flush();
+    let ids = this.#set.ownIdsFor(b.net, scenario);
+    let pulled = true;
+    if (!ids.length) {
+      pulled = await this.pull().then(
+        () => this.#state === 'connected',
+        () => false,
+      );
+      ids = this.#set.ownIdsFor(b.net, scenario);
     }
+    const q = pub.queued(b.net, scenario);
     let note: string;
     if (ids.length) {
+      let deleted: readonly number[];
       try {
-        const deleted = await pub.deleteDecisions(ids);
-        for (const id of deleted) this.#set.forget(id);
-        note = `its crowdsec decision${deleted.length === 1 ? '' : 's'} ${deleted.join(', ')} deleted at the Local API`;
+        deleted = await pub.deleteDecisions(ids);
       } catch (e) {
         const done = e instanceof DeleteError ? e.deleted : [];
         for (const id of done) this.#set.forget(id);
-        note = `lifted here only: ${(e as Error).message}; other gateways keep decision${ids.length === 1 ? '' : 's'} ${ids.filter((id) => !done.includes(id)).join(', ')}; run "cscli decisions delete --${b.net.includes('/') ? 'range' : 'ip'} ${b.net}" where the Local API runs`;
+        const left = ids.filter((id) => !done.includes(id));
+        throw new Error(`${b.key} was published to the Local API and its decision could not be deleted there (${(e as Error).message}); ${done.length ? `decision${done.length === 1 ? '' : 's'} ${done.join(', ')} deleted, ` : ''}decision${left.length === 1 ? '' : 's'} ${left.join(', ')} not; the block stays. Try again once "nfips status" shows crowdsec connected, or run ${cscli}`);
       }
-    } else if (w.dropped > 0 && !w.sending) {
+      for (const id of deleted) this.#set.forget(id);
+      note = `its crowdsec decision${deleted.length === 1 ? '' : 's'} ${deleted.join(', ')} deleted at the Local API`;
+    } else if (pulled) {
+      note = q.keys.includes(b.key) ? 'its alert had not been sent to the Local API yet: withdrawn' : `no decision of this gateway for ${scenario} on ${b.net} at the Local API`;
+    } else if (q.keys.includes(b.key) && !q.sending) {
       note = 'its alert had not been sent to the Local API yet: withdrawn';
     } else {
-      note = `lifted here only: no decision of this gateway on ${b.net} is known at the Local API (${this.#state === 'connected' ? 'not in the stream' : 'the Local API does not answer'}); other gateways keep any they have`;
+      throw new Error(`${b.key} may have been published to the Local API, which does not answer (${this.#lastError ?? 'unreachable'}): its decision cannot be deleted there; the block stays. Try again once "nfips status" shows crowdsec connected, or run ${cscli}`);
     }
+    pub.withdraw(b.net, scenario);
     const out = await this.#removeLocal(b, `${reason}: ${note}`);
     return { ...out, note: out.note ? `${out.note}; ${note}` : note };
+  }
+
+  /**
+   * Own decisions an operator deleted at the Local API: the anomaly blocks of
+   * that network and scenario placed before the deletion are lifted, and its
+   * alerts queued before it withdrawn (or a re-block made during an outage
+   * would ban the user again everywhere). Nothing is lifted while another own
+   * decision on the network lives: the other gateways ban the whole source
+   * anyway. A block placed after the deletion stays: the attacker came back.
+   */
+  async #lift(pub: DecisionAuthority | null): Promise<void> {
+    for (const [id, del] of [...this.#lifts]) {
+      if (this.#set.ownIdsFor(del.net).length) {
+        this.#lifts.delete(id);
+        continue;
+      }
+      pub?.withdraw(del.net, del.scenario, del.deletedAt);
+      let failed = false;
+      // inForce() is a snapshot and remove() awaits: a block the sweep ended meanwhile is done, not an error.
+      for (const b of this.#o.blocks.inForce()) {
+        if (b.origin !== 'anomaly' || b.net !== del.net || b.createdAt >= del.deletedAt || anomalyScenario(b) !== del.scenario || !this.#o.blocks.get(b.key)) continue;
+        try {
+          await this.#o.blocks.remove(b.key, `its crowdsec decision ${id} was deleted at the Local API`);
+          this.counts.own_lifted++;
+        } catch (e) {
+          if (!this.#o.blocks.get(b.key)) continue;
+          failed = true;
+          this.counts.own_lift_failures++;
+          this.#o.log.event('crowdsec_lift_failed', { src_ip: b.net, block: b.key, decision: id, error: (e as Error).message, hint: 'retried at the next pull' }, 'error');
+        }
+      }
+      if (!failed) this.#lifts.delete(id);
+    }
   }
 
   /** Lifts a block here; one the sweep ended meanwhile is already gone, not an error. */
@@ -258,6 +308,9 @@ export class CrowdSecLink {
   async #apply(answer: StreamAnswer, now: number, startup: boolean, t0: number, t1: number): Promise<void> {
     const pub = this.#o.publisher;
     const changes = this.#set.apply(answer, now, startup, pub ? (d) => pub.isOwn(d) : undefined);
+    // First, so a CrowdSec decision an anomaly block lifted here shadowed is applied in this same pull.
+    for (const d of changes.ownDeleted) this.#lifts.set(d.id, d);
+    await this.#lift(pub);
     if (startup) {
       // Blocks of decisions that ended while nfips was away (or down) are not in a startup answer.
       const wanted = new Set(changes.upsert.map((w) => w.key));
@@ -292,14 +345,6 @@ export class CrowdSecLink {
     const re = again.length ? await this.#o.blocks.applyExternal(again, [], onRefused) : null;
     for (const w of again) if (this.#o.blocks.get(w.key)) this.#refused.delete(w.key);
     for (const k of [...this.#refused.keys()]) if (!this.#set.wanted(k)) this.#refused.delete(k);
-    // An operator deleted a decision this gateway published: its anomaly blocks on that network go too.
-    for (const net of changes.ownDeleted) {
-      // inForce() is a snapshot and remove() awaits: the sweep may end a block meanwhile, so
-      // one already gone is done, not an error failing the whole pull.
-      for (const b of this.#o.blocks.inForce()) {
-        if (b.origin === 'anomaly' && b.net === net && this.#o.blocks.get(b.key)) await this.#o.blocks.remove(b.key, 'its crowdsec decision was deleted at the Local API');
-      }
-    }
     const t2 = performance.now();
     this.counts.pulls++;
     this.counts.decisions_applied += out.added + out.updated;

@@ -24,6 +24,8 @@ export const QUEUE_FILE_NAME = 'crowdsec-queue.json';
 export const MAX_PENDING = 1000;
 /** Alerts per POST /v1/alerts. */
 const BATCH = 50;
+/** Answers to POST /v1/alerts that refuse the alerts sent (bad, conflicting, too large), not the link. */
+const REFUSED_CONTENT: readonly number[] = [400, 409, 413, 422];
 /** A token this close to its end is renewed before use. */
 const RENEW_BEFORE_MS = 60_000;
 /** Queued blocks reach the file this soon (close() writes at once). */
@@ -80,7 +82,9 @@ export class Publisher implements DecisionAuthority {
   /** Aborted at close(): pushes, logins and deletes waiting on a dead Local API must not hold up shutdown. */
   readonly #stop = new AbortController();
   readonly #deleting = new Set<Promise<unknown>>();
-  readonly counts = { published: 0, dropped: 0, failed_pushes: 0, logins: 0 };
+  readonly counts = { published: 0, dropped: 0, rejected: 0, failed_pushes: 0, logins: 0 };
+  /** Alerts per POST: BATCH, halved while the Local API refuses one (4xx), back to BATCH once the queue is empty. */
+  #batchSize = BATCH;
 
   constructor(o: PublisherOptions) {
     this.#o = o;
@@ -123,18 +127,24 @@ export class Publisher implements DecisionAuthority {
   }
 
   /**
-   * `nfips blocks del` of an anomaly block: its alerts not yet sent are
-   * dropped (never published). Returns how many were dropped, and whether
-   * one is being sent right now (its decision will exist at the Local API).
+   * Drops the queued alerts of one network and scenario (queued before
+   * `before`, when given): `nfips blocks del` of the block, or an operator's
+   * deletion of its decision. One being posted is left alone: it is not
+   * queued any more, and its decision will exist at the Local API.
    */
-  withdraw(net: string): { dropped: number; sending: boolean } {
-    const sending = [...this.#inFlight].some((p) => p.value === net);
-    // One being sent is taken out too: if its POST fails, it is not retried.
-    const gone = this.#pending.filter((p) => p.value === net && !this.#inFlight.has(p));
-    const before = this.#pending.length;
-    this.#pending = this.#pending.filter((p) => p.value !== net);
-    if (this.#pending.length !== before) this.#save();
-    return { dropped: gone.length, sending };
+  withdraw(net: string, scenario: string, before = Infinity): number {
+    const gone = this.#pending.filter((p) => p.value === net && p.scenario === scenario && p.at < before && !this.#inFlight.has(p));
+    if (!gone.length) return 0;
+    this.#pending = this.#pending.filter((p) => !gone.includes(p));
+    this.#save();
+    for (const p of gone) this.#o.log.event('crowdsec_push_withdrawn', { src_ip: p.value, scenario: p.scenario, block: p.key });
+    return gone.length;
+  }
+
+  /** Whether an alert of this network and scenario is being posted now, and the blocks of those still queued. */
+  queued(net: string, scenario: string): { sending: boolean; keys: string[] } {
+    const mine = (p: PendingAlert): boolean => p.value === net && p.scenario === scenario;
+    return { sending: [...this.#inFlight].some(mine), keys: this.#pending.filter((p) => mine(p) && !this.#inFlight.has(p)).flatMap((p) => p.key.split(', ')) };
   }
 
   deleteDecisions(ids: readonly number[]): Promise<number[]> {
@@ -220,6 +230,14 @@ export class Publisher implements DecisionAuthority {
   }
 
   async #flush(): Promise<void> {
+    try {
+      await this.#flushQueue();
+    } finally {
+      if (!this.#pending.length) this.#batchSize = BATCH;
+    }
+  }
+
+  async #flushQueue(): Promise<void> {
     while (this.#pending.length && !this.#closed) {
       const now = this.#now();
       // A block that has ended has nothing left to share.
@@ -243,10 +261,12 @@ export class Publisher implements DecisionAuthority {
         this.#save();
         continue;
       }
-      const batch = this.#pending.slice(0, BATCH);
+      const batch = this.#pending.slice(0, this.#batchSize);
       this.#inFlight = new Set(batch);
+      let posting = false;
       try {
         let token = await this.#ensureToken();
+        posting = true;
         const alerts = batch.map((p) => alertOf(p, now, this.#o.machineId));
         let ids: string[];
         try {
@@ -255,7 +275,9 @@ export class Publisher implements DecisionAuthority {
           // Expired or revoked early: one fresh login, then give up for now.
           if (!(e instanceof LapiError && e.status === 401)) throw e;
           this.#token = null;
+          posting = false;
           token = await this.#ensureToken();
+          posting = true;
           ids = await this.#o.client.postAlerts(token, alerts, this.#stop.signal);
         }
         this.#pending = this.#pending.filter((p) => !batch.includes(p));
@@ -269,6 +291,21 @@ export class Publisher implements DecisionAuthority {
       } catch (e) {
         // Stopped at shutdown: the batch stays queued (saved by close()), no failure to report.
         if (this.#closed) return;
+        // A 4xx about the content refuses what was sent, not the link: halve the batch until the alert
+        // it refuses is alone, then drop that one. Not on login, nor on auth, route or rate answers.
+        if (posting && e instanceof LapiError && e.status !== null && REFUSED_CONTENT.includes(e.status)) {
+          if (batch.length > 1) {
+            this.#batchSize = Math.ceil(batch.length / 2);
+          } else {
+            const [p] = batch as [PendingAlert];
+            this.#pending = this.#pending.filter((x) => x !== p);
+            this.counts.dropped++;
+            this.counts.rejected++;
+            this.#o.log.event('crowdsec_push_dropped', { count: 1, values: [p.value], block: p.key, scenario: p.scenario, reason: `the Local API refused it: ${e.message}` }, 'warn');
+            this.#save();
+          }
+          continue;
+        }
         this.#lastError = (e as Error).message;
         this.counts.failed_pushes++;
         if (this.#failures++ === 0) this.#o.log.event('crowdsec_push_failed', { error: this.#lastError, pending: this.#pending.length, hint: `kept in ${this.#file} and sent when the Local API answers` }, 'error');
@@ -331,7 +368,8 @@ export class Publisher implements DecisionAuthority {
   #save(): void {
     if (this.#saveTimer) clearTimeout(this.#saveTimer);
     this.#saveTimer = null;
-    const doc: QueueDoc = { format: QUEUE_FORMAT, version: 1, pending: this.#pending };
+    // published: [] keeps the file readable by an older nfips (which requires the list) after a downgrade.
+    const doc: QueueDoc = { format: QUEUE_FORMAT, version: 1, pending: this.#pending, published: [] };
     try {
       writeFileAtomic(this.#file, `${JSON.stringify(doc)}\n`, 0o600);
     } catch (e) {

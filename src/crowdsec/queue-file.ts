@@ -16,6 +16,8 @@ export interface QueueDoc {
   format: string;
   version: number;
   pending: PendingAlert[];
+  /** Always empty: written for nfips versions before own decisions were told by scenario, which require it. */
+  published?: [];
 }
 
 /** What a load kept, and the alerts it dropped (one problem list per dropped alert). */

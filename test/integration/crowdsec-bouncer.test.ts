@@ -109,6 +109,27 @@ test('cscli decisions reach nfips and its kernel sets; faults of the Local API c
     assert.deepEqual([status.crowdsec.state, status.crowdsec.decisions_known, status.crowdsec.publisher], ['connected', 5, null]);
     assert.match((await cli('status')).out, /crowdsec: http:\/\/127\.0\.0\.1:8080 connected, last pull \S+; decisions: 5 known/);
 
+    // Two decisions on one IP: 1.4.6 streams only the longest unless asked with dedup=false; deleting
+    // the longest must leave the block to the shorter one, not lift it.
+    await lapi.cscli(['decisions', 'add', '--ip', '192.0.2.77', '--duration', '1h', '--reason', 'short']);
+    await lapi.cscli(['decisions', 'add', '--ip', '192.0.2.77', '--duration', '2h', '--reason', 'long']);
+    const longer = await until('192.0.2.77 blocked for 2 h', 10_000, async () => {
+      const m = await member('192.0.2.77');
+      return m && m.timeout > 7100 ? m : null;
+    });
+    assert.ok(longer);
+    assert.equal(JSON.parse((await cli('status', '--json')).out).crowdsec.decisions_known, 7, 'both decisions on 192.0.2.77 are known');
+    const listed = JSON.parse(await lapi.cscli(['decisions', 'list', '--ip', '192.0.2.77', '-o', 'json'])) as { decisions: { id: number; duration: string; scenario: string }[] }[];
+    const long = listed.flatMap((a) => a.decisions).find((d) => d.scenario === 'long');
+    assert.ok(long, JSON.stringify(listed));
+    await lapi.cscli(['decisions', 'delete', '--id', String(long.id)]);
+    await until('192.0.2.77 shortened to the 1 h decision', 10_000, async () => {
+      const m = await member('192.0.2.77');
+      assert.ok(m, '192.0.2.77 must stay blocked by its shorter decision');
+      return m.timeout <= 3600;
+    });
+    assert.ok(((await member('192.0.2.77'))?.timeout ?? 0) > 3400);
+
     // Outage: logged once, blocks stay; back: logged once, a full resync, nothing lost or doubled.
     const before = (await kernel()).map((e) => e.member).sort();
     await lapi.kill();

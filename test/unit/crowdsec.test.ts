@@ -97,24 +97,46 @@ describe('decision set', () => {
     const mine = (d: Decision) => d.origin === 'nfips';
     const c = s.apply(answer([decision(3, '192.0.2.8', 600_000, { origin: 'nfips', scenario: 'nfips/x@gw1' }), decision(4, '192.0.2.9', 2000, { origin: 'nfips', scenario: 'nfips/x@gw1' })]), T0, true, mine);
     assert.deepEqual([c.own, c.upsert, c.ownDeleted], [2, [], []]);
-    const d = s.apply(answer([], [decision(3, '192.0.2.8', -1, { origin: 'nfips', scenario: 'nfips/x@gw1' }), decision(4, '192.0.2.9', -1, { origin: 'nfips', scenario: 'nfips/x@gw1' })]), T0 + 2000, false, mine);
-    assert.deepEqual(d.ownDeleted, ['192.0.2.8'], 'cscli decisions delete of the 10 min decision; the 2 s one ended');
+    const d = s.apply(answer([], [decision(3, '192.0.2.8', -1000, { origin: 'nfips', scenario: 'nfips/x@gw1' }), decision(4, '192.0.2.9', -1, { origin: 'nfips', scenario: 'nfips/x@gw1' })]), T0 + 2000, false, mine);
+    assert.deepEqual(d.ownDeleted, [{ id: 3, net: '192.0.2.8', scenario: 'nfips/x', deletedAt: T0 + 1000 }], 'cscli decisions delete of the 10 min decision 1 s ago; the 2 s one ended');
     assert.deepEqual([d.upsert, d.remove], [[], []], 'own decisions never become CrowdSec blocks');
-    const again = s.apply(answer([], [decision(3, '192.0.2.8', -1, { origin: 'nfips' })]), T0 + 3000, false, mine);
+    const again = s.apply(answer([], [decision(3, '192.0.2.8', -2000, { origin: 'nfips', scenario: 'nfips/x@gw1' })]), T0 + 3000, false, mine);
     assert.deepEqual(again.ownDeleted, [], 'a repeated deletion lifts nothing more');
   });
-  it('a startup answer after an outage still lifts for an own decision deleted meanwhile (named deleted, or missing)', () => {
+  it('a startup answer (dedup=false) lifts only for own decisions it names deleted, never for one it leaves out', () => {
     const mine = (d: Decision) => d.origin === 'nfips';
-    const own = (id: number, value: string, ms: number) => decision(id, value, ms, { origin: 'nfips', scenario: 'nfips/x@gw1' });
+    const own = (id: number, value: string, ms: number, scenario = 'nfips/x@gw1') => decision(id, value, ms, { origin: 'nfips', scenario });
     const s = new DecisionSet();
     s.apply(answer([own(3, '192.0.2.8', 600_000), own(4, '192.0.2.9', 600_000), own(5, '192.0.2.10', 600_000), own(6, '192.0.2.11', 2000)]), T0, true, mine);
     assert.deepEqual(s.ownIdsFor('192.0.2.8'), [3]);
-    // Back from an outage: 3 is named deleted, 4 is simply absent, 5 is still live, 6 ended on its own.
-    const c = s.apply(answer([own(5, '192.0.2.10', 590_000)], [own(3, '192.0.2.8', -1)]), T0 + 10_000, true, mine);
-    assert.deepEqual(c.ownDeleted.sort(), ['192.0.2.8', '192.0.2.9']);
+    // Back from an outage: 3 is named deleted, 4 is left out (a deduplicating answer would do that), 5 is still live, 6 ended on its own.
+    const c = s.apply(answer([own(5, '192.0.2.10', 590_000)], [own(3, '192.0.2.8', -4000)]), T0 + 10_000, true, mine);
+    assert.deepEqual(c.ownDeleted, [{ id: 3, net: '192.0.2.8', scenario: 'nfips/x', deletedAt: T0 + 6000 }]);
     assert.deepEqual([c.upsert, c.remove], [[], []]);
-    const again = s.apply(answer([own(5, '192.0.2.10', 580_000)], [own(3, '192.0.2.8', -1)]), T0 + 20_000, true, mine);
+    const again = s.apply(answer([own(5, '192.0.2.10', 580_000)], [own(3, '192.0.2.8', -14_000)]), T0 + 20_000, true, mine);
     assert.deepEqual(again.ownDeleted, [], 'lifted once');
+    // The review's case: a SYN scan (10) and a UDP flood (11) on one IP; only 11 comes back after an outage.
+    const t = new DecisionSet();
+    t.apply(answer([own(10, '203.0.113.5', 600_000, 'nfips/syn-scan@gw1'), own(11, '203.0.113.5', 3_600_000, 'nfips/udp-flood@gw1')]), T0, true, mine);
+    const back = t.apply(answer([own(11, '203.0.113.5', 3_500_000, 'nfips/udp-flood@gw1')]), T0 + 100_000, true, mine);
+    assert.deepEqual(back.ownDeleted, [], 'missing is not deleted');
+    assert.deepEqual(t.ownIdsFor('203.0.113.5', 'nfips/udp-flood'), [11]);
+  });
+  it('an own decision deleted before this gateway ever saw it is lifted too (next pull, or a startup answer)', () => {
+    const mine = (d: Decision) => d.origin === 'nfips';
+    const own = (id: number, value: string, ms: number) => decision(id, value, ms, { origin: 'nfips', scenario: 'nfips/failed-tcp-connections@gw1' });
+    const s = new DecisionSet();
+    s.apply(answer([]), T0, true, mine);
+    const c = s.apply(answer([], [own(7, '192.0.2.20', -5000)]), T0 + 10_000, false, mine);
+    assert.deepEqual(c.ownDeleted, [{ id: 7, net: '192.0.2.20', scenario: 'nfips/failed-tcp-connections', deletedAt: T0 + 5000 }]);
+    const r = new DecisionSet();
+    const d = r.apply(answer([], [own(8, '192.0.2.21', -3000)]), T0, true, mine);
+    assert.deepEqual(d.ownDeleted, [{ id: 8, net: '192.0.2.21', scenario: 'nfips/failed-tcp-connections', deletedAt: T0 - 3000 }], 'a restart: the startup answer names it deleted');
+    // One that ran out while known is not a deletion when the stream names it later.
+    const e = new DecisionSet();
+    e.apply(answer([own(9, '192.0.2.22', 1000)]), T0, true, mine);
+    e.apply(answer([]), T0 + 2000, false, mine);
+    assert.deepEqual(e.apply(answer([], [own(9, '192.0.2.22', -1000)]), T0 + 2000, false, mine).ownDeleted, []);
   });
   it('decisions that ran out are forgotten at the next answer', () => {
     const s = new DecisionSet();
@@ -408,7 +430,7 @@ describe('the pull loop against a failing Local API', async () => {
     mode = 'ok';
     await link.pull();
     assert.equal(count('crowdsec_restored'), 1);
-    assert.match(asked.at(-1) ?? '', /^ok \/v1\/decisions\/stream\?startup=true K$/, 'a full answer after the outage');
+    assert.match(asked.at(-1) ?? '', /^ok \/v1\/decisions\/stream\?startup=true&dedup=false K$/, 'a full answer after the outage, every decision per IP');
     assert.deepEqual(keys(), ['192.0.2.2', '192.0.2.3']);
     const pull = events.filter(([t]) => t === 'crowdsec_pull').at(-1)?.[1];
     assert.deepEqual([pull?.added, pull?.removed, pull?.updated], [1, 1, 0], 'nothing doubled');
@@ -914,6 +936,214 @@ describe('review fixes: what the link trusts and sends', async () => {
     assert.deepEqual(api.seen.filter((l) => l.startsWith('DELETE')).map((l) => l.split(' ')[1]), ['/v1/decisions/42']);
     assert.match(String((out as { note?: string }).note), /decision 42 deleted at the Local API/);
     assert.equal(present, false, 'lifted here too');
+    await r.close();
+    await api.close();
+  });
+});
+
+describe('second review: own decisions deleted, lifts and blocks del', async () => {
+  const { createServer } = await import('node:http');
+  const { CrowdSecLink } = await import('../../src/crowdsec/link');
+  const { LapiClient } = await import('../../src/crowdsec/lapi-client');
+  const { Publisher, QUEUE_FILE_NAME } = await import('../../src/crowdsec/publisher');
+  const { targetKey } = await import('../../src/blocks/block');
+  type Res = import('node:http').ServerResponse;
+  const json = (res: Res, code: number, doc: unknown) => void res.writeHead(code, { 'Content-Type': 'application/json' }).end(JSON.stringify(doc));
+  const wire = (id: number, value: string, over: Record<string, unknown> = {}) => ({ duration: '59m', id, origin: 'cscli', scenario: 'manual', scope: 'Ip', type: 'ban', value, ...over });
+  const own = (id: number, value: string, scenario: string, duration = '59m') => wire(id, value, { origin: 'nfips', scenario: `${scenario}@gw1`, duration });
+
+  /** A Local API whose stream answers, alert and delete results the test sets as it goes. */
+  async function lapi() {
+    const st = {
+      stream: (_startup: boolean): { new: unknown[] | null; deleted: unknown[] | null } | null => ({ new: null, deleted: null }),
+      alerts: (_alerts: { source: { value: string } }[]): [number, unknown] => [503, { message: 'down' }],
+      del: (_id: number): [number, unknown] => [200, { nbDeleted: '1' }],
+    };
+    const seen: string[] = [];
+    const posted: string[] = [];
+    const srv = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push(`${req.method ?? ''} ${req.url ?? ''}`);
+        if (req.url === '/v1/watchers/login') return json(res, 200, { token: 't', expire: new Date(Date.now() + 3_600_000).toISOString() });
+        if (req.url?.startsWith('/v1/decisions/stream')) {
+          const a = st.stream(req.url.includes('startup=true'));
+          return a ? json(res, 200, a) : json(res, 503, { message: 'down' });
+        }
+        if (req.url === '/v1/alerts') {
+          const alerts = JSON.parse(body) as { source: { value: string } }[];
+          const [code, doc] = st.alerts(alerts);
+          if (code < 300) posted.push(...alerts.map((a) => a.source.value));
+          return json(res, code, doc);
+        }
+        if (req.method === 'DELETE') {
+          const [code, doc] = st.del(Number(req.url?.split('/').at(-1)));
+          return json(res, code, doc);
+        }
+        json(res, 404, { message: 'no route' });
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    return {
+      st,
+      seen,
+      posted,
+      url: `http://127.0.0.1:${(srv.address() as { port: number }).port}`,
+      deletes: () => seen.filter((l) => l.startsWith('DELETE')).map((l) => Number(l.split('/').at(-1))),
+      close: () => {
+        srv.closeAllConnections();
+        return new Promise<void>((r) => srv.close(() => r()));
+      },
+    };
+  }
+
+  /** An anomaly block as the block manager makes it (reason "nfips: <signature>"). */
+  function anomaly(net: string, signature: string, createdAt: number, ttlMs = 3_600_000, proto?: 'tcp' | 'udp' | 'icmp', port?: number) {
+    const t = makeTarget(net, port !== undefined ? 'service' : proto ? 'protocol' : 'source', proto, port);
+    return { ...t, key: targetKey(t), origin: 'anomaly' as const, reason: `nfips: ${signature}`, createdAt, expiresAt: createdAt + ttlMs, ttlSeconds: Math.round(ttlMs / 1000), offence: 1 };
+  }
+
+  function rig(url: string, saved: ReturnType<typeof anomaly>[]) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rev2-'));
+    const fake = path.join(dir, 'ipset');
+    writeFileSync(fake, '#!/bin/sh\ncat >/dev/null\n');
+    chmodSync(fake, 0o755);
+    const events: [string, Record<string, unknown>][] = [];
+    const log = { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) };
+    const blocks = new BlockManager({ policy: { ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 100 }, allowlist: new Allowlist([], [], () => []), saved: { blocks: saved, offences: [] }, stateFile: path.join(dir, 'blocks.json'), setPrefix: 'nfips', families: ['ipv4'], bins: { iptables: 'iptables', ip6tables: 'ip6tables', ipset: fake }, log });
+    const client = new LapiClient({ url, timeoutMs: 2000, userAgent: 't/1' });
+    const publisher = new Publisher({ client, machineId: 'gw1', password: 'pw', stateDir: dir, log, intervalMs: 60_000 });
+    const link = new CrowdSecLink({ client, url, apiKey: 'K', intervalMs: 60_000, blocks, log, publisher });
+    const keys = () => blocks.inForce().map((b) => `${b.key} ${b.origin}`).sort();
+    const close = async () => {
+      await link.close();
+      await publisher.close();
+      await blocks.close();
+    };
+    return { dir, events, blocks, link, publisher, keys, close };
+  }
+  const finding = { exceeded: [{ measure: 'tcp_failed' as const, scale: 'second' as const, value: 812, threshold: { value: 40, learnt: 10, margin: 4, floor: 40 } }] };
+  const meta = (signature: string) => ({ signatureId: 9100101, signature, episode: 1, episodeOpened: 1 });
+
+  it('a startup resync never lifts a block whose own decision is left out of the answer (the longest per IP only)', async () => {
+    const api = await lapi();
+    const X = '203.0.113.5';
+    const now = Date.now();
+    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 600_000, 'tcp'), anomaly(X, 'udp flood', now - 30_000, 3_600_000, 'udp')]);
+    api.st.stream = () => ({ new: [own(10, X, 'nfips/syn-scan', '9m'), own(11, X, 'nfips/udp-flood', '59m')], deleted: null });
+    await r.link.pull();
+    api.st.stream = () => null;
+    await r.link.pull();
+    assert.equal(r.link.state, 'unreachable');
+    // Back: the answer names only 11, as 1.4.6 does without dedup=false.
+    api.st.stream = () => ({ new: [own(11, X, 'nfips/udp-flood', '58m')], deleted: null });
+    await r.link.pull();
+    assert.equal(r.link.state, 'connected');
+    assert.deepEqual(r.keys(), [`${X} tcp anomaly`, `${X} udp anomaly`], 'both blocks stay');
+    assert.ok(api.seen.filter((l) => l.includes('/v1/decisions/stream')).every((l) => l.includes('dedup=false')), 'every pull asks for all decisions per IP');
+    // 10 deleted while 11 lives on X: the other gateways still ban X, so nothing is lifted here either.
+    api.st.stream = () => ({ new: null, deleted: [own(10, X, 'nfips/syn-scan', '-3s')] });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), [`${X} tcp anomaly`, `${X} udp anomaly`], 'no lift while an own decision lives on the network');
+    await r.close();
+    await api.close();
+  });
+
+  it("a deleted own decision lifts only its scenario's blocks placed before the deletion, withdraws its queued alerts, and a shadowed CrowdSec decision follows in the same pull", async () => {
+    const api = await lapi();
+    const X = '192.0.2.50';
+    const Y = '192.0.2.60';
+    const now = Date.now();
+    const r = rig(api.url, [
+      anomaly(X, 'syn scan', now - 120_000, 3_600_000, 'tcp'),
+      anomaly(X, 'ping flood', now - 120_000, 3_600_000, 'icmp'),
+      // Placed after the deletion (5 s ago): the attacker came back.
+      anomaly(X, 'syn scan', now - 1000, 3_600_000, 'udp'),
+      anomaly(Y, 'syn scan', now - 120_000, 7_200_000),
+    ]);
+    api.st.stream = () => ({ new: [own(31, Y, 'nfips/syn-scan', '1h59m'), wire(20, Y)], deleted: null });
+    await r.link.pull();
+    assert.deepEqual(r.keys().filter((k) => k.startsWith(Y)), [`${Y} anomaly`], 'the longer anomaly block shadows decision 20');
+    // Queued while the Local API refuses alerts: a re-block of the deleted scenario (before the deletion), and another scenario.
+    r.publisher.enqueue(anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp'), finding, meta('syn scan'));
+    r.publisher.enqueue(anomaly(X, 'ping flood', now - 60_000, 3_600_000, 'icmp'), finding, meta('ping flood'));
+    await r.publisher.flush();
+    assert.equal(r.publisher.pending, 2);
+    // 30 was never seen here (deleted before a pull named it), 31 was.
+    api.st.stream = () => ({ new: null, deleted: [own(30, X, 'nfips/syn-scan', '-5s'), own(31, Y, 'nfips/syn-scan', '-5s')] });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), [`${X} icmp anomaly`, `${X} udp anomaly`, `${Y} crowdsec`]);
+    assert.equal(r.publisher.pending, 1, 'the queued syn scan alert is withdrawn');
+    api.st.alerts = (alerts) => [201, alerts.map((_, i) => String(i + 1))];
+    await r.publisher.flush();
+    assert.deepEqual(api.posted, [X], 'one alert posted');
+    const sent = JSON.parse(readFileSync(path.join(r.dir, QUEUE_FILE_NAME), 'utf8')) as { pending: unknown[]; published: unknown };
+    assert.deepEqual([sent.pending, sent.published], [[], []], 'published: [] is still written, for an older nfips');
+    assert.ok(r.events.some(([t, f]) => t === 'crowdsec_push_withdrawn' && f.scenario === 'nfips/syn-scan'));
+    await r.close();
+    await api.close();
+  });
+
+  it('a lift whose remove fails is retried at the next pull', async () => {
+    const api = await lapi();
+    const Z = '192.0.2.70';
+    const r = rig(api.url, [anomaly(Z, 'syn scan', Date.now() - 60_000)]);
+    const remove = r.blocks.remove.bind(r.blocks);
+    let fail = 1;
+    r.blocks.remove = (k: string, why: string) => (fail-- > 0 ? Promise.reject(new Error('ipset: cannot del')) : remove(k, why));
+    api.st.stream = () => ({ new: null, deleted: [own(40, Z, 'nfips/syn-scan', '-2s')] });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), [`${Z} anomaly`]);
+    assert.ok(r.events.some(([t]) => t === 'crowdsec_lift_failed'));
+    // This server does not name the deletion again.
+    api.st.stream = () => ({ new: null, deleted: null });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), [], 'lifted at the retry');
+    await r.close();
+    await api.close();
+  });
+
+  it("blocks del of a published block pulls first, deletes only its scenario's decision, and is refused (block kept) when that delete fails", async () => {
+    const api = await lapi();
+    const X = '198.51.100.7';
+    const now = Date.now();
+    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp', 22), anomaly(X, 'ping flood', now - 60_000, 3_600_000, 'icmp')]);
+    api.st.stream = () => ({ new: [own(50, X, 'nfips/syn-scan'), own(51, X, 'nfips/ping-flood')], deleted: null });
+    r.publisher.enqueue(anomaly(X, 'ping flood', now - 10_000, 3_600_000, 'icmp'), finding, meta('ping flood'));
+    await r.publisher.flush();
+    // No pull yet: the ids are learnt from one now.
+    const out = await r.link.deleteBlock(`${X} tcp:22`, 'manual');
+    assert.match(String(out.note), /decision 50 deleted/);
+    assert.deepEqual(api.deletes(), [50]);
+    assert.deepEqual(r.keys(), [`${X} icmp anomaly`]);
+    assert.equal(r.publisher.pending, 1, "the other scenario's queued alert stays");
+    api.st.del = () => [503, { message: 'database is locked' }];
+    await assert.rejects(r.link.deleteBlock(`${X} icmp`, 'manual'), /could not be deleted there .*decision 51 not; the block stays.*cscli decisions delete --ip 198\.51\.100\.7/);
+    assert.deepEqual(r.keys(), [`${X} icmp anomaly`], 'kept: other gateways still block the user');
+    assert.equal(r.publisher.pending, 1);
+    // The Local API down and no id known: whether it was published cannot be checked.
+    api.st.stream = () => null;
+    const s = rig(api.url, [anomaly(X, 'ping flood', now - 60_000, 3_600_000, 'icmp')]);
+    await assert.rejects(s.link.deleteBlock(`${X} icmp`, 'manual'), /may have been published to the Local API, which does not answer.*the block stays/);
+    assert.deepEqual(s.keys(), [`${X} icmp anomaly`]);
+    await s.close();
+    await r.close();
+    await api.close();
+  });
+
+  it('a 4xx for one alert drops that alert alone (logged, counted); the others are posted', async () => {
+    const api = await lapi();
+    api.st.alerts = (alerts) => (alerts.some((a) => a.source.value === '192.0.2.66') ? [400, { message: 'invalid alert' }] : [201, alerts.map((_, i) => String(i + 1))]);
+    const r = rig(api.url, []);
+    const now = Date.now();
+    for (const ip of ['192.0.2.65', '192.0.2.66', '192.0.2.67']) r.publisher.enqueue(anomaly(ip, 'syn scan', now, 600_000), finding, meta('syn scan'));
+    for (let i = 0; i < 10 && r.publisher.pending; i++) await r.publisher.flush();
+    assert.equal(r.publisher.pending, 0);
+    assert.deepEqual(api.posted.sort(), ['192.0.2.65', '192.0.2.67']);
+    assert.equal(r.publisher.counts.rejected, 1);
+    assert.equal(r.publisher.counts.failed_pushes, 0, 'not a failure of the link');
+    assert.match(String(r.events.find(([t]) => t === 'crowdsec_push_dropped')?.[1].reason), /the Local API refused it: .*400 invalid alert/);
     await r.close();
     await api.close();
   });
