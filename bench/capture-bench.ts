@@ -5,6 +5,9 @@
 // default model's flag part), at the capture's default settings. Reports
 // what iperf3 sent, what reached the interface, what the capture saw and
 // what it dropped. `make bench-capture`; writes bench/out/capture-bench.json.
+// --idle-second-device adds the gateway's idle loopback to the same capture:
+// two devices are merged in timestamp order, which must not cost batches or
+// drops (writes capture-bench-2dev.json).
 //
 // The same file is the capture side when started with --child (inside the
 // gateway namespace).
@@ -21,18 +24,19 @@ import { createTopology, Topology } from '../lab/netns/topology';
 import { resolveRunOptions } from '../src/app/run-options';
 import { captureSourceFor } from '../src/app/run-config';
 import { parseIperfUdp } from './iperf';
+import { benchArgs } from './args';
 
 const IPERF_PORT = 5201;
 /** UDP payload making a 64-byte Ethernet frame: 14 + 20 + 8 + 22. */
 const PAYLOAD = 22;
 
 interface ChildConfig {
-  device: string;
+  devices: string[];
 }
 
 /** What `nfips watch --iface DEV` passes, from its own option defaults. */
-function watchDefaults(device: string) {
-  const o = resolveRunOptions({ iface: [device] }, 'watch');
+function watchDefaults(devices: string[]) {
+  const o = resolveRunOptions({ iface: devices }, 'watch');
   return { capture: captureSourceFor(o), flowsPerSecond: o.flowLog ? o.flowLogRate : null };
 }
 
@@ -42,8 +46,8 @@ async function child(cfg: ChildConfig): Promise<void> {
   const model = loadModel(path.join(PACKAGE_ROOT, 'models', 'default.json'));
   let steps = 0;
   const sup = await QueueSupervisor.start({
-    capture: watchDefaults(cfg.device).capture,
-    engine: { mode: 'repeat', mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 10, flowCapacity: 1 << 16, malformed: 'policy', rulesMode: 'log', flowsPerSecond: watchDefaults(cfg.device).flowsPerSecond },
+    capture: watchDefaults(cfg.devices).capture,
+    engine: { mode: 'repeat', mark: { value: 1, mask: 1 }, rejectMark: { value: 2, mask: 2 }, eventsPerSecond: 10, flowCapacity: 1 << 16, malformed: 'policy', rulesMode: 'log', flowsPerSecond: watchDefaults(cfg.devices).flowsPerSecond },
     features: { windowSeconds: model.windowSeconds, stepSeconds: model.stepSeconds, maxSourcesPerStep: 256, flags: shareFlagModel(model.flags) },
     rules: readRuleFile(path.join(PACKAGE_ROOT, 'rules', 'default.json')),
     log,
@@ -75,18 +79,12 @@ async function rxPackets(t: Topology, ns: string, dev: string): Promise<number> 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args[0] === '--child') return child(JSON.parse(args[1]) as ChildConfig);
-  const opt = (name: string, def: number) => {
-    const k = args.indexOf(name);
-    const v = k >= 0 ? Number(args[k + 1]) : def;
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
-    return v;
-  };
-  const pps = opt('--pps', 100_000);
-  const seconds = opt('--seconds', 10);
+  const { pps, seconds, 'idle-second-device': twoDevices } = benchArgs(args, { pps: 100_000, seconds: 10 }, ['idle-second-device']);
   const topo = await createTopology('capbn');
   try {
     const a = topo.addr;
-    const cap = topo.spawn(topo.gateway, process.execPath, [__filename, '--child', JSON.stringify({ device: topo.gwClientIf } satisfies ChildConfig)]);
+    const devices = twoDevices ? [topo.gwClientIf, 'lo'] : [topo.gwClientIf];
+    const cap = topo.spawn(topo.gateway, process.execPath, [__filename, '--child', JSON.stringify({ devices } satisfies ChildConfig)]);
     cap.stderr?.pipe(process.stderr);
     const lines = createInterface({ input: cap.stdout! })[Symbol.asyncIterator]();
     const next = async (): Promise<Snapshot> => {
@@ -112,8 +110,8 @@ async function main(): Promise<void> {
     const b = before.counters;
     const seen = c.received - b.received;
     const result = {
-      command: `node dist/bench/capture-bench.js --pps ${pps} --seconds ${seconds}`,
-      settings: { ...watchDefaults('DEV').capture, flowsPerSecond: watchDefaults('DEV').flowsPerSecond, rules: 'rules/default.json', rulesMode: 'log', features: 'model default.json windows' },
+      command: `node dist/bench/capture-bench.js --pps ${pps} --seconds ${seconds}${twoDevices ? ' --idle-second-device' : ''}`,
+      settings: { ...watchDefaults(devices).capture, flowsPerSecond: watchDefaults(devices).flowsPerSecond, rules: 'rules/default.json', rulesMode: 'log', features: 'model default.json windows' },
       iperf3: { sentPackets: udp.sentPackets, sentPps: Math.round(udp.sentPps), receiverPackets: udp.receiverPackets, lostPackets: udp.lostPackets },
       interfaceRxPackets: rx1 - rx0,
       capture: {
@@ -132,7 +130,7 @@ async function main(): Promise<void> {
     };
     const out = path.join(PACKAGE_ROOT, 'bench', 'out');
     mkdirSync(out, { recursive: true });
-    writeFileSync(path.join(out, 'capture-bench.json'), JSON.stringify(result, null, 2) + '\n');
+    writeFileSync(path.join(out, twoDevices ? 'capture-bench-2dev.json' : 'capture-bench.json'), JSON.stringify(result, null, 2) + '\n');
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   } finally {
     await topo.destroy();

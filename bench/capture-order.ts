@@ -16,6 +16,7 @@ import { metaColumns } from '../src/batch/layout';
 import { loadAddon, NATIVE_COUNTERS } from '../src/queue/native';
 import { createTopology } from '../lab/netns/topology';
 import { alternatePayload, sendAlternately } from '../lab/netns/alternate-sender';
+import { benchArgs } from './args';
 
 const PORT = 7444;
 
@@ -48,14 +49,7 @@ function child(devices: string[], stopFile: string): void {
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args[0] === '--child') return child(JSON.parse(args[1]) as string[], args[2]);
-  const opt = (name: string, def: number) => {
-    const k = args.indexOf(name);
-    const v = k >= 0 ? Number(args[k + 1]) : def;
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
-    return v;
-  };
-  const pairs = opt('--pairs', 300);
-  const gapMs = opt('--gap-ms', 1);
+  const { pairs, 'gap-ms': gapMs } = benchArgs(args, { pairs: 300, 'gap-ms': 1 });
   const topo = await createTopology('capord');
   const dir = mkdtempSync(path.join(tmpdir(), 'nfips-capord-'));
   const stopFile = path.join(dir, 'stop');

@@ -497,6 +497,15 @@ class Capture : public SourceWrap<Capture, PcapCapture> {
       opts.filterNonEthernet = other.As<Napi::String>().Utf8Value();
       opts.hasFilterNonEthernet = true;
     }
+    Napi::Value dir = o.Get("direction");
+    if (!dir.IsUndefined()) {
+      std::string d = dir.IsString() ? dir.As<Napi::String>().Utf8Value() : "";
+      if (d != "both" && d != "in") {
+        Napi::TypeError::New(env, "Capture: direction must be 'both' or 'in'").ThrowAsJavaScriptException();
+        return;
+      }
+      opts.inboundOnly = d == "in";
+    }
     if (opts.batchSize == 0 || opts.batchSize > 4096 || opts.snaplen < 64 || opts.snaplen > 262144) {
       Napi::RangeError::New(env, "Capture: batchSize must be 1..4096 and snaplen 64..262144").ThrowAsJavaScriptException();
       return;

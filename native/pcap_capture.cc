@@ -16,11 +16,15 @@ namespace {
 constexpr int kPcapTimeoutMs = 10;
 constexpr uint32_t kStatsEveryNs = 1000000000u;
 constexpr uint32_t kNflogSnaplen = 65535;
-// Several devices: a frame is held at most this long for a device that may
-// still deliver an older one (immediate mode hands frames over within
-// microseconds, so this only covers scheduling between two reads).
-constexpr uint64_t kHoldNs = 3000000;
-constexpr int kHoldMs = 3;
+// Several devices: a device found empty at realtime T can only deliver
+// frames stamped after T, less this much for a frame stamped before T that
+// had not reached the ring yet (immediate mode: microseconds).
+constexpr uint64_t kSkewNs = 1000000;
+// NFLOG slots: room for the record's attributes before the payload, so a
+// small snaplen still keeps that many payload bytes.
+constexpr uint32_t kNflogHeaderRoom = 512;
+// SLL2 packet type of a frame the host sent (linux/if_packet.h PACKET_OUTGOING).
+constexpr uint8_t kPacketOutgoing = 4;
 
 constexpr uint16_t kEthIPv4 = 0x0800;
 constexpr uint16_t kEthIPv6 = 0x86dd;
@@ -68,6 +72,7 @@ struct Link {
   uint16_t proto = 0;
   uint32_t hw = NO_OFFSET;
   uint32_t ifindex = 0;  // SLL2 names the interface of each frame
+  bool outgoing = false;  // SLL2: sent by this host
 };
 
 bool ParseLink(int lt, const unsigned char* b, uint32_t cap, Link& out) {
@@ -89,6 +94,7 @@ bool ParseLink(int lt, const unsigned char* b, uint32_t cap, Link& out) {
       out.l3 = 20;
       out.proto = Be16(b);
       out.ifindex = Be32(b + 4);
+      out.outgoing = b[10] == kPacketOutgoing;
       out.hw = b[11] >= 6 ? 12 : NO_OFFSET;
       break;
     default: {  // RAW, IPV4, IPV6: the IP header's version says which
@@ -111,7 +117,9 @@ bool ParseLink(int lt, const unsigned char* b, uint32_t cap, Link& out) {
 }  // namespace
 
 PcapCapture::PcapCapture(const CaptureOptions& opts) : opts_(opts) {
-  slotSize_ = (opts_.snaplen + 63) & ~63u;
+  bool anyNflog = false;
+  for (const auto& name : opts_.devices) anyNflog = anyNflog || name.compare(0, 5, "nflog") == 0;
+  slotSize_ = (opts_.snaplen + (anyNflog ? kNflogHeaderRoom : 0) + 63) & ~63u;
   pkt_.resize(static_cast<size_t>(slotSize_) * opts_.batchSize);
   meta_.resize(static_cast<size_t>(F_FIELD_COUNT) * opts_.batchSize);
   if (opts_.devices.size() > 1) {
@@ -128,6 +136,9 @@ bool PcapCapture::Open() {
   failed_ = false;
   heldTotal_ = 0;
   warnings_.clear();
+  dropsBase_ = counters_[C_CAPTURE_DROPS];
+  ifDropsBase_ = counters_[C_CAPTURE_IF_DROPS];
+  drops_ = ifDrops_ = overflow_ = 0;
   // Device entries are the callbacks' user pointers: they must not move.
   devs_.reserve(opts_.devices.size());
   pfds_.reserve(opts_.devices.size());
@@ -184,7 +195,11 @@ bool PcapCapture::OpenOne(const std::string& name) {
     return fail(std::string("link type ") + (ltName ? ltName : std::to_string(lt)) + " is not supported");
   }
   const std::string& filter = lt != DLT_EN10MB && opts_.hasFilterNonEthernet ? opts_.filterNonEthernet : opts_.filter;
-  if (!filter.empty()) {
+  if (lt == DLT_NFLOG && !filter.empty()) {
+    // pcap_compile refuses every expression on NFLOG; the iptables rule
+    // that copies the packets is this device's selector.
+    warnings_.push_back("--filter does not apply to " + name + ": libpcap cannot filter NFLOG records; the iptables NFLOG rule selects them");
+  } else if (!filter.empty()) {
     bpf_program prog;
     if (pcap_compile(p, &prog, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) < 0) {
       return fail(std::string("bad filter \"") + filter + "\": " + pcap_geterr(p));
@@ -192,6 +207,9 @@ bool PcapCapture::OpenOne(const std::string& name) {
     int sr = pcap_setfilter(p, &prog);
     pcap_freecode(&prog);
     if (sr < 0) return fail(std::string("cannot set filter: ") + pcap_geterr(p));
+  }
+  if (opts_.inboundOnly && lt != DLT_NFLOG && pcap_setdirection(p, PCAP_D_IN) < 0) {
+    return fail(std::string("cannot capture inbound only: ") + pcap_geterr(p));
   }
   if (pcap_setnonblock(p, 1, errbuf) < 0) return fail(std::string("cannot set nonblocking mode: ") + errbuf);
   int fd = pcap_get_selectable_fd(p);
@@ -205,6 +223,9 @@ bool PcapCapture::OpenOne(const std::string& name) {
   d.ifindex = if_nametoindex(name.c_str());  // 0 for "any" and nflog:N
   d.nanos = pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO;
   d.buffered = false;
+  d.nflog = lt == DLT_NFLOG;
+  d.lastDrop = d.lastIfDrop = 0;
+  d.lastNs = d.markNs = 0;
   d.heldBase = devs_.size() * heldCap_;
   d.heldHead = 0;
   d.heldCount = 0;
@@ -217,6 +238,9 @@ bool PcapCapture::OpenOne(const std::string& name) {
 void PcapCapture::Close() {
   if (devs_.empty()) return;
   RefreshStats(true);
+  // Frames held for the order that never reached a batch are lost.
+  overflow_ += heldTotal_;
+  PublishDrops();
   for (auto& d : devs_) pcap_close(d.handle);
   devs_.clear();
   pfds_.clear();
@@ -228,21 +252,36 @@ void PcapCapture::RefreshStats(bool force) {
   uint64_t now = MonoNs();
   if (!force && now - statsAtNs_ < kStatsEveryNs) return;
   statsAtNs_ = now;
-  double drops = 0, ifdrops = 0;
   for (auto& d : devs_) {
     pcap_stat st;
     if (pcap_stats(d.handle, &st) == 0) {
-      drops += st.ps_drop;
-      ifdrops += st.ps_ifdrop;
+      // Unsigned 32-bit differences stay right across a wrap.
+      drops_ += static_cast<uint32_t>(st.ps_drop - d.lastDrop);
+      ifDrops_ += static_cast<uint32_t>(st.ps_ifdrop - d.lastIfDrop);
+      d.lastDrop = st.ps_drop;
+      d.lastIfDrop = st.ps_ifdrop;
     }
   }
-  counters_[C_CAPTURE_DROPS] = drops + overflow_;
-  counters_[C_CAPTURE_IF_DROPS] = ifdrops;
+  PublishDrops();
+}
+
+void PcapCapture::PublishDrops() {
+  counters_[C_CAPTURE_DROPS] = dropsBase_ + drops_ + overflow_;
+  counters_[C_CAPTURE_IF_DROPS] = ifDropsBase_ + ifDrops_;
 }
 
 bool PcapCapture::Wait(int timeoutMs) {
+  if (heldTotal_) {
+    int64_t left = static_cast<int64_t>(releaseAtNs_) - static_cast<int64_t>(MonoNs(CLOCK_REALTIME));
+    if (left <= 0) return true;
+    int ms = static_cast<int>((left + 999999) / 1000000);
+    if (ms < timeoutMs) timeoutMs = ms;
+    for (auto& f : gatePfds_) f.revents = 0;
+    // With no device to watch, this only sleeps until the release time.
+    poll(gatePfds_.data(), gatePfds_.size(), timeoutMs);
+    return true;
+  }
   for (auto& f : pfds_) f.revents = 0;
-  if (heldTotal_ && timeoutMs > kHoldMs) timeoutMs = kHoldMs;
   return poll(pfds_.data(), pfds_.size(), timeoutMs) > 0;
 }
 
@@ -302,30 +341,44 @@ uint32_t PcapCapture::Fill() {
 }
 
 // Several devices: read what each has into its hold ring, then move frames
-// into the batch oldest first. The oldest head goes once every other device
-// has a frame queued too (nothing older can come from it), or once it has
-// waited kHoldNs, or when its own ring is full.
+// into the batch oldest first, up to the watermark: the oldest stamp any
+// device could still deliver. A device read dry at realtime T delivers
+// nothing stamped before T - kSkewNs; one that still has frames waiting,
+// nothing older than the newest frame it gave. NFLOG devices do not count:
+// the kernel batches their records for up to a second (nfnetlink_log's
+// flush timer), so they can be that late and their order cannot be kept.
 uint32_t PcapCapture::FillMerged() {
   const uint32_t cap = opts_.batchSize;
-  for (size_t k = 0; k < devs_.size(); k++) {
+  const uint64_t roundNs = MonoNs(CLOCK_REALTIME);
+  const uint64_t fresh = roundNs > kSkewNs ? roundNs - kSkewNs : 0;
+  bool failed = false;
+  for (size_t k = 0; k < devs_.size() && !failed; k++) {
     Device& d = devs_[k];
     uint32_t room = heldCap_ - d.heldCount;
-    if (room == 0) continue;
-    if (Dispatch(k, static_cast<int>(room), true) < 0) break;
+    int r = room ? Dispatch(k, static_cast<int>(room), true) : 0;
+    if (r < 0) failed = true;
+    else if (room && static_cast<uint32_t>(r) < room && fresh > d.markNs) d.markNs = fresh;
+    if (d.lastNs > d.markNs) d.markNs = d.lastNs;
   }
-  const uint64_t now = MonoNs(CLOCK_MONOTONIC);
+  uint64_t limit = UINT64_MAX;
+  if (!failed) {  // after a failure the rest goes out as it is
+    bool ringFull = false;
+    for (const auto& d : devs_) {
+      if (!d.nflog && d.markNs < limit) limit = d.markNs;
+      ringFull = ringFull || d.heldCount == heldCap_;
+    }
+    // A part batch at most every kSkewNs: a busy device read again right
+    // after a batch would otherwise release only the few frames that aged
+    // meanwhile, and the per-batch cost would take the thread's time.
+    if (heldTotal_ < cap && !ringFull && roundNs < nextReleaseNs_) limit = 0;
+  }
   while (n_ < cap && heldTotal_) {
     Device* best = nullptr;
-    uint32_t empty = 0;
     for (auto& d : devs_) {
-      if (d.heldCount == 0) {
-        empty++;
-        continue;
-      }
-      if (!best || held_[d.heldBase + d.heldHead].sortNs < held_[best->heldBase + best->heldHead].sortNs) best = &d;
+      if (d.heldCount && (!best || held_[d.heldBase + d.heldHead].sortNs < held_[best->heldBase + best->heldHead].sortNs)) best = &d;
     }
     const Held& h = held_[best->heldBase + best->heldHead];
-    if (empty && h.stagedNs + kHoldNs > now && best->heldCount < heldCap_) break;
+    if (h.sortNs > limit) break;
     pcap_pkthdr ph;
     ph.caplen = h.caplen;
     ph.len = h.len;
@@ -335,6 +388,20 @@ uint32_t PcapCapture::FillMerged() {
     best->heldHead = (best->heldHead + 1) % heldCap_;
     best->heldCount--;
     heldTotal_--;
+  }
+  if (n_) nextReleaseNs_ = n_ < cap ? roundNs + kSkewNs : 0;
+  // What Wait watches while frames are held: the devices whose watermark
+  // keeps the oldest back, until it passes on its own.
+  gatePfds_.clear();
+  if (heldTotal_) {
+    uint64_t oldest = UINT64_MAX;
+    for (const auto& d : devs_) {
+      if (d.heldCount && held_[d.heldBase + d.heldHead].sortNs < oldest) oldest = held_[d.heldBase + d.heldHead].sortNs;
+    }
+    releaseAtNs_ = oldest + kSkewNs > nextReleaseNs_ ? oldest + kSkewNs : nextReleaseNs_;
+    for (size_t k = 0; k < devs_.size(); k++) {
+      if (!devs_[k].nflog && devs_[k].markNs < oldest) gatePfds_.push_back(pollfd{devs_[k].fd, POLLIN, 0});
+    }
   }
   return n_;
 }
@@ -353,7 +420,7 @@ void PcapCapture::OnPacketHeld(unsigned char* user, const pcap_pkthdr* h, const 
   e.tsSec = h->ts.tv_sec;
   e.tsFrac = h->ts.tv_usec;
   e.sortNs = static_cast<uint64_t>(h->ts.tv_sec) * 1000000000u + static_cast<uint64_t>(d->nanos ? h->ts.tv_usec : h->ts.tv_usec * 1000);
-  e.stagedNs = MonoNs(CLOCK_MONOTONIC);
+  if (e.sortNs > d->lastNs) d->lastNs = e.sortNs;
   memcpy(c->heldBytes_.data() + at * c->slotSize_, bytes, e.caplen);
   d->heldCount++;
   c->heldTotal_++;
@@ -383,7 +450,13 @@ void PcapCapture::Take(const Device& d, const pcap_pkthdr* h, const unsigned cha
     }
   } else {
     Link l;
-    if (!ParseLink(d.linkType, bytes, capLen, l) || (l.proto != kEthIPv4 && l.proto != kEthIPv6) || capLen <= l.l3) {
+    if (!ParseLink(d.linkType, bytes, capLen, l)) {
+      counters_[C_CAPTURE_SKIPPED] += 1;
+      return;
+    }
+    // "any" inbound only: the kernel's direction filter may pass the copies the host sent.
+    if (l.outgoing && opts_.inboundOnly) return;
+    if ((l.proto != kEthIPv4 && l.proto != kEthIPv6) || capLen <= l.l3) {
       counters_[C_CAPTURE_SKIPPED] += 1;
       return;
     }
@@ -430,6 +503,8 @@ bool PcapCapture::TakeNflog(const Device& d, const pcap_pkthdr* h, const unsigne
       // A payload cut by the snaplen keeps what arrived.
       payloadAt = off + 4;
       payloadLen = whole ? vlen : cap - payloadAt;
+      // The slot has room for the attributes: keep snaplen payload bytes.
+      if (payloadLen > opts_.snaplen) payloadLen = opts_.snaplen;
     } else if (whole && vlen >= 4 && type == kNfulaIndev) {
       in = Be32(v);
     } else if (whole && vlen >= 4 && type == kNfulaOutdev) {

@@ -23,7 +23,7 @@ namespace nfips {
 // Capture counters, appended after the queue's (Counter) in the same shared
 // array, so both kinds of thread report one list (src/queue/native.ts).
 enum CaptureCounter : uint32_t {
-  C_CAPTURE_DROPS = C_COUNTER_COUNT,  // pcap_stats ps_drop summed over devices (plus frames past a full batch, if ever)
+  C_CAPTURE_DROPS = C_COUNTER_COUNT,  // pcap_stats ps_drop summed over devices, plus held frames discarded at a failure or close
   C_CAPTURE_IF_DROPS,                 // pcap_stats ps_ifdrop summed over devices
   C_CAPTURE_SKIPPED,                  // frames neither IPv4 nor IPv6, or cut before their L3 header
   C_ALL_COUNTER_COUNT
@@ -39,6 +39,9 @@ struct CaptureOptions {
   bool hasFilterNonEthernet = false;
   uint32_t batchSize = 256;
   bool promisc = false;
+  // Only frames the interface received (PCAP_D_IN): a forwarding box then
+  // sees each forwarded packet once, on its way in, not again on its way out.
+  bool inboundOnly = false;
 };
 
 class PcapCapture {
@@ -65,6 +68,8 @@ class PcapCapture {
   // Fills the batch with what the devices hold now, without blocking.
   uint32_t Fill();
   // Waits up to timeoutMs for a device to become readable; false on timeout.
+  // While frames are held, waits only for the devices that keep them back,
+  // and no longer than until the oldest may go.
   bool Wait(int timeoutMs);
   // Refreshes the drop counters when the last refresh is older than a second (or always).
   void RefreshStats(bool force);
@@ -88,6 +93,11 @@ class PcapCapture {
     uint32_t ifindex;
     bool nanos;     // timestamps in ns (else us)
     bool buffered;  // nflog: the last read filled the batch, libpcap may hold more
+    bool nflog;     // DLT_NFLOG: never holds back the merge (its records come up to 1 s late)
+    uint32_t lastDrop;    // ps_drop / ps_ifdrop at the last refresh (32-bit in libpcap, they wrap)
+    uint32_t lastIfDrop;
+    uint64_t lastNs;      // the newest timestamp read from it (ns)
+    uint64_t markNs;      // merge: frames it delivers from now on are stamped at or after this
     // Several devices: frames read but not yet in a batch, a ring of
     // heldCap_ entries starting at heldBase_ in held_ and heldBytes_.
     size_t heldBase;
@@ -100,11 +110,11 @@ class PcapCapture {
     int64_t tsSec;
     int64_t tsFrac;    // us or ns, as the device stamps
     uint64_t sortNs;   // the timestamp in ns, for the merge
-    uint64_t stagedNs; // monotonic time it was read
   };
   static void OnPacketHeld(unsigned char* user, const pcap_pkthdr* h, const unsigned char* bytes);
   int Dispatch(size_t k, int want, bool held);
   uint32_t FillMerged();
+  void PublishDrops();
   static void OnPacket(unsigned char* user, const pcap_pkthdr* h, const unsigned char* bytes);
   void Take(const Device& d, const pcap_pkthdr* h, const unsigned char* bytes);
   bool TakeNflog(const Device& d, const pcap_pkthdr* h, const unsigned char* bytes, uint32_t slot);
@@ -119,6 +129,12 @@ class PcapCapture {
   std::vector<pollfd> pfds_;
   uint32_t nflogCount_ = 0;
   double overflow_ = 0;
+  // Drop counters are shared with the capture a restart replaces: this one
+  // adds to what they held when it opened, so they never go backwards.
+  double dropsBase_ = 0;
+  double ifDropsBase_ = 0;
+  double drops_ = 0;
+  double ifDrops_ = 0;
   uint32_t n_ = 0;
   uint32_t seq_ = 0;
   uint64_t statsAtNs_ = 0;
@@ -129,6 +145,9 @@ class PcapCapture {
   std::vector<std::string> warnings_;
   uint32_t heldCap_ = 0;
   uint32_t heldTotal_ = 0;
+  uint64_t releaseAtNs_ = 0;         // realtime at which the oldest held frame may go
+  uint64_t nextReleaseNs_ = 0;       // realtime before which no part batch is released
+  std::vector<pollfd> gatePfds_;     // the devices holding it back
   std::vector<Held> held_;
   std::vector<uint8_t> heldBytes_;
 };

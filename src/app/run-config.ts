@@ -89,6 +89,7 @@ export function captureSourceFor(o: RunOptions): CaptureSourceOptions['capture']
     snaplen: c.snaplen,
     bufferBytes: c.bufferMb * 1024 * 1024,
     promisc: c.promisc,
+    direction: c.direction,
     batchSize: o.batchSize,
     workers: c.workers,
   };

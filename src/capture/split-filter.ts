@@ -42,7 +42,7 @@ export function splitExpression(k: number, n: number, opts: SplitOptions = {}): 
 }
 
 /** Keywords that move the offsets later tests read (libpcap's pcap-filter(7)): a share after them would read the wrong bytes. */
-const OFFSET_SHIFTING = /\b(vlan|mpls|pppoes|geneve)\b/;
+const OFFSET_SHIFTING = /\b(vlan|mpls|pppoes|geneve|vxlan)\b/;
 
 /**
  * The operator's filter combined with worker k of n's share: `(USER) and

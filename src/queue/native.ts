@@ -108,6 +108,14 @@ export interface CaptureOptions {
   filterNonEthernet?: string;
   batchSize: number;
   promisc: boolean;
+  /**
+   * 'in': only frames the interfaces received (pcap_setdirection PCAP_D_IN;
+   * on "any" the frames the host sent are dropped too), so a forwarding box
+   * sees each forwarded packet once. 'both' (the default): a single
+   * interface of a router sees both directions of what it forwards. Not
+   * applied to nflog devices.
+   */
+  direction?: 'both' | 'in';
   /** Float64Array of at least NATIVE_COUNTERS.length, written by native code. */
   counters: Float64Array;
 }

@@ -1,7 +1,8 @@
 // Runs the addon's Capture class in the process's network namespace (the
 // test starts it with `ip netns exec`), decodes every batch and prints what
 // it saw once a stop file appears. Argument: a JSON ProbeConfig.
-// Output: "ready" once the devices are open, then one JSON ProbeReport line.
+// Output: "ready" once the devices are open, "seen" lines (ProbeProgress)
+// while recording, then one JSON ProbeReport line.
 import { existsSync } from 'node:fs';
 import { metaColumns } from '../../src/batch/layout';
 import { decodeBatch } from '../../src/packet/decode';
@@ -21,6 +22,13 @@ export interface ProbeConfig {
   /** Keep one record per packet (off for floods). */
   record: boolean;
   stopFile: string;
+  direction?: 'both' | 'in';
+}
+
+/** What a recording probe has seen so far: packets per destination port. */
+export interface ProbeProgress {
+  records: number;
+  dports: Record<number, number>;
 }
 
 /** One packet as decoded: addresses as text, lengths and the columns under test. */
@@ -44,6 +52,7 @@ export interface ProbeRecord {
 
 export interface ProbeReport {
   counters: Record<string, number>;
+  warnings: string[];
   records: ProbeRecord[];
 }
 
@@ -65,7 +74,7 @@ function main(): void {
   const counters = new Float64Array(NATIVE_COUNTERS.length);
   let cap;
   try {
-    cap = new (loadAddon().Capture)({ devices: cfg.devices, filter: cfg.filter, filterNonEthernet: cfg.filterNonEthernet, snaplen: cfg.snaplen, bufferBytes: cfg.bufferBytes, batchSize: cfg.batchSize, promisc: false, counters });
+    cap = new (loadAddon().Capture)({ devices: cfg.devices, filter: cfg.filter, filterNonEthernet: cfg.filterNonEthernet, snaplen: cfg.snaplen, bufferBytes: cfg.bufferBytes, batchSize: cfg.batchSize, promisc: false, direction: cfg.direction, counters });
   } catch (e) {
     process.stdout.write(JSON.stringify({ error: (e as Error).message }) + '\n');
     process.exit(2);
@@ -75,10 +84,16 @@ function main(): void {
   const d = createDecodedBatch(cap.batchSize);
   const records: ProbeRecord[] = [];
   const flag = new Int32Array(1);
+  const dports: Record<number, number> = {};
+  let reported = 0;
   process.stdout.write('ready\n');
   cap.run(
     (n) => {
       if (existsSync(cfg.stopFile)) Atomics.store(flag, 0, 1);
+      if (records.length !== reported) {
+        reported = records.length;
+        process.stdout.write(`seen ${JSON.stringify({ records: reported, dports } satisfies ProbeProgress)}\n`);
+      }
       if (n === 0) return;
       if (cfg.slowMs > 0) {
         const until = performance.now() + cfg.slowMs;
@@ -105,16 +120,18 @@ function main(): void {
           tsSec: m.tsSec[i],
           tsNsec: m.tsNsec[i],
         });
+        dports[d.dport[i]] = (dports[d.dport[i]] ?? 0) + 1;
       }
     },
     flag,
     50,
     () => undefined,
   );
+  const warnings = cap.warnings();
   cap.close();
   const out: Record<string, number> = {};
   NATIVE_COUNTERS.forEach((k, i) => (out[k] = counters[i]));
-  process.stdout.write(JSON.stringify({ counters: out, records } satisfies ProbeReport) + '\n');
+  process.stdout.write(JSON.stringify({ counters: out, warnings, records } satisfies ProbeReport) + '\n');
 }
 
 main();

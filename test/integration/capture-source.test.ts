@@ -3,8 +3,9 @@
 // client-side veth (whole, and split three ways) and an NFLOG group, while
 // the client exchanges UDP and TCP with the server; then a flood against a
 // capture with a tiny buffer and a slow decide callback; then frames on two
-// devices merged in timestamp order, and a captured interface deleted and
-// re-created under a capture thread. One topology serves every check.
+// devices merged in timestamp order, forwarded packets seen once or twice by
+// direction, and a captured interface deleted and re-created under a capture
+// thread. One topology serves every check.
 import assert from 'node:assert/strict';
 import { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +17,7 @@ import { createTopology, Topology } from '../../lab/netns/topology';
 import { startPeers } from '../../lab/netns/peers';
 import { alternatePayload, sendAlternately } from '../../lab/netns/alternate-sender';
 import { PACKAGE_ROOT, requireEvasionTools, requireIntegration, SCAPY_PYTHON } from '../helpers/env';
-import type { ProbeConfig, ProbeRecord, ProbeReport } from '../helpers/capture-probe';
+import type { ProbeConfig, ProbeProgress, ProbeRecord, ProbeReport } from '../helpers/capture-probe';
 import type { SentReport, TrafficPlan } from '../helpers/capture-traffic';
 import type { ThreadProbeConfig, ThreadProbeReport } from '../helpers/capture-thread';
 
@@ -33,6 +34,9 @@ const ORDER_PAIRS = 60;
 /** Addresses on the veth pair the device-loss check deletes (inside the gateway namespace only). */
 const LOSS_SRC = '10.77.250.1';
 const LOSS_DST = '10.77.250.2';
+const PINGS = 3;
+/** ICMP payload of the direction check's echoes: IP length 20 + 8 + 111. */
+const PING_SIZE = 111;
 const TAGGED_SENDER = `
 import sys
 from scapy.all import Ether, Dot1Q, Dot1AD, IP, UDP, Raw, sendp
@@ -48,6 +52,8 @@ sendp(frames, iface=iface, verbose=False)
 interface Probe<R> {
   proc: ChildProcess;
   done: Promise<R>;
+  /** The last "seen" line of a recording probe. */
+  progress: () => ProbeProgress | undefined;
 }
 
 /** Starts a capture probe in ns and waits until its devices are open. */
@@ -57,6 +63,7 @@ function startProbe<R>(t: Topology, ns: string, cfg: ProbeConfig | ThreadProbeCo
   const proc = t.spawn(ns, process.execPath, [path.join(HELPERS, script), JSON.stringify(cfg)]);
   let out = '';
   let err = '';
+  let progress: ProbeProgress | undefined;
   proc.stderr?.on('data', (b: Buffer) => (err += b.toString()));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`capture probe on ${cfg.devices.join(',')} not ready within 10 s: ${err}`)), 10_000);
@@ -74,9 +81,12 @@ function startProbe<R>(t: Topology, ns: string, cfg: ProbeConfig | ThreadProbeCo
     });
     proc.stdout?.on('data', (b: Buffer) => {
       out += b.toString();
+      const lines = out.split('\n');
+      const seen = lines.slice(0, -1).filter((l) => l.startsWith('seen ')).pop();
+      if (seen) progress = JSON.parse(seen.slice(5)) as ProbeProgress;
       if (out.startsWith('ready\n')) {
         clearTimeout(timer);
-        resolve({ proc, done });
+        resolve({ proc, done, progress: () => progress });
       } else if (out.includes('\n')) {
         clearTimeout(timer);
         done.catch(reject);
@@ -140,7 +150,8 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
   const splitFilters = captureWorkerFilters([topo.gwClientIf], base.filter, 3);
   const [whole, nflog, flood, any, ...split] = await Promise.all([
     startProbe(topo, topo.gateway, base),
-    startProbe(topo, topo.gateway, { ...base, devices: [`nflog:${NFLOG_GROUP}`], filter: '' }),
+    // A filter cannot apply to NFLOG (libpcap refuses them all): it opens with a warning.
+    startProbe(topo, topo.gateway, { ...base, devices: [`nflog:${NFLOG_GROUP}`], filter: 'not port 22' }),
     // Tiny buffer, slow consumer: the kernel must drop and pcap_stats say so.
     startProbe(topo, topo.gateway, { ...base, filter: `udp port ${FLOOD_PORT}`, bufferBytes: 64 << 10, batchSize: 16, slowMs: 50, record: false }),
     // "any" (LINUX_SLL2): each frame names its own interface.
@@ -156,7 +167,9 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
   const [anySplit, tunSplit] = await Promise.all(
     [['any'], [tun]].map((devices) => startProbe(topo, topo.gateway, { devices, filter: 'udp or tcp', workers: 2, rules: JSON.stringify({ default: 'accept', rules: [] }), stopFile }, 'capture-thread.js')),
   );
-  procs.push(ordered.proc, anySplit.proc, tunSplit.proc);
+  // Both gateway interfaces: a forwarded packet crosses both, in on one and out on the other.
+  const [dirIn, dirBoth] = await Promise.all((['in', 'both'] as const).map((direction) => startProbe(topo, topo.gateway, { ...base, devices: [topo.gwClientIf, topo.gwServerIf], filter: 'icmp', direction })));
+  procs.push(ordered.proc, anySplit.proc, tunSplit.proc, dirIn.proc, dirBoth.proc);
   // Two capture threads as nfips runs them, rules in log mode: UDP to the echo port would be dropped.
   const rules = JSON.stringify({ default: 'accept', rules: [{ id: 'no-udp-echo', action: 'drop', protocol: 'udp', dport: 7 }] });
   const threads = await startProbe(topo, topo.gateway, { devices: [topo.gwClientIf], filter: base.filter, workers: 2, rules, stopFile }, 'capture-thread.js');
@@ -185,14 +198,20 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
   await topo.exec(topo.client, SCAPY_PYTHON, ['-c', TAGGED_SENDER, `${topo.prefix}c0`, client.mac, gw.mac], { timeoutMs: 30_000 });
   // Out of each gateway interface in turn, ORDER_GAP_MS apart.
   await sendAlternately(topo, topo.gateway, a.client4, a.server4, ORDER_PORT, ORDER_PAIRS, ORDER_GAP_MS);
+  await topo.exec(topo.client, 'ping', ['-n', '-q', '-c', String(PINGS), '-i', '0.2', '-s', String(PING_SIZE), a.server4]);
   // The kernel holds NFLOG records until 100 are queued or its 1 s flush
   // timer fires (nfnetlink_log's defaults; iptables 1.8 ignores
-  // --nflog-threshold): the last ones leave within a second.
-  await new Promise((res) => setTimeout(res, 1500));
+  // --nflog-threshold): wait until the NFLOG capture has every packet to
+  // port 80 the whole capture saw, and the two-device ones everything sent.
+  const until = Date.now() + 10_000;
+  const count = (p: Probe<ProbeReport>, port?: number) => (port === undefined ? p.progress()?.records : p.progress()?.dports[port]) ?? 0;
+  while (!(count(whole, 80) > 0 && count(nflog, 80) >= count(whole, 80) && count(ordered) >= 2 * ORDER_PAIRS && count(dirBoth) >= 4 * PINGS && count(dirIn) >= 2 * PINGS) && Date.now() < until) {
+    await new Promise((res) => setTimeout(res, 50));
+  }
   writeFileSync(stopFile, '');
   const [wholeR, nflogR, floodR, anyR, ...splitR] = await Promise.all([whole.done, nflog.done, flood.done, any.done, ...split.map((p) => p.done)]);
   const threadsR = await threads.done;
-  const [orderedR, anySplitR, tunSplitR] = await Promise.all([ordered.done, anySplit.done, tunSplit.done]);
+  const [orderedR, anySplitR, tunSplitR, dirInR, dirBothR] = await Promise.all([ordered.done, anySplit.done, tunSplit.done, dirIn.done, dirBoth.done]);
 
   await t.test('packets reach the capture with the columns of what was sent', () => {
     assert.ok(sent.udp.every((u) => u.echoed) && sent.tcp.every((c) => c.echoed), `every exchange was answered ${JSON.stringify(sent.udp.filter((u) => !u.echoed))}`);
@@ -313,6 +332,15 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
     for (let i = 1; i < ts.length; i++) assert.ok(ts[i] >= ts[i - 1], `timestamps never go back (frame ${i + 1})`);
   });
 
+  await t.test('direction "in" sees a forwarded packet once, "both" twice', () => {
+    const echoes = (r: ProbeReport, src: string, dst: string) => r.records.filter((x) => x.proto === 1 && x.src === src && x.dst === dst && x.ipLen === 28 + PING_SIZE).length;
+    for (const [name, r, times] of [['in', dirInR, 1], ['both', dirBothR, 2]] as const) {
+      assert.equal(echoes(r, a.client4, a.server4), times * PINGS, `direction ${name}: echo requests`);
+      assert.equal(echoes(r, a.server4, a.client4), times * PINGS, `direction ${name}: echo replies`);
+      assert.equal(r.counters.captureDrops, 0);
+    }
+  });
+
   await t.test('a full capture buffer is reported as captureDrops', () => {
     assert.equal(sent.flooded, plan.flood?.count);
     const c = floodR.counters;
@@ -320,7 +348,8 @@ test('capture source: columns, symmetric split, NFLOG and buffer overruns', { ti
     assert.ok(c.received < sent.flooded, 'the capture saw fewer than were sent');
   });
 
-  await t.test('NFLOG: only what the rule copies (TCP to port 80), with both interfaces', () => {
+  await t.test('NFLOG: only what the rule copies (TCP to port 80), with both interfaces; --filter does not apply there', () => {
+    assert.deepEqual(nflogR.warnings, [`--filter does not apply to nflog:${NFLOG_GROUP}: libpcap cannot filter NFLOG records; the iptables NFLOG rule selects them`]);
     const to80 = sent.tcp.filter((c) => c.dport === 80);
     assert.ok(nflogR.records.length >= to80.length * 3, `${nflogR.records.length} NFLOG packets for ${to80.length} connections`);
     for (const rec of nflogR.records) {

@@ -35,8 +35,8 @@ test('workers differ only in their index, the user filter is parenthesised first
 });
 
 test('a user filter with an offset-shifting keyword cannot be split', () => {
-  for (const f of ['vlan 10', 'tcp and vlan', 'mpls', 'pppoes and ip', 'geneve']) {
-    assert.throws(() => captureWorkerFilters(['eth0'], f, 2), /cannot be split between 2 workers: its "(vlan|mpls|pppoes|geneve)" moves the header offsets/, f);
+  for (const f of ['vlan 10', 'tcp and vlan', 'mpls', 'pppoes and ip', 'geneve', 'vxlan']) {
+    assert.throws(() => captureWorkerFilters(['eth0'], f, 2), /cannot be split between 2 workers: its "(vlan|mpls|pppoes|geneve|vxlan)" moves the header offsets/, f);
     assert.deepEqual(captureWorkerFilters(['eth0'], f, 1), [{ filter: f, filterNonEthernet: f }], 'one worker keeps it');
   }
   // Words that only contain one are fine.
