@@ -232,6 +232,9 @@ export class CrowdSecLink {
       for (const id of deleted) this.#set.forget(id);
     this.#remember();
       note = `its crowdsec decision${deleted.length === 1 ? '' : 's'} ${deleted.join(', ')} deleted at the Local API`;
+      // The decision banned the whole address: blocks of the scenario on other protocols or ports stay here only.
+      const siblings = this.#o.blocks.inForce().filter((x) => x.origin === 'anomaly' && x.net === b.net && x.key !== b.key && anomalyScenario(x) === scenario);
+      if (siblings.length) note += `; ${siblings.map((x) => x.key).join(', ')} of the same scenario stay${siblings.length === 1 ? 's' : ''} here but no longer shared (blocks del to lift)`;
     } else if (pulled) {
       note = q.keys.includes(b.key) ? 'its alert had not been sent to the Local API yet: withdrawn' : `no decision of this gateway for ${scenario} on ${b.net} at the Local API`;
     } else if (q.keys.includes(b.key) && !q.sending) {

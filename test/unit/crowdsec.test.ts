@@ -980,6 +980,8 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
       stream: (_startup: boolean): { new: unknown[] | null; deleted: unknown[] | null } | null => ({ new: null, deleted: null }),
       alerts: (_alerts: { source: { value: string } }[]): [number, unknown] => [503, { message: 'down' }],
       del: (_id: number): [number, unknown] => [200, { nbDeleted: '1' }],
+      /** While set, answers to POST /v1/alerts wait for it (an alert held in flight). */
+      hold: null as Promise<void> | null,
     };
     const seen: string[] = [];
     const posted: string[] = [];
@@ -994,10 +996,13 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
           return a ? json(res, 200, a) : json(res, 503, { message: 'down' });
         }
         if (req.url === '/v1/alerts') {
-          const alerts = JSON.parse(body) as { source: { value: string } }[];
-          const [code, doc] = st.alerts(alerts);
-          if (code < 300) posted.push(...alerts.map((a) => a.source.value));
-          return json(res, code, doc);
+          void Promise.resolve(st.hold).then(() => {
+            const alerts = JSON.parse(body) as { source: { value: string } }[];
+            const [code, doc] = st.alerts(alerts);
+            if (code < 300) posted.push(...alerts.map((a) => a.source.value));
+            json(res, code, doc);
+          });
+          return;
         }
         if (req.method === 'DELETE') {
           const [code, doc] = st.del(Number(req.url?.split('/').at(-1)));
@@ -1167,6 +1172,88 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     assert.equal(s.events.filter(([t]) => t === 'crowdsec_push_failed').length, 1, 'logged once');
     await r.close();
     await s.close();
+    await api.close();
+  });
+
+  /** Holds alert POSTs until the link itself waits for the publisher (its flush()), then lets them through. */
+  function holdUntilLinkWaits(api: Awaited<ReturnType<typeof lapi>>, pub: InstanceType<typeof Publisher>): void {
+    let release = (): void => undefined;
+    api.st.hold = new Promise<void>((r) => (release = r));
+    const flush = pub.flush.bind(pub);
+    pub.flush = () => {
+      release();
+      return flush();
+    };
+  }
+
+  it('an operator deletion while the alert of an earlier re-block is being posted: the lift waits, and the decision that post creates is deleted again', async () => {
+    const api = await lapi();
+    const X = '192.0.2.90';
+    const now = Date.now();
+    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp')]);
+    api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    api.st.alerts = (alerts) => [201, alerts.map((_, i) => String(i + 1))];
+    api.st.stream = () => ({ new: null, deleted: [own(30, X, 'nfips/syn-scan', '-1s')] });
+    r.publisher.enqueue(anomaly(X, 'syn scan', now - 30_000, 3_600_000, 'tcp'), finding, meta('syn scan'));
+    // The re-block's POST starts now and is held: in flight when the deletion is pulled.
+    const held = r.publisher.flush();
+    holdUntilLinkWaits(api, r.publisher);
+    assert.equal(r.publisher.queued(X, 'nfips/syn-scan').sending, true);
+    await r.link.pull();
+    await held;
+    assert.deepEqual(r.keys(), [], 'lifted');
+    assert.deepEqual(api.posted, [X], 'the post could not be taken back');
+    api.st.stream = () => ({ new: [own(31, X, 'nfips/syn-scan', '59m')], deleted: null });
+    await r.link.pull();
+    assert.deepEqual(api.deletes(), [31], 'the decision it created is deleted again');
+    assert.ok(r.events.some(([t, f]) => t === 'crowdsec_decision_redeleted' && f.src_ip === X));
+    await r.close();
+    await api.close();
+  });
+
+  it('blocks del while a retry posts the alert: waits for the post, pulls again, and deletes the decision it created', async () => {
+    const api = await lapi();
+    const X = '192.0.2.91';
+    const now = Date.now();
+    const b = anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp');
+    const r = rig(api.url, [b]);
+    r.publisher.enqueue(b, finding, meta('syn scan'));
+    await r.publisher.flush();
+    assert.equal(r.publisher.pending, 1, 'queued: the Local API refused it');
+    let pulls = 0;
+    api.st.stream = () => {
+      pulls++;
+      if (pulls === 1) {
+        // A retry starts posting the alert during the pull.
+        api.st.alerts = (alerts) => [201, alerts.map((_, i) => String(i + 1))];
+        void r.publisher.flush();
+        holdUntilLinkWaits(api, r.publisher);
+        return { new: null, deleted: null };
+      }
+      return { new: [own(60, X, 'nfips/syn-scan', '59m')], deleted: null };
+    };
+    const out = await r.link.deleteBlock(b.key, 'manual');
+    assert.match(String(out.note), /decision 60 deleted/);
+    assert.deepEqual(api.deletes(), [60]);
+    assert.deepEqual(r.keys(), []);
+    await r.close();
+    await api.close();
+  });
+
+  it("blocks del's own delete: the echo lifts nothing else, and the note names the sibling blocks left unshared", async () => {
+    const api = await lapi();
+    const X = '192.0.2.92';
+    const now = Date.now();
+    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp', 80), anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp', 443)]);
+    api.st.stream = () => ({ new: [own(70, X, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    const out = await r.link.deleteBlock(`${X} tcp:443`, 'manual');
+    assert.match(String(out.note), /decision 70 deleted.*192\.0\.2\.92 tcp:80 of the same scenario stays here but no longer shared/);
+    api.st.stream = () => ({ new: null, deleted: [own(70, X, 'nfips/syn-scan', '-1s')] });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), [`${X} tcp:80 anomaly`], 'the echo of our own delete lifts nothing');
+    await r.close();
     await api.close();
   });
 
