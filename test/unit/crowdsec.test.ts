@@ -1257,6 +1257,24 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     await api.close();
   });
 
+  it('lifts of many deletions in one pull read the block table once, not once per deletion', async () => {
+    const api = await lapi();
+    const now = Date.now();
+    const nets = ['192.0.2.110', '192.0.2.111', '192.0.2.112'];
+    const r = rig(api.url, nets.map((n) => anomaly(n, 'syn scan', now - 60_000)));
+    api.st.stream = () => ({ new: nets.map((n, i) => own(80 + i, n, 'nfips/syn-scan', '55m')), deleted: null });
+    await r.link.pull();
+    const inForce = r.blocks.inForce.bind(r.blocks);
+    let reads = 0;
+    r.blocks.inForce = () => (reads++, inForce());
+    api.st.stream = () => ({ new: null, deleted: nets.map((n, i) => own(80 + i, n, 'nfips/syn-scan', '-1s')) });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), [], 'all three lifted');
+    assert.equal(reads, 1);
+    await r.close();
+    await api.close();
+  });
+
   it('a lift whose remove fails is retried at the next pull', async () => {
     const api = await lapi();
     const Z = '192.0.2.70';
