@@ -324,16 +324,24 @@ export class BlockManager {
     return gone.map((b) => view(b, now));
   }
 
-  /** Removes a block by its key (as `blocks list` shows it) or by its network for a source block. */
+  /**
+   * Removes a block by its key (as `blocks list` shows it) or by its network
+   * for a source block. The table lets go only once the kernel has: a failed
+   * `ipset del` rejects and the block stays (still listed, still swept, a
+   * lift retried), rather than nfips saying unblocked while the kernel drops.
+   */
   async remove(key: string, reason: string): Promise<BlockView> {
     const b = this.#table.get(key) ?? this.#table.get(canonicalKey(key));
     if (!b) throw new Error(`no block ${JSON.stringify(key)}; see "nfips blocks list"`);
-    this.#table.remove(b.key);
-    this.counts.removed++;
-    this.#kernel(b, 'del');
-    this.#save();
+    const error = await this.#kernel(b, 'del');
+    if (error !== null) throw new Error(`the kernel did not lift ${b.key} (ipset: ${error}); the block stays`);
+    // Replaced meanwhile (a re-block queued its add after this delete): the newer block stands.
+    if (this.#table.get(b.key) === b) {
+      this.#table.remove(b.key);
+      this.counts.removed++;
+      this.#save();
+    }
     this.#o.log.event('unblock', { ...eveOf(b), reason, block: view(b, this.#now()) });
-    await this.#chain;
     return view(b, this.#now());
   }
 
@@ -357,7 +365,7 @@ export class BlockManager {
     if (gone.length === 0) return;
     for (const b of gone) {
       this.counts.expired++;
-      this.#kernel(b, 'del');
+      void this.#kernel(b, 'del');
       this.#o.log.event('unblock', { ...eveOf(b), reason: 'expired', block: view(b, now) });
     }
     this.#save();
@@ -386,19 +394,20 @@ export class BlockManager {
     const action = out.replaced ? 'replaced' : 'added';
     const replaced = out.replaced ? { replaced: replacedOf(out.replaced, now) } : {};
     // Logged once the kernel holds it: a block event means packets are being dropped.
-    this.#kernel(block, 'add', () => this.#o.log.event('block', { ...eveOf(block), action, block: view(block, now), ...replaced }, 'warn'));
+    void this.#kernel(block, 'add', () => this.#o.log.event('block', { ...eveOf(block), action, block: view(block, now), ...replaced }, 'warn'));
     this.#save();
     return out;
   }
 
-  #kernel(b: Block, op: 'add' | 'del', done?: () => void): void {
+  /** Queues one kernel change; resolves once done with null, or the error (already logged as block_failed). */
+  #kernel(b: Block, op: 'add' | 'del', done?: () => void): Promise<string | null> {
     const e = entryOf(this.#o.setPrefix, b);
     const args = op === 'add' ? ['add', e.set, e.member, 'timeout', String(remainingSeconds(b, this.#now())), '-exist'] : ['del', e.set, e.member, '-exist'];
-    this.#chain = this.#chain.then(async () => {
+    const step = this.#chain.then(async (): Promise<string | null> => {
       const r = await run(ipsetCommand(this.#o.bins, args));
       if (r.code === 0) {
         done?.();
-        return;
+        return null;
       }
       const error = (r.stderr.trim() || r.error || `exit code ${r.code}`).replace(/\s*\n\s*/g, ' / ');
       this.counts.failed++;
@@ -407,7 +416,10 @@ export class BlockManager {
         this.#table.remove(b.key);
         this.#save();
       }
+      return error;
     });
+    this.#chain = step.then(() => undefined);
+    return step;
   }
 
   async #kernelEntries(): Promise<Map<string, ReturnType<typeof parseSave>[number]> | null> {

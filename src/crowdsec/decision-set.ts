@@ -34,9 +34,11 @@ export interface DecisionChanges {
   /** Decisions this nfips published itself, coming back. */
   own: number;
   /**
-   * Own decisions deleted at the Local API before their end (cscli
-   * decisions delete), known here before or not: the anomaly blocks of that
-   * network and scenario placed before the deletion are lifted here too.
+   * Own decisions deleted at the Local API well before their known end
+   * (cscli decisions delete): the anomaly blocks of that network and
+   * scenario placed before the deletion are lifted here too. Only decisions
+   * seen live in an earlier answer (or remembered from before a restart):
+   * 1.4.6 names an expired decision in `deleted` just as a deleted one.
    */
   ownDeleted: OwnDeletion[];
 }
@@ -51,7 +53,8 @@ export interface OwnDeletion {
   deletedAt: number;
 }
 
-interface OwnDecision {
+/** What this gateway knows of one of its own decisions; persisted across restarts (queue-file.ts). */
+export interface OwnDecision {
   net: string;
   scenario: string;
   until: number;
@@ -64,6 +67,15 @@ const OWN_END_SLACK_MS = 5000;
 /** Own decision ids already handled (deleted or expired): 1.4.6 names them again in later answers. */
 const OWN_GONE_MAX = 10_000;
 
+/** Own decisions kept across a restart: live ones at most this many (the latest ending), gone ids as OWN_GONE_MAX. */
+export const OWN_KEEP_MAX = 10_000;
+
+/** The own-decision knowledge that must survive a restart, or expired decisions would pass for deleted ones. */
+export interface OwnMemory {
+  live: (OwnDecision & { id: number })[];
+  gone: number[];
+}
+
 export class DecisionSet {
   readonly #byId = new Map<number, KnownDecision>();
   readonly #byKey = new Map<string, Set<number>>();
@@ -71,6 +83,33 @@ export class DecisionSet {
   readonly #own = new Map<number, OwnDecision>();
   /** Own decision ids seen ending (in insertion order, bounded): a repeat lifts nothing. */
   readonly #ownGone = new Set<number>();
+
+  /** Set when the own-decision knowledge changed since the last ownMemory(). */
+  #ownDirty = false;
+
+  get ownDirty(): boolean {
+    return this.#ownDirty;
+  }
+
+  /** Own-decision knowledge to persist (clears ownDirty). */
+  ownMemory(): OwnMemory {
+    this.#ownDirty = false;
+    const live = [...this.#own].map(([id, o]) => ({ id, ...o }));
+    live.sort((a, b) => a.until - b.until);
+    return { live: live.slice(-OWN_KEEP_MAX), gone: [...this.#ownGone] };
+  }
+
+  /** Restores what ownMemory() gave before a restart; entries already ended are kept as gone. */
+  restoreOwn(m: OwnMemory, now: number): void {
+    for (const id of m.gone) this.#markGone(id);
+    for (const o of m.live) {
+      if (this.#ownGone.has(o.id)) continue;
+      this.#own.set(o.id, { net: o.net, scenario: o.scenario, until: o.until, seenAt: o.seenAt });
+    }
+    // Ended while nfips was away: named in `deleted` later, they expired.
+    this.#prune(now);
+    this.#ownDirty = false;
+  }
 
   get size(): number {
     return this.#byId.size;
@@ -84,6 +123,11 @@ export class DecisionSet {
   /** This gateway's own live decisions on a network (canonical, as the decision's value), of one scenario (nfips/<slug>) or all. */
   ownIdsFor(net: string, scenario?: string): number[] {
     return [...this.#own].filter(([, o]) => o.net === net && (scenario === undefined || o.scenario === scenario)).map(([id]) => id);
+  }
+
+  /** This gateway's own live decisions on a network and scenario first seen at or after `t` (epoch ms). */
+  ownIdsSeenSince(net: string, scenario: string, t: number): number[] {
+    return [...this.#own].filter(([, o]) => o.net === net && o.scenario === scenario && o.seenAt >= t).map(([id]) => id);
   }
 
   /**
@@ -100,6 +144,7 @@ export class DecisionSet {
       for (const key of this.#byKey.keys()) touched.add(key);
       this.#byId.clear();
       this.#byKey.clear();
+      if (this.#own.size) this.#ownDirty = true;
       this.#own.clear();
     }
     const ownDeleted: OwnDeletion[] = [];
@@ -108,15 +153,19 @@ export class DecisionSet {
       const k = this.#drop(d.id);
       if (k !== null) touched.add(k);
       const known = ownBefore.get(d.id);
-      this.#own.delete(d.id);
+      if (this.#own.delete(d.id)) this.#ownDirty = true;
       if (!isOwn(d) || this.#ownGone.has(d.id)) continue;
       this.#markGone(d.id);
+      // Never seen live (a restart without memory of it, an id long gone, or
+      // one deleted before any pull saw it): whether it was deleted or simply
+      // expired cannot be told, and a false lift frees an attacker. Not lifted.
+      if (!known) continue;
       const m = mapDecision(d);
       if (m.kind === 'skip') continue;
       // A deleted decision's remaining time is minus the time since it ended (1.4.6); it cannot have ended before it was seen.
       const deletedAt = Math.max(Math.min(now, now + d.remainingMs), known?.seenAt ?? -Infinity);
       // Known and ending at its known end: it expired, and its block with it.
-      if (known && known.until - deletedAt <= OWN_END_SLACK_MS) continue;
+      if (known.until - deletedAt <= OWN_END_SLACK_MS) continue;
       ownDeleted.push({ id: d.id, net: m.target.net, scenario: ownScenarioOf(d.scenario), deletedAt });
     }
     const skipped: DecisionChanges['skipped'] = [];
@@ -130,7 +179,13 @@ export class DecisionSet {
       }
       if (isOwn(d)) {
         own++;
-        if (!this.#ownGone.has(d.id)) this.#own.set(d.id, { net: m.target.net, scenario: ownScenarioOf(d.scenario), until: now + d.remainingMs, seenAt: ownBefore.get(d.id)?.seenAt ?? now });
+        if (!this.#ownGone.has(d.id)) {
+          const before = ownBefore.get(d.id);
+          const until = now + d.remainingMs;
+          // Only a new id or a changed end is worth a write (remaining time shrinks each answer; the end does not move).
+          if (!before || Math.abs(before.until - until) > OWN_END_SLACK_MS) this.#ownDirty = true;
+          this.#own.set(d.id, { net: m.target.net, scenario: ownScenarioOf(d.scenario), until, seenAt: before?.seenAt ?? now });
+        }
         continue;
       }
       const key = targetKey(m.target);
@@ -175,7 +230,8 @@ export class DecisionSet {
 
   /** Forgets one decision (own ones too); returns its network, or null if it was not a CrowdSec block's. */
   forget(id: number): string | null {
-    this.#own.delete(id);
+    // Deleted by this gateway: its echo in the next answer must lift nothing more.
+    if (this.#own.delete(id)) this.#markGone(id);
     return this.#drop(id);
   }
 
@@ -201,6 +257,7 @@ export class DecisionSet {
   }
 
   #markGone(id: number): void {
+    this.#ownDirty = true;
     this.#ownGone.add(id);
     if (this.#ownGone.size > OWN_GONE_MAX) this.#ownGone.delete(this.#ownGone.values().next().value as number);
   }

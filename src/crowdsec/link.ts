@@ -10,7 +10,7 @@ import { view } from '../blocks/manager';
 import type { EventLog } from '../log/event-log';
 import { anomalyScenario } from './alert';
 import type { Decision, StreamAnswer } from './decision';
-import { DecisionSet, OwnDeletion } from './decision-set';
+import { DecisionSet, OwnDeletion, OwnMemory } from './decision-set';
 import { LapiClient } from './lapi-client';
 
 export type LinkState = 'connecting' | 'connected' | 'unreachable';
@@ -27,8 +27,11 @@ export interface DecisionAuthority {
   deleteDecisions(ids: readonly number[]): Promise<number[]>;
   /** Drops the queued alerts of a network and scenario (queued before `before`, when given); how many. */
   withdraw(net: string, scenario: string, before?: number): number;
-  /** Whether an alert of this network and scenario is being posted now, and the blocks of those still queued. */
-  queued(net: string, scenario: string): { sending: boolean; keys: string[] };
+  /** Whether an alert of this network and scenario is being posted now (and the earliest block time among those), and the blocks of those still queued. */
+  queued(net: string, scenario: string): { sending: boolean; sendingSince: number | null; keys: string[] };
+  /** Own-decision knowledge from before a restart (null: none), and keeping it for the next one. */
+  rememberedOwn(): OwnMemory | null;
+  rememberOwn(m: OwnMemory): void;
   /** Resolves once a push in progress (if any) has ended. */
   flush(): Promise<void>;
   status(): Record<string, unknown>;
@@ -51,6 +54,22 @@ export interface LinkOptions {
 /** First retry after a failure; doubled per failure up to the larger of the interval and this cap. */
 const RETRY_FIRST_MS = 1000;
 const RETRY_CAP_MS = 30_000;
+/** `blocks del` waits for an alert being posted and pulls again at most this many times. */
+const DEL_ROUNDS = 3;
+/** How long a tombstone waits for the decision of an alert posted across an operator's deletion; how many are kept. */
+const TOMBSTONE_MS = 10 * 60_000;
+const TOMBSTONE_MAX = 100;
+
+/** An alert of a block placed before an operator deleted its decision was being posted: the decision it creates is deleted again. */
+interface Tombstone {
+  net: string;
+  scenario: string;
+  /** Epoch ms: the operator's deletion. */
+  before: number;
+  /** Epoch ms: when the post ended; own decisions first seen after it are its. */
+  postedBy: number;
+  expires: number;
+}
 
 /** A delete that failed part way: `deleted` were deleted at the Local API before it. */
 export class DeleteError extends Error {
@@ -81,7 +100,7 @@ export class CrowdSecLink {
   #closed = false;
   /** Aborted at close(): a pull waiting on a dead Local API must not hold up shutdown. */
   readonly #stop = new AbortController();
-  #pulling: Promise<void> = Promise.resolve();
+  #pulling: Promise<boolean> = Promise.resolve(false);
   /**
    * Wanted networks the block manager refused, why (rules: allowlist and
    * addresses, fixed while nfips runs; cap: --crowdsec-max-decisions) and the
@@ -91,11 +110,15 @@ export class CrowdSecLink {
   readonly #refused = new Map<string, { kind: 'rules' | 'cap'; ids: Set<number> }>();
   /** Own decisions deleted at the Local API whose anomaly blocks are still to lift here (a failed remove is retried next pull). */
   readonly #lifts = new Map<number, OwnDeletion>();
+  #tombstones: Tombstone[] = [];
   readonly counts = { pulls: 0, own_lifted: 0, own_lift_failures: 0, failed_pulls: 0, apply_failures: 0, decisions_applied: 0, decisions_reapplied: 0, decisions_removed: 0, refused: 0, skipped: 0, own: 0, outages: 0 };
 
   constructor(o: LinkOptions) {
     this.#o = o;
     this.#now = o.clock ?? Date.now;
+    // Without it, own decisions that expired while nfips was away would pass for deleted ones in the startup answer.
+    const m = o.publisher?.rememberedOwn();
+    if (m) this.#set.restoreOwn(m, this.#now());
   }
 
   get state(): LinkState {
@@ -106,10 +129,10 @@ export class CrowdSecLink {
     this.#schedule(0);
   }
 
-  /** One pull now (waits for one in progress first). */
-  pull(): Promise<void> {
+  /** One pull now (waits for one in progress first); resolves with whether an answer was applied. */
+  pull(): Promise<boolean> {
     // One failed pull must not poison the chain for the next ones.
-    this.#pulling = this.#pulling.catch(() => undefined).then(() => this.#pull());
+    this.#pulling = this.#pulling.catch(() => false).then(() => this.#pull());
     return this.#pulling;
   }
 
@@ -156,10 +179,12 @@ export class CrowdSecLink {
     } catch (e) {
       const done = e instanceof DeleteError ? e.deleted : [];
       for (const id of done) this.#set.forget(id);
+        this.#remember();
       const left = ids.filter((id) => !done.includes(id));
       throw new Error(`${(e as Error).message}; ${done.length ? `decision${done.length === 1 ? '' : 's'} ${done.join(', ')} deleted, ` : 'nothing deleted, '}decision${left.length === 1 ? '' : 's'} ${left.join(', ')} not deleted; the block stays`);
     }
     for (const id of deleted) this.#set.forget(id);
+    this.#remember();
     return this.#removeLocal(b, `${reason}: crowdsec decision${deleted.length === 1 ? '' : 's'} ${deleted.join(', ')} deleted at the Local API`);
   }
 
@@ -175,18 +200,23 @@ export class CrowdSecLink {
     const scenario = anomalyScenario(b);
     if (scenario === null) return this.#removeLocal(b, reason);
     const cscli = `"cscli decisions delete --${b.net.includes('/') ? 'range' : 'ip'} ${b.net}" where the Local API runs`;
-    // Wait for a POST in flight, then learn the decision's id from the stream (always pulled when none is known).
-    if (pub.queued(b.net, scenario).sending) await pub.flush();
-    let ids = this.#set.ownIdsFor(b.net, scenario);
+    // Wait for a POST in flight, then learn the decision's id from the stream
+    // (always pulled when none is known). A retry may start posting the alert
+    // during the pull: then wait for it and pull again, a few times at most.
+    let ids: number[] = [];
     let pulled = true;
-    if (!ids.length) {
-      pulled = await this.pull().then(
-        () => this.#state === 'connected',
-        () => false,
-      );
+    let q = pub.queued(b.net, scenario);
+    for (let round = 0; ; round++) {
+      if (q.sending) await pub.flush();
       ids = this.#set.ownIdsFor(b.net, scenario);
+      if (!ids.length) {
+        pulled = await this.pull().catch(() => false);
+        ids = this.#set.ownIdsFor(b.net, scenario);
+      }
+      q = pub.queued(b.net, scenario);
+      if (!q.sending) break;
+      if (round === DEL_ROUNDS) throw new Error(`${b.key}: its alert is being posted to the Local API again and again; the block stays. Try again shortly, or run ${cscli}`);
     }
-    const q = pub.queued(b.net, scenario);
     let note: string;
     if (ids.length) {
       let deleted: readonly number[];
@@ -195,11 +225,16 @@ export class CrowdSecLink {
       } catch (e) {
         const done = e instanceof DeleteError ? e.deleted : [];
         for (const id of done) this.#set.forget(id);
+        this.#remember();
         const left = ids.filter((id) => !done.includes(id));
         throw new Error(`${b.key} was published to the Local API and its decision could not be deleted there (${(e as Error).message}); ${done.length ? `decision${done.length === 1 ? '' : 's'} ${done.join(', ')} deleted, ` : ''}decision${left.length === 1 ? '' : 's'} ${left.join(', ')} not; the block stays. Try again once "nfips status" shows crowdsec connected, or run ${cscli}`);
       }
       for (const id of deleted) this.#set.forget(id);
+    this.#remember();
       note = `its crowdsec decision${deleted.length === 1 ? '' : 's'} ${deleted.join(', ')} deleted at the Local API`;
+      // The decision banned the whole address: blocks of the scenario on other protocols or ports stay here only.
+      const siblings = this.#o.blocks.inForce().filter((x) => x.origin === 'anomaly' && x.net === b.net && x.key !== b.key && anomalyScenario(x) === scenario);
+      if (siblings.length) note += `; ${siblings.map((x) => x.key).join(', ')} of the same scenario stay${siblings.length === 1 ? 's' : ''} here but no longer shared (blocks del to lift)`;
     } else if (pulled) {
       note = q.keys.includes(b.key) ? 'its alert had not been sent to the Local API yet: withdrawn' : `no decision of this gateway for ${scenario} on ${b.net} at the Local API`;
     } else if (q.keys.includes(b.key) && !q.sending) {
@@ -221,16 +256,31 @@ export class CrowdSecLink {
    * anyway. A block placed after the deletion stays: the attacker came back.
    */
   async #lift(pub: DecisionAuthority | null): Promise<void> {
+    if (!this.#lifts.size) return;
+    // One snapshot of the table per pull, by network: not one copy and sort per deletion.
+    const byNet = new Map<string, Block[]>();
+    for (const b of this.#o.blocks.inForce()) {
+      if (b.origin !== 'anomaly') continue;
+      const l = byNet.get(b.net);
+      if (l) l.push(b);
+      else byNet.set(b.net, [b]);
+    }
     for (const [id, del] of [...this.#lifts]) {
-      if (this.#set.ownIdsFor(del.net).length) {
-        this.#lifts.delete(id);
-        continue;
+      // Deferred, not dropped: lifted once no own decision lives on the network any more.
+      if (this.#set.ownIdsFor(del.net).length) continue;
+      // An alert of a block placed before the deletion being posted now: withdraw() cannot take it back, so wait and delete its decision once a pull names it.
+      const q = pub?.queued(del.net, del.scenario);
+      if (pub && q?.sending && q.sendingSince !== null && q.sendingSince < del.deletedAt) {
+        await pub.flush();
+        const t = this.#now();
+        this.#tombstones.push({ net: del.net, scenario: del.scenario, before: del.deletedAt, postedBy: t, expires: t + TOMBSTONE_MS });
+        if (this.#tombstones.length > TOMBSTONE_MAX) this.#tombstones.shift();
       }
       pub?.withdraw(del.net, del.scenario, del.deletedAt);
       let failed = false;
       // inForce() is a snapshot and remove() awaits: a block the sweep ended meanwhile is done, not an error.
-      for (const b of this.#o.blocks.inForce()) {
-        if (b.origin !== 'anomaly' || b.net !== del.net || b.createdAt >= del.deletedAt || anomalyScenario(b) !== del.scenario || !this.#o.blocks.get(b.key)) continue;
+      for (const b of byNet.get(del.net) ?? []) {
+        if ( b.createdAt >= del.deletedAt || anomalyScenario(b) !== del.scenario || !this.#o.blocks.get(b.key)) continue;
         try {
           await this.#o.blocks.remove(b.key, `its crowdsec decision ${id} was deleted at the Local API`);
           this.counts.own_lifted++;
@@ -245,6 +295,37 @@ export class CrowdSecLink {
     }
   }
 
+  /**
+   * Deletes at the Local API the decisions of alerts that were being posted
+   * when an operator deleted their network's decision (see #lift). Not when
+   * a block of that scenario was placed here after the deletion: the
+   * attacker came back, and the ban is right.
+   */
+  async #bury(pub: DecisionAuthority, now: number): Promise<void> {
+    this.#tombstones = this.#tombstones.filter((t) => t.expires > now);
+    for (const t of [...this.#tombstones]) {
+      const ids = this.#set.ownIdsSeenSince(t.net, t.scenario, t.postedBy);
+      if (!ids.length) continue;
+      this.#tombstones = this.#tombstones.filter((x) => x !== t);
+      const back = this.#o.blocks.inForce().some((b) => b.origin === 'anomaly' && b.net === t.net && b.createdAt >= t.before && anomalyScenario(b) === t.scenario);
+      if (back) {
+        this.#o.log.event('crowdsec_decision_kept', { src_ip: t.net, scenario: t.scenario, decisions: ids, reason: 'blocked here again after the deletion' });
+        continue;
+      }
+      try {
+        const done = await pub.deleteDecisions(ids);
+        for (const id of done) this.#set.forget(id);
+        this.#o.log.event('crowdsec_decision_redeleted', { src_ip: t.net, scenario: t.scenario, decisions: done, reason: 'its alert was being posted when an operator deleted the decision before it' }, 'warn');
+      } catch (e) {
+        for (const id of e instanceof DeleteError ? e.deleted : []) this.#set.forget(id);
+        // Kept for the next pull.
+        this.#tombstones.push(t);
+        this.#o.log.event('crowdsec_lift_failed', { src_ip: t.net, scenario: t.scenario, decisions: ids, error: (e as Error).message, hint: 'retried at the next pull' }, 'error');
+      }
+      this.#remember();
+    }
+  }
+
   /** Lifts a block here; one the sweep ended meanwhile is already gone, not an error. */
   async #removeLocal(b: Block, reason: string): Promise<DeletedBlock> {
     try {
@@ -253,6 +334,10 @@ export class CrowdSecLink {
       if (this.#o.blocks.get(b.key)) throw e;
       return { ...view(b, this.#now()), note: 'already expired' };
     }
+  }
+
+  #remember(): void {
+    if (this.#o.publisher && this.#set.ownDirty) this.#o.publisher.rememberOwn(this.#set.ownMemory());
   }
 
   #schedule(ms: number): void {
@@ -269,8 +354,8 @@ export class CrowdSecLink {
     this.#timer.unref();
   }
 
-  async #pull(): Promise<void> {
-    if (this.#closed) return;
+  async #pull(): Promise<boolean> {
+    if (this.#closed) return false;
     const startup = this.#needStartup;
     const t0 = performance.now();
     // Remaining durations count from when the Local API wrote them: taking the time before the fetch never stretches a block.
@@ -280,10 +365,10 @@ export class CrowdSecLink {
       answer = await this.#o.client.stream(this.#o.apiKey, startup, this.#stop.signal);
     } catch (e) {
       if (!this.#closed) this.#failed((e as Error).message);
-      return;
+      return false;
     }
     // An answer arriving after close() is not applied: the block manager may be closing.
-    if (this.#closed) return;
+    if (this.#closed) return false;
     const t1 = performance.now();
     const now = asked;
     try {
@@ -294,7 +379,7 @@ export class CrowdSecLink {
       this.counts.apply_failures++;
       this.#lastError = `applying the decisions failed: ${(e as Error).message}`;
       this.#o.log.event('crowdsec_apply_failed', { url: this.#o.url, error: (e as Error).message, startup, hint: 'blocks in force stay; a full resynchronisation at the next pull' }, 'error');
-      return;
+      return false;
     }
     if (this.#state !== 'connected') {
       if (this.#outageSince !== null) this.#o.log.event('crowdsec_restored', { url: this.#o.url, down_s: Math.round((now - this.#outageSince) / 1000), resynchronised: startup }, 'warn');
@@ -303,14 +388,17 @@ export class CrowdSecLink {
     this.#state = 'connected';
     this.#outageSince = null;
     this.#failures = 0;
+    return true;
   }
 
   async #apply(answer: StreamAnswer, now: number, startup: boolean, t0: number, t1: number): Promise<void> {
     const pub = this.#o.publisher;
     const changes = this.#set.apply(answer, now, startup, pub ? (d) => pub.isOwn(d) : undefined);
+    if (pub && this.#set.ownDirty) pub.rememberOwn(this.#set.ownMemory());
     // First, so a CrowdSec decision an anomaly block lifted here shadowed is applied in this same pull.
     for (const d of changes.ownDeleted) this.#lifts.set(d.id, d);
     await this.#lift(pub);
+    if (pub) await this.#bury(pub, now);
     if (startup) {
       // Blocks of decisions that ended while nfips was away (or down) are not in a startup answer.
       const wanted = new Set(changes.upsert.map((w) => w.key));

@@ -14,6 +14,7 @@ import { JsonFileError, writeFileAtomic } from '../config/json-file';
 import type { EventLog } from '../log/event-log';
 import { alertOf, decisionScenario, isOwnDecision, PendingAlert, scenarioFor } from './alert';
 import type { Decision } from './decision';
+import type { OwnMemory } from './decision-set';
 import { LapiClient, LapiError } from './lapi-client';
 import type { DecisionAuthority } from './link';
 import { DeleteError, retryDelay } from './link';
@@ -26,6 +27,8 @@ export const MAX_PENDING = 1000;
 const BATCH = 50;
 /** Answers to POST /v1/alerts that refuse the alerts sent (bad, conflicting, too large), not the link. */
 const REFUSED_CONTENT: readonly number[] = [400, 409, 413, 422];
+/** Single alerts refused in a row before the refusals are taken as a link failure (back off, keep the queue). */
+const REFUSED_IN_A_ROW_MAX = 5;
 /** A token this close to its end is renewed before use. */
 const RENEW_BEFORE_MS = 60_000;
 /** Queued blocks reach the file this soon (close() writes at once). */
@@ -69,6 +72,8 @@ export class Publisher implements DecisionAuthority {
   readonly #now: () => number;
   readonly #file: string;
   #pending: PendingAlert[] = [];
+  /** The link's own-decision knowledge, kept in the queue file (see rememberOwn). */
+  #own: OwnMemory | null = null;
   /** The batch being posted: a block queued meanwhile gets its own entry, not merged into one about to be removed. */
   #inFlight: ReadonlySet<PendingAlert> = new Set();
   #token: { token: string; expiresAt: number } | null = null;
@@ -85,6 +90,8 @@ export class Publisher implements DecisionAuthority {
   readonly counts = { published: 0, dropped: 0, rejected: 0, failed_pushes: 0, logins: 0 };
   /** Alerts per POST: BATCH, halved while the Local API refuses one (4xx), back to BATCH once the queue is empty. */
   #batchSize = BATCH;
+  /** Single alerts refused in a row (reset by any accepted POST). */
+  #refusedInARow = 0;
 
   constructor(o: PublisherOptions) {
     this.#o = o;
@@ -122,6 +129,17 @@ export class Publisher implements DecisionAuthority {
     this.#kick(0);
   }
 
+  /** What rememberOwn() was last given, as read back at the start (null: none). */
+  rememberedOwn(): OwnMemory | null {
+    return this.#own;
+  }
+
+  /** Keeps the link's own-decision knowledge in the queue file (written soon, and at close). */
+  rememberOwn(m: OwnMemory): void {
+    this.#own = m;
+    this.#saveSoon();
+  }
+
   isOwn(d: Decision): boolean {
     return isOwnDecision(d, this.#o.machineId);
   }
@@ -142,9 +160,10 @@ export class Publisher implements DecisionAuthority {
   }
 
   /** Whether an alert of this network and scenario is being posted now, and the blocks of those still queued. */
-  queued(net: string, scenario: string): { sending: boolean; keys: string[] } {
+  queued(net: string, scenario: string): { sending: boolean; sendingSince: number | null; keys: string[] } {
     const mine = (p: PendingAlert): boolean => p.value === net && p.scenario === scenario;
-    return { sending: [...this.#inFlight].some(mine), keys: this.#pending.filter((p) => mine(p) && !this.#inFlight.has(p)).flatMap((p) => p.key.split(', ')) };
+    const flying = [...this.#inFlight].filter(mine);
+    return { sending: flying.length > 0, sendingSince: flying.length ? Math.min(...flying.map((p) => p.at)) : null, keys: this.#pending.filter((p) => mine(p) && !this.#inFlight.has(p)).flatMap((p) => p.key.split(', ')) };
   }
 
   deleteDecisions(ids: readonly number[]): Promise<number[]> {
@@ -286,6 +305,9 @@ export class Publisher implements DecisionAuthority {
         if (this.#failures) this.#o.log.event('crowdsec_push_restored', { sent: batch.length, pending: this.#pending.length, failures: this.#failures }, 'warn');
         this.#failures = 0;
         this.#lastError = null;
+        this.#refusedInARow = 0;
+        // Grows back after a split: the alert refused is gone, the rest need not go one by one.
+        this.#batchSize = Math.min(BATCH, this.#batchSize * 2);
         for (const [i, p] of batch.entries()) this.#o.log.event('crowdsec_pushed', { src_ip: p.value, scenario: decisionScenario(p.scenario, this.#o.machineId), alert_id: ids[i] ?? null, block: p.key, until: new Date(p.until).toISOString() });
         this.#save();
       } catch (e) {
@@ -293,10 +315,11 @@ export class Publisher implements DecisionAuthority {
         if (this.#closed) return;
         // A 4xx about the content refuses what was sent, not the link: halve the batch until the alert
         // it refuses is alone, then drop that one. Not on login, nor on auth, route or rate answers.
-        if (posting && e instanceof LapiError && e.status !== null && REFUSED_CONTENT.includes(e.status)) {
+        if (posting && e instanceof LapiError && e.status !== null && REFUSED_CONTENT.includes(e.status) && this.#refusedInARow < REFUSED_IN_A_ROW_MAX) {
           if (batch.length > 1) {
             this.#batchSize = Math.ceil(batch.length / 2);
           } else {
+            this.#refusedInARow++;
             const [p] = batch as [PendingAlert];
             this.#pending = this.#pending.filter((x) => x !== p);
             this.counts.dropped++;
@@ -308,6 +331,8 @@ export class Publisher implements DecisionAuthority {
         }
         this.#lastError = (e as Error).message;
         this.counts.failed_pushes++;
+        // Past REFUSED_IN_A_ROW_MAX refusals (alert after alert refused: the server's problem, not theirs) a
+        // 4xx lands here too: the queue is kept and retried with backoff until a POST is accepted again.
         if (this.#failures++ === 0) this.#o.log.event('crowdsec_push_failed', { error: this.#lastError, pending: this.#pending.length, hint: `kept in ${this.#file} and sent when the Local API answers` }, 'error');
         return;
       } finally {
@@ -332,6 +357,7 @@ export class Publisher implements DecisionAuthority {
       this.#o.log.event('crowdsec_queue_entries_dropped', { file: this.#file, count: load.dropped.length, kept: load.doc.pending.length, entries: shown, hint: 'the other queued alerts are kept' }, 'error');
     }
     this.#pending = load.doc.pending.slice(-MAX_PENDING);
+    this.#own = load.doc.own ?? null;
   }
 
   /** Renames the file to <file>.bad.<UTC time> and keeps only the newest few; returns the new name, or null. */
@@ -369,7 +395,7 @@ export class Publisher implements DecisionAuthority {
     if (this.#saveTimer) clearTimeout(this.#saveTimer);
     this.#saveTimer = null;
     // published: [] keeps the file readable by an older nfips (which requires the list) after a downgrade.
-    const doc: QueueDoc = { format: QUEUE_FORMAT, version: 1, pending: this.#pending, published: [] };
+    const doc: QueueDoc = { format: QUEUE_FORMAT, version: 1, pending: this.#pending, published: [], ...(this.#own ? { own: this.#own } : {}) };
     try {
       writeFileAtomic(this.#file, `${JSON.stringify(doc)}\n`, 0o600);
     } catch (e) {

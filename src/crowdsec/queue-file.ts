@@ -7,6 +7,7 @@ import { makeTarget } from '../blocks/block';
 import { JsonFileError, JsonProblem, parseJsonBounded } from '../config/json-file';
 import { readFileBounded } from '../config/safe-file';
 import type { PendingAlert } from './alert';
+import { OWN_KEEP_MAX, OwnMemory } from './decision-set';
 
 export const QUEUE_FORMAT = 'nfips-crowdsec-queue';
 /** 1,000 alerts of a few hundred bytes each: far below this. */
@@ -18,6 +19,12 @@ export interface QueueDoc {
   pending: PendingAlert[];
   /** Always empty: written for nfips versions before own decisions were told by scenario, which require it. */
   published?: [];
+  /**
+   * This gateway's own decisions as last seen (decision-set.ts OwnMemory):
+   * after a restart an expired one named in `deleted` must not pass for an
+   * operator's deletion. Absent in files of earlier versions.
+   */
+  own?: OwnMemory;
 }
 
 /** What a load kept, and the alerts it dropped (one problem list per dropped alert). */
@@ -53,7 +60,47 @@ export function readQueueFile(file: string): QueueLoad | null {
     if (bad.length) dropped.push({ path: `/pending/${i}`, problems: bad });
     else pending.push(p as PendingAlert);
   }
-  return { doc: { format: QUEUE_FORMAT, version: 1, pending }, dropped };
+  const own = readOwn((parsed.doc as { own?: unknown }).own, dropped);
+  return { doc: { format: QUEUE_FORMAT, version: 1, pending, ...(own ? { own } : {}) }, dropped };
+}
+
+/** The "own" slot: a bad entry is dropped alone (reported in `dropped`); a slot that is not the expected object is dropped whole. */
+function readOwn(v: unknown, dropped: QueueLoad['dropped']): OwnMemory | undefined {
+  if (v === undefined) return undefined;
+  if (!isObj(v) || !Array.isArray(v.live) || !Array.isArray(v.gone)) {
+    dropped.push({ path: '/own', problems: [{ path: '/own', message: 'expected {"live": [...], "gone": [...]}', value: v }] });
+    return undefined;
+  }
+  const live: OwnMemory['live'] = [];
+  for (const [i, o] of v.live.slice(-OWN_KEEP_MAX).entries()) {
+    const bad = checkOwn(o, `/own/live/${i}`);
+    if (bad.length) dropped.push({ path: `/own/live/${i}`, problems: bad });
+    else live.push(o as OwnMemory['live'][number]);
+  }
+  const gone: number[] = [];
+  for (const [i, id] of v.gone.slice(-OWN_KEEP_MAX).entries()) {
+    if (isInt(id) && (id as number) > 0) gone.push(id as number);
+    else dropped.push({ path: `/own/gone/${i}`, problems: [{ path: `/own/gone/${i}`, message: 'expected a decision id', value: id }] });
+  }
+  return { live, gone };
+}
+
+/** One remembered own decision's problems. */
+export function checkOwn(o: unknown, at: string): JsonProblem[] {
+  if (!isObj(o)) return [{ path: at, message: 'expected an own decision object', value: o }];
+  const out: JsonProblem[] = [];
+  if (!isInt(o.id) || (o.id as number) <= 0) out.push({ path: `${at}/id`, message: 'expected a decision id', value: o.id });
+  if (typeof o.scenario !== 'string' || !o.scenario.startsWith('nfips/')) out.push({ path: `${at}/scenario`, message: 'expected "nfips/<signature>"', value: o.scenario });
+  for (const k of ['until', 'seenAt'] as const) if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) out.push({ path: `${at}/${k}`, message: 'expected a time in epoch ms', value: o[k] });
+  if (typeof o.net !== 'string') out.push({ path: `${at}/net`, message: 'expected a canonical IP address or CIDR', value: o.net });
+  else {
+    try {
+      if (makeTarget(o.net).net !== o.net) out.push({ path: `${at}/net`, message: 'expected a canonical IP address or CIDR', value: o.net });
+    } catch (e) {
+      out.push({ path: `${at}/net`, message: (e as Error).message, value: o.net });
+    }
+  }
+  return out;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

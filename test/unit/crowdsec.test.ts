@@ -9,6 +9,7 @@ import { BlockManager, view } from '../../src/blocks/manager';
 import { readBlockState } from '../../src/blocks/state-file';
 import { Decision, mapDecision, parseStreamAnswer, StreamAnswer } from '../../src/crowdsec/decision';
 import { DecisionSet } from '../../src/crowdsec/decision-set';
+import { readQueueFile } from '../../src/crowdsec/queue-file';
 import { formatGoDuration, parseGoDuration } from '../../src/crowdsec/go-duration';
 import { retryDelay } from '../../src/crowdsec/link';
 import { readCrowdSecSecrets, resolveCrowdSecOptions } from '../../src/config/crowdsec-options';
@@ -122,21 +123,42 @@ describe('decision set', () => {
     assert.deepEqual(back.ownDeleted, [], 'missing is not deleted');
     assert.deepEqual(t.ownIdsFor('203.0.113.5', 'nfips/udp-flood'), [11]);
   });
-  it('an own decision deleted before this gateway ever saw it is lifted too (next pull, or a startup answer)', () => {
+  it('an own decision never seen live is not lifted when named deleted: expired and deleted look alike (next pull, or a startup answer)', () => {
     const mine = (d: Decision) => d.origin === 'nfips';
     const own = (id: number, value: string, ms: number) => decision(id, value, ms, { origin: 'nfips', scenario: 'nfips/failed-tcp-connections@gw1' });
     const s = new DecisionSet();
     s.apply(answer([]), T0, true, mine);
-    const c = s.apply(answer([], [own(7, '192.0.2.20', -5000)]), T0 + 10_000, false, mine);
-    assert.deepEqual(c.ownDeleted, [{ id: 7, net: '192.0.2.20', scenario: 'nfips/failed-tcp-connections', deletedAt: T0 + 5000 }]);
+    assert.deepEqual(s.apply(answer([], [own(7, '192.0.2.20', -5000)]), T0 + 10_000, false, mine).ownDeleted, []);
     const r = new DecisionSet();
-    const d = r.apply(answer([], [own(8, '192.0.2.21', -3000)]), T0, true, mine);
-    assert.deepEqual(d.ownDeleted, [{ id: 8, net: '192.0.2.21', scenario: 'nfips/failed-tcp-connections', deletedAt: T0 - 3000 }], 'a restart: the startup answer names it deleted');
+    assert.deepEqual(r.apply(answer([], [own(8, '192.0.2.21', -3000)]), T0, true, mine).ownDeleted, [], 'a restart without memory: the startup answer names every expired one deleted');
     // One that ran out while known is not a deletion when the stream names it later.
     const e = new DecisionSet();
     e.apply(answer([own(9, '192.0.2.22', 1000)]), T0, true, mine);
     e.apply(answer([]), T0 + 2000, false, mine);
     assert.deepEqual(e.apply(answer([], [own(9, '192.0.2.22', -1000)]), T0 + 2000, false, mine).ownDeleted, []);
+  });
+  it('own-decision memory survives a restart: an expired one named deleted lifts nothing, one deleted early still lifts', () => {
+    const mine = (d: Decision) => d.origin === 'nfips';
+    const own = (id: number, value: string, ms: number) => decision(id, value, ms, { origin: 'nfips', scenario: 'nfips/syn-scan@gw1' });
+    const s = new DecisionSet();
+    s.apply(answer([own(30, '192.0.2.30', 30_000), own(31, '192.0.2.31', 3_600_000)]), T0, true, mine);
+    assert.equal(s.ownDirty, true);
+    const m = JSON.parse(JSON.stringify(s.ownMemory())) as ReturnType<DecisionSet['ownMemory']>;
+    // Restarted 2 min later: 30 ended at T0+30 s on its own, 31 was deleted by an operator at T0+60 s.
+    const r = new DecisionSet();
+    r.restoreOwn(m, T0 + 120_000);
+    const c = r.apply(answer([], [own(30, '192.0.2.30', -90_000), own(31, '192.0.2.31', -60_000)]), T0 + 120_000, true, mine);
+    assert.deepEqual(c.ownDeleted, [{ id: 31, net: '192.0.2.31', scenario: 'nfips/syn-scan', deletedAt: T0 + 60_000 }]);
+    // Named again in the next answer: handled already.
+    assert.deepEqual(r.apply(answer([], [own(31, '192.0.2.31', -70_000)]), T0 + 130_000, false, mine).ownDeleted, []);
+  });
+  it("forget() (this gateway's own delete) marks the id gone: its echo lifts nothing", () => {
+    const mine = (d: Decision) => d.origin === 'nfips';
+    const own = (id: number, ms: number) => decision(id, '192.0.2.40', ms, { origin: 'nfips', scenario: 'nfips/syn-scan@gw1' });
+    const s = new DecisionSet();
+    s.apply(answer([own(40, 3_600_000)]), T0, true, mine);
+    s.forget(40);
+    assert.deepEqual(s.apply(answer([], [own(40, -1000)]), T0 + 10_000, false, mine).ownDeleted, []);
   });
   it('decisions that ran out are forgotten at the next answer', () => {
     const s = new DecisionSet();
@@ -958,6 +980,8 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
       stream: (_startup: boolean): { new: unknown[] | null; deleted: unknown[] | null } | null => ({ new: null, deleted: null }),
       alerts: (_alerts: { source: { value: string } }[]): [number, unknown] => [503, { message: 'down' }],
       del: (_id: number): [number, unknown] => [200, { nbDeleted: '1' }],
+      /** While set, answers to POST /v1/alerts wait for it (an alert held in flight). */
+      hold: null as Promise<void> | null,
     };
     const seen: string[] = [];
     const posted: string[] = [];
@@ -972,10 +996,13 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
           return a ? json(res, 200, a) : json(res, 503, { message: 'down' });
         }
         if (req.url === '/v1/alerts') {
-          const alerts = JSON.parse(body) as { source: { value: string } }[];
-          const [code, doc] = st.alerts(alerts);
-          if (code < 300) posted.push(...alerts.map((a) => a.source.value));
-          return json(res, code, doc);
+          void Promise.resolve(st.hold).then(() => {
+            const alerts = JSON.parse(body) as { source: { value: string } }[];
+            const [code, doc] = st.alerts(alerts);
+            if (code < 300) posted.push(...alerts.map((a) => a.source.value));
+            json(res, code, doc);
+          });
+          return;
         }
         if (req.method === 'DELETE') {
           const [code, doc] = st.del(Number(req.url?.split('/').at(-1)));
@@ -1004,8 +1031,10 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     return { ...t, key: targetKey(t), origin: 'anomaly' as const, reason: `nfips: ${signature}`, createdAt, expiresAt: createdAt + ttlMs, ttlSeconds: Math.round(ttlMs / 1000), offence: 1 };
   }
 
-  function rig(url: string, saved: ReturnType<typeof anomaly>[]) {
+  function rig(url: string, saved: ReturnType<typeof anomaly>[], queueDoc?: unknown) {
     const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rev2-'));
+    // What an earlier run left in the state directory.
+    if (queueDoc !== undefined) writeFileSync(path.join(dir, QUEUE_FILE_NAME), JSON.stringify(queueDoc));
     const fake = path.join(dir, 'ipset');
     writeFileSync(fake, '#!/bin/sh\ncat >/dev/null\n');
     chmodSync(fake, 0o755);
@@ -1058,11 +1087,11 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     const r = rig(api.url, [
       anomaly(X, 'syn scan', now - 120_000, 3_600_000, 'tcp'),
       anomaly(X, 'ping flood', now - 120_000, 3_600_000, 'icmp'),
-      // Placed after the deletion (5 s ago): the attacker came back.
-      anomaly(X, 'syn scan', now - 1000, 3_600_000, 'udp'),
+      // Placed after the deletion (which cannot be before the first pull saw decision 30): the attacker came back.
+      anomaly(X, 'syn scan', now + 1000, 3_600_000, 'udp'),
       anomaly(Y, 'syn scan', now - 120_000, 7_200_000),
     ]);
-    api.st.stream = () => ({ new: [own(31, Y, 'nfips/syn-scan', '1h59m'), wire(20, Y)], deleted: null });
+    api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '58m'), own(31, Y, 'nfips/syn-scan', '1h59m'), wire(20, Y)], deleted: null });
     await r.link.pull();
     assert.deepEqual(r.keys().filter((k) => k.startsWith(Y)), [`${Y} anomaly`], 'the longer anomaly block shadows decision 20');
     // Queued while the Local API refuses alerts: a re-block of the deleted scenario (before the deletion), and another scenario.
@@ -1070,7 +1099,7 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     r.publisher.enqueue(anomaly(X, 'ping flood', now - 60_000, 3_600_000, 'icmp'), finding, meta('ping flood'));
     await r.publisher.flush();
     assert.equal(r.publisher.pending, 2);
-    // 30 was never seen here (deleted before a pull named it), 31 was.
+    // Both seen live before, both deleted long before their end.
     api.st.stream = () => ({ new: null, deleted: [own(30, X, 'nfips/syn-scan', '-5s'), own(31, Y, 'nfips/syn-scan', '-5s')] });
     await r.link.pull();
     assert.deepEqual(r.keys(), [`${X} icmp anomaly`, `${X} udp anomaly`, `${Y} crowdsec`]);
@@ -1085,17 +1114,181 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     await api.close();
   });
 
+  it('after a restart, an own decision that expired is not taken for a deletion: a live block of its scenario and its queued alert stay', async () => {
+    const api = await lapi();
+    const X = '192.0.2.80';
+    const now = Date.now();
+    const b2 = anomaly(X, 'syn scan', now - 600_000, 7_200_000, 'tcp', 443);
+    const alert = { value: X, scenario: 'nfips/syn-scan', until: b2.expiresAt, at: b2.createdAt, key: b2.key, signature: 'syn scan', signatureId: 9100101, episode: 2, evidence: ['x'] };
+    // D30 (X tcp:80) was seen live by the previous run and ended on its own 2 min ago.
+    const own30 = { id: 30, net: X, scenario: 'nfips/syn-scan', until: now - 120_000, seenAt: now - 900_000 };
+    for (const remembered of [{ live: [own30], gone: [] }, undefined]) {
+      const r = rig(api.url, [b2], { format: 'nfips-crowdsec-queue', version: 1, pending: [alert], published: [], ...(remembered ? { own: remembered } : {}) });
+      api.st.stream = () => ({ new: null, deleted: [own(30, X, 'nfips/syn-scan', '-2m')] });
+      await r.link.pull();
+      assert.deepEqual(r.keys(), [`${X} tcp:443 anomaly`], remembered ? 'known to have expired' : 'unknown: never lifted on a startup answer');
+      assert.equal(r.publisher.pending, 1, 'its alert is not withdrawn');
+      assert.ok(!r.events.some(([t]) => t === 'crowdsec_push_withdrawn'));
+      await r.close();
+    }
+    await api.close();
+  });
+
+  it('the own-decision memory is written to the queue file and read back; a bad entry is dropped alone', async () => {
+    const api = await lapi();
+    const X = '192.0.2.81';
+    const r = rig(api.url, []);
+    api.st.stream = () => ({ new: [own(41, X, 'nfips/syn-scan', '1h')], deleted: null });
+    await r.link.pull();
+    await r.close();
+    const doc = JSON.parse(readFileSync(path.join(r.dir, QUEUE_FILE_NAME), 'utf8')) as { own: { live: { id: number; net: string }[]; gone: unknown[] } };
+    assert.deepEqual(doc.own.live.map((o) => [o.id, o.net]), [[41, X]]);
+    doc.own.live.push({ id: -1, net: 'nope' });
+    writeFileSync(path.join(r.dir, QUEUE_FILE_NAME), JSON.stringify(doc));
+    const load = readQueueFile(path.join(r.dir, QUEUE_FILE_NAME));
+    assert.deepEqual(load?.doc.own?.live.map((o) => o.id), [41]);
+    assert.deepEqual(load?.dropped.map((d) => d.path), ['/own/live/1']);
+    await api.close();
+  });
+
+  it('4xx split: the batch grows back after a success; refusals in a row become a link failure that keeps the queue', async () => {
+    const api = await lapi();
+    const now = Date.now();
+    const nets = Array.from({ length: 8 }, (_, i) => `192.0.2.${100 + i}`);
+    const r = rig(api.url, []);
+    const sizes: number[] = [];
+    // Only the first alert is bad.
+    api.st.alerts = (alerts) => (sizes.push(alerts.length), alerts.some((a) => a.source.value === nets[0]) ? [400, { message: 'bad alert' }] : [201, alerts.map((_, i) => String(i + 1))]);
+    for (const n of nets) r.publisher.enqueue(anomaly(n, 'syn scan', now - 1000), finding, meta('syn scan'));
+    await r.publisher.flush();
+    assert.deepEqual(sizes, [8, 4, 2, 1, 1, 2, 4], 'halved down to the bad alert, then doubled back');
+    assert.equal(r.publisher.pending, 0);
+    // A server refusing everything: five alerts dropped one by one, then the rest kept and retried later.
+    const s = rig(api.url, []);
+    api.st.alerts = () => [422, { message: 'no' }];
+    for (const n of nets) s.publisher.enqueue(anomaly(n, 'syn scan', now - 1000), finding, meta('syn scan'));
+    await s.publisher.flush();
+    assert.equal(s.publisher.pending, 3, 'the queue is kept after 5 refusals in a row');
+    assert.equal(s.events.filter(([t]) => t === 'crowdsec_push_failed').length, 1, 'logged once');
+    await r.close();
+    await s.close();
+    await api.close();
+  });
+
+  /** Holds alert POSTs until the link itself waits for the publisher (its flush()), then lets them through. */
+  function holdUntilLinkWaits(api: Awaited<ReturnType<typeof lapi>>, pub: InstanceType<typeof Publisher>): void {
+    let release = (): void => undefined;
+    api.st.hold = new Promise<void>((r) => (release = r));
+    const flush = pub.flush.bind(pub);
+    pub.flush = () => {
+      release();
+      return flush();
+    };
+  }
+
+  it('an operator deletion while the alert of an earlier re-block is being posted: the lift waits, and the decision that post creates is deleted again', async () => {
+    const api = await lapi();
+    const X = '192.0.2.90';
+    const now = Date.now();
+    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp')]);
+    api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    api.st.alerts = (alerts) => [201, alerts.map((_, i) => String(i + 1))];
+    api.st.stream = () => ({ new: null, deleted: [own(30, X, 'nfips/syn-scan', '-1s')] });
+    r.publisher.enqueue(anomaly(X, 'syn scan', now - 30_000, 3_600_000, 'tcp'), finding, meta('syn scan'));
+    // The re-block's POST starts now and is held: in flight when the deletion is pulled.
+    const held = r.publisher.flush();
+    holdUntilLinkWaits(api, r.publisher);
+    assert.equal(r.publisher.queued(X, 'nfips/syn-scan').sending, true);
+    await r.link.pull();
+    await held;
+    assert.deepEqual(r.keys(), [], 'lifted');
+    assert.deepEqual(api.posted, [X], 'the post could not be taken back');
+    api.st.stream = () => ({ new: [own(31, X, 'nfips/syn-scan', '59m')], deleted: null });
+    await r.link.pull();
+    assert.deepEqual(api.deletes(), [31], 'the decision it created is deleted again');
+    assert.ok(r.events.some(([t, f]) => t === 'crowdsec_decision_redeleted' && f.src_ip === X));
+    await r.close();
+    await api.close();
+  });
+
+  it('blocks del while a retry posts the alert: waits for the post, pulls again, and deletes the decision it created', async () => {
+    const api = await lapi();
+    const X = '192.0.2.91';
+    const now = Date.now();
+    const b = anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp');
+    const r = rig(api.url, [b]);
+    r.publisher.enqueue(b, finding, meta('syn scan'));
+    await r.publisher.flush();
+    assert.equal(r.publisher.pending, 1, 'queued: the Local API refused it');
+    let pulls = 0;
+    api.st.stream = () => {
+      pulls++;
+      if (pulls === 1) {
+        // A retry starts posting the alert during the pull.
+        api.st.alerts = (alerts) => [201, alerts.map((_, i) => String(i + 1))];
+        void r.publisher.flush();
+        holdUntilLinkWaits(api, r.publisher);
+        return { new: null, deleted: null };
+      }
+      return { new: [own(60, X, 'nfips/syn-scan', '59m')], deleted: null };
+    };
+    const out = await r.link.deleteBlock(b.key, 'manual');
+    assert.match(String(out.note), /decision 60 deleted/);
+    assert.deepEqual(api.deletes(), [60]);
+    assert.deepEqual(r.keys(), []);
+    await r.close();
+    await api.close();
+  });
+
+  it("blocks del's own delete: the echo lifts nothing else, and the note names the sibling blocks left unshared", async () => {
+    const api = await lapi();
+    const X = '192.0.2.92';
+    const now = Date.now();
+    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp', 80), anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp', 443)]);
+    api.st.stream = () => ({ new: [own(70, X, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    const out = await r.link.deleteBlock(`${X} tcp:443`, 'manual');
+    assert.match(String(out.note), /decision 70 deleted.*192\.0\.2\.92 tcp:80 of the same scenario stays here but no longer shared/);
+    api.st.stream = () => ({ new: null, deleted: [own(70, X, 'nfips/syn-scan', '-1s')] });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), [`${X} tcp:80 anomaly`], 'the echo of our own delete lifts nothing');
+    await r.close();
+    await api.close();
+  });
+
+  it('lifts of many deletions in one pull read the block table once, not once per deletion', async () => {
+    const api = await lapi();
+    const now = Date.now();
+    const nets = ['192.0.2.110', '192.0.2.111', '192.0.2.112'];
+    const r = rig(api.url, nets.map((n) => anomaly(n, 'syn scan', now - 60_000)));
+    api.st.stream = () => ({ new: nets.map((n, i) => own(80 + i, n, 'nfips/syn-scan', '55m')), deleted: null });
+    await r.link.pull();
+    const inForce = r.blocks.inForce.bind(r.blocks);
+    let reads = 0;
+    r.blocks.inForce = () => (reads++, inForce());
+    api.st.stream = () => ({ new: null, deleted: nets.map((n, i) => own(80 + i, n, 'nfips/syn-scan', '-1s')) });
+    await r.link.pull();
+    assert.equal(reads, 1);
+    assert.deepEqual(r.keys(), [], 'all three lifted');
+    await r.close();
+    await api.close();
+  });
+
   it('a lift whose remove fails is retried at the next pull', async () => {
     const api = await lapi();
     const Z = '192.0.2.70';
     const r = rig(api.url, [anomaly(Z, 'syn scan', Date.now() - 60_000)]);
-    const remove = r.blocks.remove.bind(r.blocks);
-    let fail = 1;
-    r.blocks.remove = (k: string, why: string) => (fail-- > 0 ? Promise.reject(new Error('ipset: cannot del')) : remove(k, why));
+    api.st.stream = () => ({ new: [own(40, Z, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    // An ipset that refuses the first delete (the kernel keeps the entry): remove() rejects and the block stays.
+    const once = path.join(r.dir, 'del-failed');
+    writeFileSync(path.join(r.dir, 'ipset'), `#!/bin/sh\ncat >/dev/null\nif [ "$1" = del ] && [ ! -e ${once} ]; then touch ${once}; echo "cannot del" >&2; exit 1; fi\n`);
     api.st.stream = () => ({ new: null, deleted: [own(40, Z, 'nfips/syn-scan', '-2s')] });
     await r.link.pull();
     assert.deepEqual(r.keys(), [`${Z} anomaly`]);
-    assert.ok(r.events.some(([t]) => t === 'crowdsec_lift_failed'));
+    assert.ok(r.events.some(([t, f]) => t === 'crowdsec_lift_failed' && /kernel did not lift/.test(String(f.error))));
+    assert.ok(!r.events.some(([t]) => t === 'unblock'), 'not reported unblocked');
     // This server does not name the deletion again.
     api.st.stream = () => ({ new: null, deleted: null });
     await r.link.pull();
