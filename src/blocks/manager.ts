@@ -333,15 +333,22 @@ export class BlockManager {
   async remove(key: string, reason: string): Promise<BlockView> {
     const b = this.#table.get(key) ?? this.#table.get(canonicalKey(key));
     if (!b) throw new Error(`no block ${JSON.stringify(key)}; see "nfips blocks list"`);
-    const error = await this.#kernel(b, 'del');
+    // While the kernel delete waits its turn, the block covers no new request (BlockTable.lifting).
+    this.#table.lifting(b, true);
+    let error: string | null;
+    try {
+      error = await this.#kernel(b, 'del');
+    } finally {
+      this.#table.lifting(b, false);
+    }
     if (error !== null) throw new Error(`the kernel did not lift ${b.key} (ipset: ${error}); the block stays`);
-    // Replaced meanwhile (a re-block queued its add after this delete): the newer block stands.
+    // Replaced meanwhile (a re-block queued its add after this delete), or ended by the sweep: nothing more to lift.
     if (this.#table.get(b.key) === b) {
       this.#table.remove(b.key);
       this.counts.removed++;
       this.#save();
+      this.#o.log.event('unblock', { ...eveOf(b), reason, block: view(b, this.#now()) });
     }
-    this.#o.log.event('unblock', { ...eveOf(b), reason, block: view(b, this.#now()) });
     return view(b, this.#now());
   }
 

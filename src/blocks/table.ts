@@ -51,6 +51,8 @@ export class BlockTable {
   #external = 0;
   readonly #offences = new Map<string, Offences>();
 
+  readonly #lifting = new WeakSet<Block>();
+
   constructor(readonly policy: BlockPolicy) {}
 
   get size(): number {
@@ -80,13 +82,25 @@ export class BlockTable {
     return Math.min(p.maxTtlSeconds, p.ttlSeconds * 2 ** Math.min(offence - 1, 30));
   }
 
+  /**
+   * A block whose removal waits for the kernel (BlockManager.remove): until
+   * it is gone, it covers nothing, so a source caught again meanwhile is
+   * blocked anew (its add queued after the delete) instead of being told
+   * "already blocked" by a block about to go.
+   */
+  lifting(b: Block, on: boolean): void {
+    if (on) this.#lifting.add(b);
+    else this.#lifting.delete(b);
+  }
+
   add(target: BlockTarget, req: BlockRequest, now: number): BlockOutcome {
     this.forget(now);
     const key = targetKey(target);
     const same = this.#blocks.get(key);
     if (req.origin === 'anomaly') {
       // An anomaly never shortens or stretches what is already in place.
-      const by = same ?? this.list().find((b) => covers(b, target));
+      const standing = (b: Block | undefined) => (b !== undefined && !this.#lifting.has(b) ? b : undefined);
+      const by = standing(same) ?? this.list().find((b) => !this.#lifting.has(b) && covers(b, target));
       if (by) return { kind: 'covered', by };
     }
     const full = this.#full(req.origin, same);

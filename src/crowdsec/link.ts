@@ -170,6 +170,11 @@ export class CrowdSecLink {
     if (b.origin !== 'crowdsec') return this.#removeLocal(b, reason);
     if (!this.#o.publisher) throw new Error(`${b.key} is a CrowdSec decision (${b.scenario ?? 'unknown scenario'}); deleting it at the Local API needs --crowdsec-machine-id and --crowdsec-password-file, or run "cscli decisions delete --ip ${b.net}" (or --range) where the Local API runs`);
     const ids = this.#set.idsFor(b.key);
+    // Answered, and no live decision wants it any more (deleted at the Local
+    // API by an earlier attempt whose local lift failed, say): only the local block is left.
+    if (!ids.length && this.#lastPullAt !== null && this.#state === 'connected' && this.#set.wanted(b.key) === null) {
+      return this.#removeLocal(b, `${reason}: no live CrowdSec decision wants it any more`);
+    }
     // Without ids (restored from the state file, no pull yet) nothing could be
     // deleted at the Local API, and the next pull would bring the block back.
     if (!ids.length) throw new Error(`${b.key} is a CrowdSec decision whose id is not known yet (${this.#state === 'connected' ? 'not in the last answer' : 'no answer from the Local API since the start'}); try again once "nfips status" shows crowdsec connected, or run "cscli decisions delete --${b.net.includes('/') ? 'range' : 'ip'} ${b.net}" where the Local API runs`);
@@ -179,7 +184,7 @@ export class CrowdSecLink {
     } catch (e) {
       const done = e instanceof DeleteError ? e.deleted : [];
       for (const id of done) this.#set.forget(id);
-        this.#remember();
+      this.#remember();
       const left = ids.filter((id) => !done.includes(id));
       throw new Error(`${(e as Error).message}; ${done.length ? `decision${done.length === 1 ? '' : 's'} ${done.join(', ')} deleted, ` : 'nothing deleted, '}decision${left.length === 1 ? '' : 's'} ${left.join(', ')} not deleted; the block stays`);
     }
@@ -225,7 +230,7 @@ export class CrowdSecLink {
       } catch (e) {
         const done = e instanceof DeleteError ? e.deleted : [];
         for (const id of done) this.#set.forget(id);
-        this.#remember();
+      this.#remember();
         const left = ids.filter((id) => !done.includes(id));
         throw new Error(`${b.key} was published to the Local API and its decision could not be deleted there (${(e as Error).message}); ${done.length ? `decision${done.length === 1 ? '' : 's'} ${done.join(', ')} deleted, ` : ''}decision${left.length === 1 ? '' : 's'} ${left.join(', ')} not; the block stays. Try again once "nfips status" shows crowdsec connected, or run ${cscli}`);
       }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -244,5 +244,28 @@ describe('source response (decisions only; the kernel side is in test/integratio
     assert.deepEqual(readBlockState(path.join(dir, 'blocks.json')).blocks.map((b) => b.key), ['10.0.0.6 tcp:80', '10.0.0.6 icmp'], 'saved at once');
     await m.close();
     assert.deepEqual(events.map(([type, f]) => `${type} ${String(f.src_ip)}`), ['block_refused 10.0.0.9', 'block_refused 10.0.0.9', 'block 10.0.0.6', 'block 10.0.0.6']);
+  });
+  it('a source caught again while its block is being lifted is blocked anew, not told "already blocked" by the block about to go', async () => {
+    const { BlockManager } = await import('../../src/blocks/manager');
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-lift-'));
+    // An ipset whose delete takes a while (a long chain of kernel changes before it), and that records its calls.
+    const calls = path.join(dir, 'calls');
+    const fake = path.join(dir, 'ipset');
+    writeFileSync(fake, `#!/bin/sh\ncat >/dev/null\necho "$1 $3" >> ${calls}\nif [ "$1" = del ]; then sleep 0.4; fi\n`);
+    chmodSync(fake, 0o755);
+    const events: [string, Record<string, unknown>][] = [];
+    const m = new BlockManager({ policy, allowlist: new Allowlist([], [], () => []), saved: { blocks: [], offences: [] }, stateFile: path.join(dir, 'blocks.json'), setPrefix: 'nfips', families: ['ipv4'], bins: { iptables: 'iptables', ip6tables: 'ip6tables', ipset: fake }, log: { event: (type, fields = {}) => void events.push([type, fields]) } });
+    const meta = { signatureId: 9100101, signature: 'failed TCP connections', episode: 1, episodeOpened: 1 };
+    const flood = { ip: '10.0.0.6', exceeded: [ex('tcp_failed')], evProtos: PROTO_BIT_TCP, evTcp: svc(6, 80), evUdp: TARGET_NONE };
+    assert.equal(m.respondToSource(flood, meta).blocks[0]?.outcome, 'added');
+    const lifting = m.remove('10.0.0.6 tcp:80', 'manual');
+    // Caught again while the delete waits: a new block, queued after the delete.
+    const again = m.respondToSource(flood, { ...meta, episode: 2, episodeOpened: 2 });
+    assert.equal(again.blocks[0]?.outcome, 'added', JSON.stringify(again));
+    await lifting;
+    assert.deepEqual(m.inForce().map((b) => b.key), ['10.0.0.6 tcp:80'], 'the new block stands');
+    await m.close();
+    assert.deepEqual(readFileSync(calls, 'utf8').trim().split('\n'), ['add 10.0.0.6,tcp:80', 'del 10.0.0.6,tcp:80', 'add 10.0.0.6,tcp:80'], 'the kernel holds it again at the end');
+    assert.ok(!events.some(([t]) => t === 'unblock'), 'no unblock: the source is still blocked');
   });
 });

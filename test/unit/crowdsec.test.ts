@@ -1186,7 +1186,7 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     };
   }
 
-  it('an operator deletion while the alert of an earlier re-block is being posted: the lift waits, and the decision that post creates is deleted again', async () => {
+  it('an operator deletion while the alert of an earlier re-block is being posted: the lift waits, and the decision that post creates is deleted again', { timeout: 20_000 }, async () => {
     const api = await lapi();
     const X = '192.0.2.90';
     const now = Date.now();
@@ -1212,7 +1212,7 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     await api.close();
   });
 
-  it('blocks del while a retry posts the alert: waits for the post, pulls again, and deletes the decision it created', async () => {
+  it('blocks del while a retry posts the alert: waits for the post, pulls again, and deletes the decision it created', { timeout: 20_000 }, async () => {
     const api = await lapi();
     const X = '192.0.2.91';
     const now = Date.now();
@@ -1271,6 +1271,29 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     await r.link.pull();
     assert.equal(reads, 1);
     assert.deepEqual(r.keys(), [], 'all three lifted');
+    await r.close();
+    await api.close();
+  });
+
+  it('blocks del of a CrowdSec block whose kernel delete failed after its decision was deleted: the retry lifts it here', async () => {
+    const api = await lapi();
+    const X = '198.51.100.17';
+    const r = rig(api.url, []);
+    api.st.stream = () => ({ new: [wire(5, X, { duration: '3h59m' })], deleted: null });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), [`${X} crowdsec`]);
+    const once = path.join(r.dir, 'del-failed');
+    writeFileSync(path.join(r.dir, 'ipset'), `#!/bin/sh\ncat >/dev/null\nif [ "$1" = del ] && [ ! -e ${once} ]; then touch ${once}; echo "cannot del" >&2; exit 1; fi\n`);
+    await assert.rejects(r.link.deleteBlock(X, 'manual'), /kernel did not lift/);
+    assert.deepEqual(api.deletes(), [5], 'the decision went at the Local API');
+    assert.deepEqual(r.keys(), [`${X} crowdsec`], 'the block stays while the kernel holds it');
+    // The Local API names the deletion; the decision is known gone.
+    api.st.stream = () => ({ new: null, deleted: [wire(5, X, { duration: '-1s' })] });
+    await r.link.pull();
+    await r.link.deleteBlock(X, 'manual');
+    assert.ok(r.events.some(([t, f]) => t === 'unblock' && /no live CrowdSec decision wants it/.test(String(f.reason))), JSON.stringify(r.events.filter(([t]) => t === 'unblock')));
+    assert.deepEqual(r.keys(), [], 'lifted at the retry, with nothing left to delete there');
+    assert.deepEqual(api.deletes(), [5]);
     await r.close();
     await api.close();
   });
