@@ -68,14 +68,23 @@ interface CrowdSecStatus {
   decisions_known: number;
   decisions_applied: number;
   decisions_removed: number;
+  decisions_reapplied?: number;
   refused: number;
-  publisher: { pending: number; published: number; state: string } | null;
+  apply_failures?: number;
+  own_lifted?: number;
+  own_lift_failures?: number;
+  own_lifts_pending?: number;
+  publisher: { pending: number; published: number; state: string; rejected?: number; dropped?: number } | null;
 }
 
 function crowdsecLine(c: CrowdSecStatus): string {
   const err = c.state === 'connected' || !c.last_error ? '' : ` (${c.last_error})`;
-  const pub = c.publisher ? `; publishing: ${c.publisher.published} sent, ${c.publisher.pending} pending` : '; not publishing (no machine credentials)';
-  return `crowdsec: ${c.url} ${c.state}${err}, last pull ${c.last_pull ?? 'never'}; decisions: ${c.decisions_known} known, ${c.decisions_applied} applied, ${c.decisions_removed} lifted, ${c.refused} refused${pub}`;
+  // Counters that are mostly zero are shown only when they are not.
+  const some = (n: number | undefined, what: string): string => (n ? `, ${n} ${what}` : '');
+  const p = c.publisher;
+  const pub = p ? `; publishing: ${p.published} sent, ${p.pending} pending${some(p.rejected, 'refused by the Local API')}${some(p.dropped, 'dropped')}` : '; not publishing (no machine credentials)';
+  const own = c.own_lifted || c.own_lift_failures || c.own_lifts_pending ? `; own decisions deleted by an operator: ${c.own_lifted ?? 0} blocks lifted${some(c.own_lift_failures, 'lift failures')}${some(c.own_lifts_pending, 'lifts waiting')}` : '';
+  return `crowdsec: ${c.url} ${c.state}${err}, last pull ${c.last_pull ?? 'never'}; decisions: ${c.decisions_known} known, ${c.decisions_applied} applied${some(c.decisions_reapplied, 'reapplied')}, ${c.decisions_removed} lifted, ${c.refused} refused${some(c.apply_failures, 'apply failures')}${own}${pub}`;
 }
 
 function duration(s: number): string {

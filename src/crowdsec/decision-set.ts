@@ -62,6 +62,32 @@ export interface OwnDecision {
   seenAt: number;
 }
 
+/**
+ * An operator's deletion of this gateway's decisions of one network and
+ * scenario, as the gateway still acts on it: lifting here the blocks placed
+ * before it (withdrawing their queued alerts), and deleting again the
+ * decisions that alerts of those blocks create after it. An alert posted
+ * between the deletion and the answer that shows it cannot be taken back:
+ * without this watch it would ban the user again at every gateway.
+ */
+export interface OwnDeletionRecord {
+  net: string;
+  scenario: string;
+  /** Epoch ms, the latest deletion (lower bound): blocks of the scenario placed before it are lifted. */
+  deletedAt: number;
+  /** Epoch ms of the answer that first named it: own decisions of the scenario first seen from then on are watched. */
+  since: number;
+  /** The local lift is still to do: deferred while another own decision lives on the network, or a kernel delete failed. */
+  lift: boolean;
+  /** Epoch ms: the watch for late decisions ends (held while one is known and its delete fails). */
+  watchUntil: number;
+}
+
+/** How long late decisions of a deleted scenario are watched for (an alert queued or in flight lands within this). */
+export const DELETION_WATCH_MS = 10 * 60_000;
+/** Deletions kept (lift pending or watched); the oldest go first. */
+const DELETIONS_MAX = 10_000;
+
 /** An own decision ending this close to its known end is taken as expired, not deleted. */
 const OWN_END_SLACK_MS = 5000;
 /** Own decision ids already handled (deleted or expired): 1.4.6 names them again in later answers. */
@@ -72,8 +98,12 @@ export const OWN_KEEP_MAX = 10_000;
 
 /** The own-decision knowledge that must survive a restart, or expired decisions would pass for deleted ones. */
 export interface OwnMemory {
+  /** The machine id the decisions were published as: another one's memory says nothing about this one's. */
+  machine?: string;
   live: (OwnDecision & { id: number })[];
   gone: number[];
+  /** Absent in files of earlier versions. */
+  deletions?: OwnDeletionRecord[];
 }
 
 export class DecisionSet {
@@ -83,6 +113,8 @@ export class DecisionSet {
   readonly #own = new Map<number, OwnDecision>();
   /** Own decision ids seen ending (in insertion order, bounded): a repeat lifts nothing. */
   readonly #ownGone = new Set<number>();
+  /** By "<net> <scenario>", oldest first. */
+  readonly #deletions = new Map<string, OwnDeletionRecord>();
 
   /** Set when the own-decision knowledge changed since the last ownMemory(). */
   #ownDirty = false;
@@ -96,7 +128,7 @@ export class DecisionSet {
     this.#ownDirty = false;
     const live = [...this.#own].map(([id, o]) => ({ id, ...o }));
     live.sort((a, b) => a.until - b.until);
-    return { live: live.slice(-OWN_KEEP_MAX), gone: [...this.#ownGone] };
+    return { live: live.slice(-OWN_KEEP_MAX), gone: [...this.#ownGone], deletions: [...this.#deletions.values()].map((d) => ({ ...d })) };
   }
 
   /** Restores what ownMemory() gave before a restart; entries already ended are kept as gone. */
@@ -106,6 +138,7 @@ export class DecisionSet {
       if (this.#ownGone.has(o.id)) continue;
       this.#own.set(o.id, { net: o.net, scenario: o.scenario, until: o.until, seenAt: o.seenAt });
     }
+    for (const d of m.deletions ?? []) this.#deletions.set(`${d.net} ${d.scenario}`, { ...d });
     // Ended while nfips was away: named in `deleted` later, they expired.
     this.#prune(now);
     this.#ownDirty = false;
@@ -130,14 +163,43 @@ export class DecisionSet {
     return [...this.#own].filter(([, o]) => o.net === net && o.scenario === scenario && o.seenAt >= t).map(([id]) => id);
   }
 
+  /** Deletions still acted on (see OwnDeletionRecord), oldest first. */
+  deletions(): readonly OwnDeletionRecord[] {
+    return [...this.#deletions.values()];
+  }
+
+  /** The lift of a deletion is done (its watch goes on). */
+  lifted(d: OwnDeletionRecord): void {
+    d.lift = false;
+    this.#ownDirty = true;
+  }
+
+  /** The watch of a deletion ends (a block came after it: the attacker is back, later decisions are right). */
+  endWatch(d: OwnDeletionRecord): void {
+    d.watchUntil = 0;
+    this.#ownDirty = true;
+  }
+
+  /** A late decision's delete failed: the watch lasts at least as long as the late decisions, so it is retried until they go. */
+  holdWatch(d: OwnDeletionRecord, ids: readonly number[]): void {
+    for (const id of ids) d.watchUntil = Math.max(d.watchUntil, this.#own.get(id)?.until ?? 0);
+    this.#ownDirty = true;
+  }
+
+  /** Own live decisions of a deletion's network and scenario first seen since the answer that named it, while it is watched. */
+  lateIds(d: OwnDeletionRecord, now: number): number[] {
+    return d.watchUntil > now ? this.ownIdsSeenSince(d.net, d.scenario, d.since) : [];
+  }
+
   /**
    * Takes one stream answer (asked for with dedup=false: every decision, not
    * only the longest per IP). A startup answer is the whole truth about
    * other decisions: what it does not name is gone. An own decision counts
    * as deleted only when an answer names it in `deleted`, never for being
-   * missing. `isOwn` tells decisions this nfips published.
+   * missing. `isOwn` tells decisions this nfips published. `now` is when the
+   * answer was asked for, `fetchMs` how long it took to come.
    */
-  apply(a: StreamAnswer, now: number, startup: boolean, isOwn: (d: Decision) => boolean = () => false): DecisionChanges {
+  apply(a: StreamAnswer, now: number, startup: boolean, isOwn: (d: Decision) => boolean = () => false, fetchMs = 0): DecisionChanges {
     const touched = new Set<string>();
     const ownBefore = new Map(this.#own);
     if (startup) {
@@ -163,10 +225,13 @@ export class DecisionSet {
       const m = mapDecision(d);
       if (m.kind === 'skip') continue;
       // A deleted decision's remaining time is minus the time since it ended (1.4.6); it cannot have ended before it was seen.
-      const deletedAt = Math.max(Math.min(now, now + d.remainingMs), known?.seenAt ?? -Infinity);
-      // Known and ending at its known end: it expired, and its block with it.
-      if (known.until - deletedAt <= OWN_END_SLACK_MS) continue;
-      ownDeleted.push({ id: d.id, net: m.target.net, scenario: ownScenarioOf(d.scenario), deletedAt });
+      // The Local API counted it somewhere between asking and the answer: deletedAt is the earliest it can be.
+      const deletedAt = Math.max(Math.min(now, now + d.remainingMs), known.seenAt);
+      // Known and ending at its known end (the earliest it can be, against the latest the end can be): it expired, and its block with it.
+      if (known.until - (deletedAt + fetchMs) <= OWN_END_SLACK_MS) continue;
+      const del = { id: d.id, net: m.target.net, scenario: ownScenarioOf(d.scenario), deletedAt };
+      ownDeleted.push(del);
+      this.#recordDeletion(del, now);
     }
     const skipped: DecisionChanges['skipped'] = [];
     let own = 0;
@@ -254,6 +319,28 @@ export class DecisionSet {
       // Named in `deleted` later, it ended on its own: nothing to lift.
       this.#markGone(id);
     }
+    for (const [key, d] of [...this.#deletions]) {
+      if (d.lift || d.watchUntil > now) continue;
+      this.#deletions.delete(key);
+      this.#ownDirty = true;
+    }
+  }
+
+  #recordDeletion(del: OwnDeletion, now: number): void {
+    const key = `${del.net} ${del.scenario}`;
+    const was = this.#deletions.get(key);
+    this.#deletions.delete(key);
+    // A later deletion of the same scenario covers the blocks placed before it too; the watch covers both answers.
+    this.#deletions.set(key, {
+      net: del.net,
+      scenario: del.scenario,
+      deletedAt: Math.max(del.deletedAt, was?.deletedAt ?? -Infinity),
+      since: Math.min(now, was?.since ?? Infinity),
+      lift: true,
+      watchUntil: Math.max(now + DELETION_WATCH_MS, was?.watchUntil ?? 0),
+    });
+    if (this.#deletions.size > DELETIONS_MAX) this.#deletions.delete(this.#deletions.keys().next().value as string);
+    this.#ownDirty = true;
   }
 
   #markGone(id: number): void {

@@ -10,7 +10,7 @@ import { view } from '../blocks/manager';
 import type { EventLog } from '../log/event-log';
 import { anomalyScenario } from './alert';
 import type { Decision, StreamAnswer } from './decision';
-import { DecisionSet, OwnDeletion, OwnMemory } from './decision-set';
+import { DecisionSet, OwnDeletionRecord, OwnMemory } from './decision-set';
 import { LapiClient } from './lapi-client';
 
 export type LinkState = 'connecting' | 'connected' | 'unreachable';
@@ -27,13 +27,15 @@ export interface DecisionAuthority {
   deleteDecisions(ids: readonly number[]): Promise<number[]>;
   /** Drops the queued alerts of a network and scenario (queued before `before`, when given); how many. */
   withdraw(net: string, scenario: string, before?: number): number;
-  /** Whether an alert of this network and scenario is being posted now (and the earliest block time among those), and the blocks of those still queued. */
-  queued(net: string, scenario: string): { sending: boolean; sendingSince: number | null; keys: string[] };
+  /** Whether an alert of this network and scenario is being posted now, and the blocks of those still queued. */
+  queued(net: string, scenario: string): { sending: boolean; keys: string[] };
   /** Own-decision knowledge from before a restart (null: none), and keeping it for the next one. */
   rememberedOwn(): OwnMemory | null;
   rememberOwn(m: OwnMemory): void;
-  /** Resolves once a push in progress (if any) has ended. */
-  flush(): Promise<void>;
+  /** Resolves once the POST in progress (if any) has ended; not the rest of the queue. */
+  posted(): Promise<void>;
+  /** Starts sending the queue (called once the first pull has settled). */
+  start(): void;
   status(): Record<string, unknown>;
 }
 
@@ -56,20 +58,6 @@ const RETRY_FIRST_MS = 1000;
 const RETRY_CAP_MS = 30_000;
 /** `blocks del` waits for an alert being posted and pulls again at most this many times. */
 const DEL_ROUNDS = 3;
-/** How long a tombstone waits for the decision of an alert posted across an operator's deletion; how many are kept. */
-const TOMBSTONE_MS = 10 * 60_000;
-const TOMBSTONE_MAX = 100;
-
-/** An alert of a block placed before an operator deleted its decision was being posted: the decision it creates is deleted again. */
-interface Tombstone {
-  net: string;
-  scenario: string;
-  /** Epoch ms: the operator's deletion. */
-  before: number;
-  /** Epoch ms: when the post ended; own decisions first seen after it are its. */
-  postedBy: number;
-  expires: number;
-}
 
 /** A delete that failed part way: `deleted` were deleted at the Local API before it. */
 export class DeleteError extends Error {
@@ -108,9 +96,6 @@ export class CrowdSecLink {
    * not retried, cap refusals only once a CrowdSec block has left room.
    */
   readonly #refused = new Map<string, { kind: 'rules' | 'cap'; ids: Set<number> }>();
-  /** Own decisions deleted at the Local API whose anomaly blocks are still to lift here (a failed remove is retried next pull). */
-  readonly #lifts = new Map<number, OwnDeletion>();
-  #tombstones: Tombstone[] = [];
   readonly counts = { pulls: 0, own_lifted: 0, own_lift_failures: 0, failed_pulls: 0, apply_failures: 0, decisions_applied: 0, decisions_reapplied: 0, decisions_removed: 0, refused: 0, skipped: 0, own: 0, outages: 0 };
 
   constructor(o: LinkOptions) {
@@ -154,6 +139,7 @@ export class CrowdSecLink {
       unreachable_since: this.#outageSince === null ? null : new Date(this.#outageSince).toISOString(),
       decisions_known: this.#set.size,
       ...this.counts,
+      own_lifts_pending: this.#set.deletions().filter((d) => d.lift).length,
       publisher: this.#o.publisher?.status() ?? null,
     };
   }
@@ -212,7 +198,7 @@ export class CrowdSecLink {
     let pulled = true;
     let q = pub.queued(b.net, scenario);
     for (let round = 0; ; round++) {
-      if (q.sending) await pub.flush();
+      if (q.sending) await pub.posted();
       ids = this.#set.ownIdsFor(b.net, scenario);
       if (!ids.length) {
         pulled = await this.pull().catch(() => false);
@@ -253,16 +239,15 @@ export class CrowdSecLink {
   }
 
   /**
-   * Own decisions an operator deleted at the Local API: the anomaly blocks of
-   * that network and scenario placed before the deletion are lifted, and its
-   * alerts queued before it withdrawn (or a re-block made during an outage
-   * would ban the user again everywhere). Nothing is lifted while another own
-   * decision on the network lives: the other gateways ban the whole source
-   * anyway. A block placed after the deletion stays: the attacker came back.
+   * Acts on operators' deletions of this gateway's decisions (decision-set.ts
+   * OwnDeletionRecord), from one snapshot of the block table per pull:
+   * first the decisions alerts of earlier blocks created after a deletion
+   * are deleted again (they would ban the user everywhere anew), then the
+   * blocks placed before it are lifted here.
    */
-  async #lift(pub: DecisionAuthority | null): Promise<void> {
-    if (!this.#lifts.size) return;
-    // One snapshot of the table per pull, by network: not one copy and sort per deletion.
+  async #settleDeletions(pub: DecisionAuthority, now: number): Promise<void> {
+    const deletions = this.#set.deletions();
+    if (!deletions.length) return;
     const byNet = new Map<string, Block[]>();
     for (const b of this.#o.blocks.inForce()) {
       if (b.origin !== 'anomaly') continue;
@@ -270,65 +255,65 @@ export class CrowdSecLink {
       if (l) l.push(b);
       else byNet.set(b.net, [b]);
     }
-    for (const [id, del] of [...this.#lifts]) {
-      // Deferred, not dropped: lifted once no own decision lives on the network any more.
-      if (this.#set.ownIdsFor(del.net).length) continue;
-      // An alert of a block placed before the deletion being posted now: withdraw() cannot take it back, so wait and delete its decision once a pull names it.
-      const q = pub?.queued(del.net, del.scenario);
-      if (pub && q?.sending && q.sendingSince !== null && q.sendingSince < del.deletedAt) {
-        await pub.flush();
-        const t = this.#now();
-        this.#tombstones.push({ net: del.net, scenario: del.scenario, before: del.deletedAt, postedBy: t, expires: t + TOMBSTONE_MS });
-        if (this.#tombstones.length > TOMBSTONE_MAX) this.#tombstones.shift();
-      }
-      pub?.withdraw(del.net, del.scenario, del.deletedAt);
-      let failed = false;
-      // inForce() is a snapshot and remove() awaits: a block the sweep ended meanwhile is done, not an error.
-      for (const b of byNet.get(del.net) ?? []) {
-        if ( b.createdAt >= del.deletedAt || anomalyScenario(b) !== del.scenario || !this.#o.blocks.get(b.key)) continue;
-        try {
-          await this.#o.blocks.remove(b.key, `its crowdsec decision ${id} was deleted at the Local API`);
-          this.counts.own_lifted++;
-        } catch (e) {
-          if (!this.#o.blocks.get(b.key)) continue;
-          failed = true;
-          this.counts.own_lift_failures++;
-          this.#o.log.event('crowdsec_lift_failed', { src_ip: b.net, block: b.key, decision: id, error: (e as Error).message, hint: 'retried at the next pull' }, 'error');
-        }
-      }
-      if (!failed) this.#lifts.delete(id);
+    const ofScenario = (d: OwnDeletionRecord): Block[] => (byNet.get(d.net) ?? []).filter((b) => anomalyScenario(b) === d.scenario);
+    for (const d of deletions) await this.#bury(pub, d, now, ofScenario(d));
+    for (const d of deletions) if (d.lift) await this.#lift(pub, d, ofScenario(d));
+    this.#remember();
+  }
+
+  /**
+   * Late decisions of a deleted scenario (first seen since the answer that
+   * showed the deletion) come from alerts of blocks placed before it, queued
+   * or in flight then: deleted again at the Local API. Not when a block of
+   * that scenario was placed here after the deletion: the attacker came
+   * back, and the ban is right. A failed delete is retried every pull for
+   * as long as those decisions live.
+   */
+  async #bury(pub: DecisionAuthority, d: OwnDeletionRecord, now: number, blocks: readonly Block[]): Promise<void> {
+    const ids = this.#set.lateIds(d, now);
+    if (!ids.length) return;
+    if (blocks.some((b) => b.createdAt >= d.deletedAt)) {
+      this.#set.endWatch(d);
+      this.#o.log.event('crowdsec_decision_kept', { src_ip: d.net, scenario: d.scenario, decisions: ids, reason: 'blocked here again after the deletion' });
+      return;
+    }
+    try {
+      const done = await pub.deleteDecisions(ids);
+      for (const id of done) this.#set.forget(id);
+      this.#o.log.event('crowdsec_decision_redeleted', { src_ip: d.net, scenario: d.scenario, decisions: done, reason: 'an alert of a block placed before an operator deleted the decision was posted after the deletion' }, 'warn');
+    } catch (e) {
+      for (const id of e instanceof DeleteError ? e.deleted : []) this.#set.forget(id);
+      this.#set.holdWatch(d, ids);
+      this.#o.log.event('crowdsec_lift_failed', { src_ip: d.net, scenario: d.scenario, decisions: ids, error: (e as Error).message, hint: 'retried at the next pull while the decisions live' }, 'error');
     }
   }
 
   /**
-   * Deletes at the Local API the decisions of alerts that were being posted
-   * when an operator deleted their network's decision (see #lift). Not when
-   * a block of that scenario was placed here after the deletion: the
-   * attacker came back, and the ban is right.
+   * The anomaly blocks of a deleted scenario placed before the deletion are
+   * lifted here, and their queued alerts withdrawn (or a re-block made
+   * during an outage would ban the user again everywhere). The withdrawal is
+   * done at once; the lift waits while another own decision lives on the
+   * network (the other gateways ban the whole source anyway). A block placed
+   * after the deletion stays: the attacker came back.
    */
-  async #bury(pub: DecisionAuthority, now: number): Promise<void> {
-    this.#tombstones = this.#tombstones.filter((t) => t.expires > now);
-    for (const t of [...this.#tombstones]) {
-      const ids = this.#set.ownIdsSeenSince(t.net, t.scenario, t.postedBy);
-      if (!ids.length) continue;
-      this.#tombstones = this.#tombstones.filter((x) => x !== t);
-      const back = this.#o.blocks.inForce().some((b) => b.origin === 'anomaly' && b.net === t.net && b.createdAt >= t.before && anomalyScenario(b) === t.scenario);
-      if (back) {
-        this.#o.log.event('crowdsec_decision_kept', { src_ip: t.net, scenario: t.scenario, decisions: ids, reason: 'blocked here again after the deletion' });
-        continue;
-      }
+  async #lift(pub: DecisionAuthority, d: OwnDeletionRecord, blocks: readonly Block[]): Promise<void> {
+    pub.withdraw(d.net, d.scenario, d.deletedAt);
+    if (this.#set.ownIdsFor(d.net).length) return;
+    let failed = false;
+    // The snapshot is of the pull's start and remove() awaits: a block the sweep ended meanwhile is done, not an error.
+    for (const b of blocks) {
+      if (b.createdAt >= d.deletedAt || !this.#o.blocks.get(b.key)) continue;
       try {
-        const done = await pub.deleteDecisions(ids);
-        for (const id of done) this.#set.forget(id);
-        this.#o.log.event('crowdsec_decision_redeleted', { src_ip: t.net, scenario: t.scenario, decisions: done, reason: 'its alert was being posted when an operator deleted the decision before it' }, 'warn');
+        await this.#o.blocks.remove(b.key, `its crowdsec decision for ${d.scenario} was deleted at the Local API`);
+        this.counts.own_lifted++;
       } catch (e) {
-        for (const id of e instanceof DeleteError ? e.deleted : []) this.#set.forget(id);
-        // Kept for the next pull.
-        this.#tombstones.push(t);
-        this.#o.log.event('crowdsec_lift_failed', { src_ip: t.net, scenario: t.scenario, decisions: ids, error: (e as Error).message, hint: 'retried at the next pull' }, 'error');
+        if (!this.#o.blocks.get(b.key)) continue;
+        failed = true;
+        this.counts.own_lift_failures++;
+        this.#o.log.event('crowdsec_lift_failed', { src_ip: b.net, block: b.key, scenario: d.scenario, error: (e as Error).message, hint: 'retried at the next pull' }, 'error');
       }
-      this.#remember();
     }
+    if (!failed) this.#set.lifted(d);
   }
 
   /** Lifts a block here; one the sweep ended meanwhile is already gone, not an error. */
@@ -349,7 +334,12 @@ export class CrowdSecLink {
     if (this.#closed) return;
     this.#timer = setTimeout(() => {
       this.#timer = null;
-      const next = () => this.#schedule(this.#failures ? retryDelay(this.#failures, this.#o.intervalMs) : this.#o.intervalMs);
+      const next = (): void => {
+        // After the first pull, answered or not: alerts left from a previous run must not go out before a
+        // deletion made meanwhile is seen (it withdraws them). A late one is still caught (#bury).
+        this.#o.publisher?.start();
+        this.#schedule(this.#failures ? retryDelay(this.#failures, this.#o.intervalMs) : this.#o.intervalMs);
+      };
       // A throw past the fetch (applying, logging) must not end the loop: count it as a failed pull and retry.
       void this.pull().then(next, (e: unknown) => {
         this.#failed(`pull failed: ${(e as Error).message}`);
@@ -398,12 +388,10 @@ export class CrowdSecLink {
 
   async #apply(answer: StreamAnswer, now: number, startup: boolean, t0: number, t1: number): Promise<void> {
     const pub = this.#o.publisher;
-    const changes = this.#set.apply(answer, now, startup, pub ? (d) => pub.isOwn(d) : undefined);
-    if (pub && this.#set.ownDirty) pub.rememberOwn(this.#set.ownMemory());
+    const changes = this.#set.apply(answer, now, startup, pub ? (d) => pub.isOwn(d) : undefined, t1 - t0);
+    this.#remember();
     // First, so a CrowdSec decision an anomaly block lifted here shadowed is applied in this same pull.
-    for (const d of changes.ownDeleted) this.#lifts.set(d.id, d);
-    await this.#lift(pub);
-    if (pub) await this.#bury(pub, now);
+    if (pub) await this.#settleDeletions(pub, now);
     if (startup) {
       // Blocks of decisions that ended while nfips was away (or down) are not in a startup answer.
       const wanted = new Set(changes.upsert.map((w) => w.key));

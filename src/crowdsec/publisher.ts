@@ -78,6 +78,10 @@ export class Publisher implements DecisionAuthority {
   #inFlight: ReadonlySet<PendingAlert> = new Set();
   #token: { token: string; expiresAt: number } | null = null;
   #flushing: Promise<void> | null = null;
+  /** Settles when the POST in progress (if any) has ended: what `blocks del` waits for, not the whole queue. */
+  #posting: Promise<void> | null = null;
+  /** Off until start(): the link starts it after its first pull, so deletions made while nfips was away are seen before old alerts go. */
+  #started = false;
   #timer: NodeJS.Timeout | null = null;
   #saveTimer: NodeJS.Timeout | null = null;
   #failures = 0;
@@ -104,8 +108,10 @@ export class Publisher implements DecisionAuthority {
     return this.#pending.length;
   }
 
-  /** Sends what a previous run left in the queue. */
+  /** Sends what a previous run left in the queue, and each block from now on. */
   start(): void {
+    if (this.#started) return;
+    this.#started = true;
     if (this.#pending.length) this.#kick(0);
   }
 
@@ -116,6 +122,8 @@ export class Publisher implements DecisionAuthority {
     if (same) {
       // Blocks of one episode (tcp and icmp, say) are one ban of the source.
       same.until = Math.max(same.until, b.expiresAt);
+      // The latest block's time: an operator's deletion between the two must not withdraw the later one with the earlier.
+      same.at = Math.max(same.at, b.createdAt);
       same.key = `${same.key}, ${b.key}`;
     } else {
       this.#pending.push({ value: b.net, scenario, until: b.expiresAt, at: b.createdAt, key: b.key, signature: meta.signature, signatureId: meta.signatureId, episode: meta.episode, evidence: f.exceeded.map(evidenceOf) });
@@ -136,7 +144,7 @@ export class Publisher implements DecisionAuthority {
 
   /** Keeps the link's own-decision knowledge in the queue file (written soon, and at close). */
   rememberOwn(m: OwnMemory): void {
-    this.#own = m;
+    this.#own = { ...m, machine: this.#o.machineId };
     this.#saveSoon();
   }
 
@@ -160,10 +168,14 @@ export class Publisher implements DecisionAuthority {
   }
 
   /** Whether an alert of this network and scenario is being posted now, and the blocks of those still queued. */
-  queued(net: string, scenario: string): { sending: boolean; sendingSince: number | null; keys: string[] } {
+  queued(net: string, scenario: string): { sending: boolean; keys: string[] } {
     const mine = (p: PendingAlert): boolean => p.value === net && p.scenario === scenario;
-    const flying = [...this.#inFlight].filter(mine);
-    return { sending: flying.length > 0, sendingSince: flying.length ? Math.min(...flying.map((p) => p.at)) : null, keys: this.#pending.filter((p) => mine(p) && !this.#inFlight.has(p)).flatMap((p) => p.key.split(', ')) };
+    return { sending: [...this.#inFlight].some(mine), keys: this.#pending.filter((p) => mine(p) && !this.#inFlight.has(p)).flatMap((p) => p.key.split(', ')) };
+  }
+
+  /** Resolves once the POST in progress (if any) has ended, however it ended; not the rest of the queue. */
+  posted(): Promise<void> {
+    return this.#posting ?? Promise.resolve();
   }
 
   deleteDecisions(ids: readonly number[]): Promise<number[]> {
@@ -231,7 +243,7 @@ export class Publisher implements DecisionAuthority {
   }
 
   #kick(ms: number): void {
-    if (this.#closed || this.#timer) return;
+    if (this.#closed || this.#timer || !this.#started) return;
     this.#timer = setTimeout(() => {
       this.#timer = null;
       void this.flush().then(() => {
@@ -283,6 +295,8 @@ export class Publisher implements DecisionAuthority {
       const batch = this.#pending.slice(0, this.#batchSize);
       this.#inFlight = new Set(batch);
       let posting = false;
+      let posted = (): void => undefined;
+      this.#posting = new Promise<void>((r) => (posted = r));
       try {
         let token = await this.#ensureToken();
         posting = true;
@@ -315,28 +329,38 @@ export class Publisher implements DecisionAuthority {
         if (this.#closed) return;
         // A 4xx about the content refuses what was sent, not the link: halve the batch until the alert
         // it refuses is alone, then drop that one. Not on login, nor on auth, route or rate answers.
-        if (posting && e instanceof LapiError && e.status !== null && REFUSED_CONTENT.includes(e.status) && this.#refusedInARow < REFUSED_IN_A_ROW_MAX) {
-          if (batch.length > 1) {
-            this.#batchSize = Math.ceil(batch.length / 2);
-          } else {
-            this.#refusedInARow++;
-            const [p] = batch as [PendingAlert];
-            this.#pending = this.#pending.filter((x) => x !== p);
-            this.counts.dropped++;
-            this.counts.rejected++;
-            this.#o.log.event('crowdsec_push_dropped', { count: 1, values: [p.value], block: p.key, scenario: p.scenario, reason: `the Local API refused it: ${e.message}` }, 'warn');
-            this.#save();
-          }
+        const refusedContent = posting && e instanceof LapiError && e.status !== null && REFUSED_CONTENT.includes(e.status);
+        if (refusedContent && batch.length > 1) {
+          this.#batchSize = Math.ceil(batch.length / 2);
           continue;
+        }
+        if (refusedContent && this.#refusedInARow < REFUSED_IN_A_ROW_MAX) {
+          this.#refusedInARow++;
+          const [p] = batch as [PendingAlert];
+          this.#pending = this.#pending.filter((x) => x !== p);
+          this.counts.dropped++;
+          this.counts.rejected++;
+          this.#o.log.event('crowdsec_push_dropped', { count: 1, values: [p.value], block: p.key, scenario: p.scenario, reason: `the Local API refused it: ${(e as Error).message}` }, 'warn');
+          this.#save();
+          continue;
+        }
+        if (refusedContent) {
+          // Alert after alert refused: the server's problem, not theirs. This one goes to the back, so the next
+          // try is another alert: one the server always refuses cannot hold the queue, and the link only counts
+          // as failing while different alerts keep being refused.
+          const [p] = batch as [PendingAlert];
+          this.#pending = [...this.#pending.filter((x) => x !== p), p];
+          this.#save();
         }
         this.#lastError = (e as Error).message;
         this.counts.failed_pushes++;
-        // Past REFUSED_IN_A_ROW_MAX refusals (alert after alert refused: the server's problem, not theirs) a
-        // 4xx lands here too: the queue is kept and retried with backoff until a POST is accepted again.
+        // Kept and retried with backoff until a POST is accepted again.
         if (this.#failures++ === 0) this.#o.log.event('crowdsec_push_failed', { error: this.#lastError, pending: this.#pending.length, hint: `kept in ${this.#file} and sent when the Local API answers` }, 'error');
         return;
       } finally {
         this.#inFlight = new Set();
+        this.#posting = null;
+        posted();
       }
     }
   }
@@ -357,7 +381,11 @@ export class Publisher implements DecisionAuthority {
       this.#o.log.event('crowdsec_queue_entries_dropped', { file: this.#file, count: load.dropped.length, kept: load.doc.pending.length, entries: shown, hint: 'the other queued alerts are kept' }, 'error');
     }
     this.#pending = load.doc.pending.slice(-MAX_PENDING);
-    this.#own = load.doc.own ?? null;
+    const own = load.doc.own ?? null;
+    // Written under another machine id: those decisions are not this gateway's, and their deletions lift nothing here.
+    if (own?.machine !== undefined && own.machine !== this.#o.machineId) {
+      this.#o.log.event('crowdsec_own_memory_ignored', { file: this.#file, machine_id: own.machine, now: this.#o.machineId, hint: 'own decisions of the old machine id are not tracked' }, 'warn');
+    } else this.#own = own;
   }
 
   /** Renames the file to <file>.bad.<UTC time> and keeps only the newest few; returns the new name, or null. */

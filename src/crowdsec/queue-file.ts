@@ -7,7 +7,7 @@ import { makeTarget } from '../blocks/block';
 import { JsonFileError, JsonProblem, parseJsonBounded } from '../config/json-file';
 import { readFileBounded } from '../config/safe-file';
 import type { PendingAlert } from './alert';
-import { OWN_KEEP_MAX, OwnMemory } from './decision-set';
+import { OWN_KEEP_MAX, OwnDeletionRecord, OwnMemory } from './decision-set';
 
 export const QUEUE_FORMAT = 'nfips-crowdsec-queue';
 /** 1,000 alerts of a few hundred bytes each: far below this. */
@@ -82,16 +82,23 @@ function readOwn(v: unknown, dropped: QueueLoad['dropped']): OwnMemory | undefin
     if (isInt(id) && (id as number) > 0) gone.push(id as number);
     else dropped.push({ path: `/own/gone/${i}`, problems: [{ path: `/own/gone/${i}`, message: 'expected a decision id', value: id }] });
   }
-  return { live, gone };
+  const out: OwnMemory = { live, gone };
+  if (typeof v.machine === 'string') out.machine = v.machine;
+  else if (v.machine !== undefined) dropped.push({ path: '/own/machine', problems: [{ path: '/own/machine', message: 'expected a machine id', value: v.machine }] });
+  if (Array.isArray(v.deletions)) {
+    out.deletions = [];
+    for (const [i, d] of v.deletions.slice(-OWN_KEEP_MAX).entries()) {
+      const bad = checkDeletion(d, `/own/deletions/${i}`);
+      if (bad.length) dropped.push({ path: `/own/deletions/${i}`, problems: bad });
+      else out.deletions.push(d as OwnDeletionRecord);
+    }
+  } else if (v.deletions !== undefined) dropped.push({ path: '/own/deletions', problems: [{ path: '/own/deletions', message: 'expected a list of deletions', value: v.deletions }] });
+  return out;
 }
 
-/** One remembered own decision's problems. */
-export function checkOwn(o: unknown, at: string): JsonProblem[] {
-  if (!isObj(o)) return [{ path: at, message: 'expected an own decision object', value: o }];
-  const out: JsonProblem[] = [];
-  if (!isInt(o.id) || (o.id as number) <= 0) out.push({ path: `${at}/id`, message: 'expected a decision id', value: o.id });
+/** A network and an own scenario, as both own entries and deletions carry them. */
+function checkNetScenario(o: Record<string, unknown>, at: string, out: JsonProblem[]): void {
   if (typeof o.scenario !== 'string' || !o.scenario.startsWith('nfips/')) out.push({ path: `${at}/scenario`, message: 'expected "nfips/<signature>"', value: o.scenario });
-  for (const k of ['until', 'seenAt'] as const) if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) out.push({ path: `${at}/${k}`, message: 'expected a time in epoch ms', value: o[k] });
   if (typeof o.net !== 'string') out.push({ path: `${at}/net`, message: 'expected a canonical IP address or CIDR', value: o.net });
   else {
     try {
@@ -100,6 +107,27 @@ export function checkOwn(o: unknown, at: string): JsonProblem[] {
       out.push({ path: `${at}/net`, message: (e as Error).message, value: o.net });
     }
   }
+}
+
+const isTime = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
+
+/** One remembered deletion's problems. */
+export function checkDeletion(o: unknown, at: string): JsonProblem[] {
+  if (!isObj(o)) return [{ path: at, message: 'expected a deletion object', value: o }];
+  const out: JsonProblem[] = [];
+  checkNetScenario(o, at, out);
+  for (const k of ['deletedAt', 'since', 'watchUntil'] as const) if (!isTime(o[k])) out.push({ path: `${at}/${k}`, message: 'expected a time in epoch ms', value: o[k] });
+  if (typeof o.lift !== 'boolean') out.push({ path: `${at}/lift`, message: 'expected true or false', value: o.lift });
+  return out;
+}
+
+/** One remembered own decision's problems. */
+export function checkOwn(o: unknown, at: string): JsonProblem[] {
+  if (!isObj(o)) return [{ path: at, message: 'expected an own decision object', value: o }];
+  const out: JsonProblem[] = [];
+  if (!isInt(o.id) || (o.id as number) <= 0) out.push({ path: `${at}/id`, message: 'expected a decision id', value: o.id });
+  checkNetScenario(o, at, out);
+  for (const k of ['until', 'seenAt'] as const) if (!isTime(o[k])) out.push({ path: `${at}/${k}`, message: 'expected a time in epoch ms', value: o[k] });
   return out;
 }
 

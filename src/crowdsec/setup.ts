@@ -40,8 +40,8 @@ export function startCrowdSec(o: CrowdSecOptions, secrets: CrowdSecSecrets, bloc
   if (publisher) {
     // Anomaly blocks only: blocks of origin crowdsec are never published back.
     blocks.onPlaced((b, f, meta) => publisher.enqueue(b, f, meta));
-    publisher.start();
   }
+  // Starts the publisher too, once its first pull has settled.
   link.start();
   return {
     link,
