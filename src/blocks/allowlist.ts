@@ -51,6 +51,11 @@ export class Allowlist {
     return (p) => conflictIn(entries, p);
   }
 
+  /** The gateway's own addresses as one string: a change means refusals for "own address" may no longer hold. */
+  ownKey(): string {
+    return [...new Set(this.own())].sort().join(' ');
+  }
+
   entries(): AllowEntry[] {
     const own = this.own().flatMap((a) => {
       const prefix = parsePrefix(a);

@@ -274,6 +274,11 @@ export class BlockManager {
     return this.#refusal(target);
   }
 
+  /** The gateway's own addresses (refused as block targets), as one comparable string. */
+  ownAddressesKey(): string {
+    return this.#o.allowlist.ownKey();
+  }
+
   /** refusalOf() for a batch: the gateway's addresses are read once, when this is called. */
   refusalChecker(): (target: BlockTarget) => string | null {
     const allowed = this.#o.allowlist.checker();

@@ -96,6 +96,8 @@ export class CrowdSecLink {
    * not retried, cap refusals only once a CrowdSec block has left room.
    */
   readonly #refused = new Map<string, { kind: 'rules' | 'cap'; ids: Set<number> }>();
+  /** The gateway's addresses when rules refusals were last made: when they change, those refusals are tried again. */
+  #ownAddresses: string | null = null;
   readonly counts = { pulls: 0, own_lifted: 0, own_lift_failures: 0, failed_pulls: 0, apply_failures: 0, decisions_applied: 0, decisions_reapplied: 0, decisions_removed: 0, refused: 0, skipped: 0, own: 0, outages: 0 };
 
   constructor(o: LinkOptions) {
@@ -397,6 +399,12 @@ export class CrowdSecLink {
       const wanted = new Set(changes.upsert.map((w) => w.key));
       const lifting = new Set(changes.remove);
       for (const b of this.#o.blocks.inForce()) if (b.origin === 'crowdsec' && !wanted.has(b.key) && !lifting.has(b.key)) changes.remove.push(b.key);
+    }
+    // An address the gateway has given up (DHCP, a moved VIP) no longer protects a decision refused for it.
+    const addresses = this.#o.blocks.ownAddressesKey();
+    if (addresses !== this.#ownAddresses) {
+      for (const [k, r] of [...this.#refused]) if (r.kind === 'rules') this.#refused.delete(k);
+      this.#ownAddresses = addresses;
     }
     // A network refused before is not offered again for the same decisions (no new log line per pull).
     const upsert = changes.upsert.filter((w) => {

@@ -670,6 +670,7 @@ describe('review fixes: what the link trusts and sends', async () => {
       inForce: () => [],
       get: () => undefined,
       externalRoom: 100,
+      ownAddressesKey: () => '',
       applyExternal: () => {
         if (++calls === 1) throw new Error('ipset exploded');
         second();
@@ -1061,7 +1062,7 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     return { ...t, key: targetKey(t), origin: 'anomaly' as const, reason: `nfips: ${signature}`, createdAt, expiresAt: createdAt + ttlMs, ttlSeconds: Math.round(ttlMs / 1000), offence: 1 };
   }
 
-  function rig(url: string, saved: ReturnType<typeof anomaly>[], queueDoc?: unknown, clock?: () => number) {
+  function rig(url: string, saved: ReturnType<typeof anomaly>[], queueDoc?: unknown, clock?: () => number, ownAddresses: () => string[] = () => []) {
     const dir = mkdtempSync(path.join(tmpdir(), 'nfips-rev2-'));
     // What an earlier run left in the state directory.
     if (queueDoc !== undefined) writeFileSync(path.join(dir, QUEUE_FILE_NAME), JSON.stringify(queueDoc));
@@ -1070,7 +1071,7 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     chmodSync(fake, 0o755);
     const events: [string, Record<string, unknown>][] = [];
     const log = { event: (type: string, fields: Record<string, unknown> = {}) => void events.push([type, fields]) };
-    const blocks = new BlockManager({ policy: { ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 100 }, allowlist: new Allowlist([], [], () => []), saved: { blocks: saved, offences: [] }, stateFile: path.join(dir, 'blocks.json'), setPrefix: 'nfips', families: ['ipv4'], bins: { iptables: 'iptables', ip6tables: 'ip6tables', ipset: fake }, log });
+    const blocks = new BlockManager({ policy: { ttlSeconds: 600, maxTtlSeconds: 86_400, maxBlocks: 100 }, allowlist: new Allowlist([], [], ownAddresses), saved: { blocks: saved, offences: [] }, stateFile: path.join(dir, 'blocks.json'), setPrefix: 'nfips', families: ['ipv4'], bins: { iptables: 'iptables', ip6tables: 'ip6tables', ipset: fake }, log });
     const client = new LapiClient({ url, timeoutMs: 2000, userAgent: 't/1' });
     const publisher = new Publisher({ client, machineId: 'gw1', password: 'pw', stateDir: dir, log, intervalMs: 60_000 });
     const link = new CrowdSecLink({ client, url, apiKey: 'K', intervalMs: 60_000, blocks, log, publisher, ...(clock ? { clock } : {}) });
@@ -1362,6 +1363,24 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     assert.equal(r.publisher.pending, 1, 'one alert');
     assert.equal(r.publisher.withdraw(X, 'nfips/syn-scan', now), 0);
     assert.equal(r.publisher.pending, 1);
+    await r.close();
+    await api.close();
+  });
+
+  it("a decision refused for the gateway's own address is tried again once the gateway gives that address up, and only then", async () => {
+    const api = await lapi();
+    const X = '192.0.2.200';
+    let addresses = [X];
+    const r = rig(api.url, [], undefined, undefined, () => addresses);
+    api.st.stream = () => ({ new: [wire(7, X)], deleted: null });
+    await r.link.pull();
+    api.st.stream = () => ({ new: null, deleted: null });
+    await r.link.pull();
+    const refusals = () => r.events.filter(([t, f]) => t === 'block_refused' && f.src_ip === X).length;
+    assert.deepEqual([r.keys(), refusals()], [[], 1], 'refused once, not offered again while the address is ours');
+    addresses = ['192.0.2.201'];
+    await r.link.pull();
+    assert.deepEqual(r.keys(), [`${X} crowdsec`], 'enforced once the address is gone');
     await r.close();
     await api.close();
   });
