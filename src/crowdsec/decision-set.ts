@@ -34,11 +34,11 @@ export interface DecisionChanges {
   /** Decisions this nfips published itself, coming back. */
   own: number;
   /**
-   * Own decisions deleted at the Local API well before their known end
-   * (cscli decisions delete): the anomaly blocks of that network and
-   * scenario placed before the deletion are lifted here too. Only decisions
-   * seen live in an earlier answer (or remembered from before a restart):
-   * 1.4.6 names an expired decision in `deleted` just as a deleted one.
+   * Own decisions this answer shows deleted at the Local API well before
+   * their known end (cscli decisions delete), each also recorded in
+   * deletions() to be acted on. Only decisions seen live in an earlier
+   * answer (or remembered from before a restart): 1.4.6 names an expired
+   * decision in `deleted` just as a deleted one.
    */
   ownDeleted: OwnDeletion[];
 }
@@ -75,13 +75,20 @@ export interface OwnDeletionRecord {
   scenario: string;
   /** Epoch ms, the latest deletion (lower bound): blocks of the scenario placed before it are lifted. */
   deletedAt: number;
-  /** Epoch ms of the answer that first named it: own decisions of the scenario first seen from then on are watched. */
+  /** Epoch ms of the answer that first named it: own decisions of the scenario first seen from then on are watched (0: all, for `blocks del`). */
   since: number;
   /** The local lift is still to do: deferred while another own decision lives on the network, or a kernel delete failed. */
   lift: boolean;
-  /** Epoch ms: the watch for late decisions ends (held while one is known and its delete fails). */
+  /**
+   * Epoch ms: the watch ends with the first answer asked at or after it (an
+   * outage or a restart does not end it unseen); held while a late decision
+   * is known and its delete fails.
+   */
   watchUntil: number;
 }
+
+/** A restored watch lasts at most this long from the restart (a damaged file must not keep a record for ever). */
+const WATCH_RESTORE_MAX_MS = 7 * 86_400_000;
 
 /** How long late decisions of a deleted scenario are watched for (an alert queued or in flight lands within this). */
 export const DELETION_WATCH_MS = 10 * 60_000;
@@ -138,7 +145,8 @@ export class DecisionSet {
       if (this.#ownGone.has(o.id)) continue;
       this.#own.set(o.id, { net: o.net, scenario: o.scenario, until: o.until, seenAt: o.seenAt });
     }
-    for (const d of m.deletions ?? []) this.#deletions.set(`${d.net} ${d.scenario}`, { ...d });
+    // Times from the future (a clock stepped back, a damaged file) are taken as now: later blocks must not pass for earlier ones.
+    for (const d of m.deletions ?? []) this.#mergeDeletion({ net: d.net, scenario: d.scenario, deletedAt: Math.min(d.deletedAt, now), since: Math.min(d.since, now), lift: d.lift, watchUntil: Math.min(d.watchUntil, now + WATCH_RESTORE_MAX_MS) });
     // Ended while nfips was away: named in `deleted` later, they expired.
     this.#prune(now);
     this.#ownDirty = false;
@@ -158,14 +166,35 @@ export class DecisionSet {
     return [...this.#own].filter(([, o]) => o.net === net && (scenario === undefined || o.scenario === scenario)).map(([id]) => id);
   }
 
-  /** This gateway's own live decisions on a network and scenario first seen at or after `t` (epoch ms). */
-  ownIdsSeenSince(net: string, scenario: string, t: number): number[] {
-    return [...this.#own].filter(([, o]) => o.net === net && o.scenario === scenario && o.seenAt >= t).map(([id]) => id);
+
+  /**
+   * Deletions still acted on (see OwnDeletionRecord), oldest first. A time
+   * later than `now` (the clock stepped back since) is taken as now.
+   */
+  deletions(now: number): readonly OwnDeletionRecord[] {
+    for (const d of this.#deletions.values()) {
+      d.deletedAt = Math.min(d.deletedAt, now);
+      d.since = Math.min(d.since, now);
+    }
+    return [...this.#deletions.values()];
   }
 
-  /** Deletions still acted on (see OwnDeletionRecord), oldest first. */
-  deletions(): readonly OwnDeletionRecord[] {
-    return [...this.#deletions.values()];
+  /**
+   * `blocks del` of a published block deleted its decisions: what alerts of
+   * that network and scenario already on their way create is deleted again,
+   * as after an operator's deletion (nothing left to lift: the command lifts).
+   */
+  watch(net: string, scenario: string, now: number): void {
+    this.#mergeDeletion({ net, scenario, deletedAt: now, since: 0, lift: false, watchUntil: now + DELETION_WATCH_MS });
+  }
+
+  /** Forgets the deletions whose work is done, once the answer asked at `now` has been acted on. */
+  settled(now: number): void {
+    for (const [key, d] of [...this.#deletions]) {
+      if (d.lift || d.watchUntil > now) continue;
+      this.#deletions.delete(key);
+      this.#ownDirty = true;
+    }
   }
 
   /** The lift of a deletion is done (its watch goes on). */
@@ -186,9 +215,9 @@ export class DecisionSet {
     this.#ownDirty = true;
   }
 
-  /** Own live decisions of a deletion's network and scenario first seen since the answer that named it, while it is watched. */
-  lateIds(d: OwnDeletionRecord, now: number): number[] {
-    return d.watchUntil > now ? this.ownIdsSeenSince(d.net, d.scenario, d.since) : [];
+  /** Own live decisions of a deletion's network and scenario first seen since the answer that named it. */
+  lateIds(d: OwnDeletionRecord): number[] {
+    return [...this.#own].filter(([, o]) => o.net === d.net && o.scenario === d.scenario && o.seenAt >= d.since).map(([id]) => id);
   }
 
   /**
@@ -319,27 +348,30 @@ export class DecisionSet {
       // Named in `deleted` later, it ended on its own: nothing to lift.
       this.#markGone(id);
     }
-    for (const [key, d] of [...this.#deletions]) {
-      if (d.lift || d.watchUntil > now) continue;
-      this.#deletions.delete(key);
-      this.#ownDirty = true;
-    }
   }
 
   #recordDeletion(del: OwnDeletion, now: number): void {
-    const key = `${del.net} ${del.scenario}`;
+    this.#mergeDeletion({ net: del.net, scenario: del.scenario, deletedAt: del.deletedAt, since: now, lift: true, watchUntil: now + DELETION_WATCH_MS });
+  }
+
+  /** A later deletion of the same network and scenario covers the blocks placed before it too; the watch covers both. */
+  #mergeDeletion(d: OwnDeletionRecord): void {
+    const key = `${d.net} ${d.scenario}`;
     const was = this.#deletions.get(key);
     this.#deletions.delete(key);
-    // A later deletion of the same scenario covers the blocks placed before it too; the watch covers both answers.
     this.#deletions.set(key, {
-      net: del.net,
-      scenario: del.scenario,
-      deletedAt: Math.max(del.deletedAt, was?.deletedAt ?? -Infinity),
-      since: Math.min(now, was?.since ?? Infinity),
-      lift: true,
-      watchUntil: Math.max(now + DELETION_WATCH_MS, was?.watchUntil ?? 0),
+      net: d.net,
+      scenario: d.scenario,
+      deletedAt: Math.max(d.deletedAt, was?.deletedAt ?? -Infinity),
+      since: Math.min(d.since, was?.since ?? Infinity),
+      lift: d.lift || (was?.lift ?? false),
+      watchUntil: Math.max(d.watchUntil, was?.watchUntil ?? 0),
     });
-    if (this.#deletions.size > DELETIONS_MAX) this.#deletions.delete(this.#deletions.keys().next().value as string);
+    if (this.#deletions.size > DELETIONS_MAX) {
+      // The oldest whose lift is done goes first: one still to lift has alerts to withdraw and blocks to free.
+      const victim = [...this.#deletions].find(([, x]) => !x.lift)?.[0] ?? (this.#deletions.keys().next().value as string);
+      this.#deletions.delete(victim);
+    }
     this.#ownDirty = true;
   }
 

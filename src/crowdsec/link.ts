@@ -141,7 +141,7 @@ export class CrowdSecLink {
       unreachable_since: this.#outageSince === null ? null : new Date(this.#outageSince).toISOString(),
       decisions_known: this.#set.size,
       ...this.counts,
-      own_lifts_pending: this.#set.deletions().filter((d) => d.lift).length,
+      own_lifts_pending: this.#set.deletions(this.#now()).filter((d) => d.lift).length,
       publisher: this.#o.publisher?.status() ?? null,
     };
   }
@@ -192,6 +192,8 @@ export class CrowdSecLink {
   async #deletePublished(b: Block, reason: string, pub: DecisionAuthority): Promise<DeletedBlock> {
     const scenario = anomalyScenario(b);
     if (scenario === null) return this.#removeLocal(b, reason);
+    // Blocks of the scenario placed from now on are the attacker back; alerts of earlier ones are not to ban anew.
+    const asked = this.#now();
     const cscli = `"cscli decisions delete --${b.net.includes('/') ? 'range' : 'ip'} ${b.net}" where the Local API runs`;
     // Wait for a POST in flight, then learn the decision's id from the stream
     // (always pulled when none is known). A retry may start posting the alert
@@ -236,6 +238,9 @@ export class CrowdSecLink {
       throw new Error(`${b.key} may have been published to the Local API, which does not answer (${this.#lastError ?? 'unreachable'}): its decision cannot be deleted there; the block stays. Try again once "nfips status" shows crowdsec connected, or run ${cscli}`);
     }
     pub.withdraw(b.net, scenario);
+    // An alert of the scenario that started posting while the decision was being deleted made a new one: deleted again at the next pull.
+    this.#set.watch(b.net, scenario, asked);
+    this.#remember();
     const out = await this.#removeLocal(b, `${reason}: ${note}`);
     return { ...out, note: out.note ? `${out.note}; ${note}` : note };
   }
@@ -248,7 +253,7 @@ export class CrowdSecLink {
    * blocks placed before it are lifted here.
    */
   async #settleDeletions(pub: DecisionAuthority, now: number): Promise<void> {
-    const deletions = this.#set.deletions();
+    const deletions = this.#set.deletions(now);
     if (!deletions.length) return;
     const byNet = new Map<string, Block[]>();
     for (const b of this.#o.blocks.inForce()) {
@@ -258,8 +263,13 @@ export class CrowdSecLink {
       else byNet.set(b.net, [b]);
     }
     const ofScenario = (d: OwnDeletionRecord): Block[] => (byNet.get(d.net) ?? []).filter((b) => anomalyScenario(b) === d.scenario);
-    for (const d of deletions) await this.#bury(pub, d, now, ofScenario(d));
-    for (const d of deletions) if (d.lift) await this.#lift(pub, d, ofScenario(d));
+    for (const d of deletions) await this.#bury(pub, d, ofScenario(d));
+    for (const d of deletions) {
+      // Every pull while the record lasts: an alert a failed POST put back, or one restored from the queue file, goes too.
+      pub.withdraw(d.net, d.scenario, d.deletedAt);
+      if (d.lift) await this.#lift(d, ofScenario(d));
+    }
+    this.#set.settled(now);
     this.#remember();
   }
 
@@ -271,8 +281,8 @@ export class CrowdSecLink {
    * back, and the ban is right. A failed delete is retried every pull for
    * as long as those decisions live.
    */
-  async #bury(pub: DecisionAuthority, d: OwnDeletionRecord, now: number, blocks: readonly Block[]): Promise<void> {
-    const ids = this.#set.lateIds(d, now);
+  async #bury(pub: DecisionAuthority, d: OwnDeletionRecord, blocks: readonly Block[]): Promise<void> {
+    const ids = this.#set.lateIds(d);
     if (!ids.length) return;
     if (blocks.some((b) => b.createdAt >= d.deletedAt)) {
       this.#set.endWatch(d);
@@ -298,18 +308,18 @@ export class CrowdSecLink {
    * network (the other gateways ban the whole source anyway). A block placed
    * after the deletion stays: the attacker came back.
    */
-  async #lift(pub: DecisionAuthority, d: OwnDeletionRecord, blocks: readonly Block[]): Promise<void> {
-    pub.withdraw(d.net, d.scenario, d.deletedAt);
+  async #lift(d: OwnDeletionRecord, blocks: readonly Block[]): Promise<void> {
     if (this.#set.ownIdsFor(d.net).length) return;
     let failed = false;
-    // The snapshot is of the pull's start and remove() awaits: a block the sweep ended meanwhile is done, not an error.
+    // The snapshot is of the pull's start and remove() awaits: a block the sweep ended meanwhile is done, not an error,
+    // and one placed again under the same key meanwhile (the attacker back) is another block, not this one.
     for (const b of blocks) {
-      if (b.createdAt >= d.deletedAt || !this.#o.blocks.get(b.key)) continue;
+      if (b.createdAt >= d.deletedAt || this.#o.blocks.get(b.key) !== b) continue;
       try {
         await this.#o.blocks.remove(b.key, `its crowdsec decision for ${d.scenario} was deleted at the Local API`);
         this.counts.own_lifted++;
       } catch (e) {
-        if (!this.#o.blocks.get(b.key)) continue;
+        if (this.#o.blocks.get(b.key) !== b) continue;
         failed = true;
         this.counts.own_lift_failures++;
         this.#o.log.event('crowdsec_lift_failed', { src_ip: b.net, block: b.key, scenario: d.scenario, error: (e as Error).message, hint: 'retried at the next pull' }, 'error');
@@ -392,6 +402,7 @@ export class CrowdSecLink {
     const pub = this.#o.publisher;
     const changes = this.#set.apply(answer, now, startup, pub ? (d) => pub.isOwn(d) : undefined, t1 - t0);
     this.#remember();
+    for (const d of changes.ownDeleted) this.#o.log.event('crowdsec_own_decision_deleted', { src_ip: d.net, scenario: d.scenario, decision: d.id, deleted_at: new Date(d.deletedAt).toISOString(), hint: 'its blocks placed before the deletion are lifted here, and its queued alerts withdrawn' }, 'warn');
     // First, so a CrowdSec decision an anomaly block lifted here shadowed is applied in this same pull.
     if (pub) await this.#settleDeletions(pub, now);
     if (startup) {

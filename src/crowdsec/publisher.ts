@@ -76,6 +76,8 @@ export class Publisher implements DecisionAuthority {
   #own: OwnMemory | null = null;
   /** The batch being posted: a block queued meanwhile gets its own entry, not merged into one about to be removed. */
   #inFlight: ReadonlySet<PendingAlert> = new Set();
+  /** Withdrawn while being posted: not queued again however the POST ends (a decision it made is the link's to delete). */
+  readonly #withdrawnInFlight = new Set<PendingAlert>();
   #token: { token: string; expiresAt: number } | null = null;
   #flushing: Promise<void> | null = null;
   /** Settles when the POST in progress (if any) has ended: what `blocks del` waits for, not the whole queue. */
@@ -155,16 +157,21 @@ export class Publisher implements DecisionAuthority {
   /**
    * Drops the queued alerts of one network and scenario (queued before
    * `before`, when given): `nfips blocks del` of the block, or an operator's
-   * deletion of its decision. One being posted is left alone: it is not
-   * queued any more, and its decision will exist at the Local API.
+   * deletion of its decision. One being posted cannot be taken back: it is
+   * dropped when its POST ends, sent or not (a failed POST must not send it
+   * again later); a decision it made is deleted by the link's watch.
    */
   withdraw(net: string, scenario: string, before = Infinity): number {
-    const gone = this.#pending.filter((p) => p.value === net && p.scenario === scenario && p.at < before && !this.#inFlight.has(p));
-    if (!gone.length) return 0;
-    this.#pending = this.#pending.filter((p) => !gone.includes(p));
-    this.#save();
-    for (const p of gone) this.#o.log.event('crowdsec_push_withdrawn', { src_ip: p.value, scenario: p.scenario, block: p.key });
-    return gone.length;
+    const mine = (p: PendingAlert): boolean => p.value === net && p.scenario === scenario && p.at < before;
+    const flying = [...this.#inFlight].filter((p) => mine(p) && !this.#withdrawnInFlight.has(p));
+    for (const p of flying) this.#withdrawnInFlight.add(p);
+    const gone = this.#pending.filter((p) => mine(p) && !this.#inFlight.has(p));
+    if (gone.length) {
+      this.#pending = this.#pending.filter((p) => !gone.includes(p));
+      this.#save();
+    }
+    for (const p of [...gone, ...flying]) this.#o.log.event('crowdsec_push_withdrawn', { src_ip: p.value, scenario: p.scenario, block: p.key, ...(flying.includes(p) ? { in_flight: true } : {}) });
+    return gone.length + flying.length;
   }
 
   /** Whether an alert of this network and scenario is being posted now, and the blocks of those still queued. */
@@ -359,6 +366,11 @@ export class Publisher implements DecisionAuthority {
         return;
       } finally {
         this.#inFlight = new Set();
+        if (this.#withdrawnInFlight.size) {
+          this.#pending = this.#pending.filter((p) => !this.#withdrawnInFlight.has(p));
+          this.#withdrawnInFlight.clear();
+          this.#save();
+        }
         this.#posting = null;
         posted();
       }

@@ -84,7 +84,11 @@ function readOwn(v: unknown, dropped: QueueLoad['dropped']): OwnMemory | undefin
   }
   const out: OwnMemory = { live, gone };
   if (typeof v.machine === 'string') out.machine = v.machine;
-  else if (v.machine !== undefined) dropped.push({ path: '/own/machine', problems: [{ path: '/own/machine', message: 'expected a machine id', value: v.machine }] });
+  else if (v.machine !== undefined) {
+    // Whose decisions these are cannot be told: none of it is used.
+    dropped.push({ path: '/own/machine', problems: [{ path: '/own/machine', message: 'expected a machine id', value: v.machine }] });
+    return undefined;
+  }
   if (Array.isArray(v.deletions)) {
     out.deletions = [];
     for (const [i, d] of v.deletions.slice(-OWN_KEEP_MAX).entries()) {

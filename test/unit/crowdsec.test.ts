@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import { Allowlist } from '../../src/blocks/allowlist';
 import { makeTarget } from '../../src/blocks/block';
 import { BlockManager, view } from '../../src/blocks/manager';
@@ -177,18 +177,26 @@ describe('decision set', () => {
     const s = new DecisionSet();
     s.apply(answer([own(1, 600_000), own(2, 600_000, 'nfips/udp-flood@gw1')]), T0, true, mine);
     // 1 deleted; 3 (same scenario) appears in the same answer, 4 (another scenario) too.
-    s.apply(answer([own(3, 600_000), own(4, 600_000, 'nfips/udp-flood@gw1')], [own(1, -1000)]), T0 + 10_000, false, mine);
-    const [d] = s.deletions();
+    s.apply(answer([own(3, 3_600_000), own(4, 600_000, 'nfips/udp-flood@gw1')], [own(1, -1000)]), T0 + 10_000, false, mine);
+    const [d] = s.deletions(T0 + 10_000);
     assert.deepEqual([d?.net, d?.scenario, d?.deletedAt, d?.since, d?.lift], ['192.0.2.42', 'nfips/syn-scan', T0 + 9000, T0 + 10_000, true]);
-    assert.deepEqual(s.lateIds(d!, T0 + 10_000), [3]);
+    assert.deepEqual(s.lateIds(d!), [3]);
+    // Restarted 20 min later: the watch is not over until an answer asked after its end has been acted on.
     const r = new DecisionSet();
-    r.restoreOwn(JSON.parse(JSON.stringify(s.ownMemory())) as ReturnType<DecisionSet['ownMemory']>, T0 + 20_000);
-    const [rd] = r.deletions();
-    assert.deepEqual(r.lateIds(rd!, T0 + 20_000), [3], 'restored');
+    r.restoreOwn(JSON.parse(JSON.stringify(s.ownMemory())) as ReturnType<DecisionSet['ownMemory']>, T0 + 20 * 60_000);
+    const [rd] = r.deletions(T0 + 20 * 60_000);
+    assert.deepEqual(r.lateIds(rd!), [3], 'restored, still watched');
     r.lifted(rd!);
-    assert.deepEqual(r.lateIds(rd!, T0 + 11 * 60_000), [], 'the watch ends');
-    r.apply(answer([]), T0 + 11 * 60_000, false, mine);
-    assert.deepEqual(r.deletions(), [], 'lifted and no longer watched: forgotten');
+    r.settled(T0 + 5 * 60_000);
+    assert.equal(r.deletions(T0 + 5 * 60_000).length, 1, 'an answer asked before the end of the watch keeps it');
+    r.settled(T0 + 20 * 60_000);
+    assert.deepEqual(r.deletions(T0 + 20 * 60_000), [], 'lifted, and an answer after the watch acted on: forgotten');
+  });
+  it('restored deletions from the future (a clock stepped back, a damaged file) are taken as now', () => {
+    const s = new DecisionSet();
+    s.restoreOwn({ live: [], gone: [], deletions: [{ net: '192.0.2.43', scenario: 'nfips/x', deletedAt: T0 + 3_600_000, since: T0 + 3_600_000, lift: true, watchUntil: T0 + 365 * 86_400_000 }] }, T0);
+    const [d] = s.deletions(T0);
+    assert.deepEqual([d?.deletedAt, d?.since, d?.watchUntil], [T0, T0, T0 + 7 * 86_400_000]);
   });
   it('decisions that ran out are forgotten at the next answer', () => {
     const s = new DecisionSet();
@@ -996,6 +1004,15 @@ describe('review fixes: what the link trusts and sends', async () => {
 
 describe('second review: own decisions deleted, lifts and blocks del', async () => {
   const { createServer } = await import('node:http');
+  /** Closed after each test, passed or failed: a server left open would hold the run. */
+  const open: (() => Promise<void>)[] = [];
+  const once = (f: () => Promise<void>): (() => Promise<void>) => {
+    let p: Promise<void> | null = null;
+    return () => (p ??= f());
+  };
+  afterEach(async () => {
+    for (const c of open.splice(0).reverse()) await c().catch(() => undefined);
+  });
   const { CrowdSecLink } = await import('../../src/crowdsec/link');
   const { LapiClient } = await import('../../src/crowdsec/lapi-client');
   const { Publisher, QUEUE_FILE_NAME } = await import('../../src/crowdsec/publisher');
@@ -1043,16 +1060,18 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
       });
     });
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const close = once(() => {
+      srv.closeAllConnections();
+      return new Promise<void>((r) => srv.close(() => r()));
+    });
+    open.push(close);
     return {
+      close,
       st,
       seen,
       posted,
       url: `http://127.0.0.1:${(srv.address() as { port: number }).port}`,
       deletes: () => seen.filter((l) => l.startsWith('DELETE')).map((l) => Number(l.split('/').at(-1))),
-      close: () => {
-        srv.closeAllConnections();
-        return new Promise<void>((r) => srv.close(() => r()));
-      },
     };
   }
 
@@ -1076,11 +1095,12 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     const publisher = new Publisher({ client, machineId: 'gw1', password: 'pw', stateDir: dir, log, intervalMs: 60_000 });
     const link = new CrowdSecLink({ client, url, apiKey: 'K', intervalMs: 60_000, blocks, log, publisher, ...(clock ? { clock } : {}) });
     const keys = () => blocks.inForce().map((b) => `${b.key} ${b.origin}`).sort();
-    const close = async () => {
+    const close = once(async () => {
       await link.close();
       await publisher.close();
       await blocks.close();
-    };
+    });
+    open.push(close);
     return { dir, events, blocks, link, publisher, keys, close };
   }
   const finding = { exceeded: [{ measure: 'tcp_failed' as const, scale: 'second' as const, value: 812, threshold: { value: 40, learnt: 10, margin: 4, floor: 40 } }] };
@@ -1383,6 +1403,133 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     assert.deepEqual(r.keys(), [`${X} crowdsec`], 'enforced once the address is gone');
     await r.close();
     await api.close();
+  });
+
+  it('an alert in flight when the deletion is pulled whose POST then fails is dropped, not sent after the watch', { timeout: 20_000 }, async () => {
+    const api = await lapi();
+    const X = '192.0.2.150';
+    let t = Date.now();
+    const now = t;
+    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp')], undefined, () => t);
+    api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    r.publisher.enqueue(anomaly(X, 'syn scan', now - 30_000, 3_600_000, 'tcp', 22), finding, meta('syn scan'));
+    let release = (): void => undefined;
+    api.st.hold = new Promise<void>((res) => (release = res));
+    // In flight; the Local API then answers 503.
+    const held = r.publisher.flush();
+    api.st.stream = () => ({ new: null, deleted: [own(30, X, 'nfips/syn-scan', '-1s')] });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), [], 'lifted');
+    release();
+    await held;
+    api.st.hold = null;
+    assert.equal(r.publisher.pending, 0, 'dropped when its POST failed');
+    t += 11 * 60_000;
+    api.st.stream = () => ({ new: null, deleted: null });
+    await r.link.pull();
+    api.st.alerts = accept;
+    await r.publisher.flush();
+    assert.deepEqual({ posted: api.posted, deletes: api.deletes() }, { posted: [], deletes: [] });
+  });
+
+  it('a late decision first seen after a stream outage longer than the watch is still deleted', { timeout: 20_000 }, async () => {
+    const api = await lapi();
+    const X = '192.0.2.152';
+    let t = Date.now();
+    const now = t;
+    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp')], undefined, () => t);
+    api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    r.publisher.enqueue(anomaly(X, 'syn scan', now - 30_000, 3_600_000, 'tcp', 22), finding, meta('syn scan'));
+    let release = (): void => undefined;
+    api.st.hold = new Promise<void>((res) => (release = res));
+    api.st.alerts = accept;
+    const held = r.publisher.flush();
+    api.st.stream = () => ({ new: null, deleted: [own(30, X, 'nfips/syn-scan', '-1s')] });
+    await r.link.pull();
+    // Decision 31 now exists at the Local API; then the stream is down for 11 min.
+    release();
+    await held;
+    api.st.stream = () => null;
+    await r.link.pull();
+    t += 11 * 60_000;
+    api.st.stream = () => ({ new: [own(31, X, 'nfips/syn-scan', '48m')], deleted: null });
+    await r.link.pull();
+    assert.deepEqual(api.posted, [X]);
+    assert.deepEqual(api.deletes(), [31]);
+  });
+
+  it('a block placed again under the key of a pre-deletion block while the lift awaits is not lifted, and its decision is kept', { timeout: 20_000 }, async () => {
+    const api = await lapi();
+    const X = '192.0.2.151';
+    const now = Date.now();
+    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp', 80)]);
+    api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    const del = r.publisher.deleteDecisions.bind(r.publisher);
+    r.publisher.deleteDecisions = async (ids) => {
+      const out = await del(ids);
+      // While the late decision's DELETE is awaited: the old block ends and the attacker is caught again.
+      await r.blocks.remove(`${X} tcp:80`, 'expired (stand-in for the sweep)');
+      const f = { ip: X, exceeded: [{ measure: 'service_sessions' as const, service: 'tcp/80', scale: 'second' as const, value: 100, threshold: { value: 10, learnt: 1, margin: 3, floor: 10 } }], evProtos: 0, evTcp: 0, evUdp: 0 };
+      assert.equal(r.blocks.respondToSource(f, meta('syn scan')).blocks[0]?.outcome, 'added');
+      return out;
+    };
+    api.st.stream = () => ({ new: [own(31, X, 'nfips/syn-scan', '59m')], deleted: [own(30, X, 'nfips/syn-scan', '-1s')] });
+    await r.link.pull();
+    assert.deepEqual(api.deletes(), [31]);
+    assert.deepEqual(r.keys(), [`${X} tcp:80 anomaly`], 'the new block stays');
+    // Its alert's decision comes back: the attacker is back, so it is kept.
+    api.st.stream = () => ({ new: [own(32, X, 'nfips/syn-scan', '10m')], deleted: null });
+    await r.link.pull();
+    assert.deepEqual(api.deletes(), [31]);
+    assert.ok(r.events.some(([t, f]) => t === 'crowdsec_decision_kept' && f.src_ip === X));
+  });
+
+  it('blocks del: an alert of the scenario that starts posting during the DELETE makes a decision that the next pull deletes', { timeout: 20_000 }, async () => {
+    const api = await lapi();
+    const X = '192.0.2.153';
+    const now = Date.now();
+    const b = anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp');
+    const b2 = anomaly(X, 'syn scan', now - 30_000, 3_600_000, 'tcp', 22);
+    const r = rig(api.url, [b, b2]);
+    api.st.stream = () => ({ new: [own(60, X, 'nfips/syn-scan', '59m')], deleted: null });
+    await r.link.pull();
+    r.publisher.enqueue(b2, finding, meta('syn scan'));
+    await r.publisher.flush();
+    assert.equal(r.publisher.pending, 1);
+    let release = (): void => undefined;
+    let sending: Promise<void> = Promise.resolve();
+    api.st.del = () => {
+      api.st.alerts = accept;
+      api.st.hold = new Promise<void>((res) => (release = res));
+      sending = r.publisher.flush();
+      return [200, { nbDeleted: '1' }];
+    };
+    await r.link.deleteBlock(b.key, 'manual');
+    release();
+    await sending;
+    assert.deepEqual(api.posted, [X], 'the POST could not be taken back');
+    api.st.del = () => [200, { nbDeleted: '1' }];
+    api.st.stream = () => ({ new: [own(61, X, 'nfips/syn-scan', '59m')], deleted: [own(60, X, 'nfips/syn-scan', '-1s')] });
+    await r.link.pull();
+    assert.deepEqual(api.deletes(), [60, 61]);
+    assert.deepEqual(r.keys(), [`${X} tcp:22 anomaly`], 'the sibling stays here, unshared');
+  });
+
+  it('queue file: a bad deletion record is dropped alone; a file of the previous version (own without machine or deletions) loads', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'nfips-q-'));
+    const file = path.join(dir, QUEUE_FILE_NAME);
+    const good = { net: '192.0.2.1', scenario: 'nfips/x', deletedAt: 1, since: 2, lift: true, watchUntil: 3 };
+    writeFileSync(file, JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: [], own: { machine: 'gw1', live: [], gone: [], deletions: [good, { ...good, net: '192.0.2.01' }, { ...good, lift: 'yes' }] } }));
+    const load = readQueueFile(file);
+    assert.deepEqual(load?.doc.own?.deletions, [good]);
+    assert.deepEqual(load?.dropped.map((d) => d.path), ['/own/deletions/1', '/own/deletions/2']);
+    writeFileSync(file, JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: [], published: [], own: { live: [], gone: [5] } }));
+    assert.deepEqual(readQueueFile(file)?.doc.own, { live: [], gone: [5] });
+    writeFileSync(file, JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: [], own: { machine: 7, live: [], gone: [] } }));
+    assert.deepEqual(readQueueFile(file)?.doc.own, undefined, 'a machine id that is not one: the memory is not used');
   });
 
   it("own-decision memory written under another machine id is not this gateway's", async () => {
