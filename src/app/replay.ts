@@ -20,6 +20,7 @@ import { flowIdBase } from '../flow/flow-record';
 import { readSuppressionFile, Suppressions } from '../detect/suppress';
 import { offlineIfindexes } from '../offline/pipeline';
 import { RuleSet } from '../rules/types';
+import { ruleLabels } from '../rules/lint';
 
 export interface ReplayCommand {
   pcap: string;
@@ -45,16 +46,13 @@ export function interfaceWarnings(rules: RuleSet, ifaceIn: string | null, ifaceO
   for (const field of ['in', 'out'] as const) {
     const stated = field === 'in' ? ifaceIn : ifaceOut;
     if (stated) continue;
-    const byName = new Map<string, string[]>();
-    rules.rules.forEach((r, k) => {
-      const name = r[field];
-      if (r.enabled && name !== null) byName.set(name, [...(byName.get(name) ?? []), `#${k} "${r.id}"`]);
-    });
-    for (const [name, who] of byName) {
+    const names = new Set(rules.rules.flatMap((r) => (r.enabled && r[field] !== null ? [r[field] as string] : [])));
+    for (const name of names) {
+      const who = ruleLabels(rules, (r) => r[field] === name);
       out.push(`rule${who.length === 1 ? '' : 's'} ${who.join(', ')} need${who.length === 1 ? 's' : ''} ${field} interface ${name}, which a capture does not carry: never matched here; give --iface-${field} ${name} to replay the packets as if they came ${field === 'in' ? 'in on' : 'out of'} it`);
     }
   }
-  const hooks = rules.rules.flatMap((r, k) => (r.enabled && r.hook !== null ? [`#${k} "${r.id}"`] : []));
+  const hooks = ruleLabels(rules, (r) => r.hook !== null);
   if (hooks.length) out.push(`rule${hooks.length === 1 ? '' : 's'} ${hooks.join(', ')} name${hooks.length === 1 ? 's' : ''} a hook, which a capture does not carry: never matched here`);
   return out;
 }

@@ -6,7 +6,7 @@
 // unresolvedInterfaces), not from a second look at the system, so the
 // warning says what the rules in force actually resolved.
 import { EventLog } from '../log/event-log';
-import { describeMissing, missingInterfaces } from '../rules/lint';
+import { describeMissing, missingInterfaces, ruleLabels } from '../rules/lint';
 import { RuleSet } from '../rules/types';
 
 export function logRuleWarnings(log: Pick<EventLog, 'event'>, rs: RuleSet, version: number, unresolved: readonly string[], capture = false): void {
@@ -23,13 +23,12 @@ export function logRuleWarnings(log: Pick<EventLog, 'event'>, rs: RuleSet, versi
  * mean something else here, or nothing.
  */
 export function captureRuleWarnings(rs: RuleSet): { kind: string; rules: string[]; warning: string }[] {
-  const named = (pick: (r: RuleSet['rules'][number]) => boolean) => rs.rules.flatMap((r, k) => (r.enabled && pick(r) ? [`#${k} "${r.id}"`] : []));
   const out: { kind: string; rules: string[]; warning: string }[] = [];
-  const ins = named((r) => r.in !== null);
+  const ins = ruleLabels(rs, (r) => r.in !== null);
   if (ins.length) out.push({ kind: 'capture_in_interface', rules: ins, warning: `${ins.join(', ')}: "in" matches every frame captured on that interface, whichever way it went (NFLOG records keep the packet's own input interface)` });
-  const outs = named((r) => r.out !== null);
+  const outs = ruleLabels(rs, (r) => r.out !== null);
   if (outs.length) out.push({ kind: 'capture_out_interface', rules: outs, warning: `${outs.join(', ')}: "out" never matches a frame captured from an interface (only NFLOG records of forwarded packets carry an output interface)` });
-  const hooks = named((r) => r.hook !== null);
+  const hooks = ruleLabels(rs, (r) => r.hook !== null);
   if (hooks.length) out.push({ kind: 'capture_hook', rules: hooks, warning: `${hooks.join(', ')}: a captured frame has no netfilter hook, so a rule naming one never matches in nfips watch` });
   return out;
 }

@@ -126,12 +126,16 @@ export class SessionTable {
   classify(d: DecodedBatch, i: number, clock: Float64Array): number {
     const s = this.locate(d, i, clock[0]);
     if (s < 0) return FLOW_NEW;
-    // As record() does: a bare SYN on a closed session's 4-tuple opens a new
-    // one, so a `state: new` rule must see it (not slip past as established).
-    if (this.endedAt[s] === 1 && d.proto[i] === PROTO_TCP && (d.tcpFlags[i] & (TCP_SYN | TCP_ACK)) === TCP_SYN) return FLOW_NEW;
+    // record() opens a new session for it, so a `state: new` rule must see it (not slip past as established).
+    if (this.reopens(d, i, s)) return FLOW_NEW;
     const f = this.flags[s];
     if (f & F_ESTABLISHED) return FLOW_ESTABLISHED;
     return ((f & F_INIT_IS_A) !== 0) === this.srcIsA ? FLOW_NEW : FLOW_ESTABLISHED;
+  }
+
+  /** A bare SYN on the 4-tuple of a closed session (slot s) opens a new one: the port was reused. */
+  private reopens(d: DecodedBatch, i: number, s: number): boolean {
+    return this.endedAt[s] === 1 && d.proto[i] === PROTO_TCP && (d.tcpFlags[i] & (TCP_SYN | TCP_ACK)) === TCP_SYN;
   }
 
   /**
@@ -146,9 +150,8 @@ export class SessionTable {
     let s = this.locate(d, i, now);
     const fromA = this.srcIsA;
     const tcp = d.proto[i] === PROTO_TCP ? d.tcpFlags[i] : 0;
-    // A bare SYN on the 4-tuple of a closed session opens a new one (the
-    // port was reused); the old one was reported already.
-    if (s >= 0 && this.endedAt[s] === 1 && (tcp & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
+    // The old session was reported already.
+    if (s >= 0 && this.reopens(d, i, s)) {
       this.onReuse?.(s);
       this.open(d, i, s, fromA, now);
     } else if (s >= 0) {

@@ -5,6 +5,11 @@
 import { prefixContains } from './linear';
 import { AddressMatch, PortRange, Prefix, Rule, RuleSet } from './types';
 
+/** Enabled rules `pick` chooses, as warnings name them: `#<index> "<id>"`. */
+export function ruleLabels(rs: RuleSet, pick: (r: Rule) => boolean): string[] {
+  return rs.rules.flatMap((r, k) => (r.enabled && pick(r) ? [`#${k} "${r.id}"`] : []));
+}
+
 export interface MissingInterface {
   name: string;
   /** Rules naming it, with the field (in or out). */
