@@ -1234,6 +1234,34 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     }
   }
 
+  /**
+   * Decision 30 on X seen live; a re-block's alert (placed before the
+   * deletion) is in flight, held, when the pull shows 30 deleted. The Local
+   * API accepts that POST or answers 503; land() lets it end.
+   */
+  async function deletedWhilePosting(X: string, accepted: boolean) {
+    const api = await lapi();
+    const clock = { t: Date.now() };
+    const now = clock.t;
+    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp')], undefined, () => clock.t);
+    api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    r.publisher.enqueue(anomaly(X, 'syn scan', now - 30_000, 3_600_000, 'tcp', 22), finding, meta('syn scan'));
+    let release = (): void => undefined;
+    api.st.hold = new Promise<void>((res) => (release = res));
+    if (accepted) api.st.alerts = accept;
+    const held = r.publisher.flush();
+    assert.equal(r.publisher.queued(X, 'nfips/syn-scan').sending, true);
+    api.st.stream = () => ({ new: null, deleted: [own(30, X, 'nfips/syn-scan', '-1s')] });
+    await r.link.pull();
+    const land = async (): Promise<void> => {
+      release();
+      await held;
+      api.st.hold = null;
+    };
+    return { api, r, clock, land };
+  }
+
   it('an alert the Local API always refuses, at the head after refusals in a row, goes to the back: the alerts behind it still go', async () => {
     const api = await lapi();
     const now = Date.now();
@@ -1406,26 +1434,11 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
   });
 
   it('an alert in flight when the deletion is pulled whose POST then fails is dropped, not sent after the watch', { timeout: 20_000 }, async () => {
-    const api = await lapi();
-    const X = '192.0.2.150';
-    let t = Date.now();
-    const now = t;
-    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp')], undefined, () => t);
-    api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '55m')], deleted: null });
-    await r.link.pull();
-    r.publisher.enqueue(anomaly(X, 'syn scan', now - 30_000, 3_600_000, 'tcp', 22), finding, meta('syn scan'));
-    let release = (): void => undefined;
-    api.st.hold = new Promise<void>((res) => (release = res));
-    // In flight; the Local API then answers 503.
-    const held = r.publisher.flush();
-    api.st.stream = () => ({ new: null, deleted: [own(30, X, 'nfips/syn-scan', '-1s')] });
-    await r.link.pull();
+    const { api, r, clock, land } = await deletedWhilePosting('192.0.2.150', false);
     assert.deepEqual(r.keys(), [], 'lifted');
-    release();
-    await held;
-    api.st.hold = null;
+    await land();
     assert.equal(r.publisher.pending, 0, 'dropped when its POST failed');
-    t += 11 * 60_000;
+    clock.t += 11 * 60_000;
     api.st.stream = () => ({ new: null, deleted: null });
     await r.link.pull();
     api.st.alerts = accept;
@@ -1434,26 +1447,13 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
   });
 
   it('a late decision first seen after a stream outage longer than the watch is still deleted', { timeout: 20_000 }, async () => {
-    const api = await lapi();
     const X = '192.0.2.152';
-    let t = Date.now();
-    const now = t;
-    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp')], undefined, () => t);
-    api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '55m')], deleted: null });
-    await r.link.pull();
-    r.publisher.enqueue(anomaly(X, 'syn scan', now - 30_000, 3_600_000, 'tcp', 22), finding, meta('syn scan'));
-    let release = (): void => undefined;
-    api.st.hold = new Promise<void>((res) => (release = res));
-    api.st.alerts = accept;
-    const held = r.publisher.flush();
-    api.st.stream = () => ({ new: null, deleted: [own(30, X, 'nfips/syn-scan', '-1s')] });
-    await r.link.pull();
+    const { api, r, clock, land } = await deletedWhilePosting(X, true);
     // Decision 31 now exists at the Local API; then the stream is down for 11 min.
-    release();
-    await held;
+    await land();
     api.st.stream = () => null;
     await r.link.pull();
-    t += 11 * 60_000;
+    clock.t += 11 * 60_000;
     api.st.stream = () => ({ new: [own(31, X, 'nfips/syn-scan', '48m')], deleted: null });
     await r.link.pull();
     assert.deepEqual(api.posted, [X]);
@@ -1556,31 +1556,15 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
   }
 
   it('an operator deletion while the alert of an earlier re-block is being posted: the lift does not wait for it, and the decision that post creates is deleted again', { timeout: 20_000 }, async () => {
-    const api = await lapi();
     const X = '192.0.2.90';
-    const now = Date.now();
-    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp')]);
-    api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '55m')], deleted: null });
-    await r.link.pull();
-    api.st.alerts = (alerts) => [201, alerts.map((_, i) => String(i + 1))];
-    api.st.stream = () => ({ new: null, deleted: [own(30, X, 'nfips/syn-scan', '-1s')] });
-    r.publisher.enqueue(anomaly(X, 'syn scan', now - 30_000, 3_600_000, 'tcp'), finding, meta('syn scan'));
-    // The re-block's POST starts now and is held until the test lets it go: in flight when the deletion is pulled.
-    let release = (): void => undefined;
-    api.st.hold = new Promise<void>((res) => (release = res));
-    const held = r.publisher.flush();
-    assert.equal(r.publisher.queued(X, 'nfips/syn-scan').sending, true);
-    await r.link.pull();
+    const { api, r, land } = await deletedWhilePosting(X, true);
     assert.deepEqual(r.keys(), [], 'lifted while the POST is still held');
-    release();
-    await held;
+    await land();
     assert.deepEqual(api.posted, [X], 'the post could not be taken back');
     api.st.stream = () => ({ new: [own(31, X, 'nfips/syn-scan', '59m')], deleted: null });
     await r.link.pull();
     assert.deepEqual(api.deletes(), [31], 'the decision it created is deleted again');
     assert.ok(r.events.some(([t, f]) => t === 'crowdsec_decision_redeleted' && f.src_ip === X));
-    await r.close();
-    await api.close();
   });
 
   it('blocks del while a retry posts the alert: waits for the post, pulls again, and deletes the decision it created', { timeout: 20_000 }, async () => {
