@@ -140,6 +140,49 @@ export function tailOf(p: ChildProcess, max = 4000): () => string {
   return () => buf;
 }
 
+export interface ChildExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error?: Error;
+}
+
+/**
+ * A traffic client that prints one JSON summary as its last line. `exited`
+ * settles when it has closed (not 'exit': the summary may still be in the
+ * pipe then); `done` runs `after` (stop the peers, clean up) and resolves
+ * with the summary, or rejects naming `label`, the exit and the stderr tail.
+ */
+export function summaryOf<T>(client: ChildProcess, label: string, after: () => Promise<void>): { exited: Promise<ChildExit>; done: Promise<T> } {
+  let out = '';
+  let err = '';
+  client.stdout?.setEncoding('utf8');
+  client.stderr?.setEncoding('utf8');
+  client.stdout?.on('data', (d: string) => (out += d));
+  client.stderr?.on('data', (d: string) => (err = (err + d).slice(-4000)));
+  const exited = new Promise<ChildExit>((resolve) => {
+    client.once('error', (error) => resolve({ code: null, signal: null, error }));
+    client.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  const done = exited.then(async ({ code, signal, error }) => {
+    await after();
+    const line = out.trim().split('\n').pop() ?? '';
+    let summary: T | null = null;
+    try {
+      summary = line ? (JSON.parse(line) as T) : null;
+    } catch {
+      summary = null;
+    }
+    if (error || code !== 0 || !summary) {
+      const why = error ? error.message : `exited with ${code ?? signal}`;
+      throw new Error(`${label} ${why}${summary ? `; summary ${JSON.stringify(summary)}` : ''}${err.trim() ? `; stderr: ${err.trim()}` : ''}`);
+    }
+    return summary;
+  });
+  // A caller that only waits on `exited` (stop()) must not get an unhandled rejection.
+  done.catch(() => undefined);
+  return { exited, done };
+}
+
 export interface RunResult {
   code: number;
   stdout: string;

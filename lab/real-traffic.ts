@@ -14,7 +14,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Topology } from './netns/topology';
-import { guardChildren, run, sleep, stopAll, tailOf } from './procs';
+import { guardChildren, run, sleep, stopAll, summaryOf, tailOf } from './procs';
 import { DEFAULT_RATES, RealClientConfig, RealRates, RealTrafficSummary, ServedFile } from './real-client';
 
 export type { RealRates, RealTrafficSummary } from './real-client';
@@ -268,35 +268,11 @@ export async function startRealTraffic(t: Topology, opts: RealTrafficOptions): P
     return fail(e);
   }
   all.push(client);
-  let out = '';
-  let err = '';
-  client.stdout?.setEncoding('utf8');
-  client.stderr?.setEncoding('utf8');
-  client.stdout?.on('data', (d: string) => (out += d));
-  client.stderr?.on('data', (d: string) => (err = (err + d).slice(-4000)));
-
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-    client.once('error', (error) => resolve({ code: null, signal: null, error }));
-    client.once('close', (code, signal) => resolve({ code, signal }));
-  });
-  const done = exited.then(async ({ code, signal, error }) => {
+  const { exited, done } = summaryOf<RealTrafficSummary>(client, 'real traffic client', async () => {
     await stopAll(all);
     unguard();
     cleanupDirs();
-    const line = out.trim().split('\n').pop() ?? '';
-    let summary: RealTrafficSummary | null = null;
-    try {
-      summary = line ? (JSON.parse(line) as RealTrafficSummary) : null;
-    } catch {
-      summary = null;
-    }
-    if (error || code !== 0 || !summary) {
-      const why = error ? error.message : `exited with ${code ?? signal}`;
-      throw new Error(`real traffic client ${why}${summary ? `; summary ${JSON.stringify(summary)}` : ''}${err.trim() ? `; stderr: ${err.trim()}` : ''}`);
-    }
-    return summary;
   });
-  done.catch(() => undefined);
 
   return {
     clients: opts.clients,

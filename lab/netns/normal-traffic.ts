@@ -4,6 +4,7 @@
 // raises no alert.
 import { ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { ended, guardChildren, stopAll, summaryOf } from '../procs';
 import { startPeers } from './peers';
 import { Topology } from './topology';
 import type { LevelName, LevelSpec, TrafficClientConfig, TrafficSummary } from './traffic-client';
@@ -44,50 +45,6 @@ export interface NormalTraffic {
 
 const STOP_KILL_MS = 10_000;
 
-function ended(p: ChildProcess): boolean {
-  return p.exitCode !== null || p.signalCode !== null;
-}
-
-async function killAndWait(procs: ChildProcess[]): Promise<void> {
-  await Promise.all(
-    procs.map(
-      (p) =>
-        new Promise<void>((resolve) => {
-          if (ended(p) || p.pid === undefined) return resolve();
-          p.once('exit', () => resolve());
-          p.kill('SIGTERM');
-          const t = setTimeout(() => p.kill('SIGKILL'), 3000);
-          p.once('exit', () => clearTimeout(t));
-        }),
-    ),
-  );
-}
-
-/**
- * Namespaces do not take their processes with them: if this process exits or
- * is terminated mid-run, kill the children first. A signal is re-raised when
- * nobody else handles it, so its default effect is kept.
- */
-function guardChildren(procs: ChildProcess[]): () => void {
-  const killAll = () => {
-    for (const p of procs) if (!ended(p)) p.kill('SIGKILL');
-  };
-  const onSignal = (sig: NodeJS.Signals) => {
-    killAll();
-    unguard();
-    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-  };
-  const unguard = () => {
-    process.removeListener('exit', killAll);
-    process.removeListener('SIGTERM', onSignal);
-    process.removeListener('SIGHUP', onSignal);
-  };
-  process.once('exit', killAll);
-  process.once('SIGTERM', onSignal);
-  process.once('SIGHUP', onSignal);
-  return unguard;
-}
-
 export async function startNormalTraffic(t: Topology, opts: NormalTrafficOptions): Promise<NormalTraffic> {
   const ports = { ...NORMAL_TRAFFIC_PORTS, ...opts.ports };
   const sources = opts.sources ?? [t.addr.client4, t.addr.clientExtra4[0], t.addr.clientExtra4[1]];
@@ -114,42 +71,16 @@ export async function startNormalTraffic(t: Topology, opts: NormalTrafficOptions
   try {
     client = t.spawn(t.client, process.execPath, [TRAFFIC_CLIENT, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {
-    await killAndWait(peers);
+    await stopAll(peers);
     unguard();
     throw e;
   }
   all.push(client);
-  let out = '';
-  let err = '';
-  client.stdout?.setEncoding('utf8');
-  client.stderr?.setEncoding('utf8');
-  client.stdout?.on('data', (d: string) => (out += d));
-  client.stderr?.on('data', (d: string) => (err = (err + d).slice(-4000)));
-
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-    client.once('error', (error) => resolve({ code: null, signal: null, error }));
-    // 'close', not 'exit': the summary line may still be in the pipe at exit.
-    client.once('close', (code, signal) => resolve({ code, signal }));
-  });
-  const done = exited.then(async ({ code, signal, error }) => {
-    // The peers outlive the client only as long as it takes to stop them.
-    await killAndWait(all);
+  // The peers outlive the client only as long as it takes to stop them.
+  const { exited, done } = summaryOf<TrafficSummary>(client, 'traffic client', async () => {
+    await stopAll(all);
     unguard();
-    const line = out.trim().split('\n').pop() ?? '';
-    let summary: TrafficSummary | null = null;
-    try {
-      summary = line ? (JSON.parse(line) as TrafficSummary) : null;
-    } catch {
-      summary = null;
-    }
-    if (error || code !== 0 || !summary) {
-      const why = error ? error.message : `exited with ${code ?? signal}`;
-      throw new Error(`traffic client ${why}${summary ? `; summary ${JSON.stringify(summary)}` : ''}${err.trim() ? `; stderr: ${err.trim()}` : ''}`);
-    }
-    return summary;
   });
-  // A caller that only uses stop() must not get an unhandled rejection.
-  done.catch(() => undefined);
 
   return {
     sources,

@@ -85,6 +85,22 @@ const S = '192.0.2.7';
 const toS = (sport: number, tcpFlags: number, payloadLen = 0): PacketSpec => ({ src: C, dst: S, proto: 6, sport, dport: 80, tcpFlags, payloadLen });
 const toC = (dport: number, tcpFlags: number, payloadLen = 0): PacketSpec => ({ src: S, dst: C, proto: 6, sport: 80, dport, tcpFlags, payloadLen });
 
+/**
+ * Feeds a session table one packet per call at a chosen time (seconds), as
+ * the pipeline does: classify() for the rules, then record(). Says the
+ * state the rules saw, the session's packet count (0: not stored) and slot.
+ */
+function feeder(t: SessionTable, ended: EndedSessions | null = null) {
+  if (ended) t.ended = ended;
+  const d = createDecodedBatch(1);
+  return (spec: PacketSpec, now: number) => {
+    const p = buildPacket(spec);
+    decodePacket(p, 0, p.length, 0, d);
+    const state = t.classify(d, 0, Float64Array.of(now));
+    return { k: t.record(d, 0, Float64Array.of(now), p.length), state, slot: t.lastSlot };
+  };
+}
+
 describe('flow records', () => {
   it('a TCP exchange closed by FIN both ways: one record, each direction counted, the last ACK adds none', () => {
     const f = setup();
@@ -185,13 +201,7 @@ describe('flow records', () => {
   it('an idle session whose slot is reused first is reported then, once', () => {
     const t = new SessionTable(1024, 10);
     const ended = new EndedSessions(16, 100);
-    t.ended = ended;
-    const d = createDecodedBatch(1);
-    const rec = (spec: PacketSpec, now: number) => {
-      const p = buildPacket(spec);
-      decodePacket(p, 0, p.length, 0, d);
-      t.record(d, 0, Float64Array.of(now), p.length);
-    };
+    const rec = feeder(t, ended);
     rec(toS(40004, TCP_SYN), 1);
     rec(toS(40004, TCP_SYN), 30);
     const r = drainFlowRecords(ended, 0, () => 1);
@@ -204,13 +214,7 @@ describe('flow records', () => {
   it('under a flood, sessions pushed out of the full table are reported as forced and counted', () => {
     const t = new SessionTable(1);
     const ended = new EndedSessions(1 << 17, 1e9);
-    t.ended = ended;
-    const d = createDecodedBatch(1);
-    const rec = (spec: PacketSpec, now: number) => {
-      const p = buildPacket(spec);
-      decodePacket(p, 0, p.length, 0, d);
-      t.record(d, 0, Float64Array.of(now), p.length);
-    };
+    const rec = feeder(t, ended);
     for (let p = 1000; p < 60000; p++) rec({ src: '198.51.100.9', dst: S, proto: 6, sport: p, dport: 22, tcpFlags: TCP_SYN }, 2);
     assert.ok(t.evictions > 0);
     const recs = drainFlowRecords(ended, 0, () => 0);
@@ -254,14 +258,7 @@ describe('flow records', () => {
   it('a closed session keeps its slot for the grace period: its last ACK and a retransmitted FIN find it, not a new session', () => {
     const t = new SessionTable(1);
     const ended = new EndedSessions(1 << 16, 1e9);
-    t.ended = ended;
-    const d = createDecodedBatch(1);
-    const rec = (spec: PacketSpec, now: number) => {
-      const p = buildPacket(spec);
-      decodePacket(p, 0, p.length, 0, d);
-      const state = t.classify(d, 0, Float64Array.of(now));
-      return { k: t.record(d, 0, Float64Array.of(now), p.length), state, slot: t.lastSlot };
-    };
+    const rec = feeder(t, ended);
     const flood = (from: number, now: number) => {
       for (let p = from; p < from + 5000; p++) rec({ src: '198.51.100.9', dst: S, proto: 6, sport: p, dport: 22, tcpFlags: TCP_SYN }, now);
     };
@@ -287,16 +284,8 @@ describe('flow records', () => {
   });
 
   it('a bare SYN on a closed session\'s 4-tuple is NEW for the rules, as it opens a new session', () => {
-    const t = new SessionTable(1);
-    t.ended = new EndedSessions(1 << 10, 1e9);
-    const d = createDecodedBatch(1);
-    const rec = (spec: PacketSpec, now: number) => {
-      const p = buildPacket(spec);
-      decodePacket(p, 0, p.length, 0, d);
-      const state = t.classify(d, 0, Float64Array.of(now));
-      t.record(d, 0, Float64Array.of(now), p.length);
-      return state;
-    };
+    const feed = feeder(new SessionTable(1), new EndedSessions(1 << 10, 1e9));
+    const rec = (spec: PacketSpec, now: number) => feed(spec, now).state;
     rec(toS(40010, TCP_SYN), T0);
     rec(toC(40010, TCP_SYN | TCP_ACK), T0);
     assert.equal(rec(toS(40010, TCP_ACK), T0), FLOW_ESTABLISHED);
@@ -306,22 +295,16 @@ describe('flow records', () => {
   });
 
   it('a new session takes a free slot before the slot of a closed session', () => {
-    const d = createDecodedBatch(1);
-    const rec = (t: SessionTable, spec: PacketSpec, now: number) => {
-      const p = buildPacket(spec);
-      decodePacket(p, 0, p.length, 0, d);
-      t.record(d, 0, Float64Array.of(now), p.length);
-      return t.lastSlot;
-    };
-    const slotOf = (spec: PacketSpec) => rec(new SessionTable(1), spec, T0);
+    const slotOf = (spec: PacketSpec) => feeder(new SessionTable(1))(spec, T0).slot;
     const closed = slotOf(toS(40000, TCP_SYN));
     // A session whose first probe is the closed session's slot.
     let port = 1024;
     while (slotOf({ src: '198.51.100.9', dst: S, proto: 17, sport: port, dport: 53 }) !== closed) port++;
     const t = new SessionTable(1);
-    rec(t, toS(40000, TCP_SYN), T0);
-    rec(t, toC(40000, TCP_RST | TCP_ACK), T0);
-    const s = rec(t, { src: '198.51.100.9', dst: S, proto: 17, sport: port, dport: 53 }, T0 + 60);
+    const rec = feeder(t);
+    rec(toS(40000, TCP_SYN), T0);
+    rec(toC(40000, TCP_RST | TCP_ACK), T0);
+    const s = rec({ src: '198.51.100.9', dst: S, proto: 17, sport: port, dport: 53 }, T0 + 60).slot;
     assert.notEqual(s, closed);
     assert.equal(t.info(closed)?.portA, 40000, 'the closed session is still there for late packets');
   });
@@ -331,12 +314,10 @@ describe('flow records', () => {
     const failures: number[] = [];
     const sink = { failure: (_f: number, w: Uint32Array) => failures.push(w[0]), stalled: () => undefined };
     const ev = new SessionEvidence(t, () => 0);
-    const d = createDecodedBatch(1);
+    const feed = feeder(t);
     let perPacket = 0;
     const rec = (spec: PacketSpec, now: number) => {
-      const p = buildPacket(spec);
-      decodePacket(p, 0, p.length, 0, d);
-      const k = t.record(d, 0, Float64Array.of(now), p.length);
+      const { k } = feed(spec, now);
       if (k > 0 && ev.onPacket(t.lastSlot, k === 1, t.lastFromInitiator, 6, spec.tcpFlags ?? 0, 0, spec.payloadLen ?? 0, false, now) & EV_TCP_FAILED) perPacket++;
     };
     // 3,000 clients' exchanges over 60 s of a 1,024-slot table (closed slots
@@ -394,15 +375,8 @@ describe('flow records', () => {
   });
 
   it('a record that does not fit between two drains is counted as suppressed, never lost uncounted', () => {
-    const t = new SessionTable(1);
     const ended = new EndedSessions(2, 1e9);
-    t.ended = ended;
-    const d = createDecodedBatch(1);
-    const rec = (spec: PacketSpec, now: number) => {
-      const p = buildPacket(spec);
-      decodePacket(p, 0, p.length, 0, d);
-      t.record(d, 0, Float64Array.of(now), p.length);
-    };
+    const rec = feeder(new SessionTable(1), ended);
     for (let p = 0; p < 5; p++) {
       rec(toS(43000 + p, TCP_SYN), T0);
       rec(toC(43000 + p, TCP_RST | TCP_ACK), T0);
