@@ -73,12 +73,23 @@ export interface OwnDecision {
 export interface OwnDeletionRecord {
   net: string;
   scenario: string;
-  /** Epoch ms, the latest deletion (lower bound): blocks of the scenario placed before it are lifted. */
+  /**
+   * Epoch ms, the latest deletion (a lower bound), an operator's or `blocks
+   * del`'s: blocks of the scenario placed from then on are the attacker
+   * back, and alerts of blocks before it are not to be sent.
+   */
   deletedAt: number;
+  /**
+   * Epoch ms: the local lift still to do, of the blocks placed before this
+   * operator deletion (null: none). Deferred while another own decision
+   * lives on the network, or retried after a failed kernel delete. Never
+   * moved by `blocks del`, which lifts its own block.
+   */
+  liftBefore: number | null;
   /** Epoch ms of the answer that first named it: own decisions of the scenario first seen from then on are watched (0: all, for `blocks del`). */
   since: number;
-  /** The local lift is still to do: deferred while another own decision lives on the network, or a kernel delete failed. */
-  lift: boolean;
+  /** False once a late decision was kept (a block came after the deletion): later ones are right too. */
+  watching: boolean;
   /**
    * Epoch ms: the watch ends with the first answer asked at or after it (an
    * outage or a restart does not end it unseen); held while a late decision
@@ -118,6 +129,8 @@ export class DecisionSet {
   readonly #byKey = new Map<string, Set<number>>();
   /** Own decisions by id (never blocks here). */
   readonly #own = new Map<number, OwnDecision>();
+  /** Own decision ids by network: per-network questions are asked for every deletion at every pull. */
+  readonly #ownByNet = new Map<string, Set<number>>();
   /** Own decision ids seen ending (in insertion order, bounded): a repeat lifts nothing. */
   readonly #ownGone = new Set<number>();
   /** By "<net> <scenario>", oldest first. */
@@ -143,10 +156,11 @@ export class DecisionSet {
     for (const id of m.gone) this.#markGone(id);
     for (const o of m.live) {
       if (this.#ownGone.has(o.id)) continue;
-      this.#own.set(o.id, { net: o.net, scenario: o.scenario, until: o.until, seenAt: o.seenAt });
+      // A first sighting from the future (a clock stepped back) would move a deletion's time after blocks placed since.
+      this.#setOwn(o.id, { net: o.net, scenario: o.scenario, until: o.until, seenAt: Math.min(o.seenAt, now) });
     }
-    // Times from the future (a clock stepped back, a damaged file) are taken as now: later blocks must not pass for earlier ones.
-    for (const d of m.deletions ?? []) this.#mergeDeletion({ net: d.net, scenario: d.scenario, deletedAt: Math.min(d.deletedAt, now), since: Math.min(d.since, now), lift: d.lift, watchUntil: Math.min(d.watchUntil, now + WATCH_RESTORE_MAX_MS) });
+    // Times from the future are taken as now by deletions(); the watch's end is bounded here.
+    for (const d of m.deletions ?? []) this.#mergeDeletion({ net: d.net, scenario: d.scenario, deletedAt: d.deletedAt, liftBefore: d.liftBefore, since: d.since, watching: d.watching, watchUntil: Math.min(d.watchUntil, now + WATCH_RESTORE_MAX_MS) });
     // Ended while nfips was away: named in `deleted` later, they expired.
     this.#prune(now);
     this.#ownDirty = false;
@@ -163,9 +177,8 @@ export class DecisionSet {
 
   /** This gateway's own live decisions on a network (canonical, as the decision's value), of one scenario (nfips/<slug>) or all. */
   ownIdsFor(net: string, scenario?: string): number[] {
-    return [...this.#own].filter(([, o]) => o.net === net && (scenario === undefined || o.scenario === scenario)).map(([id]) => id);
+    return [...(this.#ownByNet.get(net) ?? [])].filter((id) => scenario === undefined || this.#own.get(id)?.scenario === scenario);
   }
-
 
   /**
    * Deletions still acted on (see OwnDeletionRecord), oldest first. A time
@@ -174,6 +187,7 @@ export class DecisionSet {
   deletions(now: number): readonly OwnDeletionRecord[] {
     for (const d of this.#deletions.values()) {
       d.deletedAt = Math.min(d.deletedAt, now);
+      if (d.liftBefore !== null) d.liftBefore = Math.min(d.liftBefore, now);
       d.since = Math.min(d.since, now);
     }
     return [...this.#deletions.values()];
@@ -185,27 +199,27 @@ export class DecisionSet {
    * as after an operator's deletion (nothing left to lift: the command lifts).
    */
   watch(net: string, scenario: string, now: number): void {
-    this.#mergeDeletion({ net, scenario, deletedAt: now, since: 0, lift: false, watchUntil: now + DELETION_WATCH_MS });
+    this.#mergeDeletion({ net, scenario, deletedAt: now, liftBefore: null, since: 0, watching: true, watchUntil: now + DELETION_WATCH_MS });
   }
 
   /** Forgets the deletions whose work is done, once the answer asked at `now` has been acted on. */
   settled(now: number): void {
     for (const [key, d] of [...this.#deletions]) {
-      if (d.lift || d.watchUntil > now) continue;
+      if (d.liftBefore !== null || (d.watching && d.watchUntil > now)) continue;
       this.#deletions.delete(key);
       this.#ownDirty = true;
     }
   }
 
-  /** The lift of a deletion is done (its watch goes on). */
+  /** The lift of a deletion is done, or there is nothing left to lift (its watch goes on). */
   lifted(d: OwnDeletionRecord): void {
-    d.lift = false;
+    d.liftBefore = null;
     this.#ownDirty = true;
   }
 
   /** The watch of a deletion ends (a block came after it: the attacker is back, later decisions are right). */
   endWatch(d: OwnDeletionRecord): void {
-    d.watchUntil = 0;
+    d.watching = false;
     this.#ownDirty = true;
   }
 
@@ -217,7 +231,8 @@ export class DecisionSet {
 
   /** Own live decisions of a deletion's network and scenario first seen since the answer that named it. */
   lateIds(d: OwnDeletionRecord): number[] {
-    return [...this.#own].filter(([, o]) => o.net === d.net && o.scenario === d.scenario && o.seenAt >= d.since).map(([id]) => id);
+    if (!d.watching) return [];
+    return this.ownIdsFor(d.net, d.scenario).filter((id) => (this.#own.get(id)?.seenAt ?? -1) >= d.since);
   }
 
   /**
@@ -237,6 +252,7 @@ export class DecisionSet {
       this.#byKey.clear();
       if (this.#own.size) this.#ownDirty = true;
       this.#own.clear();
+      this.#ownByNet.clear();
     }
     const ownDeleted: OwnDeletion[] = [];
     // 1.4.6 repeats deletions in later answers; dropping an unknown id is a no-op.
@@ -244,7 +260,7 @@ export class DecisionSet {
       const k = this.#drop(d.id);
       if (k !== null) touched.add(k);
       const known = ownBefore.get(d.id);
-      if (this.#own.delete(d.id)) this.#ownDirty = true;
+      if (this.#deleteOwn(d.id)) this.#ownDirty = true;
       if (!isOwn(d) || this.#ownGone.has(d.id)) continue;
       this.#markGone(d.id);
       // Never seen live (a restart without memory of it, an id long gone, or
@@ -278,7 +294,7 @@ export class DecisionSet {
           const until = now + d.remainingMs;
           // Only a new id or a changed end is worth a write (remaining time shrinks each answer; the end does not move).
           if (!before || Math.abs(before.until - until) > OWN_END_SLACK_MS) this.#ownDirty = true;
-          this.#own.set(d.id, { net: m.target.net, scenario: ownScenarioOf(d.scenario), until, seenAt: before?.seenAt ?? now });
+          this.#setOwn(d.id, { net: m.target.net, scenario: ownScenarioOf(d.scenario), until, seenAt: before?.seenAt ?? now });
         }
         continue;
       }
@@ -325,7 +341,7 @@ export class DecisionSet {
   /** Forgets one decision (own ones too); returns its network, or null if it was not a CrowdSec block's. */
   forget(id: number): string | null {
     // Deleted by this gateway: its echo in the next answer must lift nothing more.
-    if (this.#own.delete(id)) this.#markGone(id);
+    if (this.#deleteOwn(id)) this.#markGone(id);
     return this.#drop(id);
   }
 
@@ -344,14 +360,33 @@ export class DecisionSet {
     for (const d of [...this.#byId.values()]) if (d.until <= now) this.#drop(d.id);
     for (const [id, o] of [...this.#own]) {
       if (o.until > now) continue;
-      this.#own.delete(id);
+      this.#deleteOwn(id);
       // Named in `deleted` later, it ended on its own: nothing to lift.
       this.#markGone(id);
     }
   }
 
   #recordDeletion(del: OwnDeletion, now: number): void {
-    this.#mergeDeletion({ net: del.net, scenario: del.scenario, deletedAt: del.deletedAt, since: now, lift: true, watchUntil: now + DELETION_WATCH_MS });
+    this.#mergeDeletion({ net: del.net, scenario: del.scenario, deletedAt: del.deletedAt, liftBefore: del.deletedAt, since: now, watching: true, watchUntil: now + DELETION_WATCH_MS });
+  }
+
+  #setOwn(id: number, o: OwnDecision): void {
+    const was = this.#own.get(id);
+    if (was && was.net !== o.net) this.#deleteOwn(id);
+    this.#own.set(id, o);
+    let ids = this.#ownByNet.get(o.net);
+    if (!ids) this.#ownByNet.set(o.net, (ids = new Set()));
+    ids.add(id);
+  }
+
+  #deleteOwn(id: number): boolean {
+    const o = this.#own.get(id);
+    if (!o) return false;
+    this.#own.delete(id);
+    const ids = this.#ownByNet.get(o.net);
+    ids?.delete(id);
+    if (ids?.size === 0) this.#ownByNet.delete(o.net);
+    return true;
   }
 
   /** A later deletion of the same network and scenario covers the blocks placed before it too; the watch covers both. */
@@ -359,18 +394,30 @@ export class DecisionSet {
     const key = `${d.net} ${d.scenario}`;
     const was = this.#deletions.get(key);
     this.#deletions.delete(key);
+    const lifts = [d.liftBefore, was?.liftBefore ?? null].filter((x): x is number => x !== null);
     this.#deletions.set(key, {
       net: d.net,
       scenario: d.scenario,
       deletedAt: Math.max(d.deletedAt, was?.deletedAt ?? -Infinity),
+      // Only operator deletions bound the lift: a `blocks del` after one must not reach blocks placed between them.
+      liftBefore: lifts.length ? Math.max(...lifts) : null,
       since: Math.min(d.since, was?.since ?? Infinity),
-      lift: d.lift || (was?.lift ?? false),
+      // A new deletion watches again (an earlier kept decision was of the attacker back before it).
+      watching: d.watching,
       watchUntil: Math.max(d.watchUntil, was?.watchUntil ?? 0),
     });
     if (this.#deletions.size > DELETIONS_MAX) {
-      // The oldest whose lift is done goes first: one still to lift has alerts to withdraw and blocks to free.
-      const victim = [...this.#deletions].find(([, x]) => !x.lift)?.[0] ?? (this.#deletions.keys().next().value as string);
-      this.#deletions.delete(victim);
+      // The oldest other one whose lift is done goes first: one still to lift has alerts to withdraw and blocks to free.
+      let victim: string | null = null;
+      for (const [k, x] of this.#deletions) {
+        if (k === key) continue;
+        victim ??= k;
+        if (x.liftBefore === null) {
+          victim = k;
+          break;
+        }
+      }
+      if (victim !== null) this.#deletions.delete(victim);
     }
     this.#ownDirty = true;
   }

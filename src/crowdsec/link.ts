@@ -141,7 +141,7 @@ export class CrowdSecLink {
       unreachable_since: this.#outageSince === null ? null : new Date(this.#outageSince).toISOString(),
       decisions_known: this.#set.size,
       ...this.counts,
-      own_lifts_pending: this.#set.deletions(this.#now()).filter((d) => d.lift).length,
+      own_lifts_pending: this.#set.deletions(this.#now()).filter((d) => d.liftBefore !== null).length,
       publisher: this.#o.publisher?.status() ?? null,
     };
   }
@@ -220,12 +220,12 @@ export class CrowdSecLink {
       } catch (e) {
         const done = e instanceof DeleteError ? e.deleted : [];
         for (const id of done) this.#set.forget(id);
-      this.#remember();
+        this.#remember();
         const left = ids.filter((id) => !done.includes(id));
         throw new Error(`${b.key} was published to the Local API and its decision could not be deleted there (${(e as Error).message}); ${done.length ? `decision${done.length === 1 ? '' : 's'} ${done.join(', ')} deleted, ` : ''}decision${left.length === 1 ? '' : 's'} ${left.join(', ')} not; the block stays. Try again once "nfips status" shows crowdsec connected, or run ${cscli}`);
       }
       for (const id of deleted) this.#set.forget(id);
-    this.#remember();
+      this.#remember();
       note = `its crowdsec decision${deleted.length === 1 ? '' : 's'} ${deleted.join(', ')} deleted at the Local API`;
       // The decision banned the whole address: blocks of the scenario on other protocols or ports stay here only.
       const siblings = this.#o.blocks.inForce().filter((x) => x.origin === 'anomaly' && x.net === b.net && x.key !== b.key && anomalyScenario(x) === scenario);
@@ -237,7 +237,8 @@ export class CrowdSecLink {
     } else {
       throw new Error(`${b.key} may have been published to the Local API, which does not answer (${this.#lastError ?? 'unreachable'}): its decision cannot be deleted there; the block stays. Try again once "nfips status" shows crowdsec connected, or run ${cscli}`);
     }
-    pub.withdraw(b.net, scenario);
+    // Blocks of the scenario placed while this ran are the attacker back: theirs are to be shared.
+    pub.withdraw(b.net, scenario, asked);
     // An alert of the scenario that started posting while the decision was being deleted made a new one: deleted again at the next pull.
     this.#set.watch(b.net, scenario, asked);
     this.#remember();
@@ -262,12 +263,14 @@ export class CrowdSecLink {
       if (l) l.push(b);
       else byNet.set(b.net, [b]);
     }
-    const ofScenario = (d: OwnDeletionRecord): Block[] => (byNet.get(d.net) ?? []).filter((b) => anomalyScenario(b) === d.scenario);
-    for (const d of deletions) await this.#bury(pub, d, ofScenario(d));
-    for (const d of deletions) {
+    const blocksOf = deletions.map((d) => (byNet.get(d.net) ?? []).filter((b) => anomalyScenario(b) === d.scenario));
+    // Stopping: the rest waits for the next start (the records are kept); a dead Local API must not hold up shutdown.
+    for (const [i, d] of deletions.entries()) if (!this.#closed) await this.#bury(pub, d, blocksOf[i] ?? []);
+    for (const [i, d] of deletions.entries()) {
+      if (this.#closed) break;
       // Every pull while the record lasts: an alert a failed POST put back, or one restored from the queue file, goes too.
       pub.withdraw(d.net, d.scenario, d.deletedAt);
-      if (d.lift) await this.#lift(d, ofScenario(d));
+      if (d.liftBefore !== null) await this.#lift(d, d.liftBefore, blocksOf[i] ?? []);
     }
     this.#set.settled(now);
     this.#remember();
@@ -308,13 +311,16 @@ export class CrowdSecLink {
    * network (the other gateways ban the whole source anyway). A block placed
    * after the deletion stays: the attacker came back.
    */
-  async #lift(d: OwnDeletionRecord, blocks: readonly Block[]): Promise<void> {
-    if (this.#set.ownIdsFor(d.net).length) return;
-    let failed = false;
+  async #lift(d: OwnDeletionRecord, before: number, blocks: readonly Block[]): Promise<void> {
     // The snapshot is of the pull's start and remove() awaits: a block the sweep ended meanwhile is done, not an error,
     // and one placed again under the same key meanwhile (the attacker back) is another block, not this one.
-    for (const b of blocks) {
-      if (b.createdAt >= d.deletedAt || this.#o.blocks.get(b.key) !== b) continue;
+    const due = blocks.filter((b) => b.createdAt < before && this.#o.blocks.get(b.key) === b);
+    // Nothing left to lift: done, whatever else lives on the network (the record must not wait on it).
+    if (!due.length) return this.#set.lifted(d);
+    if (this.#set.ownIdsFor(d.net).length) return;
+    let failed = false;
+    for (const b of due) {
+      if (this.#o.blocks.get(b.key) !== b) continue;
       try {
         await this.#o.blocks.remove(b.key, `its crowdsec decision for ${d.scenario} was deleted at the Local API`);
         this.counts.own_lifted++;
@@ -330,6 +336,8 @@ export class CrowdSecLink {
 
   /** Lifts a block here; one the sweep ended meanwhile is already gone, not an error. */
   async #removeLocal(b: Block, reason: string): Promise<DeletedBlock> {
+    // Ended during an await (the caller's, or remove()'s), and perhaps placed again since: that is another block.
+    if (this.#o.blocks.get(b.key) !== b) return { ...view(b, this.#now()), note: 'already expired' };
     try {
       return await this.#o.blocks.remove(b.key, reason);
     } catch (e) {

@@ -168,7 +168,8 @@ export class Publisher implements DecisionAuthority {
     const gone = this.#pending.filter((p) => mine(p) && !this.#inFlight.has(p));
     if (gone.length) {
       this.#pending = this.#pending.filter((p) => !gone.includes(p));
-      this.#save();
+      // Soon, not now: a pull may withdraw for many deletions, and each save writes and syncs the whole file.
+      this.#saveSoon();
     }
     for (const p of [...gone, ...flying]) this.#o.log.event('crowdsec_push_withdrawn', { src_ip: p.value, scenario: p.scenario, block: p.key, ...(flying.includes(p) ? { in_flight: true } : {}) });
     return gone.length + flying.length;

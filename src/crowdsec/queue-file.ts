@@ -121,7 +121,8 @@ export function checkDeletion(o: unknown, at: string): JsonProblem[] {
   const out: JsonProblem[] = [];
   checkNetScenario(o, at, out);
   for (const k of ['deletedAt', 'since', 'watchUntil'] as const) if (!isTime(o[k])) out.push({ path: `${at}/${k}`, message: 'expected a time in epoch ms', value: o[k] });
-  if (typeof o.lift !== 'boolean') out.push({ path: `${at}/lift`, message: 'expected true or false', value: o.lift });
+  if (o.liftBefore !== null && !isTime(o.liftBefore)) out.push({ path: `${at}/liftBefore`, message: 'expected a time in epoch ms, or null', value: o.liftBefore });
+  if (typeof o.watching !== 'boolean') out.push({ path: `${at}/watching`, message: 'expected true or false', value: o.watching });
   return out;
 }
 

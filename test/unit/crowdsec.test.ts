@@ -179,7 +179,7 @@ describe('decision set', () => {
     // 1 deleted; 3 (same scenario) appears in the same answer, 4 (another scenario) too.
     s.apply(answer([own(3, 3_600_000), own(4, 600_000, 'nfips/udp-flood@gw1')], [own(1, -1000)]), T0 + 10_000, false, mine);
     const [d] = s.deletions(T0 + 10_000);
-    assert.deepEqual([d?.net, d?.scenario, d?.deletedAt, d?.since, d?.lift], ['192.0.2.42', 'nfips/syn-scan', T0 + 9000, T0 + 10_000, true]);
+    assert.deepEqual([d?.net, d?.scenario, d?.deletedAt, d?.liftBefore, d?.since, d?.watching], ['192.0.2.42', 'nfips/syn-scan', T0 + 9000, T0 + 9000, T0 + 10_000, true]);
     assert.deepEqual(s.lateIds(d!), [3]);
     // Restarted 20 min later: the watch is not over until an answer asked after its end has been acted on.
     const r = new DecisionSet();
@@ -194,9 +194,28 @@ describe('decision set', () => {
   });
   it('restored deletions from the future (a clock stepped back, a damaged file) are taken as now', () => {
     const s = new DecisionSet();
-    s.restoreOwn({ live: [], gone: [], deletions: [{ net: '192.0.2.43', scenario: 'nfips/x', deletedAt: T0 + 3_600_000, since: T0 + 3_600_000, lift: true, watchUntil: T0 + 365 * 86_400_000 }] }, T0);
+    s.restoreOwn({ live: [{ id: 9, net: '192.0.2.43', scenario: 'nfips/x', until: T0 + 600_000, seenAt: T0 + 3_600_000 }], gone: [], deletions: [{ net: '192.0.2.43', scenario: 'nfips/x', deletedAt: T0 + 3_600_000, liftBefore: T0 + 3_600_000, since: T0 + 3_600_000, watching: true, watchUntil: T0 + 365 * 86_400_000 }] }, T0);
     const [d] = s.deletions(T0);
-    assert.deepEqual([d?.deletedAt, d?.since, d?.watchUntil], [T0, T0, T0 + 7 * 86_400_000]);
+    assert.deepEqual([d?.deletedAt, d?.liftBefore, d?.since, d?.watchUntil], [T0, T0, T0, T0 + 7 * 86_400_000]);
+    assert.equal(s.ownMemory().live[0]?.seenAt, T0, 'a first sighting from the future too');
+  });
+  it('blocks del on a deletion whose lift waits moves neither the lift bound nor loses the watch; the cap never evicts the record just added', () => {
+    const mine = (d: Decision) => d.origin === 'nfips';
+    const own = (id: number, ms: number) => decision(id, '192.0.2.44', ms, { origin: 'nfips', scenario: 'nfips/x@gw1' });
+    const s = new DecisionSet();
+    s.apply(answer([own(1, 3_600_000)]), T0, true, mine);
+    s.apply(answer([], [own(1, -1000)]), T0 + 10_000, false, mine);
+    s.watch('192.0.2.44', 'nfips/x', T0 + 60_000);
+    const [d] = s.deletions(T0 + 60_000);
+    assert.deepEqual([d?.deletedAt, d?.liftBefore, d?.since], [T0 + 60_000, T0 + 9000, 0]);
+    const full = new DecisionSet();
+    const deletions = Array.from({ length: 10_000 }, (_, i) => ({ net: `10.0.${i >> 8}.${i & 255}`, scenario: 'nfips/x', deletedAt: T0, liftBefore: T0, since: T0, watching: true, watchUntil: T0 + 600_000 }));
+    full.restoreOwn({ live: [], gone: [], deletions }, T0);
+    full.watch('192.0.2.45', 'nfips/x', T0);
+    const after = full.deletions(T0);
+    assert.equal(after.length, 10_000);
+    assert.ok(after.some((x) => x.net === '192.0.2.45'), 'the new record is kept');
+    assert.ok(!after.some((x) => x.net === '10.0.0.0'), 'the oldest goes');
   });
   it('decisions that ran out are forgotten at the next answer', () => {
     const s = new DecisionSet();
@@ -1317,9 +1336,10 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     await r.link.pull();
     assert.deepEqual(r.keys(), [], 'both lifted once no own decision lives on X');
     await r.close();
-    const doc = JSON.parse(readFileSync(path.join(r.dir, QUEUE_FILE_NAME), 'utf8')) as { own: { machine: string; deletions: { net: string; scenario: string; lift: boolean }[] } };
+    const doc = JSON.parse(readFileSync(path.join(r.dir, QUEUE_FILE_NAME), 'utf8')) as { own: { machine: string; deletions: { net: string; scenario: string; liftBefore: number | null }[] } };
     assert.equal(doc.own.machine, 'gw1');
-    assert.deepEqual(doc.own.deletions.map((d) => [d.net, d.scenario, d.lift]), [[X, 'nfips/syn-scan', false], [X, 'nfips/udp-flood', false]], 'still watched after a restart');
+    assert.deepEqual(doc.own.deletions.map((d) => [d.net, d.scenario, d.liftBefore]), [[X, 'nfips/syn-scan', null], [X, 'nfips/udp-flood', null]], 'still watched after a restart');
+    assert.deepEqual(r.events.filter(([t]) => t === 'crowdsec_own_decision_deleted').map(([, f]) => [f.src_ip, f.scenario, f.decision]), [[X, 'nfips/syn-scan', 30], [X, 'nfips/udp-flood', 40]]);
     await api.close();
   });
 
@@ -1521,8 +1541,8 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
   it('queue file: a bad deletion record is dropped alone; a file of the previous version (own without machine or deletions) loads', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'nfips-q-'));
     const file = path.join(dir, QUEUE_FILE_NAME);
-    const good = { net: '192.0.2.1', scenario: 'nfips/x', deletedAt: 1, since: 2, lift: true, watchUntil: 3 };
-    writeFileSync(file, JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: [], own: { machine: 'gw1', live: [], gone: [], deletions: [good, { ...good, net: '192.0.2.01' }, { ...good, lift: 'yes' }] } }));
+    const good = { net: '192.0.2.1', scenario: 'nfips/x', deletedAt: 1, liftBefore: null, since: 2, watching: true, watchUntil: 3 };
+    writeFileSync(file, JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: [], own: { machine: 'gw1', live: [], gone: [], deletions: [good, { ...good, net: '192.0.2.01' }, { ...good, watching: 'yes' }] } }));
     const load = readQueueFile(file);
     assert.deepEqual(load?.doc.own?.deletions, [good]);
     assert.deepEqual(load?.dropped.map((d) => d.path), ['/own/deletions/1', '/own/deletions/2']);
@@ -1530,6 +1550,60 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     assert.deepEqual(readQueueFile(file)?.doc.own, { live: [], gone: [5] });
     writeFileSync(file, JSON.stringify({ format: 'nfips-crowdsec-queue', version: 1, pending: [], own: { machine: 7, live: [], gone: [] } }));
     assert.deepEqual(readQueueFile(file)?.doc.own, undefined, 'a machine id that is not one: the memory is not used');
+  });
+
+  /** A at 80 published as 30; 30 deleted 60 s ago; B at 22 placed since (the attacker back), its decision 31 in the answer showing the deletion. */
+  async function attackerBack(X: string) {
+    const api = await lapi();
+    const clock = { t: Date.now() - 300_000 };
+    const A = anomaly(X, 'syn scan', clock.t - 120_000, 3_600_000, 'tcp', 80);
+    const B = anomaly(X, 'syn scan', clock.t + 270_000, 3_600_000, 'tcp', 22);
+    const r = rig(api.url, [A, B], undefined, () => clock.t);
+    api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    clock.t += 300_000;
+    api.st.stream = () => ({ new: [own(31, X, 'nfips/syn-scan', '59m')], deleted: [own(30, X, 'nfips/syn-scan', '-60s')] });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), [`${X} tcp:22 anomaly`, `${X} tcp:80 anomaly`], "A's lift waits on 31");
+    api.st.stream = () => ({ new: null, deleted: null });
+    return { api, r, clock, A, B };
+  }
+
+  it('the attacker back after a deletion: its decision is kept, logged once, and stays after a local flush', { timeout: 20_000 }, async () => {
+    const { api, r, clock } = await attackerBack('192.0.2.172');
+    for (let i = 0; i < 3; i++) {
+      clock.t += 10_000;
+      await r.link.pull();
+    }
+    assert.equal(r.events.filter(([e]) => e === 'crowdsec_decision_kept').length, 1);
+    await r.blocks.flush('manual');
+    clock.t += 10_000;
+    await r.link.pull();
+    assert.deepEqual(api.deletes(), [], 'the ban of the attacker who came back stays at the Local API');
+  });
+
+  it('blocks del of a pre-deletion block while the lift of an operator deletion waits does not lift the post-deletion block it says stays', { timeout: 20_000 }, async () => {
+    const X = '192.0.2.170';
+    const { r, A, B } = await attackerBack(X);
+    const out = await r.link.deleteBlock(A.key, 'manual');
+    assert.match(out.note ?? '', /tcp:22 of the same scenario stays here/);
+    await r.link.pull();
+    assert.deepEqual(r.keys(), [`${B.key} anomaly`], 'B stays, as blocks del said');
+  });
+
+  it('blocks del does not withdraw the alert of a block of the scenario placed while its DELETE runs', { timeout: 20_000 }, async () => {
+    const api = await lapi();
+    const X = '192.0.2.171';
+    const A = anomaly(X, 'syn scan', Date.now() - 60_000, 3_600_000, 'tcp', 80);
+    const r = rig(api.url, [A]);
+    api.st.stream = () => ({ new: [own(60, X, 'nfips/syn-scan', '59m')], deleted: null });
+    await r.link.pull();
+    api.st.del = () => {
+      r.publisher.enqueue(anomaly(X, 'syn scan', Date.now(), 3_600_000, 'tcp', 22), finding, meta('syn scan'));
+      return [200, { nbDeleted: '1' }];
+    };
+    await r.link.deleteBlock(A.key, 'manual');
+    assert.equal(r.publisher.pending, 1, 'the new block is to be shared');
   });
 
   it("own-decision memory written under another machine id is not this gateway's", async () => {
