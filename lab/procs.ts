@@ -1,7 +1,7 @@
 // Process helpers for the lab: every program the lab starts is killed on
-// stop, on error and when this process exits (the pattern of guardChildren
-// in lab/netns/normal-traffic.ts), together with its descendants (sshd forks
-// a process per session; they would outlive the listener otherwise).
+// stop, on error and when this process exits (guardChildren), together with
+// its descendants (sshd forks a process per session; they would outlive the
+// listener otherwise).
 import { ChildProcess, execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 

@@ -133,6 +133,8 @@ export class DecisionSet {
   readonly #ownByNet = new Map<string, Set<number>>();
   /** Own decision ids seen ending (in insertion order, bounded): a repeat lifts nothing. */
   readonly #ownGone = new Set<number>();
+  /** Own decision ids this gateway is deleting now: an answer naming them deleted meanwhile shows its own delete. */
+  readonly #ownDeleting = new Set<number>();
   /** By "<net> <scenario>", oldest first. */
   readonly #deletions = new Map<string, OwnDeletionRecord>();
 
@@ -263,6 +265,7 @@ export class DecisionSet {
       if (this.#deleteOwn(d.id)) this.#ownDirty = true;
       if (!isOwn(d) || this.#ownGone.has(d.id)) continue;
       this.#markGone(d.id);
+      if (this.#ownDeleting.has(d.id)) continue;
       // Never seen live (a restart without memory of it, an id long gone, or
       // one deleted before any pull saw it): whether it was deleted or simply
       // expired cannot be told, and a false lift frees an attacker. Not lifted.
@@ -335,6 +338,14 @@ export class DecisionSet {
     for (const key of this.#byKey.keys()) {
       const w = this.wanted(key);
       if (w) yield w;
+    }
+  }
+
+  /** Marks own decisions as being deleted by this gateway (on), or no longer (off). */
+  deleting(ids: readonly number[], on: boolean): void {
+    for (const id of ids) {
+      if (on) this.#ownDeleting.add(id);
+      else this.#ownDeleting.delete(id);
     }
   }
 

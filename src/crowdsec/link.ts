@@ -25,8 +25,8 @@ export interface DecisionAuthority {
    * deleted before it.
    */
   deleteDecisions(ids: readonly number[]): Promise<number[]>;
-  /** Drops the queued alerts of a network and scenario (queued before `before`, when given); how many. */
-  withdraw(net: string, scenario: string, before?: number): number;
+  /** Drops the queued alerts of a network and scenario (queued before `before`, when given); how many. `saveNow`: on disk before it returns. */
+  withdraw(net: string, scenario: string, before?: number, saveNow?: boolean): number;
   /** Whether an alert of this network and scenario is being posted now, and the blocks of those still queued. */
   queued(net: string, scenario: string): { sending: boolean; keys: string[] };
   /** Own-decision knowledge from before a restart (null: none), and keeping it for the next one. */
@@ -216,16 +216,12 @@ export class CrowdSecLink {
     if (ids.length) {
       let deleted: readonly number[];
       try {
-        deleted = await pub.deleteDecisions(ids);
+        deleted = await this.#deleteOwn(pub, ids);
       } catch (e) {
         const done = e instanceof DeleteError ? e.deleted : [];
-        for (const id of done) this.#set.forget(id);
-        this.#remember();
         const left = ids.filter((id) => !done.includes(id));
         throw new Error(`${b.key} was published to the Local API and its decision could not be deleted there (${(e as Error).message}); ${done.length ? `decision${done.length === 1 ? '' : 's'} ${done.join(', ')} deleted, ` : ''}decision${left.length === 1 ? '' : 's'} ${left.join(', ')} not; the block stays. Try again once "nfips status" shows crowdsec connected, or run ${cscli}`);
       }
-      for (const id of deleted) this.#set.forget(id);
-      this.#remember();
       note = `its crowdsec decision${deleted.length === 1 ? '' : 's'} ${deleted.join(', ')} deleted at the Local API`;
       // The decision banned the whole address: blocks of the scenario on other protocols or ports stay here only.
       const siblings = this.#o.blocks.inForce().filter((x) => x.origin === 'anomaly' && x.net === b.net && x.key !== b.key && anomalyScenario(x) === scenario);
@@ -238,7 +234,8 @@ export class CrowdSecLink {
       throw new Error(`${b.key} may have been published to the Local API, which does not answer (${this.#lastError ?? 'unreachable'}): its decision cannot be deleted there; the block stays. Try again once "nfips status" shows crowdsec connected, or run ${cscli}`);
     }
     // Blocks of the scenario placed while this ran are the attacker back: theirs are to be shared.
-    pub.withdraw(b.net, scenario, asked);
+    // On disk before the answer: an alert that came back after a crash would ban the user again everywhere.
+    pub.withdraw(b.net, scenario, asked, true);
     // An alert of the scenario that started posting while the decision was being deleted made a new one: deleted again at the next pull.
     this.#set.watch(b.net, scenario, asked);
     this.#remember();
@@ -272,7 +269,8 @@ export class CrowdSecLink {
       pub.withdraw(d.net, d.scenario, d.deletedAt);
       if (d.liftBefore !== null) await this.#lift(d, d.liftBefore, blocksOf[i] ?? []);
     }
-    this.#set.settled(now);
+    // Stopping part way: records not worked on this time must not be forgotten.
+    if (!this.#closed) this.#set.settled(now);
     this.#remember();
   }
 
@@ -293,12 +291,11 @@ export class CrowdSecLink {
       return;
     }
     try {
-      const done = await pub.deleteDecisions(ids);
-      for (const id of done) this.#set.forget(id);
+      const done = await this.#deleteOwn(pub, ids);
       this.#o.log.event('crowdsec_decision_redeleted', { src_ip: d.net, scenario: d.scenario, decisions: done, reason: 'an alert of a block placed before an operator deleted the decision was posted after the deletion' }, 'warn');
     } catch (e) {
-      for (const id of e instanceof DeleteError ? e.deleted : []) this.#set.forget(id);
       this.#set.holdWatch(d, ids);
+      if (this.#closed) return;
       this.#o.log.event('crowdsec_lift_failed', { src_ip: d.net, scenario: d.scenario, decisions: ids, error: (e as Error).message, hint: 'retried at the next pull while the decisions live' }, 'error');
     }
   }
@@ -334,10 +331,32 @@ export class CrowdSecLink {
     if (!failed) this.#set.lifted(d);
   }
 
+  /**
+   * Deletes this gateway's own decisions at the Local API and forgets those
+   * deleted. An answer naming them deleted while the DELETE is under way
+   * (a scheduled pull) is this gateway's own doing, not an operator's: it
+   * lifts nothing.
+   */
+  async #deleteOwn(pub: DecisionAuthority, ids: readonly number[]): Promise<number[]> {
+    this.#set.deleting(ids, true);
+    try {
+      const done = await pub.deleteDecisions(ids);
+      for (const id of done) this.#set.forget(id);
+      return done;
+    } catch (e) {
+      for (const id of e instanceof DeleteError ? e.deleted : []) this.#set.forget(id);
+      throw e;
+    } finally {
+      this.#set.deleting(ids, false);
+      this.#remember();
+    }
+  }
+
   /** Lifts a block here; one the sweep ended meanwhile is already gone, not an error. */
   async #removeLocal(b: Block, reason: string): Promise<DeletedBlock> {
     // Ended during an await (the caller's, or remove()'s), and perhaps placed again since: that is another block.
-    if (this.#o.blocks.get(b.key) !== b) return { ...view(b, this.#now()), note: 'already expired' };
+    const now = this.#o.blocks.get(b.key);
+    if (now !== b) return { ...view(b, this.#now()), note: now ? `already expired; ${now.key} was blocked again since (${new Date(now.createdAt).toISOString()}), and that block stays` : 'already expired' };
     try {
       return await this.#o.blocks.remove(b.key, reason);
     } catch (e) {

@@ -161,15 +161,16 @@ export class Publisher implements DecisionAuthority {
    * dropped when its POST ends, sent or not (a failed POST must not send it
    * again later); a decision it made is deleted by the link's watch.
    */
-  withdraw(net: string, scenario: string, before = Infinity): number {
+  withdraw(net: string, scenario: string, before = Infinity, saveNow = false): number {
     const mine = (p: PendingAlert): boolean => p.value === net && p.scenario === scenario && p.at < before;
     const flying = [...this.#inFlight].filter((p) => mine(p) && !this.#withdrawnInFlight.has(p));
     for (const p of flying) this.#withdrawnInFlight.add(p);
     const gone = this.#pending.filter((p) => mine(p) && !this.#inFlight.has(p));
     if (gone.length) {
       this.#pending = this.#pending.filter((p) => !gone.includes(p));
-      // Soon, not now: a pull may withdraw for many deletions, and each save writes and syncs the whole file.
-      this.#saveSoon();
+      // A pull may withdraw for many deletions, and each save writes and syncs the whole file: soon, unless asked.
+      if (saveNow) this.#save();
+      else this.#saveSoon();
     }
     for (const p of [...gone, ...flying]) this.#o.log.event('crowdsec_push_withdrawn', { src_ip: p.value, scenario: p.scenario, block: p.key, ...(flying.includes(p) ? { in_flight: true } : {}) });
     return gone.length + flying.length;
@@ -232,6 +233,12 @@ export class Publisher implements DecisionAuthority {
       last_error: this.#lastError,
       token_expires: this.#token ? new Date(this.#token.expiresAt).toISOString() : null,
     };
+  }
+
+  /** Shutdown's first step: requests stop at once (a delete the link's last pull waits on must not hold it up); close() does the rest. */
+  halt(): void {
+    this.#closed = true;
+    this.#stop.abort();
   }
 
   async close(): Promise<void> {
@@ -305,10 +312,15 @@ export class Publisher implements DecisionAuthority {
       let posting = false;
       let posted = (): void => undefined;
       this.#posting = new Promise<void>((r) => (posted = r));
+      // What is sent: the batch less what was withdrawn while a login was awaited (dropped by the finally).
+      let sending = batch;
+      const unwithdrawn = (): PendingAlert[] => sending.filter((p) => !this.#withdrawnInFlight.has(p));
       try {
         let token = await this.#ensureToken();
+        sending = unwithdrawn();
+        if (!sending.length) continue;
         posting = true;
-        const alerts = batch.map((p) => alertOf(p, now, this.#o.machineId));
+        let alerts = sending.map((p) => alertOf(p, now, this.#o.machineId));
         let ids: string[];
         try {
           ids = await this.#o.client.postAlerts(token, alerts, this.#stop.signal);
@@ -318,19 +330,22 @@ export class Publisher implements DecisionAuthority {
           this.#token = null;
           posting = false;
           token = await this.#ensureToken();
+          sending = unwithdrawn();
+          if (!sending.length) continue;
+          alerts = sending.map((p) => alertOf(p, now, this.#o.machineId));
           posting = true;
           ids = await this.#o.client.postAlerts(token, alerts, this.#stop.signal);
         }
         this.#pending = this.#pending.filter((p) => !batch.includes(p));
-        this.counts.published += batch.length;
+        this.counts.published += sending.length;
         this.#lastPush = this.#now();
-        if (this.#failures) this.#o.log.event('crowdsec_push_restored', { sent: batch.length, pending: this.#pending.length, failures: this.#failures }, 'warn');
+        if (this.#failures) this.#o.log.event('crowdsec_push_restored', { sent: sending.length, pending: this.#pending.length, failures: this.#failures }, 'warn');
         this.#failures = 0;
         this.#lastError = null;
         this.#refusedInARow = 0;
         // Grows back after a split: the alert refused is gone, the rest need not go one by one.
         this.#batchSize = Math.min(BATCH, this.#batchSize * 2);
-        for (const [i, p] of batch.entries()) this.#o.log.event('crowdsec_pushed', { src_ip: p.value, scenario: decisionScenario(p.scenario, this.#o.machineId), alert_id: ids[i] ?? null, block: p.key, until: new Date(p.until).toISOString() });
+        for (const [i, p] of sending.entries()) this.#o.log.event('crowdsec_pushed', { src_ip: p.value, scenario: decisionScenario(p.scenario, this.#o.machineId), alert_id: ids[i] ?? null, block: p.key, until: new Date(p.until).toISOString() });
         this.#save();
       } catch (e) {
         // Stopped at shutdown: the batch stays queued (saved by close()), no failure to report.
@@ -338,13 +353,13 @@ export class Publisher implements DecisionAuthority {
         // A 4xx about the content refuses what was sent, not the link: halve the batch until the alert
         // it refuses is alone, then drop that one. Not on login, nor on auth, route or rate answers.
         const refusedContent = posting && e instanceof LapiError && e.status !== null && REFUSED_CONTENT.includes(e.status);
-        if (refusedContent && batch.length > 1) {
-          this.#batchSize = Math.ceil(batch.length / 2);
+        if (refusedContent && sending.length > 1) {
+          this.#batchSize = Math.ceil(sending.length / 2);
           continue;
         }
         if (refusedContent && this.#refusedInARow < REFUSED_IN_A_ROW_MAX) {
           this.#refusedInARow++;
-          const [p] = batch as [PendingAlert];
+          const [p] = sending as [PendingAlert];
           this.#pending = this.#pending.filter((x) => x !== p);
           this.counts.dropped++;
           this.counts.rejected++;
@@ -356,7 +371,7 @@ export class Publisher implements DecisionAuthority {
           // Alert after alert refused: the server's problem, not theirs. This one goes to the back, so the next
           // try is another alert: one the server always refuses cannot hold the queue, and the link only counts
           // as failing while different alerts keep being refused.
-          const [p] = batch as [PendingAlert];
+          const [p] = sending as [PendingAlert];
           this.#pending = [...this.#pending.filter((x) => x !== p), p];
           this.#save();
         }

@@ -48,6 +48,7 @@ export function startCrowdSec(o: CrowdSecOptions, secrets: CrowdSecSecrets, bloc
     status: () => link.status(),
     async close() {
       blocks.onPlaced(null);
+      publisher?.halt();
       await link.close();
       await publisher?.close();
     },

@@ -87,12 +87,12 @@ test('flow records and nfips sessions on the real kernel path', { timeout: 120_0
       assert.ok(lateTs >= 0 && lateTc >= 0 && lateTs + lateTc <= 1, `record ${JSON.stringify(f)} vs kernel ${JSON.stringify({ ts, tc })}`);
       const ackBytes = (ts.bytes - Number(f.bytes_toserver)) + (tc.bytes - Number(f.bytes_toclient));
       assert.ok(lateTs + lateTc === 0 ? ackBytes === 0 : ackBytes === 40 || ackBytes === 52, `bytes after the record: ${ackBytes}`);
-      // What the applications sent, plus one IPv4 + TCP header (20 + 20 to 60 bytes) per packet.
+      // At least what the applications sent, plus one IPv4 + TCP header (at least 40 bytes) per packet. Not an
+      // upper bound: a segment retransmitted on a busy machine is forwarded, and counted, twice; the kernel's
+      // counts above are the exact check.
       const payloadTc = body + header;
-      const overheadTc = Number(f.bytes_toclient) - payloadTc;
-      assert.ok(overheadTc >= 40 * Number(f.pkts_toclient) && overheadTc <= 80 * Number(f.pkts_toclient), `to the client: ${f.bytes_toclient} bytes in ${f.pkts_toclient} packets for ${payloadTc} bytes of HTTP`);
-      const overheadTs = Number(f.bytes_toserver) - request;
-      assert.ok(overheadTs >= 40 * Number(f.pkts_toserver) && overheadTs <= 80 * Number(f.pkts_toserver), `to the server: ${f.bytes_toserver} bytes in ${f.pkts_toserver} packets for a ${request}-byte request`);
+      assert.ok(Number(f.bytes_toclient) >= payloadTc + 40 * Number(f.pkts_toclient), `to the client: ${f.bytes_toclient} bytes in ${f.pkts_toclient} packets for ${payloadTc} bytes of HTTP`);
+      assert.ok(Number(f.bytes_toserver) >= request + 40 * Number(f.pkts_toserver), `to the server: ${f.bytes_toserver} bytes in ${f.pkts_toserver} packets for a ${request}-byte request`);
       const tcp = rec.tcp as Record<string, unknown>;
       assert.equal(tcp.syn, true);
       assert.equal(tcp.fin, true);

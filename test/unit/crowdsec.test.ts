@@ -1606,6 +1606,125 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     assert.equal(r.publisher.pending, 1, 'the new block is to be shared');
   });
 
+  it("a scheduled pull that sees blocks del's own delete before its answer lifts nothing else", { timeout: 20_000 }, async () => {
+    const api = await lapi();
+    const X = '192.0.2.180';
+    const now = Date.now();
+    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp', 80), anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp', 443)]);
+    api.st.stream = () => ({ new: [own(71, X, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    const realDel = r.publisher.deleteDecisions.bind(r.publisher);
+    r.publisher.deleteDecisions = async (ids) => {
+      const done = await realDel(ids);
+      // The timer's pull, before the DELETE's answer is handled.
+      api.st.stream = () => ({ new: null, deleted: [own(71, X, 'nfips/syn-scan', '-1s')] });
+      await r.link.pull();
+      return done;
+    };
+    await r.link.deleteBlock(`${X} tcp:443`, 'manual');
+    assert.deepEqual(r.keys(), [`${X} tcp:80 anomaly`], 'the sibling stays');
+    assert.ok(!r.events.some(([t]) => t === 'crowdsec_own_decision_deleted'));
+  });
+
+  it('stopping during one deletion\'s work keeps the others that were not worked on', { timeout: 20_000 }, async () => {
+    const api = await lapi();
+    const [A, B] = ['192.0.2.181', '192.0.2.182'];
+    const now = Date.now();
+    const del = (net: string) => ({ net, scenario: 'nfips/syn-scan', deletedAt: now - 600_500, liftBefore: null, since: 0, watching: true, watchUntil: now - 500 });
+    const r = rig(api.url, [], { format: 'nfips-crowdsec-queue', version: 1, pending: [], published: [], own: { machine: 'gw1', live: [], gone: [], deletions: [del(A), del(B)] } });
+    api.st.stream = () => ({ new: [own(90, A, 'nfips/syn-scan', '50m'), own(91, B, 'nfips/syn-scan', '50m')], deleted: null });
+    const realDel = r.publisher.deleteDecisions.bind(r.publisher);
+    r.publisher.deleteDecisions = (ids) => {
+      void r.link.close();
+      return realDel(ids);
+    };
+    await r.link.pull();
+    await r.close();
+    assert.ok((r.publisher.rememberedOwn()?.deletions ?? []).some((d) => d.net === B), 'B is still to be worked on');
+  });
+
+  it('an alert withdrawn while its batch waits for the login is not posted', { timeout: 20_000 }, async () => {
+    const api = await lapi();
+    const X = '192.0.2.183';
+    const now = Date.now();
+    const r = rig(api.url, [anomaly(X, 'syn scan', now - 120_000, 3_600_000, 'tcp', 80)]);
+    api.st.stream = () => ({ new: [own(95, X, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    api.st.alerts = accept;
+    const proto = LapiClient.prototype;
+    const realLogin = proto.login;
+    let release = (): void => undefined;
+    const gate = new Promise<void>((res) => (release = res));
+    let waiting = (): void => undefined;
+    const loginWaits = new Promise<void>((res) => (waiting = res));
+    proto.login = async function (this: InstanceType<typeof LapiClient>, ...a: Parameters<typeof realLogin>) {
+      waiting();
+      await gate;
+      return realLogin.apply(this, a);
+    };
+    try {
+      r.publisher.enqueue(anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp', 22), finding, meta('syn scan'));
+      const flushing = r.publisher.flush();
+      await loginWaits;
+      api.st.stream = () => ({ new: null, deleted: [own(95, X, 'nfips/syn-scan', '-5s')] });
+      await r.link.pull();
+      release();
+      await flushing;
+    } finally {
+      proto.login = realLogin;
+    }
+    assert.deepEqual(api.posted, []);
+    assert.equal(r.publisher.pending, 0);
+  });
+
+  it('blocks del that withdraws a queued alert has it off the disk when it answers', async () => {
+    const api = await lapi();
+    const X = '192.0.2.184';
+    const b = anomaly(X, 'syn scan', Date.now() - 60_000, 3_600_000, 'tcp');
+    const r = rig(api.url, [b]);
+    r.publisher.enqueue(b, finding, meta('syn scan'));
+    await r.publisher.flush();
+    await new Promise((res) => setTimeout(res, 300));
+    const onDisk = () => (JSON.parse(readFileSync(path.join(r.dir, QUEUE_FILE_NAME), 'utf8')) as { pending: unknown[] }).pending.length;
+    assert.equal(onDisk(), 1);
+    const out = await r.link.deleteBlock(b.key, 'manual');
+    assert.match(String(out.note), /withdrawn/);
+    assert.equal(onDisk(), 0);
+  });
+
+  it('blocks del of a block that ended and was placed again meanwhile leaves the new one and says so', { timeout: 20_000 }, async () => {
+    const api = await lapi();
+    const X = '192.0.2.185';
+    const now = Date.now();
+    const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp', 80)]);
+    api.st.stream = () => ({ new: [own(72, X, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    const realDel = r.publisher.deleteDecisions.bind(r.publisher);
+    r.publisher.deleteDecisions = async (ids) => {
+      const out = await realDel(ids);
+      await r.blocks.remove(`${X} tcp:80`, 'expired (stand-in for the sweep)');
+      const f = { ip: X, exceeded: [{ measure: 'service_sessions' as const, service: 'tcp/80', scale: 'second' as const, value: 100, threshold: { value: 10, learnt: 1, margin: 3, floor: 10 } }], evProtos: 0, evTcp: 0, evUdp: 0 };
+      assert.equal(r.blocks.respondToSource(f, meta('syn scan')).blocks[0]?.outcome, 'added');
+      return out;
+    };
+    const out = await r.link.deleteBlock(`${X} tcp:80`, 'manual');
+    assert.match(String(out.note), /blocked again since .* that block stays/);
+    assert.deepEqual(r.keys(), [`${X} tcp:80 anomaly`]);
+  });
+
+  it('a deletion whose scenario has no block left here is done at once, even while another own decision lives on the network', async () => {
+    const api = await lapi();
+    const X = '192.0.2.186';
+    const now = Date.now();
+    const r = rig(api.url, [anomaly(X, 'udp flood', now - 60_000, 3_600_000, 'udp')]);
+    api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '55m'), own(40, X, 'nfips/udp-flood', '55m')], deleted: null });
+    await r.link.pull();
+    api.st.stream = () => ({ new: null, deleted: [own(30, X, 'nfips/syn-scan', '-1s')] });
+    await r.link.pull();
+    assert.equal(r.link.status().own_lifts_pending, 0, 'nothing waits');
+    assert.deepEqual(r.keys(), [`${X} udp anomaly`]);
+  });
+
   it("own-decision memory written under another machine id is not this gateway's", async () => {
     const api = await lapi();
     const live = [{ id: 30, net: '192.0.2.100', scenario: 'nfips/syn-scan', until: Date.now() + 600_000, seenAt: Date.now() - 1000 }];
