@@ -82,7 +82,9 @@ function crowdsecLine(c: CrowdSecStatus): string {
   // Counters that are mostly zero are shown only when they are not.
   const some = (n: number | undefined, one: string, many: string): string => (n ? `, ${n} ${n === 1 ? one : many}` : '');
   const p = c.publisher;
-  const pub = p ? `; publishing: ${p.published} sent, ${p.pending} pending${some(p.rejected, 'alert rejected by the Local API', 'alerts rejected by the Local API')}${some(p.dropped, 'dropped', 'dropped')}` : '; not publishing (no machine credentials)';
+  // `dropped` counts the alerts the Local API rejected too.
+  const rejected = p?.rejected ? ` (${p.rejected} rejected by the Local API)` : '';
+  const pub = p ? `; publishing: ${p.published} sent, ${p.pending} pending${some(p.dropped, 'dropped', 'dropped')}${rejected}` : '; not publishing (no machine credentials)';
   const own = c.own_lifted || c.own_lift_failures || c.own_lifts_pending ? `; own decisions deleted by an operator: ${c.own_lifted ?? 0} blocks lifted${some(c.own_lift_failures, 'failed lift', 'failed lifts')}${some(c.own_lifts_pending, 'lift waiting', 'lifts waiting')}` : '';
   return `crowdsec: ${c.url} ${c.state}${err}, last pull ${c.last_pull ?? 'never'}; decisions: ${c.decisions_known} known, ${c.decisions_applied} applied${some(c.decisions_reapplied, 'reapplied', 'reapplied')}, ${c.decisions_removed} lifted, ${c.refused} refused${some(c.apply_failures, 'pull failed to apply', 'pulls failed to apply')}${own}${pub}`;
 }

@@ -122,6 +122,8 @@ export interface OwnMemory {
   gone: number[];
   /** Absent in files of earlier versions. */
   deletions?: OwnDeletionRecord[];
+  /** Own decision ids this gateway sent a DELETE for without an answer yet (a lost answer must not pass for an operator's deletion later). */
+  deleting?: number[];
 }
 
 export class DecisionSet {
@@ -150,7 +152,7 @@ export class DecisionSet {
     this.#ownDirty = false;
     const live = [...this.#own].map(([id, o]) => ({ id, ...o }));
     live.sort((a, b) => a.until - b.until);
-    return { live: live.slice(-OWN_KEEP_MAX), gone: [...this.#ownGone], deletions: [...this.#deletions.values()].map((d) => ({ ...d })) };
+    return { live: live.slice(-OWN_KEEP_MAX), gone: [...this.#ownGone], deletions: [...this.#deletions.values()].map((d) => ({ ...d })), deleting: [...this.#ownDeleting] };
   }
 
   /** Restores what ownMemory() gave before a restart; entries already ended are kept as gone. */
@@ -162,6 +164,7 @@ export class DecisionSet {
       this.#setOwn(o.id, { net: o.net, scenario: o.scenario, until: o.until, seenAt: Math.min(o.seenAt, now) });
     }
     // Times from the future are taken as now by deletions(); the watch's end is bounded here.
+    for (const id of m.deleting ?? []) if (this.#own.has(id)) this.#ownDeleting.add(id);
     for (const d of m.deletions ?? []) this.#mergeDeletion({ net: d.net, scenario: d.scenario, deletedAt: d.deletedAt, liftBefore: d.liftBefore, since: d.since, watching: d.watching, watchUntil: Math.min(d.watchUntil, now + WATCH_RESTORE_MAX_MS) });
     // Ended while nfips was away: named in `deleted` later, they expired.
     this.#prune(now);
@@ -265,7 +268,7 @@ export class DecisionSet {
       if (this.#deleteOwn(d.id)) this.#ownDirty = true;
       if (!isOwn(d) || this.#ownGone.has(d.id)) continue;
       this.#markGone(d.id);
-      if (this.#ownDeleting.has(d.id)) continue;
+      if (this.#ownDeleting.delete(d.id)) continue;
       // Never seen live (a restart without memory of it, an id long gone, or
       // one deleted before any pull saw it): whether it was deleted or simply
       // expired cannot be told, and a false lift frees an attacker. Not lifted.
@@ -341,17 +344,33 @@ export class DecisionSet {
     }
   }
 
-  /** Marks own decisions as being deleted by this gateway (on), or no longer (off). */
-  deleting(ids: readonly number[], on: boolean): void {
-    for (const id of ids) {
-      if (on) this.#ownDeleting.add(id);
-      else this.#ownDeleting.delete(id);
-    }
+  /**
+   * Marks own decisions as being deleted by this gateway; returns those not
+   * marked already (what an unmark may take back: another delete of the same
+   * id may be under way). A mark ends with the decision (deleted, forgotten
+   * or run out), or by unmark.
+   */
+  markDeleting(ids: readonly number[]): number[] {
+    const added = ids.filter((id) => this.#own.has(id) && !this.#ownDeleting.has(id));
+    for (const id of added) this.#ownDeleting.add(id);
+    if (added.length) this.#ownDirty = true;
+    return added;
+  }
+
+  unmarkDeleting(ids: readonly number[]): void {
+    for (const id of ids) if (this.#ownDeleting.delete(id)) this.#ownDirty = true;
+  }
+
+  /** An anomaly block placed here: one of a deleted scenario placed after the deletion is the attacker back (its decision is right). */
+  placed(net: string, scenario: string, createdAt: number): void {
+    const d = this.#deletions.get(`${net} ${scenario}`);
+    if (d && d.watching && createdAt >= d.deletedAt) this.endWatch(d);
   }
 
   /** Forgets one decision (own ones too); returns its network, or null if it was not a CrowdSec block's. */
   forget(id: number): string | null {
     // Deleted by this gateway: its echo in the next answer must lift nothing more.
+    this.#ownDeleting.delete(id);
     if (this.#deleteOwn(id)) this.#markGone(id);
     return this.#drop(id);
   }
@@ -372,6 +391,7 @@ export class DecisionSet {
     for (const [id, o] of [...this.#own]) {
       if (o.until > now) continue;
       this.#deleteOwn(id);
+      this.#ownDeleting.delete(id);
       // Named in `deleted` later, it ended on its own: nothing to lift.
       this.#markGone(id);
     }

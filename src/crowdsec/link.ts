@@ -31,7 +31,7 @@ export interface DecisionAuthority {
   queued(net: string, scenario: string): { sending: boolean; keys: string[] };
   /** Own-decision knowledge from before a restart (null: none), and keeping it for the next one. */
   rememberedOwn(): OwnMemory | null;
-  rememberOwn(m: OwnMemory): void;
+  rememberOwn(m: OwnMemory, saveNow?: boolean): void;
   /** Resolves once the POST in progress (if any) has ended; not the rest of the queue. */
   posted(): Promise<void>;
   /** Starts sending the queue (called once the first pull has settled). */
@@ -216,7 +216,7 @@ export class CrowdSecLink {
     if (ids.length) {
       let deleted: readonly number[];
       try {
-        deleted = await this.#deleteOwn(pub, ids);
+        deleted = await this.#deleteOwn(pub, ids, true);
       } catch (e) {
         const done = e instanceof DeleteError ? e.deleted : [];
         const left = ids.filter((id) => !done.includes(id));
@@ -233,12 +233,12 @@ export class CrowdSecLink {
     } else {
       throw new Error(`${b.key} may have been published to the Local API, which does not answer (${this.#lastError ?? 'unreachable'}): its decision cannot be deleted there; the block stays. Try again once "nfips status" shows crowdsec connected, or run ${cscli}`);
     }
-    // Blocks of the scenario placed while this ran are the attacker back: theirs are to be shared.
-    // On disk before the answer: an alert that came back after a crash would ban the user again everywhere.
-    pub.withdraw(b.net, scenario, asked, true);
     // An alert of the scenario that started posting while the decision was being deleted made a new one: deleted again at the next pull.
     this.#set.watch(b.net, scenario, asked);
     this.#remember();
+    // Blocks of the scenario placed while this ran are the attacker back: theirs are to be shared.
+    // On disk (with the watch) before the answer: an alert that came back after a crash would ban the user again everywhere.
+    pub.withdraw(b.net, scenario, asked, true);
     const out = await this.#removeLocal(b, `${reason}: ${note}`);
     return { ...out, note: out.note ? `${out.note}; ${note}` : note };
   }
@@ -291,7 +291,7 @@ export class CrowdSecLink {
       return;
     }
     try {
-      const done = await this.#deleteOwn(pub, ids);
+      const done = await this.#deleteOwn(pub, ids, false);
       this.#o.log.event('crowdsec_decision_redeleted', { src_ip: d.net, scenario: d.scenario, decisions: done, reason: 'an alert of a block placed before an operator deleted the decision was posted after the deletion' }, 'warn');
     } catch (e) {
       this.#set.holdWatch(d, ids);
@@ -334,20 +334,24 @@ export class CrowdSecLink {
   /**
    * Deletes this gateway's own decisions at the Local API and forgets those
    * deleted. An answer naming them deleted while the DELETE is under way
-   * (a scheduled pull) is this gateway's own doing, not an operator's: it
-   * lifts nothing.
+   * (a scheduled pull), or after an answer to it was lost (a timeout, a
+   * restart), shows this gateway's own doing, not an operator's: it lifts
+   * nothing. The mark is on disk before the DELETE goes. `unmarkOnFailure`
+   * (blocks del, refused to the operator, who may then use cscli): a later
+   * deletion is the operator's.
    */
-  async #deleteOwn(pub: DecisionAuthority, ids: readonly number[]): Promise<number[]> {
-    this.#set.deleting(ids, true);
+  async #deleteOwn(pub: DecisionAuthority, ids: readonly number[], unmarkOnFailure: boolean): Promise<number[]> {
+    const marked = this.#set.markDeleting(ids);
+    this.#remember(true);
     try {
       const done = await pub.deleteDecisions(ids);
       for (const id of done) this.#set.forget(id);
       return done;
     } catch (e) {
       for (const id of e instanceof DeleteError ? e.deleted : []) this.#set.forget(id);
+      if (unmarkOnFailure) this.#set.unmarkDeleting(marked);
       throw e;
     } finally {
-      this.#set.deleting(ids, false);
       this.#remember();
     }
   }
@@ -365,8 +369,16 @@ export class CrowdSecLink {
     }
   }
 
-  #remember(): void {
-    if (this.#o.publisher && this.#set.ownDirty) this.#o.publisher.rememberOwn(this.#set.ownMemory());
+  #remember(saveNow = false): void {
+    if (this.#o.publisher && this.#set.ownDirty) this.#o.publisher.rememberOwn(this.#set.ownMemory(), saveNow);
+  }
+
+  /** An anomaly block placed here (the block manager's onPlaced): after a deletion of its scenario, the attacker is back. */
+  placed(b: Block): void {
+    const scenario = anomalyScenario(b);
+    if (scenario === null) return;
+    this.#set.placed(b.net, scenario, b.createdAt);
+    this.#remember();
   }
 
   #schedule(ms: number): void {

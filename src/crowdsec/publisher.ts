@@ -145,9 +145,10 @@ export class Publisher implements DecisionAuthority {
   }
 
   /** Keeps the link's own-decision knowledge in the queue file (written soon, and at close). */
-  rememberOwn(m: OwnMemory): void {
+  rememberOwn(m: OwnMemory, saveNow = false): void {
     this.#own = { ...m, machine: this.#o.machineId };
-    this.#saveSoon();
+    if (saveNow) this.#save();
+    else this.#saveSoon();
   }
 
   isOwn(d: Decision): boolean {
@@ -166,12 +167,11 @@ export class Publisher implements DecisionAuthority {
     const flying = [...this.#inFlight].filter((p) => mine(p) && !this.#withdrawnInFlight.has(p));
     for (const p of flying) this.#withdrawnInFlight.add(p);
     const gone = this.#pending.filter((p) => mine(p) && !this.#inFlight.has(p));
-    if (gone.length) {
-      this.#pending = this.#pending.filter((p) => !gone.includes(p));
-      // A pull may withdraw for many deletions, and each save writes and syncs the whole file: soon, unless asked.
-      if (saveNow) this.#save();
-      else this.#saveSoon();
-    }
+    if (gone.length) this.#pending = this.#pending.filter((p) => !gone.includes(p));
+    // A pull may withdraw for many deletions, and each save writes and syncs the whole file: soon, unless asked
+    // (then whatever else changed is written too, withdrawn or not).
+    if (saveNow) this.#save();
+    else if (gone.length) this.#saveSoon();
     for (const p of [...gone, ...flying]) this.#o.log.event('crowdsec_push_withdrawn', { src_ip: p.value, scenario: p.scenario, block: p.key, ...(flying.includes(p) ? { in_flight: true } : {}) });
     return gone.length + flying.length;
   }

@@ -97,6 +97,13 @@ function readOwn(v: unknown, dropped: QueueLoad['dropped']): OwnMemory | undefin
       else out.deletions.push(d as OwnDeletionRecord);
     }
   } else if (v.deletions !== undefined) dropped.push({ path: '/own/deletions', problems: [{ path: '/own/deletions', message: 'expected a list of deletions', value: v.deletions }] });
+  if (Array.isArray(v.deleting)) {
+    out.deleting = [];
+    for (const [i, id] of v.deleting.slice(-OWN_KEEP_MAX).entries()) {
+      if (isInt(id) && (id as number) > 0) out.deleting.push(id as number);
+      else dropped.push({ path: `/own/deleting/${i}`, problems: [{ path: `/own/deleting/${i}`, message: 'expected a decision id', value: id }] });
+    }
+  } else if (v.deleting !== undefined) dropped.push({ path: '/own/deleting', problems: [{ path: '/own/deleting', message: 'expected a list of decision ids', value: v.deleting }] });
   return out;
 }
 

@@ -39,7 +39,10 @@ export function startCrowdSec(o: CrowdSecOptions, secrets: CrowdSecSecrets, bloc
   const link = new CrowdSecLink({ client, url: o.url, apiKey: secrets.apiKey, intervalMs, blocks, log, publisher });
   if (publisher) {
     // Anomaly blocks only: blocks of origin crowdsec are never published back.
-    blocks.onPlaced((b, f, meta) => publisher.enqueue(b, f, meta));
+    blocks.onPlaced((b, f, meta) => {
+      link.placed(b);
+      publisher.enqueue(b, f, meta);
+    });
   }
   // Starts the publisher too, once its first pull has settled.
   link.start();

@@ -1124,6 +1124,8 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
   }
   const finding = { exceeded: [{ measure: 'tcp_failed' as const, scale: 'second' as const, value: 812, threshold: { value: 40, learnt: 10, margin: 4, floor: 40 } }] };
   const meta = (signature: string) => ({ signatureId: 9100101, signature, episode: 1, episodeOpened: 1 });
+  /** What makes the block manager place a service block on X (tcp/port). */
+  const serviceFinding = (ip: string, port: number) => ({ ip, exceeded: [{ measure: 'service_sessions' as const, service: `tcp/${port}`, scale: 'second' as const, value: 100, threshold: { value: 10, learnt: 1, margin: 3, floor: 10 } }], evProtos: 0, evTcp: 0, evUdp: 0 });
 
   it('a startup resync never lifts a block whose own decision is left out of the answer (the longest per IP only)', async () => {
     const api = await lapi();
@@ -1723,6 +1725,64 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     await r.link.pull();
     assert.equal(r.link.status().own_lifts_pending, 0, 'nothing waits');
     assert.deepEqual(r.keys(), [`${X} udp anomaly`]);
+  });
+
+  it('blocks del has its watch on disk when it answers', async () => {
+    const api = await lapi();
+    const X = '192.0.2.210';
+    const b = anomaly(X, 'syn scan', Date.now() - 60_000, 3_600_000, 'tcp');
+    const r = rig(api.url, [b]);
+    api.st.stream = () => ({ new: [own(80, X, 'nfips/syn-scan', '59m')], deleted: null });
+    await r.link.pull();
+    await new Promise((res) => setTimeout(res, 300));
+    await r.link.deleteBlock(b.key, 'manual');
+    const doc = JSON.parse(readFileSync(path.join(r.dir, QUEUE_FILE_NAME), 'utf8')) as { own?: { deletions?: { net: string }[] } };
+    assert.ok((doc.own?.deletions ?? []).some((d) => d.net === X));
+  });
+
+  it('a late decision whose DELETE landed but whose answer was lost is not taken for an operator deletion later', { timeout: 20_000 }, async () => {
+    const api = await lapi();
+    const X = '192.0.2.211';
+    const r = rig(api.url, [anomaly(X, 'syn scan', Date.now() - 60_000, 3_600_000, 'tcp', 80)]);
+    r.blocks.onPlaced((b) => r.link.placed(b));
+    api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    const realDel = r.publisher.deleteDecisions.bind(r.publisher);
+    const { DeleteError } = await import('../../src/crowdsec/link');
+    let calls = 0;
+    r.publisher.deleteDecisions = async (ids) => {
+      if (calls++ === 0) {
+        // The attacker back while the DELETE is on its way; the DELETE lands, its answer is lost.
+        assert.equal(r.blocks.respondToSource(serviceFinding(X, 22), meta('syn scan')).blocks[0]?.outcome, 'added');
+        await realDel(ids);
+        throw new DeleteError('not deleted: the Local API refused or did not answer (timeout)', []);
+      }
+      return realDel(ids);
+    };
+    api.st.stream = () => ({ new: [own(31, X, 'nfips/syn-scan', '59m')], deleted: [own(30, X, 'nfips/syn-scan', '-1s')] });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), [`${X} tcp:22 anomaly`, `${X} tcp:80 anomaly`], 'the lift waits while 31 may live');
+    api.st.stream = () => ({ new: null, deleted: [own(31, X, 'nfips/syn-scan', '-1s')] });
+    await r.link.pull();
+    assert.deepEqual(r.keys(), [`${X} tcp:22 anomaly`], 'the block before the deletion lifted; the one placed after it stays');
+    assert.equal(r.events.filter(([t]) => t === 'crowdsec_own_decision_deleted').length, 1, 'only the operator\'s');
+  });
+
+  it('the attacker back, its block flushed before its decision is first seen: the ban stays', { timeout: 20_000 }, async () => {
+    const api = await lapi();
+    const X = '192.0.2.212';
+    const r = rig(api.url, [anomaly(X, 'syn scan', Date.now() - 60_000, 3_600_000, 'tcp', 80)]);
+    r.blocks.onPlaced((b) => r.link.placed(b));
+    api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '55m')], deleted: null });
+    await r.link.pull();
+    api.st.stream = () => ({ new: null, deleted: [own(30, X, 'nfips/syn-scan', '-1s')] });
+    await r.link.pull();
+    await new Promise((res) => setTimeout(res, 5));
+    assert.equal(r.blocks.respondToSource(serviceFinding(X, 22), meta('syn scan')).blocks[0]?.outcome, 'added');
+    await r.blocks.flush('manual');
+    api.st.stream = () => ({ new: [own(31, X, 'nfips/syn-scan', '59m')], deleted: null });
+    await r.link.pull();
+    assert.deepEqual(api.deletes(), [], 'the ban of the attacker who came back stays at the Local API');
   });
 
   it("own-decision memory written under another machine id is not this gateway's", async () => {
