@@ -168,16 +168,12 @@ export class CrowdSecLink {
     if (!ids.length) throw new Error(`${b.key} is a CrowdSec decision whose id is not known yet (${this.#state === 'connected' ? 'not in the last answer' : 'no answer from the Local API since the start'}); try again once "nfips status" shows crowdsec connected, or run "cscli decisions delete --${b.net.includes('/') ? 'range' : 'ip'} ${b.net}" where the Local API runs`);
     let deleted: readonly number[];
     try {
-      deleted = await this.#o.publisher.deleteDecisions(ids);
+      deleted = await this.#deleteAtLapi(this.#o.publisher, ids, true);
     } catch (e) {
       const done = e instanceof DeleteError ? e.deleted : [];
-      for (const id of done) this.#set.forget(id);
-      this.#remember();
       const left = ids.filter((id) => !done.includes(id));
       throw new Error(`${(e as Error).message}; ${done.length ? `decision${done.length === 1 ? '' : 's'} ${done.join(', ')} deleted, ` : 'nothing deleted, '}decision${left.length === 1 ? '' : 's'} ${left.join(', ')} not deleted; the block stays`);
     }
-    for (const id of deleted) this.#set.forget(id);
-    this.#remember();
     return this.#removeLocal(b, `${reason}: crowdsec decision${deleted.length === 1 ? '' : 's'} ${deleted.join(', ')} deleted at the Local API`);
   }
 
@@ -216,7 +212,7 @@ export class CrowdSecLink {
     if (ids.length) {
       let deleted: readonly number[];
       try {
-        deleted = await this.#deleteOwn(pub, ids, true);
+        deleted = await this.#deleteAtLapi(pub, ids, true);
       } catch (e) {
         const done = e instanceof DeleteError ? e.deleted : [];
         const left = ids.filter((id) => !done.includes(id));
@@ -291,7 +287,7 @@ export class CrowdSecLink {
       return;
     }
     try {
-      const done = await this.#deleteOwn(pub, ids, false);
+      const done = await this.#deleteAtLapi(pub, ids, false);
       this.#o.log.event('crowdsec_decision_redeleted', { src_ip: d.net, scenario: d.scenario, decisions: done, reason: 'an alert of a block placed before an operator deleted the decision was posted after the deletion' }, 'warn');
     } catch (e) {
       this.#set.holdWatch(d, ids);
@@ -332,15 +328,15 @@ export class CrowdSecLink {
   }
 
   /**
-   * Deletes this gateway's own decisions at the Local API and forgets those
-   * deleted. An answer naming them deleted while the DELETE is under way
-   * (a scheduled pull), or after an answer to it was lost (a timeout, a
+   * Deletes decisions at the Local API and forgets those deleted. For this
+   * gateway's own: an answer naming them deleted while the DELETE is under
+   * way (a scheduled pull), or after an answer to it was lost (a timeout, a
    * restart), shows this gateway's own doing, not an operator's: it lifts
    * nothing. The mark is on disk before the DELETE goes. `unmarkOnFailure`
    * (blocks del, refused to the operator, who may then use cscli): a later
    * deletion is the operator's.
    */
-  async #deleteOwn(pub: DecisionAuthority, ids: readonly number[], unmarkOnFailure: boolean): Promise<number[]> {
+  async #deleteAtLapi(pub: DecisionAuthority, ids: readonly number[], unmarkOnFailure: boolean): Promise<number[]> {
     const marked = this.#set.markDeleting(ids);
     this.#remember(true);
     try {
