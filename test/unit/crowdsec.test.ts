@@ -1482,6 +1482,17 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     assert.deepEqual(api.deletes(), [31]);
   });
 
+  /** Once the publisher's next DELETE has gone through: X's tcp:80 block ends (as the sweep would end it) and X is caught again under that key. */
+  function reblockDuringDelete(r: ReturnType<typeof rig>, X: string): void {
+    const realDel = r.publisher.deleteDecisions.bind(r.publisher);
+    r.publisher.deleteDecisions = async (ids) => {
+      const out = await realDel(ids);
+      await r.blocks.remove(`${X} tcp:80`, 'expired (stand-in for the sweep)');
+      assert.equal(r.blocks.respondToSource(serviceFinding(X, 80), meta('syn scan')).blocks[0]?.outcome, 'added');
+      return out;
+    };
+  }
+
   it('a block placed again under the key of a pre-deletion block while the lift awaits is not lifted, and its decision is kept', { timeout: 20_000 }, async () => {
     const api = await lapi();
     const X = '192.0.2.151';
@@ -1489,15 +1500,8 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp', 80)]);
     api.st.stream = () => ({ new: [own(30, X, 'nfips/syn-scan', '55m')], deleted: null });
     await r.link.pull();
-    const del = r.publisher.deleteDecisions.bind(r.publisher);
-    r.publisher.deleteDecisions = async (ids) => {
-      const out = await del(ids);
-      // While the late decision's DELETE is awaited: the old block ends and the attacker is caught again.
-      await r.blocks.remove(`${X} tcp:80`, 'expired (stand-in for the sweep)');
-      const f = { ip: X, exceeded: [{ measure: 'service_sessions' as const, service: 'tcp/80', scale: 'second' as const, value: 100, threshold: { value: 10, learnt: 1, margin: 3, floor: 10 } }], evProtos: 0, evTcp: 0, evUdp: 0 };
-      assert.equal(r.blocks.respondToSource(f, meta('syn scan')).blocks[0]?.outcome, 'added');
-      return out;
-    };
+    // While the late decision's DELETE is awaited: the old block ends and the attacker is caught again.
+    reblockDuringDelete(r, X);
     api.st.stream = () => ({ new: [own(31, X, 'nfips/syn-scan', '59m')], deleted: [own(30, X, 'nfips/syn-scan', '-1s')] });
     await r.link.pull();
     assert.deepEqual(api.deletes(), [31]);
@@ -1701,14 +1705,7 @@ describe('second review: own decisions deleted, lifts and blocks del', async () 
     const r = rig(api.url, [anomaly(X, 'syn scan', now - 60_000, 3_600_000, 'tcp', 80)]);
     api.st.stream = () => ({ new: [own(72, X, 'nfips/syn-scan', '55m')], deleted: null });
     await r.link.pull();
-    const realDel = r.publisher.deleteDecisions.bind(r.publisher);
-    r.publisher.deleteDecisions = async (ids) => {
-      const out = await realDel(ids);
-      await r.blocks.remove(`${X} tcp:80`, 'expired (stand-in for the sweep)');
-      const f = { ip: X, exceeded: [{ measure: 'service_sessions' as const, service: 'tcp/80', scale: 'second' as const, value: 100, threshold: { value: 10, learnt: 1, margin: 3, floor: 10 } }], evProtos: 0, evTcp: 0, evUdp: 0 };
-      assert.equal(r.blocks.respondToSource(f, meta('syn scan')).blocks[0]?.outcome, 'added');
-      return out;
-    };
+    reblockDuringDelete(r, X);
     const out = await r.link.deleteBlock(`${X} tcp:80`, 'manual');
     assert.match(String(out.note), /blocked again since .* that block stays/);
     assert.deepEqual(r.keys(), [`${X} tcp:80 anomaly`]);
